@@ -1,0 +1,1 @@
+"""Latency harness and reports. Imports neither toolkit, exporters nor TensorFlow."""

@@ -1,0 +1,264 @@
+"""Describe the machine a benchmark ran on, so results from different boards can be compared.
+
+Everything here is best effort: a missing `/proc` or `/sys` file, an exotic platform or a broken
+runtime install gives None for that field, never an exception. TensorFlow is never imported
+(it costs ~2 s and ~500 MB; versions come from package metadata instead).
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import os
+import platform
+import socket
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from runtimes import registry
+
+CPUINFO = Path("/proc/cpuinfo")
+CPUFREQ_DIR = Path("/sys/devices/system/cpu/cpu0/cpufreq")
+DEVICE_TREE_MODEL = Path("/sys/firmware/devicetree/base/model")
+
+# Arm Ltd (implementer 0x41) core names by "CPU part", for boards whose /proc/cpuinfo has no
+# "model name" line (Raspberry Pi, Jetson, most SBCs).
+ARM_PARTS: dict[str, str] = {
+    "0xd03": "Cortex-A53",
+    "0xd04": "Cortex-A35",
+    "0xd05": "Cortex-A55",
+    "0xd07": "Cortex-A57",
+    "0xd08": "Cortex-A72",
+    "0xd09": "Cortex-A73",
+    "0xd0a": "Cortex-A75",
+    "0xd0b": "Cortex-A76",
+    "0xd0c": "Neoverse-N1",
+    "0xd0d": "Cortex-A77",
+    "0xd40": "Neoverse-V1",
+    "0xd41": "Cortex-A78",
+    "0xd44": "Cortex-X1",
+    "0xd46": "Cortex-A510",
+    "0xd47": "Cortex-A710",
+    "0xd49": "Neoverse-N2",
+    "0xd4f": "Neoverse-V2",
+}
+
+# Environment variables that change how many threads a runtime uses behind our back.
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
+
+# Distributions that provide TensorFlow, in the order pip users install them.
+_TF_DISTS = ("tensorflow-cpu", "tensorflow", "tensorflow-aarch64")
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except (OSError, ValueError):
+        return None
+
+
+def _cpuinfo_fields(text: str) -> dict[str, str]:
+    """First value of each key in /proc/cpuinfo (all cores of a homogeneous CPU repeat them)."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if sep and key and value and key not in fields:
+            fields[key] = value
+    return fields
+
+
+def _board_name(fields: dict[str, str]) -> str | None:
+    for key in ("Model", "Hardware"):
+        if fields.get(key):
+            return fields[key]
+    text = _read_text(DEVICE_TREE_MODEL)
+    if text is None:
+        return None
+    # The device-tree string is NUL-terminated.
+    return text.strip("\x00 \n") or None
+
+
+def cpu_model() -> str | None:
+    """Human-readable CPU name.
+
+    Returns:
+        x86: the "model name" line. Arm: the board ("Model"/"Hardware"/device tree) and the core
+        type from "CPU part", e.g. "Raspberry Pi 4 Model B Rev 1.4 (Cortex-A72)". Otherwise
+        `platform.processor()`, or None when nothing is known.
+    """
+    text = _read_text(CPUINFO)
+    fields = _cpuinfo_fields(text) if text else {}
+    if fields.get("model name"):
+        return fields["model name"]
+    part = fields.get("CPU part", "").lower()
+    core = ARM_PARTS.get(part) if fields.get("CPU implementer", "").lower() == "0x41" else None
+    if part and core is None:
+        core = f"CPU part {part}"
+    board = _board_name(fields)
+    if board and core:
+        return f"{board} ({core})"
+    if board or core:
+        return board or core
+    return platform.processor() or None
+
+
+def _read_int(path: Path) -> int | None:
+    text = _read_text(path)
+    try:
+        return int(text.strip()) if text else None
+    except ValueError:
+        return None
+
+
+def _khz_to_mhz(value: int | None) -> float | None:
+    return None if value is None else value / 1000.0
+
+
+def cpu_frequency() -> dict[str, object]:
+    """cpufreq state of cpu0 (None where the kernel does not expose it, e.g. most VMs).
+
+    Returns:
+        `cpu_governor` (e.g. "performance", "ondemand"), `cpu_freq_cur_mhz`, `cpu_freq_min_mhz`,
+        `cpu_freq_max_mhz` (the governor's limits) and `cpu_freq_hw_max_mhz` (the hardware's).
+    """
+    governor = _read_text(CPUFREQ_DIR / "scaling_governor")
+    return {
+        "cpu_governor": (governor.strip() or None) if governor else None,
+        "cpu_freq_cur_mhz": _khz_to_mhz(_read_int(CPUFREQ_DIR / "scaling_cur_freq")),
+        "cpu_freq_min_mhz": _khz_to_mhz(_read_int(CPUFREQ_DIR / "scaling_min_freq")),
+        "cpu_freq_max_mhz": _khz_to_mhz(_read_int(CPUFREQ_DIR / "scaling_max_freq")),
+        "cpu_freq_hw_max_mhz": _khz_to_mhz(_read_int(CPUFREQ_DIR / "cpuinfo_max_freq")),
+    }
+
+
+def available_cores() -> int | None:
+    """CPUs this process may run on (its affinity mask), or None where that cannot be asked.
+
+    Returns:
+        `len(os.sched_getaffinity(0))` where supported (Linux), else `os.cpu_count()`.
+    """
+    getaffinity = getattr(os, "sched_getaffinity", None)
+    if getaffinity is not None:
+        try:
+            return len(getaffinity(0))
+        except OSError:
+            pass
+    return os.cpu_count()
+
+
+class _BlockImports(importlib.abc.MetaPathFinder):
+    """Make `import tensorflow` fail instead of loading it.
+
+    `TFLiteRunner.runtime_version` falls back to importing `tensorflow` when no LiteRT package is
+    installed; a version report must not pay ~2 s and ~500 MB for that.
+    """
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname.split(".", 1)[0] in self.names:
+            raise ImportError(f"{fullname} is not imported while capturing the environment")
+        return None
+
+
+def _tensorflow_dist_version() -> str | None:
+    for dist in _TF_DISTS:
+        try:
+            return f"{dist} {metadata.version(dist)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def runtime_versions() -> dict[str, str | None]:
+    """Installed runtime versions by runner name, without importing TensorFlow.
+
+    Uses `runtimes.registry.runtime_versions()` with TensorFlow imports blocked (unless TensorFlow
+    is already loaded, when importing it again is free). If that leaves the TFLite entry empty
+    because only TensorFlow's `tf.lite` could run `.tflite` files, the TensorFlow distribution
+    version is reported from package metadata.
+
+    Returns:
+        `{runner name: "package version" or None}`; `{}` if the registry itself fails.
+    """
+    blocker: _BlockImports | None = None
+    if "tensorflow" not in sys.modules:
+        blocker = _BlockImports(("tensorflow", "keras", "tf_keras"))
+        sys.meta_path.insert(0, blocker)
+    try:
+        versions = registry.runtime_versions()
+    except Exception:  # a broken runtime install must not stop a benchmark report
+        return {}
+    finally:
+        if blocker is not None:
+            sys.meta_path.remove(blocker)
+    if versions.get("tflite") is None:
+        tf_version = _tensorflow_dist_version()
+        if tf_version is not None:
+            versions["tflite"] = f"{tf_version} (tf.lite)"
+    return versions
+
+
+def _safe(value: object) -> object:
+    """Call `value` if callable and swallow any error, so one odd platform call cannot break the report."""
+    try:
+        return value() if callable(value) else value
+    except Exception:
+        return None
+
+
+def capture_environment() -> dict[str, object]:
+    """Describe this machine and its software for a benchmark report.
+
+    Never raises: a field that cannot be determined is None.
+
+    Returns:
+        A JSON-serialisable dict with `cpu_model`, `machine`, `cores_logical`, `cores_available`,
+        `os`, `kernel`, `bitness`, `python`, `python_implementation`, `numpy`, `runtime_versions`,
+        `cpu_governor`, `cpu_freq_cur_mhz`, `cpu_freq_min_mhz`, `cpu_freq_max_mhz`,
+        `cpu_freq_hw_max_mhz`, `thread_env`, `hostname` and `timestamp_utc` (ISO 8601).
+    """
+    freq = _safe(cpu_frequency)
+    env: dict[str, object] = {
+        "cpu_model": _safe(cpu_model),
+        "machine": _safe(platform.machine),
+        "cores_logical": _safe(os.cpu_count),
+        "cores_available": _safe(available_cores),
+        "os": _safe(platform.platform),
+        "kernel": _safe(platform.release),
+        "bitness": _safe(lambda: platform.architecture()[0]),
+        "python": _safe(platform.python_version),
+        "python_implementation": _safe(platform.python_implementation),
+        "numpy": np.__version__,
+        "runtime_versions": _safe(runtime_versions) or {},
+    }
+    env.update(
+        freq
+        if isinstance(freq, dict)
+        else dict.fromkeys(
+            (
+                "cpu_governor",
+                "cpu_freq_cur_mhz",
+                "cpu_freq_min_mhz",
+                "cpu_freq_max_mhz",
+                "cpu_freq_hw_max_mhz",
+            )
+        )
+    )
+    env["thread_env"] = {name: os.environ[name] for name in THREAD_ENV_VARS if name in os.environ}
+    env["hostname"] = _safe(socket.gethostname) or _safe(platform.node) or None
+    env["timestamp_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return env

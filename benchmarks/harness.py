@@ -1,0 +1,213 @@
+"""Parent side of the benchmark: run `benchmarks.worker` in a fresh process and read its JSON.
+
+One process per (model, threads) gives each measurement a clean cold start and peak RSS, and lets
+TensorFlow take a different thread count each time (it is process-global and fixed at first use).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.environment import available_cores
+from benchmarks.errors import BenchmarkError
+
+# The directory holding the `benchmarks` and `runtimes` packages, so the worker can import them
+# whatever the caller's working directory and whether or not edgekit is pip-installed.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WORKER_MODULE = "benchmarks.worker"
+
+
+def thread_counts(all_cores: int | None = None) -> list[int]:
+    """Thread counts worth benchmarking: one thread, and every available core.
+
+    Args:
+        all_cores: the number of cores to use for the second entry (default: the CPUs this process
+            may run on, from its affinity mask, else `os.cpu_count()`).
+
+    Returns:
+        `[1, n]`, or `[1]` on a single-core machine.
+
+    Raises:
+        ValueError: if `all_cores` is below 1.
+    """
+    if all_cores is not None and all_cores < 1:
+        raise ValueError(f"all_cores must be 1 or more, got {all_cores}.")
+    n = all_cores if all_cores is not None else (available_cores() or 1)
+    return sorted({1, n})
+
+
+def worker_command(
+    model_path: Path | str,
+    inputs_path: Path | str,
+    *,
+    threads: int | None,
+    batch_sizes: Sequence[int],
+    warmup_runs: int,
+    warmup_seconds: float,
+    min_runs: int,
+    min_seconds: float,
+    max_seconds: float | None,
+) -> list[str]:
+    """The command line that runs one worker with this interpreter.
+
+    Args:
+        model_path: model file.
+        inputs_path: `.npy` file of float32 images.
+        threads: runtime threads, or None for the runtime's default.
+        batch_sizes: batch sizes to time, in order.
+        warmup_runs: minimum warm-up calls per batch size.
+        warmup_seconds: minimum warm-up duration per batch size.
+        min_runs: minimum timed calls per batch size.
+        min_seconds: minimum timed duration per batch size.
+        max_seconds: cap per phase and batch size, or None for no cap.
+
+    Returns:
+        The argv list for `subprocess`.
+    """
+    cmd = [sys.executable, "-m", WORKER_MODULE, "--model", str(model_path), "--inputs", str(inputs_path)]
+    if threads is not None:
+        cmd += ["--threads", str(threads)]
+    for batch_size in batch_sizes:
+        cmd += ["--batch", str(batch_size)]
+    cmd += [
+        "--warmup-runs", str(warmup_runs),
+        "--warmup-seconds", repr(float(warmup_seconds)),
+        "--min-runs", str(min_runs),
+        "--min-seconds", repr(float(min_seconds)),
+        "--max-seconds", "none" if max_seconds is None else repr(float(max_seconds)),
+    ]  # fmt: skip
+    return cmd
+
+
+def worker_env() -> dict[str, str]:
+    """This process's environment with the repository root first on PYTHONPATH.
+
+    Returns:
+        A copy of `os.environ` for the worker.
+    """
+    env = os.environ.copy()
+    existing = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + existing if existing else "")
+    return env
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _parse_payload(stdout: str) -> dict[str, Any] | None:
+    """The worker's JSON object: all of stdout, else its last line that parses as a JSON object."""
+    candidates = [stdout, *reversed(stdout.strip().splitlines())]
+    for text in candidates:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def _failure_reason(returncode: int, payload: dict[str, Any] | None, stderr: str) -> str:
+    if payload is not None and "error" in payload:
+        return _one_line(str(payload["error"]))
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        tail = f" (last stderr line: {_one_line(lines[-1])})" if lines else ""
+        return f"worker was killed by {name}{tail}"
+    if lines:
+        return _one_line(lines[-1])
+    return f"worker exited with status {returncode} and printed no error"
+
+
+def run_worker(
+    model_path: Path | str,
+    inputs_path: Path | str,
+    *,
+    threads: int | None,
+    batch_sizes: Sequence[int] = (1,),
+    warmup_runs: int = 10,
+    warmup_seconds: float = 0.2,
+    min_runs: int = 1000,
+    min_seconds: float = 2.0,
+    max_seconds: float | None = 60.0,
+    timeout_s: float = 600,
+) -> dict[str, Any]:
+    """Benchmark one model at one thread count in a fresh Python process.
+
+    Args:
+        model_path: model file (`.tflite`, `.onnx` or `.keras`).
+        inputs_path: `.npy` file of float32 `[N, 28, 28, 1]` images (repeated if N < batch size).
+        threads: runtime threads, or None for the runtime's default.
+        batch_sizes: batch sizes to time, in order (at least one).
+        warmup_runs: minimum warm-up calls per batch size.
+        warmup_seconds: minimum warm-up duration per batch size, in seconds.
+        min_runs: minimum timed calls per batch size.
+        min_seconds: minimum timed duration per batch size, in seconds.
+        max_seconds: cap per phase and batch size, in seconds; None for no cap.
+        timeout_s: kill the worker after this many seconds.
+
+    Returns:
+        The worker's JSON object: `model`, `runtime`, `backend`, `runtime_version`, `threads`,
+        `load_ms`, `activate_ms`, `first_inference_ms`, `peak_rss_mb` and `results` (one
+        `LatencyStats.to_dict()` per batch size).
+
+    Raises:
+        ValueError: if an argument is out of range.
+        BenchmarkError: if the worker failed, timed out or printed no JSON; the message is one line
+            and carries the worker's own error (or its last stderr line).
+    """
+    if not batch_sizes or any(b < 1 for b in batch_sizes):
+        raise ValueError(f"batch_sizes must be one or more sizes >= 1, got {list(batch_sizes)}.")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be 1 or more (or None), got {threads}.")
+    if timeout_s <= 0:
+        raise ValueError(f"timeout_s must be above 0, got {timeout_s}.")
+    cmd = worker_command(
+        model_path,
+        inputs_path,
+        threads=threads,
+        batch_sizes=batch_sizes,
+        warmup_runs=warmup_runs,
+        warmup_seconds=warmup_seconds,
+        min_runs=min_runs,
+        min_seconds=min_seconds,
+        max_seconds=max_seconds,
+    )
+    what = f"benchmark of {model_path} with {threads if threads is not None else 'default'} thread(s)"
+    try:
+        proc = subprocess.run(
+            cmd,
+            env=worker_env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise BenchmarkError(
+            f"{what} timed out after {timeout_s:g} s; lower --min-runs or --max-seconds."
+        ) from None
+    except OSError as exc:
+        raise BenchmarkError(f"{what} could not start {sys.executable}: {exc.strerror or exc}.") from None
+    payload = _parse_payload(proc.stdout)
+    if proc.returncode != 0 or payload is None or "error" in payload:
+        reason = _failure_reason(proc.returncode, payload, proc.stderr)
+        if payload is None and proc.returncode == 0:
+            reason = "worker printed no JSON result"
+        raise BenchmarkError(f"{what} failed: {reason}")
+    return payload

@@ -1,0 +1,204 @@
+"""Time `Runner.infer` calls and summarise them.
+
+Only the `infer` call itself sits between the two `perf_counter_ns` readings: the batch is built
+once, outside the timed region, so the numbers are end-to-end runtime latency (numpy in, numpy out,
+including any (de)quantisation the runner does) and nothing of the harness.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from runtimes.base import Runner
+
+_NS_PER_S = 1_000_000_000
+_NS_PER_MS = 1_000_000
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Summary of the timed calls at one batch size.
+
+    Attributes:
+        batch_size: images per `infer` call.
+        threads: the runner's thread setting (None: the runtime's default).
+        runs: number of timed calls.
+        p50_ms: median latency of one call, in milliseconds.
+        p90_ms: 90th percentile latency, in milliseconds.
+        p99_ms: 99th percentile latency, in milliseconds.
+        mean_ms: mean latency, in milliseconds.
+        std_ms: sample standard deviation of the latency (0 for a single run), in milliseconds.
+        min_ms: fastest call, in milliseconds.
+        max_ms: slowest call, in milliseconds.
+        throughput_ips: images per second, `batch_size / mean latency`.
+        total_s: wall-clock duration of the timed phase, in seconds.
+    """
+
+    batch_size: int
+    threads: int | None
+    runs: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    max_ms: float
+    throughput_ips: float
+    total_s: float
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the fields as a JSON-serialisable dict.
+
+        Returns:
+            A dict with one key per field.
+        """
+        return asdict(self)
+
+
+def summarise(
+    durations_ns: list[int] | np.ndarray, *, batch_size: int, threads: int | None, total_s: float
+) -> LatencyStats:
+    """Turn per-call durations into `LatencyStats`.
+
+    Args:
+        durations_ns: duration of each timed call, in nanoseconds (at least one).
+        batch_size: images per call.
+        threads: the runner's thread setting, recorded as is.
+        total_s: wall-clock duration of the timed phase, in seconds.
+
+    Returns:
+        The summary statistics.
+
+    Raises:
+        ValueError: if `durations_ns` is empty or `batch_size` is below 1.
+    """
+    ms = np.asarray(durations_ns, dtype=np.float64) / _NS_PER_MS
+    if ms.ndim != 1 or ms.size == 0:
+        raise ValueError("durations_ns must be a non-empty 1-D sequence of durations.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be 1 or more, got {batch_size}.")
+    p50, p90, p99 = (float(v) for v in np.percentile(ms, [50.0, 90.0, 99.0], method="linear"))
+    mean = float(ms.mean())
+    # A coarse clock can report 0 ns for a very fast call; floor the mean at 1 ns so throughput
+    # stays finite (JSON has no Infinity).
+    throughput = batch_size / (max(mean, 1e-6) / 1000.0)
+    return LatencyStats(
+        batch_size=batch_size,
+        threads=threads,
+        runs=int(ms.size),
+        p50_ms=p50,
+        p90_ms=p90,
+        p99_ms=p99,
+        mean_ms=mean,
+        std_ms=float(ms.std(ddof=1)) if ms.size > 1 else 0.0,
+        min_ms=float(ms.min()),
+        max_ms=float(ms.max()),
+        throughput_ips=throughput,
+        total_s=total_s,
+    )
+
+
+def _check_args(
+    runner: Runner,
+    batch: np.ndarray,
+    warmup_runs: int,
+    warmup_seconds: float,
+    min_runs: int,
+    min_seconds: float,
+    max_seconds: float | None,
+) -> None:
+    if not runner.is_active:
+        raise ValueError(f"{type(runner).__name__} is not active; activate it (or use `with`) before timing.")
+    if not isinstance(batch, np.ndarray) or batch.ndim < 1 or batch.shape[0] < 1:
+        raise ValueError("batch must be a numpy array holding at least one image.")
+    if warmup_runs < 0:
+        raise ValueError(f"warmup_runs must be 0 or more, got {warmup_runs}.")
+    if min_runs < 1:
+        raise ValueError(f"min_runs must be 1 or more, got {min_runs}.")
+    for name, value in (("warmup_seconds", warmup_seconds), ("min_seconds", min_seconds)):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value}.")
+    if max_seconds is not None:
+        if not math.isfinite(max_seconds) or max_seconds <= 0:
+            raise ValueError(
+                f"max_seconds must be a finite number of seconds > 0 or None, got {max_seconds}."
+            )
+        if max_seconds < min_seconds:
+            raise ValueError(
+                f"max_seconds ({max_seconds}) is below min_seconds ({min_seconds}); raise it or pass None."
+            )
+
+
+def measure_latency(
+    runner: Runner,
+    batch: np.ndarray,
+    *,
+    warmup_runs: int = 10,
+    warmup_seconds: float = 0.2,
+    min_runs: int = 1000,
+    min_seconds: float = 2.0,
+    max_seconds: float | None = 60.0,
+) -> LatencyStats:
+    """Time `runner.infer(batch)` after a warm-up.
+
+    Warm-up runs until at least `warmup_runs` calls AND `warmup_seconds` have passed. The timed
+    phase then runs until at least `min_runs` calls AND `min_seconds` have passed ("1,000 runs or
+    2 s, whichever is longer"), but stops once `max_seconds` have passed even if `min_runs` was not
+    reached, so a slow model cannot hang a benchmark. Each phase gets its own `max_seconds` budget,
+    and the timed phase always makes at least one call.
+
+    Args:
+        runner: an active runner.
+        batch: the input passed unchanged to every call (float32 NHWC for edgekit runners).
+        warmup_runs: minimum number of untimed warm-up calls.
+        warmup_seconds: minimum duration of the warm-up, in seconds.
+        min_runs: minimum number of timed calls.
+        min_seconds: minimum duration of the timed phase, in seconds.
+        max_seconds: cap on each phase, in seconds; None for no cap.
+
+    Returns:
+        Statistics over the timed calls.
+
+    Raises:
+        ValueError: if the runner is not active or an argument is out of range.
+        EdgekitError: whatever `runner.infer` raises for a bad batch (e.g. `InputSpecError`).
+    """
+    _check_args(runner, batch, warmup_runs, warmup_seconds, min_runs, min_seconds, max_seconds)
+    warmup_ns = int(warmup_seconds * _NS_PER_S)
+    min_ns = int(min_seconds * _NS_PER_S)
+    max_ns = None if max_seconds is None else int(max_seconds * _NS_PER_S)
+    infer = runner.infer  # bound once so the timed loop does no attribute lookup
+    clock = time.perf_counter_ns
+
+    start = clock()
+    done = 0
+    while True:
+        elapsed = clock() - start
+        if done >= warmup_runs and elapsed >= warmup_ns:
+            break
+        if max_ns is not None and elapsed >= max_ns:
+            break
+        infer(batch)
+        done += 1
+
+    durations: list[int] = []
+    record = durations.append
+    start = clock()
+    while True:
+        t0 = clock()
+        infer(batch)
+        t1 = clock()
+        record(t1 - t0)
+        # The end of the last call doubles as "now": one clock read fewer per iteration.
+        elapsed = t1 - start
+        if len(durations) >= min_runs and elapsed >= min_ns:
+            break
+        if max_ns is not None and elapsed >= max_ns:
+            break
+    total_s = (clock() - start) / _NS_PER_S
+    return summarise(durations, batch_size=int(batch.shape[0]), threads=runner.num_threads, total_s=total_s)

@@ -1,0 +1,253 @@
+"""One benchmark in one fresh process: `python -m benchmarks.worker --model M --threads N --batch 1 ...`.
+
+A fresh process per (model, threads) is needed because TensorFlow's thread counts are
+process-global and fixed at its first op, and because cold start (runtime import + model load +
+first inference) and peak RSS are only meaningful in a process that has loaded nothing else.
+
+Prints exactly one JSON object on stdout: the results, or `{"error": "..."}` with exit status 1 on
+an `EdgekitError`. Anything a runtime writes to stdout (native libraries included) is redirected
+to stderr so it cannot corrupt that JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from benchmarks.errors import BenchmarkError
+from benchmarks.latency import measure_latency
+from runtimes.errors import EdgekitError
+from runtimes.registry import make_runner
+
+_NS_PER_MS = 1_000_000
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):  # also rejects NaN
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds >= 0, got {text}")
+    return value
+
+
+def _optional_seconds(text: str) -> float | None:
+    return None if text.strip().lower() == "none" else _seconds(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The worker's command-line parser.
+
+    Returns:
+        An `ArgumentParser` for `python -m benchmarks.worker`.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.worker",
+        description="Time cold start and latency of one model at one thread count; prints one JSON object.",
+    )
+    parser.add_argument("--model", required=True, type=Path, help="model file (.tflite, .onnx, .keras)")
+    parser.add_argument("--inputs", required=True, type=Path, help="float32 [N, 28, 28, 1] images (.npy)")
+    parser.add_argument(
+        "--threads", type=_positive_int, default=None, help="runtime threads (default: the runtime's own)"
+    )
+    parser.add_argument(
+        "--batch",
+        dest="batch_sizes",
+        metavar="N",
+        action="append",
+        type=_positive_int,
+        default=None,
+        help="batch size to time; repeat for several (default: 1)",
+    )
+    parser.add_argument("--warmup-runs", type=_non_negative_int, default=10)
+    parser.add_argument("--warmup-seconds", type=_seconds, default=0.2)
+    parser.add_argument("--min-runs", type=_positive_int, default=1000)
+    parser.add_argument("--min-seconds", type=_seconds, default=2.0)
+    parser.add_argument(
+        "--max-seconds", type=_optional_seconds, default=60.0, help="cap per batch size; 'none' for no cap"
+    )
+    return parser
+
+
+def load_inputs(path: Path) -> np.ndarray:
+    """Load the benchmark images.
+
+    Args:
+        path: a `.npy` file holding a non-empty float32 array of images (first axis = image).
+
+    Returns:
+        The array, C-contiguous.
+
+    Raises:
+        BenchmarkError: if the file is missing, unreadable, pickled, not float32 or empty.
+    """
+    try:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise BenchmarkError(f"inputs file {path} does not exist; check the path.") from None
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BenchmarkError(f"inputs file {path} could not be read as a .npy array: {first}") from None
+    if not isinstance(data, np.ndarray):  # an .npz archive loads as NpzFile
+        raise BenchmarkError(f"inputs file {path} is not a single .npy array.")
+    if data.dtype != np.float32:
+        raise BenchmarkError(
+            f"inputs file {path} holds {data.dtype}; expected float32 images scaled to 0..1."
+        )
+    if data.ndim < 2 or data.shape[0] == 0:
+        raise BenchmarkError(
+            f"inputs file {path} has shape {data.shape}; expected a non-empty batch of images."
+        )
+    return np.ascontiguousarray(data)
+
+
+def make_batch(inputs: np.ndarray, batch_size: int) -> np.ndarray:
+    """The first `batch_size` images, repeating them cyclically when there are fewer.
+
+    Args:
+        inputs: images, first axis = image (at least one).
+        batch_size: images wanted.
+
+    Returns:
+        A C-contiguous array of `batch_size` images, so the runner does not copy it on each call.
+    """
+    if inputs.shape[0] >= batch_size:
+        return np.ascontiguousarray(inputs[:batch_size])
+    return np.ascontiguousarray(np.take(inputs, np.arange(batch_size) % inputs.shape[0], axis=0))
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident set size of this process so far, in MiB (None where unsupported).
+
+    Returns:
+        `ru_maxrss` converted to MiB, or None on platforms without the `resource` module.
+    """
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes.
+    return maxrss / (1024 * 1024) if sys.platform == "darwin" else maxrss / 1024
+
+
+def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
+    """Load the model, time the first inference, then time each batch size.
+
+    Args:
+        args: parsed command line (see `build_parser`).
+
+    Returns:
+        The JSON-serialisable result object printed by the worker.
+
+    Raises:
+        EdgekitError: on a bad model, inputs or runtime.
+    """
+    batch_sizes: list[int] = args.batch_sizes or [1]
+    inputs = load_inputs(args.inputs)
+    runner = make_runner(args.model, num_threads=args.threads)
+    t0 = time.perf_counter_ns()
+    runner.activate()
+    try:
+        t1 = time.perf_counter_ns()
+        runner.infer(make_batch(inputs, 1))
+        t2 = time.perf_counter_ns()
+        results = []
+        for batch_size in batch_sizes:
+            stats = measure_latency(
+                runner,
+                make_batch(inputs, batch_size),
+                warmup_runs=args.warmup_runs,
+                warmup_seconds=args.warmup_seconds,
+                min_runs=args.min_runs,
+                min_seconds=args.min_seconds,
+                max_seconds=args.max_seconds,
+            )
+            results.append(stats.to_dict())
+        backend = runner.backend()
+    finally:
+        runner.deactivate()
+    return {
+        "model": str(args.model),
+        "runtime": runner.name,
+        "backend": backend,
+        "runtime_version": type(runner).runtime_version(),
+        "threads": args.threads,
+        "load_ms": (t2 - t0) / _NS_PER_MS,
+        "activate_ms": (t1 - t0) / _NS_PER_MS,
+        "first_inference_ms": (t2 - t1) / _NS_PER_MS,
+        "peak_rss_mb": peak_rss_mb(),
+        "results": results,
+    }
+
+
+def _claim_stdout() -> TextIO:
+    """Point file descriptor 1 at stderr and return a stream on the original stdout.
+
+    Native runtime code may write to fd 1 directly; after this only the returned stream reaches
+    the parent's stdout pipe.
+    """
+    sys.stdout.flush()
+    real = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    return real
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m benchmarks.worker`.
+
+    Args:
+        argv: command-line arguments without the program name (default: `sys.argv[1:]`).
+
+    Returns:
+        0 on success, 1 on an `EdgekitError` (argparse exits 2 on a bad command line).
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.max_seconds is not None and args.max_seconds < args.min_seconds:
+        parser.error(f"--max-seconds ({args.max_seconds}) is below --min-seconds ({args.min_seconds})")
+    if args.max_seconds == 0:
+        parser.error("--max-seconds must be above 0; pass 'none' for no cap")
+    out = _claim_stdout()
+    code = 0
+    try:
+        payload = run_benchmark(args)
+    except EdgekitError as exc:
+        payload = {"error": " ".join(str(exc).split()) or type(exc).__name__}
+        code = 1
+    with out:
+        out.write(json.dumps(payload) + "\n")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

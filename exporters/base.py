@@ -1,0 +1,75 @@
+"""Export formats, precisions, artifact names and the record every exporter returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from runtimes.base import TensorSpec
+
+
+class ExportFormat(str, Enum):
+    TFLITE = "tflite"
+    ONNX = "onnx"
+
+
+class Precision(str, Enum):
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8_DYNAMIC = "int8-dynamic"  # int8 weights, float activations (no calibration)
+    INT8 = "int8"  # full integer, calibrated on training images
+
+
+SUPPORTED: dict[ExportFormat, tuple[Precision, ...]] = {
+    ExportFormat.TFLITE: (Precision.FP32, Precision.FP16, Precision.INT8_DYNAMIC, Precision.INT8),
+    ExportFormat.ONNX: (Precision.FP32, Precision.INT8),
+}
+NEEDS_CALIBRATION = frozenset({Precision.INT8})
+SUFFIX = {ExportFormat.TFLITE: ".tflite", ExportFormat.ONNX: ".onnx"}
+RUNTIME = {ExportFormat.TFLITE: "tflite", ExportFormat.ONNX: "onnxruntime"}
+
+
+def artifact_name(fmt: ExportFormat, precision: Precision) -> str:
+    """Stable artifact id used in every table and JSON file, e.g. `tflite-int8`."""
+    return f"{fmt.value}-{precision.value}"
+
+
+def artifact_filename(fmt: ExportFormat, precision: Precision) -> str:
+    return f"model_{precision.value.replace('-', '_')}{SUFFIX[fmt]}"
+
+
+def default_targets() -> list[tuple[ExportFormat, Precision]]:
+    return [(fmt, p) for fmt, precisions in SUPPORTED.items() for p in precisions]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an exporter wrote. `notes` keeps warnings the converters emitted, for the report."""
+
+    name: str
+    path: Path
+    format: ExportFormat
+    precision: Precision
+    size_bytes: int
+    sha256: str
+    input_spec: TensorSpec
+    output_spec: TensorSpec
+    seconds: float
+    notes: tuple[str, ...] = field(default=())
+
+    def manifest_entry(self, root: Path) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": self.path.relative_to(root).as_posix(),
+            "format": self.format.value,
+            "precision": self.precision.value,
+            "runtime": RUNTIME[self.format],
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256,
+            "input": self.input_spec.to_dict(),
+            "output": self.output_spec.to_dict(),
+            "export_seconds": round(self.seconds, 3),
+            "notes": list(self.notes),
+        }

@@ -1,0 +1,154 @@
+"""Keras -> ONNX fp32 (tf2onnx `from_function`) and ONNX int8 (static QDQ, per-channel, via ORT)."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exporters.base import (
+    SUPPORTED,
+    ExportFormat,
+    ExportResult,
+    Precision,
+    artifact_filename,
+    artifact_name,
+)
+from exporters.check import check_artifact
+from exporters.errors import ExportError, UnsupportedPrecisionError
+from exporters.files import atomic_path, sha256_file
+from exporters.quiet import captured
+from runtimes.tf_import import import_tensorflow
+
+DEFAULT_OPSET = 17
+INPUT_NAME = "input"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
+def _convert_fp32(model: Any, dest: Path, opset: int) -> None:
+    # tf2onnx's from_keras fails on Keras 3 Sequential models (KeyError 'keras_tensor_…'); a
+    # tf.function with an explicit input signature converts the same graph reliably.
+    tf = import_tensorflow()
+    import onnx
+    import tf2onnx
+
+    shape = [None, *[int(d) for d in model.input_shape[1:]]]
+    signature = (tf.TensorSpec(shape, tf.float32, name=INPUT_NAME),)
+    fn = tf.function(lambda x: model(x, training=False), input_signature=signature)
+    proto, _ = tf2onnx.convert.from_function(fn, input_signature=signature, opset=opset)
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save_model(proto, str(dest))
+
+
+class _CalibrationReader:
+    """Feeds calibration images one at a time, as onnxruntime.quantization expects."""
+
+    def __init__(self, input_name: str, images: np.ndarray) -> None:
+        self._iter: Iterator[dict[str, np.ndarray]] = (
+            {input_name: images[i : i + 1].astype(np.float32)} for i in range(len(images))
+        )
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._iter, None)
+
+
+def _quantize_int8(fp32: Path, dest: Path, calibration: np.ndarray) -> None:
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(_CalibrationReader, CalibrationDataReader):  # type: ignore[misc]
+        pass
+
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".onnx-quant-") as work:
+        pre = Path(work) / "pre.onnx"
+        # Pre-processing fuses MatMul+Add into Gemm before quantization; the symbolic shape pass
+        # would need sympy, which this static-shape model does not need.
+        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+        quantize_static(
+            str(pre),
+            str(dest),
+            Reader(INPUT_NAME, calibration),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+        )
+    onnx.checker.check_model(str(dest), full_check=True)
+
+
+def export_onnx(
+    model: Any,
+    out_dir: Path,
+    *,
+    precision: Precision = Precision.FP32,
+    calibration_data: np.ndarray | None = None,
+    opset: int = DEFAULT_OPSET,
+) -> ExportResult:
+    """Convert a Keras model to `.onnx` in `out_dir`, checked with `onnx.checker` and ONNX Runtime.
+
+    Args:
+        model: a built Keras model taking float32 `[N, 28, 28, 1]`.
+        out_dir: directory for the artifact (created if missing).
+        precision: `fp32`, or `int8` (static QDQ, per-channel int8 weights and activations).
+        calibration_data: float32 images for int8 calibration (required for `int8`).
+        opset: ONNX opset for the float graph.
+
+    Returns:
+        The artifact's `ExportResult`.
+
+    Raises:
+        UnsupportedPrecisionError: a precision ONNX export does not offer, or int8 without data.
+        ExportError: conversion, quantization or the post-export check failed.
+    """
+    precision = Precision(precision)
+    if precision not in SUPPORTED[ExportFormat.ONNX]:
+        raise UnsupportedPrecisionError(
+            f"ONNX export offers {', '.join(p.value for p in SUPPORTED[ExportFormat.ONNX])}, "
+            f"not {precision.value!r}; use TFLite for fp16 and int8-dynamic."
+        )
+    if precision is Precision.INT8 and (calibration_data is None or len(calibration_data) == 0):
+        raise UnsupportedPrecisionError("ONNX int8 needs calibration images; pass calibration data.")
+    path = Path(out_dir) / artifact_filename(ExportFormat.ONNX, precision)
+    notes: list[str] = []
+    start = time.perf_counter()
+    with atomic_path(path) as tmp:
+        with captured(notes):
+            try:
+                if precision is Precision.FP32:
+                    _convert_fp32(model, tmp, opset)
+                else:
+                    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".onnx-fp32-") as work:
+                        fp32 = Path(work) / "fp32.onnx"
+                        _convert_fp32(model, fp32, opset)
+                        _quantize_int8(fp32, tmp, np.asarray(calibration_data, dtype=np.float32))
+            except ExportError:
+                raise
+            except Exception as exc:
+                raise ExportError(f"ONNX {precision.value} export failed: {_first_line(exc)}") from exc
+        in_spec, out_spec = check_artifact(tmp, calibration_data)
+    return ExportResult(
+        name=artifact_name(ExportFormat.ONNX, precision),
+        path=path,
+        format=ExportFormat.ONNX,
+        precision=precision,
+        size_bytes=path.stat().st_size,
+        sha256=sha256_file(path),
+        input_spec=in_spec,
+        output_spec=out_spec,
+        seconds=time.perf_counter() - start,
+        notes=tuple(dict.fromkeys(notes)),
+    )

@@ -1,0 +1,106 @@
+"""Keras -> TFLite (fp32, fp16, dynamic-range int8, full int8 with int8 I/O) via TFLiteConverter."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exporters.base import (
+    NEEDS_CALIBRATION,
+    SUPPORTED,
+    ExportFormat,
+    ExportResult,
+    Precision,
+    artifact_filename,
+    artifact_name,
+)
+from exporters.check import check_artifact
+from exporters.errors import ExportError, UnsupportedPrecisionError
+from exporters.files import atomic_path, sha256_file
+from exporters.quiet import captured
+from runtimes.tf_import import import_tensorflow
+
+
+def _configure(converter: Any, tf: Any, precision: Precision, calibration: np.ndarray | None) -> None:
+    if precision is Precision.FP32:
+        return
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if precision is Precision.FP16:
+        converter.target_spec.supported_types = [tf.float16]
+    elif precision is Precision.INT8:
+        assert calibration is not None
+
+        def representative() -> Iterator[list[np.ndarray]]:
+            for i in range(len(calibration)):
+                yield [calibration[i : i + 1]]
+
+        converter.representative_dataset = representative
+        # Integer-only ops and int8 I/O: what an int8-only accelerator or MCU would need.
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+
+
+def export_tflite(
+    model: Any,
+    out_dir: Path,
+    *,
+    precision: Precision = Precision.FP32,
+    calibration_data: np.ndarray | None = None,
+) -> ExportResult:
+    """Convert a Keras model to `.tflite` in `out_dir` and check that the file loads and runs.
+
+    Args:
+        model: a built Keras model taking float32 `[N, 28, 28, 1]`.
+        out_dir: directory for the artifact (created if missing).
+        precision: one of `SUPPORTED[ExportFormat.TFLITE]`.
+        calibration_data: float32 images for full-int8 calibration (required for `int8`).
+
+    Returns:
+        The artifact's `ExportResult`.
+
+    Raises:
+        UnsupportedPrecisionError: unknown precision, or int8 without calibration data.
+        ExportError: the converter failed or its output does not load or run.
+    """
+    precision = Precision(precision)
+    if precision not in SUPPORTED[ExportFormat.TFLITE]:
+        raise UnsupportedPrecisionError(
+            f"TFLite cannot export precision {precision.value!r}; choose one of "
+            f"{', '.join(p.value for p in SUPPORTED[ExportFormat.TFLITE])}."
+        )
+    if precision in NEEDS_CALIBRATION and (calibration_data is None or len(calibration_data) == 0):
+        raise UnsupportedPrecisionError(
+            "full-integer int8 needs calibration images; pass calibration data or choose int8-dynamic."
+        )
+    tf = import_tensorflow()
+    notes: list[str] = []
+    path = Path(out_dir) / artifact_filename(ExportFormat.TFLITE, precision)
+    start = time.perf_counter()
+    with captured(notes):
+        try:
+            converter = tf.lite.TFLiteConverter.from_keras_model(model)
+            _configure(converter, tf, precision, calibration_data)
+            flatbuffer = converter.convert()
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ExportError(f"TFLite {precision.value} conversion failed: {first[:300]}") from exc
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(flatbuffer)
+        in_spec, out_spec = check_artifact(tmp, calibration_data)
+    return ExportResult(
+        name=artifact_name(ExportFormat.TFLITE, precision),
+        path=path,
+        format=ExportFormat.TFLITE,
+        precision=precision,
+        size_bytes=path.stat().st_size,
+        sha256=sha256_file(path),
+        input_spec=in_spec,
+        output_spec=out_spec,
+        seconds=time.perf_counter() - start,
+        notes=tuple(dict.fromkeys(notes)),
+    )

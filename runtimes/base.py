@@ -1,0 +1,181 @@
+"""The runner interface: one lifecycle for every runtime (Keras, LiteRT/TFLite, ONNX Runtime).
+
+A runner loads one model file, exposes its input spec, takes float32 NHWC `[N, 28, 28, 1]` images
+and returns float32 probabilities `[N, classes]`. Quantized I/O is (de)quantized inside the runner,
+so callers always see float32.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from runtimes.errors import InputSpecError, ModelLoadError
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output as the runtime declares it.
+
+    `shape` uses None for a dynamic dimension. `scale`/`zero_point` are set for quantized tensors
+    (real = (q - zero_point) * scale).
+    """
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+    scale: float | None = None
+    zero_point: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "scale": self.scale,
+            "zero_point": self.zero_point,
+        }
+
+
+class Runner(abc.ABC):
+    """Base class: subclasses implement `_activate`, `_infer` and optionally `_deactivate`.
+
+    Use as a context manager::
+
+        with TFLiteRunner(path, num_threads=1) as runner:
+            probs = runner.infer(images)
+    """
+
+    name: ClassVar[str]
+    suffixes: ClassVar[tuple[str, ...]]
+
+    def __init__(self, model_path: Path | str, *, num_threads: int | None = None) -> None:
+        self.model_path = Path(model_path)
+        if num_threads is not None and num_threads < 1:
+            raise InputSpecError(f"num_threads must be 1 or more, got {num_threads}.")
+        self.num_threads = num_threads
+        self._active = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def __enter__(self) -> Runner:
+        self.activate()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.deactivate()
+
+    @property
+    def is_active(self) -> bool:
+        return self._active
+
+    def activate(self) -> None:
+        """Import the runtime and load the model. Raises if already active."""
+        if self._active:
+            raise RuntimeError(f"{type(self).__name__} for {self.model_path} is already active.")
+        check_model_file(self.model_path, self.suffixes)
+        self._activate()
+        self._active = True
+
+    def deactivate(self) -> None:
+        if self._active:
+            self._deactivate()
+            self._active = False
+
+    # -- queries -------------------------------------------------------------------------------
+    def input_spec(self) -> TensorSpec:
+        self._require_active()
+        return self._input_spec()
+
+    def output_spec(self) -> TensorSpec:
+        self._require_active()
+        return self._output_spec()
+
+    @classmethod
+    def runtime_version(cls) -> str | None:
+        """Version of the runtime library this runner would use, or None if none is installed."""
+        return None
+
+    def backend(self) -> str:
+        """Name of the library actually in use (e.g. `ai_edge_litert`), valid while active."""
+        return self.name
+
+    # -- inference -----------------------------------------------------------------------------
+    def infer(self, batch: np.ndarray) -> FloatArray:
+        """Run a float32 NHWC batch and return float32 probabilities `[N, classes]`."""
+        self._require_active()
+        spec = self._input_spec()
+        if not isinstance(batch, np.ndarray):
+            raise InputSpecError(f"input must be a numpy array, got {type(batch).__name__}.")
+        if batch.dtype != np.float32:
+            raise InputSpecError(f"input dtype {batch.dtype} received; expected float32 (pixels scaled to 0..1).")
+        expected = spec.shape[1:]
+        if batch.ndim != len(spec.shape) or any(
+            e is not None and e != got for e, got in zip(expected, batch.shape[1:], strict=True)
+        ):
+            raise InputSpecError(
+                f"input shape {tuple(batch.shape)} received; expected "
+                f"(N, {', '.join(str(d) for d in expected)}) for {self.model_path.name}."
+            )
+        if batch.shape[0] == 0:
+            raise InputSpecError("input batch is empty; pass at least one image.")
+        return self._infer(np.ascontiguousarray(batch))
+
+    def _require_active(self) -> None:
+        if not self._active:
+            raise RuntimeError(f"{type(self).__name__} is not active; use it in a `with` block.")
+
+    # -- hooks ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def _activate(self) -> None: ...
+
+    @abc.abstractmethod
+    def _infer(self, batch: FloatArray) -> FloatArray: ...
+
+    @abc.abstractmethod
+    def _input_spec(self) -> TensorSpec: ...
+
+    @abc.abstractmethod
+    def _output_spec(self) -> TensorSpec: ...
+
+    def _deactivate(self) -> None:
+        return None
+
+
+def check_model_file(path: Path, suffixes: tuple[str, ...]) -> None:
+    """Fail early, with a clear message, on a missing, empty or misnamed model file."""
+    if not path.exists():
+        raise ModelLoadError(f"model file {path} does not exist; check the path.")
+    if path.is_dir():
+        raise ModelLoadError(f"{path} is a directory; expected a model file ({', '.join(suffixes)}).")
+    if path.suffix.lower() not in suffixes:
+        raise ModelLoadError(f"{path} has suffix {path.suffix or '(none)'!r}; expected one of {', '.join(suffixes)}.")
+    if path.stat().st_size == 0:
+        raise ModelLoadError(f"model file {path} is empty (0 bytes); re-export it.")
+
+
+def quantize(x: FloatArray, spec: TensorSpec, dtype: np.dtype[np.generic]) -> np.ndarray:
+    """float -> integer tensor with the tensor's scale/zero point, saturating."""
+    assert spec.scale is not None and spec.zero_point is not None
+    info = np.iinfo(dtype)  # type: ignore[type-var]
+    q = np.round(x / spec.scale) + spec.zero_point
+    out: np.ndarray = np.clip(q, info.min, info.max).astype(dtype)
+    return out
+
+
+def dequantize(q: np.ndarray, spec: TensorSpec) -> FloatArray:
+    """integer tensor -> float32 with the tensor's scale/zero point."""
+    assert spec.scale is not None and spec.zero_point is not None
+    return ((q.astype(np.float32) - np.float32(spec.zero_point)) * np.float32(spec.scale)).astype(np.float32)

@@ -1,0 +1,112 @@
+"""ONNX Runtime runner (CPU execution provider)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from runtimes.base import FloatArray, Runner, TensorSpec
+from runtimes.errors import ModelLoadError, RuntimeUnavailableError
+
+_ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+}
+# ORT's graph optimisation levels by the names edgekit's options use.
+GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
+
+
+def _dims(shape: list[Any]) -> tuple[int | None, ...]:
+    return tuple(d if isinstance(d, int) and d >= 0 else None for d in shape)
+
+
+class OnnxRuntimeRunner(Runner):
+    """Runs an `.onnx` model with ONNX Runtime on the CPU.
+
+    Args:
+        model_path: the `.onnx` file.
+        num_threads: intra-op threads (None: ORT's default, all physical cores).
+        graph_optimization: one of `GRAPH_OPT_LEVELS`.
+    """
+
+    name: ClassVar[str] = "onnxruntime"
+    suffixes: ClassVar[tuple[str, ...]] = (".onnx",)
+
+    def __init__(self, model_path: Any, *, num_threads: int | None = None, graph_optimization: str = "all") -> None:
+        super().__init__(model_path, num_threads=num_threads)
+        if graph_optimization not in GRAPH_OPT_LEVELS:
+            raise ModelLoadError(
+                f"graph optimization {graph_optimization!r} is unknown; choose one of {', '.join(GRAPH_OPT_LEVELS)}."
+            )
+        self.graph_optimization = graph_optimization
+        self._session: Any = None
+        self._in: Any = None
+        self._out: Any = None
+
+    @classmethod
+    def runtime_version(cls) -> str | None:
+        try:
+            import onnxruntime
+        except ImportError:
+            return None
+        return f"onnxruntime {onnxruntime.__version__}"
+
+    def backend(self) -> str:
+        return "onnxruntime"
+
+    def _activate(self) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise RuntimeUnavailableError(
+                "ONNX Runtime is not installed; install it with `pip install onnxruntime`."
+            ) from exc
+        with open(self.model_path, "rb") as fh:
+            head = fh.read(8)
+        if len(head) >= 8 and head[4:8] == b"TFL3":
+            raise ModelLoadError(f"{self.model_path} is a TFLite model, not ONNX: name it .tflite.")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3  # ORT's warnings go to stderr unasked; keep errors only
+        opts.inter_op_num_threads = 1
+        if self.num_threads is not None:
+            opts.intra_op_num_threads = self.num_threads
+        opts.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[self.graph_optimization]
+        try:
+            self._session = ort.InferenceSession(
+                str(self.model_path), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph/InvalidProtobuf classes
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"{self.model_path} could not be loaded as an ONNX model: {first}") from exc
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelLoadError(
+                f"{self.model_path} has {len(inputs)} inputs and {len(outputs)} outputs; "
+                "edgekit runs single-input, single-output image classifiers."
+            )
+        self._in, self._out = inputs[0], outputs[0]
+        if _ORT_TYPES.get(self._in.type) != "float32":
+            raise ModelLoadError(
+                f"{self.model_path} takes {self._in.type} input; edgekit's ONNX models take float32 images."
+            )
+
+    def _deactivate(self) -> None:
+        self._session = None
+
+    def _input_spec(self) -> TensorSpec:
+        return TensorSpec(self._in.name, _dims(self._in.shape), _ORT_TYPES.get(self._in.type, self._in.type))
+
+    def _output_spec(self) -> TensorSpec:
+        return TensorSpec(self._out.name, _dims(self._out.shape), _ORT_TYPES.get(self._out.type, self._out.type))
+
+    def _infer(self, batch: FloatArray) -> FloatArray:
+        (out,) = self._session.run([self._out.name], {self._in.name: batch})
+        return np.asarray(out, dtype=np.float32)

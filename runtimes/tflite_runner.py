@@ -1,0 +1,204 @@
+"""LiteRT / TFLite runner: `ai_edge_litert`, else `tflite_runtime` (numpy<2 only), else `tensorflow.lite`."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, ClassVar
+
+import numpy as np
+
+from runtimes.base import FloatArray, Runner, TensorSpec, dequantize, quantize
+from runtimes.capture import native_output
+from runtimes.errors import ModelLoadError, RuntimeUnavailableError
+
+# Order of preference. tflite_runtime 2.14 (its last release) is built against numpy 1 and fails at
+# first use under numpy 2 ("_ARRAY_API not found"), so it is only tried with numpy<2.
+BACKENDS: tuple[str, ...] = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+_INTERPRETER_MODULES = {
+    "ai_edge_litert": "ai_edge_litert.interpreter",
+    "tflite_runtime": "tflite_runtime.interpreter",
+    "tensorflow": "tensorflow.lite",
+}
+INSTALL_HINT = (
+    "install a TFLite runtime: `pip install ai-edge-litert` "
+    "(or `pip install tflite-runtime 'numpy<2'` on boards without LiteRT wheels)"
+)
+
+
+def _numpy_major() -> int:
+    return int(np.__version__.split(".", 1)[0])
+
+
+def load_interpreter_module(backend: str | None = None) -> tuple[str, Any]:
+    """Import the first usable TFLite interpreter module; return (backend name, module)."""
+    names = (backend,) if backend else BACKENDS
+    problems: list[str] = []
+    for name in names:
+        if name not in _INTERPRETER_MODULES:
+            raise RuntimeUnavailableError(f"unknown TFLite backend {name!r}; choose one of {', '.join(BACKENDS)}.")
+        if name == "tflite_runtime" and _numpy_major() >= 2:
+            problems.append(f"tflite_runtime needs numpy<2 (numpy {np.__version__} is installed)")
+            continue
+        try:
+            module = importlib.import_module(_INTERPRETER_MODULES[name])
+        except ImportError:
+            problems.append(f"{name} is not installed")
+            continue
+        return name, module
+    raise RuntimeUnavailableError(f"no TFLite runtime could be loaded ({'; '.join(problems)}); {INSTALL_HINT}.")
+
+
+def backend_version(name: str) -> str | None:
+    try:
+        top = importlib.import_module(name)
+    except ImportError:
+        return None
+    version = getattr(top, "__version__", None)
+    if version is None:
+        from importlib import metadata
+
+        dist = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"}.get(name, name)
+        try:
+            version = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+    return str(version)
+
+
+def _spec(detail: dict[str, Any]) -> TensorSpec:
+    sig = detail.get("shape_signature")
+    dims = list(sig) if sig is not None and len(sig) else list(detail["shape"])
+    shape = tuple(None if int(d) < 0 else int(d) for d in dims)
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    dtype = np.dtype(detail["dtype"]).name
+    quantized = dtype in ("int8", "uint8", "int16") and scale != 0.0
+    return TensorSpec(
+        name=str(detail["name"]),
+        shape=shape,
+        dtype=dtype,
+        scale=float(scale) if quantized else None,
+        zero_point=int(zero_point) if quantized else None,
+    )
+
+
+def looks_like_tflite(head: bytes) -> bool:
+    """TFLite flatbuffers carry the file identifier `TFL3` at bytes 4..8."""
+    return len(head) >= 8 and head[4:8] == b"TFL3"
+
+
+class TFLiteRunner(Runner):
+    """Runs a `.tflite` model with the LiteRT interpreter.
+
+    Args:
+        model_path: the `.tflite` file.
+        num_threads: interpreter threads (None: the runtime's default).
+        backend: force one of `BACKENDS` instead of the first available.
+        use_xnnpack: False disables the default XNNPACK delegate (reference kernels only).
+    """
+
+    name: ClassVar[str] = "tflite"
+    suffixes: ClassVar[tuple[str, ...]] = (".tflite",)
+
+    def __init__(
+        self,
+        model_path: Any,
+        *,
+        num_threads: int | None = None,
+        backend: str | None = None,
+        use_xnnpack: bool = True,
+    ) -> None:
+        super().__init__(model_path, num_threads=num_threads)
+        self._requested_backend = backend
+        self.use_xnnpack = use_xnnpack
+        self._backend = ""
+        self._interp: Any = None
+        self._in: dict[str, Any] = {}
+        self._out: dict[str, Any] = {}
+        self._batch = -1
+
+    @classmethod
+    def runtime_version(cls) -> str | None:
+        for name in BACKENDS:
+            if name == "tflite_runtime" and _numpy_major() >= 2:
+                continue
+            version = backend_version(name)
+            if version:
+                return f"{name} {version}"
+        return None
+
+    def backend(self) -> str:
+        return self._backend
+
+    def _activate(self) -> None:
+        with open(self.model_path, "rb") as fh:
+            head = fh.read(8)
+        if not looks_like_tflite(head):
+            hint = " It looks like an ONNX model: name it .onnx." if head[:1] == b"\x08" else ""
+            raise ModelLoadError(
+                f"{self.model_path} is not a TFLite model (no TFL3 identifier).{hint} "
+                "Re-export it with `edgekit export`."
+            )
+        self._backend, module = load_interpreter_module(self._requested_backend)
+        kwargs: dict[str, Any] = {"model_path": str(self.model_path), "num_threads": self.num_threads}
+        if not self.use_xnnpack:
+            kwargs["experimental_op_resolver_type"] = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        try:
+            # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" from C++; keep it for errors.
+            with native_output() as native:
+                self._interp = module.Interpreter(**kwargs)
+                self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            detail = native.last_line()
+            raise ModelLoadError(
+                f"{self.model_path} could not be loaded as a TFLite model: {first}" + (f" ({detail})" if detail else "")
+            ) from exc
+        inputs = self._interp.get_input_details()
+        outputs = self._interp.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelLoadError(
+                f"{self.model_path} has {len(inputs)} inputs and {len(outputs)} outputs; "
+                "edgekit runs single-input, single-output image classifiers."
+            )
+        self._in, self._out = inputs[0], outputs[0]
+        self._batch = int(self._in["shape"][0])
+
+    def _deactivate(self) -> None:
+        self._interp = None
+
+    def _input_spec(self) -> TensorSpec:
+        return _spec(self._in)
+
+    def _output_spec(self) -> TensorSpec:
+        return _spec(self._out)
+
+    def is_delegated(self) -> bool:
+        """True when at least part of the graph runs in a delegate (XNNPACK)."""
+        self._require_active()
+        ops = self._interp._get_ops_details()
+        return any(op.get("op_name") == "DELEGATE" for op in ops)
+
+    def _resize(self, n: int) -> None:
+        if n == self._batch:
+            return
+        shape = [n, *[int(d) for d in self._in["shape"][1:]]]
+        self._interp.resize_tensor_input(self._in["index"], shape, strict=False)
+        self._interp.allocate_tensors()
+        self._in = self._interp.get_input_details()[0]
+        self._out = self._interp.get_output_details()[0]
+        self._batch = n
+
+    def _infer(self, batch: FloatArray) -> FloatArray:
+        in_spec = _spec(self._in)
+        if in_spec.scale is not None:
+            data: np.ndarray = quantize(batch, in_spec, np.dtype(self._in["dtype"]))
+        else:
+            data = batch.astype(self._in["dtype"], copy=False)
+        self._resize(batch.shape[0])
+        self._interp.set_tensor(self._in["index"], data)
+        self._interp.invoke()
+        out = self._interp.get_tensor(self._out["index"])
+        out_spec = _spec(self._out)
+        if out_spec.scale is not None:
+            return dequantize(out, out_spec)
+        return np.asarray(out, dtype=np.float32)

@@ -1,0 +1,163 @@
+"""The reference CNN (the classic Keras MNIST tutorial, seed 7) and its training loop."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from runtimes.tf_import import import_keras
+from toolkit.data import Mnist, one_hot, to_model_input
+from toolkit.errors import ToolkitError
+
+NUM_CLASSES = 10
+REFERENCE_PARAMS = 592_074  # Conv2D 832 + Dense 589,952 + Dense 1,290
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings; the defaults are the tutorial's."""
+
+    epochs: int = 10
+    batch_size: int = 200
+    seed: int = 7
+    train_limit: int | None = None  # use only the first N training images (quick runs, tests)
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise ToolkitError(f"--epochs must be 1 or more, got {self.epochs}.")
+        if self.batch_size < 1:
+            raise ToolkitError(f"--batch-size must be 1 or more, got {self.batch_size}.")
+        if self.train_limit is not None and self.train_limit < 1:
+            raise ToolkitError(f"--train-limit must be 1 or more, got {self.train_limit}.")
+
+
+@dataclass
+class TrainResult:
+    model: Any
+    history: dict[str, list[float]]
+    epoch_seconds: list[float]
+    wall_seconds: float
+    test_loss: float
+    test_accuracy: float
+    config: TrainConfig
+    num_params: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "config": asdict(self.config),
+            "num_params": self.num_params,
+            "wall_seconds": round(self.wall_seconds, 2),
+            "epoch_seconds": [round(s, 2) for s in self.epoch_seconds],
+            "test_loss": self.test_loss,
+            "test_accuracy": self.test_accuracy,
+            "history": self.history,
+        }
+
+
+def build_reference_model(seed: int = 7) -> Any:
+    """Conv2D(32, 5x5, relu) → MaxPool 2x2 → Dropout 0.2 → Flatten → Dense 128 relu → Dense 10 softmax.
+
+    Seeds Python, numpy and TensorFlow first (`keras.utils.set_random_seed`), so the same seed gives
+    the same initial weights. Compiled with Adam and categorical cross-entropy, as in the tutorial.
+    """
+    keras = import_keras()
+    keras.utils.set_random_seed(seed)
+    layers = keras.layers
+    model = keras.Sequential(
+        [
+            # keras.Input instead of the tutorial's input_shape= argument: same model, no Keras 3 warning.
+            keras.Input(shape=(28, 28, 1), name="image"),
+            layers.Conv2D(32, (5, 5), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Dropout(0.2),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
+        ],
+        name="reference_cnn",
+    )
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    return model
+
+
+EpochCallback = Callable[[int, int, dict[str, float]], None]  # (epoch, epochs, logs)
+BatchCallback = Callable[[int, int], None]  # (batch, batches per epoch)
+
+
+def train_reference_model(
+    data: Mnist,
+    config: TrainConfig = TrainConfig(),
+    *,
+    on_epoch_end: EpochCallback | None = None,
+    on_batch_end: BatchCallback | None = None,
+) -> TrainResult:
+    """Train the reference model as the tutorial does (test set as validation data) and evaluate it.
+
+    Args:
+        data: MNIST arrays from `toolkit.data.load_mnist`.
+        config: epochs, batch size, seed and an optional training-set limit.
+        on_epoch_end: called after each epoch with (epoch, epochs, logs), for progress displays.
+        on_batch_end: called after each batch with (batch, batches per epoch).
+
+    Returns:
+        The trained model with its history, timings and test accuracy.
+    """
+    config.validate()
+    keras = import_keras()
+    x_train = data.x_train if config.train_limit is None else data.x_train[: config.train_limit]
+    y_train = data.y_train if config.train_limit is None else data.y_train[: config.train_limit]
+    x_train_f, y_train_1h = to_model_input(x_train), one_hot(y_train, NUM_CLASSES)
+    x_test_f, y_test_1h = to_model_input(data.x_test), one_hot(data.y_test, NUM_CLASSES)
+    model = build_reference_model(config.seed)
+    batches = int(np.ceil(len(x_train_f) / config.batch_size))
+    epoch_seconds: list[float] = []
+
+    class Progress(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self._t0 = time.perf_counter()
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if on_batch_end:
+                on_batch_end(batch + 1, batches)
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            epoch_seconds.append(time.perf_counter() - self._t0)
+            if on_epoch_end:
+                on_epoch_end(epoch + 1, config.epochs, {k: float(v) for k, v in (logs or {}).items()})
+
+    start = time.perf_counter()
+    fit = model.fit(
+        x_train_f,
+        y_train_1h,
+        validation_data=(x_test_f, y_test_1h),
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        verbose=0,
+        callbacks=[Progress()],
+    )
+    wall = time.perf_counter() - start
+    test_loss, test_acc = model.evaluate(x_test_f, y_test_1h, verbose=0, batch_size=1000)
+    history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+    return TrainResult(
+        model=model,
+        history=history,
+        epoch_seconds=epoch_seconds,
+        wall_seconds=wall,
+        test_loss=float(test_loss),
+        test_accuracy=float(test_acc),
+        config=config,
+        num_params=int(model.count_params()),
+    )
+
+
+def save_model(model: Any, path: Any) -> None:
+    """Save as `.keras`, atomically (a partial file never carries the final name)."""
+    from exporters.files import atomic_path
+
+    with atomic_path(path) as tmp:
+        model.save(tmp)
