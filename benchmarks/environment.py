@@ -7,17 +7,11 @@ runtime install gives None for that field, never an exception. TensorFlow is nev
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
 import os
 import platform
 import socket
-import sys
-from collections.abc import Sequence
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
@@ -53,7 +47,6 @@ ARM_PARTS: dict[str, str] = {
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
 
 # Distributions that provide TensorFlow, in the order pip users install them.
-_TF_DISTS = ("tensorflow-cpu", "tensorflow", "tensorflow-aarch64")
 
 
 def _read_text(path: Path) -> str | None:
@@ -153,63 +146,16 @@ def available_cores() -> int | None:
     return os.cpu_count()
 
 
-class _BlockImports(importlib.abc.MetaPathFinder):
-    """Make `import tensorflow` fail instead of loading it.
-
-    `TFLiteRunner.runtime_version` falls back to importing `tensorflow` when no LiteRT package is
-    installed; a version report must not pay ~2 s and ~500 MB for that.
-    """
-
-    def __init__(self, names: tuple[str, ...]) -> None:
-        self.names = names
-
-    def find_spec(
-        self,
-        fullname: str,
-        path: Sequence[str] | None,
-        target: ModuleType | None = None,
-    ) -> importlib.machinery.ModuleSpec | None:
-        if fullname.split(".", 1)[0] in self.names:
-            raise ImportError(f"{fullname} is not imported while capturing the environment")
-        return None
-
-
-def _tensorflow_dist_version() -> str | None:
-    for dist in _TF_DISTS:
-        try:
-            return f"{dist} {metadata.version(dist)}"
-        except metadata.PackageNotFoundError:
-            continue
-    return None
-
-
 def runtime_versions() -> dict[str, str | None]:
-    """Installed runtime versions by runner name, without importing TensorFlow.
-
-    Uses `runtimes.registry.runtime_versions()` with TensorFlow imports blocked (unless TensorFlow
-    is already loaded, when importing it again is free). If that leaves the TFLite entry empty
-    because only TensorFlow's `tf.lite` could run `.tflite` files, the TensorFlow distribution
-    version is reported from package metadata.
+    """Installed runtime versions by runner name (from package metadata; TensorFlow is not imported).
 
     Returns:
         `{runner name: "package version" or None}`; `{}` if the registry itself fails.
     """
-    blocker: _BlockImports | None = None
-    if "tensorflow" not in sys.modules:
-        blocker = _BlockImports(("tensorflow", "keras", "tf_keras"))
-        sys.meta_path.insert(0, blocker)
     try:
-        versions = registry.runtime_versions()
+        return registry.runtime_versions()
     except Exception:  # a broken runtime install must not stop a benchmark report
         return {}
-    finally:
-        if blocker is not None:
-            sys.meta_path.remove(blocker)
-    if versions.get("tflite") is None:
-        tf_version = _tensorflow_dist_version()
-        if tf_version is not None:
-            versions["tflite"] = f"{tf_version} (tf.lite)"
-    return versions
 
 
 def _safe(value: object) -> object:

@@ -40,8 +40,14 @@ def load_interpreter_module(backend: str | None = None) -> tuple[str, Any]:
             problems.append(f"tflite_runtime needs numpy<2 (numpy {np.__version__} is installed)")
             continue
         try:
-            module = importlib.import_module(_INTERPRETER_MODULES[name])
-        except ImportError:
+            if name == "tensorflow":
+                # `import tensorflow.lite` is a lazy stub without Interpreter; the attribute path works.
+                from runtimes.tf_import import import_tensorflow
+
+                module = import_tensorflow().lite
+            else:
+                module = importlib.import_module(_INTERPRETER_MODULES[name])
+        except (ImportError, RuntimeUnavailableError):
             problems.append(f"{name} is not installed")
             continue
         return name, module
@@ -49,20 +55,20 @@ def load_interpreter_module(backend: str | None = None) -> tuple[str, Any]:
 
 
 def backend_version(name: str) -> str | None:
-    try:
-        top = importlib.import_module(name)
-    except ImportError:
-        return None
-    version = getattr(top, "__version__", None)
-    if version is None:
-        from importlib import metadata
+    """Installed version of a backend, from package metadata (imports nothing, so no TensorFlow)."""
+    from importlib import metadata
 
-        dist = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"}.get(name, name)
+    dists = {
+        "ai_edge_litert": ("ai-edge-litert",),
+        "tflite_runtime": ("tflite-runtime",),
+        "tensorflow": ("tensorflow-cpu", "tensorflow"),
+    }[name]
+    for dist in dists:
         try:
-            version = metadata.version(dist)
+            return metadata.version(dist)
         except metadata.PackageNotFoundError:
-            return None
-    return str(version)
+            continue
+    return None
 
 
 def _spec(detail: dict[str, Any]) -> TensorSpec:
@@ -141,7 +147,8 @@ class TFLiteRunner(Runner):
         self._backend, module = load_interpreter_module(self._requested_backend)
         kwargs: dict[str, Any] = {"model_path": str(self.model_path), "num_threads": self.num_threads}
         if not self.use_xnnpack:
-            kwargs["experimental_op_resolver_type"] = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            resolver = getattr(module, "OpResolverType", None) or module.experimental.OpResolverType
+            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
             # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" from C++; keep it for errors.
             with native_output() as native:

@@ -189,9 +189,7 @@ def test_max_seconds_stops_before_min_runs(runner: Runner) -> None:
 
 
 def test_min_seconds_keeps_running_after_min_runs(runner: Runner) -> None:
-    stats = measure_latency(
-        runner, images(1), warmup_runs=0, warmup_seconds=0.0, min_runs=1, min_seconds=0.05
-    )
+    stats = measure_latency(runner, images(1), warmup_runs=0, warmup_seconds=0.0, min_runs=1, min_seconds=0.05)
     assert stats.runs >= 1
     assert stats.total_s >= 0.05
 
@@ -321,9 +319,7 @@ def test_run_worker_end_to_end(
 ) -> None:
     # Another working directory: the worker must find the packages through PYTHONPATH.
     monkeypatch.chdir(tmp_path)
-    out = run_worker(
-        model_path, inputs_path, threads=1, batch_sizes=[1, 4], max_seconds=30.0, timeout_s=120, **QUICK
-    )
+    out = run_worker(model_path, inputs_path, threads=1, batch_sizes=[1, 4], max_seconds=30.0, timeout_s=120, **QUICK)
     assert set(out) == WORKER_FIELDS
     assert out["model"] == str(model_path)
     assert out["runtime"] == {".onnx": "onnxruntime", ".tflite": "tflite"}[model_path.suffix]
@@ -339,9 +335,7 @@ def test_run_worker_end_to_end(
         assert_consistent(result, batch_size=batch_size, min_runs=50)
 
 
-def test_run_worker_keras_sets_threads_in_fresh_process(
-    keras_files: tuple[Path, Path], inputs_path: Path
-) -> None:
+def test_run_worker_keras_sets_threads_in_fresh_process(keras_files: tuple[Path, Path], inputs_path: Path) -> None:
     # TensorFlow's thread count is process-global: this only works because each worker is fresh.
     out = run_worker(keras_files[0], inputs_path, threads=1, batch_sizes=[1, 4], timeout_s=300, **QUICK)
     assert out["runtime"] == "keras" and out["threads"] == 1

@@ -59,9 +59,7 @@ def write_idx(path: Path, arr: np.ndarray, magic: int | None = None) -> Path:
     return path
 
 
-def write_idx_dir(
-    directory: Path, arrays: Mapping[str, np.ndarray], names: Mapping[str, str], gz: bool
-) -> Path:
+def write_idx_dir(directory: Path, arrays: Mapping[str, np.ndarray], names: Mapping[str, str], gz: bool) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     for key, name in names.items():
         write_idx(directory / (name + (".gz" if gz else "")), arrays[key])
@@ -172,9 +170,7 @@ def test_explicit_npz_copy(tmp_path: Path, shipped: Mnist, as_str: bool) -> None
     assert_same_arrays(mnist, shipped)
 
 
-def test_uncompressed_npz_with_extra_key(
-    tmp_path: Path, shipped: Mnist, shipped_arrays: dict[str, np.ndarray]
-) -> None:
+def test_uncompressed_npz_with_extra_key(tmp_path: Path, shipped: Mnist, shipped_arrays: dict[str, np.ndarray]) -> None:
     path = tmp_path / "plain.npz"
     save_npz(path, {"extra": np.zeros(3), **shipped_arrays})
     mnist = load_mnist(path)
@@ -228,9 +224,7 @@ def test_idx_directory(
     assert all(getattr(mnist, key).dtype == np.uint8 for key in KEYS)
 
 
-def test_idx_directory_mixed_gz_and_raw(
-    tmp_path: Path, shipped: Mnist, shipped_arrays: dict[str, np.ndarray]
-) -> None:
+def test_idx_directory_mixed_gz_and_raw(tmp_path: Path, shipped: Mnist, shipped_arrays: dict[str, np.ndarray]) -> None:
     directory = tmp_path / "mixed"
     directory.mkdir()
     write_idx(directory / "train-images-idx3-ubyte", shipped_arrays["x_train"])

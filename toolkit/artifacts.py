@@ -174,8 +174,18 @@ def write_manifest(run_dir: Path, entries: list[dict[str, Any]], extra: dict[str
     existing: list[dict[str, Any]] = []
     if (run_dir / MANIFEST_JSON).exists():
         existing = [e for e in load_manifest(run_dir)["artifacts"] if e["name"] not in {n["name"] for n in entries}]
-    order = {REFERENCE_NAME: 0, "tflite": 1, "onnx": 2}
-    artifacts = sorted(existing + entries, key=lambda e: (order.get(e["name"], order.get(e["format"], 9)), e["name"]))
+    formats = ["keras", "tflite", "onnx"]
+    precisions = ["fp32", "fp16", "int8-dynamic", "int8"]
+
+    def rank(e: dict[str, Any]) -> tuple[int, int, str]:
+        fmt, prec = e.get("format", ""), e.get("precision", "")
+        return (
+            formats.index(fmt) if fmt in formats else 9,
+            precisions.index(prec) if prec in precisions else 9,
+            e["name"],
+        )
+
+    artifacts = sorted(existing + entries, key=rank)
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "created_utc": utc_now(),

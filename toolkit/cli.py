@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,8 +35,10 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
-out = Console()
-err = Console(stderr=True)
+# Piped output (CI logs, `| tee`) would otherwise wrap tables at 80 columns.
+_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
+out = Console(width=_WIDTH)
+err = Console(stderr=True, width=_WIDTH)
 
 EXIT_USER_ERROR = 1
 EXIT_THRESHOLD = 3
@@ -226,7 +229,7 @@ def _bench_settings(
 def _rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
     table = Table(title=title, title_justify="left", header_style="bold")
     for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i == 0 else "right", overflow="fold")
+        table.add_column(h, justify="left" if i == 0 else "right", no_wrap=i == 0)
     for r in rows:
         table.add_row(*[c.replace("**", "") for c in r])
     return table

@@ -301,7 +301,7 @@ def bench_step(
             "min_seconds": settings.min_seconds,
             "max_seconds": settings.max_seconds,
             "timer": "perf_counter_ns around runner.infer (numpy in and out); fresh process per artifact, threads",
-            "load_ms": "model load + first inference, in the fresh process",
+            "load_ms": "cold start in the fresh process: runtime import + model load + first inference",
         },
         "results": rows,
     }

@@ -181,7 +181,7 @@ def render_report(run_name: str, docs: dict[str, Doc | None]) -> str:
             f"{env.get('os', '?')}, Python {env.get('python', env.get('python_version', '?'))}. "
             f"Each configuration: {method.get('warmup_runs')} warm-up runs, then at least {method.get('min_runs')} "
             f"timed runs and {method.get('min_seconds')} s, in a fresh process per artifact and thread count. "
-            "`load ms` = model load + first inference.",
+            "`load ms` = cold start: runtime import + model load + first inference.",
             "",
             _table(header, rows),
             "",

@@ -1,0 +1,46 @@
+# edgekit: `make run` trains, exports, checks and benchmarks; `make test` runs lint, types and tests.
+# Both create .venv with Python 3.11 first if it is missing (versions pinned in constraints.txt).
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.edgekit-installed
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-slow lint typecheck clean help
+
+help:
+	@echo "make run        set up .venv and run the whole pipeline (edgekit pipeline $$ARGS)"
+	@echo "make test       set up .venv, then ruff, mypy and the test suite (PYTEST_ARGS=--run-slow adds end-to-end runs)"
+	@echo "make test-slow  only the slow end-to-end tests"
+	@echo "make clean      remove .venv and runs/"
+
+$(STAMP): pyproject.toml constraints.txt
+	@if [ ! -x $(BIN)/python ]; then \
+	  if [ -z "$(PYTHON)" ]; then echo "error: python3.11 not found; install Python 3.11 or run: make PYTHON=/path/to/python3.11" >&2; exit 1; fi; \
+	  echo "Creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); \
+	fi
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[train,dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/edgekit pipeline $(ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-slow: install
+	$(BIN)/python -m pytest --run-slow -m slow $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

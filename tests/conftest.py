@@ -1,0 +1,76 @@
+"""Shared fixtures: the shipped MNIST, and one small real run (trained briefly, exported to every format)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+# A small but real run: 4,000 training images, one epoch (a few seconds on 2 cores).
+SMALL_TRAIN = {"epochs": 1, "train_limit": 4000}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", help="also run the slow end-to-end tests (full MNIST)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow (CI does)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    from toolkit.data import load_mnist
+
+    return load_mnist()
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory: pytest.TempPathFactory, mnist) -> Path:
+    """A run directory with model.keras, train.json, every export and manifest.json."""
+    pytest.importorskip("tensorflow")
+    from toolkit.model import TrainConfig
+    from toolkit.pipeline import export_step, parse_targets, train_step
+
+    run = tmp_path_factory.mktemp("run")
+    train_step(run, mnist, TrainConfig(**SMALL_TRAIN))
+    export_step(run, parse_targets(None, None), data=mnist, calibration_size=200)
+    return run
+
+
+@pytest.fixture
+def run_copy(small_run: Path, tmp_path: Path) -> Path:
+    """A private copy of `small_run` that a test may damage."""
+    dest = tmp_path / "run"
+    shutil.copytree(small_run, dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def edgekit() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the real `edgekit` CLI in a subprocess (so exit codes and stderr are what a user sees)."""
+
+    def run(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
+        return subprocess.run(
+            [sys.executable, "-m", "toolkit.cli", *args],
+            cwd=cwd or REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    return run

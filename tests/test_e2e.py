@@ -1,0 +1,35 @@
+"""Slow: the whole default pipeline on full MNIST, checked against the v1 acceptance criteria."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+def test_default_pipeline_on_full_mnist(edgekit, tmp_path: Path) -> None:
+    proc = edgekit("pipeline", "--runs-dir", str(tmp_path / "runs"), timeout=1200)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = tmp_path / "runs" / "latest"
+    train = json.loads((run / "train.json").read_text())
+    assert train["test_accuracy"] >= 0.988
+    assert train["config"] == {"epochs": 10, "batch_size": 200, "seed": 7, "train_limit": None}
+
+    parity = json.loads((run / "parity.json").read_text())
+    rows = {r["artifact"]: r for r in parity["results"]}
+    assert len(rows) >= 7 and parity["reference"]["images"] == 10_000
+    assert all(r["passed"] for r in rows.values())
+    for name in ("tflite-fp32", "onnx-fp32"):
+        assert rows[name]["top1_agreement"] == 1.0 and rows[name]["max_abs_diff"] <= 1e-5
+    for name in ("tflite-int8", "onnx-int8"):
+        assert abs(rows[name]["accuracy"] - parity["reference"]["accuracy"]) <= 0.005
+
+    bench = json.loads((run / "bench.json").read_text())
+    configs = {(r["artifact"], r["batch_size"], r["threads"]) for r in bench["results"]}
+    threads = bench["method"]["threads"]
+    assert configs == {(a, b, t) for a in rows for b in (1, 32) for t in threads}
+    assert all(r["runs"] >= 1000 for r in bench["results"])
+    report = (run / "report.md").read_text()
+    assert "## Recommendation" in report and "## Parity" in report

@@ -1,0 +1,127 @@
+"""Exporters: every artifact is written atomically, checked, listed in the manifest, and exporters stay silent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from exporters.base import ExportFormat, Precision, default_targets
+from exporters.errors import UnsupportedPrecisionError
+from exporters.files import atomic_path, sha256_file
+from toolkit.data import calibration_sample
+
+pytest.importorskip("tensorflow")
+
+
+@pytest.fixture(scope="module")
+def model(small_run: Path):
+    from runtimes.keras_runner import load_keras_model
+
+    return load_keras_model(small_run / "model.keras")
+
+
+def test_manifest_lists_every_artifact_with_checksums(small_run: Path) -> None:
+    manifest = json.loads((small_run / "manifest.json").read_text())
+    assert manifest["schema_version"] == 1
+    names = [a["name"] for a in manifest["artifacts"]]
+    assert names == [
+        "keras-fp32",
+        "tflite-fp32",
+        "tflite-fp16",
+        "tflite-int8-dynamic",
+        "tflite-int8",
+        "onnx-fp32",
+        "onnx-int8",
+    ]
+    assert len(default_targets()) == 6
+    for a in manifest["artifacts"]:
+        path = small_run / a["path"]
+        assert path.stat().st_size == a["size_bytes"]
+        assert sha256_file(path) == a["sha256"]
+    assert manifest["calibration"]["images"] == 200
+    assert "tensorflow-cpu" in manifest["libraries"] or "tensorflow" in manifest["libraries"]
+    leftovers = [p.name for p in (small_run / "exports").iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_int8_tflite_records_quantization_parameters(small_run: Path) -> None:
+    manifest = json.loads((small_run / "manifest.json").read_text())
+    int8 = next(a for a in manifest["artifacts"] if a["name"] == "tflite-int8")
+    assert int8["input"]["dtype"] == "int8" and int8["output"]["dtype"] == "int8"
+    assert int8["input"]["scale"] == pytest.approx(1 / 255, rel=1e-3)
+    assert int8["input"]["zero_point"] == -128
+    fp32 = next(a for a in manifest["artifacts"] if a["name"] == "onnx-fp32")
+    assert fp32["input"]["dtype"] == "float32" and fp32["input"]["shape"] == [None, 28, 28, 1]
+
+
+def test_onnx_artifacts_pass_the_checker_and_int8_is_qdq(small_run: Path) -> None:
+    import onnx
+
+    for name in ("model_fp32.onnx", "model_int8.onnx"):
+        onnx.checker.check_model(str(small_run / "exports" / name), full_check=True)
+    ops = {n.op_type for n in onnx.load(str(small_run / "exports" / "model_int8.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+
+def test_export_is_silent_and_leaves_no_temp_files(model, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    from exporters.onnx_export import export_onnx
+    from exporters.tflite_export import export_tflite
+
+    capfd.readouterr()
+    result = export_tflite(model, tmp_path, precision=Precision.FP16)
+    onnx_result = export_onnx(model, tmp_path, precision=Precision.FP32)
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model_fp16.tflite", "model_fp32.onnx"]
+    assert result.format is ExportFormat.TFLITE and result.sha256 == sha256_file(result.path)
+    assert onnx_result.input_spec.shape == (None, 28, 28, 1)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "precision", "message"),
+    [
+        (ExportFormat.TFLITE, Precision.INT8, "needs calibration images"),
+        (ExportFormat.ONNX, Precision.INT8, "needs calibration images"),
+        (ExportFormat.ONNX, Precision.FP16, "use TFLite for fp16"),
+        (ExportFormat.ONNX, Precision.INT8_DYNAMIC, "use TFLite"),
+    ],
+)
+def test_invalid_combinations(model, tmp_path: Path, fmt: ExportFormat, precision: Precision, message: str) -> None:
+    from exporters.onnx_export import export_onnx
+    from exporters.tflite_export import export_tflite
+
+    exporter = export_tflite if fmt is ExportFormat.TFLITE else export_onnx
+    with pytest.raises(UnsupportedPrecisionError, match=message):
+        exporter(model, tmp_path, precision=precision)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_int8_export_with_calibration(model, mnist, tmp_path: Path) -> None:
+    from exporters.tflite_export import export_tflite
+
+    result = export_tflite(model, tmp_path, precision=Precision.INT8, calibration_data=calibration_sample(mnist, n=20))
+    assert result.input_spec.dtype == "int8" and result.size_bytes < 700_000
+
+
+def test_atomic_path_never_leaves_a_partial_file(tmp_path: Path) -> None:
+    final = tmp_path / "model.tflite"
+    with pytest.raises(KeyboardInterrupt), atomic_path(final) as tmp:
+        tmp.write_bytes(b"half")
+        raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+    final.write_bytes(b"old")
+    with pytest.raises(ValueError), atomic_path(final) as tmp:
+        tmp.write_bytes(b"new but broken")
+        raise ValueError("converter crashed")
+    assert final.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["model.tflite"]
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(b"new")
+    assert final.read_bytes() == b"new"
+
+
+def test_calibration_sample_is_seeded(mnist) -> None:
+    a, b = calibration_sample(mnist, n=50, seed=7), calibration_sample(mnist, n=50, seed=7)
+    assert np.array_equal(a, b) and a.dtype == np.float32 and a.shape == (50, 28, 28, 1)
