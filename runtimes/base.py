@@ -63,6 +63,8 @@ class Runner(abc.ABC):
             raise InputSpecError(f"num_threads must be 1 or more, got {num_threads}.")
         self.num_threads = num_threads
         self._active = False
+        self._rank = 0
+        self._tail: tuple[int | None, ...] = ()
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> Runner:
@@ -87,6 +89,10 @@ class Runner(abc.ABC):
             raise RuntimeError(f"{type(self).__name__} for {self.model_path} is already active.")
         check_model_file(self.model_path, self.suffixes)
         self._activate()
+        spec = self._input_spec()
+        # Cached for infer(): at batch 1 these models run in ~30 µs, so per-call overhead matters.
+        self._rank = len(spec.shape)
+        self._tail = spec.shape[1:]
         self._active = True
 
     def deactivate(self) -> None:
@@ -115,23 +121,25 @@ class Runner(abc.ABC):
     # -- inference -----------------------------------------------------------------------------
     def infer(self, batch: np.ndarray) -> FloatArray:
         """Run a float32 NHWC batch and return float32 probabilities `[N, classes]`."""
-        self._require_active()
-        spec = self._input_spec()
+        if not self._active:
+            self._require_active()
         if not isinstance(batch, np.ndarray):
             raise InputSpecError(f"input must be a numpy array, got {type(batch).__name__}.")
         if batch.dtype != np.float32:
             raise InputSpecError(f"input dtype {batch.dtype} received; expected float32 (pixels scaled to 0..1).")
-        expected = spec.shape[1:]
-        if batch.ndim != len(spec.shape) or any(
-            e is not None and e != got for e, got in zip(expected, batch.shape[1:], strict=True)
+        shape = batch.shape
+        if len(shape) != self._rank or any(
+            e is not None and e != got for e, got in zip(self._tail, shape[1:], strict=False)
         ):
             raise InputSpecError(
-                f"input shape {tuple(batch.shape)} received; expected "
-                f"(N, {', '.join(str(d) for d in expected)}) for {self.model_path.name}."
+                f"input shape {tuple(shape)} received; expected "
+                f"(N, {', '.join(str(d) for d in self._tail)}) for {self.model_path.name}."
             )
-        if batch.shape[0] == 0:
+        if shape[0] == 0:
             raise InputSpecError("input batch is empty; pass at least one image.")
-        return self._infer(np.ascontiguousarray(batch))
+        if not batch.flags.c_contiguous:
+            batch = np.ascontiguousarray(batch)
+        return self._infer(batch)
 
     def _require_active(self) -> None:
         if not self._active:
@@ -170,12 +178,20 @@ def quantize(x: FloatArray, spec: TensorSpec, dtype: np.dtype[np.generic]) -> np
     """float -> integer tensor with the tensor's scale/zero point, saturating."""
     assert spec.scale is not None and spec.zero_point is not None
     info = np.iinfo(dtype)  # type: ignore[type-var]
-    q = np.round(x / spec.scale) + spec.zero_point
-    out: np.ndarray = np.clip(q, info.min, info.max).astype(dtype)
+    q = x * np.float32(1.0 / spec.scale)
+    q += np.float32(spec.zero_point)
+    np.rint(q, out=q)
+    # maximum/minimum in place: about half the cost of np.clip on a 784-pixel image.
+    np.maximum(q, info.min, out=q)
+    np.minimum(q, info.max, out=q)
+    out: np.ndarray = q.astype(dtype)
     return out
 
 
 def dequantize(q: np.ndarray, spec: TensorSpec) -> FloatArray:
     """integer tensor -> float32 with the tensor's scale/zero point."""
     assert spec.scale is not None and spec.zero_point is not None
-    return ((q.astype(np.float32) - np.float32(spec.zero_point)) * np.float32(spec.scale)).astype(np.float32)
+    out = q.astype(np.float32)
+    out -= np.float32(spec.zero_point)
+    out *= np.float32(spec.scale)
+    return out

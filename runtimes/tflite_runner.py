@@ -118,6 +118,9 @@ class TFLiteRunner(Runner):
         self.use_xnnpack = use_xnnpack
         self._backend = ""
         self._interp: Any = None
+        self._in_spec = self._out_spec = TensorSpec("", (), "float32")
+        self._in_index = self._out_index = 0
+        self._in_dtype = np.dtype(np.float32)
         self._in: dict[str, Any] = {}
         self._out: dict[str, Any] = {}
         self._batch = -1
@@ -168,16 +171,22 @@ class TFLiteRunner(Runner):
                 "edgekit runs single-input, single-output image classifiers."
             )
         self._in, self._out = inputs[0], outputs[0]
+        self._cache_io()
         self._batch = int(self._in["shape"][0])
+
+    def _cache_io(self) -> None:
+        self._in_spec, self._out_spec = _spec(self._in), _spec(self._out)
+        self._in_index, self._out_index = self._in["index"], self._out["index"]
+        self._in_dtype = np.dtype(self._in["dtype"])
 
     def _deactivate(self) -> None:
         self._interp = None
 
     def _input_spec(self) -> TensorSpec:
-        return _spec(self._in)
+        return self._in_spec
 
     def _output_spec(self) -> TensorSpec:
-        return _spec(self._out)
+        return self._out_spec
 
     def is_delegated(self) -> bool:
         """True when at least part of the graph runs in a delegate (XNNPACK)."""
@@ -193,19 +202,17 @@ class TFLiteRunner(Runner):
         self._interp.allocate_tensors()
         self._in = self._interp.get_input_details()[0]
         self._out = self._interp.get_output_details()[0]
+        self._cache_io()
         self._batch = n
 
     def _infer(self, batch: FloatArray) -> FloatArray:
-        in_spec = _spec(self._in)
-        if in_spec.scale is not None:
-            data: np.ndarray = quantize(batch, in_spec, np.dtype(self._in["dtype"]))
-        else:
-            data = batch.astype(self._in["dtype"], copy=False)
-        self._resize(batch.shape[0])
-        self._interp.set_tensor(self._in["index"], data)
+        if batch.shape[0] != self._batch:
+            self._resize(batch.shape[0])
+        in_spec = self._in_spec
+        data = batch if in_spec.scale is None else quantize(batch, in_spec, self._in_dtype)
+        self._interp.set_tensor(self._in_index, data)
         self._interp.invoke()
-        out = self._interp.get_tensor(self._out["index"])
-        out_spec = _spec(self._out)
-        if out_spec.scale is not None:
-            return dequantize(out, out_spec)
-        return np.asarray(out, dtype=np.float32)
+        out = self._interp.get_tensor(self._out_index)
+        if self._out_spec.scale is not None:
+            return dequantize(out, self._out_spec)
+        return out if out.dtype == np.float32 else out.astype(np.float32)
