@@ -212,7 +212,7 @@ class TFLiteRunner(Runner):
         data = batch if in_spec.scale is None else quantize(batch, in_spec, self._in_dtype)
         self._interp.set_tensor(self._in_index, data)
         self._interp.invoke()
-        out = self._interp.get_tensor(self._out_index)
+        out: np.ndarray = self._interp.get_tensor(self._out_index)
         if self._out_spec.scale is not None:
             return dequantize(out, self._out_spec)
         return out if out.dtype == np.float32 else out.astype(np.float32)

@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -54,13 +55,13 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except EdgekitError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_USER_ERROR) from None
         except OSError as exc:
             if exc.filename is None:
                 raise
             err.print(
-                f"[bold red]error:[/] cannot use {exc.filename}: {exc.strerror or exc}; check the path, "
+                f"[bold red]error:[/] cannot use {escape(str(exc.filename))}: {exc.strerror or exc}; check the path, "
                 "permissions and free disk space.",
                 highlight=False,
                 soft_wrap=True,
@@ -200,7 +201,7 @@ def _load_data(source: str | None, allow_unverified: bool) -> Any:
 
     data = load_mnist(source, allow_unverified=allow_unverified)
     for warning in data.warnings:
-        err.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+        err.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
     return data
 
 
@@ -231,7 +232,7 @@ def _rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
     for i, h in enumerate(header):
         table.add_column(h, justify="left" if i == 0 else "right", no_wrap=i == 0)
     for r in rows:
-        table.add_row(*[c.replace("**", "") for c in r])
+        table.add_row(*[escape(c.replace("**", "")) for c in r])
     return table
 
 
@@ -408,6 +409,8 @@ def bench(
     with progress_bar() as progress:
         report = bench_step(run, settings, artifact_names=artifact, progress=progress)
     print_bench(report)
+    for s in report.get("skipped", []):
+        err.print(f"[yellow]skipped[/] {s['artifact']}: {s['reason']}", highlight=False)
     out.print(f"Wrote {run / A.BENCH_JSON}", highlight=False)
 
 

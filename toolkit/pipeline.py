@@ -232,6 +232,19 @@ def bench_step(
     settings.validate()
     manifest = A.load_manifest(run_dir)
     entries = A.select_artifacts(manifest, artifact_names)
+    skipped: list[str] = []
+    if not artifact_names:
+        # On a board without TensorFlow, measure what the installed runtimes can run.
+        from runtimes.registry import runtime_versions
+
+        available = runtime_versions()
+        skipped = [e["name"] for e in entries if available.get(e["runtime"]) is None]
+        entries = [e for e in entries if e["name"] not in skipped]
+        if not entries:
+            raise ToolkitError(
+                f"none of this run's artifacts has its runtime installed ({', '.join(skipped)}); "
+                "install ai-edge-litert or onnxruntime."
+            )
     paths = [(e, A.verified_path(run_dir, e)) for e in entries]
     threads = list(dict.fromkeys(settings.threads)) if settings.threads else thread_counts()
     data = data or load_mnist()
@@ -303,6 +316,7 @@ def bench_step(
             "timer": "perf_counter_ns around runner.infer (numpy in and out); fresh process per artifact, threads",
             "load_ms": "cold start in the fresh process: runtime import + model load + first inference",
         },
+        "skipped": [{"artifact": name, "reason": "runtime not installed"} for name in skipped],
         "results": rows,
     }
     write_json_atomic(run_dir / A.BENCH_JSON, report)
