@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -58,6 +59,32 @@ class ExportResult:
     output_spec: TensorSpec
     seconds: float
     notes: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def written(
+        cls,
+        path: Path,
+        fmt: ExportFormat,
+        precision: Precision,
+        specs: tuple[TensorSpec, TensorSpec],
+        started: float,
+        notes: list[str],
+    ) -> ExportResult:
+        """The record for a file that has just been written and checked (size and sha256 read back)."""
+        from exporters.files import sha256_file
+
+        return cls(
+            name=artifact_name(fmt, precision),
+            path=path,
+            format=fmt,
+            precision=precision,
+            size_bytes=path.stat().st_size,
+            sha256=sha256_file(path),
+            input_spec=specs[0],
+            output_spec=specs[1],
+            seconds=time.perf_counter() - started,
+            notes=tuple(dict.fromkeys(notes)),
+        )
 
     def manifest_entry(self, root: Path) -> dict[str, Any]:
         return {

@@ -16,11 +16,10 @@ from exporters.base import (
     ExportResult,
     Precision,
     artifact_filename,
-    artifact_name,
 )
 from exporters.check import check_artifact
 from exporters.errors import ExportError, UnsupportedPrecisionError
-from exporters.files import atomic_path, sha256_file
+from exporters.files import atomic_path
 from exporters.quiet import captured
 from runtimes.tf_import import import_tensorflow
 
@@ -139,16 +138,5 @@ def export_onnx(
                 raise
             except Exception as exc:
                 raise ExportError(f"ONNX {precision.value} export failed: {_first_line(exc)}") from exc
-        in_spec, out_spec = check_artifact(tmp, calibration_data)
-    return ExportResult(
-        name=artifact_name(ExportFormat.ONNX, precision),
-        path=path,
-        format=ExportFormat.ONNX,
-        precision=precision,
-        size_bytes=path.stat().st_size,
-        sha256=sha256_file(path),
-        input_spec=in_spec,
-        output_spec=out_spec,
-        seconds=time.perf_counter() - start,
-        notes=tuple(dict.fromkeys(notes)),
-    )
+        specs = check_artifact(tmp, calibration_data)
+    return ExportResult.written(path, ExportFormat.ONNX, precision, specs, start, notes)

@@ -16,11 +16,10 @@ from exporters.base import (
     ExportResult,
     Precision,
     artifact_filename,
-    artifact_name,
 )
 from exporters.check import check_artifact
 from exporters.errors import ExportError, UnsupportedPrecisionError
-from exporters.files import atomic_path, sha256_file
+from exporters.files import atomic_path
 from exporters.quiet import captured
 from runtimes.tf_import import import_tensorflow
 
@@ -91,16 +90,5 @@ def export_tflite(
             raise ExportError(f"TFLite {precision.value} conversion failed: {first[:300]}") from exc
     with atomic_path(path) as tmp:
         tmp.write_bytes(flatbuffer)
-        in_spec, out_spec = check_artifact(tmp, calibration_data)
-    return ExportResult(
-        name=artifact_name(ExportFormat.TFLITE, precision),
-        path=path,
-        format=ExportFormat.TFLITE,
-        precision=precision,
-        size_bytes=path.stat().st_size,
-        sha256=sha256_file(path),
-        input_spec=in_spec,
-        output_spec=out_spec,
-        seconds=time.perf_counter() - start,
-        notes=tuple(dict.fromkeys(notes)),
-    )
+        specs = check_artifact(tmp, calibration_data)
+    return ExportResult.written(path, ExportFormat.TFLITE, precision, specs, start, notes)
