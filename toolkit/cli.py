@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import functools
 import os
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
 
 from exporters.base import ExportFormat, Precision
-from runtimes.errors import EdgekitError
 from toolkit import __version__
+from toolkit.console import EXIT_THRESHOLD, err, out, progress_bar, rich_table, user_errors
 
 app = typer.Typer(
     name="edgekit",
@@ -36,57 +23,6 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
-# Piped output (CI logs, `| tee`) would otherwise wrap tables at 80 columns.
-_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
-out = Console(width=_WIDTH)
-err = Console(stderr=True, width=_WIDTH)
-
-EXIT_USER_ERROR = 1
-EXIT_THRESHOLD = 3
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def user_errors(fn: F) -> F:
-    """Print user errors as one line (exit 1) and interruptions as one line (exit 130); bugs keep tracebacks."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except EdgekitError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(EXIT_USER_ERROR) from None
-        except OSError as exc:
-            if exc.filename is None:
-                raise
-            err.print(
-                f"[bold red]error:[/] cannot use {escape(str(exc.filename))}: {exc.strerror or exc}; check the path, "
-                "permissions and free disk space.",
-                highlight=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(EXIT_USER_ERROR) from None
-        except KeyboardInterrupt:
-            err.print("[bold red]interrupted[/]: finished files are kept; unfinished ones were removed.")
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def progress_bar() -> Progress:
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-        disable=not err.is_terminal and os.environ.get("EDGEKIT_PROGRESS") != "1",
-    )
-
-
 def version_callback(value: bool) -> None:
     if value:
         out.print(f"edgekit {__version__}")
@@ -227,22 +163,13 @@ def _bench_settings(
 
 
 # -- printing ------------------------------------------------------------------------------------
-def _rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i == 0 else "right", no_wrap=i == 0)
-    for r in rows:
-        table.add_row(*[escape(c.replace("**", "")) for c in r])
-    return table
-
-
 def print_parity(parity: dict[str, Any]) -> None:
     from toolkit.report import parity_rows
 
     header, rows = parity_rows(parity)
     keep = [0, 2, 3, 4, 5, 8]  # artifact, accuracy, Δ, agreement, max |Δp|, result
     out.print(
-        _rich_table(
+        rich_table(
             f"Parity ({parity['reference']['images']:,} test images)",
             [header[i] for i in keep],
             [[r[i] for i in keep] for r in rows],
@@ -254,7 +181,7 @@ def print_bench(bench: dict[str, Any]) -> None:
     from toolkit.report import latency_pivot
 
     header, rows = latency_pivot(bench)
-    out.print(_rich_table("Latency (p50 ms)", header, rows))
+    out.print(rich_table("Latency (p50 ms)", header, rows))
 
 
 def print_recommendation(parity: dict[str, Any] | None, bench: dict[str, Any] | None) -> None:
@@ -353,7 +280,7 @@ def export(
             run, targets, data=dataset, calibration_size=calibration_size, seed=seed, progress=progress
         )
     rows = [[a["name"], a["precision"], f"{a['size_bytes']:,}", a["sha256"][:12]] for a in manifest["artifacts"]]
-    out.print(_rich_table(f"Artifacts in {run}", ["artifact", "precision", "bytes", "sha256"], rows))
+    out.print(rich_table(f"Artifacts in {run}", ["artifact", "precision", "bytes", "sha256"], rows))
 
 
 @app.command()
@@ -496,6 +423,16 @@ def pipeline(
     if not parity_report["passed"]:
         err.print("[bold red]parity failed[/] for at least one artifact; see the report.")
         raise typer.Exit(EXIT_THRESHOLD)
+
+
+def _register_command_modules() -> None:
+    """Commands that live in their own modules (toolkit/commands/*) add themselves to `app`."""
+    from toolkit.commands import register_all
+
+    register_all(app)
+
+
+_register_command_modules()
 
 
 def main() -> None:
