@@ -30,7 +30,7 @@ def _configure(converter: Any, tf: Any, precision: Precision, calibration: np.nd
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if precision is Precision.FP16:
         converter.target_spec.supported_types = [tf.float16]
-    elif precision is Precision.INT8:
+    else:
         assert calibration is not None
 
         def representative() -> Iterator[list[np.ndarray]]:
@@ -38,10 +38,15 @@ def _configure(converter: Any, tf: Any, precision: Precision, calibration: np.nd
                 yield [calibration[i : i + 1]]
 
         converter.representative_dataset = representative
-        # Integer-only ops and int8 I/O: what an int8-only accelerator or MCU would need.
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        if precision is Precision.INT8:
+            # Integer-only ops and int8 I/O: what an int8-only accelerator or MCU would need.
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+        else:  # int16 activations, int8 weights, float I/O
+            converter.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+            ]
 
 
 def export_tflite(
@@ -74,7 +79,7 @@ def export_tflite(
         )
     if precision in NEEDS_CALIBRATION and (calibration_data is None or len(calibration_data) == 0):
         raise UnsupportedPrecisionError(
-            "full-integer int8 needs calibration images; pass calibration data or choose int8-dynamic."
+            f"{precision.value} needs calibration images; pass calibration data or choose int8-dynamic."
         )
     tf = import_tensorflow()
     notes: list[str] = []

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from exporters.base import ExportFormat, Precision
+from exporters.base import NEEDS_CALIBRATION, ExportFormat, Precision
 from toolkit import __version__
 from toolkit.console import EXIT_THRESHOLD, err, out, progress_bar, rich_table, user_errors
 
@@ -274,7 +274,7 @@ def export(
 
     run = A.resolve_run_dir(run_dir)
     targets = parse_targets(formats, precisions)
-    dataset = _load_data(data, allow_unverified) if any(p is Precision.INT8 for _, p in targets) else None
+    dataset = _load_data(data, allow_unverified) if any(p in NEEDS_CALIBRATION for _, p in targets) else None
     with progress_bar() as progress:
         manifest = export_step(
             run, targets, data=dataset, calibration_size=calibration_size, seed=seed, progress=progress

@@ -38,6 +38,7 @@ TOLERANCES: dict[str, Tolerance] = {
     "fp16": Tolerance(max_abs_diff=1e-2),
     "int8-dynamic": Tolerance(min_agreement=0.995, max_accuracy_drop=0.005),
     "int8": Tolerance(min_agreement=0.995, max_accuracy_drop=0.005),
+    "int16x8": Tolerance(min_agreement=0.995, max_accuracy_drop=0.005),
 }
 
 

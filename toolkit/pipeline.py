@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from rich.progress import Progress
 
-from exporters.base import SUPPORTED, ExportFormat, Precision, artifact_name
+from exporters.base import NEEDS_CALIBRATION, OPT_IN, SUPPORTED, ExportFormat, Precision, artifact_name
 from exporters.files import write_json_atomic, write_text_atomic
 from toolkit import artifacts as A
 from toolkit.data import Mnist, calibration_sample, load_mnist, to_model_input
@@ -80,7 +80,7 @@ def parse_targets(
     fmts = formats or list(SUPPORTED)
     targets: list[tuple[ExportFormat, Precision]] = []
     for fmt in fmts:
-        wanted = precisions or list(SUPPORTED[fmt])
+        wanted = precisions or [p for p in SUPPORTED[fmt] if p not in OPT_IN]
         targets.extend((fmt, p) for p in wanted if p in SUPPORTED[fmt])
     if not targets:
         offered = "; ".join(f"{f.value}: {', '.join(p.value for p in SUPPORTED[f])}" for f in fmts)
@@ -108,7 +108,7 @@ def export_step(
     reference = A.reference_entry(run_dir)
     model = load_keras_model(model_path)
     calibration = None
-    if any(p is Precision.INT8 for _, p in targets):
+    if any(p in NEEDS_CALIBRATION for _, p in targets):
         data = data or load_mnist()
         calibration = calibration_sample(data, n=min(calibration_size, len(data.x_train)), seed=seed)
     out_dir = run_dir / A.EXPORTS_DIR
