@@ -25,12 +25,13 @@ from runtimes.tf_import import import_tensorflow
 
 
 def _configure(converter: Any, tf: Any, precision: Precision, calibration: np.ndarray | None) -> None:
+    # int8-dynamic is DEFAULT optimisation alone: int8 weights, float activations, no calibration.
     if precision is Precision.FP32:
         return
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if precision is Precision.FP16:
         converter.target_spec.supported_types = [tf.float16]
-    else:
+    elif precision in NEEDS_CALIBRATION:
         assert calibration is not None
 
         def representative() -> Iterator[list[np.ndarray]]:
@@ -43,7 +44,7 @@ def _configure(converter: Any, tf: Any, precision: Precision, calibration: np.nd
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
-        else:  # int16 activations, int8 weights, float I/O
+        else:  # int16x8: int16 activations, int8 weights, float I/O
             converter.target_spec.supported_ops = [
                 tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
             ]

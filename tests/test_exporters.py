@@ -125,3 +125,19 @@ def test_atomic_path_never_leaves_a_partial_file(tmp_path: Path) -> None:
 def test_calibration_sample_is_seeded(mnist) -> None:
     a, b = calibration_sample(mnist, n=50, seed=7), calibration_sample(mnist, n=50, seed=7)
     assert np.array_equal(a, b) and a.dtype == np.float32 and a.shape == (50, 28, 28, 1)
+
+
+def test_each_tflite_precision_has_its_own_tensor_types(small_run: Path) -> None:
+    """int8-dynamic keeps float activations; int8 is integer end to end (guards the converter settings)."""
+    from runtimes.tflite_runner import load_interpreter_module
+
+    _, module = load_interpreter_module()
+
+    def dtypes(name: str) -> set[str]:
+        interp = module.Interpreter(model_path=str(small_run / "exports" / name))
+        return {np.dtype(t["dtype"]).name for t in interp.get_tensor_details()}
+
+    dynamic, full = dtypes("model_int8_dynamic.tflite"), dtypes("model_int8.tflite")
+    assert "float32" in dynamic and "int8" in dynamic and "int16" not in dynamic
+    assert "int16" not in full and "int8" in full
+    assert "float16" in dtypes("model_fp16.tflite")
