@@ -9,17 +9,36 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import socket
+import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.peak import blas_env, blas_env_note
 from runtimes import registry
 
 CPUINFO = Path("/proc/cpuinfo")
 CPUFREQ_DIR = Path("/sys/devices/system/cpu/cpu0/cpufreq")
 DEVICE_TREE_MODEL = Path("/sys/firmware/devicetree/base/model")
+THERMAL_DIR = Path("/sys/class/thermal")
+VCGENCMD = "vcgencmd"
+
+# Raspberry Pi firmware `vcgencmd get_throttled` bits: 0-3 are the state now, 16-19 whether it
+# has happened since boot (documented at raspberrypi.com, "get_throttled").
+THROTTLE_BITS: dict[int, str] = {
+    0: "under-voltage now",
+    1: "arm frequency capped now",
+    2: "throttled now",
+    3: "soft temperature limit now",
+    16: "under-voltage since boot",
+    17: "arm frequency capped since boot",
+    18: "throttled since boot",
+    19: "soft temperature limit since boot",
+}
+_THROTTLE_NOW_MASK = 0xF
 
 # Arm Ltd (implementer 0x41) core names by "CPU part", for boards whose /proc/cpuinfo has no
 # "model name" line (Raspberry Pi, Jetson, most SBCs).
@@ -146,6 +165,75 @@ def available_cores() -> int | None:
     return os.cpu_count()
 
 
+def temperatures() -> dict[str, float]:
+    """SoC/CPU temperatures from /sys/class/thermal/thermal_zone*/{type,temp}, in °C.
+
+    Returns:
+        `{zone type: °C}` (e.g. `{"cpu-thermal": 51.6}`); a repeated type gets the zone name as a
+        suffix (`"x86_pkg_temp/thermal_zone3"`); `{}` where there are no zones (most VMs).
+    """
+    out: dict[str, float] = {}
+    try:
+        zones = sorted(THERMAL_DIR.glob("thermal_zone*"), key=lambda p: (len(p.name), p.name))
+    except OSError:
+        return out
+    for zone in zones:
+        millideg = _read_int(zone / "temp")
+        if millideg is None:  # unreadable zones (some report EINVAL / ENODATA) are skipped
+            continue
+        kind = (_read_text(zone / "type") or "").strip() or zone.name
+        key = kind if kind not in out else f"{kind}/{zone.name}"
+        out[key] = millideg / 1000.0
+    return out
+
+
+def decode_throttled(value: int) -> list[str]:
+    """Names of the bits set in a `vcgencmd get_throttled` value (see `THROTTLE_BITS`).
+
+    Args:
+        value: the integer after `throttled=`.
+
+    Returns:
+        Flag names in bit order; unknown bits as "bit N".
+    """
+    return [THROTTLE_BITS.get(bit, f"bit {bit}") for bit in range(value.bit_length()) if value >> bit & 1]
+
+
+def throttle_state(timeout_s: float = 2.0) -> dict[str, object]:
+    """Raspberry Pi throttling from `vcgencmd get_throttled`, when that tool is on PATH.
+
+    Args:
+        timeout_s: give up on vcgencmd after this long.
+
+    Returns:
+        `throttled` (True when any "now" condition holds: under-voltage, frequency capped,
+        throttled or soft temperature limit; None when unknown), `throttle_flags` (every set bit,
+        now and since boot) and `throttled_raw` (e.g. "0x50005", or None).
+    """
+    unknown: dict[str, object] = {"throttled": None, "throttle_flags": [], "throttled_raw": None}
+    exe = shutil.which(VCGENCMD)
+    if exe is None:
+        return unknown
+    try:
+        proc = subprocess.run(
+            [exe, "get_throttled"], capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return unknown
+    _, sep, raw = proc.stdout.strip().partition("=")
+    try:
+        value = int(raw.strip(), 0) if sep and proc.returncode == 0 else None
+    except ValueError:
+        value = None
+    if value is None:
+        return unknown
+    return {
+        "throttled": bool(value & _THROTTLE_NOW_MASK),
+        "throttle_flags": decode_throttled(value),
+        "throttled_raw": raw.strip(),
+    }
+
+
 def runtime_versions() -> dict[str, str | None]:
     """Installed runtime versions by runner name (from package metadata; TensorFlow is not imported).
 
@@ -175,7 +263,11 @@ def capture_environment() -> dict[str, object]:
         A JSON-serialisable dict with `cpu_model`, `machine`, `cores_logical`, `cores_available`,
         `os`, `kernel`, `bitness`, `python`, `python_implementation`, `numpy`, `runtime_versions`,
         `cpu_governor`, `cpu_freq_cur_mhz`, `cpu_freq_min_mhz`, `cpu_freq_max_mhz`,
-        `cpu_freq_hw_max_mhz`, `thread_env`, `hostname` and `timestamp_utc` (ISO 8601).
+        `cpu_freq_hw_max_mhz`, `thread_env`, `temperatures_c` (`{thermal zone type: °C}`),
+        `throttled` (bool, or None when unknown: only Raspberry Pi firmware reports it),
+        `throttle_flags` (list of str, e.g. "under-voltage since boot"), `throttled_raw`,
+        `openblas_env` (BLAS variables that are set, e.g. OPENBLAS_CORETYPE), `blas_note` (a warning
+        when one of them can slow numpy's BLAS, else None), `hostname` and `timestamp_utc` (ISO 8601).
     """
     freq = _safe(cpu_frequency)
     env: dict[str, object] = {
@@ -205,6 +297,15 @@ def capture_environment() -> dict[str, object]:
         )
     )
     env["thread_env"] = {name: os.environ[name] for name in THREAD_ENV_VARS if name in os.environ}
+    env["temperatures_c"] = _safe(temperatures) or {}
+    throttle = _safe(throttle_state)
+    env.update(
+        throttle
+        if isinstance(throttle, dict)
+        else {"throttled": None, "throttle_flags": [], "throttled_raw": None}
+    )
+    env["openblas_env"] = _safe(blas_env) or {}
+    env["blas_note"] = _safe(blas_env_note)
     env["hostname"] = _safe(socket.gethostname) or _safe(platform.node) or None
     env["timestamp_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return env

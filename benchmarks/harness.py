@@ -17,6 +17,7 @@ from typing import Any
 
 from benchmarks.environment import available_cores
 from benchmarks.errors import BenchmarkError
+from benchmarks.worker import GRAPH_OPTIMIZATION_LEVELS
 
 # The directory holding the `benchmarks` and `runtimes` packages, so the worker can import them
 # whatever the caller's working directory and whether or not edgekit is pip-installed.
@@ -54,6 +55,8 @@ def worker_command(
     min_runs: int,
     min_seconds: float,
     max_seconds: float | None,
+    xnnpack: bool | None = None,
+    graph_optimization: str | None = None,
 ) -> list[str]:
     """The command line that runs one worker with this interpreter.
 
@@ -67,6 +70,8 @@ def worker_command(
         min_runs: minimum timed calls per batch size.
         min_seconds: minimum timed duration per batch size.
         max_seconds: cap per phase and batch size, or None for no cap.
+        xnnpack: TFLite only: False adds `--no-xnnpack`; None or True use the default (on).
+        graph_optimization: ONNX Runtime only: a level for `--graph-optimization`, or None.
 
     Returns:
         The argv list for `subprocess`.
@@ -83,6 +88,10 @@ def worker_command(
         "--min-seconds", repr(float(min_seconds)),
         "--max-seconds", "none" if max_seconds is None else repr(float(max_seconds)),
     ]  # fmt: skip
+    if xnnpack is False:
+        cmd.append("--no-xnnpack")
+    if graph_optimization is not None:
+        cmd += ["--graph-optimization", graph_optimization]
     return cmd
 
 
@@ -96,6 +105,19 @@ def worker_env() -> dict[str, str]:
     existing = env.get("PYTHONPATH")
     env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + existing if existing else "")
     return env
+
+
+def _check_options_apply(model_path: Path, xnnpack: bool | None, graph_optimization: str | None) -> None:
+    """Refuse a sweep option for another runtime here, before paying for a worker process.
+
+    The suffix decides the runtime (as in `runtimes.registry`); an unknown suffix is left for the
+    worker to report.
+    """
+    suffix = model_path.suffix.lower()
+    if xnnpack is not None and suffix != ".tflite":
+        raise BenchmarkError(f"the XNNPACK option applies to TFLite models only, not {model_path.name}.")
+    if graph_optimization is not None and suffix != ".onnx":
+        raise BenchmarkError(f"the graph optimization option applies to ONNX models only, not {model_path.name}.")
 
 
 def _one_line(text: str, limit: int = 500) -> str:
@@ -140,10 +162,12 @@ def run_worker(
     batch_sizes: Sequence[int] = (1,),
     warmup_runs: int = 10,
     warmup_seconds: float = 0.2,
-    min_runs: int = 1000,
+    min_runs: int = 1024,
     min_seconds: float = 2.0,
     max_seconds: float | None = 60.0,
     timeout_s: float = 600,
+    xnnpack: bool | None = None,
+    graph_optimization: str | None = None,
 ) -> dict[str, Any]:
     """Benchmark one model at one thread count in a fresh Python process.
 
@@ -158,16 +182,23 @@ def run_worker(
         min_seconds: minimum timed duration per batch size, in seconds.
         max_seconds: cap per phase and batch size, in seconds; None for no cap.
         timeout_s: kill the worker after this many seconds.
+        xnnpack: TFLite only: False runs without the XNNPACK delegate; None (or True) keeps the
+            default (on).
+        graph_optimization: ONNX Runtime only: "disable", "basic", "extended" or "all"; None for
+            the default ("all").
 
     Returns:
         The worker's JSON object: `model`, `runtime`, `backend`, `runtime_version`, `threads`,
-        `load_ms`, `activate_ms`, `first_inference_ms`, `peak_rss_mb` and `results` (one
-        `LatencyStats.to_dict()` per batch size).
+        `options` (`{"xnnpack": bool | None, "graph_optimization": str | None}`, None where the
+        option does not apply to the runtime), `delegated` (TFLite: whether XNNPACK took part of
+        the graph; None for other runtimes), `load_ms`, `activate_ms`, `first_inference_ms`,
+        `peak_rss_mb` and `results` (one `LatencyStats.to_dict()` per batch size).
 
     Raises:
-        ValueError: if an argument is out of range.
-        BenchmarkError: if the worker failed, timed out or printed no JSON; the message is one line
-            and carries the worker's own error (or its last stderr line).
+        ValueError: if an argument is out of range (including an unknown `graph_optimization`).
+        BenchmarkError: if `xnnpack` or `graph_optimization` is set for a model of another runtime,
+            or the worker failed, timed out or printed no JSON; the message is one line and
+            carries the worker's own error (or its last stderr line).
     """
     if not batch_sizes or any(b < 1 for b in batch_sizes):
         raise ValueError(f"batch_sizes must be one or more sizes >= 1, got {list(batch_sizes)}.")
@@ -175,6 +206,12 @@ def run_worker(
         raise ValueError(f"threads must be 1 or more (or None), got {threads}.")
     if timeout_s <= 0:
         raise ValueError(f"timeout_s must be above 0, got {timeout_s}.")
+    if graph_optimization is not None and graph_optimization not in GRAPH_OPTIMIZATION_LEVELS:
+        raise ValueError(
+            f"graph_optimization must be one of {', '.join(GRAPH_OPTIMIZATION_LEVELS)} or None, "
+            f"got {graph_optimization!r}."
+        )
+    _check_options_apply(Path(model_path), xnnpack, graph_optimization)
     cmd = worker_command(
         model_path,
         inputs_path,
@@ -185,6 +222,8 @@ def run_worker(
         min_runs=min_runs,
         min_seconds=min_seconds,
         max_seconds=max_seconds,
+        xnnpack=xnnpack,
+        graph_optimization=graph_optimization,
     )
     what = f"benchmark of {model_path} with {threads if threads is not None else 'default'} thread(s)"
     try:

@@ -2,7 +2,12 @@
 
 Only the `infer` call itself sits between the two `perf_counter_ns` readings: the batch is built
 once, outside the timed region, so the numbers are end-to-end runtime latency (numpy in, numpy out,
-including any (de)quantisation the runner does) and nothing of the harness.
+including any (de)quantisation the runner does) and nothing of the harness
+(`python -m benchmarks.harness_check` compares it with a hand-written loop on the bare runtime).
+
+Method, close to MLPerf Inference single-stream: one query (batch) at a time, at least 1,024 timed
+queries AND at least 2 s, after a warm-up of at least 10 calls AND 0.2 s; p90 is reported with a
+distribution-free 95 % CI, and each run is checked for drift (see `benchmarks.stats`).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from benchmarks.stats import noise_check, percentiles, quantile_ci
 from runtimes.base import Runner
 
 _NS_PER_S = 1_000_000_000
@@ -36,6 +42,13 @@ class LatencyStats:
         max_ms: slowest call, in milliseconds.
         throughput_ips: images per second, `batch_size / mean latency`.
         total_s: wall-clock duration of the timed phase, in seconds.
+        p95_ms: 95th percentile latency, in milliseconds.
+        p90_ci_low_ms: lower end of a distribution-free 95 % confidence interval for the true p90
+            (an order statistic at a Binomial(n, 0.9) rank); None with too few runs (n = 1).
+        p90_ci_high_ms: upper end of that interval; None with fewer than 36 runs.
+        quantiles_ms: the 0th to 100th percentiles (101 values), for distribution plots.
+        noisy: True when the run looks unstable or too short to trust (`benchmarks.stats`).
+        noise: why, in a short sentence (None when not noisy).
     """
 
     batch_size: int
@@ -50,6 +63,12 @@ class LatencyStats:
     max_ms: float
     throughput_ips: float
     total_s: float
+    p95_ms: float
+    p90_ci_low_ms: float | None
+    p90_ci_high_ms: float | None
+    quantiles_ms: list[float]
+    noisy: bool
+    noise: str | None
 
     def to_dict(self) -> dict[str, object]:
         """Return the fields as a JSON-serialisable dict.
@@ -66,7 +85,8 @@ def summarise(
     """Turn per-call durations into `LatencyStats`.
 
     Args:
-        durations_ns: duration of each timed call, in nanoseconds (at least one).
+        durations_ns: duration of each timed call, in nanoseconds (at least one), in the order
+            they were taken (the noise check looks for changes over time).
         batch_size: images per call.
         threads: the runner's thread setting, recorded as is.
         total_s: wall-clock duration of the timed phase, in seconds.
@@ -82,7 +102,9 @@ def summarise(
         raise ValueError("durations_ns must be a non-empty 1-D sequence of durations.")
     if batch_size < 1:
         raise ValueError(f"batch_size must be 1 or more, got {batch_size}.")
-    p50, p90, p99 = (float(v) for v in np.percentile(ms, [50.0, 90.0, 99.0], method="linear"))
+    p50, p90, p95, p99 = (float(v) for v in np.percentile(ms, [50.0, 90.0, 95.0, 99.0], method="linear"))
+    ci_low, ci_high = quantile_ci(np.sort(ms), 0.9, 0.95)
+    verdict = noise_check(ms, p90=p90, ci_low=ci_low, ci_high=ci_high)
     mean = float(ms.mean())
     # A coarse clock can report 0 ns for a very fast call; floor the mean at 1 ns so throughput
     # stays finite (JSON has no Infinity).
@@ -100,6 +122,12 @@ def summarise(
         max_ms=float(ms.max()),
         throughput_ips=throughput,
         total_s=total_s,
+        p95_ms=p95,
+        p90_ci_low_ms=ci_low,
+        p90_ci_high_ms=ci_high,
+        quantiles_ms=percentiles(ms),
+        noisy=verdict.noisy,
+        noise=verdict.reason,
     )
 
 
@@ -140,14 +168,14 @@ def measure_latency(
     *,
     warmup_runs: int = 10,
     warmup_seconds: float = 0.2,
-    min_runs: int = 1000,
+    min_runs: int = 1024,
     min_seconds: float = 2.0,
     max_seconds: float | None = 60.0,
 ) -> LatencyStats:
     """Time `runner.infer(batch)` after a warm-up.
 
     Warm-up runs until at least `warmup_runs` calls AND `warmup_seconds` have passed. The timed
-    phase then runs until at least `min_runs` calls AND `min_seconds` have passed ("1,000 runs or
+    phase then runs until at least `min_runs` calls AND `min_seconds` have passed ("1,024 runs or
     2 s, whichever is longer"), but stops once `max_seconds` have passed even if `min_runs` was not
     reached, so a slow model cannot hang a benchmark. Each phase gets its own `max_seconds` budget,
     and the timed phase always makes at least one call.

@@ -4,6 +4,10 @@ A fresh process per (model, threads) is needed because TensorFlow's thread count
 process-global and fixed at its first op, and because cold start (runtime import + model load +
 first inference) and peak RSS are only meaningful in a process that has loaded nothing else.
 
+Sweeps: `--no-xnnpack` (TFLite only: reference kernels instead of the XNNPACK delegate) and
+`--graph-optimization LEVEL` (ONNX Runtime only); a flag that does not apply to the model's runtime
+is an error.
+
 Prints exactly one JSON object on stdout: the results, or `{"error": "..."}` with exit status 1 on
 an `EdgekitError`. Anything a runtime writes to stdout (native libraries included) is redirected
 to stderr so it cannot corrupt that JSON.
@@ -25,9 +29,15 @@ import numpy as np
 from benchmarks.errors import BenchmarkError
 from benchmarks.latency import measure_latency
 from runtimes.errors import EdgekitError
-from runtimes.registry import make_runner
+from runtimes.registry import make_runner, runner_class
 
 _NS_PER_MS = 1_000_000
+# ONNX Runtime's graph optimisation levels (runtimes.ort_runner.GRAPH_OPT_LEVELS, repeated here so
+# that building the parser does not import the ONNX runner).
+GRAPH_OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+# Runner names (`Runner.name`) each sweep option applies to.
+XNNPACK_RUNTIME = "tflite"
+GRAPH_OPTIMIZATION_RUNTIME = "onnxruntime"
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -87,12 +97,55 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--warmup-runs", type=_non_negative_int, default=10)
     parser.add_argument("--warmup-seconds", type=_seconds, default=0.2)
-    parser.add_argument("--min-runs", type=_positive_int, default=1000)
+    parser.add_argument("--min-runs", type=_positive_int, default=1024)
     parser.add_argument("--min-seconds", type=_seconds, default=2.0)
     parser.add_argument(
         "--max-seconds", type=_optional_seconds, default=60.0, help="cap per batch size; 'none' for no cap"
     )
+    parser.add_argument(
+        "--no-xnnpack",
+        dest="xnnpack",
+        action="store_false",
+        default=None,
+        help="TFLite only: disable the XNNPACK delegate (reference kernels)",
+    )
+    parser.add_argument(
+        "--graph-optimization",
+        choices=GRAPH_OPTIMIZATION_LEVELS,
+        default=None,
+        help="ONNX Runtime only: graph optimisation level (default: all)",
+    )
     return parser
+
+
+def runner_options(model: Path, xnnpack: bool | None, graph_optimization: str | None) -> dict[str, object]:
+    """Keyword arguments for the model's runner from the sweep options, refusing ones that do not apply.
+
+    Args:
+        model: the model file (its suffix picks the runtime).
+        xnnpack: None for the runtime's default, else whether TFLite may use XNNPACK.
+        graph_optimization: None for the default, else an ONNX Runtime level.
+
+    Returns:
+        `use_xnnpack` and/or `graph_optimization` for `make_runner`.
+
+    Raises:
+        BenchmarkError: if an option does not apply to the model's runtime.
+        ModelLoadError: if the suffix is not a known model type.
+    """
+    runtime = runner_class(model).name
+    options: dict[str, object] = {}
+    if xnnpack is not None:
+        if runtime != XNNPACK_RUNTIME:
+            raise BenchmarkError(f"--no-xnnpack applies to TFLite models only, not {model.name} ({runtime}).")
+        options["use_xnnpack"] = xnnpack
+    if graph_optimization is not None:
+        if runtime != GRAPH_OPTIMIZATION_RUNTIME:
+            raise BenchmarkError(
+                f"--graph-optimization applies to ONNX models only, not {model.name} ({runtime})."
+            )
+        options["graph_optimization"] = graph_optimization
+    return options
 
 
 def load_inputs(path: Path) -> np.ndarray:
@@ -145,9 +198,18 @@ def make_batch(inputs: np.ndarray, batch_size: int) -> np.ndarray:
 def peak_rss_mb() -> float | None:
     """Peak resident set size of this process so far, in MiB (None where unsupported).
 
+    On Linux this is VmHWM from /proc/self/status: `ru_maxrss` is inherited across fork+exec, so a
+    worker started by a parent holding TensorFlow (~1.6 GB) would report the parent's peak.
+
     Returns:
-        `ru_maxrss` converted to MiB, or None on platforms without the `resource` module.
+        The high-water mark in MiB, `ru_maxrss` elsewhere, or None without the `resource` module.
     """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import resource
     except ImportError:  # Windows
@@ -170,8 +232,9 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
         EdgekitError: on a bad model, inputs or runtime.
     """
     batch_sizes: list[int] = args.batch_sizes or [1]
+    options = runner_options(args.model, args.xnnpack, args.graph_optimization)
     inputs = load_inputs(args.inputs)
-    runner = make_runner(args.model, num_threads=args.threads)
+    runner = make_runner(args.model, num_threads=args.threads, **options)
     t0 = time.perf_counter_ns()
     runner.activate()
     try:
@@ -191,14 +254,23 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
             )
             results.append(stats.to_dict())
         backend = runner.backend()
+        # Asked after timing, so the op-list walk cannot disturb the measurement. Only TFLite
+        # runners have delegates (TFLiteRunner.is_delegated); None elsewhere.
+        is_delegated = getattr(runner, "is_delegated", None)
+        delegated = bool(is_delegated()) if callable(is_delegated) else None
     finally:
         runner.deactivate()
+    # The settings the runner actually used (its defaults included); None where they do not apply.
+    xnnpack = getattr(runner, "use_xnnpack", None) if runner.name == XNNPACK_RUNTIME else None
+    level = getattr(runner, "graph_optimization", None) if runner.name == GRAPH_OPTIMIZATION_RUNTIME else None
     return {
         "model": str(args.model),
         "runtime": runner.name,
         "backend": backend,
         "runtime_version": type(runner).runtime_version(),
         "threads": args.threads,
+        "options": {"xnnpack": xnnpack, "graph_optimization": level},
+        "delegated": delegated,
         "load_ms": (t2 - t0) / _NS_PER_MS,
         "activate_ms": (t1 - t0) / _NS_PER_MS,
         "first_inference_ms": (t2 - t1) / _NS_PER_MS,

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from runtimes.errors import InputSpecError, ModelLoadError
 
 FloatArray = npt.NDArray[np.float32]
+_FLOAT32 = np.dtype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,9 @@ class Runner(abc.ABC):
         self._active = False
         self._rank = 0
         self._tail: tuple[int | None, ...] = ()
+        # Shape of the last batch that passed every check in infer() while active; None otherwise
+        # (None never equals a shape, so the fast path in infer() also implies "active").
+        self._ok_shape: tuple[int, ...] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> Runner:
@@ -93,12 +97,14 @@ class Runner(abc.ABC):
         # Cached for infer(): at batch 1 these models run in ~30 µs, so per-call overhead matters.
         self._rank = len(spec.shape)
         self._tail = spec.shape[1:]
+        self._ok_shape = None
         self._active = True
 
     def deactivate(self) -> None:
         if self._active:
             self._deactivate()
             self._active = False
+            self._ok_shape = None
 
     # -- queries -------------------------------------------------------------------------------
     def input_spec(self) -> TensorSpec:
@@ -121,6 +127,18 @@ class Runner(abc.ABC):
     # -- inference -----------------------------------------------------------------------------
     def infer(self, batch: np.ndarray) -> FloatArray:
         """Run a float32 NHWC batch and return float32 probabilities `[N, classes]`."""
+        # Fast path for the benchmark loop (the same array again and again): a C-contiguous float32
+        # ndarray of the shape that last passed the full checks below, on this activation, needs
+        # none of them again.
+        # At batch 1 these models run in ~40 µs and the full checks cost ~1 µs, which showed up as
+        # harness overhead. `is` on the dtype is a cheap pre-test; other float32 dtypes take the slow path.
+        if (
+            type(batch) is np.ndarray
+            and batch.shape == self._ok_shape
+            and batch.dtype is _FLOAT32
+            and batch.flags.c_contiguous
+        ):
+            return self._infer(batch)
         if not self._active:
             self._require_active()
         if not isinstance(batch, np.ndarray):
@@ -139,6 +157,7 @@ class Runner(abc.ABC):
             raise InputSpecError("input batch is empty; pass at least one image.")
         if not batch.flags.c_contiguous:
             batch = np.ascontiguousarray(batch)
+        self._ok_shape = shape
         return self._infer(batch)
 
     def _require_active(self) -> None:

@@ -14,11 +14,13 @@ from typing import TypedDict
 import numpy as np
 import pytest
 
-from benchmarks import environment
-from benchmarks.environment import capture_environment
+from benchmarks import environment, harness_check
+from benchmarks.environment import capture_environment, decode_throttled
 from benchmarks.errors import BenchmarkError
+from benchmarks.flops import flops_per_image
 from benchmarks.harness import REPO_ROOT, run_worker, thread_counts, worker_env
 from benchmarks.latency import LatencyStats, measure_latency, summarise
+from benchmarks.peak import achieved, blas_env, blas_env_note, measure_peak, measure_peak_details
 from benchmarks.worker import make_batch
 from runtimes.base import Runner
 from runtimes.errors import EdgekitError
@@ -41,6 +43,8 @@ WORKER_FIELDS = {
     "backend",
     "runtime_version",
     "threads",
+    "options",
+    "delegated",
     "load_ms",
     "activate_ms",
     "first_inference_ms",
@@ -64,7 +68,16 @@ ENV_KEYS = {
     "cpu_freq_max_mhz",
     "hostname",
     "timestamp_utc",
+    "temperatures_c",
+    "throttled",
+    "throttle_flags",
+    "openblas_env",
+    "blas_note",
 }
+# The reference CNN: 2 x (conv 24*24*32*25 + dense 4608*128 + dense 128*10) multiply-accumulates.
+REFERENCE_FLOPS = 2 * (24 * 24 * 32 * 25 + 4608 * 128 + 128 * 10)
+# The tiny test models: one 784 x 10 matrix multiply.
+TINY_FLOPS = 2 * 784 * 10
 
 
 # -- tiny real models ----------------------------------------------------------------------------
@@ -159,6 +172,15 @@ def assert_consistent(stats: LatencyStats | dict[str, object], *, batch_size: in
     assert isinstance(s["throughput_ips"], float) and s["throughput_ips"] > 0
     assert s["throughput_ips"] == pytest.approx(batch_size / (mean / 1000.0))
     assert isinstance(s["total_s"], float) and s["total_s"] > 0
+    assert isinstance(s["p95_ms"], float) and p90 <= s["p95_ms"] <= p99
+    quantiles = s["quantiles_ms"]
+    assert isinstance(quantiles, list) and len(quantiles) == 101
+    assert quantiles == sorted(quantiles) and quantiles[0] == mn and quantiles[-1] == mx
+    low, high = s["p90_ci_low_ms"], s["p90_ci_high_ms"]
+    if s["runs"] >= 36:  # fewer runs cannot bound p90 from above at 95 %
+        assert isinstance(low, float) and isinstance(high, float) and mn <= low <= p90 <= high <= mx
+    assert isinstance(s["noisy"], bool)
+    assert (s["noise"] is None) != s["noisy"] and (s["noise"] is None or isinstance(s["noise"], str))
 
 
 # -- measure_latency -----------------------------------------------------------------------------
@@ -289,6 +311,138 @@ def test_arm_cpuinfo_and_cpufreq(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert env["cpu_freq_hw_max_mhz"] is None
 
 
+def test_temperatures_and_pi_throttling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    thermal = tmp_path / "thermal"
+    for zone, kind, temp in (("thermal_zone0", "cpu-thermal", "51625"), ("thermal_zone1", "cpu-thermal", "49000")):
+        (thermal / zone).mkdir(parents=True)
+        (thermal / zone / "type").write_text(kind + "\n")
+        (thermal / zone / "temp").write_text(temp + "\n")
+    (thermal / "thermal_zone2").mkdir()  # a zone whose temp cannot be read is skipped
+    # A stand-in for the Raspberry Pi firmware tool: under-voltage and throttling, now and since boot.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / "vcgencmd"
+    tool.write_text("#!/bin/sh\necho throttled=0x50005\n")
+    tool.chmod(0o755)
+    monkeypatch.setattr(environment, "THERMAL_DIR", thermal)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = capture_environment()
+    assert env["temperatures_c"] == {"cpu-thermal": 51.625, "cpu-thermal/thermal_zone1": 49.0}
+    assert env["throttled"] is True and env["throttled_raw"] == "0x50005"
+    assert env["throttle_flags"] == [
+        "under-voltage now",
+        "throttled now",
+        "under-voltage since boot",
+        "throttled since boot",
+    ]
+    json.dumps(env)
+    # Only "since boot" bits: not throttled now, but the history is kept.
+    tool.write_text("#!/bin/sh\necho throttled=0x80000\n")
+    env = capture_environment()
+    assert env["throttled"] is False and env["throttle_flags"] == ["soft temperature limit since boot"]
+    # A broken tool gives "unknown", never an exception.
+    tool.write_text("#!/bin/sh\necho 'VCHI initialization failed' >&2\nexit 255\n")
+    env = capture_environment()
+    assert env["throttled"] is None and env["throttle_flags"] == []
+
+
+def test_no_thermal_zones_or_vcgencmd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(environment, "THERMAL_DIR", tmp_path / "missing")
+    monkeypatch.setattr(environment, "VCGENCMD", "no-such-vcgencmd-tool")
+    env = capture_environment()
+    assert env["temperatures_c"] == {} and env["throttled"] is None and env["throttle_flags"] == []
+
+
+def test_decode_throttled_bits() -> None:
+    assert decode_throttled(0) == []
+    assert decode_throttled(0xF000F) == [
+        "under-voltage now",
+        "arm frequency capped now",
+        "throttled now",
+        "soft temperature limit now",
+        "under-voltage since boot",
+        "arm frequency capped since boot",
+        "throttled since boot",
+        "soft temperature limit since boot",
+    ]
+    assert decode_throttled(1 << 5) == ["bit 5"]
+
+
+def test_blas_env_is_recorded_not_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    assert blas_env() == {"OPENBLAS_CORETYPE": "Haswell"}  # thread counts are reported elsewhere
+    note = blas_env_note()
+    assert note is not None and "OPENBLAS_CORETYPE=Haswell" in note and "understated" in note
+    env = capture_environment()
+    assert env["openblas_env"] == {"OPENBLAS_CORETYPE": "Haswell"} and env["blas_note"] == note
+    assert blas_env_note({"OPENBLAS_VERBOSE": "2"}) is None
+    assert os.environ["OPENBLAS_CORETYPE"] == "Haswell"
+
+
+# -- FLOPs and peak ------------------------------------------------------------------------------
+def test_flops_of_the_reference_cnn_in_every_format(small_run: Path) -> None:
+    manifest = json.loads((small_run / "manifest.json").read_text())
+    counted = {a["name"]: flops_per_image(small_run / a["path"]) for a in manifest["artifacts"]}
+    expected = {"tflite-fp32", "tflite-fp16", "tflite-int8-dynamic", "tflite-int8", "onnx-fp32", "onnx-int8"}
+    assert expected <= set(counted)
+    assert {name: counted[name] for name in expected} == dict.fromkeys(expected, REFERENCE_FLOPS)
+    assert REFERENCE_FLOPS == 2_103_808
+    assert counted["keras-fp32"] is None  # would need TensorFlow
+
+
+def test_flops_of_tiny_models(model_path: Path) -> None:
+    assert flops_per_image(model_path) == TINY_FLOPS
+
+
+def test_onnx_flops_without_the_onnx_package(onnx_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnx", None)  # makes `import onnx` raise ImportError
+    assert flops_per_image(onnx_model) is None
+
+
+def test_flops_of_a_corrupt_model(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(64))
+    with pytest.raises(EdgekitError):
+        flops_per_image(bad)
+
+
+def test_achieved_gflops() -> None:
+    assert achieved(REFERENCE_FLOPS, 32, 0.5) == pytest.approx(134.64371)
+    with pytest.raises(ValueError):
+        achieved(REFERENCE_FLOPS, 1, 0.0)
+
+
+def test_measure_peak_one_process_per_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An OPENBLAS_ variable OpenBLAS ignores: it must be passed through and recorded as found.
+    monkeypatch.setenv("OPENBLAS_EDGEKIT_TEST", "1")
+    details = measure_peak_details([1, 2], seconds=0.05, size=128)
+    assert set(details) == {1, 2}
+    for threads, d in details.items():
+        assert d["threads"] == threads and d["size"] == 128 and d["runs"] >= 3
+        assert d["gflops"] >= d["gflops_median"] > 0
+        assert d["openblas_env"] == {"OPENBLAS_EDGEKIT_TEST": "1"}
+    peak = measure_peak([1], seconds=0.05)
+    assert list(peak) == [1] and isinstance(peak[1], float) and peak[1] > 0
+    with pytest.raises(ValueError):
+        measure_peak([0])
+
+
+def test_peak_cli_prints_one_json_line() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.peak", "--threads", "1", "--seconds", "0.05", "--size", "64"],
+        env=worker_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (line,) = proc.stdout.splitlines()
+    out = json.loads(line)
+    assert out["threads"] == 1 and out["dtype"] == "float32" and out["gflops"] > 0
+
+
 # -- harness / worker ----------------------------------------------------------------------------
 def test_thread_counts() -> None:
     assert thread_counts(1) == [1]
@@ -390,11 +544,109 @@ def test_run_worker_bad_arguments(onnx_model: Path, inputs_path: Path) -> None:
         run_worker(onnx_model, inputs_path, threads=1, min_seconds=2.0, max_seconds=1.0, timeout_s=120)
 
 
+def test_worker_options_default(model_path: Path, inputs_path: Path) -> None:
+    out = run_worker(model_path, inputs_path, threads=1, timeout_s=120, **QUICK)
+    if model_path.suffix == ".tflite":
+        assert out["options"] == {"xnnpack": True, "graph_optimization": None}
+        assert out["delegated"] is True
+    else:
+        assert out["options"] == {"xnnpack": None, "graph_optimization": "all"}
+        assert out["delegated"] is None
+
+
+def test_worker_without_xnnpack(tflite_model: Path, inputs_path: Path) -> None:
+    out = run_worker(tflite_model, inputs_path, threads=1, xnnpack=False, timeout_s=120, **QUICK)
+    assert out["options"] == {"xnnpack": False, "graph_optimization": None}
+    assert out["delegated"] is False
+    assert_consistent(out["results"][0], batch_size=1, min_runs=50)
+
+
+@pytest.mark.parametrize("level", ["disable", "basic", "extended", "all"])
+def test_worker_graph_optimization_levels(onnx_model: Path, inputs_path: Path, level: str) -> None:
+    out = run_worker(onnx_model, inputs_path, threads=1, graph_optimization=level, timeout_s=120, **QUICK)
+    assert out["options"] == {"xnnpack": None, "graph_optimization": level}
+    assert_consistent(out["results"][0], batch_size=1, min_runs=50)
+
+
+def test_sweep_options_for_the_wrong_runtime_are_refused(
+    onnx_model: Path, tflite_model: Path, inputs_path: Path
+) -> None:
+    for model, kwargs in ((onnx_model, {"xnnpack": False}), (tflite_model, {"graph_optimization": "basic"})):
+        with pytest.raises(BenchmarkError) as info:
+            run_worker(model, inputs_path, threads=1, timeout_s=120, **kwargs, **QUICK)  # type: ignore[arg-type]
+        assert model.name in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="graph_optimization"):
+        run_worker(onnx_model, inputs_path, threads=1, graph_optimization="maximum")
+    # The worker refuses them too, as one JSON error line (exit 1), for callers that skip run_worker.
+    for model, flag in ((onnx_model, ["--no-xnnpack"]), (tflite_model, ["--graph-optimization", "basic"])):
+        cmd = [sys.executable, "-m", "benchmarks.worker", "--model", str(model), "--inputs", str(inputs_path), *flag]
+        proc = subprocess.run(cmd, env=worker_env(), capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode == 1
+        (line,) = proc.stdout.splitlines()
+        assert "only" in json.loads(line)["error"]
+
+
+# -- harness check -------------------------------------------------------------------------------
+def test_harness_check_writes_json_and_table(
+    onnx_model: Path, tflite_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--tflite", str(tflite_model), "--onnx", str(onnx_model), "--out", str(tmp_path)]
+    argv += ["--rounds", "2", "--min-runs", "50", "--seconds", "0", "--machine", "test-box"]
+    code = harness_check.main(argv)
+    assert code in (harness_check.EXIT_OK, harness_check.EXIT_FAILED)  # a speed verdict: not asserted
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert len(files) == 2 and all(f.startswith("harness-check-") and "-test-box." in f for f in files)
+    result = json.loads((tmp_path / files[0]).read_text())
+    assert result["pass"] == (code == harness_check.EXIT_OK)
+    assert result["tolerance"] == 0.05 and set(result["environment"]) >= ENV_KEYS
+    assert [r["runtime"] for r in result["results"]] == ["tflite", "onnxruntime"]
+    for r in result["results"]:
+        assert r["harness_p50_ms"] > 0 and r["minimal_p50_ms"] > 0
+        assert [row["order"] for row in r["rounds"]] == ["harness-first", "minimal-first"]
+        assert r["pass"] == (abs(r["diff"]) <= 0.05)
+    table = (tmp_path / files[1]).read_text()
+    assert "harness p50" in table and "tflite" in table and "onnxruntime" in table
+    assert table in capsys.readouterr().out
+
+
+def test_harness_check_refuses_int8_input(small_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = small_run / "exports" / "model_int8.tflite"
+    code = harness_check.main(["--tflite", str(model), "--out", str(tmp_path), "--rounds", "1", "--min-runs", "1"])
+    assert code == harness_check.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "float32" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("env", "label"),
+    [
+        ({"machine": "x86_64", "cpu_model": "AMD EPYC", "cores_available": 2}, "x86_64-epyc-2cpu"),
+        (
+            {"machine": "x86_64", "cpu_model": "AMD EPYC 7B13 64-Core Processor", "cores_available": 2},
+            "x86_64-epyc-7b13-2cpu",
+        ),
+        (
+            {"machine": "x86_64", "cpu_model": "Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz", "cores_logical": 8},
+            "x86_64-i7-8650u-8cpu",
+        ),
+        (
+            {"machine": "aarch64", "cpu_model": "Raspberry Pi 4 Model B Rev 1.4 (Cortex-A72)", "cores_available": 4},
+            "aarch64-cortex-a72-4cpu",
+        ),
+        ({}, "unknown"),
+    ],
+)
+def test_machine_label(env: dict[str, object], label: str) -> None:
+    assert harness_check.machine_label(env) == label
+
+
 # -- dependency isolation ------------------------------------------------------------------------
 ISOLATION_SCRIPT = """
 import json, sys
 {prelude}
 import benchmarks.latency, benchmarks.environment, benchmarks.harness, benchmarks.worker
+import benchmarks.stats, benchmarks.flops, benchmarks.peak, benchmarks.harness_check
 env = benchmarks.environment.capture_environment()
 print(json.dumps({{"tf": "tensorflow" in sys.modules, "keras": "keras" in sys.modules,
                   "versions": env["runtime_versions"]}}))
@@ -415,3 +667,11 @@ def test_benchmarks_never_import_tensorflow() -> None:
     out = json.loads(proc.stdout)
     assert out["tf"] is False and out["keras"] is False
     assert out["versions"]["tflite"].startswith("ai_edge_litert")
+
+
+def test_worker_peak_rss_is_its_own_not_the_parents(onnx_model: Path, inputs_path: Path) -> None:
+    # ru_maxrss survives fork+exec; a parent holding 800 MB must not show up in the worker's figure.
+    ballast = np.ones(200 * 1024 * 1024, dtype=np.float32)
+    out = run_worker(onnx_model, inputs_path, threads=1, batch_sizes=[1], warmup_runs=1, min_runs=5, min_seconds=0.0)
+    assert ballast.sum() > 0
+    assert 10 < out["peak_rss_mb"] < 400

@@ -25,6 +25,7 @@ MANIFEST_JSON = "manifest.json"
 PARITY_JSON = "parity.json"
 BENCH_JSON = "bench.json"
 REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
 REFERENCE_NAME = "keras-fp32"
 
 _LIBRARIES = (

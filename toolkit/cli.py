@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +15,7 @@ from rich.markup import escape
 from exporters.base import NEEDS_CALIBRATION, ExportFormat, Precision
 from toolkit import __version__
 from toolkit.console import EXIT_THRESHOLD, err, out, progress_bar, rich_table, user_errors
+from toolkit.runlock import run_lock
 
 app = typer.Typer(
     name="edgekit",
@@ -23,6 +26,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
+
+
 def version_callback(value: bool) -> None:
     if value:
         out.print(f"edgekit {__version__}")
@@ -112,7 +117,7 @@ ThreadsOpt = Annotated[
 ]
 MinRunsOpt = Annotated[
     int | None,
-    typer.Option("--min-runs", min=1, help="Timed runs at least (default 1000).", rich_help_panel="Benchmark"),
+    typer.Option("--min-runs", min=1, help="Timed runs at least (default 1024).", rich_help_panel="Benchmark"),
 ]
 MinSecondsOpt = Annotated[
     float | None,
@@ -126,10 +131,81 @@ QuickOpt = Annotated[
     bool,
     typer.Option(
         "--quick",
-        help="Short benchmark (100 runs, 0.2 s): a fast look, not a measurement.",
+        help="Short benchmark (128 runs, 0.2 s): a fast look, not a measurement.",
         rich_help_panel="Benchmark",
     ),
 ]
+
+
+class OnOff(str, Enum):
+    ON = "on"
+    OFF = "off"
+
+
+class OrtOpt(str, Enum):
+    DISABLE = "disable"
+    BASIC = "basic"
+    EXTENDED = "extended"
+    ALL = "all"
+
+
+XnnpackOpt = Annotated[
+    list[OnOff] | None,
+    typer.Option(
+        "--xnnpack", help="TFLite with the XNNPACK delegate on and/or off; repeat to sweep (default: on).",
+        rich_help_panel="Benchmark",
+    ),
+]  # fmt: skip
+OrtOptOpt = Annotated[
+    list[OrtOpt] | None,
+    typer.Option(
+        "--ort-opt", help="ONNX Runtime graph optimisation level; repeat to sweep (default: all).",
+        rich_help_panel="Benchmark",
+    ),
+]  # fmt: skip
+PeakOpt = Annotated[
+    bool,
+    typer.Option(
+        "--peak/--no-peak", help="Measure this machine's peak float32 rate (matrix multiply) for % of peak.",
+        rich_help_panel="Benchmark",
+    ),
+]  # fmt: skip
+
+
+@dataclass
+class BenchOptions:
+    """The benchmark options shared by `bench` and `pipeline`."""
+
+    batch: list[int] | None = None
+    threads: list[int] | None = None
+    xnnpack: list[OnOff] | None = None
+    ort_opt: list[OrtOpt] | None = None
+    min_runs: int | None = None
+    min_seconds: float | None = None
+    warmup_runs: int | None = None
+    quick: bool = False
+    peak: bool = True
+
+    def settings(self) -> Any:
+        from toolkit.bench import QUICK_BENCH, BenchSettings
+
+        base = QUICK_BENCH if self.quick else BenchSettings()
+        settings = BenchSettings(
+            batch_sizes=tuple(dict.fromkeys(self.batch)) if self.batch else base.batch_sizes,
+            threads=tuple(dict.fromkeys(self.threads)) if self.threads else base.threads,
+            xnnpack=tuple(x is OnOff.ON for x in dict.fromkeys(self.xnnpack)) if self.xnnpack else base.xnnpack,
+            ort_optimization=tuple(o.value for o in dict.fromkeys(self.ort_opt))
+            if self.ort_opt
+            else base.ort_optimization,
+            warmup_runs=base.warmup_runs if self.warmup_runs is None else self.warmup_runs,
+            warmup_seconds=base.warmup_seconds,
+            min_runs=self.min_runs or base.min_runs,
+            min_seconds=base.min_seconds if self.min_seconds is None else self.min_seconds,
+            max_seconds=base.max_seconds,
+            measure_peak=self.peak,
+        )
+        settings.validate()
+        return settings
 
 
 def _load_data(source: str | None, allow_unverified: bool) -> Any:
@@ -139,27 +215,6 @@ def _load_data(source: str | None, allow_unverified: bool) -> Any:
     for warning in data.warnings:
         err.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
     return data
-
-
-def _bench_settings(
-    batch: list[int] | None,
-    threads: list[int] | None,
-    min_runs: int | None,
-    min_seconds: float | None,
-    warmup: int | None,
-    quick: bool,
-) -> Any:
-    from toolkit.pipeline import QUICK_BENCH, BenchSettings
-
-    base = QUICK_BENCH if quick else BenchSettings()
-    return BenchSettings(
-        batch_sizes=tuple(dict.fromkeys(batch)) if batch else base.batch_sizes,
-        threads=tuple(dict.fromkeys(threads)) if threads else base.threads,
-        warmup_runs=base.warmup_runs if warmup is None else warmup,
-        min_runs=min_runs or base.min_runs,
-        min_seconds=base.min_seconds if min_seconds is None else min_seconds,
-        max_seconds=base.max_seconds,
-    )
 
 
 # -- printing ------------------------------------------------------------------------------------
@@ -182,6 +237,15 @@ def print_bench(bench: dict[str, Any]) -> None:
 
     header, rows = latency_pivot(bench)
     out.print(rich_table("Latency (p50 ms)", header, rows))
+    for s in bench.get("skipped", []):
+        err.print(f"[yellow]skipped[/] {escape(s['artifact'])}: {escape(s['reason'])}", highlight=False)
+    noisy = bench.get("noisy", [])
+    if noisy:
+        err.print(f"[yellow]noisy[/]: {len(noisy)} configuration(s) varied during timing; see the report.")
+    env = bench.get("environment", {})
+    if env.get("throttled"):
+        flags = ", ".join(env.get("throttle_flags") or [])
+        err.print(f"[bold yellow]warning:[/] the CPU was throttled during this run ({escape(flags)}).")
 
 
 def print_recommendation(parity: dict[str, Any] | None, bench: dict[str, Any] | None) -> None:
@@ -225,7 +289,7 @@ def train(
     config.validate()
     dataset = _load_data(data, allow_unverified)
     run_dir = _make_run_dir(out_dir, runs_dir)
-    with progress_bar() as progress:
+    with run_lock(run_dir), progress_bar() as progress:
         summary = train_step(run_dir, dataset, config, progress)
     if out_dir is None:
         A.point_latest(run_dir)
@@ -275,7 +339,7 @@ def export(
     run = A.resolve_run_dir(run_dir)
     targets = parse_targets(formats, precisions)
     dataset = _load_data(data, allow_unverified) if any(p in NEEDS_CALIBRATION for _, p in targets) else None
-    with progress_bar() as progress:
+    with run_lock(run), progress_bar() as progress:
         manifest = export_step(
             run, targets, data=dataset, calibration_size=calibration_size, seed=seed, progress=progress
         )
@@ -303,13 +367,44 @@ def parity(
 
     run = A.resolve_run_dir(run_dir)
     dataset = _load_data(data, allow_unverified)
-    with progress_bar() as progress:
+    with run_lock(run), progress_bar() as progress:
         report = parity_step(run, artifact_names=artifact, limit=limit, data=dataset, progress=progress)
     print_parity(report)
     if not report["passed"]:
         failed = [r["artifact"] for r in report["results"] if not r["passed"]]
         err.print(f"[bold red]parity failed[/] for {', '.join(failed)} (see {run / A.PARITY_JSON})", highlight=False)
         raise typer.Exit(EXIT_THRESHOLD)
+
+
+class GateMetric(str, Enum):
+    P50 = "p50"
+    P90 = "p90"
+
+
+GatePanel = "Regression gate"
+BaselineOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--baseline",
+        help="An earlier bench.json (or its run directory) to compare with; regressions exit 3.",
+        rich_help_panel=GatePanel,
+    ),
+]
+MaxRegressionOpt = Annotated[
+    str, typer.Option("--max-regression", help="Allowed latency increase.", rich_help_panel=GatePanel)
+]
+MaxAccuracyDropOpt = Annotated[
+    str, typer.Option("--max-accuracy-drop", help="Allowed accuracy drop in points.", rich_help_panel=GatePanel)
+]
+MaxSizeOpt = Annotated[
+    str, typer.Option("--max-size-increase", help="Allowed model size increase.", rich_help_panel=GatePanel)
+]
+MaxRssOpt = Annotated[
+    str, typer.Option("--max-rss-increase", help="Allowed peak RSS increase.", rich_help_panel=GatePanel)
+]
+GateMetricOpt = Annotated[
+    GateMetric, typer.Option("--gate-metric", help="Latency statistic the gate compares.", rich_help_panel=GatePanel)
+]
 
 
 @app.command()
@@ -319,47 +414,169 @@ def bench(
     artifact: ArtifactOpt = None,
     batch: BatchOpt = None,
     threads: ThreadsOpt = None,
+    xnnpack: XnnpackOpt = None,
+    ort_opt: OrtOptOpt = None,
     min_runs: MinRunsOpt = None,
     min_seconds: MinSecondsOpt = None,
     warmup_runs: WarmupOpt = None,
     quick: QuickOpt = False,
+    peak: PeakOpt = True,
+    baseline: BaselineOpt = None,
+    max_regression: MaxRegressionOpt = "10%",
+    max_accuracy_drop: MaxAccuracyDropOpt = "0.5",
+    max_size_increase: MaxSizeOpt = "10%",
+    max_rss_increase: MaxRssOpt = "25%",
+    gate_metric: GateMetricOpt = GateMetric.P50,
 ) -> None:
     """Measure latency of every artifact on its runtime, one fresh process per configuration; writes bench.json.
 
-    Example: [b]edgekit bench runs/latest -a tflite-int8 -b 1 -t 1[/]
+    Examples: [b]edgekit bench runs/latest -a tflite-int8 -b 1 -t 1[/]
+    or, as a CI gate: [b]edgekit bench --baseline baseline/bench.json --max-regression 10%[/] (exit 3 on a regression)
     """
     from toolkit import artifacts as A
-    from toolkit.pipeline import bench_step
+    from toolkit.bench import bench_step
 
     run = A.resolve_run_dir(run_dir)
-    settings = _bench_settings(batch, threads, min_runs, min_seconds, warmup_runs, quick)
-    with progress_bar() as progress:
-        report = bench_step(run, settings, artifact_names=artifact, progress=progress)
+    gate = _gate_setup(baseline, max_regression, max_accuracy_drop, max_size_increase, max_rss_increase, gate_metric)
+    options = BenchOptions(batch, threads, xnnpack, ort_opt, min_runs, min_seconds, warmup_runs, quick, peak)
+    with run_lock(run), progress_bar() as progress:
+        report = bench_step(run, options.settings(), artifact_names=artifact, progress=progress)
     print_bench(report)
-    for s in report.get("skipped", []):
-        err.print(f"[yellow]skipped[/] {s['artifact']}: {s['reason']}", highlight=False)
     out.print(f"Wrote {run / A.BENCH_JSON}", highlight=False)
+    if gate is not None:
+        _run_gate(run, report, *gate)
+
+
+def _gate_setup(
+    baseline: Path | None, latency: str, accuracy: str, size: str, rss: str, metric: GateMetric
+) -> tuple[dict[str, Any], Path, Any] | None:
+    """Load the baseline and limits before benchmarking, so a bad option fails in a second, not after minutes."""
+    if baseline is None:
+        return None
+    from benchmarks.gate import Limits, parse_limit
+    from toolkit import artifacts as A
+    from toolkit.errors import ToolkitError
+
+    path = baseline / A.BENCH_JSON if baseline.is_dir() else baseline
+    if not path.is_file():
+        raise ToolkitError(f"--baseline {baseline} has no bench.json; pass a bench.json or a run directory.")
+    doc = A.read_json(path)
+    if not isinstance(doc.get("results"), list):
+        raise ToolkitError(f"--baseline {path} is not an edgekit bench.json (no results list).")
+    limits = Limits(
+        max_latency_regression=parse_limit(latency, option="--max-regression") / 100,
+        max_accuracy_drop_pt=parse_limit(accuracy, option="--max-accuracy-drop"),
+        max_size_increase=parse_limit(size, option="--max-size-increase") / 100,
+        max_rss_increase=parse_limit(rss, option="--max-rss-increase") / 100,
+        metric=f"{metric.value}_ms",
+    )
+    return doc, path, limits
+
+
+def _run_gate(run: Path, report: dict[str, Any], baseline: dict[str, Any], path: Path, limits: Any) -> None:
+    from dataclasses import asdict
+
+    from benchmarks.gate import compare
+    from exporters.files import write_json_atomic
+
+    regressions = compare(report, baseline, limits)
+    write_json_atomic(
+        run / "gate.json",
+        {
+            "schema_version": 1,
+            "baseline": str(path),
+            "limits": asdict(limits),
+            "passed": not regressions,
+            "regressions": [asdict(r) | {"message": r.describe()} for r in regressions],
+        },
+    )
+    if not regressions:
+        out.print(f"[bold green]gate passed[/]: no regression against {escape(str(path))}", highlight=False)
+        return
+    for r in regressions:
+        err.print(f"[bold red]regression[/] {escape(r.describe())}", highlight=False)
+    err.print(f"[bold red]gate failed[/]: {len(regressions)} regression(s) against {escape(str(path))}")
+    raise typer.Exit(EXIT_THRESHOLD)
 
 
 @app.command()
 @user_errors
-def report(run_dir: RunDirArg = None) -> None:
-    """Write report.md (training, artifacts, parity, latency, recommendation) from the run's JSON files.
+def gate(
+    current: Annotated[Path, typer.Argument(help="The bench.json (or run directory) to check.", show_default=False)],
+    baseline: BaselineOpt = None,
+    max_regression: MaxRegressionOpt = "10%",
+    max_accuracy_drop: MaxAccuracyDropOpt = "0.5",
+    max_size_increase: MaxSizeOpt = "10%",
+    max_rss_increase: MaxRssOpt = "25%",
+    gate_metric: GateMetricOpt = GateMetric.P50,
+) -> None:
+    """Compare an existing bench.json with a baseline without measuring again; exit 3 on a regression.
 
-    Example: [b]edgekit report runs/latest[/]
+    Example: [b]edgekit gate runs/latest --baseline main/bench.json --max-regression 10%[/]
+    """
+    from toolkit import artifacts as A
+    from toolkit.errors import ToolkitError
+
+    if baseline is None:
+        raise ToolkitError("gate needs --baseline: the bench.json to compare with.")
+    setup = _gate_setup(baseline, max_regression, max_accuracy_drop, max_size_increase, max_rss_increase, gate_metric)
+    assert setup is not None
+    path = current / A.BENCH_JSON if current.is_dir() else current
+    if not path.is_file():
+        raise ToolkitError(f"{current} has no bench.json; run `edgekit bench` first or pass a bench.json.")
+    report = A.read_json(path)
+    if not isinstance(report.get("results"), list):
+        raise ToolkitError(f"{path} is not an edgekit bench.json (no results list).")
+    _run_gate(path.parent, report, *setup)
+
+
+@app.command()
+@user_errors
+def report(
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Run directories or bench.json files (default: runs/latest). Several: merged side by side.",
+            show_default=False,
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Where a merged report goes (default: ./report-merged).", file_okay=False),
+    ] = None,
+) -> None:
+    """Write report.md and report.html (charts embedded) from a run's JSON files, or merge several machines.
+
+    Examples: [b]edgekit report[/]   [b]edgekit report runs/latest pi/bench.json --out compare/[/]
     """
     from toolkit import artifacts as A
     from toolkit.pipeline import report_step
 
-    run = A.resolve_run_dir(run_dir)
-    path = report_step(run)
-    out.print(f"Wrote {path}", highlight=False)
+    inputs = inputs or []
+    if len(inputs) <= 1 and out_dir is None and not (inputs and inputs[0].is_file()):
+        run = A.resolve_run_dir(inputs[0] if inputs else None)
+        with run_lock(run):
+            md, html = report_step(run)
+    else:
+        from toolkit.report import merge_reports
+
+        md, html = merge_reports(inputs, out_dir or Path("report-merged"))
+    out.print(f"Wrote {md} and {html}", highlight=False)
 
 
 @app.command()
 @user_errors
 def pipeline(
     runs_dir: RunsDirOpt = Path("runs"),
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            help="Continue this interrupted run from its last completed step (same options; files checked by sha256).",
+            rich_help_panel="Output",
+            file_okay=False,
+        ),
+    ] = None,
     epochs: EpochsOpt = 10,
     batch_size: BatchSizeOpt = 200,
     seed: SeedOpt = 7,
@@ -371,55 +588,65 @@ def pipeline(
     calibration_size: CalibOpt = 500,
     batch: BatchOpt = None,
     threads: ThreadsOpt = None,
+    xnnpack: XnnpackOpt = None,
+    ort_opt: OrtOptOpt = None,
     min_runs: MinRunsOpt = None,
     min_seconds: MinSecondsOpt = None,
     warmup_runs: WarmupOpt = None,
     quick: QuickOpt = False,
+    peak: PeakOpt = True,
 ) -> None:
     """Train → export → parity → bench → report into a new runs/<UTC time>, and point runs/latest at it.
 
     Exits 3 if any artifact fails parity (the run is still completed and reported).
     Example: [b]edgekit pipeline[/]   or, for a quick look: [b]edgekit pipeline --epochs 1 --quick[/]
+    After an interruption: [b]edgekit pipeline --resume runs/latest[/]
     """
+    from dataclasses import asdict
+
     from toolkit import artifacts as A
     from toolkit.model import TrainConfig
-    from toolkit.pipeline import bench_step, export_step, parity_step, parse_targets, report_step, train_step
+    from toolkit.pipeline import load_run_options, parse_targets, run_pipeline
 
     t0 = time.perf_counter()
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit)
-    config.validate()
-    targets = parse_targets(formats, precisions)
-    settings = _bench_settings(batch, threads, min_runs, min_seconds, warmup_runs, quick)
-    settings.validate()
-    dataset = _load_data(data, allow_unverified)
-    run = A.new_run_dir(runs_dir)
-    out.print(f"Run directory: [bold]{run}[/]", highlight=False)
-    timings: dict[str, float] = {}
-    with progress_bar() as progress:
-        s = time.perf_counter()
-        summary = train_step(run, dataset, config, progress)
-        A.point_latest(run)
-        timings["train"] = time.perf_counter() - s
-        s = time.perf_counter()
-        export_step(run, targets, data=dataset, calibration_size=calibration_size, seed=seed, progress=progress)
-        timings["export"] = time.perf_counter() - s
-        s = time.perf_counter()
-        parity_report = parity_step(run, data=dataset, progress=progress)
-        timings["parity"] = time.perf_counter() - s
-        s = time.perf_counter()
-        bench_report = bench_step(run, settings, data=dataset, progress=progress)
-        timings["bench"] = time.perf_counter() - s
-    report_path = report_step(run)
+    if resume is not None:
+        run = A.resolve_run_dir(resume)
+        options = load_run_options(run)
+    else:
+        config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit)
+        config.validate()
+        settings = BenchOptions(batch, threads, xnnpack, ort_opt, min_runs, min_seconds, warmup_runs, quick, peak)
+        options = {
+            "train": asdict(config),
+            "targets": [[f.value, p.value] for f, p in parse_targets(formats, precisions)],
+            "calibration_size": calibration_size,
+            "bench": settings.settings().to_dict(),
+            "data": data,
+            "allow_unverified": allow_unverified,
+        }
+    dataset = _load_data(options.get("data"), bool(options.get("allow_unverified")))
+    if resume is None:
+        run = A.new_run_dir(runs_dir)
+        A.point_latest(run)  # at once, so `--resume runs/latest` finds an interrupted run
+    out.print(f"{'Resuming' if resume else 'Run directory:'} [bold]{escape(str(run))}[/]", highlight=False)
+    with run_lock(run), progress_bar() as progress:
+        result = run_pipeline(run, options, data=dataset, progress=progress, resume=resume is not None)
+    A.point_latest(run)
+    if result["skipped"]:
+        out.print(f"Kept from the interrupted run: {', '.join(result['skipped'])}", highlight=False)
+    summary, parity_report, bench_report = result["train"], result["parity"], result["bench"]
     out.print(
-        f"Keras reference: test accuracy [bold]{100 * summary['test_accuracy']:.2f} %[/] after {epochs} epoch(s)",
+        f"Keras reference: test accuracy [bold]{100 * summary['test_accuracy']:.2f} %[/] "
+        f"after {summary['config']['epochs']} epoch(s)",
         highlight=False,
     )
     print_parity(parity_report)
     print_bench(bench_report)
     print_recommendation(parity_report, bench_report)
     total = time.perf_counter() - t0
-    steps = ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
-    out.print(f"Done in {total:.0f} s ({steps}). Report: [bold]{report_path}[/]", highlight=False)
+    steps = ", ".join(f"{k} {v:.0f} s" for k, v in result["timings"].items())
+    md, html = result["report"]
+    out.print(f"Done in {total:.0f} s ({steps}). Report: [bold]{md}[/] and {html}", highlight=False)
     if not parity_report["passed"]:
         err.print("[bold red]parity failed[/] for at least one artifact; see the report.")
         raise typer.Exit(EXIT_THRESHOLD)

@@ -74,7 +74,6 @@ def progress_bar() -> Progress:
     )
 
 
-
 def rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
     table = Table(title=title, title_justify="left", header_style="bold")
     for i, h in enumerate(header):
@@ -82,5 +81,3 @@ def rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
     for r in rows:
         table.add_row(*[escape(c.replace("**", "")) for c in r])
     return table
-
-

@@ -6,9 +6,7 @@ CLI decides what to print. Heavy libraries are imported inside the steps that ne
 
 from __future__ import annotations
 
-import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ import numpy as np
 from rich.progress import Progress
 
 from exporters.base import NEEDS_CALIBRATION, OPT_IN, SUPPORTED, ExportFormat, Precision, artifact_name
-from exporters.files import write_json_atomic, write_text_atomic
+from exporters.files import sha256_file, write_json_atomic, write_text_atomic
 from toolkit import artifacts as A
 from toolkit.data import Mnist, calibration_sample, load_mnist, to_model_input
 from toolkit.errors import RunDirError, ToolkitError
@@ -60,6 +58,7 @@ def train_step(
     p.remove_task(batch_task)
     save_model(result.model, run_dir / A.MODEL_FILE)
     summary = {
+        "model_sha256": sha256_file(run_dir / A.MODEL_FILE),
         "schema_version": A.SCHEMA_VERSION,
         "created_utc": A.utc_now(),
         **result.summary(),
@@ -114,14 +113,6 @@ def export_step(
     out_dir = run_dir / A.EXPORTS_DIR
     p = _progress(progress)
     task = p.add_task("export", total=len(targets))
-    entries = []
-    for fmt, precision in targets:
-        p.update(task, description=f"export: {artifact_name(fmt, precision)}")
-        exporter = export_tflite if fmt is ExportFormat.TFLITE else export_onnx
-        result = exporter(model, out_dir, precision=precision, calibration_data=calibration)
-        entries.append(result.manifest_entry(run_dir))
-        p.advance(task)
-    p.update(task, description="export: done")
     extra = {
         "calibration": {
             "images": 0 if calibration is None else len(calibration),
@@ -132,7 +123,19 @@ def export_step(
     train_json = run_dir / A.TRAIN_JSON
     if train_json.exists():
         extra["training"] = {k: A.read_json(train_json).get(k) for k in ("config", "test_accuracy")}
-    return A.write_manifest(run_dir, [reference, *entries], extra)
+    previous = run_dir / A.MANIFEST_JSON
+    if previous.exists() and _reference_sha(A.load_manifest(run_dir)) != reference["sha256"]:
+        previous.unlink()  # exports of an earlier model: none of them may be kept
+    manifest = A.write_manifest(run_dir, [reference], extra)
+    for fmt, precision in targets:
+        p.update(task, description=f"export: {artifact_name(fmt, precision)}")
+        exporter = export_tflite if fmt is ExportFormat.TFLITE else export_onnx
+        result = exporter(model, out_dir, precision=precision, calibration_data=calibration)
+        # The manifest grows artifact by artifact, so an interrupted export keeps what it finished.
+        manifest = A.write_manifest(run_dir, [result.manifest_entry(run_dir)], extra)
+        p.advance(task)
+    p.update(task, description="export: done")
+    return manifest
 
 
 # -- parity ------------------------------------------------------------------------------------------
@@ -180,6 +183,7 @@ def parity_step(
         "reference": summary,
         "data": {"source": data.source, "verified": data.verified, "images": n},
         "tolerances": _tolerance_table(),
+        "artifacts": {e["name"]: e["sha256"] for e in [ref_entry, *(e for e, _ in others)]},
         "results": [r.to_dict() for r in rows],
         "passed": all(r.passed for r in rows),
     }
@@ -193,159 +197,147 @@ def _tolerance_table() -> dict[str, str]:
     return {k: v.describe() for k, v in TOLERANCES.items()}
 
 
-# -- bench -------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class BenchSettings:
-    """Latency method: warm-up, then timed runs until both min_runs and min_seconds are reached."""
-
-    batch_sizes: tuple[int, ...] = (1, 32)
-    threads: tuple[int, ...] | None = None  # None: 1 and all available cores
-    warmup_runs: int = 10
-    min_runs: int = 1000
-    min_seconds: float = 2.0
-    max_seconds: float = 60.0
-
-    def validate(self) -> None:
-        if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
-            raise ToolkitError(f"--batch values must be 1 or more, got {list(self.batch_sizes)}.")
-        if self.threads is not None and any(t < 1 for t in self.threads):
-            raise ToolkitError(f"--threads values must be 1 or more, got {list(self.threads)}.")
-        if self.min_runs < 1 or self.warmup_runs < 0 or self.min_seconds < 0:
-            raise ToolkitError("--min-runs must be ≥ 1, --warmup-runs and --min-seconds ≥ 0.")
-
-
-QUICK_BENCH = BenchSettings(min_runs=100, min_seconds=0.2, warmup_runs=5)
-
-
-def bench_step(
-    run_dir: Path,
-    settings: BenchSettings = BenchSettings(),
-    *,
-    artifact_names: list[str] | None = None,
-    data: Mnist | None = None,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Measure every artifact in a fresh process per (artifact, threads); write bench.json."""
-    from benchmarks.environment import capture_environment
-    from benchmarks.harness import run_worker, thread_counts
-
-    settings.validate()
-    manifest = A.load_manifest(run_dir)
-    entries = A.select_artifacts(manifest, artifact_names)
-    skipped: list[str] = []
-    if not artifact_names:
-        # On a board without TensorFlow, measure what the installed runtimes can run.
-        from runtimes.registry import runtime_versions
-
-        available = runtime_versions()
-        skipped = [e["name"] for e in entries if available.get(e["runtime"]) is None]
-        entries = [e for e in entries if e["name"] not in skipped]
-        if not entries:
-            raise ToolkitError(
-                f"none of this run's artifacts has its runtime installed ({', '.join(skipped)}); "
-                "install ai-edge-litert or onnxruntime."
-            )
-    paths = [(e, A.verified_path(run_dir, e)) for e in entries]
-    threads = list(dict.fromkeys(settings.threads)) if settings.threads else thread_counts()
-    data = data or load_mnist()
-    rows: list[dict[str, Any]] = []
-    cold: list[dict[str, Any]] = []
-    p = _progress(progress)
-    task = p.add_task("bench", total=len(paths) * len(threads))
-    with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
-        inputs = Path(tmp) / "inputs.npy"
-        np.save(inputs, to_model_input(data.x_test[: max(settings.batch_sizes)]), allow_pickle=False)
-        for entry, path in paths:
-            for t in threads:
-                p.update(task, description=f"bench: {entry['name']} × {t} thread{'s' if t > 1 else ''}")
-                out = run_worker(
-                    path,
-                    inputs,
-                    threads=t,
-                    batch_sizes=list(settings.batch_sizes),
-                    warmup_runs=settings.warmup_runs,
-                    min_runs=settings.min_runs,
-                    min_seconds=settings.min_seconds,
-                    max_seconds=settings.max_seconds,
-                )
-                cold.append(
-                    {
-                        "artifact": entry["name"],
-                        "threads": t,
-                        "load_ms": out["load_ms"],
-                        "peak_rss_mb": out.get("peak_rss_mb"),
-                        "backend": out.get("backend"),
-                    }
-                )
-                for r in out["results"]:
-                    rows.append(
-                        {
-                            "artifact": entry["name"],
-                            "format": entry["format"],
-                            "precision": entry["precision"],
-                            "runtime": entry["runtime"],
-                            "batch_size": r["batch_size"],
-                            "threads": t,
-                            "load_ms": out["load_ms"],
-                            "p50_ms": r["p50_ms"],
-                            "p90_ms": r["p90_ms"],
-                            "p99_ms": r["p99_ms"],
-                            "mean_ms": r["mean_ms"],
-                            "std_ms": r["std_ms"],
-                            "min_ms": r.get("min_ms"),
-                            "max_ms": r.get("max_ms"),
-                            "runs": r["runs"],
-                            "throughput_ips": r["throughput_ips"],
-                            "backend": out.get("backend"),
-                            "peak_rss_mb": out.get("peak_rss_mb"),
-                        }
-                    )
-                p.advance(task)
-    p.update(task, description="bench: done")
-    report = {
-        "schema_version": A.SCHEMA_VERSION,
-        "created_utc": A.utc_now(),
-        "environment": capture_environment(),
-        "method": {
-            "batch_sizes": list(settings.batch_sizes),
-            "threads": threads,
-            "warmup_runs": settings.warmup_runs,
-            "min_runs": settings.min_runs,
-            "min_seconds": settings.min_seconds,
-            "max_seconds": settings.max_seconds,
-            "timer": "perf_counter_ns around runner.infer (numpy in and out); fresh process per artifact, threads",
-            "load_ms": "cold start in the fresh process: runtime import + model load + first inference",
-        },
-        "skipped": [{"artifact": name, "reason": "runtime not installed"} for name in skipped],
-        "results": rows,
-    }
-    write_json_atomic(run_dir / A.BENCH_JSON, report)
-    return report
+def _reference_sha(manifest: dict[str, Any]) -> str | None:
+    ref = next((e for e in manifest["artifacts"] if e["name"] == A.REFERENCE_NAME), None)
+    return None if ref is None else str(ref["sha256"])
 
 
 # -- report ------------------------------------------------------------------------------------------
-def report_step(run_dir: Path) -> Path:
-    """Write report.md from whichever of train/manifest/parity/bench JSON files exist."""
-    from toolkit.report import render_report
+def report_step(run_dir: Path) -> tuple[Path, Path]:
+    """Write report.md and report.html from whichever of train/manifest/parity/bench JSON files exist."""
+    from benchmarks.html_report import render_html
+    from toolkit.report import load_run, render_report
 
-    docs = {}
-    for key, name in (
-        ("train", A.TRAIN_JSON),
-        ("manifest", A.MANIFEST_JSON),
-        ("parity", A.PARITY_JSON),
-        ("bench", A.BENCH_JSON),
-    ):
-        path = run_dir / name
-        docs[key] = A.read_json(path) if path.exists() else None
-    if not any(docs.values()):
-        raise RunDirError(
-            f"{run_dir} holds none of train.json, manifest.json, parity.json, bench.json; nothing to report."
+    run = load_run(run_dir)
+    md, html = run_dir / A.REPORT_MD, run_dir / A.REPORT_HTML
+    write_text_atomic(md, render_report(run_dir.name, run))
+    write_text_atomic(html, render_html([run]))
+    return md, html
+
+
+# -- the whole pipeline, resumable ---------------------------------------------------------------------
+RUN_JSON = "run.json"  # the pipeline's options, so --resume repeats exactly the same run
+
+
+def _step_state(run_dir: Path, targets: list[tuple[ExportFormat, Precision]]) -> dict[str, bool]:
+    """Which steps already completed, trusting only files whose sha256 matches what the next step recorded."""
+    done = {"train": False, "export": False, "parity": False, "bench": False}
+    model, train_json = run_dir / A.MODEL_FILE, run_dir / A.TRAIN_JSON
+    if not (model.is_file() and train_json.is_file()):
+        return done
+    model_sha = sha256_file(model)
+    if A.read_json(train_json).get("model_sha256") != model_sha:
+        return done
+    done["train"] = True
+    if not (run_dir / A.MANIFEST_JSON).is_file():
+        return done
+    manifest = A.load_manifest(run_dir)
+    if _reference_sha(manifest) != model_sha:
+        return done
+    wanted = {artifact_name(f, p) for f, p in targets} | {A.REFERENCE_NAME}
+    listed = {e["name"]: e for e in manifest["artifacts"]}
+    if not wanted <= set(listed):
+        return done
+    for name in wanted:
+        try:
+            A.verified_path(run_dir, listed[name])
+        except RunDirError:
+            return done
+    done["export"] = True
+    shas = {name: listed[name]["sha256"] for name in wanted}
+    for step, file in (("parity", A.PARITY_JSON), ("bench", A.BENCH_JSON)):
+        path = run_dir / file
+        if path.is_file():
+            recorded = A.read_json(path).get("artifacts") or {}
+            # bench skips artifacts whose runtime is missing; it is complete when what it measured still matches.
+            needed = shas if step == "parity" else {k: v for k, v in shas.items() if k in recorded}
+            done[step] = bool(recorded) and all(recorded.get(k) == v for k, v in needed.items())
+    return done
+
+
+def run_pipeline(
+    run_dir: Path,
+    options: dict[str, Any],
+    *,
+    data: Mnist,
+    progress: Progress | None = None,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """train → export → parity → bench → report in `run_dir`; with `resume`, skip the steps already done.
+
+    `options` (stored as run.json) holds the training config, export targets and bench settings, so a
+    resumed run repeats exactly the same work. Returns what each step produced plus timings.
+    """
+    from toolkit.bench import BenchSettings, bench_step
+
+    config = TrainConfig(**options["train"])
+    targets = [(ExportFormat(f), Precision(p)) for f, p in options["targets"]]
+    settings = BenchSettings.from_dict(options["bench"])
+    if resume:
+        remove_leftovers(run_dir)
+    else:
+        write_json_atomic(run_dir / RUN_JSON, {"schema_version": A.SCHEMA_VERSION, **options})
+    done = _step_state(run_dir, targets) if resume else dict.fromkeys(("train", "export", "parity", "bench"), False)
+    result: dict[str, Any] = {"skipped": [step for step, ok in done.items() if ok], "timings": {}}
+
+    def timed(step: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        value = fn(*args, **kwargs)
+        result["timings"][step] = time.perf_counter() - t0
+        return value
+
+    if done["train"]:
+        result["train"] = A.read_json(run_dir / A.TRAIN_JSON)
+    else:
+        result["train"] = timed("train", train_step, run_dir, data, config, progress)
+    if done["export"]:
+        result["manifest"] = A.load_manifest(run_dir)
+    else:
+        result["manifest"] = timed(
+            "export",
+            export_step,
+            run_dir,
+            targets,
+            data=data,
+            calibration_size=options["calibration_size"],
+            seed=config.seed,
+            progress=progress,
         )
-    out = run_dir / A.REPORT_MD
-    write_text_atomic(out, render_report(run_dir.name, docs))
-    return out
+    if done["parity"]:
+        result["parity"] = A.read_json(run_dir / A.PARITY_JSON)
+    else:
+        result["parity"] = timed("parity", parity_step, run_dir, data=data, progress=progress)
+    if done["bench"]:
+        result["bench"] = A.read_json(run_dir / A.BENCH_JSON)
+    else:
+        result["bench"] = timed("bench", bench_step, run_dir, settings, data=data, progress=progress)
+    result["report"] = report_step(run_dir)
+    return result
 
 
-def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
-    t0 = time.perf_counter()
-    return fn(*args, **kwargs), time.perf_counter() - t0
+def remove_leftovers(run_dir: Path) -> list[Path]:
+    """Delete temporary files and folders a killed process left behind (never a file under its final name)."""
+    import shutil
+
+    removed = []
+    for path in sorted(run_dir.rglob(".*")):
+        if ".partial" in path.name or path.name.startswith((".onnx-quant-", ".onnx-fp32-", ".latest.tmp")):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def load_run_options(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / RUN_JSON
+    if not path.is_file():
+        raise RunDirError(
+            f"{run_dir} has no {RUN_JSON}, so it was not started by `edgekit pipeline`; "
+            "start a new run instead of --resume."
+        )
+    options = A.read_json(path)
+    if not {"train", "targets", "bench", "calibration_size"} <= set(options):
+        raise RunDirError(f"{path} is incomplete; start a new run instead of --resume.")
+    return options

@@ -7,7 +7,7 @@ import importlib
 import typer
 
 # Modules listed here are imported at CLI start-up: keep their top-level imports light (no TF).
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = ("device", "diagnose")
 
 
 def register_all(app: typer.Typer) -> None:

@@ -1,0 +1,123 @@
+"""Regression gate: compare a bench.json with a baseline and name every regression (exit 3 in the CLI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.errors import BenchmarkError
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Allowed worsening against the baseline; None switches a check off.
+
+    Latency, size and RSS limits are fractions (0.10 = 10 % worse); accuracy is in points (0.5 = 0.5 pt).
+    """
+
+    max_latency_regression: float | None = 0.10
+    max_accuracy_drop_pt: float | None = 0.5
+    max_size_increase: float | None = 0.10
+    max_rss_increase: float | None = 0.25
+    metric: str = "p50_ms"
+
+
+@dataclass(frozen=True)
+class Regression:
+    config: str
+    metric: str
+    baseline: float
+    current: float
+    limit: str
+
+    def describe(self) -> str:
+        if self.metric == "accuracy":
+            change = f"{100 * (self.current - self.baseline):+.2f} pt"
+            values = f"{100 * self.baseline:.2f} % → {100 * self.current:.2f} %"
+        else:
+            change = f"{100 * (self.current / self.baseline - 1):+.1f} %" if self.baseline else "new"
+            values = f"{self.baseline:,.4g} → {self.current:,.4g}"
+        return f"{self.config}: {self.metric} {values} ({change}; limit {self.limit})"
+
+
+def parse_limit(text: str, *, option: str) -> float:
+    """'10%', '10' or '0.5' → a number (percent units stay percent: '10%' and '10' both mean 10)."""
+    raw = text.strip().removesuffix("%").strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BenchmarkError(f"{option} takes a number such as 10% or 0.5, got {text!r}.") from None
+    if not value >= 0:
+        raise BenchmarkError(f"{option} must be 0 or more, got {text!r}.")
+    return value
+
+
+def row_key(row: Row) -> tuple[str, int, int | None, str]:
+    options = row.get("options") or {}
+    variant = []
+    if options.get("xnnpack") is False:
+        variant.append("no-xnnpack")
+    if options.get("graph_optimization") not in (None, "all"):
+        variant.append(f"ort-opt={options['graph_optimization']}")
+    return (str(row["artifact"]), int(row["batch_size"]), row.get("threads"), ",".join(variant))
+
+
+def describe_key(key: tuple[str, int, int | None, str]) -> str:
+    artifact, batch, threads, variant = key
+    return f"{artifact} b{batch}×{threads}t" + (f" [{variant}]" if variant else "")
+
+
+def _worse(current: float | None, baseline: float | None, limit: float | None) -> bool:
+    if limit is None or current is None or baseline is None or baseline <= 0:
+        return False
+    return current > baseline * (1 + limit)
+
+
+def compare(current: dict[str, Any], baseline: dict[str, Any], limits: Limits) -> list[Regression]:
+    """Every regression of `current` against `baseline`, over the configurations both measured.
+
+    Raises:
+        BenchmarkError: the files share no configuration (nothing would be checked).
+    """
+    base_rows = {row_key(r): r for r in baseline.get("results", [])}
+    cur_rows = {row_key(r): r for r in current.get("results", [])}
+    common = [k for k in cur_rows if k in base_rows]
+    if not common:
+        raise BenchmarkError(
+            "the baseline shares no artifact/batch/threads configuration with this benchmark; "
+            "compare runs made with the same options."
+        )
+    found: list[Regression] = []
+    metric = limits.metric
+    per_artifact_done: set[tuple[str, str]] = set()  # size and accuracy repeat on every row of an artifact
+    for key in common:
+        cur, base = cur_rows[key], base_rows[key]
+        name = describe_key(key)
+        lat = limits.max_latency_regression
+        if _worse(cur.get(metric), base.get(metric), lat):
+            found.append(Regression(name, metric, base[metric], cur[metric], f"+{100 * (lat or 0):g} %"))
+        size = limits.max_size_increase
+        if (key[0], "size") not in per_artifact_done and _worse(cur.get("size_bytes"), base.get("size_bytes"), size):
+            per_artifact_done.add((key[0], "size"))
+            found.append(
+                Regression(key[0], "size_bytes", base["size_bytes"], cur["size_bytes"], f"+{100 * (size or 0):g} %")
+            )
+        rss = limits.max_rss_increase
+        if _worse(cur.get("peak_rss_mb"), base.get("peak_rss_mb"), rss):
+            found.append(
+                Regression(name, "peak_rss_mb", base["peak_rss_mb"], cur["peak_rss_mb"], f"+{100 * (rss or 0):g} %")
+            )
+        drop = limits.max_accuracy_drop_pt
+        cur_acc, base_acc = cur.get("accuracy"), base.get("accuracy")
+        if (
+            drop is not None
+            and (key[0], "accuracy") not in per_artifact_done
+            and cur_acc is not None
+            and base_acc is not None
+            and base_acc - cur_acc > drop / 100
+        ):
+            per_artifact_done.add((key[0], "accuracy"))
+            found.append(Regression(key[0], "accuracy", base_acc, cur_acc, f"-{drop:g} pt"))
+    return found

@@ -1,0 +1,356 @@
+"""benchmarks.html_report: structure from the saved reference run, escaping, optional fields, and a real
+render in headless Chromium (skipped when Chromium is not installed; CI installs it)."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+import shutil
+import subprocess
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.html_report import config_label, load_run, machine_label, main, recommend, render_html
+from tests.conftest import REPO
+
+SAVED = REPO / "benchmarks" / "results" / "2026-11-29-x86_64-epyc-2cpu"
+CHART_IDS = ("chart-pareto", "chart-latency", "chart-batch")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--virtual-time-budget=2000",
+]
+
+
+class _Tags(HTMLParser):
+    """Every start tag with its attributes, and the text inside <script> elements."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.scripts: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script":
+            self._in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script:
+            self.scripts.append(data)
+
+
+def _parse(html: str) -> _Tags:
+    parser = _Tags()
+    parser.feed(html)
+    parser.close()
+    return parser
+
+
+def _svg(html: str, chart_id: str) -> str:
+    match = re.search(rf'<svg class="chart" id="{chart_id}".*?</svg>', html, re.S)
+    assert match, f"{chart_id} missing"
+    return match.group(0)
+
+
+def _saved(name: str | None = None, label: str | None = None) -> dict[str, Any]:
+    return load_run(SAVED, name=name, label=label)
+
+
+def _artifacts() -> list[str]:
+    return [a["name"] for a in _saved()["manifest"]["artifacts"]]
+
+
+def _board(run: dict[str, Any]) -> dict[str, Any]:
+    """A second machine for side-by-side tests, derived from the saved run and labelled as test data.
+
+    Latencies are scaled, thread counts changed to 1 and 4, Keras dropped (a board without TensorFlow),
+    and every optional field the bench is growing is filled in: quantiles_ms, p95_ms, p90 CI, gflops,
+    pct_of_peak, options (XNNPACK off, an ORT level), noisy/noise and a throttled environment.
+    """
+    board = copy.deepcopy(run)
+    board["name"] = "synthetic-board"
+    board["label"] = "Synthetic board (test data) · aarch64 · 4 cores"
+    bench = board["bench"]
+    bench["environment"].update(
+        cpu_model="Synthetic Cortex-A72 (test data)",
+        machine="aarch64",
+        cores_available=4,
+        cores_logical=4,
+        cpu_governor="ondemand",
+        cpu_freq_cur_mhz=1500.0,
+        throttled=True,
+        throttle_flags=["soft temperature limit"],
+        cpu_temp_c=81.5,
+    )
+    rows = []
+    for r in bench["results"]:
+        if r["artifact"] == "keras-fp32":
+            continue
+        scale = 9.0 if r["runtime"] == "onnxruntime" else 6.5
+        r = {**r, "threads": 4 if r["threads"] == 2 else 1}
+        for key in ("load_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms"):
+            r[key] *= scale
+        r["throughput_ips"] /= scale
+        # Monotone percentiles through min, p50, p90, p99 and max (geometric interpolation).
+        anchors = [(0, r["min_ms"]), (50, r["p50_ms"]), (90, r["p90_ms"]), (99, r["p99_ms"]), (100, r["max_ms"])]
+        quantiles = []
+        for q in range(101):
+            (q0, v0), (q1, v1) = next((a, b) for a, b in itertools.pairwise(anchors) if q <= b[0])
+            quantiles.append(v0 * (v1 / v0) ** ((q - q0) / (q1 - q0)))
+        r.update(
+            quantiles_ms=quantiles,
+            p95_ms=quantiles[95],
+            p90_ci_low_ms=r["p90_ms"] * 0.97,
+            p90_ci_high_ms=r["p90_ms"] * 1.04,
+            gflops=0.024 * r["batch_size"] / r["p50_ms"],
+            pct_of_peak=12.5,
+            options={"xnnpack": True} if r["runtime"] == "tflite" else {"graph_optimization": "all"},
+        )
+        rows.append(r)
+        if r["artifact"] == "tflite-fp32":
+            slow = {k: v * 2 if k.endswith("_ms") and k != "load_ms" else v for k, v in r.items()}
+            slow["quantiles_ms"] = [v * 2 for v in quantiles]
+            rows.append({**slow, "options": {"xnnpack": False}})
+        if r["artifact"] == "onnx-fp32":
+            rows.append({**r, "options": {"graph_optimization": "basic"}, "p50_ms": r["p50_ms"] * 1.3})
+    rows[2].update(noisy=True, noise={"cv": 0.31})
+    bench["results"] = rows
+    bench["skipped"] = [{"artifact": "keras-fp32", "reason": "runtime not installed"}]
+    return board
+
+
+# -- structure --------------------------------------------------------------------------------------------
+def test_saved_run_renders_three_charts_naming_every_artifact() -> None:
+    run = _saved()
+    assert run["label"] == "AMD EPYC · x86_64 · 2 cores" == machine_label(run["bench"]["environment"])
+    html = render_html([run])
+    assert html.startswith("<!DOCTYPE html>")
+    tags = _parse(html).tags
+    charts = [a for t, a in tags if t == "svg" and a.get("class") == "chart"]
+    assert [a["id"] for a in charts] == list(CHART_IDS)
+    for chart_id in CHART_IDS:
+        svg = _svg(html, chart_id)
+        assert 'class="mark"' in svg and "<title>" in svg, chart_id
+        for name in _artifacts():
+            assert f">{name}" in svg, (chart_id, name)
+    for section in ("Recommendation", "Machines", "Training", "Artifacts", "Parity", "Latency"):
+        assert f"<h2>{section}</h2>" in html
+    # The environment, the recommendation and table values of the saved run.
+    assert "AMD EPYC" in html and "onnxruntime 1.32.0" in html and "ai_edge_litert 2.3.0" in html
+    assert '<div class="rec-name">tflite-int8-dynamic</div>' in html
+    assert "98.81 %" in html and "0.0172" in html and "90,277" in html and "592,074" in html
+    assert "WARNING" not in html  # not throttled
+    assert "noisy measurement" not in html
+
+
+def test_report_is_self_contained() -> None:
+    html = render_html([_saved(), _board(_saved())])
+    parser = _parse(html)
+    for tag, attrs in parser.tags:
+        assert tag not in ("link", "img", "iframe", "object", "embed", "image", "use"), tag
+        for key in ("src", "href", "xlink:href", "action", "srcset", "poster", "data"):
+            if key in attrs:
+                value = attrs[key] or ""
+                assert "http" not in value and "//" not in value, (tag, key, value)
+                assert key == "href" and value.startswith("#"), (tag, key, value)  # in-page links only
+    assert [t for t, _ in parser.tags].count("script") == 1
+    assert "http" not in "".join(parser.scripts)
+    assert "url(" not in html and "@import" not in html and "@font-face" not in html
+    assert "http" not in html  # nothing in the saved run or the report itself points outside
+
+
+def test_strings_from_the_json_are_escaped() -> None:
+    evil = '<script>alert("x")</script>'
+    run = _saved(name=evil, label=f"{evil} & <b>board</b>")
+    run["bench"]["results"][0]["artifact"] = "keras<img src=x>"
+    run["bench"]["environment"]["cpu_model"] = "<i>cpu</i>"
+    html = render_html([run])
+    assert html.count("<script") == 1  # only the self-check
+    assert "<img" not in html and "<i>cpu" not in html and "<b>board" not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+    assert "&amp; &lt;b&gt;board&lt;/b&gt;" in html
+    assert "keras&lt;img src=x&gt;" in html and "&lt;i&gt;cpu&lt;/i&gt;" in html
+    assert [t for t, _ in _parse(html).tags].count("script") == 1
+
+
+def test_two_machines_side_by_side_and_one_without_parity() -> None:
+    a = _saved(name="desktop", label="Desktop · x86_64 · 2 cores")
+    b = _saved(name="desktop-again", label="Second machine · x86_64 · 2 cores")
+    c = _saved(name="no-parity", label="Third machine")
+    c["parity"] = None
+    html = render_html([a, b, c])
+    for label in ("Desktop · x86_64 · 2 cores", "Second machine · x86_64 · 2 cores", "Third machine"):
+        assert label in html
+    pareto = _svg(html, "chart-pareto")
+    assert "Third machine" not in pareto  # no accuracy for it
+    assert "Not shown (no parity.json): no-parity" in html
+    assert "No parity.json for this run" in html  # its recommendation card
+    # Colour per run: every run colour appears in the latency charts, one colour per machine.
+    for chart_id in ("chart-latency", "chart-batch"):
+        svg = _svg(html, chart_id)
+        for colour in ("#2563eb", "#d97706", "#0d9488"):
+            assert colour in svg, (chart_id, colour)
+    # Identical training/manifest documents are shown once; bench tables once per machine.
+    assert html.count("<h2>Training</h2>") == 1
+    assert html.count("test accuracy</th>") == 1
+    assert html.count("All latency rows") == 3
+    assert html.count('<div class="rec-name">tflite-int8-dynamic</div>') == 2
+
+
+def test_optional_bench_fields_are_shown_and_absent_ones_are_dashes() -> None:
+    saved = _saved()
+    board = _board(saved)
+    html = render_html([saved, board])
+    # Throttling banner and the noisy-row note, with what was recorded.
+    assert "WARNING — CPU throttled" in html and "soft temperature limit" in html and "81.5 °C" in html
+    assert "1 noisy measurement" in html and "cv 0.31" in html
+    assert "keras-fp32 (runtime not installed)" in html
+    # Options in the configuration label; ORT "all" is the default and not shown.
+    assert "tflite-fp32 (no XNNPACK)" in html and "onnx-fp32 (ORT opt basic)" in html
+    assert "(ORT opt all)" not in html
+    assert config_label({"artifact": "tflite-fp32", "options": {"xnnpack": False}}) == "tflite-fp32 (no XNNPACK)"
+    # Percentile glyphs from quantiles_ms for the board, the min–p99 fallback for the saved run.
+    latency = _svg(html, "chart-latency")
+    assert "recorded percentiles" in latency and "rows without quantiles" in latency
+    # Optional columns: values for the board, dashes for the saved run.
+    row = board["bench"]["results"][0]
+    assert f"{row['p90_ci_low_ms']:.3f}–{row['p90_ci_high_ms']:.3f}" in html
+    assert "12.5 %" in html
+    saved_table = html.split("All latency rows")[1]
+    first_row = saved_table.split("<tbody><tr>")[1].split("</tr>")[0]
+    assert first_row.count(">–<") == 4  # p90 CI, p95, GFLOP/s, % of peak
+    assert "1,648" in first_row  # peak_rss_mb is present in the saved run
+
+
+def test_rows_with_only_the_stable_fields_still_draw_every_chart() -> None:
+    stable = ("artifact", "format", "precision", "runtime", "batch_size", "threads", "load_ms", "p50_ms", "p90_ms",
+              "p99_ms", "mean_ms", "std_ms", "runs", "throughput_ips")  # fmt: skip
+    run = _saved()
+    run["bench"]["results"] = [{k: r[k] for k in stable} for r in run["bench"]["results"]]
+    run["bench"]["environment"] = {}
+    html = render_html([run])
+    assert html.count('<svg class="chart"') == 3
+    for chart_id in CHART_IDS:
+        assert 'class="mark"' in _svg(html, chart_id)
+    rows = html.split("All latency rows")[1].split("<tbody>")[1]
+    assert rows.count("<tr>") == 28
+    assert rows.split("</tr>")[0].count(">–<") == 5  # p90 CI, p95, GFLOP/s, % of peak, RSS
+
+
+@pytest.mark.parametrize(
+    ("present", "charts"),
+    [
+        ((), 0),
+        (("train",), 0),
+        (("manifest", "parity"), 0),
+        (("bench",), 2),
+        (("parity", "bench"), 3),
+        (("train", "manifest", "parity", "bench"), 3),
+    ],
+)
+def test_missing_documents_leave_their_sections_out(present: tuple[str, ...], charts: int) -> None:
+    run = _saved()
+    for key in ("train", "manifest", "parity", "bench"):
+        if key not in present:
+            run[key] = None
+    html = render_html([run])
+    assert html.count('<svg class="chart"') == charts
+    assert ("<h2>Training</h2>" in html) == ("train" in present)
+    assert ("<h2>Artifacts</h2>" in html) == ("manifest" in present)
+    assert ("<h2>Parity</h2>" in html) == ("parity" in present)
+    assert ("<h2>Latency</h2>" in html) == ("bench" in present)
+    assert ('<div class="rec-name">' in html) == ({"parity", "bench"} <= set(present))
+
+
+def test_no_runs_and_failed_parity() -> None:
+    assert "No runs" in render_html([])
+    run = _saved()
+    for r in run["parity"]["results"]:
+        r["passed"] = False
+        r["failures"] = ["agreement 0.90 < 0.995"]
+    run["parity"]["passed"] = False
+    html = render_html([run])
+    assert recommend(run["parity"], run["bench"]) is None
+    assert "No artifact passed parity" in html
+    assert "✕ failed" in _svg(html, "chart-pareto") and "#dc2626" in _svg(html, "chart-pareto")
+    assert html.count('class="badge fail">FAIL') == 7
+
+
+def test_recommendation_is_the_fastest_batch1_row_that_passed_parity() -> None:
+    run = _saved()
+    rec = recommend(run["parity"], run["bench"])
+    assert rec is not None
+    assert (rec["artifact"], rec["threads"], rec["batch_size"]) == ("tflite-int8-dynamic", 2, 1)
+    assert rec["p50_ms"] == pytest.approx(0.017246)
+    run["parity"]["results"][3]["passed"] = False  # tflite-int8-dynamic
+    rec = recommend(run["parity"], run["bench"])
+    assert rec is not None and rec["artifact"] == "tflite-int8"
+
+
+def test_cli_writes_the_report(tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    assert main([str(SAVED), "-o", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == render_html([load_run(SAVED)])
+
+
+# -- a real browser ---------------------------------------------------------------------------------------
+def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert binary
+    profile = tmp_path / f"profile-{time.monotonic_ns()}"
+    return subprocess.run(
+        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.skipif(
+    not (shutil.which("chromium") or shutil.which("chromium-browser")),
+    reason="Chromium is not installed (apt-get install chromium; CI installs it)",
+)
+def test_chromium_renders_every_chart_without_errors(tmp_path: Path) -> None:
+    from PIL import Image
+
+    started = time.monotonic()
+    report = tmp_path / "report.html"
+    report.write_text(render_html([_saved(), _board(_saved())]), encoding="utf-8")
+
+    dom = _chromium(tmp_path, "--dump-dom", report.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    root = re.search(r"<html[^>]*>", dom.stdout)
+    assert root, dom.stdout[:500]
+    attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', root.group(0)))
+    assert attrs.get("data-errors") == "0", attrs
+    assert attrs.get("data-charts-expected") == "3", attrs
+    assert attrs.get("data-charts") == "3", attrs
+
+    shot = tmp_path / "shot.png"
+    proc = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2400", report.as_uri())
+    assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
+    with Image.open(shot) as image:
+        assert image.size == (1280, 2400)
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) > 500, "the screenshot looks blank"
+    # No single colour covers (almost) everything: the page has content, not just a background.
+    assert max(count for count, _ in colours) < 0.9 * 1280 * 2400
+    assert time.monotonic() - started < 30

@@ -1,0 +1,90 @@
+"""`edgekit diagnose`: per-layer error of each export, a gallery of its disagreements, and why it is slow.
+
+Top-level imports stay light (no TensorFlow): the work is imported inside the command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from toolkit.console import err, out, progress_bar, rich_table, user_errors
+
+RunDirArg = Annotated[Path | None, typer.Argument(help="Run directory (default: runs/latest).", show_default=False)]
+ArtifactOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--artifact",
+        "-a",
+        help="Only this artifact (e.g. tflite-int8); repeat for several (default: the quantized ones, "
+        "or every export if none is quantized).",
+    ),
+]
+LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1, help="Use the first N test images.")]
+DataOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--data", help="MNIST source: shipped (default), keras-cache, a Keras .npz, or a folder of IDX files."
+    ),
+]
+AllowUnverifiedOpt = Annotated[
+    bool, typer.Option("--allow-unverified", help="Accept data whose checksums differ from MNIST's.")
+]
+
+
+def _print(report: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    from toolkit.diagnose_report import departure_text, layer_table, ranking_text, summary_table
+
+    for res in report["artifacts"]:
+        header, rows = layer_table(res, compact=True)
+        out.print(rich_table(f"{res['artifact']}: per-layer error vs keras-fp32", header, rows))
+        out.print(f"  first departure: {escape(departure_text(res).replace('**', ''))}", highlight=False)
+        out.print(f"  most error added by: {escape(ranking_text(res))}", highlight=False)
+        gal = res["gallery"]
+        out.print(
+            f"  {gal['count']} of {report['images']} images disagree with the reference"
+            + (f"; gallery: diagnose/{gal['file']}" if gal["file"] else ""),
+            highlight=False,
+        )
+    if len(report["artifacts"]) > 1:
+        header, rows = summary_table(report)
+        out.print(rich_table("SNR dB / cosine per layer (✗: departs)", header, rows))
+    for rec in report["speed"]:
+        verdict = {True: "[bold yellow]slower[/]", False: "not slower", None: "not compared"}[rec.get("slower")]
+        out.print(f"[bold]{escape(rec['artifact'])}[/] ({verdict}): {escape(rec['reason'])}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @user_errors
+    def diagnose(
+        run_dir: RunDirArg = None,
+        artifact: ArtifactOpt = None,
+        limit: LimitOpt = 500,
+        data: DataOpt = None,
+        allow_unverified: AllowUnverifiedOpt = False,
+    ) -> None:
+        """Per-layer error of each export vs Keras, a gallery of its mistakes, and why quantized ones are slow.
+
+        Names the first layer where an export departs from the Keras reference, shows the test images whose
+        top-1 differs, and explains from op profiles why an int8/int16x8 artifact is slower than its fp32
+        sibling. Writes diagnose/diagnose.json, diagnose/diagnose.md and diagnose/gallery_<artifact>.png in the run
+        directory. Informational: exits 0 whenever it ran.
+        Example: [b]edgekit diagnose runs/latest -a tflite-int8 -a onnx-int8 --limit 500[/]
+        """
+        from toolkit import artifacts as A
+        from toolkit.data import load_mnist
+        from toolkit.diagnose import DIAGNOSE_DIR, DIAGNOSE_MD, diagnose_step
+
+        run = A.resolve_run_dir(run_dir)
+        dataset = load_mnist(data, allow_unverified=allow_unverified)
+        for warning in dataset.warnings:
+            err.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+        with progress_bar() as progress:
+            report = diagnose_step(run, artifact_names=artifact, limit=limit, data=dataset, progress=progress)
+        _print(report)
+        out.print(f"Wrote {run / DIAGNOSE_DIR / DIAGNOSE_MD}", highlight=False)

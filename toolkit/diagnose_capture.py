@@ -1,0 +1,294 @@
+"""Run an export instrumented, so that its intermediate tensors can be read.
+
+- TFLite: `experimental_preserve_all_tensors=True` with the default op resolver (XNNPACK then
+  delegates each op separately, so the values are the delegated kernels' own); every tensor is
+  read after `invoke()`, and int8/int16 tensors are dequantized with their scale and zero point.
+- ONNX: the chosen node outputs are appended to the graph outputs and run with ONNX Runtime. A
+  float tensor that feeds a QuantizeLinear (QDQ models) is read from that QuantizeLinear's int8
+  output and dequantized, so the value is what the next op actually receives.
+
+Instrumenting can change how a runtime executes the graph (ORT no longer fuses a QDQ group into
+QLinearConv once its output must be kept), so each capture also runs the plain model and the two
+final outputs are compared in the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolkit.diagnose_layers import ACTIVATION_OPS, CHUNK, QUANT_DTYPES, Tensor
+
+
+def _reachable(start: Iterable[str], edges: dict[str, list[str]]) -> set[str]:
+    seen = set(start)
+    stack = list(seen)
+    while stack:
+        for nxt in edges.get(stack.pop(), []):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
+
+
+def _dequantize(q: np.ndarray, scale: float | None, zero_point: int | None) -> np.ndarray:
+    if scale is None or q.dtype.kind not in "iu":
+        return q.astype(np.float32, copy=False)
+    return ((q.astype(np.float32) - np.float32(zero_point or 0)) * np.float32(scale)).astype(np.float32)
+
+
+@dataclass
+class Capture:
+    """An export's activation tensors, values of the probed ones, and its plain final output."""
+
+    tensors: list[Tensor]
+    values: dict[str, np.ndarray] = field(default_factory=dict)  # tensor key → float32 [N, ...]
+    probs: np.ndarray | None = None  # instrumented run's final output
+    plain_probs: np.ndarray | None = None  # uninstrumented run's final output
+    notes: list[str] = field(default_factory=list)
+
+
+# -- TFLite ------------------------------------------------------------------------------------------
+class TFLiteGraph:
+    """A `.tflite` file run with every tensor preserved."""
+
+    def __init__(self, path: Path) -> None:
+        from runtimes.capture import native_output
+        from runtimes.tflite_runner import load_interpreter_module
+
+        self.path = path
+        self.backend, self.module = load_interpreter_module()
+        with native_output():
+            interp = self._interpreter(preserve=True)
+        details = interp.get_tensor_details()
+        ops = [op for op in interp._get_ops_details() if op["op_name"] != "DELEGATE"]
+        self.input_index = int(interp.get_input_details()[0]["index"])
+        self.output_index = int(interp.get_output_details()[0]["index"])
+        producer: dict[int, int] = {}
+        consumers: dict[int, list[int]] = {}
+        edges: dict[str, list[str]] = {}
+        for op in ops:
+            for o in op["outputs"]:
+                producer[int(o)] = int(op["index"])
+            for i in op["inputs"]:
+                if int(i) >= 0:
+                    consumers.setdefault(int(i), []).append(int(op["index"]))
+                    edges.setdefault(str(int(i)), []).extend(str(int(o)) for o in op["outputs"])
+        op_by_index = {int(op["index"]): op for op in ops}
+        live = _reachable([str(self.input_index)], edges)
+        self.tensors: list[Tensor] = []
+        for d in details:
+            idx = int(d["index"])
+            dtype = np.dtype(d["dtype"]).name
+            if str(idx) not in live or dtype not in ("float32", "float16", *QUANT_DTYPES):
+                continue
+            qp = d.get("quantization_parameters") or {}
+            scales = np.asarray(qp.get("scales", []))
+            zps = np.asarray(qp.get("zero_points", []))
+            quantized = dtype in QUANT_DTYPES and scales.size == 1
+            t = Tensor(
+                key=str(idx),
+                name=str(d["name"]) or f"#{idx}",
+                shape=tuple(int(s) for s in d["shape"][1:]),
+                order=producer.get(idx, -1),
+                dtype=dtype,
+                read=str(idx),
+                scale=float(scales[0]) if quantized else None,
+                zero_point=int(zps[0]) if quantized and zps.size else (0 if quantized else None),
+                qdtype=dtype if quantized else None,
+            )
+            # The op consuming it, through (DE)QUANTIZE: is it an activation?
+            cur = idx
+            for _ in range(3):
+                cons = consumers.get(cur, [])
+                if len(cons) != 1:
+                    break
+                op = op_by_index[cons[0]]
+                kind = str(op["op_name"]).lower().replace("_", "")
+                if kind in ("quantize", "dequantize"):
+                    cur = int(op["outputs"][0])
+                    continue
+                if kind in ACTIVATION_OPS:
+                    t.next_op, t.next_key = ACTIVATION_OPS[kind], str(int(op["outputs"][0]))
+                break
+            self.tensors.append(t)
+        self.tensors.sort(key=lambda t: (t.order, int(t.key)))
+
+    def _interpreter(self, *, preserve: bool, batch: int | None = None) -> Any:
+        kwargs: dict[str, Any] = {"model_path": str(self.path), "num_threads": 1}
+        if preserve:
+            kwargs["experimental_preserve_all_tensors"] = True
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "preserve_all_tensors is intended for debugging"
+            interp = self.module.Interpreter(**kwargs)
+        if batch is not None:
+            d = interp.get_input_details()[0]
+            interp.resize_tensor_input(d["index"], [batch, *[int(s) for s in d["shape"][1:]]], strict=False)
+        interp.allocate_tensors()
+        return interp
+
+    def _feed(self, interp: Any, batch: np.ndarray) -> None:
+        d = interp.get_input_details()[0]
+        scale, zp = d["quantization"]
+        data: np.ndarray = batch
+        if np.dtype(d["dtype"]).kind in "iu" and scale:
+            info = np.iinfo(d["dtype"])
+            data = np.clip(np.rint(batch / scale + zp), info.min, info.max).astype(d["dtype"])
+        interp.set_tensor(d["index"], data)
+
+    def _read(self, interp: Any, index: int) -> np.ndarray:
+        d = next(t for t in interp.get_tensor_details() if int(t["index"]) == index)
+        scale, zp = d["quantization"]
+        q = np.array(interp.get_tensor(index))
+        return _dequantize(q, scale or None, zp) if q.dtype.kind in "iu" else q.astype(np.float32)
+
+    def capture(self, keys: list[str], images: np.ndarray) -> Capture:
+        from runtimes.capture import native_output
+
+        cap = Capture(self.tensors)
+        keys = list(dict.fromkeys(keys))
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+        probs, plain = [], []
+        with native_output():
+            for i in range(0, len(images), CHUNK):
+                batch = np.ascontiguousarray(images[i : i + CHUNK])
+                interp = self._interpreter(preserve=True, batch=len(batch))
+                self._feed(interp, batch)
+                interp.invoke()
+                for k in keys:
+                    parts[k].append(self._read(interp, int(k)))
+                probs.append(self._read(interp, self.output_index))
+                interp = self._interpreter(preserve=False, batch=len(batch))
+                self._feed(interp, batch)
+                interp.invoke()
+                plain.append(self._read(interp, self.output_index))
+        cap.values = {k: np.concatenate(v) for k, v in parts.items()}
+        cap.probs, cap.plain_probs = np.concatenate(probs), np.concatenate(plain)
+        cap.notes.append(
+            f"{self.backend} interpreter with experimental_preserve_all_tensors=True and the default op resolver"
+        )
+        return cap
+
+
+# -- ONNX --------------------------------------------------------------------------------------------
+class OnnxGraph:
+    """An `.onnx` file whose intermediate tensors are added as graph outputs."""
+
+    def __init__(self, path: Path) -> None:
+        import onnx
+        from onnx import numpy_helper
+
+        self.path = path
+        self.model = onnx.load(str(path))
+        graph = self.model.graph
+        inits = {i.name: i for i in graph.initializer}
+        self.input_name = next(i.name for i in graph.input if i.name not in inits)
+        self.output_name = graph.output[0].name
+        producer: dict[str, tuple[int, str]] = {}
+        consumers: dict[str, list[int]] = {}
+        edges: dict[str, list[str]] = {}
+        for n, node in enumerate(graph.node):
+            for o in node.output:
+                if o:
+                    producer[o] = (n, node.op_type)
+            for i in node.input:
+                if i:
+                    consumers.setdefault(i, []).append(n)
+                    edges.setdefault(i, []).extend(o for o in node.output if o)
+        live = _reachable([self.input_name], edges)
+        # Shapes and dtypes from one probe run with every live value as an output.
+        probe_batch = 3
+        names = [self.input_name] + [o for node in graph.node for o in node.output if o in live]
+        shapes = self._run(list(dict.fromkeys(names)), _probe_input(self.model, self.input_name, probe_batch))
+        self.tensors = []
+        for name in dict.fromkeys(names):
+            arr = shapes.get(name)
+            if arr is None or arr.ndim < 1 or arr.shape[0] != probe_batch or arr.dtype != np.float32:
+                continue
+            op = producer.get(name, (-1, ""))
+            if op[1] in ("QuantizeLinear", "DequantizeLinear"):
+                continue
+            t = Tensor(name, name, tuple(int(s) for s in arr.shape[1:]), op[0], "float32", name)
+            cons = consumers.get(name, [])
+            if len(cons) == 1 and graph.node[cons[0]].op_type == "QuantizeLinear":
+                q = graph.node[cons[0]]
+                if len(q.input) >= 3 and q.input[1] in inits and q.input[2] in inits:
+                    scale = numpy_helper.to_array(inits[q.input[1]])
+                    zp = numpy_helper.to_array(inits[q.input[2]])
+                    if scale.size == 1:
+                        t.read, t.scale, t.zero_point = q.output[0], float(scale.item()), int(zp.item())
+                        t.qdtype = zp.dtype.name
+            # The next compute op, through a QuantizeLinear → DequantizeLinear pair.
+            cur = name
+            for _ in range(3):
+                cs = consumers.get(cur, [])
+                if len(cs) != 1:
+                    break
+                node = graph.node[cs[0]]
+                if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+                    cur = node.output[0]
+                    continue
+                kind = node.op_type.lower()
+                if kind in ACTIVATION_OPS:
+                    t.next_op, t.next_key = ACTIVATION_OPS[kind], node.output[0]
+                break
+            self.tensors.append(t)
+
+    def _session(self, outputs: list[str]) -> Any:
+        import onnx
+        import onnxruntime as ort
+
+        model = onnx.ModelProto()
+        model.CopyFrom(self.model)
+        existing = {o.name for o in model.graph.output}
+        for name in outputs:
+            if name not in existing and name != self.input_name:
+                model.graph.output.append(onnx.ValueInfoProto(name=name))
+                existing.add(name)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.log_severity_level = 3
+        return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+    def _run(self, names: list[str], batch: np.ndarray) -> dict[str, np.ndarray]:
+        sess = self._session(names)
+        wanted = [o.name for o in sess.get_outputs()]
+        values = dict(zip(wanted, sess.run(wanted, {self.input_name: batch}), strict=True))
+        values[self.input_name] = batch
+        return values
+
+    def capture(self, keys: list[str], images: np.ndarray) -> Capture:
+        by_read = {t.read: t for t in self.tensors}
+        reads = list(dict.fromkeys(keys))
+        sess = self._session([r for r in reads if r != self.input_name])
+        plain = self._session([])
+        wanted = [o.name for o in sess.get_outputs()]
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in reads}
+        probs, plain_probs = [], []
+        for i in range(0, len(images), CHUNK):
+            batch = np.ascontiguousarray(images[i : i + CHUNK])
+            values = dict(zip(wanted, sess.run(wanted, {self.input_name: batch}), strict=True))
+            values[self.input_name] = batch
+            for k in reads:
+                t = by_read.get(k)
+                parts[k].append(_dequantize(np.asarray(values[k]), t.scale if t else None, t.zero_point if t else None))
+            probs.append(np.asarray(values[self.output_name], dtype=np.float32))
+            plain_probs.append(np.asarray(plain.run([self.output_name], {self.input_name: batch})[0], np.float32))
+        cap = Capture(self.tensors)
+        cap.values = {k: np.concatenate(v) for k, v in parts.items()}
+        cap.probs, cap.plain_probs = np.concatenate(probs), np.concatenate(plain_probs)
+        cap.notes.append("onnxruntime CPU session with the probed tensors appended to the graph outputs")
+        return cap
+
+
+def _probe_input(model: Any, name: str, batch: int) -> np.ndarray:
+    inp = next(i for i in model.graph.input if i.name == name)
+    dims = [d.dim_value if d.dim_value > 0 else batch for d in inp.type.tensor_type.shape.dim]
+    dims[0] = batch
+    return np.random.default_rng(0).random(dims, dtype=np.float32)

@@ -1,0 +1,239 @@
+"""Tables and Markdown for `edgekit diagnose` (shared by diagnose.md and the console)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from toolkit.diagnose_layers import SNR_CAP_DB
+
+
+def fmt_snr(v: float | None) -> str:
+    if v is None:
+        return "–"
+    return "exact" if v >= SNR_CAP_DB else f"{v:.1f}"
+
+
+def _fmt_e(v: float | None) -> str:
+    return "–" if v is None else ("0" if v == 0 else f"{v:.2e}")
+
+
+def _fmt_pct(v: float) -> str:
+    if abs(v) >= 1:
+        return f"{v:+.1f} %"
+    return "0 %" if v == 0 else f"{v:+.2g} %"
+
+
+def short_tensor(name: str | None, width: int = 48) -> str:
+    """The first of a fused tensor's names, without the model's own scope (`reference_cnn_1/`)."""
+    if not name:
+        return "–"
+    parts = name.split(";")[0].split("/")
+    short = "/".join(parts[-2:]) if len(parts) > 2 else "/".join(parts)
+    return short if len(short) <= width else "…" + short[-(width - 1) :]
+
+
+def _status(r: dict[str, Any], first: str | None) -> str:
+    if r.get("departs") is None:
+        return "not found"
+    if r["layer"] == first:
+        return "departs (1st)"
+    return "departs" if r["departs"] else "ok"
+
+
+def layer_table(result: dict[str, Any], *, compact: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Per-layer metrics of one artifact; `compact` (console) drops the type and shortens names."""
+    first = (result.get("first_departure") or {}).get("layer")
+    header = ["layer", "type", "export tensor", "max |err|", "mean |err|", "cosine", "SNR dB", "Δ SNR dB"]
+    header += ["added err", "clipped", "status"]
+    rows = []
+    for r in result["layers"]:
+        if r.get("tensor") is None:
+            line = [r["layer"], r["type"], "–", "–", "–", "–", "–", "–", "–", "–", _status(r, first)]
+        else:
+            clipped = r.get("clipped_pct")
+            layout = {"NCHW": " [NCHW]"}.get(r.get("layout", ""), "")
+            line = [
+                r["layer"],
+                r["type"],
+                (short_tensor(r["tensor"], 22) if compact else short_tensor(r["tensor"])) + layout,
+                _fmt_e(r["max_abs_err"]),
+                _fmt_e(r["mean_abs_err"]),
+                f"{r['cosine']:.5f}",
+                fmt_snr(r["snr_db"]),
+                "–" if r.get("snr_drop_db") is None else f"{r['snr_drop_db']:+.1f}",
+                _fmt_pct(r["added_error_pct"]),
+                "–" if clipped is None else f"{clipped:.1f} %",
+                _status(r, first),
+            ]
+        rows.append(line)
+    if compact:  # the console: no type or Δ SNR column (both are in diagnose.md)
+        drop = {1, 7}
+        header = [h.replace(" |err|", "|err|") for i, h in enumerate(header) if i not in drop]
+        rows = [[c for i, c in enumerate(line) if i not in drop] for line in rows]
+    return header, rows
+
+
+def summary_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Every Keras layer (rows) against every artifact (columns): SNR dB / cosine."""
+    results = report["artifacts"]
+    header = ["layer", *[r["artifact"] for r in results]]
+    names = [row["layer"] for row in results[0]["layers"]] if results else []
+    rows = []
+    for i, name in enumerate(names):
+        line = [name]
+        for res in results:
+            r = res["layers"][i]
+            if r.get("tensor") is None:
+                line.append("not found")
+                continue
+            mark = " ✗" if r.get("departs") else ""
+            snr = fmt_snr(r["snr_db"])
+            line.append(f"{snr}{'' if snr == 'exact' else ' dB'} / {r['cosine']:.4f}{mark}")
+        rows.append(line)
+    return header, rows
+
+
+def departure_text(result: dict[str, Any]) -> str:
+    dep = result.get("first_departure")
+    if not dep:
+        rows = [r for r in result["layers"] if r.get("snr_db") is not None]
+        worst = min(rows, key=lambda r: r["snr_db"])
+        return (
+            f"none: every layer stays within the thresholds (lowest SNR {fmt_snr(worst['snr_db'])} dB at "
+            f"{worst['layer']}, lowest cosine {min(r['cosine'] for r in rows):.5f})"
+        )
+    where = (
+        f"the model input's quantization ({short_tensor(dep['tensor'])}, feeding {dep['first_keras_layer']})"
+        if dep["layer"] == "(input)"
+        else f"{dep['layer']} ({short_tensor(dep['tensor'])})"
+    )
+    return f"the error starts at **{where}**: {dep['reason']}"
+
+
+def ranking_text(result: dict[str, Any], top: int = 3) -> str:
+    ranked = [r for r in result["added_error_ranking"] if r["added_error_pct"] > 1e-4][:top]
+    return (
+        ", ".join(
+            f"{r['layer']} ({_fmt_pct(r['added_error_pct'])} error power, SNR {fmt_snr(r['snr_db'])} dB)"
+            for r in ranked
+        )
+        or "no layer adds measurable error (all below 1e-4 % of the signal power)"
+    )
+
+
+def _md_table(header: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
+    def cell(c: str) -> str:
+        return c.replace("|", "\\|")
+
+    align = ["---" if i < left else "---:" for i in range(len(header))]
+    return [
+        "| " + " | ".join(cell(h) for h in header) + " |",
+        "| " + " | ".join(align) + " |",
+        *["| " + " | ".join(cell(c) for c in r) + " |" for r in rows],
+    ]
+
+
+def _speed_evidence(rec: dict[str, Any]) -> list[str]:
+    ev = rec.get("evidence")
+    if not ev:
+        return []
+    if "ops" in ev:
+        ops = ev["ops"]
+        lines = [
+            f"LiteRT ops ({ops['delegate_nodes']} DELEGATE node(s); activation dtypes "
+            f"{', '.join(ops['activation_dtypes'])}):",
+            "",
+        ]
+        lines += _md_table(
+            ["op", "runs on", "output dtype"],
+            [[o["op"], "XNNPACK" if o["delegated"] else "built-in kernel", ", ".join(o["types"])] for o in ops["ops"]],
+            left=3,
+        )
+        tm = ev["timings"]
+        lines += [
+            "",
+            *_md_table(
+                ["timed here (b1, 1 thread, median)", "XNNPACK on", "XNNPACK off"],
+                [
+                    [rec["artifact"], f"{tm['xnnpack_on_ms']:.3f} ms", f"{tm['xnnpack_off_ms']:.3f} ms"],
+                    [rec["sibling"], f"{tm['sibling_xnnpack_on_ms']:.3f} ms", f"{tm['sibling_xnnpack_off_ms']:.3f} ms"],
+                ],
+            ),
+        ]
+        return lines
+    prof, base = ev["profile"], ev["sibling_profile"]
+    ops = list(dict.fromkeys([*prof["kernel_us_per_inference"], *base["kernel_us_per_inference"]]))
+    rows = [
+        [
+            op,
+            f"{prof['kernel_us_per_inference'].get(op, 0):.2f}",
+            f"{base['kernel_us_per_inference'].get(op, 0):.2f}",
+        ]
+        for op in ops
+    ]
+    rows.append(["**total**", f"{prof['kernel_total_us']:.2f}", f"{base['kernel_total_us']:.2f}"])
+    return [
+        f"ORT profiler, kernel µs per inference ({prof['runs']} batch-1 runs, 1 thread); CPU int8 features: "
+        f"{', '.join(ev['cpu']['int8_features']) or 'none found'} ({ev['cpu']['model']}):",
+        "",
+        *_md_table(["op type", rec["artifact"], rec["sibling"]], rows),
+    ]
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    th = report["thresholds"]
+    lines = [
+        f"# Diagnose: {report['run']}",
+        "",
+        f"Each export against the Keras reference, layer by layer, on {report['images']:,} test images "
+        f"({report['data']['subset']}; data: {report['data']['source']}).",
+        "",
+        f"A layer **departs** when its SNR is below {th['departs_below_snr_db']:g} dB (error power above 1 % of the "
+        f"signal) or its cosine similarity below {th['departs_below_cosine']:g}. Metrics: {th['metrics']}. "
+        "`added err` is the error power a layer adds, as a percentage of its signal power, over the previous row "
+        "(the float image counts as exact); layers are ranked by it. `clipped` is the share of Keras values "
+        "outside the range the export's quantized tensor can hold. `(input)` is the image as the first layer "
+        "receives it (after the export's own input quantization).",
+        "",
+        "## Per-layer error",
+        "",
+        "SNR dB / cosine against Keras (✗: departs):",
+        "",
+        *_md_table(*summary_table(report)),
+        "",
+    ]
+    for res in report["artifacts"]:
+        inst = res["instrumentation"]
+        gal = res["gallery"]
+        link = (
+            f"[{gal['file']}]({gal['file']})"
+            + (f" (first {gal['shown']} shown)" if gal["shown"] < gal["count"] else "")
+            if gal["file"]
+            else "none: every image agrees with the reference"
+        )
+        lines += [
+            f"### {res['artifact']}",
+            "",
+            f"- First departure: {departure_text(res)}.",
+            f"- Most error added by: {ranking_text(res)}.",
+            f"- Top-1 agreement with keras-fp32: {res['top1_agreement']:.4f} ({res['disagreements']} of "
+            f"{report['images']} differ); accuracy {100 * res['accuracy']:.2f} % vs "
+            f"{100 * res['reference_accuracy']:.2f} % for the reference.",
+            f"- Gallery of disagreements: {link}.",
+            f"- Instrumented run: {inst['how']}; its output differs from the plain run's by at most "
+            f"{inst['max_abs_diff_vs_plain_output']:.2e} ({inst['top1_changes_vs_plain']} top-1 changes).",
+        ]
+        if res.get("flatten_order"):
+            lines.append(
+                f"- Flatten order: {res['flatten_order']}"
+                + (" (same as Keras)." if res["flatten_order"] == "NHWC" else " (reordered to NHWC before comparing).")
+            )
+        lines += ["", *_md_table(*layer_table(res), left=3), ""]
+    lines += ["## Slowdown explainer", ""]
+    if not report["speed"]:
+        lines += ["No quantized artifact was diagnosed.", ""]
+    for rec in report["speed"]:
+        title = f"### {rec['artifact']}" + (f" vs {rec['sibling']}" if rec.get("sibling") else "")
+        verdict = {True: "slower", False: "not slower", None: "not compared"}[rec.get("slower")]
+        lines += [title, "", f"**{verdict}.** {rec['reason']}", "", *_speed_evidence(rec), ""]
+    return "\n".join(lines).rstrip() + "\n"

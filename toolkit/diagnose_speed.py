@@ -1,0 +1,145 @@
+"""Slowdown explainer: why a quantized artifact is slower than its fp32 sibling on the same runtime.
+
+Timing comes from the run's bench.json when it measured both artifacts (then re-checked here with a
+quick in-process timing), else from that quick timing alone. The evidence and the paragraph per
+runtime are built in `diagnose_evidence`.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolkit.diagnose_evidence import (
+    explain_onnx,
+    explain_tflite,
+    fmt_ms,
+    onnx_reason,
+    ort_time,
+    tflite_reason,
+    tflite_time,
+)
+
+QUANTIZED = ("int8", "int8-dynamic", "int16x8")
+SLOWER_RATIO = 1.10  # "slower" means at least 10 % slower (p50) than the fp32 sibling
+
+
+def bench_ratios(bench: dict[str, Any] | None, name: str, sibling: str) -> list[dict[str, Any]]:
+    """p50 of both artifacts in every (batch, threads) both were measured at, from bench.json."""
+    if not bench:
+        return []
+    rows: dict[tuple[str, int, int], float] = {}
+    for r in bench.get("results", []):
+        if r.get("artifact") in (name, sibling) and r.get("p50_ms"):
+            rows[(r["artifact"], int(r["batch_size"]), int(r["threads"]))] = float(r["p50_ms"])
+    out = []
+    for (art, b, t), p50 in sorted(rows.items()):
+        if art != name or (sibling, b, t) not in rows:
+            continue
+        base = rows[(sibling, b, t)]
+        out.append({"batch_size": b, "threads": t, "p50_ms": p50, "sibling_p50_ms": base, "ratio": p50 / base})
+    return out
+
+
+# -- orchestration -----------------------------------------------------------------------------------
+QUICK_TIMING = "quick in-process timing, median of ≥ 200 runs"
+
+
+def _quick_config(entry: dict[str, Any], path: Path, sib_path: Path, image: np.ndarray) -> dict[str, Any]:
+    if entry["format"] == "tflite":
+        mine, theirs = tflite_time(path, image, xnnpack=True), tflite_time(sib_path, image, xnnpack=True)
+    else:
+        mine, theirs = ort_time(path, image), ort_time(sib_path, image)
+    return {"batch_size": 1, "threads": 1, "p50_ms": mine, "sibling_p50_ms": theirs, "ratio": mine / theirs}
+
+
+def explain(
+    entries: list[tuple[dict[str, Any], Path]],
+    siblings: dict[str, tuple[dict[str, Any], Path]],
+    bench: dict[str, Any] | None,
+    image: np.ndarray,
+) -> list[dict[str, Any]]:
+    """One record per quantized artifact: timing, whether it is slower, evidence and a reason."""
+    out: list[dict[str, Any]] = []
+    for entry, path in entries:
+        if entry["precision"] not in QUANTIZED:
+            continue
+        name = entry["name"]
+        sib = siblings.get(entry["format"])
+        record: dict[str, Any] = {"artifact": name, "runtime": entry["runtime"], "precision": entry["precision"]}
+        if sib is None:
+            record.update({"slower": None, "reason": f"no fp32 {entry['format']} artifact in this run to compare with"})
+            out.append(record)
+            continue
+        sib_entry, sib_path = sib
+        record["sibling"] = sib_entry["name"]
+        configs = bench_ratios(bench, name, sib_entry["name"])
+        if configs:
+            method = (bench or {}).get("method", {})
+            timing: dict[str, Any] = {
+                "source": "bench.json",
+                "settings": {k: method.get(k) for k in ("min_runs", "min_seconds", "warmup_runs")},
+                "configs": configs,
+            }
+        else:
+            timing = {"source": QUICK_TIMING, "configs": [_quick_config(entry, path, sib_path, image)]}
+        ratio = statistics.median(c["ratio"] for c in timing["configs"])
+        timing["median_ratio"] = ratio
+        record["timing"] = timing
+        record["slower"] = ratio >= SLOWER_RATIO
+        where = "LiteRT" if entry["format"] == "tflite" else "ONNX Runtime"
+        if len(timing["configs"]) == 1:
+            c = timing["configs"][0]
+            detail = (
+                f"{timing['source']}, b{c['batch_size']} × {c['threads']}t: p50 {fmt_ms(c['p50_ms'])} vs "
+                f"{fmt_ms(c['sibling_p50_ms'])}"
+            )
+        else:
+            c = max(timing["configs"], key=lambda c: c["ratio"])
+            detail = (
+                f"median over {len(timing['configs'])} configurations in {timing['source']}; worst "
+                f"b{c['batch_size']} × {c['threads']}t: p50 {fmt_ms(c['p50_ms'])} vs {fmt_ms(c['sibling_p50_ms'])}"
+            )
+        if record["slower"]:
+            headline = f"{name} is {ratio:.2f}x slower than {sib_entry['name']} on {where} ({detail})."
+        else:
+            headline = (
+                f"Not slower: {name} takes {ratio:.2f}x the time of {sib_entry['name']} on {where} ({detail}); "
+                "the evidence, for reference:"
+            )
+        if entry["format"] == "tflite":
+            ev = explain_tflite(entry, path, sib_path, image)
+            record["evidence"] = ev
+            if "int16" in ev["ops"]["activation_dtypes"] and entry["precision"] != "int16x8":
+                record["anomaly"] = (
+                    f"{name} is labelled {entry['precision']} but its CONV_2D/FULLY_CONNECTED outputs are int16: "
+                    "it is a 16x8 model. Check the exporter (int8-dynamic should keep float activations)."
+                )
+            reason = tflite_reason(sib_entry["name"], ev, headline)
+        else:
+            ev = explain_onnx(entry, path, sib_path, image)
+            record["evidence"] = ev
+            reason = onnx_reason(sib_entry["name"], ev, headline)
+        if timing["source"] == "bench.json":
+            # Cross-check the bench.json verdict with a quick timing here (bench.json may be a --quick look).
+            check = _quick_config(entry, path, sib_path, image)
+            record["timing"]["checked_here"] = check
+            if (check["ratio"] >= SLOWER_RATIO) != record["slower"]:
+                settings = timing["settings"]
+                reason += (
+                    f" Re-timed here ({QUICK_TIMING}, b1 × 1t) it takes {check['ratio']:.2f}x the time of "
+                    f"{sib_entry['name']} ({fmt_ms(check['p50_ms'])} vs {fmt_ms(check['sibling_p50_ms'])}), so the "
+                    f"bench.json verdict is not reproduced (bench.json used {settings.get('min_runs')} runs / "
+                    f"{settings.get('min_seconds')} s per configuration); treat the difference as noise."
+                )
+                record["reproduced"] = False
+            else:
+                record["reproduced"] = True
+        if record.get("anomaly"):
+            reason += " " + record["anomaly"]
+        record["reason"] = reason
+        out.append(record)
+    return out
