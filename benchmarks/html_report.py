@@ -1441,7 +1441,8 @@ def _latency(runs: list[_Run]) -> str:
             + _table(header, pivot, "n" + "r" * (len(header) - 1), "pivot")
             + "<details open><summary>All latency rows</summary>"
             + '<p class="small muted">Milliseconds per call. p90 CI: confidence interval of the p90; GFLOP/s: model '
-            "FLOPs × batch ÷ p50; % peak: that rate against the machine's measured peak; RSS: peak resident memory "
+            "FLOPs × batch ÷ p50; % peak: that rate against the machine's measured float32 peak (int8 artifacts "
+            "compute in integers, so theirs is float-equivalent and can pass 100 %); RSS: peak resident memory "
             "of the benchmark process. – = not recorded.</p>"
             + _table(
                 [
@@ -1599,6 +1600,63 @@ SELF_CHECK = """
 """
 
 
+def _diagnosis(runs: Sequence[Doc]) -> str:
+    """`edgekit diagnose` results when present: where each export departs, and why a slow one is slow.
+
+    Expects `run["diagnose"]` (diagnose.json) and optionally `run["diagnose_gallery"]`
+    ({artifact: base64 PNG}), which is embedded so the report stays one file.
+    """
+    parts = []
+    for raw in runs:
+        run = _dict(raw)
+        doc = _dict(run.get("diagnose"))
+        if not doc:
+            continue
+        galleries = _dict(run.get("diagnose_gallery"))
+        rows = []
+        for a in _list(doc.get("artifacts")):
+            a = _dict(a)
+            first = _dict(a.get("first_departure"))
+            ranking = [_dict(x) for x in _list(a.get("added_error_ranking"))][:2]
+            top = ", ".join(
+                f"{_e(x.get('layer'))} (+{_fixed(x.get('added_error_pct'), 3)} % error power)" for x in ranking
+            )
+            rows.append(
+                [
+                    _e(a.get("artifact")),
+                    _e(first.get("layer") or "none: every layer within threshold"),
+                    top or "–",
+                    _e(_int(a.get("disagreements"))),
+                ]
+            )
+        table = _table(["artifact", "first layer that departs", "layers adding most error", "disagreements"], rows)
+        speed = [
+            f"<li><b>{_e(_dict(s).get('artifact'))}</b>: {_e(_dict(s).get('reason'))}</li>"
+            for s in _list(doc.get("speed"))
+            if _dict(s).get("slower")
+        ]
+        images = [
+            f'<figure><img alt="disagreements of {_e(name)}" src="data:image/png;base64,{_e(data)}" '
+            f'style="max-width:100%"><figcaption>{_e(name)}: test images where it disagrees with Keras'
+            "</figcaption></figure>"
+            for name, data in galleries.items()
+            if isinstance(data, str)
+        ]
+        parts.append(
+            f"<h3>{_e(run.get('name', ''))}</h3>"
+            + table
+            + (f"<h4>Why some int8 configurations are slower</h4><ul>{''.join(speed)}</ul>" if speed else "")
+            + "".join(images)
+        )
+    if not parts:
+        return ""
+    intro = (
+        "From <code>edgekit diagnose</code>: each layer of the Keras model against the same tensor in each export "
+        "(SNR and cosine against the float reference), and the images where an export disagrees."
+    )
+    return _section("diagnosis", "Diagnosis", "".join(parts), intro)
+
+
 def render_html(runs: list[dict[str, Any]]) -> str:
     """Render one self-contained HTML report for one or more runs.
 
@@ -1624,6 +1682,7 @@ def render_html(runs: list[dict[str, Any]]) -> str:
                 _training(prepared),
                 _artifacts(prepared),
                 _parity(prepared),
+                _diagnosis(runs),
                 _latency(prepared),
             ]
         )

@@ -131,3 +131,44 @@ def test_small_pipeline_end_to_end(edgekit, tmp_path: Path) -> None:
     bench = json.loads((latest / "bench.json").read_text())
     assert len(bench["results"]) == 7
     assert "Parity" in proc.stdout and "Latency" in proc.stdout and "Done in" in proc.stdout
+
+
+def test_bench_sweeps_runner_variants_and_reports_them(edgekit, run_copy: Path) -> None:
+    proc = edgekit(
+        "bench", str(run_copy), "-a", "tflite-fp32", "-a", "onnx-fp32", "-b", "1", "-t", "1", "--quick",
+        "--xnnpack", "on", "--xnnpack", "off", "--ort-opt", "all", "--ort-opt", "basic",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    bench = json.loads((run_copy / "bench.json").read_text())
+    variants = {(r["artifact"], r["options"]["xnnpack"], r["options"]["graph_optimization"]) for r in bench["results"]}
+    assert variants == {
+        ("tflite-fp32", True, None),
+        ("tflite-fp32", False, None),
+        ("onnx-fp32", None, "all"),
+        ("onnx-fp32", None, "basic"),
+    }
+    delegated = {r["options"]["xnnpack"]: r["delegated"] for r in bench["results"] if r["artifact"] == "tflite-fp32"}
+    assert delegated == {True: True, False: False}
+    for r in bench["results"]:
+        assert r["flops_per_image"] == 2_103_808 and r["gflops"] > 0 and r["pct_of_peak"] > 0
+        assert r["p90_ci_low_ms"] <= r["p90_ms"] <= r["p90_ci_high_ms"] and len(r["quantiles_ms"]) == 101
+    assert set(bench["environment"]["peak_gflops"]) == {"1"}
+    assert "tflite-fp32 (no XNNPACK)" in proc.stdout and "onnx-fp32 (ORT opt basic)" in proc.stdout
+    assert edgekit("report", str(run_copy)).returncode == 0
+    html = (run_copy / "report.html").read_text()
+    assert "tflite-fp32 (no XNNPACK)" in html and 'src="http' not in html
+
+
+def test_report_merges_a_run_and_a_board_bench_json(edgekit, run_copy: Path, tmp_path: Path) -> None:
+    assert (
+        edgekit("bench", str(run_copy), "-a", "tflite-int8", "-b", "1", "-t", "1", "--quick", "--no-peak").returncode
+        == 0
+    )
+    board = tmp_path / "pi" / "bench.json"
+    board.parent.mkdir()
+    board.write_text((run_copy / "bench.json").read_text())
+    proc = edgekit("report", str(run_copy), str(board), "--out", str(tmp_path / "merged"))
+    assert proc.returncode == 0, proc.stderr
+    md = (tmp_path / "merged" / "report.md").read_text()
+    assert "## Side by side" in md and md.count("tflite-int8") >= 2
+    assert (tmp_path / "merged" / "report.html").stat().st_size > 10_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +142,12 @@ def test_each_tflite_precision_has_its_own_tensor_types(small_run: Path) -> None
     assert "float32" in dynamic and "int8" in dynamic and "int16" not in dynamic
     assert "int16" not in full and "int8" in full
     assert "float16" in dtypes("model_fp16.tflite")
+
+
+def test_atomic_files_get_normal_permissions(tmp_path: Path) -> None:
+    final = tmp_path / "report.json"
+    with atomic_path(final) as tmp:
+        tmp.write_text("{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert final.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -33,6 +33,10 @@ def bench_ratios(bench: dict[str, Any] | None, name: str, sibling: str) -> list[
         return []
     rows: dict[tuple[str, int, int], float] = {}
     for r in bench.get("results", []):
+        options = r.get("options") or {}
+        # Only the default runner variant: a sweep's no-XNNPACK / low-ORT-opt rows would overwrite it.
+        if options.get("xnnpack") is False or options.get("graph_optimization") not in (None, "all"):
+            continue
         if r.get("artifact") in (name, sibling) and r.get("p50_ms"):
             rows[(r["artifact"], int(r["batch_size"]), int(r["threads"]))] = float(r["p50_ms"])
     out = []

@@ -182,7 +182,8 @@ def _latency_section(bench: Doc, level: str = "##") -> list[str]:
         out += [
             "Peak float32 rate (numpy matrix multiply): "
             + ", ".join(f"{v:.1f} GFLOP/s on {t} thread(s)" for t, v in peak.items())
-            + ". GFLOP/s per row = FLOPs per image (2 × MACs, counted from the model) × batch / p50.",
+            + ". GFLOP/s per row = FLOPs per image (2 × MACs, counted from the model) × batch / p50; int8 "
+            "artifacts compute in integers, so their % of this float32 peak is float-equivalent and can pass 100 %.",
             "",
         ]
     if env.get("throttled"):
@@ -270,7 +271,14 @@ def render_report(run_name: str, docs: dict[str, Doc | None]) -> str:
             "",
         ]
         if not parity.get("passed", True):
-            out += ["Run `edgekit diagnose` on this run to see where the failing artifacts depart from Keras.", ""]
+            failed = ", ".join(r["artifact"] for r in parity["results"] if not r["passed"])
+            if docs.get("diagnose"):
+                out += [f"Where {failed} depart from Keras: see [Diagnosis](#diagnosis) below.", ""]
+            else:
+                out += [f"Run `edgekit diagnose` on this run to see where {failed} depart from Keras.", ""]
+    diagnosis = docs.get("diagnose")
+    if diagnosis:
+        out += _diagnosis_section(diagnosis)
     if bench:
         out += _latency_section(bench)
     notes = [f"- {a['name']}: {n}" for a in (manifest or {}).get("artifacts", []) for n in a.get("notes", [])]
@@ -302,7 +310,58 @@ def load_run(path: Path) -> Doc:
         if not any(docs.values()):
             raise RunDirError(f"{path} holds no edgekit JSON files; pass a run directory or a bench.json file.")
         name = path.resolve().name
+        docs.update(_diagnosis_docs(path))
     return {"name": name, "label": machine_label(docs["bench"]), **docs}
+
+
+def _diagnosis_docs(run_dir: Path) -> Doc:
+    """diagnose.json and its gallery PNGs (base64, for the self-contained HTML), when `edgekit diagnose` ran."""
+    import base64
+
+    from toolkit import artifacts as A
+
+    path = run_dir / "diagnose" / "diagnose.json"
+    if not path.is_file():
+        return {}
+    doc = A.read_json(path)
+    galleries = {}
+    for a in doc.get("artifacts", []):
+        file = (a.get("gallery") or {}).get("file")
+        png = run_dir / "diagnose" / Path(str(file)).name if file else None
+        if png is not None and png.is_file() and png.stat().st_size < 2_000_000:
+            galleries[a["artifact"]] = base64.b64encode(png.read_bytes()).decode()
+    return {"diagnose": doc, "diagnose_gallery": galleries}
+
+
+def _diagnosis_section(doc: Doc) -> list[str]:
+    rows = []
+    for a in doc.get("artifacts", []):
+        first = (a.get("first_departure") or {}).get("layer") or "none: every layer within threshold"
+        top = ", ".join(
+            f"{x['layer']} (+{x['added_error_pct']:.3g} % error power)"
+            for x in (a.get("added_error_ranking") or [])[:2]
+        )
+        gallery = (a.get("gallery") or {}).get("file")
+        images = f"[gallery](diagnose/{Path(gallery).name})" if gallery else "–"
+        rows.append([a["artifact"], first, top or "–", str(a.get("disagreements", "–")), images])
+    out = [
+        "## Diagnosis",
+        "",
+        "From `edgekit diagnose` (details in [diagnose/diagnose.md](diagnose/diagnose.md)): each Keras layer against "
+        "the same tensor in each export.",
+        "",
+        _table(
+            ["artifact", "first layer that departs", "layers adding most error", "disagreements", "images"],
+            rows,
+            "lllrl",
+        ),
+        "",
+    ]
+    slow = [s for s in doc.get("speed", []) if s.get("slower")]
+    if slow:
+        out += ["Why some quantized configurations are slower:", ""]
+        out += [f"- **{s['artifact']}**: {s['reason']}" for s in slow] + [""]
+    return out
 
 
 _DOC_FILES = (

@@ -76,6 +76,8 @@ def register(app: typer.Typer) -> None:
         directory. Informational: exits 0 whenever it ran.
         Example: [b]edgekit diagnose runs/latest -a tflite-int8 -a onnx-int8 --limit 500[/]
         """
+        from rich.markup import escape
+
         from toolkit import artifacts as A
         from toolkit.data import load_mnist
         from toolkit.diagnose import DIAGNOSE_DIR, DIAGNOSE_MD, diagnose_step
@@ -83,8 +85,15 @@ def register(app: typer.Typer) -> None:
         run = A.resolve_run_dir(run_dir)
         dataset = load_mnist(data, allow_unverified=allow_unverified)
         for warning in dataset.warnings:
-            err.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
-        with progress_bar() as progress:
+            err.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
+        from toolkit.pipeline import report_step
+        from toolkit.runlock import run_lock
+
+        with run_lock(run), progress_bar() as progress:
             report = diagnose_step(run, artifact_names=artifact, limit=limit, data=dataset, progress=progress)
+            # The run's report shows the diagnosis (top layers, gallery); refresh it if it exists.
+            refreshed = report_step(run) if (run / A.REPORT_MD).exists() else None
         _print(report)
         out.print(f"Wrote {run / DIAGNOSE_DIR / DIAGNOSE_MD}", highlight=False)
+        if refreshed:
+            out.print(f"Updated {refreshed[0]} and {refreshed[1]}", highlight=False)
