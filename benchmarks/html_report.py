@@ -1070,7 +1070,9 @@ def _alerts(runs: list[_Run]) -> str:
             out.append(
                 f'<div class="banner note">{_swatch(run)}<strong>{len(noisy)} noisy measurement'
                 f"{'s' if len(noisy) != 1 else ''}</strong> on <b>{_e(run.label)}</b> ({_e(run.name)}): timing "
-                f"varied during the run, so small differences on these rows are not established.<ul>{items}</ul></div>"
+                f"varied during the run, so small differences on these rows are not established (marked "
+                f"<i>noisy</i> in the charts and tables).<details><summary>Which rows, and why</summary>"
+                f"<ul>{items}</ul></details></div>"
             )
     for run in runs:
         skipped = _list(_dict(run.bench).get("skipped"))
