@@ -421,6 +421,27 @@ def bench(
     warmup_runs: WarmupOpt = None,
     quick: QuickOpt = False,
     peak: PeakOpt = True,
+    remote: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--remote",
+            help="Run the benchmark on this board over SSH (user@host, as your ssh config knows it); repeat for "
+            "several, in parallel. Results land in RUN_DIR/remote/<host>/bench.json.",
+            rich_help_panel="Remote boards",
+        ),
+    ] = None,
+    ssh_config: Annotated[
+        Path | None,
+        typer.Option("--ssh-config", help="ssh client config file (ssh -F).", rich_help_panel="Remote boards"),
+    ] = None,
+    remote_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--remote-dir",
+            help="Folder on the board (default ~/.cache/edgekit-remote).",
+            rich_help_panel="Remote boards",
+        ),
+    ] = None,
     baseline: BaselineOpt = None,
     max_regression: MaxRegressionOpt = "10%",
     max_accuracy_drop: MaxAccuracyDropOpt = "0.5",
@@ -439,12 +460,68 @@ def bench(
     run = A.resolve_run_dir(run_dir)
     gate = _gate_setup(baseline, max_regression, max_accuracy_drop, max_size_increase, max_rss_increase, gate_metric)
     options = BenchOptions(batch, threads, xnnpack, ort_opt, min_runs, min_seconds, warmup_runs, quick, peak)
+    settings = options.settings()
+    if remote:
+        _bench_remote(run, remote, options, artifact, ssh_config, remote_dir, gate)
+        return
     with run_lock(run), progress_bar() as progress:
-        report = bench_step(run, options.settings(), artifact_names=artifact, progress=progress)
+        report = bench_step(run, settings, artifact_names=artifact, progress=progress)
     print_bench(report)
     out.print(f"Wrote {run / A.BENCH_JSON}", highlight=False)
     if gate is not None:
         _run_gate(run, report, *gate)
+
+
+def _bench_remote(
+    run: Path,
+    hosts: list[str],
+    options: BenchOptions,
+    artifacts: list[str] | None,
+    ssh_config: Path | None,
+    remote_dir: str | None,
+    gate: tuple[dict[str, Any], Path, Any] | None,
+) -> None:
+    """`edgekit bench --remote`: the same benchmark on each board, fetched into RUN_DIR/remote/<host>/."""
+    from toolkit import artifacts as A
+    from toolkit.pipeline import report_step
+    from toolkit.remote import RemoteFailed, SshSettings, remote_bench
+
+    args: list[str] = []
+    for name in artifacts or []:
+        args += ["-a", name]
+    for b in options.batch or []:
+        args += ["-b", str(b)]
+    for t in options.threads or []:
+        args += ["-t", str(t)]
+    for x in options.xnnpack or []:
+        args += ["--xnnpack", x.value]
+    for o in options.ort_opt or []:
+        args += ["--ort-opt", o.value]
+    if options.min_runs is not None:
+        args += ["--min-runs", str(options.min_runs)]
+    if options.min_seconds is not None:
+        args += ["--min-seconds", str(options.min_seconds)]
+    if options.warmup_runs is not None:
+        args += ["--warmup-runs", str(options.warmup_runs)]
+    args += ["--quick"] if options.quick else []
+    args += [] if options.peak else ["--no-peak"]
+    settings = SshSettings.from_env(config=ssh_config, remote_dir=remote_dir)
+    failed: RemoteFailed | None = None
+    try:
+        paths = remote_bench(run, hosts, args, settings=settings)
+    except RemoteFailed as exc:
+        paths, failed = exc.paths, exc
+    for host, path in paths.items():
+        report = A.read_json(path)
+        out.print(f"[bold]{escape(host)}[/]: {escape(str(path))}", highlight=False)
+        print_bench(report)
+        if gate is not None:
+            _run_gate(path.parent, report, *gate)
+    with run_lock(run):
+        md, html = report_step(run)
+    out.print(f"Updated {md} and {html} with the boards' results", highlight=False)
+    if failed is not None:
+        raise failed
 
 
 def _gate_setup(
@@ -664,6 +741,9 @@ _register_command_modules()
 
 def main() -> None:
     """Console-script entry point."""
+    from toolkit.console import install_interrupt_handling
+
+    install_interrupt_handling()
     app()
 
 

@@ -287,6 +287,40 @@ def render_report(run_name: str, docs: dict[str, Doc | None]) -> str:
     return "\n".join(out)
 
 
+def render_remote(remotes: dict[str, dict[str, Doc]]) -> str:
+    """Sections for boards reached over SSH: their verify results and latency, beside the desktop's."""
+    if not remotes:
+        return ""
+    out = ["", "## Remote boards", ""]
+    verifies = {h: d["verify"] for h, d in remotes.items() if d.get("verify")}
+    if verifies:
+        rows = []
+        for host, v in verifies.items():
+            for r in v.get("results", []):
+                rows.append(
+                    [host, machine_label(v), r["artifact"], _num(r.get("max_abs_diff"), ".2e"),
+                     f"{100 * r['accuracy']:.2f} %" if r.get("accuracy") is not None else "–",
+                     "pass" if r.get("passed") else "**FAIL**"]
+                )  # fmt: skip
+        header = ["board", "machine", "artifact", "max |Δp| vs desktop", "golden accuracy", "verify"]
+        out += ["### Verify on the boards", "", _table(header, rows, "lllrrl"), ""]
+    benches = {h: d["bench"] for h, d in remotes.items() if d.get("bench")}
+    if benches:
+        names = list(dict.fromkeys(config_name(r) for b in benches.values() for r in b.get("results", [])))
+        rows = []
+        for name in names:
+            cells = []
+            for b in benches.values():
+                b1 = [r for r in b.get("results", []) if config_name(r) == name and r["batch_size"] == 1]
+                cells.append(_ms(min(r["p50_ms"] for r in b1)) if b1 else "–")
+            rows.append([name, *cells])
+        header = ["configuration"] + [f"{h} ({machine_label(b)})" for h, b in benches.items()]
+        out += ["### Latency on the boards: batch-1 p50 (ms), best thread count", "", _table(header, rows), ""]
+        for host, b in benches.items():
+            out += [f"### {host}", "", *_latency_section(b, level="####")]
+    return "\n".join(out)
+
+
 # -- several runs or machines ------------------------------------------------------------------------
 def load_run(path: Path) -> Doc:
     """A run directory, or a single bench.json (e.g. copied back from a board), as a report input."""

@@ -1,0 +1,329 @@
+"""Remote boards (`verify --remote`, `remote_bench`) against a real sshd on 127.0.0.1 started here.
+
+Nothing is mocked: OpenSSH's sshd runs from a config in tmp (host key, client key, an authorized_keys
+file), the client reaches it through `--ssh-config`, and the "board" is this machine with edgekit
+installed from its wheel into a venv under tmp (`--remote-dir`). The first set-up installs the core
+dependencies with the host's pip (~30-60 s from pip's cache), so those tests are slow (--run-slow).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from toolkit.remote import (
+    RemoteError,
+    RemoteFailed,
+    SshSettings,
+    check_hosts,
+    exit_code,
+    host_dirname,
+    remote_bench,
+    remote_output_root,
+    remote_results,
+    run_remote_verify,
+)
+
+SSHD = Path("/usr/sbin/sshd")
+ARTIFACTS = ["tflite-fp32", "tflite-int8", "onnx-int8"]
+BENCH_ARGS = ["-a", "tflite-fp32", "-b", "1", "-t", "1", "--quick", "--no-peak"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def ssh_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A real sshd on 127.0.0.1 (stopped at the end); returns a client config with hosts board, board2, dead."""
+    if not SSHD.is_file():
+        pytest.skip("needs OpenSSH's server: apt-get install openssh-server (/usr/sbin/sshd is missing)")
+    if os.geteuid() != 0:
+        pytest.skip("needs root: sshd logs in as the current user only when run by root")
+    if not (shutil.which("ssh") and shutil.which("scp") and shutil.which("ssh-keygen")):
+        pytest.skip("needs the OpenSSH client (ssh, scp, ssh-keygen)")
+    tmp = tmp_path_factory.mktemp("sshd")
+    for key in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / key)], check=True)
+    shutil.copyfile(tmp / "client_key.pub", tmp / "authorized_keys")
+    port, closed = _free_port(), _free_port()
+    (tmp / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {tmp / 'host_key'}\n"
+        f"AuthorizedKeysFile {tmp / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+        f"PidFile {tmp / 'sshd.pid'}\nSubsystem sftp internal-sftp\n"
+    )
+    Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # sshd's privilege-separation directory
+    log = open(tmp / "sshd.log", "w")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(tmp / "sshd_config")], stdout=log, stderr=log)
+    deadline = time.monotonic() + 15
+    while True:
+        if proc.poll() is not None:
+            log.close()
+            pytest.fail(f"sshd exited with {proc.returncode}: {(tmp / 'sshd.log').read_text()}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("sshd did not accept connections within 15 s")
+        time.sleep(0.1)
+    common = (
+        f"  HostName 127.0.0.1\n  User root\n  IdentityFile {tmp / 'client_key'}\n  IdentitiesOnly yes\n"
+        "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+    )
+    config = tmp / "ssh_config"
+    config.write_text(f"Host board board2\n  Port {port}\n{common}Host dead\n  Port {closed}\n{common}")
+    try:
+        yield config
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def remote_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The hosts' edgekit folder (venv, jobs), under tmp and shared by the tests: set up once, then reused."""
+    return tmp_path_factory.mktemp("board-home") / "edgekit-remote"
+
+
+@pytest.fixture(scope="session")
+def wheel_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("wheel-cache")
+
+
+@pytest.fixture
+def settings(ssh_config: Path, remote_dir: Path, wheel_cache: Path, monkeypatch: pytest.MonkeyPatch) -> SshSettings:
+    monkeypatch.setenv("EDGEKIT_CACHE_DIR", str(wheel_cache))
+    monkeypatch.delenv("EDGEKIT_SSH_OPTIONS", raising=False)
+    return SshSettings.from_env(config=ssh_config, remote_dir=str(remote_dir))
+
+
+@pytest.fixture(scope="module")
+def remote_bundle(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from toolkit.bundle import build_bundle
+
+    folder, _ = build_bundle(small_run, tmp_path_factory.mktemp("desktop") / "bundle", artifact_names=ARTIFACTS,
+                             golden=64)  # fmt: skip
+    return folder
+
+
+@pytest.fixture
+def remote_cli(
+    ssh_config: Path, remote_dir: Path, wheel_cache: Path
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`edgekit verify … --remote …` in a subprocess, with the test sshd's config and remote dir."""
+
+    def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200", "EDGEKIT_CACHE_DIR": str(wheel_cache)}
+        env.pop("EDGEKIT_SSH_OPTIONS", None)
+        cmd = [sys.executable, "-m", "toolkit.cli", *map(str, args), "--ssh-config", str(ssh_config),
+               "--remote-dir", str(remote_dir)]  # fmt: skip
+        started = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False)
+        print(f"{' '.join(map(str, args))}: exit {proc.returncode} in {time.perf_counter() - started:.1f} s")
+        return proc
+
+    return run
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+# -- with a real sshd --------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_verify_remote_round_trip(remote_cli, remote_bundle: Path, tmp_path: Path) -> None:
+    from toolkit.bundle import check_files, load_bundle, verify_bundle
+
+    bundle = Path(shutil.copytree(remote_bundle, tmp_path / "bundle"))
+    proc = remote_cli("verify", bundle, "--remote", "board")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    fetched = tmp_path / "bundle.remote" / "board" / "verify.json"
+    assert fetched.is_file() and not (bundle / "verify.json").exists()  # nothing written into the bundle
+    assert f"Verify {bundle} on board" in proc.stdout and "board: verify passed" in proc.stdout
+    assert not _error_lines(proc.stderr)
+    remote = json.loads(fetched.read_text())
+    assert remote["remote"]["host"] == "board" and remote["remote"]["setup"] in ("installed", "reused")
+    assert remote["passed"] and remote["environment"]["runtime_versions"].get("keras") is None  # the core install
+    # The same figures as verifying here (the "board" is this machine).
+    doc = load_bundle(bundle)
+    check_files(bundle, doc)
+    local = verify_bundle(bundle, doc, bundle)
+    assert [r["artifact"] for r in remote["results"]] == [r["artifact"] for r in local["results"]] == ARTIFACTS
+    for r, here in zip(remote["results"], local["results"], strict=True):
+        assert r["status"] == here["status"] == "pass"
+        assert r["accuracy"] == here["accuracy"] and r["agreement"] == here["agreement"]
+        assert r["max_abs_diff"] == pytest.approx(here["max_abs_diff"], abs=1e-6)
+    assert remote_results(bundle)["board"]["verify"]["remote"]["host"] == "board"
+
+
+@pytest.mark.slow
+def test_second_run_reuses_the_environment(remote_cli, remote_bundle: Path, tmp_path: Path) -> None:
+    first = remote_cli("verify", remote_bundle, "--remote", "board", "--out", tmp_path / "first")
+    assert first.returncode == 0, first.stderr
+    started = time.perf_counter()
+    second = remote_cli("verify", remote_bundle, "--remote", "board", "--out", tmp_path / "second")
+    elapsed = time.perf_counter() - started
+    assert second.returncode == 0, second.stderr
+    assert "environment up to date (reused)" in second.stderr and "installing edgekit" not in second.stderr
+    doc = json.loads((tmp_path / "second" / "board" / "verify.json").read_text())
+    assert doc["remote"]["setup"] == "reused"
+    print(f"second run: {elapsed:.1f} s in all, set-up {doc['remote']['setup_seconds']:.2f} s (information only)")
+
+
+@pytest.mark.slow
+def test_two_hosts_run_in_parallel(remote_cli, remote_bundle: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "device.tar.gz"
+    from toolkit.bundle import write_tar
+
+    write_tar(remote_bundle, archive, "device")
+    proc = remote_cli("verify", archive, "--remote", "board", "--remote", "board2")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    docs = {h: json.loads((tmp_path / "device.remote" / h / "verify.json").read_text()) for h in ("board", "board2")}
+    assert {h: d["remote"]["host"] for h, d in docs.items()} == {"board": "board", "board2": "board2"}
+    assert all(d["passed"] for d in docs.values())
+    a, b = (docs[h]["remote"] for h in ("board", "board2"))
+    assert a["started_unix"] < b["finished_unix"] and b["started_unix"] < a["finished_unix"]  # the runs overlapped
+    assert "Remote verify: 2 of 2 host(s) ran" in proc.stdout
+
+
+@pytest.mark.slow
+def test_unreachable_host_fails_alone(remote_cli, remote_bundle: Path, tmp_path: Path) -> None:
+    proc = remote_cli("verify", remote_bundle, "--remote", "dead", "--remote", "board", "--out", tmp_path / "res")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (line,) = _error_lines(proc.stderr)
+    assert line.startswith("error: dead: cannot connect over ssh") and "Connection refused" in line, line
+    assert "Traceback" not in proc.stderr
+    assert json.loads((tmp_path / "res" / "board" / "verify.json").read_text())["passed"]  # the other host ran
+    assert not (tmp_path / "res" / "dead").exists()
+    assert "board: verify passed" in proc.stdout and "1 failed" in proc.stdout
+
+
+@pytest.mark.slow
+def test_tampered_bundle_is_refused_remotely(remote_cli, remote_bundle: Path, tmp_path: Path) -> None:
+    bundle = Path(shutil.copytree(remote_bundle, tmp_path / "bundle"))
+    model = bundle / "exports" / "model_int8.tflite"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    proc = remote_cli("verify", bundle, "--remote", "board")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (line,) = _error_lines(proc.stderr)
+    assert line.startswith("error: board: edgekit verify failed on the host"), line
+    assert "exports/model_int8.tflite" in line and "sha256" in line, line
+    assert not (tmp_path / "bundle.remote" / "board" / "verify.json").exists()
+
+
+@pytest.mark.slow
+def test_remote_bench_fetches_bench_json(
+    settings: SshSettings, remote_bundle: Path, run_copy: Path, tmp_path: Path
+) -> None:
+    # A bundle folder: <bundle>.remote/<host>/bench.json beside it.
+    bundle = Path(shutil.copytree(remote_bundle, tmp_path / "bundle"))
+    paths = remote_bench(bundle, ["board"], BENCH_ARGS, settings=settings)
+    assert paths == {"board": tmp_path / "bundle.remote" / "board" / "bench.json"}
+    doc = json.loads(paths["board"].read_text())
+    assert doc["results"] and {r["artifact"] for r in doc["results"]} == {"tflite-fp32"}
+    assert doc["remote"]["host"] == "board" and doc["remote"]["args"] == BENCH_ARGS
+    assert doc["run"] == "bundle"
+    # A run directory, with one unreachable host: the other's bench.json is fetched, then RemoteFailed.
+    with pytest.raises(RemoteFailed) as info:
+        remote_bench(run_copy, ["board", "dead"], BENCH_ARGS, settings=settings)
+    assert info.value.paths == {"board": run_copy / "remote" / "board" / "bench.json"}
+    assert "dead" in str(info.value) and "board" not in str(info.value).split(":", 1)[1]
+    assert json.loads((run_copy / "remote" / "board" / "bench.json").read_text())["results"]
+    found = remote_results(run_copy)
+    assert list(found) == ["board"] and list(found["board"]) == ["bench"]
+
+
+@pytest.mark.slow
+def test_set_up_errors_are_one_line(settings: SshSettings, remote_bundle: Path, tmp_path: Path, monkeypatch) -> None:
+    from dataclasses import replace
+
+    # No python3 on the host (a fresh remote dir, so the set-up really runs).
+    missing = replace(settings, python="no-such-python3", remote_dir=str(tmp_path / "fresh"))
+    (result,) = run_remote_verify(remote_bundle, ["board"], missing, out_root=tmp_path / "out")
+    assert result.status == "error" and result.error == (
+        "no no-such-python3 on the host; install Python 3.10+ with its venv module."
+    )
+    # pip fails on a broken wheel: the last pip error line comes back.
+    broken = tmp_path / "edgekit-0.1.0-py3-none-any.whl"
+    broken.write_bytes(b"not a zip file")
+    monkeypatch.setenv("EDGEKIT_REMOTE_WHEEL", str(broken))
+    (result,) = run_remote_verify(remote_bundle, ["board"], replace(settings, remote_dir=str(tmp_path / "fresh2")),
+                                  out_root=tmp_path / "out")  # fmt: skip
+    assert result.status == "error" and result.error and result.error.startswith("pip install failed on the host:")
+    assert "\n" not in result.error and exit_code([result]) == 1
+    print(result.error)
+
+
+# -- without a server --------------------------------------------------------------------------------
+def test_ssh_argv_batch_mode_first_and_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "cfg"
+    config.write_text("")
+    monkeypatch.setenv("EDGEKIT_SSH_OPTIONS", "-p 2222 -l pi -o 'ProxyJump=gw'")
+    s = SshSettings.from_env(config=config)
+    argv = s.ssh_argv("board", "true")
+    assert argv[:3] == ["ssh", "-o", "BatchMode=yes"] and argv[-3:] == ["--", "board", "true"]
+    assert ["-F", str(config)] == argv[3:5] and "ConnectTimeout=10" in argv
+    assert argv.index("-p") < argv.index("ConnectTimeout=10")  # user options win (ssh keeps the first value)
+    scp = s.scp_argv(["a.tar.gz"], "pi@board:/x/")
+    assert scp[scp.index("-P") : scp.index("-P") + 2] == ["-P", "2222"] and "User=pi" in scp and "-l" not in scp
+    assert "ProxyJump=gw" in scp and scp[-3:] == ["--", "a.tar.gz", "pi@board:/x/"]
+    with pytest.raises(RemoteError, match="does not exist"):
+        SshSettings.from_env(config=tmp_path / "missing")
+
+
+def test_host_names_and_result_places(tmp_path: Path) -> None:
+    assert host_dirname("pi@board.local:22") == "pi@board.local_22"
+    assert host_dirname("../../etc") == "_.._etc"
+    assert check_hosts(["a", "pi@b"]) == ["a", "pi@b"]
+    for bad in (["-oProxyCommand=x"], ["a", "a"], ["a b"], []):
+        with pytest.raises(RemoteError):
+            check_hosts(bad)
+    run = tmp_path / "run"
+    run.mkdir()
+    bundle = tmp_path / "b"
+    bundle.mkdir()
+    (bundle / "bundle.json").write_text("{}")
+    assert remote_output_root(run) == run / "remote"
+    assert remote_output_root(bundle) == tmp_path / "b.remote"
+    assert remote_output_root(tmp_path / "b.tar.gz") == tmp_path / "b.remote"
+    (tmp_path / "b.remote" / "pi@x").mkdir(parents=True)
+    (tmp_path / "b.remote" / "pi@x" / "verify.json").write_text(json.dumps({"remote": {"host": "pi@x:22"}}))
+    assert remote_results(bundle) == {"pi@x:22": {"verify": {"remote": {"host": "pi@x:22"}}}}
+
+
+@pytest.mark.slow
+def test_bench_remote_and_verify_remote_join_the_run_report(remote_cli, edgekit, run_copy: Path) -> None:
+    """`edgekit bench RUN --remote` fetches the board's bench.json into RUN/remote/<host>/; the report shows it."""
+    proc = remote_cli("bench", run_copy, "--remote", "board", "-a", "tflite-int8", "-b", "1", "-t", "1", "--quick")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    fetched = run_copy / "remote" / "board" / "bench.json"
+    rows = json.loads(fetched.read_text())["results"]
+    assert [(r["artifact"], r["batch_size"], r["threads"]) for r in rows] == [("tflite-int8", 1, 1)]
+    bundle = run_copy.parent / "bundle"
+    assert edgekit("bundle", str(run_copy), "--out", str(bundle), "-a", "tflite-int8").returncode == 0
+    proc = remote_cli("verify", bundle, "--remote", "board", "--out", run_copy / "remote")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert edgekit("report", str(run_copy)).returncode == 0
+    md = (run_copy / "report.md").read_text()
+    assert "## Remote boards" in md and "### Verify on the boards" in md and "### board" in md
+    assert "board" in (run_copy / "report.html").read_text()
