@@ -1,17 +1,25 @@
 """On-device commands: `predict` (classify digit images), `bundle` (pack a run for a device), `verify`.
 
-Imported at every CLI start: only typer, pathlib, typing and toolkit.console at the top; numpy,
+Imported at every CLI start: only typer, enum, pathlib, typing and toolkit.console at the top; numpy,
 Pillow and the runtimes are imported inside the commands.
 """
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from toolkit.console import EXIT_THRESHOLD, err, out, progress_bar, rich_table, user_errors
+
+
+class EmulatedBoard(str, Enum):
+    """Boards `verify --emulate` imitates (QEMU user-mode CPU models; see toolkit/emulate.py)."""
+
+    pi4 = "pi4"
+    pi5 = "pi5"
 
 
 def predict(
@@ -191,6 +199,43 @@ def verify(
             help="Where to write verify.json (default: inside the folder, or <name>.verify.json beside a .tar.gz).",
         ),
     ] = None,
+    emulate: Annotated[
+        EmulatedBoard | None,
+        typer.Option(
+            "--emulate",
+            help="Verify on an emulated arm64 board instead of this machine: a cached Debian arm64 root run under "
+            "QEMU user-mode with the board's CPU (pi4: cortex-a72, pi5: cortex-a76). Needs root and "
+            "qemu-user-static, binfmt-support, debootstrap; the first run builds the root (~5 min). Writes "
+            "<bundle>.emulate-<board>.verify.json beside the bundle unless --out is given.",
+            case_sensitive=False,
+        ),
+    ] = None,
+    remote: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--remote",
+            help="Verify on this host over ssh instead (user@host or a Host from ~/.ssh/config); repeat for "
+            "several hosts, checked in parallel. Installs a runtime-only edgekit there once (reused later). "
+            "With --remote, --out is the folder for <host>/verify.json (default: <bundle name>.remote).",
+            show_default=False,
+            metavar="USER@HOST",
+        ),
+    ] = None,
+    ssh_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--ssh-config",
+            help="ssh client config for --remote (passed as -F). Extra ssh options: env EDGEKIT_SSH_OPTIONS.",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    remote_dir: Annotated[
+        str,
+        typer.Option(
+            "--remote-dir", help="Folder on the --remote hosts for edgekit's venv and the copied bundle.", metavar="DIR"
+        ),
+    ] = "~/.cache/edgekit-remote",
 ) -> None:
     """Check a bundle on this machine: sha256 of every file, then each artifact's outputs against the desktop's.
 
@@ -198,8 +243,28 @@ def verify(
     fp16 1e-3; int8 one quantization step of the output (its scale, else 1/256). Writes verify.json
     with this machine's environment. Exit codes: 0 all match; 1 bad or tampered bundle (one line);
     3 an artifact's outputs differ beyond its tolerance.
-    Example: [b]edgekit verify edgekit-bundle.tar.gz[/]
+    With --remote, each host runs the check over ssh (BatchMode; your ~/.ssh/config and keys) and its
+    verify.json comes back as <bundle name>.remote/<host>/verify.json; exit 1 if any host failed, else 3
+    if any mismatched.
+    Example: [b]edgekit verify edgekit-bundle.tar.gz[/] or [b]edgekit verify b.tar.gz --remote pi@board[/]
     """
+    if remote:
+        if emulate is not None:
+            from toolkit.errors import ToolkitError
+
+            raise ToolkitError("--remote and --emulate cannot be combined; pass one of them.")
+        _verify_remote(bundle_path, remote, out_path, ssh_config, remote_dir)
+        return
+    if emulate is not None:
+        from toolkit.emulate import emulated_verify, print_report
+
+        target, emulated = emulated_verify(bundle_path, emulate.value, out_path)
+        print_report(bundle_path, target, emulated)
+        if not emulated["passed"]:
+            failed = [r["artifact"] for r in emulated["results"] if not r["passed"]]
+            err.print(f"[bold red]mismatch[/] for {', '.join(failed)} (see {target})", highlight=False)
+            raise typer.Exit(EXIT_THRESHOLD)
+        return
     from exporters.files import write_json_atomic
     from toolkit.bundle import check_files, default_verify_path, load_bundle, open_bundle, verify_bundle
 
@@ -209,6 +274,31 @@ def verify(
         report = verify_bundle(root, doc, bundle_path)
     target = out_path or default_verify_path(bundle_path)
     write_json_atomic(target, report)
+    if not _print_verify(report, f"Verify {bundle_path}", target):
+        raise typer.Exit(EXIT_THRESHOLD)
+
+
+def _verify_remote(
+    bundle_path: Path, hosts: list[str], out_root: Path | None, ssh_config: Path | None, remote_dir: str
+) -> None:
+    """`verify --remote`: every host in parallel, then each host's table and a one-line summary per host."""
+    import json
+
+    from toolkit.remote import SshSettings, exit_code, print_summary, run_remote_verify
+
+    settings = SshSettings.from_env(config=ssh_config, remote_dir=remote_dir)
+    results = run_remote_verify(bundle_path, hosts, settings, out_root=out_root)
+    for r in results:
+        if r.path is not None:
+            _print_verify(json.loads(r.path.read_text()), f"Verify {bundle_path} on {r.host}", r.path)
+    print_summary(results, "verify")
+    code = exit_code(results)
+    if code:
+        raise typer.Exit(code)
+
+
+def _print_verify(report: dict[str, Any], title: str, target: Path) -> bool:
+    """Print a verify report: table, skips, errors, where it is; on a mismatch a note, and False."""
     rows = []
     for r in report["results"]:
         if r["status"] == "error":
@@ -228,7 +318,7 @@ def verify(
     images = report["golden"]["images"]
     out.print(
         rich_table(
-            f"Verify {bundle_path} ({images} golden images)",
+            f"{title} ({images} golden images)",
             ["artifact", "backend", "max |Δp|", "allowed", "accuracy", "agreement", "result"],
             rows,
         )
@@ -242,7 +332,8 @@ def verify(
     if not report["passed"]:
         failed = [r["artifact"] for r in report["results"] if not r["passed"]]
         err.print(f"[bold red]mismatch[/] for {', '.join(failed)} (see {target})", highlight=False)
-        raise typer.Exit(EXIT_THRESHOLD)
+        return False
+    return True
 
 
 def _tolerance_text(tolerance: dict[str, Any]) -> str:

@@ -1,0 +1,179 @@
+"""`edgekit verify --emulate pi4|pi5`: the core install in an arm64 Debian root under QEMU user-mode.
+
+The slow tests need root, qemu-user-static, binfmt-support and debootstrap (skipped with the reason
+otherwise). The first run builds the arm64 root into the cache (`$EDGEKIT_CACHE/arm64-bookworm`, default
+`~/.cache/edgekit/arm64-bookworm`): measured 4 min 49 s cold on 2 cores (root built in 265 s: debootstrap
+~3 min, venv + pip install under emulation ~1.5 min); warm, a board's verify takes ~25 s (this file: ~1 min),
+plus ~10 s when edgekit's sources changed (only its wheel is re-installed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from toolkit import emulate
+
+COLD_BUILD_TIMEOUT = 1800  # s: a cold build (~7 min) plus the run, with room for a slow mirror
+
+
+def _missing_for_emulation() -> str | None:
+    if sys.platform != "linux":
+        return "needs Linux"
+    if os.geteuid() != 0:
+        return "needs root (debootstrap, mount, chroot)"
+    for tool in (emulate.QEMU, "debootstrap", "chroot"):
+        if shutil.which(tool) is None:
+            return f"{tool} missing: {emulate.APT_FIX}"
+    return None
+
+
+needs_emulation = pytest.mark.skipif(_missing_for_emulation() is not None, reason=str(_missing_for_emulation()))
+
+
+@pytest.fixture(scope="module")
+def default_bundle(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A default bundle (every non-Keras artifact, 256 golden images) of the small run."""
+    from toolkit.bundle import build_bundle
+
+    path, _ = build_bundle(small_run, tmp_path_factory.mktemp("emulate") / "bundle")
+    return path
+
+
+# -- fast: no root, no QEMU --------------------------------------------------------------------------
+def test_board_names_match_the_cli_choice() -> None:
+    from toolkit.commands.device import EmulatedBoard
+
+    assert [b.value for b in EmulatedBoard] == list(emulate.BOARDS)
+
+
+@pytest.mark.parametrize(("board", "core", "part", "dotprod"), [("pi4", "Cortex-A72", "0xd08", False),
+                                                                  ("pi5", "Cortex-A76", "0xd0b", True)])  # fmt: skip
+def test_board_cpuinfo_reads_like_the_board(board: str, core: str, part: str, dotprod: bool) -> None:
+    from benchmarks import environment
+
+    text = emulate.BOARDS[board].cpuinfo()
+    fields = environment._cpuinfo_fields(text)
+    assert fields["CPU part"] == part and fields["CPU implementer"] == "0x41"
+    assert "asimd" in fields["Features"].split() and ("asimddp" in fields["Features"].split()) == dotprod
+    assert text.count("processor\t:") == 4  # a Pi's four cores by default
+    assert emulate.BOARDS[board].cpuinfo([0, 1]).count("processor\t:") == 2  # or the host CPUs QEMU may use
+    assert environment.ARM_PARTS[part] == core == emulate.BOARDS[board].core
+
+
+def test_mirror_from_apt_sources() -> None:
+    deb822 = (
+        "Types: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\nComponents: main\n\n"
+        "Types: deb\n# http://snapshot.debian.org/archive/debian/20250520T000000Z\nURIs: http://mirror.example/debian/\n"
+        "Suites: bookworm bookworm-updates\nComponents: main\n"
+    )
+    assert emulate.mirror_from_deb822(deb822) == "http://mirror.example/debian"
+    listing = (
+        "deb https://packages.cloud.google.com/apt cloud-sdk-bookworm main\n"
+        "# deb http://commented.example/debian bookworm main\n"
+        "deb [arch=amd64 signed-by=/k.gpg] http://ftp.example/debian bookworm main contrib\n"
+    )
+    assert emulate.mirror_from_list(listing) == "http://ftp.example/debian"
+    assert emulate.mirror_from_list("deb https://deb.nodesource.com/node_20.x nodistro main\n") is None
+
+
+def test_unknown_board_is_a_choice_error(edgekit, tmp_path: Path) -> None:
+    proc = edgekit("verify", str(tmp_path), "--emulate", "pi3")
+    assert proc.returncode == 2
+    assert "Invalid value for '--emulate'" in proc.stderr and "pi3" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_not_root_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from toolkit.cli import app
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path / "cache"))
+    result = CliRunner().invoke(app, ["verify", str(tmp_path), "--emulate", "pi4"])
+    assert result.exit_code == 1
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "needs root" in lines[0] and "sudo" in lines[0], result.output
+    assert not (tmp_path / "cache").exists()
+
+
+def test_missing_qemu_names_the_apt_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == emulate.QEMU else f"/usr/bin/{name}")
+    with pytest.raises(emulate.EmulateError, match="apt-get install qemu-user-static binfmt-support debootstrap"):
+        emulate.check_host(need_debootstrap=True)
+
+
+def test_mounts_under_reads_mountinfo(tmp_path: Path) -> None:
+    assert emulate.mounts_under(tmp_path) == []
+    assert Path("/proc") in emulate.mounts_under(Path("/proc")) or sys.platform != "linux"
+
+
+# -- slow: the real thing -----------------------------------------------------------------------------
+def _check_report(report: dict, board: str, bundle: Path) -> None:
+    doc = json.loads((bundle / "bundle.json").read_text())
+    names = [a["name"] for a in doc["artifacts"]]
+    assert [r["artifact"] for r in report["results"]] == names and not report["skipped"]
+    assert report["passed"] and all(r["status"] == "pass" for r in report["results"]), report["results"]
+    env = report["environment"]
+    assert env["machine"] == "aarch64"
+    assert emulate.BOARDS[board].core in (env["cpu_model"] or "")
+    emu = report["emulation"]
+    assert emu["board"] == board and emu["qemu_cpu"] == emulate.BOARDS[board].qemu_cpu
+    packages = emu["rootfs"]["packages"]
+    assert int(packages["ai-edge-litert"].split(".")[0]) >= 2 and packages["onnxruntime"] and packages["numpy"]
+    versions = {f"ai_edge_litert {packages['ai-edge-litert']}", f"onnxruntime {packages['onnxruntime']}"}
+    assert {r["runtime_version"] for r in report["results"]} == versions
+    for r in report["results"]:
+        print(f"{board} {r['artifact']}: max |Δp| {r['max_abs_diff']:.3g} in {r['seconds']:.2f} s")
+
+
+@pytest.mark.slow
+@needs_emulation
+@pytest.mark.parametrize("board", ["pi4", "pi5"])
+def test_verify_emulated_board_passes_every_artifact(edgekit, default_bundle: Path, board: str) -> None:
+    proc = edgekit("verify", str(default_bundle), "--emulate", board, timeout=COLD_BUILD_TIMEOUT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    target = default_bundle.parent / f"bundle.emulate-{board}.verify.json"
+    assert f"Wrote {target}" in proc.stdout.replace("\n", "")
+    assert "max |Δp| vs x86" in proc.stdout and "Emulated verify:" in proc.stdout
+    assert not (default_bundle / "verify.json").exists()  # the bundle itself is left as it was
+    _check_report(json.loads(target.read_text()), board, default_bundle)
+    root = emulate.cache_dir()
+    assert emulate.mounts_under(root) == []  # everything mounted was unmounted
+    assert not list(root.parent.glob(f".{root.name}.partial-*"))
+    assert not list((root / "tmp").glob("edgekit-emulate-*"))  # the bundle copy is gone
+
+
+@pytest.mark.slow
+@needs_emulation
+def test_archive_with_a_mismatch_under_emulation(edgekit, default_bundle: Path, tmp_path: Path) -> None:
+    """A .tar.gz works; an expected output changed on the "desktop" is a mismatch (exit 3), not a crash."""
+    import numpy as np
+
+    from exporters.files import sha256_file
+    from toolkit.bundle import write_tar
+
+    bad = tmp_path / "folder"
+    shutil.copytree(default_bundle, bad)
+    doc = json.loads((bad / "bundle.json").read_text())
+    rel = next(a["expected"] for a in doc["artifacts"] if a["name"] == "tflite-fp32")
+    expected = np.load(bad / rel)
+    expected[0, 0] += 0.01
+    np.save(bad / rel, expected)
+    doc["files"][rel]["sha256"] = sha256_file(bad / rel)
+    (bad / "bundle.json").write_text(json.dumps(doc))
+    write_tar(bad, tmp_path / "bad.tar.gz", "bad")
+    proc = edgekit("verify", str(tmp_path / "bad.tar.gz"), "--emulate", "pi5", timeout=COLD_BUILD_TIMEOUT)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "mismatch" in proc.stderr and "tflite-fp32" in proc.stderr
+    report = json.loads((tmp_path / "bad.emulate-pi5.verify.json").read_text())
+    assert not report["passed"] and report["bundle"]["path"] == str(tmp_path / "bad.tar.gz")
+    assert [r["artifact"] for r in report["results"] if not r["passed"]] == ["tflite-fp32"]
+    assert emulate.mounts_under(emulate.cache_dir()) == []
