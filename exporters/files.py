@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -21,6 +22,17 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
+def ensure_dir(directory: Path) -> None:
+    """`mkdir -p`, but a file in the way is reported as such (mkdir says "File exists" or names a child)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        blocker = next((p for p in (directory, *directory.parents) if p.exists() and not p.is_dir()), None)
+        if blocker is None:
+            raise
+        raise NotADirectoryError(errno.ENOTDIR, "is a file, not a directory", str(blocker)) from exc
+
+
 @contextlib.contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
     """Yield a temporary path beside `final` (same suffix); rename it into place on success.
@@ -29,17 +41,24 @@ def atomic_path(final: Path) -> Iterator[Path]:
     left as it was. The suffix is kept because some writers (Keras) insist on it.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(final.parent)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".partial{final.suffix}", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         if not tmp.exists() or tmp.stat().st_size == 0:
-            raise OSError(f"nothing was written to {final}")
+            raise OSError(errno.EIO, "nothing was written", str(final))
         # mkstemp creates 0600 files; give the result the permissions a plain open() would have.
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, final)
+    except OSError as exc:
+        # A full disk or a file-size limit fails inside the writer, often with no file name (numpy's
+        # tofile, Path.write_bytes) or with the temporary one: name the final file, so the CLI prints
+        # one line ("cannot use <file>: File too large; ...") instead of a traceback.
+        if exc.filename is None or str(exc.filename) == str(tmp):
+            raise OSError(exc.errno or errno.EIO, exc.strerror or _one_line(exc), str(final)) from exc
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -64,3 +83,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__

@@ -20,6 +20,8 @@ from runtimes.errors import InputSpecError, ModelLoadError
 
 FloatArray = npt.NDArray[np.float32]
 _FLOAT32 = np.dtype(np.float32)
+INPUT_TAIL: tuple[int, ...] = (28, 28, 1)  # H, W, C of every edgekit model's input
+NUM_CLASSES = 10  # digits: every edgekit model outputs [N, 10] probabilities
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,10 @@ class Runner(abc.ABC):
         check_model_file(self.model_path, self.suffixes)
         self._activate()
         spec = self._input_spec()
+        problem = io_problem(spec, self._output_spec())
+        if problem:
+            self._deactivate()
+            raise ModelLoadError(f"{self.model_path} {problem}")
         # Cached for infer(): at batch 1 these models run in ~30 µs, so per-call overhead matters.
         self._rank = len(spec.shape)
         self._tail = spec.shape[1:]
@@ -157,8 +163,14 @@ class Runner(abc.ABC):
             raise InputSpecError("input batch is empty; pass at least one image.")
         if not batch.flags.c_contiguous:
             batch = np.ascontiguousarray(batch)
+        out = self._infer(batch)
+        if out.shape != (shape[0], NUM_CLASSES):  # a dynamic output dimension the spec could not show
+            raise ModelLoadError(
+                f"{self.model_path} returned output shape {tuple(out.shape)} for a batch of {shape[0]}; "
+                f"expected ({shape[0]}, {NUM_CLASSES}): edgekit's models output {NUM_CLASSES} digit probabilities."
+            )
         self._ok_shape = shape
-        return self._infer(batch)
+        return out
 
     def _require_active(self) -> None:
         if not self._active:
@@ -179,6 +191,30 @@ class Runner(abc.ABC):
 
     def _deactivate(self) -> None:
         return None
+
+
+def io_problem(inp: TensorSpec, out: TensorSpec) -> str | None:
+    """What is wrong with a model's declared input/output for edgekit (None: fits or is dynamic).
+
+    Every edgekit model takes NHWC `[N, 28, 28, 1]` images and returns `[N, 10]` probabilities.
+    """
+
+    def text(shape: tuple[int | None, ...]) -> str:
+        return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
+
+    if len(inp.shape) != 4 or any(
+        d is not None and d != want for d, want in zip(inp.shape[1:], INPUT_TAIL, strict=False)
+    ):
+        return (
+            f"takes input {text(inp.shape)}; edgekit's models take 28×28 grey images, "
+            f"(N, {', '.join(map(str, INPUT_TAIL))}). Pass an MNIST model exported by `edgekit export`."
+        )
+    if len(out.shape) != 2 or out.shape[1] not in (None, NUM_CLASSES):
+        return (
+            f"outputs {text(out.shape)}; edgekit's models output {NUM_CLASSES} digit probabilities, "
+            f"(N, {NUM_CLASSES}). Pass an MNIST model exported by `edgekit export`."
+        )
+    return None
 
 
 def check_model_file(path: Path, suffixes: tuple[str, ...]) -> None:

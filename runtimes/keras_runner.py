@@ -27,11 +27,20 @@ def set_tf_threads(num_threads: int) -> None:
         ) from exc
 
 
+def check_keras_archive(path: Any) -> None:
+    """Refuse a file that is not a zip archive before paying seconds for the TensorFlow import."""
+    try:
+        ok = zipfile.is_zipfile(path)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc.strerror or exc}; check the path and permissions.") from exc
+    if not ok:
+        raise ModelLoadError(f"{path} is not a Keras model (.keras files are zip archives); re-train or re-save it.")
+
+
 def load_keras_model(path: Any) -> Any:
     """Load a `.keras` file with safe_mode (no arbitrary code) and turn failures into one line."""
+    check_keras_archive(path)
     keras = import_keras()
-    if not zipfile.is_zipfile(path):
-        raise ModelLoadError(f"{path} is not a Keras model (.keras files are zip archives); re-train or re-save it.")
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError/TypeError/KeyError/OSError for bad archives
@@ -66,6 +75,7 @@ class KerasRunner(Runner):
         return ", ".join(versions) or None
 
     def _activate(self) -> None:
+        check_keras_archive(self.model_path)
         tf = import_tensorflow()
         if self.num_threads is not None:
             set_tf_threads(self.num_threads)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from typing import Any, ClassVar
 
 import numpy as np
@@ -86,9 +88,12 @@ class OnnxRuntimeRunner(Runner):
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         }[self.graph_optimization]
         try:
-            self._session = ort.InferenceSession(
-                str(self.model_path), sess_options=opts, providers=["CPUExecutionProvider"]
-            )
+            # When a session fails to build, onnxruntime print()s an "EP Error … Falling back … retrying" banner
+            # to stdout before retrying: it would corrupt `edgekit predict --json`, so it is swallowed.
+            with contextlib.redirect_stdout(io.StringIO()):
+                self._session = ort.InferenceSession(
+                    str(self.model_path), sess_options=opts, providers=["CPUExecutionProvider"]
+                )
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/InvalidProtobuf classes
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelLoadError(f"{self.model_path} could not be loaded as an ONNX model: {first}") from exc
@@ -118,7 +123,13 @@ class OnnxRuntimeRunner(Runner):
         # Hot path (~50 µs per call at batch 1): NodeArg.name is a pybind property and
         # np.asarray(dtype=...) is not free, so both are skipped when they would change nothing.
         # The public session.run stays, so a timed call costs what a user's own loop costs.
-        (out,) = self._run(self._out_names, {self._in_name: batch})
+        try:  # free in Python 3.11+ until something raises
+            (out,) = self._run(self._out_names, {self._in_name: batch})
+        except Exception as exc:  # ORT's own Fail/RuntimeException/InvalidArgument classes: a damaged model
+            first = " ".join(str(exc).split())[:300] or type(exc).__name__
+            raise ModelLoadError(
+                f"{self.model_path} could not be run as an ONNX model: {first}; re-export it."
+            ) from exc
         if type(out) is np.ndarray and (out.dtype is _FLOAT32 or out.dtype == _FLOAT32):
             return out
         return np.asarray(out, dtype=np.float32)

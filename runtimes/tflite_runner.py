@@ -89,6 +89,11 @@ def _spec(detail: dict[str, Any]) -> TensorSpec:
     )
 
 
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] or type(exc).__name__
+
+
 def looks_like_tflite(head: bytes) -> bool:
     """TFLite flatbuffers carry the file identifier `TFL3` at bytes 4..8."""
     return len(head) >= 8 and head[4:8] == b"TFL3"
@@ -222,11 +227,20 @@ class TFLiteRunner(Runner):
         # Hot path (~40 µs per call at batch 1): cached flags, indices and bound methods only, and
         # the interpreter's public set_tensor/invoke/get_tensor, so a timed call costs what a user's
         # hand-written loop costs (benchmarks.harness_check compares the two).
-        if batch.shape[0] != self._batch:
-            self._resize(batch.shape[0])
-        self._set_tensor(self._in_index, quantize(batch, self._in_spec, self._in_dtype) if self._quant_in else batch)
-        self._invoke()
-        out: np.ndarray = self._get_tensor(self._out_index)
+        # The try costs nothing in Python 3.11+ until something raises.
+        try:
+            if batch.shape[0] != self._batch:
+                self._resize(batch.shape[0])
+            self._set_tensor(
+                self._in_index, quantize(batch, self._in_spec, self._in_dtype) if self._quant_in else batch
+            )
+            self._invoke()
+            out: np.ndarray = self._get_tensor(self._out_index)
+        except (RuntimeError, ValueError) as exc:
+            # A damaged model can load and still fail when a kernel is prepared ("NumInputs(node) != 2").
+            raise ModelLoadError(
+                f"{self.model_path} could not be run as a TFLite model: {_first_line(exc)}; re-export it."
+            ) from exc
         if self._quant_out:
             return dequantize(out, self._out_spec)
         return out if out.dtype is _FLOAT32 or out.dtype == _FLOAT32 else out.astype(np.float32)

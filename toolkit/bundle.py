@@ -33,7 +33,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from exporters.files import atomic_path, sha256_file, write_json_atomic
+from exporters.files import atomic_path, ensure_dir, sha256_file, write_json_atomic
 from toolkit.errors import ToolkitError
 
 SCHEMA_VERSION: Final = 1
@@ -211,7 +211,7 @@ def build_bundle(
 
     from benchmarks.environment import capture_environment
 
-    out.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out.parent)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         work.chmod(0o755)
@@ -291,6 +291,10 @@ def build_bundle(
             path.chmod(0o755 if path.is_dir() else 0o644)  # atomic writes create 0600 files
         step("bundle: writing")
         _finish(work, out, archive, force)
+    except OSError as exc:
+        # A full disk or a file-size limit: shutil.copyfile names the *source*, np.save names nothing.
+        reason = exc.strerror or _one_line(exc)
+        raise BundleError(f"cannot write bundle {out}: {reason}; check free disk space and permissions.") from exc
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out, doc

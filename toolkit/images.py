@@ -23,6 +23,7 @@ imported inside the functions that read or resize images.
 from __future__ import annotations
 
 import math
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -115,39 +116,76 @@ def read_grey(path: Path) -> list[tuple[str, F32]]:
 
 
 def _read_picture(path: Path) -> F32:
+    import struct
     import warnings
 
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    # What Pillow's decoders raise on damaged files besides OSError/SyntaxError/EOFError (found by
+    # tests/test_fuzz.py: "tile cannot extend outside image", struct/index errors in TIFF and EXIF parsing).
+    corrupt = (SyntaxError, EOFError, ValueError, TypeError, IndexError, KeyError, struct.error, ZeroDivisionError)
     try:
-        # Pillow warns (on stderr) between 89 and 179 megapixels; edgekit's own, lower limit is checked below.
+        # Pillow warns on stderr between 89 and 179 megapixels (edgekit's own, lower limit is checked below)
+        # and about damaged EXIF or TIFF tags: the user gets one line from edgekit instead.
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")
             Image.preinit()  # registers exactly COMMON_FORMATS
             try:
                 im = Image.open(path, formats=COMMON_FORMATS)
             except UnidentifiedImageError:
                 im = Image.open(path, formats=OTHER_FORMATS)
-        with im:
-            width, height = im.size
-            _check_size(path, width, height)
-            if im.format == "JPEG":
-                # Decode at a reduced scale when the file is far larger than needed (fast, low memory).
-                im.draft(im.mode, (WORK_SIDE, WORK_SIDE))
-            im.load()
-            upright = ImageOps.exif_transpose(im) or im  # phone photos store their rotation in EXIF
-            return _pil_to_grey(path, upright)
+            with im:
+                width, height = im.size
+                _check_size(path, width, height)
+                try:
+                    if im.format == "JPEG":
+                        # Decode at a reduced scale when the file is far larger than needed (fast, low memory).
+                        im.draft(im.mode, (WORK_SIDE, WORK_SIDE))
+                    im.load()
+                    upright = ImageOps.exif_transpose(im) or im  # phone photos store their rotation in EXIF
+                except corrupt as exc:
+                    raise ImageError(
+                        f"{path} is corrupt or truncated ({_one_line(exc)}); re-save or re-export it."
+                    ) from exc
+                return _pil_to_grey(path, upright)
     except UnidentifiedImageError as exc:
+        known = _signature_format(path)
+        if known:  # a PNG/JPEG/… whose header is cut short or damaged, not some other kind of file
+            raise ImageError(f"{path} is a {known} file but corrupt or truncated; re-save or re-export it.") from exc
         raise ImageError(f"{path} is not an image edgekit can read ({', '.join(FORMATS)} or .npy); {HINT}.") from exc
     except Image.DecompressionBombError as exc:
         raise ImageError(
             f"{path} is far too large (over Pillow's decompression-bomb limit); edgekit reads images up to "
             f"{MAX_PIXELS // 1_000_000} megapixels: downscale or crop it."
         ) from exc
-    except (OSError, SyntaxError, EOFError) as exc:  # Pillow's errors for truncated/corrupt data
+    except ImageError:
+        raise
+    except (OSError, *corrupt) as exc:  # Pillow's errors for truncated/corrupt data
         if isinstance(exc, OSError) and exc.errno is not None:
             raise ImageError(f"cannot read {path}: {exc.strerror or exc}; check the path and permissions.") from exc
         raise ImageError(f"{path} is corrupt or truncated ({_one_line(exc)}); re-save or re-export it.") from exc
+
+
+_SIGNATURES: Final = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
+def _signature_format(path: Path) -> str | None:
+    """The image format a file's first bytes announce (WebP: RIFF....WEBP), or None."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return next((name for magic, name in _SIGNATURES if head.startswith(magic)), None)
 
 
 def _check_size(path: Path, width: int, height: int) -> None:
@@ -252,7 +290,7 @@ def _read_npy(path: Path) -> list[tuple[str, F32]]:
         raise
     except OSError as exc:
         raise ImageError(f"cannot read {path}: {exc.strerror or exc}; check the path and permissions.") from exc
-    except (ValueError, EOFError) as exc:
+    except (ValueError, EOFError, SyntaxError, tokenize.TokenError) as exc:  # numpy parses the header as Python
         raise ImageError(f"{path} is not a valid .npy array ({_one_line(exc)}); save it with numpy.save.") from exc
     batch = arr.ndim == 4 or (arr.ndim == 3 and arr.shape[-1] not in (1, 3, 4))
     images = arr if batch else arr[np.newaxis]
