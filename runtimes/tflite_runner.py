@@ -169,21 +169,22 @@ class TFLiteRunner(Runner):
             with native_output() as native:
                 self._interp = module.Interpreter(**kwargs)
                 self._interp.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
+                # A damaged flatbuffer can load and then fail here (tensor names that are not UTF-8, ...).
+                inputs = self._interp.get_input_details()
+                outputs = self._interp.get_output_details()
+                self._in, self._out = inputs[0], outputs[0]
+                self._cache_io()
+        except (ValueError, RuntimeError, IndexError, KeyError, TypeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             detail = native.last_line()
             raise ModelLoadError(
                 f"{self.model_path} could not be loaded as a TFLite model: {first}" + (f" ({detail})" if detail else "")
             ) from exc
-        inputs = self._interp.get_input_details()
-        outputs = self._interp.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelLoadError(
                 f"{self.model_path} has {len(inputs)} inputs and {len(outputs)} outputs; "
                 "edgekit runs single-input, single-output image classifiers."
             )
-        self._in, self._out = inputs[0], outputs[0]
-        self._cache_io()
         self._batch = int(self._in["shape"][0])
         self._set_tensor = self._interp.set_tensor
         self._invoke = self._interp.invoke
