@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from rich.markup import escape
+
 from toolkit.errors import ToolkitError
 
 SUITE: Final = "bookworm"
@@ -130,7 +132,7 @@ BOARDS: Final[dict[str, Board]] = {
 def _say(msg: str) -> None:
     from toolkit.console import err
 
-    err.print(f"[dim]emulate:[/] {msg}", highlight=False)
+    err.print(f"[dim]emulate:[/] {escape(msg)}", highlight=False)
 
 
 def _last_line(text: str) -> str:
@@ -727,10 +729,10 @@ def print_report(bundle: Path, target: Path, report: dict[str, Any]) -> None:
         )
     )
     for s in report["skipped"]:
-        err.print(f"[yellow]skipped[/] {s['artifact']}: {s['reason']}", highlight=False)
+        err.print(f"[yellow]skipped[/] {escape(s['artifact'])}: {escape(s['reason'])}", highlight=False)
     for r in report["results"]:
         if r["status"] == "error":
-            err.print(f"[bold red]{r['artifact']}[/]: {r['error']}", highlight=False)
+            err.print(f"[bold red]{escape(r['artifact'])}[/]: {escape(r['error'])}", highlight=False)
     rootfs = emu["rootfs"]
     built = f"built in {rootfs['build_seconds']:.0f} s" if rootfs["state"] == "built" else rootfs["state"]
     out.print(
@@ -738,4 +740,4 @@ def print_report(bundle: Path, target: Path, report: dict[str, Any]) -> None:
         f"{emu['prepare_seconds']:.1f} s to prepare)",
         highlight=False,
     )
-    out.print(f"Wrote {target}", highlight=False)
+    out.print(f"Wrote {escape(str(target))}", highlight=False)

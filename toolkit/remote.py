@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from rich.markup import escape
+
 from toolkit.errors import ToolkitError
 
 DEFAULT_REMOTE_DIR: Final = "~/.cache/edgekit-remote"
@@ -535,7 +537,7 @@ def _fetch_json(h: _Host, remote: str, local: Path, extra: dict[str, Any], what:
 def _default_events(host: str, message: str) -> None:
     from toolkit.console import err
 
-    err.print(f"[dim]{host}:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[dim]{escape(host)}:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 JobFn = Callable[[_Host, HostResult], None]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from toolkit.console import EXIT_THRESHOLD, err, out, progress_bar, rich_table, user_errors
 
@@ -86,7 +87,7 @@ def predict(
     with model_source(model, artifact) as (model_path, name, note):
         prepared = [p for path in images for p in prepare(path, preprocess=preprocess)]
         if note:
-            err.print(f"[dim]{note}[/]", highlight=False)
+            err.print(f"[dim]{escape(note)}[/]", highlight=False)
         batch = np.stack([p.pixels for p in prepared])[..., np.newaxis]
         with make_runner(model_path, num_threads=threads) as runner:
             probs = runner.infer(batch)
@@ -184,7 +185,7 @@ def bundle(
         f"{len(doc['files']) + 1} files.",
         highlight=False,
     )
-    out.print(f"On the device: [b]edgekit verify {path.name}[/]", highlight=False)
+    out.print(f"On the device: [b]edgekit verify {escape(path.name)}[/]", highlight=False)
 
 
 def verify(
@@ -262,7 +263,9 @@ def verify(
         print_report(bundle_path, target, emulated)
         if not emulated["passed"]:
             failed = [r["artifact"] for r in emulated["results"] if not r["passed"]]
-            err.print(f"[bold red]mismatch[/] for {', '.join(failed)} (see {target})", highlight=False)
+            err.print(
+                f"[bold red]mismatch[/] for {escape(', '.join(failed))} (see {escape(str(target))})", highlight=False
+            )
             raise typer.Exit(EXIT_THRESHOLD)
         return
     from exporters.files import write_json_atomic
@@ -324,14 +327,14 @@ def _print_verify(report: dict[str, Any], title: str, target: Path) -> bool:
         )
     )
     for s in report["skipped"]:
-        err.print(f"[yellow]skipped[/] {s['artifact']}: {s['reason']}", highlight=False)
+        err.print(f"[yellow]skipped[/] {escape(s['artifact'])}: {escape(s['reason'])}", highlight=False)
     for r in report["results"]:
         if r["status"] == "error":
-            err.print(f"[bold red]{r['artifact']}[/]: {r['error']}", highlight=False)
-    out.print(f"Wrote {target}", highlight=False)
+            err.print(f"[bold red]{escape(r['artifact'])}[/]: {escape(r['error'])}", highlight=False)
+    out.print(f"Wrote {escape(str(target))}", highlight=False)
     if not report["passed"]:
         failed = [r["artifact"] for r in report["results"] if not r["passed"]]
-        err.print(f"[bold red]mismatch[/] for {', '.join(failed)} (see {target})", highlight=False)
+        err.print(f"[bold red]mismatch[/] for {escape(', '.join(failed))} (see {escape(str(target))})", highlight=False)
         return False
     return True
 

@@ -94,6 +94,6 @@ def register(app: typer.Typer) -> None:
             # The run's report shows the diagnosis (top layers, gallery); refresh it if it exists.
             refreshed = report_step(run) if (run / A.REPORT_MD).exists() else None
         _print(report)
-        out.print(f"Wrote {run / DIAGNOSE_DIR / DIAGNOSE_MD}", highlight=False)
+        out.print(f"Wrote {escape(str(run / DIAGNOSE_DIR / DIAGNOSE_MD))}", highlight=False)
         if refreshed:
-            out.print(f"Updated {refreshed[0]} and {refreshed[1]}", highlight=False)
+            out.print(f"Updated {escape(str(refreshed[0]))} and {escape(str(refreshed[1]))}", highlight=False)
