@@ -25,3 +25,20 @@ class ModelLoadError(EdgekitError):
 
 class InputSpecError(EdgekitError):
     """An input batch does not match what the model expects."""
+
+
+def one_line(exc: BaseException | str, limit: int = 300) -> str:
+    """An exception (or a tool's output) as one line for an error message: white space folded,
+    at most `limit` characters, the exception's class name when it says nothing."""
+    text = " ".join(str(exc).split())
+    if not text and isinstance(exc, BaseException):
+        text = type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def last_line(text: str, prefer: str | None = None, limit: int = 300) -> str:
+    """The last non-blank line of a tool's output (the one starting with `prefer` if any does)."""
+    lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+    if prefer:
+        lines = [line for line in lines if line.startswith(prefer)] or lines
+    return lines[-1][:limit] if lines else "no output"
