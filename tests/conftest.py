@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def mnist():
-    from toolkit.data import load_mnist
+    from toolkit.data.mnist import load_mnist
 
     return load_mnist()
 
@@ -40,8 +40,9 @@ def mnist():
 def small_run(tmp_path_factory: pytest.TempPathFactory, mnist) -> Path:
     """A run directory with model.keras, train.json, every export and manifest.json."""
     pytest.importorskip("tensorflow")
-    from toolkit.model import TrainConfig
-    from toolkit.pipeline import export_step, parse_targets, train_step
+    from toolkit.model.reference import TrainConfig
+    from toolkit.steps.export import export_step, parse_targets
+    from toolkit.steps.train import train_step
 
     run = tmp_path_factory.mktemp("run")
     train_step(run, mnist, TrainConfig(**SMALL_TRAIN))

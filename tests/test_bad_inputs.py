@@ -125,7 +125,7 @@ def assets(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     tiny_onnx(root / "output5.onnx", 28, 5)
     (root / "model.pt").write_bytes(b"torch")
     # data
-    from toolkit.data import load_mnist
+    from toolkit.data.mnist import load_mnist
 
     ref = load_mnist()
     small = {k: np.zeros((10, 32, 32) if k.startswith("x") else (10,), np.uint8) for k in ref_keys()}
@@ -148,7 +148,7 @@ def assets(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def ref_keys() -> tuple[str, ...]:
-    from toolkit.data import KEYS
+    from toolkit.data.mnist import KEYS
 
     return KEYS
 

@@ -1,4 +1,4 @@
-"""Tests for toolkit.data: MNIST loading from every source, validation, checksums and helpers."""
+"""Tests for toolkit.data.mnist: MNIST loading from every source, validation, checksums and helpers."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from runtimes.errors import EdgekitError
-from toolkit.data import (
+from toolkit.data.mnist import (
     KEYS,
     MNIST_SHA256,
     Mnist,
@@ -529,5 +529,5 @@ def test_calibration_sample(shipped: Mnist) -> None:
 
 
 def test_importing_data_does_not_import_tensorflow() -> None:
-    code = "import sys, toolkit.data; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
+    code = "import sys, toolkit.data.mnist; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

@@ -19,8 +19,8 @@ LIGHT_IMPORTS = [
     "benchmarks.harness",
     "benchmarks.worker",
     "toolkit.cli",
-    "toolkit.data",
-    "toolkit.pipeline",
+    "toolkit.data.mnist",
+    "toolkit.run.pipeline",
     "exporters.base",
 ]
 

@@ -51,9 +51,9 @@ ROW_KEYS = ["Input", "Conv2D", "MaxPooling2D", "Dropout", "Flatten", "Dense", "D
 
 
 def test_healthy_int8_exports_show_small_steady_error_on_every_layer(run_copy: Path, mnist) -> None:
-    from toolkit.diagnose import diagnose_step
-    from toolkit.diagnose_layers import DEPART_SNR_DB, INPUT_ROW
-    from toolkit.diagnose_report import summary_table
+    from toolkit.diagnose.step import diagnose_step
+    from toolkit.diagnose.step.layers import DEPART_SNR_DB, INPUT_ROW
+    from toolkit.diagnose.step.render import summary_table
 
     report = diagnose_step(run_copy, artifact_names=["tflite-int8", "onnx-int8"], limit=LIMIT, data=mnist)
     assert report["images"] == LIMIT
@@ -106,10 +106,10 @@ def test_blank_calibrated_int8_fails_parity_and_diagnose_names_where_it_starts(r
     from exporters.base import Precision
     from exporters.tflite_export import export_tflite
     from runtimes.keras_runner import load_keras_model
-    from toolkit import artifacts as A
-    from toolkit.diagnose import diagnose_step
-    from toolkit.diagnose_layers import INPUT_ROW
-    from toolkit.pipeline import parity_step
+    from toolkit.diagnose.step import diagnose_step
+    from toolkit.diagnose.step.layers import INPUT_ROW
+    from toolkit.run import layout as A
+    from toolkit.steps.parity import parity_step
 
     model = load_keras_model(run_copy / "model.keras")
     blank = np.zeros((4, 28, 28, 1), np.float32)
@@ -143,10 +143,10 @@ def test_damaged_onnx_layer_is_located_mid_network(run_copy: Path, mnist) -> Non
     from onnx import numpy_helper
 
     from runtimes.keras_runner import load_keras_model
-    from toolkit.diagnose import diagnose_step
-    from toolkit.diagnose_capture import OnnxGraph
-    from toolkit.diagnose_layers import keras_layers, map_layers
-    from toolkit.pipeline import parity_step
+    from toolkit.diagnose.step import diagnose_step
+    from toolkit.diagnose.step.capture import OnnxGraph
+    from toolkit.diagnose.step.layers import keras_layers, map_layers
+    from toolkit.steps.parity import parity_step
 
     path = run_copy / "exports" / "model_int8.onnx"
     graph = OnnxGraph(path)
@@ -171,8 +171,8 @@ def test_damaged_onnx_layer_is_located_mid_network(run_copy: Path, mnist) -> Non
 
 def test_explainer_blames_int16x8_slowness_on_missing_delegation(run_copy: Path, mnist) -> None:
     from exporters.base import ExportFormat, Precision
-    from toolkit.diagnose import diagnose_step
-    from toolkit.pipeline import export_step
+    from toolkit.diagnose.step import diagnose_step
+    from toolkit.steps.export import export_step
 
     export_step(run_copy, [(ExportFormat.TFLITE, Precision.INT16X8)], data=mnist, calibration_size=50)
     report = diagnose_step(run_copy, artifact_names=["tflite-int16x8", "onnx-int8"], limit=50, data=mnist)
@@ -217,7 +217,7 @@ def test_cli_diagnose_prints_table_and_exits_zero(edgekit, run_copy: Path) -> No
 
 def test_command_module_imports_no_tensorflow() -> None:
     code = (
-        "import sys, toolkit.commands.diagnose as d, typer; d.register(typer.Typer()); "
+        "import sys, toolkit.cli.diagnose as d, typer; d.register(typer.Typer()); "
         "heavy = [m for m in ('tensorflow', 'keras', 'onnx', 'onnxruntime', 'PIL') if m in sys.modules]; "
         "assert not heavy, heavy"
     )

@@ -47,7 +47,7 @@ def default_bundle(small_run: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 # -- fast: no root, no QEMU --------------------------------------------------------------------------
 def test_board_names_match_the_cli_choice() -> None:
-    from toolkit.commands.device import EmulatedBoard
+    from toolkit.cli.device import EmulatedBoard
 
     assert [b.value for b in EmulatedBoard] == list(emulate.BOARDS)
 

@@ -51,8 +51,9 @@ def trained_tflite(tmp_path_factory: pytest.TempPathFactory, mnist) -> Path:
     """A better model than small_run's (87 % after 1 epoch on 4,000 images): 1 epoch on 30,000 (~96 %, ~8 s)."""
     pytest.importorskip("tensorflow")
     from exporters.base import ExportFormat, Precision
-    from toolkit.model import TrainConfig
-    from toolkit.pipeline import export_step, train_step
+    from toolkit.model.reference import TrainConfig
+    from toolkit.steps.export import export_step
+    from toolkit.steps.train import train_step
 
     run = tmp_path_factory.mktemp("better-run")
     train_step(run, mnist, TrainConfig(epochs=1, train_limit=30000))

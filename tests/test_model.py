@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from toolkit.errors import ToolkitError
-from toolkit.model import REFERENCE_PARAMS, TrainConfig, build_reference_model, train_reference_model
+from toolkit.model.reference import REFERENCE_PARAMS, TrainConfig, build_reference_model, train_reference_model
 
 pytest.importorskip("tensorflow")
 

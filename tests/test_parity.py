@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from exporters.files import sha256_file
-from toolkit.parity import TOLERANCES, check_row
-from toolkit.pipeline import parity_step
+from toolkit.steps.parity import TOLERANCES, check_row, parity_step
 
 
 def test_tolerance_table() -> None:
@@ -56,7 +55,7 @@ def swap_in_untrained_model(run: Path) -> None:
     """Replace tflite-fp32 with an untrained model's export, updating the manifest (a real, wrong model)."""
     from exporters.base import Precision
     from exporters.tflite_export import export_tflite
-    from toolkit.model import build_reference_model
+    from toolkit.model.reference import build_reference_model
 
     result = export_tflite(build_reference_model(seed=99), run / "exports", precision=Precision.FP32)
     manifest = json.loads((run / "manifest.json").read_text())

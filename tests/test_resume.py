@@ -15,7 +15,7 @@ import pytest
 
 from exporters.files import sha256_file
 from tests.conftest import REPO
-from toolkit.runlock import run_lock
+from toolkit.run.lock import run_lock
 
 QUICK_PIPELINE = [
     "--epochs", "1", "--train-limit", "3000", "--calibration-size", "50",

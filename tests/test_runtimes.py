@@ -13,7 +13,7 @@ from runtimes import InputSpecError, ModelLoadError, RuntimeUnavailableError, ma
 from runtimes.keras_runner import KerasRunner
 from runtimes.ort_runner import OnnxRuntimeRunner
 from runtimes.tflite_runner import TFLiteRunner
-from toolkit.data import to_model_input
+from toolkit.data.mnist import to_model_input
 
 
 def artifact(run: Path, name: str) -> Path:

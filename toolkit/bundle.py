@@ -183,8 +183,8 @@ def build_bundle(
     """
     from runtimes.registry import make_runner
     from toolkit import __version__
-    from toolkit import artifacts as A
-    from toolkit.data import load_mnist, to_model_input
+    from toolkit.run import layout as A
+    from toolkit.data.mnist import load_mnist, to_model_input
 
     step = on_step or (lambda _msg: None)
     run = A.resolve_run_dir(run_dir)
@@ -442,7 +442,7 @@ def open_bundle(path: Path) -> Iterator[Path]:
 
 def load_bundle(root: Path, label: Path | None = None) -> dict[str, Any]:
     """Read and sanity-check bundle.json. `label` is how the bundle is named in messages."""
-    from toolkit.artifacts import read_json
+    from toolkit.run.layout import read_json
     from toolkit.errors import RunDirError
 
     where = label or root
@@ -526,7 +526,7 @@ def verify_bundle(
     from runtimes.errors import ModelLoadError, RuntimeUnavailableError
     from runtimes.registry import make_runner, runner_class
     from toolkit import __version__
-    from toolkit.artifacts import utc_now
+    from toolkit.run.layout import utc_now
 
     step = on_step or (lambda _msg: None)
     golden = doc["golden"]
@@ -656,7 +656,7 @@ def model_source(model: Path, artifact: str | None) -> Iterator[tuple[Path, str 
 
 
 def _run_model(run: Path, artifact: str | None) -> tuple[Path, str | None, str | None]:
-    from toolkit import artifacts as A
+    from toolkit.run import layout as A
 
     if not (run / A.MANIFEST_JSON).is_file():
         raise BundleError(

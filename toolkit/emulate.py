@@ -130,7 +130,7 @@ BOARDS: Final[dict[str, Board]] = {
 
 # -- small helpers -----------------------------------------------------------------------------------
 def _say(msg: str) -> None:
-    from toolkit.console import err
+    from toolkit.cli.console import err
 
     err.print(f"[dim]emulate:[/] {escape(msg)}", highlight=False)
 
@@ -697,7 +697,7 @@ def _host_cpu() -> str | None:
 
 def print_report(bundle: Path, target: Path, report: dict[str, Any]) -> None:
     """The per-artifact table: max |Δp| between the emulated board and the desktop's outputs, and time."""
-    from toolkit.console import err, out, rich_table
+    from toolkit.cli.console import err, out, rich_table
 
     emu = report["emulation"]
     rows = []

@@ -535,7 +535,7 @@ def _fetch_json(h: _Host, remote: str, local: Path, extra: dict[str, Any], what:
 
 
 def _default_events(host: str, message: str) -> None:
-    from toolkit.console import err
+    from toolkit.cli.console import err
 
     err.print(f"[dim]{escape(host)}:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
@@ -648,7 +648,7 @@ def _bench_archive(target: Path) -> Iterator[tuple[Path, str]]:
     """A .tar.gz of what `edgekit bench` needs from a run or bundle: manifest.json (non-Keras artifacts),
     the artifact files, and parity.json/train.json when present. Yields (archive, folder name inside)."""
     from exporters.files import write_json_atomic
-    from toolkit import artifacts as A
+    from toolkit.run import layout as A
     from toolkit.bundle import archive_stem, is_archive, open_bundle, write_tar
 
     if not target.exists():
@@ -770,7 +770,7 @@ def print_summary(results: Sequence[HostResult], what: str) -> None:
     """One line per host: successes on stdout, failures as `error: <host>: <reason>` on stderr."""
     from rich.markup import escape
 
-    from toolkit.console import err, out
+    from toolkit.cli.console import err, out
 
     failed = sum(r.status == "error" for r in results)
     out.print(

@@ -324,7 +324,7 @@ def render_remote(remotes: dict[str, dict[str, Doc]]) -> str:
 # -- several runs or machines ------------------------------------------------------------------------
 def load_run(path: Path) -> Doc:
     """A run directory, or a single bench.json (e.g. copied back from a board), as a report input."""
-    from toolkit import artifacts as A
+    from toolkit.run import layout as A
     from toolkit.errors import RunDirError
 
     if not path.exists():
@@ -352,7 +352,7 @@ def _diagnosis_docs(run_dir: Path) -> Doc:
     """diagnose.json and its gallery PNGs (base64, for the self-contained HTML), when `edgekit diagnose` ran."""
     import base64
 
-    from toolkit import artifacts as A
+    from toolkit.run import layout as A
 
     path = run_dir / "diagnose" / "diagnose.json"
     if not path.is_file():

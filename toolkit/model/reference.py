@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from runtimes.tf_import import import_keras
-from toolkit.data import Mnist, one_hot, to_model_input
+from toolkit.data.mnist import Mnist, one_hot, to_model_input
 from toolkit.errors import ToolkitError
 
 NUM_CLASSES = 10
@@ -99,7 +99,7 @@ def train_reference_model(
     """Train the reference model as the tutorial does (test set as validation data) and evaluate it.
 
     Args:
-        data: MNIST arrays from `toolkit.data.load_mnist`.
+        data: MNIST arrays from `toolkit.data.mnist.load_mnist`.
         config: epochs, batch size, seed and an optional training-set limit.
         on_epoch_end: called after each epoch with (epoch, epochs, logs), for progress displays.
         on_batch_end: called after each batch with (batch, batches per epoch).

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.progress import Progress
 
 from exporters.files import write_json_atomic, write_text_atomic
-from toolkit import artifacts as A
-from toolkit.data import Mnist, load_mnist, to_model_input
+from toolkit.data.mnist import Mnist, load_mnist, to_model_input
 from toolkit.errors import RunDirError, ToolkitError
+from toolkit.progress import ProgressCallback, as_progress
+from toolkit.run import layout as A
 
 DIAGNOSE_DIR = "diagnose"
 DIAGNOSE_JSON = "diagnose.json"
@@ -32,7 +32,7 @@ def gallery_name(artifact: str) -> str:
 
 def default_artifacts(manifest: dict[str, Any]) -> list[str]:
     """The quantized artifacts if the run has any, else every non-Keras artifact."""
-    from toolkit.diagnose_speed import QUANTIZED
+    from toolkit.diagnose.step.speed import QUANTIZED
 
     exports = [a for a in manifest["artifacts"] if a["format"] != "keras"]
     quantized = [a["name"] for a in exports if a["precision"] in QUANTIZED]
@@ -40,7 +40,7 @@ def default_artifacts(manifest: dict[str, Any]) -> list[str]:
 
 
 def _graph(path: Path) -> Any:
-    from toolkit.diagnose_capture import OnnxGraph, TFLiteGraph
+    from toolkit.diagnose.step.capture import OnnxGraph, TFLiteGraph
 
     if path.suffix == ".tflite":
         return TFLiteGraph(path)
@@ -59,8 +59,8 @@ def diagnose_artifact(
     out_dir: Path,
 ) -> dict[str, Any]:
     """Per-layer metrics, first departure, added-error ranking and gallery for one artifact."""
-    from toolkit.diagnose_gallery import write_gallery
-    from toolkit.diagnose_layers import first_departure, layer_rows, map_layers, ranked_by_added_error
+    from toolkit.diagnose.step.gallery import write_gallery
+    from toolkit.diagnose.step.layers import first_departure, layer_rows, map_layers, ranked_by_added_error
 
     graph = _graph(path)
     probes = map_layers(layers, tuple(int(d) for d in images.shape[1:]), graph.tensors)
@@ -102,13 +102,13 @@ def diagnose_step(
     artifact_names: list[str] | None = None,
     limit: int = DEFAULT_LIMIT,
     data: Mnist | None = None,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Diagnose the chosen artifacts of a run; write diagnose/diagnose.{json,md} and the galleries."""
     from runtimes.keras_runner import load_keras_model
-    from toolkit.diagnose_layers import DEPART_COSINE, DEPART_SNR_DB, SNR_CAP_DB, keras_layers, keras_outputs
-    from toolkit.diagnose_report import render_markdown
-    from toolkit.diagnose_speed import explain
+    from toolkit.diagnose.step.layers import DEPART_COSINE, DEPART_SNR_DB, SNR_CAP_DB, keras_layers, keras_outputs
+    from toolkit.diagnose.step.render import render_markdown
+    from toolkit.diagnose.step.speed import explain
 
     if limit < 1:
         raise ToolkitError(f"--limit must be 1 or more, got {limit}.")
@@ -135,7 +135,7 @@ def diagnose_step(
     out_dir = run_dir / DIAGNOSE_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    p = progress if progress is not None else Progress(disable=True)
+    p = as_progress(progress)
     task = p.add_task("diagnose: Keras reference", total=len(paths) + 2)
     model = load_keras_model(ref_path)
     layers = keras_layers(model)

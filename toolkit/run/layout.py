@@ -221,3 +221,10 @@ def verified_path(run_dir: Path, entry: dict[str, Any]) -> Path:
             f"{path} does not match the sha256 in {MANIFEST_JSON} (modified or corrupt); re-run `edgekit export`."
         )
     return path
+
+
+def reference_sha(manifest: dict[str, Any]) -> str | None:
+    """The sha256 of the Keras reference the manifest's exports were made from (None: not listed)."""
+    ref = next((e for e in manifest["artifacts"] if e["name"] == REFERENCE_NAME), None)
+    return None if ref is None else str(ref["sha256"])
+

@@ -1,6 +1,6 @@
 """On-device commands: `predict` (classify digit images), `bundle` (pack a run for a device), `verify`.
 
-Imported at every CLI start: only typer, enum, pathlib, typing and toolkit.console at the top; numpy,
+Imported at every CLI start: only typer, enum, pathlib, typing and toolkit.cli.console at the top; numpy,
 Pillow and the runtimes are imported inside the commands.
 """
 
@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from toolkit.console import EXIT_THRESHOLD, err, out, progress_bar, rich_table, user_errors
+from toolkit.cli.console import EXIT_THRESHOLD, err, out, progress_bar, rich_table, user_errors
 
 
 class EmulatedBoard(str, Enum):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolkit.diagnose_layers import SNR_CAP_DB
+from toolkit.diagnose.step.layers import SNR_CAP_DB
 
 
 def fmt_snr(v: float | None) -> str:

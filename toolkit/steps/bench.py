@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.progress import Progress
 
 from exporters.files import write_json_atomic
-from toolkit import artifacts as A
-from toolkit.data import Mnist, load_mnist, to_model_input
+from toolkit.data.mnist import Mnist, load_mnist, to_model_input
 from toolkit.errors import ToolkitError
+from toolkit.progress import ProgressCallback, as_progress
+from toolkit.run import layout as A
 
 # The fields every bench.json row has had since schema 1 (other tools read them), in this order.
 STABLE_FIELDS = (
@@ -130,7 +130,7 @@ def bench_step(
     *,
     artifact_names: list[str] | None = None,
     data: Mnist | None = None,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Measure every artifact in a fresh process per (artifact, threads, variant); write bench.json."""
     from benchmarks.environment import capture_environment
@@ -153,7 +153,7 @@ def bench_step(
         for (entry, path), t in itertools.product(paths, threads)
         for options in _variants(entry["runtime"], settings)
     ]
-    p = progress if progress is not None else Progress(disable=True)
+    p = as_progress(progress)
     task = p.add_task("bench", total=len(jobs) + (1 if settings.measure_peak else 0))
     peak: dict[int, float] = {}
     if settings.measure_peak:

@@ -16,12 +16,14 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
 from rich.table import Table
 
 from runtimes.errors import EdgekitError
+from toolkit.progress import ProgressEvent
 
 # Piped output (CI logs, `| tee`) would otherwise wrap tables at 80 columns.
 _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
@@ -61,8 +63,28 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def progress_bar() -> Progress:
-    return Progress(
+class RichProgress(Progress):
+    """Rich progress bars that also take the API's plain `ProgressEvent` callbacks (call the object)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ids: dict[int, TaskID] = {}
+
+    def __call__(self, event: ProgressEvent) -> None:
+        task = self._ids.get(event.task)
+        if event.removed:
+            if task is not None:
+                self.remove_task(task)
+                del self._ids[event.task]
+            return
+        if task is None:
+            self._ids[event.task] = self.add_task(event.description, total=event.total, completed=int(event.completed))
+        else:
+            self.update(task, description=event.description, completed=event.completed, total=event.total)
+
+
+def progress_bar() -> RichProgress:
+    return RichProgress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
@@ -75,7 +97,7 @@ def progress_bar() -> Progress:
 
 
 def rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
-    table = Table(title=title, title_justify="left", header_style="bold")
+    table = Table(title=escape(title), title_justify="left", header_style="bold")
     for i, h in enumerate(header):
         table.add_column(h, justify="left" if i == 0 else "right", no_wrap=i == 0)
     for r in rows:

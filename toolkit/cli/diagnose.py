@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from toolkit.console import err, out, progress_bar, rich_table, user_errors
+from toolkit.cli.console import err, out, progress_bar, rich_table, user_errors
 
 RunDirArg = Annotated[Path | None, typer.Argument(help="Run directory (default: runs/latest).", show_default=False)]
 ArtifactOpt = Annotated[
@@ -37,7 +37,7 @@ AllowUnverifiedOpt = Annotated[
 def _print(report: dict[str, Any]) -> None:
     from rich.markup import escape
 
-    from toolkit.diagnose_report import departure_text, layer_table, ranking_text, summary_table
+    from toolkit.diagnose.step.render import departure_text, layer_table, ranking_text, summary_table
 
     for res in report["artifacts"]:
         header, rows = layer_table(res, compact=True)
@@ -78,16 +78,16 @@ def register(app: typer.Typer) -> None:
         """
         from rich.markup import escape
 
-        from toolkit import artifacts as A
-        from toolkit.data import load_mnist
-        from toolkit.diagnose import DIAGNOSE_DIR, DIAGNOSE_MD, diagnose_step
+        from toolkit.data.mnist import load_mnist
+        from toolkit.diagnose.step import DIAGNOSE_DIR, DIAGNOSE_MD, diagnose_step
+        from toolkit.run import layout as A
 
         run = A.resolve_run_dir(run_dir)
         dataset = load_mnist(data, allow_unverified=allow_unverified)
         for warning in dataset.warnings:
             err.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
-        from toolkit.pipeline import report_step
-        from toolkit.runlock import run_lock
+        from toolkit.run.lock import run_lock
+        from toolkit.run.pipeline import report_step
 
         with run_lock(run), progress_bar() as progress:
             report = diagnose_step(run, artifact_names=artifact, limit=limit, data=dataset, progress=progress)

@@ -10,7 +10,12 @@ from typing import Any
 
 import numpy as np
 
+from exporters.files import write_json_atomic
 from runtimes.registry import make_runner
+from toolkit.data.mnist import Mnist, load_mnist, to_model_input
+from toolkit.errors import RunDirError, ToolkitError
+from toolkit.progress import ProgressCallback, as_progress
+from toolkit.run import layout as A
 
 
 @dataclass(frozen=True)
@@ -161,3 +166,58 @@ def run_parity(
             on_done(row)
     summary = {"artifact": ref_entry["name"], "accuracy": ref_acc, "images": len(images), "sha256": ref_entry["sha256"]}
     return summary, rows
+
+
+# -- the step over a run directory ---------------------------------------------------------------
+def parity_step(
+    run_dir: Path,
+    *,
+    artifact_names: list[str] | None = None,
+    limit: int | None = None,
+    data: Mnist | None = None,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Run every artifact over the test set against the Keras reference; write parity.json."""
+    manifest = A.load_manifest(run_dir)
+    entries = A.select_artifacts(manifest, artifact_names)
+    ref_entry = next((e for e in manifest["artifacts"] if e["name"] == A.REFERENCE_NAME), None)
+    if ref_entry is None:
+        raise RunDirError(
+            f"{run_dir / A.MANIFEST_JSON} lists no {A.REFERENCE_NAME} reference; re-run `edgekit export`."
+        )
+    if limit is not None and limit < 1:
+        raise ToolkitError(f"--limit must be 1 or more, got {limit}.")
+    # Check every file before the long work starts, so a tampered artifact fails fast.
+    reference = (ref_entry, A.verified_path(run_dir, ref_entry))
+    others = [(e, A.verified_path(run_dir, e)) for e in entries if e["name"] != A.REFERENCE_NAME]
+    data = data or load_mnist()
+    n = len(data.x_test) if limit is None else min(limit, len(data.x_test))
+    images, labels = to_model_input(data.x_test[:n]), data.y_test[:n].astype(np.int64)
+    p = as_progress(progress)
+    task = p.add_task(f"parity: {A.REFERENCE_NAME}", total=1 + len(others))
+    names = [e["name"] for e, _ in others]
+
+    def done(row: Any) -> None:
+        p.advance(task)
+        index = names.index(row.artifact) + 1 if row.artifact in names else 0
+        if index < len(names):
+            p.update(task, description=f"parity: {names[index]}")
+
+    summary, rows = run_parity(reference, others, images, labels, on_done=done)
+    p.update(task, description="parity: done")
+    report = {
+        "schema_version": A.SCHEMA_VERSION,
+        "created_utc": A.utc_now(),
+        "reference": summary,
+        "data": {"source": data.source, "verified": data.verified, "images": n},
+        "tolerances": _tolerance_table(),
+        "artifacts": {e["name"]: e["sha256"] for e in [ref_entry, *(e for e, _ in others)]},
+        "results": [r.to_dict() for r in rows],
+        "passed": all(r.passed for r in rows),
+    }
+    write_json_atomic(run_dir / A.PARITY_JSON, report)
+    return report
+
+
+def _tolerance_table() -> dict[str, str]:
+    return {k: v.describe() for k, v in TOLERANCES.items()}

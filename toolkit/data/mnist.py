@@ -77,7 +77,7 @@ def load_mnist(source: str | Path | None = None, *, allow_unverified: bool = Fal
 
     Args:
         source: Where to load from. None or "shipped": the copy packaged in
-            `toolkit/assets/mnist.npz`. "keras-cache": `~/.keras/datasets/mnist.npz`, or
+            `toolkit/data/assets/mnist.npz`. "keras-cache": `~/.keras/datasets/mnist.npz`, or
             `$KERAS_HOME/datasets/mnist.npz` when KERAS_HOME is set. Otherwise a path (a `Path` is
             always a path, even if named "shipped") to a Keras-format `.npz` file (keys x_train,
             y_train, x_test, y_test), or to a directory holding the four MNIST IDX files
@@ -96,7 +96,7 @@ def load_mnist(source: str | Path | None = None, *, allow_unverified: bool = Fal
             and `allow_unverified` is False. The message is one line and names the file.
     """
     if source is None or (isinstance(source, str) and source == SHIPPED):
-        ref = resources.files("toolkit") / "assets" / "mnist.npz"
+        ref = resources.files("toolkit.data") / "assets" / "mnist.npz"
         with resources.as_file(ref) as shipped:
             if not shipped.is_file():
                 raise DataError(f"the shipped MNIST file {shipped} is missing; reinstall edgekit")

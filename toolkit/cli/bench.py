@@ -1,0 +1,232 @@
+"""`edgekit bench` (here or on boards over SSH) and `edgekit gate` (the regression gate)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from toolkit.cli.console import EXIT_THRESHOLD, err, out, progress_bar, user_errors
+from toolkit.cli.options import (
+    ArtifactOpt,
+    BaselineOpt,
+    BatchOpt,
+    BenchOptions,
+    GateMetric,
+    GateMetricOpt,
+    MaxAccuracyDropOpt,
+    MaxRegressionOpt,
+    MaxRssOpt,
+    MaxSizeOpt,
+    MinRunsOpt,
+    MinSecondsOpt,
+    OrtOptOpt,
+    PeakOpt,
+    QuickOpt,
+    RunDirArg,
+    ThreadsOpt,
+    WarmupOpt,
+    XnnpackOpt,
+)
+from toolkit.cli.show import print_bench
+from toolkit.run.lock import run_lock
+
+
+@user_errors
+def bench(
+    run_dir: RunDirArg = None,
+    artifact: ArtifactOpt = None,
+    batch: BatchOpt = None,
+    threads: ThreadsOpt = None,
+    xnnpack: XnnpackOpt = None,
+    ort_opt: OrtOptOpt = None,
+    min_runs: MinRunsOpt = None,
+    min_seconds: MinSecondsOpt = None,
+    warmup_runs: WarmupOpt = None,
+    quick: QuickOpt = False,
+    peak: PeakOpt = True,
+    remote: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--remote",
+            help="Run the benchmark on this board over SSH (user@host, as your ssh config knows it); repeat for "
+            "several, in parallel. Results land in RUN_DIR/remote/<host>/bench.json.",
+            rich_help_panel="Remote boards",
+        ),
+    ] = None,
+    ssh_config: Annotated[
+        Path | None,
+        typer.Option("--ssh-config", help="ssh client config file (ssh -F).", rich_help_panel="Remote boards"),
+    ] = None,
+    remote_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--remote-dir",
+            help="Folder on the board (default ~/.cache/edgekit-remote).",
+            rich_help_panel="Remote boards",
+        ),
+    ] = None,
+    baseline: BaselineOpt = None,
+    max_regression: MaxRegressionOpt = "10%",
+    max_accuracy_drop: MaxAccuracyDropOpt = "0.5",
+    max_size_increase: MaxSizeOpt = "10%",
+    max_rss_increase: MaxRssOpt = "25%",
+    gate_metric: GateMetricOpt = GateMetric.P50,
+) -> None:
+    """Measure latency of every artifact on its runtime, one fresh process per configuration; writes bench.json.
+
+    Examples: [b]edgekit bench runs/latest -a tflite-int8 -b 1 -t 1[/]
+    or, as a CI gate: [b]edgekit bench --baseline baseline/bench.json --max-regression 10%[/] (exit 3 on a regression)
+    """
+    from toolkit.run import layout as A
+    from toolkit.steps.bench import bench_step
+
+    run = A.resolve_run_dir(run_dir)
+    gate = _gate_setup(baseline, max_regression, max_accuracy_drop, max_size_increase, max_rss_increase, gate_metric)
+    options = BenchOptions(batch, threads, xnnpack, ort_opt, min_runs, min_seconds, warmup_runs, quick, peak)
+    settings = options.settings()
+    if remote:
+        _bench_remote(run, remote, options, artifact, ssh_config, remote_dir, gate)
+        return
+    with run_lock(run), progress_bar() as progress:
+        report = bench_step(run, settings, artifact_names=artifact, progress=progress)
+    print_bench(report)
+    out.print(f"Wrote {run / A.BENCH_JSON}", highlight=False)
+    if gate is not None:
+        _run_gate(run, report, *gate)
+
+
+def _bench_remote(
+    run: Path,
+    hosts: list[str],
+    options: BenchOptions,
+    artifacts: list[str] | None,
+    ssh_config: Path | None,
+    remote_dir: str | None,
+    gate: tuple[dict[str, Any], Path, Any] | None,
+) -> None:
+    """`edgekit bench --remote`: the same benchmark on each board, fetched into RUN_DIR/remote/<host>/."""
+    from toolkit.remote import RemoteFailed, SshSettings, remote_bench
+    from toolkit.run import layout as A
+    from toolkit.run.pipeline import report_step
+
+    args: list[str] = []
+    for name in artifacts or []:
+        args += ["-a", name]
+    for b in options.batch or []:
+        args += ["-b", str(b)]
+    for t in options.threads or []:
+        args += ["-t", str(t)]
+    for x in options.xnnpack or []:
+        args += ["--xnnpack", x.value]
+    for o in options.ort_opt or []:
+        args += ["--ort-opt", o.value]
+    if options.min_runs is not None:
+        args += ["--min-runs", str(options.min_runs)]
+    if options.min_seconds is not None:
+        args += ["--min-seconds", str(options.min_seconds)]
+    if options.warmup_runs is not None:
+        args += ["--warmup-runs", str(options.warmup_runs)]
+    args += ["--quick"] if options.quick else []
+    args += [] if options.peak else ["--no-peak"]
+    settings = SshSettings.from_env(config=ssh_config, remote_dir=remote_dir)
+    failed: RemoteFailed | None = None
+    try:
+        paths = remote_bench(run, hosts, args, settings=settings)
+    except RemoteFailed as exc:
+        paths, failed = exc.paths, exc
+    for host, path in paths.items():
+        report = A.read_json(path)
+        out.print(f"[bold]{escape(host)}[/]: {escape(str(path))}", highlight=False)
+        print_bench(report)
+        if gate is not None:
+            _run_gate(path.parent, report, *gate)
+    with run_lock(run):
+        md, html = report_step(run)
+    out.print(f"Updated {md} and {html} with the boards' results", highlight=False)
+    if failed is not None:
+        raise failed
+
+
+def _gate_setup(
+    baseline: Path | None, latency: str, accuracy: str, size: str, rss: str, metric: GateMetric
+) -> tuple[dict[str, Any], Path, Any] | None:
+    """Load the baseline and limits before benchmarking, so a bad option fails in a second, not after minutes."""
+    if baseline is None:
+        return None
+    from benchmarks.gate import Limits, parse_limit
+    from toolkit.errors import ToolkitError
+    from toolkit.run import layout as A
+
+    path = baseline / A.BENCH_JSON if baseline.is_dir() else baseline
+    if not path.is_file():
+        raise ToolkitError(f"--baseline {baseline} has no bench.json; pass a bench.json or a run directory.")
+    doc = A.read_json(path)
+    if not isinstance(doc.get("results"), list):
+        raise ToolkitError(f"--baseline {path} is not an edgekit bench.json (no results list).")
+    limits = Limits(
+        max_latency_regression=parse_limit(latency, option="--max-regression") / 100,
+        max_accuracy_drop_pt=parse_limit(accuracy, option="--max-accuracy-drop"),
+        max_size_increase=parse_limit(size, option="--max-size-increase") / 100,
+        max_rss_increase=parse_limit(rss, option="--max-rss-increase") / 100,
+        metric=f"{metric.value}_ms",
+    )
+    return doc, path, limits
+
+
+def _run_gate(run: Path, report: dict[str, Any], baseline: dict[str, Any], path: Path, limits: Any) -> None:
+    from dataclasses import asdict
+
+    from benchmarks.gate import compare
+    from exporters.files import write_json_atomic
+
+    regressions = compare(report, baseline, limits)
+    write_json_atomic(
+        run / "gate.json",
+        {
+            "schema_version": 1,
+            "baseline": str(path),
+            "limits": asdict(limits),
+            "passed": not regressions,
+            "regressions": [asdict(r) | {"message": r.describe()} for r in regressions],
+        },
+    )
+    if not regressions:
+        out.print(f"[bold green]gate passed[/]: no regression against {escape(str(path))}", highlight=False)
+        return
+    for r in regressions:
+        err.print(f"[bold red]regression[/] {escape(r.describe())}", highlight=False)
+    err.print(f"[bold red]gate failed[/]: {len(regressions)} regression(s) against {escape(str(path))}")
+    raise typer.Exit(EXIT_THRESHOLD)
+
+
+@user_errors
+def gate(
+    current: Annotated[Path, typer.Argument(help="The bench.json (or run directory) to check.", show_default=False)],
+    baseline: BaselineOpt = None,
+    max_regression: MaxRegressionOpt = "10%",
+    max_accuracy_drop: MaxAccuracyDropOpt = "0.5",
+    max_size_increase: MaxSizeOpt = "10%",
+    max_rss_increase: MaxRssOpt = "25%",
+    gate_metric: GateMetricOpt = GateMetric.P50,
+) -> None:
+    """Compare an existing bench.json with a baseline without measuring again; exit 3 on a regression.
+
+    Example: [b]edgekit gate runs/latest --baseline main/bench.json --max-regression 10%[/]
+    """
+    from toolkit.errors import ToolkitError
+    from toolkit.run import layout as A
+
+    if baseline is None:
+        raise ToolkitError("gate needs --baseline: the bench.json to compare with.")
+    setup = _gate_setup(baseline, max_regression, max_accuracy_drop, max_size_increase, max_rss_increase, gate_metric)
+    assert setup is not None
+    path = current / A.BENCH_JSON if current.is_dir() else current
+    if not path.is_file():
+        raise ToolkitError(f"{current} has no bench.json; run `edgekit bench` first or pass a bench.json.")
+    report = A.read_json(path)
+    if not isinstance(report.get("results"), list):
+        raise ToolkitError(f"{path} is not an edgekit bench.json (no results list).")
+    _run_gate(path.parent, report, *setup)

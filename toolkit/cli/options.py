@@ -1,0 +1,207 @@
+"""Options shared by several commands (Typer `Annotated` aliases) and the benchmark option bundle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from exporters.base import ExportFormat, Precision
+
+# -- shared options ------------------------------------------------------------------------------
+RunDirArg = Annotated[
+    Path | None,
+    typer.Argument(help="Run directory (default: runs/latest).", show_default=False),
+]
+RunsDirOpt = Annotated[
+    Path, typer.Option("--runs-dir", help="Where new run directories are created.", rich_help_panel="Output")
+]
+DataOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--data",
+        help="MNIST source: [b]shipped[/] (default), [b]keras-cache[/], a Keras .npz file, or a folder of IDX files.",
+        rich_help_panel="Data",
+    ),
+]
+AllowUnverifiedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unverified",
+        help="Accept data whose checksums differ from MNIST's (prints a warning).",
+        rich_help_panel="Data",
+    ),
+]
+EpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.", rich_help_panel="Training")]
+BatchSizeOpt = Annotated[
+    int, typer.Option("--batch-size", min=1, help="Training batch size.", rich_help_panel="Training")
+]
+SeedOpt = Annotated[
+    int,
+    typer.Option("--seed", help="Random seed (weights, shuffling, calibration sample).", rich_help_panel="Training"),
+]
+TrainLimitOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--train-limit",
+        min=1,
+        help="Train on the first N training images only (quick runs).",
+        rich_help_panel="Training",
+    ),
+]
+FormatOpt = Annotated[
+    list[ExportFormat] | None,
+    typer.Option("--format", "-f", help="Export format; repeat for several (default: all).", rich_help_panel="Export"),
+]
+PrecisionOpt = Annotated[
+    list[Precision] | None,
+    typer.Option(
+        "--precision",
+        "-p",
+        help="Precision; repeat for several (default: all each format offers).",
+        rich_help_panel="Export",
+    ),
+]
+CalibOpt = Annotated[
+    int,
+    typer.Option("--calibration-size", min=1, help="Training images used to calibrate int8.", rich_help_panel="Export"),
+]
+ArtifactOpt = Annotated[
+    list[str] | None,
+    typer.Option("--artifact", "-a", help="Only this artifact (e.g. tflite-int8); repeat for several (default: all)."),
+]
+BatchOpt = Annotated[
+    list[int] | None,
+    typer.Option("--batch", "-b", min=1, help="Batch size; repeat (default: 1 and 32).", rich_help_panel="Benchmark"),
+]
+ThreadsOpt = Annotated[
+    list[int] | None,
+    typer.Option(
+        "--threads", "-t", min=1, help="Thread count; repeat (default: 1 and all cores).", rich_help_panel="Benchmark"
+    ),
+]
+MinRunsOpt = Annotated[
+    int | None,
+    typer.Option("--min-runs", min=1, help="Timed runs at least (default 1024).", rich_help_panel="Benchmark"),
+]
+MinSecondsOpt = Annotated[
+    float | None,
+    typer.Option("--min-seconds", min=0.0, help="Timed seconds at least (default 2).", rich_help_panel="Benchmark"),
+]
+WarmupOpt = Annotated[
+    int | None,
+    typer.Option("--warmup-runs", min=0, help="Untimed warm-up runs (default 10).", rich_help_panel="Benchmark"),
+]
+QuickOpt = Annotated[
+    bool,
+    typer.Option(
+        "--quick",
+        help="Short benchmark (128 runs, 0.2 s): a fast look, not a measurement.",
+        rich_help_panel="Benchmark",
+    ),
+]
+
+
+class OnOff(str, Enum):
+    ON = "on"
+    OFF = "off"
+
+
+class OrtOpt(str, Enum):
+    DISABLE = "disable"
+    BASIC = "basic"
+    EXTENDED = "extended"
+    ALL = "all"
+
+
+XnnpackOpt = Annotated[
+    list[OnOff] | None,
+    typer.Option(
+        "--xnnpack", help="TFLite with the XNNPACK delegate on and/or off; repeat to sweep (default: on).",
+        rich_help_panel="Benchmark",
+    ),
+]  # fmt: skip
+OrtOptOpt = Annotated[
+    list[OrtOpt] | None,
+    typer.Option(
+        "--ort-opt", help="ONNX Runtime graph optimisation level; repeat to sweep (default: all).",
+        rich_help_panel="Benchmark",
+    ),
+]  # fmt: skip
+PeakOpt = Annotated[
+    bool,
+    typer.Option(
+        "--peak/--no-peak", help="Measure this machine's peak float32 rate (matrix multiply) for % of peak.",
+        rich_help_panel="Benchmark",
+    ),
+]  # fmt: skip
+
+
+@dataclass
+class BenchOptions:
+    """The benchmark options shared by `bench` and `pipeline`."""
+
+    batch: list[int] | None = None
+    threads: list[int] | None = None
+    xnnpack: list[OnOff] | None = None
+    ort_opt: list[OrtOpt] | None = None
+    min_runs: int | None = None
+    min_seconds: float | None = None
+    warmup_runs: int | None = None
+    quick: bool = False
+    peak: bool = True
+
+    def settings(self) -> Any:
+        from toolkit.steps.bench import QUICK_BENCH, BenchSettings
+
+        base = QUICK_BENCH if self.quick else BenchSettings()
+        settings = BenchSettings(
+            batch_sizes=tuple(dict.fromkeys(self.batch)) if self.batch else base.batch_sizes,
+            threads=tuple(dict.fromkeys(self.threads)) if self.threads else base.threads,
+            xnnpack=tuple(x is OnOff.ON for x in dict.fromkeys(self.xnnpack)) if self.xnnpack else base.xnnpack,
+            ort_optimization=tuple(o.value for o in dict.fromkeys(self.ort_opt))
+            if self.ort_opt
+            else base.ort_optimization,
+            warmup_runs=base.warmup_runs if self.warmup_runs is None else self.warmup_runs,
+            warmup_seconds=base.warmup_seconds,
+            min_runs=self.min_runs or base.min_runs,
+            min_seconds=base.min_seconds if self.min_seconds is None else self.min_seconds,
+            max_seconds=base.max_seconds,
+            measure_peak=self.peak,
+        )
+        settings.validate()
+        return settings
+
+
+class GateMetric(str, Enum):
+    P50 = "p50"
+    P90 = "p90"
+
+
+GatePanel = "Regression gate"
+BaselineOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--baseline",
+        help="An earlier bench.json (or its run directory) to compare with; regressions exit 3.",
+        rich_help_panel=GatePanel,
+    ),
+]
+MaxRegressionOpt = Annotated[
+    str, typer.Option("--max-regression", help="Allowed latency increase.", rich_help_panel=GatePanel)
+]
+MaxAccuracyDropOpt = Annotated[
+    str, typer.Option("--max-accuracy-drop", help="Allowed accuracy drop in points.", rich_help_panel=GatePanel)
+]
+MaxSizeOpt = Annotated[
+    str, typer.Option("--max-size-increase", help="Allowed model size increase.", rich_help_panel=GatePanel)
+]
+MaxRssOpt = Annotated[
+    str, typer.Option("--max-rss-increase", help="Allowed peak RSS increase.", rich_help_panel=GatePanel)
+]
+GateMetricOpt = Annotated[
+    GateMetric, typer.Option("--gate-metric", help="Latency statistic the gate compares.", rich_help_panel=GatePanel)
+]

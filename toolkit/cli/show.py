@@ -1,0 +1,62 @@
+"""What the commands print: parity and latency tables, the recommendation, data warnings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.markup import escape
+
+from toolkit.cli.console import err, out, rich_table
+
+
+def _load_data(source: str | None, allow_unverified: bool) -> Any:
+    from toolkit.data.mnist import load_mnist
+
+    data = load_mnist(source, allow_unverified=allow_unverified)
+    for warning in data.warnings:
+        err.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
+    return data
+
+
+# -- printing ------------------------------------------------------------------------------------
+def print_parity(parity: dict[str, Any]) -> None:
+    from toolkit.report import parity_rows
+
+    header, rows = parity_rows(parity)
+    keep = [0, 2, 3, 4, 5, 8]  # artifact, accuracy, Δ, agreement, max |Δp|, result
+    out.print(
+        rich_table(
+            f"Parity ({parity['reference']['images']:,} test images)",
+            [header[i] for i in keep],
+            [[r[i] for i in keep] for r in rows],
+        )
+    )
+
+
+def print_bench(bench: dict[str, Any]) -> None:
+    from toolkit.report import latency_pivot
+
+    header, rows = latency_pivot(bench)
+    out.print(rich_table("Latency (p50 ms)", header, rows))
+    for s in bench.get("skipped", []):
+        err.print(f"[yellow]skipped[/] {escape(s['artifact'])}: {escape(s['reason'])}", highlight=False)
+    noisy = bench.get("noisy", [])
+    if noisy:
+        err.print(f"[yellow]noisy[/]: {len(noisy)} configuration(s) varied during timing; see the report.")
+    env = bench.get("environment", {})
+    if env.get("throttled"):
+        flags = ", ".join(env.get("throttle_flags") or [])
+        err.print(f"[bold yellow]warning:[/] the CPU was throttled during this run ({escape(flags)}).")
+
+
+def print_recommendation(parity: dict[str, Any] | None, bench: dict[str, Any] | None) -> None:
+    from toolkit.report import recommend
+
+    rec = recommend(parity, bench)
+    if rec:
+        out.print(
+            f"[bold green]Recommended:[/] {rec['artifact']} on {rec['runtime']} "
+            f"(fastest that passed parity: b{rec['batch_size']} p50 {rec['p50_ms']:.3f} ms, "
+            f"{rec['threads']} thread(s), accuracy {100 * rec['accuracy']:.2f} %)",
+            highlight=False,
+        )

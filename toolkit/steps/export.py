@@ -1,0 +1,78 @@
+"""The export step: every (format, precision) target from model.keras, listed in manifest.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from exporters.base import NEEDS_CALIBRATION, OPT_IN, SUPPORTED, ExportFormat, Precision, artifact_name
+from toolkit.data.mnist import Mnist, calibration_sample, load_mnist
+from toolkit.errors import ToolkitError
+from toolkit.progress import ProgressCallback, as_progress
+from toolkit.run import layout as A
+
+
+def parse_targets(
+    formats: list[ExportFormat] | None, precisions: list[Precision] | None
+) -> list[tuple[ExportFormat, Precision]]:
+    """The (format, precision) pairs to export. Unsupported explicit pairs are an error."""
+    fmts = formats or list(SUPPORTED)
+    targets: list[tuple[ExportFormat, Precision]] = []
+    for fmt in fmts:
+        wanted = precisions or [p for p in SUPPORTED[fmt] if p not in OPT_IN]
+        targets.extend((fmt, p) for p in wanted if p in SUPPORTED[fmt])
+    if not targets:
+        offered = "; ".join(f"{f.value}: {', '.join(p.value for p in SUPPORTED[f])}" for f in fmts)
+        raise ToolkitError(f"no artifact matches that --format/--precision choice; offered: {offered}.")
+    return targets
+
+
+def export_step(
+    run_dir: Path,
+    targets: list[tuple[ExportFormat, Precision]],
+    *,
+    data: Mnist | None = None,
+    calibration_size: int = 500,
+    seed: int = 7,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Export model.keras to every target, write manifest.json, and return it."""
+    from exporters.onnx_export import export_onnx
+    from exporters.tflite_export import export_tflite
+    from runtimes.keras_runner import load_keras_model
+
+    model_path = A.require_file(run_dir, A.MODEL_FILE, "run `edgekit train` first (it writes model.keras)")
+    if calibration_size < 1:
+        raise ToolkitError(f"--calibration-size must be 1 or more, got {calibration_size}.")
+    reference = A.reference_entry(run_dir)
+    model = load_keras_model(model_path)
+    calibration = None
+    if any(p in NEEDS_CALIBRATION for _, p in targets):
+        data = data or load_mnist()
+        calibration = calibration_sample(data, n=min(calibration_size, len(data.x_train)), seed=seed)
+    out_dir = run_dir / A.EXPORTS_DIR
+    p = as_progress(progress)
+    task = p.add_task("export", total=len(targets))
+    extra = {
+        "calibration": {
+            "images": 0 if calibration is None else len(calibration),
+            "seed": seed,
+            "source": "training set",
+        },
+    }
+    train_json = run_dir / A.TRAIN_JSON
+    if train_json.exists():
+        extra["training"] = {k: A.read_json(train_json).get(k) for k in ("config", "test_accuracy")}
+    previous = run_dir / A.MANIFEST_JSON
+    if previous.exists() and A.reference_sha(A.load_manifest(run_dir)) != reference["sha256"]:
+        previous.unlink()  # exports of an earlier model: none of them may be kept
+    manifest = A.write_manifest(run_dir, [reference], extra)
+    for fmt, precision in targets:
+        p.update(task, description=f"export: {artifact_name(fmt, precision)}")
+        exporter = export_tflite if fmt is ExportFormat.TFLITE else export_onnx
+        result = exporter(model, out_dir, precision=precision, calibration_data=calibration)
+        # The manifest grows artifact by artifact, so an interrupted export keeps what it finished.
+        manifest = A.write_manifest(run_dir, [result.manifest_entry(run_dir)], extra)
+        p.advance(task)
+    p.update(task, description="export: done")
+    return manifest

@@ -1,0 +1,57 @@
+"""The train step: train the reference CNN and write model.keras and train.json into a run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from exporters.files import sha256_file, write_json_atomic
+from toolkit.data.mnist import Mnist
+from toolkit.model.reference import TrainConfig
+from toolkit.progress import ProgressCallback, as_progress
+from toolkit.run import layout as A
+
+
+def train_step(
+    run_dir: Path,
+    data: Mnist,
+    config: TrainConfig,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Train the reference model; write model.keras and train.json. Returns train.json's content."""
+    from toolkit.model.reference import save_model, train_reference_model
+
+    config.validate()
+    p = as_progress(progress)
+    epochs_task = p.add_task("train: epochs", total=config.epochs)
+    batch_task = p.add_task("  epoch 1 batches", total=None)
+
+    def on_batch(batch: int, batches: int) -> None:
+        p.update(batch_task, completed=batch, total=batches)
+
+    def on_epoch(epoch: int, epochs: int, logs: dict[str, float]) -> None:
+        p.update(
+            epochs_task,
+            completed=epoch,
+            description=(
+                f"train: epoch {epoch}/{epochs} loss {logs.get('loss', float('nan')):.4f} "
+                f"acc {logs.get('accuracy', float('nan')):.4f} val_acc {logs.get('val_accuracy', float('nan')):.4f}"
+            ),
+        )
+        p.update(batch_task, completed=0, description=f"  epoch {min(epoch + 1, epochs)} batches")
+
+    result = train_reference_model(data, config, on_epoch_end=on_epoch, on_batch_end=on_batch)
+    p.remove_task(batch_task)
+    save_model(result.model, run_dir / A.MODEL_FILE)
+    summary = {
+        "model_sha256": sha256_file(run_dir / A.MODEL_FILE),
+        "schema_version": A.SCHEMA_VERSION,
+        "created_utc": A.utc_now(),
+        **result.summary(),
+        "train_images": int(config.train_limit or len(data.x_train)),
+        "test_images": len(data.x_test),
+        "data": {"source": data.source, "verified": data.verified, "warnings": list(data.warnings)},
+        "libraries": A.library_versions(),
+    }
+    write_json_atomic(run_dir / A.TRAIN_JSON, summary)
+    return summary
