@@ -26,7 +26,7 @@ from toolkit.data.mnist import (
 )
 from toolkit.errors import DataError
 
-SHIPPED_FILE = Path(__file__).resolve().parents[1] / "toolkit" / "assets" / "mnist.npz"
+SHIPPED_FILE = Path(__file__).resolve().parents[1] / "toolkit" / "data" / "assets" / "mnist.npz"
 
 STANDARD_NAMES = {
     "x_train": "train-images-idx3-ubyte",

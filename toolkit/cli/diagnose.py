@@ -37,7 +37,7 @@ AllowUnverifiedOpt = Annotated[
 def _print(report: dict[str, Any]) -> None:
     from rich.markup import escape
 
-    from toolkit.diagnose.step.render import departure_text, layer_table, ranking_text, summary_table
+    from toolkit.diagnose.render import departure_text, layer_table, ranking_text, summary_table
 
     for res in report["artifacts"]:
         header, rows = layer_table(res, compact=True)

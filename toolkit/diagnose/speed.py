@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.diagnose.step.evidence import (
+from toolkit.diagnose.evidence import (
     explain_onnx,
     explain_tflite,
     fmt_ms,
