@@ -311,3 +311,19 @@ def test_documents_import_no_heavy_libraries() -> None:
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert proc.stdout.strip() == "[]"
+
+
+def test_remote_and_emulated_sections_are_typed(measured_run: Path, tmp_path: Path) -> None:
+    """The `remote` section `--remote` adds to a fetched bench.json/verify.json, and verify --emulate's `emulation`."""
+    remote = {"host": "pi@board", "remote_dir": "~/.cache/edgekit-remote", "command": "bench", "args": ["--quick"],
+              "exit_code": 0, "setup": "reused", "setup_seconds": 0.4, "seconds": 12.5,
+              "started_unix": 1764561000.0, "finished_unix": 1764561012.5}  # fmt: skip
+    bench = json.loads((measured_run / "bench.json").read_text())
+    check_document(write(tmp_path / "remote" / "pi" / "bench.json", {**bench, "remote": remote}))
+    verify = json.loads((measured_run.parent / "bundle" / "verify.json").read_text())
+    emulation = {"board": "pi4", "model": "Raspberry Pi 4 Model B", "qemu_cpu": "cortex-a72", "core": "Cortex-A72",
+                 "cpuinfo_features": "fp asimd", "qemu": "qemu-aarch64 8.2", "host": {"machine": "x86_64"},
+                 "rootfs": {"path": "/cache/root", "state": "reused"}, "prepare_seconds": 1.0,
+                 "verify_seconds": 20.0, "note": "QEMU user-mode"}  # fmt: skip
+    doc = check_document(write(tmp_path / "pi4.verify.json", {**verify, "emulation": emulation, "remote": remote}))
+    assert doc.model_dump()["emulation"]["board"] == "pi4"

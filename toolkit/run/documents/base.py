@@ -38,7 +38,9 @@ class Part(BaseModel):
     """A nested object of a run document."""
 
     # protected_namespaces=(): fields such as `model_sha256` and `model_spec` are part of the file format.
-    model_config = ConfigDict(extra="allow", protected_namespaces=())
+    # defer_build: a validator is built on first use, so a command that reads one document does not pay
+    # for building all of them at import.
+    model_config = ConfigDict(extra="allow", protected_namespaces=(), defer_build=True)
     # True where extra keys are expected and vary between machines or versions (environment, options).
     OPEN: ClassVar[bool] = False
 
