@@ -1,0 +1,117 @@
+"""The run documents as typed pydantic models, and the one place they are loaded, checked and written.
+
+One module per file: `train.json` (TrainDocument), `manifest.json` (ManifestDocument), `parity.json`
+(ParityDocument), `bench.json` (BenchDocument), `gate.json` (GateDocument), `bundle.json`
+(BundleDocument), `verify.json` (VerifyDocument) and `run.json` (RunOptions, the pipeline's saved
+options). Every document has `schema_version` (1); its JSON Schema is published under docs/schemas/
+(`schemas.py`, `python -m toolkit.run.documents --write-schemas docs/schemas`).
+
+    doc = load_document(run_dir / "bench.json", BenchDocument)   # DocumentError: one line, names the file
+    write_document(run_dir / "bench.json", doc)                  # atomic
+
+Importing this package imports pydantic (~100 ms): import it inside the functions that read or write
+documents, never at the top of a module that `edgekit --help` or `edgekit predict` loads.
+
+May import: pydantic, `exporters.files` (atomic writes) and `toolkit.errors`. Nothing else of toolkit,
+no numpy, TensorFlow or Rich.
+"""
+
+from __future__ import annotations
+
+from toolkit.run.documents.base import (
+    SCHEMA_VERSION,
+    Document,
+    DocumentError,
+    Part,
+    dump_document,
+    load_document,
+    parse_document,
+    unknown_fields,
+    write_document,
+)
+from toolkit.run.documents.bench import BenchDocument, BenchMethod, BenchRow, RunnerOptions
+from toolkit.run.documents.bundle import (
+    BundleArtifact,
+    BundleDocument,
+    BundleFile,
+    BundleGolden,
+    BundleSource,
+    Tolerance,
+)
+from toolkit.run.documents.common import (
+    Environment,
+    ModelSpecDict,
+    RemoteInfo,
+    SkippedArtifact,
+    TensorSpec,
+    TrainingSummary,
+    TrainOptions,
+)
+from toolkit.run.documents.gate import GateDocument, GateLimits, GateRegression
+from toolkit.run.documents.manifest import ArtifactEntry, Calibration, ManifestDocument
+from toolkit.run.documents.options import BenchOptions, RunOptions
+from toolkit.run.documents.parity import ParityData, ParityDocument, ParityReference, ParityRow
+from toolkit.run.documents.schemas import DOCUMENTS, json_schema, kind_for, stale_schemas, write_schemas
+from toolkit.run.documents.train import TrainData, TrainDocument
+from toolkit.run.documents.verify import (
+    DesktopSummary,
+    Emulation,
+    VerifiedBundle,
+    VerifyDocument,
+    VerifyGolden,
+    VerifyRow,
+)
+
+__all__ = [
+    "DOCUMENTS",
+    "SCHEMA_VERSION",
+    "ArtifactEntry",
+    "BenchDocument",
+    "BenchMethod",
+    "BenchOptions",
+    "BenchRow",
+    "BundleArtifact",
+    "BundleDocument",
+    "BundleFile",
+    "BundleGolden",
+    "BundleSource",
+    "Calibration",
+    "DesktopSummary",
+    "Document",
+    "DocumentError",
+    "Emulation",
+    "Environment",
+    "GateDocument",
+    "GateLimits",
+    "GateRegression",
+    "ManifestDocument",
+    "ModelSpecDict",
+    "ParityData",
+    "ParityDocument",
+    "ParityReference",
+    "ParityRow",
+    "Part",
+    "RemoteInfo",
+    "RunOptions",
+    "RunnerOptions",
+    "SkippedArtifact",
+    "TensorSpec",
+    "Tolerance",
+    "TrainData",
+    "TrainDocument",
+    "TrainOptions",
+    "TrainingSummary",
+    "VerifiedBundle",
+    "VerifyDocument",
+    "VerifyGolden",
+    "VerifyRow",
+    "dump_document",
+    "json_schema",
+    "kind_for",
+    "load_document",
+    "parse_document",
+    "stale_schemas",
+    "unknown_fields",
+    "write_document",
+    "write_schemas",
+]

@@ -1,0 +1,97 @@
+"""bench.json: latency of every artifact × configuration, with the machine (`toolkit.bench.bench_step`)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from toolkit.run.documents.base import Document, Part
+from toolkit.run.documents.common import Environment, RemoteInfo, SkippedArtifact
+
+
+class RunnerOptions(Part):
+    """The sweep options a worker's runner used; None where one does not apply to its runtime."""
+
+    OPEN: ClassVar[bool] = True
+
+    xnnpack: bool | None = Field(None, description="TFLite only: XNNPACK delegate on or off.")
+    graph_optimization: str | None = Field(None, description="ONNX Runtime only: disable, basic, extended or all.")
+
+
+class BenchRow(Part):
+    """One artifact at one batch size, thread count and variant.
+
+    The fields up to `throughput_ips` are the stable ones other tools read (`toolkit.bench.STABLE_FIELDS`,
+    in that order); the rest are `benchmarks.latency.LatencyStats` and the worker's result.
+    """
+
+    artifact: str
+    format: str
+    precision: str
+    runtime: str
+    batch_size: int
+    threads: int | None = Field(description="Runtime threads; None: the runtime's default.")
+    load_ms: float = Field(description="Cold start in a fresh process: runtime import + model load + first inference.")
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    runs: int
+    throughput_ips: float = Field(description="Images per second: batch_size / mean latency.")
+    min_ms: float | None = None
+    max_ms: float | None = None
+    total_s: float | None = None
+    p95_ms: float | None = None
+    p90_ci_low_ms: float | None = Field(None, description="Lower end of a distribution-free 95 % CI for p90.")
+    p90_ci_high_ms: float | None = None
+    quantiles_ms: list[float] | None = Field(None, description="The 0th to 100th percentiles (101 values).")
+    noisy: bool | None = None
+    noise: str | None = Field(None, description="Why the configuration looks noisy; None when it does not.")
+    options: RunnerOptions | None = None
+    delegated: bool | None = Field(None, description="TFLite: whether a delegate (XNNPACK) ran the graph.")
+    activate_ms: float | None = None
+    first_inference_ms: float | None = None
+    peak_rss_mb: float | None = None
+    backend: str | None = None
+    runtime_version: str | None = None
+    flops_per_image: int | None = None
+    gflops: float | None = None
+    pct_of_peak: float | None = None
+    accuracy: float | None = Field(None, description="From parity.json, when it existed.")
+    size_bytes: int | None = None
+
+
+class BenchMethod(Part):
+    """How the run was measured (`toolkit.bench.BenchSettings`, and the method in words)."""
+
+    batch_sizes: list[int]
+    threads: list[int]
+    xnnpack: list[bool] | None = None
+    ort_optimization: list[str] | None = None
+    warmup_runs: int | None = None
+    warmup_seconds: float | None = None
+    min_runs: int | None = None
+    min_seconds: float | None = None
+    max_seconds: float | None = None
+    timer: str | None = None
+    load_ms: str | None = None
+    gflops: str | None = None
+
+
+class BenchDocument(Document):
+    """bench.json: every configuration's latency, the method, and the machine it ran on."""
+
+    FILE: ClassVar[str] = "bench.json"
+    FIX: ClassVar[str] = "re-run `edgekit bench`"
+
+    created_utc: str
+    run: str = Field(description="The run directory's name.")
+    environment: Environment
+    method: BenchMethod
+    skipped: list[SkippedArtifact]
+    artifacts: dict[str, str] = Field(description="Artifact name → the sha256 it was measured with.")
+    noisy: list[str] = Field(description="One line per configuration whose timing looked unstable.")
+    results: list[BenchRow]
+    remote: RemoteInfo | None = Field(None, description="Set on results fetched from a board by `--remote`.")

@@ -1,0 +1,86 @@
+"""bundle.json: what a device bundle holds (`toolkit.bundle.build_bundle`)."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from toolkit.run.documents.base import Document, Part
+from toolkit.run.documents.common import Environment, ModelSpecDict, TensorSpec, TrainingSummary
+
+
+class Tolerance(Part):
+    """How far an artifact's outputs on another machine may be from the desktop's (`bundle.tolerance_for`)."""
+
+    kind: str = Field(description="max_abs or quantization_step.")
+    max_abs: float
+    step: float | None = Field(description="The output's quantization step; None for float outputs.")
+    basis: str
+
+
+class BundleSource(Part):
+    """The run the bundle was made from."""
+
+    run_dir: str
+    run: str
+    manifest_created_utc: str | None = None
+    git_sha: str | None = None
+    training: TrainingSummary | None = None
+    libraries: dict[str, str] | None = None
+
+
+class BundleGolden(Part):
+    """The golden test images and labels in the bundle."""
+
+    inputs: str = Field(description="Path of the .npy inputs inside the bundle.")
+    labels: str
+    images: int
+    shape: list[int]
+    dtype: str
+    selection: str
+    data_source: str | None = None
+    data_verified: bool | None = None
+
+
+class BundleArtifact(Part):
+    """One artifact in the bundle, with the desktop's outputs on the golden images."""
+
+    name: str
+    path: str
+    format: str
+    precision: str
+    runtime: str
+    backend: str
+    sha256: str
+    size_bytes: int
+    input: TensorSpec | None = None
+    output: TensorSpec | None = None
+    tolerance: Tolerance
+    expected: str = Field(description="Path of the desktop's outputs (.npy) inside the bundle.")
+    desktop_accuracy: float
+    model_spec: ModelSpecDict | None = None
+
+
+class BundleFile(Part):
+    """A file of the bundle and its checksum."""
+
+    sha256: str
+    size_bytes: int
+
+
+class BundleDocument(Document):
+    """bundle.json: the artifacts, golden data and checksums of a bundle for `edgekit verify` on a device."""
+
+    FILE: ClassVar[str] = "bundle.json"
+    FIX: ClassVar[str] = "re-create the bundle with `edgekit bundle`"
+
+    kind: Literal["edgekit-bundle"]
+    created_utc: str
+    edgekit_version: str
+    source: BundleSource
+    environment: Environment
+    golden: BundleGolden
+    tolerances: dict[str, str] = Field(description="Precision → tolerance in words.")
+    artifacts: list[BundleArtifact]
+    files: dict[str, BundleFile] = Field(description="Relative path → checksum, for every file in the bundle.")

@@ -1,0 +1,57 @@
+"""manifest.json: every artifact of a run with its sha256 (`toolkit.artifacts.write_manifest`)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from toolkit.run.documents.base import Document, Part
+from toolkit.run.documents.common import ModelSpecDict, TensorSpec, TrainingSummary
+
+
+class ArtifactEntry(Part):
+    """One model file of the run: the Keras reference (`keras-fp32`) or an export."""
+
+    name: str = Field(description="e.g. tflite-int8; unique within the run.")
+    path: str = Field(description="Relative to the run directory, with / separators.")
+    format: str = Field(description="keras, tflite or onnx.")
+    precision: str = Field(description="fp32, fp16, int8-dynamic, int8 or int16x8.")
+    runtime: str = Field(description="The runner that loads it: keras, tflite or onnxruntime.")
+    size_bytes: int
+    sha256: str
+    # Exports only: the reference entry has none of these.
+    input: TensorSpec | None = None
+    output: TensorSpec | None = None
+    export_seconds: float | None = None
+    notes: list[str] | None = None
+    model_spec: ModelSpecDict | None = Field(
+        None, description="The model's ModelSpec (runtimes.spec.ModelSpec.to_dict): inputs, outputs, classes."
+    )
+
+
+class Calibration(Part):
+    """The images int8 exports were calibrated on."""
+
+    images: int
+    seed: int
+    source: str
+
+
+class ManifestDocument(Document):
+    """manifest.json: the artifacts of a run; every later step checks files against their sha256 here."""
+
+    FILE: ClassVar[str] = "manifest.json"
+    FIX: ClassVar[str] = "re-run `edgekit export`"
+
+    created_utc: str
+    edgekit_version: str
+    git_sha: str | None
+    libraries: dict[str, str] = Field(description="Distribution name → installed version.")
+    calibration: Calibration | None = None
+    training: TrainingSummary | None = None
+    artifacts: list[ArtifactEntry]
+
+    def artifact(self, name: str) -> ArtifactEntry | None:
+        """The entry called `name`, or None."""
+        return next((a for a in self.artifacts if a.name == name), None)

@@ -1,0 +1,60 @@
+"""parity.json: every artifact against the Keras reference on the test set (`toolkit.pipeline.parity_step`)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from toolkit.run.documents.base import Document, Part
+
+
+class ParityReference(Part):
+    """The Keras reference the artifacts are compared with."""
+
+    artifact: str
+    accuracy: float
+    images: int
+    sha256: str
+
+
+class ParityData(Part):
+    """The test images used."""
+
+    source: str
+    verified: bool
+    images: int
+
+
+class ParityRow(Part):
+    """One artifact's result (`toolkit.parity.ParityRow.to_dict`)."""
+
+    artifact: str
+    format: str
+    precision: str
+    runtime: str
+    accuracy: float
+    top1_agreement: float = Field(description="Fraction of images whose top-1 class matches the reference's.")
+    max_abs_diff: float = Field(description="Largest |probability - reference probability|.")
+    mean_abs_diff: float
+    passed: bool
+    disagreements: int
+    tolerance: str = Field(description="The precision's pass criteria, in words.")
+    failures: list[str]
+    seconds: float
+    backend: str
+
+
+class ParityDocument(Document):
+    """parity.json: accuracy and agreement of every artifact with the reference, and pass/fail."""
+
+    FILE: ClassVar[str] = "parity.json"
+    FIX: ClassVar[str] = "re-run `edgekit parity`"
+
+    created_utc: str
+    reference: ParityReference
+    data: ParityData
+    tolerances: dict[str, str] = Field(description="Precision → pass criteria, in words.")
+    artifacts: dict[str, str] = Field(description="Artifact name → the sha256 it was measured with.")
+    results: list[ParityRow]
+    passed: bool

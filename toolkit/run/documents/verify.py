@@ -1,0 +1,101 @@
+"""verify.json: a bundle's artifacts run on this machine against the desktop (`toolkit.bundle.verify_bundle`).
+
+Written as `verify.json` inside a bundle folder or `<name>.verify.json` beside a .tar.gz.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from toolkit.run.documents.base import Document, Part
+from toolkit.run.documents.bundle import BundleSource, Tolerance
+from toolkit.run.documents.common import Environment, RemoteInfo, SkippedArtifact
+
+
+class DesktopSummary(Part):
+    """The machine the bundle was made on (from bundle.json's environment)."""
+
+    OPEN: ClassVar[bool] = True
+
+    cpu_model: str | None = None
+    machine: str | None = None
+    os: str | None = None
+    python: str | None = None
+    runtime_versions: dict[str, str | None] | None = None
+
+
+class VerifiedBundle(Part):
+    """Which bundle was verified."""
+
+    path: str
+    created_utc: str | None = None
+    source: BundleSource | None = None
+    desktop: DesktopSummary | None = None
+
+
+class VerifyGolden(Part):
+    """The golden images used."""
+
+    images: int
+
+
+class VerifyRow(Part):
+    """One artifact: pass, fail, or error (the metrics are absent on an error)."""
+
+    artifact: str
+    format: str | None = None
+    precision: str | None = None
+    runtime: str | None = None
+    tolerance: Tolerance
+    backend: str | None = None
+    runtime_version: str | None = None
+    seconds: float | None = None
+    status: str = Field(description="pass, fail or error.")
+    passed: bool
+    error: str | None = None
+    max_abs_diff: float | None = None
+    mean_abs_diff: float | None = None
+    max_diff_steps: float | None = Field(None, description="max_abs_diff in quantization steps; None for floats.")
+    values_over_tolerance: int | None = None
+    accuracy: float | None = None
+    desktop_accuracy: float | None = None
+    agreement: float | None = None
+
+
+class Emulation(Part):
+    """Added by `edgekit verify --emulate`: the emulated board and the QEMU root it ran in."""
+
+    OPEN: ClassVar[bool] = True
+
+    board: str
+    model: str | None = None
+    qemu_cpu: str | None = None
+    core: str | None = None
+    cpuinfo_features: str | None = None
+    qemu: str | None = None
+    host: dict[str, Any] | None = None
+    rootfs: dict[str, Any] | None = None
+    prepare_seconds: float | None = None
+    verify_seconds: float | None = None
+    note: str | None = None
+
+
+class VerifyDocument(Document):
+    """verify.json: every artifact of a bundle run on this machine and compared with the desktop's outputs."""
+
+    FILE: ClassVar[str] = "verify.json"
+    FIX: ClassVar[str] = "re-run `edgekit verify`"
+
+    created_utc: str
+    edgekit_version: str
+    bundle: VerifiedBundle
+    environment: Environment
+    golden: VerifyGolden
+    tolerances: dict[str, str]
+    results: list[VerifyRow]
+    skipped: list[SkippedArtifact]
+    passed: bool
+    remote: RemoteInfo | None = Field(None, description="Set on results fetched from a board by `--remote`.")
+    emulation: Emulation | None = None
