@@ -333,7 +333,7 @@ def quantize_with(x: FloatArray, q: tuple[np.float32, np.float32, int, int], dty
     y = x * inv_scale
     y += zero_point
     np.rint(y, out=y)
-    # maximum/minimum in place: about half the cost of np.clip on a 784-pixel image.
+    # maximum/minimum in place: about half the cost of np.clip on small inputs.
     np.maximum(y, lo, out=y)
     np.minimum(y, hi, out=y)
     out: np.ndarray = y.astype(dtype)

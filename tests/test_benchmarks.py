@@ -525,7 +525,7 @@ def test_worker_command_variants_ignore_the_cwd(
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["results"][0]["runs"] >= 5
     # Arguments still reach the worker's own parser (its prog name is kept).
-    bad = subprocess.run(prefix + ["--model"], env=worker_env(), capture_output=True, text=True, check=False)
+    bad = subprocess.run([*prefix, "--model"], env=worker_env(), capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "python -m benchmarks.worker" in bad.stderr
 
 

@@ -40,7 +40,7 @@ def test_describe_and_shapes() -> None:
     assert MNIST.num_classes == 10 and MNIST.input_tail == (28, 28, 1)
     assert MNIST.sample_shape(4) == (4, 28, 28, 1)
     x = MNIST.sample_batch(2)
-    assert x.dtype == np.float32 and x.shape == (2, 28, 28, 1) and 0 <= x.min() and x.max() <= 1
+    assert x.dtype == np.float32 and x.shape == (2, 28, 28, 1) and x.min() >= 0 and x.max() <= 1
     raw = MNIST.with_options(value_range=(0, 255), output_kind="logits")
     assert raw.describe() == "float32 (N, 28, 28, 1) NHWC 0..255 -> logits (N, 10)"
     assert 1 < raw.sample_batch(8).max() <= 255
