@@ -18,11 +18,40 @@ from typing import Any
 from benchmarks.environment import available_cores
 from benchmarks.errors import BenchmarkError
 from benchmarks.worker import GRAPH_OPTIMIZATION_LEVELS
+from runtimes.errors import one_line
 
 # The directory holding the `benchmarks` and `runtimes` packages, so the worker can import them
 # whatever the caller's working directory and whether or not edgekit is pip-installed.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKER_MODULE = "benchmarks.worker"
+# `python -m` puts the current directory first on sys.path, ahead of PYTHONPATH, so a user's own
+# `benchmarks/` or `runtimes/` folder there would shadow ours ("No module named benchmarks.worker",
+# or their code running). Python 3.11+ has -P to leave it out. 3.10 (still supported on boards) has
+# no such flag, and -I/-E would also drop PYTHONPATH (which finds ours when edgekit is not
+# pip-installed), so there a one-line -c bootstrap removes sys.path[0] (the cwd, as '') and runs the
+# module with runpy exactly as -m would.
+_BOOTSTRAP = (
+    "import runpy, sys; del sys.path[0]; sys.argv[:2] = [sys.argv[1]]; "
+    "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)"
+)
+
+
+def module_command(module: str, *, safe_path_flag: bool | None = None) -> list[str]:
+    """The argv prefix that runs `module` as `python -m` would, without the cwd on sys.path.
+
+    Args:
+        module: dotted module name, e.g. `benchmarks.worker`.
+        safe_path_flag: use `-P` (True) or the 3.10 bootstrap (False); None picks by version.
+
+    Returns:
+        `[python, "-P", "-m", module]` or `[python, "-c", bootstrap, module]`; the module's own
+        arguments follow. Run it with `worker_env()` so our packages are found.
+    """
+    if safe_path_flag is None:
+        safe_path_flag = sys.version_info >= (3, 11)
+    if safe_path_flag:
+        return [sys.executable, "-P", "-m", module]
+    return [sys.executable, "-c", _BOOTSTRAP, module]
 
 
 def thread_counts(all_cores: int | None = None) -> list[int]:
@@ -58,11 +87,11 @@ def worker_command(
     xnnpack: bool | None = None,
     graph_optimization: str | None = None,
 ) -> list[str]:
-    """The command line that runs one worker with this interpreter.
+    """The command line that runs one worker with this interpreter (cwd-independent; see `module_command`).
 
     Args:
         model_path: model file.
-        inputs_path: `.npy` file of float32 images.
+        inputs_path: `.npy` file of float32 samples matching the model's input.
         threads: runtime threads, or None for the runtime's default.
         batch_sizes: batch sizes to time, in order.
         warmup_runs: minimum warm-up calls per batch size.
@@ -76,7 +105,7 @@ def worker_command(
     Returns:
         The argv list for `subprocess`.
     """
-    cmd = [sys.executable, "-m", WORKER_MODULE, "--model", str(model_path), "--inputs", str(inputs_path)]
+    cmd = [*module_command(WORKER_MODULE), "--model", str(model_path), "--inputs", str(inputs_path)]
     if threads is not None:
         cmd += ["--threads", str(threads)]
     for batch_size in batch_sizes:
@@ -120,11 +149,6 @@ def _check_options_apply(model_path: Path, xnnpack: bool | None, graph_optimizat
         raise BenchmarkError(f"the graph optimization option applies to ONNX models only, not {model_path.name}.")
 
 
-def _one_line(text: str, limit: int = 500) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
 def _parse_payload(stdout: str) -> dict[str, Any] | None:
     """The worker's JSON object: all of stdout, else its last line that parses as a JSON object."""
     candidates = [stdout, *reversed(stdout.strip().splitlines())]
@@ -140,17 +164,17 @@ def _parse_payload(stdout: str) -> dict[str, Any] | None:
 
 def _failure_reason(returncode: int, payload: dict[str, Any] | None, stderr: str) -> str:
     if payload is not None and "error" in payload:
-        return _one_line(str(payload["error"]))
+        return one_line(str(payload["error"]), 500)
     lines = [line for line in stderr.splitlines() if line.strip()]
     if returncode < 0:
         try:
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        tail = f" (last stderr line: {_one_line(lines[-1])})" if lines else ""
+        tail = f" (last stderr line: {one_line(lines[-1], 500)})" if lines else ""
         return f"worker was killed by {name}{tail}"
     if lines:
-        return _one_line(lines[-1])
+        return one_line(lines[-1], 500)
     return f"worker exited with status {returncode} and printed no error"
 
 
@@ -173,7 +197,8 @@ def run_worker(
 
     Args:
         model_path: model file (`.tflite`, `.onnx` or `.keras`).
-        inputs_path: `.npy` file of float32 `[N, 28, 28, 1]` images (repeated if N < batch size).
+        inputs_path: `.npy` file of float32 images or vectors matching the model's input, values in its
+            float range (repeated if N < batch size).
         threads: runtime threads, or None for the runtime's default.
         batch_sizes: batch sizes to time, in order (at least one).
         warmup_runs: minimum warm-up calls per batch size.

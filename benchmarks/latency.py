@@ -1,9 +1,11 @@
-"""Time `Runner.infer` calls and summarise them.
+"""Time the model through its runner and summarise the calls.
 
-Only the `infer` call itself sits between the two `perf_counter_ns` readings: the batch is built
-once, outside the timed region, so the numbers are end-to-end runtime latency (numpy in, numpy out,
-including any (de)quantisation the runner does) and nothing of the harness
-(`python -m benchmarks.harness_check` compares it with a hand-written loop on the bare runtime).
+The timed call is `Runner.run_native` on a batch already converted to the model's input type
+(int8 for an int8-I/O model), as `benchmark_model` and `litert-benchmark` time the model: only that
+call sits between the two `perf_counter_ns` readings, so the numbers are the runtime's latency and
+nothing of the harness (`python -m benchmarks.harness_check` compares it with a hand-written loop
+on the bare runtime). The float <-> native conversion a caller of `Runner.infer` also pays
+(quantizing the input, dequantizing the output) is timed separately and reported as `io_p50_ms`.
 
 Method, close to MLPerf Inference single-stream: one query (batch) at a time, at least 1,024 timed
 queries AND at least 2 s, after a warm-up of at least 10 calls AND 0.2 s; p90 is reported with a
@@ -14,7 +16,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -49,6 +52,10 @@ class LatencyStats:
         quantiles_ms: the 0th to 100th percentiles (101 values), for distribution plots.
         noisy: True when the run looks unstable or too short to trust (`benchmarks.stats`).
         noise: why, in a short sentence (None when not noisy).
+        io_p50_ms: median cost of the float <-> native I/O conversion around one call
+            (`to_native` + `from_native`: quantizing input and dequantizing output for integer-I/O
+            models, about nothing for float models), in milliseconds; not included in the figures
+            above. None when not measured.
     """
 
     batch_size: int
@@ -69,6 +76,7 @@ class LatencyStats:
     quantiles_ms: list[float]
     noisy: bool
     noise: str | None
+    io_p50_ms: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         """Return the fields as a JSON-serialisable dict.
@@ -162,6 +170,45 @@ def _check_args(
             )
 
 
+def _time_calls(
+    call: Callable[[], object],
+    *,
+    warmup_runs: int,
+    warmup_ns: int,
+    min_runs: int,
+    min_ns: int,
+    max_ns: int | None,
+) -> tuple[list[int], float]:
+    """Warm up, then time each `call()` (the I/O conversion); return the durations (ns) and seconds."""
+    clock = time.perf_counter_ns
+    start = clock()
+    done = 0
+    while True:
+        elapsed = clock() - start
+        if done >= warmup_runs and elapsed >= warmup_ns:
+            break
+        if max_ns is not None and elapsed >= max_ns:
+            break
+        call()
+        done += 1
+
+    durations: list[int] = []
+    record = durations.append
+    start = clock()
+    while True:
+        t0 = clock()
+        call()
+        t1 = clock()
+        record(t1 - t0)
+        # The end of the last call doubles as "now": one clock read fewer per iteration.
+        elapsed = t1 - start
+        if len(durations) >= min_runs and elapsed >= min_ns:
+            break
+        if max_ns is not None and elapsed >= max_ns:
+            break
+    return durations, (clock() - start) / _NS_PER_S
+
+
 def measure_latency(
     runner: Runner,
     batch: np.ndarray,
@@ -171,8 +218,9 @@ def measure_latency(
     min_runs: int = 1024,
     min_seconds: float = 2.0,
     max_seconds: float | None = 60.0,
+    measure_io: bool = True,
 ) -> LatencyStats:
-    """Time `runner.infer(batch)` after a warm-up.
+    """Time `runner.run_native` on `batch` converted once to the model's input type, after a warm-up.
 
     Warm-up runs until at least `warmup_runs` calls AND `warmup_seconds` have passed. The timed
     phase then runs until at least `min_runs` calls AND `min_seconds` have passed ("1,024 runs or
@@ -180,29 +228,37 @@ def measure_latency(
     reached, so a slow model cannot hang a benchmark. Each phase gets its own `max_seconds` budget,
     and the timed phase always makes at least one call.
 
+    The I/O conversion (`to_native(batch)` + `from_native(output)`) is then timed the same way with
+    an eighth of the runs and seconds (it is cheap and steady) and reported as `io_p50_ms`.
+
     Args:
         runner: an active runner.
-        batch: the input passed unchanged to every call (float32 NHWC for edgekit runners).
+        batch: float32 samples of the model's input shape, values in its float range.
         warmup_runs: minimum number of untimed warm-up calls.
         warmup_seconds: minimum duration of the warm-up, in seconds.
         min_runs: minimum number of timed calls.
         min_seconds: minimum duration of the timed phase, in seconds.
         max_seconds: cap on each phase, in seconds; None for no cap.
+        measure_io: False skips the I/O conversion timing (`io_p50_ms` is None).
 
     Returns:
         Statistics over the timed calls.
 
     Raises:
         ValueError: if the runner is not active or an argument is out of range.
-        EdgekitError: whatever `runner.infer` raises for a bad batch (e.g. `InputSpecError`).
+        EdgekitError: whatever the runner raises for a bad batch (e.g. `InputSpecError`).
     """
     _check_args(runner, batch, warmup_runs, warmup_seconds, min_runs, min_seconds, max_seconds)
     warmup_ns = int(warmup_seconds * _NS_PER_S)
     min_ns = int(min_seconds * _NS_PER_S)
     max_ns = None if max_seconds is None else int(max_seconds * _NS_PER_S)
-    infer = runner.infer  # bound once so the timed loop does no attribute lookup
+    native = runner.to_native(batch)  # checks the batch; outside the timed region
+    out = runner.run_native(native)  # checks the output once, so the timed calls take the fast path
+    run = runner.run_native  # bound once so the timed loop does no attribute lookup
     clock = time.perf_counter_ns
 
+    # The loops are written out rather than shared with the I/O timing below: a helper taking a
+    # lambda would add a Python call to every timed call.
     start = clock()
     done = 0
     while True:
@@ -211,7 +267,7 @@ def measure_latency(
             break
         if max_ns is not None and elapsed >= max_ns:
             break
-        infer(batch)
+        run(native)
         done += 1
 
     durations: list[int] = []
@@ -219,7 +275,7 @@ def measure_latency(
     start = clock()
     while True:
         t0 = clock()
-        infer(batch)
+        run(native)
         t1 = clock()
         record(t1 - t0)
         # The end of the last call doubles as "now": one clock read fewer per iteration.
@@ -229,4 +285,22 @@ def measure_latency(
         if max_ns is not None and elapsed >= max_ns:
             break
     total_s = (clock() - start) / _NS_PER_S
-    return summarise(durations, batch_size=int(batch.shape[0]), threads=runner.num_threads, total_s=total_s)
+    io_p50: float | None = None
+    if measure_io:
+        to_native, from_native = runner.to_native, runner.from_native
+
+        def convert() -> None:
+            to_native(batch)
+            from_native(out)
+
+        io, _ = _time_calls(
+            convert,
+            warmup_runs=min(warmup_runs, 10),
+            warmup_ns=0,
+            min_runs=max(1, min_runs // 8),
+            min_ns=min_ns // 8,
+            max_ns=None if max_ns is None else max(1, max_ns // 8),
+        )
+        io_p50 = float(np.percentile(np.asarray(io, dtype=np.float64), 50.0)) / _NS_PER_MS
+    stats = summarise(durations, batch_size=int(batch.shape[0]), threads=runner.num_threads, total_s=total_s)
+    return replace(stats, io_p50_ms=io_p50)

@@ -182,7 +182,7 @@ def measure_peak_details(
         BenchmarkError: if a child fails or prints no JSON.
     """
     from benchmarks.errors import BenchmarkError
-    from benchmarks.harness import worker_env
+    from benchmarks.harness import module_command, worker_env
 
     if not thread_counts or any(t < 1 for t in thread_counts):
         raise ValueError(f"thread_counts must be one or more counts >= 1, got {list(thread_counts)}.")
@@ -190,7 +190,7 @@ def measure_peak_details(
         raise ValueError(f"seconds must be above 0 and size 1 or more, got {seconds} and {size}.")
     results: dict[int, dict[str, Any]] = {}
     for threads in thread_counts:
-        cmd = [sys.executable, "-m", "benchmarks.peak", "--threads", str(threads)]
+        cmd = [*module_command("benchmarks.peak"), "--threads", str(threads)]
         cmd += ["--seconds", repr(float(seconds)), "--size", str(size)]
         try:
             proc = subprocess.run(

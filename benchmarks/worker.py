@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from benchmarks.errors import BenchmarkError
 from benchmarks.latency import measure_latency
 from runtimes.errors import EdgekitError
 from runtimes.registry import make_runner, runner_class
+from runtimes.spec import ModelSpec
 
 _NS_PER_MS = 1_000_000
 # ONNX Runtime's graph optimisation levels (runtimes.ort_runner.GRAPH_OPT_LEVELS, repeated here so
@@ -82,7 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Time cold start and latency of one model at one thread count; prints one JSON object.",
     )
     parser.add_argument("--model", required=True, type=Path, help="model file (.tflite, .onnx, .keras)")
-    parser.add_argument("--inputs", required=True, type=Path, help="float32 [N, 28, 28, 1] images (.npy)")
+    parser.add_argument(
+        "--inputs",
+        required=True,
+        type=Path,
+        help="float32 .npy of images or vectors matching the model's input (values in its float range)",
+    )
     parser.add_argument(
         "--threads", type=_positive_int, default=None, help="runtime threads (default: the runtime's own)"
     )
@@ -118,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def runner_options(model: Path, xnnpack: bool | None, graph_optimization: str | None) -> dict[str, object]:
+def runner_options(model: Path, xnnpack: bool | None, graph_optimization: str | None) -> dict[str, Any]:
     """Keyword arguments for the model's runner from the sweep options, refusing ones that do not apply.
 
     Args:
@@ -149,10 +155,10 @@ def runner_options(model: Path, xnnpack: bool | None, graph_optimization: str | 
 
 
 def load_inputs(path: Path) -> np.ndarray:
-    """Load the benchmark images.
+    """Load the benchmark inputs (checked against the model's spec later, in `check_inputs`).
 
     Args:
-        path: a `.npy` file holding a non-empty float32 array of images (first axis = image).
+        path: a `.npy` file holding a non-empty float32 array of samples (first axis = sample).
 
     Returns:
         The array, C-contiguous.
@@ -171,24 +177,41 @@ def load_inputs(path: Path) -> np.ndarray:
         raise BenchmarkError(f"inputs file {path} is not a single .npy array.")
     if data.dtype != np.float32:
         raise BenchmarkError(
-            f"inputs file {path} holds {data.dtype}; expected float32 images scaled to 0..1."
+            f"inputs file {path} holds {data.dtype}; expected float32 values in the model's input range."
         )
     if data.ndim < 2 or data.shape[0] == 0:
         raise BenchmarkError(
-            f"inputs file {path} has shape {data.shape}; expected a non-empty batch of images."
+            f"inputs file {path} has shape {data.shape}; expected a non-empty batch of samples."
         )
     return np.ascontiguousarray(data)
 
 
+def check_inputs(path: Path, inputs: np.ndarray, spec: ModelSpec, model: Path) -> None:
+    """Refuse inputs whose sample shape is not the model's, on one line, before anything is timed.
+
+    Raises:
+        BenchmarkError: the shapes differ (dynamic model dimensions match anything).
+    """
+    tail = spec.input_tail
+    fits = inputs.ndim == len(tail) + 1 and all(
+        d is None or d == got for d, got in zip(tail, inputs.shape[1:], strict=False)
+    )
+    if not fits:
+        raise BenchmarkError(
+            f"inputs file {path} holds shape {inputs.shape}; {model.name} takes {spec.input_text()} "
+            f"({spec.describe()})."
+        )
+
+
 def make_batch(inputs: np.ndarray, batch_size: int) -> np.ndarray:
-    """The first `batch_size` images, repeating them cyclically when there are fewer.
+    """The first `batch_size` samples, repeating them cyclically when there are fewer.
 
     Args:
-        inputs: images, first axis = image (at least one).
-        batch_size: images wanted.
+        inputs: samples, first axis = sample (at least one).
+        batch_size: samples wanted.
 
     Returns:
-        A C-contiguous array of `batch_size` images, so the runner does not copy it on each call.
+        A C-contiguous array of `batch_size` samples, so the runner does not copy it on each call.
     """
     if inputs.shape[0] >= batch_size:
         return np.ascontiguousarray(inputs[:batch_size])
@@ -220,7 +243,7 @@ def peak_rss_mb() -> float | None:
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
-    """Load the model, time the first inference, then time each batch size.
+    """Load the model, check the inputs against its spec, time the first inference, then each batch size.
 
     Args:
         args: parsed command line (see `build_parser`).
@@ -239,6 +262,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
     runner.activate()
     try:
         t1 = time.perf_counter_ns()
+        check_inputs(args.inputs, inputs, runner.model_spec(), args.model)
+        t1b = time.perf_counter_ns()  # the shape check is neither load nor inference
         runner.infer(make_batch(inputs, 1))
         t2 = time.perf_counter_ns()
         results = []
@@ -271,9 +296,9 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
         "threads": args.threads,
         "options": {"xnnpack": xnnpack, "graph_optimization": level},
         "delegated": delegated,
-        "load_ms": (t2 - t0) / _NS_PER_MS,
+        "load_ms": (t1 - t0 + t2 - t1b) / _NS_PER_MS,
         "activate_ms": (t1 - t0) / _NS_PER_MS,
-        "first_inference_ms": (t2 - t1) / _NS_PER_MS,
+        "first_inference_ms": (t2 - t1b) / _NS_PER_MS,
         "peak_rss_mb": peak_rss_mb(),
         "results": results,
     }

@@ -7,8 +7,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from runtimes.base import FloatArray, Runner, TensorSpec
+from runtimes.base import Runner
 from runtimes.errors import ModelLoadError, RuntimeUnavailableError
+from runtimes.spec import ModelSpec, TensorSpec
 from runtimes.tf_import import import_keras, import_tensorflow
 
 
@@ -57,8 +58,8 @@ class KerasRunner(Runner):
     name: ClassVar[str] = "keras"
     suffixes: ClassVar[tuple[str, ...]] = (".keras",)
 
-    def __init__(self, model_path: Any, *, num_threads: int | None = None) -> None:
-        super().__init__(model_path, num_threads=num_threads)
+    def __init__(self, model_path: Any, *, num_threads: int | None = None, spec: ModelSpec | None = None) -> None:
+        super().__init__(model_path, num_threads=num_threads, spec=spec)
         self._model: Any = None
         self._fn: Any = None
 
@@ -97,5 +98,5 @@ class KerasRunner(Runner):
         shape = tuple(None if d is None else int(d) for d in self._model.output_shape)
         return TensorSpec("output", shape, "float32")
 
-    def _infer(self, batch: FloatArray) -> FloatArray:
-        return np.asarray(self._fn(batch).numpy(), dtype=np.float32)
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self._fn(x).numpy(), dtype=np.float32)

@@ -8,6 +8,7 @@ from typing import Any
 
 from runtimes.base import Runner
 from runtimes.errors import ModelLoadError
+from runtimes.spec import ModelSpec
 
 # suffix -> "module:Class"; imported on demand so a board without TensorFlow can still list them.
 RUNNERS: dict[str, str] = {
@@ -28,9 +29,19 @@ def runner_class(model_path: Path | str) -> type[Runner]:
     return cls
 
 
-def make_runner(model_path: Path | str, *, num_threads: int | None = None, **options: Any) -> Runner:
-    """A runner for `model_path` chosen by its suffix (not yet active)."""
-    return runner_class(model_path)(model_path, num_threads=num_threads, **options)
+def make_runner(
+    model_path: Path | str, *, num_threads: int | None = None, spec: ModelSpec | None = None, **options: Any
+) -> Runner:
+    """A runner for `model_path` chosen by its suffix (not yet active).
+
+    Args:
+        model_path: the model file.
+        num_threads: runtime threads (None: the runtime's default).
+        spec: the spec the file is expected to have (e.g. from manifest.json), or None.
+        **options: runner-specific options (`use_xnnpack`, `graph_optimization`, ...).
+    """
+    cls = runner_class(model_path)
+    return cls(model_path, num_threads=num_threads, spec=spec, **options)
 
 
 def runtime_versions() -> dict[str, str | None]:

@@ -7,11 +7,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from runtimes.base import FloatArray, Runner, TensorSpec, dequantize, quantize
+from runtimes.base import Runner
 from runtimes.capture import native_output
-from runtimes.errors import ModelLoadError, RuntimeUnavailableError
-
-_FLOAT32 = np.dtype(np.float32)
+from runtimes.errors import ModelLoadError, RuntimeUnavailableError, one_line
+from runtimes.spec import ModelSpec, TensorSpec
 
 # Order of preference. tflite_runtime 2.14 (its last release) is built against numpy 1 and fails at
 # first use under numpy 2 ("_ARRAY_API not found"), so it is only tried with numpy<2.
@@ -89,11 +88,6 @@ def _spec(detail: dict[str, Any]) -> TensorSpec:
     )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:300] or type(exc).__name__
-
-
 def looks_like_tflite(head: bytes) -> bool:
     """TFLite flatbuffers carry the file identifier `TFL3` at bytes 4..8."""
     return len(head) >= 8 and head[4:8] == b"TFL3"
@@ -107,6 +101,7 @@ class TFLiteRunner(Runner):
         num_threads: interpreter threads (None: the runtime's default).
         backend: force one of `BACKENDS` instead of the first available.
         use_xnnpack: False disables the default XNNPACK delegate (reference kernels only).
+        spec: the expected model spec (see `Runner`).
     """
 
     name: ClassVar[str] = "tflite"
@@ -119,17 +114,16 @@ class TFLiteRunner(Runner):
         num_threads: int | None = None,
         backend: str | None = None,
         use_xnnpack: bool = True,
+        spec: ModelSpec | None = None,
     ) -> None:
-        super().__init__(model_path, num_threads=num_threads)
+        super().__init__(model_path, num_threads=num_threads, spec=spec)
         self._requested_backend = backend
         self.use_xnnpack = use_xnnpack
         self._backend = ""
         self._interp: Any = None
         self._in_spec = self._out_spec = TensorSpec("", (), "float32")
         self._in_index = self._out_index = 0
-        self._in_dtype = np.dtype(np.float32)
-        self._quant_in = self._quant_out = False
-        # The interpreter's bound methods, looked up once per activation for _infer (see there).
+        # The interpreter's bound methods, looked up once per activation for _run (see there).
         self._set_tensor: Any = None
         self._invoke: Any = None
         self._get_tensor: Any = None
@@ -183,7 +177,7 @@ class TFLiteRunner(Runner):
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelLoadError(
                 f"{self.model_path} has {len(inputs)} inputs and {len(outputs)} outputs; "
-                "edgekit runs single-input, single-output image classifiers."
+                "edgekit runs single-input, single-output models."
             )
         self._batch = int(self._in["shape"][0])
         self._set_tensor = self._interp.set_tensor
@@ -194,9 +188,6 @@ class TFLiteRunner(Runner):
         self._in_spec, self._out_spec = _spec(self._in), _spec(self._out)
         # Plain ints: pybind converts them faster than numpy integers on every call.
         self._in_index, self._out_index = int(self._in["index"]), int(self._out["index"])
-        self._in_dtype = np.dtype(self._in["dtype"])
-        self._quant_in = self._in_spec.scale is not None
-        self._quant_out = self._out_spec.scale is not None
 
     def _deactivate(self) -> None:
         self._interp = self._set_tensor = self._invoke = self._get_tensor = None
@@ -213,35 +204,35 @@ class TFLiteRunner(Runner):
         ops = self._interp._get_ops_details()
         return any(op.get("op_name") == "DELEGATE" for op in ops)
 
-    def _resize(self, n: int) -> None:
+    def _prepare(self, shape: tuple[int, ...]) -> None:
+        n = shape[0]
         if n == self._batch:
             return
-        shape = [n, *[int(d) for d in self._in["shape"][1:]]]
-        self._interp.resize_tensor_input(self._in["index"], shape, strict=False)
-        self._interp.allocate_tensors()
+        try:
+            self._interp.resize_tensor_input(self._in["index"], list(shape), strict=False)
+            self._interp.allocate_tensors()
+        except (RuntimeError, ValueError) as exc:
+            raise ModelLoadError(
+                f"{self.model_path} could not be resized to a batch of {n}: {one_line(exc)}; re-export it."
+            ) from exc
         self._in = self._interp.get_input_details()[0]
         self._out = self._interp.get_output_details()[0]
         self._cache_io()
         self._batch = n
 
-    def _infer(self, batch: FloatArray) -> FloatArray:
-        # Hot path (~40 µs per call at batch 1): cached flags, indices and bound methods only, and
-        # the interpreter's public set_tensor/invoke/get_tensor, so a timed call costs what a user's
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        # Hot path (~40 µs per call at batch 1): cached indices and bound methods only, and the
+        # interpreter's public set_tensor/invoke/get_tensor, so a timed call costs what a user's
         # hand-written loop costs (benchmarks.harness_check compares the two).
         # The try costs nothing in Python 3.11+ until something raises.
+        # The batch size is settled in _prepare (the checked path) before a new shape gets here.
         try:
-            if batch.shape[0] != self._batch:
-                self._resize(batch.shape[0])
-            self._set_tensor(
-                self._in_index, quantize(batch, self._in_spec, self._in_dtype) if self._quant_in else batch
-            )
+            self._set_tensor(self._in_index, x)
             self._invoke()
             out: np.ndarray = self._get_tensor(self._out_index)
         except (RuntimeError, ValueError) as exc:
             # A damaged model can load and still fail when a kernel is prepared ("NumInputs(node) != 2").
             raise ModelLoadError(
-                f"{self.model_path} could not be run as a TFLite model: {_first_line(exc)}; re-export it."
+                f"{self.model_path} could not be run as a TFLite model: {one_line(exc)}; re-export it."
             ) from exc
-        if self._quant_out:
-            return dequantize(out, self._out_spec)
-        return out if out.dtype is _FLOAT32 or out.dtype == _FLOAT32 else out.astype(np.float32)
+        return out

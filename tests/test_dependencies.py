@@ -11,6 +11,7 @@ from tests.conftest import REPO
 
 LIGHT_IMPORTS = [
     "runtimes",
+    "runtimes.spec",
     "runtimes.tflite_runner",
     "runtimes.ort_runner",
     "runtimes.keras_runner",
@@ -18,6 +19,7 @@ LIGHT_IMPORTS = [
     "benchmarks.latency",
     "benchmarks.harness",
     "benchmarks.worker",
+    "benchmarks.harness_check",
     "toolkit.cli",
     "toolkit.data.mnist",
     "toolkit.run.pipeline",
