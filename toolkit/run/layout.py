@@ -9,11 +9,14 @@ import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exporters.files import sha256_file, write_json_atomic
 from toolkit import __version__
 from toolkit.errors import RunDirError
+
+if TYPE_CHECKING:
+    from runtimes.spec import ModelSpec
 
 SCHEMA_VERSION = 1
 RUNS_DIR = Path("runs")
@@ -228,3 +231,13 @@ def reference_sha(manifest: dict[str, Any]) -> str | None:
     ref = next((e for e in manifest["artifacts"] if e["name"] == REFERENCE_NAME), None)
     return None if ref is None else str(ref["sha256"])
 
+
+
+def entry_spec(entry: dict[str, Any]) -> ModelSpec | None:
+    """The ModelSpec a manifest entry records (None for manifests written before specs were stored)."""
+    data = entry.get("model_spec")
+    if data is None:
+        return None
+    from runtimes.spec import ModelSpec
+
+    return ModelSpec.from_dict(data)

@@ -231,7 +231,8 @@ def bench_step(
             "min_runs": settings.min_runs,
             "min_seconds": settings.min_seconds,
             "max_seconds": settings.max_seconds,
-            "timer": "perf_counter_ns around runner.infer (numpy in and out); fresh process per configuration",
+            "timer": "perf_counter_ns around runner.run_native on input already in the model's input type; "
+            "io_p50_ms is the float32<->model-type conversion on its own; fresh process per configuration",
             "load_ms": "cold start in the fresh process: runtime import + model load + first inference",
             "gflops": "FLOPs per image (2 × MACs of conv/dense layers, counted from the model) × batch / p50",
         },

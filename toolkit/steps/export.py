@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exporters.base import NEEDS_CALIBRATION, OPT_IN, SUPPORTED, ExportFormat, Precision, artifact_name
 from toolkit.data.mnist import Mnist, calibration_sample, load_mnist
 from toolkit.errors import ToolkitError
 from toolkit.progress import ProgressCallback, as_progress
 from toolkit.run import layout as A
+
+if TYPE_CHECKING:
+    from runtimes.spec import ModelSpec
 
 
 def parse_targets(
@@ -40,12 +43,15 @@ def export_step(
     from exporters.onnx_export import export_onnx
     from exporters.tflite_export import export_tflite
     from runtimes.keras_runner import load_keras_model
+    from runtimes.spec import spec_from_tensors
 
     model_path = A.require_file(run_dir, A.MODEL_FILE, "run `edgekit train` first (it writes model.keras)")
     if calibration_size < 1:
         raise ToolkitError(f"--calibration-size must be 1 or more, got {calibration_size}.")
     reference = A.reference_entry(run_dir)
     model = load_keras_model(model_path)
+    spec = model_spec_of(model)
+    reference["model_spec"] = spec.to_dict()
     calibration = None
     if any(p in NEEDS_CALIBRATION for _, p in targets):
         data = data or load_mnist()
@@ -72,7 +78,29 @@ def export_step(
         exporter = export_tflite if fmt is ExportFormat.TFLITE else export_onnx
         result = exporter(model, out_dir, precision=precision, calibration_data=calibration)
         # The manifest grows artifact by artifact, so an interrupted export keeps what it finished.
-        manifest = A.write_manifest(run_dir, [result.manifest_entry(run_dir)], extra)
+        entry = result.manifest_entry(run_dir)
+        # The file's own tensors (dtype, quantization) with what the Keras model means by them.
+        entry["model_spec"] = spec_from_tensors(
+            result.input_spec,
+            result.output_spec,
+            value_range=spec.value_range,
+            output_kind=spec.output_kind,
+            class_names=spec.class_names,
+        ).to_dict()
+        manifest = A.write_manifest(run_dir, [entry], extra)
         p.advance(task)
     p.update(task, description="export: done")
     return manifest
+
+
+def model_spec_of(model: Any) -> ModelSpec:
+    """The ModelSpec of a Keras model: its shapes, with the reference CNN's meaning (pixels 0..1, digits)
+    when it has the reference's shapes."""
+    from runtimes.spec import spec_from_keras
+    from toolkit.model.reference import reference_spec
+
+    spec = spec_from_keras(model)
+    ref = reference_spec()
+    if spec.mismatch(ref) is None:
+        return spec.with_options(value_range=ref.value_range, class_names=ref.class_names)
+    return spec

@@ -12,6 +12,7 @@ import numpy as np
 
 from exporters.files import write_json_atomic
 from runtimes.registry import make_runner
+from runtimes.spec import ModelSpec
 from toolkit.data.mnist import Mnist, load_mnist, to_model_input
 from toolkit.errors import RunDirError, ToolkitError
 from toolkit.progress import ProgressCallback, as_progress
@@ -83,9 +84,14 @@ class ParityRow:
         }
 
 
-def predict_all(path: Path, images: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, str]:
-    """Probabilities for every image, in batches, with the artifact's own runtime."""
-    with make_runner(path) as runner:
+def predict_all(
+    path: Path, images: np.ndarray, batch_size: int = 1000, *, spec: ModelSpec | None = None
+) -> tuple[np.ndarray, str]:
+    """Probabilities for every image, in batches, with the artifact's own runtime.
+
+    `spec` (the manifest's) makes a file whose input or output no longer matches it a one-line error.
+    """
+    with make_runner(path, spec=spec) as runner:
         out = [runner.infer(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
         return np.concatenate(out), runner.backend()
 
@@ -146,20 +152,21 @@ def run_parity(
     Args:
         reference: (manifest entry, path) of the Keras model.
         artifacts: (manifest entry, path) of each export to compare.
-        images: float32 `[N, 28, 28, 1]` test images.
+        images: float32 test inputs in the model's input shape and value range.
         labels: integer labels `[N]`.
         on_done: called after each row, for progress displays.
     """
     ref_entry, ref_path = reference
     t0 = time.perf_counter()
-    ref_probs, ref_backend = predict_all(ref_path, images)
+    ref_spec = A.entry_spec(ref_entry)
+    ref_probs, ref_backend = predict_all(ref_path, images, spec=ref_spec)
     ref_acc = float((ref_probs.argmax(1) == labels).mean())
     rows = [check_row(ref_entry, ref_probs, ref_probs, labels, ref_acc, time.perf_counter() - t0, ref_backend)]
     if on_done:
         on_done(rows[0])
     for entry, path in artifacts:
         t0 = time.perf_counter()
-        probs, backend = predict_all(path, images)
+        probs, backend = predict_all(path, images, spec=A.entry_spec(entry) or ref_spec)
         row = check_row(entry, probs, ref_probs, labels, ref_acc, time.perf_counter() - t0, backend)
         rows.append(row)
         if on_done:

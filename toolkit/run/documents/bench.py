@@ -49,6 +49,9 @@ class BenchRow(Part):
     quantiles_ms: list[float] | None = Field(None, description="The 0th to 100th percentiles (101 values).")
     noisy: bool | None = None
     noise: str | None = Field(None, description="Why the configuration looks noisy; None when it does not.")
+    io_p50_ms: float | None = Field(
+        None, description="p50 of converting the batch to the model's input type and its output back to float32."
+    )
     options: RunnerOptions | None = None
     delegated: bool | None = Field(None, description="TFLite: whether a delegate (XNNPACK) ran the graph.")
     activate_ms: float | None = None
