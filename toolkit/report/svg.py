@@ -77,6 +77,9 @@ def to_inline_svg(fig: Any, chart_id: str, title: str, tips: Tips) -> str:
     # Inline SVG in HTML needs no namespace declarations; dropping them leaves no URL in the page.
     text = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", text)
     text = re.sub(r'\s+(width|height)="[\d.]+pt"', "", text, count=2)
+    # matplotlib numbers its elements per figure (figure_1, axes_1, ...): prefix them so ids stay unique
+    # across the page's charts. Marks already carry the chart id.
+    text = re.sub(r'(id="|url\(#|href="#)(?!chart-)', rf"\g<1>{chart_id}-", text)
     text = text.replace(
         "<svg", f'<svg class="chart" id="{chart_id}" role="img" aria-label="{html.escape(title)}"', 1
     )
