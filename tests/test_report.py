@@ -14,7 +14,6 @@ import sys
 import time
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -161,7 +160,8 @@ def _board(run: RunDocs) -> RunDocs:
 def test_saved_run_renders_three_charts_naming_every_artifact() -> None:
     run = _saved()
     assert run.bench is not None
-    assert run.label == "AMD EPYC · x86_64 · 2 cores" == machine_label(run.bench) == machine_label(run.bench["environment"])
+    label = "AMD EPYC · x86_64 · 2 cores"
+    assert run.label == label == machine_label(run.bench) == machine_label(run.bench["environment"])
     html = render_html([run])
     assert html.startswith("<!DOCTYPE html>")
     tags = _parse(html).tags

@@ -265,7 +265,8 @@ def chart_pareto(report: Report) -> str | None:
             ncol=len(handles) if len(handles) <= 7 else 4,
             fontsize=8.5,
             labelcolor=INK,
-            handletextpad=0.5,
+            handletextpad=1.0,
+            handlelength=2.6,
             columnspacing=1.6,
             borderaxespad=0.2,
         )
