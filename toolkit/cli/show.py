@@ -55,8 +55,8 @@ def print_recommendation(parity: dict[str, Any] | None, bench: dict[str, Any] | 
     rec = recommend(parity, bench)
     if rec:
         out.print(
-            f"[bold green]Recommended:[/] {rec['artifact']} on {rec['runtime']} "
-            f"(fastest that passed parity: b{rec['batch_size']} p50 {rec['p50_ms']:.3f} ms, "
-            f"{rec['threads']} thread(s), accuracy {100 * rec['accuracy']:.2f} %)",
+            f"[bold green]Recommended:[/] {rec.artifact} on {rec.runtime} "
+            f"(fastest that passed parity: b{rec.batch_size} p50 {rec.p50_ms:.3f} ms, "
+            f"{rec.threads} thread(s), accuracy {100 * (rec.accuracy or 0):.2f} %)",
             highlight=False,
         )

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from exporters.base import ExportFormat, Precision, artifact_name
-from exporters.files import sha256_file, write_json_atomic, write_text_atomic
+from exporters.files import sha256_file, write_json_atomic
 from toolkit.data.mnist import Mnist
 from toolkit.errors import RunDirError
 from toolkit.model.reference import TrainConfig
@@ -25,22 +25,9 @@ from toolkit.steps.train import train_step
 # -- report ------------------------------------------------------------------------------------------
 def report_step(run_dir: Path) -> tuple[Path, Path]:
     """Write report.md and report.html from whichever of train/manifest/parity/bench JSON files exist."""
-    from benchmarks.html_report import render_html
-    from toolkit.remote import remote_results
-    from toolkit.report import load_run, machine_label, render_remote, render_report
+    from toolkit.report import write_report
 
-    run = load_run(run_dir)
-    # Boards measured with `bench --remote` / `verify --remote` (RUN_DIR/remote/<host>/) join the report.
-    remotes = remote_results(run_dir)
-    boards = [
-        {"name": host, "label": machine_label(docs["bench"]), "bench": docs["bench"]}
-        for host, docs in remotes.items()
-        if docs.get("bench")
-    ]
-    md, html = run_dir / A.REPORT_MD, run_dir / A.REPORT_HTML
-    write_text_atomic(md, render_report(run_dir.name, run) + render_remote(remotes))
-    write_text_atomic(html, render_html([run, *boards]))
-    return md, html
+    return write_report(run_dir)
 
 
 # -- the whole pipeline, resumable ---------------------------------------------------------------------

@@ -23,7 +23,7 @@ class DocumentError(RunDirError):
     """A run document is missing, not JSON, of another schema version, or does not match its model.
 
     A `RunDirError` (so a `ToolkitError`: one line, exit 1), so callers that caught the errors of
-    `toolkit.artifacts.read_json`/`load_manifest` keep working when they switch to `load_document`.
+    `toolkit.run.layout.read_json`/`load_manifest` keep working when they switch to `load_document`.
     """
 
 

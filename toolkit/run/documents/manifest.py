@@ -1,4 +1,4 @@
-"""manifest.json: every artifact of a run with its sha256 (`toolkit.artifacts.write_manifest`)."""
+"""manifest.json: every artifact of a run with its sha256 (`toolkit.run.layout.write_manifest`)."""
 
 from __future__ import annotations
 

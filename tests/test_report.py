@@ -1,22 +1,35 @@
-"""benchmarks.html_report: structure from the saved reference run, escaping, optional fields, and a real
-render in headless Chromium (skipped when Chromium is not installed; CI installs it)."""
+"""toolkit.report: report.md and report.html from the saved reference run (structure, escaping, optional
+fields, determinism, md and html agreeing), and a real render in headless Chromium (skipped when Chromium
+is not installed; CI installs it)."""
 
 from __future__ import annotations
 
 import copy
 import itertools
+import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from benchmarks.html_report import config_label, load_run, machine_label, main, recommend, render_html
 from tests.conftest import REPO
+from toolkit.report import (
+    RunDocs,
+    build_report,
+    config_label,
+    load_run,
+    machine_label,
+    merge_reports,
+    recommend,
+    render_markdown,
+    write_report,
+)
+from toolkit.report import render_html as _render_html
 
 SAVED = REPO / "benchmarks" / "results" / "2026-11-29-x86_64-epyc-2cpu"
 CHART_IDS = ("chart-pareto", "chart-latency", "chart-batch")
@@ -69,15 +82,21 @@ def _svg(html: str, chart_id: str) -> str:
     return match.group(0)
 
 
-def _saved(name: str | None = None, label: str | None = None) -> dict[str, Any]:
+def render_html(runs: list[RunDocs]) -> str:
+    return _render_html(build_report(runs, kind="merged"))
+
+
+def _saved(name: str | None = None, label: str | None = None) -> RunDocs:
     return load_run(SAVED, name=name, label=label)
 
 
 def _artifacts() -> list[str]:
-    return [a["name"] for a in _saved()["manifest"]["artifacts"]]
+    manifest = _saved().manifest
+    assert manifest is not None
+    return [a["name"] for a in manifest["artifacts"]]
 
 
-def _board(run: dict[str, Any]) -> dict[str, Any]:
+def _board(run: RunDocs) -> RunDocs:
     """A second machine for side-by-side tests, derived from the saved run and labelled as test data.
 
     Latencies are scaled, thread counts changed to 1 and 4, Keras dropped (a board without TensorFlow),
@@ -85,9 +104,10 @@ def _board(run: dict[str, Any]) -> dict[str, Any]:
     pct_of_peak, options (XNNPACK off, an ORT level), noisy/noise and a throttled environment.
     """
     board = copy.deepcopy(run)
-    board["name"] = "synthetic-board"
-    board["label"] = "Synthetic board (test data) · aarch64 · 4 cores"
-    bench = board["bench"]
+    board.name = "synthetic-board"
+    board.label = "Synthetic board (test data) · aarch64 · 4 cores"
+    bench = board.bench
+    assert bench is not None
     bench["environment"].update(
         cpu_model="Synthetic Cortex-A72 (test data)",
         machine="aarch64",
@@ -139,7 +159,9 @@ def _board(run: dict[str, Any]) -> dict[str, Any]:
 # -- structure --------------------------------------------------------------------------------------------
 def test_saved_run_renders_three_charts_naming_every_artifact() -> None:
     run = _saved()
-    assert run["label"] == "AMD EPYC · x86_64 · 2 cores" == machine_label(run["bench"]["environment"])
+    assert run.bench is not None
+    label = "AMD EPYC · x86_64 · 2 cores"
+    assert run.label == label == machine_label(run.bench) == machine_label(run.bench["environment"])
     html = render_html([run])
     assert html.startswith("<!DOCTYPE html>")
     tags = _parse(html).tags
@@ -155,12 +177,12 @@ def test_saved_run_renders_three_charts_naming_every_artifact() -> None:
     # The environment, the recommendation and table values of the saved run.
     assert "AMD EPYC" in html and "onnxruntime 1.32.0" in html and "ai_edge_litert 2.3.0" in html
     assert '<div class="rec-name">tflite-int8-dynamic</div>' in html
-    rec = recommend(run["parity"], run["bench"])
+    rec = recommend(run.parity, run.bench)
     assert rec is not None
-    best = max(r["throughput_ips"] for r in run["bench"]["results"])
-    assert "98.81 %" in html and f"{rec['p50_ms']:.4f}"[:6] in html and f"{best:,.0f}" in html and "592,074" in html
+    best = max(r["throughput_ips"] for r in run.bench["results"])
+    assert "98.81 %" in html and f"{rec.p50_ms:.4f}"[:6] in html and f"{best:,.0f}" in html and "592,074" in html
     assert "WARNING" not in html  # not throttled
-    noisy = sum(bool(r.get("noisy")) for r in run["bench"]["results"])
+    noisy = sum(bool(r.get("noisy")) for r in run.bench["results"])
     assert (f"{noisy} noisy measurement" in html) == (noisy > 0)
 
 
@@ -168,27 +190,30 @@ def test_report_is_self_contained() -> None:
     html = render_html([_saved(), _board(_saved())])
     parser = _parse(html)
     for tag, attrs in parser.tags:
-        assert tag not in ("link", "img", "iframe", "object", "embed", "image", "use"), tag
+        assert tag not in ("link", "img", "iframe", "object", "embed", "image"), tag
         for key in ("src", "href", "xlink:href", "action", "srcset", "poster", "data"):
             if key in attrs:
                 value = attrs[key] or ""
                 assert "http" not in value and "//" not in value, (tag, key, value)
-                assert key == "href" and value.startswith("#"), (tag, key, value)  # in-page links only
+                # In-page links and matplotlib's <use> of its own marker definitions only.
+                assert key in ("href", "xlink:href") and value.startswith("#"), (tag, key, value)
     assert [t for t, _ in parser.tags].count("script") == 1
     assert "http" not in "".join(parser.scripts)
-    assert "url(" not in html and "@import" not in html and "@font-face" not in html
+    assert set(re.findall(r"url\((.)", html)) <= {"#"}  # clip paths defined in the same SVG
+    assert "@import" not in html and "@font-face" not in html
     assert "http" not in html  # nothing in the saved run or the report itself points outside
 
 
 def test_strings_from_the_json_are_escaped() -> None:
     evil = '<script>alert("x")</script>'
-    run = _saved(name=evil, label=f"{evil} & <b>board</b>")
-    run["bench"]["results"][0]["artifact"] = "keras<img src=x>"
-    run["bench"]["environment"]["cpu_model"] = "<i>cpu</i>"
+    run = _saved(name=evil, label=f"{evil} & <b>board</b> $x$")
+    assert run.bench is not None
+    run.bench["results"][0]["artifact"] = "keras<img src=x>"
+    run.bench["environment"]["cpu_model"] = "<i>cpu</i>"
     html = render_html([run])
     assert html.count("<script") == 1  # only the self-check
     assert "<img" not in html and "<i>cpu" not in html and "<b>board" not in html
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html  # Jinja2 (markupsafe) escapes " as &#34;
     assert "&amp; &lt;b&gt;board&lt;/b&gt;" in html
     assert "keras&lt;img src=x&gt;" in html and "&lt;i&gt;cpu&lt;/i&gt;" in html
     assert [t for t, _ in _parse(html).tags].count("script") == 1
@@ -198,7 +223,7 @@ def test_two_machines_side_by_side_and_one_without_parity() -> None:
     a = _saved(name="desktop", label="Desktop · x86_64 · 2 cores")
     b = _saved(name="desktop-again", label="Second machine · x86_64 · 2 cores")
     c = _saved(name="no-parity", label="Third machine")
-    c["parity"] = None
+    c.parity = None
     html = render_html([a, b, c])
     for label in ("Desktop · x86_64 · 2 cores", "Second machine · x86_64 · 2 cores", "Third machine"):
         assert label in html
@@ -226,7 +251,8 @@ def test_optional_bench_fields_are_shown_and_absent_ones_are_dashes() -> None:
     board = _board(_saved())
     # A run from an older edgekit: only the stable fields and peak RSS (the board keeps every field).
     saved = _saved()
-    saved["bench"]["results"] = [{k: r[k] for k in (*STABLE_FIELDS, "peak_rss_mb")} for r in saved["bench"]["results"]]
+    assert saved.bench is not None and board.bench is not None
+    saved.bench["results"] = [{k: r[k] for k in (*STABLE_FIELDS, "peak_rss_mb")} for r in saved.bench["results"]]
     html = render_html([saved, board])
     # Throttling banner and the noisy-row note, with what was recorded.
     assert "WARNING — CPU throttled" in html and "soft temperature limit" in html and "81.5 °C" in html
@@ -240,21 +266,22 @@ def test_optional_bench_fields_are_shown_and_absent_ones_are_dashes() -> None:
     latency = _svg(html, "chart-latency")
     assert "recorded percentiles" in latency and "rows without quantiles" in latency
     # Optional columns: values for the board, dashes for the saved run.
-    row = board["bench"]["results"][0]
+    row = board.bench["results"][0]
     assert f"{row['p90_ci_low_ms']:.3f}–{row['p90_ci_high_ms']:.3f}" in html
     assert "12.5 %" in html
     saved_table = html.split("All latency rows")[1]
     first_row = saved_table.split("<tbody><tr>")[1].split("</tr>")[0]
     assert first_row.count(">–<") == 4  # p90 CI, p95, GFLOP/s, % of peak
-    assert f"{saved['bench']['results'][0]['peak_rss_mb']:,.0f}" in first_row  # peak_rss_mb is present
+    assert f"{saved.bench['results'][0]['peak_rss_mb']:,.0f}" in first_row  # peak_rss_mb is present
 
 
 def test_rows_with_only_the_stable_fields_still_draw_every_chart() -> None:
     stable = ("artifact", "format", "precision", "runtime", "batch_size", "threads", "load_ms", "p50_ms", "p90_ms",
               "p99_ms", "mean_ms", "std_ms", "runs", "throughput_ips")  # fmt: skip
     run = _saved()
-    run["bench"]["results"] = [{k: r[k] for k in stable} for r in run["bench"]["results"]]
-    run["bench"]["environment"] = {}
+    assert run.bench is not None
+    run.bench["results"] = [{k: r[k] for k in stable} for r in run.bench["results"]]
+    run.bench["environment"] = {}
     html = render_html([run])
     assert html.count('<svg class="chart"') == 3
     for chart_id in CHART_IDS:
@@ -279,7 +306,7 @@ def test_missing_documents_leave_their_sections_out(present: tuple[str, ...], ch
     run = _saved()
     for key in ("train", "manifest", "parity", "bench"):
         if key not in present:
-            run[key] = None
+            setattr(run, key, None)
     html = render_html([run])
     assert html.count('<svg class="chart"') == charts
     assert ("<h2>Training</h2>" in html) == ("train" in present)
@@ -291,38 +318,122 @@ def test_missing_documents_leave_their_sections_out(present: tuple[str, ...], ch
 
 def test_no_runs_and_failed_parity() -> None:
     assert "No runs" in render_html([])
-    run = _saved()
-    for r in run["parity"]["results"]:
-        r["passed"] = False
-        r["failures"] = ["agreement 0.90 < 0.995"]
-    run["parity"]["passed"] = False
+    run = _failed_parity()
     html = render_html([run])
-    assert recommend(run["parity"], run["bench"]) is None
+    assert recommend(run.parity, run.bench) is None
     assert "No artifact passed parity" in html
     assert "✕ failed" in _svg(html, "chart-pareto") and "#dc2626" in _svg(html, "chart-pareto")
     assert html.count('class="badge fail">FAIL') == 7
+    assert "Parity failed" in html
+
+
+def _failed_parity() -> RunDocs:
+    run = _saved()
+    assert run.parity is not None
+    for r in run.parity["results"]:
+        r["passed"] = False
+        r["failures"] = ["agreement 0.90 < 0.995"]
+    run.parity["passed"] = False
+    return run
 
 
 def test_recommendation_is_the_fastest_batch1_row_that_passed_parity() -> None:
     run = _saved()
-    rec = recommend(run["parity"], run["bench"])
+    assert run.parity is not None and run.bench is not None
+    rec = recommend(run.parity, run.bench, run.manifest)
     assert rec is not None
-    b1 = [r for r in run["bench"]["results"] if r["batch_size"] == 1]
+    b1 = [r for r in run.bench["results"] if r["batch_size"] == 1]
     fastest = min(b1, key=lambda r: r["p50_ms"])
-    assert (rec["artifact"], rec["threads"], rec["batch_size"]) == (fastest["artifact"], fastest["threads"], 1)
-    assert rec["p50_ms"] == pytest.approx(fastest["p50_ms"])
-    for r in run["parity"]["results"]:
+    assert (rec.artifact, rec.threads, rec.batch_size) == (fastest["artifact"], fastest["threads"], 1)
+    assert rec.p50_ms == pytest.approx(fastest["p50_ms"])
+    assert rec.size_bytes == next(a["size_bytes"] for a in run.manifest["artifacts"] if a["name"] == rec.artifact)
+    for r in run.parity["results"]:
         if r["artifact"] == fastest["artifact"]:
             r["passed"] = False
-    rec = recommend(run["parity"], run["bench"])
+    rec = recommend(run.parity, run.bench)
     runner_up = min((r for r in b1 if r["artifact"] != fastest["artifact"]), key=lambda r: r["p50_ms"])
-    assert rec is not None and rec["artifact"] == runner_up["artifact"]
+    assert rec is not None and rec.artifact == runner_up["artifact"]
 
 
-def test_cli_writes_the_report(tmp_path: Path) -> None:
-    out = tmp_path / "report.html"
-    assert main([str(SAVED), "-o", str(out)]) == 0
-    assert out.read_text(encoding="utf-8") == render_html([load_run(SAVED)])
+# -- report.md --------------------------------------------------------------------------------------------
+def test_markdown_of_the_saved_run_is_the_saved_report_md() -> None:
+    """report.md keeps its tables and wording (the README quotes them): the saved one re-renders identically."""
+    run = _saved()
+    assert run.bench is not None
+    run.name = run.bench["run"]  # the run directory's name where `make run` wrote it
+    assert render_markdown(build_report([run])) == (SAVED / "report.md").read_text(encoding="utf-8")
+
+
+def _md_verdicts(md: str) -> dict[str, str]:
+    rows = md.split("## Parity")[1].split("\n\n")[2].splitlines()[2:]
+    return {r.split(" | ")[0].strip("| "): "pass" if r.rstrip(" |").endswith("pass") else "FAIL" for r in rows}
+
+
+def _html_verdicts(html: str) -> dict[str, str]:
+    body = html.split('<section id="parity">')[1].split("</tbody>")[0]
+    rows = re.findall(r'<tr><td class="nowrap">([^<]+)</td>.*?class="badge (pass|fail)"', body, re.S)
+    return {name: "pass" if verdict == "pass" else "FAIL" for name, verdict in rows}
+
+
+@pytest.mark.parametrize("failed", [False, True])
+def test_markdown_and_html_show_the_same_recommendation_and_parity_verdicts(failed: bool) -> None:
+    run = _failed_parity() if failed else _saved()
+    if not failed:  # one failure among passes: the recommendation moves on
+        assert run.parity is not None
+        run.parity["results"][3].update(passed=False, failures=["agreement 0.90 < 0.995"])
+        run.parity["passed"] = False
+    report = build_report([run])
+    md, html = render_markdown(report), _render_html(report)
+    rec = report.runs[0].recommendation
+    if failed:
+        assert rec is None and "No recommendation" in md and "No artifact passed parity" in html
+    else:
+        assert rec is not None and rec.artifact != "tflite-int8-dynamic"
+        assert f"**{rec.configuration}** on {rec.runtime}" in md
+        assert f'<div class="rec-name">{rec.configuration}</div>' in html
+    verdicts = _md_verdicts(md)
+    assert verdicts == _html_verdicts(html) and len(verdicts) == 7
+    assert list(verdicts.values()).count("FAIL") == (7 if failed else 1)
+
+
+# -- determinism and files --------------------------------------------------------------------------------
+_RENDER = (
+    "import sys; from pathlib import Path; from toolkit.report import build_report, load_run, render_html; "
+    "sys.stdout.write(render_html(build_report([load_run(Path(sys.argv[1]))])))"
+)
+
+
+def test_two_renders_of_the_same_run_are_byte_identical() -> None:
+    """No date, fixed ids (matplotlib's hash salt), fixed order: the same run gives the same bytes, even in
+    another process."""
+    first = _render_html(build_report([load_run(SAVED)]))
+    assert first == _render_html(build_report([load_run(SAVED)]))
+    proc = subprocess.run(
+        [sys.executable, "-c", _RENDER, str(SAVED)], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert proc.stdout == first
+    ids = re.findall(r' id="([^"]+)"', first)
+    assert len(ids) == len(set(ids))  # unique across the three charts and the page
+
+
+def test_write_report_and_merge_reports(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(SAVED, run)
+    board = tmp_path / "run" / "remote" / "pi" / "bench.json"
+    board.parent.mkdir(parents=True)
+    bench = json.loads((SAVED / "bench.json").read_text())
+    bench["remote"] = {"host": "pi@board"}
+    board.write_text(json.dumps(bench))
+    md, html = write_report(run)
+    assert md.read_text().startswith("# edgekit report: run `run`") and "## Remote boards" in md.read_text()
+    text = html.read_text()
+    assert "pi@board" in text and '<section id="remote">' in text
+    # The board is one more machine; without its own parity.json nothing on it is recommended.
+    assert text.count('class="rec-name"') == 1 and "No parity.json for this run" in text
+    md, html = merge_reports([SAVED, run / "bench.json"], tmp_path / "merged")
+    merged = md.read_text()
+    assert "## Side by side" in merged and f"`{SAVED.name}`" in merged and "`run`" in merged
+    assert '<section id="side-by-side">' in html.read_text()
 
 
 # -- a real browser ---------------------------------------------------------------------------------------
@@ -350,7 +461,7 @@ def test_chromium_renders_every_chart_without_errors(tmp_path: Path) -> None:
     report = tmp_path / "report.html"
     report.write_text(render_html([_saved(), _board(_saved())]), encoding="utf-8")
 
-    dom = _chromium(tmp_path, "--dump-dom", report.as_uri())
+    dom = _chromium(tmp_path, "--dump-dom", report.as_uri())  # data-* attributes set by the self-check script
     assert dom.returncode == 0, dom.stderr[-2000:]
     root = re.search(r"<html[^>]*>", dom.stdout)
     assert root, dom.stdout[:500]

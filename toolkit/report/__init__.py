@@ -1,0 +1,50 @@
+"""Reports: report.md and report.html of a run (with its remote boards) or of several runs merged.
+
+What lives here:
+- `load.py`: `load_run` reads a run directory or a lone bench.json into `RunDocs`.
+- `rules.py`: the one `config_label`, `machine_label` and `recommend` every view uses.
+- `model.py`, `build.py`, `latency.py`: the typed view model (`Report`) computed once from the documents.
+- `markdown.py`: report.md (and the tables the CLI prints); `html.py` + `templates/`: report.html
+  (Jinja2, autoescaped); `charts.py`: its three charts (matplotlib's SVG backend, deterministic).
+- `write.py`: `write_report` (one run directory) and `merge_reports` (several runs side by side).
+
+May import: `runtimes`, `benchmarks`, `exporters.files` (atomic writes), `toolkit.run.layout`/`toolkit.errors`
+and `toolkit.remote` (fetched board results), Jinja2 and matplotlib (inside the functions that render).
+Never imports the CLI, TensorFlow or Rich.
+"""
+
+from toolkit.report.build import build_report
+from toolkit.report.load import RunDocs, load_run
+from toolkit.report.markdown import (
+    cold_start_table,
+    latency_pivot,
+    parity_rows,
+    parity_table,
+    pivot_table,
+    render_markdown,
+    rows_table,
+)
+from toolkit.report.model import Report
+from toolkit.report.rules import Recommendation, config_label, machine_label, recommend
+from toolkit.report.write import merge_reports, render_html, write_report
+
+__all__ = [
+    "Recommendation",
+    "Report",
+    "RunDocs",
+    "build_report",
+    "cold_start_table",
+    "config_label",
+    "latency_pivot",
+    "load_run",
+    "machine_label",
+    "merge_reports",
+    "parity_rows",
+    "parity_table",
+    "pivot_table",
+    "recommend",
+    "render_html",
+    "render_markdown",
+    "rows_table",
+    "write_report",
+]

@@ -1,0 +1,92 @@
+"""Number and text formatting shared by report.md and report.html (one place, so both round alike)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+DASH = "–"
+RUNTIME_NAMES = {"tflite": "LiteRT", "onnxruntime": "ONNX Runtime", "keras": "Keras"}
+
+
+def num(value: object) -> float | None:
+    """A finite number, or None (bools, strings, NaN and missing values are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    f = float(value)
+    return f if math.isfinite(f) else None
+
+
+def as_dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def ms(x: float | None) -> str:
+    """Milliseconds as report.md has always shown them (3 decimals below 10 ms)."""
+    if x is None:
+        return DASH
+    return f"{x:.3f}" if x < 10 else f"{x:.1f}"
+
+
+def ms_fine(x: float | None) -> str:
+    """Milliseconds for the HTML tables: 4 decimals below 0.1 ms, where int8 rows live."""
+    if x is None:
+        return DASH
+    if x < 0.1:
+        return f"{x:.4f}"
+    return f"{x:.3f}" if x < 10 else f"{x:,.1f}"
+
+
+def dur(x: float) -> str:
+    """A duration in words' units: µs below 1 ms, s above 1,000 ms."""
+    if x < 1:
+        return f"{x * 1000:.3g} µs"
+    return f"{x:.3g} ms" if x < 1000 else f"{x / 1000:.3g} s"
+
+
+def size(n: float | None) -> str:
+    if n is None:
+        return DASH
+    return f"{n / 1024:,.0f} KiB" if n < 1024 * 1024 else f"{n / 1024 / 1024:,.2f} MiB"
+
+
+def fixed(x: float | None, digits: int, suffix: str = "") -> str:
+    return DASH if x is None else f"{x:,.{digits}f}{suffix}"
+
+
+def pct(x: float | None, digits: int = 2) -> str:
+    """A 0..1 fraction as a percentage."""
+    return DASH if x is None else f"{100 * x:.{digits}f} %"
+
+
+def integer(x: float | None) -> str:
+    return DASH if x is None else f"{x:,.0f}"
+
+
+def plain(value: object) -> str:
+    """Any JSON value as short plain text (not escaped)."""
+    if value is None or value == "" or value == [] or value == {}:
+        return DASH
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {plain(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(plain(v) for v in value)
+    return str(value)
+
+
+def threads_text(t: int | None) -> str:
+    if t is None:
+        return "default threads"
+    return f"{t} thread" + ("" if t == 1 else "s")
+
+
+def runtime_name(runtime: object) -> str:
+    return RUNTIME_NAMES.get(str(runtime), str(runtime))

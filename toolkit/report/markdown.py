@@ -1,0 +1,263 @@
+"""report.md: the `Report` view model as Markdown tables (the same tables the CLI prints)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from toolkit.report.fmt import DASH, integer, ms, size
+from toolkit.report.model import Diagnosis, Latency, Parity, Remote, Report, RunView, SideBySide, Training
+
+Table = tuple[list[str], list[list[str]]]
+
+
+def table(header: list[str], rows: list[list[str]], align: str | None = None) -> str:
+    """A Markdown table; `align` has one letter per column, `l` or `r` (default: first left, rest right)."""
+    align = align or "l" + "r" * (len(header) - 1)
+    sep = ["---:" if a == "r" else "---" for a in align]
+
+    def cells(values: list[str]) -> str:
+        return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
+
+    return "\n".join([cells(header), "| " + " | ".join(sep) + " |", *(cells(r) for r in rows)])
+
+
+def _num(x: float | None, fmt: str) -> str:
+    return DASH if x is None else format(x, fmt)
+
+
+# -- the tables the CLI prints too -------------------------------------------------------------------
+def parity_table(parity: Parity) -> Table:
+    header = ["artifact", "runtime", "accuracy", "Δ pt", "agreement", "max |Δp|", "mean |Δp|", "tolerance", "result"]
+    rows = [
+        [r.artifact, r.runtime, _num(None if r.accuracy is None else 100 * r.accuracy, ".2f") + " %",
+         _num(r.delta_pt, "+.2f"), _num(r.agreement, ".4f"), _num(r.max_abs_diff, ".2e"),
+         _num(r.mean_abs_diff, ".2e"), r.tolerance, "pass" if r.passed else "**FAIL**: " + "; ".join(r.failures)]
+        for r in parity.rows
+    ]  # fmt: skip
+    return header, rows
+
+
+def pivot_table(latency: Latency) -> Table:
+    """p50 (ms) per configuration, one column per (batch, threads), plus best throughput and cold start."""
+    header = ["artifact", *(f"b{b} × {t}t p50 ms" for b, t in latency.columns), "best img/s", "best % peak", "load ms"]
+    rows = [
+        [p.configuration, *(DASH if c is None else ms(c.p50_ms) + (" ~" if c.noisy else "") for c in p.cells),
+         integer(p.best_ips), _num(p.best_pct_of_peak, ".1f") + (" %" if p.best_pct_of_peak is not None else ""),
+         ms(p.load_ms)]
+        for p in latency.pivot
+    ]  # fmt: skip
+    return header, rows
+
+
+def rows_table(latency: Latency) -> Table:
+    header = ["configuration", "batch", "threads", "p50 ms", "p90 ms (95 % CI)", "p95 ms", "p99 ms", "mean ± std ms",
+              "runs", "img/s", "GFLOP/s", "% peak", "note"]  # fmt: skip
+    rows = []
+    for r in latency.rows:
+        ci = f" ({ms(r.p90_ci_ms[0])}–{ms(r.p90_ci_ms[1])})" if r.p90_ci_ms else ""
+        rows.append(
+            [r.configuration, str(r.batch_size), str(r.threads), ms(r.p50_ms), ms(r.p90_ms) + ci, ms(r.p95_ms),
+             ms(r.p99_ms), f"{ms(r.mean_ms)} ± {ms(r.std_ms)}", integer(r.runs), integer(r.throughput_ips),
+             _num(r.gflops, ".1f"), _num(r.pct_of_peak, ".1f"), f"noisy: {r.noise or None}" if r.noisy else ""]
+        )  # fmt: skip
+    return header, rows
+
+
+def cold_start_table(latency: Latency) -> Table:
+    header = ["configuration", "backend", "cold start ms", "of which first inference ms", "peak RSS MiB"]
+    rows = [
+        [c.configuration, c.backend or DASH, ms(c.cold_start_ms), ms(c.first_inference_ms), _num(c.peak_rss_mb, ".0f")]
+        for c in latency.cold_start
+    ]
+    return header, rows
+
+
+def parity_rows(parity: Mapping[str, Any]) -> Table:
+    """`parity_table` of a parity.json (what `edgekit parity` prints)."""
+    from toolkit.report.build import build_parity
+
+    return parity_table(build_parity(dict(parity)))
+
+
+def latency_pivot(bench: Mapping[str, Any]) -> Table:
+    """`pivot_table` of a bench.json (what `edgekit bench` prints)."""
+    from toolkit.report.latency import build_latency
+
+    return pivot_table(build_latency(dict(bench), None))
+
+
+# -- sections ------------------------------------------------------------------------------------------
+def _latency(lat: Latency, level: str = "##") -> list[str]:
+    out = [
+        f"{level} Latency",
+        "",
+        f"{lat.machine}, {lat.os}, Python {lat.python}. "
+        f"Each configuration: {lat.warmup_runs} warm-up runs and {lat.warmup_seconds} s, "
+        f"then at least {lat.min_runs} timed runs and {lat.min_seconds} s, in a fresh process. "
+        "`load ms` = cold start: runtime import + model load + first inference. `~` marks a noisy row.",
+        "",
+    ]
+    if lat.peak_gflops:
+        out += [
+            "Peak float32 rate (numpy matrix multiply): "
+            + ", ".join(f"{v:.1f} GFLOP/s on {t} thread(s)" for t, v in lat.peak_gflops)
+            + ". GFLOP/s per row = FLOPs per image (2 × MACs, counted from the model) × batch / p50; int8 "
+            "artifacts compute in integers, so their % of this float32 peak is float-equivalent and can pass 100 %.",
+            "",
+        ]
+    if lat.throttled:
+        flags = ", ".join(lat.throttle_flags)
+        out += [f"> **Warning: the CPU was throttled during this run** ({flags}); latencies are pessimistic.", ""]
+    out += [table(*pivot_table(lat)), ""]
+    if lat.noisy:
+        out += ["Noisy configurations (timings moved during the run; treat small differences with care):", ""]
+        out += [f"- {n}" for n in lat.noisy] + [""]
+    out += [f"{level}# Cold start and memory", "", table(*cold_start_table(lat)), ""]
+    out += ["<details><summary>All latency rows</summary>", "", table(*rows_table(lat)), "", "</details>", ""]
+    out += [f"- skipped {a}: {why}" for a, why in lat.skipped]
+    if lat.runtime_versions:
+        out += ["", "Runtimes: " + ", ".join(f"{k}: {v}" for k, v in lat.runtime_versions), ""]
+    return out
+
+
+def _training(t: Training) -> list[str]:
+    row = [_num(None if t.test_accuracy is None else 100 * t.test_accuracy, ".2f") + " %", _num(t.test_loss, ".4f"),
+           str(t.epochs), str(t.batch_size), str(t.seed), integer(t.train_images or 0), integer(t.num_params or 0),
+           _num(t.wall_seconds, ".1f") + " s"]  # fmt: skip
+    header = ["test accuracy", "test loss", "epochs", "batch", "seed", "train images", "parameters", "wall time"]
+    out = ["## Training", "", table(header, [row], "r" * 8), ""]
+    if t.val_accuracy:
+        out += ["Test (validation) accuracy by epoch: " + ", ".join(f"{100 * v:.2f}" for v in t.val_accuracy), ""]
+    if t.data_warnings is not None:
+        out += ["> **Unverified data:** " + "; ".join(t.data_warnings), ""]
+    return out
+
+
+def _parity(parity: Parity, has_diagnosis: bool) -> list[str]:
+    verdict = "All rows passed." if parity.passed else "**Some rows failed.**"
+    out = [
+        "## Parity",
+        "",
+        f"All {integer(parity.images)} test images through each artifact's runtime, against the Keras reference "
+        f"({_num(None if parity.reference_accuracy is None else 100 * parity.reference_accuracy, '.2f')} %). "
+        + verdict,
+        "",
+        table(*parity_table(parity), "llrrrrrll"),
+        "",
+    ]
+    if not parity.passed:
+        failed = ", ".join(parity.failed)
+        if has_diagnosis:
+            out += [f"Where {failed} depart from Keras: see [Diagnosis](#diagnosis) below.", ""]
+        else:
+            out += [f"Run `edgekit diagnose` on this run to see where {failed} depart from Keras.", ""]
+    return out
+
+
+def _diagnosis(d: Diagnosis) -> list[str]:
+    rows = []
+    for r in d.rows:
+        top = ", ".join(f"{layer} (+{_num(pct, '.3g')} % error power)" for layer, pct in r.top_layers)
+        images = f"[gallery](diagnose/{r.gallery_file})" if r.gallery_file else DASH
+        first = r.first_departure or "none: every layer within threshold"
+        rows.append([r.artifact, first, top or DASH, integer(r.disagreements), images])
+    header = ["artifact", "first layer that departs", "layers adding most error", "disagreements", "images"]
+    out = [
+        "## Diagnosis",
+        "",
+        "From `edgekit diagnose` (details in [diagnose/diagnose.md](diagnose/diagnose.md)): each Keras layer against "
+        "the same tensor in each export.",
+        "",
+        table(header, rows, "lllrl"),
+        "",
+    ]
+    if d.slower:
+        out += ["Why some quantized configurations are slower:", ""]
+        out += [f"- **{a}**: {why}" for a, why in d.slower] + [""]
+    return out
+
+
+def _run(run: RunView) -> list[str]:
+    out = [f"# edgekit report: run `{run.ref.name}`", ""]
+    rec = run.recommendation
+    if rec:
+        out += [
+            "## Recommendation",
+            "",
+            f"**{rec.configuration}** on {rec.runtime}: the fastest artifact that passed parity "
+            f"(batch-{rec.batch_size} p50 {ms(rec.p50_ms)} ms with {rec.threads} thread(s), "
+            f"accuracy {_num(None if rec.accuracy is None else 100 * rec.accuracy, '.2f')} %"
+            + (f", {size(rec.size_bytes)}" if rec.size_bytes else "")
+            + ").",
+            "",
+        ]
+    elif run.parity and not run.parity.passed:
+        out += ["## Recommendation", "", "No recommendation: see the parity failures below.", ""]
+    if run.training:
+        out += _training(run.training)
+    if run.artifacts is not None:
+        rows = [[a.name, a.format, a.precision, integer(a.size_bytes), f"`{a.sha256[:16]}`", a.input_dtype,
+                 a.quantization] for a in run.artifacts]  # fmt: skip
+        header = ["artifact", "format", "precision", "bytes", "sha256", "input", "quantization"]
+        out += ["## Artifacts", "", table(header, rows, "lllrlll"), ""]
+    if run.parity:
+        out += _parity(run.parity, run.diagnosis is not None)
+    if run.diagnosis:
+        out += _diagnosis(run.diagnosis)
+    if run.latency:
+        out += _latency(run.latency)
+    notes = [f"- {a.name}: {n}" for a in run.artifacts or () for n in a.notes]
+    if notes:
+        out += ["## Converter messages", "", "Warnings the converters emitted (kept for reference):", "", *notes, ""]
+    return out
+
+
+def _side_by_side(s: SideBySide) -> str:
+    header = ["configuration"] + [f"{name} ({label})" for name, label in s.columns]
+    return table(header, [[name, *(ms(v) for v in cells)] for name, cells in s.rows])
+
+
+def _remote(remote: Remote) -> list[str]:
+    out = ["", "## Remote boards", ""]
+    if remote.verify:
+        rows = [[v.host, v.machine, v.artifact, _num(v.max_abs_diff, ".2e"),
+                 DASH if v.accuracy is None else f"{100 * v.accuracy:.2f} %", "pass" if v.passed else "**FAIL**"]
+                for v in remote.verify]  # fmt: skip
+        header = ["board", "machine", "artifact", "max |Δp| vs desktop", "golden accuracy", "verify"]
+        out += ["### Verify on the boards", "", table(header, rows, "lllrrl"), ""]
+    if remote.latency:
+        out += ["### Latency on the boards: batch-1 p50 (ms), best thread count", "", _side_by_side(remote.latency), ""]
+        for host, lat in remote.benches:
+            out += [f"### {host}", "", *_latency(lat, level="####")]
+    return out
+
+
+def _merged(report: Report) -> list[str]:
+    out = ["# edgekit report: " + ", ".join(f"`{r.ref.name}`" for r in report.runs), ""]
+    if report.side_by_side:
+        out += [
+            "## Side by side: batch-1 p50 latency (ms), best thread count",
+            "",
+            _side_by_side(report.side_by_side),
+            "",
+        ]
+    for r in report.runs:
+        out += [f"## {r.ref.name}: {r.ref.label}", ""]
+        if r.recommendation:
+            out += [f"Recommended: **{r.recommendation.configuration}** (b1 p50 {ms(r.recommendation.p50_ms)} ms).", ""]
+        if r.parity:
+            out += ["### Parity", "", table(*parity_table(r.parity), "llrrrrrll"), ""]
+        if r.latency:
+            out += _latency(r.latency, level="###")
+    return out
+
+
+def render_markdown(report: Report) -> str:
+    """report.md for a `Report`: one run (with its remote boards), or several runs merged side by side."""
+    if report.kind == "merged":
+        return "\n".join(_merged(report))
+    if not report.runs:
+        return "# edgekit report\n\nNothing to report."
+    text = "\n".join(_run(report.runs[0]))
+    return text + ("\n".join(_remote(report.remote)) if report.remote else "")

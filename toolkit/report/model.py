@@ -1,0 +1,258 @@
+"""The report view model: typed rows computed once from a run's JSON documents.
+
+`report.md` and `report.html` both render a `Report`, so they cannot disagree on the recommendation,
+the parity verdicts or any figure. Values are numbers (None when not recorded); renderers format them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Generic, Literal, TypeVar
+
+from toolkit.report.rules import Recommendation
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """A run as other sections point at it: its name, machine label and colour in the charts."""
+
+    name: str
+    label: str
+    colour: str
+
+
+@dataclass(frozen=True)
+class Group(Generic[T]):
+    """One item (a table) shared by several runs whose documents are identical, shown once."""
+
+    members: tuple[RunRef, ...]
+    item: T
+
+
+@dataclass(frozen=True)
+class Training:
+    test_accuracy: float | None
+    test_loss: float | None
+    epochs: object
+    batch_size: object
+    seed: object
+    train_images: float | None
+    num_params: float | None
+    wall_seconds: float | None
+    val_accuracy: tuple[float, ...]
+    libraries: tuple[tuple[str, str], ...]
+    data_warnings: tuple[str, ...] | None  # None: the training data was verified
+
+
+@dataclass(frozen=True)
+class ArtifactRow:
+    name: str
+    format: str
+    precision: str
+    runtime: str
+    size_bytes: float | None
+    sha256: str
+    input_dtype: str
+    quantization: str  # "" for float input
+    notes: tuple[str, ...]
+    recommended: bool
+
+
+@dataclass(frozen=True)
+class ParityRow:
+    artifact: str
+    runtime: str
+    accuracy: float | None
+    delta_pt: float | None  # accuracy minus the reference's, in percentage points
+    agreement: float | None
+    max_abs_diff: float | None
+    mean_abs_diff: float | None
+    tolerance: str
+    passed: bool
+    failures: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Parity:
+    reference: str
+    reference_accuracy: float | None
+    images: float | None
+    passed: bool
+    rows: tuple[ParityRow, ...]
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        return tuple(r.artifact for r in self.rows if not r.passed)
+
+
+@dataclass(frozen=True)
+class LatencyRow:
+    """One bench.json row (one configuration at one batch size and thread count)."""
+
+    configuration: str
+    artifact: str
+    runtime: str
+    backend: str | None
+    batch_size: int
+    threads: int | None
+    p50_ms: float
+    p90_ms: float | None
+    p90_ci_ms: tuple[float, float] | None
+    p95_ms: float | None
+    p99_ms: float | None
+    mean_ms: float | None
+    std_ms: float | None
+    min_ms: float | None
+    max_ms: float | None
+    runs: float | None
+    throughput_ips: float | None
+    gflops: float | None
+    pct_of_peak: float | None
+    load_ms: float | None
+    first_inference_ms: float | None
+    peak_rss_mb: float | None
+    noisy: bool
+    noise: str
+    quantiles_ms: tuple[float, ...] | None  # percentiles 0..100 when recorded
+
+
+@dataclass(frozen=True)
+class PivotCell:
+    p50_ms: float
+    noisy: bool
+
+
+@dataclass(frozen=True)
+class PivotRow:
+    """p50 per (batch, threads) column for one configuration, with its best throughput and cold start."""
+
+    configuration: str
+    cells: tuple[PivotCell | None, ...]
+    best_ips: float | None
+    best_pct_of_peak: float | None
+    load_ms: float | None  # the fastest cold start among its processes
+    peak_rss_mb: float | None
+    recommended: bool
+
+
+@dataclass(frozen=True)
+class ColdStartRow:
+    configuration: str
+    backend: str | None
+    cold_start_ms: float | None  # median over its processes
+    first_inference_ms: float | None
+    peak_rss_mb: float | None
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Everything about one bench.json: the pivot, every row, cold starts and how it was measured."""
+
+    machine: str
+    os: str
+    python: str
+    columns: tuple[tuple[int, int | None], ...]  # (batch, threads) of the pivot's columns
+    pivot: tuple[PivotRow, ...]
+    rows: tuple[LatencyRow, ...]
+    cold_start: tuple[ColdStartRow, ...]
+    noisy: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...]
+    peak_gflops: tuple[tuple[str, float], ...]
+    throttled: bool
+    throttle_flags: tuple[str, ...]
+    runtime_versions: tuple[tuple[str, str], ...]
+    warmup_runs: object
+    warmup_seconds: object
+    min_runs: object
+    min_seconds: object
+
+
+@dataclass(frozen=True)
+class DiagnosisRow:
+    artifact: str
+    first_departure: str | None  # None: every layer within the threshold
+    top_layers: tuple[tuple[str, float | None], ...]  # (layer, added error power %)
+    disagreements: float | None
+    gallery_file: str | None
+    gallery_png: str | None  # base64, embedded in report.html
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    rows: tuple[DiagnosisRow, ...]
+    slower: tuple[tuple[str, str], ...]  # (artifact, why it is slower)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Something the reader must see before the tables: throttling, noise, skipped rows, failures."""
+
+    kind: Literal["throttled", "noisy", "skipped", "unverified-data", "parity-failed"]
+    level: Literal["warn", "note", "info"]
+    run: RunRef
+    text: str
+    items: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One run (one machine) with every section computed; sections without data are None."""
+
+    index: int
+    ref: RunRef
+    machine: tuple[tuple[str, str], ...]  # (fact, value) from bench.json's environment
+    created_utc: str | None
+    training: Training | None
+    artifacts: tuple[ArtifactRow, ...] | None
+    parity: Parity | None
+    latency: Latency | None
+    diagnosis: Diagnosis | None
+    recommendation: Recommendation | None
+    no_recommendation: str  # why there is none ("" when there is one or nothing was benchmarked)
+    speedup: tuple[float, str] | None  # (x faster, than the reference artifact) for the recommendation
+    sizes: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SideBySide:
+    """Batch-1 p50 at the best thread count, one column per machine."""
+
+    columns: tuple[tuple[str, str], ...]  # (name, machine label)
+    rows: tuple[tuple[str, tuple[float | None, ...]], ...]  # (configuration, p50 per column)
+
+
+@dataclass(frozen=True)
+class VerifyRow:
+    host: str
+    machine: str
+    artifact: str
+    max_abs_diff: float | None
+    accuracy: float | None
+    passed: bool
+
+
+@dataclass(frozen=True)
+class Remote:
+    """Boards reached over SSH (`bench --remote`, `verify --remote`), beside the run they belong to."""
+
+    verify: tuple[VerifyRow, ...]
+    latency: SideBySide | None
+    benches: tuple[tuple[str, Latency], ...]  # (host, its latency)
+
+
+@dataclass(frozen=True)
+class Report:
+    """The whole report: `kind` is `run` (one run, its boards beside it) or `merged` (several runs)."""
+
+    kind: Literal["run", "merged"]
+    title: str
+    runs: tuple[RunView, ...]
+    alerts: tuple[Alert, ...]
+    training: tuple[Group[Training], ...]
+    artifacts: tuple[Group[tuple[ArtifactRow, ...]], ...]
+    parity: tuple[Group[Parity], ...]
+    side_by_side: SideBySide | None
+    remote: Remote | None
+    reference_images: float | None  # test images behind every accuracy, when all runs agree
