@@ -51,9 +51,9 @@ ROW_KEYS = ["Input", "Conv2D", "MaxPooling2D", "Dropout", "Flatten", "Dense", "D
 
 
 def test_healthy_int8_exports_show_small_steady_error_on_every_layer(run_copy: Path, mnist) -> None:
-    from toolkit.diagnose.layers import DEPART_SNR_DB, INPUT_ROW
-    from toolkit.diagnose.render import summary_table
-    from toolkit.diagnose.step import diagnose_step
+    from toolkit.diagnosis.layers import DEPART_SNR_DB, INPUT_ROW
+    from toolkit.diagnosis.render import summary_table
+    from toolkit.diagnosis.step import diagnose_step
 
     report = diagnose_step(run_copy, artifact_names=["tflite-int8", "onnx-int8"], limit=LIMIT, data=mnist)
     assert report["images"] == LIMIT
@@ -106,8 +106,8 @@ def test_blank_calibrated_int8_fails_parity_and_diagnose_names_where_it_starts(r
     from exporters.base import Precision
     from exporters.tflite_export import export_tflite
     from runtimes.keras_runner import load_keras_model
-    from toolkit.diagnose.layers import INPUT_ROW
-    from toolkit.diagnose.step import diagnose_step
+    from toolkit.diagnosis.layers import INPUT_ROW
+    from toolkit.diagnosis.step import diagnose_step
     from toolkit.run import layout as A
     from toolkit.steps.parity import parity_step
 
@@ -143,9 +143,9 @@ def test_damaged_onnx_layer_is_located_mid_network(run_copy: Path, mnist) -> Non
     from onnx import numpy_helper
 
     from runtimes.keras_runner import load_keras_model
-    from toolkit.diagnose.capture import OnnxGraph
-    from toolkit.diagnose.layers import keras_layers, map_layers
-    from toolkit.diagnose.step import diagnose_step
+    from toolkit.diagnosis.capture import OnnxGraph
+    from toolkit.diagnosis.layers import keras_layers, map_layers
+    from toolkit.diagnosis.step import diagnose_step
     from toolkit.steps.parity import parity_step
 
     path = run_copy / "exports" / "model_int8.onnx"
@@ -171,7 +171,7 @@ def test_damaged_onnx_layer_is_located_mid_network(run_copy: Path, mnist) -> Non
 
 def test_explainer_blames_int16x8_slowness_on_missing_delegation(run_copy: Path, mnist) -> None:
     from exporters.base import ExportFormat, Precision
-    from toolkit.diagnose.step import diagnose_step
+    from toolkit.diagnosis.step import diagnose_step
     from toolkit.steps.export import export_step
 
     export_step(run_copy, [(ExportFormat.TFLITE, Precision.INT16X8)], data=mnist, calibration_size=50)

@@ -1,4 +1,4 @@
-"""toolkit.report: report.md and report.html from the saved reference run (structure, escaping, optional
+"""toolkit.reports: report.md and report.html from the saved reference run (structure, escaping, optional
 fields, determinism, md and html agreeing), and a real render in headless Chromium (skipped when Chromium
 is not installed; CI installs it)."""
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from toolkit.report import (
+from toolkit.reports import (
     RunDocs,
     build_report,
     config_label,
@@ -29,7 +29,7 @@ from toolkit.report import (
     render_markdown,
     write_report,
 )
-from toolkit.report import render_html as _render_html
+from toolkit.reports import render_html as _render_html
 
 SAVED = REPO / "benchmarks" / "results" / "2026-11-29-x86_64-epyc-2cpu"
 CHART_IDS = ("chart-pareto", "chart-latency", "chart-batch")
@@ -398,7 +398,7 @@ def test_markdown_and_html_show_the_same_recommendation_and_parity_verdicts(fail
 
 # -- determinism and files --------------------------------------------------------------------------------
 _RENDER = (
-    "import sys; from pathlib import Path; from toolkit.report import build_report, load_run, render_html; "
+    "import sys; from pathlib import Path; from toolkit.reports import build_report, load_run, render_html; "
     "sys.stdout.write(render_html(build_report([load_run(Path(sys.argv[1]))])))"
 )
 

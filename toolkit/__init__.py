@@ -1,3 +1,51 @@
-"""edgekit toolkit: CLI, pipeline, data, model and parity. Heavy libraries are imported lazily."""
+"""edgekit: from a Keras model to checked, measured TFLite and ONNX artifacts on CPUs and ARM boards.
+
+The Python API (typed arguments, typed results, progress through a plain callback); the `edgekit` command
+line (`toolkit.cli`) is a thin adapter over it:
+
+    import toolkit
+
+    run = toolkit.new_run("runs")
+    toolkit.train(run, epochs=1, train_limit=4000)
+    toolkit.export(run, formats=["tflite"], precisions=["fp32", "int8"])
+    print(toolkit.parity(run, limit=1000).passed)
+
+Packages: `cli` (the command line), `run` (run directory, typed documents, lock, pipeline), `steps` (train,
+export, parity, bench, gate), `data`, `model`, `diagnosis`, `device` (predict, bundles, verify, boards),
+`reports` (report.md and report.html). Importing `toolkit` is cheap: heavy libraries load inside functions.
+"""
 
 __version__ = "0.1.0"
+
+from toolkit.api import (
+    PipelineResult,
+    bench,
+    diagnose,
+    export,
+    gate,
+    load_data,
+    new_run,
+    parity,
+    pipeline,
+    pipeline_options,
+    report,
+    train,
+)
+from toolkit.progress import ProgressEvent
+
+__all__ = [
+    "PipelineResult",
+    "ProgressEvent",
+    "__version__",
+    "bench",
+    "diagnose",
+    "export",
+    "gate",
+    "load_data",
+    "new_run",
+    "parity",
+    "pipeline",
+    "pipeline_options",
+    "report",
+    "train",
+]

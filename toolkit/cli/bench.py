@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -32,6 +32,9 @@ from toolkit.cli.options import (
 )
 from toolkit.cli.show import print_bench
 from toolkit.run.lock import run_lock
+
+if TYPE_CHECKING:
+    from benchmarks.gate import Limits
 
 
 @user_errors
@@ -80,8 +83,9 @@ def bench(
     Examples: [b]edgekit bench runs/latest -a tflite-int8 -b 1 -t 1[/]
     or, as a CI gate: [b]edgekit bench --baseline baseline/bench.json --max-regression 10%[/] (exit 3 on a regression)
     """
+    import toolkit
     from toolkit.run import layout as A
-    from toolkit.steps.bench import bench_step
+    from toolkit.run.documents import dump_document
 
     run = A.resolve_run_dir(run_dir)
     gate = _gate_setup(baseline, max_regression, max_accuracy_drop, max_size_increase, max_rss_increase, gate_metric)
@@ -90,12 +94,12 @@ def bench(
     if remote:
         _bench_remote(run, remote, options, artifact, ssh_config, remote_dir, gate)
         return
-    with run_lock(run), progress_bar() as progress:
-        report = bench_step(run, settings, artifact_names=artifact, progress=progress)
-    print_bench(report)
-    out.print(f"Wrote {run / A.BENCH_JSON}", highlight=False)
+    with progress_bar() as progress:
+        report = toolkit.bench(run, settings=settings, artifacts=artifact, progress=progress)
+    print_bench(dump_document(report))
+    out.print(f"Wrote {escape(str(run / A.BENCH_JSON))}", highlight=False)
     if gate is not None:
-        _run_gate(run, report, *gate)
+        _run_gate(run / A.BENCH_JSON, *gate)
 
 
 def _bench_remote(
@@ -105,7 +109,7 @@ def _bench_remote(
     artifacts: list[str] | None,
     ssh_config: Path | None,
     remote_dir: str | None,
-    gate: tuple[dict[str, Any], Path, Any] | None,
+    gate: tuple[Path, Limits] | None,
 ) -> None:
     """`edgekit bench --remote`: the same benchmark on each board, fetched into RUN_DIR/remote/<host>/."""
     from toolkit.remote import RemoteFailed, SshSettings, remote_bench
@@ -142,7 +146,7 @@ def _bench_remote(
         out.print(f"[bold]{escape(host)}[/]: {escape(str(path))}", highlight=False)
         print_bench(report)
         if gate is not None:
-            _run_gate(path.parent, report, *gate)
+            _run_gate(path, *gate)
     with run_lock(run):
         md, html = report_step(run)
     out.print(f"Updated {md} and {html} with the boards' results", highlight=False)
@@ -152,20 +156,15 @@ def _bench_remote(
 
 def _gate_setup(
     baseline: Path | None, latency: str, accuracy: str, size: str, rss: str, metric: GateMetric
-) -> tuple[dict[str, Any], Path, Any] | None:
-    """Load the baseline and limits before benchmarking, so a bad option fails in a second, not after minutes."""
+) -> tuple[Path, Limits] | None:
+    """Check the baseline and limits before benchmarking, so a bad option fails in a second, not after minutes."""
     if baseline is None:
         return None
     from benchmarks.gate import Limits, parse_limit
-    from toolkit.errors import ToolkitError
-    from toolkit.run import layout as A
+    from toolkit.steps.gate import bench_path, load_bench
 
-    path = baseline / A.BENCH_JSON if baseline.is_dir() else baseline
-    if not path.is_file():
-        raise ToolkitError(f"--baseline {baseline} has no bench.json; pass a bench.json or a run directory.")
-    doc = A.read_json(path)
-    if not isinstance(doc.get("results"), list):
-        raise ToolkitError(f"--baseline {path} is not an edgekit bench.json (no results list).")
+    path = bench_path(baseline, "--baseline")
+    load_bench(path)
     limits = Limits(
         max_latency_regression=parse_limit(latency, option="--max-regression") / 100,
         max_accuracy_drop_pt=parse_limit(accuracy, option="--max-accuracy-drop"),
@@ -173,32 +172,20 @@ def _gate_setup(
         max_rss_increase=parse_limit(rss, option="--max-rss-increase") / 100,
         metric=f"{metric.value}_ms",
     )
-    return doc, path, limits
+    return path, limits
 
 
-def _run_gate(run: Path, report: dict[str, Any], baseline: dict[str, Any], path: Path, limits: Any) -> None:
-    from dataclasses import asdict
+def _run_gate(current: Path, baseline: Path, limits: Limits) -> None:
+    """Gate `current` (a bench.json) against the baseline through the API; print each regression, exit 3 on any."""
+    import toolkit
 
-    from benchmarks.gate import compare
-    from exporters.files import write_json_atomic
-
-    regressions = compare(report, baseline, limits)
-    write_json_atomic(
-        run / "gate.json",
-        {
-            "schema_version": 1,
-            "baseline": str(path),
-            "limits": asdict(limits),
-            "passed": not regressions,
-            "regressions": [asdict(r) | {"message": r.describe()} for r in regressions],
-        },
-    )
-    if not regressions:
-        out.print(f"[bold green]gate passed[/]: no regression against {escape(str(path))}", highlight=False)
+    doc = toolkit.gate(current, baseline, limits=limits)
+    if doc.passed:
+        out.print(f"[bold green]gate passed[/]: no regression against {escape(str(baseline))}", highlight=False)
         return
-    for r in regressions:
-        err.print(f"[bold red]regression[/] {escape(r.describe())}", highlight=False)
-    err.print(f"[bold red]gate failed[/]: {len(regressions)} regression(s) against {escape(str(path))}")
+    for r in doc.regressions:
+        err.print(f"[bold red]regression[/] {escape(r.message)}", highlight=False)
+    err.print(f"[bold red]gate failed[/]: {len(doc.regressions)} regression(s) against {escape(str(baseline))}")
     raise typer.Exit(EXIT_THRESHOLD)
 
 
@@ -217,16 +204,10 @@ def gate(
     Example: [b]edgekit gate runs/latest --baseline main/bench.json --max-regression 10%[/]
     """
     from toolkit.errors import ToolkitError
-    from toolkit.run import layout as A
+    from toolkit.steps.gate import bench_path
 
     if baseline is None:
         raise ToolkitError("gate needs --baseline: the bench.json to compare with.")
     setup = _gate_setup(baseline, max_regression, max_accuracy_drop, max_size_increase, max_rss_increase, gate_metric)
     assert setup is not None
-    path = current / A.BENCH_JSON if current.is_dir() else current
-    if not path.is_file():
-        raise ToolkitError(f"{current} has no bench.json; run `edgekit bench` first or pass a bench.json.")
-    report = A.read_json(path)
-    if not isinstance(report.get("results"), list):
-        raise ToolkitError(f"{path} is not an edgekit bench.json (no results list).")
-    _run_gate(path.parent, report, *setup)
+    _run_gate(bench_path(current, "bench"), *setup)

@@ -37,7 +37,7 @@ AllowUnverifiedOpt = Annotated[
 def _print(report: dict[str, Any]) -> None:
     from rich.markup import escape
 
-    from toolkit.diagnose.render import departure_text, layer_table, ranking_text, summary_table
+    from toolkit.diagnosis.render import departure_text, layer_table, ranking_text, summary_table
 
     for res in report["artifacts"]:
         header, rows = layer_table(res, compact=True)
@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
         from rich.markup import escape
 
         from toolkit.data.mnist import load_mnist
-        from toolkit.diagnose.step import DIAGNOSE_DIR, DIAGNOSE_MD, diagnose_step
+        from toolkit.diagnosis.step import DIAGNOSE_DIR, DIAGNOSE_MD, diagnose_step
         from toolkit.run import layout as A
 
         run = A.resolve_run_dir(run_dir)

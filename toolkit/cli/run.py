@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -37,7 +36,6 @@ from toolkit.cli.options import (
     XnnpackOpt,
 )
 from toolkit.cli.show import _load_data, print_bench, print_parity, print_recommendation
-from toolkit.run.lock import run_lock
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -59,40 +57,23 @@ def train(
 
     Example: [b]edgekit train --epochs 3[/]
     """
-    from toolkit.model.reference import TrainConfig
+    import toolkit
     from toolkit.run import layout as A
-    from toolkit.steps.train import train_step
 
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit)
-    config.validate()
     dataset = _load_data(data, allow_unverified)
-    run_dir = _make_run_dir(out_dir, runs_dir)
-    with run_lock(run_dir), progress_bar() as progress:
-        summary = train_step(run_dir, dataset, config, progress)
+    run_dir = A.prepare_run_dir(out_dir) if out_dir is not None else toolkit.new_run(runs_dir, point_latest=False)
+    with progress_bar() as progress:
+        summary = toolkit.train(
+            run_dir, data=dataset, epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit,
+            progress=progress,
+        )  # fmt: skip
     if out_dir is None:
         A.point_latest(run_dir)
     out.print(
-        f"Trained in {summary['wall_seconds']:.1f} s: test accuracy [bold]{100 * summary['test_accuracy']:.2f} %[/] "
-        f"→ {run_dir / A.MODEL_FILE}",
+        f"Trained in {summary.wall_seconds:.1f} s: test accuracy [bold]{100 * summary.test_accuracy:.2f} %[/] "
+        f"→ {escape(str(run_dir / A.MODEL_FILE))}",
         highlight=False,
     )
-
-
-def _make_run_dir(out_dir: Path | None, runs_dir: Path) -> Path:
-    from toolkit.errors import RunDirError
-    from toolkit.run import layout as A
-
-    if out_dir is None:
-        return A.new_run_dir(runs_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise RunDirError(f"--out {out_dir} is a file; pass a directory.")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RunDirError(f"cannot create {out_dir}: {exc.strerror}; choose another --out.") from exc
-    if not os.access(out_dir, os.W_OK):
-        raise RunDirError(f"{out_dir} is not writable; choose another --out.")
-    return out_dir
 
 
 @user_errors
@@ -110,17 +91,19 @@ def export(
     Default: TFLite fp32, fp16, int8-dynamic and int8 (int8 I/O); ONNX fp32 and int8 (static QDQ).
     Example: [b]edgekit export runs/latest -f tflite -p int8[/]
     """
+    import toolkit
     from toolkit.run import layout as A
-    from toolkit.steps.export import export_step, parse_targets
+    from toolkit.steps.export import parse_targets
 
     run = A.resolve_run_dir(run_dir)
-    targets = parse_targets(formats, precisions)
+    targets = parse_targets(formats, precisions)  # a bad combination fails before the data loads
     dataset = _load_data(data, allow_unverified) if any(p in NEEDS_CALIBRATION for _, p in targets) else None
-    with run_lock(run), progress_bar() as progress:
-        manifest = export_step(
-            run, targets, data=dataset, calibration_size=calibration_size, seed=seed, progress=progress
-        )
-    rows = [[a["name"], a["precision"], f"{a['size_bytes']:,}", a["sha256"][:12]] for a in manifest["artifacts"]]
+    with progress_bar() as progress:
+        manifest = toolkit.export(
+            run, formats=formats, precisions=precisions, data=dataset, calibration_size=calibration_size, seed=seed,
+            progress=progress,
+        )  # fmt: skip
+    rows = [[a.name, a.precision, f"{a.size_bytes:,}", a.sha256[:12]] for a in manifest.artifacts]
     out.print(rich_table(f"Artifacts in {run}", ["artifact", "precision", "bytes", "sha256"], rows))
 
 
@@ -138,17 +121,21 @@ def parity(
     int8: accuracy within 0.5 pt and agreement ≥ 0.995).
     Example: [b]edgekit parity runs/latest[/]
     """
+    import toolkit
     from toolkit.run import layout as A
-    from toolkit.steps.parity import parity_step
+    from toolkit.run.documents import dump_document
 
     run = A.resolve_run_dir(run_dir)
     dataset = _load_data(data, allow_unverified)
-    with run_lock(run), progress_bar() as progress:
-        report = parity_step(run, artifact_names=artifact, limit=limit, data=dataset, progress=progress)
-    print_parity(report)
-    if not report["passed"]:
-        failed = [r["artifact"] for r in report["results"] if not r["passed"]]
-        err.print(f"[bold red]parity failed[/] for {', '.join(failed)} (see {run / A.PARITY_JSON})", highlight=False)
+    with progress_bar() as progress:
+        report = toolkit.parity(run, artifacts=artifact, limit=limit, data=dataset, progress=progress)
+    print_parity(dump_document(report))
+    if not report.passed:
+        failed = [r.artifact for r in report.results if not r.passed]
+        err.print(
+            f"[bold red]parity failed[/] for {escape(', '.join(failed))} (see {escape(str(run / A.PARITY_JSON))})",
+            highlight=False,
+        )
         raise typer.Exit(EXIT_THRESHOLD)
 
 
@@ -170,19 +157,10 @@ def report(
 
     Examples: [b]edgekit report[/]   [b]edgekit report runs/latest pi/bench.json --out compare/[/]
     """
-    from toolkit.run import layout as A
-    from toolkit.run.pipeline import report_step
+    import toolkit
 
-    inputs = inputs or []
-    if len(inputs) <= 1 and out_dir is None and not (inputs and inputs[0].is_file()):
-        run = A.resolve_run_dir(inputs[0] if inputs else None)
-        with run_lock(run):
-            md, html = report_step(run)
-    else:
-        from toolkit.report import merge_reports
-
-        md, html = merge_reports(inputs, out_dir or Path("report-merged"))
-    out.print(f"Wrote {md} and {html}", highlight=False)
+    md, html = toolkit.report(*(inputs or []), out_dir=out_dir)
+    out.print(f"Wrote {escape(str(md))} and {escape(str(html))}", highlight=False)
 
 
 @user_errors
@@ -222,52 +200,45 @@ def pipeline(
     Example: [b]edgekit pipeline[/]   or, for a quick look: [b]edgekit pipeline --epochs 1 --quick[/]
     After an interruption: [b]edgekit pipeline --resume runs/latest[/]
     """
-    from dataclasses import asdict
-
-    from toolkit.model.reference import TrainConfig
-    from toolkit.run import layout as A
-    from toolkit.run.pipeline import load_run_options, run_pipeline
-    from toolkit.steps.export import parse_targets
+    import toolkit
+    from toolkit.run.documents import dump_document
 
     t0 = time.perf_counter()
-    if resume is not None:
-        run = A.resolve_run_dir(resume)
-        options = load_run_options(run)
-    else:
-        config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit)
-        config.validate()
-        settings = BenchOptions(batch, threads, xnnpack, ort_opt, min_runs, min_seconds, warmup_runs, quick, peak)
-        options = {
-            "train": asdict(config),
-            "targets": [[f.value, p.value] for f, p in parse_targets(formats, precisions)],
-            "calibration_size": calibration_size,
-            "bench": settings.settings().to_dict(),
-            "data": data,
-            "allow_unverified": allow_unverified,
-        }
-    dataset = _load_data(options.get("data"), bool(options.get("allow_unverified")))
+    options = None
+    dataset = None  # with --resume, the interrupted run's own --data is loaded by the API
     if resume is None:
-        run = A.new_run_dir(runs_dir)
-        A.point_latest(run)  # at once, so `--resume runs/latest` finds an interrupted run
-    out.print(f"{'Resuming' if resume else 'Run directory:'} [bold]{escape(str(run))}[/]", highlight=False)
-    with run_lock(run), progress_bar() as progress:
-        result = run_pipeline(run, options, data=dataset, progress=progress, resume=resume is not None)
-    A.point_latest(run)
-    if result["skipped"]:
-        out.print(f"Kept from the interrupted run: {', '.join(result['skipped'])}", highlight=False)
-    summary, parity_report, bench_report = result["train"], result["parity"], result["bench"]
+        settings = BenchOptions(batch, threads, xnnpack, ort_opt, min_runs, min_seconds, warmup_runs, quick, peak)
+        options = toolkit.pipeline_options(
+            epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit, formats=formats,
+            precisions=precisions, calibration_size=calibration_size, settings=settings.settings(), data=data,
+            allow_unverified=allow_unverified,
+        )  # fmt: skip
+        dataset = _load_data(data, allow_unverified)
+
+    def started(run: Path) -> None:
+        out.print(f"{'Resuming' if resume else 'Run directory:'} [bold]{escape(str(run))}[/]", highlight=False)
+
+    with progress_bar() as progress:
+        result = toolkit.pipeline(
+            runs_dir, options=options, resume=resume, data=dataset, progress=progress, on_run_dir=started
+        )
+    if result.skipped:
+        out.print(f"Kept from the interrupted run: {', '.join(result.skipped)}", highlight=False)
+    parity_report, bench_report = dump_document(result.parity), dump_document(result.bench)
     out.print(
-        f"Keras reference: test accuracy [bold]{100 * summary['test_accuracy']:.2f} %[/] "
-        f"after {summary['config']['epochs']} epoch(s)",
+        f"Keras reference: test accuracy [bold]{100 * result.train.test_accuracy:.2f} %[/] "
+        f"after {result.train.config.epochs} epoch(s)",
         highlight=False,
     )
     print_parity(parity_report)
     print_bench(bench_report)
     print_recommendation(parity_report, bench_report)
     total = time.perf_counter() - t0
-    steps = ", ".join(f"{k} {v:.0f} s" for k, v in result["timings"].items())
-    md, html = result["report"]
-    out.print(f"Done in {total:.0f} s ({steps}). Report: [bold]{md}[/] and {html}", highlight=False)
-    if not parity_report["passed"]:
+    steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items())
+    md, html = result.report
+    out.print(
+        f"Done in {total:.0f} s ({steps}). Report: [bold]{escape(str(md))}[/] and {escape(str(html))}", highlight=False
+    )
+    if not result.parity.passed:
         err.print("[bold red]parity failed[/] for at least one artifact; see the report.")
         raise typer.Exit(EXIT_THRESHOLD)

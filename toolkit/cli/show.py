@@ -20,7 +20,7 @@ def _load_data(source: str | None, allow_unverified: bool) -> Any:
 
 # -- printing ------------------------------------------------------------------------------------
 def print_parity(parity: dict[str, Any]) -> None:
-    from toolkit.report import parity_rows
+    from toolkit.reports import parity_rows
 
     header, rows = parity_rows(parity)
     keep = [0, 2, 3, 4, 5, 8]  # artifact, accuracy, Δ, agreement, max |Δp|, result
@@ -34,7 +34,7 @@ def print_parity(parity: dict[str, Any]) -> None:
 
 
 def print_bench(bench: dict[str, Any]) -> None:
-    from toolkit.report import latency_pivot
+    from toolkit.reports import latency_pivot
 
     header, rows = latency_pivot(bench)
     out.print(rich_table("Latency (p50 ms)", header, rows))
@@ -50,7 +50,7 @@ def print_bench(bench: dict[str, Any]) -> None:
 
 
 def print_recommendation(parity: dict[str, Any] | None, bench: dict[str, Any] | None) -> None:
-    from toolkit.report import recommend
+    from toolkit.reports import recommend
 
     rec = recommend(parity, bench)
     if rec:

@@ -9,14 +9,17 @@ import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from exporters.files import sha256_file, write_json_atomic
+from exporters.files import sha256_file
 from toolkit import __version__
 from toolkit.errors import RunDirError
 
 if TYPE_CHECKING:
     from runtimes.spec import ModelSpec
+    from toolkit.run.documents import Document
+
+D = TypeVar("D", bound="Document")
 
 SCHEMA_VERSION = 1
 RUNS_DIR = Path("runs")
@@ -156,6 +159,9 @@ def load_manifest(run_dir: Path) -> dict[str, Any]:
         raise RunDirError(
             f"{path} is not an edgekit manifest (schema_version {SCHEMA_VERSION}); re-run `edgekit export`."
         )
+    from toolkit.run.documents import ManifestDocument, parse_document
+
+    parse_document(manifest, ManifestDocument, source=path)  # every field typed-checked, one-line error
     return manifest
 
 
@@ -199,7 +205,9 @@ def write_manifest(run_dir: Path, entries: list[dict[str, Any]], extra: dict[str
         **extra,
         "artifacts": artifacts,
     }
-    write_json_atomic(run_dir / MANIFEST_JSON, manifest)
+    from toolkit.run.documents import ManifestDocument
+
+    save_document(run_dir / MANIFEST_JSON, manifest, ManifestDocument)
     return manifest
 
 
@@ -241,3 +249,32 @@ def entry_spec(entry: dict[str, Any]) -> ModelSpec | None:
     from runtimes.spec import ModelSpec
 
     return ModelSpec.from_dict(data)
+
+
+def save_document(path: Path, data: dict[str, Any], kind: type[D]) -> D:
+    """Validate `data` as a `kind` document and write it atomically: every run document goes through here."""
+    from toolkit.run.documents import parse_document, write_document
+
+    doc = parse_document(data, kind, source=path)
+    write_document(path, doc)
+    return doc
+
+
+def load_document(path: Path, kind: type[D]) -> D:
+    """Read and validate a run document (one-line `DocumentError` naming the file and the first problem)."""
+    from toolkit.run.documents import load_document as load
+
+    return load(path, kind)
+
+
+def prepare_run_dir(run_dir: Path) -> Path:
+    """`run_dir`, created if missing; a file or an unwritable folder is a one-line error."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"{run_dir} is a file; pass a directory.")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create {run_dir}: {exc.strerror}; choose another directory.") from exc
+    if not os.access(run_dir, os.W_OK):
+        raise RunDirError(f"{run_dir} is not writable; choose another directory.")
+    return run_dir

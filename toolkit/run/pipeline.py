@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from exporters.base import ExportFormat, Precision, artifact_name
-from exporters.files import sha256_file, write_json_atomic
+from exporters.files import sha256_file
 from toolkit.data.mnist import Mnist
 from toolkit.errors import RunDirError
 from toolkit.model.reference import TrainConfig
@@ -25,7 +25,7 @@ from toolkit.steps.train import train_step
 # -- report ------------------------------------------------------------------------------------------
 def report_step(run_dir: Path) -> tuple[Path, Path]:
     """Write report.md and report.html from whichever of train/manifest/parity/bench JSON files exist."""
-    from toolkit.report import write_report
+    from toolkit.reports import write_report
 
     return write_report(run_dir)
 
@@ -91,7 +91,9 @@ def run_pipeline(
     if resume:
         remove_leftovers(run_dir)
     else:
-        write_json_atomic(run_dir / RUN_JSON, {"schema_version": A.SCHEMA_VERSION, **options})
+        from toolkit.run.documents import RunOptions
+
+        A.save_document(run_dir / RUN_JSON, {"schema_version": A.SCHEMA_VERSION, **options}, RunOptions)
     done = _step_state(run_dir, targets) if resume else dict.fromkeys(("train", "export", "parity", "bench"), False)
     result: dict[str, Any] = {"skipped": [step for step, ok in done.items() if ok], "timings": {}}
 

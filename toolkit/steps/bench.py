@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from exporters.files import write_json_atomic
 from toolkit.data.mnist import Mnist, load_mnist, to_model_input
 from toolkit.errors import ToolkitError
 from toolkit.progress import ProgressCallback, as_progress
@@ -245,5 +244,7 @@ def bench_step(
         ],
         "results": rows,
     }
-    write_json_atomic(run_dir / A.BENCH_JSON, report)
+    from toolkit.run.documents import BenchDocument
+
+    A.save_document(run_dir / A.BENCH_JSON, report, BenchDocument)
     return report

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from exporters.files import write_json_atomic
 from runtimes.registry import make_runner
 from runtimes.spec import ModelSpec
 from toolkit.data.mnist import Mnist, load_mnist, to_model_input
@@ -222,7 +221,9 @@ def parity_step(
         "results": [r.to_dict() for r in rows],
         "passed": all(r.passed for r in rows),
     }
-    write_json_atomic(run_dir / A.PARITY_JSON, report)
+    from toolkit.run.documents import ParityDocument
+
+    A.save_document(run_dir / A.PARITY_JSON, report, ParityDocument)
     return report
 
 

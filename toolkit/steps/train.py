@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from exporters.files import sha256_file, write_json_atomic
+from exporters.files import sha256_file
 from toolkit.data.mnist import Mnist
 from toolkit.model.reference import TrainConfig
 from toolkit.progress import ProgressCallback, as_progress
@@ -53,5 +53,7 @@ def train_step(
         "data": {"source": data.source, "verified": data.verified, "warnings": list(data.warnings)},
         "libraries": A.library_versions(),
     }
-    write_json_atomic(run_dir / A.TRAIN_JSON, summary)
+    from toolkit.run.documents import TrainDocument
+
+    A.save_document(run_dir / A.TRAIN_JSON, summary, TrainDocument)
     return summary

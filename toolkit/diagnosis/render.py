@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolkit.diagnose.layers import SNR_CAP_DB
+from toolkit.diagnosis.layers import SNR_CAP_DB
 
 
 def fmt_snr(v: float | None) -> str:

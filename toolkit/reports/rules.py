@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from toolkit.report.fmt import as_dict, as_list, num
+from toolkit.reports.fmt import as_dict, as_list, num
 
 Doc = Mapping[str, Any]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from toolkit.report import fmt
-from toolkit.report.model import Report, SideBySide
+from toolkit.reports import fmt
+from toolkit.reports.model import Report, SideBySide
 
 
 @cache
@@ -19,7 +19,7 @@ def _environment() -> Any:
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("toolkit.report", "templates"),
+        loader=jinja2.PackageLoader("toolkit.reports", "templates"),
         autoescape=True,  # every string from the JSON documents is escaped
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -59,8 +59,8 @@ def _subtitle(report: Report) -> str:
 
 
 def render(report: Report) -> str:
-    """The HTML document of a report (see `toolkit.report.render_html`)."""
-    from toolkit.report.charts import render_charts
+    """The HTML document of a report (see `toolkit.reports.render_html`)."""
+    from toolkit.reports.charts import render_charts
 
     runs = report.runs
     charts = render_charts(report) if runs else {}

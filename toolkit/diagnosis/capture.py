@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.diagnose.layers import ACTIVATION_OPS, CHUNK, QUANT_DTYPES, Tensor
+from toolkit.diagnosis.layers import ACTIVATION_OPS, CHUNK, QUANT_DTYPES, Tensor
 
 
 def _reachable(start: Iterable[str], edges: dict[str, list[str]]) -> set[str]:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toolkit.report.build import build_report
-from toolkit.report.load import RunDocs, distinct_names, load_run
-from toolkit.report.markdown import render_markdown
-from toolkit.report.model import Report
+from toolkit.reports.build import build_report
+from toolkit.reports.load import RunDocs, distinct_names, load_run
+from toolkit.reports.markdown import render_markdown
+from toolkit.reports.model import Report
 
 
 def render_html(report: Report) -> str:
     """report.html for a `Report`: one self-contained file (inline CSS and SVG charts, no external resource)."""
-    from toolkit.report.html import render
+    from toolkit.reports.html import render
 
     return render(report)
 

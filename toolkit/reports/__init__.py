@@ -13,9 +13,9 @@ and `toolkit.remote` (fetched board results), Jinja2 and matplotlib (inside the 
 Never imports the CLI, TensorFlow or Rich.
 """
 
-from toolkit.report.build import build_report
-from toolkit.report.load import RunDocs, load_run
-from toolkit.report.markdown import (
+from toolkit.reports.build import build_report
+from toolkit.reports.load import RunDocs, load_run
+from toolkit.reports.markdown import (
     cold_start_table,
     latency_pivot,
     parity_rows,
@@ -24,9 +24,9 @@ from toolkit.report.markdown import (
     render_markdown,
     rows_table,
 )
-from toolkit.report.model import Report
-from toolkit.report.rules import Recommendation, config_label, machine_label, recommend
-from toolkit.report.write import merge_reports, render_html, write_report
+from toolkit.reports.model import Report
+from toolkit.reports.rules import Recommendation, config_label, machine_label, recommend
+from toolkit.reports.write import merge_reports, render_html, write_report
 
 __all__ = [
     "Recommendation",

@@ -32,7 +32,7 @@ def gallery_name(artifact: str) -> str:
 
 def default_artifacts(manifest: dict[str, Any]) -> list[str]:
     """The quantized artifacts if the run has any, else every non-Keras artifact."""
-    from toolkit.diagnose.speed import QUANTIZED
+    from toolkit.diagnosis.speed import QUANTIZED
 
     exports = [a for a in manifest["artifacts"] if a["format"] != "keras"]
     quantized = [a["name"] for a in exports if a["precision"] in QUANTIZED]
@@ -40,7 +40,7 @@ def default_artifacts(manifest: dict[str, Any]) -> list[str]:
 
 
 def _graph(path: Path) -> Any:
-    from toolkit.diagnose.capture import OnnxGraph, TFLiteGraph
+    from toolkit.diagnosis.capture import OnnxGraph, TFLiteGraph
 
     if path.suffix == ".tflite":
         return TFLiteGraph(path)
@@ -59,8 +59,8 @@ def diagnose_artifact(
     out_dir: Path,
 ) -> dict[str, Any]:
     """Per-layer metrics, first departure, added-error ranking and gallery for one artifact."""
-    from toolkit.diagnose.gallery import write_gallery
-    from toolkit.diagnose.layers import first_departure, layer_rows, map_layers, ranked_by_added_error
+    from toolkit.diagnosis.gallery import write_gallery
+    from toolkit.diagnosis.layers import first_departure, layer_rows, map_layers, ranked_by_added_error
 
     graph = _graph(path)
     probes = map_layers(layers, tuple(int(d) for d in images.shape[1:]), graph.tensors)
@@ -106,9 +106,9 @@ def diagnose_step(
 ) -> dict[str, Any]:
     """Diagnose the chosen artifacts of a run; write diagnose/diagnose.{json,md} and the galleries."""
     from runtimes.keras_runner import load_keras_model
-    from toolkit.diagnose.layers import DEPART_COSINE, DEPART_SNR_DB, SNR_CAP_DB, keras_layers, keras_outputs
-    from toolkit.diagnose.render import render_markdown
-    from toolkit.diagnose.speed import explain
+    from toolkit.diagnosis.layers import DEPART_COSINE, DEPART_SNR_DB, SNR_CAP_DB, keras_layers, keras_outputs
+    from toolkit.diagnosis.render import render_markdown
+    from toolkit.diagnosis.speed import explain
 
     if limit < 1:
         raise ToolkitError(f"--limit must be 1 or more, got {limit}.")

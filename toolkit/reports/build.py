@@ -6,10 +6,10 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
 
-from toolkit.report.fmt import as_dict, as_list, num, plain, runtime_name, threads_text
-from toolkit.report.latency import build_latency
-from toolkit.report.load import RunDocs
-from toolkit.report.model import (
+from toolkit.reports.fmt import as_dict, as_list, num, plain, runtime_name, threads_text
+from toolkit.reports.latency import build_latency
+from toolkit.reports.load import RunDocs
+from toolkit.reports.model import (
     Alert,
     ArtifactRow,
     Diagnosis,
@@ -25,7 +25,7 @@ from toolkit.report.model import (
     Training,
     VerifyRow,
 )
-from toolkit.report.rules import artifact_sizes, bench_rows, config_label, machine_label, recommend, row_batch
+from toolkit.reports.rules import artifact_sizes, bench_rows, config_label, machine_label, recommend, row_batch
 
 Doc = dict[str, Any]
 T = TypeVar("T")

@@ -12,9 +12,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from toolkit.report.fmt import ms_fine, size, threads_text
-from toolkit.report.model import Report, RunView
-from toolkit.report.svg import FAIL, INK, Tips, darken, log_axis, log_domain, new_figure, style, to_inline_svg
+from toolkit.reports.fmt import ms_fine, size, threads_text
+from toolkit.reports.model import Report, RunView
+from toolkit.reports.svg import FAIL, INK, Tips, darken, log_axis, log_domain, new_figure, style, to_inline_svg
 
 WIDTH_IN = 11.2  # 806 pt; the page scales the SVG to its column
 
@@ -281,7 +281,7 @@ def _run_text(run: RunView, runs: list[RunView]) -> str:
 
 def render_charts(report: Report) -> dict[str, str]:
     """The charts the report has data for, by id (`chart-pareto`, `chart-latency`, `chart-batch`)."""
-    from toolkit.report.charts_latency import chart_batch, chart_distribution
+    from toolkit.reports.charts_latency import chart_batch, chart_distribution
 
     charts = {
         "chart-pareto": chart_pareto(report),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
-from toolkit.report.rules import Recommendation
+from toolkit.reports.rules import Recommendation
 
 T = TypeVar("T")
 

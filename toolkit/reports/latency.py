@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from toolkit.report.fmt import as_dict, as_list, num, plain
-from toolkit.report.model import ColdStartRow, Latency, LatencyRow, PivotCell, PivotRow
-from toolkit.report.rules import bench_rows, config_label, machine_label, row_batch, row_threads
+from toolkit.reports.fmt import as_dict, as_list, num, plain
+from toolkit.reports.model import ColdStartRow, Latency, LatencyRow, PivotCell, PivotRow
+from toolkit.reports.rules import bench_rows, config_label, machine_label, row_batch, row_threads
 
 Doc = dict[str, Any]
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolkit.report.rules import machine_label
+from toolkit.reports.rules import machine_label
 
 Doc = dict[str, Any]
 DOC_FILES = (("train", "train.json"), ("manifest", "manifest.json"), ("parity", "parity.json"), ("bench", "bench.json"))

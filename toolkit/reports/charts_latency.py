@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from toolkit.report.charts import WIDTH_IN, _run_text
-from toolkit.report.fmt import dur, integer, ms_fine, threads_text
-from toolkit.report.model import LatencyRow, Report, RunView
-from toolkit.report.svg import (
+from toolkit.reports.charts import WIDTH_IN, _run_text
+from toolkit.reports.fmt import dur, integer, ms_fine, threads_text
+from toolkit.reports.model import LatencyRow, Report, RunView
+from toolkit.reports.svg import (
     CONFIG_PALETTE,
     INK,
     MARKERS,

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.diagnose.evidence import (
+from toolkit.diagnosis.evidence import (
     explain_onnx,
     explain_tflite,
     fmt_ms,

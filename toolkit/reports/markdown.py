@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from toolkit.report.fmt import DASH, integer, ms, size
-from toolkit.report.model import Diagnosis, Latency, Parity, Remote, Report, RunView, SideBySide, Training
+from toolkit.reports.fmt import DASH, integer, ms, size
+from toolkit.reports.model import Diagnosis, Latency, Parity, Remote, Report, RunView, SideBySide, Training
 
 Table = tuple[list[str], list[list[str]]]
 
@@ -75,14 +75,14 @@ def cold_start_table(latency: Latency) -> Table:
 
 def parity_rows(parity: Mapping[str, Any]) -> Table:
     """`parity_table` of a parity.json (what `edgekit parity` prints)."""
-    from toolkit.report.build import build_parity
+    from toolkit.reports.build import build_parity
 
     return parity_table(build_parity(dict(parity)))
 
 
 def latency_pivot(bench: Mapping[str, Any]) -> Table:
     """`pivot_table` of a bench.json (what `edgekit bench` prints)."""
-    from toolkit.report.latency import build_latency
+    from toolkit.reports.latency import build_latency
 
     return pivot_table(build_latency(dict(bench), None))
 

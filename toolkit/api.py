@@ -1,0 +1,363 @@
+"""edgekit's Python API: every step with typed arguments and typed results; the CLI is an adapter over it.
+
+    import toolkit
+
+    run = toolkit.new_run("runs")
+    toolkit.train(run, epochs=1, train_limit=4000)
+    manifest = toolkit.export(run, formats=["tflite"], precisions=["fp32", "int8"])
+    parity = toolkit.parity(run, limit=1000)
+    bench = toolkit.bench(run, settings=toolkit.BenchSettings(batch_sizes=(1,), threads=(1,)))
+    md, html = toolkit.report(run)
+
+Results are the run documents (`toolkit.run.documents`: `TrainDocument`, `ManifestDocument`,
+`ParityDocument`, `BenchDocument`, `GateDocument`), the same objects the JSON files in the run directory
+hold. Progress goes to an optional plain callback (`progress=print` works) of `toolkit.progress.ProgressEvent`.
+User errors raise `runtimes.errors.EdgekitError` subclasses with a one-line message.
+
+Importing this module is cheap: TensorFlow, pydantic and the runtimes load inside the functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from benchmarks.gate import Limits
+    from toolkit.data.mnist import Mnist
+    from toolkit.progress import ProgressCallback
+    from toolkit.run.documents import (
+        BenchDocument,
+        GateDocument,
+        ManifestDocument,
+        ParityDocument,
+        RunOptions,
+        TrainDocument,
+    )
+    from toolkit.steps.bench import BenchSettings
+
+_DEFAULT_RUNS = Path("runs")
+
+
+def load_data(data: str | Path | Mnist | None = None, *, allow_unverified: bool = False) -> Mnist:
+    """The dataset: `Mnist` as given, or loaded from a source (None/"shipped", "keras-cache", a .npz, an IDX folder).
+
+    Warnings (unverified data) are in `.warnings`; the caller decides how to show them.
+    """
+    from toolkit.data.mnist import Mnist, load_mnist
+
+    return data if isinstance(data, Mnist) else load_mnist(data, allow_unverified=allow_unverified)
+
+
+def new_run(runs_dir: Path | str = _DEFAULT_RUNS, *, point_latest: bool = True) -> Path:
+    """Create `runs_dir/<UTC time>` and (by default) point `runs_dir/latest` at it."""
+    from toolkit.run import layout
+
+    run = layout.new_run_dir(Path(runs_dir))
+    if point_latest:
+        layout.point_latest(run)
+    return run
+
+
+def train(
+    run_dir: Path | str,
+    *,
+    data: str | Path | Mnist | None = None,
+    epochs: int = 10,
+    batch_size: int = 200,
+    seed: int = 7,
+    train_limit: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> TrainDocument:
+    """Train the reference CNN into `run_dir` (created if missing): model.keras and train.json."""
+    from toolkit.model.reference import TrainConfig
+    from toolkit.run import layout
+    from toolkit.run.documents import TrainDocument, parse_document
+    from toolkit.run.lock import run_lock
+    from toolkit.steps.train import train_step
+
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit)
+    config.validate()
+    dataset = load_data(data)
+    run = layout.prepare_run_dir(Path(run_dir))
+    with run_lock(run):
+        summary = train_step(run, dataset, config, progress)
+    return parse_document(summary, TrainDocument, source=run / layout.TRAIN_JSON)
+
+
+def export(
+    run_dir: Path | str,
+    *,
+    formats: Sequence[str] | None = None,
+    precisions: Sequence[str] | None = None,
+    data: str | Path | Mnist | None = None,
+    calibration_size: int = 500,
+    seed: int = 7,
+    progress: ProgressCallback | None = None,
+) -> ManifestDocument:
+    """Export the run's model.keras (default: every format and precision not opt-in); returns manifest.json.
+
+    Args:
+        formats: "tflite" and/or "onnx" (None: both).
+        precisions: e.g. "fp32", "fp16", "int8-dynamic", "int8", "int16x8" (None: the defaults of each format).
+        data: calibration data for int8 (the training split, `calibration_size` images drawn with `seed`).
+    """
+    from exporters.base import NEEDS_CALIBRATION
+    from toolkit.run import layout
+    from toolkit.run.documents import ManifestDocument, parse_document
+    from toolkit.run.lock import run_lock
+    from toolkit.steps.export import export_step, parse_targets
+
+    run = layout.resolve_run_dir(Path(run_dir))
+    targets = parse_targets(_formats(formats), _precisions(precisions))
+    dataset = load_data(data) if any(p in NEEDS_CALIBRATION for _, p in targets) else None
+    with run_lock(run):
+        manifest = export_step(
+            run, targets, data=dataset, calibration_size=calibration_size, seed=seed, progress=progress
+        )
+    return parse_document(manifest, ManifestDocument, source=run / layout.MANIFEST_JSON)
+
+
+def parity(
+    run_dir: Path | str,
+    *,
+    artifacts: Sequence[str] | None = None,
+    limit: int | None = None,
+    data: str | Path | Mnist | None = None,
+    progress: ProgressCallback | None = None,
+) -> ParityDocument:
+    """Every artifact over the test split against the Keras reference; writes and returns parity.json.
+
+    `doc.passed` is False when an artifact misses its tolerance (the CLI exits 3 then).
+    """
+    from toolkit.run import layout
+    from toolkit.run.documents import ParityDocument, parse_document
+    from toolkit.run.lock import run_lock
+    from toolkit.steps.parity import parity_step
+
+    run = layout.resolve_run_dir(Path(run_dir))
+    dataset = load_data(data)
+    with run_lock(run):
+        report = parity_step(
+            run, artifact_names=list(artifacts) if artifacts else None, limit=limit, data=dataset, progress=progress
+        )
+    return parse_document(report, ParityDocument, source=run / layout.PARITY_JSON)
+
+
+def bench(
+    run_dir: Path | str,
+    *,
+    settings: BenchSettings | None = None,
+    artifacts: Sequence[str] | None = None,
+    data: str | Path | Mnist | None = None,
+    progress: ProgressCallback | None = None,
+) -> BenchDocument:
+    """Latency of every artifact × batch × threads (× runner variant), a fresh process each; writes bench.json."""
+    from toolkit.run import layout
+    from toolkit.run.documents import BenchDocument, parse_document
+    from toolkit.run.lock import run_lock
+    from toolkit.steps.bench import BenchSettings, bench_step
+
+    run = layout.resolve_run_dir(Path(run_dir))
+    settings = settings or BenchSettings()
+    settings.validate()
+    with run_lock(run):
+        report = bench_step(
+            run,
+            settings,
+            artifact_names=list(artifacts) if artifacts else None,
+            data=load_data(data),
+            progress=progress,
+        )
+    return parse_document(report, BenchDocument, source=run / layout.BENCH_JSON)
+
+
+def gate(current: Path | str, baseline: Path | str, *, limits: Limits | None = None) -> GateDocument:
+    """Compare a bench.json (or a run directory's) with a baseline; writes gate.json beside `current`.
+
+    `doc.passed` is False on a regression (the CLI exits 3); `doc.regressions` names each one.
+    """
+    from benchmarks.gate import Limits
+    from toolkit.steps.gate import bench_path, load_bench, run_gate
+
+    base_path = bench_path(Path(baseline), "--baseline")
+    path = bench_path(Path(current), "bench")
+    return run_gate(load_bench(path, "bench"), load_bench(base_path), base_path, limits or Limits(), path.parent)
+
+
+def report(*inputs: Path | str, out_dir: Path | str | None = None) -> tuple[Path, Path]:
+    """Write report.md and report.html: in the run directory for one run, or merged side by side into `out_dir`."""
+    from toolkit.reports import merge_reports, write_report
+    from toolkit.run import layout
+    from toolkit.run.lock import run_lock
+
+    paths = [Path(p) for p in inputs]
+    if len(paths) <= 1 and out_dir is None and not (paths and paths[0].is_file()):
+        run = layout.resolve_run_dir(paths[0] if paths else None)
+        with run_lock(run):
+            return write_report(run)
+    return merge_reports(paths, Path(out_dir or "report-merged"))
+
+
+def diagnose(
+    run_dir: Path | str,
+    *,
+    artifacts: Sequence[str] | None = None,
+    limit: int = 500,
+    data: str | Path | Mnist | None = None,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Per-layer error of each export against Keras, its disagreements and why a quantized one is slower.
+
+    Writes diagnose/diagnose.json, diagnose.md and the galleries, refreshes the run's report, and returns
+    diagnose.json's content.
+    """
+    from toolkit.diagnosis.step import diagnose_step
+    from toolkit.reports import write_report
+    from toolkit.run import layout
+    from toolkit.run.lock import run_lock
+
+    run = layout.resolve_run_dir(Path(run_dir))
+    dataset = load_data(data)
+    with run_lock(run):
+        result = diagnose_step(
+            run, artifact_names=list(artifacts) if artifacts else None, limit=limit, data=dataset, progress=progress
+        )
+        write_report(run)
+    return result
+
+
+def pipeline_options(
+    *,
+    epochs: int = 10,
+    batch_size: int = 200,
+    seed: int = 7,
+    train_limit: int | None = None,
+    formats: Sequence[str] | None = None,
+    precisions: Sequence[str] | None = None,
+    calibration_size: int = 500,
+    settings: BenchSettings | None = None,
+    data: str | None = None,
+    allow_unverified: bool = False,
+) -> RunOptions:
+    """The options of a whole pipeline run, as stored in its run.json (so `--resume` repeats them)."""
+    from dataclasses import asdict
+
+    from toolkit.model.reference import TrainConfig
+    from toolkit.run import layout
+    from toolkit.run.documents import RunOptions, parse_document
+    from toolkit.steps.bench import BenchSettings
+    from toolkit.steps.export import parse_targets
+
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit)
+    config.validate()
+    settings = settings or BenchSettings()
+    settings.validate()
+    options = {
+        "schema_version": layout.SCHEMA_VERSION,
+        "train": asdict(config),
+        "targets": [[f.value, p.value] for f, p in parse_targets(_formats(formats), _precisions(precisions))],
+        "calibration_size": calibration_size,
+        "bench": settings.to_dict(),
+        "data": data,
+        "allow_unverified": allow_unverified,
+    }
+    return parse_document(options, RunOptions)
+
+
+def pipeline(
+    runs_dir: Path | str = _DEFAULT_RUNS,
+    *,
+    options: RunOptions | None = None,
+    resume: Path | str | None = None,
+    data: Mnist | None = None,
+    progress: ProgressCallback | None = None,
+    on_run_dir: Callable[[Path], None] | None = None,
+) -> PipelineResult:
+    """train → export → parity → bench → report in a new run directory (or resume an interrupted one).
+
+    Args:
+        options: from `pipeline_options()` (default: the reference defaults); ignored with `resume`,
+            which repeats the interrupted run's own options.
+        data: the dataset, if already loaded (else loaded from the options' source).
+        on_run_dir: called with the run directory as soon as it exists (the CLI prints it).
+
+    Returns:
+        The run directory, its four documents, the report's two paths, the steps kept from an interrupted
+        run and the seconds each step took. `result.parity.passed` is False when an artifact failed parity.
+    """
+    from toolkit.run import layout
+    from toolkit.run.documents import (
+        BenchDocument,
+        ManifestDocument,
+        ParityDocument,
+        TrainDocument,
+        dump_document,
+        parse_document,
+    )
+    from toolkit.run.lock import run_lock
+    from toolkit.run.pipeline import load_run_options, run_pipeline
+
+    if resume is not None:
+        run = layout.resolve_run_dir(Path(resume))
+        stored = load_run_options(run)
+    else:
+        stored = dump_document(options or pipeline_options())
+    dataset = data or load_data(stored.get("data"), allow_unverified=bool(stored.get("allow_unverified")))
+    if resume is None:
+        run = layout.new_run_dir(Path(runs_dir))
+        layout.point_latest(run)  # at once, so `--resume runs/latest` finds an interrupted run
+    if on_run_dir is not None:
+        on_run_dir(run)
+    stored.pop("schema_version", None)
+    with run_lock(run):
+        result = run_pipeline(run, stored, data=dataset, progress=progress, resume=resume is not None)
+    layout.point_latest(run)
+    return PipelineResult(
+        run_dir=run,
+        train=parse_document(result["train"], TrainDocument),
+        manifest=parse_document(result["manifest"], ManifestDocument),
+        parity=parse_document(result["parity"], ParityDocument),
+        bench=parse_document(result["bench"], BenchDocument),
+        report=result["report"],
+        skipped=list(result["skipped"]),
+        timings=dict(result["timings"]),
+    )
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """What `pipeline()` did: the run directory and the documents it holds."""
+
+    run_dir: Path
+    train: TrainDocument
+    manifest: ManifestDocument
+    parity: ParityDocument
+    bench: BenchDocument
+    report: tuple[Path, Path]
+    skipped: list[str]
+    timings: dict[str, float]
+
+
+def _formats(values: Sequence[Any] | None) -> list[Any] | None:
+    from exporters.base import ExportFormat
+
+    return [_choice(ExportFormat, v, "format") for v in values] if values else None
+
+
+def _precisions(values: Sequence[Any] | None) -> list[Any] | None:
+    from exporters.base import Precision
+
+    return [_choice(Precision, v, "precision") for v in values] if values else None
+
+
+def _choice(enum: Any, value: Any, what: str) -> Any:
+    from toolkit.errors import ToolkitError
+
+    try:
+        return enum(getattr(value, "value", value))
+    except ValueError:
+        choices = ", ".join(m.value for m in enum)
+        raise ToolkitError(f"unknown {what} {value!r}; choose one of {choices}.") from None

@@ -1,0 +1,52 @@
+"""The regression gate: compare a bench.json with a baseline and write gate.json."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from benchmarks.gate import Limits, Regression, compare
+from toolkit.errors import ToolkitError
+from toolkit.run import layout as A
+
+if TYPE_CHECKING:
+    from toolkit.run.documents import BenchDocument, GateDocument
+
+GATE_JSON = "gate.json"
+
+
+def bench_path(path: Path, what: str) -> Path:
+    """The bench.json a path names (the file itself, or the one in a run directory)."""
+    found = path / A.BENCH_JSON if path.is_dir() else path
+    if not found.is_file():
+        raise ToolkitError(f"{what} {path} has no bench.json; pass a bench.json or a run directory.")
+    return found
+
+
+def load_bench(path: Path, what: str = "--baseline") -> BenchDocument:
+    """Load and validate a bench.json (or a run directory's) for the gate."""
+    from toolkit.run.documents import BenchDocument, load_document
+
+    return load_document(bench_path(path, what), BenchDocument)
+
+
+def run_gate(current: BenchDocument, baseline: BenchDocument, baseline_path: Path, limits: Limits, out_dir: Path) -> (
+    GateDocument
+):
+    """Compare `current` with `baseline` under `limits`; write `out_dir/gate.json` and return it.
+
+    The caller decides what a failure means (the CLI exits 3); `doc.passed` and `doc.regressions` say it.
+    """
+    from toolkit.run.documents import GateDocument, dump_document
+
+    regressions: list[Regression] = compare(dump_document(current), dump_document(baseline), limits)
+    data = {
+        "schema_version": A.SCHEMA_VERSION,
+        "baseline": str(baseline_path),
+        "limits": asdict(limits),
+        "passed": not regressions,
+        "regressions": [asdict(r) | {"message": r.describe()} for r in regressions],
+    }
+    doc: GateDocument = A.save_document(out_dir / GATE_JSON, data, GateDocument)
+    return doc
