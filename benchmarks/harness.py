@@ -17,8 +17,8 @@ from typing import Any
 
 from benchmarks.environment import available_cores
 from benchmarks.errors import BenchmarkError
-from benchmarks.worker import GRAPH_OPTIMIZATION_LEVELS
 from runtimes.errors import one_line
+from runtimes.ort_runner import GRAPH_OPT_LEVELS
 
 # The directory holding the `benchmarks` and `runtimes` packages, so the worker can import them
 # whatever the caller's working directory and whether or not edgekit is pip-installed.
@@ -231,9 +231,9 @@ def run_worker(
         raise ValueError(f"threads must be 1 or more (or None), got {threads}.")
     if timeout_s <= 0:
         raise ValueError(f"timeout_s must be above 0, got {timeout_s}.")
-    if graph_optimization is not None and graph_optimization not in GRAPH_OPTIMIZATION_LEVELS:
+    if graph_optimization is not None and graph_optimization not in GRAPH_OPT_LEVELS:
         raise ValueError(
-            f"graph_optimization must be one of {', '.join(GRAPH_OPTIMIZATION_LEVELS)} or None, "
+            f"graph_optimization must be one of {', '.join(GRAPH_OPT_LEVELS)} or None, "
             f"got {graph_optimization!r}."
         )
     _check_options_apply(Path(model_path), xnnpack, graph_optimization)

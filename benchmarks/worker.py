@@ -29,13 +29,11 @@ import numpy as np
 from benchmarks.errors import BenchmarkError
 from benchmarks.latency import measure_latency
 from runtimes.errors import EdgekitError
+from runtimes.ort_runner import GRAPH_OPT_LEVELS
 from runtimes.registry import make_runner, runner_class
 from runtimes.spec import ModelSpec
 
 _NS_PER_MS = 1_000_000
-# ONNX Runtime's graph optimisation levels (runtimes.ort_runner.GRAPH_OPT_LEVELS, repeated here so
-# that building the parser does not import the ONNX runner).
-GRAPH_OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 # Runner names (`Runner.name`) each sweep option applies to.
 XNNPACK_RUNTIME = "tflite"
 GRAPH_OPTIMIZATION_RUNTIME = "onnxruntime"
@@ -117,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--graph-optimization",
-        choices=GRAPH_OPTIMIZATION_LEVELS,
+        choices=GRAPH_OPT_LEVELS,
         default=None,
         help="ONNX Runtime only: graph optimisation level (default: all)",
     )

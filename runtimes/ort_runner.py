@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from enum import Enum
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,8 +19,18 @@ _ORT_TYPES = {
     "tensor(int8)": "int8",
     "tensor(uint8)": "uint8",
 }
-# ORT's graph optimisation levels by the names edgekit's options use.
-GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
+
+
+class GraphOptimization(str, Enum):
+    """ONNX Runtime's graph optimisation levels, by the names edgekit's options use (`--ort-opt`)."""
+
+    DISABLE = "disable"
+    BASIC = "basic"
+    EXTENDED = "extended"
+    ALL = "all"
+
+
+GRAPH_OPT_LEVELS: tuple[str, ...] = tuple(level.value for level in GraphOptimization)
 
 
 def _dims(shape: list[Any]) -> tuple[int | None, ...]:

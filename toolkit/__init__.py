@@ -32,8 +32,10 @@ from toolkit.api import (
     train,
 )
 from toolkit.progress import ProgressEvent
+from toolkit.steps.bench_settings import BenchSettings
 
 __all__ = [
+    "BenchSettings",
     "PipelineResult",
     "ProgressEvent",
     "__version__",

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
         RunOptions,
         TrainDocument,
     )
-    from toolkit.steps.bench import BenchSettings
+    from toolkit.steps.bench_settings import BenchSettings
 
 _DEFAULT_RUNS = Path("runs")
 
@@ -158,7 +158,8 @@ def bench(
     from toolkit.run import layout
     from toolkit.run.documents import BenchDocument, parse_document
     from toolkit.run.lock import run_lock
-    from toolkit.steps.bench import BenchSettings, bench_step
+    from toolkit.steps.bench import bench_step
+    from toolkit.steps.bench_settings import BenchSettings
 
     run = layout.resolve_run_dir(Path(run_dir))
     settings = settings or BenchSettings()
@@ -248,7 +249,7 @@ def pipeline_options(
     from toolkit.model.reference import TrainConfig
     from toolkit.run import layout
     from toolkit.run.documents import RunOptions, parse_document
-    from toolkit.steps.bench import BenchSettings
+    from toolkit.steps.bench_settings import BenchSettings
     from toolkit.steps.export import parse_targets
 
     config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit)

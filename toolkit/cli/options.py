@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from exporters.base import ExportFormat, Precision
+from runtimes.ort_runner import GraphOptimization
 
 # -- shared options ------------------------------------------------------------------------------
 RunDirArg = Annotated[
@@ -110,11 +111,7 @@ class OnOff(str, Enum):
     OFF = "off"
 
 
-class OrtOpt(str, Enum):
-    DISABLE = "disable"
-    BASIC = "basic"
-    EXTENDED = "extended"
-    ALL = "all"
+OrtOpt = GraphOptimization  # the one list of ONNX Runtime levels lives beside the runner
 
 
 XnnpackOpt = Annotated[
@@ -155,7 +152,7 @@ class BenchOptions:
     peak: bool = True
 
     def settings(self) -> Any:
-        from toolkit.steps.bench import QUICK_BENCH, BenchSettings
+        from toolkit.steps.bench_settings import QUICK_BENCH, BenchSettings
 
         base = QUICK_BENCH if self.quick else BenchSettings()
         settings = BenchSettings(

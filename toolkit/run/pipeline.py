@@ -83,7 +83,8 @@ def run_pipeline(
     `options` (stored as run.json) holds the training config, export targets and bench settings, so a
     resumed run repeats exactly the same work. Returns what each step produced plus timings.
     """
-    from toolkit.steps.bench import BenchSettings, bench_step
+    from toolkit.steps.bench import bench_step
+    from toolkit.steps.bench_settings import BenchSettings
 
     config = TrainConfig(**options["train"])
     targets = [(ExportFormat(f), Precision(p)) for f, p in options["targets"]]
