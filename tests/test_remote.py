@@ -21,10 +21,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from toolkit.remote import (
-    RemoteError,
+from toolkit.device.errors import RemoteError
+from toolkit.device.remote import (
     RemoteFailed,
-    SshSettings,
     check_hosts,
     exit_code,
     host_dirname,
@@ -33,6 +32,7 @@ from toolkit.remote import (
     remote_results,
     run_remote_verify,
 )
+from toolkit.device.ssh import SshSettings
 
 SSHD = Path("/usr/sbin/sshd")
 ARTIFACTS = ["tflite-fp32", "tflite-int8", "onnx-int8"]
@@ -117,7 +117,7 @@ def settings(ssh_config: Path, remote_dir: Path, wheel_cache: Path, monkeypatch:
 
 @pytest.fixture(scope="module")
 def remote_bundle(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from toolkit.bundle import build_bundle
+    from toolkit.device.bundle import build_bundle
 
     folder, _ = build_bundle(small_run, tmp_path_factory.mktemp("desktop") / "bundle", artifact_names=ARTIFACTS,
                              golden=64)  # fmt: skip
@@ -150,7 +150,8 @@ def _error_lines(stderr: str) -> list[str]:
 # -- with a real sshd --------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_verify_remote_round_trip(remote_cli, remote_bundle: Path, tmp_path: Path) -> None:
-    from toolkit.bundle import check_files, load_bundle, verify_bundle
+    from toolkit.device.bundle_format import check_files, load_bundle
+    from toolkit.device.verify import verify_bundle
 
     bundle = Path(shutil.copytree(remote_bundle, tmp_path / "bundle"))
     proc = remote_cli("verify", bundle, "--remote", "board")
@@ -191,7 +192,7 @@ def test_second_run_reuses_the_environment(remote_cli, remote_bundle: Path, tmp_
 @pytest.mark.slow
 def test_two_hosts_run_in_parallel(remote_cli, remote_bundle: Path, tmp_path: Path) -> None:
     archive = tmp_path / "device.tar.gz"
-    from toolkit.bundle import write_tar
+    from toolkit.device.archive import write_tar
 
     write_tar(remote_bundle, archive, "device")
     proc = remote_cli("verify", archive, "--remote", "board", "--remote", "board2")

@@ -483,8 +483,9 @@ def _bench_remote(
 ) -> None:
     """`edgekit bench --remote`: the same benchmark on each board, fetched into RUN_DIR/remote/<host>/."""
     from toolkit import artifacts as A
+    from toolkit.device.remote import RemoteFailed, remote_bench
+    from toolkit.device.ssh import SshSettings
     from toolkit.pipeline import report_step
-    from toolkit.remote import RemoteFailed, SshSettings, remote_bench
 
     args: list[str] = []
     for name in artifacts or []:

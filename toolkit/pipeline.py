@@ -206,7 +206,7 @@ def _reference_sha(manifest: dict[str, Any]) -> str | None:
 def report_step(run_dir: Path) -> tuple[Path, Path]:
     """Write report.md and report.html from whichever of train/manifest/parity/bench JSON files exist."""
     from benchmarks.html_report import render_html
-    from toolkit.remote import remote_results
+    from toolkit.device.remote import remote_results
     from toolkit.report import load_run, machine_label, render_remote, render_report
 
     run = load_run(run_dir)
