@@ -179,4 +179,3 @@ def board_mounts(root: Path, board: Board, scratch: Path) -> Iterator[None]:
         for point in (proc_dir, root_sys):
             with contextlib.suppress(EmulateError):
                 unmount_all(point)
-

@@ -143,4 +143,3 @@ def _host_cpu() -> str | None:
         return cpu_model()
     except Exception:  # best effort, as in capture_environment
         return None
-

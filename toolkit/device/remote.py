@@ -139,7 +139,6 @@ def remote_results(target: Path) -> dict[str, dict[str, dict[str, Any]]]:
     return found
 
 
-
 # -- running on hosts --------------------------------------------------------------------------------
 def _fetch_json(h: SshHost, remote: str, local: Path, extra: dict[str, Any], what: str) -> Path:
     """Copy a JSON file back, add a `remote` section, and write it atomically to `local`."""
@@ -385,5 +384,3 @@ def remote_bench(
             results,
         )
     return {r.host: r.path for r in results if r.path is not None}
-
-

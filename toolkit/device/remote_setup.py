@@ -98,6 +98,7 @@ with open(".setup.lock", "w") as lock:
     done("installed")
 """
 
+
 def probe(h: SshHost) -> str:
     """Create the remote dir and a job dir (sets `h.root`, `h.job`); the installed wheel's sha256 ('' if none)."""
     job = uuid.uuid4().hex[:12]

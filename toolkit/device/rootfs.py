@@ -312,4 +312,3 @@ def ensure_root(cache: Path, say: Say) -> tuple[Path, dict[str, Any], str]:
     if marker.get("edgekit_wheel", {}).get("source_digest") != source_digest(src):
         return cache, update_wheel(cache, src, marker, say), "wheel updated"
     return cache, marker, "cached"
-
