@@ -13,17 +13,11 @@ import pytest
 
 from exporters.files import sha256_file
 from tests.test_cli import assert_one_line_error
-from toolkit.bundle import (
-    BUNDLE_JSON,
-    DEFAULT_STEP,
-    FP16_MAX_ABS,
-    FP32_MAX_ABS,
-    BundleError,
-    build_bundle,
-    safe_extract,
-    tolerance_for,
-    write_tar,
-)
+from toolkit.device.archive import safe_extract, write_tar
+from toolkit.device.bundle import build_bundle
+from toolkit.device.bundle_format import BUNDLE_JSON
+from toolkit.device.errors import BundleError
+from toolkit.device.verify import DEFAULT_STEP, FP16_MAX_ABS, FP32_MAX_ABS, tolerance_for
 
 GOLDEN = 64
 

@@ -1,8 +1,8 @@
 """`edgekit verify --emulate pi4|pi5`: the core install in an arm64 Debian root under QEMU user-mode.
 
 The slow tests need root, qemu-user-static, binfmt-support and debootstrap (skipped with the reason
-otherwise). The first run builds the arm64 root into the cache (`$EDGEKIT_CACHE/arm64-bookworm`, default
-`~/.cache/edgekit/arm64-bookworm`): measured 4 min 49 s cold on 2 cores (root built in 265 s: debootstrap
+otherwise). The first run builds the arm64 root into the cache (`$EDGEKIT_CACHE_DIR/arm64-bookworm`,
+default `~/.cache/edgekit/arm64-bookworm`): measured 4 min 49 s cold on 2 cores (root built in 265 s: debootstrap
 ~3 min, venv + pip install under emulation ~1.5 min); warm, a board's verify takes ~25 s (this file: ~1 min),
 plus ~10 s when edgekit's sources changed (only its wheel is re-installed).
 """
@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from toolkit import emulate
+from toolkit.device import chroot, rootfs
+from toolkit.device.boards import BOARDS
+from toolkit.device.errors import EmulateError
 
 COLD_BUILD_TIMEOUT = 1800  # s: a cold build (~7 min) plus the run, with room for a slow mirror
 
@@ -27,9 +29,9 @@ def _missing_for_emulation() -> str | None:
         return "needs Linux"
     if os.geteuid() != 0:
         return "needs root (debootstrap, mount, chroot)"
-    for tool in (emulate.QEMU, "debootstrap", "chroot"):
+    for tool in (chroot.QEMU, "debootstrap", "chroot"):
         if shutil.which(tool) is None:
-            return f"{tool} missing: {emulate.APT_FIX}"
+            return f"{tool} missing: {chroot.APT_FIX}"
     return None
 
 
@@ -39,7 +41,7 @@ needs_emulation = pytest.mark.skipif(_missing_for_emulation() is not None, reaso
 @pytest.fixture(scope="module")
 def default_bundle(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A default bundle (every non-Keras artifact, 256 golden images) of the small run."""
-    from toolkit.bundle import build_bundle
+    from toolkit.device.bundle import build_bundle
 
     path, _ = build_bundle(small_run, tmp_path_factory.mktemp("emulate") / "bundle")
     return path
@@ -49,7 +51,7 @@ def default_bundle(small_run: Path, tmp_path_factory: pytest.TempPathFactory) ->
 def test_board_names_match_the_cli_choice() -> None:
     from toolkit.cli.device import EmulatedBoard
 
-    assert [b.value for b in EmulatedBoard] == list(emulate.BOARDS)
+    assert [b.value for b in EmulatedBoard] == list(BOARDS)
 
 
 @pytest.mark.parametrize(("board", "core", "part", "dotprod"), [("pi4", "Cortex-A72", "0xd08", False),
@@ -57,13 +59,13 @@ def test_board_names_match_the_cli_choice() -> None:
 def test_board_cpuinfo_reads_like_the_board(board: str, core: str, part: str, dotprod: bool) -> None:
     from benchmarks import environment
 
-    text = emulate.BOARDS[board].cpuinfo()
+    text = BOARDS[board].cpuinfo()
     fields = environment._cpuinfo_fields(text)
     assert fields["CPU part"] == part and fields["CPU implementer"] == "0x41"
     assert "asimd" in fields["Features"].split() and ("asimddp" in fields["Features"].split()) == dotprod
     assert text.count("processor\t:") == 4  # a Pi's four cores by default
-    assert emulate.BOARDS[board].cpuinfo([0, 1]).count("processor\t:") == 2  # or the host CPUs QEMU may use
-    assert environment.ARM_PARTS[part] == core == emulate.BOARDS[board].core
+    assert BOARDS[board].cpuinfo([0, 1]).count("processor\t:") == 2  # or the host CPUs QEMU may use
+    assert environment.ARM_PARTS[part] == core == BOARDS[board].core
 
 
 def test_mirror_from_apt_sources() -> None:
@@ -72,14 +74,14 @@ def test_mirror_from_apt_sources() -> None:
         "Types: deb\n# http://snapshot.debian.org/archive/debian/20250520T000000Z\nURIs: http://mirror.example/debian/\n"
         "Suites: bookworm bookworm-updates\nComponents: main\n"
     )
-    assert emulate.mirror_from_deb822(deb822) == "http://mirror.example/debian"
+    assert rootfs.mirror_from_deb822(deb822) == "http://mirror.example/debian"
     listing = (
         "deb https://packages.cloud.google.com/apt cloud-sdk-bookworm main\n"
         "# deb http://commented.example/debian bookworm main\n"
         "deb [arch=amd64 signed-by=/k.gpg] http://ftp.example/debian bookworm main contrib\n"
     )
-    assert emulate.mirror_from_list(listing) == "http://ftp.example/debian"
-    assert emulate.mirror_from_list("deb https://deb.nodesource.com/node_20.x nodistro main\n") is None
+    assert rootfs.mirror_from_list(listing) == "http://ftp.example/debian"
+    assert rootfs.mirror_from_list("deb https://deb.nodesource.com/node_20.x nodistro main\n") is None
 
 
 def test_unknown_board_is_a_choice_error(edgekit, tmp_path: Path) -> None:
@@ -95,7 +97,7 @@ def test_not_root_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     from toolkit.cli import app
 
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("EDGEKIT_CACHE_DIR", str(tmp_path / "cache"))
     result = CliRunner().invoke(app, ["verify", str(tmp_path), "--emulate", "pi4"])
     assert result.exit_code == 1
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
@@ -103,16 +105,31 @@ def test_not_root_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert not (tmp_path / "cache").exists()
 
 
+def test_one_cache_for_wheels_and_the_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """EDGEKIT_CACHE_DIR holds both; EDGEKIT_CACHE (the name --emulate used before) is read only without it."""
+    from toolkit.device import wheel
+
+    monkeypatch.delenv("EDGEKIT_CACHE_DIR", raising=False)
+    monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path / "old"))
+    assert rootfs.root_dir() == tmp_path / "old" / "arm64-bookworm"
+    monkeypatch.setenv("EDGEKIT_CACHE_DIR", str(tmp_path / "new"))
+    assert wheel.cache_root() == tmp_path / "new" and rootfs.root_dir().parent == wheel.cache_root()
+    monkeypatch.delenv("EDGEKIT_CACHE_DIR")
+    monkeypatch.delenv("EDGEKIT_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert wheel.cache_root() == tmp_path / "xdg" / "edgekit"
+
+
 def test_missing_qemu_names_the_apt_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.setattr(shutil, "which", lambda name: None if name == emulate.QEMU else f"/usr/bin/{name}")
-    with pytest.raises(emulate.EmulateError, match="apt-get install qemu-user-static binfmt-support debootstrap"):
-        emulate.check_host(need_debootstrap=True)
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == chroot.QEMU else f"/usr/bin/{name}")
+    with pytest.raises(EmulateError, match="apt-get install qemu-user-static binfmt-support debootstrap"):
+        chroot.check_host(need_debootstrap=True)
 
 
 def test_mounts_under_reads_mountinfo(tmp_path: Path) -> None:
-    assert emulate.mounts_under(tmp_path) == []
-    assert Path("/proc") in emulate.mounts_under(Path("/proc")) or sys.platform != "linux"
+    assert chroot.mounts_under(tmp_path) == []
+    assert Path("/proc") in chroot.mounts_under(Path("/proc")) or sys.platform != "linux"
 
 
 # -- slow: the real thing -----------------------------------------------------------------------------
@@ -123,9 +140,9 @@ def _check_report(report: dict, board: str, bundle: Path) -> None:
     assert report["passed"] and all(r["status"] == "pass" for r in report["results"]), report["results"]
     env = report["environment"]
     assert env["machine"] == "aarch64"
-    assert emulate.BOARDS[board].core in (env["cpu_model"] or "")
+    assert BOARDS[board].core in (env["cpu_model"] or "")
     emu = report["emulation"]
-    assert emu["board"] == board and emu["qemu_cpu"] == emulate.BOARDS[board].qemu_cpu
+    assert emu["board"] == board and emu["qemu_cpu"] == BOARDS[board].qemu_cpu
     packages = emu["rootfs"]["packages"]
     assert int(packages["ai-edge-litert"].split(".")[0]) >= 2 and packages["onnxruntime"] and packages["numpy"]
     versions = {f"ai_edge_litert {packages['ai-edge-litert']}", f"onnxruntime {packages['onnxruntime']}"}
@@ -145,8 +162,8 @@ def test_verify_emulated_board_passes_every_artifact(edgekit, default_bundle: Pa
     assert "max |Δp| vs x86" in proc.stdout and "Emulated verify:" in proc.stdout
     assert not (default_bundle / "verify.json").exists()  # the bundle itself is left as it was
     _check_report(json.loads(target.read_text()), board, default_bundle)
-    root = emulate.cache_dir()
-    assert emulate.mounts_under(root) == []  # everything mounted was unmounted
+    root = rootfs.root_dir()
+    assert chroot.mounts_under(root) == []  # everything mounted was unmounted
     assert not list(root.parent.glob(f".{root.name}.partial-*"))
     assert not list((root / "tmp").glob("edgekit-emulate-*"))  # the bundle copy is gone
 
@@ -158,7 +175,7 @@ def test_archive_with_a_mismatch_under_emulation(edgekit, default_bundle: Path, 
     import numpy as np
 
     from exporters.files import sha256_file
-    from toolkit.bundle import write_tar
+    from toolkit.device.archive import write_tar
 
     bad = tmp_path / "folder"
     shutil.copytree(default_bundle, bad)
@@ -176,4 +193,4 @@ def test_archive_with_a_mismatch_under_emulation(edgekit, default_bundle: Path, 
     report = json.loads((tmp_path / "bad.emulate-pi5.verify.json").read_text())
     assert not report["passed"] and report["bundle"]["path"] == str(tmp_path / "bad.tar.gz")
     assert [r["artifact"] for r in report["results"] if not r["passed"]] == ["tflite-fp32"]
-    assert emulate.mounts_under(emulate.cache_dir()) == []
+    assert chroot.mounts_under(rootfs.root_dir()) == []

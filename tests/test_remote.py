@@ -1,4 +1,4 @@
-"""Remote boards (`verify --remote`, `remote_bench`) against a real sshd on 127.0.0.1 started here.
+"""Remote boards (`verify --remote`, `bench --remote`) against a real sshd on 127.0.0.1 started here.
 
 Nothing is mocked: OpenSSH's sshd runs from a config in tmp (host key, client key, an authorized_keys
 file), the client reaches it through `--ssh-config`, and the "board" is this machine with edgekit
@@ -20,23 +20,26 @@ from pathlib import Path
 
 import pytest
 
+import toolkit
 from tests.conftest import REPO
-from toolkit.remote import (
-    RemoteError,
+from toolkit.device.errors import RemoteError
+from toolkit.device.remote import (
     RemoteFailed,
-    SshSettings,
     check_hosts,
     exit_code,
     host_dirname,
-    remote_bench,
     remote_output_root,
     remote_results,
     run_remote_verify,
 )
+from toolkit.device.ssh import SshSettings
+from toolkit.steps.bench_settings import BenchSettings
 
 SSHD = Path("/usr/sbin/sshd")
 ARTIFACTS = ["tflite-fp32", "tflite-int8", "onnx-int8"]
-BENCH_ARGS = ["-a", "tflite-fp32", "-b", "1", "-t", "1", "--quick", "--no-peak"]
+BENCH_SETTINGS = BenchSettings(batch_sizes=(1,), threads=(1,), min_runs=128, min_seconds=0.2, warmup_runs=5,
+                               warmup_seconds=0.05, measure_peak=False)  # fmt: skip
+BENCH_ARTIFACTS = ["tflite-fp32"]
 
 
 def _free_port() -> int:
@@ -117,7 +120,7 @@ def settings(ssh_config: Path, remote_dir: Path, wheel_cache: Path, monkeypatch:
 
 @pytest.fixture(scope="module")
 def remote_bundle(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from toolkit.bundle import build_bundle
+    from toolkit.device.bundle import build_bundle
 
     folder, _ = build_bundle(small_run, tmp_path_factory.mktemp("desktop") / "bundle", artifact_names=ARTIFACTS,
                              golden=64)  # fmt: skip
@@ -150,7 +153,8 @@ def _error_lines(stderr: str) -> list[str]:
 # -- with a real sshd --------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_verify_remote_round_trip(remote_cli, remote_bundle: Path, tmp_path: Path) -> None:
-    from toolkit.bundle import check_files, load_bundle, verify_bundle
+    from toolkit.device.bundle_format import check_files, load_bundle
+    from toolkit.device.verify import verify_bundle
 
     bundle = Path(shutil.copytree(remote_bundle, tmp_path / "bundle"))
     proc = remote_cli("verify", bundle, "--remote", "board")
@@ -191,7 +195,7 @@ def test_second_run_reuses_the_environment(remote_cli, remote_bundle: Path, tmp_
 @pytest.mark.slow
 def test_two_hosts_run_in_parallel(remote_cli, remote_bundle: Path, tmp_path: Path) -> None:
     archive = tmp_path / "device.tar.gz"
-    from toolkit.bundle import write_tar
+    from toolkit.device.archive import write_tar
 
     write_tar(remote_bundle, archive, "device")
     proc = remote_cli("verify", archive, "--remote", "board", "--remote", "board2")
@@ -237,16 +241,20 @@ def test_remote_bench_fetches_bench_json(
 ) -> None:
     # A bundle folder: <bundle>.remote/<host>/bench.json beside it.
     bundle = Path(shutil.copytree(remote_bundle, tmp_path / "bundle"))
-    paths = remote_bench(bundle, ["board"], BENCH_ARGS, settings=settings)
-    assert paths == {"board": tmp_path / "bundle.remote" / "board" / "bench.json"}
-    doc = json.loads(paths["board"].read_text())
+    docs = toolkit.bench_remote(bundle, ["board"], settings=BENCH_SETTINGS, artifacts=BENCH_ARTIFACTS, ssh=settings)
+    path = toolkit.remote_bench_path(bundle, "board")
+    assert list(docs) == ["board"] and path == tmp_path / "bundle.remote" / "board" / "bench.json"
+    doc = json.loads(path.read_text())
     assert doc["results"] and {r["artifact"] for r in doc["results"]} == {"tflite-fp32"}
-    assert doc["remote"]["host"] == "board" and doc["remote"]["args"] == BENCH_ARGS
+    # The host ran the API with the desktop's own settings (parameters, not a rebuilt command line).
+    assert doc["remote"]["host"] == "board" and doc["remote"]["settings"] == BENCH_SETTINGS.to_dict()
+    assert doc["method"]["min_runs"] == 128 and doc["method"]["batch_sizes"] == [1]
     assert doc["run"] == "bundle"
     # A run directory, with one unreachable host: the other's bench.json is fetched, then RemoteFailed.
     with pytest.raises(RemoteFailed) as info:
-        remote_bench(run_copy, ["board", "dead"], BENCH_ARGS, settings=settings)
+        toolkit.bench_remote(run_copy, ["board", "dead"], settings=BENCH_SETTINGS, artifacts=BENCH_ARTIFACTS, ssh=settings)
     assert info.value.paths == {"board": run_copy / "remote" / "board" / "bench.json"}
+    assert list(info.value.documents) == ["board"]
     assert "dead" in str(info.value) and "board" not in str(info.value).split(":", 1)[1]
     assert json.loads((run_copy / "remote" / "board" / "bench.json").read_text())["results"]
     found = remote_results(run_copy)

@@ -20,6 +20,8 @@ __version__ = "0.1.0"
 from toolkit.api import (
     PipelineResult,
     bench,
+    bench_remote,
+    bundle,
     diagnose,
     export,
     gate,
@@ -28,8 +30,12 @@ from toolkit.api import (
     parity,
     pipeline,
     pipeline_options,
+    predict,
+    remote_bench_path,
     report,
     train,
+    verify,
+    verify_remote,
 )
 from toolkit.progress import ProgressEvent
 from toolkit.steps.bench_settings import BenchSettings
@@ -40,6 +46,8 @@ __all__ = [
     "ProgressEvent",
     "__version__",
     "bench",
+    "bench_remote",
+    "bundle",
     "diagnose",
     "export",
     "gate",
@@ -48,6 +56,10 @@ __all__ = [
     "parity",
     "pipeline",
     "pipeline_options",
+    "predict",
+    "remote_bench_path",
     "report",
     "train",
+    "verify",
+    "verify_remote",
 ]

@@ -31,10 +31,10 @@ from toolkit.cli.options import (
     XnnpackOpt,
 )
 from toolkit.cli.show import print_bench
-from toolkit.run.lock import run_lock
 
 if TYPE_CHECKING:
     from benchmarks.gate import Limits
+    from toolkit.steps.bench_settings import BenchSettings
 
 
 @user_errors
@@ -92,7 +92,7 @@ def bench(
     options = BenchOptions(batch, threads, xnnpack, ort_opt, min_runs, min_seconds, warmup_runs, quick, peak)
     settings = options.settings()
     if remote:
-        _bench_remote(run, remote, options, artifact, ssh_config, remote_dir, gate)
+        _bench_remote(run, remote, settings, artifact, ssh_config, remote_dir, gate)
         return
     with progress_bar() as progress:
         report = toolkit.bench(run, settings=settings, artifacts=artifact, progress=progress)
@@ -105,51 +105,36 @@ def bench(
 def _bench_remote(
     run: Path,
     hosts: list[str],
-    options: BenchOptions,
+    settings: BenchSettings,
     artifacts: list[str] | None,
     ssh_config: Path | None,
     remote_dir: str | None,
     gate: tuple[Path, Limits] | None,
 ) -> None:
-    """`edgekit bench --remote`: the same benchmark on each board, fetched into RUN_DIR/remote/<host>/."""
-    from toolkit.remote import RemoteFailed, SshSettings, remote_bench
-    from toolkit.run import layout as A
-    from toolkit.run.pipeline import report_step
+    """`edgekit bench --remote`: the same `BenchSettings` on each board, fetched into RUN_DIR/remote/<host>/."""
+    import toolkit
+    from toolkit.cli.present import print_host_event, print_summary
+    from toolkit.device.remote import RemoteFailed
+    from toolkit.device.ssh import SshSettings
+    from toolkit.run.documents import dump_document
 
-    args: list[str] = []
-    for name in artifacts or []:
-        args += ["-a", name]
-    for b in options.batch or []:
-        args += ["-b", str(b)]
-    for t in options.threads or []:
-        args += ["-t", str(t)]
-    for x in options.xnnpack or []:
-        args += ["--xnnpack", x.value]
-    for o in options.ort_opt or []:
-        args += ["--ort-opt", o.value]
-    if options.min_runs is not None:
-        args += ["--min-runs", str(options.min_runs)]
-    if options.min_seconds is not None:
-        args += ["--min-seconds", str(options.min_seconds)]
-    if options.warmup_runs is not None:
-        args += ["--warmup-runs", str(options.warmup_runs)]
-    args += ["--quick"] if options.quick else []
-    args += [] if options.peak else ["--no-peak"]
-    settings = SshSettings.from_env(config=ssh_config, remote_dir=remote_dir)
+    ssh = SshSettings.from_env(config=ssh_config, remote_dir=remote_dir)
     failed: RemoteFailed | None = None
     try:
-        paths = remote_bench(run, hosts, args, settings=settings)
+        docs = toolkit.bench_remote(
+            run, hosts, settings=settings, artifacts=artifacts, ssh=ssh, events=print_host_event,
+            on_results=lambda results: print_summary(results, "bench"),
+        )  # fmt: skip
     except RemoteFailed as exc:
-        paths, failed = exc.paths, exc
-    for host, path in paths.items():
-        report = A.read_json(path)
+        docs, failed = exc.documents, exc
+    for host, doc in docs.items():
+        path = toolkit.remote_bench_path(run, host)
         out.print(f"[bold]{escape(host)}[/]: {escape(str(path))}", highlight=False)
-        print_bench(report)
+        print_bench(dump_document(doc))
         if gate is not None:
             _run_gate(path, *gate)
-    with run_lock(run):
-        md, html = report_step(run)
-    out.print(f"Updated {md} and {html} with the boards' results", highlight=False)
+    md, html = toolkit.report(run)
+    out.print(f"Updated {escape(str(md))} and {escape(str(html))} with the boards' results", highlight=False)
     if failed is not None:
         raise failed
 

@@ -1,26 +1,23 @@
 """On-device commands: `predict` (classify digit images), `bundle` (pack a run for a device), `verify`.
 
-Imported at every CLI start: only typer, enum, pathlib, typing and toolkit.cli.console at the top; numpy,
-Pillow and the runtimes are imported inside the commands.
+Thin adapters over `toolkit.device`: parse the options, call it, print through `toolkit.cli.present`.
+Imported at every CLI start: only typer, enum, pathlib, typing, toolkit.cli.console and the light
+`toolkit.device.boards` at the top; numpy, Pillow and the runtimes are imported inside the commands.
 """
 
 from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from toolkit.cli.console import EXIT_THRESHOLD, err, out, progress_bar, rich_table, user_errors
+from toolkit.cli.console import EXIT_THRESHOLD, progress_bar, user_errors
+from toolkit.device.boards import BOARDS, board_help
 
-
-class EmulatedBoard(str, Enum):
-    """Boards `verify --emulate` imitates (QEMU user-mode CPU models; see toolkit/emulate.py)."""
-
-    pi4 = "pi4"
-    pi5 = "pi5"
+# The boards `verify --emulate` imitates, named once in toolkit/device/boards.py.
+EmulatedBoard = Enum("EmulatedBoard", {name: name for name in BOARDS}, type=str)  # type: ignore[misc]
 
 
 def predict(
@@ -78,64 +75,18 @@ def predict(
     the way MNIST's digits were. A run directory or bundle is checked against its sha256 first.
     Example: [b]edgekit predict runs/latest/exports/model_int8.tflite digit.jpg -k 3[/]
     """
-    import numpy as np
+    import toolkit
+    from toolkit.cli.present import print_predictions
 
-    from runtimes.registry import make_runner
-    from toolkit.bundle import model_source
-    from toolkit.images import prepare, save_png
-
-    with model_source(model, artifact) as (model_path, name, note):
-        prepared = [p for path in images for p in prepare(path, preprocess=preprocess)]
-        if note:
-            err.print(f"[dim]{escape(note)}[/]", highlight=False)
-        batch = np.stack([p.pixels for p in prepared])[..., np.newaxis]
-        with make_runner(model_path, num_threads=threads) as runner:
-            probs = runner.infer(batch)
-            backend = runner.backend()
-    if save_inputs is not None:
-        for i, p in enumerate(prepared):
-            save_png(p.pixels, save_inputs / f"{i:04d}-{Path(p.name.replace('[', '-').rstrip(']')).stem}.png")
-    results = []
-    for p, row in zip(prepared, probs, strict=True):
-        order = np.argsort(-row, kind="stable")[:top_k]
-        results.append(
-            {
-                **p.to_dict(),
-                "digit": int(order[0]),
-                "confidence": round(float(row[order[0]]), 6),
-                "top_k": [{"digit": int(d), "probability": round(float(row[d]), 6)} for d in order],
-                "probabilities": [round(float(v), 6) for v in row],
-            }
-        )
+    predictions = toolkit.predict(
+        model, images, artifact=artifact, top_k=top_k, preprocess=preprocess, threads=threads, save_inputs=save_inputs
+    )
     if json_out:
         import json
 
-        doc = {
-            "model": str(model_path),
-            "artifact": name,
-            "backend": backend,
-            "preprocess": preprocess,
-            "results": results,
-        }
-        typer.echo(json.dumps(doc, indent=2))
+        typer.echo(json.dumps(predictions.to_dict(), indent=2))
         return
-    header = ["image", "digit", "confidence"]
-    if top_k > 1:
-        header.append(f"top {top_k}")
-    if preprocess:
-        header.append("inverted")
-    rows = []
-    for r in results:
-        cells = [r["image"], str(r["digit"]), f"{100 * r['confidence']:.1f} %"]
-        if top_k > 1:
-            cells.append("  ".join(f"{t['digit']}: {100 * t['probability']:.1f} %" for t in r["top_k"]))
-        if preprocess:
-            cells.append("yes" if r["inverted"] else "no")
-        rows.append(cells)
-    table = rich_table(f"Predictions by {name or model_path.name}", header, rows)
-    table.caption = f"{backend}; preprocessing {'on' if preprocess else 'off (--no-preprocess)'}"
-    table.caption_justify = "left"
-    out.print(table)
+    print_predictions(predictions, top_k)
 
 
 def bundle(
@@ -162,30 +113,22 @@ def bundle(
     bundle.json (desktop environment, I/O specs, tolerances, sha256 of every file), atomically.
     Example: [b]edgekit bundle runs/latest --out edgekit-bundle.tar.gz[/]
     """
-    from toolkit.bundle import build_bundle
+    import toolkit
+    from toolkit.cli.present import print_bundle
+    from toolkit.run.documents import dump_document
 
     with progress_bar() as progress:
         task = progress.add_task("bundle", total=None)
-        path, doc = build_bundle(
+        path, doc = toolkit.bundle(
             run_dir,
             out_path,
-            artifact_names=artifact,
+            artifacts=artifact,
             golden=golden,
             force=force,
             on_step=lambda msg: progress.update(task, description=msg),
         )
         progress.update(task, description="bundle: done", total=1, completed=1)
-    rows = [
-        [a["name"], a["precision"], f"{a['size_bytes']:,}", _tolerance_text(a["tolerance"]), a["sha256"][:12]]
-        for a in doc["artifacts"]
-    ]
-    out.print(rich_table(f"Bundle {path}", ["artifact", "precision", "bytes", "tolerance", "sha256"], rows))
-    out.print(
-        f"Wrote {path}: {len(doc['artifacts'])} artifact(s), {doc['golden']['images']} golden images, "
-        f"{len(doc['files']) + 1} files.",
-        highlight=False,
-    )
-    out.print(f"On the device: [b]edgekit verify {escape(path.name)}[/]", highlight=False)
+    print_bundle(path, dump_document(doc))
 
 
 def verify(
@@ -205,7 +148,7 @@ def verify(
         typer.Option(
             "--emulate",
             help="Verify on an emulated arm64 board instead of this machine: a cached Debian arm64 root run under "
-            "QEMU user-mode with the board's CPU (pi4: cortex-a72, pi5: cortex-a76). Needs root and "
+            f"QEMU user-mode with the board's CPU ({board_help()}). Needs root and "
             "qemu-user-static, binfmt-support, debootstrap; the first run builds the root (~5 min). Writes "
             "<bundle>.emulate-<board>.verify.json beside the bundle unless --out is given.",
             case_sensitive=False,
@@ -256,28 +199,17 @@ def verify(
             raise ToolkitError("--remote and --emulate cannot be combined; pass one of them.")
         _verify_remote(bundle_path, remote, out_path, ssh_config, remote_dir)
         return
-    if emulate is not None:
-        from toolkit.emulate import emulated_verify, print_report
+    import toolkit
+    from toolkit.cli.present import print_emulate_note, print_verify
+    from toolkit.run.documents import dump_document
 
-        target, emulated = emulated_verify(bundle_path, emulate.value, out_path)
-        print_report(bundle_path, target, emulated)
-        if not emulated["passed"]:
-            failed = [r["artifact"] for r in emulated["results"] if not r["passed"]]
-            err.print(
-                f"[bold red]mismatch[/] for {escape(', '.join(failed))} (see {escape(str(target))})", highlight=False
-            )
-            raise typer.Exit(EXIT_THRESHOLD)
-        return
-    from exporters.files import write_json_atomic
-    from toolkit.bundle import check_files, default_verify_path, load_bundle, open_bundle, verify_bundle
-
-    with open_bundle(bundle_path) as root:
-        doc = load_bundle(root, bundle_path)
-        check_files(root, doc, bundle_path)
-        report = verify_bundle(root, doc, bundle_path)
-    target = out_path or default_verify_path(bundle_path)
-    write_json_atomic(target, report)
-    if not _print_verify(report, f"Verify {bundle_path}", target):
+    target, report = toolkit.verify(
+        bundle_path,
+        out=out_path,
+        emulate=None if emulate is None else emulate.value,
+        on_step=print_emulate_note if emulate is not None else None,
+    )
+    if not print_verify(dump_document(report), bundle_path, target):
         raise typer.Exit(EXIT_THRESHOLD)
 
 
@@ -287,62 +219,20 @@ def _verify_remote(
     """`verify --remote`: every host in parallel, then each host's table and a one-line summary per host."""
     import json
 
-    from toolkit.remote import SshSettings, exit_code, print_summary, run_remote_verify
+    import toolkit
+    from toolkit.cli.present import print_host_event, print_summary, print_verify
+    from toolkit.device.remote import exit_code
+    from toolkit.device.ssh import SshSettings
 
     settings = SshSettings.from_env(config=ssh_config, remote_dir=remote_dir)
-    results = run_remote_verify(bundle_path, hosts, settings, out_root=out_root)
+    results = toolkit.verify_remote(bundle_path, hosts, ssh=settings, out_root=out_root, events=print_host_event)
     for r in results:
         if r.path is not None:
-            _print_verify(json.loads(r.path.read_text()), f"Verify {bundle_path} on {r.host}", r.path)
+            print_verify(json.loads(r.path.read_text()), bundle_path, r.path)
     print_summary(results, "verify")
     code = exit_code(results)
     if code:
         raise typer.Exit(code)
-
-
-def _print_verify(report: dict[str, Any], title: str, target: Path) -> bool:
-    """Print a verify report: table, skips, errors, where it is; on a mismatch a note, and False."""
-    rows = []
-    for r in report["results"]:
-        if r["status"] == "error":
-            rows.append([r["artifact"], r.get("backend") or r.get("runtime") or "", "-", "-", "-", "-", "error"])
-            continue
-        rows.append(
-            [
-                r["artifact"],
-                r.get("backend") or "",
-                f"{r['max_abs_diff']:.2e}",
-                _tolerance_text(r["tolerance"]),
-                f"{100 * r['accuracy']:.2f} %",
-                f"{r['agreement']:.4f}",
-                r["status"],
-            ]
-        )
-    images = report["golden"]["images"]
-    out.print(
-        rich_table(
-            f"{title} ({images} golden images)",
-            ["artifact", "backend", "max |Δp|", "allowed", "accuracy", "agreement", "result"],
-            rows,
-        )
-    )
-    for s in report["skipped"]:
-        err.print(f"[yellow]skipped[/] {escape(s['artifact'])}: {escape(s['reason'])}", highlight=False)
-    for r in report["results"]:
-        if r["status"] == "error":
-            err.print(f"[bold red]{escape(r['artifact'])}[/]: {escape(r['error'])}", highlight=False)
-    out.print(f"Wrote {escape(str(target))}", highlight=False)
-    if not report["passed"]:
-        failed = [r["artifact"] for r in report["results"] if not r["passed"]]
-        err.print(f"[bold red]mismatch[/] for {escape(', '.join(failed))} (see {escape(str(target))})", highlight=False)
-        return False
-    return True
-
-
-def _tolerance_text(tolerance: dict[str, Any]) -> str:
-    if tolerance.get("kind") == "quantization_step":
-        return f"1 step {float(tolerance['max_abs']):.2g}"
-    return f"{float(tolerance['max_abs']):g}"
 
 
 def register(app: typer.Typer) -> None:

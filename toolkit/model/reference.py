@@ -5,18 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from runtimes.tf_import import import_keras
 from toolkit.data.mnist import Mnist, one_hot, to_model_input
 from toolkit.errors import ToolkitError
+from toolkit.model.spec import NUM_CLASSES
 
-if TYPE_CHECKING:
-    from runtimes.spec import ModelSpec
-
-NUM_CLASSES = 10
 REFERENCE_PARAMS = 592_074  # Conv2D 832 + Dense 589,952 + Dense 1,290
 
 
@@ -60,20 +57,6 @@ class TrainResult:
             "test_accuracy": self.test_accuracy,
             "history": self.history,
         }
-
-
-def reference_spec() -> ModelSpec:
-    """What the reference CNN takes and gives: MNIST pixels /255 `[N, 28, 28, 1]` -> 10 digit probabilities."""
-    from runtimes.spec import ModelSpec, TensorSpec
-
-    return ModelSpec(
-        input=TensorSpec("image", (None, 28, 28, 1), "float32"),
-        output=TensorSpec("output", (None, NUM_CLASSES), "float32"),
-        layout="NHWC",
-        value_range=(0.0, 1.0),
-        output_kind="probabilities",
-        class_names=tuple(str(d) for d in range(NUM_CLASSES)),
-    )
 
 
 def build_reference_model(seed: int = 7) -> Any:

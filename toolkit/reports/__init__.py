@@ -9,7 +9,7 @@ What lives here:
 - `write.py`: `write_report` (one run directory) and `merge_reports` (several runs side by side).
 
 May import: `runtimes`, `benchmarks`, `exporters.files` (atomic writes), `toolkit.run.layout`/`toolkit.errors`
-and `toolkit.remote` (fetched board results), Jinja2 and matplotlib (inside the functions that render).
+and `toolkit.device.remote` (fetched board results), Jinja2 and matplotlib (inside the functions that render).
 Never imports the CLI, TensorFlow or Rich.
 """
 

@@ -97,7 +97,7 @@ def model_spec_of(model: Any) -> ModelSpec:
     """The ModelSpec of a Keras model: its shapes, with the reference CNN's meaning (pixels 0..1, digits)
     when it has the reference's shapes."""
     from runtimes.spec import spec_from_keras
-    from toolkit.model.reference import reference_spec
+    from toolkit.model.spec import reference_spec
 
     spec = spec_from_keras(model)
     ref = reference_spec()

@@ -1,0 +1,167 @@
+"""The API for devices: predict, bundle, verify (here, on boards over SSH, or under QEMU), bench on boards.
+
+Importing this module is cheap; numpy, Pillow, the runtimes and pydantic load inside the functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from toolkit.device.predict import Predictions
+    from toolkit.device.remote import HostResult
+    from toolkit.device.ssh import Events, SshSettings
+    from toolkit.run.documents import BenchDocument, BundleDocument, VerifyDocument
+    from toolkit.steps.bench_settings import BenchSettings
+
+
+def predict(
+    model: Path | str,
+    images: Sequence[Path | str],
+    *,
+    artifact: str | None = None,
+    top_k: int = 1,
+    preprocess: bool = True,
+    threads: int | None = None,
+    save_inputs: Path | str | None = None,
+) -> Predictions:
+    """Classify digit images (photos or MNIST-like, or .npy arrays) with a model file, run directory or bundle.
+
+    With `preprocess`, each image is made to look like an MNIST digit first (grey, inverted when dark on
+    light, cropped, scaled to 20×20, centred by mass in 28×28). `Predictions.to_dict()` is `predict --json`.
+    """
+    from toolkit.device.predict import predict_images
+
+    return predict_images(
+        Path(model),
+        [Path(i) for i in images],
+        artifact=artifact,
+        top_k=top_k,
+        preprocess=preprocess,
+        threads=threads,
+        save_inputs=None if save_inputs is None else Path(save_inputs),
+    )
+
+
+def bundle(
+    run_dir: Path | str | None,
+    out: Path | str,
+    *,
+    artifacts: Sequence[str] | None = None,
+    golden: int = 256,
+    force: bool = False,
+    on_step: Callable[[str], None] | None = None,
+) -> tuple[Path, BundleDocument]:
+    """Pack a run's artifacts, golden inputs and the desktop's outputs for a board (a folder or a .tar.gz)."""
+    from toolkit.device.bundle import build_bundle
+    from toolkit.run.documents import BundleDocument, parse_document
+
+    path, doc = build_bundle(
+        None if run_dir is None else Path(run_dir),
+        Path(out),
+        artifact_names=list(artifacts) if artifacts else None,
+        golden=golden,
+        force=force,
+        on_step=on_step,
+    )
+    return path, parse_document(doc, BundleDocument, source=path)
+
+
+def verify(
+    bundle: Path | str,
+    *,
+    out: Path | str | None = None,
+    emulate: str | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> tuple[Path, VerifyDocument]:
+    """Check a bundle here (or, with `emulate="pi4"`/`"pi5"`, in an arm64 root under QEMU): sha256 of every
+    file, then each artifact's outputs against the desktop's. Writes verify.json and returns (its path, it).
+
+    `doc.passed` is False when an artifact's outputs differ beyond its tolerance (the CLI exits 3).
+    """
+    from toolkit.run.documents import VerifyDocument, parse_document
+
+    bundle_path = Path(bundle)
+    out_path = None if out is None else Path(out)
+    if emulate is not None:
+        from toolkit.device.emulate import emulated_verify
+
+        target, report = emulated_verify(bundle_path, emulate, out_path, say=on_step)
+    else:
+        from toolkit.device.bundle_format import check_files, default_verify_path, load_bundle, open_bundle
+        from toolkit.device.verify import verify_bundle
+        from toolkit.run.layout import save_document
+
+        with open_bundle(bundle_path) as root:
+            doc = load_bundle(root, bundle_path)
+            check_files(root, doc, bundle_path)
+            report = verify_bundle(root, doc, bundle_path, on_step)
+        target = out_path or default_verify_path(bundle_path)
+        return target, save_document(target, report, VerifyDocument)
+    return target, parse_document(report, VerifyDocument, source=target)
+
+
+def verify_remote(
+    bundle: Path | str,
+    hosts: Sequence[str],
+    *,
+    ssh: SshSettings | None = None,
+    out_root: Path | str | None = None,
+    events: Events | None = None,
+) -> list[HostResult]:
+    """`verify` on every host in parallel over the user's OpenSSH; each host's verify.json is fetched back.
+
+    One failing host never stops the others: each `HostResult` says "ok", "threshold" or "error".
+    """
+    from toolkit.device.remote import run_remote_verify
+
+    return run_remote_verify(
+        Path(bundle), hosts, ssh, out_root=None if out_root is None else Path(out_root), events=events
+    )
+
+
+def bench_remote(
+    target: Path | str,
+    hosts: Sequence[str],
+    *,
+    settings: BenchSettings | None = None,
+    artifacts: Sequence[str] | None = None,
+    ssh: SshSettings | None = None,
+    events: Events | None = None,
+    on_results: Callable[[list[HostResult]], None] | None = None,
+) -> dict[str, BenchDocument]:
+    """`bench` on every host with these `BenchSettings` (sent as parameters, not a command line).
+
+    Each host's bench.json lands in `remote_bench_path(target, host)` and joins the run's report.
+
+    Raises:
+        RemoteFailed: after every host finished, if any failed; `.documents` holds the others' results.
+    """
+    from toolkit.device.remote import RemoteFailed, run_remote_bench
+    from toolkit.run.documents import BenchDocument, load_document
+    from toolkit.steps.bench_settings import BenchSettings
+
+    results = run_remote_bench(
+        Path(target), hosts, settings or BenchSettings(), tuple(artifacts or ()), ssh, events=events
+    )
+    if on_results is not None:
+        on_results(results)
+    docs = {r.host: load_document(r.path, BenchDocument) for r in results if r.path is not None}
+    failed = [r for r in results if r.status == "error"]
+    if failed:
+        raise RemoteFailed(
+            f"remote bench failed on {len(failed)} of {len(results)} host(s): {', '.join(r.host for r in failed)} "
+            "(reasons above)",
+            results,
+            documents=docs,
+        )
+    return docs
+
+
+def remote_bench_path(target: Path | str, host: str) -> Path:
+    """Where `bench_remote` puts a host's bench.json (`RUN/remote/<host>/` or `<bundle>.remote/<host>/`)."""
+    from toolkit.device.remote import host_dirname, remote_output_root
+
+    return remote_output_root(Path(target)) / host_dirname(host) / "bench.json"

@@ -1,0 +1,172 @@
+"""What the device commands print: the one verify table, bundles, predictions, host and emulation notes.
+
+`print_verify` is the only verify presenter: `edgekit verify`, `verify --emulate` and `verify --remote`
+all print a verify.json through it, so the three tables cannot drift apart. This is the one module
+of `toolkit.device` that prints (through `toolkit.cli.console`); the others report progress through plain
+callbacks, whose defaults come from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
+
+from toolkit.cli.console import err, out, rich_table
+
+if TYPE_CHECKING:
+    from toolkit.device.predict import Predictions
+    from toolkit.device.remote import HostResult
+
+VERIFY_HEADER = ["artifact", "backend", "max |Δp|", "allowed", "accuracy", "agreement", "seconds", "result"]
+X86_MACHINES = ("x86_64", "AMD64", "i386", "i686")
+
+
+def tolerance_text(tolerance: dict[str, Any]) -> str:
+    """A tolerance as a table cell: `1e-05`, or `1 step 0.0039` for a quantization step."""
+    if tolerance.get("kind") == "quantization_step":
+        return f"1 step {float(tolerance['max_abs']):.2g}"
+    return f"{float(tolerance['max_abs']):g}"
+
+
+def _verify_title(report: dict[str, Any], bundle: Path) -> str:
+    images = report["golden"]["images"]
+    emu = report.get("emulation")
+    if emu:
+        return f"Verify {bundle} as {emu['board']} under QEMU ({emu['qemu_cpu']}; {images} golden images)"
+    host = (report.get("remote") or {}).get("host")
+    where = f" on {host}" if host else ""
+    return f"Verify {bundle}{where} ({images} golden images)"
+
+
+def _diff_header(report: dict[str, Any]) -> str:
+    """`max |Δp| vs x86`: the machine whose outputs the bundle carries (the desktop's)."""
+    machine = ((report.get("bundle") or {}).get("desktop") or {}).get("machine")
+    desktop = "x86" if machine in X86_MACHINES else machine or "desktop"
+    return f"max |Δp| vs {desktop}"
+
+
+def print_verify(report: dict[str, Any], bundle: Path, target: Path) -> bool:
+    """Print a verify report: the table, skips, errors, where it was written; on a mismatch a note, and False.
+
+    Args:
+        report: verify.json's content (local, emulated: with `emulation`, or fetched: with `remote`).
+        bundle: the bundle as the user named it (for the title).
+        target: where verify.json was written.
+    """
+    rows = []
+    for r in report["results"]:
+        if r["status"] == "error":
+            rows.append([r["artifact"], r.get("backend") or r.get("runtime") or "", *["-"] * 5, "error"])
+            continue
+        rows.append(
+            [
+                r["artifact"],
+                r.get("backend") or "",
+                f"{r['max_abs_diff']:.2e}",
+                tolerance_text(r["tolerance"]),
+                f"{100 * r['accuracy']:.2f} %",
+                f"{r['agreement']:.4f}",
+                f"{r.get('seconds', 0):.2f}",
+                r["status"],
+            ]
+        )
+    header = [_diff_header(report) if h == "max |Δp|" else h for h in VERIFY_HEADER]
+    out.print(rich_table(_verify_title(report, bundle), header, rows))
+    for s in report["skipped"]:
+        err.print(f"[yellow]skipped[/] {escape(s['artifact'])}: {escape(s['reason'])}", highlight=False)
+    for r in report["results"]:
+        if r["status"] == "error":
+            err.print(f"[bold red]{escape(r['artifact'])}[/]: {escape(r['error'])}", highlight=False)
+    if emu := report.get("emulation"):
+        rootfs = emu["rootfs"]
+        built = f"built in {rootfs['build_seconds']:.0f} s" if rootfs["state"] == "built" else rootfs["state"]
+        out.print(
+            f"Emulated verify: {emu['verify_seconds']:.1f} s (arm64 root {built}: {escape(str(rootfs['path']))}; "
+            f"{emu['prepare_seconds']:.1f} s to prepare)",
+            highlight=False,
+        )
+    out.print(f"Wrote {escape(str(target))}", highlight=False)
+    if not report["passed"]:
+        failed = [r["artifact"] for r in report["results"] if not r["passed"]]
+        err.print(f"[bold red]mismatch[/] for {escape(', '.join(failed))} (see {escape(str(target))})", highlight=False)
+        return False
+    return True
+
+
+def print_bundle(path: Path, doc: dict[str, Any]) -> None:
+    """The bundled artifacts (precision, size, tolerance, sha256) and how to check them on the device."""
+    rows = [
+        [a["name"], a["precision"], f"{a['size_bytes']:,}", tolerance_text(a["tolerance"]), a["sha256"][:12]]
+        for a in doc["artifacts"]
+    ]
+    out.print(rich_table(f"Bundle {path}", ["artifact", "precision", "bytes", "tolerance", "sha256"], rows))
+    out.print(
+        f"Wrote {escape(str(path))}: {len(doc['artifacts'])} artifact(s), {doc['golden']['images']} golden images, "
+        f"{len(doc['files']) + 1} files.",
+        highlight=False,
+    )
+    out.print(f"On the device: [b]edgekit verify {escape(path.name)}[/]", highlight=False)
+
+
+def print_predictions(predictions: Predictions, top_k: int) -> None:
+    """One row per image: the most likely digit, its probability, the top K and whether it was inverted."""
+    if predictions.note:
+        err.print(f"[dim]{escape(predictions.note)}[/]", highlight=False)
+    header = ["image", "digit", "confidence"]
+    if top_k > 1:
+        header.append(f"top {top_k}")
+    if predictions.preprocess:
+        header.append("inverted")
+    rows = []
+    for r in predictions.results:
+        cells = [r.image.name, str(r.digit), f"{100 * r.confidence:.1f} %"]
+        if top_k > 1:
+            cells.append("  ".join(f"{d}: {100 * p:.1f} %" for d, p in r.top_k))
+        if predictions.preprocess:
+            cells.append("yes" if r.image.inverted else "no")
+        rows.append(cells)
+    table = rich_table(f"Predictions by {predictions.artifact or predictions.model.name}", header, rows)
+    preprocessing = "on" if predictions.preprocess else "off (--no-preprocess)"
+    table.caption = f"{predictions.backend}; preprocessing {preprocessing}"
+    table.caption_justify = "left"
+    out.print(table)
+
+
+def print_host_event(host: str, message: str) -> None:
+    """Progress of a remote host (`remote.Events`), dimmed on stderr."""
+    err.print(f"[dim]{escape(host)}:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def print_emulate_note(message: str) -> None:
+    """Progress of `verify --emulate` (building the root, running verify), dimmed on stderr."""
+    err.print(f"[dim]emulate:[/] {escape(message)}", highlight=False)
+
+
+def summary_line(result: HostResult, what: str) -> str:
+    """One plain-text line for a host: the outcome, timings and where the JSON is, or why it failed."""
+    if result.status == "error":
+        return f"{result.host}: {result.error}"
+    outcome = {"ok": "passed" if what == "verify" else "done", "threshold": "MISMATCH" if what == "verify"
+               else "threshold exceeded (exit 3)"}[result.status]  # fmt: skip
+    setup = f"environment {result.setup} in {result.setup_seconds or 0:.1f} s"
+    return f"{result.host}: {what} {outcome} in {result.run_seconds or 0:.1f} s ({setup}) → {result.path}"
+
+
+def print_summary(results: Sequence[HostResult], what: str) -> None:
+    """One line per host: successes on stdout, failures as `error: <host>: <reason>` on stderr."""
+    failed = sum(r.status == "error" for r in results)
+    out.print(
+        f"[bold]Remote {what}[/]: {len(results) - failed} of {len(results)} host(s) ran"
+        + (f", {failed} failed" if failed else ""),
+        highlight=False,
+    )
+    for r in results:
+        if r.status == "error":
+            err.print(f"[bold red]error:[/] {escape(summary_line(r, what))}", highlight=False, soft_wrap=True)
+        elif r.status == "threshold":
+            err.print(f"[bold red]{escape(summary_line(r, what))}[/]", highlight=False, soft_wrap=True)
+        else:
+            out.print(escape(summary_line(r, what)), highlight=False, soft_wrap=True)

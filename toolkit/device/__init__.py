@@ -1,0 +1,27 @@
+"""On-device work: everything between a finished run and a board.
+
+What lives here, one concern a module:
+
+    photo.py          MNIST-style preprocessing of digit photos for `edgekit predict`
+    images.py         reading any image file or .npy array as grey pixels (size limits, one-line errors)
+    predict.py        which model file to use (file, run directory or bundle) and classifying images
+    bundle_format.py  what a bundle holds: file names, bundle.json checks, sha256 of every file, opening one
+    archive.py        gzipped tar files: written reproducibly, extracted safely
+    bundle.py         building a bundle from a run
+    verify.py         the tolerances and checking a bundle's golden outputs on this machine
+    present.py        the one verify table (`verify`, `verify --emulate`, `verify --remote`) and other output
+    boards.py         the boards `verify --emulate` imitates (names, QEMU CPUs, /proc/cpuinfo)
+    wheel.py          the one edgekit wheel builder and the local cache (EDGEKIT_CACHE_DIR)
+    ssh.py            ssh/scp argv and one host's calls (user's OpenSSH, BatchMode)
+    remote_setup.py   the runtime-only edgekit venv on a remote host
+    remote.py         `verify --remote` and `bench --remote`: hosts in parallel, results fetched back
+    chroot.py         running commands in the arm64 root: mounts, the board's /proc/cpuinfo, QEMU_CPU
+    rootfs.py         building and caching the arm64 Debian root for emulation
+    emulate.py        `verify --emulate`: the emulated board's verify run
+
+May import: `runtimes`, `benchmarks`, `exporters.files`, and `toolkit.run.layout`, `toolkit.data.mnist`,
+`toolkit.errors` (and `toolkit.run`). Never the CLI (`toolkit.cli`, `toolkit.commands`). Only
+`present.py` prints (through `toolkit.cli.console`); the others report progress through plain callbacks.
+numpy, Pillow and the runtimes are imported where they are needed, so the CLI can import the light
+modules (`boards`, `errors`) at start-up.
+"""

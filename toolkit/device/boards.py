@@ -1,0 +1,73 @@
+"""The boards `edgekit verify --emulate` imitates: the one list of their names, cores and /proc/cpuinfo.
+
+The CLI's `--emulate` choice, its help text and the emulated run all read `BOARDS`; adding a board
+here adds it everywhere. Light on purpose (the CLI imports it at start-up).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+
+@dataclass(frozen=True)
+class Board:
+    """A board emulated by QEMU user-mode: its core for QEMU_CPU and what its /proc/cpuinfo says.
+
+    `cpu_part`, `cpu_variant`, `cpu_revision` and `features` are the board's own /proc/cpuinfo values
+    (Raspberry Pi OS 64-bit); `revision_code` is the Pi's board revision.
+    """
+
+    name: str
+    model: str
+    qemu_cpu: str
+    core: str
+    cpu_part: str
+    cpu_variant: str
+    cpu_revision: int
+    features: str
+    revision_code: str
+
+    def cpuinfo(self, cpus: Sequence[int] = (0, 1, 2, 3)) -> str:
+        """A /proc/cpuinfo like the board's (Raspberry Pi OS 64-bit), naming the emulation in `Model`.
+
+        `cpus`: the processor numbers to list (a Pi has 0-3; under QEMU, the host CPUs it may use).
+        """
+        blocks = [
+            f"processor\t: {i}\n"
+            "BogoMIPS\t: 108.00\n"
+            f"Features\t: {self.features}\n"
+            "CPU implementer\t: 0x41\n"
+            "CPU architecture: 8\n"
+            f"CPU variant\t: {self.cpu_variant}\n"
+            f"CPU part\t: {self.cpu_part}\n"
+            f"CPU revision\t: {self.cpu_revision}\n"
+            for i in cpus
+        ]
+        tail = (
+            f"Revision\t: {self.revision_code}\n"
+            "Serial\t\t: 0000000000000000\n"
+            f"Model\t\t: {self.model} (QEMU {self.qemu_cpu} emulation)\n"
+        )
+        return "\n".join(blocks) + "\n" + tail
+
+
+_PI4_FEATURES: Final = "fp asimd evtstrm crc32 cpuid"
+_PI5_FEATURES: Final = (
+    "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp"
+)
+# One row a board (formatted by hand: a row reads like /proc/cpuinfo's fields, in the Board's order).
+# fmt: off
+BOARDS: Final[dict[str, Board]] = {b.name: b for b in (
+    Board("pi4", "Raspberry Pi 4 Model B Rev 1.4", "cortex-a72", "Cortex-A72", "0xd08", "0x0", 3, _PI4_FEATURES,
+          "d03114"),
+    Board("pi5", "Raspberry Pi 5 Model B Rev 1.0", "cortex-a76", "Cortex-A76", "0xd0b", "0x4", 1, _PI5_FEATURES,
+          "d04170"),
+)}
+# fmt: on
+
+
+def board_help() -> str:
+    """`pi4: cortex-a72, pi5: cortex-a76`: the boards and their QEMU CPUs, for help texts."""
+    return ", ".join(f"{b.name}: {b.qemu_cpu}" for b in BOARDS.values())

@@ -1,0 +1,224 @@
+"""Building a device bundle: a run's artifacts plus golden inputs and the desktop's outputs, by sha256.
+
+`build_bundle` writes the layout described in `bundle_format` into a temporary folder beside `out`
+and moves it into place only when complete (a folder: one rename; an archive: one atomic file
+write), so a failed or interrupted build leaves nothing under `out`. Each artifact's expected outputs
+come from its own runtime on this machine; their shapes (and the golden inputs') are whatever the
+model takes and returns, as its runner reports them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from exporters.files import atomic_path, ensure_dir, sha256_file, write_json_atomic
+from runtimes.errors import one_line
+from toolkit.device.archive import archive_stem, is_archive, unsafe_reason, write_tar
+from toolkit.device.bundle_format import (
+    BUNDLE_JSON,
+    EXPECTED_DIR,
+    INPUTS,
+    KIND,
+    LABELS,
+    SCHEMA_VERSION,
+    rel_files,
+)
+from toolkit.device.errors import BundleError
+from toolkit.device.verify import TOLERANCE_DOC, tolerance_for
+
+DEFAULT_GOLDEN: Final = 256
+
+
+def build_bundle(
+    run_dir: Path | None,
+    out: Path,
+    *,
+    artifact_names: list[str] | None = None,
+    golden: int = DEFAULT_GOLDEN,
+    force: bool = False,
+    on_step: Callable[[str], None] | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """Write a bundle of `run_dir`'s artifacts to `out` (a folder, or a .tar.gz), atomically.
+
+    Args:
+        run_dir: a run directory with manifest.json (made by `edgekit export`); None: runs/latest.
+        out: the bundle folder, or a path ending in .tar.gz/.tgz for an archive.
+        artifact_names: artifacts to include (default: every non-Keras artifact).
+        golden: how many test images (the last `golden` of the MNIST test set).
+        force: replace `out` if it exists.
+        on_step: called with a short description as each step starts (progress display).
+
+    Returns:
+        (the bundle path, bundle.json's content).
+
+    Raises:
+        BundleError / RunDirError / DataError: bad arguments, a missing or modified artifact, an
+            existing `out` without `force`. Nothing is left under `out` on failure.
+    """
+    from toolkit.data.mnist import load_mnist, to_model_input
+    from toolkit.run import layout as A
+
+    step = on_step or (lambda _msg: None)
+    run = A.resolve_run_dir(run_dir)
+    archive = is_archive(out)
+    _check_out(out, archive, force)
+    manifest = A.load_manifest(run)
+    if artifact_names:
+        entries = A.select_artifacts(manifest, artifact_names)
+    else:
+        entries = [e for e in manifest["artifacts"] if e.get("format") != "keras"]
+        if not entries:
+            raise BundleError(f"{run} has no exported artifacts to bundle; run `edgekit export {run}` first.")
+    for e in entries:
+        reason = unsafe_reason(str(e.get("path", "")))
+        if reason:
+            raise BundleError(f"{run / A.MANIFEST_JSON} lists artifact {e['name']} with a path that {reason}.")
+    sources = [(e, A.verified_path(run, e)) for e in entries]  # sha256 against the manifest
+    data = load_mnist()
+    n_test = len(data.x_test)
+    if not 1 <= golden <= n_test:
+        raise BundleError(f"--golden must be between 1 and {n_test} (the test set size), got {golden}.")
+    inputs = to_model_input(data.x_test[n_test - golden :])
+    labels = data.y_test[n_test - golden :].astype(np.int64)
+
+    ensure_dir(out.parent)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        work.chmod(0o755)
+        (work / "golden").mkdir()
+        (work / EXPECTED_DIR).mkdir()
+        np.save(work / INPUTS, inputs, allow_pickle=False)
+        np.save(work / LABELS, labels, allow_pickle=False)
+        records = []
+        for entry, src in sources:
+            step(f"bundle: {entry['name']}")
+            records.append(_add_artifact(work, entry, src, inputs, labels))
+        step("bundle: bundle.json")
+        names = {e["name"] for e in entries}
+        small_manifest = {**manifest, "artifacts": [e for e in manifest["artifacts"] if e["name"] in names]}
+        write_json_atomic(work / A.MANIFEST_JSON, small_manifest)
+        if (run / A.TRAIN_JSON).is_file():
+            shutil.copyfile(run / A.TRAIN_JSON, work / A.TRAIN_JSON)
+        golden_doc = {
+            "inputs": INPUTS,
+            "labels": LABELS,
+            "images": golden,
+            "shape": list(inputs.shape),
+            "dtype": str(inputs.dtype),
+            "selection": f"the last {golden} images of the MNIST test set (indices {n_test - golden}-{n_test - 1})",
+            "data_source": data.source,
+            "data_verified": data.verified,
+        }
+        doc = _bundle_doc(work, run, manifest, golden_doc, records)
+        write_json_atomic(work / BUNDLE_JSON, doc)
+        for path in work.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)  # atomic writes create 0600 files
+        step("bundle: writing")
+        _finish(work, out, archive, force)
+    except OSError as exc:
+        # A full disk or a file-size limit: shutil.copyfile names the *source*, np.save names nothing.
+        reason = exc.strerror or one_line(exc, 200)
+        raise BundleError(f"cannot write bundle {out}: {reason}; check free disk space and permissions.") from exc
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out, doc
+
+
+def _add_artifact(
+    work: Path, entry: dict[str, Any], src: Path, inputs: np.ndarray, labels: np.ndarray
+) -> dict[str, Any]:
+    """Copy one artifact into the bundle, save its outputs on the golden inputs; its bundle.json entry."""
+    from runtimes.registry import make_runner
+
+    dst = work / entry["path"]
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    if sha256_file(dst) != entry["sha256"]:
+        raise BundleError(f"{src} changed while it was copied; run `edgekit bundle` again.")
+    with make_runner(dst) as runner:
+        outputs = runner.infer(inputs)
+        backend = runner.backend()
+        in_spec, out_spec = runner.input_spec().to_dict(), runner.output_spec().to_dict()
+    expected = f"{EXPECTED_DIR}/{entry['name']}.npy"
+    np.save(work / expected, outputs.astype(np.float32), allow_pickle=False)
+    return {
+        "name": entry["name"],
+        "path": entry["path"],
+        "format": entry["format"],
+        "precision": entry["precision"],
+        "runtime": entry["runtime"],
+        "backend": backend,
+        "sha256": entry["sha256"],
+        "size_bytes": entry["size_bytes"],
+        "input": entry.get("input") or in_spec,
+        "output": entry.get("output") or out_spec,
+        "tolerance": tolerance_for(entry, dst),
+        "expected": expected,
+        "desktop_accuracy": float(np.mean(outputs.argmax(axis=1) == labels)),
+    }
+
+
+def _bundle_doc(
+    work: Path, run: Path, manifest: dict[str, Any], golden: dict[str, Any], records: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """bundle.json's content for the files now in `work` (each one's sha256 and size)."""
+    from benchmarks.environment import capture_environment
+    from toolkit import __version__
+    from toolkit.run.layout import utc_now
+
+    files = {rel: {"sha256": sha256_file(work / rel), "size_bytes": (work / rel).stat().st_size}
+             for rel in rel_files(work)}  # fmt: skip
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": KIND,
+        "created_utc": utc_now(),
+        "edgekit_version": __version__,
+        "source": {
+            "run_dir": str(run.resolve()),
+            "run": run.resolve().name,
+            "manifest_created_utc": manifest.get("created_utc"),
+            "git_sha": manifest.get("git_sha"),
+            "training": manifest.get("training"),
+            "libraries": manifest.get("libraries"),
+        },
+        "environment": capture_environment(),
+        "golden": golden,
+        "tolerances": dict(TOLERANCE_DOC),
+        "artifacts": records,
+        "files": files,
+    }
+
+
+def _check_out(out: Path, archive: bool, force: bool) -> None:
+    if out.is_symlink() or out.exists():
+        if not force:
+            raise BundleError(f"{out} already exists; choose another --out or pass --force to replace it.")
+        if archive and out.is_dir() and not out.is_symlink():
+            raise BundleError(f"{out} is a directory; an archive cannot replace it. Choose another --out.")
+
+
+def _finish(work: Path, out: Path, archive: bool, force: bool) -> None:
+    """Move the finished bundle into place: one rename (folder) or one atomic file write (archive)."""
+    if archive:
+        with atomic_path(out) as tmp:
+            write_tar(work, tmp, archive_stem(out))
+        return
+    old: Path | None = None
+    if out.is_symlink() or out.exists():
+        if not force:  # created since the check at the start
+            raise BundleError(f"{out} already exists; choose another --out or pass --force to replace it.")
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.rename(out, old)
+    os.rename(work, out)
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink()

@@ -1,0 +1,367 @@
+"""Remote boards: `edgekit verify` or `edgekit bench` on other machines over the user's own OpenSSH.
+
+Per host, in parallel threads (one failing host never stops the others):
+
+1. ssh/scp with the user's config and keys (`ssh.py`);
+2. a runtime-only edgekit in the host's `remote_dir`, installed once and reused (`remote_setup.py`;
+   the wheel is built locally once per command by `wheel.py`);
+3. the work itself in `remote_dir/jobs/<id>/` (removed afterwards): the bundle or run is copied as a
+   .tar.gz, edgekit runs there, and its JSON comes back to the local machine with a `remote` field
+   naming the host: `<bundle>.remote/<host>/verify.json`, `<bundle>.remote/<host>/bench.json` or
+   `<run>/remote/<host>/bench.json` (`remote_output_root`; the report reads them with `remote_results`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from runtimes.errors import last_line
+from toolkit.device.archive import archive_stem, is_archive, write_tar
+from toolkit.device.errors import RemoteError
+from toolkit.device.remote_setup import run_call, run_edgekit
+from toolkit.device.ssh import Events, SshHost, SshSettings
+from toolkit.errors import ToolkitError
+
+if TYPE_CHECKING:
+    from toolkit.steps.bench_settings import BenchSettings
+
+REMOTE_SUFFIX: Final = ".remote"  # <bundle>.remote/<host>/… beside a bundle
+RUN_REMOTE_DIR: Final = "remote"  # <run>/remote/<host>/… inside a run directory
+EXIT_THRESHOLD: Final = 3  # edgekit's exit code for a mismatch or an exceeded gate: the host ran
+
+
+class RemoteFailed(ToolkitError):
+    """Some hosts failed (see `results`); the others' JSON files were fetched (exit 1)."""
+
+    def __init__(self, message: str, results: list[HostResult], documents: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.results = results
+        self.documents: dict[str, Any] = documents or {}  # the hosts that succeeded: their typed documents
+
+    @property
+    def paths(self) -> dict[str, Path]:
+        return {r.host: r.path for r in self.results if r.path is not None}
+
+
+@dataclass
+class HostResult:
+    """What happened on one host. `status`: "ok", "threshold" (the command exited 3) or "error"."""
+
+    host: str
+    status: str
+    path: Path | None = None
+    error: str | None = None
+    setup: str | None = None  # "installed" or "reused"
+    setup_seconds: float | None = None
+    run_seconds: float | None = None
+    seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return {"ok": 0, "threshold": EXIT_THRESHOLD}.get(self.status, 1)
+
+
+def exit_code(results: Sequence[HostResult]) -> int:
+    """1 if any host could not be reached, set up or run; else 3 if any exceeded a threshold; else 0."""
+    codes = {r.exit_code for r in results}
+    return 1 if 1 in codes else 3 if 3 in codes else 0
+
+
+# -- names and places --------------------------------------------------------------------------------
+def host_dirname(host: str) -> str:
+    """A folder name for a host: `user@board.local:22` → `user@board.local_22`."""
+    name = re.sub(r"[^A-Za-z0-9._@-]", "_", host).lstrip(".")
+    return name or "host"
+
+
+def check_hosts(hosts: Sequence[str]) -> list[str]:
+    """The hosts, refusing empty, option-like or duplicate names (their result folders would collide)."""
+    seen: dict[str, str] = {}
+    for host in hosts:
+        if not host or host.startswith("-") or any(c.isspace() for c in host):
+            raise RemoteError(f"--remote {host!r} is not a host; pass user@host or a Host alias from ~/.ssh/config.")
+        other = seen.get(host_dirname(host))
+        if other is not None:
+            raise RemoteError(f"--remote {host} is given twice (or names the same folder as {other}); pass it once.")
+        seen[host_dirname(host)] = host
+    if not hosts:
+        raise RemoteError("no --remote host given.")
+    return list(hosts)
+
+
+def _named(path: Path) -> Path:
+    """`.` or `x/..` resolved, so the folder has a name to build `<name>.remote` from."""
+    return path.resolve() if path.name in ("", ".", "..") else path
+
+
+def remote_output_root(target: Path) -> Path:
+    """Where per-host results go: `<run>/remote` for a run directory, `<bundle stem>.remote` beside a bundle."""
+    from toolkit.device.bundle_format import BUNDLE_JSON
+
+    target = _named(target)
+    if target.is_dir() and not (target / BUNDLE_JSON).is_file():
+        return target / RUN_REMOTE_DIR
+    name = archive_stem(target) if is_archive(target) else target.name
+    return target.parent / f"{name}{REMOTE_SUFFIX}"
+
+
+def remote_results(target: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """Fetched results for a run directory or bundle: `{host: {"bench": bench.json, "verify": verify.json}}`.
+
+    Reads `<target>/remote/<host>/` and `<target stem>.remote/<host>/` (whichever exist); the host is
+    the `remote.host` recorded in the file, else the folder name. Unreadable files are skipped.
+    """
+    target = _named(target)
+    name = archive_stem(target) if is_archive(target) else target.name
+    roots = [target / RUN_REMOTE_DIR, target.parent / f"{name}{REMOTE_SUFFIX}"]
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+            for kind in ("bench", "verify"):
+                path = folder / f"{kind}.json"
+                try:
+                    doc = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    continue
+                if not isinstance(doc, dict):
+                    continue
+                host = str((doc.get("remote") or {}).get("host") or folder.name)
+                found.setdefault(host, {})[kind] = doc
+    return found
+
+
+# -- running on hosts --------------------------------------------------------------------------------
+def _fetch_json(h: SshHost, remote: str, local: Path, extra: dict[str, Any], what: str) -> Path:
+    """Copy a JSON file back, add a `remote` section, and write it atomically to `local`."""
+    from exporters.files import write_json_atomic
+
+    local.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="edgekit-remote-", dir=local.parent) as tmp:
+        copy = Path(tmp) / local.name
+        h.get(remote, copy, what)
+        try:
+            doc = json.loads(copy.read_text())
+        except (OSError, ValueError) as exc:
+            raise RemoteError(f"{what} from the host is not valid JSON ({exc}).") from exc
+    doc["remote"] = {"host": h.host, "remote_dir": h.root, **extra}
+    write_json_atomic(local, doc)
+    return local
+
+
+def _send(h: SshHost, archive: Path, what: str) -> str:
+    """Copy `archive` into the host's job folder; its remote path."""
+    remote = f"{h.job}/{archive.name}"
+    h.note(f"copying {archive.name} ({archive.stat().st_size / 1e6:.1f} MB)")
+    h.put(archive, remote, what)
+    return remote
+
+
+def _run_and_fetch(
+    h: SshHost,
+    result: HostResult,
+    run: Callable[[], subprocess.CompletedProcess[str]],
+    command: str,
+    remote_json: str,
+    local_json: Path,
+    extra: dict[str, Any],
+) -> None:
+    """`run()` the command on the host, then fetch `remote_json` with the run's facts in its `remote` section.
+
+    Exit 0 is "ok", 3 "threshold" (the command ran; the JSON comes back either way); anything else
+    is a RemoteError carrying the host's `error:` line.
+    """
+    h.note(f"running edgekit {command}")
+    started, started_unix = time.perf_counter(), time.time()
+    proc = run()
+    seconds = time.perf_counter() - started
+    if proc.returncode not in (0, EXIT_THRESHOLD):
+        raise RemoteError(f"edgekit {command} failed on the host: {last_line(proc.stderr, prefer='error:')}")
+    facts = {"command": command, **extra, "exit_code": proc.returncode, "setup": result.setup,
+             "setup_seconds": round(result.setup_seconds or 0, 3), "seconds": round(seconds, 3),
+             "started_unix": round(started_unix, 3), "finished_unix": round(time.time(), 3)}  # fmt: skip
+    result.path = _fetch_json(h, remote_json, local_json, facts, local_json.name)
+    result.status = "ok" if proc.returncode == 0 else "threshold"
+
+
+JobFn = Callable[[SshHost, HostResult], None]
+
+
+def _run_hosts(
+    hosts: Sequence[str], settings: SshSettings, job: JobFn, events: Events | None, *, max_parallel: int = 16
+) -> list[HostResult]:
+    """Build the wheel once, then set up each host and run `job` there, in parallel; results in host order."""
+    from exporters.files import sha256_file
+    from toolkit.device.remote_setup import host_wheel, setup
+
+    hosts = check_hosts(hosts)
+    for tool in ("ssh", "scp"):
+        if shutil.which(tool) is None:
+            raise RemoteError(f"{tool} is not on PATH; install the OpenSSH client to use --remote.")
+    say: Events = events or (lambda host, message: None)  # the API is silent; the CLI passes its printer
+    with tempfile.TemporaryDirectory(prefix="edgekit-wheel-") as tmp:
+        started = time.perf_counter()
+        wheel = host_wheel(Path(tmp))
+        sha = sha256_file(wheel)
+        say("local", f"{wheel.name} ready (sha256 {sha[:12]}, {time.perf_counter() - started:.1f} s)")
+
+        def one(host: str) -> HostResult:
+            t0 = time.perf_counter()
+            result = HostResult(host=host, status="error")
+            h = SshHost(host, settings, say)
+            try:
+                result.setup, result.setup_seconds = setup(h, wheel, sha)
+                run_started = time.perf_counter()
+                job(h, result)
+                result.run_seconds = time.perf_counter() - run_started
+            except RemoteError as exc:
+                result.status, result.error = "error", str(exc)
+            except Exception as exc:  # one host's surprise must not stop the others
+                result.status, result.error = "error", f"{type(exc).__name__}: {exc}"
+            finally:
+                h.cleanup()
+            result.seconds = time.perf_counter() - t0
+            return result
+
+        with ThreadPoolExecutor(max_workers=max(1, min(len(hosts), max_parallel))) as pool:
+            return list(pool.map(one, hosts))
+
+
+# -- verify ------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _as_archive(bundle: Path) -> Iterator[Path]:
+    """The bundle as a .tar.gz: itself, or a folder packed into a temporary archive."""
+    from toolkit.device.bundle_format import check_bundle_path
+
+    check_bundle_path(bundle)
+    if bundle.is_file():
+        yield bundle
+        return
+    with tempfile.TemporaryDirectory(prefix="edgekit-remote-") as tmp:
+        archive = Path(tmp) / f"{bundle.name}.tar.gz"
+        write_tar(bundle, archive, bundle.name)
+        yield archive
+
+
+def run_remote_verify(
+    bundle: Path,
+    hosts: Sequence[str],
+    settings: SshSettings | None = None,
+    *,
+    out_root: Path | None = None,
+    events: Events | None = None,
+) -> list[HostResult]:
+    """`edgekit verify` on each host in parallel; fetch each verify.json to `<out_root>/<host>/verify.json`.
+
+    `out_root` defaults to `remote_output_root(bundle)` (`<bundle stem>.remote`). A host's status is
+    "ok" (all artifacts within tolerance), "threshold" (a mismatch: exit 3 there) or "error" (not
+    reachable, not set up, or the bundle was refused there: `error` holds the one-line reason).
+    `events(host, message)` gets each host's progress (default: dimmed lines on stderr).
+    Raises RemoteError/BundleError only for problems before any host is contacted.
+    """
+    settings = settings or SshSettings.from_env()
+    root = out_root or remote_output_root(bundle)
+    with _as_archive(bundle) as archive:
+
+        def job(h: SshHost, result: HostResult) -> None:
+            remote_archive = _send(h, archive, "the bundle")
+            remote_json = f"{h.job}/verify.json"
+            local = root / host_dirname(h.host) / "verify.json"
+            args = ["verify", remote_archive, "--out", remote_json]
+            _run_and_fetch(h, result, lambda: run_edgekit(h, args, "edgekit verify"), "verify", remote_json, local, {})
+
+        return _run_hosts(hosts, settings, job, events)
+
+
+# -- bench -------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _bench_archive(target: Path) -> Iterator[tuple[Path, str]]:
+    """A .tar.gz of what `edgekit bench` needs from a run or bundle: manifest.json (non-Keras artifacts),
+    the artifact files, and parity.json/train.json when present. Yields (archive, folder name inside)."""
+    from exporters.files import write_json_atomic
+    from toolkit.device.bundle_format import open_bundle
+    from toolkit.run import layout as A
+
+    if not target.exists():
+        raise RemoteError(f"{target} does not exist; pass a run directory or a bundle (folder or .tar.gz).")
+    name = archive_stem(target) if is_archive(target) else _named(target).name
+    with open_bundle(target) if is_archive(target) else contextlib.nullcontext(target) as src, \
+            tempfile.TemporaryDirectory(prefix="edgekit-remote-") as tmp:  # fmt: skip
+        manifest = A.load_manifest(src)
+        entries = [e for e in manifest["artifacts"] if e.get("format") != "keras"]
+        if not entries:
+            raise RemoteError(f"{target} has no non-Keras artifacts to benchmark on a board; run `edgekit export`.")
+        folder = Path(tmp) / name
+        for entry in entries:
+            path = A.verified_path(src, entry)
+            dest = folder / str(entry["path"])
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest)
+        write_json_atomic(folder / A.MANIFEST_JSON, {**manifest, "artifacts": entries})
+        for extra in (A.PARITY_JSON, A.TRAIN_JSON):
+            if (src / extra).is_file():
+                shutil.copyfile(src / extra, folder / extra)
+        archive = Path(tmp) / f"{name}.tar.gz"
+        write_tar(folder, archive, name)
+        yield archive, name
+
+
+EXTRACT_SCRIPT: Final = (
+    "import sys, tarfile\n"
+    "with tarfile.open(sys.argv[1], 'r:gz') as t:\n"
+    "    t.extractall(sys.argv[2], **({'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}))\n"
+)
+
+
+def run_remote_bench(
+    target: Path,
+    hosts: Sequence[str],
+    bench: BenchSettings,
+    artifacts: Sequence[str] = (),
+    settings: SshSettings | None = None,
+    *,
+    out_root: Path | None = None,
+    events: Events | None = None,
+) -> list[HostResult]:
+    """`toolkit.bench` with these `BenchSettings` on each host in parallel; fetch bench.json to `<out_root>/<host>/`.
+
+    `target` is a run directory or a bundle (folder or .tar.gz); `out_root` defaults to
+    `remote_output_root(target)`. The host gets the API's parameters (`toolkit.device.remote_call`), not a
+    command line. Statuses as in `run_remote_verify`.
+    """
+    settings = settings or SshSettings.from_env()
+    root = out_root or remote_output_root(target)
+    with _bench_archive(target) as (archive, name):
+
+        def job(h: SshHost, result: HostResult) -> None:
+            remote_archive = _send(h, archive, "the artifacts")
+            proc = h.ssh(
+                f"cd {shlex.quote(h.root)} && venv/bin/python -c {shlex.quote(EXTRACT_SCRIPT)} "
+                f"{shlex.quote(remote_archive)} {shlex.quote(h.job)}",
+                "unpacking",
+            )
+            if proc.returncode != 0:
+                raise RemoteError(f"unpacking the artifacts on the host failed: {last_line(proc.stderr)}")
+            remote_dir = f"{h.job}/{name}"
+            local = root / host_dirname(h.host) / "bench.json"
+            call = {"run_dir": remote_dir, "settings": bench.to_dict(), "artifacts": list(artifacts) or None}
+            _run_and_fetch(
+                h, result, lambda: run_call(h, "bench", call, "edgekit bench"), "bench", f"{remote_dir}/bench.json",
+                local, {"settings": call["settings"], "artifacts": call["artifacts"]},
+            )  # fmt: skip
+
+        return _run_hosts(hosts, settings, job, events)

@@ -1,0 +1,314 @@
+"""The cached arm64 Debian root that `verify --emulate` runs edgekit in, and how it is built.
+
+Once: an arm64 Debian bookworm root (debootstrap, minbase + python3) with a venv holding the aarch64
+wheels of numpy, ai-edge-litert 2.x and onnxruntime (pinned by constraints.txt) and the edgekit core
+wheel (`wheel.build_wheel`). Built in a temporary folder next to the cache and renamed when complete,
+so an interrupted build is never reused. `edgekit-emulate.json` (the marker) records what was
+installed; when only edgekit's sources change, only its wheel is re-installed; other changes (suite,
+constraints, edgekit's dependencies) rebuild the root.
+
+The root is `root_dir()`: `<edgekit cache>/arm64-bookworm` (see `wheel.cache_root`; ~560 MB).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Final
+
+from exporters.files import sha256_file
+from toolkit.device.boards import BOARDS, Board
+from toolkit.device.chroot import (
+    VENV,
+    board_mounts,
+    check_host,
+    chroot_env,
+    qemu_version,
+    remove_tree,
+    run,
+    unmount_all,
+)
+from toolkit.device.errors import EmulateError
+
+SUITE: Final = "bookworm"
+ROOT_NAME: Final = f"arm64-{SUITE}"
+DEBIAN_PYTHON: Final = "3.11"  # bookworm's python3
+DEFAULT_MIRROR: Final = "http://deb.debian.org/debian"
+INCLUDE: Final = ("python3", "python3-venv", "ca-certificates")
+MARKER: Final = "edgekit-emulate.json"  # at the top of a complete root
+RECIPE_VERSION: Final = 1
+# Distributions whose versions the marker records (and the build checks).
+RECORDED: Final = ("edgekit", "numpy", "ai-edge-litert", "onnxruntime", "typer", "rich", "pillow")
+
+Say = Callable[[str], None]
+
+
+def root_dir() -> Path:
+    """Where the arm64 root lives: `<edgekit cache>/arm64-bookworm` (default `~/.cache/edgekit/arm64-bookworm`)."""
+    from toolkit.device.wheel import cache_root
+
+    return cache_root() / ROOT_NAME
+
+
+def recipe(root: Path) -> dict[str, Any]:
+    """What the root's contents depend on besides edgekit's own code; a change means a rebuild."""
+    import tomllib
+
+    deps = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    constraints = root / "constraints.txt"
+    return {
+        "version": RECIPE_VERSION,
+        "suite": SUITE,
+        "arch": "arm64",
+        "include": list(INCLUDE),
+        "python": DEBIAN_PYTHON,
+        "dependencies": sorted(deps),
+        "constraints_sha256": sha256_file(constraints) if constraints.is_file() else None,
+    }
+
+
+def debian_mirror() -> str:
+    """The Debian archive this machine's apt uses for bookworm (sources.list or deb822 .sources files)."""
+    if mirror := os.environ.get("EDGEKIT_DEBIAN_MIRROR"):
+        return mirror
+    apt = Path("/etc/apt")
+    files = [apt / "sources.list", *sorted((apt / "sources.list.d").glob("*.list"))]
+    for path in files:
+        with contextlib.suppress(OSError):
+            found = mirror_from_list(path.read_text(encoding="utf-8", errors="replace"))
+            if found:
+                return found
+    for path in sorted((apt / "sources.list.d").glob("*.sources")):
+        with contextlib.suppress(OSError):
+            found = mirror_from_deb822(path.read_text(encoding="utf-8", errors="replace"))
+            if found:
+                return found
+    return DEFAULT_MIRROR
+
+
+def mirror_from_list(text: str) -> str | None:
+    """The first `deb URI bookworm …` URI of a one-line-style sources.list."""
+    for line in text.splitlines():
+        parts = [p for p in line.split("#", 1)[0].split() if p]
+        if len(parts) >= 3 and parts[0] == "deb":
+            rest = parts[1:]
+            if rest[0].startswith("["):  # options: [arch=amd64 signed-by=…]
+                while rest and not rest[0].endswith("]"):
+                    rest = rest[1:]
+                rest = rest[1:]
+            if len(rest) >= 2 and rest[1] == SUITE and rest[0].startswith(("http://", "https://")):
+                return rest[0].rstrip("/")
+    return None
+
+
+def mirror_from_deb822(text: str) -> str | None:
+    """The first URI of a deb822 stanza with `Types: deb` and `Suites: bookworm`."""
+    for stanza in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in stanza.splitlines():
+            if line.startswith("#") or ":" not in line or line[:1].isspace():
+                continue
+            key, value = line.split(":", 1)
+            fields[key.strip().lower()] = value.strip()
+        if "deb" in fields.get("types", "").split() and SUITE in fields.get("suites", "").split():
+            for uri in fields.get("uris", "").split():
+                if uri.startswith(("http://", "https://")):
+                    return uri.rstrip("/")
+    return None
+
+
+@contextlib.contextmanager
+def cache_lock(cache: Path, say: Say) -> Iterator[None]:
+    """One emulated run or build per cache at a time (mounts and the wheel update are not shareable)."""
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with open(cache.parent / f"{cache.name}.lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"waiting for another --emulate run using {cache}")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# -- building the root -------------------------------------------------------------------------------
+def read_marker(root: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads((root / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _download_wheels(wheel: Path, dest: Path, src: Path, log: Path) -> None:
+    """aarch64 cp311 wheels of edgekit's dependencies, fetched by this machine's pip (native speed).
+
+    ai-edge-litert 2.x is tagged manylinux_2_27_aarch64 only: without that platform pip silently falls
+    back to 1.4.0, so every manylinux_2_17 … 2_36 tag (bookworm's glibc is 2.36) is offered.
+    """
+    platforms = [f"manylinux_2_{minor}_aarch64" for minor in range(36, 16, -1)] + ["manylinux2014_aarch64"]
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "-d", str(dest)]
+    cmd += ["--only-binary=:all:", "--python-version", DEBIAN_PYTHON, "--implementation", "cp"]
+    cmd += ["--abi", "cp" + DEBIAN_PYTHON.replace(".", ""), "--abi", "abi3", "--abi", "none"]
+    for plat in platforms:
+        cmd += ["--platform", plat]
+    if (src / "constraints.txt").is_file():
+        cmd += ["-c", str(src / "constraints.txt")]
+    run([*cmd, str(wheel)], what="downloading the aarch64 wheels (pip download)", log=log)
+
+
+def _installed_versions(root: Path, board: Board) -> dict[str, Any]:
+    """Import the runtimes inside the root under emulation and report versions (fails loudly if one crashes)."""
+    code = (
+        "import json, platform, importlib.metadata as m\n"
+        "import numpy, onnxruntime, ai_edge_litert.interpreter\n"
+        f"v = {{d: m.version(d) for d in {list(RECORDED)!r}}}\n"
+        "print(json.dumps({'python': platform.python_version(), 'machine': platform.machine(), 'packages': v}))\n"
+    )
+    with tempfile.TemporaryDirectory(prefix="edgekit-emulate-") as scratch, board_mounts(root, board, Path(scratch)):
+        stdout = run(
+            ["chroot", str(root), f"{VENV}/bin/python", "-c", code],
+            what="importing numpy, onnxruntime and ai_edge_litert in the arm64 root",
+            env=chroot_env(board),
+        )
+    doc: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
+    litert = str(doc["packages"].get("ai-edge-litert", "0"))
+    if int(litert.split(".")[0]) < 2:
+        raise EmulateError(
+            f"pip installed ai-edge-litert {litert} in the arm64 root (expected 2.x: its aarch64 wheels are "
+            "tagged manylinux_2_27 only)."
+        )
+    if doc.get("machine") != "aarch64":
+        raise EmulateError(f"the arm64 root reports machine {doc.get('machine')!r}, not aarch64; check binfmt_misc.")
+    return doc
+
+
+def _install_edgekit(root: Path, wheel: Path, *, deps: bool, log: Path) -> None:
+    inbox = root / "tmp" / "edgekit-wheels"
+    inbox.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(wheel, inbox / wheel.name)
+    cmd = ["chroot", str(root), f"{VENV}/bin/python", "-m", "pip", "install", "-q", "--no-index"]
+    cmd += ["--find-links", "/tmp/edgekit-wheels"]
+    cmd += [] if deps else ["--no-deps", "--force-reinstall"]
+    try:
+        run(
+            [*cmd, f"/tmp/edgekit-wheels/{wheel.name}"],
+            what="pip install in the arm64 root",
+            env=chroot_env(None),
+            log=log,
+        )
+    finally:
+        shutil.rmtree(inbox, ignore_errors=True)
+
+
+def _wheel_record(wheel: Path, src: Path) -> dict[str, str]:
+    """What the marker says about the installed edgekit wheel (its source digest decides re-installs)."""
+    from toolkit.device.wheel import source_digest
+
+    return {"name": wheel.name, "sha256": sha256_file(wheel), "source_digest": source_digest(src)}
+
+
+def build_root(cache: Path, src: Path, say: Say) -> dict[str, Any]:
+    """Build the arm64 root into a temporary folder beside `cache`, then rename it into place.
+
+    Returns the marker written into it. A folder left by an interrupted build is removed first.
+    """
+    from toolkit.device.wheel import build_wheel
+
+    started = time.perf_counter()
+    parent = cache.parent
+    for stale in parent.glob(f".{cache.name}.partial-*"):
+        remove_tree(stale)
+    work = Path(tempfile.mkdtemp(prefix=f".{cache.name}.partial-", dir=parent))
+    log = parent / f"{cache.name}.build.log"
+    log.write_text(f"edgekit --emulate build of {cache}\n", encoding="utf-8")
+    mirror = debian_mirror()
+    try:
+        rootfs = work / "root"
+        say(f"building the arm64 Debian {SUITE} root in {parent} (once; ~4 min debootstrap from {mirror}) …")
+        cmd = ["debootstrap", "--arch=arm64", "--variant=minbase", f"--include={','.join(INCLUDE)}", SUITE]
+        run([*cmd, str(rootfs), mirror], what="debootstrap", log=log)
+        unmount_all(rootfs)
+        say("building edgekit's wheel and fetching aarch64 wheels …")
+        wheel = build_wheel(work / "build", src, log=log)
+        inbox = rootfs / "tmp" / "edgekit-wheels"
+        _download_wheels(wheel, inbox, src, log)
+        say("creating the venv and installing the wheels under emulation …")
+        run(["chroot", str(rootfs), "python3", "-m", "venv", VENV], what="python3 -m venv in the arm64 root",
+             env=chroot_env(None), log=log)  # fmt: skip
+        _install_edgekit(rootfs, wheel, deps=True, log=log)
+        versions = _installed_versions(rootfs, BOARDS["pi4"])
+        marker = {
+            "schema_version": 1,
+            "recipe": recipe(src),
+            "mirror": mirror,
+            "qemu": qemu_version(),
+            "built_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "build_seconds": round(time.perf_counter() - started, 1),
+            "python": versions["python"],
+            "packages": versions["packages"],
+            "edgekit_wheel": _wheel_record(wheel, src),
+        }
+        (rootfs / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+        unmount_all(work)
+        old = parent / f".{cache.name}.old-{os.getpid()}"
+        if cache.exists():
+            unmount_all(cache)
+            os.rename(cache, old)
+        os.rename(rootfs, cache)
+        remove_tree(old)
+        say(f"arm64 root ready in {marker['build_seconds']:.0f} s: {cache}")
+        return marker
+    finally:
+        remove_tree(work)
+
+
+def update_wheel(cache: Path, src: Path, marker: dict[str, Any], say: Say) -> dict[str, Any]:
+    """Re-install only edgekit's wheel (its sources changed); the marker is rewritten after success."""
+    from toolkit.device.wheel import build_wheel
+
+    log = cache.parent / f"{cache.name}.build.log"
+    say("edgekit changed since the arm64 root was built: re-installing its wheel …")
+    with tempfile.TemporaryDirectory(prefix="edgekit-wheel-") as tmp:
+        wheel = build_wheel(Path(tmp), src, log=log)
+        _install_edgekit(cache, wheel, deps=False, log=log)
+        versions = _installed_versions(cache, BOARDS["pi4"])
+        marker = {
+            **marker,
+            "packages": versions["packages"],
+            "edgekit_wheel": _wheel_record(wheel, src),
+            "wheel_updated_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+    tmp_marker = cache / f".{MARKER}.tmp"
+    tmp_marker.write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp_marker, cache / MARKER)
+    return marker
+
+
+def ensure_root(cache: Path, say: Say) -> tuple[Path, dict[str, Any], str]:
+    """The ready arm64 root at `cache` (see `root_dir`): (path, marker, "cached" | "built" | "wheel updated").
+
+    Call under `cache_lock`. `say` gets a line for each slow step (a build takes minutes).
+    """
+    from toolkit.device.wheel import source_digest, source_root
+
+    src = source_root()
+    marker = read_marker(cache) if cache.is_dir() else None
+    if marker is None or marker.get("recipe") != recipe(src):
+        check_host(need_debootstrap=True)
+        if marker is not None:
+            say("the arm64 root was built for other dependencies or constraints; rebuilding it")
+        return cache, build_root(cache, src, say), "built"
+    if marker.get("edgekit_wheel", {}).get("source_digest") != source_digest(src):
+        return cache, update_wheel(cache, src, marker, say), "wheel updated"
+    return cache, marker, "cached"

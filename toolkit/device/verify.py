@@ -1,0 +1,206 @@
+"""Checking a bundle on this machine: the tolerances, and each artifact's outputs against the desktop's.
+
+`verify_bundle` runs the golden inputs through every artifact whose runtime is installed and compares
+with the expected outputs; an artifact passes when its max |Δp| is within its tolerance
+(`tolerance_for`, documented in `TOLERANCE_DOC` and copied into bundle.json). Call
+`bundle_format.check_files` first: this module trusts the files' sha256.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from toolkit.device.bundle_format import SCHEMA_VERSION, load_array
+from toolkit.device.errors import BundleError
+
+FP32_MAX_ABS: Final = 1e-5
+FP16_MAX_ABS: Final = 1e-3
+DEFAULT_STEP: Final = 1 / 256
+# Slack for float rounding when comparing a difference with its limit (a dequantized step is k × scale).
+RELATIVE_SLACK: Final = 1e-3
+
+TOLERANCE_DOC: Final = {
+    "fp32": f"max |Δp| ≤ {FP32_MAX_ABS:g}: the same float32 graph; another CPU, kernel library or thread count "
+    "changes only rounding",
+    "fp16": f"max |Δp| ≤ {FP16_MAX_ABS:g}: float16 weights; a runtime may compute in half precision on CPUs with "
+    "FP16 arithmetic (ARMv8.2+), where one float16 step near 1.0 is 9.8e-4",
+    "int8": "within one quantization step of the output: the output scale in the model (TFLite int8 I/O, or "
+    "the ONNX QDQ output's DequantizeLinear), else 1/256 (one step of an 8-bit probability, e.g. "
+    "int8-dynamic, whose activations are quantized at run time)",
+}
+
+
+def onnx_output_scale(path: Path) -> float | None:
+    """Scale of the DequantizeLinear that produces an ONNX model's output (QDQ models), if any.
+
+    Needs the `onnx` package (desktop); returns None without it or when there is no such node.
+    """
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        return None
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+        graph = model.graph
+        output = graph.output[0].name
+        node = next((n for n in graph.node if output in n.output), None)
+        if node is None or node.op_type != "DequantizeLinear":
+            return None
+        init = next((i for i in graph.initializer if i.name == node.input[1]), None)
+        if init is None:
+            return None
+        scale = numpy_helper.to_array(init)
+        return float(scale) if scale.size == 1 else None
+    except Exception:  # a model onnx cannot parse: fall back to the default step
+        return None
+
+
+def tolerance_for(entry: dict[str, Any], model_path: Path | None = None) -> dict[str, Any]:
+    """How far an artifact's outputs on another machine may be from the desktop's (see TOLERANCE_DOC).
+
+    Returns:
+        `{"kind": "max_abs" | "quantization_step", "max_abs": float, "step": float | None, "basis": str}`.
+    """
+    precision = str(entry.get("precision", "fp32"))
+    if precision == "fp32":
+        return {"kind": "max_abs", "max_abs": FP32_MAX_ABS, "step": None, "basis": TOLERANCE_DOC["fp32"]}
+    if precision == "fp16":
+        return {"kind": "max_abs", "max_abs": FP16_MAX_ABS, "step": None, "basis": TOLERANCE_DOC["fp16"]}
+    output = entry.get("output") or {}
+    scale = output.get("scale")
+    if scale:
+        basis = f"one step of the quantized output (scale {scale:.6g} from the model)"
+    elif entry.get("format") == "onnx" and model_path is not None and (dq := onnx_output_scale(model_path)):
+        scale, basis = dq, f"one step of the output DequantizeLinear (scale {dq:.6g})"
+    else:
+        scale, basis = DEFAULT_STEP, "1/256: one step of an 8-bit probability (the output carries no scale)"
+    return {"kind": "quantization_step", "max_abs": float(scale), "step": float(scale), "basis": basis}
+
+
+def allowed_diff(tolerance: dict[str, Any]) -> float:
+    return float(tolerance["max_abs"]) * (1 + RELATIVE_SLACK)
+
+
+def verify_bundle(
+    root: Path, doc: dict[str, Any], label: Path, on_step: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Run the golden inputs through every artifact whose runtime is installed; compare with the desktop.
+
+    Call `check_files` first. Returns the verify report (see `edgekit verify --help`). An artifact
+    passes when its max |Δp| against the expected outputs is within its tolerance.
+
+    Raises:
+        BundleError: malformed golden data, or no artifact can run here.
+    """
+    from benchmarks.environment import capture_environment
+    from runtimes.errors import ModelLoadError, RuntimeUnavailableError
+    from runtimes.registry import make_runner, runner_class
+    from toolkit import __version__
+    from toolkit.run.layout import utc_now
+
+    step = on_step or (lambda _msg: None)
+    golden = doc["golden"]
+    inputs = load_array(root / golden["inputs"], golden["inputs"], label)
+    labels = load_array(root / golden["labels"], golden["labels"], label)
+    # The shape the bundle recorded at build time (the model's input), not a literal one.
+    recorded = golden.get("shape")
+    usable = isinstance(recorded, list) and len(recorded) > 1 and all(type(d) is int for d in recorded)
+    sample = list(recorded[1:]) if usable else None
+    if (
+        inputs.dtype != np.float32
+        or inputs.ndim < 2
+        or len(inputs) == 0
+        or labels.shape != (len(inputs),)
+        or (sample is not None and list(inputs.shape[1:]) != sample)
+    ):
+        want = "[N, " + ", ".join(map(str, sample)) + "]" if sample else "[N, …]"
+        raise BundleError(
+            f"golden data in {label} has inputs {inputs.dtype}{list(inputs.shape)} and labels {list(labels.shape)}; "
+            f"expected float32 {want} and [N]. Re-create the bundle."
+        )
+    results: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    for art in doc["artifacts"]:
+        name = str(art["name"])
+        step(f"verify: {name}")
+        expected = load_array(root / art["expected"], art["expected"], label)
+        row: dict[str, Any] = {
+            "artifact": name,
+            "format": art.get("format"),
+            "precision": art.get("precision"),
+            "runtime": art.get("runtime"),
+            "tolerance": art["tolerance"],
+        }
+        started = time.perf_counter()
+        try:
+            runner = make_runner(root / art["path"])
+            version = runner_class(root / art["path"]).runtime_version()
+            with runner:
+                probs = runner.infer(inputs)
+                row["backend"] = runner.backend()
+        except RuntimeUnavailableError as exc:
+            skipped.append({"artifact": name, "reason": str(exc)})
+            continue
+        except ModelLoadError as exc:
+            results.append({**row, "status": "error", "passed": False, "error": str(exc)})
+            continue
+        row["runtime_version"] = version
+        row["seconds"] = round(time.perf_counter() - started, 3)
+        if probs.shape != expected.shape:
+            results.append(
+                {
+                    **row,
+                    "status": "error",
+                    "passed": False,
+                    "error": f"output shape {list(probs.shape)} differs from the expected {list(expected.shape)}",
+                }
+            )
+            continue
+        results.append({**row, **compare(probs, expected, labels, art["tolerance"])})
+    if not results:
+        reasons = "; ".join(f"{s['artifact']}: {s['reason']}" for s in skipped)
+        raise BundleError(f"none of the artifacts in {label} can run on this machine ({reasons})")
+    env = doc.get("environment") or {}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "created_utc": utc_now(),
+        "edgekit_version": __version__,
+        "bundle": {
+            "path": str(label),
+            "created_utc": doc.get("created_utc"),
+            "source": doc.get("source"),
+            "desktop": {k: env.get(k) for k in ("cpu_model", "machine", "os", "python", "runtime_versions")},
+        },
+        "environment": capture_environment(),
+        "golden": {"images": len(inputs)},
+        "tolerances": doc.get("tolerances", TOLERANCE_DOC),
+        "results": results,
+        "skipped": skipped,
+        "passed": all(r["passed"] for r in results),
+    }
+
+
+def compare(outputs: np.ndarray, expected: np.ndarray, labels: np.ndarray, tolerance: dict[str, Any]) -> dict[str, Any]:
+    """One artifact's outputs here against the desktop's: the verify.json fields of a result row."""
+    diff = np.abs(outputs.astype(np.float64) - expected.astype(np.float64))
+    limit = allowed_diff(tolerance)
+    max_abs = float(diff.max())
+    passed = max_abs <= limit
+    step_size = tolerance.get("step")
+    return {
+        "status": "pass" if passed else "fail",
+        "passed": passed,
+        "max_abs_diff": max_abs,
+        "mean_abs_diff": float(diff.mean()),
+        "max_diff_steps": None if not step_size else round(max_abs / float(step_size), 3),
+        "values_over_tolerance": int((diff > limit).sum()),
+        "accuracy": float(np.mean(outputs.argmax(axis=1) == labels)),
+        "desktop_accuracy": float(np.mean(expected.argmax(axis=1) == labels)),
+        "agreement": float(np.mean(outputs.argmax(axis=1) == expected.argmax(axis=1))),
+    }
