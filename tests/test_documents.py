@@ -162,9 +162,9 @@ def test_gate_documents_validate(measured_run: Path, edgekit: Edgekit, tmp_path:
 
 def test_run_options_as_the_pipeline_writes_them(tmp_path: Path) -> None:
     """run.json from the same pieces `edgekit pipeline` stores (TrainConfig, targets, BenchSettings)."""
-    from toolkit.model import TrainConfig
-    from toolkit.pipeline import parse_targets
+    from toolkit.model.reference import TrainConfig
     from toolkit.steps.bench_settings import QUICK_BENCH
+    from toolkit.steps.export import parse_targets
 
     options = {
         "schema_version": 1,

@@ -252,7 +252,9 @@ def test_remote_bench_fetches_bench_json(
     assert doc["run"] == "bundle"
     # A run directory, with one unreachable host: the other's bench.json is fetched, then RemoteFailed.
     with pytest.raises(RemoteFailed) as info:
-        toolkit.bench_remote(run_copy, ["board", "dead"], settings=BENCH_SETTINGS, artifacts=BENCH_ARTIFACTS, ssh=settings)
+        toolkit.bench_remote(
+            run_copy, ["board", "dead"], settings=BENCH_SETTINGS, artifacts=BENCH_ARTIFACTS, ssh=settings
+        )
     assert info.value.paths == {"board": run_copy / "remote" / "board" / "bench.json"}
     assert list(info.value.documents) == ["board"]
     assert "dead" in str(info.value) and "board" not in str(info.value).split(":", 1)[1]

@@ -15,8 +15,6 @@ export, parity, bench, gate), `data`, `model`, `diagnosis`, `device` (predict, b
 `reports` (report.md and report.html). Importing `toolkit` is cheap: heavy libraries load inside functions.
 """
 
-__version__ = "0.1.0"
-
 from toolkit.api import (
     PipelineResult,
     bench,
@@ -39,6 +37,7 @@ from toolkit.api import (
 )
 from toolkit.progress import ProgressEvent
 from toolkit.steps.bench_settings import BenchSettings
+from toolkit.version import __version__
 
 __all__ = [
     "BenchSettings",

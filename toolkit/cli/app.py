@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from toolkit import __version__
 from toolkit.cli.console import out
+from toolkit.version import __version__
 
 app = typer.Typer(
     name="edgekit",

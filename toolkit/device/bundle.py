@@ -170,8 +170,8 @@ def _bundle_doc(
 ) -> dict[str, Any]:
     """bundle.json's content for the files now in `work` (each one's sha256 and size)."""
     from benchmarks.environment import capture_environment
-    from toolkit import __version__
     from toolkit.run.layout import utc_now
+    from toolkit.version import __version__
 
     files = {rel: {"sha256": sha256_file(work / rel), "size_bytes": (work / rel).stat().st_size}
              for rel in rel_files(work)}  # fmt: skip

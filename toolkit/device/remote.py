@@ -340,7 +340,7 @@ def run_remote_bench(
     """`toolkit.bench` with these `BenchSettings` on each host in parallel; fetch bench.json to `<out_root>/<host>/`.
 
     `target` is a run directory or a bundle (folder or .tar.gz); `out_root` defaults to
-    `remote_output_root(target)`. The host gets the API's parameters (`toolkit.device.remote_call`), not a
+    `remote_output_root(target)`. The host gets the API's parameters (`toolkit.api.remote_call`), not a
     command line. Statuses as in `run_remote_verify`.
     """
     settings = settings or SshSettings.from_env()

@@ -158,10 +158,8 @@ def run_edgekit(h: SshHost, args: Sequence[str], what: str) -> subprocess.Comple
 
 
 def run_call(h: SshHost, function: str, kwargs: dict[str, Any], what: str) -> subprocess.CompletedProcess[str]:
-    """The API's `function(**kwargs)` on the host (`toolkit.device.remote_call`), from the remote dir."""
-    from toolkit.device.remote_call import request
-
-    return _run_venv(h, "python", request(function, **kwargs), what)
+    """The API's `function(**kwargs)` on the host (`python -m toolkit.api.remote_call`), from the remote dir."""
+    return _run_venv(h, "python", ["-m", "toolkit.api.remote_call", function, json.dumps(kwargs)], what)
 
 
 def _run_venv(h: SshHost, program: str, args: Sequence[str], what: str) -> subprocess.CompletedProcess[str]:

@@ -46,9 +46,7 @@ def cache_root() -> Path:
 
 def source_root() -> Path:
     """The edgekit source tree this process runs from (needs pyproject.toml beside the packages)."""
-    import toolkit
-
-    root = Path(toolkit.__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # toolkit/device/wheel.py -> the tree holding toolkit/
     if not (root / "pyproject.toml").is_file():
         raise WheelError(
             f"edgekit is installed without its source tree ({root} has no pyproject.toml), so its wheel cannot be "

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from exporters.files import sha256_file
-from toolkit import __version__
 from toolkit.errors import RunDirError
+from toolkit.version import __version__
 
 if TYPE_CHECKING:
     from runtimes.spec import ModelSpec

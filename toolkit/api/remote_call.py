@@ -1,4 +1,4 @@
-"""One API call on a board, sent as its parameters: `python -m toolkit.device.remote_call FUNCTION 'JSON'`.
+"""One API call on a board, sent as its parameters: `python -m toolkit.api.remote_call FUNCTION 'JSON'`.
 
 `bench --remote` runs `toolkit.bench` on the host with the desktop's own `BenchSettings` (as JSON), not a
 command line rebuilt from the desktop's options, so the host measures exactly what the desktop asked for.
@@ -26,17 +26,10 @@ def _bench(run_dir: str, settings: dict[str, Any], artifacts: list[str] | None =
 CALLS: dict[str, Callable[..., int]] = {"bench": _bench}
 
 
-def request(function: str, **kwargs: Any) -> list[str]:
-    """The argv (after the interpreter) that runs `function(**kwargs)` on the host."""
-    if function not in CALLS:
-        raise ValueError(f"no remote call {function!r}; choose one of {', '.join(CALLS)}")
-    return ["-m", "toolkit.device.remote_call", function, json.dumps(kwargs)]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 2 or args[0] not in CALLS:
-        print(f"error: usage: python -m toolkit.device.remote_call {{{','.join(CALLS)}}} JSON", file=sys.stderr)
+        print(f"error: usage: python -m toolkit.api.remote_call {{{','.join(CALLS)}}} JSON", file=sys.stderr)
         return 2
     try:
         kwargs = json.loads(args[1])
