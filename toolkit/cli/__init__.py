@@ -1,14 +1,38 @@
 """The `edgekit` command line: a thin Typer adapter over the `toolkit` API.
 
-`app.py` holds the Typer app and registers one module per command group: `run.py` (train, export, parity,
+`typer_app.py` holds the Typer app and registers one module per command group: `run.py` (train, export, parity,
 report, pipeline), `bench.py` (bench, gate), `device.py` (predict, bundle, verify), `diagnose.py`.
-`options.py` has the shared options, `show.py` the tables commands print, `console.py` the consoles, the
-user-error boundary (one line, exit 1) and progress bars.
+`options.py` has the shared options, `show.py` and `present.py` what commands print, `console.py` the
+consoles and the user-error boundary (one line, exit 1), `bars.py` the progress bars, and `fast.py` the
+Typer-free start of `predict` (boards run it most).
 
 May import everything in `toolkit`, `exporters`, `runtimes` and `benchmarks`; nothing imports it. Top-level
-imports stay light (no TensorFlow, no matplotlib, no pydantic) so `--help` and `predict` start fast.
+imports stay light (no TensorFlow, no matplotlib) so `--help` and `predict` start fast.
 """
 
-from toolkit.cli.app import app, main
+from __future__ import annotations
 
-__all__ = ["app", "main"]
+import sys
+from typing import Any
+
+
+def main() -> None:
+    """Console-script entry point: `predict` on its fast path when it can, everything else through Typer."""
+    argv = sys.argv[1:]
+    if argv[:1] == ["predict"]:
+        from toolkit.cli.fast import try_predict
+
+        code = try_predict(argv[1:])
+        if code is not None:
+            sys.exit(code)
+    from toolkit.cli.typer_app import main as typer_main
+
+    typer_main()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # the Typer app, built on first use (tests and `python -m toolkit.cli --help` use it)
+        from toolkit.cli.typer_app import app
+
+        return app
+    raise AttributeError(f"module 'toolkit.cli' has no attribute {name!r}")

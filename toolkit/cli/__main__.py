@@ -1,5 +1,5 @@
 """`python -m toolkit.cli`: the same as the `edgekit` command."""
 
-from toolkit.cli.app import main
+from toolkit.cli import main
 
 main()

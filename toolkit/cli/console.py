@@ -1,4 +1,4 @@
-"""Shared CLI plumbing: consoles, the user-error boundary, progress bars and tables."""
+"""Shared CLI plumbing: consoles, the user-error boundary, progress bars and tables (Rich loads only what is used)."""
 
 from __future__ import annotations
 
@@ -6,24 +6,17 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
 
 from runtimes.errors import EdgekitError
-from toolkit.progress import ProgressEvent
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from toolkit.cli.bars import RichProgress
 
 # Piped output (CI logs, `| tee`) would otherwise wrap tables at 80 columns.
 _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
@@ -43,60 +36,46 @@ def user_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except EdgekitError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(EXIT_USER_ERROR) from None
-        except OSError as exc:
-            if exc.filename is None:
+        except (EdgekitError, OSError, KeyboardInterrupt) as exc:
+            code = report_error(exc)
+            if code is None:
                 raise
-            err.print(
-                f"[bold red]error:[/] cannot use {escape(str(exc.filename))}: {exc.strerror or exc}; check the path, "
-                "permissions and free disk space.",
-                highlight=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(EXIT_USER_ERROR) from None
-        except KeyboardInterrupt:
-            err.print("[bold red]interrupted[/]: finished files are kept; unfinished ones were removed.")
-            raise typer.Exit(130) from None
+            import typer
+
+            raise typer.Exit(code) from None
 
     return wrapper  # type: ignore[return-value]
 
 
-class RichProgress(Progress):
-    """Rich progress bars that also take the API's plain `ProgressEvent` callbacks (call the object)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._ids: dict[int, TaskID] = {}
-
-    def __call__(self, event: ProgressEvent) -> None:
-        task = self._ids.get(event.task)
-        if event.removed:
-            if task is not None:
-                self.remove_task(task)
-                del self._ids[event.task]
-            return
-        if task is None:
-            self._ids[event.task] = self.add_task(event.description, total=event.total, completed=int(event.completed))
-        else:
-            self.update(task, description=event.description, completed=event.completed, total=event.total)
+def report_error(exc: BaseException) -> int | None:
+    """Print a user error or an interruption as one line and return the exit code; None: a bug (re-raise it)."""
+    if isinstance(exc, EdgekitError):
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return EXIT_USER_ERROR
+    if isinstance(exc, OSError) and exc.filename is not None:
+        err.print(
+            f"[bold red]error:[/] cannot use {escape(str(exc.filename))}: {exc.strerror or exc}; check the path, "
+            "permissions and free disk space.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return EXIT_USER_ERROR
+    if isinstance(exc, KeyboardInterrupt):
+        err.print("[bold red]interrupted[/]: finished files are kept; unfinished ones were removed.")
+        return 130
+    return None
 
 
 def progress_bar() -> RichProgress:
-    return RichProgress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-        disable=not err.is_terminal and os.environ.get("EDGEKIT_PROGRESS") != "1",
-    )
+    """Progress bars on stderr (off when stderr is not a terminal, unless EDGEKIT_PROGRESS=1)."""
+    from toolkit.cli.bars import RichProgress
+
+    return RichProgress(err, disable=not err.is_terminal and os.environ.get("EDGEKIT_PROGRESS") != "1")
 
 
 def rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
+    from rich.table import Table
+
     table = Table(title=escape(title), title_justify="left", header_style="bold")
     for i, h in enumerate(header):
         table.add_column(h, justify="left" if i == 0 else "right", no_wrap=i == 0)

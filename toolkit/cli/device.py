@@ -75,18 +75,12 @@ def predict(
     the way MNIST's digits were. A run directory or bundle is checked against its sha256 first.
     Example: [b]edgekit predict runs/latest/exports/model_int8.tflite digit.jpg -k 3[/]
     """
-    import toolkit
-    from toolkit.cli.present import print_predictions
+    from toolkit.cli.fast import run_predict
 
-    predictions = toolkit.predict(
-        model, images, artifact=artifact, top_k=top_k, preprocess=preprocess, threads=threads, save_inputs=save_inputs
-    )
-    if json_out:
-        import json
-
-        typer.echo(json.dumps(predictions.to_dict(), indent=2))
-        return
-    print_predictions(predictions, top_k)
+    run_predict(
+        model, images, artifact=artifact, top_k=top_k, json_out=json_out, preprocess=preprocess,
+        save_inputs=save_inputs, threads=threads,
+    )  # fmt: skip
 
 
 def bundle(

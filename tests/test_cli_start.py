@@ -1,0 +1,95 @@
+"""How the CLI starts: predict's Typer-free fast path, a user's own packages in the cwd, markup in paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+EDGEKIT = Path(sys.executable).parent / "edgekit"
+
+
+def _run(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_fast_parser_accepts_exactly_the_typer_commands_options() -> None:
+    import typer.main
+
+    from toolkit.cli import app
+    from toolkit.cli.fast import OPTIONS
+
+    command = typer.main.get_command(app).commands["predict"]  # type: ignore[attr-defined]
+    typer_flags = {f for p in command.params for f in [*p.opts, *p.secondary_opts] if f.startswith("-")}
+    fast_flags = {f for flags, _, _ in OPTIONS for f in flags}
+    assert fast_flags == typer_flags - {"--help"}
+
+
+def test_predict_starts_without_typer_or_pydantic(small_run: Path, tmp_path: Path) -> None:
+    from toolkit.device.photo import save_png
+
+    pytest.importorskip("ai_edge_litert")
+    image = tmp_path / "digit.png"
+    import numpy as np
+
+    digit = np.zeros((28, 28), np.float32)
+    digit[6:22, 12:16] = 1.0  # a "1"
+    save_png(digit, image)
+    model = small_run / "exports" / "model_int8.tflite"
+    code = (
+        "import sys\n"
+        f"sys.argv = ['edgekit', 'predict', {str(model)!r}, {str(image)!r}, '--json']\n"
+        "from toolkit.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
+        "heavy = [m for m in ('typer', 'pydantic', 'tensorflow', 'matplotlib', 'onnxruntime') if m in sys.modules]\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    proc = _run([sys.executable, "-c", code], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY []" in proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["results"][0]["digit"] in range(10) and result["backend"] == "ai_edge_litert"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--top-k", "20"], "Input should be less than or equal to 10"),  # out of range: Typer's usage error
+        (["--bogus"], "No such option: --bogus"),
+    ],
+)
+def test_predict_usage_errors_come_from_typer(small_run: Path, args: list[str], expected: str) -> None:
+    model = small_run / "exports" / "model_fp32.tflite"
+    proc = _run([str(EDGEKIT), "predict", str(model), "x.png", *args], cwd=small_run)
+    assert proc.returncode == 2, proc.stderr
+    assert expected in proc.stderr
+
+
+def test_bench_from_a_folder_holding_its_own_benchmarks_and_runtimes(run_copy: Path, tmp_path: Path) -> None:
+    # A user's project with packages named like ours: the bench workers must still run edgekit's.
+    for name in ("benchmarks", "runtimes", "toolkit"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("raise SystemExit('the user\\'s own package ran')\n")
+    assert EDGEKIT.is_file(), "the edgekit console script is installed beside this Python"
+    proc = _run(
+        [str(EDGEKIT), "bench", str(run_copy), "-a", "tflite-fp32", "-b", "1", "-t", "1", "--quick", "--no-peak"],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "own package ran" not in proc.stdout + proc.stderr
+    assert json.loads((run_copy / "bench.json").read_text())["results"][0]["artifact"] == "tflite-fp32"
+
+
+def test_markup_in_a_table_title_prints(run_copy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "[x]" / "b"
+    proc = _run([str(EDGEKIT), "bundle", str(run_copy), "--out", str(out), "-a", "tflite-fp32", "--golden", "8"],
+                cwd=REPO)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert f"Bundle {out}" in proc.stdout

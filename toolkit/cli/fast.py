@@ -1,0 +1,121 @@
+"""`edgekit predict` without Typer: the command boards run most, started as fast as a bare script.
+
+Typer builds each command's parameter coercion through pydantic and Rich at start-up (~0.1 s on a desktop
+core, seconds on a small board), more than LiteRT takes to load and run the model. A command line that
+`predict` accepts as it stands is parsed here with argparse instead; anything else (`--help`, a bad option
+or value) goes to the Typer app, so users see one help text and one usage-error format. A test checks that
+this parser and the Typer command (`toolkit.cli.device.predict`) accept the same options.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+# (flags, dest, type or action) of every predict option; kept in step with the Typer command by a test.
+OPTIONS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("--artifact", "-a"), "artifact", "str"),
+    (("--top-k", "-k"), "top_k", "int"),
+    (("--json",), "json_out", "flag"),
+    (("--preprocess",), "preprocess", "flag"),
+    (("--no-preprocess",), "preprocess", "no-flag"),
+    (("--save-inputs",), "save_inputs", "path"),
+    (("--threads", "-t"), "threads", "int"),
+)
+
+
+class _Unusual(Exception):
+    """The command line needs Typer (help, an error, an unknown option)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _Unusual(message)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="edgekit predict", add_help=False, allow_abbrev=False)
+    p.add_argument("model", type=Path)
+    p.add_argument("images", type=Path, nargs="+")
+    for flags, dest, kind in OPTIONS:
+        if kind == "flag":
+            p.add_argument(*flags, dest=dest, action="store_true", default=None)
+        elif kind == "no-flag":
+            p.add_argument(*flags, dest=dest, action="store_false", default=None)
+        else:
+            p.add_argument(*flags, dest=dest, type={"int": int, "str": str, "path": Path}[kind], default=None)
+    return p
+
+
+def parse_predict(argv: Sequence[str]) -> argparse.Namespace | None:
+    """The parsed `predict` options, or None when Typer should handle this command line."""
+    if any(a in ("--help", "-h") for a in argv):
+        return None
+    try:
+        args = parser().parse_intermixed_args(list(argv))
+    except _Unusual:
+        return None
+    # Out-of-range values and a file where a folder is wanted get Typer's own usage error (exit 2).
+    if args.top_k is not None and not 1 <= args.top_k <= 10:
+        return None
+    if args.threads is not None and args.threads < 1:
+        return None
+    if args.save_inputs is not None and args.save_inputs.is_file():
+        return None
+    return args
+
+
+def run_predict(
+    model: Path,
+    images: Sequence[Path],
+    *,
+    artifact: str | None = None,
+    top_k: int = 1,
+    json_out: bool = False,
+    preprocess: bool = True,
+    save_inputs: Path | None = None,
+    threads: int | None = None,
+) -> None:
+    """The body of `edgekit predict`, for both parsers."""
+    from toolkit.api.device import predict
+
+    predictions = predict(
+        model, images, artifact=artifact, top_k=top_k, preprocess=preprocess, threads=threads, save_inputs=save_inputs
+    )
+    if json_out:
+        import json
+        import sys
+
+        sys.stdout.write(json.dumps(predictions.to_dict(), indent=2) + "\n")
+        return
+    from toolkit.cli.present import print_predictions
+
+    print_predictions(predictions, top_k)
+
+
+def try_predict(argv: Sequence[str]) -> int | None:
+    """Run `edgekit predict ARGV` on the fast path; its exit code, or None to leave it to Typer."""
+    args = parse_predict(argv)
+    if args is None:
+        return None
+    from toolkit.cli.console import install_interrupt_handling, report_error
+
+    install_interrupt_handling()
+    try:
+        run_predict(
+            args.model,
+            args.images,
+            artifact=args.artifact,
+            top_k=1 if args.top_k is None else args.top_k,
+            json_out=bool(args.json_out),
+            preprocess=args.preprocess is not False,
+            save_inputs=args.save_inputs,
+            threads=args.threads,
+        )
+    except BaseException as exc:  # the same boundary as every Typer command (console.user_errors)
+        code = report_error(exc)
+        if code is None:
+            raise
+        return code
+    return 0
