@@ -100,7 +100,7 @@ def export_onnx(
     """Convert a Keras model to `.onnx` in `out_dir`, checked with `onnx.checker` and ONNX Runtime.
 
     Args:
-        model: a built Keras model taking float32 `[N, 28, 28, 1]`.
+        model: a built Keras model with one float32 input and one output (its ModelSpec says which).
         out_dir: directory for the artifact (created if missing).
         precision: `fp32`, or `int8` (static QDQ, per-channel int8 weights and activations).
         calibration_data: float32 images for int8 calibration (required for `int8`).

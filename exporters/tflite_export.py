@@ -60,7 +60,7 @@ def export_tflite(
     """Convert a Keras model to `.tflite` in `out_dir` and check that the file loads and runs.
 
     Args:
-        model: a built Keras model taking float32 `[N, 28, 28, 1]`.
+        model: a built Keras model with one float32 input and one output (its ModelSpec says which).
         out_dir: directory for the artifact (created if missing).
         precision: one of `SUPPORTED[ExportFormat.TFLITE]`.
         calibration_data: float32 images for full-int8 calibration (required for `int8`).

@@ -136,16 +136,19 @@ def _add_artifact(
 ) -> dict[str, Any]:
     """Copy one artifact into the bundle, save its outputs on the golden inputs; its bundle.json entry."""
     from runtimes.registry import make_runner
+    from toolkit.run.layout import entry_spec
 
     dst = work / entry["path"]
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
     if sha256_file(dst) != entry["sha256"]:
         raise BundleError(f"{src} changed while it was copied; run `edgekit bundle` again.")
-    with make_runner(dst) as runner:
+    spec = entry_spec(entry)
+    with make_runner(dst, spec=spec) as runner:
         outputs = runner.infer(inputs)
         backend = runner.backend()
         in_spec, out_spec = runner.input_spec().to_dict(), runner.output_spec().to_dict()
+        file_spec = runner.model_spec().to_dict()
     expected = f"{EXPECTED_DIR}/{entry['name']}.npy"
     np.save(work / expected, outputs.astype(np.float32), allow_pickle=False)
     return {
@@ -159,6 +162,7 @@ def _add_artifact(
         "size_bytes": entry["size_bytes"],
         "input": entry.get("input") or in_spec,
         "output": entry.get("output") or out_spec,
+        "model_spec": entry.get("model_spec") or file_spec,
         "tolerance": tolerance_for(entry, dst),
         "expected": expected,
         "desktop_accuracy": float(np.mean(outputs.argmax(axis=1) == labels)),

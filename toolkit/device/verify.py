@@ -101,6 +101,7 @@ def verify_bundle(
     from benchmarks.environment import capture_environment
     from runtimes.errors import ModelLoadError, RuntimeUnavailableError
     from runtimes.registry import make_runner, runner_class
+    from toolkit.run.layout import entry_spec
     from toolkit.run.layout import utc_now
     from toolkit.version import __version__
 
@@ -139,7 +140,8 @@ def verify_bundle(
         }
         started = time.perf_counter()
         try:
-            runner = make_runner(root / art["path"])
+            # The spec the desktop recorded: a file swapped for another model is refused by name.
+            runner = make_runner(root / art["path"], spec=entry_spec(art))
             version = runner_class(root / art["path"]).runtime_version()
             with runner:
                 probs = runner.infer(inputs)

@@ -9,7 +9,7 @@ import numpy as np
 
 from exporters.files import atomic_path
 
-SCALE = 4  # 28 px → 112 px
+TILE = 112  # each image is upscaled (nearest) to about this many pixels a side
 COLUMNS = 8
 MAX_IMAGES = 64
 CAPTION_H = 30
@@ -31,7 +31,8 @@ def write_gallery(
 ) -> dict[str, Any]:
     """Write a grid of the disagreeing images (at most MAX_IMAGES); return what was written.
 
-    Each cell is the image upscaled SCALE times, captioned with the test-set index, the true label,
+    `images` are NHWC (grey when C is 1, RGB when 3) with values 0..1 or 0..255. Each cell is the image
+    upscaled to about TILE pixels, captioned with the test-set index, the true label,
     the reference's prediction and the artifact's prediction (with its probability).
     """
     from PIL import Image, ImageDraw, ImageFont
@@ -42,11 +43,13 @@ def write_gallery(
         path.unlink(missing_ok=True)  # a gallery from an earlier diagnose would no longer be true
         return info
     shown = idx[:MAX_IMAGES]
-    side = 28 * SCALE
+    height, width = images.shape[1], images.shape[2]
+    scale = max(1, TILE // max(height, width))
+    side_w, side = width * scale, height * scale
     cols = min(COLUMNS, len(shown))
     rows = (len(shown) + cols - 1) // cols
     header = 22
-    cell_w, cell_h = side + PAD, side + CAPTION_H + PAD
+    cell_w, cell_h = max(side_w, 100) + PAD, side + CAPTION_H + PAD
     canvas = Image.new("RGB", (cols * cell_w + PAD, header + rows * cell_h + PAD), "white")
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
@@ -54,12 +57,13 @@ def write_gallery(
         f" (first {len(shown)} shown)" if len(shown) < len(idx) else ""
     )
     draw.text((PAD, 5), title, fill="black", font=font)
-    pixels = images.reshape(len(images), 28, 28)
+    colour = images.ndim == 4 and images.shape[-1] == 3
+    pixels = images if colour else images.reshape(len(images), height, width, -1)[..., 0]
     for k, i in enumerate(shown):
         r, c = divmod(k, cols)
         x0, y0 = PAD + c * cell_w, header + r * cell_h
         gray = np.clip(pixels[i] * 255.0 if pixels.dtype.kind == "f" else pixels[i], 0, 255).astype(np.uint8)
-        tile = Image.fromarray(gray, mode="L").resize((side, side), Image.Resampling.NEAREST)
+        tile = Image.fromarray(gray, mode="RGB" if colour else "L").resize((side_w, side), Image.Resampling.NEAREST)
         canvas.paste(tile.convert("RGB"), (x0, y0))
         ref_p, art_p = int(reference[i].argmax()), int(probs[i].argmax())
         draw.text((x0, y0 + side + 2), f"#{i} true {int(labels[i])}", fill="black", font=font)
