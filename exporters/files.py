@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from runtimes.errors import one_line
+
 
 def _current_umask() -> int:
     mask = os.umask(0)
@@ -57,7 +59,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
         # tofile, Path.write_bytes) or with the temporary one: name the final file, so the CLI prints
         # one line ("cannot use <file>: File too large; ...") instead of a traceback.
         if exc.filename is None or str(exc.filename) == str(tmp):
-            raise OSError(exc.errno or errno.EIO, exc.strerror or _one_line(exc), str(final)) from exc
+            raise OSError(exc.errno or errno.EIO, exc.strerror or one_line(exc, 200), str(final)) from exc
         raise
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -84,6 +86,3 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
             digest.update(block)
     return digest.hexdigest()
 
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:200] or type(exc).__name__

@@ -21,15 +21,12 @@ from exporters.check import check_artifact
 from exporters.errors import ExportError, UnsupportedPrecisionError
 from exporters.files import atomic_path
 from exporters.quiet import captured
+from runtimes.errors import one_line
 from runtimes.tf_import import import_tensorflow
 
 DEFAULT_OPSET = 17
 INPUT_NAME = "input"
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 def _convert_fp32(model: Any, dest: Path, opset: int) -> None:
@@ -137,6 +134,7 @@ def export_onnx(
             except ExportError:
                 raise
             except Exception as exc:
-                raise ExportError(f"ONNX {precision.value} export failed: {_first_line(exc)}") from exc
+                first = (str(exc).strip().splitlines() or [""])[0]  # tf2onnx's first line names the problem
+                raise ExportError(f"ONNX {precision.value} export failed: {one_line(first or exc)}") from exc
         specs = check_artifact(tmp, calibration_data)
     return ExportResult.written(path, ExportFormat.ONNX, precision, specs, start, notes)

@@ -15,11 +15,10 @@ export, parity, bench, gate), `data`, `model`, `diagnosis`, `device` (predict, b
 `reports` (report.md and report.html). Importing `toolkit` is cheap: heavy libraries load inside functions.
 """
 
-from toolkit.api import (
+from toolkit.api.device import bench_remote, bundle, predict, remote_bench_path, verify, verify_remote
+from toolkit.api.steps import (
     PipelineResult,
     bench,
-    bench_remote,
-    bundle,
     diagnose,
     export,
     gate,
@@ -28,12 +27,8 @@ from toolkit.api import (
     parity,
     pipeline,
     pipeline_options,
-    predict,
-    remote_bench_path,
     report,
     train,
-    verify,
-    verify_remote,
 )
 from toolkit.progress import ProgressEvent
 from toolkit.steps.bench_settings import BenchSettings

@@ -17,6 +17,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from runtimes.errors import one_line
 from toolkit.errors import DataError
 
 SHIPPED: Final = "shipped"
@@ -223,9 +224,6 @@ def _sha256(arr: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(arr).data).hexdigest()
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
 
 def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Read the four arrays from a Keras-format .npz, never unpickling."""
@@ -234,7 +232,7 @@ def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         with open(path, "rb") as fh:
             head = fh.read(4)
     except OSError as exc:
-        raise DataError(f"cannot read {path}: {_one_line(exc)}") from exc
+        raise DataError(f"cannot read {path}: {one_line(exc)}") from exc
     if head not in _ZIP_MAGICS:
         raise DataError(f"{path} is not a zip archive; expected {expected}")
     arrays: dict[str, np.ndarray] = {}
@@ -256,7 +254,7 @@ def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     except DataError:
         raise
     except _READ_ERRORS as exc:
-        raise DataError(f"{path} is corrupt or truncated ({_one_line(exc)}); expected {expected}") from exc
+        raise DataError(f"{path} is corrupt or truncated ({one_line(exc)}); expected {expected}") from exc
     return arrays, {key: f"{path} [{key}]" for key in KEYS}
 
 
@@ -291,10 +289,10 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
         else:
             data = path.read_bytes()
     except gzip.BadGzipFile as exc:
-        raise DataError(f"{path} is not gzip data ({_one_line(exc)}); expected a gzipped {kind}") from exc
+        raise DataError(f"{path} is not gzip data ({one_line(exc)}); expected a gzipped {kind}") from exc
     except _READ_ERRORS as exc:
         what = "gzip data is corrupt or truncated" if gzipped else "cannot be read"
-        raise DataError(f"{path}: {what} ({_one_line(exc)}); expected an {kind}") from exc
+        raise DataError(f"{path}: {what} ({one_line(exc)}); expected an {kind}") from exc
     header_len = 4 + 4 * ndim
     if len(data) < header_len:
         raise DataError(f"{path} is too short ({len(data)} bytes) for an IDX header; expected an {kind}")

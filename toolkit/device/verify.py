@@ -101,8 +101,7 @@ def verify_bundle(
     from benchmarks.environment import capture_environment
     from runtimes.errors import ModelLoadError, RuntimeUnavailableError
     from runtimes.registry import make_runner, runner_class
-    from toolkit.run.layout import entry_spec
-    from toolkit.run.layout import utc_now
+    from toolkit.run.layout import entry_spec, utc_now
     from toolkit.version import __version__
 
     step = on_step or (lambda _msg: None)
