@@ -26,11 +26,13 @@ _CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_
 _Q_PLUMBING = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
 _LAYOUT = {"Transpose", "ReorderInput", "ReorderOutput"}
 # ORT op types by what they compute (after graph optimisation), to split a profile into int8 and float work.
-_INT8_COMPUTE = set(
-    "QLinearConv QGemm QLinearMatMul MatMulInteger ConvInteger QLinearSoftmax QLinearAdd QLinearMul "
-    "QLinearGlobalAveragePool QLinearAveragePool DynamicQuantizeMatMul MatMulIntegerToFloat".split()
-)
-_FLOAT_COMPUTE = set("Conv FusedConv Gemm FusedGemm MatMul FusedMatMul Softmax MaxPool Relu Add".split())
+_INT8_COMPUTE = {
+    "QLinearConv", "QGemm", "QLinearMatMul", "MatMulInteger", "ConvInteger", "QLinearSoftmax", "QLinearAdd",
+    "QLinearMul", "QLinearGlobalAveragePool", "QLinearAveragePool", "DynamicQuantizeMatMul", "MatMulIntegerToFloat",
+}  # fmt: skip
+_FLOAT_COMPUTE = {
+    "Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul", "Softmax", "MaxPool", "Relu", "Add",
+}  # fmt: skip
 
 
 # -- shared ------------------------------------------------------------------------------------------
