@@ -148,8 +148,6 @@ def _gate_setup(
     from benchmarks.gate import Limits, parse_limit
     from toolkit.steps.gate import bench_path, load_bench
 
-    path = bench_path(baseline, "--baseline")
-    load_bench(path)
     limits = Limits(
         max_latency_regression=parse_limit(latency, option="--max-regression") / 100,
         max_accuracy_drop_pt=parse_limit(accuracy, option="--max-accuracy-drop"),
@@ -157,6 +155,8 @@ def _gate_setup(
         max_rss_increase=parse_limit(rss, option="--max-rss-increase") / 100,
         metric=f"{metric.value}_ms",
     )
+    path = bench_path(baseline, "--baseline")
+    load_bench(path)
     return path, limits
 
 

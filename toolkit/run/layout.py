@@ -267,14 +267,14 @@ def load_document(path: Path, kind: type[D]) -> D:
     return load(path, kind)
 
 
-def prepare_run_dir(run_dir: Path) -> Path:
-    """`run_dir`, created if missing; a file or an unwritable folder is a one-line error."""
+def prepare_run_dir(run_dir: Path, option: str = "directory") -> Path:
+    """`run_dir`, created if missing; a file or an unwritable folder is a one-line error naming `option`."""
     if run_dir.exists() and not run_dir.is_dir():
-        raise RunDirError(f"{run_dir} is a file; pass a directory.")
+        raise RunDirError(f"{option} {run_dir} is a file; pass a directory.")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise RunDirError(f"cannot create {run_dir}: {exc.strerror}; choose another directory.") from exc
+        raise RunDirError(f"cannot create {run_dir}: {exc.strerror}; choose another {option}.") from exc
     if not os.access(run_dir, os.W_OK):
-        raise RunDirError(f"{run_dir} is not writable; choose another directory.")
+        raise RunDirError(f"{run_dir} is not writable; choose another {option}.")
     return run_dir
