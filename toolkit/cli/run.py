@@ -61,7 +61,10 @@ def train(
     from toolkit.run import layout as A
 
     dataset = _load_data(data, allow_unverified)
-    run_dir = A.prepare_run_dir(out_dir, "--out") if out_dir is not None else toolkit.new_run(runs_dir, point_latest=False)
+    if out_dir is not None:
+        run_dir = A.prepare_run_dir(out_dir, "--out")
+    else:
+        run_dir = toolkit.new_run(runs_dir, point_latest=False)
     with progress_bar() as progress:
         summary = toolkit.train(
             run_dir, data=dataset, epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit,
