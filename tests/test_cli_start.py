@@ -94,3 +94,22 @@ def test_markup_in_a_table_title_prints(run_copy: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     title = "".join(proc.stdout.split("┏")[0].split())  # the table's title, however Rich wrapped it
     assert title == f"Bundle{out}", proc.stdout
+
+
+def test_startup_check_writes_its_figures(small_run: Path, tmp_path: Path) -> None:
+    """The script behind the saved start-up figures runs and writes them (it asserts no speed)."""
+    pytest.importorskip("ai_edge_litert")
+    from PIL import Image
+
+    image = tmp_path / "digit.png"
+    picture = Image.new("L", (40, 40), 255)
+    picture.paste(0, (18, 8, 22, 32))  # a dark "1" on white paper
+    picture.save(image)
+    model = small_run / "exports" / "model_int8.tflite"
+    args = ["--model", str(model), "--image", str(image), "--runs", "2", "--out", str(tmp_path)]
+    proc = _run([sys.executable, "-m", "benchmarks.startup_check", *args], cwd=REPO)
+    assert proc.returncode in (0, 3), proc.stderr
+    (saved,) = tmp_path.glob("startup-check-*.json")
+    result = json.loads(saved.read_text())
+    assert result["runs"] == 2 and result["ratio"]["median"] > 0 and result["limit"] == 1.5
+    assert "verdict: median ratio" in proc.stdout

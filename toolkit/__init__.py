@@ -15,24 +15,48 @@ export, parity, bench, gate), `data`, `model`, `diagnosis`, `device` (predict, b
 `reports` (report.md and report.html). Importing `toolkit` is cheap: heavy libraries load inside functions.
 """
 
-from toolkit.api.device import bench_remote, bundle, predict, remote_bench_path, verify, verify_remote
-from toolkit.api.steps import (
-    PipelineResult,
-    bench,
-    diagnose,
-    export,
-    gate,
-    load_data,
-    new_run,
-    parity,
-    pipeline,
-    pipeline_options,
-    report,
-    train,
-)
-from toolkit.progress import ProgressEvent
-from toolkit.steps.bench_settings import BenchSettings
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from toolkit.version import __version__
+
+if TYPE_CHECKING:
+    from toolkit.api.device import bench_remote, bundle, predict, remote_bench_path, verify, verify_remote
+    from toolkit.api.steps import (
+        PipelineResult,
+        bench,
+        diagnose,
+        export,
+        gate,
+        load_data,
+        new_run,
+        parity,
+        pipeline,
+        pipeline_options,
+        report,
+        train,
+    )
+    from toolkit.progress import ProgressEvent
+    from toolkit.steps.bench_settings import BenchSettings
+
+# Each name loads its module on first use (PEP 562): `edgekit predict` on a board pays only for what it runs.
+_HOMES = {
+    **dict.fromkeys(("bench_remote", "bundle", "predict", "remote_bench_path", "verify", "verify_remote"),
+                    "toolkit.api.device"),
+    **dict.fromkeys(("PipelineResult", "bench", "diagnose", "export", "gate", "load_data", "new_run", "parity",
+                     "pipeline", "pipeline_options", "report", "train"), "toolkit.api.steps"),
+    "ProgressEvent": "toolkit.progress",
+    "BenchSettings": "toolkit.steps.bench_settings",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'toolkit' has no attribute {name!r}")
+
 
 __all__ = [
     "BenchSettings",

@@ -7,16 +7,14 @@ duplicate names and archives that would extract to more than `MAX_ARCHIVE_BYTES`
 
 from __future__ import annotations
 
-import gzip
-import shutil
-import tarfile
-import time
-import zlib
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from runtimes.errors import one_line
 from toolkit.device.errors import BundleError
+
+if TYPE_CHECKING:
+    import tarfile
 
 TAR_SUFFIXES: Final = (".tar.gz", ".tgz")
 MAX_ARCHIVE_BYTES: Final = 2 << 30  # extracted size limit: bundles are a few MB
@@ -48,6 +46,10 @@ def unsafe_reason(name: str) -> str | None:
 
 def write_tar(folder: Path, dest: Path, top: str) -> None:
     """Write `folder` as a gzipped tar holding `top/…`, reproducibly (fixed owner, mode and time)."""
+    import gzip
+    import tarfile
+    import time
+
     mtime = int(time.time())
 
     def normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -78,6 +80,10 @@ def safe_extract(archive: Path, dest: Path) -> None:
     Raises:
         BundleError: the archive is unreadable or holds an unsafe member.
     """
+    import shutil
+    import tarfile
+    import zlib
+
     try:
         with tarfile.open(archive, "r:gz") as tar:
             members = tar.getmembers()

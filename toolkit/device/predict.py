@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from exporters.files import sha256_file
 from toolkit.device.archive import is_archive
-from toolkit.device.bundle_format import BUNDLE_JSON, check_file, load_bundle, open_bundle
 from toolkit.device.errors import BundleError
 from toolkit.device.photo import Prepared
 
@@ -130,6 +128,10 @@ def model_source(model: Path, artifact: str | None) -> Iterator[tuple[Path, str 
     """
     model = Path(model)
     if model.is_dir() or is_archive(model):
+        # Bundles and runs only: tar, gzip and the bundle checks stay unloaded for a plain model file.
+        from exporters.files import sha256_file
+        from toolkit.device.bundle_format import BUNDLE_JSON, check_file, load_bundle, open_bundle
+
         if not model.exists():
             raise BundleError(f"bundle {model} does not exist; check the path.")
         if model.is_dir() and not (model / BUNDLE_JSON).is_file():
@@ -152,6 +154,7 @@ def model_source(model: Path, artifact: str | None) -> Iterator[tuple[Path, str 
 
 
 def _run_model(run: Path, artifact: str | None) -> tuple[Path, str | None, str | None]:
+    from toolkit.device.bundle_format import BUNDLE_JSON
     from toolkit.run import layout as A
 
     if not (run / A.MANIFEST_JSON).is_file():
