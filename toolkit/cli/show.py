@@ -51,11 +51,12 @@ def print_bench(bench: dict[str, Any]) -> None:
 
 def print_recommendation(parity: dict[str, Any] | None, bench: dict[str, Any] | None) -> None:
     from toolkit.reports import recommend
+    from toolkit.reports.fmt import runtime_name
 
     rec = recommend(parity, bench)
     if rec:
         out.print(
-            f"[bold green]Recommended:[/] {rec.artifact} on {rec.runtime} "
+            f"[bold green]Recommended:[/] {rec.artifact} on {runtime_name(rec.runtime)} "
             f"(fastest that passed parity: b{rec.batch_size} p50 {rec.p50_ms:.3f} ms, "
             f"{rec.threads} thread(s), accuracy {100 * (rec.accuracy or 0):.2f} %)",
             highlight=False,
