@@ -1,1 +1,7 @@
-"""Exporters: Keras model -> TFLite and ONNX artifacts (float and quantized). They write and return."""
+"""Exporters: a Keras model -> TFLite and ONNX artifacts (float and quantized), one module per format.
+
+`base.py` (formats, precisions, `ExportResult`), `tflite_export.py`, `onnx_export.py`, `check.py` (load and
+run each written file against the model's `runtimes.spec.ModelSpec`), `files.py` (atomic writes, sha256),
+`quiet.py` (converter chatter). They write and return: never print, never exit.
+May import `runtimes` and TensorFlow/tf2onnx/onnx (inside functions); never `toolkit`.
+"""
