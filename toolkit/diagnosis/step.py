@@ -129,6 +129,7 @@ def diagnose_step(
         for e in manifest["artifacts"]
         if e["precision"] == "fp32" and e["format"] != "keras"
     }
+    _check_specs(paths)
     data = data or load_mnist()
     n = min(limit, len(data.x_test))
     images, labels = to_model_input(data.x_test[:n]), data.y_test[:n].astype(np.int64)
@@ -181,3 +182,12 @@ def diagnose_step(
     write_json_atomic(out_dir / DIAGNOSE_JSON, report)
     write_text_atomic(out_dir / DIAGNOSE_MD, render_markdown(report))
     return report
+
+
+def _check_specs(paths: list[tuple[dict[str, Any], Path]]) -> None:
+    """Refuse, in one line and before the long work, a file that no longer matches its manifest ModelSpec."""
+    from runtimes.registry import make_runner
+
+    for entry, path in paths:
+        with make_runner(path, spec=A.entry_spec(entry)):
+            pass
