@@ -72,7 +72,8 @@ def render(result: dict[str, Any]) -> str:
     rows = [("edgekit predict (s)", result["edgekit_s"]), ("bare script (s)", result["bare_s"]),
             ("ratio edgekit/bare", result["ratio"])]  # fmt: skip
     lines = [
-        f"startup check {result['date']} on {result['machine']}: whole processes, {result['runs']} alternating pairs",
+        f"startup check {result['date']} on {result['machine']}: whole processes, {result['runs']} alternating pairs"
+        + (f" ({result['install']})" if result.get("install") else ""),
         f"A: {result['commands']['edgekit']}",
         f"B: {result['commands']['bare']}",
         f"{'':22} {'min':>8} {'median':>8} {'max':>8}",
@@ -89,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--image", type=Path, required=True, help="a digit image")
     parser.add_argument("--runs", type=int, default=20, help="alternating pairs (default 20)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the .json and .txt")
+    parser.add_argument("--tag", default="", help="appended to the file names, e.g. how edgekit is installed")
     args = parser.parse_args(argv)
     from benchmarks.environment import capture_environment
 
@@ -102,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "timestamp_utc": now.isoformat(timespec="seconds"),
         "machine": machine_label(env),
         "commands": {"edgekit": " ".join(edgekit), "bare": " ".join(bare)},
+        "install": args.tag or None,
         **compare(edgekit, bare, args.runs),
         "limit": LIMIT,
         "environment": env,
@@ -110,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = render(result)
     sys.stdout.write(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"startup-check-{result['date']}-{result['machine']}"
+    stem = args.out / f"startup-check-{result['date']}-{result['machine']}{'-' + args.tag if args.tag else ''}"
     import json
 
     _write_atomic(stem.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
