@@ -113,3 +113,21 @@ def test_startup_check_writes_its_figures(small_run: Path, tmp_path: Path) -> No
     result = json.loads(saved.read_text())
     assert result["runs"] == 2 and result["ratio"]["median"] > 0 and result["limit"] == 1.5
     assert "verdict: median ratio" in proc.stdout
+
+
+def test_predicts_plain_table_looks_like_richs() -> None:
+    """predict draws its table without Rich (start-up); it must look like every other command's Rich table."""
+    from rich.console import Console
+
+    from toolkit.cli.console import rich_table
+    from toolkit.cli.text_table import box_table
+
+    header = ["image", "digit", "confidence", "top 2"]
+    rows = [["photo-3.jpg", "3", "97.7 %", "3: 97.7 %  2: 0.8 %"], ["a-much-longer-name.png", "5", "100.0 %", "5: 1 %"]]
+    console = Console(width=200, record=True, color_system=None, force_terminal=False)
+    table = rich_table("Predictions by tflite-int8", header, rows)
+    table.caption, table.caption_justify = "ai_edge_litert; preprocessing on", "left"
+    console.print(table)
+    ours = box_table("Predictions by tflite-int8", header, rows, caption="ai_edge_litert; preprocessing on")
+    rich_lines = [line.rstrip() for line in console.export_text().splitlines()]
+    assert [line.rstrip() for line in ours.splitlines()] == rich_lines

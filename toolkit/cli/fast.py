@@ -10,8 +10,13 @@ this parser and the Typer command (`toolkit.cli.device.predict`) accept the same
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from toolkit.device.predict import Predictions
 
 # (flags, dest, type or action) of every predict option; kept in step with the Typer command by a test.
 OPTIONS: tuple[tuple[tuple[str, ...], str, str], ...] = (
@@ -85,13 +90,34 @@ def run_predict(
     )
     if json_out:
         import json
-        import sys
 
         sys.stdout.write(json.dumps(predictions.to_dict(), indent=2) + "\n")
         return
-    from toolkit.cli.present import print_predictions
+    if predictions.note:
+        sys.stderr.write(predictions.note + "\n")
+    sys.stdout.write(predictions_table(predictions, top_k))
 
-    print_predictions(predictions, top_k)
+
+def predictions_table(predictions: Predictions, top_k: int) -> str:
+    """One row per image: the most likely digit, its probability, the top K and whether it was inverted."""
+    from toolkit.cli.text_table import box_table
+
+    header = ["image", "digit", "confidence"]
+    if top_k > 1:
+        header.append(f"top {top_k}")
+    if predictions.preprocess:
+        header.append("inverted")
+    rows = []
+    for r in predictions.results:
+        cells = [r.image.name, str(r.digit), f"{100 * r.confidence:.1f} %"]
+        if top_k > 1:
+            cells.append("  ".join(f"{d}: {100 * p:.1f} %" for d, p in r.top_k))
+        if predictions.preprocess:
+            cells.append("yes" if r.image.inverted else "no")
+        rows.append(cells)
+    preprocessing = "on" if predictions.preprocess else "off (--no-preprocess)"
+    title = f"Predictions by {predictions.artifact or predictions.model.name}"
+    return box_table(title, header, rows, caption=f"{predictions.backend}; preprocessing {preprocessing}")
 
 
 def try_predict(argv: Sequence[str]) -> int | None:
@@ -99,7 +125,7 @@ def try_predict(argv: Sequence[str]) -> int | None:
     args = parse_predict(argv)
     if args is None:
         return None
-    from toolkit.cli.console import install_interrupt_handling, report_error
+    from toolkit.cli.interrupts import install_interrupt_handling
 
     install_interrupt_handling()
     try:
@@ -114,6 +140,8 @@ def try_predict(argv: Sequence[str]) -> int | None:
             threads=args.threads,
         )
     except BaseException as exc:  # the same boundary as every Typer command (console.user_errors)
+        from toolkit.cli.console import report_error
+
         code = report_error(exc)
         if code is None:
             raise

@@ -17,7 +17,6 @@ from rich.markup import escape
 from toolkit.cli.console import err, out, rich_table
 
 if TYPE_CHECKING:
-    from toolkit.device.predict import Predictions
     from toolkit.device.remote import HostResult
 
 VERIFY_HEADER = ["artifact", "backend", "max |Δp|", "allowed", "accuracy", "agreement", "seconds", "result"]
@@ -109,30 +108,6 @@ def print_bundle(path: Path, doc: dict[str, Any]) -> None:
         highlight=False,
     )
     out.print(f"On the device: [b]edgekit verify {escape(path.name)}[/]", highlight=False)
-
-
-def print_predictions(predictions: Predictions, top_k: int) -> None:
-    """One row per image: the most likely digit, its probability, the top K and whether it was inverted."""
-    if predictions.note:
-        err.print(f"[dim]{escape(predictions.note)}[/]", highlight=False)
-    header = ["image", "digit", "confidence"]
-    if top_k > 1:
-        header.append(f"top {top_k}")
-    if predictions.preprocess:
-        header.append("inverted")
-    rows = []
-    for r in predictions.results:
-        cells = [r.image.name, str(r.digit), f"{100 * r.confidence:.1f} %"]
-        if top_k > 1:
-            cells.append("  ".join(f"{d}: {100 * p:.1f} %" for d, p in r.top_k))
-        if predictions.preprocess:
-            cells.append("yes" if r.image.inverted else "no")
-        rows.append(cells)
-    table = rich_table(f"Predictions by {predictions.artifact or predictions.model.name}", header, rows)
-    preprocessing = "on" if predictions.preprocess else "off (--no-preprocess)"
-    table.caption = f"{predictions.backend}; preprocessing {preprocessing}"
-    table.caption_justify = "left"
-    out.print(table)
 
 
 def print_host_event(host: str, message: str) -> None:

@@ -51,7 +51,7 @@ _register_commands()
 
 def main() -> None:
     """Console-script entry point."""
-    from toolkit.cli.console import install_interrupt_handling
+    from toolkit.cli.interrupts import install_interrupt_handling
 
     install_interrupt_handling()
     app()
