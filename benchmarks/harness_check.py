@@ -11,7 +11,7 @@ For each model, at batch 1 and 1 thread, the same process holds two copies of th
 - harness: an edgekit runner timed by `measure_latency` (what `edgekit bench` reports: the model
   on input already in its input type, `Runner.run_native`);
 - minimal: the runtime used directly, the way a user would write it (as
-  /work/shared/anchors/minimal_loop.py does): LiteRT `set_tensor`/`invoke`/`get_tensor`, ONNX
+  benchmarks/anchors/minimal_loop.py does): LiteRT `set_tensor`/`invoke`/`get_tensor`, ONNX
   Runtime `session.run`, fed the same input pre-converted to the model's input type (int8 for an
   int8-I/O model), each call between two `perf_counter_ns` readings, summarised by the same
   `summarise`.

@@ -1,6 +1,6 @@
 """The bare loops `benchmarks.harness_check` compares the harness with: a runtime used directly.
 
-Written the way a user would (as /work/shared/anchors/minimal_loop.py does): LiteRT
+Written the way a user would (as benchmarks/anchors/minimal_loop.py does): LiteRT
 `set_tensor`/`invoke`/`get_tensor`, ONNX Runtime `session.run`, on input already converted to the
 model's input type, one `perf_counter_ns` pair around each call.
 """
