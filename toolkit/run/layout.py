@@ -278,3 +278,10 @@ def prepare_run_dir(run_dir: Path, option: str = "directory") -> Path:
     if not os.access(run_dir, os.W_OK):
         raise RunDirError(f"{run_dir} is not writable; choose another {option}.")
     return run_dir
+
+
+def read_document(path: Path, kind: type[Document]) -> dict[str, Any]:
+    """A run document as a plain dict, after the same validation as `load_document` (one-line errors)."""
+    from toolkit.run.documents import dump_document
+
+    return dump_document(load_document(path, kind))

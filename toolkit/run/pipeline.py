@@ -83,6 +83,7 @@ def run_pipeline(
     `options` (stored as run.json) holds the training config, export targets and bench settings, so a
     resumed run repeats exactly the same work. Returns what each step produced plus timings.
     """
+    from toolkit.run.documents import BenchDocument, ParityDocument, TrainDocument
     from toolkit.steps.bench import bench_step
     from toolkit.steps.bench_settings import BenchSettings
 
@@ -105,7 +106,7 @@ def run_pipeline(
         return value
 
     if done["train"]:
-        result["train"] = A.read_json(run_dir / A.TRAIN_JSON)
+        result["train"] = A.read_document(run_dir / A.TRAIN_JSON, TrainDocument)
     else:
         result["train"] = timed("train", train_step, run_dir, data, config, progress)
     if done["export"]:
@@ -122,11 +123,11 @@ def run_pipeline(
             progress=progress,
         )
     if done["parity"]:
-        result["parity"] = A.read_json(run_dir / A.PARITY_JSON)
+        result["parity"] = A.read_document(run_dir / A.PARITY_JSON, ParityDocument)
     else:
         result["parity"] = timed("parity", parity_step, run_dir, data=data, progress=progress)
     if done["bench"]:
-        result["bench"] = A.read_json(run_dir / A.BENCH_JSON)
+        result["bench"] = A.read_document(run_dir / A.BENCH_JSON, BenchDocument)
     else:
         result["bench"] = timed("bench", bench_step, run_dir, settings, data=data, progress=progress)
     result["report"] = report_step(run_dir)
@@ -155,7 +156,6 @@ def load_run_options(run_dir: Path) -> dict[str, Any]:
             f"{run_dir} has no {RUN_JSON}, so it was not started by `edgekit pipeline`; "
             "start a new run instead of --resume."
         )
-    options = A.read_json(path)
-    if not {"train", "targets", "bench", "calibration_size"} <= set(options):
-        raise RunDirError(f"{path} is incomplete; start a new run instead of --resume.")
-    return options
+    from toolkit.run.documents import RunOptions
+
+    return A.read_document(path, RunOptions)
