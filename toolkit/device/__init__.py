@@ -9,7 +9,6 @@ What lives here, one concern a module:
     archive.py        gzipped tar files: written reproducibly, extracted safely
     bundle.py         building a bundle from a run
     verify.py         the tolerances and checking a bundle's golden outputs on this machine
-    present.py        the one verify table (`verify`, `verify --emulate`, `verify --remote`) and other output
     boards.py         the boards `verify --emulate` imitates (names, QEMU CPUs, /proc/cpuinfo)
     wheel.py          the one edgekit wheel builder and the local cache (EDGEKIT_CACHE_DIR)
     ssh.py            ssh/scp argv and one host's calls (user's OpenSSH, BatchMode)
@@ -19,9 +18,9 @@ What lives here, one concern a module:
     rootfs.py         building and caching the arm64 Debian root for emulation
     emulate.py        `verify --emulate`: the emulated board's verify run
 
-May import: `runtimes`, `benchmarks`, `exporters.files`, and `toolkit.run.layout`, `toolkit.data.mnist`,
-`toolkit.errors` (and `toolkit.run`). Never the CLI (`toolkit.cli`, `toolkit.commands`). Only
-`present.py` prints (through `toolkit.cli.console`); the others report progress through plain callbacks.
+May import: `runtimes`, `benchmarks`, `exporters.files`, `toolkit.model.spec`, `toolkit.data.mnist`,
+`toolkit.errors` and `toolkit.run`. Never the CLI, Rich or Typer: nothing here prints; progress goes
+through plain callbacks, and the one verify table lives in `toolkit/cli/present.py`.
 numpy, Pillow and the runtimes are imported where they are needed, so the CLI can import the light
 modules (`boards`, `errors`) at start-up.
 """
