@@ -14,19 +14,34 @@ import pytest
 
 pytest.importorskip("tflite_micro")
 
-from tests.conftest import REPO  # noqa: E402
-from toolkit.mcu.arena import find_min_arena, measure_arena  # noqa: E402
-from toolkit.mcu.firmware import resolver_method  # noqa: E402
-from toolkit.mcu.tflm import McuError, TflmModel, read_model, require_int8, try_arena  # noqa: E402
+from tests.conftest import REPO
+from toolkit.mcu.arena import find_min_arena, measure_arena
+from toolkit.mcu.firmware import resolver_method
+from toolkit.mcu.tflm import McuError, TflmModel, read_model, require_int8, try_arena
 
 LIMIT = 300
 
 # The TFLM types the generated files use, declared as TFLM declares them (names and signatures only), so
 # that g++ checks syntax and types without a TFLM build. The resolver lists only the Add* methods TFLM has.
-_STUB_OPS = (
-    "AddConv2D AddDepthwiseConv2D AddMaxPool2D AddAveragePool2D AddShape AddStridedSlice AddPack AddReshape "
-    "AddFullyConnected AddSoftmax AddMean AddQuantize AddDequantize AddAdd AddMul AddRelu AddLogistic"
-).split()
+_STUB_OPS = [
+    "AddConv2D",
+    "AddDepthwiseConv2D",
+    "AddMaxPool2D",
+    "AddAveragePool2D",
+    "AddShape",
+    "AddStridedSlice",
+    "AddPack",
+    "AddReshape",
+    "AddFullyConnected",
+    "AddSoftmax",
+    "AddMean",
+    "AddQuantize",
+    "AddDequantize",
+    "AddAdd",
+    "AddMul",
+    "AddRelu",
+    "AddLogistic",
+]
 _STUBS = {
     "tensorflow/lite/c/common.h": """#pragma once
 #include <cstddef>
@@ -236,3 +251,16 @@ def test_cli_without_tflite_micro_names_the_extra(small_run: Path) -> None:
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "pip install 'edgekit[mcu]'" in lines[0]
+
+
+def test_report_has_the_mcu_section(mcu_run: tuple[Path, dict]) -> None:
+    from toolkit.reports import write_report
+
+    run, doc = mcu_run
+    md_path, html_path = write_report(run)
+    md, html = md_path.read_text(), html_path.read_text()
+    arena = doc["results"][0]["arena"]["min_bytes"]
+    for text in (md, html):
+        assert "Microcontrollers" in text and f"{arena:,} B" in text and "Arduino Nano 33 BLE Sense" in text
+        assert "No microcontroller latency" in text
+    assert "| tflite-int8 | tflm |" in md  # the TFLM row of parity.json
