@@ -264,3 +264,11 @@ def test_report_has_the_mcu_section(mcu_run: tuple[Path, dict]) -> None:
         assert "Microcontrollers" in text and f"{arena:,} B" in text and "Arduino Nano 33 BLE Sense" in text
         assert "No microcontroller latency" in text
     assert "| tflite-int8 | tflm |" in md  # the TFLM row of parity.json
+
+
+def test_cli_refuses_float_and_onnx_artifacts_in_one_line(small_run: Path, edgekit) -> None:  # type: ignore[no-untyped-def]
+    for name, expected in (("tflite-fp32", "float32 input"), ("onnx-int8", "not a TFLite model")):
+        proc = edgekit("mcu", str(small_run), "-a", name, "-n", "10")
+        assert proc.returncode == 1
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0] and "edgekit export -p int8" in lines[0]

@@ -38,7 +38,13 @@ CODE_NOT_MEASURED = (
 def select(manifest: dict[str, Any], names: list[str] | None) -> list[dict[str, Any]]:
     """The artifacts to check: those named, or every TFLite int8 artifact (full-integer I/O)."""
     if names:
-        return A.select_artifacts(manifest, names)
+        chosen = A.select_artifacts(manifest, names)
+        other = next((e for e in chosen if e["format"] != "tflite"), None)
+        if other is not None:
+            raise McuError(
+                f"{other['name']} is not a TFLite model ({other['format']}); TFLM runs .tflite files: {INT8_FIX}."
+            )
+        return chosen
     chosen = [e for e in manifest["artifacts"] if e["format"] == "tflite" and e["precision"] == "int8"]
     if not chosen:
         raise McuError(f"this run has no full-int8 TFLite artifact; {INT8_FIX}.")
