@@ -12,7 +12,8 @@ line (`toolkit.cli`) is a thin adapter over it:
 
 Packages: `cli` (the command line), `run` (run directory, typed documents, lock, pipeline), `steps` (train,
 export, parity, bench, gate), `data`, `model`, `diagnosis`, `device` (predict, bundles, verify, boards),
-`reports` (report.md and report.html). Importing `toolkit` is cheap: heavy libraries load inside functions.
+`mcu` (TensorFlow Lite Micro: arena, boards, firmware files), `reports` (report.md and report.html).
+Importing `toolkit` is cheap: heavy libraries load inside functions.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from toolkit.version import __version__
 
 if TYPE_CHECKING:
     from toolkit.api.device import bench_remote, bundle, predict, remote_bench_path, verify, verify_remote
+    from toolkit.api.mcu import mcu
     from toolkit.api.steps import (
         PipelineResult,
         bench,
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 _HOMES = {
     **dict.fromkeys(("bench_remote", "bundle", "predict", "remote_bench_path", "verify", "verify_remote"),
                     "toolkit.api.device"),
+    "mcu": "toolkit.api.mcu",
     **dict.fromkeys(("PipelineResult", "bench", "diagnose", "export", "gate", "load_data", "new_run", "parity",
                      "pipeline", "pipeline_options", "report", "train"), "toolkit.api.steps"),
     "ProgressEvent": "toolkit.progress",
@@ -70,6 +73,7 @@ __all__ = [
     "export",
     "gate",
     "load_data",
+    "mcu",
     "new_run",
     "parity",
     "pipeline",

@@ -1,7 +1,8 @@
 """edgekit's Python API, one function per step; `toolkit/__init__.py` exports them: `toolkit.train(...)`.
 
 `steps.py`: new_run, train, export, parity, bench, gate, report, diagnose, pipeline (the run directory);
-`device.py`: predict, bundle, verify, verify_remote, bench_remote (devices and boards).
+`device.py`: predict, bundle, verify, verify_remote, bench_remote (devices and boards); `mcu.py`: mcu
+(TensorFlow Lite Micro).
 Importing it is cheap: every heavy library loads inside the function that needs it.
 May import everything below the CLI; never `toolkit.cli`, Rich or Typer.
 """

@@ -1,7 +1,7 @@
 """The `edgekit` command line: a thin Typer adapter over the `toolkit` API.
 
 `typer_app.py` holds the Typer app and registers one module per command group: `run.py` (train, export, parity,
-report, pipeline), `bench.py` (bench, gate), `device.py` (predict, bundle, verify), `diagnose.py`.
+report, pipeline), `bench.py` (bench, gate), `device.py` (predict, bundle, verify), `diagnose.py`, `mcu.py`.
 `options.py` has the shared options, `show.py` and `present.py` what commands print, `console.py` the
 consoles and the user-error boundary (one line, exit 1), `bars.py` the progress bars, and `fast.py` the
 Typer-free start of `predict` (boards run it most).

@@ -38,12 +38,13 @@ def main_callback(
 
 def _register_commands() -> None:
     """Add every command to `app`, in the order `--help` lists them (imports stay light: no TensorFlow)."""
-    from toolkit.cli import bench, device, diagnose, run
+    from toolkit.cli import bench, device, diagnose, mcu, run
 
     for command in (run.train, run.export, run.parity, bench.bench, bench.gate, run.report, run.pipeline):
         app.command()(command)
     device.register(app)
     diagnose.register(app)
+    mcu.register(app)
 
 
 _register_commands()

@@ -3,7 +3,8 @@
 What lives here:
 - `load.py`: `load_run` reads a run directory or a lone bench.json into `RunDocs`.
 - `rules.py`: the one `config_label`, `machine_label` and `recommend` every view uses.
-- `model.py`, `build.py`, `latency.py`: the typed view model (`Report`) computed once from the documents.
+- `model.py`, `build.py`, `latency.py`, `mcu.py`: the typed view model (`Report`) computed once from the documents
+  (`mcu.py`: the Microcontrollers section from mcu.json, and its Markdown).
 - `markdown.py`: report.md (and the tables the CLI prints); `html.py` + `templates/`: report.html
   (Jinja2, autoescaped); `charts.py`: its three charts (matplotlib's SVG backend, deterministic).
 - `write.py`: `write_report` (one run directory) and `merge_reports` (several runs side by side).

@@ -9,6 +9,7 @@ from typing import Any, Literal, TypeVar
 from toolkit.reports.fmt import as_dict, as_list, num, plain, runtime_name, threads_text
 from toolkit.reports.latency import build_latency
 from toolkit.reports.load import RunDocs
+from toolkit.reports.mcu import build_mcu
 from toolkit.reports.model import (
     Alert,
     ArtifactRow,
@@ -97,6 +98,7 @@ def _run(index: int, docs: RunDocs) -> RunView:
         no_recommendation=why,
         speedup=speedup,
         sizes=artifact_sizes(docs.manifest, docs.bench),
+        mcu=build_mcu(docs.mcu) if docs.mcu else None,
     )
 
 

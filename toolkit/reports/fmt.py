@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 DASH = "–"
-RUNTIME_NAMES = {"tflite": "LiteRT", "onnxruntime": "ONNX Runtime", "keras": "Keras"}
+RUNTIME_NAMES = {"tflite": "LiteRT", "onnxruntime": "ONNX Runtime", "keras": "Keras", "tflm": "TFLite Micro"}
 
 
 def num(value: object) -> float | None:

@@ -72,6 +72,8 @@ def render(report: Report) -> str:
            ("training", "Training"), ("artifacts", "Artifacts"), ("parity", "Parity")]  # fmt: skip
     if any(r.diagnosis for r in runs):
         nav.append(("diagnosis", "Diagnosis"))
+    if any(r.mcu for r in runs):
+        nav.append(("mcu", "Microcontrollers"))
     nav.append(("latency", "Latency"))
     if report.remote:
         nav.append(("remote", "Remote boards"))
@@ -89,6 +91,7 @@ def render(report: Report) -> str:
             no_parity=[r.ref.name for r in runs if r.latency and not r.parity],
             no_parity_docs=[r.ref.name for r in runs if not r.parity and (r.latency or r.artifacts)],
             has_diagnosis=any(r.diagnosis for r in runs),
+            has_mcu=any(r.mcu for r in runs),
             several=len(benched) > 1,
             side_header=side_header,
             side_rows=side_rows,

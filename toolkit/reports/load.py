@@ -24,6 +24,7 @@ class RunDocs:
         train, manifest, parity, bench: the run's train.json, manifest.json, parity.json and bench.json.
         diagnose: diagnose/diagnose.json when `edgekit diagnose` ran.
         galleries: the diagnose gallery PNG of each artifact, base64, embedded in report.html.
+        mcu: mcu.json when `edgekit mcu` ran (TensorFlow Lite Micro: arena, flash, boards).
         remote: boards measured with `--remote`: `{host: {"bench": bench.json, "verify": verify.json}}`.
     """
 
@@ -35,6 +36,7 @@ class RunDocs:
     bench: Doc | None = None
     diagnose: Doc | None = None
     galleries: dict[str, str] = field(default_factory=dict)
+    mcu: Doc | None = None
     remote: dict[str, dict[str, Doc]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -84,6 +86,8 @@ def load_run(path: Path, *, name: str | None = None, label: str | None = None) -
             raise RunDirError(f"{path} holds no edgekit JSON files; pass a run directory or a bench.json file.")
         default = path.resolve().name
         extra = _diagnosis(path)
+        if (path / "mcu.json").is_file():
+            extra["mcu"] = _read(path / "mcu.json")
     return RunDocs(
         name=name or default,
         label=label or "",
@@ -93,6 +97,7 @@ def load_run(path: Path, *, name: str | None = None, label: str | None = None) -
         bench=docs["bench"],
         diagnose=extra.get("diagnose"),
         galleries=extra.get("galleries", {}),
+        mcu=extra.get("mcu"),
     )
 
 

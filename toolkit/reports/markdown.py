@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from toolkit.reports.fmt import DASH, integer, ms, size
+from toolkit.reports.mcu import mcu_markdown
 from toolkit.reports.model import Diagnosis, Latency, Parity, Remote, Report, RunView, SideBySide, Training
 
 Table = tuple[list[str], list[list[str]]]
@@ -205,6 +206,8 @@ def _run(run: RunView) -> list[str]:
         out += _parity(run.parity, run.diagnosis is not None)
     if run.diagnosis:
         out += _diagnosis(run.diagnosis)
+    if run.mcu:
+        out += mcu_markdown(run.mcu)
     if run.latency:
         out += _latency(run.latency)
     notes = [f"- {a.name}: {n}" for a in run.artifacts or () for n in a.notes]

@@ -186,6 +186,42 @@ class Diagnosis:
 
 
 @dataclass(frozen=True)
+class McuBoard:
+    board: str
+    core: str
+    ram_bytes: float | None
+    ram_left_bytes: float | None
+    flash_bytes: float | None  # None: depends on the module fitted
+    flash_left_bytes: float | None
+    fits: bool
+    source: str
+
+
+@dataclass(frozen=True)
+class McuRow:
+    """One artifact in TensorFlow Lite Micro (`edgekit mcu`)."""
+
+    artifact: str
+    ops: tuple[str, ...]
+    arena_min: float | None
+    arena_recommended: float | None
+    head_bytes: float | None
+    tail_bytes: float | None
+    model_bytes: float | None
+    images: float | None
+    accuracy: float | None
+    agreement_litert: float | None
+    agreement_keras: float | None
+    max_int8_steps: float | None
+    passed: bool
+    failures: tuple[str, ...]
+    boards: tuple[McuBoard, ...]
+    files: tuple[str, ...]
+    margin_reason: str
+    flash_note: str
+
+
+@dataclass(frozen=True)
 class Alert:
     """Something the reader must see before the tables: throttling, noise, skipped rows, failures."""
 
@@ -213,6 +249,7 @@ class RunView:
     no_recommendation: str  # why there is none ("" when there is one or nothing was benchmarked)
     speedup: tuple[float, str] | None  # (x faster, than the reference artifact) for the recommendation
     sizes: dict[str, float] = field(default_factory=dict)
+    mcu: tuple[McuRow, ...] | None = None  # mcu.json: the int8 model in TensorFlow Lite Micro
 
 
 @dataclass(frozen=True)

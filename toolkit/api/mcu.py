@@ -1,0 +1,45 @@
+"""`toolkit.mcu(run_dir)`: the run's full-int8 TFLite model in TensorFlow Lite Micro, sized for microcontrollers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from toolkit.data.mnist import Mnist
+    from toolkit.progress import ProgressCallback
+
+
+def mcu(
+    run_dir: Path | str,
+    *,
+    artifacts: Sequence[str] | None = None,
+    limit: int | None = None,
+    data: str | Path | Mnist | None = None,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Run each full-int8 TFLite artifact in TFLM: op check, measured arena, flash, parity, boards, firmware.
+
+    Needs the `mcu` extra (`pip install 'edgekit[mcu]'`). Writes `mcu/<artifact>/model_data.h`,
+    `model_data.cc`, `main_example.cc` and `mcu.json` into the run, adds `runtime: tflm` rows to parity.json
+    when it measured the same images, and returns mcu.json's content.
+
+    Args:
+        artifacts: manifest names (default: every TFLite int8 artifact); a float one is refused in one line.
+        limit: the first N test images (default: the whole test split).
+        data: the MNIST source (see `toolkit.load_data`).
+    """
+    from toolkit.api.steps import load_data
+    from toolkit.mcu.step import mcu_step
+    from toolkit.mcu.tflm import load_tflm
+    from toolkit.run import layout
+    from toolkit.run.lock import run_lock
+
+    load_tflm()
+    run = layout.resolve_run_dir(Path(run_dir))
+    dataset = load_data(data)
+    with run_lock(run):
+        return mcu_step(
+            run, artifact_names=list(artifacts) if artifacts else None, limit=limit, data=dataset, progress=progress
+        )

@@ -1,0 +1,90 @@
+"""`edgekit mcu`: the run's int8 model in TensorFlow Lite Micro: arena, flash, ops, parity, boards, firmware files.
+
+Top-level imports stay light (no TensorFlow, no tflite_micro): the work is imported inside the command.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from toolkit.cli.console import out, progress_bar, rich_table, user_errors
+from toolkit.cli.diagnose import ArtifactOpt, DataOpt, RunDirArg
+
+LimitOpt = Annotated[
+    int | None, typer.Option("--limit", "-n", min=1, help="Use the first N test images (default: all).")
+]
+
+
+def _kb(n: int | None) -> str:
+    return "-" if n is None else f"{n:,} B ({n / 1024:.1f} KiB)"
+
+
+def _kib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1024:,.1f} KiB"
+
+
+def _print(doc: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    for r in doc["results"]:
+        arena, par, flash = r["arena"], r["parity"], r["flash"]
+        rows = [
+            ["arena (measured minimum)", _kb(arena["min_bytes"])],
+            ["arena recommended (+ CMSIS-NN margin)", _kb(arena["recommended_bytes"])],
+            ["  head: activations + per-op scratch", _kb(arena["head_bytes"])],
+            ["  tail: persistent", _kb(arena["tail_bytes"])],
+            ["flash: model", _kb(flash["model_bytes"])],
+            ["flash: TFLM code", "not measured"],
+            ["ops", ", ".join(r["ops"])],
+            ["TFLM accuracy", f"{par['accuracy']:.4f} (Keras {par['keras_accuracy']:.4f}, {par['images']:,} images)"],
+            [
+                "top-1 agreement with LiteRT int8",
+                f"{par['agreement_litert']:.4f} ({par['disagreements_litert']} differ)",
+            ],
+            ["top-1 agreement with Keras", f"{par['agreement_keras']:.4f} ({par['disagreements_keras']} differ)"],
+            ["max |TFLM - LiteRT| (int8 steps)", str(par["max_int8_steps_vs_litert"])],
+            ["parity", "pass" if par["passed"] else "FAIL: " + "; ".join(par["failures"])],
+        ]
+        out.print(rich_table(f"{r['artifact']} in TensorFlow Lite Micro (host, reference kernels)", ["", ""], rows))
+        board_rows = [
+            [b["board"], b["core"], _kib(b["ram_bytes"]), _kib(b["ram_left_bytes"]),
+             "by module" if b["flash_bytes"] is None else _kib(b["flash_bytes"]),
+             _kib(b["flash_left_bytes"]), "yes" if b["fits"] else "no"]
+            for b in r["boards"]
+        ]  # fmt: skip
+        out.print(
+            rich_table(
+                "fits on (RAM: recommended arena; flash: model bytes)",
+                ["board", "core", "RAM", "RAM left", "flash", "flash left", "fits"],
+                board_rows,
+            )
+        )
+        out.print(f"  {escape(arena['measured_with'])}; margin: {escape(arena['margin_reason'])}.", highlight=False)
+        out.print(f"  flash: {escape(flash['note'])}. No microcontroller latency: none was run.", highlight=False)
+        out.print(f"  Wrote {escape(', '.join(r['files']))}", highlight=False)
+    out.print(f"parity.json: {escape(doc['parity_json'])}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @user_errors
+    def mcu(
+        run_dir: RunDirArg = None,
+        artifact: ArtifactOpt = None,
+        limit: LimitOpt = None,
+        data: DataOpt = None,
+    ) -> None:
+        """Run the int8 model in TensorFlow Lite Micro: op check, arena, flash, parity and which boards it fits.
+
+        Measures the smallest tensor arena (TFLM reference kernels, on this host), checks every test image
+        against LiteRT and Keras, and writes mcu/<artifact>/model_data.h, model_data.cc, main_example.cc and
+        mcu.json. Needs the `mcu` extra: pip install 'edgekit[mcu]'.
+        Example: [b]edgekit mcu runs/latest[/]
+        """
+        import toolkit
+
+        with progress_bar() as progress:
+            doc = toolkit.mcu(run_dir or "runs/latest", artifacts=artifact, limit=limit, data=data, progress=progress)
+        _print(doc)

@@ -1,0 +1,200 @@
+"""The `mcu` step over a run directory: each full-int8 TFLite artifact in TFLM, sized for boards.
+
+For each artifact: op check, measured arena, flash (model bytes; TFLM's own code is not measured), parity
+over the test split (TFLM against LiteRT's int8 run of the same file and against Keras), the fits-on table,
+and the firmware files. Writes `mcu/<artifact>/` and `mcu.json`, and a `runtime: tflm` row in parity.json
+when that file measured the same images.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exporters.files import write_json_atomic
+from runtimes.registry import make_runner
+from toolkit.data.mnist import Mnist, load_mnist, to_model_input
+from toolkit.errors import RunDirError, ToolkitError
+from toolkit.mcu.arena import measure_arena
+from toolkit.mcu.boards import BOARDS, fits
+from toolkit.mcu.firmware import write_firmware
+from toolkit.mcu.tflm import INT8_FIX, McuError, TflmModel, load_tflm, read_model, require_int8
+from toolkit.progress import ProgressCallback, as_progress
+from toolkit.run import layout as A
+from toolkit.steps.parity import check_row, predict_all
+
+MCU_DIR = "mcu"
+MCU_JSON = "mcu.json"
+MIN_AGREEMENT_LITERT = 0.999
+CODE_NOT_MEASURED = (
+    "TFLM's own code (interpreter and kernels) is not measured here: it depends on the toolchain, the kernels "
+    "(reference or CMSIS-NN) and the ops linked; measure it with `arm-none-eabi-size` on the firmware"
+)
+
+
+def select(manifest: dict[str, Any], names: list[str] | None) -> list[dict[str, Any]]:
+    """The artifacts to check: those named, or every TFLite int8 artifact (full-integer I/O)."""
+    if names:
+        chosen = A.select_artifacts(manifest, names)
+        other = next((e for e in chosen if e["format"] != "tflite"), None)
+        if other is not None:
+            raise McuError(
+                f"{other['name']} is not a TFLite model ({other['format']}); TFLM runs .tflite files: {INT8_FIX}."
+            )
+        return chosen
+    chosen = [e for e in manifest["artifacts"] if e["format"] == "tflite" and e["precision"] == "int8"]
+    if not chosen:
+        raise McuError(f"this run has no full-int8 TFLite artifact; {INT8_FIX}.")
+    return chosen
+
+
+def check_artifact(
+    run_dir: Path, entry: dict[str, Any], ref: tuple[dict[str, Any], Path], data: Mnist, n: int
+) -> dict[str, Any]:
+    """Everything `edgekit mcu` reports for one artifact; writes its firmware files."""
+    path = A.verified_path(run_dir, entry)
+    blob = path.read_bytes()
+    info = read_model(blob, path.name)
+    require_int8(info, path.name)
+    images, labels = to_model_input(data.x_test[:n]), data.y_test[:n].astype(np.int64)
+    spec = A.entry_spec(entry) or A.entry_spec(ref[0])
+    with make_runner(path, spec=spec) as litert:
+        native = litert.to_native(images)
+        litert_out = np.concatenate([litert.run_native(native[i : i + 1000]) for i in range(0, n, 1000)])
+        litert_backend = litert.backend()
+    arena = measure_arena(blob, path.name, native)
+    t0 = time.perf_counter()
+    tflm = TflmModel(blob, path.name, arena.min_bytes)  # the measured arena runs the whole test split
+    tflm_out = tflm.run(native)
+    seconds = time.perf_counter() - t0
+    keras_probs, _ = predict_all(ref[1], images, spec=A.entry_spec(ref[0]))
+    keras_acc = float((keras_probs.argmax(1) == labels).mean())
+    probs = (tflm_out.astype(np.float32) - info.output.zero_point) * np.float32(info.output.scale)
+    row = check_row(
+        {**entry, "runtime": "tflm"},
+        probs,
+        keras_probs,
+        labels,
+        keras_acc,
+        seconds,
+        f"tflite-micro {_tflm_version()} (reference kernels)",
+    ).to_dict()
+    agree_litert = float((tflm_out.argmax(1) == litert_out.argmax(1)).mean())
+    steps = int(np.abs(tflm_out.astype(np.int32) - litert_out.astype(np.int32)).max())
+    if agree_litert < MIN_AGREEMENT_LITERT:
+        row["failures"].append(f"agreement with LiteRT {agree_litert:.4f} < {MIN_AGREEMENT_LITERT:g}")
+        row["passed"] = False
+    row["tolerance"] += f", agreement with LiteRT int8 ≥ {MIN_AGREEMENT_LITERT:g}"
+    out_dir = run_dir / MCU_DIR / entry["name"]
+    files = write_firmware(out_dir, blob, info.ops, arena.min_bytes, arena.recommended_bytes, path.name)
+    return {
+        "artifact": entry["name"],
+        "path": entry["path"],
+        "sha256": entry["sha256"],
+        "ops": list(info.ops),
+        "op_count": info.op_count,
+        "input": {
+            "shape": list(info.input.shape),
+            "dtype": info.input.dtype,
+            "scale": info.input.scale,
+            "zero_point": info.input.zero_point,
+        },
+        "output": {
+            "shape": list(info.output.shape),
+            "dtype": info.output.dtype,
+            "scale": info.output.scale,
+            "zero_point": info.output.zero_point,
+        },
+        "arena": arena.to_dict(),
+        "flash": {"model_bytes": len(blob), "runtime_code_bytes": None, "note": CODE_NOT_MEASURED},
+        "parity": {
+            "images": n,
+            "accuracy": row["accuracy"],
+            "keras_accuracy": keras_acc,
+            "agreement_litert": agree_litert,
+            "disagreements_litert": int((tflm_out.argmax(1) != litert_out.argmax(1)).sum()),
+            "litert_backend": litert_backend,
+            "agreement_keras": row["top1_agreement"],
+            "disagreements_keras": row["disagreements"],
+            "max_int8_steps_vs_litert": steps,
+            "passed": row["passed"],
+            "failures": row["failures"],
+        },
+        "parity_row": row,
+        "boards": [fits(arena.recommended_bytes, len(blob), b) for b in BOARDS],
+        "boards_sized_with": "recommended arena (measured + CMSIS-NN margin) as RAM; model bytes as flash",
+        "files": [str(p.relative_to(run_dir)) for p in files],
+        "latency": "not measured: no microcontroller was run; TFLM ran on the host",
+    }
+
+
+def _tflm_version() -> str:
+    try:
+        from tflite_micro import __version__
+    except ImportError:
+        return "?"
+    return str(__version__)
+
+
+def mcu_step(
+    run_dir: Path,
+    *,
+    artifact_names: list[str] | None = None,
+    limit: int | None = None,
+    data: Mnist | None = None,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Check every full-int8 TFLite artifact for microcontrollers; write mcu/ and mcu.json; return mcu.json."""
+    load_tflm()  # the missing extra is the first thing a user hears about
+    if limit is not None and limit < 1:
+        raise ToolkitError(f"--limit must be 1 or more, got {limit}.")
+    manifest = A.load_manifest(run_dir)
+    entries = select(manifest, artifact_names)
+    ref_entry = next((e for e in manifest["artifacts"] if e["name"] == A.REFERENCE_NAME), None)
+    if ref_entry is None:
+        raise RunDirError(f"{run_dir / A.MANIFEST_JSON} lists no {A.REFERENCE_NAME}; re-run `edgekit export`.")
+    ref = (ref_entry, A.verified_path(run_dir, ref_entry))
+    data = data or load_mnist()
+    n = len(data.x_test) if limit is None else min(limit, len(data.x_test))
+    p = as_progress(progress)
+    task = p.add_task("mcu", total=len(entries))
+    results = []
+    for entry in entries:
+        p.update(task, description=f"mcu: {entry['name']} in TFLM")
+        results.append(check_artifact(run_dir, entry, ref, data, n))
+        p.advance(task)
+    doc = {
+        "schema_version": A.SCHEMA_VERSION,
+        "created_utc": A.utc_now(),
+        "tflite_micro": _tflm_version(),
+        "data": {"source": data.source, "verified": data.verified, "images": n},
+        "results": results,
+        "passed": all(r["parity"]["passed"] for r in results),
+    }
+    doc["parity_json"] = _add_parity_rows(
+        run_dir, [r["parity_row"] for r in results], [r["sha256"] for r in results], n
+    )
+    write_json_atomic(run_dir / MCU_JSON, doc)
+    return doc
+
+
+def _add_parity_rows(run_dir: Path, rows: list[dict[str, Any]], shas: list[str], n: int) -> str:
+    """Put the `runtime: tflm` rows into parity.json if it measured the same images; say what was done."""
+    path = run_dir / A.PARITY_JSON
+    if not path.exists():
+        return "not updated: no parity.json yet (run `edgekit parity`, then `edgekit mcu`)"
+    from toolkit.run.documents import ParityDocument
+
+    report = A.read_document(path, ParityDocument)
+    if report["data"]["images"] != n:
+        return f"not updated: parity.json measured {report['data']['images']} images, mcu {n}"
+    keys = {(r["artifact"], r["runtime"]) for r in rows}
+    report["results"] = [r for r in report["results"] if (r["artifact"], r["runtime"]) not in keys] + rows
+    for r, sha in zip(rows, shas, strict=True):
+        report["artifacts"][r["artifact"]] = sha
+    report["passed"] = all(r["passed"] for r in report["results"])
+    A.save_document(path, report, ParityDocument)
+    return f"updated: {len(rows)} row(s) with runtime tflm"
