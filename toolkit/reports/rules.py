@@ -97,12 +97,14 @@ def recommend(parity: Doc | None, bench: Doc | None, manifest: Doc | None = None
     """
     if not parity or not bench:
         return None
+    # Keyed by artifact and runtime: a row from another runtime (TFLM's run of tflite-int8, from `edgekit mcu`)
+    # says nothing about the runtime the benchmark measured.
     passed = {
-        r["artifact"]: r
+        (r["artifact"], r.get("runtime")): r
         for r in as_list(parity.get("results"))
         if isinstance(r, dict) and isinstance(r.get("artifact"), str) and r.get("passed")
     }
-    rows = [r for r in bench_rows(bench) if r["artifact"] in passed]
+    rows = [r for r in bench_rows(bench) if (r["artifact"], r.get("runtime")) in passed]
     candidates = [r for r in rows if row_batch(r) == 1] or rows
     if not candidates:
         return None
@@ -116,7 +118,7 @@ def recommend(parity: Doc | None, bench: Doc | None, manifest: Doc | None = None
         batch_size=row_batch(best),
         threads=row_threads(best),
         p50_ms=float(best["p50_ms"]),
-        accuracy=num(passed[best["artifact"]].get("accuracy")),
+        accuracy=num(passed[(best["artifact"], best.get("runtime"))].get("accuracy")),
         size_bytes=None if size is None else int(size),
     )
 
