@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 
 import toolkit
 from tests.conftest import REPO
+from tests.sshd_helper import running_sshd
 from toolkit.device.errors import RemoteError
 from toolkit.device.remote import (
     RemoteFailed,
@@ -35,69 +35,17 @@ from toolkit.device.remote import (
 from toolkit.device.ssh import SshSettings
 from toolkit.steps.bench_settings import BenchSettings
 
-SSHD = Path("/usr/sbin/sshd")
 ARTIFACTS = ["tflite-fp32", "tflite-int8", "onnx-int8"]
 BENCH_SETTINGS = BenchSettings(batch_sizes=(1,), threads=(1,), min_runs=128, min_seconds=0.2, warmup_runs=5,
                                warmup_seconds=0.05, measure_peak=False)  # fmt: skip
 BENCH_ARTIFACTS = ["tflite-fp32"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def ssh_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A real sshd on 127.0.0.1 (stopped at the end); returns a client config with hosts board, board2, dead."""
-    if not SSHD.is_file():
-        pytest.skip("needs OpenSSH's server: apt-get install openssh-server (/usr/sbin/sshd is missing)")
-    if os.geteuid() != 0:
-        pytest.skip("needs root: sshd logs in as the current user only when run by root")
-    if not (shutil.which("ssh") and shutil.which("scp") and shutil.which("ssh-keygen")):
-        pytest.skip("needs the OpenSSH client (ssh, scp, ssh-keygen)")
-    tmp = tmp_path_factory.mktemp("sshd")
-    for key in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / key)], check=True)
-    shutil.copyfile(tmp / "client_key.pub", tmp / "authorized_keys")
-    port, closed = _free_port(), _free_port()
-    (tmp / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {tmp / 'host_key'}\n"
-        f"AuthorizedKeysFile {tmp / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
-        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
-        f"PidFile {tmp / 'sshd.pid'}\nSubsystem sftp internal-sftp\n"
-    )
-    Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # sshd's privilege-separation directory
-    log = open(tmp / "sshd.log", "w")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(tmp / "sshd_config")], stdout=log, stderr=log)
-    deadline = time.monotonic() + 15
-    while True:
-        if proc.poll() is not None:
-            log.close()
-            pytest.fail(f"sshd exited with {proc.returncode}: {(tmp / 'sshd.log').read_text()}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("sshd did not accept connections within 15 s")
-        time.sleep(0.1)
-    common = (
-        f"  HostName 127.0.0.1\n  User root\n  IdentityFile {tmp / 'client_key'}\n  IdentitiesOnly yes\n"
-        "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
-    )
-    config = tmp / "ssh_config"
-    config.write_text(f"Host board board2\n  Port {port}\n{common}Host dead\n  Port {closed}\n{common}")
-    try:
+    with running_sshd(tmp_path_factory.mktemp("sshd"), {"board board2": ""}, dead="dead") as config:
         yield config
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="session")

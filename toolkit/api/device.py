@@ -110,16 +110,21 @@ def verify_remote(
     ssh: SshSettings | None = None,
     out_root: Path | str | None = None,
     events: Events | None = None,
+    offline: bool = False,
 ) -> list[HostResult]:
     """`verify` on every host in parallel over the user's OpenSSH; each host's verify.json is fetched back.
 
     One failing host never stops the others: each `HostResult` says "ok", "threshold" or "error".
+    Hosts without SFTP are reached with legacy scp or a stream over ssh. `offline=True` installs the
+    hosts' dependencies from a wheelhouse downloaded here for their platform (by default only when a
+    host's pip cannot reach its index).
     """
     from toolkit.device.remote import run_remote_verify
 
     return run_remote_verify(
-        Path(bundle), hosts, ssh, out_root=None if out_root is None else Path(out_root), events=events
-    )
+        Path(bundle), hosts, ssh, out_root=None if out_root is None else Path(out_root), events=events,
+        offline=offline,
+    )  # fmt: skip
 
 
 def bench_remote(
@@ -131,10 +136,12 @@ def bench_remote(
     ssh: SshSettings | None = None,
     events: Events | None = None,
     on_results: Callable[[list[HostResult]], None] | None = None,
+    offline: bool = False,
 ) -> dict[str, BenchDocument]:
     """`bench` on every host with these `BenchSettings` (sent as parameters, not a command line).
 
     Each host's bench.json lands in `remote_bench_path(target, host)` and joins the run's report.
+    Copies and `offline` as in `verify_remote`.
 
     Raises:
         RemoteFailed: after every host finished, if any failed; `.documents` holds the others' results.
@@ -144,7 +151,7 @@ def bench_remote(
     from toolkit.steps.bench_settings import BenchSettings
 
     results = run_remote_bench(
-        Path(target), hosts, settings or BenchSettings(), tuple(artifacts or ()), ssh, events=events
+        Path(target), hosts, settings or BenchSettings(), tuple(artifacts or ()), ssh, events=events, offline=offline
     )
     if on_results is not None:
         on_results(results)

@@ -71,6 +71,15 @@ def bench(
             rich_help_panel="Remote boards",
         ),
     ] = None,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help="Install the board's dependencies from a wheelhouse downloaded here for its platform, never from "
+            "its package index (default: the index, then the wheelhouse if the board's pip cannot reach one).",
+            rich_help_panel="Remote boards",
+        ),
+    ] = False,
     baseline: BaselineOpt = None,
     max_regression: MaxRegressionOpt = "10%",
     max_accuracy_drop: MaxAccuracyDropOpt = "0.5",
@@ -92,7 +101,7 @@ def bench(
     options = BenchOptions(batch, threads, xnnpack, ort_opt, min_runs, min_seconds, warmup_runs, quick, peak)
     settings = options.settings()
     if remote:
-        _bench_remote(run, remote, settings, artifact, ssh_config, remote_dir, gate)
+        _bench_remote(run, remote, settings, artifact, ssh_config, remote_dir, gate, offline)
         return
     with progress_bar() as progress:
         report = toolkit.bench(run, settings=settings, artifacts=artifact, progress=progress)
@@ -110,6 +119,7 @@ def _bench_remote(
     ssh_config: Path | None,
     remote_dir: str | None,
     gate: tuple[Path, Limits] | None,
+    offline: bool = False,
 ) -> None:
     """`edgekit bench --remote`: the same `BenchSettings` on each board, fetched into RUN_DIR/remote/<host>/."""
     import toolkit
@@ -123,7 +133,7 @@ def _bench_remote(
     try:
         docs = toolkit.bench_remote(
             run, hosts, settings=settings, artifacts=artifacts, ssh=ssh, events=print_host_event,
-            on_results=lambda results: print_summary(results, "bench"),
+            on_results=lambda results: print_summary(results, "bench"), offline=offline,
         )  # fmt: skip
     except RemoteFailed as exc:
         docs, failed = exc.documents, exc

@@ -174,6 +174,15 @@ def verify(
             "--remote-dir", help="Folder on the --remote hosts for edgekit's venv and the copied bundle.", metavar="DIR"
         ),
     ] = "~/.cache/edgekit-remote",
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help="With --remote: install the hosts' dependencies from a wheelhouse downloaded here for their "
+            "platform, never from their package index (default: the index, then the wheelhouse if a host's pip "
+            "cannot reach one).",
+        ),
+    ] = False,
 ) -> None:
     """Check a bundle on this machine: sha256 of every file, then each artifact's outputs against the desktop's.
 
@@ -191,7 +200,7 @@ def verify(
             from toolkit.errors import ToolkitError
 
             raise ToolkitError("--remote and --emulate cannot be combined; pass one of them.")
-        _verify_remote(bundle_path, remote, out_path, ssh_config, remote_dir)
+        _verify_remote(bundle_path, remote, out_path, ssh_config, remote_dir, offline)
         return
     import toolkit
     from toolkit.cli.present import print_emulate_note, print_verify
@@ -208,7 +217,12 @@ def verify(
 
 
 def _verify_remote(
-    bundle_path: Path, hosts: list[str], out_root: Path | None, ssh_config: Path | None, remote_dir: str
+    bundle_path: Path,
+    hosts: list[str],
+    out_root: Path | None,
+    ssh_config: Path | None,
+    remote_dir: str,
+    offline: bool = False,
 ) -> None:
     """`verify --remote`: every host in parallel, then each host's table and a one-line summary per host."""
     import json
@@ -219,7 +233,9 @@ def _verify_remote(
     from toolkit.device.ssh import SshSettings
 
     settings = SshSettings.from_env(config=ssh_config, remote_dir=remote_dir)
-    results = toolkit.verify_remote(bundle_path, hosts, ssh=settings, out_root=out_root, events=print_host_event)
+    results = toolkit.verify_remote(
+        bundle_path, hosts, ssh=settings, out_root=out_root, events=print_host_event, offline=offline
+    )
     for r in results:
         if r.path is not None:
             print_verify(json.loads(r.path.read_text()), bundle_path, r.path)

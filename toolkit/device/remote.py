@@ -193,7 +193,8 @@ def _run_and_fetch(
         raise RemoteError(f"edgekit {command} failed on the host: {last_line(proc.stderr, prefer='error:')}")
     facts = {"command": command, **extra, "exit_code": proc.returncode, "setup": result.setup,
              "setup_seconds": round(result.setup_seconds or 0, 3), "seconds": round(seconds, 3),
-             "started_unix": round(started_unix, 3), "finished_unix": round(time.time(), 3)}  # fmt: skip
+             "started_unix": round(started_unix, 3), "finished_unix": round(time.time(), 3),
+             "install_from": h.install_from, "copy_mode": h.copy_mode}  # fmt: skip
     result.path = _fetch_json(h, remote_json, local_json, facts, local_json.name)
     result.status = "ok" if proc.returncode == 0 else "threshold"
 
@@ -202,9 +203,17 @@ JobFn = Callable[[SshHost, HostResult], None]
 
 
 def _run_hosts(
-    hosts: Sequence[str], settings: SshSettings, job: JobFn, events: Events | None, *, max_parallel: int = 16
+    hosts: Sequence[str],
+    settings: SshSettings,
+    job: JobFn,
+    events: Events | None,
+    *,
+    max_parallel: int = 16,
+    offline: bool = False,
 ) -> list[HostResult]:
-    """Build the wheel once, then set up each host and run `job` there, in parallel; results in host order."""
+    """Build the wheel once, then set up each host and run `job` there, in parallel; results in host order.
+
+    `offline`: install the hosts' dependencies from wheelhouses built here (`remote_setup.setup`)."""
     from exporters.files import sha256_file
     from toolkit.device.remote_setup import host_wheel, setup
 
@@ -224,7 +233,7 @@ def _run_hosts(
             result = HostResult(host=host, status="error")
             h = SshHost(host, settings, say)
             try:
-                result.setup, result.setup_seconds = setup(h, wheel, sha)
+                result.setup, result.setup_seconds = setup(h, wheel, sha, offline=offline)
                 run_started = time.perf_counter()
                 job(h, result)
                 result.run_seconds = time.perf_counter() - run_started
@@ -264,13 +273,15 @@ def run_remote_verify(
     *,
     out_root: Path | None = None,
     events: Events | None = None,
+    offline: bool = False,
 ) -> list[HostResult]:
     """`edgekit verify` on each host in parallel; fetch each verify.json to `<out_root>/<host>/verify.json`.
 
     `out_root` defaults to `remote_output_root(bundle)` (`<bundle stem>.remote`). A host's status is
     "ok" (all artifacts within tolerance), "threshold" (a mismatch: exit 3 there) or "error" (not
     reachable, not set up, or the bundle was refused there: `error` holds the one-line reason).
-    `events(host, message)` gets each host's progress (default: dimmed lines on stderr).
+    `events(host, message)` gets each host's progress (default: dimmed lines on stderr). `offline`
+    installs the hosts' dependencies from a wheelhouse built here instead of their package index.
     Raises RemoteError/BundleError only for problems before any host is contacted.
     """
     settings = settings or SshSettings.from_env()
@@ -284,7 +295,7 @@ def run_remote_verify(
             args = ["verify", remote_archive, "--out", remote_json]
             _run_and_fetch(h, result, lambda: run_edgekit(h, args, "edgekit verify"), "verify", remote_json, local, {})
 
-        return _run_hosts(hosts, settings, job, events)
+        return _run_hosts(hosts, settings, job, events, offline=offline)
 
 
 # -- bench -------------------------------------------------------------------------------------------
@@ -336,12 +347,13 @@ def run_remote_bench(
     *,
     out_root: Path | None = None,
     events: Events | None = None,
+    offline: bool = False,
 ) -> list[HostResult]:
     """`toolkit.bench` with these `BenchSettings` on each host in parallel; fetch bench.json to `<out_root>/<host>/`.
 
     `target` is a run directory or a bundle (folder or .tar.gz); `out_root` defaults to
     `remote_output_root(target)`. The host gets the API's parameters (`toolkit.api.remote_call`), not a
-    command line. Statuses as in `run_remote_verify`.
+    command line. Statuses and `offline` as in `run_remote_verify`.
     """
     settings = settings or SshSettings.from_env()
     root = out_root or remote_output_root(target)
@@ -364,4 +376,4 @@ def run_remote_bench(
                 local, {"settings": call["settings"], "artifacts": call["artifacts"]},
             )  # fmt: skip
 
-        return _run_hosts(hosts, settings, job, events)
+        return _run_hosts(hosts, settings, job, events, offline=offline)

@@ -4,6 +4,11 @@ The edgekit wheel (`wheel.build_wheel`, or `EDGEKIT_REMOTE_WHEEL`) is copied ove
 `remote_dir/venv/` with the host's `python3 -m venv` and pip (core dependencies only: no TensorFlow).
 `venv/.edgekit-wheel-sha256` records the installed wheel, so later runs skip the install; a lock file
 serialises set-ups of one remote dir. `SETUP_SCRIPT` runs on the host with its own python3.
+
+Before installing, `probe` reads the host's machine, Python, libc, venv module and free space, and
+`check_host` refuses in one line what cannot work (Python < 3.10, no venv, 32-bit ARM, a full disk),
+before anything is copied or created. Dependencies come from the host's index; when its pip cannot
+reach one (or with `offline`), from a wheelhouse built here for the host's platform (`wheelhouse.py`).
 """
 
 from __future__ import annotations
@@ -21,10 +26,13 @@ from typing import Any, Final
 from runtimes.errors import last_line
 from toolkit.device.errors import RemoteError
 from toolkit.device.ssh import SAFE_REMOTE_PATH, SshHost, remote_path
+from toolkit.device.wheelhouse import HostFacts
 
 WHEEL_ENV: Final = "EDGEKIT_REMOTE_WHEEL"  # a prebuilt edgekit wheel to install instead of building one
 MARKER: Final = "venv/.edgekit-wheel-sha256"
 EXIT_MISSING_COMMAND: Final = 127
+MIN_FREE_MB: Final = 500  # the core venv (numpy, onnxruntime, ai-edge-litert, matplotlib…) is ~400 MB
+NO_WHEELS_MACHINES: Final = ("armv7l", "armv6l", "armv8l")  # 32-bit ARM: no ai-edge-litert/onnxruntime wheels
 
 
 def host_wheel(dest: Path) -> Path:
@@ -40,9 +48,15 @@ def host_wheel(dest: Path) -> Path:
     return path
 
 
-# Runs on the host with its python3 (any 3.x syntax-wise; refuses < 3.10). argv: root, wheel, sha256.
+# Runs on the host with its python3 (any 3.x syntax-wise; refuses < 3.10).
+# argv: root, wheel, sha256[, wheelhouse.tar] (with a wheelhouse: unpacked beside it, pip --no-index).
 SETUP_SCRIPT: Final = r"""
-import fcntl, json, os, shutil, subprocess, sys
+import fcntl, json, os, shutil, subprocess, sys, tarfile
+
+# pip's words when it cannot reach an index (connection refused, no DNS, no route, a proxy refusing).
+OFFLINE = ("NewConnectionError", "Failed to establish a new connection", "Temporary failure in name resolution",
+           "Name or service not known", "Network is unreachable", "ProxyError", "ConnectTimeoutError",
+           "Max retries exceeded", "Could not fetch URL")
 
 def done(status, message="", code=0):
     sys.stdout.write("EDGEKIT-SETUP " + json.dumps({"status": status, "message": message}) + "\n")
@@ -58,6 +72,7 @@ def run(cmd):
     return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
 
 root, wheel, sha = sys.argv[1:4]
+wheelhouse = sys.argv[4] if len(sys.argv) > 4 else ""
 if sys.version_info < (3, 10):
     done("error", "python3 on the host is %d.%d; edgekit needs Python 3.10 or newer" % sys.version_info[:2], 2)
 os.chdir(root)
@@ -85,12 +100,19 @@ with open(".setup.lock", "w") as lock:
     if os.path.exists(marker):
         os.remove(marker)
     pip = [py, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-q"]
+    if wheelhouse:
+        folder = os.path.join(os.path.dirname(wheelhouse), "wheelhouse")
+        with tarfile.open(wheelhouse) as t:
+            t.extractall(folder)
+        pip += ["--no-index", "--find-links", folder]
     steps = [pip + [wheel]]
     if existed:  # same version number, new content: replace edgekit itself
         steps.append(pip + ["--no-deps", "--force-reinstall", wheel])
     for cmd in steps:
         r = run(cmd)
         if r.returncode != 0:
+            if not wheelhouse and any(word in r.stdout for word in OFFLINE):
+                done("no-index", "pip on the host cannot reach a package index: " + last_line(r.stdout), 5)
             done("error", "pip install failed on the host: " + last_line(r.stdout), 4)
     with open(marker + ".tmp", "w") as fh:
         fh.write(sha + "\n")
@@ -99,14 +121,32 @@ with open(".setup.lock", "w") as lock:
 """
 
 
-def probe(h: SshHost) -> str:
-    """Create the remote dir and a job dir (sets `h.root`, `h.job`); the installed wheel's sha256 ('' if none)."""
+# The host's Python, libc and venv module, printed as key=value lines by the host's python3 (any 3.x).
+FACTS_SCRIPT: Final = (
+    "import platform, sys\n"
+    "print('python=%d.%d' % sys.version_info[:2])\n"
+    "print('libc=' + '-'.join(platform.libc_ver()).strip('-'))\n"
+    "try:\n"
+    "    import venv, ensurepip\n"
+    "    print('venv=yes')\n"
+    "except Exception:\n"
+    "    print('venv=no')\n"
+)
+
+
+def probe(h: SshHost) -> tuple[str, HostFacts]:
+    """Create the remote dir and a job dir (sets `h.root`, `h.job`); the installed wheel's sha256 ('' if none)
+    and what the host is (machine, Python, libc, venv, free space), in one ssh call."""
     job = uuid.uuid4().hex[:12]
     where = remote_path(h.settings.remote_dir)
+    python = shlex.quote(h.settings.python)
     script = (
         f"set -e; mkdir -p {where}; cd {where}; "
         f'mkdir -p jobs/{job}; echo "dir=$(pwd)"; '
-        f'if [ -x venv/bin/edgekit ] && [ -f {MARKER} ]; then echo "marker=$(cat {MARKER})"; fi'
+        f'if [ -x venv/bin/edgekit ] && [ -f {MARKER} ]; then echo "marker=$(cat {MARKER})"; fi; set +e; '
+        'echo "machine=$(uname -m 2>/dev/null)"; '
+        "echo \"free_kb=$(df -Pk . 2>/dev/null | awk 'NR==2 {print $4}')\"; "
+        f"if command -v {python} >/dev/null 2>&1; then {python} -c {shlex.quote(FACTS_SCRIPT)}; fi; true"
     )
     proc = h.ssh(script, "connecting", timeout=h.settings.connect_timeout * 3 + 30)
     values = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
@@ -118,24 +158,104 @@ def probe(h: SshHost) -> str:
     if not SAFE_REMOTE_PATH.match(h.root):
         raise RemoteError(f"the remote dir {h.root!r} has spaces or shell characters; choose another --remote-dir.")
     h.job = f"{h.root}/jobs/{job}"
-    return values.get("marker", "").strip()
+    free_kb = values.get("free_kb", "").strip()
+    facts = HostFacts(machine=values.get("machine", "").strip(), python=values.get("python", "").strip(),
+                      libc=values.get("libc", "").strip(), venv=values.get("venv", "yes").strip() != "no",
+                      free_mb=int(free_kb) // 1024 if free_kb.isdigit() else None)  # fmt: skip
+    return values.get("marker", "").strip(), facts
 
 
-def setup(h: SshHost, wheel: Path, sha: str) -> tuple[str, float]:
-    """Install the wheel into the host's venv unless the marker records it; ("installed"|"reused", seconds)."""
+def check_host(h: SshHost, facts: HostFacts) -> None:
+    """Refuse, in one line naming what was found and the way out, a host edgekit cannot be installed on.
+
+    Runs before anything is copied or created on the host (only the empty job folder exists, removed
+    by `SshHost.cleanup`), so a refused host is left as it was.
+    """
+    name = h.settings.python
+    if facts.machine in NO_WHEELS_MACHINES:
+        raise RemoteError(
+            f"{facts.machine} (32-bit ARM): no ai-edge-litert/onnxruntime wheels; use a 64-bit OS, or Python 3.9/3.10 "
+            "with tflite-runtime 2.13 and numpy<2"
+        )
+    if not facts.python:
+        raise RemoteError(f"no {name} on the host; install Python 3.10+ with its venv module.")
+    major, _, minor = facts.python.partition(".")
+    if (int(major), int(minor or 0)) < (3, 10):
+        raise RemoteError(f"{name} on the host is Python {facts.python}; edgekit needs Python 3.10 or newer: install "
+                          "python3.10+ there (e.g. a newer OS image)")  # fmt: skip
+    if not facts.venv:
+        raise RemoteError(f"{name} {facts.python} on the host has no venv/ensurepip module; install it (Debian or "
+                          f"Ubuntu: sudo apt install python3-venv)")  # fmt: skip
+    if facts.free_mb is not None and facts.free_mb < MIN_FREE_MB:
+        raise RemoteError(f"only {facts.free_mb} MB free in {h.root}; edgekit's environment needs about "
+                          f"{MIN_FREE_MB} MB: free some space or choose --remote-dir on a larger disk")  # fmt: skip
+
+
+def setup(h: SshHost, wheel: Path, sha: str, *, offline: bool = False) -> tuple[str, float]:
+    """Install the wheel into the host's venv unless the marker records it; ("installed"|"reused", seconds).
+
+    `offline`: install the dependencies from a wheelhouse built here (never the host's index).
+    `h.install_from` tells which was used ("index" or "wheelhouse"; None when reused).
+    """
     started = time.perf_counter()
-    installed = probe(h)
+    installed, facts = probe(h)
     if installed == sha:
         h.note("edgekit environment up to date (reused)")
         return "reused", time.perf_counter() - started
+    check_host(h, facts)
     first = "" if installed else " (first time: a minute or more)"
     h.note(f"installing edgekit {sha[:12]} into {h.root}/venv{first}")
     remote_wheel = f"{h.job}/{wheel.name}"
     h.put(wheel, remote_wheel, "the edgekit wheel")
+    # Default: the host's own index first. A board with internet then needs no ~100 MB download here and
+    # no copy over a slow link, and uses the index or proxy its admin configured; an offline board costs
+    # pip's retries (seconds) once, then the wheelhouse. --offline skips straight to the wheelhouse.
+    doc = None if offline else _run_setup(h, remote_wheel, sha, "")
+    if doc is None or doc["status"] == "no-index":
+        if doc is not None:
+            h.note(f"{doc.get('message')}; installing from a wheelhouse built here")
+        doc = _run_setup(h, remote_wheel, sha, _send_wheelhouse(h, wheel, facts))
+        h.install_from = "wheelhouse"
+    else:
+        h.install_from = "index"
+    if doc["status"] in ("error", "no-index"):
+        raise RemoteError(str(doc.get("message")))
+    status = str(doc["status"])
+    h.note(f"edgekit environment {status} ({time.perf_counter() - started:.1f} s)")
+    return status, time.perf_counter() - started
+
+
+def _send_wheelhouse(h: SshHost, wheel: Path, facts: HostFacts) -> str:
+    """Build (or reuse) the wheelhouse for the host's platform, copy it as one .tar; its remote path."""
+    import tarfile
+    import tempfile
+
+    from toolkit.device.wheelhouse import build_wheelhouse
+
+    if not facts.machine or not facts.python:
+        raise RemoteError("cannot tell the host's machine and Python version for an offline install.")
+    started = time.perf_counter()
+    folder, reused = build_wheelhouse(wheel, facts)
+    wheels = sorted(folder.glob("*.whl"))
+    size = sum(p.stat().st_size for p in wheels) / 1e6
+    how = "cached" if reused else f"downloaded in {time.perf_counter() - started:.1f} s"
+    h.note(f"wheelhouse for {facts.key}: {len(wheels)} wheels, {size:.0f} MB ({how})")
+    with tempfile.TemporaryDirectory(prefix="edgekit-wheelhouse-") as tmp:
+        archive = Path(tmp) / "wheelhouse.tar"
+        with tarfile.open(archive, "w") as tar:  # wheels are zips already: no compression
+            for path in wheels:
+                tar.add(path, arcname=path.name)
+        remote = f"{h.job}/wheelhouse.tar"
+        h.put(archive, remote, "the wheelhouse")
+    return remote
+
+
+def _run_setup(h: SshHost, remote_wheel: str, sha: str, wheelhouse: str) -> dict[str, Any]:
+    """SETUP_SCRIPT on the host; its reply ({"status", "message"})."""
     python = shlex.quote(h.settings.python)
+    args = " ".join(shlex.quote(a) for a in (h.root, remote_wheel, sha, wheelhouse) if a)
     proc = h.ssh(
-        f"command -v {python} >/dev/null 2>&1 || exit {EXIT_MISSING_COMMAND}; "
-        f"exec {python} - {shlex.quote(h.root)} {shlex.quote(remote_wheel)} {sha}",
+        f"command -v {python} >/dev/null 2>&1 || exit {EXIT_MISSING_COMMAND}; exec {python} - {args}",
         "installing edgekit",
         stdin=SETUP_SCRIPT,
     )
@@ -144,12 +264,10 @@ def setup(h: SshHost, wheel: Path, sha: str) -> tuple[str, float]:
     reply = [line for line in proc.stdout.splitlines() if line.startswith("EDGEKIT-SETUP ")]
     if not reply:
         raise RemoteError(f"setting up edgekit on the host failed: {last_line(proc.stderr + proc.stdout)}")
-    doc = json.loads(reply[-1].split(" ", 1)[1])
-    if doc.get("status") == "error" or proc.returncode != 0:
-        raise RemoteError(str(doc.get("message") or last_line(proc.stderr)))
-    status = str(doc["status"])
-    h.note(f"edgekit environment {status} ({time.perf_counter() - started:.1f} s)")
-    return status, time.perf_counter() - started
+    doc: dict[str, Any] = json.loads(reply[-1].split(" ", 1)[1])
+    if proc.returncode != 0 and doc.get("status") not in ("error", "no-index"):
+        raise RemoteError(last_line(proc.stderr))
+    return doc
 
 
 def run_edgekit(h: SshHost, args: Sequence[str], what: str) -> subprocess.CompletedProcess[str]:

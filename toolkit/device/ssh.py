@@ -4,6 +4,11 @@
 `-o BatchMode=yes` (never a password prompt) and a connect timeout; `SshSettings.config` is passed
 as `-F`, and `EDGEKIT_SSH_OPTIONS` (shlex-split) is added to every call. Prefer the `-o Key=value`
 form there: it means the same to ssh and scp (`-p PORT`/`-l USER` are translated for scp).
+
+Copies try, in order, `scp` (OpenSSH 9 speaks SFTP by default), `scp -O` (the legacy protocol, for
+servers without an SFTP subsystem: Dropbear, BusyBox and Yocto images) and streaming through
+`ssh host 'cat > file'`. The way that worked is remembered per host (and ssh settings) for the
+rest of the process, so later copies do not probe again.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import os
 import re
 import shlex
 import subprocess
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,8 +74,16 @@ class SshSettings:
     def ssh_argv(self, host: str, command: str) -> list[str]:
         return ["ssh", *self._common(self.options), "--", host, command]
 
-    def scp_argv(self, sources: Sequence[str], dest: str) -> list[str]:
-        return ["scp", "-q", *self._common(_scp_options(self.options)), "--", *sources, dest]
+    def scp_argv(self, sources: Sequence[str], dest: str, *, legacy: bool = False) -> list[str]:
+        """scp's argv; `legacy` adds `-O` (the scp protocol instead of SFTP)."""
+        flags = ["-q", "-O"] if legacy else ["-q"]
+        return ["scp", *flags, *self._common(_scp_options(self.options)), "--", *sources, dest]
+
+
+# How copies reach a host: the scp default (SFTP), legacy scp (-O), or a stream through ssh's stdin/stdout.
+COPY_MODES: Final = ("scp", "scp-legacy", "stream")
+_copy_modes: dict[tuple[str, SshSettings], str] = {}  # per host and settings: the way that worked
+_copy_lock = threading.Lock()
 
 
 def _scp_options(options: Sequence[str]) -> list[str]:
@@ -121,6 +135,7 @@ class SshHost:
         self.events = events
         self.root = ""
         self.job = ""
+        self.install_from: str | None = None  # "index" or "wheelhouse" once remote_setup.setup installed
 
     def note(self, message: str) -> None:
         self.events(self.host, message)
@@ -148,15 +163,71 @@ class SshHost:
             raise RemoteError(f"cannot connect over ssh{during}: {last_line(proc.stderr)}")
         return proc
 
+    @property
+    def copy_mode(self) -> str | None:
+        """The way copies to this host worked ("scp", "scp-legacy", "stream"), or None before the first copy."""
+        with _copy_lock:
+            return _copy_modes.get((self.host, self.settings))
+
     def put(self, local: Path, remote: str, what: str) -> None:
-        proc = self._call(self.settings.scp_argv([str(local)], f"{scp_host(self.host)}:{remote}"), what)
-        if proc.returncode != 0:
-            raise RemoteError(f"copying {what} to the host failed: {last_line(proc.stderr)}")
+        """Copy a local file to an absolute remote path (scp, else legacy scp, else a stream over ssh)."""
+        self._copy(local, remote, what, upload=True)
 
     def get(self, remote: str, local: Path, what: str) -> None:
-        proc = self._call(self.settings.scp_argv([f"{scp_host(self.host)}:{remote}"], str(local)), what)
-        if proc.returncode != 0 or not local.is_file():
-            raise RemoteError(f"fetching {what} from the host failed: {last_line(proc.stderr)}")
+        """Copy an absolute remote path to a local file, the same ways as `put`."""
+        self._copy(local, remote, what, upload=False)
+
+    def _copy(self, local: Path, remote: str, what: str, *, upload: bool) -> None:
+        known = self.copy_mode
+        first = ""
+        for mode in (known,) if known else COPY_MODES:
+            error = self._copy_once(mode, local, remote, what, upload=upload)
+            if error is None:
+                if known is None:
+                    with _copy_lock:
+                        _copy_modes[(self.host, self.settings)] = mode
+                    if mode != COPY_MODES[0]:
+                        way = "scp -O" if mode == "scp-legacy" else "ssh 'cat'"
+                        self.note(f"scp failed ({first}); copying with {way} from now on")
+                return
+            first = first or error
+        # Any failure falls through to the next way: scp's message for a missing SFTP subsystem is only
+        # "Connection closed", and a real cause (a full disk, a missing folder) fails the stream too.
+        verb = "copying" if upload else "fetching"
+        where = "to" if upload else "from"
+        raise RemoteError(f"{verb} {what} {where} the host failed: {error}")
+
+    def _copy_once(self, mode: str, local: Path, remote: str, what: str, *, upload: bool) -> str | None:
+        """One copy the given way; None on success, else the one-line error."""
+        if mode == "stream":
+            return self._stream(local, remote, what, upload=upload)
+        far = f"{scp_host(self.host)}:{remote}"
+        sources, dest = ([str(local)], far) if upload else ([far], str(local))
+        proc = self._call(self.settings.scp_argv(sources, dest, legacy=mode == "scp-legacy"), what)
+        if proc.returncode == 0 and (upload or local.is_file()):
+            return None
+        return last_line(proc.stderr)
+
+    def _stream(self, local: Path, remote: str, what: str, *, upload: bool) -> str | None:
+        """`cat > remote` fed from the local file, or `cat remote` into it (binary, through ssh)."""
+        quoted = shlex.quote(remote)
+        script = f"cat > {quoted}" if upload else f"cat {quoted}"
+        argv = self.settings.ssh_argv(self.host, f"sh -c {shlex.quote(script)}")
+        limit = self.settings.command_timeout
+        try:
+            with open(local, "rb" if upload else "wb") as fh:
+                if upload:
+                    proc = subprocess.run(argv, stdin=fh, capture_output=True, timeout=limit, check=False)
+                else:
+                    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.PIPE,
+                                          timeout=limit, check=False)  # fmt: skip
+        except subprocess.TimeoutExpired as exc:
+            raise RemoteError(f"{what} took longer than {limit:.0f} s; stopped.") from exc
+        if proc.returncode == 0:
+            return None
+        if not upload:
+            local.unlink(missing_ok=True)
+        return last_line(proc.stderr.decode(errors="replace"))
 
     def cleanup(self) -> None:
         """Remove this run's job folder on the host (best effort)."""

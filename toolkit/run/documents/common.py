@@ -95,6 +95,8 @@ class RemoteInfo(Part):
     seconds: float | None = None
     started_unix: float | None = None
     finished_unix: float | None = None
+    install_from: str | None = Field(None, description='Where the dependencies came from: "index" or "wheelhouse".')
+    copy_mode: str | None = Field(None, description='How files were copied: "scp", "scp-legacy" or "stream".')
 
 
 # The loosely typed ModelSpec (runtimes.spec.ModelSpec.to_dict) until its own model replaces it.

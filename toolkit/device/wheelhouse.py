@@ -1,0 +1,122 @@
+"""Wheelhouses for offline hosts: edgekit's runtime dependencies downloaded here for the host's platform.
+
+`pip download --only-binary=:all: --platform … --python-version X.Y --implementation cp` fetches the
+edgekit wheel's core dependencies (no TensorFlow; versions pinned by constraints.txt when it fits
+the host's Python) for the platform the host reported (`HostFacts`). A wheelhouse is kept under
+`cache_root()/wheelhouses/cp<XY>-<machine>-<libc>/<requirements digest>/` and reused until the
+wheel's dependencies or the constraints change. The host installs it with `pip --no-index --find-links`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from runtimes.errors import last_line
+from toolkit.device.errors import RemoteError
+from toolkit.device.wheel import cache_root
+
+# The oldest manylinux any wheel we need uses; pip accepts one --platform per compatible tag.
+OLDEST_GLIBC_MINOR: Final = 17
+_build_lock = threading.Lock()  # hosts set up in parallel threads share one download per platform
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What `remote_setup.probe` found on a host (empty strings where it could not tell)."""
+
+    machine: str = ""  # uname -m
+    python: str = ""  # "3.11"; "" when python3 is missing
+    libc: str = ""  # "glibc-2.36", "" for musl or unknown
+    venv: bool = True  # the venv and ensurepip modules import
+    free_mb: int | None = None  # free space in the remote dir
+
+    @property
+    def key(self) -> str:
+        """The wheelhouse's cache folder name: `cp311-aarch64-glibc-2.36`."""
+        return f"cp{self.python.replace('.', '')}-{self.machine}-{self.libc or 'unknown'}"
+
+    def platforms(self) -> list[str]:
+        """pip `--platform` tags the host accepts: every manylinux up to its glibc (musllinux without glibc)."""
+        match = re.fullmatch(r"glibc-2\.(\d+)", self.libc)
+        if match is None:
+            return [f"musllinux_1_{minor}_{self.machine}" for minor in (1, 2)]
+        newest = int(match.group(1))
+        tags = [f"manylinux_2_{minor}_{self.machine}" for minor in range(newest, OLDEST_GLIBC_MINOR - 1, -1)]
+        return [*tags, f"manylinux2014_{self.machine}", f"linux_{self.machine}"]
+
+
+def _requirements(wheel: Path) -> list[str]:
+    """The wheel's Requires-Dist lines without extras (the core install)."""
+    with zipfile.ZipFile(wheel) as zf:
+        name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        text = zf.read(name).decode()
+    lines = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Requires-Dist:")]
+    return sorted(line for line in lines if "extra ==" not in line)
+
+
+def _constraints() -> Path | None:
+    with contextlib.suppress(Exception):
+        from toolkit.device.wheel import source_root
+
+        path = source_root() / "constraints.txt"
+        return path if path.is_file() else None
+    return None
+
+
+def build_wheelhouse(wheel: Path, facts: HostFacts) -> tuple[Path, bool]:
+    """A folder of wheels that installs `wheel` with `pip --no-index` on the host; (folder, reused from cache).
+
+    Raises:
+        RemoteError: pip here could not download wheels for that platform (its last line).
+    """
+    constraints = _constraints()
+    digest = hashlib.sha256("\n".join(_requirements(wheel)).encode())
+    if constraints is not None:
+        digest.update(constraints.read_bytes())
+    cache = cache_root() / "wheelhouses" / facts.key / digest.hexdigest()[:16]
+    with _build_lock:
+        if cache.is_dir() and any(cache.glob("*.whl")):
+            return cache, True
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".{cache.name}.partial-", dir=cache.parent))
+        try:
+            cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q", "--only-binary=:all:",
+                   "--python-version", facts.python, "--implementation", "cp", "-d", str(partial)]  # fmt: skip
+            for tag in facts.platforms():
+                cmd += ["--platform", tag]
+            # The edgekit wheel itself pulls its dependencies (pip evaluates their markers here, which is
+            # right for the 64-bit hosts we install on). The pins first; when they do not exist for the
+            # host's Python (numpy 2.4 needs 3.11), the newest versions that fit.
+            attempts = [["-c", str(constraints)], []] if constraints is not None else [[]]
+            env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+            for extra in attempts:
+                proc = subprocess.run([*cmd, *extra, str(wheel)], capture_output=True, text=True, timeout=1800,
+                                      check=False, env=env)  # fmt: skip
+                if proc.returncode == 0:
+                    break
+            else:
+                raise RemoteError(
+                    f"cannot download wheels for {facts.key} here for an offline install: "
+                    f"{last_line(proc.stderr + proc.stdout)}"
+                )
+            (partial / wheel.name).unlink(missing_ok=True)  # the host gets the wheel on its own
+            try:
+                os.rename(partial, cache)
+            except OSError:  # another process cached it first
+                shutil.rmtree(partial, ignore_errors=True)
+        finally:
+            if partial.exists():
+                shutil.rmtree(partial, ignore_errors=True)
+        return cache, False
