@@ -119,9 +119,7 @@ def diagnose_step(
     entries = A.select_artifacts(manifest, names)
     if not entries:
         raise RunDirError(f"{run_dir / A.MANIFEST_JSON} lists no exported artifacts; run `edgekit export` first.")
-    ref_entry = next((e for e in manifest["artifacts"] if e["name"] == A.REFERENCE_NAME), None)
-    if ref_entry is None:
-        raise RunDirError(f"{run_dir / A.MANIFEST_JSON} lists no {A.REFERENCE_NAME}; re-run `edgekit export`.")
+    ref_entry = A.listed_reference(run_dir, manifest)
     ref_path = A.verified_path(run_dir, ref_entry)
     paths = [(e, A.verified_path(run_dir, e)) for e in entries]
     siblings = {

@@ -17,7 +17,7 @@ import numpy as np
 from exporters.files import write_json_atomic
 from runtimes.registry import make_runner
 from toolkit.data.mnist import Mnist, load_mnist, to_model_input
-from toolkit.errors import RunDirError, ToolkitError
+from toolkit.errors import ToolkitError
 from toolkit.mcu.arena import measure_arena
 from toolkit.mcu.boards import BOARDS, fits
 from toolkit.mcu.firmware import write_firmware
@@ -165,9 +165,7 @@ def mcu_step(
         raise ToolkitError(f"--limit must be 1 or more, got {limit}.")
     manifest = A.load_manifest(run_dir)
     entries = select(manifest, artifact_names)
-    ref_entry = next((e for e in manifest["artifacts"] if e["name"] == A.REFERENCE_NAME), None)
-    if ref_entry is None:
-        raise RunDirError(f"{run_dir / A.MANIFEST_JSON} lists no {A.REFERENCE_NAME}; re-run `edgekit export`.")
+    ref_entry = A.listed_reference(run_dir, manifest)
     ref = (ref_entry, A.verified_path(run_dir, ref_entry))
     data = data or load_mnist()
     n = len(data.x_test) if limit is None else min(limit, len(data.x_test))

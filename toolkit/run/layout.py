@@ -285,3 +285,11 @@ def read_document(path: Path, kind: type[Document]) -> dict[str, Any]:
     from toolkit.run.documents import dump_document
 
     return dump_document(load_document(path, kind))
+
+
+def listed_reference(run_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's Keras reference entry, which parity, diagnose and mcu compare against."""
+    entry: dict[str, Any] | None = next((e for e in manifest["artifacts"] if e["name"] == REFERENCE_NAME), None)
+    if entry is None:
+        raise RunDirError(f"{run_dir / MANIFEST_JSON} lists no {REFERENCE_NAME} reference; re-run `edgekit export`.")
+    return entry

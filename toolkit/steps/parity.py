@@ -13,7 +13,7 @@ import numpy as np
 from runtimes.registry import make_runner
 from runtimes.spec import ModelSpec
 from toolkit.data.mnist import Mnist, load_mnist, to_model_input
-from toolkit.errors import RunDirError, ToolkitError
+from toolkit.errors import ToolkitError
 from toolkit.progress import ProgressCallback, as_progress
 from toolkit.run import layout as A
 
@@ -186,11 +186,7 @@ def parity_step(
     """Run every artifact over the test set against the Keras reference; write parity.json."""
     manifest = A.load_manifest(run_dir)
     entries = A.select_artifacts(manifest, artifact_names)
-    ref_entry = next((e for e in manifest["artifacts"] if e["name"] == A.REFERENCE_NAME), None)
-    if ref_entry is None:
-        raise RunDirError(
-            f"{run_dir / A.MANIFEST_JSON} lists no {A.REFERENCE_NAME} reference; re-run `edgekit export`."
-        )
+    ref_entry = A.listed_reference(run_dir, manifest)
     if limit is not None and limit < 1:
         raise ToolkitError(f"--limit must be 1 or more, got {limit}.")
     # Check every file before the long work starts, so a tampered artifact fails fast.
