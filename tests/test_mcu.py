@@ -272,3 +272,18 @@ def test_cli_refuses_float_and_onnx_artifacts_in_one_line(small_run: Path, edgek
         assert proc.returncode == 1
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and expected in lines[0] and "edgekit export -p int8" in lines[0]
+
+
+def test_mcu_json_is_a_valid_run_document(mcu_run: tuple[Path, dict]) -> None:
+    """mcu.json is written through the typed documents and matches its published JSON Schema."""
+    import json
+
+    jsonschema = pytest.importorskip("jsonschema")
+    from tests.conftest import REPO
+    from toolkit.run.documents import McuDocument, load_document, unknown_fields
+
+    run, _ = mcu_run
+    doc = load_document(run / "mcu.json", McuDocument)
+    assert not unknown_fields(doc)
+    schema = json.loads((REPO / "docs" / "schemas" / "mcu.schema.json").read_text())
+    jsonschema.validate(json.loads((run / "mcu.json").read_text()), schema)

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from exporters.files import write_json_atomic
 from runtimes.registry import make_runner
 from toolkit.data.mnist import Mnist, load_mnist, to_model_input
 from toolkit.errors import ToolkitError
@@ -187,7 +186,9 @@ def mcu_step(
     doc["parity_json"] = _add_parity_rows(
         run_dir, [r["parity_row"] for r in results], [r["sha256"] for r in results], n
     )
-    write_json_atomic(run_dir / MCU_JSON, doc)
+    from toolkit.run.documents import McuDocument
+
+    A.save_document(run_dir / MCU_JSON, doc, McuDocument)
     return doc
 
 

@@ -49,6 +49,7 @@ from toolkit.run.documents.common import (
 )
 from toolkit.run.documents.gate import GateDocument, GateLimits, GateRegression
 from toolkit.run.documents.manifest import ArtifactEntry, Calibration, ManifestDocument
+from toolkit.run.documents.mcu import McuDocument
 from toolkit.run.documents.options import BenchOptions, RunOptions
 from toolkit.run.documents.parity import ParityData, ParityDocument, ParityReference, ParityRow
 from toolkit.run.documents.schemas import DOCUMENTS, json_schema, kind_for, stale_schemas, write_schemas
@@ -85,6 +86,7 @@ __all__ = [
     "GateLimits",
     "GateRegression",
     "ManifestDocument",
+    "McuDocument",
     "ModelSpecDict",
     "ParityData",
     "ParityDocument",

@@ -15,6 +15,7 @@ from toolkit.run.documents.bench import BenchDocument
 from toolkit.run.documents.bundle import BundleDocument
 from toolkit.run.documents.gate import GateDocument
 from toolkit.run.documents.manifest import ManifestDocument
+from toolkit.run.documents.mcu import McuDocument
 from toolkit.run.documents.options import RunOptions
 from toolkit.run.documents.parity import ParityDocument
 from toolkit.run.documents.train import TrainDocument
@@ -30,6 +31,7 @@ DOCUMENTS: dict[str, type[Document]] = {
     "gate": GateDocument,
     "bundle": BundleDocument,
     "verify": VerifyDocument,
+    "mcu": McuDocument,
 }
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

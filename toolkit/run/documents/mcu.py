@@ -1,0 +1,108 @@
+"""mcu.json: the run's int8 models in TensorFlow Lite Micro (`edgekit mcu`): ops, arena, flash, parity, boards."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from toolkit.run.documents.base import Document, Part
+from toolkit.run.documents.parity import ParityRow
+
+
+class McuTensor(Part):
+    """The model's input or output as TFLM sees it."""
+
+    shape: list[int]
+    dtype: str
+    scale: float | None = None
+    zero_point: int | None = None
+
+
+class McuArena(Part):
+    """The arena, measured with the host's reference kernels."""
+
+    OPEN: ClassVar[bool] = True  # `parts` names the allocator's categories, which vary between TFLM versions
+
+    min_bytes: int = Field(description="The smallest arena that loads and runs (16-byte search).")
+    recommended_bytes: int = Field(description="min_bytes plus the CMSIS-NN margin.")
+    recorded_total: int | None = None
+    head_bytes: int | None = Field(None, description="Activations and per-op scratch.")
+    tail_bytes: int | None = Field(None, description="Persistent allocations.")
+    parts: dict[str, int] = Field(default_factory=dict, description="The recording allocator's categories.")
+    measured_with: str
+    margin_reason: str
+
+
+class McuFlash(Part):
+    """Flash: the model's bytes; TFLM's own code is cited as a lower bound, not measured."""
+
+    model_bytes: int
+    runtime_code_bytes: int | None = Field(None, description="Measured TFLM code size (None: not measured).")
+    runtime_code_min_bytes: int | None = Field(None, description="Cited lower bound for TFLM's core runtime.")
+    note: str
+
+
+class McuParity(Part):
+    """The test split through TFLM against LiteRT's run of the same file and against Keras."""
+
+    images: int
+    accuracy: float
+    keras_accuracy: float
+    agreement_litert: float
+    disagreements_litert: int
+    litert_backend: str | None = None
+    agreement_keras: float
+    disagreements_keras: int
+    max_int8_steps_vs_litert: int
+    passed: bool
+    failures: list[str]
+
+
+class McuBoard(Part):
+    """One board of `toolkit/mcu/boards.py` against the model."""
+
+    board: str
+    mcu: str
+    core: str
+    ram_bytes: int
+    flash_bytes: int | None
+    ram_left_bytes: int
+    flash_left_bytes: int | None
+    fits: bool
+    source: str
+    note: str = ""
+
+
+class McuResult(Part):
+    """One artifact in TFLM."""
+
+    artifact: str
+    path: str
+    sha256: str
+    ops: list[str]
+    op_count: int
+    input: McuTensor
+    output: McuTensor
+    arena: McuArena
+    flash: McuFlash
+    parity: McuParity
+    parity_row: ParityRow
+    boards: list[McuBoard]
+    boards_sized_with: str
+    files: list[str]
+    latency: str
+
+
+class McuDocument(Document):
+    """mcu.json: every full-int8 TFLite artifact of a run in TensorFlow Lite Micro."""
+
+    FILE: ClassVar[str] = "mcu.json"
+    FIX: ClassVar[str] = "re-run `edgekit mcu`"
+
+    created_utc: str
+    tflite_micro: str = Field(description="The tflite-micro package version that ran the models.")
+    data: dict[str, Any]
+    results: list[McuResult]
+    passed: bool
+    parity_json: str | None = Field(None, description="What happened to parity.json's TFLM rows.")
