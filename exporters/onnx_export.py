@@ -37,11 +37,33 @@ def _convert_fp32(model: Any, dest: Path, opset: int) -> None:
     import tf2onnx
 
     shape = [None, *[int(d) for d in model.input_shape[1:]]]
-    signature = (tf.TensorSpec(shape, tf.float32, name=INPUT_NAME),)
+    dtype = tf.uint8 if str(getattr(model.inputs[0], "dtype", "float32")) == "uint8" else tf.float32
+    signature = (tf.TensorSpec(shape, dtype, name=INPUT_NAME),)
     fn = tf.function(lambda x: model(x, training=False), input_signature=signature)
     proto, _ = tf2onnx.convert.from_function(fn, input_signature=signature, opset=opset)
+    _freeze_captured_tensors(proto, fn.get_concrete_function())
     onnx.checker.check_model(proto, full_check=True)
     onnx.save_model(proto, str(dest))
+
+
+def _freeze_captured_tensors(proto: Any, concrete: Any) -> None:
+    """Turn graph inputs that are captured constants into initializers.
+
+    tf2onnx freezes captured variables but leaves captured eager tensors as graph inputs; Keras 3 layers
+    such as an adapted `Normalization` keep their statistics that way, which would give the ONNX file
+    extra inputs (e.g. `norm/Sub/y:0`) that no caller can feed.
+    """
+    from onnx import numpy_helper
+
+    values = {}
+    for placeholder, value in zip(concrete.graph.internal_captures, concrete.captured_inputs, strict=False):
+        if getattr(value, "dtype", None) is not None and value.dtype.name != "resource":
+            values[placeholder.name] = value.numpy()
+    inputs = list(proto.graph.input)
+    for graph_input in inputs:
+        if graph_input.name in values:
+            proto.graph.initializer.append(numpy_helper.from_array(values[graph_input.name], graph_input.name))
+            proto.graph.input.remove(graph_input)
 
 
 class _CalibrationReader:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         BenchDocument,
         GateDocument,
         ManifestDocument,
+        ModelDocument,
         ParityDocument,
         RunOptions,
         TrainDocument,
@@ -96,8 +97,16 @@ def export(
     calibration_size: int = 500,
     seed: int = 7,
     progress: ProgressCallback | None = None,
+    model: str | Path | None = None,
+    output_kind: str | None = None,
+    custom_objects: str | Path | None = None,
+    input_scale: float | None = None,
 ) -> ManifestDocument:
     """Export the run's model.keras (default: every format and precision not opt-in); returns manifest.json.
+
+    With `model` (your .keras, .h5 or SavedModel folder), it is checked with `data` first and imported into
+    `run_dir` (created if missing) as model.keras, model.json and dataset.json; nothing is written if either
+    is refused.
 
     Args:
         formats: "tflite" and/or "onnx" (None: both).
@@ -110,9 +119,21 @@ def export(
     from toolkit.run.lock import run_lock
     from toolkit.steps.export import export_step, parse_targets
 
-    run = layout.resolve_run_dir(Path(run_dir))
     targets = parse_targets(_formats(formats), _precisions(precisions))
-    dataset = load_data(data) if any(p in NEEDS_CALIBRATION for _, p in targets) else None
+    if model is not None:
+        from toolkit.steps.user_model import import_into_run, prepare_user_model
+
+        user = prepare_user_model(
+            model, data, seed=seed, output_kind=output_kind, custom_objects=custom_objects, input_scale=input_scale
+        )
+        run = layout.prepare_run_dir(Path(run_dir))
+        with run_lock(run):
+            import_into_run(run, user)
+        dataset: Any = user.dataset
+    else:
+        run = layout.resolve_run_dir(Path(run_dir))
+        needs_data = any(p in NEEDS_CALIBRATION for _, p in targets)
+        dataset = _run_data(run, data) if needs_data else None
     with run_lock(run):
         manifest = export_step(
             run, targets, data=dataset, calibration_size=calibration_size, seed=seed, progress=progress
@@ -138,7 +159,7 @@ def parity(
     from toolkit.steps.parity import parity_step
 
     run = layout.resolve_run_dir(Path(run_dir))
-    dataset = load_data(data)
+    dataset = _run_data(run, data)
     with run_lock(run):
         report = parity_step(
             run, artifact_names=list(artifacts) if artifacts else None, limit=limit, data=dataset, progress=progress
@@ -169,7 +190,7 @@ def bench(
             run,
             settings,
             artifact_names=list(artifacts) if artifacts else None,
-            data=load_data(data),
+            data=_run_data(run, data),
             progress=progress,
         )
     return parse_document(report, BenchDocument, source=run / layout.BENCH_JSON)
@@ -221,7 +242,7 @@ def diagnose(
     from toolkit.run.lock import run_lock
 
     run = layout.resolve_run_dir(Path(run_dir))
-    dataset = load_data(data)
+    dataset = _run_data(run, data)
     with run_lock(run):
         result = diagnose_step(
             run, artifact_names=list(artifacts) if artifacts else None, limit=limit, data=dataset, progress=progress
@@ -242,8 +263,17 @@ def pipeline_options(
     settings: BenchSettings | None = None,
     data: str | None = None,
     allow_unverified: bool = False,
+    model: str | Path | None = None,
+    output_kind: str | None = None,
+    custom_objects: str | Path | None = None,
+    input_scale: float | None = None,
 ) -> RunOptions:
-    """The options of a whole pipeline run, as stored in its run.json (so `--resume` repeats them)."""
+    """The options of a whole pipeline run, as stored in its run.json (so `--resume` repeats them).
+
+    With `model` (a .keras, .h5 or SavedModel folder) the run skips training and takes that model through
+    export, parity and bench on `data` (an .npz, a folder of images per class, or MNIST); `output_kind`,
+    `custom_objects` and `input_scale` say how to read it (see `toolkit.steps.user_model.prepare_user_model`).
+    """
     from dataclasses import asdict
 
     from toolkit.model.reference import TrainConfig
@@ -262,9 +292,15 @@ def pipeline_options(
         "targets": [[f.value, p.value] for f, p in parse_targets(_formats(formats), _precisions(precisions))],
         "calibration_size": calibration_size,
         "bench": settings.to_dict(),
-        "data": data,
+        "data": None if data is None else str(data),
         "allow_unverified": allow_unverified,
+        "model": None if model is None else str(Path(model).expanduser().resolve()),
+        "output_kind": output_kind,
+        "custom_objects": None if custom_objects is None else str(Path(custom_objects).expanduser().resolve()),
+        "input_scale": input_scale,
     }
+    if data is not None and model is not None and Path(str(data)).expanduser().exists():
+        options["data"] = str(Path(str(data)).expanduser().resolve())  # --resume may run from elsewhere
     return parse_document(options, RunOptions)
 
 
@@ -293,6 +329,7 @@ def pipeline(
     from toolkit.run.documents import (
         BenchDocument,
         ManifestDocument,
+        ModelDocument,
         ParityDocument,
         TrainDocument,
         dump_document,
@@ -306,7 +343,14 @@ def pipeline(
         stored = load_run_options(run)
     else:
         stored = dump_document(options or pipeline_options())
-    dataset = data or load_data(stored.get("data"), allow_unverified=bool(stored.get("allow_unverified")))
+    user = None
+    if stored.get("model"):
+        dataset = None
+        if resume is None or not (run / "model.json").is_file():
+            # Checked before the run directory exists, so a refused model or dataset leaves nothing behind.
+            user = _prepare_user(stored, data)
+    else:
+        dataset = data or load_data(stored.get("data"), allow_unverified=bool(stored.get("allow_unverified")))
     if resume is None:
         run = layout.new_run_dir(Path(runs_dir))
         layout.point_latest(run)  # at once, so `--resume runs/latest` finds an interrupted run
@@ -314,11 +358,12 @@ def pipeline(
         on_run_dir(run)
     stored.pop("schema_version", None)
     with run_lock(run):
-        result = run_pipeline(run, stored, data=dataset, progress=progress, resume=resume is not None)
+        result = run_pipeline(run, stored, data=dataset, progress=progress, resume=resume is not None, user=user)
     layout.point_latest(run)
     return PipelineResult(
         run_dir=run,
-        train=parse_document(result["train"], TrainDocument),
+        train=None if result["train"] is None else parse_document(result["train"], TrainDocument),
+        model=None if result.get("model") is None else parse_document(result["model"], ModelDocument),
         manifest=parse_document(result["manifest"], ManifestDocument),
         parity=parse_document(result["parity"], ParityDocument),
         bench=parse_document(result["bench"], BenchDocument),
@@ -333,13 +378,38 @@ class PipelineResult:
     """What `pipeline()` did: the run directory and the documents it holds."""
 
     run_dir: Path
-    train: TrainDocument
+    train: TrainDocument | None  # None when the run took the user's model (--model) instead of training
     manifest: ManifestDocument
     parity: ParityDocument
     bench: BenchDocument
     report: tuple[Path, Path]
     skipped: list[str]
     timings: dict[str, float]
+    model: ModelDocument | None = None  # the user's model (--model), as model.json records it
+
+
+def _run_data(run: Path, data: Any) -> Any:
+    """MNIST loaded here for a reference run; for a run made with --model the step resolves `data` itself
+    (None: the run's dataset.json)."""
+    from toolkit.model.run_source import is_user_run, recorded_dataset
+
+    if is_user_run(run) or recorded_dataset(run) is not None:
+        return data
+    return load_data(data)
+
+
+def _prepare_user(stored: dict[str, Any], data: Any = None) -> Any:
+    from toolkit.steps.user_model import prepare_user_model
+
+    return prepare_user_model(
+        stored["model"],
+        data if data is not None else stored.get("data"),
+        seed=int(stored["train"]["seed"]),
+        output_kind=stored.get("output_kind"),
+        custom_objects=stored.get("custom_objects"),
+        input_scale=stored.get("input_scale"),
+        allow_unverified=bool(stored.get("allow_unverified")),
+    )
 
 
 def _formats(values: Sequence[Any] | None) -> list[Any] | None:

@@ -14,6 +14,7 @@ from toolkit.cli.options import (
     BaselineOpt,
     BatchOpt,
     BenchOptions,
+    DataOpt,
     GateMetric,
     GateMetricOpt,
     MaxAccuracyDropOpt,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 def bench(
     run_dir: RunDirArg = None,
     artifact: ArtifactOpt = None,
+    data: DataOpt = None,
     batch: BatchOpt = None,
     threads: ThreadsOpt = None,
     xnnpack: XnnpackOpt = None,
@@ -104,7 +106,7 @@ def bench(
         _bench_remote(run, remote, settings, artifact, ssh_config, remote_dir, gate, offline)
         return
     with progress_bar() as progress:
-        report = toolkit.bench(run, settings=settings, artifacts=artifact, progress=progress)
+        report = toolkit.bench(run, settings=settings, artifacts=artifact, data=data, progress=progress)
     print_bench(dump_document(report))
     out.print(f"Wrote {escape(str(run / A.BENCH_JSON))}", highlight=False)
     if gate is not None:

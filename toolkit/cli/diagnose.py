@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from toolkit.cli.console import err, out, progress_bar, rich_table, user_errors
+from toolkit.cli.console import out, progress_bar, rich_table, user_errors
 
 RunDirArg = Annotated[Path | None, typer.Argument(help="Run directory (default: runs/latest).", show_default=False)]
 ArtifactOpt = Annotated[
@@ -26,7 +26,9 @@ LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1, help="Use the fir
 DataOpt = Annotated[
     str | None,
     typer.Option(
-        "--data", help="MNIST source: shipped (default), keras-cache, a Keras .npz, or a folder of IDX files."
+        "--data",
+        help="Test data (default: the run's own, or shipped MNIST): an MNIST source, or for a run made with --model "
+        "an .npz or a folder of images per class.",
     ),
 ]
 AllowUnverifiedOpt = Annotated[
@@ -78,14 +80,12 @@ def register(app: typer.Typer) -> None:
         """
         from rich.markup import escape
 
-        from toolkit.data.mnist import load_mnist
+        from toolkit.cli.show import _load_data
         from toolkit.diagnosis.step import DIAGNOSE_DIR, DIAGNOSE_MD, diagnose_step
         from toolkit.run import layout as A
 
         run = A.resolve_run_dir(run_dir)
-        dataset = load_mnist(data, allow_unverified=allow_unverified)
-        for warning in dataset.warnings:
-            err.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
+        dataset = _load_data(data, allow_unverified, run)
         from toolkit.run.lock import run_lock
         from toolkit.run.pipeline import report_step
 

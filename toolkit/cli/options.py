@@ -24,10 +24,68 @@ DataOpt = Annotated[
     str | None,
     typer.Option(
         "--data",
-        help="MNIST source: [b]shipped[/] (default), [b]keras-cache[/], a Keras .npz file, or a folder of IDX files.",
+        help="Dataset: [b]shipped[/] MNIST (default; or [b]keras-cache[/], an MNIST .npz or IDX folder); with your "
+        "own model also an .npz (x_train/y_train/x_test/y_test, or x/y) or a folder of images in one sub-folder "
+        "per class. A run made with --model remembers its data.",
         rich_help_panel="Data",
     ),
 ]
+ModelOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--model",
+        help="Your own Keras model (.keras, legacy .h5, or a SavedModel folder) instead of the reference CNN; "
+        "skips training. One input (image [N,H,W,C] or vector [N,F]) and one output.",
+        rich_help_panel="Your own model",
+        show_default=False,
+    ),
+]
+OutputKindOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--output",
+        help="What the model outputs: [b]probabilities[/], [b]logits[/] (parity compares softmax of both sides) or "
+        "[b]values[/] (regression). Default: detected (softmax → probabilities, one unit → values, else logits).",
+        rich_help_panel="Your own model",
+        show_default=False,
+    ),
+]
+CustomObjectsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--custom-objects",
+        help="Python file defining the model's custom layers (registered with "
+        "@keras.saving.register_keras_serializable); copied into the run.",
+        rich_help_panel="Your own model",
+        show_default=False,
+    ),
+]
+InputScaleOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--input-scale",
+        help="Multiply the stored data by this before it reaches the model, e.g. 1/255 for a model trained on "
+        "pixels/255 without a Rescaling layer (default: 1; MNIST always /255).",
+        rich_help_panel="Your own model",
+        show_default=False,
+    ),
+]
+
+
+def parse_scale(text: str | None) -> float | None:
+    """`--input-scale`: a number or a fraction such as 1/255."""
+    from toolkit.errors import ToolkitError
+
+    if text is None:
+        return None
+    try:
+        num, _, den = text.partition("/")
+        value = float(num) / (float(den) if den else 1.0)
+    except (ValueError, ZeroDivisionError):
+        raise ToolkitError(f"--input-scale {text!r} is not a number; give e.g. 0.5 or 1/255.") from None
+    if not value > 0:
+        raise ToolkitError(f"--input-scale must be positive, got {text}.")
+    return value
 AllowUnverifiedOpt = Annotated[
     bool,
     typer.Option(

@@ -18,12 +18,16 @@ from toolkit.cli.options import (
     BatchSizeOpt,
     BenchOptions,
     CalibOpt,
+    CustomObjectsOpt,
     DataOpt,
     EpochsOpt,
     FormatOpt,
+    InputScaleOpt,
     MinRunsOpt,
     MinSecondsOpt,
+    ModelOpt,
     OrtOptOpt,
+    OutputKindOpt,
     PeakOpt,
     PrecisionOpt,
     QuickOpt,
@@ -34,6 +38,7 @@ from toolkit.cli.options import (
     TrainLimitOpt,
     WarmupOpt,
     XnnpackOpt,
+    parse_scale,
 )
 from toolkit.cli.show import _load_data, print_bench, print_parity, print_recommendation
 
@@ -88,23 +93,34 @@ def export(
     seed: SeedOpt = 7,
     data: DataOpt = None,
     allow_unverified: AllowUnverifiedOpt = False,
+    model: ModelOpt = None,
+    output_kind: OutputKindOpt = None,
+    custom_objects: CustomObjectsOpt = None,
+    input_scale: InputScaleOpt = None,
 ) -> None:
     """Export model.keras to TFLite and ONNX (float and quantized); writes exports/ and manifest.json.
 
     Default: TFLite fp32, fp16, int8-dynamic and int8 (int8 I/O); ONNX fp32 and int8 (static QDQ).
-    Example: [b]edgekit export runs/latest -f tflite -p int8[/]
+    With [b]--model[/], your own Keras model is checked with [b]--data[/] and imported into RUN_DIR first.
+    Examples: [b]edgekit export runs/latest -f tflite -p int8[/]
+    [b]edgekit export runs/mine --model my.keras --data my.npz[/]
     """
     import toolkit
     from toolkit.run import layout as A
     from toolkit.steps.export import parse_targets
 
-    run = A.resolve_run_dir(run_dir)
     targets = parse_targets(formats, precisions)  # a bad combination fails before the data loads
-    dataset = _load_data(data, allow_unverified) if any(p in NEEDS_CALIBRATION for _, p in targets) else None
+    scale = parse_scale(input_scale)
+    if model is not None:
+        run, dataset = run_dir or Path("runs") / "latest", data
+    else:
+        run = A.resolve_run_dir(run_dir)
+        needs_data = any(p in NEEDS_CALIBRATION for _, p in targets)
+        dataset = _load_data(data, allow_unverified, run) if needs_data else None
     with progress_bar() as progress:
         manifest = toolkit.export(
             run, formats=formats, precisions=precisions, data=dataset, calibration_size=calibration_size, seed=seed,
-            progress=progress,
+            progress=progress, model=model, output_kind=output_kind, custom_objects=custom_objects, input_scale=scale,
         )  # fmt: skip
     rows = [[a.name, a.precision, f"{a.size_bytes:,}", a.sha256[:12]] for a in manifest.artifacts]
     out.print(rich_table(f"Artifacts in {run}", ["artifact", "precision", "bytes", "sha256"], rows))
@@ -129,7 +145,7 @@ def parity(
     from toolkit.run.documents import dump_document
 
     run = A.resolve_run_dir(run_dir)
-    dataset = _load_data(data, allow_unverified)
+    dataset = _load_data(data, allow_unverified, run)
     with progress_bar() as progress:
         report = toolkit.parity(run, artifacts=artifact, limit=limit, data=dataset, progress=progress)
     print_parity(dump_document(report))
@@ -184,6 +200,10 @@ def pipeline(
     train_limit: TrainLimitOpt = None,
     data: DataOpt = None,
     allow_unverified: AllowUnverifiedOpt = False,
+    model: ModelOpt = None,
+    output_kind: OutputKindOpt = None,
+    custom_objects: CustomObjectsOpt = None,
+    input_scale: InputScaleOpt = None,
     formats: FormatOpt = None,
     precisions: PrecisionOpt = None,
     calibration_size: CalibOpt = 500,
@@ -201,6 +221,7 @@ def pipeline(
 
     Exits 3 if any artifact fails parity (the run is still completed and reported).
     Example: [b]edgekit pipeline[/]   or, for a quick look: [b]edgekit pipeline --epochs 1 --quick[/]
+    Your own model (no training): [b]edgekit pipeline --model my.keras --data my.npz[/]
     After an interruption: [b]edgekit pipeline --resume runs/latest[/]
     """
     import toolkit
@@ -214,9 +235,10 @@ def pipeline(
         options = toolkit.pipeline_options(
             epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit, formats=formats,
             precisions=precisions, calibration_size=calibration_size, settings=settings.settings(), data=data,
-            allow_unverified=allow_unverified,
+            allow_unverified=allow_unverified, model=model, output_kind=output_kind, custom_objects=custom_objects,
+            input_scale=parse_scale(input_scale),
         )  # fmt: skip
-        dataset = _load_data(data, allow_unverified)
+        dataset = None if model is not None else _load_data(data, allow_unverified)
 
     def started(run: Path) -> None:
         out.print(f"{'Resuming' if resume else 'Run directory:'} [bold]{escape(str(run))}[/]", highlight=False)
@@ -228,11 +250,20 @@ def pipeline(
     if result.skipped:
         out.print(f"Kept from the interrupted run: {', '.join(result.skipped)}", highlight=False)
     parity_report, bench_report = dump_document(result.parity), dump_document(result.bench)
-    out.print(
-        f"Keras reference: test accuracy [bold]{100 * result.train.test_accuracy:.2f} %[/] "
-        f"after {result.train.config.epochs} epoch(s)",
-        highlight=False,
-    )
+    if result.train is not None:
+        out.print(
+            f"Keras reference: test accuracy [bold]{100 * result.train.test_accuracy:.2f} %[/] "
+            f"after {result.train.config.epochs} epoch(s)",
+            highlight=False,
+        )
+    elif result.model is not None:
+        accuracy = result.parity.reference.accuracy
+        score = f"test accuracy [bold]{100 * accuracy:.2f} %[/]" if accuracy is not None else "regression"
+        out.print(
+            f"Your model [bold]{escape(result.model.name)}[/] ({result.model.params:,} parameters, "
+            f"{len(result.model.layers)} layers): {score} on {escape(result.parity.data.name)}",
+            highlight=False,
+        )
     print_parity(parity_report)
     print_bench(bench_report)
     print_recommendation(parity_report, bench_report)

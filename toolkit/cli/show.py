@@ -9,8 +9,15 @@ from rich.markup import escape
 from toolkit.cli.console import err, out, rich_table
 
 
-def _load_data(source: str | None, allow_unverified: bool) -> Any:
+def _load_data(source: str | None, allow_unverified: bool, run: Any = None) -> Any:
+    """MNIST, loaded here so its warnings print; a run made with --model resolves its own data (returned as given)."""
     from toolkit.data.mnist import load_mnist
+
+    if run is not None:
+        from toolkit.model.run_source import is_user_run, recorded_dataset
+
+        if is_user_run(run) or recorded_dataset(run) is not None:
+            return source
 
     data = load_mnist(source, allow_unverified=allow_unverified)
     for warning in data.warnings:

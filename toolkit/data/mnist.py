@@ -224,7 +224,6 @@ def _sha256(arr: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(arr).data).hexdigest()
 
 
-
 def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Read the four arrays from a Keras-format .npz, never unpickling."""
     expected = "a Keras-format MNIST .npz (zip of x_train, y_train, x_test, y_test .npy arrays)"

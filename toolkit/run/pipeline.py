@@ -12,14 +12,15 @@ from typing import Any
 
 from exporters.base import ExportFormat, Precision, artifact_name
 from exporters.files import sha256_file
-from toolkit.data.mnist import Mnist
 from toolkit.errors import RunDirError
 from toolkit.model.reference import TrainConfig
+from toolkit.model.run_source import MODEL_JSON
 from toolkit.progress import ProgressCallback
 from toolkit.run import layout as A
 from toolkit.steps.export import export_step
 from toolkit.steps.parity import parity_step
 from toolkit.steps.train import train_step
+from toolkit.steps.user_model import UserModel, import_into_run
 
 
 # -- report ------------------------------------------------------------------------------------------
@@ -38,10 +39,12 @@ def _step_state(run_dir: Path, targets: list[tuple[ExportFormat, Precision]]) ->
     """Which steps already completed, trusting only files whose sha256 matches what the next step recorded."""
     done = {"train": False, "export": False, "parity": False, "bench": False}
     model, train_json = run_dir / A.MODEL_FILE, run_dir / A.TRAIN_JSON
-    if not (model.is_file() and train_json.is_file()):
+    # A user's model (--model) is imported, not trained: model.json records its sha256 instead.
+    made_by = train_json if train_json.is_file() else run_dir / MODEL_JSON
+    if not (model.is_file() and made_by.is_file()):
         return done
     model_sha = sha256_file(model)
-    if A.read_json(train_json).get("model_sha256") != model_sha:
+    if A.read_json(made_by).get("model_sha256") != model_sha:
         return done
     done["train"] = True
     if not (run_dir / A.MANIFEST_JSON).is_file():
@@ -74,16 +77,18 @@ def run_pipeline(
     run_dir: Path,
     options: dict[str, Any],
     *,
-    data: Mnist,
+    data: Any,
     progress: ProgressCallback | None = None,
     resume: bool = False,
+    user: UserModel | None = None,
 ) -> dict[str, Any]:
     """train → export → parity → bench → report in `run_dir`; with `resume`, skip the steps already done.
 
     `options` (stored as run.json) holds the training config, export targets and bench settings, so a
     resumed run repeats exactly the same work. Returns what each step produced plus timings.
+    With `user` (a checked `--model`), the model is imported instead of trained and every step runs on its data.
     """
-    from toolkit.run.documents import BenchDocument, ParityDocument, TrainDocument
+    from toolkit.run.documents import BenchDocument, ModelDocument, ParityDocument, TrainDocument
     from toolkit.steps.bench import bench_step
     from toolkit.steps.bench_settings import BenchSettings
 
@@ -105,7 +110,15 @@ def run_pipeline(
         result["timings"][step] = time.perf_counter() - t0
         return value
 
-    if done["train"]:
+    if options.get("model"):
+        if done["train"]:
+            result["model"] = A.read_document(run_dir / MODEL_JSON, ModelDocument)
+        else:
+            assert user is not None, "a --model run needs its checked model to import"
+            result["model"] = timed("import", import_into_run, run_dir, user)
+        result["train"] = None
+        data = user.dataset if user is not None else None  # None: the steps read dataset.json
+    elif done["train"]:
         result["train"] = A.read_document(run_dir / A.TRAIN_JSON, TrainDocument)
     else:
         result["train"] = timed("train", train_step, run_dir, data, config, progress)

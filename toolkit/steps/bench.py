@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.data.mnist import Mnist, load_mnist, to_model_input
 from toolkit.errors import ToolkitError
+from toolkit.model.run_source import run_dataset, run_spec
 from toolkit.progress import ProgressCallback, as_progress
 from toolkit.run import layout as A
 from toolkit.steps.bench_settings import DEFAULT_SETTINGS, BenchSettings
@@ -80,7 +80,7 @@ def bench_step(
     settings: BenchSettings = DEFAULT_SETTINGS,
     *,
     artifact_names: list[str] | None = None,
-    data: Mnist | None = None,
+    data: Any = None,
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Measure every artifact in a fresh process per (artifact, threads, variant); write bench.json."""
@@ -96,7 +96,8 @@ def bench_step(
         entries, skipped = _available(entries)
     paths = [(e, A.verified_path(run_dir, e)) for e in entries]
     threads = list(dict.fromkeys(settings.threads)) if settings.threads else thread_counts()
-    data = data or load_mnist()
+    spec = run_spec(run_dir)
+    dataset = run_dataset(run_dir, data, spec=spec)
     flops = _flops(paths)
     accuracy = _accuracy_by_artifact(run_dir)
     jobs = [
@@ -114,7 +115,11 @@ def bench_step(
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
         inputs = Path(tmp) / "inputs.npy"
-        np.save(inputs, to_model_input(data.x_test[: max(settings.batch_sizes)]), allow_pickle=False)
+        batch = max(settings.batch_sizes)
+        x = dataset.inputs(dataset.x_test[:batch], spec)
+        if len(x) < batch:  # a small test split: repeat it to fill the largest batch
+            x = np.concatenate([x] * (-(-batch // len(x))))[:batch]
+        np.save(inputs, x, allow_pickle=False)
         for done, (entry, path, t, options) in enumerate(jobs, start=1):
             p.update(
                 task,

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from exporters.base import NEEDS_CALIBRATION, OPT_IN, SUPPORTED, ExportFormat, Precision, artifact_name
-from toolkit.data.mnist import Mnist, calibration_sample, load_mnist
 from toolkit.errors import ToolkitError
+from toolkit.model.run_source import is_user_run, run_dataset, run_spec
 from toolkit.progress import ProgressCallback, as_progress
 from toolkit.run import layout as A
 
@@ -34,7 +34,7 @@ def export_step(
     run_dir: Path,
     targets: list[tuple[ExportFormat, Precision]],
     *,
-    data: Mnist | None = None,
+    data: Any = None,
     calibration_size: int = 500,
     seed: int = 7,
     progress: ProgressCallback | None = None,
@@ -50,12 +50,13 @@ def export_step(
         raise ToolkitError(f"--calibration-size must be 1 or more, got {calibration_size}.")
     reference = A.reference_entry(run_dir)
     model = load_keras_model(model_path)
-    spec = model_spec_of(model)
+    spec = run_spec(run_dir) if is_user_run(run_dir) else model_spec_of(model)
     reference["model_spec"] = spec.to_dict()
     calibration = None
+    dataset = None
     if any(p in NEEDS_CALIBRATION for _, p in targets):
-        data = data or load_mnist()
-        calibration = calibration_sample(data, n=min(calibration_size, len(data.x_train)), seed=seed)
+        dataset = run_dataset(run_dir, data, spec=spec)
+        calibration = dataset.calibration(spec, n=calibration_size, seed=seed)
     out_dir = run_dir / A.EXPORTS_DIR
     p = as_progress(progress)
     task = p.add_task("export", total=len(targets))
@@ -64,6 +65,7 @@ def export_step(
             "images": 0 if calibration is None else len(calibration),
             "seed": seed,
             "source": "training set",
+            "data": None if dataset is None else dataset.name,
         },
     }
     train_json = run_dir / A.TRAIN_JSON

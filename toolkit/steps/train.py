@@ -12,6 +12,18 @@ from toolkit.progress import ProgressCallback, as_progress
 from toolkit.run import layout as A
 
 
+def forget_user_model(run_dir: Path) -> None:
+    """Remove what `--model` imported (model.json, dataset.json, its custom code and SavedModel copy)."""
+    import shutil
+
+    from toolkit.model.run_source import DATASET_JSON, MODEL_JSON
+    from toolkit.model.user import CUSTOM_OBJECTS, SAVEDMODEL_DIR
+
+    for name in (MODEL_JSON, DATASET_JSON, CUSTOM_OBJECTS):
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / SAVEDMODEL_DIR, ignore_errors=True)
+
+
 def train_step(
     run_dir: Path,
     data: Mnist,
@@ -41,6 +53,7 @@ def train_step(
         p.update(batch_task, completed=0, description=f"  epoch {min(epoch + 1, epochs)} batches")
 
     result = train_reference_model(data, config, on_epoch_end=on_epoch, on_batch_end=on_batch)
+    forget_user_model(run_dir)  # the run now holds the reference CNN, trained on MNIST
     p.remove_task(batch_task)
     save_model(result.model, run_dir / A.MODEL_FILE)
     summary = {

@@ -1,7 +1,8 @@
 """The run documents as typed pydantic models, and the one place they are loaded, checked and written.
 
 One module per file: `train.json` (TrainDocument), `manifest.json` (ManifestDocument), `parity.json`
-(ParityDocument), `bench.json` (BenchDocument), `gate.json` (GateDocument), `bundle.json`
+(ParityDocument), `model.json`/`dataset.json` (ModelDocument, DatasetDocument: a user's own model
+and data), `bench.json` (BenchDocument), `gate.json` (GateDocument), `bundle.json`
 (BundleDocument), `verify.json` (VerifyDocument) and `run.json` (RunOptions, the pipeline's saved
 options). Every document has `schema_version` (1); its JSON Schema is published under docs/schemas/
 (`schemas.py`, `python -m toolkit.run.documents --write-schemas docs/schemas`).
@@ -53,6 +54,7 @@ from toolkit.run.documents.mcu import McuDocument
 from toolkit.run.documents.options import BenchOptions, RunOptions
 from toolkit.run.documents.parity import ParityData, ParityDocument, ParityReference, ParityRow
 from toolkit.run.documents.schemas import DOCUMENTS, json_schema, kind_for, stale_schemas, write_schemas
+from toolkit.run.documents.source import DatasetDocument, ModelDocument
 from toolkit.run.documents.train import TrainData, TrainDocument
 from toolkit.run.documents.verify import (
     DesktopSummary,
@@ -77,6 +79,7 @@ __all__ = [
     "BundleGolden",
     "BundleSource",
     "Calibration",
+    "DatasetDocument",
     "DesktopSummary",
     "Document",
     "DocumentError",
@@ -87,6 +90,7 @@ __all__ = [
     "GateRegression",
     "ManifestDocument",
     "McuDocument",
+    "ModelDocument",
     "ModelSpecDict",
     "ParityData",
     "ParityDocument",

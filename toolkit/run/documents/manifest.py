@@ -36,6 +36,7 @@ class Calibration(Part):
     images: int
     seed: int
     source: str
+    data: str | None = Field(None, description="The dataset's name (MNIST, the user's .npz or folder).")
 
 
 class ManifestDocument(Document):

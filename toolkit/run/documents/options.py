@@ -35,5 +35,13 @@ class RunOptions(Document):
     targets: list[tuple[str, str]] = Field(description="(format, precision) pairs to export.")
     calibration_size: int
     bench: BenchOptions
-    data: str | None = Field(None, description="--data: shipped, keras-cache, a .npz file or an IDX folder.")
+    data: str | None = Field(
+        None, description="--data: shipped, keras-cache, an IDX folder, or (with --model) a .npz or image folder."
+    )
     allow_unverified: bool = False
+    model: str | None = Field(
+        None, description="--model: the user's .keras/.h5/SavedModel (None: train the reference)."
+    )
+    output_kind: str | None = Field(None, description="--output: probabilities, logits or values (None: detected).")
+    custom_objects: str | None = Field(None, description="--custom-objects: Python file registering custom layers.")
+    input_scale: float | None = Field(None, description="--input-scale: multiply the stored data by this.")

@@ -13,9 +13,10 @@ class ParityReference(Part):
     """The Keras reference the artifacts are compared with."""
 
     artifact: str
-    accuracy: float
+    accuracy: float | None = Field(description="Top-1 accuracy on the labels; None for a regression model.")
     images: int
     sha256: str
+    output_kind: str = Field("probabilities", description="probabilities, logits (softmax compared) or values.")
 
 
 class ParityData(Part):
@@ -24,6 +25,7 @@ class ParityData(Part):
     source: str
     verified: bool
     images: int
+    name: str = Field("MNIST", description="The dataset's name, as reports show it.")
 
 
 class ParityRow(Part):
@@ -33,8 +35,11 @@ class ParityRow(Part):
     format: str
     precision: str
     runtime: str
-    accuracy: float
-    top1_agreement: float = Field(description="Fraction of images whose top-1 class matches the reference's.")
+    accuracy: float | None
+    top1_agreement: float | None = Field(
+        description="Fraction of images whose top-1 class matches the reference's (None for regression)."
+    )
+    max_rel_error: float | None = Field(None, description="Regression: max |Δ| / max |reference output|.")
     max_abs_diff: float = Field(description="Largest |probability - reference probability|.")
     mean_abs_diff: float
     passed: bool

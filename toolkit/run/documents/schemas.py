@@ -18,12 +18,15 @@ from toolkit.run.documents.manifest import ManifestDocument
 from toolkit.run.documents.mcu import McuDocument
 from toolkit.run.documents.options import RunOptions
 from toolkit.run.documents.parity import ParityDocument
+from toolkit.run.documents.source import DatasetDocument, ModelDocument
 from toolkit.run.documents.train import TrainDocument
 from toolkit.run.documents.verify import VerifyDocument
 
 # Schema name (docs/schemas/<name>.schema.json) → model, in the order a run writes them.
 DOCUMENTS: dict[str, type[Document]] = {
     "run": RunOptions,
+    "model": ModelDocument,
+    "dataset": DatasetDocument,
     "train": TrainDocument,
     "manifest": ManifestDocument,
     "parity": ParityDocument,

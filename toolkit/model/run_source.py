@@ -1,0 +1,120 @@
+"""Which data and which model meaning a run uses: dataset.json and model.json, or the reference defaults.
+
+A run made from the user's own model (`--model`) records the model in model.json and its data in
+dataset.json; every later step (parity, bench, diagnose, bundle) finds both there, so `edgekit parity RUN`
+needs no `--data`. A run without them is a reference run: MNIST, the reference CNN's spec.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from toolkit.data.dataset import MNIST, Dataset
+from toolkit.errors import DataError
+from toolkit.run import layout as A
+
+if TYPE_CHECKING:
+    from runtimes.spec import ModelSpec
+
+DATASET_JSON = "dataset.json"
+MODEL_JSON = "model.json"
+
+
+def is_user_run(run_dir: Path) -> bool:
+    """True when the run's model.keras came from `--model` (model.json is there)."""
+    return (run_dir / MODEL_JSON).is_file()
+
+
+def recorded_dataset(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / DATASET_JSON
+    if not path.is_file():
+        return None
+    from toolkit.run.documents import DatasetDocument
+
+    return A.read_document(path, DatasetDocument)
+
+
+def recorded_model(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / MODEL_JSON
+    if not path.is_file():
+        return None
+    from toolkit.run.documents import ModelDocument
+
+    return A.read_document(path, ModelDocument)
+
+
+def run_dataset(
+    run_dir: Path,
+    data: Any = None,
+    *,
+    spec: ModelSpec | None = None,
+    allow_unverified: bool = False,
+) -> Dataset:
+    """The data for a step on `run_dir`: `data` if given, else the run's dataset.json, else shipped MNIST.
+
+    Raises:
+        DataError: the recorded data is gone or changed since the run recorded it (one line, with the fix).
+    """
+    from toolkit.data.mnist import Mnist, load_mnist
+    from toolkit.data.sources import load_dataset
+
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, Mnist):
+        return Dataset.from_mnist(data)
+    recorded = recorded_dataset(run_dir)
+    seed = 7 if recorded is None else int(recorded["seed"])
+    scale = None if recorded is None else float(recorded["scale"])
+    if data is not None:
+        if not is_user_run(run_dir) and recorded is None:
+            return Dataset.from_mnist(load_mnist(data, allow_unverified=allow_unverified))
+        return load_dataset(data, spec=spec, seed=seed, scale=scale, allow_unverified=allow_unverified)
+    if recorded is None or recorded["kind"] == MNIST:
+        return Dataset.from_mnist(load_mnist(None if recorded is None else _mnist_source(recorded)))
+    path = recorded["path"]
+    if not path or not Path(path).exists():
+        raise DataError(f"the run's data {path} (dataset.json) is gone; pass --data with the dataset to use.")
+    dataset = load_dataset(path, spec=spec, seed=seed, scale=scale)
+    if recorded.get("sha256") and dataset.sha256 != recorded["sha256"]:
+        raise DataError(
+            f"the run's data {path} changed since the run recorded it (sha256 differs); pass --data {path} "
+            "to use it as it is now."
+        )
+    return dataset
+
+
+def record_dataset(run_dir: Path, dataset: Dataset, spec: ModelSpec, *, seed: int) -> dict[str, Any]:
+    """Write dataset.json for `dataset` as `spec`'s model takes it."""
+    from toolkit.run.documents import DatasetDocument
+
+    doc = {
+        "schema_version": A.SCHEMA_VERSION,
+        **dataset.describe(),
+        "seed": seed,
+        "value_range": list(dataset.value_range(spec)),
+        "task": "regression" if spec.output_kind == "values" else "classification",
+    }
+    A.save_document(run_dir / DATASET_JSON, doc, DatasetDocument)
+    return doc
+
+
+def run_spec(run_dir: Path) -> ModelSpec:
+    """The run's reference ModelSpec: model.json's for a user model, else the reference CNN's."""
+    from runtimes.spec import ModelSpec
+    from toolkit.model.spec import reference_spec
+
+    model = recorded_model(run_dir)
+    if model is not None:
+        return ModelSpec.from_dict(model["model_spec"])
+    return reference_spec()
+
+
+def data_summary(dataset: Dataset, n: int) -> dict[str, Any]:
+    """The `data` block of parity.json and diagnose.json."""
+    return {"source": dataset.source, "verified": dataset.verified, "images": n, "name": dataset.name}
+
+
+def _mnist_source(recorded: dict[str, Any]) -> str | None:
+    path = recorded.get("path")
+    return str(path) if path else None

@@ -1,0 +1,284 @@
+"""A user's own Keras model: load it (`.keras` with safe_mode, legacy `.h5`, SavedModel folder), check that
+edgekit can take it, and import it into a run directory as `model.keras` plus `model.json`.
+
+What edgekit takes: one input, an image `[N, H, W, C]` (C 1 or 3, fixed H and W) or a vector `[N, F]`,
+float or uint8; one output, class probabilities, logits or plain values. Everything else is refused in one
+line before anything is written.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from toolkit.errors import ToolkitError
+
+if TYPE_CHECKING:
+    from runtimes.spec import ModelSpec
+
+MODEL_JSON: Final = "model.json"
+CUSTOM_OBJECTS: Final = "custom_objects.py"  # imported by the Keras loader when it sits beside model.keras
+SAVEDMODEL_DIR: Final = "savedmodel"
+OUTPUT_KINDS: Final = ("probabilities", "logits", "values")
+
+# Layers the converters and edgekit's diagnosis are known to handle (tested); others are tried, and a
+# failed conversion names the first of them.
+KNOWN_LAYERS: Final = frozenset(
+    {
+        "InputLayer", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv1D", "Dense", "Flatten", "Reshape",
+        "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "BatchNormalization",
+        "Dropout", "SpatialDropout2D", "GaussianNoise", "Add", "Concatenate", "Multiply", "Subtract", "Average",
+        "Rescaling", "Normalization", "ReLU", "Activation", "Softmax", "LeakyReLU", "ZeroPadding2D", "Cropping2D",
+        "TFSMLayer", "Identity",
+    }
+)  # fmt: skip
+
+
+class ModelImportError(ToolkitError):
+    """The user's model cannot be loaded or is not a model edgekit can take."""
+
+
+def load_user_model(path: Path, *, custom_objects: Path | None = None) -> Any:
+    """Load a `.keras` file (safe_mode), a legacy `.h5`, or a TensorFlow SavedModel folder as a Keras model."""
+    from runtimes.tf_import import import_keras
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ModelImportError(f"model {path} not found; give a .keras or .h5 file or a SavedModel folder.")
+    if custom_objects is not None:
+        import_custom_objects(custom_objects)
+    if path.is_dir():
+        if not (path / "saved_model.pb").is_file():
+            raise ModelImportError(
+                f"{path} is a folder without saved_model.pb; give a SavedModel folder or a .keras file."
+            )
+        return _wrap_savedmodel(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".keras", ".h5", ".hdf5"):
+        raise ModelImportError(f"{path} is not a Keras model; give a .keras or .h5 file or a SavedModel folder.")
+    keras = import_keras()
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises ValueError/TypeError/OSError/KeyError for what it cannot load
+        raise ModelImportError(_load_failure(path, exc)) from None
+
+
+def import_custom_objects(path: Path) -> None:
+    """Import the user's Python file that registers custom layers (`@keras.saving.register_keras_serializable`)."""
+    path = Path(path).expanduser()
+    if not path.is_file() or path.suffix != ".py":
+        raise ModelImportError(f"--custom-objects {path} is not a Python file; give the .py that defines your layers.")
+    spec = importlib.util.spec_from_file_location(f"edgekit_custom_objects_{abs(hash(str(path.resolve())))}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the user's code: any failure is theirs to fix
+        raise ModelImportError(f"importing {path} failed: {type(exc).__name__}: {exc}") from None
+
+
+def check_model(model: Any, *, output_kind: str | None = None) -> ModelSpec:
+    """The model's ModelSpec, or a one-line refusal of what edgekit cannot take."""
+    from runtimes.spec import SpecError, spec_from_keras
+
+    inputs, outputs = list(getattr(model, "inputs", None) or []), list(getattr(model, "outputs", None) or [])
+    if len(inputs) != 1:
+        names = ", ".join(_tensor_name(t) for t in inputs) or "none"
+        raise ModelImportError(
+            f"the model has {len(inputs)} inputs ({names}); "
+            "edgekit takes one input, an image [N, H, W, C] or a vector [N, F]."
+        )
+    if len(outputs) != 1:
+        names = ", ".join(_tensor_name(t) for t in outputs) or "none"
+        raise ModelImportError(
+            f"the model has {len(outputs)} outputs ({names}); "
+            "edgekit takes one output (probabilities, logits or values)."
+        )
+    tensor = inputs[0]
+    dtype = str(getattr(tensor, "dtype", "float32"))
+    if getattr(tensor, "ragged", False) or getattr(tensor, "sparse", False):
+        kind = "ragged" if getattr(tensor, "ragged", False) else "sparse"
+        raise ModelImportError(
+            f"input {_tensor_name(tensor)!r} is {kind}; edgekit takes a dense image or vector input."
+        )
+    if dtype not in ("float32", "float16", "float64", "uint8"):
+        raise ModelImportError(
+            f"input {_tensor_name(tensor)!r} has dtype {dtype}; edgekit takes float32 or uint8 images or vectors."
+        )
+    shape = tuple(model.input_shape)
+    tail = shape[1:]
+    if len(tail) == 3:
+        if tail[0] is None or tail[1] is None:
+            raise ModelImportError(
+                f"input {_tensor_name(tensor)!r} has dynamic height/width {shape}; exports need fixed sizes: "
+                "build the model with keras.Input(shape=(H, W, C))."
+            )
+        if tail[2] not in (1, 3):
+            raise ModelImportError(
+                f"input {_tensor_name(tensor)!r} has {tail[2]} channels {shape}; edgekit takes 1 (grey) or 3 (RGB)."
+            )
+    elif len(tail) == 1:
+        if tail[0] is None:
+            raise ModelImportError(
+                f"input {_tensor_name(tensor)!r} has a dynamic length {shape}; give it a fixed size."
+            )
+    else:
+        raise ModelImportError(
+            f"input {_tensor_name(tensor)!r} has shape {shape}; edgekit takes an image [N, H, W, C] or a vector [N, F]."
+        )
+    for layer in _all_layers(model):
+        kind = type(layer).__name__
+        if kind == "Lambda":
+            raise ModelImportError(
+                f"layer {layer.name!r} is a Lambda (class Lambda), which cannot be saved or loaded safely; "
+                "replace it with a built-in layer or a registered custom layer with get_config."
+            )
+    if output_kind is not None and output_kind not in OUTPUT_KINDS:
+        raise ModelImportError(f"--output {output_kind!r} is unknown; choose one of {', '.join(OUTPUT_KINDS)}.")
+    out_tail = tuple(model.output_shape[1:])
+    if len(out_tail) != 1 or out_tail[0] is None:
+        raise ModelImportError(
+            f"the model's output has shape {tuple(model.output_shape)}; edgekit takes [N, K] outputs."
+        )
+    if output_kind is None and out_tail[0] == 1:
+        output_kind = "values"  # one linear unit: a regression (declare --output otherwise)
+    try:
+        spec = spec_from_keras(model, output_kind=output_kind, value_range=(0.0, 1.0))
+    except SpecError as exc:
+        raise ModelImportError(str(exc)) from None
+    return spec
+
+
+def layer_list(model: Any) -> list[dict[str, str]]:
+    """Every layer of the model as {name, class} (nested models flattened), for model.json and reports."""
+    return [{"name": str(layer.name), "class": type(layer).__name__} for layer in _all_layers(model)]
+
+
+def unknown_layers(model: Any) -> list[dict[str, str]]:
+    return [row for row in layer_list(model) if row["class"] not in KNOWN_LAYERS and not row["class"].endswith("Model")]
+
+
+def save_into_run(
+    model: Any,
+    source: Path,
+    run_dir: Path,
+    spec: ModelSpec,
+    *,
+    custom_objects: Path | None = None,
+) -> dict[str, Any]:
+    """Write the checked model into `run_dir` as model.keras; return what model.json records.
+
+    A `.keras` file is copied byte for byte; an `.h5` is re-saved as `.keras`; a SavedModel folder is copied
+    into the run and model.keras wraps it (a `TFSMLayer`), so every step loads one kind of file.
+    """
+    from exporters.files import atomic_path, sha256_file
+    from toolkit.run import layout as A
+
+    source = Path(source).expanduser()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dest = run_dir / A.MODEL_FILE
+    fmt = "savedmodel" if source.is_dir() else ("keras" if source.suffix.lower() == ".keras" else "h5")
+    if custom_objects is not None:
+        shutil.copyfile(custom_objects, run_dir / CUSTOM_OBJECTS)
+    if fmt == "savedmodel":
+        copy = run_dir / SAVEDMODEL_DIR
+        if copy.exists():
+            shutil.rmtree(copy)
+        shutil.copytree(source, copy)
+        model = _wrap_savedmodel(copy.resolve())
+    with atomic_path(dest) as tmp:
+        if fmt == "keras":
+            shutil.copyfile(source, tmp)
+        else:
+            model.save(tmp)
+    return {
+        "schema_version": A.SCHEMA_VERSION,
+        "name": source.name if fmt != "savedmodel" else f"{source.name}/",
+        "source": str(source.resolve()),
+        "format": fmt,
+        "model_sha256": sha256_file(dest),
+        "params": int(model.count_params()),
+        "layers": layer_list(model),
+        "unknown_layers": unknown_layers(model),
+        "output_kind": spec.output_kind,
+        "model_spec": spec.to_dict(),
+        "created_utc": A.utc_now(),
+    }
+
+
+def _wrap_savedmodel(path: Path) -> Any:
+    from runtimes.tf_import import import_keras, import_tensorflow
+
+    keras, tf = import_keras(), import_tensorflow()
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as exc:  # TF raises many kinds for a damaged SavedModel
+        raise ModelImportError(f"{path} could not be loaded as a SavedModel: {_first_line(exc)}") from None
+    signatures = list(getattr(loaded, "signatures", {}) or {})
+    endpoint = next((e for e in ("serving_default", "serve") if e in signatures or hasattr(loaded, e)), None)
+    if endpoint is None:
+        raise ModelImportError(f"{path} has no serving_default or serve signature; export it with model.export().")
+    fn = loaded.signatures[endpoint] if endpoint in signatures else getattr(loaded, endpoint)
+    specs = _signature_inputs(fn)
+    if len(specs) != 1:
+        raise ModelImportError(f"the SavedModel {path} has {len(specs)} inputs; edgekit takes one input.")
+    shape, dtype = specs[0]
+    layer = keras.layers.TFSMLayer(str(path), call_endpoint=endpoint)
+    inp = keras.Input(shape=tuple(shape[1:]), dtype=dtype, name="input")
+    out = layer(inp)
+    if isinstance(out, dict):
+        if len(out) != 1:
+            raise ModelImportError(
+                f"the SavedModel {path} has {len(out)} outputs ({', '.join(out)}); edgekit takes one."
+            )
+        out = next(iter(out.values()))
+    return keras.Model(inp, out, name=path.name)
+
+
+def _signature_inputs(fn: Any) -> list[tuple[tuple[int | None, ...], str]]:
+    args, kwargs = fn.structured_input_signature
+    specs = [*(a for a in args), *kwargs.values()]
+    return [(tuple(s.shape.as_list()), s.dtype.name) for s in specs]
+
+
+def _all_layers(model: Any) -> list[Any]:
+    out: list[Any] = []
+    for layer in getattr(model, "layers", []) or []:
+        if hasattr(layer, "layers") and type(layer).__name__ in ("Sequential", "Functional", "Model"):
+            out.extend(_all_layers(layer))
+        else:
+            out.append(layer)
+    return out
+
+
+def _tensor_name(tensor: Any) -> str:
+    return str(getattr(tensor, "name", "?"))
+
+
+def _first_line(exc: BaseException) -> str:
+    from runtimes.errors import one_line
+
+    return one_line(exc)
+
+
+def _load_failure(path: Path, exc: BaseException) -> str:
+    text = str(exc)
+    if "Lambda" in text and "safe_mode" in text:
+        return (
+            f"{path} has a Lambda layer, whose Python code edgekit never loads (safe_mode); replace it with a "
+            "built-in layer or a registered custom layer with get_config."
+        )
+    if "Could not locate class" in text:
+        import re
+
+        found = re.search(r"Could not locate (?:class|function) '([^']+)'", text)
+        name = found.group(1) if found else "?"
+        return (
+            f"{path} uses custom class {name!r}, which is not registered here; pass --custom-objects FILE.py "
+            "(the code that defines it, decorated with @keras.saving.register_keras_serializable)."
+        )
+    return f"{path} could not be loaded as a Keras model: {_first_line(exc)}"

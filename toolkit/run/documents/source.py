@@ -1,0 +1,52 @@
+"""model.json and dataset.json: the user's own model and data a run was made from (`--model`, `--data`)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from toolkit.run.documents.base import Document
+from toolkit.run.documents.common import ModelSpecDict
+
+
+class ModelDocument(Document):
+    """model.json: which model file the run's model.keras came from, and what it holds."""
+
+    FILE: ClassVar[str] = "model.json"
+    FIX: ClassVar[str] = "re-run with --model"
+
+    name: str = Field(description="The user's file or folder name, as reports show it.")
+    source: str = Field(description="Absolute path of the file the model was imported from.")
+    format: str = Field(description="keras, h5 or savedmodel.")
+    model_sha256: str = Field(description="sha256 of the run's model.keras.")
+    params: int
+    layers: list[dict[str, str]] = Field(description="Every layer as {name, class}.")
+    unknown_layers: list[dict[str, str]] = Field(description="Layers edgekit has not been tested with (tried anyway).")
+    output_kind: str = Field(description="probabilities, logits or values.")
+    model_spec: ModelSpecDict
+    created_utc: str
+
+
+class DatasetDocument(Document):
+    """dataset.json: the data a run uses when a step is not given --data (absent: the shipped MNIST)."""
+
+    FILE: ClassVar[str] = "dataset.json"
+    FIX: ClassVar[str] = "re-run with --data"
+
+    name: str
+    kind: str = Field(description="mnist, npz or folder.")
+    source: str
+    path: str | None = Field(description="Absolute path of the .npz file or image folder (None: shipped MNIST).")
+    sha256: str | None = Field(description="sha256 of the .npz, or of a folder's (path, sha256) list.")
+    train: int
+    test: int
+    sample_shape: list[int]
+    dtype: str
+    class_names: list[str] | None
+    scale: float = Field(description="Inputs are the stored values times this (MNIST: 1/255).")
+    split: str = Field(description="How the test split was obtained.")
+    verified: bool
+    seed: int = Field(description="Seed of the train/test split (x/y files, folders) and the calibration draw.")
+    value_range: tuple[float, float] = Field(description="The model's input range over the training split.")
+    task: str = Field(description="classification or regression.")

@@ -1,0 +1,99 @@
+"""Taking the user's own model and data into a run (`--model`, `--data`): check everything, then write.
+
+`prepare_user_model` loads and checks the model and the data against each other and writes nothing, so a
+refusal leaves no run directory behind; `import_into_run` then writes model.keras, model.json and
+dataset.json. Later steps find the model and data through `toolkit.model.run_source`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from toolkit.data.dataset import Dataset
+
+if TYPE_CHECKING:
+    from runtimes.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class UserModel:
+    """A loaded and checked user model with the data it will be exported, checked and timed on."""
+
+    model: Any
+    source: Path
+    spec: ModelSpec
+    dataset: Dataset
+    seed: int
+    custom_objects: Path | None = None
+
+
+def prepare_user_model(
+    model_path: Path | str,
+    data: Any = None,
+    *,
+    seed: int = 7,
+    output_kind: str | None = None,
+    custom_objects: Path | str | None = None,
+    input_scale: float | None = None,
+    allow_unverified: bool = False,
+) -> UserModel:
+    """Load and check the model and data; raise a one-line `ToolkitError` for anything edgekit cannot take.
+
+    Args:
+        model_path: a `.keras` file (loaded with safe_mode), a legacy `.h5`, or a SavedModel folder.
+        data: an `.npz`, a folder of images per class, "mnist" (default), or a loaded `Dataset`.
+        seed: the seed of a train/test split the data needs and of the calibration draw.
+        output_kind: "probabilities", "logits" or "values" (None: softmax → probabilities, one linear
+            unit → values, else logits).
+        custom_objects: a Python file registering the model's custom layers.
+        input_scale: multiply the stored data by this before feeding the model (e.g. 1/255).
+    """
+    from toolkit.data.mnist import Mnist
+    from toolkit.data.sources import load_dataset
+    from toolkit.model.user import check_model, import_custom_objects, load_user_model
+
+    source = Path(model_path).expanduser()
+    custom = None if custom_objects is None else Path(custom_objects).expanduser()
+    if custom is not None:
+        import_custom_objects(custom)
+    model = load_user_model(source)
+    spec = check_model(model, output_kind=output_kind)
+    if isinstance(data, Dataset):
+        dataset = data
+    elif isinstance(data, Mnist):
+        dataset = Dataset.from_mnist(data)
+    else:
+        dataset = load_dataset(data, spec=spec, seed=seed, allow_unverified=allow_unverified)
+    dataset = dataset.with_scale(input_scale)
+    if spec.output_kind != "values" and _non_integer(dataset.y_train) and output_kind is None:
+        spec = spec.with_options(output_kind="values")  # float targets and no softmax: a regression
+    dataset.check(spec)
+    names = dataset.class_names if dataset.class_names and len(dataset.class_names) == spec.num_classes else None
+    spec = spec.with_options(value_range=dataset.value_range(spec), class_names=names)
+    return UserModel(model=model, source=source, spec=spec, dataset=dataset, seed=seed, custom_objects=custom)
+
+
+def import_into_run(run_dir: Path, user: UserModel) -> dict[str, Any]:
+    """Write model.keras, model.json and dataset.json into `run_dir`; return model.json's content."""
+    from toolkit.model.run_source import MODEL_JSON, record_dataset
+    from toolkit.model.user import save_into_run
+    from toolkit.run import layout as A
+    from toolkit.run.documents import ModelDocument
+
+    info = save_into_run(user.model, user.source, run_dir, user.spec, custom_objects=user.custom_objects)
+    A.save_document(run_dir / MODEL_JSON, info, ModelDocument)
+    record_dataset(run_dir, user.dataset, user.spec, seed=user.seed)
+    return info
+
+
+def _non_integer(y: Any) -> bool:
+    import numpy as np
+
+    arr = np.asarray(y)
+    if not np.issubdtype(arr.dtype, np.floating) or not arr.size:
+        return False
+    if arr.ndim == 2 and arr.shape[1] > 1:  # one-hot rows are labels; anything else is targets
+        return not bool(np.all((arr == 0) | (arr == 1)) and np.all(arr.sum(1) == 1))
+    return not bool(np.all(np.mod(arr, 1) == 0))
