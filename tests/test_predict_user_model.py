@@ -148,7 +148,7 @@ def run(capsys: pytest.CaptureFixture[str]) -> Run:
 
 
 def _one_line_error(result: tuple[int, str, str], *fragments: str) -> None:
-    code, out, err = result
+    code, _, err = result
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert code == 1 and len(lines) == 1 and lines[0].startswith("error:"), err
     for fragment in fragments:
@@ -209,7 +209,8 @@ def test_logits_model_names_classes_from_the_manifest(models: dict[str, Any], ru
     assert list(logits.argmax(axis=1)) == [0, 1, 2, 3]
     probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     run_dir = models["quad_run"]
-    sources = [(str(run_dir), "tflite-fp32"), (str(run_dir), "onnx-fp32"), (str(run_dir / "exports" / "model_fp32.onnx"), None)]
+    in_exports = str(run_dir / "exports" / "model_fp32.onnx")  # a file in a run: its manifest entry by sha256
+    sources = [(str(run_dir), "tflite-fp32"), (str(run_dir), "onnx-fp32"), (in_exports, None)]
     for model, artifact in sources:
         extra = ["-a", artifact] if artifact else []
         doc = _json(run(model, *map(str, files), "--json", *extra))
@@ -269,3 +270,40 @@ def test_refusals_are_one_line(models: dict[str, Any], run: Run, tmp_path: Path)
     text.write_text("not an image\n")
     _one_line_error(run(rgb, str(image), str(text)), "notes.png", "not an image edgekit can read")
     _one_line_error(run(rgb, str(tmp_path / "absent.png")), "absent.png", "does not exist")
+
+
+def test_negative_value_range_goes_through_typer(models: dict[str, Any], tmp_path: Path) -> None:
+    """argparse takes `-1,1` for an option, so the fast path leaves it to Typer, which reads it as the value."""
+    from typer.testing import CliRunner
+
+    from toolkit.cli import app
+    from toolkit.cli.fast import parse_predict
+
+    image = str(_quadrant_image(tmp_path / "q.png", 1, 12))
+    args = [str(models["bare_quad"]), image, "--json", "--value-range", "-1,1"]
+    assert parse_predict(args) is None
+    result = CliRunner().invoke(app, ["predict", *args])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["preprocessing"]["value_range"] == [-1.0, 1.0]
+
+
+def test_user_model_predict_starts_without_heavy_imports(models: dict[str, Any], tmp_path: Path) -> None:
+    """A model file in a run's exports/ reads the manifest's spec without pydantic, Typer or TensorFlow."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    image = _quadrant_image(tmp_path / "q.png", 3, 12)
+    model = models["quad_run"] / "exports" / "model_fp32.tflite"
+    code = (
+        "import sys\n"
+        f"sys.argv = ['edgekit', 'predict', {str(model)!r}, {str(image)!r}, '--json']\n"
+        "from toolkit.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
+        "heavy = [m for m in ('typer', 'pydantic', 'tensorflow', 'keras', 'rich') if m in sys.modules]\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and "HEAVY []" in proc.stderr, proc.stderr
+    assert json.loads(proc.stdout)["results"][0]["label"] == "bottom-right"

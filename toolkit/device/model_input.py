@@ -189,7 +189,8 @@ def _quantized_range(spec: ModelSpec) -> tuple[float, float] | None:
     info = np.iinfo(np.dtype(inp.dtype))
     zero = inp.zero_point or 0
     lo, hi = (info.min - zero) * inp.scale, (info.max - zero) * inp.scale
-    return (round(lo, 6), round(hi, 6)) if lo < hi else None
+    # 4 significant digits: a scale of 1/255 reads as 0..1, not 0..0.999996.
+    return (float(f"{lo:.4g}"), float(f"{hi:.4g}")) if lo < hi else None
 
 
 def prepare_resized(path: Path, height: int, width: int, channels: int) -> list[Prepared]:
