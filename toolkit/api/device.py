@@ -26,14 +26,24 @@ def predict(
     preprocess: bool = True,
     threads: int | None = None,
     save_inputs: Path | str | None = None,
+    mnist_preprocess: bool = False,
+    value_range: tuple[float, float] | str | None = None,
 ) -> Predictions:
-    """Classify digit images (photos or MNIST-like, or .npy arrays) with a model file, run directory or bundle.
+    """Classify images (or .npy arrays) with a model file, run directory or bundle.
 
-    With `preprocess`, each image is made to look like an MNIST digit first (grey, inverted when dark on
-    light, cropped, scaled to 20×20, centred by mass in 28×28). `Predictions.to_dict()` is `predict --json`.
+    For the reference digit model, with `preprocess`, each image is made to look like an MNIST digit
+    first (grey, inverted when dark on light, cropped, scaled to 20×20, centred by mass in 28×28). Any
+    other image model gets its input's size and colour (bilinear resize) with pixels 0..255 mapped onto
+    `value_range` ("LO,HI" or a pair; default: the model's spec, else 0..255); `mnist_preprocess` asks
+    for the digit preprocessing on any 28×28 grey model. `Predictions.to_dict()` is `predict --json`.
     """
+    from toolkit.device.model_input import parse_value_range
     from toolkit.device.predict import predict_images
 
+    if isinstance(value_range, str):
+        value_range = parse_value_range(value_range)
+    elif value_range is not None:
+        value_range = parse_value_range(f"{value_range[0]},{value_range[1]}")
     return predict_images(
         Path(model),
         [Path(i) for i in images],
@@ -42,6 +52,8 @@ def predict(
         preprocess=preprocess,
         threads=threads,
         save_inputs=None if save_inputs is None else Path(save_inputs),
+        mnist_preprocess=mnist_preprocess,
+        value_range=value_range,
     )
 
 

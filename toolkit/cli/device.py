@@ -1,4 +1,4 @@
-"""On-device commands: `predict` (classify digit images), `bundle` (pack a run for a device), `verify`.
+"""On-device commands: `predict` (classify images), `bundle` (pack a run for a device), `verify`.
 
 Thin adapters over `toolkit.device`: parse the options, call it, print through `toolkit.cli.present`.
 Imported at every CLI start: only typer, enum, pathlib, typing, toolkit.cli.console and the light
@@ -44,7 +44,7 @@ def predict(
         ),
     ] = None,
     top_k: Annotated[
-        int, typer.Option("--top-k", "-k", min=1, max=10, help="Show the K most likely digits per image.")
+        int, typer.Option("--top-k", "-k", min=1, max=10, help="Show the K most likely classes per image.")
     ] = 1,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print machine-readable JSON to stdout (and nothing else).")
@@ -53,15 +53,33 @@ def predict(
         bool,
         typer.Option(
             "--preprocess/--no-preprocess",
-            help="Make images look like MNIST: invert dark-on-light, crop to the digit, fit 20×20, centre by mass. "
-            "--no-preprocess only converts to grey and resizes to 28×28.",
+            help="For the reference digit model: make images look like MNIST: invert dark-on-light, crop to the "
+            "digit, fit 20×20, centre by mass. --no-preprocess only converts to grey and resizes to 28×28. Other "
+            "models always get their input's size and colour (bilinear resize).",
         ),
     ] = True,
+    mnist_preprocess: Annotated[
+        bool,
+        typer.Option(
+            "--mnist-preprocess",
+            help="Use the MNIST digit preprocessing for a model that is not the reference one (28×28 grey input).",
+        ),
+    ] = False,
+    value_range: Annotated[
+        str | None,
+        typer.Option(
+            "--value-range",
+            help="Map pixels 0..255 linearly onto LO,HI, e.g. 0,1 or -1,1 (default: the range in the run's "
+            "manifest or bundle; else the int8 input's range; else 0..255, as Keras image_dataset_from_directory).",
+            metavar="LO,HI",
+            show_default=False,
+        ),
+    ] = None,
     save_inputs: Annotated[
         Path | None,
         typer.Option(
             "--save-inputs",
-            help="Also write each 28×28 model input as a PNG into this folder (to see what the model saw).",
+            help="Also write each model input as a PNG into this folder (to see what the model saw).",
             file_okay=False,
         ),
     ] = None,
@@ -69,17 +87,20 @@ def predict(
         int | None, typer.Option("--threads", "-t", min=1, help="Runtime threads (default: the runtime's).")
     ] = None,
 ) -> None:
-    """Classify digit images with a TFLite or ONNX model, preprocessing them like MNIST.
+    """Classify images with a TFLite or ONNX model: the reference digit CNN or your own image model.
 
-    Photos (dark ink on light paper, any size, digit anywhere) are inverted, cropped, scaled and centred
-    the way MNIST's digits were. A run directory or bundle is checked against its sha256 first.
+    For the reference model, photos (dark ink on light paper, any size, digit anywhere) are inverted,
+    cropped, scaled and centred the way MNIST's digits were. Other models get each image converted to
+    grey or RGB and resized (bilinear) to their input; class names come from the run's manifest or the
+    bundle; logits are reported as their softmax, regression outputs as values. A run directory or
+    bundle is checked against its sha256 first.
     Example: [b]edgekit predict runs/latest/exports/model_int8.tflite digit.jpg -k 3[/]
     """
     from toolkit.cli.fast import run_predict
 
     run_predict(
         model, images, artifact=artifact, top_k=top_k, json_out=json_out, preprocess=preprocess,
-        save_inputs=save_inputs, threads=threads,
+        save_inputs=save_inputs, threads=threads, mnist_preprocess=mnist_preprocess, value_range=value_range,
     )  # fmt: skip
 
 

@@ -25,6 +25,8 @@ OPTIONS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("--json",), "json_out", "flag"),
     (("--preprocess",), "preprocess", "flag"),
     (("--no-preprocess",), "preprocess", "no-flag"),
+    (("--mnist-preprocess",), "mnist_preprocess", "flag"),
+    (("--value-range",), "value_range", "str"),
     (("--save-inputs",), "save_inputs", "path"),
     (("--threads", "-t"), "threads", "int"),
 )
@@ -81,43 +83,55 @@ def run_predict(
     preprocess: bool = True,
     save_inputs: Path | None = None,
     threads: int | None = None,
+    mnist_preprocess: bool = False,
+    value_range: str | None = None,
 ) -> None:
     """The body of `edgekit predict`, for both parsers."""
     from toolkit.api.device import predict
 
     predictions = predict(
-        model, images, artifact=artifact, top_k=top_k, preprocess=preprocess, threads=threads, save_inputs=save_inputs
-    )
+        model, images, artifact=artifact, top_k=top_k, preprocess=preprocess, threads=threads,
+        save_inputs=save_inputs, mnist_preprocess=mnist_preprocess, value_range=value_range,
+    )  # fmt: skip
     if json_out:
         import json
 
         sys.stdout.write(json.dumps(predictions.to_dict(), indent=2) + "\n")
         return
-    if predictions.note:
-        sys.stderr.write(predictions.note + "\n")
+    for note in (predictions.note, *predictions.notes):
+        if note:
+            sys.stderr.write(note + "\n")
     sys.stdout.write(predictions_table(predictions, top_k))
 
 
 def predictions_table(predictions: Predictions, top_k: int) -> str:
-    """One row per image: the most likely digit, its probability, the top K and whether it was inverted."""
+    """One row per image: the most likely digit (class), its probability, the top K and whether it was
+    inverted; or a regression model's values."""
     from toolkit.cli.text_table import box_table
 
-    header = ["image", "digit", "confidence"]
+    title = f"Predictions by {predictions.artifact or predictions.model.name}"
+    plan = predictions.plan
+    preprocessing = plan.describe() if plan is not None else "on" if predictions.preprocess else "off (--no-preprocess)"
+    caption = f"{predictions.backend}; preprocessing {preprocessing}"
+    if predictions.output_kind == "values":
+        rows = [[r.image.name, "  ".join(f"{v:.6g}" for v in r.values or ())] for r in predictions.results]
+        return box_table(title, ["image", "values"], rows, caption=caption)
+    if predictions.output_kind == "logits":
+        caption += "; probabilities are the softmax of its logits"
+    header = ["image", "digit" if predictions.reference else "class", "confidence"]
     if top_k > 1:
         header.append(f"top {top_k}")
     if predictions.preprocess:
         header.append("inverted")
     rows = []
     for r in predictions.results:
-        cells = [r.image.name, str(r.digit), f"{100 * r.confidence:.1f} %"]
+        cells = [r.image.name, r.shown(r.digit), f"{100 * r.confidence:.1f} %"]
         if top_k > 1:
-            cells.append("  ".join(f"{d}: {100 * p:.1f} %" for d, p in r.top_k))
+            cells.append("  ".join(f"{r.shown(d)}: {100 * p:.1f} %" for d, p in r.top_k))
         if predictions.preprocess:
             cells.append("yes" if r.image.inverted else "no")
         rows.append(cells)
-    preprocessing = "on" if predictions.preprocess else "off (--no-preprocess)"
-    title = f"Predictions by {predictions.artifact or predictions.model.name}"
-    return box_table(title, header, rows, caption=f"{predictions.backend}; preprocessing {preprocessing}")
+    return box_table(title, header, rows, caption=caption)
 
 
 def try_predict(argv: Sequence[str]) -> int | None:
@@ -138,6 +152,8 @@ def try_predict(argv: Sequence[str]) -> int | None:
             preprocess=args.preprocess is not False,
             save_inputs=args.save_inputs,
             threads=args.threads,
+            mnist_preprocess=bool(args.mnist_preprocess),
+            value_range=args.value_range,
         )
     except BaseException as exc:  # the same boundary as every Typer command (console.user_errors)
         from toolkit.cli.console import report_error

@@ -2,9 +2,10 @@
 
 What lives here, one concern a module:
 
-    photo.py          MNIST-style preprocessing of digit photos for `edgekit predict`
-    images.py         reading any image file or .npy array as grey pixels (size limits, one-line errors)
-    predict.py        which model file to use (file, run directory or bundle) and classifying images
+    photo.py          MNIST-style preprocessing of digit photos for `edgekit predict` (the reference model)
+    images.py         reading any image file or .npy array as grey or RGB pixels (size limits, one-line errors)
+    model_input.py    images → any model's input (resize, value range) and its outputs (logits, values)
+    predict.py        which model file and spec to use (file, run directory or bundle) and classifying images
     bundle_format.py  what a bundle holds: file names, bundle.json checks, sha256 of every file, opening one
     archive.py        gzipped tar files: written reproducibly, extracted safely
     bundle.py         building a bundle from a run

@@ -1,7 +1,7 @@
-"""Read digit images (PNG, JPEG, BMP, … or .npy arrays) as grey float32 pixels in 0..1.
+"""Read images (PNG, JPEG, BMP, … or .npy arrays) as grey or RGB float32 pixels in 0..1.
 
-Any Pillow mode becomes grey (colour → luma; alpha composited onto a contrasting background;
-16-bit scaled by 65535); large images are reduced to about `WORK_SIDE` pixels a side first. Files
+Any Pillow mode becomes grey (colour → luma) or RGB (grey repeated), alpha composited onto a
+contrasting background, 16-bit scaled by 65535; large images are reduced to about `WORK_SIDE` pixels a side first. Files
 over `MAX_PIXELS`, pickled or non-numeric .npy files, and damaged images are refused with one line
 naming the file (`ImageError`). What the pixels are then made into is `photo.py`'s concern.
 
@@ -39,7 +39,12 @@ LUMA: Final = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of R, G, B
 
 
 def read_grey(path: Path) -> list[tuple[str, F32]]:
-    """Read an image file or a .npy array as grey float32 pixels in 0..1.
+    """Read an image file or a .npy array as grey float32 pixels [H, W] in 0..1 (see `read_pixels`)."""
+    return [(name, pixels[..., 0]) for name, pixels in read_pixels(path, 1)]
+
+
+def read_pixels(path: Path, channels: int) -> list[tuple[str, F32]]:
+    """Read an image file or a .npy array as grey (`channels` 1) or RGB (3) float32 pixels [H, W, C] in 0..1.
 
     Args:
         path: a PNG/JPEG/BMP/GIF/TIFF/WebP/PPM file (any mode: 1, L, P, RGB, RGBA, LA, 16-bit, …),
@@ -66,13 +71,13 @@ def read_grey(path: Path) -> list[tuple[str, F32]]:
     if size == 0:
         raise ImageError(f"{path} is empty (0 bytes); {HINT}.")
     if head.startswith(NPY_MAGIC):
-        return _read_npy(path)
+        return _read_npy(path, channels)
     if path.suffix.lower() == ".npy":
         raise ImageError(f"{path} is not a .npy array (no NUMPY header); save it with numpy.save.")
-    return [(str(path), _read_picture(path))]
+    return [(str(path), _read_picture(path, channels))]
 
 
-def _read_picture(path: Path) -> F32:
+def _read_picture(path: Path, channels: int) -> F32:
     import struct
     import warnings
 
@@ -104,7 +109,7 @@ def _read_picture(path: Path) -> F32:
                     raise ImageError(
                         f"{path} is corrupt or truncated ({one_line(exc, 200)}); re-save or re-export it."
                     ) from exc
-                return _pil_to_grey(path, upright)
+                return _pil_to_pixels(path, upright, channels)
     except UnidentifiedImageError as exc:
         known = _signature_format(path)
         if known:  # a PNG/JPEG/… whose header is cut short or damaged, not some other kind of file
@@ -155,49 +160,79 @@ def _check_size(path: Path, width: int, height: int) -> None:
         )
 
 
-def _pil_to_grey(path: Path, im: Any) -> F32:
-    """Any Pillow mode → float32 grey in 0..1 (alpha composited; 16/32-bit and float scaled)."""
+def _pil_to_pixels(path: Path, im: Any, channels: int) -> F32:
+    """Any Pillow mode → float32 [H, W, channels] in 0..1 (alpha composited; 16/32-bit and float scaled)."""
     mode = im.mode
     has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+    colour = channels == 3 and mode not in ("1", "L", "I", "F") and not mode.startswith("I;16")
     try:
         if has_alpha:
             im = im.convert("RGBA")
+        elif colour:
+            im = im.convert("RGB")
         elif mode.startswith("I;16"):
             im = im.convert("I")  # Pillow's reduce does not take I;16; values stay 0..65535
         elif mode == "1" or mode not in ("L", "I", "F"):
             im = im.convert("L")
     except ValueError as exc:
         raise ImageError(
-            f"{path} has pixel mode {mode}, which edgekit cannot convert to grey; save it as RGB or greyscale."
+            f"{path} has pixel mode {mode}, which edgekit cannot convert to grey or RGB; save it as RGB or greyscale."
         ) from exc
     factor = math.ceil(max(im.size) / WORK_SIDE)
     if factor > 1:
         im = im.reduce(factor)  # box average: anti-aliased, fast
     if has_alpha:
         rgba = np.asarray(im, dtype=np.float32) / np.float32(255)
-        return _composite(luma(rgba), rgba[..., 3])
+        return _with_channels(_composite_rgba(rgba, channels), channels)
     arr = np.asarray(im)
-    if mode.startswith("I;16"):
-        return (arr.astype(np.float32) / np.float32(65535)).clip(0, 1)
-    if im.mode == "L":
+    if colour:
         return arr.astype(np.float32) / np.float32(255)
-    return _scale_values(path, arr)
+    if mode.startswith("I;16"):
+        grey = (arr.astype(np.float32) / np.float32(65535)).clip(0, 1)
+    elif im.mode == "L":
+        grey = arr.astype(np.float32) / np.float32(255)
+    else:
+        grey = _scale_values(path, arr)
+    return _with_channels(grey, channels)
 
 
-def _composite(colour: F32, alpha: F32) -> F32:
-    """Flatten a transparent image onto a background that contrasts with what is painted.
+def _with_channels(pixels: F32, channels: int) -> F32:
+    """[H, W] grey or [H, W, C] → [H, W, channels] (grey repeated for RGB)."""
+    if pixels.ndim == 2:
+        pixels = pixels[..., np.newaxis]
+    if pixels.shape[-1] == channels:
+        return np.ascontiguousarray(pixels, dtype=np.float32)
+    return np.ascontiguousarray(np.repeat(pixels[..., :1], channels, axis=-1), dtype=np.float32)
+
+
+def _composite_rgba(rgba: F32, channels: int) -> F32:
+    """Flatten RGBA (0..1) onto `_background`: grey [H, W] (`channels` 1) or RGB [H, W, 3]."""
+    if channels == 1:
+        return _composite(luma(rgba), rgba[..., 3])
+    alpha = rgba[..., 3:4]
+    background = np.float32(_background(luma(rgba), rgba[..., 3]))
+    out: F32 = (rgba[..., :3] * alpha + background * (1 - alpha)).astype(np.float32)
+    return out
+
+
+def _background(colour: F32, alpha: F32) -> float:
+    """The level to flatten a transparent image onto: one that contrasts with what is painted.
 
     A drawing with a transparent background (dark strokes, or light strokes) goes onto white (or
     black) paper; a mostly opaque picture continues its own background into the transparent parts.
     """
     weight = float(alpha.sum())
     if weight == 0.0:
-        return np.zeros_like(colour)
+        return 0.0
     if weight / alpha.size >= 0.5:
-        background = quantile(colour[alpha >= 0.5], 0.5)
-    else:
-        painted = float((colour * alpha).sum()) / weight
-        background = 1.0 if painted < 0.5 else 0.0
+        return quantile(colour[alpha >= 0.5], 0.5)
+    painted = float((colour * alpha).sum()) / weight
+    return 1.0 if painted < 0.5 else 0.0
+
+
+def _composite(colour: F32, alpha: F32) -> F32:
+    """Flatten a transparent grey image onto `_background`."""
+    background = _background(colour, alpha)
     out: F32 = (colour * alpha + np.float32(background) * (1 - alpha)).astype(np.float32)
     return out
 
@@ -225,7 +260,7 @@ def _scale_values(path: Path | str, arr: np.ndarray) -> F32:
     raise ImageError(f"{path} holds values up to {hi:g}; expected pixels in 0..1, 0..255 or 0..65535 (16-bit).")
 
 
-def _read_npy(path: Path) -> list[tuple[str, F32]]:
+def _read_npy(path: Path, channels: int) -> list[tuple[str, F32]]:
     """A .npy image or batch of images, never unpickling and checking the header before loading."""
     fmt = np.lib.format
     try:
@@ -253,14 +288,13 @@ def _read_npy(path: Path) -> list[tuple[str, F32]]:
     if images.ndim == 3:
         images = images[..., np.newaxis]
     scaled = _scale_values(path, images)
-    channels = scaled.shape[-1]
-    if channels == 1:
-        grey = scaled[..., 0]
-        out = [grey[i] for i in range(len(grey))]
-    elif channels == 3:
-        out = [luma(im) for im in scaled]
+    given = scaled.shape[-1]
+    if given == 1:
+        out = [_with_channels(im, channels) for im in scaled]
+    elif given == 3:
+        out = [im if channels == 3 else luma(im)[..., np.newaxis] for im in scaled]
     else:
-        out = [_composite(luma(im), im[..., 3]) for im in scaled]
+        out = [_with_channels(_composite_rgba(im, channels), channels) for im in scaled]
     if not batch:
         return [(str(path), np.ascontiguousarray(out[0], dtype=np.float32))]
     return [(f"{path}[{i}]", np.ascontiguousarray(im, dtype=np.float32)) for i, im in enumerate(out)]

@@ -15,7 +15,9 @@ makes the one look like the other:
 6. paste it into 28×28 so its centre of mass sits at (14, 14), MNIST's mean centre of mass.
 
 With `preprocess=False` the image is only converted to grey and resized to 28×28. This module and
-the MNIST data module are the only device code that knows the reference model's 28×28 grey input.
+the MNIST data module are the only device code that knows the reference model's 28×28 grey input;
+`edgekit predict` uses it for the reference model, or for any 28×28 grey model on request
+(`--mnist-preprocess`). Other models get `model_input.py`'s generic resize.
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ NOISE_FLOOR: Final = 0.15  # fraction of the ink contrast below which a pixel co
 class Prepared:
     """One image as the model sees it, and what preprocessing did to it.
 
-    `pixels` is float32 [28, 28] in 0..1, light digit on dark. `box` is the digit's bounding box
-    (top, left, height, width) in the (possibly reduced) source image, None without preprocessing.
+    `pixels` is float32 in 0..1: [28, 28], light digit on dark, from this module; [H, W, C] from the
+    generic resize (`model_input.prepare_resized`). `box` is the digit's bounding box (top, left,
+    height, width) in the (possibly reduced) source image, None without the MNIST preprocessing.
     """
 
     name: str
@@ -170,11 +173,15 @@ def prepare(path: Path, *, preprocess: bool = True) -> list[Prepared]:
 
 
 def save_png(pixels: F32, path: Path) -> None:
-    """Write a [28, 28] model input as an 8-bit greyscale PNG (atomically), e.g. to see what the model saw."""
+    """Write model input pixels in 0..1 ([H, W] or [H, W, 1] grey, [H, W, 3] RGB) as an 8-bit PNG (atomically),
+    e.g. to see what the model saw."""
     from PIL import Image
 
     from exporters.files import atomic_path
 
-    im = Image.fromarray(np.rint(np.clip(pixels, 0, 1) * 255).astype(np.uint8), mode="L")
+    data = np.rint(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
+    if data.ndim == 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    im = Image.fromarray(data, mode="L" if data.ndim == 2 else "RGB")
     with atomic_path(path) as tmp:
         im.save(tmp, format="PNG")

@@ -1,8 +1,10 @@
 """`edgekit predict`: which model file to use, and classifying images with it.
 
 `model_source` turns MODEL (a `.tflite`/`.onnx` file, a run directory, or a bundle folder or
-`.tar.gz`) into a model file whose sha256 has been checked; `predict_images` reads and preprocesses
-the images (`photo.prepare`), runs them through the model and returns typed `Predictions`.
+`.tar.gz`) into a model file whose sha256 has been checked, with the spec a run's manifest or a
+bundle records for it (also for a file inside a run's `exports/` folder, matched by sha256).
+`predict_images` prepares the images for that model (`model_input`: the MNIST photo preprocessing
+for the reference model, else grey/RGB resized to its input), runs them and returns typed `Predictions`.
 """
 
 from __future__ import annotations
@@ -11,39 +13,68 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from toolkit.device.archive import is_archive
 from toolkit.device.errors import BundleError
 from toolkit.device.photo import Prepared
 
+if TYPE_CHECKING:
+    from runtimes.spec import ModelSpec
+    from toolkit.device.model_input import InputPlan
+
 # Artifacts `edgekit predict` uses from a run or bundle when --artifact is not given, in order.
 PREDICT_PREFERENCE: Final = ("tflite-fp32", "onnx-fp32", "tflite-fp16", "tflite-int8-dynamic", "tflite-int8")
+Source = tuple[Path, str | None, str | None, "ModelSpec | None"]
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """One image's class probabilities. `top_k`: (class, probability) pairs, most likely first."""
+    """One image's result. `top_k`: (class, probability) pairs, most likely first; `values` instead for a
+    regression model (then `top_k` and `probabilities` are empty). `reference`: the digit CNN."""
 
     image: Prepared
     top_k: tuple[tuple[int, float], ...]
     probabilities: tuple[float, ...]
+    values: tuple[float, ...] | None = None
+    class_names: tuple[str, ...] | None = None
+    reference: bool = True
 
     @property
     def digit(self) -> int:
+        """The most likely class (a digit for the reference model)."""
         return self.top_k[0][0]
 
     @property
     def confidence(self) -> float:
         return self.top_k[0][1]
 
+    def label(self, index: int) -> str | None:
+        """The class name of `index`, None when the model's spec names no classes."""
+        names = self.class_names
+        return names[index] if names is not None and 0 <= index < len(names) else None
+
+    def shown(self, index: int) -> str:
+        """How the table shows a class: its name, else its index."""
+        name = self.label(index)
+        return str(index) if name is None or self.reference else name
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON of `edgekit predict --json` for this image."""
+        if self.values is not None:
+            return {**self.image.to_dict(), "values": list(self.values)}
+        digit = {"digit": self.digit} if self.reference else {}
+        top = [
+            {**({"digit": c} if self.reference else {}), "class": c, "label": self.label(c), "probability": p}
+            for c, p in self.top_k
+        ]
         return {
             **self.image.to_dict(),
-            "digit": self.digit,
+            **digit,
+            "class": self.digit,
+            "label": self.label(self.digit),
             "confidence": self.confidence,
-            "top_k": [{"digit": d, "probability": p} for d, p in self.top_k],
+            "top_k": top,
             "probabilities": list(self.probabilities),
         }
 
@@ -51,7 +82,7 @@ class Prediction:
 @dataclass(frozen=True)
 class Predictions:
     """What `predict_images` found. `artifact` is set when MODEL was a run or bundle; `note` says which
-    artifact was chosen when none was asked for."""
+    artifact was chosen when none was asked for; `notes` what was inferred about the model."""
 
     model: Path
     artifact: str | None
@@ -59,16 +90,38 @@ class Predictions:
     preprocess: bool
     results: tuple[Prediction, ...]
     note: str | None = None
+    plan: InputPlan | None = None
+    output_kind: str = "probabilities"
+    notes: tuple[str, ...] = ()
+
+    @property
+    def reference(self) -> bool:
+        """The model is the reference digit CNN (results speak of digits)."""
+        return self.plan is None or self.plan.reference
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document `edgekit predict --json` prints."""
-        return {
+        doc: dict[str, Any] = {
             "model": str(self.model),
             "artifact": self.artifact,
             "backend": self.backend,
             "preprocess": self.preprocess,
-            "results": [r.to_dict() for r in self.results],
         }
+        if self.plan is not None:
+            plan = self.plan
+            doc["preprocessing"] = {
+                "mode": plan.mode,
+                "input_size": [plan.height, plan.width, plan.channels],
+                "value_range": list(plan.value_range),
+                "value_range_from": plan.range_source,
+                "description": plan.describe(),
+            }
+        doc["output_kind"] = self.output_kind
+        if self.output_kind == "logits":
+            doc["probabilities_from"] = "softmax of logits"
+        doc["notes"] = list(self.notes)
+        doc["results"] = [r.to_dict() for r in self.results]
+        return doc
 
 
 def predict_images(
@@ -80,51 +133,70 @@ def predict_images(
     preprocess: bool = True,
     threads: int | None = None,
     save_inputs: Path | None = None,
+    mnist_preprocess: bool = False,
+    value_range: tuple[float, float] | None = None,
 ) -> Predictions:
-    """Classify `images` with `model` (see `model_source`), preprocessing them like MNIST digits.
+    """Classify `images` with `model` (see `model_source`), prepared for its input (see `model_input`).
 
     Args:
         model: a model file, run directory or bundle.
-        images: image files or .npy arrays (`images.read_grey`); a batch array gives several results.
+        images: image files or .npy arrays (`images.read_pixels`); a batch array gives several results.
         artifact: the artifact of a run or bundle (default: the first of `PREDICT_PREFERENCE` present).
         top_k: how many of the most likely classes each result lists.
-        preprocess: MNIST-style preprocessing (`photo.to_mnist`); False only converts and resizes.
+        preprocess: for the reference model, MNIST-style preprocessing (`photo.to_mnist`); False only
+            converts and resizes. Other models are resized to their input unless `mnist_preprocess`.
         threads: runtime threads (None: the runtime's default).
         save_inputs: a folder to write each model input into as a PNG.
+        mnist_preprocess: the MNIST digit preprocessing for any (N, 28, 28, 1) model.
+        value_range: what pixels 0..255 map onto (default: the model's spec, see `model_input`).
 
     Raises:
-        ImageError, BundleError, RunDirError, ModelLoadError, InputSpecError: one line each.
+        ImageError, BundleError, RunDirError, ModelLoadError, InputSpecError, PredictInputError: one line each.
     """
     import numpy as np
 
     from runtimes.registry import make_runner
-    from toolkit.device.photo import prepare, save_png
-    from toolkit.model.spec import reference_spec
+    from toolkit.device.model_input import output_kind, plan_input, softmax
+    from toolkit.device.photo import save_png
 
-    with model_source(model, artifact) as (model_path, name, note):
-        prepared = [p for path in images for p in prepare(path, preprocess=preprocess)]
-        batch = np.stack([p.pixels for p in prepared])[..., np.newaxis]
-        # The photo preprocessing makes MNIST digits, so the model must be one that reads them.
-        with make_runner(model_path, num_threads=threads, spec=reference_spec()) as runner:
-            probs = runner.infer(batch)
-            backend = runner.backend()
+    with (
+        model_source(model, artifact) as (model_path, name, note, declared),
+        make_runner(model_path, num_threads=threads, spec=declared) as runner,
+    ):
+        spec = runner.model_spec()
+        plan = plan_input(
+            spec, model_path, declared=declared is not None, preprocess=preprocess, mnist=mnist_preprocess,
+            value_range=value_range,
+        )  # fmt: skip
+        prepared = [p for path in images for p in plan.prepare(path)]
+        outputs = runner.infer(plan.batch(prepared))
+        backend = runner.backend()
     if save_inputs is not None:
         for i, p in enumerate(prepared):
             save_png(p.pixels, save_inputs / f"{i:04d}-{Path(p.name.replace('[', '-').rstrip(']')).stem}.png")
+    kind, inferred = output_kind(spec, declared is not None, outputs)
+    probs = softmax(outputs) if kind == "logits" else outputs
     results = []
     for p, row in zip(prepared, probs, strict=True):
+        if kind == "values":
+            results.append(Prediction(p, (), (), tuple(round(float(v), 6) for v in row), reference=False))
+            continue
         order = np.argsort(-row, kind="stable")[:top_k]
         best = tuple((int(d), round(float(row[d]), 6)) for d in order)
-        results.append(Prediction(p, best, tuple(round(float(v), 6) for v in row)))
-    return Predictions(model_path, name, backend, preprocess, tuple(results), note)
+        results.append(
+            Prediction(p, best, tuple(round(float(v), 6) for v in row), None, spec.class_names, plan.reference)
+        )
+    notes = tuple(n for n in (inferred,) if n)
+    return Predictions(model_path, name, backend, plan.mode == "mnist", tuple(results), note, plan, kind, notes)
 
 
 @contextlib.contextmanager
-def model_source(model: Path, artifact: str | None) -> Iterator[tuple[Path, str | None, str | None]]:
+def model_source(model: Path, artifact: str | None) -> Iterator[Source]:
     """Resolve MODEL for `edgekit predict` to a model file whose sha256 has been checked.
 
     MODEL is a model file (`.tflite`/`.onnx`), a run directory, a bundle folder or a bundle .tar.gz.
-    Yields (model file, artifact name or None, a note for the user or None).
+    Yields (model file, artifact name or None, a note for the user or None, the spec its manifest or
+    bundle records or None).
     """
     model = Path(model)
     if model.is_dir() or is_archive(model):
@@ -144,16 +216,52 @@ def model_source(model: Path, artifact: str | None) -> Iterator[tuple[Path, str 
             path = check_file(root, entry["path"], doc["files"][entry["path"]], model)
             if entry.get("sha256") and sha256_file(path) != entry["sha256"]:
                 raise BundleError(f"{entry['path']} in {model} does not match its artifact sha256; copy it again.")
-            yield path, entry["name"], None if artifact else _note(entry["name"], model)
+            yield path, entry["name"], None if artifact else _note(entry["name"], model), _entry_spec(entry)
         return
     if artifact:
         raise BundleError(
             f"--artifact {artifact} applies to a run directory or bundle, but {model} is a model file; drop --artifact."
         )
-    yield model, None, None
+    yield model, None, None, _listed_spec(model)
 
 
-def _run_model(run: Path, artifact: str | None) -> tuple[Path, str | None, str | None]:
+def _entry_spec(entry: dict[str, Any]) -> ModelSpec | None:
+    """The spec a manifest or bundle entry records (None for documents written before specs were stored)."""
+    from runtimes.spec import ModelSpec
+
+    data = entry.get("model_spec")
+    return None if data is None else ModelSpec.from_dict(data)
+
+
+def _listed_spec(model: Path) -> ModelSpec | None:
+    """The spec recorded for a model file that sits in a run's or bundle's `exports/` folder, matched by
+    sha256; None when there is none. Only a hint: an unreadable or foreign document is ignored."""
+    import json
+
+    from runtimes.spec import SpecError
+
+    folder = model.resolve().parent
+    if folder.name != "exports":
+        return None
+    for document in ("manifest.json", "bundle.json"):  # read without pydantic: predict starts fast
+        path = folder.parent / document
+        try:
+            entries = json.loads(path.read_text())["artifacts"] if path.is_file() else []
+            candidates = [e for e in entries if isinstance(e, dict) and e.get("model_spec") and e.get("sha256")]
+            if not candidates:
+                continue
+            from exporters.files import sha256_file
+
+            digest = sha256_file(model)
+            entry = next((e for e in candidates if e["sha256"] == digest), None)
+            if entry is not None:
+                return _entry_spec(entry)
+        except (OSError, ValueError, KeyError, TypeError, SpecError):
+            continue  # a malformed document or spec: the file alone decides
+    return None
+
+
+def _run_model(run: Path, artifact: str | None) -> Source:
     from toolkit.device.bundle_format import BUNDLE_JSON
     from toolkit.run import layout as A
 
@@ -164,7 +272,12 @@ def _run_model(run: Path, artifact: str | None) -> tuple[Path, str | None, str |
         )
     manifest = A.load_manifest(run)
     entry = _choose(manifest["artifacts"], artifact, run)
-    return A.verified_path(run, entry), entry["name"], None if artifact else _note(entry["name"], run)
+    return (
+        A.verified_path(run, entry),
+        entry["name"],
+        None if artifact else _note(entry["name"], run),
+        A.entry_spec(entry),
+    )
 
 
 def _choose(entries: list[dict[str, Any]], artifact: str | None, where: Path) -> dict[str, Any]:
