@@ -28,7 +28,6 @@ DEFAULT_OPSET = 17
 INPUT_NAME = "input"
 
 
-
 def _convert_fp32(model: Any, dest: Path, opset: int) -> None:
     # tf2onnx's from_keras fails on Keras 3 Sequential models (KeyError 'keras_tensor_…'); a
     # tf.function with an explicit input signature converts the same graph reliably.

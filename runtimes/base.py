@@ -281,10 +281,7 @@ def io_problem(inp: TensorSpec, out: TensorSpec, expected: ModelSpec | None = No
     `expected` spec, the input shape and output width must also match it (dynamic dims match anything).
     """
     if len(inp.shape) not in (2, 4):
-        return (
-            f"takes input {shape_text(inp.shape)}; edgekit runs models taking (N, H, W, C) images "
-            "or (N, C) vectors."
-        )
+        return f"takes input {shape_text(inp.shape)}; edgekit runs models taking (N, H, W, C) images or (N, C) vectors."
     if len(out.shape) != 2:
         return f"outputs {shape_text(out.shape)}; edgekit runs models with one (N, outputs) output."
     if expected is not None:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from runtimes.base import Runner
-from runtimes.errors import ModelLoadError, RuntimeUnavailableError
+from runtimes.errors import ModelLoadError, RuntimeUnavailableError, one_line
 from runtimes.spec import ModelSpec, TensorSpec
 from runtimes.tf_import import import_keras, import_tensorflow
 
@@ -38,9 +38,94 @@ def check_keras_archive(path: Any) -> None:
         raise ModelLoadError(f"{path} is not a Keras model (.keras files are zip archives); re-train or re-save it.")
 
 
+SAVEDMODEL_DIR = "savedmodel"  # a run made from a SavedModel keeps a copy here, beside model.keras
+CUSTOM_OBJECTS = "custom_objects.py"  # a run's custom layers (`--custom-objects`), imported before loading
+
+
+def wrap_savedmodel(path: Any) -> Any:
+    """A TensorFlow SavedModel folder as a one-input Keras model (a `TFSMLayer` on its serving signature)."""
+    from pathlib import Path
+
+    keras, tf = import_keras(), import_tensorflow()
+    path = Path(path)
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as exc:  # TF raises many kinds for a damaged SavedModel
+        raise ModelLoadError(f"{path} could not be loaded as a SavedModel: {one_line(exc)}") from None
+    signatures = dict(getattr(loaded, "signatures", {}) or {})
+    endpoint = next((e for e in ("serving_default", "serve") if e in signatures or hasattr(loaded, e)), None)
+    if endpoint is None:
+        raise ModelLoadError(f"{path} has no serving_default or serve signature; export it with model.export().")
+    fn = signatures[endpoint] if endpoint in signatures else getattr(loaded, endpoint)
+    args, kwargs = fn.structured_input_signature
+    specs = [*args, *kwargs.values()]
+    if len(specs) != 1:
+        raise ModelLoadError(f"the SavedModel {path} has {len(specs)} inputs; edgekit takes one input.")
+    shape, dtype = tuple(specs[0].shape.as_list()), specs[0].dtype.name
+    inp = keras.Input(shape=shape[1:], dtype=dtype, name="input")
+    out = keras.layers.TFSMLayer(str(path), call_endpoint=endpoint)(inp)
+    if isinstance(out, dict):
+        if len(out) != 1:
+            raise ModelLoadError(f"the SavedModel {path} has {len(out)} outputs ({', '.join(out)}); edgekit takes one.")
+        out = next(iter(out.values()))
+    return keras.Model(inp, out, name=path.name)
+
+
+def _savedmodel_beside(path: Any) -> Any:
+    """The run's SavedModel copy, when `path` is the model.keras that wraps it (InputLayer + TFSMLayer only).
+
+    Keras's safe_mode refuses to deserialize a TFSMLayer; the wrapper is rebuilt from the copy instead,
+    which also keeps the run relocatable (the saved wrapper holds an absolute path).
+    """
+    import json
+    from pathlib import Path
+
+    folder = Path(path).parent / SAVEDMODEL_DIR
+    if not (folder / "saved_model.pb").is_file():
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+        kinds = {layer["class_name"] for layer in config["config"]["layers"]}
+    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile):
+        return None
+    return folder if kinds <= {"InputLayer", "TFSMLayer"} else None
+
+
+def _import_custom_objects(path: Any) -> None:
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    code = Path(path).parent / CUSTOM_OBJECTS
+    if not code.is_file():
+        return
+    name = f"edgekit_custom_objects_{abs(hash(str(code.resolve())))}"
+    if name in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(name, code)
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the user's own code
+        del sys.modules[name]
+        raise ModelLoadError(f"importing {code} failed: {type(exc).__name__}: {one_line(exc)}") from None
+
+
 def load_keras_model(path: Any) -> Any:
-    """Load a `.keras` file with safe_mode (no arbitrary code) and turn failures into one line."""
+    """Load a `.keras` file with safe_mode (no arbitrary code) and turn failures into one line.
+
+    A run's `custom_objects.py` beside the file is imported first (it registers the user's custom layers);
+    a wrapper of the run's SavedModel copy is rebuilt from that copy.
+    """
     check_keras_archive(path)
+    saved = _savedmodel_beside(path)
+    if saved is not None:
+        return wrap_savedmodel(saved)
+    _import_custom_objects(path)
     keras = import_keras()
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)

@@ -86,6 +86,8 @@ def parse_scale(text: str | None) -> float | None:
     if not value > 0:
         raise ToolkitError(f"--input-scale must be positive, got {text}.")
     return value
+
+
 AllowUnverifiedOpt = Annotated[
     bool,
     typer.Option(

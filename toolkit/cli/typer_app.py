@@ -35,7 +35,6 @@ def main_callback(
     """edgekit: from a Keras CNN to checked, measured TFLite and ONNX artifacts."""
 
 
-
 def _register_commands() -> None:
     """Add every command to `app`, in the order `--help` lists them (imports stay light: no TensorFlow)."""
     from toolkit.cli import bench, device, diagnose, mcu, run

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from runtimes.spec import ModelSpec
 
 MODEL_JSON: Final = "model.json"
-CUSTOM_OBJECTS: Final = "custom_objects.py"  # imported by the Keras loader when it sits beside model.keras
-SAVEDMODEL_DIR: Final = "savedmodel"
+from runtimes.keras_runner import CUSTOM_OBJECTS, SAVEDMODEL_DIR  # noqa: E402  (light: TF loads lazily)
+
 OUTPUT_KINDS: Final = ("probabilities", "logits", "values")
 
 # Layers the converters and edgekit's diagnosis are known to handle (tested); others are tried, and a
@@ -211,38 +211,13 @@ def save_into_run(
 
 
 def _wrap_savedmodel(path: Path) -> Any:
-    from runtimes.tf_import import import_keras, import_tensorflow
+    from runtimes.errors import ModelLoadError
+    from runtimes.keras_runner import wrap_savedmodel
 
-    keras, tf = import_keras(), import_tensorflow()
     try:
-        loaded = tf.saved_model.load(str(path))
-    except Exception as exc:  # TF raises many kinds for a damaged SavedModel
-        raise ModelImportError(f"{path} could not be loaded as a SavedModel: {_first_line(exc)}") from None
-    signatures = list(getattr(loaded, "signatures", {}) or {})
-    endpoint = next((e for e in ("serving_default", "serve") if e in signatures or hasattr(loaded, e)), None)
-    if endpoint is None:
-        raise ModelImportError(f"{path} has no serving_default or serve signature; export it with model.export().")
-    fn = loaded.signatures[endpoint] if endpoint in signatures else getattr(loaded, endpoint)
-    specs = _signature_inputs(fn)
-    if len(specs) != 1:
-        raise ModelImportError(f"the SavedModel {path} has {len(specs)} inputs; edgekit takes one input.")
-    shape, dtype = specs[0]
-    layer = keras.layers.TFSMLayer(str(path), call_endpoint=endpoint)
-    inp = keras.Input(shape=tuple(shape[1:]), dtype=dtype, name="input")
-    out = layer(inp)
-    if isinstance(out, dict):
-        if len(out) != 1:
-            raise ModelImportError(
-                f"the SavedModel {path} has {len(out)} outputs ({', '.join(out)}); edgekit takes one."
-            )
-        out = next(iter(out.values()))
-    return keras.Model(inp, out, name=path.name)
-
-
-def _signature_inputs(fn: Any) -> list[tuple[tuple[int | None, ...], str]]:
-    args, kwargs = fn.structured_input_signature
-    specs = [*(a for a in args), *kwargs.values()]
-    return [(tuple(s.shape.as_list()), s.dtype.name) for s in specs]
+        return wrap_savedmodel(path)
+    except ModelLoadError as exc:
+        raise ModelImportError(str(exc)) from None
 
 
 def _all_layers(model: Any) -> list[Any]:
@@ -256,6 +231,11 @@ def _all_layers(model: Any) -> list[Any]:
 
 
 def _tensor_name(tensor: Any) -> str:
+    # A Keras tensor's own name is e.g. "keras_tensor_3"; the layer that made it is what users know.
+    history = getattr(tensor, "_keras_history", None)
+    layer = getattr(history, "operation", None)
+    if layer is not None and type(layer).__name__ != "InputLayer":
+        return str(layer.name)
     return str(getattr(tensor, "name", "?"))
 
 

@@ -255,8 +255,11 @@ def _machine(docs: RunDocs) -> tuple[tuple[str, str], ...]:
     method = as_dict(docs.bench.get("method"))
     if method:
         items.append(
-            ("method", f"{plain(method.get('warmup_runs'))} warm-up runs, then ≥ {plain(method.get('min_runs'))} timed "
-                       f"runs and ≥ {plain(method.get('min_seconds'))} s per configuration, fresh process each")
+            (
+                "method",
+                f"{plain(method.get('warmup_runs'))} warm-up runs, then ≥ {plain(method.get('min_runs'))} timed "
+                f"runs and ≥ {plain(method.get('min_seconds'))} s per configuration, fresh process each",
+            )
         )
     if env.get("hostname") or env.get("timestamp_utc"):
         items.append(("host, time", " · ".join(str(env[k]) for k in ("hostname", "timestamp_utc") if env.get(k))))

@@ -80,9 +80,7 @@ def to_inline_svg(fig: Any, chart_id: str, title: str, tips: Tips) -> str:
     # matplotlib numbers its elements per figure (figure_1, axes_1, ...): prefix them so ids stay unique
     # across the page's charts. Marks already carry the chart id.
     text = re.sub(r'(id="|url\(#|href="#)(?!chart-)', rf"\g<1>{chart_id}-", text)
-    text = text.replace(
-        "<svg", f'<svg class="chart" id="{chart_id}" role="img" aria-label="{html.escape(title)}"', 1
-    )
+    text = text.replace("<svg", f'<svg class="chart" id="{chart_id}" role="img" aria-label="{html.escape(title)}"', 1)
     for gid, tip in tips.texts.items():
         text = text.replace(
             f'<g id="{gid}">', f'<g id="{gid}" class="mark"><title>{html.escape(tip, quote=False)}</title>', 1

@@ -240,7 +240,6 @@ def reference_sha(manifest: dict[str, Any]) -> str | None:
     return None if ref is None else str(ref["sha256"])
 
 
-
 def entry_spec(entry: dict[str, Any]) -> ModelSpec | None:
     """The ModelSpec a manifest entry records (None for manifests written before specs were stored)."""
     data = entry.get("model_spec")

@@ -31,9 +31,9 @@ def load_bench(path: Path, what: str = "--baseline") -> BenchDocument:
     return load_document(bench_path(path, what), BenchDocument)
 
 
-def run_gate(current: BenchDocument, baseline: BenchDocument, baseline_path: Path, limits: Limits, out_dir: Path) -> (
-    GateDocument
-):
+def run_gate(
+    current: BenchDocument, baseline: BenchDocument, baseline_path: Path, limits: Limits, out_dir: Path
+) -> GateDocument:
     """Compare `current` with `baseline` under `limits`; write `out_dir/gate.json` and return it.
 
     The caller decides what a failure means (the CLI exits 3); `doc.passed` and `doc.regressions` say it.

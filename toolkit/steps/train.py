@@ -16,8 +16,8 @@ def forget_user_model(run_dir: Path) -> None:
     """Remove what `--model` imported (model.json, dataset.json, its custom code and SavedModel copy)."""
     import shutil
 
+    from runtimes.keras_runner import CUSTOM_OBJECTS, SAVEDMODEL_DIR
     from toolkit.model.run_source import DATASET_JSON, MODEL_JSON
-    from toolkit.model.user import CUSTOM_OBJECTS, SAVEDMODEL_DIR
 
     for name in (MODEL_JSON, DATASET_JSON, CUSTOM_OBJECTS):
         (run_dir / name).unlink(missing_ok=True)
