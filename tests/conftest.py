@@ -75,3 +75,45 @@ def edgekit() -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
+
+
+# -- the user's own models (issue 10): built once per session from real MNIST digits ------------------
+USER_CASES = ("rgb", "mlp", "logits", "regression", "folder")
+
+
+@pytest.fixture(scope="session")
+def user_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    """name → (model file, data) for the test user models (see tests/user_models.py), about 30 s in all."""
+    pytest.importorskip("tensorflow")
+    from tests import user_models as U
+
+    root = tmp_path_factory.mktemp("user-models")
+    files: dict[str, tuple[Path, Path]] = {}
+    data = U.rgb_digits(root / "rgb_digits.npz")
+    files["rgb"] = (U.rgb_cnn(root / "rgb_cnn.keras", data), data)
+    data = U.digit_vectors(root / "digit_vectors.npz")
+    files["mlp"] = (U.mlp(root / "mlp.keras", data), data)
+    data = U.grey_digits(root / "grey_digits.npz")
+    files["logits"] = (U.logits_cnn(root / "logits_cnn.keras", data), data)
+    data = U.ink_targets(root / "ink_targets.npz")
+    files["regression"] = (U.regressor(root / "regressor.keras", data), data)
+    folder = U.digit_folder(root / "digit_folder")
+    files["folder"] = (U.folder_cnn(root / "folder_cnn.keras", folder), folder)
+    return files
+
+
+@pytest.fixture(scope="session")
+def user_runs(
+    user_files: dict[str, tuple[Path, Path]], tmp_path_factory: pytest.TempPathFactory, edgekit
+) -> dict[str, Path]:
+    """name → run directory of `edgekit pipeline --model M --data D` (quick bench, batch 1, 1 thread)."""
+    runs: dict[str, Path] = {}
+    for name, (model, data) in user_files.items():
+        runs_dir = tmp_path_factory.mktemp(f"user-run-{name}")
+        result = edgekit(
+            "pipeline", "--model", str(model), "--data", str(data), "--runs-dir", str(runs_dir),
+            "--quick", "-b", "1", "-t", "1", "--no-peak",
+        )  # fmt: skip
+        assert result.returncode in (0, 3), f"{name}: {result.stderr[-2000:]}"
+        runs[name] = (runs_dir / "latest").resolve()
+    return runs

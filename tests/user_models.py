@@ -193,3 +193,16 @@ def regressor(path: Path, data: Path, *, epochs: int = 10) -> Path:
     _fit(model, d["x_train"], d["y_train"], epochs, "mse")
     model.save(path)
     return path
+
+
+def folder_cnn(path: Path, root: Path, *, epochs: int = 15) -> Path:
+    """The RGB CNN trained on a folder of images as edgekit reads it (16×16 RGB)."""
+    from runtimes.spec import ModelSpec, TensorSpec
+    from toolkit.data.sources import load_folder
+
+    classes = sum(1 for d in root.iterdir() if d.is_dir())
+    spec = ModelSpec(
+        input=TensorSpec("image", (None, 16, 16, 3), "float32"), output=TensorSpec("probs", (None, classes), "float32")
+    )
+    data = load_folder(root, spec)
+    return rgb_cnn(path, (data.x_train, data.y_train), classes=classes, epochs=epochs)

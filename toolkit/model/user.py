@@ -153,6 +153,20 @@ def check_model(model: Any, *, output_kind: str | None = None) -> ModelSpec:
     return spec
 
 
+def check_custom_code(model: Any, custom_objects: Path | None) -> None:
+    """Refuse custom classes without `--custom-objects`: each step's fresh process (bench) must load them too."""
+    if custom_objects is not None:
+        return
+    for obj in [model, *_all_layers(model)]:
+        module = type(obj).__module__
+        if not module.startswith(("keras", "tensorflow", "tf_keras")):
+            name = getattr(obj, "name", type(obj).__name__)
+            raise ModelImportError(
+                f"layer {name!r} is custom class {type(obj).__name__!r} (from {module}); pass --custom-objects "
+                "FILE.py, the code that defines it, so every step (and each benchmark process) can load it."
+            )
+
+
 def layer_list(model: Any) -> list[dict[str, str]]:
     """Every layer of the model as {name, class} (nested models flattened), for model.json and reports."""
     return [{"name": str(layer.name), "class": type(layer).__name__} for layer in _all_layers(model)]
