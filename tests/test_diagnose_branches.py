@@ -43,8 +43,8 @@ def _rows(model: Any, path: Path, x: np.ndarray) -> dict[str, dict[str, Any]]:
     probes = map_layers(keras_layers(model), tuple(x.shape[1:]), graph.tensors, (model.name,))
     cap = graph.capture([p.tensor.read for p in probes if p.tensor is not None], x)
     rows, _ = layer_rows(probes, cap.values, keras_outputs(model, x), x)
-    # No export tensor stands for two layers (identity layers excepted, which have none here).
-    tensors = [r["tensor"] for r in rows if r["tensor"] is not None]
+    # No export tensor stands for two layers (identity layers such as Dropout read their input's).
+    tensors = [r["tensor"] for r in rows if r["tensor"] is not None and not r["note"].startswith("identity")]
     assert len(tensors) == len(set(tensors)), path.name
     return {r["layer"]: r for r in rows}
 
@@ -96,12 +96,14 @@ def test_branch_cnn_maps_every_layer(models: dict[str, dict[str, Any]], artifact
     )
 
 
-@pytest.mark.parametrize("name", ["mlp", "logits_cnn", "regression"])
+@pytest.mark.parametrize("name", ["mlp", "logits_cnn", "regression", "auto_cnn", "norm_cnn"])
 @pytest.mark.parametrize("artifact", ARTIFACTS)
-def test_mlp_logits_and_regression_models_map_every_layer(
+def test_mlp_logits_regression_and_auto_named_models_map_every_layer(
     models: dict[str, dict[str, Any]], name: str, artifact: str
 ) -> None:
     m = models[name]
+    if artifact not in m["files"]:
+        pytest.skip(f"{name} is exported to TFLite only (see diagnose_models.TFLITE_ONLY)")
     rows = _rows(m["model"], m["files"][artifact], _inputs(name))
     _check_common(rows, artifact)
     last = m["model"].layers[-1].name
@@ -111,6 +113,21 @@ def test_mlp_logits_and_regression_models_map_every_layer(
         # Rescaling and BN on vectors fold into the Dense after them (TFLite) or keep their own tensor (ONNX).
         assert rows["norm"]["tensor"] or rows["norm"]["fused_into"] == "hidden"
         assert rows["hidden_bn"]["tensor"] or rows["hidden_bn"]["fused_into"] == "hidden2"
+    if name in ("auto_cnn", "norm_cnn"):
+        # Keras' own names: conv2d vs conv2d_1 (TF scopes conv2d_1 and conv2d_1_2) are not confused; both
+        # branches of the Add have their own tensor; Dropout reads the pooling's tensor.
+        by_type: dict[str, list[dict[str, Any]]] = {}
+        for r in rows.values():
+            by_type.setdefault(r["type"], []).append(r)
+        first, second, third = by_type["Conv2D"]
+        assert first["tensor"] and second["tensor"] and first["tensor"] != second["tensor"]
+        assert third["tensor"] or third["fused_into"] == by_type["BatchNormalization"][0]["layer"]
+        assert by_type["Add"][0]["tensor"] and by_type["GlobalAveragePooling2D"][0]["tensor"]
+        dropout = by_type["Dropout"][0]
+        assert dropout["tensor"] == by_type["GlobalAveragePooling2D"][0]["tensor"]
+        assert dropout["note"].startswith("identity at inference")
+        head = by_type["Rescaling" if name == "auto_cnn" else "Normalization"][0]
+        assert head["tensor"] or head["note"].startswith("folded into")
 
 
 def test_diagnose_arrays_reports_classification_gallery_and_regression_error(

@@ -370,6 +370,11 @@ def _explain_missing(
 ) -> None:
     """Say which layer's tensor holds the work of a layer that has none, if the converter fused it."""
     nxt = consumers.get(probe.layer, [])
+    if probe.type in AFFINE and len(nxt) > 1 and all(by_name[c].type in LINEAR for c in nxt if c in by_name):
+        # x·a + b feeding several convs/Dense (a Rescaling before two branches) folds into each one's weights.
+        probe.fused_into = nxt[0]
+        probe.note = "folded into " + ", ".join(f"{c} ({by_name[c].type})" for c in nxt if c in by_name)
+        return
     if len(nxt) != 1 or nxt[0] not in by_name:
         return
     target = by_name[nxt[0]]

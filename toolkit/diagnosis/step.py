@@ -76,6 +76,7 @@ def diagnose_artifact(
     labels: np.ndarray | None,
     out_dir: Path,
     model_names: tuple[str, ...] = (),
+    output_layer: str | None = None,
 ) -> dict[str, Any]:
     """Per-layer metrics, first departure, added-error ranking, output error and gallery for one artifact.
 
@@ -92,7 +93,7 @@ def diagnose_artifact(
     cap = graph.capture(keys, images)
     rows, flatten_order = layer_rows(probes, cap.values, reference, images)
     assert cap.probs is not None and cap.plain_probs is not None
-    ref_out = reference[layers[-1].name].reshape(len(images), -1)
+    ref_out = reference[output_layer or layers[-1].name].reshape(len(images), -1)
     plain = cap.plain_probs.reshape(len(images), -1)
     instrumented = cap.probs.reshape(len(images), -1)
     result: dict[str, Any] = {
@@ -149,6 +150,12 @@ def diagnose_artifact(
     return result
 
 
+def output_layer_name(model: Any) -> str | None:
+    """The Keras layer that produces the model's (single) output (not always the last in `model.layers`)."""
+    history = getattr(model.outputs[0], "_keras_history", None) if getattr(model, "outputs", None) else None
+    return str(history[0].name) if history else None
+
+
 def diagnose_arrays(
     model: Any,
     paths: list[tuple[dict[str, Any], Path]],
@@ -188,7 +195,11 @@ def diagnose_arrays(
     results = []
     for entry, path in paths:
         p.update(task, description=f"diagnose: {entry['name']} layers")
-        results.append(diagnose_artifact(entry, path, layers, reference, images, labels, out_dir, (str(model.name),)))
+        results.append(
+            diagnose_artifact(
+                entry, path, layers, reference, images, labels, out_dir, (str(model.name),), output_layer_name(model)
+            )
+        )
         p.advance(task)
     p.update(task, description="diagnose: speed")
     speed = explain(paths, siblings, bench, images[:1]) if siblings is not None else []
