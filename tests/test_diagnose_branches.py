@@ -153,6 +153,11 @@ def test_diagnose_arrays_reports_classification_gallery_and_regression_error(
     x, y = colour_images(64, 9)
     body = diagnose_arrays(models["branch_cnn"]["model"], entries("branch_cnn"), x, y, tmp_path / "cnn")
     assert body["images"] == 64 and not body["speed"]
+    md = render_markdown({**body, "run": "demo", "data": {"subset": "64 images", "source": "synthetic"}})
+    # Every Keras layer has a row in the per-layer tables; folded layers say where they went.
+    for name in ("stem", "stem_bn", "dw", "residual", "sep", "concat", "gap", "probs"):
+        assert f"| {name} |" in md
+    assert "folded into stem_bn (BatchNormalization)" in md and "| fused |" in md
     for res in body["artifacts"]:
         assert res["task"] == "classification" and res["accuracy"] > 0.5 and res["top1_agreement"] > 0.9
         assert abs(res["accuracy"] - res["reference_accuracy"]) < 0.1

@@ -48,7 +48,11 @@ def layer_table(result: dict[str, Any], *, compact: bool = False) -> tuple[list[
     rows = []
     for r in result["layers"]:
         if r.get("tensor") is None:
-            line = [r["layer"], r["type"], "–", "–", "–", "–", "–", "–", "–", "–", _status(r, first)]
+            # Say where the layer went (folded into the BN after it, fused into an activation) or that no
+            # tensor matched: never a blank that could pass for a match.
+            where = r.get("note") or "no matching tensor"
+            where = where if not compact or len(where) <= 40 else where[:39] + "…"
+            line = [r["layer"], r["type"], where, "–", "–", "–", "–", "–", "–", "–", _status(r, first)]
         else:
             clipped = r.get("clipped_pct")
             layout = {"NCHW": " [NCHW]"}.get(r.get("layout", ""), "")
