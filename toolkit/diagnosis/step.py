@@ -9,6 +9,7 @@ gallery in `diagnose_gallery`, the slowdown explainer in `diagnose_speed` (evide
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +230,95 @@ def diagnose_arrays(
     }
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What a run's diagnose works on: the Keras reference, the chosen exports and their fp32 siblings."""
+
+    reference: Path
+    paths: list[tuple[dict[str, Any], Path]]
+    siblings: dict[str, tuple[dict[str, Any], Path]]
+
+
+def _plan(run_dir: Path, artifact_names: list[str] | None) -> _Plan:
+    """Check the run and the chosen artifacts (one-line errors) before any long work."""
+    manifest = A.load_manifest(run_dir)
+    names = artifact_names or default_artifacts(manifest)
+    if A.REFERENCE_NAME in names:
+        raise ToolkitError(f"{A.REFERENCE_NAME} is the reference every artifact is compared with; choose exports.")
+    entries = A.select_artifacts(manifest, names)
+    if not entries:
+        raise RunDirError(f"{run_dir / A.MANIFEST_JSON} lists no exported artifacts; run `edgekit export` first.")
+    ref_path = A.verified_path(run_dir, A.listed_reference(run_dir, manifest))
+    paths = [(e, A.verified_path(run_dir, e)) for e in entries]
+    siblings = {
+        e["format"]: (e, A.verified_path(run_dir, e))
+        for e in manifest["artifacts"]
+        if e["precision"] == "fp32" and e["format"] != "keras"
+    }
+    _check_specs(paths)
+    return _Plan(ref_path, paths, siblings)
+
+
+def _run_planned(
+    run_dir: Path,
+    plan: _Plan,
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    data_info: dict[str, Any],
+    progress: ProgressCallback | None,
+) -> dict[str, Any]:
+    from runtimes.keras_runner import load_keras_model
+    from toolkit.diagnosis.render import render_markdown
+
+    out_dir = run_dir / DIAGNOSE_DIR
+    bench_path = run_dir / A.BENCH_JSON
+    bench = A.read_json(bench_path) if bench_path.exists() else None
+    model = load_keras_model(plan.reference)
+    body = diagnose_arrays(
+        model, plan.paths, images, labels, out_dir, siblings=plan.siblings, bench=bench, progress=progress
+    )
+    report = {
+        "schema_version": A.SCHEMA_VERSION,
+        "created_utc": A.utc_now(),
+        "run": run_dir.resolve().name,
+        "images": len(images),
+        "data": data_info,
+        **{k: v for k, v in body.items() if k != "images"},
+        "bench_json": bench_path.name if bench else None,
+        "libraries": A.library_versions(),
+    }
+    write_json_atomic(out_dir / DIAGNOSE_JSON, report)
+    write_text_atomic(out_dir / DIAGNOSE_MD, render_markdown(report))
+    return report
+
+
+def diagnose_run(
+    run_dir: Path,
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    *,
+    artifact_names: list[str] | None = None,
+    data_info: dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Diagnose a run's artifacts on inputs already converted to the model's input form; write the report.
+
+    Args:
+        run_dir: the run directory (manifest, model.keras, exports).
+        images: float32 model inputs `[N, ...]` (the caller picks N, e.g. the first `limit` test examples).
+        labels: integer class labels `[N]`, or None for a regression model.
+        artifact_names: artifacts to diagnose (default: the quantized ones, else every export).
+        data_info: the report's `data` block: `source`, `verified` and `subset` (what the inputs are).
+        progress: progress callback.
+
+    Returns:
+        The report written to diagnose/diagnose.json (diagnose.md and the galleries beside it).
+    """
+    plan = _plan(run_dir, artifact_names)
+    info = data_info or {"source": "given arrays", "verified": None, "subset": f"{len(images)} examples"}
+    return _run_planned(run_dir, plan, images, labels, info, progress)
+
+
 def diagnose_step(
     run_dir: Path,
     *,
@@ -238,49 +328,14 @@ def diagnose_step(
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Diagnose the chosen artifacts of a run; write diagnose/diagnose.{json,md} and the galleries."""
-    from runtimes.keras_runner import load_keras_model
-    from toolkit.diagnosis.render import render_markdown
-
     if limit < 1:
         raise ToolkitError(f"--limit must be 1 or more, got {limit}.")
-    manifest = A.load_manifest(run_dir)
-    names = artifact_names or default_artifacts(manifest)
-    if A.REFERENCE_NAME in names:
-        raise ToolkitError(f"{A.REFERENCE_NAME} is the reference every artifact is compared with; choose exports.")
-    entries = A.select_artifacts(manifest, names)
-    if not entries:
-        raise RunDirError(f"{run_dir / A.MANIFEST_JSON} lists no exported artifacts; run `edgekit export` first.")
-    ref_entry = A.listed_reference(run_dir, manifest)
-    ref_path = A.verified_path(run_dir, ref_entry)
-    paths = [(e, A.verified_path(run_dir, e)) for e in entries]
-    siblings = {
-        e["format"]: (e, A.verified_path(run_dir, e))
-        for e in manifest["artifacts"]
-        if e["precision"] == "fp32" and e["format"] != "keras"
-    }
-    _check_specs(paths)
+    plan = _plan(run_dir, artifact_names)
     data = data or load_mnist()
     n = min(limit, len(data.x_test))
     images, labels = to_model_input(data.x_test[:n]), data.y_test[:n].astype(np.int64)
-    out_dir = run_dir / DIAGNOSE_DIR
-    bench_path = run_dir / A.BENCH_JSON
-    bench = A.read_json(bench_path) if bench_path.exists() else None
-    body = diagnose_arrays(
-        load_keras_model(ref_path), paths, images, labels, out_dir, siblings=siblings, bench=bench, progress=progress
-    )
-    report = {
-        "schema_version": A.SCHEMA_VERSION,
-        "created_utc": A.utc_now(),
-        "run": run_dir.resolve().name,
-        "images": n,
-        "data": {"source": data.source, "verified": data.verified, "subset": f"the first {n} of the test set"},
-        **{k: v for k, v in body.items() if k != "images"},
-        "bench_json": bench_path.name if bench else None,
-        "libraries": A.library_versions(),
-    }
-    write_json_atomic(out_dir / DIAGNOSE_JSON, report)
-    write_text_atomic(out_dir / DIAGNOSE_MD, render_markdown(report))
-    return report
+    info = {"source": data.source, "verified": data.verified, "subset": f"the first {n} of the test set"}
+    return _run_planned(run_dir, plan, images, labels, info, progress)
 
 
 def _check_specs(paths: list[tuple[dict[str, Any], Path]]) -> None:
