@@ -47,9 +47,16 @@ def _print(report: dict[str, Any]) -> None:
         out.print(f"  first departure: {escape(departure_text(res).replace('**', ''))}", highlight=False)
         out.print(f"  most error added by: {escape(ranking_text(res))}", highlight=False)
         gal = res["gallery"]
+        if res.get("top1_agreement") is None:  # regression: no top-1 to disagree on
+            err = res["output_error"]
+            out.print(
+                f"  output max |error| {err['max_abs_err']:.3g} ({100 * err['max_rel_err']:.3g} %)", highlight=False
+            )
+            continue
         out.print(
             f"  {gal['count']} of {report['images']} images disagree with the reference"
-            + (f"; gallery: diagnose/{gal['file']}" if gal["file"] else ""),
+            + (f"; gallery: diagnose/{gal['file']}" if gal["file"] else "")
+            + (f" (no gallery: {escape(gal['skipped'])})" if gal.get("skipped") else ""),
             highlight=False,
         )
     if len(report["artifacts"]) > 1:

@@ -100,7 +100,11 @@ class TFLiteGraph:
                 scale=float(scales[0]) if quantized else None,
                 zero_point=int(zps[0]) if quantized and zps.size else (0 if quantized else None),
                 qdtype=dtype if quantized else None,
+                layout="NHWC" if len(d["shape"]) == 4 else None,  # TFLite is NHWC throughout
             )
+            if idx in producer:
+                t.inputs = tuple(str(int(i)) for i in op_by_index[producer[idx]]["inputs"] if str(int(i)) in live)
+                t.op = str(op_by_index[producer[idx]]["op_name"])
             # The op consuming it, through (DE)QUANTIZE: is it an activation?
             cur = idx
             for _ in range(3):
@@ -206,6 +210,7 @@ class OnnxGraph:
         probe_batch = 3
         names = [self.input_name] + [o for node in graph.node for o in node.output if o in live]
         shapes = self._run(list(dict.fromkeys(names)), _probe_input(self.model, self.input_name, probe_batch))
+        layouts = _onnx_layouts(graph, self.input_name, shapes)
         self.tensors = []
         for name in dict.fromkeys(names):
             arr = shapes.get(name)
@@ -215,6 +220,11 @@ class OnnxGraph:
             if op[1] in ("QuantizeLinear", "DequantizeLinear"):
                 continue
             t = Tensor(name, name, tuple(int(s) for s in arr.shape[1:]), op[0], "float32", name)
+            t.layout = layouts.get(name)
+            t.op = op[1]
+            if op[0] >= 0:
+                srcs = (_through_qdq(i, graph, producer) for i in graph.node[op[0]].input if i)
+                t.inputs = tuple(dict.fromkeys(i for i in srcs if i in live))
             cons = consumers.get(name, [])
             if len(cons) == 1 and graph.node[cons[0]].op_type == "QuantizeLinear":
                 q = graph.node[cons[0]]
@@ -292,3 +302,41 @@ def _probe_input(model: Any, name: str, batch: int) -> np.ndarray:
     dims = [d.dim_value if d.dim_value > 0 else batch for d in inp.type.tensor_type.shape.dim]
     dims[0] = batch
     return np.random.default_rng(0).random(dims, dtype=np.float32)
+
+
+def _through_qdq(name: str, graph: Any, producer: dict[str, tuple[int, str]]) -> str:
+    """The float tensor behind a DequantizeLinear(QuantizeLinear(x)) chain (or `name` itself)."""
+    for _ in range(4):
+        op = producer.get(name)
+        if op is None or op[1] not in ("QuantizeLinear", "DequantizeLinear"):
+            break
+        name = graph.node[op[0]].input[0]
+    return name
+
+
+def _onnx_layouts(graph: Any, input_name: str, shapes: dict[str, np.ndarray]) -> dict[str, str]:
+    """NHWC/NCHW for every rank-4 value: tf2onnx's Transposes flip it, other ops keep their input's."""
+    from onnx import helper
+
+    layouts = {input_name: "NHWC"} if shapes.get(input_name) is not None and shapes[input_name].ndim == 4 else {}
+    for node in graph.node:
+        known = next((layouts[i] for i in node.input if i in layouts), None)
+        if node.op_type == "Transpose":
+            perm = next((list(helper.get_attribute_value(a)) for a in node.attribute if a.name == "perm"), None)
+            known = {(0, 3, 1, 2): "NCHW", (0, 2, 3, 1): "NHWC"}.get(tuple(perm or ()))
+        elif node.op_type == "Reshape" and known:
+            # tf2onnx turns a 1-channel NHWC tensor into NCHW with a Reshape: compare the shapes.
+            src, out = shapes.get(node.input[0]), shapes.get(node.output[0])
+            if src is None or out is None or src.ndim != 4 or out.ndim != 4:
+                known = None
+            elif src.shape != out.shape:
+                flipped = {"NHWC": "NCHW", "NCHW": "NHWC"}[known]
+                to_nchw = out.shape == (src.shape[0], src.shape[3], src.shape[1], src.shape[2])
+                to_nhwc = out.shape == (src.shape[0], src.shape[2], src.shape[3], src.shape[1])
+                want = to_nchw if known == "NHWC" else to_nhwc
+                known = flipped if want else None
+        for o in node.output:
+            arr = shapes.get(o)
+            if known and (arr is None or arr.ndim == 4):
+                layouts[o] = known
+    return layouts

@@ -1,19 +1,26 @@
-"""Per-layer diff: every Keras layer's output against the matching tensor inside each export.
+"""Per-layer diff: which tensor inside each export holds every Keras layer's output.
 
 The reference is a `keras.Model` over every layer's output (inference mode, so Dropout is the
-identity). The export's tensors come from `diagnose_capture`.
+identity); the export's tensors come from `capture.py`; the metrics are in `metrics.py`.
 
-Layers are matched to tensors by name (both converters keep Keras layer names in their tensor
-names, with a `_N` suffix), then by per-image shape (NCHW conv/pool outputs of ONNX are transposed
-back to NHWC), in execution order; a layer with an activation is followed through a separate
-activation op (e.g. Dense + SOFTMAX). Dropout (identity at inference) is compared with the previous
-layer's tensor. Flatten is checked in both NHWC and NCHW order (tf2onnx transposes back to NHWC
-before its Reshape, so the ONNX order matches Keras).
+Mapping, for Sequential and functional graphs with branches:
+1. By name. Both converters keep Keras layer names in tensor names (with a `_N` suffix); a TFLite
+   tensor fused from several layers names all of them (`relu;bn;conv`) and holds the output of the
+   last one in Keras order. A layer takes the last tensor carrying its name whose per-image shape
+   matches (ONNX tensors between tf2onnx's Transposes are NCHW and are transposed back), then follows
+   a separate activation op (e.g. Dense + SOFTMAX).
+2. Through the graph. An unnamed tensor (tf2onnx names a Conv with folded BatchNorm `Conv__40`) is
+   the layer's if it is the one unclaimed input, of the right shape, of the op where a Keras consumer
+   starts, or the one such output of the op reading the layer's Keras input.
+3. Otherwise the layer has no tensor of its own: BatchNormalization folded into the conv before it,
+   an activation fused into its op; its row says "folded into"/"fused into" the layer that holds the
+   value, or "no matching tensor". Dropout and other identity layers are compared with their input's
+   tensor. Nothing is matched by shape and order alone.
+Flatten is checked in both NHWC and NCHW order (tf2onnx transposes back to NHWC before its Reshape).
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -58,15 +65,45 @@ class KerasLayer:
     type: str
     shape: tuple[int, ...]  # per image
     activation: str | None
+    inbound: tuple[str, ...] = ()  # Keras layers feeding it (INPUT_ROW for the model input)
+
+
+def _inbound(layer: Any, input_layers: set[str]) -> tuple[str, ...]:
+    from runtimes.tf_import import import_keras
+
+    keras = import_keras()
+    try:
+        tensors = keras.tree.flatten(layer.input)
+    except (AttributeError, ValueError):  # a layer without a (single) inbound node
+        return ()
+    names = []
+    for t in tensors:
+        history = getattr(t, "_keras_history", None)
+        op = history[0] if history else None
+        name = getattr(op, "name", None)
+        if name is not None:
+            names.append(INPUT_ROW if name in input_layers else str(name))
+    return tuple(dict.fromkeys(names))
+
+
+def _model_layers(model: Any) -> list[Any]:
+    return [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
 
 
 def keras_layers(model: Any) -> list[KerasLayer]:
+    """The model's layers in execution order (no InputLayer), with output shapes and Keras inputs."""
+    input_layers = {layer.name for layer in model.layers if type(layer).__name__ == "InputLayer"}
+    for t in model.inputs:
+        history = getattr(t, "_keras_history", None)
+        if history:
+            input_layers.add(str(history[0].name))
     out = []
-    for layer in model.layers:
+    for layer in _model_layers(model):
         shape = tuple(int(d) for d in layer.output.shape[1:])
         act = getattr(layer, "activation", None)
         act_name = getattr(act, "__name__", None) if act is not None else None
-        out.append(KerasLayer(layer.name, type(layer).__name__, shape, None if act_name == "linear" else act_name))
+        act_name = None if act_name == "linear" else act_name
+        out.append(KerasLayer(layer.name, type(layer).__name__, shape, act_name, _inbound(layer, input_layers)))
     return out
 
 
@@ -75,14 +112,15 @@ def keras_outputs(model: Any, images: np.ndarray) -> dict[str, np.ndarray]:
     from runtimes.tf_import import import_keras
 
     keras = import_keras()
+    layers = _model_layers(model)
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-    probe = keras.Model(inputs=inputs, outputs=[layer.output for layer in model.layers])
-    parts: list[list[np.ndarray]] = [[] for _ in model.layers]
+    probe = keras.Model(inputs=inputs, outputs=[layer.output for layer in layers])
+    parts: list[list[np.ndarray]] = [[] for _ in layers]
     for i in range(0, len(images), CHUNK):
         outs = probe(images[i : i + CHUNK], training=False)
         for j, o in enumerate(outs):
             parts[j].append(np.asarray(o, dtype=np.float32))
-    return {layer.name: np.concatenate(p) for layer, p in zip(model.layers, parts, strict=True)}
+    return {layer.name: np.concatenate(p) for layer, p in zip(layers, parts, strict=True)}
 
 
 # -- an export's tensors -----------------------------------------------------------------------------
@@ -101,6 +139,9 @@ class Tensor:
     qdtype: str | None = None  # dtype of the read tensor when it is quantized
     next_op: str = ""  # activation kind of the single op consuming it ("" if none or not an activation)
     next_key: str = ""  # that op's output tensor
+    inputs: tuple[str, ...] = ()  # keys of the activation tensors its producing op reads (through Q/DQ)
+    layout: str | None = None  # "NHWC"/"NCHW" when the graph says (ONNX Transposes); None: unknown
+    op: str = ""  # the producing op's type (TFLite op name or ONNX op type)
 
     def describe(self) -> str:
         if self.scale is None:
@@ -117,6 +158,8 @@ class Probe:
     tensor: Tensor | None
     layout: str = "NHWC"  # NHWC, NCHW (transposed back) or flat
     note: str = ""
+    inbound: tuple[str, ...] = ()
+    fused_into: str | None = None  # the layer whose tensor holds this layer's work, when it has none
 
 
 def _components(name: str) -> set[str]:
@@ -127,226 +170,227 @@ def _components(name: str) -> set[str]:
     return comps
 
 
-def _name_group(name: str, layer: str) -> str | None:
-    """The scope component of `name` that belongs to `layer` (`dense`, `dense_1`, `dense_1_2`...)."""
-    pattern = re.compile(re.escape(layer) + r"(_\d+)*")
-    hits = sorted(c for c in _components(name) if pattern.fullmatch(c))
-    return hits[0] if hits else None
+class _Owners:
+    """Which Keras layers a tensor name mentions.
+
+    TF scopes get a uniquifying suffix (`dense` → `dense_1`), so `dense_1` may be layer `dense` or layer
+    `dense_1`. The suffix the model's own scope got (`sequential` → `sequential_1`) decides: a component
+    equal to a layer name plus that suffix is that layer's; otherwise the longest layer name it extends.
+    """
+
+    def __init__(self, names: list[str], tensors: list[Tensor], model_names: tuple[str, ...] = ()) -> None:
+        comps = set().union(*(_components(t.name) for t in tensors)) if tensors else set()
+        suffixes = [""]
+        for m in model_names:
+            hits = sorted((c for c in comps if re.fullmatch(re.escape(m) + r"(_\d+)*", c)), key=len)
+            if hits:
+                suffixes.insert(0, hits[0][len(m) :])
+                break
+        else:
+            # No model scope in the names: the suffix most layer names carry.
+            counts: dict[str, int] = {}
+            for n in names:
+                for c in comps:
+                    m2 = re.fullmatch(re.escape(n) + r"((?:_\d+)*)", c)
+                    if m2:
+                        counts[m2.group(1)] = counts.get(m2.group(1), 0) + 1
+            if counts:
+                suffixes.insert(0, max(counts, key=lambda s: (counts[s], -len(s))))
+        self.exact: dict[str, str] = {}
+        for suffix in suffixes[::-1]:  # the preferred suffix last, so it wins
+            self.exact.update({n + suffix: n for n in names})
+        self.patterns = [(n, re.compile(re.escape(n) + r"(_\d+)*")) for n in sorted(names, key=len, reverse=True)]
+        self.cache: dict[str, frozenset[str]] = {}
+
+    def __call__(self, t: Tensor) -> frozenset[str]:
+        if t.key not in self.cache:
+            found = set()
+            for c in _components(t.name):
+                if c in self.exact:
+                    found.add(self.exact[c])
+                    continue
+                owner = next((n for n, pat in self.patterns if pat.fullmatch(c)), None)
+                if owner:
+                    found.add(owner)
+            self.cache[t.key] = frozenset(found)
+        return self.cache[t.key]
 
 
-def _layout(shape: tuple[int, ...], want: tuple[int, ...]) -> str | None:
+def _layout(shape: tuple[int, ...], want: tuple[int, ...], hint: str | None = None) -> str | None:
+    if len(want) == 3 and hint == "NCHW":
+        return "NCHW" if shape == (want[2], want[0], want[1]) else None
     if shape == want:
         return "NHWC" if len(want) == 3 else "flat"
-    if len(want) == 3 and shape == (want[2], want[0], want[1]):
+    if len(want) == 3 and hint is None and shape == (want[2], want[0], want[1]):
         return "NCHW"
     return None
 
 
-def map_layers(layers: list[KerasLayer], input_shape: tuple[int, ...], tensors: list[Tensor]) -> list[Probe]:
-    """Assign each Keras layer (and the input) the export tensor that holds its output."""
-    by_key = {t.key: t for t in tensors}
-    probes: list[Probe] = []
-    first_order = 10**9
-    # The input as the first layer sees it: the last input-shaped tensor before any layer tensor.
-    for layer in layers:
-        hits = [t for t in tensors if _name_group(t.name, layer.name) and _layout(t.shape, layer.shape)]
-        if hits:
-            first_order = min(t.order for t in hits)
+def _follow_activation(
+    layer: KerasLayer, chosen: Tensor, by_key: dict[str, Tensor], tail: Any = None
+) -> tuple[Tensor, str]:
+    """Follow an unnamed bias Add or Identity (`tail`), then a separate activation op (Dense → SOFTMAX)."""
+    note, seen = "", 0
+    while tail is not None and (nxt := tail(chosen, layer)) is not None and seen < 4:
+        chosen, seen = nxt, seen + 1
+    seen = 0
+    while layer.activation and chosen.next_op == layer.activation and chosen.next_key in by_key and seen < 4:
+        nxt = by_key[chosen.next_key]
+        if _layout(nxt.shape, layer.shape, nxt.layout) is None:
             break
-    inputs = [t for t in tensors if t.order < first_order and _layout(t.shape, input_shape)]
+        chosen, seen = nxt, seen + 1
+        note = f"after the separate {layer.activation} op"
+    return chosen, note
+
+
+FOLDING = frozenset({"BatchNormalization"})
+AFFINE = frozenset({"BatchNormalization", "Rescaling", "Normalization"})
+LINEAR = frozenset({"Dense", "Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "SeparableConv2D", "EinsumDense"})
+
+
+def map_layers(
+    layers: list[KerasLayer],
+    input_shape: tuple[int, ...],
+    tensors: list[Tensor],
+    model_names: tuple[str, ...] = (),
+) -> list[Probe]:
+    """Assign each Keras layer (and the input) the export tensor that holds its output.
+
+    `model_names` (the Keras model's name) helps tell `dense_1` the layer from `dense` uniquified.
+    """
+    by_key = {t.key: t for t in tensors}
+    index = {lay.name: i for i, lay in enumerate(layers)}
+    owners = _Owners([lay.name for lay in layers], tensors, model_names)
+    shape_of = {lay.name: lay.shape for lay in layers}
+
+    readers: dict[str, list[Tensor]] = {}
+    for t in tensors:
+        for i in t.inputs:
+            readers.setdefault(i, []).append(t)
+
+    def tail(t: Tensor, lay: KerasLayer) -> Tensor | None:
+        # tf2onnx leaves a Dense's bias Add (and the graph's final Identity) unnamed: the layer ends there.
+        nxt = readers.get(t.key, [])
+        if len(nxt) != 1 or len(nxt[0].inputs) != 1 or nxt[0].op.lower() not in ("add", "biasadd", "identity"):
+            return None
+        r = nxt[0]
+        return r if not owners(r) and _layout(r.shape, lay.shape, r.layout) else None
+
+    # 1. By name: a tensor is the output of the last layer (Keras order) it names whose shape it has.
+    groups: dict[str, list[Tensor]] = {}
+    for t in tensors:
+        fits = [n for n in owners(t) if _layout(t.shape, shape_of[n], t.layout)]
+        if fits:
+            groups.setdefault(max(fits, key=index.__getitem__), []).append(t)
+    chosen: dict[str, tuple[Tensor, str]] = {}
+    for lay in layers:
+        if lay.name in groups and lay.type not in IDENTITY_LAYERS:
+            chosen[lay.name] = _follow_activation(lay, max(groups[lay.name], key=lambda t: t.order), by_key, tail)
+
+    # The input as the first layer sees it: the last input-shaped tensor before any layer's tensor (tf2onnx's
+    # NHWC→NCHW Reshape/Transpose of the input may carry the first layer's name, yet holds the input).
+    first_order = min((t.order for g in groups.values() for t in g), default=10**9)
+    in_groups = {t.key for g in groups.values() for t in g}
+    inputs = [
+        t
+        for t in tensors
+        if t.order < first_order and _layout(t.shape, input_shape, t.layout) and t.key not in in_groups
+    ]
     src = max(inputs, key=lambda t: t.order) if inputs else None
-    probes.append(Probe(INPUT_ROW, "Input", src, _layout(src.shape, input_shape) or "" if src else ""))
-    after = src.order if src else -2
-    previous = probes[0]
-    for layer in layers:
-        if layer.type in IDENTITY_LAYERS:
-            probe = Probe(layer.name, layer.type, previous.tensor, previous.layout, "identity at inference")
-            if previous.tensor is not None:
-                probe.note += f": compared with {previous.layer}'s tensor"
-            probes.append(probe)
-            previous = probe
-            continue
-        cands = [
-            (t, _name_group(t.name, layer.name))
-            for t in tensors
-            if t.order > after and _layout(t.shape, layer.shape) is not None
-        ]
-        named = [(t, g) for t, g in cands if g]
-        note = ""
-        if named:
-            # All tensors of one Keras layer share one scope component; take the earliest such
-            # group, then the group's last tensor (e.g. Relu after BiasAdd).
-            group = min(named, key=lambda tg: tg[0].order)[1]
-            chosen = max((t for t, g in named if g == group), key=lambda t: t.order)
-        elif cands:
-            chosen = min((t for t, _ in cands), key=lambda t: t.order)
-            note = "matched by shape and order only (no tensor carries the layer's name)"
+
+    # 2. Through the graph, for layers no tensor names.
+    claimed = {t.key for t, _ in chosen.values()} | {t.key for g in groups.values() for t in g}
+    if src is not None:
+        claimed.add(src.key)
+    consumers: dict[str, list[str]] = {}
+    for lay in layers:
+        for i in lay.inbound:
+            consumers.setdefault(i, []).append(lay.name)
+
+    def free(t: Tensor, lay: KerasLayer) -> bool:
+        return t.key not in claimed and owners(t) <= {lay.name} and bool(_layout(t.shape, lay.shape, t.layout))
+
+    def tensor_of(name: str) -> Tensor | None:
+        if name == INPUT_ROW:
+            return src
+        return chosen[name][0] if name in chosen else None
+
+    for _ in range(3):
+        changed = False
+        for lay in reversed(layers):
+            if lay.name in chosen or lay.type in IDENTITY_LAYERS:
+                continue
+            # Backward: an input of the first op of a consumer.
+            found: list[Tensor] = []
+            for c in consumers.get(lay.name, []):
+                starts = groups.get(c) or ([chosen[c][0]] if c in chosen else [])
+                if starts:
+                    first = min(starts, key=lambda t: t.order)
+                    found += [by_key[k] for k in first.inputs if k in by_key and free(by_key[k], lay)]
+            # Forward: an output of an op reading the layer's (single) Keras input.
+            if not found and len(lay.inbound) == 1 and (up := tensor_of(lay.inbound[0])) is not None:
+                found = [t for t in readers.get(up.key, []) if free(t, lay)]
+            found = list({t.key: t for t in found}.values())
+            if len(found) == 1:
+                t, _ = _follow_activation(lay, found[0], by_key, tail)
+                chosen[lay.name] = (t, "found through the graph (the tensor carries no layer name)")
+                claimed.add(t.key)
+                changed = True
+        if not changed:
+            break
+
+    # 3. Rows, in Keras order: identity layers read their input's tensor; the rest say where they went.
+    probes = [Probe(INPUT_ROW, "Input", src, (_layout(src.shape, input_shape, src.layout) or "") if src else "")]
+    by_name: dict[str, Probe] = {INPUT_ROW: probes[0]}
+    for lay in layers:
+        if lay.name in chosen:
+            t, note = chosen[lay.name]
+            probe = Probe(lay.name, lay.type, t, _layout(t.shape, lay.shape, t.layout) or "", note, lay.inbound)
+        elif lay.type in IDENTITY_LAYERS and len(lay.inbound) == 1 and lay.inbound[0] in by_name:
+            feed = by_name[lay.inbound[0]]
+            probe = Probe(lay.name, lay.type, feed.tensor, feed.layout, "identity at inference", lay.inbound)
+            if feed.tensor is not None:
+                probe.note += f": compared with {feed.layer}'s tensor"
         else:
-            probe = Probe(layer.name, layer.type, None, "", "no tensor of this shape after the previous layer")
-            probes.append(probe)
-            continue
-        # Follow a separate activation op (Dense → SOFTMAX) when the layer has one.
-        seen = 0
-        while layer.activation and chosen.next_op == layer.activation and chosen.next_key in by_key and seen < 4:
-            nxt = by_key[chosen.next_key]
-            if _layout(nxt.shape, layer.shape) is None:
-                break
-            chosen, seen = nxt, seen + 1
-            note = note or f"after the separate {layer.activation} op"
-        probe = Probe(layer.name, layer.type, chosen, _layout(chosen.shape, layer.shape) or "", note)
+            probe = Probe(lay.name, lay.type, None, "", "no matching tensor", lay.inbound)
         probes.append(probe)
-        previous = probe
-        after = chosen.order
+        by_name[lay.name] = probe
+    for probe in probes[:0:-1]:
+        if probe.tensor is None and probe.type not in IDENTITY_LAYERS:
+            _explain_missing(probe, by_name, consumers, owners, layers)
     return probes
 
 
-# -- metrics -----------------------------------------------------------------------------------------
-def compare(ref: np.ndarray, got: np.ndarray) -> dict[str, float]:
-    """Max/mean absolute error, cosine similarity and SNR (dB) of `got` against `ref` (all images)."""
-    r = ref.reshape(len(ref), -1).astype(np.float64)
-    g = got.reshape(len(got), -1).astype(np.float64)
-    err = g - r
-    signal, noise = float(np.sum(r * r)), float(np.sum(err * err))
-    if noise == 0.0:
-        snr = SNR_CAP_DB
-    elif signal == 0.0:
-        snr = -SNR_CAP_DB
-    else:
-        snr = max(-SNR_CAP_DB, min(SNR_CAP_DB, 10.0 * math.log10(signal / noise)))
-    nr, ng = math.sqrt(signal), math.sqrt(float(np.sum(g * g)))
-    if nr == 0.0 and ng == 0.0:
-        cosine = 1.0
-    elif nr == 0.0 or ng == 0.0:
-        cosine = 0.0
-    else:
-        cosine = float(np.sum(r * g)) / (nr * ng)
-    return {
-        "max_abs_err": float(np.max(np.abs(err))) if err.size else 0.0,
-        "mean_abs_err": float(np.mean(np.abs(err))) if err.size else 0.0,
-        "cosine": cosine,
-        "snr_db": snr,
-    }
-
-
-def quant_range(t: Tensor) -> tuple[float, float] | None:
-    """The float range a quantized tensor can represent."""
-    if t.scale is None or t.qdtype is None:
-        return None
-    info = np.iinfo(np.dtype(t.qdtype))
-    zp = t.zero_point or 0
-    return (info.min - zp) * t.scale, (info.max - zp) * t.scale
-
-
-def clipped_pct(ref: np.ndarray, t: Tensor) -> float | None:
-    """Share of reference values outside the range the tensor's quantization can represent."""
-    rng = quant_range(t)
-    if rng is None or t.scale is None:
-        return None
-    half = t.scale / 2
-    return float(np.mean((ref < rng[0] - half) | (ref > rng[1] + half)) * 100.0)
-
-
-def layer_rows(
-    probes: list[Probe],
-    values: dict[str, np.ndarray],
-    reference: dict[str, np.ndarray],
-    images: np.ndarray,
-) -> tuple[list[dict[str, Any]], str | None]:
-    """One row of metrics per probe, plus the flatten order found (None if no Flatten layer)."""
-    rows: list[dict[str, Any]] = []
-    flatten_order = None
-    prev_snr: float | None = None
-    prev_nsr = 0.0
-    prev_ref: np.ndarray | None = None
-    for p in probes:
-        ref = images if p.layer == INPUT_ROW else reference[p.layer]
-        row: dict[str, Any] = {"layer": p.layer, "type": p.type, "note": p.note}
-        if p.tensor is None:
-            row.update({"tensor": None, "departs": None})
-            rows.append(row)
-            prev_ref = ref
-            continue
-        t = p.tensor
-        got = values[t.read]
-        layout = p.layout
-        if layout == "NCHW":
-            got = got.transpose(0, 2, 3, 1)
-        metrics = compare(ref, got)
-        if p.type == "Flatten" and prev_ref is not None and prev_ref.ndim == 4:
-            # tf2onnx transposes back to NHWC before Reshape; check which order the export used.
-            n, h, w, c = prev_ref.shape
-            as_nchw = got.reshape(n, c, h, w).transpose(0, 2, 3, 1).reshape(n, -1)
-            other = compare(ref, as_nchw)
-            if other["cosine"] > metrics["cosine"] + 1e-6:
-                metrics, layout, flatten_order = other, "flat (NCHW order, reordered)", "NCHW"
-            else:
-                flatten_order = "NHWC"
-        drop = None if prev_snr is None else prev_snr - metrics["snr_db"]
-        # Error power relative to signal power; the error a layer adds is the increase over the previous
-        # row (the float image counts as exact, so the input row's own quantization error shows too).
-        nsr = 10.0 ** (-metrics["snr_db"] / 10.0)
-        rng = quant_range(t)
-        row.update(
-            {
-                "tensor": t.name,
-                "read_from": t.read if t.read != t.key else None,
-                "dtype": t.describe(),
-                "layout": layout,
-                **metrics,
-                "snr_drop_db": drop,
-                "added_error_pct": 100.0 * (nsr - prev_nsr),
-                "clipped_pct": clipped_pct(ref, t),
-                "quant_range": None if rng is None else [rng[0], rng[1]],
-                "ref_range": [float(ref.min()), float(ref.max())],
-                "departs": metrics["snr_db"] < DEPART_SNR_DB or metrics["cosine"] < DEPART_COSINE,
-            }
-        )
-        rows.append(row)
-        prev_snr, prev_ref, prev_nsr = metrics["snr_db"], ref, nsr
-    return rows, flatten_order
-
-
-def first_departure(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The first row that departs, with the evidence (thresholds crossed, quantized range vs values)."""
-    for i, r in enumerate(rows):
-        if not r.get("departs"):
-            continue
-        reason = []
-        if r["snr_db"] < DEPART_SNR_DB:
-            reason.append(f"SNR {r['snr_db']:.1f} dB < {DEPART_SNR_DB:g} dB")
-        if r["cosine"] < DEPART_COSINE:
-            reason.append(f"cosine {r['cosine']:.4f} < {DEPART_COSINE:g}")
-        if r.get("quant_range") and r.get("clipped_pct"):
-            lo, hi = r["quant_range"]
-            rlo, rhi = r["ref_range"]
-            reason.append(
-                f"its {r['dtype']} covers only [{lo:.3g}, {hi:.3g}] while the Keras values span "
-                f"[{rlo:.3g}, {rhi:.3g}], so {r['clipped_pct']:.1f} % of them clip"
-            )
-        following = next((x["layer"] for x in rows[i + 1 :] if x["type"] not in IDENTITY_LAYERS), None)
-        return {
-            "layer": r["layer"],
-            "tensor": r["tensor"],
-            "snr_db": r["snr_db"],
-            "cosine": r["cosine"],
-            "clipped_pct": r.get("clipped_pct"),
-            "quant_range": r.get("quant_range"),
-            "ref_range": r.get("ref_range"),
-            "first_keras_layer": following if r["layer"] == INPUT_ROW else r["layer"],
-            "reason": "; ".join(reason),
-        }
-    return None
-
-
-def ranked_by_added_error(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows ordered by the error power they add (% of signal power, over the previous row); largest first."""
-    scored = [r for r in rows if r.get("added_error_pct") is not None and r["type"] not in IDENTITY_LAYERS]
-    return [
-        {
-            "layer": r["layer"],
-            "added_error_pct": r["added_error_pct"],
-            "snr_drop_db": r["snr_drop_db"],
-            "snr_db": r["snr_db"],
-        }
-        for r in sorted(scored, key=lambda r: -r["added_error_pct"])
-    ]
+def _explain_missing(
+    probe: Probe,
+    by_name: dict[str, Probe],
+    consumers: dict[str, list[str]],
+    owners: _Owners,
+    layers: list[KerasLayer],
+) -> None:
+    """Say which layer's tensor holds the work of a layer that has none, if the converter fused it."""
+    nxt = consumers.get(probe.layer, [])
+    if probe.type in AFFINE and len(nxt) > 1 and all(by_name[c].type in LINEAR for c in nxt if c in by_name):
+        # x·a + b feeding several convs/Dense (a Rescaling before two branches) folds into each one's weights.
+        probe.fused_into = nxt[0]
+        probe.note = "folded into " + ", ".join(f"{c} ({by_name[c].type})" for c in nxt if c in by_name)
+        return
+    if len(nxt) != 1 or nxt[0] not in by_name:
+        return
+    target = by_name[nxt[0]]
+    if len(target.inbound) != 1:
+        return
+    named = target.tensor is not None and probe.layer in owners(target.tensor)
+    fusing = target.type in FOLDING or target.type in ("ReLU", "Activation", "PReLU", "LeakyReLU", "ELU")
+    # A per-channel affine layer (x·a + b) folds into the weights of the linear layer after it.
+    fusing = fusing or (probe.type in AFFINE and target.type in LINEAR)
+    if not (named or fusing or target.fused_into):
+        return
+    folded = target.type in FOLDING or (probe.type in AFFINE and target.type in LINEAR)
+    verb = "folded into" if folded else "fused into"
+    probe.fused_into = target.layer
+    probe.note = f"{verb} {target.layer} ({target.type})"
+    if target.tensor is None and target.fused_into:
+        probe.note += f", itself {target.note}"
+    elif target.tensor is None:
+        probe.note += ", which has no matching tensor either"

@@ -34,7 +34,7 @@ def short_tensor(name: str | None, width: int = 48) -> str:
 
 def _status(r: dict[str, Any], first: str | None) -> str:
     if r.get("departs") is None:
-        return "not found"
+        return "fused" if r.get("fused_into") else "not found"
     if r["layer"] == first:
         return "departs (1st)"
     return "departs" if r["departs"] else "ok"
@@ -48,7 +48,11 @@ def layer_table(result: dict[str, Any], *, compact: bool = False) -> tuple[list[
     rows = []
     for r in result["layers"]:
         if r.get("tensor") is None:
-            line = [r["layer"], r["type"], "–", "–", "–", "–", "–", "–", "–", "–", _status(r, first)]
+            # Say where the layer went (folded into the BN after it, fused into an activation) or that no
+            # tensor matched: never a blank that could pass for a match.
+            where = r.get("note") or "no matching tensor"
+            where = where if not compact or len(where) <= 40 else where[:39] + "…"
+            line = [r["layer"], r["type"], where, "–", "–", "–", "–", "–", "–", "–", _status(r, first)]
         else:
             clipped = r.get("clipped_pct")
             layout = {"NCHW": " [NCHW]"}.get(r.get("layout", ""), "")
@@ -84,7 +88,7 @@ def summary_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         for res in results:
             r = res["layers"][i]
             if r.get("tensor") is None:
-                line.append("not found")
+                line.append(f"in {r['fused_into']}" if r.get("fused_into") else "not found")
                 continue
             mark = " ✗" if r.get("departs") else ""
             snr = fmt_snr(r["snr_db"])
@@ -190,10 +194,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"A layer **departs** when its SNR is below {th['departs_below_snr_db']:g} dB (error power above 1 % of the "
         f"signal) or its cosine similarity below {th['departs_below_cosine']:g}. Metrics: {th['metrics']}. "
-        "`added err` is the error power a layer adds, as a percentage of its signal power, over the previous row "
-        "(the float image counts as exact); layers are ranked by it. `clipped` is the share of Keras values "
-        "outside the range the export's quantized tensor can hold. `(input)` is the image as the first layer "
-        "receives it (after the export's own input quantization).",
+        "`added err` is the error power a layer adds, as a percentage of its signal power, over the rows of its "
+        "Keras inputs (the worst of them after a branch merge; the float image counts as exact); layers are "
+        "ranked by it. `clipped` is the share of Keras values "
+        "outside the range the export's quantized tensor can hold. `(input)` is the input as the first layer "
+        "receives it (after the export's own input quantization). A layer the converter folded or fused into "
+        "another (BatchNormalization into its conv, an activation into its op) has no tensor of its own: its "
+        "row names the layer that holds its value.",
         "",
         "## Per-layer error",
         "",
@@ -205,20 +212,29 @@ def render_markdown(report: dict[str, Any]) -> str:
     for res in report["artifacts"]:
         inst = res["instrumentation"]
         gal = res["gallery"]
-        link = (
-            f"[{gal['file']}]({gal['file']})"
-            + (f" (first {gal['shown']} shown)" if gal["shown"] < gal["count"] else "")
-            if gal["file"]
-            else "none: every image agrees with the reference"
-        )
+        if gal["file"]:
+            link = f"[{gal['file']}]({gal['file']})" + (
+                f" (first {gal['shown']} shown)" if gal["shown"] < gal["count"] else ""
+            )
+        elif gal.get("skipped"):
+            link = f"none: {gal['skipped']}"
+        else:
+            link = "none: every image agrees with the reference"
+        lines += [f"### {res['artifact']}", "", f"- First departure: {departure_text(res)}."]
+        lines.append(f"- Most error added by: {ranking_text(res)}.")
+        if res.get("top1_agreement") is not None:
+            lines.append(
+                f"- Top-1 agreement with keras-fp32: {res['top1_agreement']:.4f} ({res['disagreements']} of "
+                f"{report['images']} differ); accuracy {100 * res['accuracy']:.2f} % vs "
+                f"{100 * res['reference_accuracy']:.2f} % for the reference."
+            )
+        err = res.get("output_error")
+        if err:
+            lines.append(
+                f"- Output against keras-fp32: max |error| {err['max_abs_err']:.3g} (mean {err['mean_abs_err']:.3g}), "
+                f"{100 * err['max_rel_err']:.3g} % of the largest |Keras output| value."
+            )
         lines += [
-            f"### {res['artifact']}",
-            "",
-            f"- First departure: {departure_text(res)}.",
-            f"- Most error added by: {ranking_text(res)}.",
-            f"- Top-1 agreement with keras-fp32: {res['top1_agreement']:.4f} ({res['disagreements']} of "
-            f"{report['images']} differ); accuracy {100 * res['accuracy']:.2f} % vs "
-            f"{100 * res['reference_accuracy']:.2f} % for the reference.",
             f"- Gallery of disagreements: {link}.",
             f"- Instrumented run: {inst['how']}; its output differs from the plain run's by at most "
             f"{inst['max_abs_diff_vs_plain_output']:.2e} ({inst['top1_changes_vs_plain']} top-1 changes).",

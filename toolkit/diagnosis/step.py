@@ -9,6 +9,7 @@ gallery in `diagnose_gallery`, the slowdown explainer in `diagnose_speed` (evide
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,51 +50,273 @@ def _graph(path: Path) -> Any:
     raise ToolkitError(f"{path.name}: diagnose handles .tflite and .onnx artifacts.")
 
 
+def classifies(reference_output: np.ndarray, labels: np.ndarray | None) -> bool:
+    """Whether to score top-1 (labels given and more than one output value per example)."""
+    return labels is not None and reference_output.ndim == 2 and reference_output.shape[1] > 1
+
+
+def output_error(ref: np.ndarray, got: np.ndarray) -> dict[str, Any]:
+    """Max/mean |export − keras| of the final output, and the max relative to the largest |keras| value."""
+    err = np.abs(got.astype(np.float64) - ref.astype(np.float64))
+    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+    max_abs = float(err.max()) if err.size else 0.0
+    return {
+        "max_abs_err": max_abs,
+        "mean_abs_err": float(err.mean()) if err.size else 0.0,
+        "max_rel_err": max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf")),
+        "relative_to": "the largest |Keras output| over the images",
+    }
+
+
 def diagnose_artifact(
     entry: dict[str, Any],
     path: Path,
     layers: list[Any],
     reference: dict[str, np.ndarray],
     images: np.ndarray,
-    labels: np.ndarray,
+    labels: np.ndarray | None,
     out_dir: Path,
+    model_names: tuple[str, ...] = (),
+    output_layer: str | None = None,
 ) -> dict[str, Any]:
-    """Per-layer metrics, first departure, added-error ranking and gallery for one artifact."""
-    from toolkit.diagnosis.gallery import write_gallery
-    from toolkit.diagnosis.layers import first_departure, layer_rows, map_layers, ranked_by_added_error
+    """Per-layer metrics, first departure, added-error ranking, output error and gallery for one artifact.
+
+    With `labels` None or a single output value per example (regression), the summary reports the output's
+    absolute and relative error instead of accuracy and top-1 agreement, and no gallery is drawn.
+    """
+    from toolkit.diagnosis.gallery import gallery_skip_reason, write_gallery
+    from toolkit.diagnosis.layers import map_layers
+    from toolkit.diagnosis.metrics import first_departure, layer_rows, ranked_by_added_error
 
     graph = _graph(path)
-    probes = map_layers(layers, tuple(int(d) for d in images.shape[1:]), graph.tensors)
+    probes = map_layers(layers, tuple(int(d) for d in images.shape[1:]), graph.tensors, model_names)
     keys = [p.tensor.read for p in probes if p.tensor is not None]
     cap = graph.capture(keys, images)
     rows, flatten_order = layer_rows(probes, cap.values, reference, images)
     assert cap.probs is not None and cap.plain_probs is not None
-    ref_probs = reference[layers[-1].name]
-    plain = cap.plain_probs
-    instrumented_diff = float(np.max(np.abs(cap.probs - plain)))
-    gallery = write_gallery(out_dir / gallery_name(entry["name"]), images, labels, ref_probs, plain, entry["name"])
-    agreement = float((plain.argmax(1) == ref_probs.argmax(1)).mean())
-    return {
+    ref_out = reference[output_layer or layers[-1].name].reshape(len(images), -1)
+    plain = cap.plain_probs.reshape(len(images), -1)
+    instrumented = cap.probs.reshape(len(images), -1)
+    result: dict[str, Any] = {
         "artifact": entry["name"],
         "format": entry["format"],
         "precision": entry["precision"],
         "runtime": entry["runtime"],
         "path": entry["path"],
-        "accuracy": float((plain.argmax(1) == labels).mean()),
-        "reference_accuracy": float((ref_probs.argmax(1) == labels).mean()),
-        "top1_agreement": agreement,
-        "disagreements": gallery["count"],
-        "instrumentation": {
-            "how": "; ".join(cap.notes),
-            "max_abs_diff_vs_plain_output": instrumented_diff,
-            "top1_changes_vs_plain": int((cap.probs.argmax(1) != plain.argmax(1)).sum()),
-        },
-        "flatten_order": flatten_order,
-        "layers": rows,
-        "first_departure": first_departure(rows),
-        "added_error_ranking": ranked_by_added_error(rows),
-        "gallery": gallery,
+        "task": "classification" if classifies(ref_out, labels) else "regression",
+        "accuracy": None,
+        "reference_accuracy": None,
+        "top1_agreement": None,
+        "disagreements": None,
+        "output_error": output_error(ref_out, plain),
     }
+    changes = 0
+    skip = gallery_skip_reason(images)
+    if labels is not None and classifies(ref_out, labels):
+        changes = int((instrumented.argmax(1) != plain.argmax(1)).sum())
+        if skip is None:
+            dest = out_dir / gallery_name(entry["name"])
+            gallery = write_gallery(dest, images, labels, ref_out, plain, entry["name"])
+        else:
+            (out_dir / gallery_name(entry["name"])).unlink(missing_ok=True)
+            idx = np.flatnonzero(plain.argmax(1) != ref_out.argmax(1))
+            gallery = {"count": len(idx), "shown": 0, "file": None, "indices": [int(i) for i in idx[:200]]}
+            gallery["skipped"] = skip
+        result.update(
+            {
+                "accuracy": float((plain.argmax(1) == labels).mean()),
+                "reference_accuracy": float((ref_out.argmax(1) == labels).mean()),
+                "top1_agreement": float((plain.argmax(1) == ref_out.argmax(1)).mean()),
+                "disagreements": gallery["count"],
+            }
+        )
+    else:
+        (out_dir / gallery_name(entry["name"])).unlink(missing_ok=True)
+        why = "no labels" if labels is None else "one output value per example"
+        gallery = {"count": 0, "shown": 0, "file": None, "indices": [], "skipped": f"regression ({why})"}
+    result.update(
+        {
+            "instrumentation": {
+                "how": "; ".join(cap.notes),
+                "max_abs_diff_vs_plain_output": float(np.max(np.abs(instrumented - plain))) if plain.size else 0.0,
+                "top1_changes_vs_plain": changes,
+            },
+            "flatten_order": flatten_order,
+            "layers": rows,
+            "first_departure": first_departure(rows),
+            "added_error_ranking": ranked_by_added_error(rows),
+            "gallery": gallery,
+        }
+    )
+    return result
+
+
+def output_layer_name(model: Any) -> str | None:
+    """The Keras layer that produces the model's (single) output (not always the last in `model.layers`)."""
+    history = getattr(model.outputs[0], "_keras_history", None) if getattr(model, "outputs", None) else None
+    return str(history[0].name) if history else None
+
+
+def diagnose_arrays(
+    model: Any,
+    paths: list[tuple[dict[str, Any], Path]],
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    out_dir: Path,
+    *,
+    siblings: dict[str, tuple[dict[str, Any], Path]] | None = None,
+    bench: dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Diagnose exports of `model` on inputs already in the model's input form; galleries go to `out_dir`.
+
+    Args:
+        model: the Keras reference model (any single-input, single-output Sequential or functional model).
+        paths: (manifest entry, file) per artifact to diagnose; an entry needs name, format, precision,
+            runtime and path.
+        images: float32 model inputs `[N, ...]` (images NHWC or vectors `[N, F]`).
+        labels: integer class labels `[N]`, or None (regression: output error instead of accuracy).
+        out_dir: where the galleries are written (created if missing).
+        siblings: fp32 artifacts by format, for the slowdown explainer (None: no explainer).
+        bench: the run's bench.json, if any (the explainer reuses its timings).
+        progress: progress callback.
+
+    Returns:
+        The report's body: images, thresholds, reference layers, per-artifact results and speed records.
+    """
+    from toolkit.diagnosis.layers import DEPART_COSINE, DEPART_SNR_DB, SNR_CAP_DB, keras_layers, keras_outputs
+    from toolkit.diagnosis.speed import explain
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    p = as_progress(progress)
+    task = p.add_task("diagnose: Keras reference", total=len(paths) + 2)
+    layers = keras_layers(model)
+    reference = keras_outputs(model, images)
+    p.advance(task)
+    results = []
+    for entry, path in paths:
+        p.update(task, description=f"diagnose: {entry['name']} layers")
+        results.append(
+            diagnose_artifact(
+                entry, path, layers, reference, images, labels, out_dir, (str(model.name),), output_layer_name(model)
+            )
+        )
+        p.advance(task)
+    p.update(task, description="diagnose: speed")
+    speed = explain(paths, siblings, bench, images[:1]) if siblings is not None else []
+    p.advance(task)
+    p.update(task, description="diagnose: done")
+    return {
+        "images": len(images),
+        "thresholds": {
+            "departs_below_snr_db": DEPART_SNR_DB,
+            "departs_below_cosine": DEPART_COSINE,
+            "snr_cap_db": SNR_CAP_DB,
+            "metrics": (
+                "over all images and elements of a layer's output: max and mean |export − keras|, cosine "
+                "similarity, SNR = 10·log10(Σ keras² / Σ (export − keras)²) dB (exact match reported as the cap); "
+                "Δ SNR = the SNR of the layer's inputs (the worst of them) − this layer's (the error this layer adds)"
+            ),
+        },
+        "reference": {
+            "artifact": A.REFERENCE_NAME,
+            "layers": [
+                {"name": lay.name, "type": lay.type, "shape": list(lay.shape), "inputs": list(lay.inbound)}
+                for lay in layers
+            ],
+        },
+        "artifacts": results,
+        "speed": speed,
+    }
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a run's diagnose works on: the Keras reference, the chosen exports and their fp32 siblings."""
+
+    reference: Path
+    paths: list[tuple[dict[str, Any], Path]]
+    siblings: dict[str, tuple[dict[str, Any], Path]]
+
+
+def _plan(run_dir: Path, artifact_names: list[str] | None) -> _Plan:
+    """Check the run and the chosen artifacts (one-line errors) before any long work."""
+    manifest = A.load_manifest(run_dir)
+    names = artifact_names or default_artifacts(manifest)
+    if A.REFERENCE_NAME in names:
+        raise ToolkitError(f"{A.REFERENCE_NAME} is the reference every artifact is compared with; choose exports.")
+    entries = A.select_artifacts(manifest, names)
+    if not entries:
+        raise RunDirError(f"{run_dir / A.MANIFEST_JSON} lists no exported artifacts; run `edgekit export` first.")
+    ref_path = A.verified_path(run_dir, A.listed_reference(run_dir, manifest))
+    paths = [(e, A.verified_path(run_dir, e)) for e in entries]
+    siblings = {
+        e["format"]: (e, A.verified_path(run_dir, e))
+        for e in manifest["artifacts"]
+        if e["precision"] == "fp32" and e["format"] != "keras"
+    }
+    _check_specs(paths)
+    return _Plan(ref_path, paths, siblings)
+
+
+def _run_planned(
+    run_dir: Path,
+    plan: _Plan,
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    data_info: dict[str, Any],
+    progress: ProgressCallback | None,
+) -> dict[str, Any]:
+    from runtimes.keras_runner import load_keras_model
+    from toolkit.diagnosis.render import render_markdown
+
+    out_dir = run_dir / DIAGNOSE_DIR
+    bench_path = run_dir / A.BENCH_JSON
+    bench = A.read_json(bench_path) if bench_path.exists() else None
+    model = load_keras_model(plan.reference)
+    body = diagnose_arrays(
+        model, plan.paths, images, labels, out_dir, siblings=plan.siblings, bench=bench, progress=progress
+    )
+    report = {
+        "schema_version": A.SCHEMA_VERSION,
+        "created_utc": A.utc_now(),
+        "run": run_dir.resolve().name,
+        "images": len(images),
+        "data": data_info,
+        **{k: v for k, v in body.items() if k != "images"},
+        "bench_json": bench_path.name if bench else None,
+        "libraries": A.library_versions(),
+    }
+    write_json_atomic(out_dir / DIAGNOSE_JSON, report)
+    write_text_atomic(out_dir / DIAGNOSE_MD, render_markdown(report))
+    return report
+
+
+def diagnose_run(
+    run_dir: Path,
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    *,
+    artifact_names: list[str] | None = None,
+    data_info: dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Diagnose a run's artifacts on inputs already converted to the model's input form; write the report.
+
+    Args:
+        run_dir: the run directory (manifest, model.keras, exports).
+        images: float32 model inputs `[N, ...]` (the caller picks N, e.g. the first `limit` test examples).
+        labels: integer class labels `[N]`, or None for a regression model.
+        artifact_names: artifacts to diagnose (default: the quantized ones, else every export).
+        data_info: the report's `data` block: `source`, `verified` and `subset` (what the inputs are).
+        progress: progress callback.
+
+    Returns:
+        The report written to diagnose/diagnose.json (diagnose.md and the galleries beside it).
+    """
+    plan = _plan(run_dir, artifact_names)
+    info = data_info or {"source": "given arrays", "verified": None, "subset": f"{len(images)} examples"}
+    return _run_planned(run_dir, plan, images, labels, info, progress)
 
 
 def diagnose_step(
@@ -105,81 +328,14 @@ def diagnose_step(
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Diagnose the chosen artifacts of a run; write diagnose/diagnose.{json,md} and the galleries."""
-    from runtimes.keras_runner import load_keras_model
-    from toolkit.diagnosis.layers import DEPART_COSINE, DEPART_SNR_DB, SNR_CAP_DB, keras_layers, keras_outputs
-    from toolkit.diagnosis.render import render_markdown
-    from toolkit.diagnosis.speed import explain
-
     if limit < 1:
         raise ToolkitError(f"--limit must be 1 or more, got {limit}.")
-    manifest = A.load_manifest(run_dir)
-    names = artifact_names or default_artifacts(manifest)
-    if A.REFERENCE_NAME in names:
-        raise ToolkitError(f"{A.REFERENCE_NAME} is the reference every artifact is compared with; choose exports.")
-    entries = A.select_artifacts(manifest, names)
-    if not entries:
-        raise RunDirError(f"{run_dir / A.MANIFEST_JSON} lists no exported artifacts; run `edgekit export` first.")
-    ref_entry = A.listed_reference(run_dir, manifest)
-    ref_path = A.verified_path(run_dir, ref_entry)
-    paths = [(e, A.verified_path(run_dir, e)) for e in entries]
-    siblings = {
-        e["format"]: (e, A.verified_path(run_dir, e))
-        for e in manifest["artifacts"]
-        if e["precision"] == "fp32" and e["format"] != "keras"
-    }
-    _check_specs(paths)
+    plan = _plan(run_dir, artifact_names)
     data = data or load_mnist()
     n = min(limit, len(data.x_test))
     images, labels = to_model_input(data.x_test[:n]), data.y_test[:n].astype(np.int64)
-    out_dir = run_dir / DIAGNOSE_DIR
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    p = as_progress(progress)
-    task = p.add_task("diagnose: Keras reference", total=len(paths) + 2)
-    model = load_keras_model(ref_path)
-    layers = keras_layers(model)
-    reference = keras_outputs(model, images)
-    p.advance(task)
-    results = []
-    for entry, path in paths:
-        p.update(task, description=f"diagnose: {entry['name']} layers")
-        results.append(diagnose_artifact(entry, path, layers, reference, images, labels, out_dir))
-        p.advance(task)
-    p.update(task, description="diagnose: speed")
-    bench_path = run_dir / A.BENCH_JSON
-    bench = A.read_json(bench_path) if bench_path.exists() else None
-    speed = explain(paths, siblings, bench, images[:1])
-    p.advance(task)
-    p.update(task, description="diagnose: done")
-
-    report = {
-        "schema_version": A.SCHEMA_VERSION,
-        "created_utc": A.utc_now(),
-        "run": run_dir.resolve().name,
-        "images": n,
-        "data": {"source": data.source, "verified": data.verified, "subset": f"the first {n} of the test set"},
-        "thresholds": {
-            "departs_below_snr_db": DEPART_SNR_DB,
-            "departs_below_cosine": DEPART_COSINE,
-            "snr_cap_db": SNR_CAP_DB,
-            "metrics": (
-                "over all images and elements of a layer's output: max and mean |export − keras|, cosine "
-                "similarity, SNR = 10·log10(Σ keras² / Σ (export − keras)²) dB (exact match reported as the cap); "
-                "Δ SNR = previous layer's SNR − this layer's (the error this layer adds)"
-            ),
-        },
-        "reference": {
-            "artifact": A.REFERENCE_NAME,
-            "layers": [{"name": lay.name, "type": lay.type, "shape": list(lay.shape)} for lay in layers],
-        },
-        "artifacts": results,
-        "speed": speed,
-        "bench_json": bench_path.name if bench else None,
-        "libraries": A.library_versions(),
-    }
-    write_json_atomic(out_dir / DIAGNOSE_JSON, report)
-    write_text_atomic(out_dir / DIAGNOSE_MD, render_markdown(report))
-    return report
+    info = {"source": data.source, "verified": data.verified, "subset": f"the first {n} of the test set"}
+    return _run_planned(run_dir, plan, images, labels, info, progress)
 
 
 def _check_specs(paths: list[tuple[dict[str, Any], Path]]) -> None:
