@@ -7,9 +7,8 @@ from typing import Any
 
 import numpy as np
 
-# tf2onnx turns Normalization's mean and variance into extra graph inputs, which the ONNX exporter refuses
-# (3 inputs): that model is exported to TFLite only.
-TFLITE_ONLY = frozenset({"norm_cnn"})
+# Models exported to TFLite only (none now: the ONNX exporter freezes Normalization's captured statistics).
+TFLITE_ONLY: frozenset[str] = frozenset()
 
 
 def colour_images(n: int, seed: int, size: int = 16) -> tuple[np.ndarray, np.ndarray]:

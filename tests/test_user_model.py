@@ -60,7 +60,7 @@ def test_logits_are_detected_and_compared_as_softmax(user_runs: dict[str, Path])
 def test_folder_dataset_records_its_classes_and_split(user_runs: dict[str, Path]) -> None:
     doc = _read(user_runs["folder"], "dataset.json")
     assert doc["kind"] == "folder" and doc["class_names"] == ["one", "seven", "zero"]
-    assert doc["train"] + doc["test"] == 360 and "held out" in doc["split"]
+    assert doc["train"] + doc["test"] == 900 and "held out" in doc["split"]
     spec = _read(user_runs["folder"], "model.json")["model_spec"]
     assert spec["class_names"] == ["one", "seven", "zero"] and spec["value_range"] == [0.0, 255.0]
 
@@ -83,7 +83,9 @@ def test_npz_x_y_split_is_seeded_and_one_hot_labels_become_classes(user_files) -
     from toolkit.data.sources import load_dataset
 
     _, data = user_files["mlp"]
-    spec = ModelSpec(input=TensorSpec("x", (None, 25), "float32"), output=TensorSpec("y", (None, 10), "float32"))
+    spec = ModelSpec(
+        input=TensorSpec("x", (None, 25), "float32"), output=TensorSpec("y", (None, 10), "float32"), layout="NC"
+    )
     a, b, c = load_dataset(data, seed=7), load_dataset(data, seed=7), load_dataset(data, seed=8)
     assert np.array_equal(a.x_test, b.x_test) and not np.array_equal(a.x_test, c.x_test)
     _, labels = a.test_split(spec)
@@ -180,3 +182,20 @@ def _custom_model(code: Path, dest: Path) -> None:
     inp = keras.Input((25,))
     out = keras.layers.Dense(10, activation="softmax")(module.Gain(name="gain")(inp))
     keras.Model(inp, out).save(dest)
+
+
+@pytest.mark.parametrize("case", ["rgb", "regression"])
+def test_diagnose_runs_on_the_users_model_and_data(case: str, user_runs: dict[str, Path], tmp_path: Path, edgekit) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(user_runs[case], run)
+    result = edgekit("diagnose", str(run), "-a", "tflite-int8", "-a", "onnx-int8", "--limit", "100")
+    assert result.returncode == 0, result.stderr
+    report = _read(run, "diagnose/diagnose.json")
+    assert report["images"] == 100
+    layers = {row["layer"] for art in report["artifacts"] for row in art["layers"]}
+    if case == "rgb":  # every branch of the residual block is named
+        assert {"residual", "dw", "dw_bn", "stem_relu6", "sep", "probs"} <= layers
+    else:
+        assert all(art["accuracy"] is None for art in report["artifacts"])

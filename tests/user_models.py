@@ -75,7 +75,7 @@ def ink_targets(path: Path) -> Path:
     return path
 
 
-def digit_folder(root: Path, classes: tuple[int, ...] = (0, 1, 7), per_class: int = 120, side: int = 20) -> Path:
+def digit_folder(root: Path, classes: tuple[int, ...] = (0, 1, 7), per_class: int = 300, side: int = 20) -> Path:
     """PNG files of real MNIST digits in root/<name>/, one sub-folder per class (resized later by edgekit)."""
     from PIL import Image
 
@@ -195,7 +195,7 @@ def regressor(path: Path, data: Path, *, epochs: int = 10) -> Path:
     return path
 
 
-def folder_cnn(path: Path, root: Path, *, epochs: int = 15) -> Path:
+def folder_cnn(path: Path, root: Path, *, epochs: int = 10) -> Path:
     """The RGB CNN trained on a folder of images as edgekit reads it (16×16 RGB)."""
     from runtimes.spec import ModelSpec, TensorSpec
     from toolkit.data.sources import load_folder

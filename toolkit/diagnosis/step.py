@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from exporters.files import write_json_atomic, write_text_atomic
-from toolkit.data.mnist import Mnist, load_mnist, to_model_input
 from toolkit.errors import RunDirError, ToolkitError
 from toolkit.progress import ProgressCallback, as_progress
 from toolkit.run import layout as A
@@ -324,17 +323,29 @@ def diagnose_step(
     *,
     artifact_names: list[str] | None = None,
     limit: int = DEFAULT_LIMIT,
-    data: Mnist | None = None,
+    data: Any = None,
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
-    """Diagnose the chosen artifacts of a run; write diagnose/diagnose.{json,md} and the galleries."""
+    """Diagnose the chosen artifacts of a run; write diagnose/diagnose.{json,md} and the galleries.
+
+    `data`: the run's own (dataset.json, else shipped MNIST) when None; else a source or a loaded dataset.
+    """
+    from toolkit.model.run_source import run_dataset, run_spec
+
     if limit < 1:
         raise ToolkitError(f"--limit must be 1 or more, got {limit}.")
     plan = _plan(run_dir, artifact_names)
-    data = data or load_mnist()
-    n = min(limit, len(data.x_test))
-    images, labels = to_model_input(data.x_test[:n]), data.y_test[:n].astype(np.int64)
-    info = {"source": data.source, "verified": data.verified, "subset": f"the first {n} of the test set"}
+    spec = run_spec(run_dir)
+    dataset = run_dataset(run_dir, data, spec=spec)
+    images, targets = dataset.test_split(spec, limit)
+    n = len(images)
+    labels = None if spec.output_kind == "values" else targets
+    info = {
+        "source": dataset.source,
+        "verified": dataset.verified,
+        "subset": f"the first {n} of the test set",
+        "name": dataset.name,
+    }
     return _run_planned(run_dir, plan, images, labels, info, progress)
 
 

@@ -52,7 +52,7 @@ class Tolerance:
         if self.max_abs_diff is not None:
             parts.append(f"max |Δp| ≤ {self.max_abs_diff:g}")
         if self.max_accuracy_drop is not None:
-            parts.append(f"accuracy within {self.max_accuracy_drop * 100:.3g} pt")
+            parts.append(f"accuracy within {self.max_accuracy_drop * 100:.3g} pt (or 2σ of the paired difference)")
         return ", ".join(parts)
 
 
@@ -192,10 +192,12 @@ def check_row(
     if tol.max_abs_diff is not None and not max_abs <= tol.max_abs_diff:
         failures.append(f"max |Δp| {max_abs:.2e} > {tol.max_abs_diff:g}")
     assert reference_accuracy is not None
-    if tol.max_accuracy_drop is not None and reference_accuracy - accuracy > tol.max_accuracy_drop:
-        failures.append(
-            f"accuracy {accuracy:.4f} is {100 * (reference_accuracy - accuracy):.2f} pt below the reference"
-        )
+    drop = reference_accuracy - accuracy
+    # On a small test set one flipped image is a large step (1/180 = 0.56 pt). A drop within two standard
+    # errors of the paired difference (McNemar: √disagreements / N) is not evidence that accuracy was lost.
+    noise = 2.0 * float(np.sqrt((pred != ref_pred).sum())) / max(len(labels), 1)
+    if tol.max_accuracy_drop is not None and drop > tol.max_accuracy_drop and drop > noise:
+        failures.append(f"accuracy {accuracy:.4f} is {100 * drop:.2f} pt below the reference")
     return ParityRow(
         artifact=entry["name"],
         format=entry["format"],
