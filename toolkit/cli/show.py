@@ -32,7 +32,8 @@ def print_parity(parity: dict[str, Any]) -> None:
     header, rows = parity_rows(parity)
     ref = parity.get("reference") or {}
     kind = ref.get("output_kind") or "probabilities"
-    # regression: artifact, max |Δ|, mean |Δ|, max rel. error, result; else artifact, accuracy, Δ, agreement, max |Δp|, result
+    # regression: artifact, max |Δ|, mean |Δ|, max rel. error, result;
+    # classification: artifact, accuracy, Δ, agreement, max |Δp|, result
     keep = [0, 2, 3, 4, 6] if kind == "values" else [0, 2, 3, 4, 5, 8]
     name = (parity.get("data") or {}).get("name")
     data = f" of {name}" if name and name != "MNIST" else ""

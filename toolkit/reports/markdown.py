@@ -168,7 +168,8 @@ def parity_intro(parity: Parity) -> str:
     """The sentence above the parity table (the reference run's wording is unchanged)."""
     verdict = "All rows passed." if parity.passed else "**Some rows failed.**"
     of = f" of {parity.data_name}" if parity.data_name else ""
-    head = f"All {integer(parity.images)} test {parity.samples}{of} through each artifact's runtime, against the Keras reference"
+    head = f"All {integer(parity.images)} test {parity.samples}{of} through each artifact's runtime, against the Keras "
+    head += "reference"
     if parity.regression:
         return (f"{head}'s values: max |Δ| and mean |Δ| between outputs, and the max relative error "
                 f"(|Δ| over the largest reference value). {verdict}")  # fmt: skip
@@ -181,10 +182,12 @@ def parity_intro(parity: Parity) -> str:
 def _model(m: ModelInfo) -> list[str]:
     """The "Model and data" section of a run made from the user's own model."""
     params = f"{integer(m.params)} parameters, " if m.params is not None else ""
-    out = ["## Model and data", "", f"**{m.name}** ({m.format}, {params}{len(m.layers)} layers), from `{m.source}`.", ""]
+    head = f"**{m.name}** ({m.format}, {params}{len(m.layers)} layers), from `{m.source}`."
+    out = ["## Model and data", "", head, ""]
     classes = f": {', '.join(m.class_names)}" if m.class_names else ""
+    layout = f", layout {m.layout}" if m.layout else ""
     rows = [
-        ["input", m.input_shape, m.input_dtype, f"values {m.input_range}" + (f", layout {m.layout}" if m.layout else "")],
+        ["input", m.input_shape, m.input_dtype, f"values {m.input_range}{layout}"],
         ["output", m.output_shape, m.output_dtype, m.output_text + classes],
     ]
     out += [table(["", "shape", "dtype", "holds"], rows, "llll"), ""]
