@@ -106,6 +106,8 @@ def test_regression_parity_has_no_accuracy_columns(runs) -> None:
     html = _html(run)
     table = html.split('<section id="parity">')[1].split("</table>")[0]
     assert "max rel. error" in table and "accuracy" not in table and "agreement" not in table
+    card = html.split('<section id="recommendation">')[1].split("</section>")[0]
+    assert "max relative error <b>" in card and "accuracy" not in card
     # what `edgekit pipeline` printed
     assert "Parity (600 test samples of ink.npz)" in stdout
     printed = stdout.split("Parity (", 1)[1].split("Latency", 1)[0]
