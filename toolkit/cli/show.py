@@ -30,14 +30,18 @@ def print_parity(parity: dict[str, Any]) -> None:
     from toolkit.reports import parity_rows
 
     header, rows = parity_rows(parity)
-    keep = [0, 2, 3, 4, 5, 8]  # artifact, accuracy, Δ, agreement, max |Δp|, result
-    out.print(
-        rich_table(
-            f"Parity ({parity['reference']['images']:,} test images)",
-            [header[i] for i in keep],
-            [[r[i] for i in keep] for r in rows],
-        )
-    )
+    ref = parity.get("reference") or {}
+    kind = ref.get("output_kind") or "probabilities"
+    # regression: artifact, max |Δ|, mean |Δ|, max rel. error, result;
+    # classification: artifact, accuracy, Δ, agreement, max |Δp|, result
+    keep = [0, 2, 3, 4, 6] if kind == "values" else [0, 2, 3, 4, 5, 8]
+    name = (parity.get("data") or {}).get("name")
+    data = f" of {name}" if name and name != "MNIST" else ""
+    images = ref.get("images")
+    count = f"{images:,}" if isinstance(images, int) else str(images)
+    title = f"Parity ({count} test {'samples' if kind == 'values' else 'images'}{data}"
+    title += ", softmax of logits compared)" if kind == "logits" else ")"
+    out.print(rich_table(title, [header[i] for i in keep], [[r[i] for i in keep] for r in rows]))
 
 
 def print_bench(bench: dict[str, Any]) -> None:
@@ -59,12 +63,13 @@ def print_bench(bench: dict[str, Any]) -> None:
 def print_recommendation(parity: dict[str, Any] | None, bench: dict[str, Any] | None) -> None:
     from toolkit.reports import recommend
     from toolkit.reports.fmt import runtime_name
+    from toolkit.reports.markdown import recommendation_quality
 
     rec = recommend(parity, bench)
     if rec:
         out.print(
             f"[bold green]Recommended:[/] {rec.artifact} on {runtime_name(rec.runtime)} "
             f"(fastest that passed parity: b{rec.batch_size} p50 {rec.p50_ms:.3f} ms, "
-            f"{rec.threads} thread(s), accuracy {100 * (rec.accuracy or 0):.2f} %)",
+            f"{rec.threads} thread(s), {recommendation_quality(rec.accuracy, rec.max_rel_error)})",
             highlight=False,
         )

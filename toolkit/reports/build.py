@@ -27,6 +27,7 @@ from toolkit.reports.model import (
     VerifyRow,
 )
 from toolkit.reports.rules import artifact_sizes, bench_rows, config_label, machine_label, recommend, row_batch
+from toolkit.reports.user_model import model_info
 
 Doc = dict[str, Any]
 T = TypeVar("T")
@@ -54,6 +55,7 @@ def build_report(runs: Sequence[RunDocs], kind: Literal["run", "merged"] = "run"
         runs=tuple(views),
         alerts=tuple(a for v, r in zip(views, runs, strict=True) for a in _alerts(v, r)),
         training=_grouped(views, runs, "train", lambda v: v.training),
+        models=_grouped(views, runs, "model", lambda v: v.model),
         artifacts=_grouped(views, runs, "manifest", lambda v: v.artifacts),
         parity=_grouped(views, runs, "parity", lambda v: v.parity),
         side_by_side=side_by_side(benched) if kind == "merged" and benched else None,
@@ -65,7 +67,8 @@ def build_report(runs: Sequence[RunDocs], kind: Literal["run", "merged"] = "run"
 def _run(index: int, docs: RunDocs) -> RunView:
     ref = RunRef(docs.name, docs.label, PALETTE[index % len(PALETTE)])
     rec = recommend(docs.parity, docs.bench, docs.manifest)
-    parity = build_parity(docs.parity) if docs.parity else None
+    model = model_info(docs.model, docs.dataset) if docs.model else None
+    parity = build_parity(docs.parity, vectors=model is not None and model.layout == "NC") if docs.parity else None
     latency = build_latency(docs.bench, rec.configuration if rec else None) if docs.bench else None
     why = ""
     if rec is None and docs.bench:
@@ -89,7 +92,8 @@ def _run(index: int, docs: RunDocs) -> RunView:
         ref=ref,
         machine=_machine(docs),
         created_utc=str(as_dict(docs.bench).get("created_utc") or "") or None,
-        training=_training(docs.train) if docs.train else None,
+        # A user's model was not trained here: a train.json beside it would be another model's.
+        training=_training(docs.train) if docs.train and model is None else None,
         artifacts=_artifacts(docs.manifest, rec.artifact if rec else None) if docs.manifest else None,
         parity=parity,
         latency=latency,
@@ -99,6 +103,7 @@ def _run(index: int, docs: RunDocs) -> RunView:
         speedup=speedup,
         sizes=artifact_sizes(docs.manifest, docs.bench),
         mcu=build_mcu(docs.mcu) if docs.mcu else None,
+        model=model,
     )
 
 
@@ -158,8 +163,13 @@ def _artifacts(manifest: Doc, recommended: str | None) -> tuple[ArtifactRow, ...
     return tuple(rows)
 
 
-def build_parity(parity: Doc) -> Parity:
-    """The parity view of one parity.json."""
+def build_parity(parity: Doc, *, vectors: bool = False) -> Parity:
+    """The parity view of one parity.json.
+
+    Args:
+        parity: parity.json.
+        vectors: the model takes feature vectors, so a test example is a "sample", not an "image".
+    """
     ref = as_dict(parity.get("reference"))
     ref_acc = num(ref.get("accuracy"))
     rows = []
@@ -177,14 +187,19 @@ def build_parity(parity: Doc) -> Parity:
                 tolerance=str(r.get("tolerance") or ""),
                 passed=bool(r.get("passed")),
                 failures=tuple(str(f) for f in as_list(r.get("failures"))),
+                max_rel_error=num(r.get("max_rel_error")),
             )
         )
+    name = as_dict(parity.get("data")).get("name")
     return Parity(
         reference=str(ref.get("artifact") or "Keras"),
         reference_accuracy=ref_acc,
         images=num(ref.get("images")),
         passed=bool(parity.get("passed", all(r.passed for r in rows))),
         rows=tuple(rows),
+        output_kind=str(ref.get("output_kind") or "probabilities"),
+        data_name=str(name) if name and str(name).lower() != "mnist" else None,
+        samples="samples" if vectors else "images",
     )
 
 

@@ -70,6 +70,9 @@ def render(report: Report) -> str:
     remote_header, remote_rows = _side(report.remote.latency if report.remote else None)
     nav = [("recommendation", "Recommendation"), ("machines", "Machines"), ("charts", "Charts"),
            ("training", "Training"), ("artifacts", "Artifacts"), ("parity", "Parity")]  # fmt: skip
+    if report.models:  # the user's own model: no training here, its model and data instead
+        training = [("training", "Training")] if report.training else []
+        nav[2:4] = [("model", "Model and data"), ("charts", "Charts"), *training]
     if any(r.diagnosis for r in runs):
         nav.append(("diagnosis", "Diagnosis"))
     if any(r.mcu for r in runs):

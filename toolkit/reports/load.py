@@ -26,6 +26,7 @@ class RunDocs:
         galleries: the diagnose gallery PNG of each artifact, base64, embedded in report.html.
         mcu: mcu.json when `edgekit mcu` ran (TensorFlow Lite Micro: arena, flash, boards).
         remote: boards measured with `--remote`: `{host: {"bench": bench.json, "verify": verify.json}}`.
+        model, dataset: model.json and dataset.json of a run made from the user's own model (`--model`).
     """
 
     name: str
@@ -38,6 +39,8 @@ class RunDocs:
     galleries: dict[str, str] = field(default_factory=dict)
     mcu: Doc | None = None
     remote: dict[str, dict[str, Doc]] = field(default_factory=dict)
+    model: Doc | None = None
+    dataset: Doc | None = None
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -79,13 +82,13 @@ def load_run(path: Path, *, name: str | None = None, label: str | None = None) -
         docs = {key: _read(path.parent / n) if (path.parent / n).is_file() else None for key, n in DOC_FILES}
         docs["bench"] = bench
         default = path.parent.name if docs["manifest"] else path.stem
-        extra: Doc = {}
+        extra: Doc = _user_model(path.parent) if docs["manifest"] else {}
     else:
         docs = {key: _read(path / n) if (path / n).is_file() else None for key, n in DOC_FILES}
         if not any(docs.values()):
             raise RunDirError(f"{path} holds no edgekit JSON files; pass a run directory or a bench.json file.")
         default = path.resolve().name
-        extra = _diagnosis(path)
+        extra = {**_diagnosis(path), **_user_model(path)}
         if (path / "mcu.json").is_file():
             extra["mcu"] = _read(path / "mcu.json")
     return RunDocs(
@@ -98,7 +101,17 @@ def load_run(path: Path, *, name: str | None = None, label: str | None = None) -
         diagnose=extra.get("diagnose"),
         galleries=extra.get("galleries", {}),
         mcu=extra.get("mcu"),
+        model=extra.get("model"),
+        dataset=extra.get("dataset"),
     )
+
+
+def _user_model(run_dir: Path) -> Doc:
+    """model.json and dataset.json, when the run was made from the user's own model (`--model`)."""
+    from toolkit.model.run_source import recorded_dataset, recorded_model
+
+    found = {"model": recorded_model(run_dir), "dataset": recorded_dataset(run_dir)}
+    return {k: v for k, v in found.items() if v is not None}
 
 
 def _diagnosis(run_dir: Path) -> Doc:

@@ -7,7 +7,17 @@ from typing import Any
 
 from toolkit.reports.fmt import DASH, integer, ms, size
 from toolkit.reports.mcu import mcu_markdown
-from toolkit.reports.model import Diagnosis, Latency, Parity, Remote, Report, RunView, SideBySide, Training
+from toolkit.reports.model import (
+    Diagnosis,
+    Latency,
+    ModelInfo,
+    Parity,
+    Remote,
+    Report,
+    RunView,
+    SideBySide,
+    Training,
+)
 
 Table = tuple[list[str], list[list[str]]]
 
@@ -29,6 +39,14 @@ def _num(x: float | None, fmt: str) -> str:
 
 # -- the tables the CLI prints too -------------------------------------------------------------------
 def parity_table(parity: Parity) -> Table:
+    """Classification: accuracy, agreement and |Δp|; regression ("values"): max/mean |Δ| and max relative error."""
+    if parity.regression:
+        header = ["artifact", "runtime", "max |Δ|", "mean |Δ|", "max rel. error", "tolerance", "result"]
+        return header, [
+            [r.artifact, r.runtime, _num(r.max_abs_diff, ".2e"), _num(r.mean_abs_diff, ".2e"),
+             _num(r.max_rel_error, ".2e"), r.tolerance, "pass" if r.passed else "**FAIL**: " + "; ".join(r.failures)]
+            for r in parity.rows
+        ]  # fmt: skip
     header = ["artifact", "runtime", "accuracy", "Δ pt", "agreement", "max |Δp|", "mean |Δp|", "tolerance", "result"]
     rows = [
         [r.artifact, r.runtime, _num(None if r.accuracy is None else 100 * r.accuracy, ".2f") + " %",
@@ -72,6 +90,17 @@ def cold_start_table(latency: Latency) -> Table:
         for c in latency.cold_start
     ]
     return header, rows
+
+
+def parity_align(parity: Parity) -> str:
+    return "llrrrll" if parity.regression else "llrrrrrll"
+
+
+def recommendation_quality(accuracy: float | None, max_rel_error: float | None) -> str:
+    """How good the recommended artifact is: its accuracy, or for regression its max relative error."""
+    if accuracy is None and max_rel_error is not None:
+        return f"max relative error {max_rel_error:.2e}"
+    return f"accuracy {_num(None if accuracy is None else 100 * accuracy, '.2f')} %"
 
 
 def parity_rows(parity: Mapping[str, Any]) -> Table:
@@ -135,16 +164,53 @@ def _training(t: Training) -> list[str]:
     return out
 
 
-def _parity(parity: Parity, has_diagnosis: bool) -> list[str]:
+def parity_intro(parity: Parity) -> str:
+    """The sentence above the parity table (the reference run's wording is unchanged)."""
     verdict = "All rows passed." if parity.passed else "**Some rows failed.**"
+    of = f" of {parity.data_name}" if parity.data_name else ""
+    head = f"All {integer(parity.images)} test {parity.samples}{of} through each artifact's runtime, against the Keras "
+    head += "reference"
+    if parity.regression:
+        return (f"{head}'s values: max |Δ| and mean |Δ| between outputs, and the max relative error "
+                f"(|Δ| over the largest reference value). {verdict}")  # fmt: skip
+    acc = f"({_num(None if parity.reference_accuracy is None else 100 * parity.reference_accuracy, '.2f')} %)"
+    if parity.output_kind == "logits":
+        return f"{head} {acc}; the model outputs logits, so the softmax of logits is compared on both sides. {verdict}"
+    return f"{head} {acc}. {verdict}"
+
+
+def _model(m: ModelInfo) -> list[str]:
+    """The "Model and data" section of a run made from the user's own model."""
+    params = f"{integer(m.params)} parameters, " if m.params is not None else ""
+    head = f"**{m.name}** ({m.format}, {params}{len(m.layers)} layers), from `{m.source}`."
+    out = ["## Model and data", "", head, ""]
+    classes = f": {', '.join(m.class_names)}" if m.class_names else ""
+    layout = f", layout {m.layout}" if m.layout else ""
+    rows = [
+        ["input", m.input_shape, m.input_dtype, f"values {m.input_range}{layout}"],
+        ["output", m.output_shape, m.output_dtype, m.output_text + classes],
+    ]
+    out += [table(["", "shape", "dtype", "holds"], rows, "llll"), ""]
+    if m.data_name:
+        sizes = f"{integer(m.train)} train / {integer(m.test)} test ({m.split} split)"
+        scale = f", inputs = stored values × {m.scale:g}" if m.scale is not None and m.scale != 1 else ""
+        out += [f"Data: **{m.data_name}** ({m.data_kind}, {m.task}), {sizes}, samples {m.sample_shape} "
+                f"{m.data_dtype}{scale}, from `{m.data_source}`.", ""]  # fmt: skip
+    if m.unknown_layers:
+        out += ["Layers edgekit has not been tested with (converted anyway): " + ", ".join(m.unknown_layers) + ".", ""]
+    rows = [[name, cls] for name, cls in m.layers]
+    out += [f"<details><summary>{len(m.layers)} layers</summary>", "", table(["layer", "class"], rows, "ll"), "",
+            "</details>", ""]  # fmt: skip
+    return out
+
+
+def _parity(parity: Parity, has_diagnosis: bool) -> list[str]:
     out = [
         "## Parity",
         "",
-        f"All {integer(parity.images)} test images through each artifact's runtime, against the Keras reference "
-        f"({_num(None if parity.reference_accuracy is None else 100 * parity.reference_accuracy, '.2f')} %). "
-        + verdict,
+        parity_intro(parity),
         "",
-        table(*parity_table(parity), "llrrrrrll"),
+        table(*parity_table(parity), parity_align(parity)),
         "",
     ]
     if not parity.passed:
@@ -188,13 +254,15 @@ def _run(run: RunView) -> list[str]:
             "",
             f"**{rec.configuration}** on {rec.runtime}: the fastest artifact that passed parity "
             f"(batch-{rec.batch_size} p50 {ms(rec.p50_ms)} ms with {rec.threads} thread(s), "
-            f"accuracy {_num(None if rec.accuracy is None else 100 * rec.accuracy, '.2f')} %"
+            + recommendation_quality(rec.accuracy, rec.max_rel_error)
             + (f", {size(rec.size_bytes)}" if rec.size_bytes else "")
             + ").",
             "",
         ]
     elif run.parity and not run.parity.passed:
         out += ["## Recommendation", "", "No recommendation: see the parity failures below.", ""]
+    if run.model:
+        out += _model(run.model)
     if run.training:
         out += _training(run.training)
     if run.artifacts is not None:
@@ -249,8 +317,11 @@ def _merged(report: Report) -> list[str]:
         out += [f"## {r.ref.name}: {r.ref.label}", ""]
         if r.recommendation:
             out += [f"Recommended: **{r.recommendation.configuration}** (b1 p50 {ms(r.recommendation.p50_ms)} ms).", ""]
+        if r.model:
+            data = f" on {r.model.data_name}" if r.model.data_name else ""
+            out += [f"Model: **{r.model.name}**{data} ({r.model.output_text}).", ""]
         if r.parity:
-            out += ["### Parity", "", table(*parity_table(r.parity), "llrrrrrll"), ""]
+            out += ["### Parity", "", table(*parity_table(r.parity), parity_align(r.parity)), ""]
         if r.latency:
             out += _latency(r.latency, level="###")
     return out

@@ -47,6 +47,46 @@ class Training:
 
 
 @dataclass(frozen=True)
+class ModelInfo:
+    """A user's own model and data (`--model`/`--data`: model.json and dataset.json)."""
+
+    name: str
+    source: str
+    format: str
+    params: float | None
+    layers: tuple[tuple[str, str], ...]  # (name, class)
+    unknown_layers: tuple[str, ...]  # "name (Class)" of layers edgekit has not been tested with
+    input_shape: str  # "[N, 16, 16, 3]"
+    input_dtype: str
+    input_range: str  # "0 – 255"
+    layout: str
+    output_shape: str
+    output_dtype: str
+    output_kind: str  # probabilities, logits or values
+    num_classes: int | None
+    class_names: tuple[str, ...]
+    data_name: str | None  # None: no dataset.json
+    data_kind: str
+    data_source: str
+    train: float | None
+    test: float | None
+    split: str
+    scale: float | None
+    task: str
+    sample_shape: str
+    data_dtype: str
+
+    @property
+    def output_text(self) -> str:
+        """What the output holds, in words: "class probabilities (10 classes)", "logits (…)", "2 values"."""
+        n = self.num_classes
+        if self.output_kind == "values":
+            return f"{n} regression value{'s' if n != 1 else ''}" if n else "regression values"
+        what = "logits (softmax applied for parity)" if self.output_kind == "logits" else "class probabilities"
+        return f"{what}, {n} classes" if n else what
+
+
+@dataclass(frozen=True)
 class ArtifactRow:
     name: str
     format: str
@@ -72,6 +112,7 @@ class ParityRow:
     tolerance: str
     passed: bool
     failures: tuple[str, ...]
+    max_rel_error: float | None = None  # regression ("values") only
 
 
 @dataclass(frozen=True)
@@ -81,6 +122,13 @@ class Parity:
     images: float | None
     passed: bool
     rows: tuple[ParityRow, ...]
+    output_kind: str = "probabilities"  # probabilities, logits (softmax compared) or values (regression)
+    data_name: str | None = None  # the user's dataset; None: the reference MNIST
+    samples: str = "images"  # what one test example is called: images, or samples for vector inputs
+
+    @property
+    def regression(self) -> bool:
+        return self.output_kind == "values"
 
     @property
     def failed(self) -> tuple[str, ...]:
@@ -250,6 +298,7 @@ class RunView:
     speedup: tuple[float, str] | None  # (x faster, than the reference artifact) for the recommendation
     sizes: dict[str, float] = field(default_factory=dict)
     mcu: tuple[McuRow, ...] | None = None  # mcu.json: the int8 model in TensorFlow Lite Micro
+    model: ModelInfo | None = None  # the user's own model and data; None: the reference CNN on MNIST
 
 
 @dataclass(frozen=True)
@@ -288,6 +337,7 @@ class Report:
     runs: tuple[RunView, ...]
     alerts: tuple[Alert, ...]
     training: tuple[Group[Training], ...]
+    models: tuple[Group[ModelInfo], ...]
     artifacts: tuple[Group[tuple[ArtifactRow, ...]], ...]
     parity: tuple[Group[Parity], ...]
     side_by_side: SideBySide | None

@@ -80,6 +80,7 @@ class Recommendation:
     p50_ms: float
     accuracy: float | None
     size_bytes: int | None = None
+    max_rel_error: float | None = None  # regression runs: no accuracy, the largest relative error instead
 
 
 def recommend(parity: Doc | None, bench: Doc | None, manifest: Doc | None = None) -> Recommendation | None:
@@ -120,6 +121,7 @@ def recommend(parity: Doc | None, bench: Doc | None, manifest: Doc | None = None
         p50_ms=float(best["p50_ms"]),
         accuracy=num(passed[(best["artifact"], best.get("runtime"))].get("accuracy")),
         size_bytes=None if size is None else int(size),
+        max_rel_error=num(passed[(best["artifact"], best.get("runtime"))].get("max_rel_error")),
     )
 
 
