@@ -14,37 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from tests import user_models as U
 from toolkit.reports import build_report, load_run, merge_reports, render_html, render_markdown
 
 LEAKS = re.compile(r"mnist|digit|reference CNN|## Training|id=\"training\"", re.I)
 
 
+KINDS = {"probabilities": "rgb", "logits": "logits", "values": "regression"}
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory, edgekit) -> dict[str, tuple[Path, str]]:
+def runs(user_pipelines: dict[str, tuple[Path, str]]) -> dict[str, tuple[Path, str]]:
     """{kind: (run directory, the pipeline's stdout)} for the probabilities, logits and regression runs."""
-    pytest.importorskip("tensorflow")
-    root = tmp_path_factory.mktemp("user_reports")
-    U.rgb_digits(root / "tinted.npz")
-    U.rgb_cnn(root / "tiny_rgb.keras", root / "tinted.npz", epochs=2)
-    U.grey_digits(root / "grey.npz")
-    U.logits_cnn(root / "grey_logits.keras", root / "grey.npz", epochs=1)
-    U.ink_targets(root / "ink.npz")
-    U.regressor(root / "ink_reg.keras", root / "ink.npz", epochs=3)
-    out = {}
-    for kind, model, data in (
-        ("probabilities", "tiny_rgb.keras", "tinted.npz"),
-        ("logits", "grey_logits.keras", "grey.npz"),
-        ("values", "ink_reg.keras", "ink.npz"),
-    ):
-        runs_dir = root / f"runs-{kind}"
-        done = edgekit(
-            "pipeline", "--model", str(root / model), "--data", str(root / data),
-            "--quick", "-b", "1", "-t", "1", "--no-peak", "--runs-dir", str(runs_dir),
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr[-2000:]
-        out[kind] = ((runs_dir / "latest").resolve(), done.stdout)
-    return out
+    return {kind: user_pipelines[name] for kind, name in KINDS.items()}
 
 
 def _md(run: Path) -> str:
@@ -63,7 +44,7 @@ def _section(md: str, title: str) -> str:
 def test_report_names_the_model_and_data_and_never_mnist(runs, kind: str) -> None:
     run, _ = runs[kind]
     md, html = _md(run), _html(run)
-    model, data = {"probabilities": ("tiny_rgb.keras", "tinted.npz"), "logits": ("grey_logits.keras", "grey.npz"),
+    model, data = {"probabilities": ("rgb_cnn.keras", "tinted.npz"), "logits": ("grey_logits.keras", "grey.npz"),
                    "values": ("ink_reg.keras", "ink.npz")}[kind]  # fmt: skip
     for text in (md, html):
         assert not LEAKS.search(text), LEAKS.search(text)

@@ -99,7 +99,7 @@ def test_later_steps_find_the_runs_own_data(user_runs: dict[str, Path], tmp_path
     shutil.copytree(user_runs["mlp"], run)
     result = edgekit("parity", str(run), "--limit", "100")
     assert result.returncode == 0, result.stderr
-    assert _read(run, "parity.json")["data"]["name"] == "digit_vectors.npz"
+    assert _read(run, "parity.json")["data"]["name"] == "pooled.npz"
 
 
 def test_changed_data_is_refused_in_one_line(user_runs: dict[str, Path], tmp_path: Path, edgekit) -> None:
@@ -139,7 +139,9 @@ def test_h5_savedmodel_and_custom_layers_export_and_pass_parity(fmt: str, user_f
         _custom_model(code, source)
         extra = ["--custom-objects", str(code)]
     run = tmp_path / "run"
-    result = edgekit("export", str(run), "--model", str(source), "--data", str(data), "-f", "tflite", "-p", "fp32", *extra)
+    result = edgekit(
+        "export", str(run), "--model", str(source), "--data", str(data), "-f", "tflite", "-p", "fp32", *extra
+    )
     assert result.returncode == 0, result.stderr
     parity = edgekit("parity", str(run))
     assert parity.returncode == 0, parity.stderr
@@ -151,7 +153,7 @@ def test_h5_savedmodel_and_custom_layers_export_and_pass_parity(fmt: str, user_f
         assert edgekit("parity", str(run), "--limit", "50").returncode == 0
 
 
-CUSTOM_LAYER = '''
+CUSTOM_LAYER = """
 import keras
 
 
@@ -166,7 +168,7 @@ class Gain(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "gain": self.gain}
-'''
+"""
 
 
 def _custom_model(code: Path, dest: Path) -> None:
@@ -185,7 +187,9 @@ def _custom_model(code: Path, dest: Path) -> None:
 
 
 @pytest.mark.parametrize("case", ["rgb", "regression"])
-def test_diagnose_runs_on_the_users_model_and_data(case: str, user_runs: dict[str, Path], tmp_path: Path, edgekit) -> None:
+def test_diagnose_runs_on_the_users_model_and_data(
+    case: str, user_runs: dict[str, Path], tmp_path: Path, edgekit
+) -> None:
     import shutil
 
     run = tmp_path / "run"

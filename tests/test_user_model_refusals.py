@@ -108,7 +108,9 @@ CASES = [
 
 @pytest.mark.parametrize("command", ["pipeline", "export"])
 @pytest.mark.parametrize(("model", "data", "words"), CASES, ids=[f"{m}-{d}" for m, d, _ in CASES])
-def test_refused_in_one_line_and_nothing_written(inputs, tmp_path: Path, command: str, model: str, data: str, words) -> None:
+def test_refused_in_one_line_and_nothing_written(
+    inputs, tmp_path: Path, command: str, model: str, data: str, words
+) -> None:
     from typer.testing import CliRunner
 
     from toolkit.cli import app
