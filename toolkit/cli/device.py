@@ -118,9 +118,15 @@ def bundle(
         typer.Option("--artifact", "-a", help="Artifact to include; repeat (default: every non-Keras artifact)."),
     ] = None,
     golden: Annotated[
-        int,
-        typer.Option("--golden", min=1, max=10000, help="Golden test rows (the last N of the data's test split)."),
-    ] = 256,
+        int | None,
+        typer.Option(
+            "--golden",
+            min=1,
+            max=10000,
+            help="Golden test rows: the last N of the data's test split (default: 256, or all if fewer).",
+            show_default=False,
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists.")] = False,
     data: Annotated[
         str | None,

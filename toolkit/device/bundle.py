@@ -44,7 +44,7 @@ def build_bundle(
     out: Path,
     *,
     artifact_names: list[str] | None = None,
-    golden: int = DEFAULT_GOLDEN,
+    golden: int | None = None,
     force: bool = False,
     data: Any = None,
     on_step: Callable[[str], None] | None = None,
@@ -55,7 +55,8 @@ def build_bundle(
         run_dir: a run directory with manifest.json (made by `edgekit export`); None: runs/latest.
         out: the bundle folder, or a path ending in .tar.gz/.tgz for an archive.
         artifact_names: artifacts to include (default: every non-Keras artifact).
-        golden: how many test rows (the last `golden` of the data's test split).
+        golden: how many test rows (the last `golden` of the data's test split); default 256, or the
+            whole test split when it is smaller.
         force: replace `out` if it exists.
         data: the golden rows' data (an .npz, image folder, MNIST source or Dataset); default: the
             run's own (dataset.json), or shipped MNIST for a reference run.
@@ -90,7 +91,9 @@ def build_bundle(
     sources = [(e, A.verified_path(run, e)) for e in entries]  # sha256 against the manifest
     spec = run_spec(run)
     dataset = run_dataset(run, data, spec=spec)
+    dataset.check(spec)  # data that does not fit the model: one line naming both, before anything else
     n_test = len(dataset.x_test)
+    golden = min(DEFAULT_GOLDEN, n_test) if golden is None else golden
     if not 1 <= golden <= n_test:
         raise BundleError(f"--golden must be between 1 and {n_test} (the test set size), got {golden}.")
     # Through the model's spec (shape, value convention); MNIST rows give exactly to_model_input's bytes.

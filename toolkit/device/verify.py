@@ -266,7 +266,7 @@ def compare(
     }
     if output_kind == "values":
         scale = float(np.abs(expected).max()) or 1.0
-        row["max_rel_error"] = max_abs / scale
+        row.update(accuracy=None, desktop_accuracy=None, agreement=None, max_rel_error=max_abs / scale)
         if targets is not None and targets.size == outputs.size:
             flat = targets.reshape(outputs.shape).astype(np.float64)
             row["target_mae"] = float(np.abs(outputs - flat).mean())
