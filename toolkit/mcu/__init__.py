@@ -6,6 +6,6 @@ float models and ops TFLM lacks; `arena.py` measures the tensor arena; `boards.p
 `step.py` is the `mcu` step over a run directory (mcu/ files and mcu.json).
 
 May import `runtimes`, `toolkit.data`, `toolkit.model.run_source`, `toolkit.run`, `toolkit.steps` and
-`toolkit.errors`; never Rich, Typer or `toolkit.cli` (progress goes through the plain callback of `toolkit.progress`). `tflite_micro` loads
-inside the functions that need it.
+`toolkit.errors`; never Rich, Typer or `toolkit.cli` (progress goes through the plain callback of
+`toolkit.progress`). `tflite_micro` loads inside the functions that need it.
 """

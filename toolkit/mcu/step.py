@@ -30,6 +30,7 @@ from toolkit.steps.parity import check_row, compared, predict_all
 MCU_DIR = "mcu"
 MCU_JSON = "mcu.json"
 MIN_AGREEMENT_LITERT = 0.999
+TIE_STEPS = 2  # LiteRT's top two outputs this close (int8 steps) may swap in TFLM's reference kernels
 # TFLM's own code is not measured here (no ARM toolchain or TFLM build on the host). The figure below is cited,
 # not measured: TensorFlow's TFLM overview (tensorflow.org/lite/microcontrollers) says "the core runtime just
 # fits in 16 KB on an Arm Cortex M3", and its older overview gives 22 KB with the ops of a speech keyword
@@ -97,12 +98,24 @@ def check_artifact(
         f"tflite-micro {_tflm_version()} (reference kernels)",
         output_kind=output_kind,
     ).to_dict()
-    agree_litert = float((tflm_out.argmax(1) == litert_out.argmax(1)).mean())
+    differ = tflm_out.argmax(1) != litert_out.argmax(1)
+    agree_litert = float(1 - differ.mean())
     steps = int(np.abs(tflm_out.astype(np.int32) - litert_out.astype(np.int32)).max())
-    if agree_litert < MIN_AGREEMENT_LITERT:
-        row["failures"].append(f"agreement with LiteRT {agree_litert:.4f} < {MIN_AGREEMENT_LITERT:g}")
+    # A top-1 flip where LiteRT's two best int8 outputs are within TIE_STEPS is rounding (each kernel may land
+    # one step apart), not a wrong kernel: a weakly trained user model has such near-ties, MNIST's CNN none.
+    best_two = np.sort(litert_out.astype(np.int32), axis=1)[:, -2:]
+    ties = differ & (best_two[:, 1] - best_two[:, 0] <= TIE_STEPS)
+    decisive = float(1 - (differ & ~ties).mean())
+    if decisive < MIN_AGREEMENT_LITERT:
+        row["failures"].append(
+            f"agreement with LiteRT {decisive:.4f} < {MIN_AGREEMENT_LITERT:g} (near-ties within {TIE_STEPS} steps "
+            "not counted)"
+        )
         row["passed"] = False
-    row["tolerance"] += f", agreement with LiteRT int8 ≥ {MIN_AGREEMENT_LITERT:g}"
+    row["tolerance"] += (
+        f", agreement with LiteRT int8 ≥ {MIN_AGREEMENT_LITERT:g} (flips between outputs within {TIE_STEPS} int8 "
+        "steps not counted)"
+    )
     out_dir = run_dir / MCU_DIR / entry["name"]
     files = write_firmware(out_dir, blob, info.ops, arena.min_bytes, arena.recommended_bytes, path.name)
     return {
@@ -135,7 +148,8 @@ def check_artifact(
             "accuracy": row["accuracy"],
             "keras_accuracy": keras_acc,
             "agreement_litert": agree_litert,
-            "disagreements_litert": int((tflm_out.argmax(1) != litert_out.argmax(1)).sum()),
+            "disagreements_litert": int(differ.sum()),
+            "near_tie_disagreements_litert": int(ties.sum()),
             "litert_backend": litert_backend,
             "agreement_keras": row["top1_agreement"],
             "disagreements_keras": row["disagreements"],
