@@ -62,11 +62,17 @@ def bundle(
     out: Path | str,
     *,
     artifacts: Sequence[str] | None = None,
-    golden: int = 256,
+    golden: int | None = None,
     force: bool = False,
+    data: str | Path | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> tuple[Path, BundleDocument]:
-    """Pack a run's artifacts, golden inputs and the desktop's outputs for a board (a folder or a .tar.gz)."""
+    """Pack a run's artifacts, golden inputs and the desktop's outputs for a board (a folder or a .tar.gz).
+
+    The golden inputs are the last `golden` rows (default 256, or all if fewer) of the test split of
+    `data` (an .npz, a folder of images per class, an MNIST source); by default the run's own data
+    (dataset.json), or shipped MNIST for a reference run. Regression models get their targets, not labels.
+    """
     from toolkit.device.bundle import build_bundle
     from toolkit.run.documents import BundleDocument, parse_document
 
@@ -76,6 +82,7 @@ def bundle(
         artifact_names=list(artifacts) if artifacts else None,
         golden=golden,
         force=force,
+        data=data,
         on_step=on_step,
     )
     return path, parse_document(doc, BundleDocument, source=path)

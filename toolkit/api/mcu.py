@@ -28,9 +28,9 @@ def mcu(
     Args:
         artifacts: manifest names (default: every TFLite int8 artifact); a float one is refused in one line.
         limit: the first N test images (default: the whole test split).
-        data: the MNIST source (see `toolkit.load_data`).
+        data: the test data: the run's own when None (dataset.json, or shipped MNIST for a reference run);
+            else an .npz, a folder of images per class, an MNIST source (see `toolkit.load_data`) or data loaded.
     """
-    from toolkit.api.steps import load_data
     from toolkit.mcu.step import mcu_step
     from toolkit.mcu.tflm import load_tflm
     from toolkit.run import layout
@@ -38,8 +38,7 @@ def mcu(
 
     load_tflm()
     run = layout.resolve_run_dir(Path(run_dir))
-    dataset = load_data(data)
     with run_lock(run):
         return mcu_step(
-            run, artifact_names=list(artifacts) if artifacts else None, limit=limit, data=dataset, progress=progress
+            run, artifact_names=list(artifacts) if artifacts else None, limit=limit, data=data, progress=progress
         )

@@ -118,14 +118,30 @@ def bundle(
         typer.Option("--artifact", "-a", help="Artifact to include; repeat (default: every non-Keras artifact)."),
     ] = None,
     golden: Annotated[
-        int, typer.Option("--golden", min=1, max=10000, help="Golden test images (the last N of the MNIST test set).")
-    ] = 256,
+        int | None,
+        typer.Option(
+            "--golden",
+            min=1,
+            max=10000,
+            help="Golden test rows: the last N of the data's test split (default: 256, or all if fewer).",
+            show_default=False,
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists.")] = False,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            help="Data for the golden inputs (default: the run's own, or shipped MNIST): an MNIST source, or for "
+            "a run made with --model an .npz or a folder of images per class.",
+        ),
+    ] = None,
 ) -> None:
     """Pack a run's artifacts with golden inputs and the desktop's outputs for a device; check with `verify`.
 
-    Writes the artifacts, golden/inputs.npy and labels.npy, expected/<artifact>.npy, manifest.json and
-    bundle.json (desktop environment, I/O specs, tolerances, sha256 of every file), atomically.
+    Writes the artifacts, golden/inputs.npy (test rows of the run's data in the model's input shape) and
+    labels.npy (targets.npy for a regression model), expected/<artifact>.npy, manifest.json and
+    bundle.json (desktop environment, I/O specs, model specs, tolerances, sha256 of every file), atomically.
     Example: [b]edgekit bundle runs/latest --out edgekit-bundle.tar.gz[/]
     """
     import toolkit
@@ -140,6 +156,7 @@ def bundle(
             artifacts=artifact,
             golden=golden,
             force=force,
+            data=data,
             on_step=lambda msg: progress.update(task, description=msg),
         )
         progress.update(task, description="bundle: done", total=1, completed=1)
@@ -208,7 +225,8 @@ def verify(
     """Check a bundle on this machine: sha256 of every file, then each artifact's outputs against the desktop's.
 
     Artifacts whose runtime is not installed are skipped with a note. Limits on max |Δp|: fp32 1e-5;
-    fp16 1e-3; int8 one quantization step of the output (its scale, else 1/256). Writes verify.json
+    fp16 1e-3; int8 one quantization step of the output (its scale, else 1/256). Logits and regression
+    values are compared raw, the float limits times max(1, max |output|). Writes verify.json
     with this machine's environment. Exit codes: 0 all match; 1 bad or tampered bundle (one line);
     3 an artifact's outputs differ beyond its tolerance.
     With --remote, each host runs the check over ssh (BatchMode; your ~/.ssh/config and keys) and its

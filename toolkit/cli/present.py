@@ -27,7 +27,7 @@ def tolerance_text(tolerance: dict[str, Any]) -> str:
     """A tolerance as a table cell: `1e-05`, or `1 step 0.0039` for a quantization step."""
     if tolerance.get("kind") == "quantization_step":
         return f"1 step {float(tolerance['max_abs']):.2g}"
-    return f"{float(tolerance['max_abs']):g}"
+    return f"{float(tolerance['max_abs']):.3g}"
 
 
 def _verify_title(report: dict[str, Any], bundle: Path) -> str:
@@ -41,10 +41,19 @@ def _verify_title(report: dict[str, Any], bundle: Path) -> str:
 
 
 def _diff_header(report: dict[str, Any]) -> str:
-    """`max |Δp| vs x86`: the machine whose outputs the bundle carries (the desktop's)."""
+    """`max |Δp| vs x86` (`max |Δ|` for raw logits or values): the machine whose outputs the bundle carries."""
     machine = ((report.get("bundle") or {}).get("desktop") or {}).get("machine")
     desktop = "x86" if machine in X86_MACHINES else machine or "desktop"
-    return f"max |Δp| vs {desktop}"
+    raw = any(r.get("output_kind") not in (None, "probabilities") for r in report["results"])
+    return f"max |Δ| vs {desktop}" if raw else f"max |Δp| vs {desktop}"
+
+
+def _agreement_cell(row: dict[str, Any]) -> str:
+    """Top-1 agreement; for a regression model (no classes) the max error relative to the outputs."""
+    if row.get("agreement") is not None:
+        return f"{row['agreement']:.4f}"
+    rel = row.get("max_rel_error")
+    return "-" if rel is None else f"rel {rel:.1e}"
 
 
 def print_verify(report: dict[str, Any], bundle: Path, target: Path) -> bool:
@@ -66,8 +75,8 @@ def print_verify(report: dict[str, Any], bundle: Path, target: Path) -> bool:
                 r.get("backend") or "",
                 f"{r['max_abs_diff']:.2e}",
                 tolerance_text(r["tolerance"]),
-                f"{100 * r['accuracy']:.2f} %",
-                f"{r['agreement']:.4f}",
+                "-" if r.get("accuracy") is None else f"{100 * r['accuracy']:.2f} %",
+                _agreement_cell(r),
                 f"{r.get('seconds', 0):.2f}",
                 r["status"],
             ]

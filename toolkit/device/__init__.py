@@ -19,8 +19,9 @@ What lives here, one concern a module:
     rootfs.py         building and caching the arm64 Debian root for emulation
     emulate.py        `verify --emulate`: the emulated board's verify run
 
-May import: `runtimes`, `benchmarks`, `exporters.files`, `toolkit.model.spec`, `toolkit.data.mnist`,
-`toolkit.errors` and `toolkit.run`. Never the CLI, Rich or Typer: nothing here prints; progress goes
+May import: `runtimes`, `benchmarks`, `exporters.files`, `toolkit.model.spec`, `toolkit.model.run_source`
+(a run's data and spec, for bundle.py), `toolkit.data`, `toolkit.errors` and `toolkit.run`. Never the CLI,
+Rich or Typer: nothing here prints; progress goes
 through plain callbacks, and the one verify table lives in `toolkit/cli/present.py`.
 numpy, Pillow and the runtimes are imported where they are needed, so the CLI can import the light
 modules (`boards`, `errors`) at start-up.

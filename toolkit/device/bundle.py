@@ -4,7 +4,9 @@
 and moves it into place only when complete (a folder: one rename; an archive: one atomic file
 write), so a failed or interrupted build leaves nothing under `out`. Each artifact's expected outputs
 come from its own runtime on this machine; their shapes (and the golden inputs') are whatever the
-model takes and returns, as its runner reports them.
+model takes and returns, as its runner reports them. The golden rows are the last N of the test split
+of the run's data (`run_source.run_dataset`: the user's dataset.json, or shipped MNIST for a reference
+run), in the model's input shape and value convention.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ from toolkit.device.bundle_format import (
     KIND,
     LABELS,
     SCHEMA_VERSION,
+    TARGETS,
     rel_files,
 )
 from toolkit.device.errors import BundleError
-from toolkit.device.verify import TOLERANCE_DOC, tolerance_for
+from toolkit.device.verify import LOGITS_AND_VALUES, PROBABILITIES, TOLERANCE_DOC, output_kind, tolerance_for
 
 DEFAULT_GOLDEN: Final = 256
 
@@ -41,8 +44,9 @@ def build_bundle(
     out: Path,
     *,
     artifact_names: list[str] | None = None,
-    golden: int = DEFAULT_GOLDEN,
+    golden: int | None = None,
     force: bool = False,
+    data: Any = None,
     on_step: Callable[[str], None] | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Write a bundle of `run_dir`'s artifacts to `out` (a folder, or a .tar.gz), atomically.
@@ -51,8 +55,11 @@ def build_bundle(
         run_dir: a run directory with manifest.json (made by `edgekit export`); None: runs/latest.
         out: the bundle folder, or a path ending in .tar.gz/.tgz for an archive.
         artifact_names: artifacts to include (default: every non-Keras artifact).
-        golden: how many test images (the last `golden` of the MNIST test set).
+        golden: how many test rows (the last `golden` of the data's test split); default 256, or the
+            whole test split when it is smaller.
         force: replace `out` if it exists.
+        data: the golden rows' data (an .npz, image folder, MNIST source or Dataset); default: the
+            run's own (dataset.json), or shipped MNIST for a reference run.
         on_step: called with a short description as each step starts (progress display).
 
     Returns:
@@ -62,7 +69,8 @@ def build_bundle(
         BundleError / RunDirError / DataError: bad arguments, a missing or modified artifact, an
             existing `out` without `force`. Nothing is left under `out` on failure.
     """
-    from toolkit.data.mnist import load_mnist, to_model_input
+    from toolkit.data.dataset import targets_for
+    from toolkit.model.run_source import run_dataset, run_spec
     from toolkit.run import layout as A
 
     step = on_step or (lambda _msg: None)
@@ -81,12 +89,19 @@ def build_bundle(
         if reason:
             raise BundleError(f"{run / A.MANIFEST_JSON} lists artifact {e['name']} with a path that {reason}.")
     sources = [(e, A.verified_path(run, e)) for e in entries]  # sha256 against the manifest
-    data = load_mnist()
-    n_test = len(data.x_test)
+    spec = run_spec(run)
+    dataset = run_dataset(run, data, spec=spec)
+    dataset.check(spec)  # data that does not fit the model: one line naming both, before anything else
+    n_test = len(dataset.x_test)
+    golden = min(DEFAULT_GOLDEN, n_test) if golden is None else golden
     if not 1 <= golden <= n_test:
         raise BundleError(f"--golden must be between 1 and {n_test} (the test set size), got {golden}.")
-    inputs = to_model_input(data.x_test[n_test - golden :])
-    labels = data.y_test[n_test - golden :].astype(np.int64)
+    # Through the model's spec (shape, value convention); MNIST rows give exactly to_model_input's bytes.
+    inputs = dataset.inputs(dataset.x_test[n_test - golden :], spec).astype(np.float32, copy=False)
+    regression = spec.output_kind == "values"
+    truth = targets_for(dataset.y_test[n_test - golden :], spec, dataset.name)
+    truth_rel = TARGETS if regression else LABELS
+    truth = truth.astype(np.float32 if regression else np.int64, copy=False)
 
     ensure_dir(out.parent)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
@@ -95,26 +110,34 @@ def build_bundle(
         (work / "golden").mkdir()
         (work / EXPECTED_DIR).mkdir()
         np.save(work / INPUTS, inputs, allow_pickle=False)
-        np.save(work / LABELS, labels, allow_pickle=False)
+        np.save(work / truth_rel, truth, allow_pickle=False)
         records = []
         for entry, src in sources:
             step(f"bundle: {entry['name']}")
-            records.append(_add_artifact(work, entry, src, inputs, labels))
+            records.append(_add_artifact(work, entry, src, inputs, None if regression else truth))
         step("bundle: bundle.json")
         names = {e["name"] for e in entries}
         small_manifest = {**manifest, "artifacts": [e for e in manifest["artifacts"] if e["name"] in names]}
         write_json_atomic(work / A.MANIFEST_JSON, small_manifest)
         if (run / A.TRAIN_JSON).is_file():
             shutil.copyfile(run / A.TRAIN_JSON, work / A.TRAIN_JSON)
+        indices = f"(indices {n_test - golden}-{n_test - 1})"
+        if dataset.kind == "mnist":
+            selection = f"the last {golden} images of the MNIST test set {indices}"
+        else:
+            selection = f"the last {golden} rows of {dataset.name}'s test split {indices}"
         golden_doc = {
             "inputs": INPUTS,
-            "labels": LABELS,
+            "labels": None if regression else LABELS,
             "images": golden,
             "shape": list(inputs.shape),
             "dtype": str(inputs.dtype),
-            "selection": f"the last {golden} images of the MNIST test set (indices {n_test - golden}-{n_test - 1})",
-            "data_source": data.source,
-            "data_verified": data.verified,
+            "selection": selection,
+            "data_source": dataset.source,
+            "data_verified": dataset.verified,
+            **({"targets": TARGETS} if regression else {}),
+            "task": "regression" if regression else "classification",
+            "data_name": dataset.name,
         }
         doc = _bundle_doc(work, run, manifest, golden_doc, records)
         write_json_atomic(work / BUNDLE_JSON, doc)
@@ -132,7 +155,7 @@ def build_bundle(
 
 
 def _add_artifact(
-    work: Path, entry: dict[str, Any], src: Path, inputs: np.ndarray, labels: np.ndarray
+    work: Path, entry: dict[str, Any], src: Path, inputs: np.ndarray, labels: np.ndarray | None
 ) -> dict[str, Any]:
     """Copy one artifact into the bundle, save its outputs on the golden inputs; its bundle.json entry."""
     from runtimes.registry import make_runner
@@ -150,7 +173,11 @@ def _add_artifact(
         in_spec, out_spec = runner.input_spec().to_dict(), runner.output_spec().to_dict()
         file_spec = runner.model_spec().to_dict()
     expected = f"{EXPECTED_DIR}/{entry['name']}.npy"
-    np.save(work / expected, outputs.astype(np.float32), allow_pickle=False)
+    outputs = outputs.astype(np.float32)
+    np.save(work / expected, outputs, allow_pickle=False)
+    model_spec = entry.get("model_spec") or file_spec
+    kind = output_kind({"model_spec": model_spec})
+    magnitude = float(np.abs(outputs).max()) if outputs.size else 0.0
     return {
         "name": entry["name"],
         "path": entry["path"],
@@ -162,10 +189,10 @@ def _add_artifact(
         "size_bytes": entry["size_bytes"],
         "input": entry.get("input") or in_spec,
         "output": entry.get("output") or out_spec,
-        "model_spec": entry.get("model_spec") or file_spec,
-        "tolerance": tolerance_for(entry, dst),
+        "model_spec": model_spec,
+        "tolerance": tolerance_for({**entry, "model_spec": model_spec}, dst, magnitude=magnitude),
         "expected": expected,
-        "desktop_accuracy": float(np.mean(outputs.argmax(axis=1) == labels)),
+        "desktop_accuracy": None if labels is None or kind == "values" else float(np.mean(outputs.argmax(1) == labels)),
     }
 
 
@@ -194,10 +221,16 @@ def _bundle_doc(
         },
         "environment": capture_environment(),
         "golden": golden,
-        "tolerances": dict(TOLERANCE_DOC),
+        "tolerances": _tolerances(records),
         "artifacts": records,
         "files": files,
     }
+
+
+def _tolerances(records: list[dict[str, Any]]) -> dict[str, str]:
+    """TOLERANCE_DOC, plus how logits and values are compared when a bundled model outputs them."""
+    kinds = {output_kind(r) for r in records}
+    return {**TOLERANCE_DOC, **({"logits and values": LOGITS_AND_VALUES} if kinds - {PROBABILITIES} else {})}
 
 
 def _check_out(out: Path, archive: bool, force: bool) -> None:

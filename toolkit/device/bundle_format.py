@@ -5,8 +5,11 @@
     manifest.json            the run's manifest, reduced to the bundled artifacts (so `edgekit bench`
     train.json               and `edgekit report` work on the folder, as on a run directory)
     exports/…                the artifacts, at the same paths as in the run
-    golden/inputs.npy        float32 [N, *model input]: test images in the model's input shape
-    golden/labels.npy        int64 [N]
+    golden/inputs.npy        float32 [N, *model input]: test rows of the run's data (images of any
+                             H×W×C, or vectors) in the model's input shape and value convention
+    golden/labels.npy        int64 [N]: class labels (classification models)
+    golden/targets.npy       float32 [N, *model output]: regression targets (output kind "values",
+                             instead of labels)
     expected/<artifact>.npy  float32 [N, *model output]: each artifact's outputs, computed on the
                              desktop with the artifact's own runtime
 
@@ -35,6 +38,7 @@ BUNDLE_JSON: Final = "bundle.json"
 VERIFY_JSON: Final = "verify.json"
 INPUTS: Final = "golden/inputs.npy"
 LABELS: Final = "golden/labels.npy"
+TARGETS: Final = "golden/targets.npy"
 EXPECTED_DIR: Final = "expected"
 MADE_BY: Final = "pass a folder or .tar.gz made by `edgekit bundle`"
 
@@ -98,7 +102,7 @@ def load_bundle(root: Path, label: Path | None = None) -> dict[str, Any]:
         reason = unsafe_reason(str(rel))
         if reason:
             raise BundleError(f"{BUNDLE_JSON} in {where} lists {rel!r}, which {reason}; refused.")
-    needed = [golden.get("inputs"), golden.get("labels")]
+    needed = [golden.get("inputs")] + [golden[k] for k in ("labels", "targets") if golden.get(k)]
     for a in artifacts:
         if not isinstance(a, dict) or not {"name", "path", "expected", "tolerance"} <= a.keys():
             raise BundleError(f"{BUNDLE_JSON} in {where} has a malformed artifact entry; re-create the bundle.")

@@ -1,9 +1,14 @@
 """Checking a bundle on this machine: the tolerances, and each artifact's outputs against the desktop's.
 
 `verify_bundle` runs the golden inputs through every artifact whose runtime is installed and compares
-with the expected outputs; an artifact passes when its max |Δp| is within its tolerance
+with the expected outputs; an artifact passes when its max |Δ| is within its tolerance
 (`tolerance_for`, documented in `TOLERANCE_DOC` and copied into bundle.json). Call
 `bundle_format.check_files` first: this module trusts the files' sha256.
+
+What is compared depends on the model's output kind (its `model_spec`): probabilities as they are;
+logits and regression values raw (not through a softmax, so a difference is never hidden by a saturated
+softmax), with the float limits scaled by the size of the outputs (`LOGITS_AND_VALUES`). Classification
+rows carry accuracy and top-1 agreement; regression rows a relative error instead.
 """
 
 from __future__ import annotations
@@ -33,6 +38,13 @@ TOLERANCE_DOC: Final = {
     "the ONNX QDQ output's DequantizeLinear), else 1/256 (one step of an 8-bit probability, e.g. "
     "int8-dynamic, whose activations are quantized at run time)",
 }
+# Added to bundle.json's tolerances when a bundled model outputs logits or regression values.
+LOGITS_AND_VALUES: Final = (
+    "logits and regression values are compared raw (not through a softmax); float rounding is relative, so "
+    "the fp32, fp16 and 1/256 limits above are multiplied by max(1, max |output|) over the desktop's outputs "
+    "on the golden inputs; an int8 output scale is already in the output's units and is used as it is"
+)
+PROBABILITIES: Final = "probabilities"
 
 
 def onnx_output_scale(path: Path) -> float | None:
@@ -61,25 +73,47 @@ def onnx_output_scale(path: Path) -> float | None:
         return None
 
 
-def tolerance_for(entry: dict[str, Any], model_path: Path | None = None) -> dict[str, Any]:
+def output_kind(entry: dict[str, Any]) -> str:
+    """An artifact's output kind from its recorded model_spec: probabilities (also when none is recorded),
+    logits or values."""
+    spec = entry.get("model_spec")
+    kind = spec.get("output_kind") if isinstance(spec, dict) else None
+    return str(kind) if kind in ("logits", "values") else PROBABILITIES
+
+
+def tolerance_for(
+    entry: dict[str, Any], model_path: Path | None = None, *, magnitude: float | None = None
+) -> dict[str, Any]:
     """How far an artifact's outputs on another machine may be from the desktop's (see TOLERANCE_DOC).
+
+    Args:
+        entry: the artifact's manifest entry (precision, format, output spec, model_spec).
+        model_path: the model file (an ONNX QDQ model's output scale is read from it).
+        magnitude: max |output| of the desktop's outputs; for logits and values the float limits are
+            multiplied by max(1, magnitude) (`LOGITS_AND_VALUES`). Ignored for probabilities.
 
     Returns:
         `{"kind": "max_abs" | "quantization_step", "max_abs": float, "step": float | None, "basis": str}`.
     """
     precision = str(entry.get("precision", "fp32"))
-    if precision == "fp32":
-        return {"kind": "max_abs", "max_abs": FP32_MAX_ABS, "step": None, "basis": TOLERANCE_DOC["fp32"]}
-    if precision == "fp16":
-        return {"kind": "max_abs", "max_abs": FP16_MAX_ABS, "step": None, "basis": TOLERANCE_DOC["fp16"]}
+    kind = output_kind(entry)
+    factor = 1.0 if kind == PROBABILITIES or magnitude is None else max(1.0, float(magnitude))
+    scaled = "" if factor == 1.0 else f" × {factor:.4g} (max |{kind}| on the golden inputs)"
+    if precision in ("fp32", "fp16"):
+        limit = FP32_MAX_ABS if precision == "fp32" else FP16_MAX_ABS
+        basis = TOLERANCE_DOC[precision] if kind == PROBABILITIES else f"max |Δ| ≤ {limit:g}{scaled}: raw {kind}"
+        return {"kind": "max_abs", "max_abs": limit * factor, "step": None, "basis": basis}
     output = entry.get("output") or {}
     scale = output.get("scale")
     if scale:
         basis = f"one step of the quantized output (scale {scale:.6g} from the model)"
     elif entry.get("format") == "onnx" and model_path is not None and (dq := onnx_output_scale(model_path)):
         scale, basis = dq, f"one step of the output DequantizeLinear (scale {dq:.6g})"
-    else:
+    elif kind == PROBABILITIES:
         scale, basis = DEFAULT_STEP, "1/256: one step of an 8-bit probability (the output carries no scale)"
+    else:
+        scale = DEFAULT_STEP * factor
+        basis = f"1/256{scaled}: one 8-bit step of the raw {kind} (the output carries no scale)"
     return {"kind": "quantization_step", "max_abs": float(scale), "step": float(scale), "basis": basis}
 
 
@@ -105,25 +139,7 @@ def verify_bundle(
     from toolkit.version import __version__
 
     step = on_step or (lambda _msg: None)
-    golden = doc["golden"]
-    inputs = load_array(root / golden["inputs"], golden["inputs"], label)
-    labels = load_array(root / golden["labels"], golden["labels"], label)
-    # The shape the bundle recorded at build time (the model's input), not a literal one.
-    recorded = golden.get("shape")
-    usable = isinstance(recorded, list) and len(recorded) > 1 and all(type(d) is int for d in recorded)
-    sample = list(recorded[1:]) if usable else None
-    if (
-        inputs.dtype != np.float32
-        or inputs.ndim < 2
-        or len(inputs) == 0
-        or labels.shape != (len(inputs),)
-        or (sample is not None and list(inputs.shape[1:]) != sample)
-    ):
-        want = "[N, " + ", ".join(map(str, sample)) + "]" if sample else "[N, …]"
-        raise BundleError(
-            f"golden data in {label} has inputs {inputs.dtype}{list(inputs.shape)} and labels {list(labels.shape)}; "
-            f"expected float32 {want} and [N]. Re-create the bundle."
-        )
+    inputs, labels, targets = _golden(root, doc["golden"], label)
     results: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     for art in doc["artifacts"]:
@@ -135,6 +151,7 @@ def verify_bundle(
             "format": art.get("format"),
             "precision": art.get("precision"),
             "runtime": art.get("runtime"),
+            "output_kind": output_kind(art),
             "tolerance": art["tolerance"],
         }
         started = time.perf_counter()
@@ -163,7 +180,7 @@ def verify_bundle(
                 }
             )
             continue
-        results.append({**row, **compare(probs, expected, labels, art["tolerance"])})
+        results.append({**row, **compare(probs, expected, labels, art["tolerance"], output_kind(art), targets=targets)})
     if not results:
         reasons = "; ".join(f"{s['artifact']}: {s['reason']}" for s in skipped)
         raise BundleError(f"none of the artifacts in {label} can run on this machine ({reasons})")
@@ -187,21 +204,78 @@ def verify_bundle(
     }
 
 
-def compare(outputs: np.ndarray, expected: np.ndarray, labels: np.ndarray, tolerance: dict[str, Any]) -> dict[str, Any]:
-    """One artifact's outputs here against the desktop's: the verify.json fields of a result row."""
+def _golden(root: Path, golden: dict[str, Any], label: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The golden inputs, class labels (None for regression) and regression targets (None for classification)."""
+    inputs = load_array(root / golden["inputs"], golden["inputs"], label)
+    labels: np.ndarray | None = None
+    targets: np.ndarray | None = None
+    if golden.get("labels"):
+        labels = load_array(root / golden["labels"], golden["labels"], label)
+    if golden.get("targets"):
+        targets = load_array(root / golden["targets"], golden["targets"], label)
+    # The shape the bundle recorded at build time (the model's input), not a literal one.
+    recorded = golden.get("shape")
+    usable = isinstance(recorded, list) and len(recorded) > 1 and all(type(d) is int for d in recorded)
+    sample = list(recorded[1:]) if usable and isinstance(recorded, list) else None
+    if (
+        inputs.dtype != np.float32
+        or inputs.ndim < 2
+        or len(inputs) == 0
+        or (labels is not None and labels.shape != (len(inputs),))
+        or (targets is not None and (targets.ndim < 1 or len(targets) != len(inputs)))
+        or (sample is not None and list(inputs.shape[1:]) != sample)
+    ):
+        want = "[N, " + ", ".join(map(str, sample)) + "]" if sample else "[N, …]"
+        have = f"labels {list(labels.shape)}" if labels is not None else "no labels"
+        if targets is not None:
+            have += f", targets {list(targets.shape)}"
+        raise BundleError(
+            f"golden data in {label} has inputs {inputs.dtype}{list(inputs.shape)} and {have}; "
+            f"expected float32 {want} and one label or target per input. Re-create the bundle."
+        )
+    return inputs, labels, targets
+
+
+def compare(
+    outputs: np.ndarray,
+    expected: np.ndarray,
+    labels: np.ndarray | None,
+    tolerance: dict[str, Any],
+    output_kind: str = PROBABILITIES,
+    *,
+    targets: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """One artifact's outputs here against the desktop's: the verify.json fields of a result row.
+
+    Outputs are compared raw whatever their kind (the tolerance says how far apart they may be);
+    classification rows add accuracy (when there are labels) and top-1 agreement, regression rows
+    ("values") the max difference relative to max |expected| and, with targets, the mean abs error.
+    """
     diff = np.abs(outputs.astype(np.float64) - expected.astype(np.float64))
     limit = allowed_diff(tolerance)
     max_abs = float(diff.max())
     passed = max_abs <= limit
     step_size = tolerance.get("step")
-    return {
+    row: dict[str, Any] = {
         "status": "pass" if passed else "fail",
         "passed": passed,
         "max_abs_diff": max_abs,
         "mean_abs_diff": float(diff.mean()),
         "max_diff_steps": None if not step_size else round(max_abs / float(step_size), 3),
         "values_over_tolerance": int((diff > limit).sum()),
-        "accuracy": float(np.mean(outputs.argmax(axis=1) == labels)),
-        "desktop_accuracy": float(np.mean(expected.argmax(axis=1) == labels)),
-        "agreement": float(np.mean(outputs.argmax(axis=1) == expected.argmax(axis=1))),
+    }
+    if output_kind == "values":
+        scale = float(np.abs(expected).max()) or 1.0
+        row.update(accuracy=None, desktop_accuracy=None, agreement=None, max_rel_error=max_abs / scale)
+        if targets is not None and targets.size == outputs.size:
+            flat = targets.reshape(outputs.shape).astype(np.float64)
+            row["target_mae"] = float(np.abs(outputs - flat).mean())
+            row["desktop_target_mae"] = float(np.abs(expected - flat).mean())
+        return row
+    pred, ref_pred = outputs.argmax(axis=1), expected.argmax(axis=1)
+    return {
+        **row,
+        "accuracy": None if labels is None else float(np.mean(pred == labels)),
+        "desktop_accuracy": None if labels is None else float(np.mean(ref_pred == labels)),
+        "agreement": float(np.mean(pred == ref_pred)),
     }

@@ -5,7 +5,7 @@ float models and ops TFLM lacks; `arena.py` measures the tensor arena; `boards.p
 (RAM, flash, core, and where each figure comes from); `firmware.py` writes `model_data.h/.cc` and an example;
 `step.py` is the `mcu` step over a run directory (mcu/ files and mcu.json).
 
-May import `runtimes`, `toolkit.data`, `toolkit.run`, `toolkit.steps` and `toolkit.errors`; never Rich, Typer
-or `toolkit.cli` (progress goes through the plain callback of `toolkit.progress`). `tflite_micro` loads
-inside the functions that need it.
+May import `runtimes`, `toolkit.data`, `toolkit.model.run_source`, `toolkit.run`, `toolkit.steps` and
+`toolkit.errors`; never Rich, Typer or `toolkit.cli` (progress goes through the plain callback of
+`toolkit.progress`). `tflite_micro` loads inside the functions that need it.
 """

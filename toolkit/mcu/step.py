@@ -3,7 +3,9 @@
 For each artifact: op check, measured arena, flash (model bytes; TFLM's own code is not measured), parity
 over the test split (TFLM against LiteRT's int8 run of the same file and against Keras), the fits-on table,
 and the firmware files. Writes `mcu/<artifact>/` and `mcu.json`, and a `runtime: tflm` row in parity.json
-when that file measured the same images.
+when that file measured the same images. The test split is the run's own data (`run_source.run_dataset`:
+the user's dataset.json, or shipped MNIST for a reference run); logits are compared as their softmax,
+as parity does.
 """
 
 from __future__ import annotations
@@ -15,19 +17,20 @@ from typing import Any
 import numpy as np
 
 from runtimes.registry import make_runner
-from toolkit.data.mnist import Mnist, load_mnist, to_model_input
 from toolkit.errors import ToolkitError
 from toolkit.mcu.arena import measure_arena
 from toolkit.mcu.boards import BOARDS, fits
 from toolkit.mcu.firmware import write_firmware
 from toolkit.mcu.tflm import INT8_FIX, McuError, TflmModel, load_tflm, read_model, require_int8
+from toolkit.model.run_source import data_summary, run_dataset, run_spec
 from toolkit.progress import ProgressCallback, as_progress
 from toolkit.run import layout as A
-from toolkit.steps.parity import check_row, predict_all
+from toolkit.steps.parity import check_row, compared, predict_all
 
 MCU_DIR = "mcu"
 MCU_JSON = "mcu.json"
 MIN_AGREEMENT_LITERT = 0.999
+TIE_STEPS = 2  # LiteRT's top two outputs this close (int8 steps) may swap in TFLM's reference kernels
 # TFLM's own code is not measured here (no ARM toolchain or TFLM build on the host). The figure below is cited,
 # not measured: TensorFlow's TFLM overview (tensorflow.org/lite/microcontrollers) says "the core runtime just
 # fits in 16 KB on an Arm Cortex M3", and its older overview gives 22 KB with the ops of a speech keyword
@@ -57,14 +60,19 @@ def select(manifest: dict[str, Any], names: list[str] | None) -> list[dict[str, 
 
 
 def check_artifact(
-    run_dir: Path, entry: dict[str, Any], ref: tuple[dict[str, Any], Path], data: Mnist, n: int
+    run_dir: Path,
+    entry: dict[str, Any],
+    ref: tuple[dict[str, Any], Path],
+    images: np.ndarray,
+    labels: np.ndarray,
+    output_kind: str = "probabilities",
 ) -> dict[str, Any]:
-    """Everything `edgekit mcu` reports for one artifact; writes its firmware files."""
+    """Everything `edgekit mcu` reports for one artifact on the test rows `images`; writes its firmware files."""
     path = A.verified_path(run_dir, entry)
     blob = path.read_bytes()
     info = read_model(blob, path.name)
     require_int8(info, path.name)
-    images, labels = to_model_input(data.x_test[:n]), data.y_test[:n].astype(np.int64)
+    n = len(images)
     spec = A.entry_spec(entry) or A.entry_spec(ref[0])
     with make_runner(path, spec=spec) as litert:
         native = litert.to_native(images)
@@ -75,9 +83,11 @@ def check_artifact(
     tflm = TflmModel(blob, path.name, arena.min_bytes)  # the measured arena runs the whole test split
     tflm_out = tflm.run(native)
     seconds = time.perf_counter() - t0
-    keras_probs, _ = predict_all(ref[1], images, spec=A.entry_spec(ref[0]))
+    keras_out, _ = predict_all(ref[1], images, spec=A.entry_spec(ref[0]))
+    keras_probs = compared(keras_out, output_kind)
     keras_acc = float((keras_probs.argmax(1) == labels).mean())
-    probs = (tflm_out.astype(np.float32) - info.output.zero_point) * np.float32(info.output.scale)
+    dequantized = (tflm_out.astype(np.float32) - info.output.zero_point) * np.float32(info.output.scale)
+    probs = compared(dequantized, output_kind)
     row = check_row(
         {**entry, "runtime": "tflm"},
         probs,
@@ -86,13 +96,26 @@ def check_artifact(
         keras_acc,
         seconds,
         f"tflite-micro {_tflm_version()} (reference kernels)",
+        output_kind=output_kind,
     ).to_dict()
-    agree_litert = float((tflm_out.argmax(1) == litert_out.argmax(1)).mean())
+    differ = tflm_out.argmax(1) != litert_out.argmax(1)
+    agree_litert = float(1 - differ.mean())
     steps = int(np.abs(tflm_out.astype(np.int32) - litert_out.astype(np.int32)).max())
-    if agree_litert < MIN_AGREEMENT_LITERT:
-        row["failures"].append(f"agreement with LiteRT {agree_litert:.4f} < {MIN_AGREEMENT_LITERT:g}")
+    # A top-1 flip where LiteRT's two best int8 outputs are within TIE_STEPS is rounding (each kernel may land
+    # one step apart), not a wrong kernel: a weakly trained user model has such near-ties, MNIST's CNN none.
+    best_two = np.sort(litert_out.astype(np.int32), axis=1)[:, -2:]
+    ties = differ & (best_two[:, 1] - best_two[:, 0] <= TIE_STEPS)
+    decisive = float(1 - (differ & ~ties).mean())
+    if decisive < MIN_AGREEMENT_LITERT:
+        row["failures"].append(
+            f"agreement with LiteRT {decisive:.4f} < {MIN_AGREEMENT_LITERT:g} (near-ties within {TIE_STEPS} steps "
+            "not counted)"
+        )
         row["passed"] = False
-    row["tolerance"] += f", agreement with LiteRT int8 ≥ {MIN_AGREEMENT_LITERT:g}"
+    row["tolerance"] += (
+        f", agreement with LiteRT int8 ≥ {MIN_AGREEMENT_LITERT:g} (flips between outputs within {TIE_STEPS} int8 "
+        "steps not counted)"
+    )
     out_dir = run_dir / MCU_DIR / entry["name"]
     files = write_firmware(out_dir, blob, info.ops, arena.min_bytes, arena.recommended_bytes, path.name)
     return {
@@ -125,7 +148,8 @@ def check_artifact(
             "accuracy": row["accuracy"],
             "keras_accuracy": keras_acc,
             "agreement_litert": agree_litert,
-            "disagreements_litert": int((tflm_out.argmax(1) != litert_out.argmax(1)).sum()),
+            "disagreements_litert": int(differ.sum()),
+            "near_tie_disagreements_litert": int(ties.sum()),
             "litert_backend": litert_backend,
             "agreement_keras": row["top1_agreement"],
             "disagreements_keras": row["disagreements"],
@@ -155,10 +179,14 @@ def mcu_step(
     *,
     artifact_names: list[str] | None = None,
     limit: int | None = None,
-    data: Mnist | None = None,
+    data: Any = None,
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
-    """Check every full-int8 TFLite artifact for microcontrollers; write mcu/ and mcu.json; return mcu.json."""
+    """Check every full-int8 TFLite artifact for microcontrollers; write mcu/ and mcu.json; return mcu.json.
+
+    `data`: the run's own (dataset.json, or shipped MNIST) when None; else an .npz, folder, MNIST source,
+    `Mnist` or `Dataset`. Regression models ("values") are refused: TFLM parity here is top-1 agreement.
+    """
     load_tflm()  # the missing extra is the first thing a user hears about
     if limit is not None and limit < 1:
         raise ToolkitError(f"--limit must be 1 or more, got {limit}.")
@@ -166,20 +194,27 @@ def mcu_step(
     entries = select(manifest, artifact_names)
     ref_entry = A.listed_reference(run_dir, manifest)
     ref = (ref_entry, A.verified_path(run_dir, ref_entry))
-    data = data or load_mnist()
-    n = len(data.x_test) if limit is None else min(limit, len(data.x_test))
+    spec = A.entry_spec(ref_entry) or run_spec(run_dir)
+    if spec.output_kind == "values":
+        raise McuError(
+            "edgekit mcu checks classification models (top-1 agreement with LiteRT and Keras); this model outputs "
+            "regression values: check its int8 artifact with `edgekit parity` instead."
+        )
+    dataset = run_dataset(run_dir, data, spec=spec)
+    images, labels = dataset.test_split(spec, limit)
+    n = len(images)
     p = as_progress(progress)
     task = p.add_task("mcu", total=len(entries))
     results = []
     for entry in entries:
         p.update(task, description=f"mcu: {entry['name']} in TFLM")
-        results.append(check_artifact(run_dir, entry, ref, data, n))
+        results.append(check_artifact(run_dir, entry, ref, images, labels, spec.output_kind))
         p.advance(task)
     doc = {
         "schema_version": A.SCHEMA_VERSION,
         "created_utc": A.utc_now(),
         "tflite_micro": _tflm_version(),
-        "data": {"source": data.source, "verified": data.verified, "images": n},
+        "data": data_summary(dataset, n),
         "results": results,
         "passed": all(r["parity"]["passed"] for r in results),
     }

@@ -31,10 +31,13 @@ class BundleSource(Part):
 
 
 class BundleGolden(Part):
-    """The golden test images and labels in the bundle."""
+    """The golden test rows in the bundle: inputs, and class labels or regression targets."""
 
     inputs: str = Field(description="Path of the .npy inputs inside the bundle.")
-    labels: str
+    labels: str | None = Field(description="Path of the int64 class labels; None for a regression model.")
+    targets: str | None = Field(None, description="Path of the float32 regression targets (output kind values).")
+    task: str | None = Field(None, description="classification or regression.")
+    data_name: str | None = Field(None, description="The dataset the rows come from, e.g. MNIST or flowers.npz.")
     images: int
     shape: list[int]
     dtype: str
@@ -58,7 +61,7 @@ class BundleArtifact(Part):
     output: TensorSpec | None = None
     tolerance: Tolerance
     expected: str = Field(description="Path of the desktop's outputs (.npy) inside the bundle.")
-    desktop_accuracy: float
+    desktop_accuracy: float | None = Field(description="On the golden labels; None for a regression model.")
     model_spec: ModelSpecDict | None = None
 
 

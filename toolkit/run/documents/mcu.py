@@ -51,6 +51,9 @@ class McuParity(Part):
     keras_accuracy: float
     agreement_litert: float
     disagreements_litert: int
+    near_tie_disagreements_litert: int | None = Field(
+        None, description="Of those, flips between outputs LiteRT had within 2 int8 steps (not counted as failures)."
+    )
     litert_backend: str | None = None
     agreement_keras: float
     disagreements_keras: int

@@ -48,6 +48,7 @@ class VerifyRow(Part):
     format: str | None = None
     precision: str | None = None
     runtime: str | None = None
+    output_kind: str | None = Field(None, description="probabilities, logits or values: what was compared (raw).")
     tolerance: Tolerance
     backend: str | None = None
     runtime_version: str | None = None
@@ -62,6 +63,9 @@ class VerifyRow(Part):
     accuracy: float | None = None
     desktop_accuracy: float | None = None
     agreement: float | None = None
+    max_rel_error: float | None = Field(None, description="Regression: max_abs_diff / max |expected|.")
+    target_mae: float | None = Field(None, description="Regression: mean |output - target| here.")
+    desktop_target_mae: float | None = Field(None, description="Regression: mean |output - target| on the desktop.")
 
 
 class Emulation(Part):
