@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests import user_models as U  # noqa: E402
+from tests import user_models as U
 
 
 def build(root: Path) -> dict[str, tuple[Path, Path]]:
@@ -44,9 +44,9 @@ def summary(case: str, run: Path) -> list[str]:
     layers = ", ".join(f"{layer['class']}" for layer in model["layers"] if layer["class"] != "InputLayer")
     acc = parity["reference"]["accuracy"]
     head = f"float accuracy {100 * acc:.2f} %" if acc is not None else "regression"
-    lines = [f"### {case}: {model['name']} on {parity['data']['name']} ({model['params']:,} parameters, {head})", "",
-             f"Layers: {layers}", "", "| artifact | accuracy | agreement | max rel. error | bytes | b1×1t p50 ms | parity |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]  # fmt: skip
+    title = f"### {case}: {model['name']} on {parity['data']['name']} ({model['params']:,} parameters, {head})"
+    header = "| artifact | accuracy | agreement | max rel. error | bytes | b1×1t p50 ms | parity |"
+    lines = [title, "", f"Layers: {layers}", "", header, "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for row in parity["results"]:
         name = row["artifact"]
         accuracy = "–" if row["accuracy"] is None else f"{100 * row['accuracy']:.2f} %"

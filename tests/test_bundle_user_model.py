@@ -13,42 +13,13 @@ import numpy as np
 import pytest
 
 from exporters.files import sha256_file
-from tests import user_models as U
 from tests.test_cli import assert_one_line_error
 
 GOLDEN = 40
 KINDS = ("rgb", "mlp", "logits", "regression")
 
 
-@pytest.fixture(scope="module")
-def user_runs(tmp_path_factory: pytest.TempPathFactory, edgekit) -> dict[str, Path]:  # type: ignore[no-untyped-def]
-    """One run per model, made by the CLI as a user would (quick bench, one thread, no peak memory)."""
-    pytest.importorskip("tensorflow")
-    pytest.importorskip("onnxruntime")
-    root = tmp_path_factory.mktemp("byom-bundle")
-    made = {
-        "rgb": lambda: (U.rgb_cnn(root / "rgb.keras", U.rgb_digits(root / "rgb.npz"), epochs=2), root / "rgb.npz"),
-        "mlp": lambda: (U.mlp(root / "mlp.keras", U.digit_vectors(root / "vec.npz"), epochs=2), root / "vec.npz"),
-        "logits": lambda: (
-            U.logits_cnn(root / "logits.keras", U.grey_digits(root / "grey.npz"), epochs=1),
-            root / "grey.npz",
-        ),
-        "regression": lambda: (
-            U.regressor(root / "reg.keras", U.ink_targets(root / "ink.npz"), epochs=3),
-            root / "ink.npz",
-        ),
-    }
-    runs = {}
-    for kind in KINDS:
-        model, data = made[kind]()
-        runs_dir = root / f"runs-{kind}"
-        proc = edgekit(
-            "pipeline", "--model", str(model), "--data", str(data), "--quick", "-b", "1", "-t", "1", "--no-peak",
-            "--runs-dir", str(runs_dir),
-        )  # fmt: skip
-        assert proc.returncode == 0, f"{kind}: {proc.stderr[-2000:]}"
-        runs[kind] = (runs_dir / "latest").resolve()
-    return runs
+# `user_runs` is the session fixture of tests/conftest.py: one pipeline per test user model.
 
 
 def _json(path: Path) -> Any:
@@ -169,7 +140,7 @@ def test_mcu_on_a_user_model(edgekit, user_runs: dict[str, Path], tmp_path: Path
     proc = edgekit("mcu", str(run), "-n", "120")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = _json(run / "mcu.json")
-    assert doc["data"]["name"] == "rgb.npz" and doc["data"]["images"] == 120
+    assert doc["data"]["name"] == "tinted.npz" and doc["data"]["images"] == 120
     (result,) = doc["results"]
     assert result["input"]["shape"] == [1, 16, 16, 3] and result["parity"]["passed"], result["parity"]
     assert result["parity"]["agreement_litert"] >= 0.999
