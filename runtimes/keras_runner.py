@@ -134,6 +134,18 @@ def load_keras_model(path: Any) -> Any:
         raise ModelLoadError(f"{path} could not be loaded as a Keras model: {first[:300]}") from exc
 
 
+def _input_shape(model: Any, path: Any) -> tuple[Any, ...]:
+    """The model's input shape; a subclassed model has none of its own, only the shape it was built with."""
+    shape = getattr(model, "input_shape", None)
+    if shape is None and hasattr(model, "get_build_config"):
+        shape = (model.get_build_config() or {}).get("input_shape")
+    if not shape or isinstance(shape[0], list | tuple):
+        raise ModelLoadError(
+            f"{path} holds a model without one fixed input shape; import it with `edgekit export --model` instead."
+        )
+    return tuple(shape)
+
+
 class KerasRunner(Runner):
     """Runs a `.keras` model through a `tf.function` with a fixed input signature.
 
@@ -166,8 +178,13 @@ class KerasRunner(Runner):
         if self.num_threads is not None:
             set_tf_threads(self.num_threads)
         self._model = load_keras_model(self.model_path)
-        shape = tuple(self._model.input_shape)
-        signature = [tf.TensorSpec([None, *shape[1:]], tf.float32)]
+        shape = _input_shape(self._model, self.model_path)
+        dtype = (
+            tf.uint8
+            if str(getattr((getattr(self._model, "inputs", None) or [None])[0], "dtype", "")) == "uint8"
+            else tf.float32
+        )
+        signature = [tf.TensorSpec([None, *shape[1:]], dtype)]
         model = self._model
         self._fn = tf.function(lambda x: model(x, training=False), input_signature=signature)
 

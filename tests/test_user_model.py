@@ -120,7 +120,7 @@ def test_changed_data_is_refused_in_one_line(user_runs: dict[str, Path], tmp_pat
     assert result.stderr.strip().count("\n") == 0 and "changed since the run recorded it" in result.stderr
 
 
-@pytest.mark.parametrize("fmt", ["h5", "savedmodel", "custom"])
+@pytest.mark.parametrize("fmt", ["h5", "savedmodel", "custom", "subclassed"])
 def test_h5_savedmodel_and_custom_layers_export_and_pass_parity(fmt: str, user_files, tmp_path: Path, edgekit) -> None:
     import keras
 
@@ -135,8 +135,8 @@ def test_h5_savedmodel_and_custom_layers_export_and_pass_parity(fmt: str, user_f
     else:
         code = tmp_path / "my_layers.py"
         code.write_text(CUSTOM_LAYER)
-        source = tmp_path / "custom.keras"
-        _custom_model(code, source)
+        source = tmp_path / f"{fmt}.keras"
+        _custom_model(code, source, subclassed=fmt == "subclassed")
         extra = ["--custom-objects", str(code)]
     run = tmp_path / "run"
     result = edgekit(
@@ -145,7 +145,7 @@ def test_h5_savedmodel_and_custom_layers_export_and_pass_parity(fmt: str, user_f
     assert result.returncode == 0, result.stderr
     parity = edgekit("parity", str(run))
     assert parity.returncode == 0, parity.stderr
-    assert _read(run, "model.json")["format"] == {"custom": "keras"}.get(fmt, fmt)
+    assert _read(run, "model.json")["format"] == {"custom": "keras", "subclassed": "keras"}.get(fmt, fmt)
     if fmt == "savedmodel":  # the run keeps its own copy and does not depend on where it came from
         import shutil
 
@@ -171,7 +171,7 @@ class Gain(keras.layers.Layer):
 """
 
 
-def _custom_model(code: Path, dest: Path) -> None:
+def _custom_model(code: Path, dest: Path, *, subclassed: bool = False) -> None:
     import importlib.util
 
     import keras
@@ -181,6 +181,11 @@ def _custom_model(code: Path, dest: Path) -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     keras.utils.set_random_seed(1)
+    if subclassed:  # a subclassed model with get_config, built by calling it once
+        model = module.GainNet()
+        model(np.zeros((1, 25), dtype=np.float32))
+        model.save(dest)
+        return
     inp = keras.Input((25,))
     out = keras.layers.Dense(10, activation="softmax")(module.Gain(name="gain")(inp))
     keras.Model(inp, out).save(dest)
@@ -203,3 +208,19 @@ def test_diagnose_runs_on_the_users_model_and_data(
         assert {"residual", "dw", "dw_bn", "stem_relu6", "sep", "probs"} <= layers
     else:
         assert all(art["accuracy"] is None for art in report["artifacts"])
+
+
+def test_pipeline_diagnoses_and_bundles_when_asked(user_files, tmp_path: Path, edgekit) -> None:
+    model, data = user_files["mlp"]
+    bundle = tmp_path / "mlp.tar.gz"
+    result = edgekit(
+        "pipeline", "--model", str(model), "--data", str(data), "--runs-dir", str(tmp_path / "runs"),
+        "-f", "tflite", "-p", "fp32", "-p", "int8", "--quick", "-b", "1", "-t", "1", "--no-peak",
+        "--diagnose", "--bundle", str(bundle),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run = (tmp_path / "runs" / "latest").resolve()
+    assert {a["artifact"] for a in _read(run, "diagnose/diagnose.json")["artifacts"]} == {"tflite-int8"}
+    assert "Diagnosis" in (run / "report.md").read_text() or "diagnos" in (run / "report.md").read_text().lower()
+    verified = edgekit("verify", str(bundle))
+    assert verified.returncode == 0, verified.stdout + verified.stderr

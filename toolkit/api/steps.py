@@ -267,12 +267,15 @@ def pipeline_options(
     output_kind: str | None = None,
     custom_objects: str | Path | None = None,
     input_scale: float | None = None,
+    diagnose: bool = False,
+    bundle: str | Path | None = None,
 ) -> RunOptions:
     """The options of a whole pipeline run, as stored in its run.json (so `--resume` repeats them).
 
     With `model` (a .keras, .h5 or SavedModel folder) the run skips training and takes that model through
     export, parity and bench on `data` (an .npz, a folder of images per class, or MNIST); `output_kind`,
     `custom_objects` and `input_scale` say how to read it (see `toolkit.steps.user_model.prepare_user_model`).
+    `diagnose` adds the per-layer diagnosis after bench; `bundle` writes a bundle for a board at the end.
     """
     from dataclasses import asdict
 
@@ -298,6 +301,8 @@ def pipeline_options(
         "output_kind": output_kind,
         "custom_objects": None if custom_objects is None else str(Path(custom_objects).expanduser().resolve()),
         "input_scale": input_scale,
+        "diagnose": diagnose,
+        "bundle": None if bundle is None else str(Path(bundle).expanduser().resolve()),
     }
     if data is not None and model is not None and Path(str(data)).expanduser().exists():
         options["data"] = str(Path(str(data)).expanduser().resolve())  # --resume may run from elsewhere
@@ -370,6 +375,7 @@ def pipeline(
         report=result["report"],
         skipped=list(result["skipped"]),
         timings=dict(result["timings"]),
+        bundle=result.get("bundle"),
     )
 
 
@@ -386,6 +392,7 @@ class PipelineResult:
     skipped: list[str]
     timings: dict[str, float]
     model: ModelDocument | None = None  # the user's model (--model), as model.json records it
+    bundle: Path | None = None  # the bundle written with `bundle=` (--bundle)
 
 
 def _run_data(run: Path, data: Any) -> Any:

@@ -216,6 +216,21 @@ def pipeline(
     warmup_runs: WarmupOpt = None,
     quick: QuickOpt = False,
     peak: PeakOpt = True,
+    diagnose: Annotated[
+        bool,
+        typer.Option(
+            "--diagnose", help="Also run `edgekit diagnose` (int8 exports) after bench.", rich_help_panel="Output"
+        ),
+    ] = False,
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--bundle",
+            help="Also write a bundle for a board here (a folder, or a path ending in .tar.gz).",
+            rich_help_panel="Output",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Train → export → parity → bench → report into a new runs/<UTC time>, and point runs/latest at it.
 
@@ -236,7 +251,7 @@ def pipeline(
             epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit, formats=formats,
             precisions=precisions, calibration_size=calibration_size, settings=settings.settings(), data=data,
             allow_unverified=allow_unverified, model=model, output_kind=output_kind, custom_objects=custom_objects,
-            input_scale=parse_scale(input_scale),
+            input_scale=parse_scale(input_scale), diagnose=diagnose, bundle=bundle,
         )  # fmt: skip
         dataset = None if model is not None else _load_data(data, allow_unverified)
 
@@ -270,6 +285,8 @@ def pipeline(
     total = time.perf_counter() - t0
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items())
     md, html = result.report
+    if result.bundle is not None:
+        out.print(f"Bundle: [bold]{escape(str(result.bundle))}[/] (check it on a board with `edgekit verify`)")
     out.print(
         f"Done in {total:.0f} s ({steps}). Report: [bold]{escape(str(md))}[/] and {escape(str(html))}", highlight=False
     )

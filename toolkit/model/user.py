@@ -81,6 +81,36 @@ def import_custom_objects(path: Path) -> None:
         raise ModelImportError(f"importing {path} failed: {type(exc).__name__}: {exc}") from None
 
 
+WRAPPED: set[int] = set()  # ids of wrappers made by `as_functional`: saved as such, not copied from the source
+
+
+def as_functional(model: Any) -> Any:
+    """A subclassed model (no symbolic inputs) wrapped in a functional model over its build shape.
+
+    Every step then sees one input tensor, its shape and dtype, as for Sequential and functional models;
+    the subclassed model is one layer inside (its own layers are not listed separately).
+    """
+    if getattr(model, "inputs", None):
+        return model
+    from runtimes.tf_import import import_keras
+
+    keras = import_keras()
+    shape = (model.get_build_config() or {}).get("input_shape") if hasattr(model, "get_build_config") else None
+    if not shape:
+        raise ModelImportError(
+            f"the subclassed model {type(model).__name__} was saved unbuilt (no input shape); call it on a batch "
+            "(or build it) before saving."
+        )
+    if isinstance(shape[0], list | tuple):
+        raise ModelImportError(
+            f"the subclassed model {type(model).__name__} has {len(shape)} inputs; edgekit takes one input."
+        )
+    inp = keras.Input(tuple(shape[1:]), name="input")
+    wrapper = keras.Model(inp, model(inp), name=model.name)
+    WRAPPED.add(id(wrapper))
+    return wrapper
+
+
 def check_model(model: Any, *, output_kind: str | None = None) -> ModelSpec:
     """The model's ModelSpec, or a one-line refusal of what edgekit cannot take."""
     from runtimes.spec import SpecError, spec_from_keras
@@ -205,7 +235,7 @@ def save_into_run(
         shutil.copytree(source, copy)
         model = _wrap_savedmodel(copy.resolve())
     with atomic_path(dest) as tmp:
-        if fmt == "keras":
+        if fmt == "keras" and id(model) not in WRAPPED:
             shutil.copyfile(source, tmp)
         else:
             model.save(tmp)

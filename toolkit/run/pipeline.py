@@ -143,7 +143,16 @@ def run_pipeline(
         result["bench"] = A.read_document(run_dir / A.BENCH_JSON, BenchDocument)
     else:
         result["bench"] = timed("bench", bench_step, run_dir, settings, data=data, progress=progress)
+    if options.get("diagnose"):
+        from toolkit.diagnosis.step import diagnose_step
+
+        result["diagnose"] = timed("diagnose", diagnose_step, run_dir, data=data, progress=progress)
     result["report"] = report_step(run_dir)
+    if options.get("bundle"):
+        from toolkit.device.bundle import build_bundle
+
+        out = Path(options["bundle"])
+        result["bundle"] = timed("bundle", build_bundle, run_dir, out, force=True, data=data)[0]
     return result
 
 

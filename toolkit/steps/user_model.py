@@ -52,15 +52,22 @@ def prepare_user_model(
     """
     from toolkit.data.mnist import Mnist
     from toolkit.data.sources import load_dataset
-    from toolkit.model.user import check_custom_code, check_model, import_custom_objects, load_user_model
+    from toolkit.model.user import (
+        as_functional,
+        check_custom_code,
+        check_model,
+        import_custom_objects,
+        load_user_model,
+    )
 
     source = Path(model_path).expanduser()
     custom = None if custom_objects is None else Path(custom_objects).expanduser()
     if custom is not None:
         import_custom_objects(custom)
     model = load_user_model(source)
-    spec = check_model(model, output_kind=output_kind)
     check_custom_code(model, custom)
+    model = as_functional(model)  # a subclassed model: wrapped over its build shape
+    spec = check_model(model, output_kind=output_kind)
     if isinstance(data, Dataset):
         dataset = data
     elif isinstance(data, Mnist):

@@ -45,3 +45,5 @@ class RunOptions(Document):
     output_kind: str | None = Field(None, description="--output: probabilities, logits or values (None: detected).")
     custom_objects: str | None = Field(None, description="--custom-objects: Python file registering custom layers.")
     input_scale: float | None = Field(None, description="--input-scale: multiply the stored data by this.")
+    diagnose: bool = Field(False, description="--diagnose: run `edgekit diagnose` on the int8 exports after bench.")
+    bundle: str | None = Field(None, description="--bundle: write a bundle (folder or .tar.gz) here at the end.")
