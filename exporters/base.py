@@ -22,15 +22,24 @@ class Precision(str, Enum):
     INT8_DYNAMIC = "int8-dynamic"  # int8 weights, float activations (no calibration)
     INT8 = "int8"  # full integer, calibrated on training images
     INT16X8 = "int16x8"  # int16 activations, int8 weights (TFLite only; runs on reference kernels)
+    INT4_WEIGHTS = "int4-weights"  # int4 weights, float activations (TFLite via ai-edge-quantizer; for size)
 
 
 SUPPORTED: dict[ExportFormat, tuple[Precision, ...]] = {
-    ExportFormat.TFLITE: (Precision.FP32, Precision.FP16, Precision.INT8_DYNAMIC, Precision.INT8, Precision.INT16X8),
+    ExportFormat.TFLITE: (
+        Precision.FP32,
+        Precision.FP16,
+        Precision.INT8_DYNAMIC,
+        Precision.INT8,
+        Precision.INT16X8,
+        Precision.INT4_WEIGHTS,
+    ),
     ExportFormat.ONNX: (Precision.FP32, Precision.INT8),
 }
 NEEDS_CALIBRATION = frozenset({Precision.INT8, Precision.INT16X8})
-# Exported unless asked for explicitly: 16x8 is not delegated to XNNPACK and is ~50x slower here.
-OPT_IN = frozenset({Precision.INT16X8})
+# Exported only when asked for: 16x8 is not delegated to XNNPACK and is ~50x slower here; int4 weights need
+# the optional ai-edge-quantizer package and only save size.
+OPT_IN = frozenset({Precision.INT16X8, Precision.INT4_WEIGHTS})
 SUFFIX = {ExportFormat.TFLITE: ".tflite", ExportFormat.ONNX: ".onnx"}
 RUNTIME = {ExportFormat.TFLITE: "tflite", ExportFormat.ONNX: "onnxruntime"}
 
