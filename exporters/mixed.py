@@ -129,9 +129,7 @@ class TFLiteMixed:
         ops = []
         for d in interp._get_ops_details():  # the public API has no op list; the debugger uses the same
             outs = tuple(names[i] for i in d["outputs"] if i >= 0)
-            ops.append(
-                _Op(outs[0], d["op_name"], tuple(names[i] for i in d["inputs"] if i >= 0), outs, ";".join(outs))
-            )
+            ops.append(_Op(outs[0], d["op_name"], tuple(names[i] for i in d["inputs"] if i >= 0), outs, ";".join(outs)))
         self.graph = _Graph(ops, [layer.name for layer in model.layers], model.name)
 
     def _options(self, exclude: list[str]) -> Any:
@@ -161,8 +159,7 @@ class OnnxMixed:
             quant_pre_process(str(fp32), str(self.pre), skip_symbolic_shape=True)
         graph = onnx.load(str(self.pre)).graph
         ops = [
-            _Op(n.name, n.op_type, tuple(n.input), tuple(n.output), ";".join([n.name, *n.output]))
-            for n in graph.node
+            _Op(n.name, n.op_type, tuple(n.input), tuple(n.output), ";".join([n.name, *n.output])) for n in graph.node
         ]
         self.graph = _Graph(ops, [layer.name for layer in model.layers], model.name)
 
