@@ -182,6 +182,7 @@ def mixed_step(
                                                                 "git_sha", "libraries", "schema_version")}  # fmt: skip
         A.write_manifest(run_dir, new_entries, extra)
     doc = {
+        "schema_version": A.SCHEMA_VERSION,
         "max_drop_pt": max_drop,
         "min_agreement": min_agreement,
         "images": len(x),
