@@ -137,7 +137,14 @@ class TFLiteMixed:
 
     def quantize(self, exclude: list[str]) -> bytes:
         with captured(self.notes):
-            self._debugger.options = self._options(exclude)
+            try:
+                self._debugger.options = self._options(exclude)
+            except ValueError as exc:
+                # The setter stores the options, then builds an instrumented (debug) model and refuses it
+                # when no quantized op is left to verify (e.g. every op but a Normalization kept in float).
+                # The non-debug model below needs only the stored options.
+                if "debug mode" not in str(exc):
+                    raise
             return bytes(self._debugger.get_nondebug_quantized_model())
 
 

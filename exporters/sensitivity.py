@@ -37,7 +37,9 @@ from typing import Any
 
 import numpy as np
 
+from exporters.errors import ExportError
 from exporters.mixed import OnnxMixed, TFLiteMixed
+from runtimes.errors import one_line
 from runtimes.registry import make_runner
 
 FORMATS = ("tflite", "onnx")
@@ -106,6 +108,14 @@ class Variants:
     """Writes int8 variants of one model with chosen ops in float, for one format; calibrated once."""
 
     def __init__(self, model: Any, fmt: str, calibration: np.ndarray, work: Path) -> None:
+        try:
+            self._setup(model, fmt, calibration, work)
+        except (ExportError, ValueError):
+            raise
+        except Exception as exc:  # converter/quantizer failures: one line, as the exporters report them
+            raise ExportError(f"{fmt} int8 variants failed: {one_line(exc)}") from exc
+
+    def _setup(self, model: Any, fmt: str, calibration: np.ndarray, work: Path) -> None:
         self.format = fmt
         self.work = work
         self._n = 0
@@ -122,11 +132,14 @@ class Variants:
     def write(self, exclude: list[str]) -> Path:
         self._n += 1
         path = self.work / f"variant_{self._n}.{self.format}"
-        if self.tflite is not None:
-            path.write_bytes(self.tflite.quantize(exclude))
-        else:
-            assert self.onnx is not None
-            self.onnx.quantize(exclude, path)
+        try:
+            if self.tflite is not None:
+                path.write_bytes(self.tflite.quantize(exclude))
+            else:
+                assert self.onnx is not None
+                self.onnx.quantize(exclude, path)
+        except Exception as exc:
+            raise ExportError(f"{self.format} int8 with {len(exclude)} op(s) in float failed: {one_line(exc)}") from exc
         return path
 
     def measure(self, exclude: list[str], images: np.ndarray, ref: np.ndarray, labels: np.ndarray | None) -> Score:
