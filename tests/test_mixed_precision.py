@@ -140,3 +140,21 @@ def test_budget_and_target_refusals(run_copy: Path, edgekit) -> None:
     assert done.returncode == 1 and "--max-drop" in done.stderr and "Traceback" not in done.stderr
     done = edgekit("export", str(run_copy), "--min-agreement", "1.5")
     assert done.returncode == 1 and "--min-agreement" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_constant_feature_mlp_gets_its_normalization_kept_in_float(tmp_path: Path, edgekit) -> None:
+    """A second kind of sensitivity: a Normalization dividing zero-variance features by ε (user model + .npz)."""
+    from tests.sensitive_models import constant_feature_mlp, constant_feature_vectors
+
+    npz = constant_feature_vectors(tmp_path / "features.npz")
+    model = constant_feature_mlp(tmp_path / "mlp.keras", npz)
+    run = tmp_path / "run"
+    done = edgekit("export", str(run), "--model", str(model), "--data", str(npz), "--max-drop", "0.3")
+    assert done.returncode == 0, done.stderr[-2000:]
+    mixed = json.loads((run / "mixed.json").read_text())
+    for fmt in mixed["formats"]:
+        assert fmt["ranking"][0]["layer"] == "norm", fmt["ranking"]
+        assert fmt["curve"][0]["accuracy"] < 0.5  # full int8 collapses
+        assert fmt["float_layers"][0] == "norm" and fmt["curve"][len(fmt["float_layers"])]["drop_pt"] <= 0.3
+    names = {a["name"] for a in json.loads((run / "manifest.json").read_text())["artifacts"]}
+    assert {"tflite-int8-mixed", "onnx-int8-mixed"} <= names
