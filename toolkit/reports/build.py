@@ -10,6 +10,7 @@ from toolkit.reports.fmt import as_dict, as_list, num, plain, runtime_name, thre
 from toolkit.reports.latency import build_latency
 from toolkit.reports.load import RunDocs
 from toolkit.reports.mcu import build_mcu
+from toolkit.reports.mixed import build_mixed
 from toolkit.reports.model import (
     Alert,
     ArtifactRow,
@@ -103,6 +104,7 @@ def _run(index: int, docs: RunDocs) -> RunView:
         speedup=speedup,
         sizes=artifact_sizes(docs.manifest, docs.bench),
         mcu=build_mcu(docs.mcu) if docs.mcu else None,
+        mixed=build_mixed(docs.mixed) if docs.mixed else None,
         model=model,
     )
 

@@ -25,6 +25,7 @@ class RunDocs:
         diagnose: diagnose/diagnose.json when `edgekit diagnose` ran.
         galleries: the diagnose gallery PNG of each artifact, base64, embedded in report.html.
         mcu: mcu.json when `edgekit mcu` ran (TensorFlow Lite Micro: arena, flash, boards).
+        mixed: mixed.json when `edgekit export --max-drop` ran (the float/int8 curve).
         remote: boards measured with `--remote`: `{host: {"bench": bench.json, "verify": verify.json}}`.
         model, dataset: model.json and dataset.json of a run made from the user's own model (`--model`).
     """
@@ -38,6 +39,7 @@ class RunDocs:
     diagnose: Doc | None = None
     galleries: dict[str, str] = field(default_factory=dict)
     mcu: Doc | None = None
+    mixed: Doc | None = None
     remote: dict[str, dict[str, Doc]] = field(default_factory=dict)
     model: Doc | None = None
     dataset: Doc | None = None
@@ -91,6 +93,8 @@ def load_run(path: Path, *, name: str | None = None, label: str | None = None) -
         extra = {**_diagnosis(path), **_user_model(path)}
         if (path / "mcu.json").is_file():
             extra["mcu"] = _read(path / "mcu.json")
+        if (path / "mixed.json").is_file():
+            extra["mixed"] = _read(path / "mixed.json")
     return RunDocs(
         name=name or default,
         label=label or "",
@@ -101,6 +105,7 @@ def load_run(path: Path, *, name: str | None = None, label: str | None = None) -
         diagnose=extra.get("diagnose"),
         galleries=extra.get("galleries", {}),
         mcu=extra.get("mcu"),
+        mixed=extra.get("mixed"),
         model=extra.get("model"),
         dataset=extra.get("dataset"),
     )

@@ -274,6 +274,10 @@ def _run(run: RunView) -> list[str]:
         out += _parity(run.parity, run.diagnosis is not None)
     if run.diagnosis:
         out += _diagnosis(run.diagnosis)
+    if run.mixed:
+        from toolkit.reports.mixed import mixed_markdown
+
+        out += mixed_markdown(run.mixed)
     if run.mcu:
         out += mcu_markdown(run.mcu)
     if run.latency:

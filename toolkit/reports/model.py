@@ -7,11 +7,14 @@ the parity verdicts or any figure. Values are numbers (None when not recorded); 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
 from toolkit.reports.rules import Recommendation
 
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from toolkit.reports.mixed import MixedView
 
 
 @dataclass(frozen=True)
@@ -298,6 +301,7 @@ class RunView:
     speedup: tuple[float, str] | None  # (x faster, than the reference artifact) for the recommendation
     sizes: dict[str, float] = field(default_factory=dict)
     mcu: tuple[McuRow, ...] | None = None  # mcu.json: the int8 model in TensorFlow Lite Micro
+    mixed: MixedView | None = None  # mixed.json: `toolkit.reports.mixed.MixedView`, the int8/float curve under a budget
     model: ModelInfo | None = None  # the user's own model and data; None: the reference CNN on MNIST
 
 
