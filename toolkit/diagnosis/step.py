@@ -77,12 +77,17 @@ def diagnose_artifact(
     out_dir: Path,
     model_names: tuple[str, ...] = (),
     output_layer: str | None = None,
+    params: dict[str, dict[str, Any]] | None = None,
+    sensitivity: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Per-layer metrics, first departure, added-error ranking, output error and gallery for one artifact.
+    """Per-layer metrics, first departure, its cause, added-error ranking, output error and gallery for one artifact.
 
+    `params` (from `channels.layer_parameters`) lets the cause name weight and gain outliers; `sensitivity`
+    (rows of layer, only_float, only_quantized for this artifact) adds the sensitivity figures to it.
     With `labels` None or a single output value per example (regression), the summary reports the output's
     absolute and relative error instead of accuracy and top-1 agreement, and no gallery is drawn.
     """
+    from toolkit.diagnosis.cause import constants_by_layer, explain_cause
     from toolkit.diagnosis.gallery import gallery_skip_reason, write_gallery
     from toolkit.diagnosis.layers import map_layers
     from toolkit.diagnosis.metrics import first_departure, layer_rows, ranked_by_added_error
@@ -133,6 +138,8 @@ def diagnose_artifact(
         (out_dir / gallery_name(entry["name"])).unlink(missing_ok=True)
         why = "no labels" if labels is None else "one output value per example"
         gallery = {"count": 0, "shown": 0, "file": None, "indices": [], "skipped": f"regression ({why})"}
+    departure = first_departure(rows)
+    consts = constants_by_layer(getattr(graph, "constants", []), [lay.name for lay in layers], model_names)
     result.update(
         {
             "instrumentation": {
@@ -142,7 +149,9 @@ def diagnose_artifact(
             },
             "flatten_order": flatten_order,
             "layers": rows,
-            "first_departure": first_departure(rows),
+            "first_departure": departure,
+            "cause": explain_cause(rows, departure, params or {}, consts, sensitivity),
+            "sensitivity": sensitivity,
             "added_error_ranking": ranked_by_added_error(rows),
             "gallery": gallery,
         }
@@ -165,6 +174,7 @@ def diagnose_arrays(
     *,
     siblings: dict[str, tuple[dict[str, Any], Path]] | None = None,
     bench: dict[str, Any] | None = None,
+    sensitivity: dict[str, list[dict[str, Any]]] | None = None,
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Diagnose exports of `model` on inputs already in the model's input form; galleries go to `out_dir`.
@@ -178,11 +188,14 @@ def diagnose_arrays(
         out_dir: where the galleries are written (created if missing).
         siblings: fp32 artifacts by format, for the slowdown explainer (None: no explainer).
         bench: the run's bench.json, if any (the explainer reuses its timings).
+        sensitivity: per artifact name, the sensitivity ranking (rows with `layer`, `only_float`,
+            `only_quantized`: accuracy with only that layer in float / only that layer quantized); None: none.
         progress: progress callback.
 
     Returns:
         The report's body: images, thresholds, reference layers, per-artifact results and speed records.
     """
+    from toolkit.diagnosis.channels import layer_parameters
     from toolkit.diagnosis.layers import DEPART_COSINE, DEPART_SNR_DB, SNR_CAP_DB, keras_layers, keras_outputs
     from toolkit.diagnosis.speed import explain
 
@@ -191,13 +204,24 @@ def diagnose_arrays(
     task = p.add_task("diagnose: Keras reference", total=len(paths) + 2)
     layers = keras_layers(model)
     reference = keras_outputs(model, images)
+    params = layer_parameters(model)
     p.advance(task)
     results = []
     for entry, path in paths:
         p.update(task, description=f"diagnose: {entry['name']} layers")
         results.append(
             diagnose_artifact(
-                entry, path, layers, reference, images, labels, out_dir, (str(model.name),), output_layer_name(model)
+                entry,
+                path,
+                layers,
+                reference,
+                images,
+                labels,
+                out_dir,
+                (str(model.name),),
+                output_layer_name(model),
+                params,
+                (sensitivity or {}).get(entry["name"]),
             )
         )
         p.advance(task)
