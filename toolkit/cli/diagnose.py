@@ -39,12 +39,14 @@ AllowUnverifiedOpt = Annotated[
 def _print(report: dict[str, Any]) -> None:
     from rich.markup import escape
 
-    from toolkit.diagnosis.render import departure_text, layer_table, ranking_text, summary_table
+    from toolkit.diagnosis.render import cause_lines, departure_text, layer_table, ranking_text, summary_table
 
     for res in report["artifacts"]:
         header, rows = layer_table(res, compact=True)
         out.print(rich_table(f"{res['artifact']}: per-layer error vs keras-fp32", header, rows))
         out.print(f"  first departure: {escape(departure_text(res).replace('**', ''))}", highlight=False)
+        for label, text in cause_lines(res):
+            out.print(f"  {label}: {escape(text.replace('**', ''))}", highlight=False)
         out.print(f"  most error added by: {escape(ranking_text(res))}", highlight=False)
         gal = res["gallery"]
         if res.get("top1_agreement") is None:  # regression: no top-1 to disagree on

@@ -64,11 +64,11 @@ def _outlier(row: dict[str, Any]) -> dict[str, Any] | None:
     lv_lo, lv_hi = rest["levels"]
     use = f"{lv_lo}" if lv_lo == lv_hi else f"{lv_lo}–{lv_hi}"
     span = f"is constant at {fmt_num(hi)}" if lo == hi else f"spans {fmt_num(lo)}–{fmt_num(hi)}"
-    dead = f" ({rest['dead_channels']} more are always 0)" if rest.get("dead_channels") else ""
+    dead = f"; {rest['dead_channels']} more are always 0" if rest.get("dead_channels") else ""
     text = (
         f"{_channels_text(setters, ch['channels'], ch['scale_setters'])} {span} and "
-        f"sets the int8 scale ({fmt_num(ch['scale'])} per level); the other {rest['channels']} channels{dead} "
-        f"({fmt_num(rest['range'][0])}–{fmt_num(rest['range'][1])}) use {use} of {ch['levels_total']} levels "
+        f"sets the int8 scale ({fmt_num(ch['scale'])} per level); the other {rest['channels']} channels "
+        f"({fmt_num(rest['range'][0])}–{fmt_num(rest['range'][1])}{dead}) use {use} of {ch['levels_total']} levels "
         f"(median channel SNR {rest['snr_db_median']:.1f} dB); tensor SNR {row['snr_db']:.1f} dB hides it because "
         f"the outlier carries {power:.1f} % of the signal power"
     )
@@ -119,7 +119,12 @@ def _weights(row: dict[str, Any], params: dict[str, Any], consts: list[dict[str,
         "so it sets that scale and the other channels' weights keep few levels"
     )
     advice = f"use per-channel weights for {row['layer']} (one scale per output channel)"
-    return {"kind": "weight_outlier", "channels": [c["channel"] for c in k["sets_scale"]], "text": text, "advice": advice}
+    return {
+        "kind": "weight_outlier",
+        "channels": [c["channel"] for c in k["sets_scale"]],
+        "text": text,
+        "advice": advice,
+    }
 
 
 def _gain(row: dict[str, Any], params: dict[str, Any], consts: list[dict[str, Any]]) -> dict[str, Any] | None:

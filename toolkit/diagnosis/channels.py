@@ -71,7 +71,12 @@ def channel_stats(ref: np.ndarray, got: np.ndarray, t: Tensor | None) -> dict[st
         },
         "channel_max_abs_err": {"median": _q(max_err[live], 0.5), "max": float(max_err.max())},
         "worst_channels": [
-            {"channel": int(i), "snr_db": float(snr[i]), "max_abs_err": float(max_err[i]), "range": [lo[i], hi[i]]}
+            {
+                "channel": int(i),
+                "snr_db": float(snr[i]),
+                "max_abs_err": float(max_err[i]),
+                "range": [float(lo[i]), float(hi[i])],
+            }
             for i in live[np.argsort(snr[live])][:3]
         ],
         "levels": None,
@@ -80,7 +85,6 @@ def channel_stats(ref: np.ndarray, got: np.ndarray, t: Tensor | None) -> dict[st
         "rest": None,
         "clipped_channels": [],
     }
-    out["worst_channels"] = [{**w, "range": [float(w["range"][0]), float(w["range"][1])]} for w in out["worst_channels"]]
     levels = None
     if scale:
         # The int8 levels a channel's values land on: from its lowest to its highest quantized value.
@@ -91,9 +95,7 @@ def channel_stats(ref: np.ndarray, got: np.ndarray, t: Tensor | None) -> dict[st
         out["range_use_pct"] = {k: 100.0 * v / levels_total for k, v in out["levels"].items() if levels_total}
     med = out["peak"]["median"]
     setters = [
-        int(i)
-        for i in live
-        if med > 0 and peak[i] > SETS_SCALE_RATIO * med and peak[i] >= 0.5 * out["peak"]["max"]
+        int(i) for i in live if med > 0 and peak[i] > SETS_SCALE_RATIO * med and peak[i] >= 0.5 * out["peak"]["max"]
     ]
     setters.sort(key=lambda i: -peak[i])
     out["sets_scale"] = [
@@ -200,6 +202,6 @@ def fmt_num(v: float) -> str:
     a = abs(v)
     if a >= 1e5 or a < 1e-3:
         return f"{v:.2g}"
-    digits = min(4, max(0, 2 - int(math.floor(math.log10(a)))))
+    digits = min(4, max(0, 2 - math.floor(math.log10(a))))
     text = f"{v:.{digits}f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
