@@ -205,6 +205,7 @@ def explain_cause(
         "tensor_departure": departure.get("tensor_departure"),
         "sensitivity": _sensitivity_text(name, sensitivity),
     }
+    cause["summary"] = cause_text(cause).replace("**", "")  # plain text, for the run's report
     return cause
 
 
