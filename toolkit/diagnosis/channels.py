@@ -35,7 +35,8 @@ def _snr(sig: np.ndarray, noise: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = 10.0 * np.log10(sig / noise)
     snr = np.where(noise == 0, SNR_CAP_DB, snr)
-    return np.clip(np.nan_to_num(snr, nan=-SNR_CAP_DB, neginf=-SNR_CAP_DB), -SNR_CAP_DB, SNR_CAP_DB)
+    out: np.ndarray = np.clip(np.nan_to_num(snr, nan=-SNR_CAP_DB, neginf=-SNR_CAP_DB), -SNR_CAP_DB, SNR_CAP_DB)
+    return out
 
 
 def _q(values: np.ndarray, q: float) -> float:
@@ -133,7 +134,9 @@ def channel_stats(ref: np.ndarray, got: np.ndarray, t: Tensor | None) -> dict[st
 
 def hidden_departure(stats: dict[str, Any] | None, threshold_db: float) -> bool:
     """Whether the bulk of the channels departs although the tensor-wide figures may not show it."""
-    return bool(stats) and stats["live_channels"] > 1 and stats["channel_snr_db"]["median"] < threshold_db
+    if not stats:
+        return False
+    return bool(stats["live_channels"] > 1 and stats["channel_snr_db"]["median"] < threshold_db)
 
 
 # -- the Keras layer's parameters ----------------------------------------------------------------------

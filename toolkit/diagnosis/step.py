@@ -9,6 +9,7 @@ gallery in `diagnose_gallery`, the slowdown explainer in `diagnose_speed` (evide
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -289,16 +290,29 @@ def _run_planned(
     labels: np.ndarray | None,
     data_info: dict[str, Any],
     progress: ProgressCallback | None,
+    measure: Callable[[Any], dict[str, list[dict[str, Any]]]] | None = None,
 ) -> dict[str, Any]:
     from runtimes.keras_runner import load_keras_model
+    from toolkit.diagnosis import sensitivity as S
     from toolkit.diagnosis.render import render_markdown
 
     out_dir = run_dir / DIAGNOSE_DIR
     bench_path = run_dir / A.BENCH_JSON
     bench = A.read_json(bench_path) if bench_path.exists() else None
     model = load_keras_model(plan.reference)
+    # The sensitivity ranking: measured now if asked, else the one `export --max-drop` saved in mixed.json.
+    by_format = measure(model) if measure is not None else S.from_mixed_json(run_dir)
+    ranking = S.by_artifact([e for e, _ in plan.paths], by_format)
     body = diagnose_arrays(
-        model, plan.paths, images, labels, out_dir, siblings=plan.siblings, bench=bench, progress=progress
+        model,
+        plan.paths,
+        images,
+        labels,
+        out_dir,
+        siblings=plan.siblings,
+        bench=bench,
+        sensitivity=ranking,
+        progress=progress,
     )
     report = {
         "schema_version": A.SCHEMA_VERSION,
@@ -348,11 +362,17 @@ def diagnose_step(
     artifact_names: list[str] | None = None,
     limit: int = DEFAULT_LIMIT,
     data: Any = None,
+    sensitivity: bool = False,
+    calibration_size: int = 500,
+    seed: int = 7,
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Diagnose the chosen artifacts of a run; write diagnose/diagnose.{json,md} and the galleries.
 
     `data`: the run's own (dataset.json, else shipped MNIST) when None; else a source or a loaded dataset.
+    `sensitivity`: also measure the per-layer sensitivity ranking now (`exporters.sensitivity`, with
+    `calibration_size` calibration examples drawn with `seed`, as the export does); without it the ranking
+    shown is the one the run's mixed.json holds, if any.
     """
     from toolkit.model.run_source import run_dataset, run_spec
 
@@ -370,7 +390,19 @@ def diagnose_step(
         "subset": f"the first {n} of the test set",
         "name": dataset.name,
     }
-    return _run_planned(run_dir, plan, images, labels, info, progress)
+    measure: Callable[[Any], dict[str, list[dict[str, Any]]]] | None = None
+    if sensitivity:
+        from toolkit.diagnosis import sensitivity as S
+
+        if not S.available():  # refuse before the long work
+            raise ToolkitError("--sensitivity needs exporters.sensitivity, which this edgekit does not have.")
+        formats = tuple(dict.fromkeys(e["format"] for e, _ in plan.paths if e["precision"] == "int8"))
+        calibration = dataset.calibration(spec, n=calibration_size, seed=seed)
+
+        def measure(model: Any) -> dict[str, list[dict[str, Any]]]:
+            return S.measure(model, calibration, images, labels, formats) if formats else {}
+
+    return _run_planned(run_dir, plan, images, labels, info, progress, measure)
 
 
 def _check_specs(paths: list[tuple[dict[str, Any], Path]]) -> None:
