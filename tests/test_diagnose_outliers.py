@@ -1,0 +1,158 @@
+"""`edgekit diagnose` on models that full int8 hurts: it names the layer, the channel and the reason.
+
+- The outlier-channel CNN (tests/sensitive_models.py): dense_outlier's channel 128 is a constant ~2,000 that
+  sets the per-tensor int8 scale, so the other channels keep one or two levels; the tensor-wide SNR stays
+  high, the output softmax departs. The cause is dense_outlier (by its channels), not the softmax.
+- The constant-feature MLP: a Normalization adapted on features with zero variance divides by ε; its
+  per-tensor int8 constant cannot hold that multiplier beside the others. The cause is norm.
+Both are imported with `edgekit export --model M --data D -p int8` (TFLite and ONNX), as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests import sensitive_models as SM
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("onnx")
+
+LIMIT = 300
+ARTIFACTS = ["tflite-int8", "onnx-int8"]
+
+
+def _export(edgekit, run: Path, model: Path, data: str) -> Path:
+    result = edgekit("export", str(run), "--model", str(model), "--data", data, "-p", "int8")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return run
+
+
+@pytest.fixture(scope="module")
+def outlier_run(small_run: Path, tmp_path_factory: pytest.TempPathFactory, edgekit) -> Path:
+    import keras
+
+    root = tmp_path_factory.mktemp("outlier")
+    model = SM.outlier_channel(keras.models.load_model(small_run / "model.keras"), root / "outlier.keras")
+    return _export(edgekit, root / "run", model, "mnist")
+
+
+@pytest.fixture(scope="module")
+def constant_run(tmp_path_factory: pytest.TempPathFactory, edgekit) -> Path:
+    root = tmp_path_factory.mktemp("constant")
+    data = SM.constant_feature_vectors(root / "features.npz")
+    model = SM.constant_feature_mlp(root / "constant.keras", data)
+    return _export(edgekit, root / "run", model, str(data))
+
+
+def _row(result: dict, layer: str) -> dict:
+    return next(r for r in result["layers"] if r["layer"] == layer)
+
+
+def test_outlier_channel_is_named_as_the_cause_not_the_softmax(outlier_run: Path) -> None:
+    from toolkit.diagnosis.layers import DEPART_SNR_DB
+    from toolkit.diagnosis.step import diagnose_step
+
+    # A sensitivity ranking as `export --max-drop` saves it in mixed.json: diagnose shows it beside the cause.
+    mixed = {
+        "formats": [
+            {
+                "format": "tflite",
+                "ranking": [
+                    {"layer": "dense_outlier", "float_accuracy": 0.9, "float_agreement": 0.95, "only_accuracy": 0.2},
+                    {"layer": "conv2d", "float_accuracy": 0.2, "float_agreement": 0.2, "only_accuracy": 0.9},
+                ],
+            }
+        ]
+    }
+    (outlier_run / "mixed.json").write_text(json.dumps(mixed))
+    report = diagnose_step(outlier_run, artifact_names=ARTIFACTS, limit=LIMIT)
+    for res in report["artifacts"]:
+        name = res["artifact"]
+        assert res["accuracy"] < res["reference_accuracy"] - 0.03, name  # full int8 fails
+        row = _row(res, "dense_outlier")
+        ch = row["channels"]
+        # The tensor-wide figures pass: the outlier carries the signal power...
+        assert row["snr_db"] > DEPART_SNR_DB and not row["departs"], name
+        # ...but per channel the range is gone: channel 128 (2,000) sets a scale of ~7.8 per level,
+        # the bulk of the other channels spans one or two levels and keeps no signal.
+        assert [s["channel"] for s in ch["sets_scale"]] == [128], name
+        assert ch["sets_scale"][0]["range"][1] == pytest.approx(SM.OUTLIER_VALUE, rel=1e-3)
+        assert ch["scale"] == pytest.approx(SM.OUTLIER_VALUE / 255, rel=0.05), name
+        assert ch["levels"]["p90"] <= 3 and ch["range_use_pct"]["p90"] < 2, name
+        assert ch["channel_snr_db"]["median"] < DEPART_SNR_DB, name
+        assert ch["rest"]["channels"] + ch["rest"]["dead_channels"] == 128
+        # The verdict: dense_outlier by its channels; the softmax departs as a consequence.
+        dep = res["first_departure"]
+        assert dep["layer"] == "dense_outlier" and dep["by"] == "channels", (name, dep)
+        assert dep["tensor_departure"] == "probs"
+        cause = res["cause"]
+        assert cause["layer"] == "dense_outlier" and cause["kind"] == "outlier_channel", (name, cause)
+        assert cause["channels"] == [128] and cause["consequences"] == ["probs"]
+        assert "channel 128 of 129" in cause["text"] and "sets the int8 scale" in cause["text"]
+        assert "hides it" in cause["text"] and "--max-drop" in cause["advice"]
+        assert "keep dense_outlier's output in float" in cause["advice"]
+        # Healthy layers before it have no scale-setting channel and use most of the levels.
+        conv = _row(res, "conv2d")["channels"]
+        assert conv["sets_scale"] == [] and conv["levels"]["median"] > 32
+    tfl = next(r for r in report["artifacts"] if r["artifact"] == "tflite-int8")
+    assert tfl["sensitivity"][0]["layer"] == "dense_outlier" and tfl["sensitivity"][0]["only_float"] == 0.9
+    assert "Sensitivity: with only dense_outlier in float the model scores 90.00 %" in tfl["cause"]["summary"]
+    onnx = next(r for r in report["artifacts"] if r["artifact"] == "onnx-int8")
+    assert onnx["sensitivity"] is None  # mixed.json had no onnx ranking
+    md = (outlier_run / "diagnose" / "diagnose.md").read_text()
+    assert "the error starts at **dense_outlier" in md and "- Cause: **dense_outlier**: channel 128 of 129" in md
+    assert "- What to do: keep dense_outlier's output in float" in md
+    assert "| dense_outlier | 115 of 129 |" in md or "| dense_outlier | " in md
+    assert "Sensitivity (accuracy with only that layer left in float" in md
+
+    # The run's report carries the cause and the advice.
+    from toolkit.run.pipeline import report_step
+
+    md_path, html_path = report_step(outlier_run)
+    text = md_path.read_text()
+    assert "Cause and what to do:" in text and "**tflite-int8**: dense_outlier: channel 128 of 129" in text
+    assert "Sensitivity of tflite-int8" in text
+    assert "Cause and what to do" in html_path.read_text()
+
+
+def test_cli_names_the_outlier_channel(outlier_run: Path, edgekit) -> None:
+    proc = edgekit("diagnose", str(outlier_run), "-a", "tflite-int8", "--limit", "100")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = " ".join(proc.stdout.split())
+    assert "first departure: the error starts at dense_outlier" in out
+    assert "cause: dense_outlier: channel 128 of 129" in out
+    assert "what to do: keep dense_outlier's output in float" in out
+
+
+def test_sensitivity_flag_refuses_in_one_line_without_the_module(outlier_run: Path, edgekit) -> None:
+    from toolkit.diagnosis import sensitivity as S
+
+    if S.available():
+        pytest.skip("exporters.sensitivity is installed: the flag measures instead of refusing")
+    proc = edgekit("diagnose", str(outlier_run), "-a", "tflite-int8", "--limit", "50", "--sensitivity")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "error: --sensitivity needs exporters.sensitivity" in proc.stderr
+
+
+def test_zero_variance_normalization_is_named_as_the_cause(constant_run: Path) -> None:
+    from toolkit.diagnosis.step import diagnose_step
+
+    report = diagnose_step(constant_run, artifact_names=ARTIFACTS, limit=LIMIT)
+    for res in report["artifacts"]:
+        name = res["artifact"]
+        assert res["accuracy"] < 0.5 < res["reference_accuracy"], name
+        dep, cause = res["first_departure"], res["cause"]
+        assert dep["layer"] == "norm", (name, dep)
+        assert cause["layer"] == "norm" and cause["kind"] == "gain_outlier", (name, cause)
+        # Feature 0 (the image corner) never varies: Keras divides it by ε (multiplier 1e7).
+        assert 0 in cause["channels"]
+        assert "1e+07" in cause["text"] and "zero variance" in cause["text"]
+        assert "single scale" in cause["text"]  # the export holds the multipliers in one per-tensor constant
+        assert "keep norm in float" in cause["advice"]
+        assert set(cause["consequences"]) >= {"probs"}
+        assert _row(res, "norm")["channels"]["channel_snr_db"]["median"] < 1
+    md = (constant_run / "diagnose" / "diagnose.md").read_text()
+    assert "- Cause: **norm**: its per-channel multiplier reaches 1e+07" in md
