@@ -156,3 +156,51 @@ def test_zero_variance_normalization_is_named_as_the_cause(constant_run: Path) -
         assert _row(res, "norm")["channels"]["channel_snr_db"]["median"] < 1
     md = (constant_run / "diagnose" / "diagnose.md").read_text()
     assert "- Cause: **norm**: its per-channel multiplier reaches 1e+07" in md
+
+
+def test_blank_calibration_is_blamed_on_the_calibration_range(run_copy: Path, mnist) -> None:
+    """Calibrated on blank images, the input's int8 range is ~0 wide: the advice is to calibrate on more data."""
+    import numpy as np
+
+    from exporters.base import Precision
+    from exporters.tflite_export import export_tflite
+    from runtimes.keras_runner import load_keras_model
+    from toolkit.diagnosis.layers import INPUT_ROW
+    from toolkit.diagnosis.step import diagnose_step
+    from toolkit.run import layout as A
+
+    model = load_keras_model(run_copy / "model.keras")
+    blank = np.zeros((4, 28, 28, 1), np.float32)
+    result = export_tflite(model, run_copy / "exports", precision=Precision.INT8, calibration_data=blank)
+    A.write_manifest(run_copy, [result.manifest_entry(run_copy)], {})
+    (res,) = diagnose_step(run_copy, artifact_names=["tflite-int8"], limit=100, data=mnist)["artifacts"]
+    cause = res["cause"]
+    assert cause["layer"] == INPUT_ROW and cause["kind"] == "calibration_range", cause
+    assert "narrower than the test data's" in cause["text"] and "calibrate on more data" in cause["advice"]
+
+
+def test_one_extreme_kernel_row_under_a_per_tensor_weight_scale_asks_for_per_channel_weights() -> None:
+    """The weight rule on a real Keras layer: one output channel's weights 100x the others'."""
+    import keras
+    import numpy as np
+
+    from toolkit.diagnosis.cause import explain_cause
+    from toolkit.diagnosis.channels import layer_parameters
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, name="wide")])
+    kernel, bias = model.layers[0].get_weights()
+    kernel = np.full_like(kernel, 0.1)
+    kernel[:, 5] = 10.0
+    model.layers[0].set_weights([kernel, bias])
+    params = layer_parameters(model)
+    assert [c["channel"] for c in params["wide"]["kernel"]["sets_scale"]] == [5]
+    row = {"layer": "wide", "type": "Dense", "departs": True, "snr_db": 12.0, "channels": None, "quant_range": None}
+    departure = {"layer": "wide", "reason": "SNR 12.0 dB < 20 dB", "tensor_departure": "wide"}
+    per_tensor = {"wide": [{"name": "wide/MatMul", "shape": [8, 4], "scales": 1, "scale": 0.08}]}
+    cause = explain_cause([row], departure, params, per_tensor)
+    assert cause is not None and cause["kind"] == "weight_outlier" and cause["channels"] == [5]
+    assert "use per-channel weights for wide" in cause["advice"]
+    # Weights already scaled per channel: not the cause.
+    per_channel = {"wide": [{"name": "wide/MatMul", "shape": [8, 4], "scales": 8, "scale": None}]}
+    cause = explain_cause([row], departure, params, per_channel)
+    assert cause is not None and cause["kind"] == "other"

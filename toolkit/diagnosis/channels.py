@@ -48,14 +48,15 @@ def channel_stats(ref: np.ndarray, got: np.ndarray, t: Tensor | None) -> dict[st
     if ref.ndim < 2 or ref.shape[-1] < 2:
         return None
     c = ref.shape[-1]
-    r = ref.reshape(-1, c).astype(np.float64)
-    g = got.reshape(-1, c).astype(np.float64)
-    err = g - r
-    lo, hi = r.min(0), r.max(0)
-    peak = np.abs(r).max(0)
+    # float32 arrays with float64 sums: a large activation tensor is not copied in float64.
+    r = ref.reshape(-1, c).astype(np.float32, copy=False)
+    err = got.reshape(-1, c).astype(np.float32) - r
+    lo, hi = r.min(0).astype(np.float64), r.max(0).astype(np.float64)
+    peak = np.maximum(np.abs(lo), np.abs(hi))
     live = np.flatnonzero(peak > 0)  # a channel that is always 0 carries nothing to lose
-    snr = _snr((r * r).sum(0), (err * err).sum(0))
-    max_err = np.abs(err).max(0)
+    power = np.einsum("ij,ij->j", r, r, dtype=np.float64)
+    snr = _snr(power, np.einsum("ij,ij->j", err, err, dtype=np.float64))
+    max_err = np.abs(err).max(0).astype(np.float64)
     scale = t.scale if t is not None else None
     levels_total = _LEVELS.get(t.qdtype or "", 0) if t is not None else 0
     out: dict[str, Any] = {
@@ -104,7 +105,7 @@ def channel_stats(ref: np.ndarray, got: np.ndarray, t: Tensor | None) -> dict[st
             "channel": i,
             "range": [float(lo[i]), float(hi[i])],
             "levels": None if levels is None else int(levels[i]),
-            "power_pct": float(100.0 * (r[:, i] ** 2).sum() / max((r * r).sum(), 1e-300)),
+            "power_pct": float(100.0 * power[i] / max(float(power.sum()), 1e-300)),
         }
         for i in setters[:LISTED]
     ]
