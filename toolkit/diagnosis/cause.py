@@ -166,7 +166,10 @@ def _sensitivity_text(layer: str, ranking: list[dict[str, Any]] | None) -> str |
     if row.get("only_float") is not None:
         parts.append(f"with only {layer} in float the model scores {_score(row['only_float'])}")
     if row.get("only_quantized") is not None:
-        parts.append(f"with only {layer} quantized {_score(row['only_quantized'])}")
+        parts.append(f"with only {layer} quantized it scores {_score(row['only_quantized'])}")
+    top = str((ranking or [{}])[0].get("layer"))
+    if parts and top != layer:
+        parts.append(f"the ranking puts {top} first")
     return "; ".join(parts) or None
 
 

@@ -321,7 +321,11 @@ def render_markdown(report: dict[str, Any]) -> str:
         ]
         sens = sensitivity_table(res)
         if sens:
-            lines += ["Sensitivity (accuracy with only that layer left in float / only that layer quantized):", ""]
+            src = f" ({report['sensitivity_source']})" if report.get("sensitivity_source") else ""
+            lines += [
+                f"Sensitivity (accuracy with only that layer left in float / only that layer quantized){src}:",
+                "",
+            ]
             lines += [*_md_table(*sens), ""]
     lines += ["## Slowdown explainer", ""]
     if not report["speed"]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,14 @@ def _row(layer: str, f_acc: Any, f_agr: Any, o_acc: Any, o_agr: Any) -> dict[str
         "only_float_agreement": f_agr,
         "only_quantized_agreement": o_agr,
     }
+
+
+def mixed_json_images(run_dir: Path) -> int | None:
+    """How many images the run's mixed.json ranking was measured on (None: no mixed.json)."""
+    try:
+        return int(json.loads((run_dir / MIXED_JSON).read_text(encoding="utf-8")).get("images"))
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def from_mixed_json(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
@@ -88,3 +97,27 @@ def by_artifact(entries: list[dict[str, Any]], by_format: dict[str, list[dict[st
         for e in entries
         if e.get("format") in by_format and e.get("precision") == "int8"
     }
+
+
+Measure = Callable[[Any], dict[str, list[dict[str, Any]]]]
+
+
+def measurer(entries: list[dict[str, Any]], calibration: Any, images: Any, labels: Any) -> Measure:
+    """A function of the Keras model measuring the int8 artifacts' formats' ranking (refuses now if absent)."""
+    if not available():  # refuse before the long work
+        raise ToolkitError("--sensitivity needs exporters.sensitivity, which this edgekit does not have.")
+    formats = tuple(dict.fromkeys(e["format"] for e in entries if e.get("precision") == "int8"))
+    return lambda model: measure(model, calibration, images, labels, formats) if formats else {}
+
+
+def for_run(
+    run_dir: Path, entries: list[dict[str, Any]], model: Any, measure_now: Measure | None, images: int
+) -> tuple[dict[str, Any], str | None]:
+    """Artifact → ranking rows, and where they come from: measured now if asked, else the run's mixed.json."""
+    by_format = measure_now(model) if measure_now is not None else from_mixed_json(run_dir)
+    ranking = by_artifact(entries, by_format)
+    if not ranking:
+        return {}, None
+    n = images if measure_now is not None else mixed_json_images(run_dir)
+    where = "measured by this diagnose" if measure_now is not None else f"from {MIXED_JSON} (`export --max-drop`)"
+    return ranking, where + (f", on {n:,} test examples" if n else "")

@@ -300,9 +300,7 @@ def _run_planned(
     bench_path = run_dir / A.BENCH_JSON
     bench = A.read_json(bench_path) if bench_path.exists() else None
     model = load_keras_model(plan.reference)
-    # The sensitivity ranking: measured now if asked, else the one `export --max-drop` saved in mixed.json.
-    by_format = measure(model) if measure is not None else S.from_mixed_json(run_dir)
-    ranking = S.by_artifact([e for e, _ in plan.paths], by_format)
+    ranking, source = S.for_run(run_dir, [e for e, _ in plan.paths], model, measure, len(images))
     body = diagnose_arrays(
         model,
         plan.paths,
@@ -321,6 +319,7 @@ def _run_planned(
         "images": len(images),
         "data": data_info,
         **{k: v for k, v in body.items() if k != "images"},
+        "sensitivity_source": source,
         "bench_json": bench_path.name if bench else None,
         "libraries": A.library_versions(),
     }
@@ -390,18 +389,12 @@ def diagnose_step(
         "subset": f"the first {n} of the test set",
         "name": dataset.name,
     }
-    measure: Callable[[Any], dict[str, list[dict[str, Any]]]] | None = None
+    measure = None
     if sensitivity:
         from toolkit.diagnosis import sensitivity as S
 
-        if not S.available():  # refuse before the long work
-            raise ToolkitError("--sensitivity needs exporters.sensitivity, which this edgekit does not have.")
-        formats = tuple(dict.fromkeys(e["format"] for e, _ in plan.paths if e["precision"] == "int8"))
-        calibration = dataset.calibration(spec, n=calibration_size, seed=seed)
-
-        def measure(model: Any) -> dict[str, list[dict[str, Any]]]:
-            return S.measure(model, calibration, images, labels, formats) if formats else {}
-
+        entries = [e for e, _ in plan.paths]
+        measure = S.measurer(entries, dataset.calibration(spec, n=calibration_size, seed=seed), images, labels)
     return _run_planned(run_dir, plan, images, labels, info, progress, measure)
 
 
