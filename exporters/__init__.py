@@ -1,7 +1,8 @@
 """Exporters: a Keras model -> TFLite and ONNX artifacts (float and quantized), one module per format.
 
-`base.py` (formats, precisions, `ExportResult`), `tflite_export.py`, `onnx_export.py`, `check.py` (load and
+`base.py` (formats, precisions, `ExportResult`), `tflite_export.py`, `int4_export.py` (int4 weights via the
+optional AI Edge Quantizer), `onnx_export.py`, `check.py` (load and
 run each written file against the model's `runtimes.spec.ModelSpec`), `files.py` (atomic writes, sha256),
 `quiet.py` (converter chatter). They write and return: never print, never exit.
-May import `runtimes` and TensorFlow/tf2onnx/onnx (inside functions); never `toolkit`.
+May import `runtimes` and TensorFlow/tf2onnx/onnx/ai_edge_quantizer (inside functions); never `toolkit`.
 """

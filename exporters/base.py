@@ -22,15 +22,27 @@ class Precision(str, Enum):
     INT8_DYNAMIC = "int8-dynamic"  # int8 weights, float activations (no calibration)
     INT8 = "int8"  # full integer, calibrated on training images
     INT16X8 = "int16x8"  # int16 activations, int8 weights (TFLite only; runs on reference kernels)
+    INT4_WEIGHTS = "int4-weights"  # int4 weights, float activations (TFLite via ai-edge-quantizer; for size)
+    # Full int8 except chosen Keras layers kept in float (exporters/mixed.py); made by `export --max-drop`,
+    # never a default target.
+    INT8_MIXED = "int8-mixed"
 
 
 SUPPORTED: dict[ExportFormat, tuple[Precision, ...]] = {
-    ExportFormat.TFLITE: (Precision.FP32, Precision.FP16, Precision.INT8_DYNAMIC, Precision.INT8, Precision.INT16X8),
+    ExportFormat.TFLITE: (
+        Precision.FP32,
+        Precision.FP16,
+        Precision.INT8_DYNAMIC,
+        Precision.INT8,
+        Precision.INT16X8,
+        Precision.INT4_WEIGHTS,
+    ),
     ExportFormat.ONNX: (Precision.FP32, Precision.INT8),
 }
-NEEDS_CALIBRATION = frozenset({Precision.INT8, Precision.INT16X8})
-# Exported unless asked for explicitly: 16x8 is not delegated to XNNPACK and is ~50x slower here.
-OPT_IN = frozenset({Precision.INT16X8})
+NEEDS_CALIBRATION = frozenset({Precision.INT8, Precision.INT16X8, Precision.INT8_MIXED})
+# Exported only when asked for: 16x8 is not delegated to XNNPACK and is ~50x slower here; int4 weights need
+# the optional ai-edge-quantizer package and only save size.
+OPT_IN = frozenset({Precision.INT16X8, Precision.INT4_WEIGHTS})
 SUFFIX = {ExportFormat.TFLITE: ".tflite", ExportFormat.ONNX: ".onnx"}
 RUNTIME = {ExportFormat.TFLITE: "tflite", ExportFormat.ONNX: "onnxruntime"}
 
@@ -62,6 +74,7 @@ class ExportResult:
     output_spec: TensorSpec
     seconds: float
     notes: tuple[str, ...] = field(default=())
+    float_layers: tuple[str, ...] | None = None  # int8-mixed only: the Keras layers kept in float
 
     @classmethod
     def written(
@@ -72,6 +85,7 @@ class ExportResult:
         specs: tuple[TensorSpec, TensorSpec],
         started: float,
         notes: list[str],
+        float_layers: list[str] | None = None,
     ) -> ExportResult:
         """The record for a file that has just been written and checked (size and sha256 read back)."""
         from exporters.files import sha256_file
@@ -87,10 +101,11 @@ class ExportResult:
             output_spec=specs[1],
             seconds=time.perf_counter() - started,
             notes=tuple(dict.fromkeys(notes)),
+            float_layers=None if float_layers is None else tuple(float_layers),
         )
 
     def manifest_entry(self, root: Path) -> dict[str, Any]:
-        return {
+        entry = {
             "name": self.name,
             "path": self.path.relative_to(root).as_posix(),
             "format": self.format.value,
@@ -103,3 +118,6 @@ class ExportResult:
             "export_seconds": round(self.seconds, 3),
             "notes": list(self.notes),
         }
+        if self.float_layers is not None:
+            entry["float_layers"] = list(self.float_layers)
+        return entry

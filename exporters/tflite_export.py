@@ -1,4 +1,7 @@
-"""Keras -> TFLite (fp32, fp16, dynamic-range int8, full int8 with int8 I/O) via TFLiteConverter."""
+"""Keras -> TFLite (fp32, fp16, dynamic-range int8, full int8 with int8 I/O) via TFLiteConverter.
+
+int4 weights go through the AI Edge Quantizer instead (`exporters.int4_export`); `export_tflite` hands them on.
+"""
 
 from __future__ import annotations
 
@@ -63,7 +66,8 @@ def export_tflite(
         model: a built Keras model with one float32 input and one output (its ModelSpec says which).
         out_dir: directory for the artifact (created if missing).
         precision: one of `SUPPORTED[ExportFormat.TFLITE]`.
-        calibration_data: float32 images for full-int8 calibration (required for `int8`).
+        calibration_data: float32 images for full-int8 calibration (required for `int8`); unused by
+            `int4-weights`, which needs none.
 
     Returns:
         The artifact's `ExportResult`.
@@ -82,6 +86,10 @@ def export_tflite(
         raise UnsupportedPrecisionError(
             f"{precision.value} needs calibration images; pass calibration data or choose int8-dynamic."
         )
+    if precision is Precision.INT4_WEIGHTS:
+        from exporters.int4_export import export_tflite_int4
+
+        return export_tflite_int4(model, out_dir)
     tf = import_tensorflow()
     notes: list[str] = []
     path = Path(out_dir) / artifact_filename(ExportFormat.TFLITE, precision)

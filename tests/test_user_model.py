@@ -168,6 +168,21 @@ class Gain(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "gain": self.gain}
+
+
+@keras.saving.register_keras_serializable(package="mine")
+class GainNet(keras.Model):
+    def __init__(self, classes=10, **kwargs):
+        super().__init__(**kwargs)
+        self.classes = classes
+        self.gain = Gain(name="gain")
+        self.head = keras.layers.Dense(classes, activation="softmax")
+
+    def call(self, x):
+        return self.head(self.gain(x))
+
+    def get_config(self):
+        return {**super().get_config(), "classes": self.classes}
 """
 
 

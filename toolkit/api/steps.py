@@ -101,6 +101,10 @@ def export(
     output_kind: str | None = None,
     custom_objects: str | Path | None = None,
     input_scale: float | None = None,
+    max_drop: float | None = None,
+    min_agreement: float | None = None,
+    budget_images: int = 2000,
+    on_message: Callable[[str], None] | None = None,
 ) -> ManifestDocument:
     """Export the run's model.keras (default: every format and precision not opt-in); returns manifest.json.
 
@@ -112,14 +116,22 @@ def export(
         formats: "tflite" and/or "onnx" (None: both).
         precisions: e.g. "fp32", "fp16", "int8-dynamic", "int8", "int16x8" (None: the defaults of each format).
         data: calibration data for int8 (the training split, `calibration_size` images drawn with `seed`).
+        max_drop: accuracy budget in points vs Keras; when full int8 misses it (or `min_agreement`, top-1
+            agreement 0..1), the fewest most-sensitive layers are kept in float, per format: writes
+            tflite-int8-mixed / onnx-int8-mixed and mixed.json (toolkit/steps/mixed.py). Judged on the
+            first `budget_images` test rows.
+        on_message: receives one-line outcomes of the budget search (e.g. "full int8 meets the budget").
     """
     from exporters.base import NEEDS_CALIBRATION
     from toolkit.run import layout
     from toolkit.run.documents import ManifestDocument, parse_document
     from toolkit.run.lock import run_lock
     from toolkit.steps.export import export_step, parse_targets
+    from toolkit.steps.mixed import check_budget, mixed_step
 
     targets = parse_targets(_formats(formats), _precisions(precisions))
+    check_budget(max_drop, min_agreement)
+    budget = max_drop is not None or min_agreement is not None
     if model is not None:
         from toolkit.steps.user_model import import_into_run, prepare_user_model
 
@@ -132,12 +144,18 @@ def export(
         dataset: Any = user.dataset
     else:
         run = layout.resolve_run_dir(Path(run_dir))
-        needs_data = any(p in NEEDS_CALIBRATION for _, p in targets)
+        needs_data = budget or any(p in NEEDS_CALIBRATION for _, p in targets)
         dataset = _run_data(run, data) if needs_data else None
     with run_lock(run):
         manifest = export_step(
             run, targets, data=dataset, calibration_size=calibration_size, seed=seed, progress=progress
         )
+        if budget:
+            mixed_step(
+                run, max_drop=max_drop, min_agreement=min_agreement, data=dataset, calibration_size=calibration_size,
+                seed=seed, images=budget_images, progress=progress, message=on_message,
+            )  # fmt: skip
+            manifest = layout.load_manifest(run)
     return parse_document(manifest, ManifestDocument, source=run / layout.MANIFEST_JSON)
 
 

@@ -84,6 +84,32 @@ def train(
     )
 
 
+MaxDropOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-drop",
+        min=0,
+        help="Accuracy budget in points vs Keras: if full int8 misses it, keep the fewest most sensitive layers "
+        "in float (writes tflite-int8-mixed, onnx-int8-mixed and mixed.json).",
+        rich_help_panel="Export",
+    ),
+]
+MinAgreementOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--min-agreement",
+        help="Budget as top-1 agreement with Keras (0..1), alone or with --max-drop.",
+        rich_help_panel="Export",
+    ),
+]
+BudgetImagesOpt = Annotated[
+    int,
+    typer.Option(
+        "--budget-images", min=1, help="Test images the budget is judged on (the first N).", rich_help_panel="Export"
+    ),
+]
+
+
 @user_errors
 def export(
     run_dir: RunDirArg = None,
@@ -97,6 +123,9 @@ def export(
     output_kind: OutputKindOpt = None,
     custom_objects: CustomObjectsOpt = None,
     input_scale: InputScaleOpt = None,
+    max_drop: MaxDropOpt = None,
+    min_agreement: MinAgreementOpt = None,
+    budget_images: BudgetImagesOpt = 2000,
 ) -> None:
     """Export model.keras to TFLite and ONNX (float and quantized); writes exports/ and manifest.json.
 
@@ -104,6 +133,7 @@ def export(
     With [b]--model[/], your own Keras model is checked with [b]--data[/] and imported into RUN_DIR first.
     Examples: [b]edgekit export runs/latest -f tflite -p int8[/]
     [b]edgekit export runs/mine --model my.keras --data my.npz[/]
+    [b]edgekit export runs/latest --max-drop 0.3[/] (int8 with the fewest float layers within 0.3 points)
     """
     import toolkit
     from toolkit.run import layout as A
@@ -115,13 +145,18 @@ def export(
         run, dataset = run_dir or Path("runs") / "latest", data
     else:
         run = A.resolve_run_dir(run_dir)
-        needs_data = any(p in NEEDS_CALIBRATION for _, p in targets)
+        budget = max_drop is not None or min_agreement is not None
+        needs_data = budget or any(p in NEEDS_CALIBRATION for _, p in targets)
         dataset = _load_data(data, allow_unverified, run) if needs_data else None
+    messages: list[str] = []
     with progress_bar() as progress:
         manifest = toolkit.export(
             run, formats=formats, precisions=precisions, data=dataset, calibration_size=calibration_size, seed=seed,
             progress=progress, model=model, output_kind=output_kind, custom_objects=custom_objects, input_scale=scale,
+            max_drop=max_drop, min_agreement=min_agreement, budget_images=budget_images, on_message=messages.append,
         )  # fmt: skip
+    for text in messages:
+        out.print(escape(text), highlight=False)
     rows = [[a.name, a.precision, f"{a.size_bytes:,}", a.sha256[:12]] for a in manifest.artifacts]
     out.print(rich_table(f"Artifacts in {run}", ["artifact", "precision", "bytes", "sha256"], rows))
 

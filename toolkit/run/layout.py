@@ -185,7 +185,7 @@ def write_manifest(run_dir: Path, entries: list[dict[str, Any]], extra: dict[str
     if (run_dir / MANIFEST_JSON).exists():
         existing = [e for e in load_manifest(run_dir)["artifacts"] if e["name"] not in {n["name"] for n in entries}]
     formats = ["keras", "tflite", "onnx"]
-    precisions = ["fp32", "fp16", "int8-dynamic", "int8", "int16x8"]
+    precisions = ["fp32", "fp16", "int8-dynamic", "int8", "int16x8", "int4-weights", "int8-mixed"]
 
     def rank(e: dict[str, Any]) -> tuple[int, int, str]:
         fmt, prec = e.get("format", ""), e.get("precision", "")

@@ -2,7 +2,8 @@
 
 One module per file: `train.json` (TrainDocument), `manifest.json` (ManifestDocument), `parity.json`
 (ParityDocument), `model.json`/`dataset.json` (ModelDocument, DatasetDocument: a user's own model
-and data), `bench.json` (BenchDocument), `gate.json` (GateDocument), `bundle.json`
+and data), `mixed.json` (MixedDocument: the int8/float mix under an accuracy budget), `bench.json`
+(BenchDocument), `gate.json` (GateDocument), `bundle.json`
 (BundleDocument), `verify.json` (VerifyDocument) and `run.json` (RunOptions, the pipeline's saved
 options). Every document has `schema_version` (1); its JSON Schema is published under docs/schemas/
 (`schemas.py`, `python -m toolkit.run.documents --write-schemas docs/schemas`).
@@ -51,6 +52,7 @@ from toolkit.run.documents.common import (
 from toolkit.run.documents.gate import GateDocument, GateLimits, GateRegression
 from toolkit.run.documents.manifest import ArtifactEntry, Calibration, ManifestDocument
 from toolkit.run.documents.mcu import McuDocument
+from toolkit.run.documents.mixed import MixedDocument, MixedFormat, MixedLayer, MixedPoint
 from toolkit.run.documents.options import BenchOptions, RunOptions
 from toolkit.run.documents.parity import ParityData, ParityDocument, ParityReference, ParityRow
 from toolkit.run.documents.schemas import DOCUMENTS, json_schema, kind_for, stale_schemas, write_schemas
@@ -90,6 +92,10 @@ __all__ = [
     "GateRegression",
     "ManifestDocument",
     "McuDocument",
+    "MixedDocument",
+    "MixedFormat",
+    "MixedLayer",
+    "MixedPoint",
     "ModelDocument",
     "ModelSpecDict",
     "ParityData",

@@ -16,7 +16,7 @@ class ArtifactEntry(Part):
     name: str = Field(description="e.g. tflite-int8; unique within the run.")
     path: str = Field(description="Relative to the run directory, with / separators.")
     format: str = Field(description="keras, tflite or onnx.")
-    precision: str = Field(description="fp32, fp16, int8-dynamic, int8 or int16x8.")
+    precision: str = Field(description="fp32, fp16, int8-dynamic, int8, int16x8, int4-weights or int8-mixed.")
     runtime: str = Field(description="The runner that loads it: keras, tflite or onnxruntime.")
     size_bytes: int
     sha256: str
@@ -25,6 +25,9 @@ class ArtifactEntry(Part):
     output: TensorSpec | None = None
     export_seconds: float | None = None
     notes: list[str] | None = None
+    float_layers: list[str] | None = Field(
+        None, description="int8-mixed only: the Keras layers kept in float (with their output tensors)."
+    )
     model_spec: ModelSpecDict | None = Field(
         None, description="The model's ModelSpec (runtimes.spec.ModelSpec.to_dict): inputs, outputs, classes."
     )

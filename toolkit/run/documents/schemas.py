@@ -16,6 +16,7 @@ from toolkit.run.documents.bundle import BundleDocument
 from toolkit.run.documents.gate import GateDocument
 from toolkit.run.documents.manifest import ManifestDocument
 from toolkit.run.documents.mcu import McuDocument
+from toolkit.run.documents.mixed import MixedDocument
 from toolkit.run.documents.options import RunOptions
 from toolkit.run.documents.parity import ParityDocument
 from toolkit.run.documents.source import DatasetDocument, ModelDocument
@@ -29,6 +30,7 @@ DOCUMENTS: dict[str, type[Document]] = {
     "dataset": DatasetDocument,
     "train": TrainDocument,
     "manifest": ManifestDocument,
+    "mixed": MixedDocument,
     "parity": ParityDocument,
     "bench": BenchDocument,
     "gate": GateDocument,
