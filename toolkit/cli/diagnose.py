@@ -36,15 +36,27 @@ AllowUnverifiedOpt = Annotated[
 ]
 
 
+SensitivityOpt = Annotated[
+    bool,
+    typer.Option(
+        "--sensitivity",
+        help="Also measure each layer's int8 sensitivity (accuracy with only it in float / only it quantized; "
+        "one re-export per layer). Without it, the ranking `export --max-drop` saved in mixed.json is shown.",
+    ),
+]
+
+
 def _print(report: dict[str, Any]) -> None:
     from rich.markup import escape
 
-    from toolkit.diagnosis.render import departure_text, layer_table, ranking_text, summary_table
+    from toolkit.diagnosis.render import cause_lines, departure_text, layer_table, ranking_text, summary_table
 
     for res in report["artifacts"]:
         header, rows = layer_table(res, compact=True)
         out.print(rich_table(f"{res['artifact']}: per-layer error vs keras-fp32", header, rows))
         out.print(f"  first departure: {escape(departure_text(res).replace('**', ''))}", highlight=False)
+        for label, text in cause_lines(res):
+            out.print(f"  {label}: {escape(text.replace('**', ''))}", highlight=False)
         out.print(f"  most error added by: {escape(ranking_text(res))}", highlight=False)
         gal = res["gallery"]
         if res.get("top1_agreement") is None:  # regression: no top-1 to disagree on
@@ -76,10 +88,12 @@ def register(app: typer.Typer) -> None:
         limit: LimitOpt = 500,
         data: DataOpt = None,
         allow_unverified: AllowUnverifiedOpt = False,
+        sensitivity: SensitivityOpt = False,
     ) -> None:
         """Per-layer error of each export vs Keras, a gallery of its mistakes, and why quantized ones are slow.
 
-        Names the first layer where an export departs from the Keras reference, shows the test images whose
+        Names the first layer where an export departs from the Keras reference (by its tensor, or by its channels
+        when one outlier channel hides the loss), says why and what to do, shows the test images whose
         top-1 differs, and explains from op profiles why an int8/int16x8 artifact is slower than its fp32
         sibling. Writes diagnose/diagnose.json, diagnose/diagnose.md and diagnose/gallery_<artifact>.png in the run
         directory. Informational: exits 0 whenever it ran.
@@ -97,7 +111,9 @@ def register(app: typer.Typer) -> None:
         from toolkit.run.pipeline import report_step
 
         with run_lock(run), progress_bar() as progress:
-            report = diagnose_step(run, artifact_names=artifact, limit=limit, data=dataset, progress=progress)
+            report = diagnose_step(
+                run, artifact_names=artifact, limit=limit, data=dataset, sensitivity=sensitivity, progress=progress
+            )
             # The run's report shows the diagnosis (top layers, gallery); refresh it if it exists.
             refreshed = report_step(run) if (run / A.REPORT_MD).exists() else None
         _print(report)

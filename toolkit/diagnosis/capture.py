@@ -81,8 +81,11 @@ class TFLiteGraph:
         op_by_index = {int(op["index"]): op for op in ops}
         live = _reachable([str(self.input_index)], edges)
         self.tensors: list[Tensor] = []
+        self.constants: list[dict[str, Any]] = []
         for d in details:
             idx = int(d["index"])
+            if str(idx) not in live and np.dtype(d["dtype"]).name in ("int8", "uint8") and idx not in producer:
+                self.constants.append(_constant(str(d["name"]), d["shape"], d.get("quantization_parameters") or {}))
             dtype = np.dtype(d["dtype"]).name
             if str(idx) not in live or dtype not in ("float32", "float16", *QUANT_DTYPES):
                 continue
@@ -212,6 +215,14 @@ class OnnxGraph:
         shapes = self._run(list(dict.fromkeys(names)), _probe_input(self.model, self.input_name, probe_batch))
         layouts = _onnx_layouts(graph, self.input_name, shapes)
         self.tensors = []
+        # Quantized constants (weights, a Normalization's divisor): how many scales each holds.
+        self.constants: list[dict[str, Any]] = []
+        for node in graph.node:
+            if node.op_type == "DequantizeLinear" and node.input[0] in inits and node.input[1] in inits:
+                q = numpy_helper.to_array(inits[node.input[0]])
+                if q.dtype.kind in "iu" and q.dtype.itemsize == 1:
+                    scales = numpy_helper.to_array(inits[node.input[1]]).reshape(-1)
+                    self.constants.append(_constant(node.input[0], q.shape, {"scales": scales}))
         for name in dict.fromkeys(names):
             arr = shapes.get(name)
             if arr is None or arr.ndim < 1 or arr.shape[0] != probe_batch or arr.dtype != np.float32:
@@ -295,6 +306,16 @@ class OnnxGraph:
         cap.probs, cap.plain_probs = np.concatenate(probs), np.concatenate(plain_probs)
         cap.notes.append("onnxruntime CPU session with the probed tensors appended to the graph outputs")
         return cap
+
+
+def _constant(name: str, shape: Any, qp: dict[str, Any]) -> dict[str, Any]:
+    scales = np.asarray(qp.get("scales", [])).reshape(-1)
+    return {
+        "name": name,
+        "shape": [int(d) for d in shape],
+        "scales": int(scales.size),
+        "scale": float(scales[0]) if scales.size == 1 else None,
+    }
 
 
 def _probe_input(model: Any, name: str, batch: int) -> np.ndarray:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from toolkit.diagnosis.channels import channel_stats, hidden_departure
 from toolkit.diagnosis.layers import (
     DEPART_COSINE,
     DEPART_SNR_DB,
@@ -120,6 +121,7 @@ def layer_rows(
             other = compare(ref, as_nchw)
             if other["cosine"] > metrics["cosine"] + 1e-6:
                 metrics, layout, flatten_order = other, "flat (NCHW order, reordered)", "NCHW"
+                got = as_nchw
             else:
                 flatten_order = "NHWC"
         # Error power relative to signal power; the error a layer adds is the increase over its inputs' rows
@@ -142,6 +144,7 @@ def layer_rows(
                 "quant_range": None if rng is None else [rng[0], rng[1]],
                 "ref_range": [float(ref.min()), float(ref.max())],
                 "departs": metrics["snr_db"] < DEPART_SNR_DB or metrics["cosine"] < DEPART_COSINE,
+                "channels": channel_stats(ref, got, t),
             }
         )
         rows.append(row)
@@ -150,15 +153,33 @@ def layer_rows(
 
 
 def first_departure(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The first row that departs, with the evidence (thresholds crossed, quantized range vs values)."""
+    """The first row that departs, with the evidence (thresholds crossed, quantized range vs values).
+
+    A row departs by its tensor-wide figures, or, once some row departs that way, by its channels: the
+    median channel's SNR below the threshold while one outlier channel, carrying the signal power, keeps
+    the tensor-wide SNR high. Such a row is marked `departs_channels`; `tensor_departure` names the first
+    row whose tensor-wide figures depart (later, when the channels departed first).
+    """
+    tensor_first = next((r for r in rows if r.get("departs")), None)
+    if tensor_first is None:
+        return None
+    for r in rows:
+        if r.get("tensor") is not None and not r.get("departs") and hidden_departure(r.get("channels"), DEPART_SNR_DB):
+            r["departs_channels"] = True
     for i, r in enumerate(rows):
-        if not r.get("departs"):
+        if not (r.get("departs") or r.get("departs_channels")):
             continue
         reason = []
         if r["snr_db"] < DEPART_SNR_DB:
             reason.append(f"SNR {r['snr_db']:.1f} dB < {DEPART_SNR_DB:g} dB")
         if r["cosine"] < DEPART_COSINE:
             reason.append(f"cosine {r['cosine']:.4f} < {DEPART_COSINE:g}")
+        if not r.get("departs"):
+            med = r["channels"]["channel_snr_db"]["median"]
+            reason.append(
+                f"its median channel's SNR is {med:.1f} dB < {DEPART_SNR_DB:g} dB although the tensor-wide SNR "
+                f"reads {r['snr_db']:.1f} dB"
+            )
         if r.get("quant_range") and r.get("clipped_pct"):
             lo, hi = r["quant_range"]
             rlo, rhi = r["ref_range"]
@@ -177,6 +198,8 @@ def first_departure(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
             "ref_range": r.get("ref_range"),
             "first_keras_layer": following if r["layer"] == INPUT_ROW else r["layer"],
             "reason": "; ".join(reason),
+            "by": "tensor" if r.get("departs") else "channels",
+            "tensor_departure": tensor_first["layer"],
         }
     return None
 

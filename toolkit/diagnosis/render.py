@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolkit.diagnosis.layers import SNR_CAP_DB
+from toolkit.diagnosis.channels import SETS_SCALE_RATIO, fmt_num
+from toolkit.diagnosis.layers import IDENTITY_LAYERS, SNR_CAP_DB
 
 
 def fmt_snr(v: float | None) -> str:
@@ -37,6 +38,8 @@ def _status(r: dict[str, Any], first: str | None) -> str:
         return "fused" if r.get("fused_into") else "not found"
     if r["layer"] == first:
         return "departs (1st)"
+    if r.get("departs_channels"):
+        return "departs (channels)"
     return "departs" if r["departs"] else "ok"
 
 
@@ -112,6 +115,68 @@ def departure_text(result: dict[str, Any]) -> str:
         else f"{dep['layer']} ({short_tensor(dep['tensor'])})"
     )
     return f"the error starts at **{where}**: {dep['reason']}"
+
+
+def cause_lines(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, text) pairs: the cause of the departure and what to do about it (none when nothing departs)."""
+    from toolkit.diagnosis.cause import cause_text
+
+    cause = result.get("cause")
+    if not cause:
+        return []
+    out = [("cause", cause_text(cause))]
+    if cause.get("advice"):
+        out.append(("what to do", str(cause["advice"])))
+    return out
+
+
+def channel_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Per layer: the per-channel figures (range use under the tensor's scale, scale setters, channel SNR)."""
+    header = ["layer", "channels", "int8 scale", "levels used (median / p90)", "range use", "sets the scale"]
+    header += ["channel SNR dB (median / min)", "clipped channels"]
+    rows = []
+    for r in result["layers"]:
+        ch = r.get("channels")
+        if not ch or r["type"] in IDENTITY_LAYERS:
+            continue
+        lv, use = ch.get("levels"), ch.get("range_use_pct")
+        setters = ", ".join(f"{s['channel']} ({_span(s['range'])})" for s in ch["sets_scale"][:3])
+        if ch.get("scale_setters", 0) > 3:
+            setters += f" +{ch['scale_setters'] - 3}"
+        clipped = ", ".join(f"{c['channel']} ({c['clipped_pct']:.1f} %)" for c in ch["clipped_channels"][:3])
+        snr = ch["channel_snr_db"]
+        rows.append(
+            [
+                r["layer"],
+                f"{ch['live_channels']} of {ch['channels']}"
+                if ch["live_channels"] != ch["channels"]
+                else str(ch["channels"]),
+                "–" if ch.get("scale") is None else fmt_num(ch["scale"]),
+                "–" if lv is None else f"{lv['median']:.0f} / {lv['p90']:.0f}",
+                "–" if not use else f"{use['median']:.1f} % / {use['p90']:.1f} %",
+                setters or "none",
+                f"{fmt_snr(snr['median'])} / {fmt_snr(snr['min'])}",
+                clipped or "none",
+            ]
+        )
+    return header, rows
+
+
+def _span(rng: list[float]) -> str:
+    return f"= {fmt_num(rng[0])}" if rng[0] == rng[1] else f"{fmt_num(rng[0])}–{fmt_num(rng[1])}"
+
+
+def sensitivity_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]] | None:
+    """The sensitivity ranking (from `exporters.sensitivity`), when the diagnosis was given one."""
+    ranking = result.get("sensitivity")
+    if not ranking:
+        return None
+    header = ["layer", "only this layer in float", "only this layer quantized"]
+
+    def score(v: Any) -> str:
+        return "–" if v is None else (f"{100 * v:.2f} %" if v <= 1 else f"{v:.3g}")
+
+    return header, [[str(x.get("layer")), score(x.get("only_float")), score(x.get("only_quantized"))] for x in ranking]
 
 
 def ranking_text(result: dict[str, Any], top: int = 3) -> str:
@@ -221,6 +286,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         else:
             link = "none: every image agrees with the reference"
         lines += [f"### {res['artifact']}", "", f"- First departure: {departure_text(res)}."]
+        lines += [f"- {label.capitalize()}: {text}" for label, text in cause_lines(res)]
         lines.append(f"- Most error added by: {ranking_text(res)}.")
         if res.get("top1_agreement") is not None:
             lines.append(
@@ -245,6 +311,22 @@ def render_markdown(report: dict[str, Any]) -> str:
                 + (" (same as Keras)." if res["flatten_order"] == "NHWC" else " (reordered to NHWC before comparing).")
             )
         lines += ["", *_md_table(*layer_table(res), left=3), ""]
+        lines += [
+            "Per channel (the last axis of each layer's output), against the same tensor's scale: how many int8 "
+            "levels the channels' ranges span, the share of the levels that is (range use), the channels whose "
+            f"range is over {SETS_SCALE_RATIO:g}× the median channel's (they set the scale), and the channels' SNR:",
+            "",
+            *_md_table(*channel_table(res), left=1),
+            "",
+        ]
+        sens = sensitivity_table(res)
+        if sens:
+            src = f" ({report['sensitivity_source']})" if report.get("sensitivity_source") else ""
+            lines += [
+                f"Sensitivity (accuracy with only that layer left in float / only that layer quantized){src}:",
+                "",
+            ]
+            lines += [*_md_table(*sens), ""]
     lines += ["## Slowdown explainer", ""]
     if not report["speed"]:
         lines += ["No quantized artifact was diagnosed.", ""]

@@ -9,6 +9,7 @@ gallery in `diagnose_gallery`, the slowdown explainer in `diagnose_speed` (evide
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,12 +78,17 @@ def diagnose_artifact(
     out_dir: Path,
     model_names: tuple[str, ...] = (),
     output_layer: str | None = None,
+    params: dict[str, dict[str, Any]] | None = None,
+    sensitivity: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Per-layer metrics, first departure, added-error ranking, output error and gallery for one artifact.
+    """Per-layer metrics, first departure, its cause, added-error ranking, output error and gallery for one artifact.
 
+    `params` (from `channels.layer_parameters`) lets the cause name weight and gain outliers; `sensitivity`
+    (rows of layer, only_float, only_quantized for this artifact) adds the sensitivity figures to it.
     With `labels` None or a single output value per example (regression), the summary reports the output's
     absolute and relative error instead of accuracy and top-1 agreement, and no gallery is drawn.
     """
+    from toolkit.diagnosis.cause import constants_by_layer, explain_cause
     from toolkit.diagnosis.gallery import gallery_skip_reason, write_gallery
     from toolkit.diagnosis.layers import map_layers
     from toolkit.diagnosis.metrics import first_departure, layer_rows, ranked_by_added_error
@@ -133,6 +139,8 @@ def diagnose_artifact(
         (out_dir / gallery_name(entry["name"])).unlink(missing_ok=True)
         why = "no labels" if labels is None else "one output value per example"
         gallery = {"count": 0, "shown": 0, "file": None, "indices": [], "skipped": f"regression ({why})"}
+    departure = first_departure(rows)
+    consts = constants_by_layer(getattr(graph, "constants", []), [lay.name for lay in layers], model_names)
     result.update(
         {
             "instrumentation": {
@@ -142,7 +150,9 @@ def diagnose_artifact(
             },
             "flatten_order": flatten_order,
             "layers": rows,
-            "first_departure": first_departure(rows),
+            "first_departure": departure,
+            "cause": explain_cause(rows, departure, params or {}, consts, sensitivity),
+            "sensitivity": sensitivity,
             "added_error_ranking": ranked_by_added_error(rows),
             "gallery": gallery,
         }
@@ -165,6 +175,7 @@ def diagnose_arrays(
     *,
     siblings: dict[str, tuple[dict[str, Any], Path]] | None = None,
     bench: dict[str, Any] | None = None,
+    sensitivity: dict[str, list[dict[str, Any]]] | None = None,
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Diagnose exports of `model` on inputs already in the model's input form; galleries go to `out_dir`.
@@ -178,11 +189,14 @@ def diagnose_arrays(
         out_dir: where the galleries are written (created if missing).
         siblings: fp32 artifacts by format, for the slowdown explainer (None: no explainer).
         bench: the run's bench.json, if any (the explainer reuses its timings).
+        sensitivity: per artifact name, the sensitivity ranking (rows with `layer`, `only_float`,
+            `only_quantized`: accuracy with only that layer in float / only that layer quantized); None: none.
         progress: progress callback.
 
     Returns:
         The report's body: images, thresholds, reference layers, per-artifact results and speed records.
     """
+    from toolkit.diagnosis.channels import layer_parameters
     from toolkit.diagnosis.layers import DEPART_COSINE, DEPART_SNR_DB, SNR_CAP_DB, keras_layers, keras_outputs
     from toolkit.diagnosis.speed import explain
 
@@ -191,13 +205,24 @@ def diagnose_arrays(
     task = p.add_task("diagnose: Keras reference", total=len(paths) + 2)
     layers = keras_layers(model)
     reference = keras_outputs(model, images)
+    params = layer_parameters(model)
     p.advance(task)
     results = []
     for entry, path in paths:
         p.update(task, description=f"diagnose: {entry['name']} layers")
         results.append(
             diagnose_artifact(
-                entry, path, layers, reference, images, labels, out_dir, (str(model.name),), output_layer_name(model)
+                entry,
+                path,
+                layers,
+                reference,
+                images,
+                labels,
+                out_dir,
+                (str(model.name),),
+                output_layer_name(model),
+                params,
+                (sensitivity or {}).get(entry["name"]),
             )
         )
         p.advance(task)
@@ -265,16 +290,27 @@ def _run_planned(
     labels: np.ndarray | None,
     data_info: dict[str, Any],
     progress: ProgressCallback | None,
+    measure: Callable[[Any], dict[str, list[dict[str, Any]]]] | None = None,
 ) -> dict[str, Any]:
     from runtimes.keras_runner import load_keras_model
+    from toolkit.diagnosis import sensitivity as S
     from toolkit.diagnosis.render import render_markdown
 
     out_dir = run_dir / DIAGNOSE_DIR
     bench_path = run_dir / A.BENCH_JSON
     bench = A.read_json(bench_path) if bench_path.exists() else None
     model = load_keras_model(plan.reference)
+    ranking, source = S.for_run(run_dir, [e for e, _ in plan.paths], model, measure, len(images))
     body = diagnose_arrays(
-        model, plan.paths, images, labels, out_dir, siblings=plan.siblings, bench=bench, progress=progress
+        model,
+        plan.paths,
+        images,
+        labels,
+        out_dir,
+        siblings=plan.siblings,
+        bench=bench,
+        sensitivity=ranking,
+        progress=progress,
     )
     report = {
         "schema_version": A.SCHEMA_VERSION,
@@ -283,6 +319,7 @@ def _run_planned(
         "images": len(images),
         "data": data_info,
         **{k: v for k, v in body.items() if k != "images"},
+        "sensitivity_source": source,
         "bench_json": bench_path.name if bench else None,
         "libraries": A.library_versions(),
     }
@@ -324,11 +361,17 @@ def diagnose_step(
     artifact_names: list[str] | None = None,
     limit: int = DEFAULT_LIMIT,
     data: Any = None,
+    sensitivity: bool = False,
+    calibration_size: int = 500,
+    seed: int = 7,
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Diagnose the chosen artifacts of a run; write diagnose/diagnose.{json,md} and the galleries.
 
     `data`: the run's own (dataset.json, else shipped MNIST) when None; else a source or a loaded dataset.
+    `sensitivity`: also measure the per-layer sensitivity ranking now (`exporters.sensitivity`, with
+    `calibration_size` calibration examples drawn with `seed`, as the export does); without it the ranking
+    shown is the one the run's mixed.json holds, if any.
     """
     from toolkit.model.run_source import run_dataset, run_spec
 
@@ -346,7 +389,13 @@ def diagnose_step(
         "subset": f"the first {n} of the test set",
         "name": dataset.name,
     }
-    return _run_planned(run_dir, plan, images, labels, info, progress)
+    measure = None
+    if sensitivity:
+        from toolkit.diagnosis import sensitivity as S
+
+        entries = [e for e, _ in plan.paths]
+        measure = S.measurer(entries, dataset.calibration(spec, n=calibration_size, seed=seed), images, labels)
+    return _run_planned(run_dir, plan, images, labels, info, progress, measure)
 
 
 def _check_specs(paths: list[tuple[dict[str, Any], Path]]) -> None:

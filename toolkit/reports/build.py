@@ -212,6 +212,11 @@ def _diagnosis(docs: RunDocs) -> Diagnosis:
         ranking = [as_dict(x) for x in as_list(a.get("added_error_ranking"))][:2]
         gallery = as_dict(a.get("gallery")).get("file")
         name = str(a.get("artifact", "?"))
+        cause = as_dict(a.get("cause"))
+        sens = tuple(
+            (str(x.get("layer")), num(x.get("only_float")), num(x.get("only_quantized")))
+            for x in map(as_dict, as_list(a.get("sensitivity")))
+        )
         rows.append(
             DiagnosisRow(
                 artifact=name,
@@ -220,6 +225,9 @@ def _diagnosis(docs: RunDocs) -> Diagnosis:
                 disagreements=num(a.get("disagreements")),
                 gallery_file=str(gallery).rsplit("/", 1)[-1] if gallery else None,
                 gallery_png=docs.galleries.get(name),
+                cause=str(cause["summary"]) if cause.get("summary") else None,
+                advice=str(cause["advice"]) if cause.get("advice") else None,
+                sensitivity=sens,
             )
         )
     slower = tuple(

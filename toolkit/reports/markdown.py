@@ -222,6 +222,10 @@ def _parity(parity: Parity, has_diagnosis: bool) -> list[str]:
     return out
 
 
+def _pct(v: float | None) -> str:
+    return DASH if v is None else (f"{100 * v:.2f} %" if v <= 1 else f"{v:.3g}")
+
+
 def _diagnosis(d: Diagnosis) -> list[str]:
     rows = []
     for r in d.rows:
@@ -239,6 +243,17 @@ def _diagnosis(d: Diagnosis) -> list[str]:
         table(header, rows, "lllrl"),
         "",
     ]
+    causes = [r for r in d.rows if r.cause]
+    if causes:
+        out += ["Cause and what to do:", ""]
+        for r in causes:
+            out.append(f"- **{r.artifact}**: {r.cause}" + (f" What to do: {r.advice}." if r.advice else ""))
+        out.append("")
+    for r in d.rows:
+        if r.sensitivity:
+            out += [f"Sensitivity of {r.artifact} (accuracy with only that layer in float / only it quantized):", ""]
+            srows = [[layer, _pct(f), _pct(q)] for layer, f, q in r.sensitivity]
+            out += [table(["layer", "only this layer in float", "only this layer quantized"], srows, "lrr"), ""]
     if d.slower:
         out += ["Why some quantized configurations are slower:", ""]
         out += [f"- **{a}**: {why}" for a, why in d.slower] + [""]

@@ -228,6 +228,9 @@ class DiagnosisRow:
     disagreements: float | None
     gallery_file: str | None
     gallery_png: str | None  # base64, embedded in report.html
+    cause: str | None = None  # the layer, channels and reason the departure starts from (plain text)
+    advice: str | None = None  # what to do about it
+    sensitivity: tuple[tuple[str, float | None, float | None], ...] = ()  # (layer, only float, only quantized)
 
 
 @dataclass(frozen=True)
