@@ -118,6 +118,15 @@ def test_export_max_drop_writes_mixed_artifacts_that_pass_parity(outlier_run: Pa
     assert not rows["tflite-int8"]["passed"] and not rows["onnx-int8"]["passed"]
     for name in ("tflite-int8-mixed", "onnx-int8-mixed"):  # ... the mixed artifacts pass with int8 tolerances
         assert rows[name]["passed"], rows[name]
+    # the curve is in both reports, so a user can pick another point
+    report = edgekit("report", str(outlier_run))
+    assert report.returncode == 0, report.stderr
+    md = (outlier_run / "report.md").read_text()
+    section = md.split("## Mixed precision\n", 1)[1].split("\n## ", 1)[0]
+    assert "### tflite: tflite-int8-mixed" in section and "### onnx: onnx-int8-mixed" in section
+    assert "| **1** | dense_outlier |" in section and "none (full int8)" in section
+    html = (outlier_run / "report.html").read_text()
+    assert 'id="mixed"' in html and "dense_outlier" in html.split('id="mixed"', 1)[1]
 
 
 def test_max_drop_changes_nothing_on_the_reference(run_copy: Path, mnist) -> None:
@@ -158,12 +167,3 @@ def test_constant_feature_mlp_gets_its_normalization_kept_in_float(tmp_path: Pat
         assert fmt["float_layers"][0] == "norm" and fmt["curve"][len(fmt["float_layers"])]["drop_pt"] <= 0.3
     names = {a["name"] for a in json.loads((run / "manifest.json").read_text())["artifacts"]}
     assert {"tflite-int8-mixed", "onnx-int8-mixed"} <= names
-    # the curve is in both reports, so a user can pick another point
-    report = edgekit("report", str(outlier_run))
-    assert report.returncode == 0, report.stderr
-    md = (outlier_run / "report.md").read_text()
-    section = md.split("## Mixed precision\n", 1)[1].split("\n## ", 1)[0]
-    assert "### tflite: tflite-int8-mixed" in section and "### onnx: onnx-int8-mixed" in section
-    assert "| **1** | dense_outlier |" in section and "none (full int8)" in section
-    html = (outlier_run / "report.html").read_text()
-    assert 'id="mixed"' in html and "dense_outlier" in html.split('id="mixed"', 1)[1]
