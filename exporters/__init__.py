@@ -3,6 +3,8 @@
 `base.py` (formats, precisions, `ExportResult`), `tflite_export.py`, `int4_export.py` (int4 weights via the
 optional AI Edge Quantizer), `onnx_export.py`, `check.py` (load and
 run each written file against the model's `runtimes.spec.ModelSpec`), `files.py` (atomic writes, sha256),
-`quiet.py` (converter chatter). They write and return: never print, never exit.
+`quiet.py` (converter chatter), `mixed.py` (full int8 with chosen Keras layers kept in float: TFLite's
+quantization debugger denylist, ORT's nodes_to_exclude) and `sensitivity.py` (per-layer int8 ranking).
+They write and return: never print, never exit.
 May import `runtimes` and TensorFlow/tf2onnx/onnx/ai_edge_quantizer (inside functions); never `toolkit`.
 """
