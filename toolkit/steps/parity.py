@@ -178,36 +178,38 @@ def check_row(
     """
     diff = np.abs(probs.astype(np.float64) - reference.astype(np.float64))
     max_abs, mean_abs = float(diff.max()), float(diff.mean())
-    failures = []
+    failures: list[str] = []
+
+    def row(tol: Tolerance, **measured: Any) -> ParityRow:
+        return ParityRow(
+            artifact=entry["name"],
+            format=entry["format"],
+            precision=entry["precision"],
+            runtime=entry["runtime"],
+            max_abs_diff=max_abs,
+            mean_abs_diff=mean_abs,
+            passed=not failures,
+            tolerance=tol.describe(),
+            failures=tuple(failures),
+            seconds=seconds,
+            backend=backend,
+            **measured,
+        )
+
     if output_kind == "values":
         tol = VALUE_TOLERANCES.get(entry["precision"], VALUE_TOLERANCES["int8"])
         scale = float(np.abs(reference).max()) or 1.0
         rel = max_abs / scale
         if tol.max_rel_error is not None and not rel <= tol.max_rel_error:
             failures.append(f"max |Δ| {rel:.2e} × max |reference| > {tol.max_rel_error:g}")
-        return ParityRow(
-            artifact=entry["name"],
-            format=entry["format"],
-            precision=entry["precision"],
-            runtime=entry["runtime"],
-            accuracy=None,
-            top1_agreement=None,
-            max_abs_diff=max_abs,
-            mean_abs_diff=mean_abs,
-            passed=not failures,
-            disagreements=0,
-            tolerance=tol.describe(),
-            failures=tuple(failures),
-            seconds=seconds,
-            backend=backend,
-            max_rel_error=rel,
-        )
+        return row(tol, accuracy=None, top1_agreement=None, disagreements=0, max_rel_error=rel)
     pred, ref_pred = probs.argmax(1), reference.argmax(1)
     accuracy = float((pred == labels).mean())
     agreement = float((pred == ref_pred).mean())
+    disagreements = int((pred != ref_pred).sum())
     tol = TOLERANCES.get(entry["precision"], TOLERANCES["int8"]).for_model(reference_accuracy)
     if tol.min_agreement is not None and agreement < tol.min_agreement and not _within_noise(
-        int((pred != ref_pred).sum()), len(pred), tol.min_agreement
+        disagreements, len(pred), tol.min_agreement
     ):
         failures.append(f"agreement {agreement:.4f} < {tol.min_agreement:.4g}")
     if tol.max_abs_diff is not None and not max_abs <= tol.max_abs_diff:
@@ -216,25 +218,10 @@ def check_row(
     drop = reference_accuracy - accuracy
     # On a small test set one flipped image is a large step (1/180 = 0.56 pt). A drop within two standard
     # errors of the paired difference (McNemar: √disagreements / N) is not evidence that accuracy was lost.
-    noise = 2.0 * float(np.sqrt((pred != ref_pred).sum())) / max(len(labels), 1)
+    noise = 2.0 * float(np.sqrt(disagreements)) / max(len(labels), 1)
     if tol.max_accuracy_drop is not None and drop > tol.max_accuracy_drop and drop > noise:
         failures.append(f"accuracy {accuracy:.4f} is {100 * drop:.2f} pt below the reference")
-    return ParityRow(
-        artifact=entry["name"],
-        format=entry["format"],
-        precision=entry["precision"],
-        runtime=entry["runtime"],
-        accuracy=accuracy,
-        top1_agreement=agreement,
-        max_abs_diff=max_abs,
-        mean_abs_diff=mean_abs,
-        passed=not failures,
-        disagreements=int((pred != ref_pred).sum()),
-        tolerance=tol.describe(),
-        failures=tuple(failures),
-        seconds=seconds,
-        backend=backend,
-    )
+    return row(tol, accuracy=accuracy, top1_agreement=agreement, disagreements=disagreements)
 
 
 def run_parity(
