@@ -26,8 +26,8 @@ from toolkit.version import __version__
 if TYPE_CHECKING:
     from toolkit.api.device import bench_remote, bundle, predict, remote_bench_path, verify, verify_remote
     from toolkit.api.mcu import mcu
+    from toolkit.api.pipeline import PipelineResult, pipeline, pipeline_options
     from toolkit.api.steps import (
-        PipelineResult,
         bench,
         diagnose,
         export,
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
         load_data,
         new_run,
         parity,
-        pipeline,
-        pipeline_options,
         report,
         train,
     )
@@ -48,8 +46,9 @@ _HOMES = {
     **dict.fromkeys(("bench_remote", "bundle", "predict", "remote_bench_path", "verify", "verify_remote"),
                     "toolkit.api.device"),
     "mcu": "toolkit.api.mcu",
-    **dict.fromkeys(("PipelineResult", "bench", "diagnose", "export", "gate", "load_data", "new_run", "parity",
-                     "pipeline", "pipeline_options", "report", "train"), "toolkit.api.steps"),
+    **dict.fromkeys(("bench", "diagnose", "export", "gate", "load_data", "new_run", "parity", "report", "train"),
+                    "toolkit.api.steps"),
+    **dict.fromkeys(("PipelineResult", "pipeline", "pipeline_options"), "toolkit.api.pipeline"),
     "ProgressEvent": "toolkit.progress",
     "BenchSettings": "toolkit.steps.bench_settings",
 }  # fmt: skip

@@ -1,7 +1,8 @@
 """`edgekit diagnose`: where an export departs from the Keras reference, why, and why a quantized one is slower.
 
 `step.py` runs it over a run directory (`diagnose_step`) or over arrays already in the model's input form
-(`diagnose_arrays`); `layers.py` maps Keras layers (Sequential or functional, with branches) to exported
+(`diagnose_arrays`), and `artifact.py` one export (`diagnose_artifact`);
+`layers.py` maps Keras layers (Sequential or functional, with branches) to exported
 tensors; `metrics.py` measures the error per layer, `channels.py` per channel (range use, the channels that
 set the int8 scale) and the Keras layers' parameter outliers; `cause.py` turns them into the cause and the
 advice; `sensitivity.py` brings in the optional per-layer sensitivity ranking; `capture.py` runs TFLite/ONNX

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from exporters.files import write_json_atomic, write_text_atomic
+from toolkit.diagnosis.artifact import diagnose_artifact, output_layer_name
 from toolkit.errors import RunDirError, ToolkitError
 from toolkit.progress import ProgressCallback, as_progress
 from toolkit.run import layout as A
@@ -27,10 +28,6 @@ DIAGNOSE_MD = "diagnose.md"
 DEFAULT_LIMIT = 500
 
 
-def gallery_name(artifact: str) -> str:
-    return f"gallery_{artifact}.png"
-
-
 def default_artifacts(manifest: dict[str, Any]) -> list[str]:
     """The quantized artifacts if the run has any, else every non-Keras artifact."""
     from toolkit.diagnosis.speed import QUANTIZED
@@ -38,132 +35,6 @@ def default_artifacts(manifest: dict[str, Any]) -> list[str]:
     exports = [a for a in manifest["artifacts"] if a["format"] != "keras"]
     quantized = [a["name"] for a in exports if a["precision"] in QUANTIZED]
     return quantized or [a["name"] for a in exports]
-
-
-def _graph(path: Path) -> Any:
-    from toolkit.diagnosis.capture import OnnxGraph, TFLiteGraph
-
-    if path.suffix == ".tflite":
-        return TFLiteGraph(path)
-    if path.suffix == ".onnx":
-        return OnnxGraph(path)
-    raise ToolkitError(f"{path.name}: diagnose handles .tflite and .onnx artifacts.")
-
-
-def classifies(reference_output: np.ndarray, labels: np.ndarray | None) -> bool:
-    """Whether to score top-1 (labels given and more than one output value per example)."""
-    return labels is not None and reference_output.ndim == 2 and reference_output.shape[1] > 1
-
-
-def output_error(ref: np.ndarray, got: np.ndarray) -> dict[str, Any]:
-    """Max/mean |export − keras| of the final output, and the max relative to the largest |keras| value."""
-    err = np.abs(got.astype(np.float64) - ref.astype(np.float64))
-    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
-    max_abs = float(err.max()) if err.size else 0.0
-    return {
-        "max_abs_err": max_abs,
-        "mean_abs_err": float(err.mean()) if err.size else 0.0,
-        "max_rel_err": max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf")),
-        "relative_to": "the largest |Keras output| over the images",
-    }
-
-
-def diagnose_artifact(
-    entry: dict[str, Any],
-    path: Path,
-    layers: list[Any],
-    reference: dict[str, np.ndarray],
-    images: np.ndarray,
-    labels: np.ndarray | None,
-    out_dir: Path,
-    model_names: tuple[str, ...] = (),
-    output_layer: str | None = None,
-    params: dict[str, dict[str, Any]] | None = None,
-    sensitivity: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """Per-layer metrics, first departure, its cause, added-error ranking, output error and gallery for one artifact.
-
-    `params` (from `channels.layer_parameters`) lets the cause name weight and gain outliers; `sensitivity`
-    (rows of layer, only_float, only_quantized for this artifact) adds the sensitivity figures to it.
-    With `labels` None or a single output value per example (regression), the summary reports the output's
-    absolute and relative error instead of accuracy and top-1 agreement, and no gallery is drawn.
-    """
-    from toolkit.diagnosis.cause import constants_by_layer, explain_cause
-    from toolkit.diagnosis.gallery import gallery_skip_reason, write_gallery
-    from toolkit.diagnosis.layers import map_layers
-    from toolkit.diagnosis.metrics import first_departure, layer_rows, ranked_by_added_error
-
-    graph = _graph(path)
-    probes = map_layers(layers, tuple(int(d) for d in images.shape[1:]), graph.tensors, model_names)
-    keys = [p.tensor.read for p in probes if p.tensor is not None]
-    cap = graph.capture(keys, images)
-    rows, flatten_order = layer_rows(probes, cap.values, reference, images)
-    assert cap.probs is not None and cap.plain_probs is not None
-    ref_out = reference[output_layer or layers[-1].name].reshape(len(images), -1)
-    plain = cap.plain_probs.reshape(len(images), -1)
-    instrumented = cap.probs.reshape(len(images), -1)
-    result: dict[str, Any] = {
-        "artifact": entry["name"],
-        "format": entry["format"],
-        "precision": entry["precision"],
-        "runtime": entry["runtime"],
-        "path": entry["path"],
-        "task": "classification" if classifies(ref_out, labels) else "regression",
-        "accuracy": None,
-        "reference_accuracy": None,
-        "top1_agreement": None,
-        "disagreements": None,
-        "output_error": output_error(ref_out, plain),
-    }
-    changes = 0
-    skip = gallery_skip_reason(images)
-    if labels is not None and classifies(ref_out, labels):
-        changes = int((instrumented.argmax(1) != plain.argmax(1)).sum())
-        if skip is None:
-            dest = out_dir / gallery_name(entry["name"])
-            gallery = write_gallery(dest, images, labels, ref_out, plain, entry["name"])
-        else:
-            (out_dir / gallery_name(entry["name"])).unlink(missing_ok=True)
-            idx = np.flatnonzero(plain.argmax(1) != ref_out.argmax(1))
-            gallery = {"count": len(idx), "shown": 0, "file": None, "indices": [int(i) for i in idx[:200]]}
-            gallery["skipped"] = skip
-        result.update(
-            {
-                "accuracy": float((plain.argmax(1) == labels).mean()),
-                "reference_accuracy": float((ref_out.argmax(1) == labels).mean()),
-                "top1_agreement": float((plain.argmax(1) == ref_out.argmax(1)).mean()),
-                "disagreements": gallery["count"],
-            }
-        )
-    else:
-        (out_dir / gallery_name(entry["name"])).unlink(missing_ok=True)
-        why = "no labels" if labels is None else "one output value per example"
-        gallery = {"count": 0, "shown": 0, "file": None, "indices": [], "skipped": f"regression ({why})"}
-    departure = first_departure(rows)
-    consts = constants_by_layer(getattr(graph, "constants", []), [lay.name for lay in layers], model_names)
-    result.update(
-        {
-            "instrumentation": {
-                "how": "; ".join(cap.notes),
-                "max_abs_diff_vs_plain_output": float(np.max(np.abs(instrumented - plain))) if plain.size else 0.0,
-                "top1_changes_vs_plain": changes,
-            },
-            "flatten_order": flatten_order,
-            "layers": rows,
-            "first_departure": departure,
-            "cause": explain_cause(rows, departure, params or {}, consts, sensitivity),
-            "sensitivity": sensitivity,
-            "added_error_ranking": ranked_by_added_error(rows),
-            "gallery": gallery,
-        }
-    )
-    return result
-
-
-def output_layer_name(model: Any) -> str | None:
-    """The Keras layer that produces the model's (single) output (not always the last in `model.layers`)."""
-    history = getattr(model.outputs[0], "_keras_history", None) if getattr(model, "outputs", None) else None
-    return str(history[0].name) if history else None
 
 
 def diagnose_arrays(

@@ -1,0 +1,187 @@
+"""The whole pipeline through the API: `pipeline_options()` (what run.json stores) and `pipeline()`.
+
+    result = toolkit.pipeline(options=toolkit.pipeline_options(epochs=3))
+    result = toolkit.pipeline(options=toolkit.pipeline_options(model="my.keras", data="my.npz"))
+
+Importing this module is cheap: TensorFlow, pydantic and the runtimes load inside the functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from toolkit.api.steps import _DEFAULT_RUNS, _formats, _precisions, load_data
+
+if TYPE_CHECKING:
+    from toolkit.data.mnist import Mnist
+    from toolkit.progress import ProgressCallback
+    from toolkit.run.documents import (
+        BenchDocument,
+        ManifestDocument,
+        ModelDocument,
+        ParityDocument,
+        RunOptions,
+        TrainDocument,
+    )
+    from toolkit.steps.bench_settings import BenchSettings
+
+
+def pipeline_options(
+    *,
+    epochs: int = 10,
+    batch_size: int = 200,
+    seed: int = 7,
+    train_limit: int | None = None,
+    formats: Sequence[str] | None = None,
+    precisions: Sequence[str] | None = None,
+    calibration_size: int = 500,
+    settings: BenchSettings | None = None,
+    data: str | None = None,
+    allow_unverified: bool = False,
+    model: str | Path | None = None,
+    output_kind: str | None = None,
+    custom_objects: str | Path | None = None,
+    input_scale: float | None = None,
+    diagnose: bool = False,
+    bundle: str | Path | None = None,
+) -> RunOptions:
+    """The options of a whole pipeline run, as stored in its run.json (so `--resume` repeats them).
+
+    With `model` (a .keras, .h5 or SavedModel folder) the run skips training and takes that model through
+    export, parity and bench on `data` (an .npz, a folder of images per class, or MNIST); `output_kind`,
+    `custom_objects` and `input_scale` say how to read it (see `toolkit.steps.user_model.prepare_user_model`).
+    `diagnose` adds the per-layer diagnosis after bench; `bundle` writes a bundle for a board at the end.
+    """
+    from dataclasses import asdict
+
+    from toolkit.model.reference import TrainConfig
+    from toolkit.run import layout
+    from toolkit.run.documents import RunOptions, parse_document
+    from toolkit.steps.bench_settings import BenchSettings
+    from toolkit.steps.export import parse_targets
+
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit)
+    config.validate()
+    settings = settings or BenchSettings()
+    settings.validate()
+    options = {
+        "schema_version": layout.SCHEMA_VERSION,
+        "train": asdict(config),
+        "targets": [[f.value, p.value] for f, p in parse_targets(_formats(formats), _precisions(precisions))],
+        "calibration_size": calibration_size,
+        "bench": settings.to_dict(),
+        "data": None if data is None else str(data),
+        "allow_unverified": allow_unverified,
+        "model": None if model is None else str(Path(model).expanduser().resolve()),
+        "output_kind": output_kind,
+        "custom_objects": None if custom_objects is None else str(Path(custom_objects).expanduser().resolve()),
+        "input_scale": input_scale,
+        "diagnose": diagnose,
+        "bundle": None if bundle is None else str(Path(bundle).expanduser().resolve()),
+    }
+    if data is not None and model is not None and Path(str(data)).expanduser().exists():
+        options["data"] = str(Path(str(data)).expanduser().resolve())  # --resume may run from elsewhere
+    return parse_document(options, RunOptions)
+
+
+def pipeline(
+    runs_dir: Path | str = _DEFAULT_RUNS,
+    *,
+    options: RunOptions | None = None,
+    resume: Path | str | None = None,
+    data: Mnist | None = None,
+    progress: ProgressCallback | None = None,
+    on_run_dir: Callable[[Path], None] | None = None,
+) -> PipelineResult:
+    """train → export → parity → bench → report in a new run directory (or resume an interrupted one).
+
+    Args:
+        options: from `pipeline_options()` (default: the reference defaults); ignored with `resume`,
+            which repeats the interrupted run's own options.
+        data: the dataset, if already loaded (else loaded from the options' source).
+        on_run_dir: called with the run directory as soon as it exists (the CLI prints it).
+
+    Returns:
+        The run directory, its four documents, the report's two paths, the steps kept from an interrupted
+        run and the seconds each step took. `result.parity.passed` is False when an artifact failed parity.
+    """
+    from toolkit.run import layout
+    from toolkit.run.documents import (
+        BenchDocument,
+        ManifestDocument,
+        ModelDocument,
+        ParityDocument,
+        TrainDocument,
+        dump_document,
+        parse_document,
+    )
+    from toolkit.run.lock import run_lock
+    from toolkit.run.pipeline import load_run_options, run_pipeline
+
+    if resume is not None:
+        run = layout.resolve_run_dir(Path(resume))
+        stored = load_run_options(run)
+    else:
+        stored = dump_document(options or pipeline_options())
+    user = None
+    if stored.get("model"):
+        dataset = None
+        if resume is None or not (run / "model.json").is_file():
+            # Checked before the run directory exists, so a refused model or dataset leaves nothing behind.
+            user = _prepare_user(stored, data)
+    else:
+        dataset = data or load_data(stored.get("data"), allow_unverified=bool(stored.get("allow_unverified")))
+    if resume is None:
+        run = layout.new_run_dir(Path(runs_dir))
+        layout.point_latest(run)  # at once, so `--resume runs/latest` finds an interrupted run
+    if on_run_dir is not None:
+        on_run_dir(run)
+    stored.pop("schema_version", None)
+    with run_lock(run):
+        result = run_pipeline(run, stored, data=dataset, progress=progress, resume=resume is not None, user=user)
+    layout.point_latest(run)
+    return PipelineResult(
+        run_dir=run,
+        train=None if result["train"] is None else parse_document(result["train"], TrainDocument),
+        model=None if result.get("model") is None else parse_document(result["model"], ModelDocument),
+        manifest=parse_document(result["manifest"], ManifestDocument),
+        parity=parse_document(result["parity"], ParityDocument),
+        bench=parse_document(result["bench"], BenchDocument),
+        report=result["report"],
+        skipped=list(result["skipped"]),
+        timings=dict(result["timings"]),
+        bundle=result.get("bundle"),
+    )
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """What `pipeline()` did: the run directory and the documents it holds."""
+
+    run_dir: Path
+    train: TrainDocument | None  # None when the run took the user's model (--model) instead of training
+    manifest: ManifestDocument
+    parity: ParityDocument
+    bench: BenchDocument
+    report: tuple[Path, Path]
+    skipped: list[str]
+    timings: dict[str, float]
+    model: ModelDocument | None = None  # the user's model (--model), as model.json records it
+    bundle: Path | None = None  # the bundle written with `bundle=` (--bundle)
+
+
+def _prepare_user(stored: dict[str, Any], data: Any = None) -> Any:
+    from toolkit.steps.user_model import prepare_user_model
+
+    return prepare_user_model(
+        stored["model"],
+        data if data is not None else stored.get("data"),
+        seed=int(stored["train"]["seed"]),
+        output_kind=stored.get("output_kind"),
+        custom_objects=stored.get("custom_objects"),
+        input_scale=stored.get("input_scale"),
+        allow_unverified=bool(stored.get("allow_unverified")),
+    )
