@@ -92,20 +92,19 @@ def _savedmodel_beside(path: Any) -> Any:
     return folder if kinds <= {"InputLayer", "TFSMLayer"} else None
 
 
-def _import_custom_objects(path: Any) -> None:
+def import_python_file(code: Any) -> None:
+    """Import a Python file once per process (the user's custom layers register themselves with Keras)."""
     import importlib.util
     import sys
     from pathlib import Path
 
-    code = Path(path).parent / CUSTOM_OBJECTS
-    if not code.is_file():
-        return
+    code = Path(code)
     name = f"edgekit_custom_objects_{abs(hash(str(code.resolve())))}"
     if name in sys.modules:
         return
     spec = importlib.util.spec_from_file_location(name, code)
     if spec is None or spec.loader is None:
-        return
+        raise ModelLoadError(f"{code} is not a Python file edgekit can import; give the .py that defines your layers.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
@@ -113,6 +112,14 @@ def _import_custom_objects(path: Any) -> None:
     except Exception as exc:  # the user's own code
         del sys.modules[name]
         raise ModelLoadError(f"importing {code} failed: {type(exc).__name__}: {one_line(exc)}") from None
+
+
+def _import_custom_objects(path: Any) -> None:
+    from pathlib import Path
+
+    code = Path(path).parent / CUSTOM_OBJECTS
+    if code.is_file():
+        import_python_file(code)
 
 
 def load_keras_model(path: Any) -> Any:

@@ -8,19 +8,15 @@ line before anything is written.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from runtimes.keras_runner import CUSTOM_OBJECTS, SAVEDMODEL_DIR  # light: TensorFlow loads lazily
 from toolkit.errors import ToolkitError
 
 if TYPE_CHECKING:
     from runtimes.spec import ModelSpec
-
-MODEL_JSON: Final = "model.json"
-from runtimes.keras_runner import CUSTOM_OBJECTS, SAVEDMODEL_DIR  # noqa: E402  (light: TF loads lazily)
 
 OUTPUT_KINDS: Final = ("probabilities", "logits", "values")
 
@@ -41,15 +37,13 @@ class ModelImportError(ToolkitError):
     """The user's model cannot be loaded or is not a model edgekit can take."""
 
 
-def load_user_model(path: Path, *, custom_objects: Path | None = None) -> Any:
+def load_user_model(path: Path) -> Any:
     """Load a `.keras` file (safe_mode), a legacy `.h5`, or a TensorFlow SavedModel folder as a Keras model."""
     from runtimes.tf_import import import_keras
 
     path = Path(path).expanduser()
     if not path.exists():
         raise ModelImportError(f"model {path} not found; give a .keras or .h5 file or a SavedModel folder.")
-    if custom_objects is not None:
-        import_custom_objects(custom_objects)
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():
             raise ModelImportError(
@@ -68,20 +62,16 @@ def load_user_model(path: Path, *, custom_objects: Path | None = None) -> Any:
 
 def import_custom_objects(path: Path) -> None:
     """Import the user's Python file that registers custom layers (`@keras.saving.register_keras_serializable`)."""
+    from runtimes.errors import ModelLoadError
+    from runtimes.keras_runner import import_python_file
+
     path = Path(path).expanduser()
     if not path.is_file() or path.suffix != ".py":
         raise ModelImportError(f"--custom-objects {path} is not a Python file; give the .py that defines your layers.")
-    spec = importlib.util.spec_from_file_location(f"edgekit_custom_objects_{abs(hash(str(path.resolve())))}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
     try:
-        spec.loader.exec_module(module)
-    except Exception as exc:  # the user's code: any failure is theirs to fix
-        raise ModelImportError(f"importing {path} failed: {type(exc).__name__}: {exc}") from None
-
-
-WRAPPED: set[int] = set()  # ids of wrappers made by `as_functional`: saved as such, not copied from the source
+        import_python_file(path)
+    except ModelLoadError as exc:
+        raise ModelImportError(str(exc)) from None
 
 
 def as_functional(model: Any) -> Any:
@@ -106,9 +96,7 @@ def as_functional(model: Any) -> Any:
             f"the subclassed model {type(model).__name__} has {len(shape)} inputs; edgekit takes one input."
         )
     inp = keras.Input(tuple(shape[1:]), name="input")
-    wrapper = keras.Model(inp, model(inp), name=model.name)
-    WRAPPED.add(id(wrapper))
-    return wrapper
+    return keras.Model(inp, model(inp), name=model.name)
 
 
 def check_model(model: Any, *, output_kind: str | None = None) -> ModelSpec:
@@ -213,11 +201,13 @@ def save_into_run(
     spec: ModelSpec,
     *,
     custom_objects: Path | None = None,
+    copy_source: bool = True,
 ) -> dict[str, Any]:
     """Write the checked model into `run_dir` as model.keras; return what model.json records.
 
-    A `.keras` file is copied byte for byte; an `.h5` is re-saved as `.keras`; a SavedModel folder is copied
-    into the run and model.keras wraps it (a `TFSMLayer`), so every step loads one kind of file.
+    A `.keras` file is copied byte for byte (unless `copy_source` is False: a subclassed model wrapped by
+    `as_functional` is saved as that wrapper); an `.h5` is re-saved as `.keras`; a SavedModel folder is
+    copied into the run and model.keras wraps it (a `TFSMLayer`), so every step loads one kind of file.
     """
     from exporters.files import atomic_path, sha256_file
     from toolkit.run import layout as A
@@ -235,7 +225,7 @@ def save_into_run(
         shutil.copytree(source, copy)
         model = _wrap_savedmodel(copy.resolve())
     with atomic_path(dest) as tmp:
-        if fmt == "keras" and id(model) not in WRAPPED:
+        if fmt == "keras" and copy_source:
             shutil.copyfile(source, tmp)
         else:
             model.save(tmp)

@@ -27,6 +27,7 @@ class UserModel:
     dataset: Dataset
     seed: int
     custom_objects: Path | None = None
+    wrapped: bool = False  # a subclassed model, wrapped in a functional one over its build shape
 
 
 def prepare_user_model(
@@ -66,7 +67,8 @@ def prepare_user_model(
         import_custom_objects(custom)
     model = load_user_model(source)
     check_custom_code(model, custom)
-    model = as_functional(model)  # a subclassed model: wrapped over its build shape
+    functional = as_functional(model)  # a subclassed model: wrapped over its build shape
+    wrapped, model = functional is not model, functional
     spec = check_model(model, output_kind=output_kind)
     if isinstance(data, Dataset):
         dataset = data
@@ -80,7 +82,9 @@ def prepare_user_model(
     dataset.check(spec)
     names = dataset.class_names if dataset.class_names and len(dataset.class_names) == spec.num_classes else None
     spec = spec.with_options(value_range=dataset.value_range(spec), class_names=names)
-    return UserModel(model=model, source=source, spec=spec, dataset=dataset, seed=seed, custom_objects=custom)
+    return UserModel(
+        model=model, source=source, spec=spec, dataset=dataset, seed=seed, custom_objects=custom, wrapped=wrapped
+    )
 
 
 def import_into_run(run_dir: Path, user: UserModel) -> dict[str, Any]:
@@ -90,7 +94,9 @@ def import_into_run(run_dir: Path, user: UserModel) -> dict[str, Any]:
     from toolkit.run import layout as A
     from toolkit.run.documents import ModelDocument
 
-    info = save_into_run(user.model, user.source, run_dir, user.spec, custom_objects=user.custom_objects)
+    info = save_into_run(
+        user.model, user.source, run_dir, user.spec, custom_objects=user.custom_objects, copy_source=not user.wrapped
+    )
     A.save_document(run_dir / MODEL_JSON, info, ModelDocument)
     record_dataset(run_dir, user.dataset, user.spec, seed=user.seed)
     return info
