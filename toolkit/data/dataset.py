@@ -122,11 +122,12 @@ class Dataset:
         """The range of the model's input values over the training split (MNIST: 0..1)."""
         if self.kind == MNIST:
             return (0.0, 1.0)
-        sample = self.inputs(self.x_train[: min(len(self.x_train), 5000)], spec)
-        lo, hi = float(np.min(sample)), float(np.max(sample))
         if np.issubdtype(self.x_train.dtype, np.integer) and self.x_train.dtype.itemsize == 1:
             info = np.iinfo(self.x_train.dtype)  # pixels: the full range the type allows, not this sample's
             lo, hi = float(info.min) * self.scale, float(info.max) * self.scale
+        else:
+            sample = self.inputs(self.x_train[: min(len(self.x_train), 5000)], spec)
+            lo, hi = float(np.min(sample)), float(np.max(sample))
         return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
     def check(self, spec: ModelSpec) -> None:
