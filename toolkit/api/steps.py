@@ -269,9 +269,9 @@ def diagnose(
 def _run_data(run: Path, data: Any) -> Any:
     """MNIST loaded here for a reference run; for a run made with --model the step resolves `data` itself
     (None: the run's dataset.json)."""
-    from toolkit.model.run_source import is_user_run, recorded_dataset
+    from toolkit.model.run_source import has_own_data
 
-    if is_user_run(run) or recorded_dataset(run) is not None:
+    if has_own_data(run):
         return data
     return load_data(data)
 

@@ -14,9 +14,9 @@ def _load_data(source: str | None, allow_unverified: bool, run: Any = None) -> A
     from toolkit.data.mnist import load_mnist
 
     if run is not None:
-        from toolkit.model.run_source import is_user_run, recorded_dataset
+        from toolkit.model.run_source import has_own_data
 
-        if is_user_run(run) or recorded_dataset(run) is not None:
+        if has_own_data(run):
             return source
 
     data = load_mnist(source, allow_unverified=allow_unverified)

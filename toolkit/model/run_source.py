@@ -26,6 +26,12 @@ def is_user_run(run_dir: Path) -> bool:
     return (run_dir / MODEL_JSON).is_file()
 
 
+def has_own_data(run_dir: Path) -> bool:
+    """True when the run resolves its own data (made with --model, or dataset.json recorded): callers pass
+    `--data` through instead of loading MNIST."""
+    return is_user_run(run_dir) or (run_dir / DATASET_JSON).is_file()
+
+
 def recorded_dataset(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / DATASET_JSON
     if not path.is_file():
