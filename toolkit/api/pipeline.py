@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toolkit.api.steps import _DEFAULT_RUNS, _formats, _precisions, load_data
+from toolkit.api.steps import DEFAULT_RUNS, format_choices, load_data, precision_choices
 
 if TYPE_CHECKING:
     from toolkit.data.mnist import Mnist
@@ -67,10 +67,11 @@ def pipeline_options(
     config.validate()
     settings = settings or BenchSettings()
     settings.validate()
+    targets = parse_targets(format_choices(formats), precision_choices(precisions))
     options = {
         "schema_version": layout.SCHEMA_VERSION,
         "train": asdict(config),
-        "targets": [[f.value, p.value] for f, p in parse_targets(_formats(formats), _precisions(precisions))],
+        "targets": [[f.value, p.value] for f, p in targets],
         "calibration_size": calibration_size,
         "bench": settings.to_dict(),
         "data": None if data is None else str(data),
@@ -88,7 +89,7 @@ def pipeline_options(
 
 
 def pipeline(
-    runs_dir: Path | str = _DEFAULT_RUNS,
+    runs_dir: Path | str = DEFAULT_RUNS,
     *,
     options: RunOptions | None = None,
     resume: Path | str | None = None,

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     )
     from toolkit.steps.bench_settings import BenchSettings
 
-_DEFAULT_RUNS = Path("runs")
+DEFAULT_RUNS = Path("runs")
 
 
 def load_data(data: str | Path | Mnist | None = None, *, allow_unverified: bool = False) -> Mnist:
@@ -49,7 +49,7 @@ def load_data(data: str | Path | Mnist | None = None, *, allow_unverified: bool 
     return data if isinstance(data, Mnist) else load_mnist(data, allow_unverified=allow_unverified)
 
 
-def new_run(runs_dir: Path | str = _DEFAULT_RUNS, *, point_latest: bool = True) -> Path:
+def new_run(runs_dir: Path | str = DEFAULT_RUNS, *, point_latest: bool = True) -> Path:
     """Create `runs_dir/<UTC time>` and (by default) point `runs_dir/latest` at it."""
     from toolkit.run import layout
 
@@ -126,7 +126,7 @@ def export(
     from toolkit.steps.export import export_step, parse_targets
     from toolkit.steps.mixed import check_budget, mixed_step
 
-    targets = parse_targets(_formats(formats), _precisions(precisions))
+    targets = parse_targets(format_choices(formats), precision_choices(precisions))
     check_budget(max_drop, min_agreement)
     budget = max_drop is not None or min_agreement is not None
     if model is not None:
@@ -276,13 +276,13 @@ def _run_data(run: Path, data: Any) -> Any:
     return load_data(data)
 
 
-def _formats(values: Sequence[Any] | None) -> list[Any] | None:
+def format_choices(values: Sequence[Any] | None) -> list[Any] | None:
     from exporters.base import ExportFormat
 
     return [_choice(ExportFormat, v, "format") for v in values] if values else None
 
 
-def _precisions(values: Sequence[Any] | None) -> list[Any] | None:
+def precision_choices(values: Sequence[Any] | None) -> list[Any] | None:
     from exporters.base import Precision
 
     return [_choice(Precision, v, "precision") for v in values] if values else None
