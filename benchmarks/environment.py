@@ -101,13 +101,15 @@ def cpu_model() -> str | None:
     """Human-readable CPU name.
 
     Returns:
-        x86: the "model name" line. Arm: the board ("Model"/"Hardware"/device tree) and the core
-        type from "CPU part", e.g. "Raspberry Pi 4 Model B Rev 1.4 (Cortex-A72)". Otherwise
+        x86: the "model name" line. Arm (also 32-bit, whose "model name" is generic): the board
+        ("Model"/"Hardware"/device tree) and the core type from "CPU part", e.g. "Raspberry Pi 4 Model B
+        Rev 1.4 (Cortex-A72)". Otherwise
         `platform.processor()`, or None when nothing is known.
     """
     text = _read_text(CPUINFO)
     fields = _cpuinfo_fields(text) if text else {}
-    if fields.get("model name"):
+    # 32-bit Arm kernels print a generic "ARMv7 Processor rev 4 (v7l)": the board and core say more.
+    if fields.get("model name") and not fields["model name"].startswith("ARMv"):
         return fields["model name"]
     part = fields.get("CPU part", "").lower()
     core = ARM_PARTS.get(part) if fields.get("CPU implementer", "").lower() == "0x41" else None

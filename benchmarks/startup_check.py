@@ -60,7 +60,7 @@ def compare(edgekit: list[str], bare: list[str], runs: int, warmup: int = 2) -> 
         else:
             b.append(_wall(bare))
             a.append(_wall(edgekit))
-    ratios = [x / y for x, y in zip(a, b, strict=True)]
+    ratios = [x / y for x, y in zip(a, b)]
 
     def summary(values: list[float]) -> dict[str, float]:
         return {"min": min(values), "median": statistics.median(values), "max": max(values)}

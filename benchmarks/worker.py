@@ -192,7 +192,7 @@ def check_inputs(path: Path, inputs: np.ndarray, spec: ModelSpec, model: Path) -
     """
     tail = spec.input_tail
     fits = inputs.ndim == len(tail) + 1 and all(
-        d is None or d == got for d, got in zip(tail, inputs.shape[1:], strict=False)
+        d is None or d == got for d, got in zip(tail, inputs.shape[1:])
     )
     if not fits:
         raise BenchmarkError(

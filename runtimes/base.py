@@ -237,9 +237,7 @@ class Runner(abc.ABC):
         return out.astype(np.float32)
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
-        if len(shape) != self._rank or any(
-            e is not None and e != got for e, got in zip(self._tail, shape[1:], strict=False)
-        ):
+        if len(shape) != self._rank or any(e is not None and e != got for e, got in zip(self._tail, shape[1:])):
             spec = self._spec
             raise InputSpecError(
                 f"input shape {tuple(shape)} received; expected {shape_text((None, *self._tail))} for "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import platform
 from enum import Enum
 from typing import Any, ClassVar
 
@@ -87,6 +88,11 @@ class OnnxRuntimeRunner(Runner):
         try:
             import onnxruntime as ort
         except ImportError as exc:
+            if platform.machine() in ("armv7l", "armv6l", "armv8l"):
+                raise RuntimeUnavailableError(
+                    f"onnxruntime has no wheels for 32-bit ARM ({platform.machine()}); verify ONNX artifacts on a "
+                    "64-bit OS (or `edgekit verify --emulate pi4` on the desktop)"
+                ) from exc
             raise RuntimeUnavailableError(
                 "ONNX Runtime is not installed; install it with `pip install onnxruntime`."
             ) from exc

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -29,7 +29,8 @@ INTEGER_DTYPES = ("int8", "uint8", "int16")
 # Layout by input rank: images (N, H, W, C) or feature vectors (N, C).
 LAYOUTS = {4: "NHWC", 2: "NC"}
 OUTPUT_KINDS = ("probabilities", "logits", "values")
-Shape = tuple[int | None, ...]
+# Optional, not `int | None`: this alias is evaluated at import, and 32-bit boards run Python 3.9.
+Shape = tuple[Optional[int], ...]
 
 
 class SpecError(EdgekitError):
@@ -225,7 +226,7 @@ class ModelSpec:
         def differs(a: Shape, b: Shape) -> bool:
             if len(a) != len(b):
                 return True
-            return any(x is not None and y is not None and x != y for x, y in zip(a, b, strict=True))
+            return any(x is not None and y is not None and x != y for x, y in zip(a, b))  # lengths checked above
 
         if differs(self.input_tail, expected.input_tail):
             return f"takes input {self.input_text()}; expected {expected.input_text()} ({expected.describe()})"

@@ -40,11 +40,15 @@ def require_sshd() -> None:
 
 
 @contextmanager
-def running_sshd(tmp: Path, hosts: dict[str, str], *, sftp: bool = True, dead: str = "") -> Iterator[Path]:
+def running_sshd(
+    tmp: Path, hosts: dict[str, str], *, sftp: bool = True, dead: str = "", force: dict[str, str] | None = None
+) -> Iterator[Path]:
     """sshd for `hosts` ({"alias [alias2]": "SetEnv value or ''"}); yields an ssh client config naming them.
 
-    `dead` names an alias whose port nothing listens on.
+    `dead` names an alias whose port nothing listens on; `force` gives aliases a ForceCommand (the
+    command the client asked for is in $SSH_ORIGINAL_COMMAND), e.g. to run it in a chroot.
     """
+    force = force or {}
     require_sshd()
     for key in ("host_key", "client_key"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / key)], check=True)
@@ -60,8 +64,10 @@ def running_sshd(tmp: Path, hosts: dict[str, str], *, sftp: bool = True, dead: s
     if sftp:
         config += "Subsystem sftp internal-sftp\n"
     for alias, env in hosts.items():  # Match blocks last: they run to the end of the file
-        if env:
-            config += f"Match LocalPort {ports[alias]}\n  SetEnv {env}\n"
+        if env or alias in force:
+            config += f"Match LocalPort {ports[alias]}\n"
+            config += f"  SetEnv {env}\n" if env else ""
+            config += f"  ForceCommand {force[alias]}\n" if alias in force else ""
     (tmp / "sshd_config").write_text(config)
     Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # sshd's privilege-separation directory
     log = open(tmp / "sshd.log", "w")  # noqa: SIM115 - closed at teardown

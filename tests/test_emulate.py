@@ -1,4 +1,8 @@
-"""`edgekit verify --emulate pi4|pi5`: the core install in an arm64 Debian root under QEMU user-mode.
+"""`edgekit verify --emulate pi3|pi4|pi5`: edgekit in an ARM Debian root under QEMU user-mode.
+
+pi4 and pi5 run the core install in an arm64 bookworm root; pi3 the TFLite-only install in an armhf
+bullseye root (CPython 3.9, tflite-runtime 2.13, numpy 1.23.5 built from source there once: measured
+~20 min cold under QEMU on 2 cores, then cached in `<cache>/built-wheels/`).
 
 The slow tests need root, qemu-user-static, binfmt-support and debootstrap (skipped with the reason
 otherwise). The first run builds the arm64 root into the cache (`$EDGEKIT_CACHE_DIR/arm64-bookworm`,
@@ -29,7 +33,7 @@ def _missing_for_emulation() -> str | None:
         return "needs Linux"
     if os.geteuid() != 0:
         return "needs root (debootstrap, mount, chroot)"
-    for tool in (chroot.QEMU, "debootstrap", "chroot"):
+    for tool in (chroot.QEMU, chroot.QEMU_BY_ARCH["armhf"][0], "debootstrap", "chroot"):
         if shutil.which(tool) is None:
             return f"{tool} missing: {chroot.APT_FIX}"
     return None
@@ -54,15 +58,17 @@ def test_board_names_match_the_cli_choice() -> None:
     assert [b.value for b in EmulatedBoard] == list(BOARDS)
 
 
-@pytest.mark.parametrize(("board", "core", "part", "dotprod"), [("pi4", "Cortex-A72", "0xd08", False),
-                                                                  ("pi5", "Cortex-A76", "0xd0b", True)])  # fmt: skip
-def test_board_cpuinfo_reads_like_the_board(board: str, core: str, part: str, dotprod: bool) -> None:
+@pytest.mark.parametrize(("board", "core", "part", "simd"), [("pi3", "Cortex-A53", "0xd03", "neon"),
+                                                               ("pi4", "Cortex-A72", "0xd08", "asimd"),
+                                                               ("pi5", "Cortex-A76", "0xd0b", "asimddp")])  # fmt: skip
+def test_board_cpuinfo_reads_like_the_board(board: str, core: str, part: str, simd: str) -> None:
     from benchmarks import environment
 
     text = BOARDS[board].cpuinfo()
     fields = environment._cpuinfo_fields(text)
     assert fields["CPU part"] == part and fields["CPU implementer"] == "0x41"
-    assert "asimd" in fields["Features"].split() and ("asimddp" in fields["Features"].split()) == dotprod
+    assert simd in fields["Features"].split() and ("asimddp" in fields["Features"].split()) == (board == "pi5")
+    assert fields["CPU architecture"] == ("7" if board == "pi3" else "8")
     assert text.count("processor\t:") == 4  # a Pi's four cores by default
     assert BOARDS[board].cpuinfo([0, 1]).count("processor\t:") == 2  # or the host CPUs QEMU may use
     assert environment.ARM_PARTS[part] == core == BOARDS[board].core
@@ -85,9 +91,9 @@ def test_mirror_from_apt_sources() -> None:
 
 
 def test_unknown_board_is_a_choice_error(edgekit, tmp_path: Path) -> None:
-    proc = edgekit("verify", str(tmp_path), "--emulate", "pi3")
+    proc = edgekit("verify", str(tmp_path), "--emulate", "pi2")
     assert proc.returncode == 2
-    assert "Invalid value for '--emulate'" in proc.stderr and "pi3" in proc.stderr
+    assert "Invalid value for '--emulate'" in proc.stderr and "pi2" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -194,3 +200,35 @@ def test_archive_with_a_mismatch_under_emulation(edgekit, default_bundle: Path, 
     assert not report["passed"] and report["bundle"]["path"] == str(tmp_path / "bad.tar.gz")
     assert [r["artifact"] for r in report["results"] if not r["passed"]] == ["tflite-fp32"]
     assert chroot.mounts_under(rootfs.root_dir()) == []
+
+
+@pytest.mark.slow
+@needs_emulation
+def test_verify_emulated_32_bit_pi3_runs_tflite_and_skips_onnx(edgekit, default_bundle: Path) -> None:
+    """A Pi 3 on Raspberry Pi OS 32-bit: the TFLite artifacts pass on tflite-runtime 2.13 under CPython 3.9;
+    each ONNX artifact is skipped in one line (no onnxruntime for armv7l); exit 0."""
+    proc = edgekit("verify", str(default_bundle), "--emulate", "pi3", timeout=COLD_BUILD_TIMEOUT * 2)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads((default_bundle.parent / "bundle.emulate-pi3.verify.json").read_text())
+    names = [a["name"] for a in json.loads((default_bundle / "bundle.json").read_text())["artifacts"]]
+    tflite = [n for n in names if n.startswith("tflite")]
+    onnx = [n for n in names if n.startswith("onnx")]
+    assert [r["artifact"] for r in report["results"]] == tflite and report["passed"], report["results"]
+    assert [s["artifact"] for s in report["skipped"]] == onnx
+    assert all("onnxruntime has no wheels for 32-bit ARM (armv7l)" in s["reason"] for s in report["skipped"])
+    for name in onnx:
+        assert f"skipped {name}: onnxruntime has no wheels for 32-bit ARM" in proc.stderr.replace("\n", " ")
+    env = report["environment"]
+    assert env["machine"] == "armv7l" and env["python"].startswith("3.9.")
+    assert env["cpu_model"] == "Raspberry Pi 3 Model B Rev 1.2 (QEMU cortex-a7 emulation) (Cortex-A53)"
+    emu = report["emulation"]
+    assert emu["rootfs"]["arch"] == "armhf" and emu["rootfs"]["suite"] == "bullseye"
+    packages = emu["rootfs"]["packages"]
+    assert packages["tflite-runtime"] == "2.13.0" and packages["numpy"].startswith("1.")
+    assert {r["runtime_version"] for r in report["results"]} == {"tflite_runtime 2.13.0"}
+    root = rootfs.root_dir(rootfs.ROOTS["armhf"])
+    assert chroot.mounts_under(root) == []
+    for r in report["results"]:
+        print(f"pi3 {r['artifact']}: max |Δp| {r['max_abs_diff']:.3g} in {r['seconds']:.2f} s")
+    state = emu["rootfs"]["state"]
+    print(f"pi3: prepare {emu['prepare_seconds']:.1f} s (root {state}), verify {emu['verify_seconds']:.1f} s")

@@ -7,6 +7,8 @@ with its own environment (`tests/sshd_helper.py`):
 - `noscp`: no scp on the host either (a PATH wrapper answering "scp: not found"; copies stream over ssh);
 - `offline`: pip sees no configuration, `PIP_INDEX_URL=http://127.0.0.1:9/` (nothing listens) and no cache;
 - `armv7`, `lowdisk`: a PATH wrapper for `uname` (armv7l), a `df` reporting 100 MB free;
+- `armv7py39`: that `uname` with a real Python 3.9: a host that takes the TFLite-only install (its real
+  install and verify are in `test_remote_armhf.py`, on an armhf root under QEMU);
 - `oldpy`: a real Python 3.9 as `python3` (this machine's pyenv, through PYENV_VERSION; root's shell
   puts pyenv's shims first on PATH, so the hosts' python3 is pyenv's);
 - `novenv`: python3 with the ensurepip module missing (PYTHONPATH to a stub that fails to import).
@@ -61,6 +63,7 @@ def field_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     hosts = {"nosftp": "", "offline": OFFLINE_PIP, "oldpy": "PYENV_VERSION=3.9.18"}
     hosts["novenv"] = f"PYTHONPATH={wrap / 'novenv'}"
     hosts |= {name: f"PATH={wrap / name}:{DEFAULT_PATH}" for name in ("noscp", "armv7", "lowdisk")}
+    hosts["armv7py39"] = f"PATH={wrap / 'armv7'}:{DEFAULT_PATH} PYENV_VERSION=3.9.18"
     with running_sshd(tmp_path_factory.mktemp("sshd-field"), hosts, sftp=False) as config:
         yield config
 
@@ -159,8 +162,9 @@ def test_offline_host_installs_from_the_wheelhouse(field_cli, field_bundle: Path
 
 
 CHECKS = {
-    "armv7": "armv7l (32-bit ARM): no ai-edge-litert/onnxruntime wheels; use a 64-bit OS, or Python 3.9/3.10 with "
-    "tflite-runtime 2.13 and numpy<2",
+    "armv7": "armv7l (32-bit ARM) with Python 3.11: no ai-edge-litert/onnxruntime wheels, and tflite-runtime 2.13 has "
+    "armv7l wheels for Python 3.9/3.10 only; use a 64-bit OS, or Python 3.9/3.10 on armv7l (edgekit then installs "
+    "TFLite-only: tflite-runtime 2.13 with numpy<2)",
     "oldpy": "python3 on the host is Python 3.9; edgekit needs Python 3.10 or newer",
     "novenv": "python3 3.11 on the host has no venv/ensurepip module; install it (Debian or Ubuntu: sudo apt install "
     "python3-venv)",
@@ -189,3 +193,26 @@ def test_host_check_on_the_command_line(field_cli, field_bundle: Path, tmp_path:
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     (line,) = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert line == f"error: armv7: {CHECKS['armv7']}"
+
+
+@pytest.mark.slow
+def test_32_bit_host_with_python_39_refuses_bench_and_an_offline_install_without_numpy(
+    field_cli, field_bundle: Path, tmp_path: Path
+) -> None:
+    """armv7l + Python 3.9 takes the TFLite-only install: `bench --remote` is refused before anything is
+    installed, and offline without a numpy built here (PyPI has no armv7l numpy) says how to get one."""
+    if not OLD_PYTHON.is_file():
+        pytest.skip(f"needs a real Python 3.9 at {OLD_PYTHON}")
+    home = tmp_path / "home"
+    proc = field_cli("bench", field_bundle, "--remote", "armv7py39", "--remote-dir", home)
+    (line,) = [line for line in proc.stderr.splitlines() if line.startswith("error: armv7py39:")]
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert line == ("error: armv7py39: armv7l (32-bit ARM) with Python 3.9: edgekit installs TFLite-only there, for "
+                    "`verify --remote`; `bench --remote` needs a 64-bit OS with Python 3.10+")  # fmt: skip
+    assert sorted(p.name for p in home.iterdir()) == ["jobs"] and not any((home / "jobs").iterdir())
+    proc = field_cli("verify", field_bundle, "--remote", "armv7py39", "--remote-dir", home, "--offline")
+    (line,) = [line for line in proc.stderr.splitlines() if line.startswith("error: armv7py39:")]
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert line.startswith("error: armv7py39: no numpy wheel for armv7l with Python 3.9 here for an offline install")
+    assert "--emulate pi3" in line
+    assert sorted(p.name for p in home.iterdir()) == ["jobs"] and not any((home / "jobs").iterdir())

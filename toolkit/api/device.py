@@ -95,7 +95,7 @@ def verify(
     emulate: str | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> tuple[Path, VerifyDocument]:
-    """Check a bundle here (or, with `emulate="pi4"`/`"pi5"`, in an arm64 root under QEMU): sha256 of every
+    """Check a bundle here (or, with `emulate="pi3"`/`"pi4"`/`"pi5"`, in an ARM root under QEMU): sha256 of every
     file, then each artifact's outputs against the desktop's. Writes verify.json and returns (its path, it).
 
     `doc.passed` is False when an artifact's outputs differ beyond its tolerance (the CLI exits 3).
@@ -109,14 +109,11 @@ def verify(
 
         target, report = emulated_verify(bundle_path, emulate, out_path, say=on_step)
     else:
-        from toolkit.device.bundle_format import check_files, default_verify_path, load_bundle, open_bundle
-        from toolkit.device.verify import verify_bundle
+        from toolkit.device.bundle_format import default_verify_path
+        from toolkit.device.verify import verify_here
         from toolkit.run.layout import save_document
 
-        with open_bundle(bundle_path) as root:
-            doc = load_bundle(root, bundle_path)
-            check_files(root, doc, bundle_path)
-            report = verify_bundle(root, doc, bundle_path, on_step)
+        report = verify_here(bundle_path, on_step)
         target = out_path or default_verify_path(bundle_path)
         return target, save_document(target, report, VerifyDocument)
     return target, parse_document(report, VerifyDocument, source=target)

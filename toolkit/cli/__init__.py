@@ -4,7 +4,7 @@
 report, pipeline), `bench.py` (bench, gate), `device.py` (predict, bundle, verify), `diagnose.py`, `mcu.py`.
 `options.py` has the shared options, `show.py` and `present.py` what commands print, `console.py` the
 consoles and the user-error boundary (one line, exit 1), `bars.py` the progress bars, and `fast.py` the
-Typer-free start of `predict` (boards run it most).
+Typer-free start of `predict` (boards run it most), `board.py` the command line of a TFLite-only board install.
 
 May import everything in `toolkit`, `exporters`, `runtimes` and `benchmarks`; nothing imports it. Top-level
 imports stay light (no TensorFlow, no matplotlib) so `--help` and `predict` start fast.
@@ -12,6 +12,7 @@ imports stay light (no TensorFlow, no matplotlib) so `--help` and `predict` star
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from typing import Any
 
@@ -19,6 +20,10 @@ from typing import Any
 def main() -> None:
     """Console-script entry point: `predict` on its fast path when it can, everything else through Typer."""
     argv = sys.argv[1:]
+    if importlib.util.find_spec("typer") is None:  # a TFLite-only board install (32-bit ARM)
+        from toolkit.cli.board import main as board_main
+
+        sys.exit(board_main(argv))
     if argv[:1] == ["predict"]:
         from toolkit.cli.fast import try_predict
 

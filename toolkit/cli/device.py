@@ -179,9 +179,10 @@ def verify(
         EmulatedBoard | None,
         typer.Option(
             "--emulate",
-            help="Verify on an emulated arm64 board instead of this machine: a cached Debian arm64 root run under "
-            f"QEMU user-mode with the board's CPU ({board_help()}). Needs root and "
-            "qemu-user-static, binfmt-support, debootstrap; the first run builds the root (~5 min). Writes "
+            help="Verify on an emulated board instead of this machine: a cached Debian root run under QEMU "
+            f"user-mode with the board's CPU ({board_help()}); pi3 is 32-bit (armhf, Python 3.9, TFLite-only: "
+            "ONNX artifacts are skipped). Needs root and qemu-user-static, binfmt-support, debootstrap; the first "
+            "run builds the root (~5 min; pi3 also builds numpy once, ~15 min). Writes "
             "<bundle>.emulate-<board>.verify.json beside the bundle unless --out is given.",
             case_sensitive=False,
         ),

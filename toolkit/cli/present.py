@@ -91,8 +91,9 @@ def print_verify(report: dict[str, Any], bundle: Path, target: Path) -> bool:
     if emu := report.get("emulation"):
         rootfs = emu["rootfs"]
         built = f"built in {rootfs['build_seconds']:.0f} s" if rootfs["state"] == "built" else rootfs["state"]
+        arch = rootfs.get("arch") or "arm64"
         out.print(
-            f"Emulated verify: {emu['verify_seconds']:.1f} s (arm64 root {built}: {escape(str(rootfs['path']))}; "
+            f"Emulated verify: {emu['verify_seconds']:.1f} s ({arch} root {built}: {escape(str(rootfs['path']))}; "
             f"{emu['prepare_seconds']:.1f} s to prepare)",
             highlight=False,
         )

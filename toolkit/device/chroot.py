@@ -1,4 +1,4 @@
-"""Running arm64 programs in a chroot on this machine: QEMU user-mode, binfmt_misc, mounts, a board's CPU.
+"""Running ARM programs (arm64, armhf) in a chroot here: QEMU user-mode, binfmt_misc, mounts, a board's CPU.
 
 `check_host` and `ensure_binfmt` say in one line what is missing (root, QEMU, binfmt_misc with the
 F flag). `board_mounts` gives a root the board's view of the CPU: /proc with the board's cpuinfo
@@ -23,6 +23,8 @@ from toolkit.device.boards import Board
 from toolkit.device.errors import EmulateError
 
 QEMU: Final = "qemu-aarch64-static"
+# QEMU user-mode binary and binfmt_misc entry by Debian architecture.
+QEMU_BY_ARCH: Final = {"arm64": ("qemu-aarch64-static", "qemu-aarch64"), "armhf": ("qemu-arm-static", "qemu-arm")}
 BINFMT_DIR: Final = Path("/proc/sys/fs/binfmt_misc")
 APT_FIX: Final = "apt-get install qemu-user-static binfmt-support debootstrap"
 CHROOT_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -50,14 +52,15 @@ def chroot_env(board: Board | None) -> dict[str, str]:
     return env
 
 
-def check_host(*, need_debootstrap: bool) -> None:
-    """Root, Linux, QEMU (and debootstrap for a build); one-line EmulateError with the fix otherwise."""
+def check_host(*, need_debootstrap: bool, arch: str = "arm64") -> None:
+    """Root, Linux, QEMU for `arch` (and debootstrap for a build); one-line EmulateError with the fix otherwise."""
+    qemu = QEMU_BY_ARCH[arch][0]
     if sys.platform != "linux":
         raise EmulateError(f"--emulate needs Linux (QEMU user-mode, chroot); this is {sys.platform}.")
     if os.geteuid() != 0:
         raise EmulateError("--emulate needs root (debootstrap, mount and chroot); run it again with sudo.")
-    if shutil.which(QEMU) is None:
-        raise EmulateError(f"{QEMU} not found; install it with: {APT_FIX}")
+    if shutil.which(qemu) is None:
+        raise EmulateError(f"{qemu} not found; install it with: {APT_FIX}")
     if need_debootstrap and shutil.which("debootstrap") is None:
         raise EmulateError(f"debootstrap not found; install it with: {APT_FIX}")
     for tool in ("chroot", "mount", "umount"):
@@ -65,22 +68,22 @@ def check_host(*, need_debootstrap: bool) -> None:
             raise EmulateError(f"{tool} not found; install util-linux/coreutils.")
 
 
-def ensure_binfmt(say: Callable[[str], None]) -> None:
-    """Make sure the kernel runs aarch64 ELF files with QEMU (binfmt_misc, flag F for chroots)."""
-    entry = BINFMT_DIR / "qemu-aarch64"
+def ensure_binfmt(say: Callable[[str], None], arch: str = "arm64") -> None:
+    """Make sure the kernel runs `arch`'s ELF files with QEMU (binfmt_misc, flag F for chroots)."""
+    name = QEMU_BY_ARCH[arch][1]
+    entry = BINFMT_DIR / name
     if not (BINFMT_DIR / "status").exists():
         run(["mount", "binfmt_misc", "-t", "binfmt_misc", str(BINFMT_DIR)], what="mounting binfmt_misc")
         say(f"mounted binfmt_misc on {BINFMT_DIR} (system-wide; left mounted, as binfmt-support does at boot)")
     if not _binfmt_enabled(entry) and shutil.which("update-binfmts"):
-        subprocess.run(["update-binfmts", "--enable", "qemu-aarch64"], capture_output=True, check=False)
+        subprocess.run(["update-binfmts", "--enable", name], capture_output=True, check=False)
     if not _binfmt_enabled(entry):
-        raise EmulateError(
-            f"qemu-aarch64 is not registered with binfmt_misc; run: {APT_FIX} && update-binfmts --enable qemu-aarch64"
-        )
+        fix = f"{APT_FIX} && update-binfmts --enable {name}"
+        raise EmulateError(f"{name} is not registered with binfmt_misc; run: {fix}")
     flags = next((ln.split(":", 1)[1].strip() for ln in entry.read_text().splitlines() if ln.startswith("flags:")), "")
     if "F" not in flags:
         raise EmulateError(
-            f"qemu-aarch64's binfmt_misc entry lacks the F flag (flags: {flags or 'none'}), so it cannot run inside "
+            f"{name}'s binfmt_misc entry lacks the F flag (flags: {flags or 'none'}), so it cannot run inside "
             "a chroot; use Debian's qemu-user-static package (it registers with F)."
         )
 
@@ -92,8 +95,8 @@ def _binfmt_enabled(entry: Path) -> bool:
         return False
 
 
-def qemu_version() -> str:
-    proc = subprocess.run([QEMU, "--version"], capture_output=True, text=True, check=False)
+def qemu_version(arch: str = "arm64") -> str:
+    proc = subprocess.run([QEMU_BY_ARCH[arch][0], "--version"], capture_output=True, text=True, check=False)
     return proc.stdout.splitlines()[0].strip() if proc.stdout else "unknown"
 
 

@@ -1,8 +1,9 @@
-"""ARM parity under emulation: `edgekit verify BUNDLE --emulate pi4|pi5`.
+"""ARM parity under emulation: `edgekit verify BUNDLE --emulate pi3|pi4|pi5`.
 
-Runs the core install's `edgekit verify` on a Raspberry Pi-like arm64 Linux without the board: in
-the cached arm64 Debian root (`rootfs.py`, built once), chrooted under QEMU user-mode with the
-board's core as `QEMU_CPU` and its /proc/cpuinfo (`chroot.py`, `boards.py`). verify.json is copied
+Runs `edgekit verify` on a Raspberry Pi-like Linux without the board: in the cached Debian root of the
+board's architecture (`rootfs.py`, built once: arm64 with the core install for pi4/pi5, armhf with the
+TFLite-only install for pi3), chrooted under QEMU user-mode with the board's core as `QEMU_CPU` and
+its /proc/cpuinfo (`chroot.py`, `boards.py`). verify.json is copied
 out with an `emulation` section added; everything mounted is unmounted, also on errors.
 
 Needs root (debootstrap, mount, chroot) and `apt-get install qemu-user-static binfmt-support
@@ -29,7 +30,7 @@ from toolkit.device.archive import archive_stem
 from toolkit.device.boards import BOARDS, Board
 from toolkit.device.chroot import VENV, board_mounts, check_host, chroot_env, ensure_binfmt, qemu_version, unmount_all
 from toolkit.device.errors import BundleError, EmulateError
-from toolkit.device.rootfs import SUITE, cache_lock, ensure_root, root_dir
+from toolkit.device.rootfs import ROOTS, cache_lock, ensure_root, root_dir
 
 
 def default_output(bundle: Path, board: str) -> Path:
@@ -41,7 +42,7 @@ def default_output(bundle: Path, board: str) -> Path:
 def emulated_verify(
     bundle: Path, board_name: str, out: Path | None = None, *, say: Callable[[str], None] | None = None
 ) -> tuple[Path, dict[str, Any]]:
-    """Run `edgekit verify` on `bundle` in the arm64 root under QEMU as `board_name`; write verify.json.
+    """Run `edgekit verify` on `bundle` in the board's root under QEMU as `board_name`; write verify.json.
 
     Args:
         bundle: a bundle folder or .tar.gz.
@@ -64,18 +65,19 @@ def emulated_verify(
     board = BOARDS.get(board_name)
     if board is None:
         raise EmulateError(f"unknown board {board_name!r}; choose one of {', '.join(BOARDS)}.")
-    check_host(need_debootstrap=False)
+    kind = ROOTS[board.arch]
+    check_host(need_debootstrap=False, arch=kind.arch)
     bundle = Path(bundle).absolute()
     check_bundle_path(bundle)
     target = out or default_output(bundle, board.name)
-    ensure_binfmt(say)
+    ensure_binfmt(say, kind.arch)
     started = time.perf_counter()
-    cache = root_dir()
+    cache = root_dir(kind)
     with cache_lock(cache, say):
-        root, marker, state = ensure_root(cache, say)
+        root, marker, state = ensure_root(cache, say, kind)
         prepared = time.perf_counter() - started
         unmount_all(root)  # left by a killed run
-        say(f"running edgekit verify as {board.name} (QEMU_CPU={board.qemu_cpu}, arm64 root {state}) …")
+        say(f"running edgekit verify as {board.name} (QEMU_CPU={board.qemu_cpu}, {kind.arch} root {state}) …")
         report, verify_seconds = _verify_in_root(root, board, bundle)
     report["bundle"]["path"] = str(bundle)
     report["emulation"] = {
@@ -84,12 +86,13 @@ def emulated_verify(
         "qemu_cpu": board.qemu_cpu,
         "core": board.core,
         "cpuinfo_features": board.features,
-        "qemu": marker.get("qemu") or qemu_version(),
+        "qemu": marker.get("qemu") or qemu_version(kind.arch),
         "host": {"machine": platform.machine(), "cpu_model": _host_cpu()},
         "rootfs": {
             "path": str(root),
             "state": state,
-            "suite": SUITE,
+            "suite": kind.suite,
+            "arch": kind.arch,
             "python": marker.get("python"),
             "packages": marker.get("packages"),
             "edgekit_wheel_sha256": marker.get("edgekit_wheel", {}).get("sha256"),
@@ -97,7 +100,7 @@ def emulated_verify(
         },
         "prepare_seconds": round(prepared, 1),
         "verify_seconds": round(verify_seconds, 1),
-        "note": "QEMU user-mode: checks the arm64 runtimes' numerics, not a board's speed",
+        "note": f"QEMU user-mode: checks the {kind.arch} runtimes' numerics, not a board's speed",
     }
     write_json_atomic(target, report)
     return target, report

@@ -210,10 +210,12 @@ def _run_hosts(
     *,
     max_parallel: int = 16,
     offline: bool = False,
+    need_full: bool = False,
 ) -> list[HostResult]:
     """Build the wheel once, then set up each host and run `job` there, in parallel; results in host order.
 
-    `offline`: install the hosts' dependencies from wheelhouses built here (`remote_setup.setup`)."""
+    `offline`: install the hosts' dependencies from wheelhouses built here (`remote_setup.setup`).
+    `need_full`: refuse hosts that take only the TFLite-only install (32-bit ARM; `bench`)."""
     from exporters.files import sha256_file
     from toolkit.device.remote_setup import host_wheel, setup
 
@@ -233,7 +235,7 @@ def _run_hosts(
             result = HostResult(host=host, status="error")
             h = SshHost(host, settings, say)
             try:
-                result.setup, result.setup_seconds = setup(h, wheel, sha, offline=offline)
+                result.setup, result.setup_seconds = setup(h, wheel, sha, offline=offline, need_full=need_full)
                 run_started = time.perf_counter()
                 job(h, result)
                 result.run_seconds = time.perf_counter() - run_started
@@ -376,4 +378,4 @@ def run_remote_bench(
                 local, {"settings": call["settings"], "artifacts": call["artifacts"]},
             )  # fmt: skip
 
-        return _run_hosts(hosts, settings, job, events, offline=offline)
+        return _run_hosts(hosts, settings, job, events, offline=offline, need_full=True)

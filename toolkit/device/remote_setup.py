@@ -6,8 +6,10 @@ The edgekit wheel (`wheel.build_wheel`, or `EDGEKIT_REMOTE_WHEEL`) is copied ove
 serialises set-ups of one remote dir. `SETUP_SCRIPT` runs on the host with its own python3.
 
 Before installing, `probe` reads the host's machine, Python, libc, venv module and free space, and
-`check_host` refuses in one line what cannot work (Python < 3.10, no venv, 32-bit ARM, a full disk),
-before anything is copied or created. Dependencies come from the host's index; when its pip cannot
+`check_host` refuses in one line what cannot work (Python < 3.10, no venv, 32-bit ARM without Python
+3.9/3.10, a full disk), before anything is copied or created. A 32-bit ARM host (armv7l) with Python
+3.9 or 3.10 gets the TFLite-only install (`lite.py`): `verify --remote` works there, `bench --remote`
+is refused in one line. Dependencies come from the host's index; when its pip cannot
 reach one (or with `offline`), from a wheelhouse built here for the host's platform (`wheelhouse.py`).
 """
 
@@ -48,13 +50,16 @@ def host_wheel(dest: Path) -> Path:
     return path
 
 
-# Runs on the host with its python3 (any 3.x syntax-wise; refuses < 3.10).
-# argv: root, wheel, sha256[, wheelhouse.tar] (with a wheelhouse: unpacked beside it, pip --no-index).
+# Runs on the host with its python3 (any 3.x syntax-wise; refuses < 3.10 unless "lite").
+# argv: root, wheel, sha256, mode ("full", or "lite" + the TFLite-only requirements as JSON)[, wheelhouse.tar]
+# (with a wheelhouse: unpacked beside it, pip --no-index).
 SETUP_SCRIPT: Final = r"""
 import fcntl, json, os, shutil, subprocess, sys, tarfile
 
-# pip's words when it cannot reach an index (connection refused, no DNS, no route, a proxy refusing).
-OFFLINE = ("NewConnectionError", "Failed to establish a new connection", "Temporary failure in name resolution",
+# pip's words when it cannot reach an index (connection refused, no DNS, no route, a proxy refusing), or,
+# for the TFLite-only install (binary wheels only), when the index has no armv7l wheel (PyPI has no numpy).
+OFFLINE = ("No matching distribution found", "NewConnectionError", "Failed to establish a new connection",
+           "Temporary failure in name resolution",
            "Name or service not known", "Network is unreachable", "ProxyError", "ConnectTimeoutError",
            "Max retries exceeded", "Could not fetch URL")
 
@@ -71,9 +76,10 @@ def last_line(text):
 def run(cmd):
     return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
 
-root, wheel, sha = sys.argv[1:4]
-wheelhouse = sys.argv[4] if len(sys.argv) > 4 else ""
-if sys.version_info < (3, 10):
+root, wheel, sha, mode = sys.argv[1:5]
+wheelhouse = sys.argv[5] if len(sys.argv) > 5 else ""
+lite = json.loads(mode[5:]) if mode.startswith("lite ") else None
+if sys.version_info < (3, 10) and lite is None:
     done("error", "python3 on the host is %d.%d; edgekit needs Python 3.10 or newer" % sys.version_info[:2], 2)
 os.chdir(root)
 with open(".setup.lock", "w") as lock:
@@ -108,11 +114,17 @@ with open(".setup.lock", "w") as lock:
     steps = [pip + [wheel]]
     if existed:  # same version number, new content: replace edgekit itself
         steps.append(pip + ["--no-deps", "--force-reinstall", wheel])
+    if lite is not None:  # edgekit without its dependencies, then tflite-runtime, numpy 1 and Rich as wheels only
+        steps = [pip + ["--ignore-requires-python", "--no-deps", "--force-reinstall", wheel],
+                 pip + ["--only-binary=:all:"] + lite]
     for cmd in steps:
         r = run(cmd)
         if r.returncode != 0:
-            if not wheelhouse and any(word in r.stdout for word in OFFLINE):
-                done("no-index", "pip on the host cannot reach a package index: " + last_line(r.stdout), 5)
+            if not wheelhouse and any(word in r.stdout for word in OFFLINE[int(lite is None):]):
+                why = "cannot reach a package index"
+                if lite is not None and OFFLINE[0] in r.stdout:
+                    why = "finds no armv7l wheel in its index (PyPI has no numpy for 32-bit ARM)"
+                done("no-index", "pip on the host " + why + ": " + last_line(r.stdout), 5)
             done("error", "pip install failed on the host: " + last_line(r.stdout), 4)
     with open(marker + ".tmp", "w") as fh:
         fh.write(sha + "\n")
@@ -165,22 +177,33 @@ def probe(h: SshHost) -> tuple[str, HostFacts]:
     return values.get("marker", "").strip(), facts
 
 
-def check_host(h: SshHost, facts: HostFacts) -> None:
+def check_host(h: SshHost, facts: HostFacts, *, need_full: bool = False) -> None:
     """Refuse, in one line naming what was found and the way out, a host edgekit cannot be installed on.
 
+    A 32-bit ARM host with Python 3.9/3.10 passes (the TFLite-only install) unless `need_full` (bench).
     Runs before anything is copied or created on the host (only the empty job folder exists, removed
     by `SshHost.cleanup`), so a refused host is left as it was.
     """
+    from toolkit.device import lite
+
     name = h.settings.python
     if facts.machine in NO_WHEELS_MACHINES:
-        raise RemoteError(
-            f"{facts.machine} (32-bit ARM): no ai-edge-litert/onnxruntime wheels; use a 64-bit OS, or Python 3.9/3.10 "
-            "with tflite-runtime 2.13 and numpy<2"
-        )
+        if not lite.fits(facts.machine, facts.python):
+            found = f" with Python {facts.python}" if facts.python else ""
+            raise RemoteError(
+                f"{facts.machine} (32-bit ARM){found}: no ai-edge-litert/onnxruntime wheels, and tflite-runtime 2.13 "
+                "has armv7l wheels for Python 3.9/3.10 only; use a 64-bit OS, or Python 3.9/3.10 on armv7l "
+                "(edgekit then installs TFLite-only: tflite-runtime 2.13 with numpy<2)"
+            )
+        if need_full:
+            raise RemoteError(
+                f"{facts.machine} (32-bit ARM) with Python {facts.python}: edgekit installs TFLite-only there, for "
+                "`verify --remote`; `bench --remote` needs a 64-bit OS with Python 3.10+"
+            )
     if not facts.python:
         raise RemoteError(f"no {name} on the host; install Python 3.10+ with its venv module.")
     major, _, minor = facts.python.partition(".")
-    if (int(major), int(minor or 0)) < (3, 10):
+    if (int(major), int(minor or 0)) < (3, 10) and not lite.fits(facts.machine, facts.python):
         raise RemoteError(f"{name} on the host is Python {facts.python}; edgekit needs Python 3.10 or newer: install "
                           "python3.10+ there (e.g. a newer OS image)")  # fmt: skip
     if not facts.venv:
@@ -191,30 +214,38 @@ def check_host(h: SshHost, facts: HostFacts) -> None:
                           f"{MIN_FREE_MB} MB: free some space or choose --remote-dir on a larger disk")  # fmt: skip
 
 
-def setup(h: SshHost, wheel: Path, sha: str, *, offline: bool = False) -> tuple[str, float]:
+def setup(h: SshHost, wheel: Path, sha: str, *, offline: bool = False, need_full: bool = False) -> tuple[str, float]:
     """Install the wheel into the host's venv unless the marker records it; ("installed"|"reused", seconds).
 
     `offline`: install the dependencies from a wheelhouse built here (never the host's index).
+    `need_full`: refuse a host that only takes the TFLite-only install (32-bit ARM).
     `h.install_from` tells which was used ("index" or "wheelhouse"; None when reused).
     """
+    from toolkit.device import lite
+
     started = time.perf_counter()
     installed, facts = probe(h)
+    if need_full or installed != sha:
+        check_host(h, facts, need_full=need_full)
     if installed == sha:
         h.note("edgekit environment up to date (reused)")
         return "reused", time.perf_counter() - started
-    check_host(h, facts)
     first = "" if installed else " (first time: a minute or more)"
-    h.note(f"installing edgekit {sha[:12]} into {h.root}/venv{first}")
+    profile = ""
+    if lite.fits(facts.machine, facts.python):
+        profile = f", TFLite-only: {facts.machine} with Python {facts.python}"
+    h.note(f"installing edgekit {sha[:12]} into {h.root}/venv{first}{profile}")
     remote_wheel = f"{h.job}/{wheel.name}"
     h.put(wheel, remote_wheel, "the edgekit wheel")
     # Default: the host's own index first. A board with internet then needs no ~100 MB download here and
     # no copy over a slow link, and uses the index or proxy its admin configured; an offline board costs
     # pip's retries (seconds) once, then the wheelhouse. --offline skips straight to the wheelhouse.
-    doc = None if offline else _run_setup(h, remote_wheel, sha, "")
+    mode = f"lite {json.dumps(list(lite.REQUIREMENTS))}" if lite.fits(facts.machine, facts.python) else "full"
+    doc = None if offline else _run_setup(h, remote_wheel, sha, mode, "")
     if doc is None or doc["status"] == "no-index":
         if doc is not None:
             h.note(f"{doc.get('message')}; installing from a wheelhouse built here")
-        doc = _run_setup(h, remote_wheel, sha, _send_wheelhouse(h, wheel, facts))
+        doc = _run_setup(h, remote_wheel, sha, mode, _send_wheelhouse(h, wheel, facts))
         h.install_from = "wheelhouse"
     else:
         h.install_from = "index"
@@ -250,10 +281,10 @@ def _send_wheelhouse(h: SshHost, wheel: Path, facts: HostFacts) -> str:
     return remote
 
 
-def _run_setup(h: SshHost, remote_wheel: str, sha: str, wheelhouse: str) -> dict[str, Any]:
+def _run_setup(h: SshHost, remote_wheel: str, sha: str, mode: str, wheelhouse: str) -> dict[str, Any]:
     """SETUP_SCRIPT on the host; its reply ({"status", "message"})."""
     python = shlex.quote(h.settings.python)
-    args = " ".join(shlex.quote(a) for a in (h.root, remote_wheel, sha, wheelhouse) if a)
+    args = " ".join(shlex.quote(a) for a in (h.root, remote_wheel, sha, mode, wheelhouse) if a)
     proc = h.ssh(
         f"command -v {python} >/dev/null 2>&1 || exit {EXIT_MISSING_COMMAND}; exec {python} - {args}",
         "installing edgekit",

@@ -1,13 +1,16 @@
-"""The cached arm64 Debian root that `verify --emulate` runs edgekit in, and how it is built.
+"""The cached ARM Debian roots that `verify --emulate` runs edgekit in, and how they are built.
 
-Once: an arm64 Debian bookworm root (debootstrap, minbase + python3) with a venv holding the aarch64
-wheels of numpy, ai-edge-litert 2.x and onnxruntime (pinned by constraints.txt) and the edgekit core
-wheel (`wheel.build_wheel`). Built in a temporary folder next to the cache and renamed when complete,
+Once per architecture (`ROOTS`): an arm64 Debian bookworm root (debootstrap, minbase + python3) with a
+venv holding the aarch64 wheels of numpy, ai-edge-litert 2.x and onnxruntime (pinned by constraints.txt)
+and the edgekit core wheel (`wheel.build_wheel`); or an armhf bullseye root (Python 3.9, as Raspberry
+Pi OS 32-bit) with the TFLite-only install (`lite.py`: tflite-runtime 2.13, numpy built there from
+source once, Rich). Built in a temporary folder next to the cache and renamed when complete,
 so an interrupted build is never reused. `edgekit-emulate.json` (the marker) records what was
 installed; when only edgekit's sources change, only its wheel is re-installed; other changes (suite,
 constraints, edgekit's dependencies) rebuild the root.
 
-The root is `root_dir()`: `<edgekit cache>/arm64-bookworm` (see `wheel.cache_root`; ~560 MB).
+The roots are `root_dir(kind)`: `<edgekit cache>/arm64-bookworm` (see `wheel.cache_root`; ~560 MB) and
+`<edgekit cache>/armhf-bullseye` (~420 MB with the compiler that builds numpy).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -38,40 +42,67 @@ from toolkit.device.chroot import (
 )
 from toolkit.device.errors import EmulateError
 
-SUITE: Final = "bookworm"
-ROOT_NAME: Final = f"arm64-{SUITE}"
-DEBIAN_PYTHON: Final = "3.11"  # bookworm's python3
+SUITE: Final = "bookworm"  # this machine's Debian: its apt sources name the mirror (`debian_mirror`)
 DEFAULT_MIRROR: Final = "http://deb.debian.org/debian"
-INCLUDE: Final = ("python3", "python3-venv", "ca-certificates")
 MARKER: Final = "edgekit-emulate.json"  # at the top of a complete root
 RECIPE_VERSION: Final = 1
-# Distributions whose versions the marker records (and the build checks).
-RECORDED: Final = ("edgekit", "numpy", "ai-edge-litert", "onnxruntime", "typer", "rich", "pillow")
+
+
+@dataclass(frozen=True)
+class RootKind:
+    """One emulated root: its Debian architecture and suite, the suite's python3, what debootstrap adds."""
+
+    arch: str
+    suite: str
+    python: str
+    include: tuple[str, ...]
+    machine: str  # uname -m inside
+    lite: bool  # the TFLite-only install (`lite.py`) instead of the core install
+    recorded: tuple[str, ...]  # distributions whose versions the marker records
+    imports: str  # what the build imports to check the runtimes load
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}-{self.suite}"
+
+
+ROOTS: Final = {
+    "arm64": RootKind("arm64", "bookworm", "3.11", ("python3", "python3-venv", "ca-certificates"), "aarch64", False,
+                      ("edgekit", "numpy", "ai-edge-litert", "onnxruntime", "typer", "rich", "pillow"),
+                      "numpy, onnxruntime, ai_edge_litert.interpreter"),
+    # bullseye's Python 3.9 is one tflite-runtime 2.13 has armv7l wheels for; gcc and python3-dev build numpy.
+    "armhf": RootKind("armhf", "bullseye", "3.9",
+                      ("python3", "python3-venv", "python3-dev", "gcc", "g++", "ca-certificates"), "armv7l", True,
+                      ("edgekit", "numpy", "tflite-runtime", "rich"), "numpy, tflite_runtime.interpreter"),
+}  # fmt: skip
+ARM64: Final = ROOTS["arm64"]
 
 Say = Callable[[str], None]
 
 
-def root_dir() -> Path:
-    """Where the arm64 root lives: `<edgekit cache>/arm64-bookworm` (default `~/.cache/edgekit/arm64-bookworm`)."""
+def root_dir(kind: RootKind = ARM64) -> Path:
+    """Where a root lives: `<edgekit cache>/<arch>-<suite>` (default `~/.cache/edgekit/arm64-bookworm`)."""
     from toolkit.device.wheel import cache_root
 
-    return cache_root() / ROOT_NAME
+    return cache_root() / kind.name
 
 
-def recipe(root: Path) -> dict[str, Any]:
-    """What the root's contents depend on besides edgekit's own code; a change means a rebuild."""
+def recipe(root: Path, kind: RootKind = ARM64) -> dict[str, Any]:
+    """What a root's contents depend on besides edgekit's own code; a change means a rebuild."""
     import tomllib
+
+    from toolkit.device import lite
 
     deps = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
     constraints = root / "constraints.txt"
     return {
         "version": RECIPE_VERSION,
-        "suite": SUITE,
-        "arch": "arm64",
-        "include": list(INCLUDE),
-        "python": DEBIAN_PYTHON,
-        "dependencies": sorted(deps),
-        "constraints_sha256": sha256_file(constraints) if constraints.is_file() else None,
+        "suite": kind.suite,
+        "arch": kind.arch,
+        "include": list(kind.include),
+        "python": kind.python,
+        "dependencies": sorted(lite.REQUIREMENTS) if kind.lite else sorted(deps),
+        "constraints_sha256": sha256_file(constraints) if constraints.is_file() and not kind.lite else None,
     }
 
 
@@ -158,8 +189,8 @@ def _download_wheels(wheel: Path, dest: Path, src: Path, log: Path) -> None:
     """
     platforms = [f"manylinux_2_{minor}_aarch64" for minor in range(36, 16, -1)] + ["manylinux2014_aarch64"]
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "-d", str(dest)]
-    cmd += ["--only-binary=:all:", "--python-version", DEBIAN_PYTHON, "--implementation", "cp"]
-    cmd += ["--abi", "cp" + DEBIAN_PYTHON.replace(".", ""), "--abi", "abi3", "--abi", "none"]
+    cmd += ["--only-binary=:all:", "--python-version", ARM64.python, "--implementation", "cp"]
+    cmd += ["--abi", "cp" + ARM64.python.replace(".", ""), "--abi", "abi3", "--abi", "none"]
     for plat in platforms:
         cmd += ["--platform", plat]
     if (src / "constraints.txt").is_file():
@@ -167,46 +198,54 @@ def _download_wheels(wheel: Path, dest: Path, src: Path, log: Path) -> None:
     run([*cmd, str(wheel)], what="downloading the aarch64 wheels (pip download)", log=log)
 
 
-def _installed_versions(root: Path, board: Board) -> dict[str, Any]:
+def _installed_versions(root: Path, board: Board, kind: RootKind = ARM64) -> dict[str, Any]:
     """Import the runtimes inside the root under emulation and report versions (fails loudly if one crashes)."""
     code = (
         "import json, platform, importlib.metadata as m\n"
-        "import numpy, onnxruntime, ai_edge_litert.interpreter\n"
-        f"v = {{d: m.version(d) for d in {list(RECORDED)!r}}}\n"
+        f"import {kind.imports}\n"
+        f"v = {{d: m.version(d) for d in {list(kind.recorded)!r}}}\n"
         "print(json.dumps({'python': platform.python_version(), 'machine': platform.machine(), 'packages': v}))\n"
     )
     with tempfile.TemporaryDirectory(prefix="edgekit-emulate-") as scratch, board_mounts(root, board, Path(scratch)):
         stdout = run(
             ["chroot", str(root), f"{VENV}/bin/python", "-c", code],
-            what="importing numpy, onnxruntime and ai_edge_litert in the arm64 root",
+            what=f"importing {kind.imports} in the {kind.arch} root",
             env=chroot_env(board),
         )
     doc: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
     litert = str(doc["packages"].get("ai-edge-litert", "0"))
-    if int(litert.split(".")[0]) < 2:
+    if not kind.lite and int(litert.split(".")[0]) < 2:
         raise EmulateError(
             f"pip installed ai-edge-litert {litert} in the arm64 root (expected 2.x: its aarch64 wheels are "
             "tagged manylinux_2_27 only)."
         )
-    if doc.get("machine") != "aarch64":
-        raise EmulateError(f"the arm64 root reports machine {doc.get('machine')!r}, not aarch64; check binfmt_misc.")
+    if doc.get("machine") != kind.machine:
+        raise EmulateError(
+            f"the {kind.arch} root reports machine {doc.get('machine')!r}, not {kind.machine}; check binfmt_misc."
+        )
     return doc
 
 
-def _install_edgekit(root: Path, wheel: Path, *, deps: bool, log: Path) -> None:
+def _install_edgekit(root: Path, wheel: Path, *, deps: bool, log: Path, kind: RootKind = ARM64) -> None:
+    """pip install the edgekit wheel in the root's venv (with its dependencies from /tmp/edgekit-wheels).
+
+    The TFLite-only install takes edgekit without its dependencies (they have no armv7l wheels; the full
+    install needs Python 3.10+), then `lite.REQUIREMENTS`, as `remote_setup` does on a 32-bit host.
+    """
+    from toolkit.device import lite
+
     inbox = root / "tmp" / "edgekit-wheels"
     inbox.mkdir(parents=True, exist_ok=True)
     shutil.copy2(wheel, inbox / wheel.name)
     cmd = ["chroot", str(root), f"{VENV}/bin/python", "-m", "pip", "install", "-q", "--no-index"]
     cmd += ["--find-links", "/tmp/edgekit-wheels"]
-    cmd += [] if deps else ["--no-deps", "--force-reinstall"]
+    steps = [[*cmd, *([] if deps else ["--no-deps", "--force-reinstall"]), f"/tmp/edgekit-wheels/{wheel.name}"]]
+    if kind.lite:
+        steps = [[*cmd, "--ignore-requires-python", "--no-deps", "--force-reinstall", steps[0][-1]]]
+        steps += [[*cmd, *lite.REQUIREMENTS]] if deps else []
     try:
-        run(
-            [*cmd, f"/tmp/edgekit-wheels/{wheel.name}"],
-            what="pip install in the arm64 root",
-            env=chroot_env(None),
-            log=log,
-        )
+        for step in steps:
+            run(step, what=f"pip install in the {kind.arch} root", env=chroot_env(None), log=log)
     finally:
         shutil.rmtree(inbox, ignore_errors=True)
 
@@ -218,8 +257,8 @@ def _wheel_record(wheel: Path, src: Path) -> dict[str, str]:
     return {"name": wheel.name, "sha256": sha256_file(wheel), "source_digest": source_digest(src)}
 
 
-def build_root(cache: Path, src: Path, say: Say) -> dict[str, Any]:
-    """Build the arm64 root into a temporary folder beside `cache`, then rename it into place.
+def build_root(cache: Path, src: Path, say: Say, kind: RootKind = ARM64) -> dict[str, Any]:
+    """Build a root into a temporary folder beside `cache`, then rename it into place.
 
     Returns the marker written into it. A folder left by an interrupted build is removed first.
     """
@@ -235,24 +274,28 @@ def build_root(cache: Path, src: Path, say: Say) -> dict[str, Any]:
     mirror = debian_mirror()
     try:
         rootfs = work / "root"
-        say(f"building the arm64 Debian {SUITE} root in {parent} (once; ~4 min debootstrap from {mirror}) …")
-        cmd = ["debootstrap", "--arch=arm64", "--variant=minbase", f"--include={','.join(INCLUDE)}", SUITE]
-        run([*cmd, str(rootfs), mirror], what="debootstrap", log=log)
+        say(f"building the {kind.arch} Debian {kind.suite} root in {parent} (once; ~4 min debootstrap from {mirror}) …")
+        cmd = ["debootstrap", f"--arch={kind.arch}", "--variant=minbase", f"--include={','.join(kind.include)}"]
+        run([*cmd, kind.suite, str(rootfs), mirror], what="debootstrap", log=log)
         unmount_all(rootfs)
-        say("building edgekit's wheel and fetching aarch64 wheels …")
+        say(f"building edgekit's wheel and fetching {kind.machine} wheels …")
         wheel = build_wheel(work / "build", src, log=log)
         inbox = rootfs / "tmp" / "edgekit-wheels"
-        _download_wheels(wheel, inbox, src, log)
+        if not kind.lite:
+            _download_wheels(wheel, inbox, src, log)
         say("creating the venv and installing the wheels under emulation …")
-        run(["chroot", str(rootfs), "python3", "-m", "venv", VENV], what="python3 -m venv in the arm64 root",
+        run(["chroot", str(rootfs), "python3", "-m", "venv", VENV], what=f"python3 -m venv in the {kind.arch} root",
              env=chroot_env(None), log=log)  # fmt: skip
-        _install_edgekit(rootfs, wheel, deps=True, log=log)
-        versions = _installed_versions(rootfs, BOARDS["pi4"])
+        if kind.lite:
+            _lite_wheels(rootfs, inbox, kind, log, say)
+        _install_edgekit(rootfs, wheel, deps=True, log=log, kind=kind)
+        board = next(b for b in BOARDS.values() if b.arch == kind.arch)
+        versions = _installed_versions(rootfs, board, kind)
         marker = {
             "schema_version": 1,
-            "recipe": recipe(src),
+            "recipe": recipe(src, kind),
             "mirror": mirror,
-            "qemu": qemu_version(),
+            "qemu": qemu_version(kind.arch),
             "built_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "build_seconds": round(time.perf_counter() - started, 1),
             "python": versions["python"],
@@ -267,22 +310,36 @@ def build_root(cache: Path, src: Path, say: Say) -> dict[str, Any]:
             os.rename(cache, old)
         os.rename(rootfs, cache)
         remove_tree(old)
-        say(f"arm64 root ready in {marker['build_seconds']:.0f} s: {cache}")
+        say(f"{kind.arch} root ready in {marker['build_seconds']:.0f} s: {cache}")
         return marker
     finally:
         remove_tree(work)
 
 
-def update_wheel(cache: Path, src: Path, marker: dict[str, Any], say: Say) -> dict[str, Any]:
+def _lite_wheels(root: Path, inbox: Path, kind: RootKind, log: Path, say: Say) -> None:
+    """The TFLite-only install's wheels into `inbox`: tflite-runtime and Rich fetched here, numpy built in the root
+    (PyPI has no armv7l numpy) unless a wheel built earlier is cached."""
+    from toolkit.device import lite
+
+    lite.download_wheels(inbox, kind.python, lite.platforms(kind.machine, 31))  # bullseye: glibc 2.31
+    numpy = lite.built_numpy(kind.python, kind.machine)
+    if numpy is None:
+        say(f"building numpy {lite.NUMPY_BUILT} from source under QEMU (no armv7l wheels on PyPI; once, ~15 min) …")
+        numpy = lite.build_numpy(root, VENV, kind.python, chroot_env(None), log)
+    shutil.copy2(numpy, inbox / numpy.name)
+
+
+def update_wheel(cache: Path, src: Path, marker: dict[str, Any], say: Say, kind: RootKind = ARM64) -> dict[str, Any]:
     """Re-install only edgekit's wheel (its sources changed); the marker is rewritten after success."""
     from toolkit.device.wheel import build_wheel
 
     log = cache.parent / f"{cache.name}.build.log"
-    say("edgekit changed since the arm64 root was built: re-installing its wheel …")
+    say(f"edgekit changed since the {kind.arch} root was built: re-installing its wheel …")
     with tempfile.TemporaryDirectory(prefix="edgekit-wheel-") as tmp:
         wheel = build_wheel(Path(tmp), src, log=log)
-        _install_edgekit(cache, wheel, deps=False, log=log)
-        versions = _installed_versions(cache, BOARDS["pi4"])
+        _install_edgekit(cache, wheel, deps=False, log=log, kind=kind)
+        board = next(b for b in BOARDS.values() if b.arch == kind.arch)
+        versions = _installed_versions(cache, board, kind)
         marker = {
             **marker,
             "packages": versions["packages"],
@@ -295,8 +352,8 @@ def update_wheel(cache: Path, src: Path, marker: dict[str, Any], say: Say) -> di
     return marker
 
 
-def ensure_root(cache: Path, say: Say) -> tuple[Path, dict[str, Any], str]:
-    """The ready arm64 root at `cache` (see `root_dir`): (path, marker, "cached" | "built" | "wheel updated").
+def ensure_root(cache: Path, say: Say, kind: RootKind = ARM64) -> tuple[Path, dict[str, Any], str]:
+    """The ready root at `cache` (see `root_dir`): (path, marker, "cached" | "built" | "wheel updated").
 
     Call under `cache_lock`. `say` gets a line for each slow step (a build takes minutes).
     """
@@ -304,11 +361,11 @@ def ensure_root(cache: Path, say: Say) -> tuple[Path, dict[str, Any], str]:
 
     src = source_root()
     marker = read_marker(cache) if cache.is_dir() else None
-    if marker is None or marker.get("recipe") != recipe(src):
-        check_host(need_debootstrap=True)
+    if marker is None or marker.get("recipe") != recipe(src, kind):
+        check_host(need_debootstrap=True, arch=kind.arch)
         if marker is not None:
-            say("the arm64 root was built for other dependencies or constraints; rebuilding it")
-        return cache, build_root(cache, src, say), "built"
+            say(f"the {kind.arch} root was built for other dependencies or constraints; rebuilding it")
+        return cache, build_root(cache, src, say, kind), "built"
     if marker.get("edgekit_wheel", {}).get("source_digest") != source_digest(src):
-        return cache, update_wheel(cache, src, marker, say), "wheel updated"
+        return cache, update_wheel(cache, src, marker, say, kind), "wheel updated"
     return cache, marker, "cached"

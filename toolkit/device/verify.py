@@ -121,6 +121,20 @@ def allowed_diff(tolerance: dict[str, Any]) -> float:
     return float(tolerance["max_abs"]) * (1 + RELATIVE_SLACK)
 
 
+def verify_here(bundle: Path, on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Check a bundle (folder or .tar.gz) on this machine: sha256 of every file, then `verify_bundle`.
+
+    Returns the verify report; writing it is the caller's (the API validates it first; a TFLite-only board
+    install, `toolkit.cli.board`, has no pydantic and writes it as it is).
+    """
+    from toolkit.device.bundle_format import check_files, load_bundle, open_bundle
+
+    with open_bundle(bundle) as root:
+        doc = load_bundle(root, bundle)
+        check_files(root, doc, bundle)
+        return verify_bundle(root, doc, bundle, on_step)
+
+
 def verify_bundle(
     root: Path, doc: dict[str, Any], label: Path, on_step: Callable[[str], None] | None = None
 ) -> dict[str, Any]:

@@ -5,6 +5,8 @@ edgekit wheel's core dependencies (no TensorFlow; versions pinned by constraints
 the host's Python) for the platform the host reported (`HostFacts`). A wheelhouse is kept under
 `cache_root()/wheelhouses/cp<XY>-<machine>-<libc>/<requirements digest>/` and reused until the
 wheel's dependencies or the constraints change. The host installs it with `pip --no-index --find-links`.
+A 32-bit ARM host with Python 3.9/3.10 gets the TFLite-only set instead (`lite.py`): tflite-runtime and
+Rich from PyPI, and numpy built under QEMU by `verify --emulate pi3` (PyPI has no armv7l numpy).
 """
 
 from __future__ import annotations
@@ -81,10 +83,22 @@ def build_wheelhouse(wheel: Path, facts: HostFacts) -> tuple[Path, bool]:
     Raises:
         RemoteError: pip here could not download wheels for that platform (its last line).
     """
+    from toolkit.device import lite
+
     constraints = _constraints()
     digest = hashlib.sha256("\n".join(_requirements(wheel)).encode())
     if constraints is not None:
         digest.update(constraints.read_bytes())
+    numpy: Path | None = None
+    if lite.fits(facts.machine, facts.python):
+        numpy = lite.built_numpy(facts.python, facts.machine)
+        if numpy is None:
+            raise RemoteError(
+                f"no numpy wheel for {facts.machine} with Python {facts.python} here for an offline install (PyPI has "
+                "none): run `sudo edgekit verify BUNDLE --emulate pi3` once on this machine (it builds one for "
+                "Python 3.9 under QEMU), or let the host reach an index with armv7l wheels (piwheels)"
+            )
+        digest = hashlib.sha256("\n".join([*lite.REQUIREMENTS, numpy.name]).encode())
     cache = cache_root() / "wheelhouses" / facts.key / digest.hexdigest()[:16]
     with _build_lock:
         if cache.is_dir() and any(cache.glob("*.whl")):
@@ -92,6 +106,14 @@ def build_wheelhouse(wheel: Path, facts: HostFacts) -> tuple[Path, bool]:
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(prefix=f".{cache.name}.partial-", dir=cache.parent))
         try:
+            if numpy is not None:
+                glibc = re.fullmatch(r"glibc-2\.(\d+)", facts.libc)
+                lite.download_wheels(
+                    partial, facts.python, lite.platforms(facts.machine, int(glibc.group(1)) if glibc else 17)
+                )
+                shutil.copy2(numpy, partial / numpy.name)
+                os.rename(partial, cache)
+                return cache, False
             cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q", "--only-binary=:all:",
                    "--python-version", facts.python, "--implementation", "cp", "-d", str(partial)]  # fmt: skip
             for tag in facts.platforms():
