@@ -146,7 +146,7 @@ def _input_shape(model: Any, path: Any) -> tuple[Any, ...]:
     shape = getattr(model, "input_shape", None)
     if shape is None and hasattr(model, "get_build_config"):
         shape = (model.get_build_config() or {}).get("input_shape")
-    if not shape or isinstance(shape[0], list | tuple):
+    if not shape or isinstance(shape[0], (list, tuple)):
         raise ModelLoadError(
             f"{path} holds a model without one fixed input shape; import it with `edgekit export --model` instead."
         )

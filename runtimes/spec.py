@@ -106,7 +106,7 @@ def _text(value: Any, what: str) -> str:
 
 
 def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise SpecError(f"model spec {what} must be a finite number, got {value!r}.")
     return float(value)
 
@@ -327,7 +327,7 @@ def spec_from_tensors(
 
 
 def _keras_shape(value: Any, what: str) -> Shape:
-    if isinstance(value, list) or (isinstance(value, tuple) and value and isinstance(value[0], tuple | list)):
+    if isinstance(value, list) or (isinstance(value, tuple) and value and isinstance(value[0], (tuple, list))):
         raise SpecError(f"the Keras model has several {what}s; edgekit runs single-input, single-output models.")
     return tuple(None if d is None else int(d) for d in value)
 

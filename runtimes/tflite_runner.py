@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 from typing import Any, ClassVar
 
 import numpy as np
@@ -15,6 +16,8 @@ from runtimes.spec import ModelSpec, TensorSpec
 # Order of preference. tflite_runtime 2.14 (its last release) is built against numpy 1 and fails at
 # first use under numpy 2 ("_ARRAY_API not found"), so it is only tried with numpy<2.
 BACKENDS: tuple[str, ...] = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+# An op version newer than the runtime's kernels: "Didn't find op for builtin opcode 'FULLY_CONNECTED' version '12'".
+_OP_VERSION_GAP = re.compile(r"Didn't find op for builtin opcode '(\w+)' version '(\d+)'")
 _INTERPRETER_MODULES = {
     "ai_edge_litert": "ai_edge_litert.interpreter",
     "tflite_runtime": "tflite_runtime.interpreter",
@@ -171,6 +174,12 @@ class TFLiteRunner(Runner):
         except (ValueError, RuntimeError, IndexError, KeyError, TypeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             detail = native.last_line()
+            gap = _OP_VERSION_GAP.search(str(exc))
+            if gap is not None:  # a runtime older than the converter (tflite-runtime 2.13 on 32-bit ARM)
+                raise RuntimeUnavailableError(
+                    f"{self.runtime_version()} has no kernel for {gap.group(1)} version {gap.group(2)}, which this "
+                    "model uses (its converter is newer); run it on ai-edge-litert (a 64-bit OS) or a newer runtime"
+                ) from exc
             raise ModelLoadError(
                 f"{self.model_path} could not be loaded as a TFLite model: {first}" + (f" ({detail})" if detail else "")
             ) from exc

@@ -83,3 +83,43 @@ def test_board_modules_stay_python_39_clean(bundle: Path, tmp_path: Path) -> Non
         [vermin, "--no-tips", "--violations", "-t=3.9-", *files], capture_output=True, text=True, check=False
     )
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+BUILTIN_TYPES = {"int", "float", "str", "bytes", "bool", "list", "tuple", "dict", "set", "type", "object", "Path"}
+
+
+def _runtime_unions(path: Path) -> list[str]:
+    """`X | Y` of types evaluated at run time (isinstance, aliases, casts): a TypeError on Python 3.9.
+
+    Annotations are skipped (`from __future__ import annotations` keeps them strings); vermin does not
+    see these, so this looks for `|` with a type or None on either side outside annotations."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    annotations: set[int] = set()
+    for node in ast.walk(tree):
+        for ann in (getattr(node, "annotation", None), getattr(node, "returns", None)):
+            if ann is not None:
+                annotations.update(id(n) for n in ast.walk(ann))
+
+    def typeish(n: ast.expr) -> bool:
+        return (
+            (isinstance(n, ast.Constant) and n.value is None)
+            or (isinstance(n, ast.Name) and n.id in BUILTIN_TYPES)
+            or isinstance(n, ast.Subscript)
+        )
+
+    return [
+        f"{path}:{node.lineno}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr) and id(node) not in annotations
+        and (typeish(node.left) or typeish(node.right))
+    ]  # fmt: skip
+
+
+def test_board_modules_have_no_runtime_union_types(bundle: Path, tmp_path: Path) -> None:
+    proc = _board("verify", str(bundle), "--out", str(tmp_path / "v.json"), code=LOADED)
+    assert proc.returncode == 0, proc.stderr
+    files = [Path(f) for f in json.loads(proc.stdout.strip().splitlines()[-1])]
+    found = [hit for f in files for hit in _runtime_unions(f)]
+    assert found == [], "use a tuple (isinstance) or typing.Optional/Union: " + ", ".join(found)

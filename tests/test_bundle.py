@@ -298,3 +298,28 @@ def test_force_replaces_a_bundle_folder_in_one_rename(small_run: Path, tmp_path:
     _, doc = build_bundle(small_run, out, artifact_names=["onnx-fp32"], golden=4, force=True)
     assert [a["name"] for a in doc["artifacts"]] == ["onnx-fp32"] and not (out / "stale.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # no partial or old folders left
+
+
+def test_quantized_tflite_carries_the_builtin_kernels_outputs(bundle_dir: Path) -> None:
+    """XNNPACK and LiteRT's built-in int8 kernels round differently: the bundle keeps both references, and a
+    runtime that did not delegate to XNNPACK is compared with the built-in one (`reference`)."""
+    from runtimes.registry import make_runner
+    from toolkit.device.verify import compare_references
+
+    doc = _doc(bundle_dir)
+    arts = {a["name"]: a for a in doc["artifacts"]}
+    assert arts["tflite-fp32"]["expected_builtin"] is None and arts["onnx-int8"]["expected_builtin"] is None
+    art = arts["tflite-int8"]
+    assert art["expected_builtin"] == "expected/tflite-int8.builtin.npy"
+    assert art["expected_builtin"] in doc["files"]  # checksummed like every file
+    inputs = np.load(bundle_dir / "golden" / "inputs.npy")
+    labels = np.load(bundle_dir / "golden" / "labels.npy")
+    expected = np.load(bundle_dir / art["expected"])
+    builtin = np.load(bundle_dir / art["expected_builtin"])
+    assert not np.array_equal(builtin, expected)
+    for xnnpack, reference in ((True, "xnnpack"), (False, "builtin")):
+        with make_runner(bundle_dir / art["path"], use_xnnpack=xnnpack) as runner:
+            outputs, delegated = runner.infer(inputs), runner.is_delegated()
+        assert delegated is xnnpack
+        row = compare_references(outputs, expected, art, bundle_dir, bundle_dir, labels, None, delegated=delegated)
+        assert row["reference"] == reference and row["max_abs_diff"] == 0 and row["passed"]

@@ -14,9 +14,11 @@ What lives here, one concern a module:
     wheel.py          the one edgekit wheel builder and the local cache (EDGEKIT_CACHE_DIR)
     ssh.py            ssh/scp argv and one host's calls (user's OpenSSH, BatchMode)
     remote_setup.py   the runtime-only edgekit venv on a remote host
+    wheelhouse.py     wheels downloaded here for an offline host's platform
+    lite.py           the TFLite-only install for 32-bit ARM (tflite-runtime 2.13, numpy built under QEMU)
     remote.py         `verify --remote` and `bench --remote`: hosts in parallel, results fetched back
-    chroot.py         running commands in the arm64 root: mounts, the board's /proc/cpuinfo, QEMU_CPU
-    rootfs.py         building and caching the arm64 Debian root for emulation
+    chroot.py         running commands in an ARM root: binfmt, mounts, the board's /proc/cpuinfo, QEMU_CPU
+    rootfs.py         building and caching the arm64 and armhf Debian roots for emulation
     emulate.py        `verify --emulate`: the emulated board's verify run
 
 May import: `runtimes`, `benchmarks`, `exporters.files`, `toolkit.model.spec`, `toolkit.model.run_source`

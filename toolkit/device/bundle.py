@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from toolkit.device.bundle_format import (
 )
 from toolkit.device.errors import BundleError
 from toolkit.device.verify import LOGITS_AND_VALUES, PROBABILITIES, TOLERANCE_DOC, output_kind, tolerance_for
+
+if TYPE_CHECKING:
+    from runtimes.spec import ModelSpec
 
 DEFAULT_GOLDEN: Final = 256
 
@@ -175,6 +178,11 @@ def _add_artifact(
     expected = f"{EXPECTED_DIR}/{entry['name']}.npy"
     outputs = outputs.astype(np.float32)
     np.save(work / expected, outputs, allow_pickle=False)
+    builtin = _builtin_outputs(dst, entry, spec, inputs, outputs)
+    expected_builtin = None
+    if builtin is not None:
+        expected_builtin = f"{EXPECTED_DIR}/{entry['name']}.builtin.npy"
+        np.save(work / expected_builtin, builtin, allow_pickle=False)
     model_spec = entry.get("model_spec") or file_spec
     kind = output_kind({"model_spec": model_spec})
     magnitude = float(np.abs(outputs).max()) if outputs.size else 0.0
@@ -192,8 +200,28 @@ def _add_artifact(
         "model_spec": model_spec,
         "tolerance": tolerance_for({**entry, "model_spec": model_spec}, dst, magnitude=magnitude),
         "expected": expected,
+        "expected_builtin": expected_builtin,
         "desktop_accuracy": None if labels is None or kind == "values" else float(np.mean(outputs.argmax(1) == labels)),
     }
+
+
+def _builtin_outputs(
+    path: Path, entry: dict[str, Any], spec: ModelSpec | None, inputs: np.ndarray, outputs: np.ndarray
+) -> np.ndarray | None:
+    """A quantized TFLite artifact's outputs with LiteRT's built-in kernels (no XNNPACK), when they differ.
+
+    XNNPACK and the built-in int8 kernels round intermediate activations differently; through a few layers
+    that reaches several output steps (4 on the reference int8 model). A board whose runtime does not
+    delegate to XNNPACK (tflite-runtime 2.13 on 32-bit ARM) computes the built-in way, so the bundle
+    carries both references and verify picks by the board's kernel path (`verify.compare_references`).
+    """
+    from runtimes.registry import make_runner
+
+    if entry["format"] != "tflite" or entry["precision"] in ("fp32", "fp16"):
+        return None
+    with make_runner(path, spec=spec, use_xnnpack=False) as runner:
+        builtin = runner.infer(inputs).astype(np.float32)
+    return None if np.array_equal(builtin, outputs) else builtin
 
 
 def _bundle_doc(

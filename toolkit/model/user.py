@@ -91,7 +91,7 @@ def as_functional(model: Any) -> Any:
             f"the subclassed model {type(model).__name__} was saved unbuilt (no input shape); call it on a batch "
             "(or build it) before saving."
         )
-    if isinstance(shape[0], list | tuple):
+    if isinstance(shape[0], (list, tuple)):
         raise ModelImportError(
             f"the subclassed model {type(model).__name__} has {len(shape)} inputs; edgekit takes one input."
         )

@@ -208,8 +208,10 @@ def check_row(
     agreement = float((pred == ref_pred).mean())
     disagreements = int((pred != ref_pred).sum())
     tol = TOLERANCES.get(entry["precision"], TOLERANCES["int8"]).for_model(reference_accuracy)
-    if tol.min_agreement is not None and agreement < tol.min_agreement and not _within_noise(
-        disagreements, len(pred), tol.min_agreement
+    if (
+        tol.min_agreement is not None
+        and agreement < tol.min_agreement
+        and not _within_noise(disagreements, len(pred), tol.min_agreement)
     ):
         failures.append(f"agreement {agreement:.4f} < {tol.min_agreement:.4g}")
     if tol.max_abs_diff is not None and not max_abs <= tol.max_abs_diff:

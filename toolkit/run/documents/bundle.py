@@ -61,6 +61,11 @@ class BundleArtifact(Part):
     output: TensorSpec | None = None
     tolerance: Tolerance
     expected: str = Field(description="Path of the desktop's outputs (.npy) inside the bundle.")
+    expected_builtin: str | None = Field(
+        None,
+        description="Quantized TFLite: the desktop's outputs with LiteRT's built-in kernels (no XNNPACK), which round "
+        "differently; None when they equal `expected`. verify uses it for a runtime that did not delegate to XNNPACK.",
+    )
     desktop_accuracy: float | None = Field(description="On the golden labels; None for a regression model.")
     model_spec: ModelSpecDict | None = None
 

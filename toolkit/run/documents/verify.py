@@ -66,6 +66,11 @@ class VerifyRow(Part):
     max_rel_error: float | None = Field(None, description="Regression: max_abs_diff / max |expected|.")
     target_mae: float | None = Field(None, description="Regression: mean |output - target| here.")
     desktop_target_mae: float | None = Field(None, description="Regression: mean |output - target| on the desktop.")
+    reference: str | None = Field(
+        None,
+        description='Quantized TFLite: the desktop outputs compared with, "xnnpack" (LiteRT\'s default) or "builtin" '
+        "(its built-in kernels, for runtimes that do not delegate to XNNPACK); None when the bundle has one.",
+    )
 
 
 class Emulation(Part):
