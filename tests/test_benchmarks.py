@@ -369,9 +369,16 @@ def test_decode_throttled_bits() -> None:
     assert decode_throttled(1 << 5) == ["bit 5"]
 
 
-def test_blas_env_is_recorded_not_changed(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [n for n in os.environ if n.startswith("OPENBLAS_")]:  # a machine may set its own (L2 size)
+@pytest.fixture
+def no_machine_blas_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    # CI machines set their own (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE); these tests set exactly what they check.
+    for name in [n for n in os.environ if n.startswith("OPENBLAS_")]:
         monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_blas_env_is_recorded_not_changed(no_machine_blas_env: pytest.MonkeyPatch) -> None:
+    monkeypatch = no_machine_blas_env
     monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
     assert blas_env() == {"OPENBLAS_CORETYPE": "Haswell"}  # thread counts are reported elsewhere
@@ -416,7 +423,8 @@ def test_achieved_gflops() -> None:
         achieved(REFERENCE_FLOPS, 1, 0.0)
 
 
-def test_measure_peak_one_process_per_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_measure_peak_one_process_per_thread_count(no_machine_blas_env: pytest.MonkeyPatch) -> None:
+    monkeypatch = no_machine_blas_env
     # An OPENBLAS_ variable OpenBLAS ignores: it must be passed through and recorded as found.
     monkeypatch.setenv("OPENBLAS_EDGEKIT_TEST", "1")
     details = measure_peak_details([1, 2], seconds=0.05, size=128)
