@@ -95,7 +95,9 @@ def build_numpy(root: Path, venv: str, python: str, env: dict[str, str], log: Pa
     shutil.rmtree(inbox, ignore_errors=True)
     inbox.mkdir(parents=True)
     try:
-        source = ["download", "-q", "--no-deps", "--no-binary=:all:", f"numpy=={NUMPY_BUILT}", "-d", str(inbox)]
+        # --no-binary=numpy, not :all:: pip prepares the sdist's metadata here, and its build tools must stay wheels
+        # (setuptools 59 from source no longer builds with a current pip).
+        source = ["download", "-q", "--no-deps", "--no-binary=numpy", f"numpy=={NUMPY_BUILT}", "-d", str(inbox)]
         _pip(source, "downloading the numpy source")
         tools = ["download", "-q", "--only-binary=:all:", "--python-version", python, "--platform", "any"]
         _pip([*tools, "--implementation", "py", *NUMPY_BUILD_DEPS, "-d", str(inbox)], "downloading numpy's build tools")
