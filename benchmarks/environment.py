@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.cpu import detect_cpu
 from benchmarks.peak import blas_env, blas_env_note
 from runtimes import registry
 
@@ -262,7 +263,8 @@ def capture_environment() -> dict[str, object]:
     Never raises: a field that cannot be determined is None.
 
     Returns:
-        A JSON-serialisable dict with `cpu_model`, `machine`, `cores_logical`, `cores_available`,
+        A JSON-serialisable dict with `cpu_model`, `cpu` (the instruction-set class and features,
+        `benchmarks.cpu.CpuDescription.to_dict`), `machine`, `cores_logical`, `cores_available`,
         `os`, `kernel`, `bitness`, `python`, `python_implementation`, `numpy`, `runtime_versions`,
         `cpu_governor`, `cpu_freq_cur_mhz`, `cpu_freq_min_mhz`, `cpu_freq_max_mhz`,
         `cpu_freq_hw_max_mhz`, `thread_env`, `temperatures_c` (`{thermal zone type: °C}`),
@@ -274,6 +276,7 @@ def capture_environment() -> dict[str, object]:
     freq = _safe(cpu_frequency)
     env: dict[str, object] = {
         "cpu_model": _safe(cpu_model),
+        "cpu": _safe(lambda: detect_cpu().to_dict()),
         "machine": _safe(platform.machine),
         "cores_logical": _safe(os.cpu_count),
         "cores_available": _safe(available_cores),

@@ -186,6 +186,7 @@ def _run_planned(
     report = {
         "schema_version": A.SCHEMA_VERSION,
         "created_utc": A.utc_now(),
+        "cpu": A.this_cpu(),
         "run": run_dir.resolve().name,
         "images": len(images),
         "data": data_info,

@@ -213,6 +213,7 @@ def mcu_step(
     doc = {
         "schema_version": A.SCHEMA_VERSION,
         "created_utc": A.utc_now(),
+        "cpu": A.this_cpu(),
         "tflite_micro": _tflm_version(),
         "data": data_summary(dataset, n),
         "results": results,

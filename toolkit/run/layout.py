@@ -52,6 +52,13 @@ def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def this_cpu() -> dict[str, Any]:
+    """This machine's instruction-set class and features, as documents record them (`CpuInfo`)."""
+    from benchmarks.cpu import detect_cpu
+
+    return detect_cpu().to_dict()
+
+
 def library_versions() -> dict[str, str]:
     """Installed versions of the libraries edgekit uses (read from metadata; imports nothing)."""
     out = {"python": platform.python_version(), "edgekit": __version__}
@@ -150,6 +157,11 @@ def read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise RunDirError(f"{path} does not hold a JSON object; re-run the step that writes it.")
     return data
+
+
+def int8_target(manifest: dict[str, Any]) -> str:
+    """The CPU class the run's int8 exports target (`exporters.int8_recipe`); older manifests: "portable"."""
+    return str(manifest.get("int8_target") or "portable")
 
 
 def load_manifest(run_dir: Path) -> dict[str, Any]:

@@ -316,6 +316,7 @@ def parity_step(
     report = {
         "schema_version": A.SCHEMA_VERSION,
         "created_utc": A.utc_now(),
+        "cpu": A.this_cpu(),
         "reference": summary,
         "data": data_summary(dataset, n),
         "tolerances": _tolerance_table(summary["output_kind"]),

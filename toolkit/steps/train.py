@@ -60,6 +60,7 @@ def train_step(
         "model_sha256": sha256_file(run_dir / A.MODEL_FILE),
         "schema_version": A.SCHEMA_VERSION,
         "created_utc": A.utc_now(),
+        "cpu": A.this_cpu(),
         **result.summary(),
         "train_images": int(config.train_limit or len(data.x_train)),
         "test_images": len(data.x_test),

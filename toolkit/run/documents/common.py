@@ -42,6 +42,22 @@ class SkippedArtifact(Part):
     reason: str
 
 
+class CpuInfo(Part):
+    """The CPU's instruction-set class and features (`benchmarks.cpu.CpuDescription.to_dict`).
+
+    Int8 results and int8 speed depend on it (e.g. VNNI on x86-64, the dot product on arm64), so every
+    document that carries numbers records it, and `gate` refuses to compare benches across classes.
+    """
+
+    arch: str = Field(description='"x86-64", "arm64", "armv7", or the machine name for anything else.')
+    isa_class: str = Field(description='e.g. "x86-64-avx512-vnni", "x86-64-avx2", "arm64-dotprod".')
+    features: list[str] = Field(description="The checked features this CPU has.")
+    checked: list[str] = Field(description="Every feature looked for: the others are absent.")
+    source: str = Field(description='"cpuid", "cpuid+cpuinfo", "hwcap", "cpuinfo" or "none".')
+    int8_dot_product: bool | None = Field(None, description="VNNI/AMX on x86-64, SDOT/UDOT or I8MM on Arm.")
+    note: str | None = Field(None, description="Set when the sources disagree (an emulated or masked CPU).")
+
+
 class Environment(Part):
     """The machine and its software (`benchmarks.environment.capture_environment`).
 
@@ -51,6 +67,7 @@ class Environment(Part):
     OPEN: ClassVar[bool] = True
 
     cpu_model: str | None = None
+    cpu: CpuInfo | None = Field(None, description="Instruction-set class and features (absent in older files).")
     machine: str | None = None
     cores_logical: int | None = None
     cores_available: int | None = None

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from toolkit.run.documents.base import Document, Part
+from toolkit.run.documents.common import CpuInfo
 from toolkit.run.documents.parity import ParityRow
 
 
@@ -104,6 +105,7 @@ class McuDocument(Document):
     FIX: ClassVar[str] = "re-run `edgekit mcu`"
 
     created_utc: str
+    cpu: CpuInfo | None = Field(None, description="The instruction-set class and features of the machine that ran it.")
     tflite_micro: str = Field(description="The tflite-micro package version that ran the models.")
     data: dict[str, Any]
     results: list[McuResult]

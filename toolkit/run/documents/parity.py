@@ -7,6 +7,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from toolkit.run.documents.base import Document, Part
+from toolkit.run.documents.common import CpuInfo
 
 
 class ParityReference(Part):
@@ -57,6 +58,7 @@ class ParityDocument(Document):
     FIX: ClassVar[str] = "re-run `edgekit parity`"
 
     created_utc: str
+    cpu: CpuInfo | None = Field(None, description="The instruction-set class and features of the machine that ran it.")
     reference: ParityReference
     data: ParityData
     tolerances: dict[str, str] = Field(description="Precision → pass criteria, in words.")

@@ -7,7 +7,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from toolkit.run.documents.base import Document, Part
-from toolkit.run.documents.common import TrainOptions
+from toolkit.run.documents.common import CpuInfo, TrainOptions
 
 
 class TrainData(Part):
@@ -26,6 +26,7 @@ class TrainDocument(Document):
 
     model_sha256: str = Field(description="sha256 of model.keras; --resume trusts the model only if it matches.")
     created_utc: str
+    cpu: CpuInfo | None = Field(None, description="The instruction-set class and features of the machine that ran it.")
     config: TrainOptions
     num_params: int
     wall_seconds: float
