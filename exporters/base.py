@@ -75,6 +75,7 @@ class ExportResult:
     seconds: float
     notes: tuple[str, ...] = field(default=())
     float_layers: tuple[str, ...] | None = None  # int8-mixed only: the Keras layers kept in float
+    quantization: dict[str, Any] | None = None  # the int8 recipe and its target (`exporters.int8_recipe`)
 
     @classmethod
     def written(
@@ -86,6 +87,7 @@ class ExportResult:
         started: float,
         notes: list[str],
         float_layers: list[str] | None = None,
+        quantization: dict[str, Any] | None = None,
     ) -> ExportResult:
         """The record for a file that has just been written and checked (size and sha256 read back)."""
         from exporters.files import sha256_file
@@ -102,6 +104,7 @@ class ExportResult:
             seconds=time.perf_counter() - started,
             notes=tuple(dict.fromkeys(notes)),
             float_layers=None if float_layers is None else tuple(float_layers),
+            quantization=quantization,
         )
 
     def manifest_entry(self, root: Path) -> dict[str, Any]:
@@ -120,4 +123,6 @@ class ExportResult:
         }
         if self.float_layers is not None:
             entry["float_layers"] = list(self.float_layers)
+        if self.quantization is not None:
+            entry["quantization"] = dict(self.quantization)
         return entry

@@ -16,6 +16,7 @@ from exporters.base import ExportFormat, ExportResult, Precision, artifact_filen
 from exporters.check import check_artifact
 from exporters.errors import ExportError, UnsupportedPrecisionError
 from exporters.files import atomic_path
+from exporters.int8_recipe import quantization_record
 from exporters.quiet import captured
 from runtimes.tf_import import import_tensorflow
 
@@ -96,7 +97,10 @@ def export_tflite_int4(model: Any, out_dir: Path) -> ExportResult:
             specs = check_artifact(tmp)
         except ExportError as exc:
             raise ExportError(f"{_runtime()} cannot run int4 weights: {exc}") from exc
-    return ExportResult.written(path, ExportFormat.TFLITE, Precision.INT4_WEIGHTS, specs, start, notes)
+    recipe = quantization_record(ExportFormat.TFLITE, Precision.INT4_WEIGHTS)
+    return ExportResult.written(
+        path, ExportFormat.TFLITE, Precision.INT4_WEIGHTS, specs, start, notes, quantization=recipe
+    )
 
 
 def _runtime() -> str:

@@ -10,7 +10,7 @@ which is exactly what an outlier channel ruins). Everything else is int8 as in `
   re-quantizes with the chosen ops left in float. Ops are TFLITE_BUILTINS_INT8 + TFLITE_BUILTINS (float
   kernels for the kept ops, DEQUANTIZE/QUANTIZE around them); input and output stay int8, like tflite-int8.
 - ONNX: `onnxruntime.quantization.quantize_static(..., nodes_to_exclude=[...])` on the pre-processed fp32
-  graph (static QDQ, per-channel int8 weights, float I/O like onnx-int8).
+  graph (static QDQ, per-channel int8 weights, float I/O, the target's recipe: all like onnx-int8).
 
 Keras layers are found in the converted graphs by name: both converters keep the layer name as a component
 of their op/tensor names (`model_1/dense_outlier_1/MatMul`); ops that carry no layer name (a TFLite
@@ -33,6 +33,7 @@ from exporters.base import ExportFormat, ExportResult, Precision, artifact_filen
 from exporters.check import check_artifact
 from exporters.errors import ExportError, UnsupportedPrecisionError
 from exporters.files import atomic_path, ensure_dir
+from exporters.int8_recipe import ONNX_RECIPES, Int8Target, quantization_record
 from exporters.quiet import captured
 from runtimes.errors import one_line
 from runtimes.tf_import import import_tensorflow
@@ -152,13 +153,16 @@ class TFLiteMixed:
 class OnnxMixed:
     """Converts and pre-processes once; `quantize(exclude, dest)` writes static int8 QDQ without those nodes."""
 
-    def __init__(self, model: Any, calibration: np.ndarray, work: Path) -> None:
+    def __init__(
+        self, model: Any, calibration: np.ndarray, work: Path, target: Int8Target = Int8Target.PORTABLE
+    ) -> None:
         import onnx
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
         from exporters.onnx_export import DEFAULT_OPSET, _convert_fp32
 
         self.notes: list[str] = []
+        self.target = target
         self._calibration = np.asarray(calibration, dtype=np.float32)
         fp32, self.pre = work / "fp32.onnx", work / "pre.onnx"
         with captured(self.notes):
@@ -172,7 +176,7 @@ class OnnxMixed:
 
     def quantize(self, exclude: list[str], dest: Path) -> None:
         import onnx
-        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization import CalibrationDataReader, quantize_static
 
         from exporters.onnx_export import INPUT_NAME, _CalibrationReader
 
@@ -184,11 +188,8 @@ class OnnxMixed:
                 str(self.pre),
                 str(dest),
                 Reader(INPUT_NAME, self._calibration),
-                quant_format=QuantFormat.QDQ,
-                per_channel=True,
-                activation_type=QuantType.QInt8,
-                weight_type=QuantType.QInt8,
                 nodes_to_exclude=exclude,
+                **ONNX_RECIPES[self.target].quantize_options(),
             )
         onnx.checker.check_model(str(dest), full_check=True)
 
@@ -236,8 +237,16 @@ def export_tflite_mixed(
     with atomic_path(path) as tmp:
         tmp.write_bytes(flatbuffer)
         specs = check_artifact(tmp, cal)
+    recipe = quantization_record(ExportFormat.TFLITE, Precision.INT8_MIXED)
     return ExportResult.written(
-        path, ExportFormat.TFLITE, Precision.INT8_MIXED, specs, start, q.notes, float_layers=list(float_layers)
+        path,
+        ExportFormat.TFLITE,
+        Precision.INT8_MIXED,
+        specs,
+        start,
+        q.notes,
+        float_layers=list(float_layers),
+        quantization=recipe,
     )
 
 
@@ -249,10 +258,12 @@ def export_onnx_mixed(
     float_layers: list[str],
     name: str | None = None,
     quantizer: OnnxMixed | None = None,
+    target: Int8Target = Int8Target.PORTABLE,
 ) -> ExportResult:
     """Write a static-int8 QDQ `.onnx` (float I/O) with `float_layers` and their outputs in float.
 
-    Args and errors as `export_tflite_mixed` (`quantizer`: an `OnnxMixed` for this model).
+    Args and errors as `export_tflite_mixed` (`quantizer`: an `OnnxMixed` for this model, whose target wins;
+    `target`: the int8 recipe's CPU class, as for `export_onnx`).
     """
     cal = _need_calibration(calibration_data)
     path = Path(out_dir) / (name or artifact_filename(ExportFormat.ONNX, Precision.INT8_MIXED))
@@ -260,7 +271,7 @@ def export_onnx_mixed(
     start = time.perf_counter()
     with atomic_path(path) as tmp, tempfile.TemporaryDirectory(dir=path.parent, prefix=".onnx-mixed-") as work:
         try:
-            q = quantizer or OnnxMixed(model, cal, Path(work))
+            q = quantizer or OnnxMixed(model, cal, Path(work), target)
             q.graph.check(float_layers, "ONNX int8-mixed")
             q.quantize(q.graph.float_ops(float_layers), tmp)
         except ExportError:
@@ -268,6 +279,14 @@ def export_onnx_mixed(
         except Exception as exc:
             raise ExportError(f"ONNX int8-mixed export failed: {one_line(exc)}") from exc
         specs = check_artifact(tmp, cal)
+    recipe = quantization_record(ExportFormat.ONNX, Precision.INT8_MIXED, q.target)
     return ExportResult.written(
-        path, ExportFormat.ONNX, Precision.INT8_MIXED, specs, start, q.notes, float_layers=list(float_layers)
+        path,
+        ExportFormat.ONNX,
+        Precision.INT8_MIXED,
+        specs,
+        start,
+        q.notes,
+        float_layers=list(float_layers),
+        quantization=recipe,
     )

@@ -1,4 +1,8 @@
-"""Keras -> ONNX fp32 (tf2onnx `from_function`) and ONNX int8 (static QDQ, per-channel, via ORT)."""
+"""Keras -> ONNX fp32 (tf2onnx `from_function`) and ONNX int8 (static QDQ, per-channel, via ORT).
+
+The int8 recipe follows the CPU class the export targets (`exporters.int8_recipe`): by default 7-bit
+weights, which give the same answers on every x86-64 and Arm CPU.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from exporters.base import (
 from exporters.check import check_artifact
 from exporters.errors import ExportError, UnsupportedPrecisionError
 from exporters.files import atomic_path
+from exporters.int8_recipe import ONNX_RECIPES, Int8Target, OnnxInt8Recipe, parse_target, quantization_record
 from exporters.quiet import captured
 from runtimes.errors import one_line
 from runtimes.tf_import import import_tensorflow
@@ -77,14 +82,9 @@ class _CalibrationReader:
         return next(self._iter, None)
 
 
-def _quantize_int8(fp32: Path, dest: Path, calibration: np.ndarray) -> None:
+def _quantize_int8(fp32: Path, dest: Path, calibration: np.ndarray, recipe: OnnxInt8Recipe) -> None:
     import onnx
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    from onnxruntime.quantization import CalibrationDataReader, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(_CalibrationReader, CalibrationDataReader):  # type: ignore[misc]
@@ -95,15 +95,7 @@ def _quantize_int8(fp32: Path, dest: Path, calibration: np.ndarray) -> None:
         # Pre-processing fuses MatMul+Add into Gemm before quantization; the symbolic shape pass
         # would need sympy, which this static-shape model does not need.
         quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-        quantize_static(
-            str(pre),
-            str(dest),
-            Reader(INPUT_NAME, calibration),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
-        )
+        quantize_static(str(pre), str(dest), Reader(INPUT_NAME, calibration), **recipe.quantize_options())
     onnx.checker.check_model(str(dest), full_check=True)
 
 
@@ -114,15 +106,18 @@ def export_onnx(
     precision: Precision = Precision.FP32,
     calibration_data: np.ndarray | None = None,
     opset: int = DEFAULT_OPSET,
+    target: Int8Target | str = Int8Target.PORTABLE,
 ) -> ExportResult:
     """Convert a Keras model to `.onnx` in `out_dir`, checked with `onnx.checker` and ONNX Runtime.
 
     Args:
         model: a built Keras model with one float32 input and one output (its ModelSpec says which).
         out_dir: directory for the artifact (created if missing).
-        precision: `fp32`, or `int8` (static QDQ, per-channel int8 weights and activations).
+        precision: `fp32`, or `int8` (static QDQ, per-channel int8 weights, the recipe of `target`).
         calibration_data: float32 images for int8 calibration (required for `int8`).
         opset: ONNX opset for the float graph.
+        target: the CPU class the int8 file is for: `portable` (default: the same answers on every CPU),
+            `x86-vnni` or `arm64` (the fastest recipe there; see `exporters.int8_recipe`).
 
     Returns:
         The artifact's `ExportResult`.
@@ -132,6 +127,10 @@ def export_onnx(
         ExportError: conversion, quantization or the post-export check failed.
     """
     precision = Precision(precision)
+    try:
+        target = parse_target(target)
+    except ValueError as exc:
+        raise UnsupportedPrecisionError(str(exc)) from None
     if precision not in SUPPORTED[ExportFormat.ONNX]:
         raise UnsupportedPrecisionError(
             f"ONNX export offers {', '.join(p.value for p in SUPPORTED[ExportFormat.ONNX])}, "
@@ -151,11 +150,13 @@ def export_onnx(
                     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".onnx-fp32-") as work:
                         fp32 = Path(work) / "fp32.onnx"
                         _convert_fp32(model, fp32, opset)
-                        _quantize_int8(fp32, tmp, np.asarray(calibration_data, dtype=np.float32))
+                        cal = np.asarray(calibration_data, dtype=np.float32)
+                        _quantize_int8(fp32, tmp, cal, ONNX_RECIPES[target])
             except ExportError:
                 raise
             except Exception as exc:
                 first = (str(exc).strip().splitlines() or [""])[0]  # tf2onnx's first line names the problem
                 raise ExportError(f"ONNX {precision.value} export failed: {one_line(first or exc)}") from exc
         specs = check_artifact(tmp, calibration_data)
-    return ExportResult.written(path, ExportFormat.ONNX, precision, specs, start, notes)
+    recipe = quantization_record(ExportFormat.ONNX, precision, target)
+    return ExportResult.written(path, ExportFormat.ONNX, precision, specs, start, notes, quantization=recipe)

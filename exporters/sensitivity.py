@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from exporters.errors import ExportError
+from exporters.int8_recipe import Int8Target
 from exporters.mixed import OnnxMixed, TFLiteMixed
 from runtimes.errors import one_line
 from runtimes.registry import make_runner
@@ -107,15 +108,17 @@ def p50_batch1_ms(path: Path, image: np.ndarray, runs: int = 50) -> float:
 class Variants:
     """Writes int8 variants of one model with chosen ops in float, for one format; calibrated once."""
 
-    def __init__(self, model: Any, fmt: str, calibration: np.ndarray, work: Path) -> None:
+    def __init__(
+        self, model: Any, fmt: str, calibration: np.ndarray, work: Path, target: Int8Target = Int8Target.PORTABLE
+    ) -> None:
         try:
-            self._setup(model, fmt, calibration, work)
+            self._setup(model, fmt, calibration, work, target)
         except (ExportError, ValueError):
             raise
         except Exception as exc:  # converter/quantizer failures: one line, as the exporters report them
             raise ExportError(f"{fmt} int8 variants failed: {one_line(exc)}") from exc
 
-    def _setup(self, model: Any, fmt: str, calibration: np.ndarray, work: Path) -> None:
+    def _setup(self, model: Any, fmt: str, calibration: np.ndarray, work: Path, target: Int8Target) -> None:
         self.format = fmt
         self.work = work
         self._n = 0
@@ -124,7 +127,7 @@ class Variants:
             self.onnx: OnnxMixed | None = None
             self.graph = self.tflite.graph
         elif fmt == "onnx":
-            self.tflite, self.onnx = None, OnnxMixed(model, calibration, work)
+            self.tflite, self.onnx = None, OnnxMixed(model, calibration, work, target)
             self.graph = self.onnx.graph
         else:
             raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -169,6 +172,7 @@ def rank_layers(
     only_quantized: bool = True,
     reference: np.ndarray | None = None,
     progress: Callable[[str], None] | None = None,
+    target: Int8Target = Int8Target.PORTABLE,
 ) -> dict[str, SensitivityRanking]:
     """Rank the model's quantizable layers by int8 sensitivity, per format (see the module docstring).
 
@@ -181,6 +185,7 @@ def rank_layers(
         only_quantized: also measure (b), each layer quantized alone.
         reference: Keras outputs on `images` if already computed.
         progress: called with a short text before each measurement.
+        target: the int8 recipe's CPU class (ONNX; see `exporters.int8_recipe`), as the exports use.
     """
     images = np.asarray(images, dtype=np.float32)
     ref = keras_outputs(model, images) if reference is None else reference
@@ -188,7 +193,7 @@ def rank_layers(
     out: dict[str, SensitivityRanking] = {}
     for fmt in formats:
         with tempfile.TemporaryDirectory(prefix="edgekit-sensitivity-") as work:
-            v = Variants(model, fmt, calibration_data, Path(work))
+            v = Variants(model, fmt, calibration_data, Path(work), target)
             full = v.measure([], images, ref, labels)
             rows = []
             for layer in v.graph.layers:

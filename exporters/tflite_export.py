@@ -23,6 +23,7 @@ from exporters.base import (
 from exporters.check import check_artifact
 from exporters.errors import ExportError, UnsupportedPrecisionError
 from exporters.files import atomic_path
+from exporters.int8_recipe import quantization_record
 from exporters.quiet import captured
 from runtimes.tf_import import import_tensorflow
 
@@ -105,4 +106,5 @@ def export_tflite(
     with atomic_path(path) as tmp:
         tmp.write_bytes(flatbuffer)
         specs = check_artifact(tmp, calibration_data)
-    return ExportResult.written(path, ExportFormat.TFLITE, precision, specs, start, notes)
+    recipe = quantization_record(ExportFormat.TFLITE, precision)
+    return ExportResult.written(path, ExportFormat.TFLITE, precision, specs, start, notes, quantization=recipe)

@@ -47,6 +47,7 @@ def pipeline_options(
     input_scale: float | None = None,
     diagnose: bool = False,
     bundle: str | Path | None = None,
+    int8_target: str = "portable",
 ) -> RunOptions:
     """The options of a whole pipeline run, as stored in its run.json (so `--resume` repeats them).
 
@@ -54,6 +55,7 @@ def pipeline_options(
     export, parity and bench on `data` (an .npz, a folder of images per class, or MNIST); `output_kind`,
     `custom_objects` and `input_scale` say how to read it (see `toolkit.steps.user_model.prepare_user_model`).
     `diagnose` adds the per-layer diagnosis after bench; `bundle` writes a bundle for a board at the end.
+    `int8_target` is the CPU class the int8 exports are for (portable, x86-vnni, arm64; `exporters.int8_recipe`).
     """
     from dataclasses import asdict
 
@@ -61,18 +63,20 @@ def pipeline_options(
     from toolkit.run import layout
     from toolkit.run.documents import RunOptions, parse_document
     from toolkit.steps.bench_settings import BenchSettings
-    from toolkit.steps.export import parse_targets
+    from toolkit.steps.export import check_int8_target, parse_targets
 
     config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit)
     config.validate()
     settings = settings or BenchSettings()
     settings.validate()
     targets = parse_targets(format_choices(formats), precision_choices(precisions))
+    check_int8_target(int8_target)
     options = {
         "schema_version": layout.SCHEMA_VERSION,
         "train": asdict(config),
         "targets": [[f.value, p.value] for f, p in targets],
         "calibration_size": calibration_size,
+        "int8_target": int8_target,
         "bench": settings.to_dict(),
         "data": None if data is None else str(data),
         "allow_unverified": allow_unverified,

@@ -102,6 +102,7 @@ def export(
     min_agreement: float | None = None,
     budget_images: int = 2000,
     on_message: Callable[[str], None] | None = None,
+    int8_target: str = "portable",
 ) -> ManifestDocument:
     """Export the run's model.keras (default: every format and precision not opt-in); returns manifest.json.
 
@@ -118,6 +119,8 @@ def export(
             tflite-int8-mixed / onnx-int8-mixed and mixed.json (toolkit/steps/mixed.py). Judged on the
             first `budget_images` test rows.
         on_message: receives one-line outcomes of the budget search (e.g. "full int8 meets the budget").
+        int8_target: the CPU class the int8 exports are for: "portable" (the same answers on every x86-64 and
+            Arm CPU), "x86-vnni" or "arm64" (the fastest ONNX recipe there; see `exporters.int8_recipe`).
     """
     from exporters.base import NEEDS_CALIBRATION
     from toolkit.run import layout
@@ -145,7 +148,13 @@ def export(
         dataset = _run_data(run, data) if needs_data else None
     with run_lock(run):
         manifest = export_step(
-            run, targets, data=dataset, calibration_size=calibration_size, seed=seed, progress=progress
+            run,
+            targets,
+            data=dataset,
+            calibration_size=calibration_size,
+            seed=seed,
+            progress=progress,
+            int8_target=int8_target,
         )
         if budget:
             mixed_step(

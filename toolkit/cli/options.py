@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from exporters.base import ExportFormat, Precision
+from exporters.int8_recipe import Int8Target
 from runtimes.ort_runner import GraphOptimization
 
 # -- shared options ------------------------------------------------------------------------------
@@ -129,6 +130,16 @@ PrecisionOpt = Annotated[
 CalibOpt = Annotated[
     int,
     typer.Option("--calibration-size", min=1, help="Training images used to calibrate int8.", rich_help_panel="Export"),
+]
+Int8TargetOpt = Annotated[
+    Int8Target,
+    typer.Option(
+        "--target",
+        help="The CPU class the int8 exports are for: [b]portable[/] (the same answers on every x86-64 and Arm CPU), "
+        "[b]x86-vnni[/] (the fastest with VNNI; other answers on x86-64 without it) or [b]arm64[/] (ONNX Runtime's "
+        "Arm default). It picks the ONNX int8 recipe (recorded in manifest.json); TFLite files are the same for all.",
+        rich_help_panel="Export",
+    ),
 ]
 ArtifactOpt = Annotated[
     list[str] | None,

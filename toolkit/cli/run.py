@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from exporters.base import NEEDS_CALIBRATION
+from exporters.int8_recipe import Int8Target
 from toolkit.cli.console import EXIT_THRESHOLD, err, out, progress_bar, rich_table, user_errors
 from toolkit.cli.options import (
     AllowUnverifiedOpt,
@@ -23,6 +24,7 @@ from toolkit.cli.options import (
     EpochsOpt,
     FormatOpt,
     InputScaleOpt,
+    Int8TargetOpt,
     MinRunsOpt,
     MinSecondsOpt,
     ModelOpt,
@@ -126,6 +128,7 @@ def export(
     max_drop: MaxDropOpt = None,
     min_agreement: MinAgreementOpt = None,
     budget_images: BudgetImagesOpt = 2000,
+    int8_target: Int8TargetOpt = Int8Target.PORTABLE,
 ) -> None:
     """Export model.keras to TFLite and ONNX (float and quantized); writes exports/ and manifest.json.
 
@@ -154,6 +157,7 @@ def export(
             run, formats=formats, precisions=precisions, data=dataset, calibration_size=calibration_size, seed=seed,
             progress=progress, model=model, output_kind=output_kind, custom_objects=custom_objects, input_scale=scale,
             max_drop=max_drop, min_agreement=min_agreement, budget_images=budget_images, on_message=messages.append,
+            int8_target=int8_target.value,
         )  # fmt: skip
     for text in messages:
         out.print(escape(text), highlight=False)
@@ -242,6 +246,7 @@ def pipeline(
     formats: FormatOpt = None,
     precisions: PrecisionOpt = None,
     calibration_size: CalibOpt = 500,
+    int8_target: Int8TargetOpt = Int8Target.PORTABLE,
     batch: BatchOpt = None,
     threads: ThreadsOpt = None,
     xnnpack: XnnpackOpt = None,
@@ -286,7 +291,7 @@ def pipeline(
             epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit, formats=formats,
             precisions=precisions, calibration_size=calibration_size, settings=settings.settings(), data=data,
             allow_unverified=allow_unverified, model=model, output_kind=output_kind, custom_objects=custom_objects,
-            input_scale=parse_scale(input_scale), diagnose=diagnose, bundle=bundle,
+            input_scale=parse_scale(input_scale), diagnose=diagnose, bundle=bundle, int8_target=int8_target.value,
         )  # fmt: skip
         dataset = None if model is not None else _load_data(data, allow_unverified)
 

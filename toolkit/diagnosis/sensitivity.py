@@ -76,14 +76,22 @@ def from_mixed_json(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 def measure(
-    model: Any, calibration: Any, images: Any, labels: Any, formats: tuple[str, ...]
+    model: Any, calibration: Any, images: Any, labels: Any, formats: tuple[str, ...], target: str = "portable"
 ) -> dict[str, list[dict[str, Any]]]:
     """Format → ranking rows, measured now with `exporters.sensitivity.rank_layers` (one-line error if absent)."""
     if not available():
         raise ToolkitError("--sensitivity needs exporters.sensitivity, which this edgekit does not have.")
+    from exporters.int8_recipe import parse_target
     from exporters.sensitivity import rank_layers  # type: ignore[import-not-found,unused-ignore]
 
-    rankings = rank_layers(model, calibration_data=calibration, images=images, labels=labels, formats=formats)
+    rankings = rank_layers(
+        model,
+        calibration_data=calibration,
+        images=images,
+        labels=labels,
+        formats=formats,
+        target=parse_target(target),
+    )
     return {
         fmt: [_row(s.layer, s.float_accuracy, s.float_agreement, s.only_accuracy, s.only_agreement) for s in r.layers]
         for fmt, r in rankings.items()
@@ -106,8 +114,13 @@ def measurer(entries: list[dict[str, Any]], calibration: Any, images: Any, label
     """A function of the Keras model measuring the int8 artifacts' formats' ranking (refuses now if absent)."""
     if not available():  # refuse before the long work
         raise ToolkitError("--sensitivity needs exporters.sensitivity, which this edgekit does not have.")
-    formats = tuple(dict.fromkeys(e["format"] for e in entries if e.get("precision") == "int8"))
-    return lambda model: measure(model, calibration, images, labels, formats) if formats else {}
+    int8 = [e for e in entries if e.get("precision") == "int8"]
+    formats = tuple(dict.fromkeys(e["format"] for e in int8))
+    # The ranking quantizes as the exports did: the ONNX int8 file's recipe target (see exporters.int8_recipe).
+    target = next(
+        (str(e["quantization"]["target"]) for e in int8 if e["format"] == "onnx" and e.get("quantization")), "portable"
+    )
+    return lambda model: measure(model, calibration, images, labels, formats, target) if formats else {}
 
 
 def for_run(

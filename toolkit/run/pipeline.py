@@ -134,6 +134,7 @@ def run_pipeline(
             calibration_size=options["calibration_size"],
             seed=config.seed,
             progress=progress,
+            int8_target=options.get("int8_target") or "portable",
         )
     if done["parity"]:
         result["parity"] = A.read_document(run_dir / A.PARITY_JSON, ParityDocument)

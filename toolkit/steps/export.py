@@ -12,6 +12,7 @@ from toolkit.progress import ProgressCallback, as_progress
 from toolkit.run import layout as A
 
 if TYPE_CHECKING:
+    from exporters.int8_recipe import Int8Target
     from runtimes.spec import ModelSpec
 
 
@@ -32,6 +33,16 @@ def parse_targets(
     return targets
 
 
+def check_int8_target(value: str) -> Int8Target:
+    """The int8 target named by `value` (`exporters.int8_recipe`); a one-line ToolkitError for an unknown one."""
+    from exporters.int8_recipe import parse_target
+
+    try:
+        return parse_target(value)
+    except ValueError as exc:
+        raise ToolkitError(f"--target: {exc}") from None
+
+
 def export_step(
     run_dir: Path,
     targets: list[tuple[ExportFormat, Precision]],
@@ -40,8 +51,12 @@ def export_step(
     calibration_size: int = 500,
     seed: int = 7,
     progress: ProgressCallback | None = None,
+    int8_target: str = "portable",
 ) -> dict[str, Any]:
-    """Export model.keras to every target, write manifest.json, and return it."""
+    """Export model.keras to every target, write manifest.json, and return it.
+
+    `int8_target`: the CPU class the int8 exports are for (`exporters.int8_recipe`: portable, x86-vnni, arm64).
+    """
     from exporters.onnx_export import export_onnx
     from exporters.tflite_export import export_tflite
     from runtimes.keras_runner import load_keras_model
@@ -50,6 +65,7 @@ def export_step(
     model_path = A.require_file(run_dir, A.MODEL_FILE, "run `edgekit train` first (it writes model.keras)")
     if calibration_size < 1:
         raise ToolkitError(f"--calibration-size must be 1 or more, got {calibration_size}.")
+    target = check_int8_target(int8_target)
     reference = A.reference_entry(run_dir)
     model = load_keras_model(model_path)
     spec = run_spec(run_dir) if is_user_run(run_dir) else model_spec_of(model)
@@ -62,7 +78,8 @@ def export_step(
     out_dir = run_dir / A.EXPORTS_DIR
     p = as_progress(progress)
     task = p.add_task("export", total=len(targets))
-    extra = {
+    extra: dict[str, Any] = {
+        "int8_target": target.value,
         "calibration": {
             "images": 0 if calibration is None else len(calibration),
             "seed": seed,
@@ -79,8 +96,10 @@ def export_step(
     manifest = A.write_manifest(run_dir, [reference], extra)
     for fmt, precision in targets:
         p.update(task, description=f"export: {artifact_name(fmt, precision)}")
-        exporter = export_tflite if fmt is ExportFormat.TFLITE else export_onnx
-        result = exporter(model, out_dir, precision=precision, calibration_data=calibration)
+        if fmt is ExportFormat.TFLITE:
+            result = export_tflite(model, out_dir, precision=precision, calibration_data=calibration)
+        else:
+            result = export_onnx(model, out_dir, precision=precision, calibration_data=calibration, target=target)
         # The manifest grows artifact by artifact, so an interrupted export keeps what it finished.
         entry = result.manifest_entry(run_dir)
         # The file's own tensors (dtype, quantization) with what the Keras model means by them.

@@ -57,6 +57,7 @@ def mixed_step(
         images: test-split rows the budget is judged on.
         message: receives one-line outcomes ("full int8 meets the budget: ...").
     """
+    from exporters.int8_recipe import parse_target
     from exporters.mixed import export_onnx_mixed, export_tflite_mixed
     from exporters.sensitivity import Variants, keras_outputs, p50_batch1_ms, rank_layers, score
     from runtimes.keras_runner import load_keras_model
@@ -75,6 +76,9 @@ def mixed_step(
         raise ToolkitError("--max-drop/--min-agreement need a classifier; this model outputs plain values.")
     dataset = run_dataset(run_dir, data, spec=spec)
     calibration = dataset.calibration(spec, n=calibration_size, seed=seed)
+    # The mixed files quantize as the run's int8 exports did (the CPU class they target).
+    exported = (run_dir / A.MANIFEST_JSON).exists()
+    target = parse_target(A.int8_target(A.load_manifest(run_dir)) if exported else None)
     x, y = dataset.test_split(spec, images)
     labels = np.asarray(y).astype(np.int64).reshape(-1)
     ref = keras_outputs(model, x)
@@ -94,7 +98,7 @@ def mixed_step(
             p.update(task, description=f"mixed precision: {fmt} full int8")
             work = Path(tmp) / fmt
             work.mkdir()
-            v = Variants(model, fmt, calibration, work)
+            v = Variants(model, fmt, calibration, work, target)
             full = v.measure([], x, ref, labels)
             if meets(full.accuracy, full.agreement):
                 say(f"{fmt}: full int8 meets the budget ({_figures(full, keras_acc)}); no {fmt}-int8-mixed written.")
@@ -102,7 +106,7 @@ def mixed_step(
                 continue
             ranking = rank_layers(
                 model, calibration_data=calibration, images=x, labels=labels, formats=(fmt,), reference=ref,
-                progress=lambda text: p.update(task, description=f"mixed precision: rank {text}"),
+                progress=lambda text: p.update(task, description=f"mixed precision: rank {text}"), target=target,
             )[fmt]  # fmt: skip
             order = ranking.order()
             curve: list[dict[str, Any]] = []

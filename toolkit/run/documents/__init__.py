@@ -41,6 +41,7 @@ from toolkit.run.documents.bundle import (
     Tolerance,
 )
 from toolkit.run.documents.common import (
+    CpuInfo,
     Environment,
     ModelSpecDict,
     RemoteInfo,
@@ -50,7 +51,7 @@ from toolkit.run.documents.common import (
     TrainOptions,
 )
 from toolkit.run.documents.gate import GateDocument, GateLimits, GateRegression
-from toolkit.run.documents.manifest import ArtifactEntry, Calibration, ManifestDocument
+from toolkit.run.documents.manifest import ArtifactEntry, Calibration, ManifestDocument, QuantizationRecipe
 from toolkit.run.documents.mcu import McuDocument
 from toolkit.run.documents.mixed import MixedDocument, MixedFormat, MixedLayer, MixedPoint
 from toolkit.run.documents.options import BenchOptions, RunOptions
@@ -81,6 +82,7 @@ __all__ = [
     "BundleGolden",
     "BundleSource",
     "Calibration",
+    "CpuInfo",
     "DatasetDocument",
     "DesktopSummary",
     "Document",
@@ -103,6 +105,7 @@ __all__ = [
     "ParityReference",
     "ParityRow",
     "Part",
+    "QuantizationRecipe",
     "RemoteInfo",
     "RunOptions",
     "RunnerOptions",

@@ -10,6 +10,16 @@ from toolkit.run.documents.base import Document, Part
 from toolkit.run.documents.common import ModelSpecDict, TensorSpec, TrainingSummary
 
 
+class QuantizationRecipe(Part):
+    """How an int8 (or other quantized) artifact was made, and for which CPU class (`exporters.int8_recipe`)."""
+
+    target: str = Field(description="portable, x86-vnni or arm64: the CPU class the file is made for.")
+    recipe: str = Field(description="e.g. qdq-u8s8-7bit (ONNX), tflite-int8.")
+    description: str
+    portable: bool = Field(description="True when the file gives the same answers on every CPU class.")
+    note: str = Field(description="Why this recipe for this target.")
+
+
 class ArtifactEntry(Part):
     """One model file of the run: the Keras reference (`keras-fp32`) or an export."""
 
@@ -28,6 +38,7 @@ class ArtifactEntry(Part):
     float_layers: list[str] | None = Field(
         None, description="int8-mixed only: the Keras layers kept in float (with their output tensors)."
     )
+    quantization: QuantizationRecipe | None = Field(None, description="Quantized artifacts: the recipe and target.")
     model_spec: ModelSpecDict | None = Field(
         None, description="The model's ModelSpec (runtimes.spec.ModelSpec.to_dict): inputs, outputs, classes."
     )
@@ -52,6 +63,7 @@ class ManifestDocument(Document):
     edgekit_version: str
     git_sha: str | None
     libraries: dict[str, str] = Field(description="Distribution name → installed version.")
+    int8_target: str | None = Field(None, description="The CPU class the int8 exports target (portable by default).")
     calibration: Calibration | None = None
     training: TrainingSummary | None = None
     artifacts: list[ArtifactEntry]

@@ -34,6 +34,7 @@ class RunOptions(Document):
     train: TrainOptions
     targets: list[tuple[str, str]] = Field(description="(format, precision) pairs to export.")
     calibration_size: int
+    int8_target: str = Field("portable", description="--target: the CPU class the int8 exports are for.")
     bench: BenchOptions
     data: str | None = Field(
         None, description="--data: shipped, keras-cache, an IDX folder, or (with --model) a .npz or image folder."
