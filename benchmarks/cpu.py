@@ -124,7 +124,7 @@ def arch_name(machine: str | None = None) -> str:
 def isa_class(arch: str, features: tuple[str, ...]) -> str:
     """The kernel class of a CPU: its architecture and the best tier its features reach.
 
-    Tiers (best first): x86-64: amx, avx512-vnni, avx-vnni, avx512, avx2, sse4.2; arm64: i8mm, dotprod;
+    Tiers (best first): x86-64: amx, avx512-vnni, avx-vnni, avx512, avx2, avx, sse4.2; arm64: i8mm, dotprod;
     armv7: neon-vfpv4, neon. A CPU below every tier is its bare architecture ("x86-64", "arm64").
     """
     have = set(features)
@@ -136,6 +136,7 @@ def isa_class(arch: str, features: tuple[str, ...]) -> str:
             ("avx-vnni", ("avx_vnni",)),
             ("avx512", ("avx512f",)),
             ("avx2", ("avx2", "fma")),
+            ("avx", ("avx",)),
             ("sse4.2", ("sse4.2",)),
         )
     elif arch == "arm64":

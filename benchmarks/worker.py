@@ -302,7 +302,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def _claim_stdout() -> TextIO:
+def claim_stdout() -> TextIO:
     """Point file descriptor 1 at stderr and return a stream on the original stdout.
 
     Native runtime code may write to fd 1 directly; after this only the returned stream reaches
@@ -329,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--max-seconds ({args.max_seconds}) is below --min-seconds ({args.min_seconds})")
     if args.max_seconds == 0:
         parser.error("--max-seconds must be above 0; pass 'none' for no cap")
-    out = _claim_stdout()
+    out = claim_stdout()
     code = 0
     try:
         payload = run_benchmark(args)

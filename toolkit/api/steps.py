@@ -172,10 +172,17 @@ def parity(
     limit: int | None = None,
     data: str | Path | Mnist | None = None,
     progress: ProgressCallback | None = None,
+    cpus: Sequence[str] | None = None,
+    cpu_images: int = 1000,
+    on_message: Callable[[str], None] | None = None,
 ) -> ParityDocument:
     """Every artifact over the test split against the Keras reference; writes and returns parity.json.
 
-    `doc.passed` is False when an artifact misses its tolerance (the CLI exits 3 then).
+    With `cpus` (e.g. ["haswell", "nehalem"] or ["cortex-a72", "cortex-a76"]; `toolkit.cpus.models`), the
+    exports also run under those emulated CPU classes on the first `cpu_images` test inputs, and parity.json
+    gets a `cpu_classes` section: per CPU and artifact, agreement with Keras and max |Δ| against this
+    machine (arm64 CPUs need root, as `verify --emulate` does). `on_message` gets a line per slow set-up step.
+    `doc.passed` is False when an artifact misses its tolerance on any CPU (the CLI exits 3 then).
     """
     from toolkit.run import layout
     from toolkit.run.documents import ParityDocument, parse_document
@@ -183,11 +190,21 @@ def parity(
     from toolkit.steps.parity import parity_step
 
     run = layout.resolve_run_dir(Path(run_dir))
+    if cpus:
+        from toolkit.cpus.step import cpu_parity, parse_cpus
+
+        parse_cpus(list(cpus))  # an unknown or unusable CPU fails before any work
     dataset = _run_data(run, data)
+    names = list(artifacts) if artifacts else None
     with run_lock(run):
-        report = parity_step(
-            run, artifact_names=list(artifacts) if artifacts else None, limit=limit, data=dataset, progress=progress
-        )
+        report = parity_step(run, artifact_names=names, limit=limit, data=dataset, progress=progress)
+        if cpus:
+            images = min(cpu_images, limit) if limit is not None else cpu_images
+            section = cpu_parity(
+                run, list(cpus), artifact_names=names, images=images, data=dataset, progress=progress, say=on_message
+            )
+            report = {**report, "cpu_classes": section, "passed": bool(report["passed"] and section["passed"])}
+            layout.save_document(run / layout.PARITY_JSON, report, ParityDocument)
     return parse_document(report, ParityDocument, source=run / layout.PARITY_JSON)
 
 

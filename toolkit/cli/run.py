@@ -42,7 +42,8 @@ from toolkit.cli.options import (
     XnnpackOpt,
     parse_scale,
 )
-from toolkit.cli.show import _load_data, print_bench, print_parity, print_recommendation
+from toolkit.cli.show import _load_data, print_bench, print_cpu_classes, print_parity, print_recommendation
+from toolkit.cpus.models import cpu_help
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -172,12 +173,32 @@ def parity(
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Use only the first N test images.")] = None,
     data: DataOpt = None,
     allow_unverified: AllowUnverifiedOpt = False,
+    cpu: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cpu",
+            help=f"Also run the exports under this emulated CPU class (QEMU; repeat for several): {cpu_help()}. "
+            "arm64 CPUs need root, as verify --emulate does.",
+            rich_help_panel="Other CPUs",
+            show_default=False,
+        ),
+    ] = None,
+    cpu_images: Annotated[
+        int,
+        typer.Option(
+            "--cpu-images",
+            min=1,
+            help="Test images run under each emulated CPU (the first N; emulation is 20-100x slower).",
+            rich_help_panel="Other CPUs",
+        ),
+    ] = 1000,
 ) -> None:
     """Run every artifact over the test set against the Keras reference; writes parity.json.
 
     Exits 3 if any artifact fails its tolerance (fp32: agreement 1 and max |Δp| ≤ 1e-5; fp16: max |Δp| ≤ 1e-2;
-    int8: accuracy within 0.5 pt and agreement ≥ 0.995).
-    Example: [b]edgekit parity runs/latest[/]
+    int8: accuracy within 0.5 pt and agreement ≥ 0.995), here or, with [b]--cpu[/], on an emulated CPU (there
+    also against this machine's outputs: verify's tolerance, e.g. one output step for int8).
+    Examples: [b]edgekit parity runs/latest[/]   [b]edgekit parity --cpu haswell --cpu nehalem[/]
     """
     import toolkit
     from toolkit.run import layout as A
@@ -186,10 +207,17 @@ def parity(
     run = A.resolve_run_dir(run_dir)
     dataset = _load_data(data, allow_unverified, run)
     with progress_bar() as progress:
-        report = toolkit.parity(run, artifacts=artifact, limit=limit, data=dataset, progress=progress)
+        report = toolkit.parity(
+            run, artifacts=artifact, limit=limit, data=dataset, progress=progress, cpus=cpu, cpu_images=cpu_images,
+            on_message=lambda text: err.print(f"[dim]{escape(text)}[/]", highlight=False),
+        )  # fmt: skip
     print_parity(dump_document(report))
+    if report.cpu_classes is not None:
+        print_cpu_classes(dump_document(report))
     if not report.passed:
         failed = [r.artifact for r in report.results if not r.passed]
+        if report.cpu_classes is not None:
+            failed += [f"{r.artifact} on {c.name}" for c in report.cpu_classes.classes for r in c.rows if not r.passed]
         err.print(
             f"[bold red]parity failed[/] for {escape(', '.join(failed))} (see {escape(str(run / A.PARITY_JSON))})",
             highlight=False,

@@ -44,6 +44,20 @@ def print_parity(parity: dict[str, Any]) -> None:
     out.print(rich_table(title, [header[i] for i in keep], [[r[i] for i in keep] for r in rows]))
 
 
+def print_cpu_classes(parity: dict[str, Any]) -> None:
+    """The `parity --cpu` table: each export on this machine and under each emulated CPU."""
+    from toolkit.reports.cpus import build_cpus, cpus_table
+
+    view = build_cpus(parity)
+    if view is None:
+        return
+    header, rows = cpus_table(view)
+    images = f"{view.images:,.0f}" if view.images is not None else "?"
+    title = f"Same answers on which CPUs ({images} test images: agreement with Keras, vs this machine, wall time)"
+    out.print(rich_table(title, header, rows))
+    out.print(f"[dim]Not covered: {escape(view.not_emulated)}.[/]", highlight=False)
+
+
 def print_bench(bench: dict[str, Any]) -> None:
     from toolkit.reports import latency_pivot
 

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
 
+from toolkit.reports.cpus import build_cpus
 from toolkit.reports.fmt import as_dict, as_list, num, plain, runtime_name, threads_text
 from toolkit.reports.latency import build_latency
 from toolkit.reports.load import RunDocs
@@ -106,6 +107,7 @@ def _run(index: int, docs: RunDocs) -> RunView:
         mcu=build_mcu(docs.mcu) if docs.mcu else None,
         mixed=build_mixed(docs.mixed) if docs.mixed else None,
         model=model,
+        cpus=build_cpus(docs.parity) if docs.parity else None,
     )
 
 
@@ -148,6 +150,11 @@ def _artifacts(manifest: Doc, recommended: str | None) -> tuple[ArtifactRow, ...
     for a in map(as_dict, as_list(manifest.get("artifacts"))):
         inp = as_dict(a.get("input"))
         scale = num(inp.get("scale"))
+        recipe = as_dict(a.get("quantization"))
+        quantization = "" if scale is None else f"in scale {scale:.6g} zp {plain(inp.get('zero_point'))}"
+        if recipe:
+            target = f"{recipe.get('recipe')}, target {recipe.get('target')}"
+            quantization = "; ".join(t for t in (target, quantization) if t)
         rows.append(
             ArtifactRow(
                 name=str(a.get("name", "?")),
@@ -157,7 +164,7 @@ def _artifacts(manifest: Doc, recommended: str | None) -> tuple[ArtifactRow, ...
                 size_bytes=num(a.get("size_bytes")),
                 sha256=str(a.get("sha256") or ""),
                 input_dtype=str(inp.get("dtype") or "float32"),
-                quantization="" if scale is None else f"in scale {scale:.6g} zp {plain(inp.get('zero_point'))}",
+                quantization=quantization,
                 notes=tuple(str(n) for n in as_list(a.get("notes"))),
                 recommended=a.get("name") == recommended,
             )
@@ -247,6 +254,7 @@ def _machine(docs: RunDocs) -> tuple[tuple[str, str], ...]:
     items = [
         ("run", docs.name),
         ("CPU", plain(env.get("cpu_model"))),
+        ("instruction set", cpu_class_text(env.get("cpu"))),
         ("cores", f"{plain(cores)} available" + (f" of {logical}" if logical and logical != cores else "")),
         ("architecture", " ".join(str(env[k]) for k in ("machine", "bitness") if env.get(k)) or "–"),
         ("OS", plain(env.get("os"))),
@@ -289,6 +297,17 @@ def _machine(docs: RunDocs) -> tuple[tuple[str, str], ...]:
     if env.get("hostname") or env.get("timestamp_utc"):
         items.append(("host, time", " · ".join(str(env[k]) for k in ("hostname", "timestamp_utc") if env.get(k))))
     return tuple(items)
+
+
+def cpu_class_text(cpu: Any) -> str:
+    """`x86-64-avx2: sse4.2 avx avx2 fma (no avx512f avx512_vnni …)` from an environment's `cpu` block."""
+    cpu = as_dict(cpu)
+    if not cpu:
+        return "not recorded (bench.json from an older edgekit)"
+    have = [str(f) for f in as_list(cpu.get("features"))]
+    missing = [str(f) for f in as_list(cpu.get("checked")) if f not in have]
+    text = f"{cpu.get('isa_class', '?')}: {' '.join(have) or 'none of the checked features'}"
+    return text + (f" (no {' '.join(missing)})" if missing else "")
 
 
 def thermal(env: Doc) -> list[tuple[str, str]]:

@@ -95,6 +95,7 @@ def render(report: Report) -> str:
             no_parity_docs=[r.ref.name for r in runs if not r.parity and (r.latency or r.artifacts)],
             has_diagnosis=any(r.diagnosis for r in runs),
             has_mcu=any(r.mcu for r in runs),
+            has_cpus=any(r.cpus for r in runs),
             has_mixed=any(r.mixed for r in runs),
             several=len(benched) > 1,
             side_header=side_header,

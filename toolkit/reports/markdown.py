@@ -293,6 +293,10 @@ def _run(run: RunView) -> list[str]:
         from toolkit.reports.mixed import mixed_markdown
 
         out += mixed_markdown(run.mixed)
+    if run.cpus:
+        from toolkit.reports.cpus import cpus_markdown
+
+        out += cpus_markdown(run.cpus)
     if run.mcu:
         out += mcu_markdown(run.mcu)
     if run.latency:

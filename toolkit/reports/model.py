@@ -14,6 +14,7 @@ from toolkit.reports.rules import Recommendation
 T = TypeVar("T")
 
 if TYPE_CHECKING:
+    from toolkit.reports.cpus import CpuClassesView
     from toolkit.reports.mixed import MixedView
 
 
@@ -306,6 +307,7 @@ class RunView:
     mcu: tuple[McuRow, ...] | None = None  # mcu.json: the int8 model in TensorFlow Lite Micro
     mixed: MixedView | None = None  # mixed.json: `toolkit.reports.mixed.MixedView`, the int8/float curve under a budget
     model: ModelInfo | None = None  # the user's own model and data; None: the reference CNN on MNIST
+    cpus: CpuClassesView | None = None  # parity.json's cpu_classes: the exports under emulated CPU classes
 
 
 @dataclass(frozen=True)

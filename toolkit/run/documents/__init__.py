@@ -55,7 +55,15 @@ from toolkit.run.documents.manifest import ArtifactEntry, Calibration, ManifestD
 from toolkit.run.documents.mcu import McuDocument
 from toolkit.run.documents.mixed import MixedDocument, MixedFormat, MixedLayer, MixedPoint
 from toolkit.run.documents.options import BenchOptions, RunOptions
-from toolkit.run.documents.parity import ParityData, ParityDocument, ParityReference, ParityRow
+from toolkit.run.documents.parity import (
+    CpuClasses,
+    CpuClassRun,
+    CpuParityRow,
+    ParityData,
+    ParityDocument,
+    ParityReference,
+    ParityRow,
+)
 from toolkit.run.documents.schemas import DOCUMENTS, json_schema, kind_for, stale_schemas, write_schemas
 from toolkit.run.documents.source import DatasetDocument, ModelDocument
 from toolkit.run.documents.train import TrainData, TrainDocument
@@ -82,7 +90,10 @@ __all__ = [
     "BundleGolden",
     "BundleSource",
     "Calibration",
+    "CpuClassRun",
+    "CpuClasses",
     "CpuInfo",
+    "CpuParityRow",
     "DatasetDocument",
     "DesktopSummary",
     "Document",

@@ -51,6 +51,52 @@ class ParityRow(Part):
     backend: str
 
 
+class CpuParityRow(Part):
+    """One artifact on one CPU class (`toolkit.cpus.step`): against Keras, and against this machine's outputs."""
+
+    artifact: str
+    precision: str | None = None
+    runtime: str | None = None
+    backend: str | None = None
+    accuracy: float | None = None
+    top1_agreement: float | None = None
+    max_rel_error: float | None = None
+    max_abs_diff: float | None = Field(None, description="Largest |output - Keras output| (probabilities compared).")
+    max_abs_diff_vs_native: float | None = Field(None, description="Largest |output - this machine's output| (raw).")
+    identical_to_native: bool | None = None
+    native_tolerance: float | None = Field(None, description="verify's tolerance for this artifact on another CPU.")
+    native_basis: str | None = None
+    tolerance: str | None = Field(None, description="The precision's parity criteria against Keras.")
+    seconds: float | None = Field(None, description="Wall time of this artifact's run (emulated: not a speed).")
+    passed: bool
+    failures: list[str]
+    error: str | None = None
+
+
+class CpuClassRun(Part):
+    """Every artifact on one CPU: this machine (native) or a QEMU CPU model."""
+
+    name: str = Field(description='"native" or the --cpu name, e.g. haswell, cortex-a72.')
+    emulated: bool
+    qemu_cpu: str | None = Field(None, description="QEMU's CPU model, e.g. Haswell-v4.")
+    stands_for: str
+    cpu: CpuInfo | None = Field(None, description="The class and features the worker saw (CPUID/HWCAP under QEMU).")
+    qemu: str | None = None
+    seconds: float
+    rows: list[CpuParityRow]
+    passed: bool
+
+
+class CpuClasses(Part):
+    """`edgekit parity --cpu`: the exports under other CPU classes, on the first `images` test inputs."""
+
+    images: int
+    seconds: float
+    not_emulated: str = Field(description="What emulation cannot show.")
+    classes: list[CpuClassRun]
+    passed: bool
+
+
 class ParityDocument(Document):
     """parity.json: accuracy and agreement of every artifact with the reference, and pass/fail."""
 
@@ -64,4 +110,5 @@ class ParityDocument(Document):
     tolerances: dict[str, str] = Field(description="Precision → pass criteria, in words.")
     artifacts: dict[str, str] = Field(description="Artifact name → the sha256 it was measured with.")
     results: list[ParityRow]
+    cpu_classes: CpuClasses | None = Field(None, description="--cpu: the same exports under emulated CPU classes.")
     passed: bool

@@ -1,0 +1,163 @@
+"""The report's "Same answers on which CPUs" section: parity.json's `cpu_classes` (`edgekit parity --cpu`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from toolkit.reports.fmt import DASH, as_dict, as_list, num
+
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CpuColumn:
+    """One CPU: this machine (native) or a QEMU model."""
+
+    name: str
+    isa_class: str
+    features: tuple[str, ...]
+    qemu_cpu: str | None
+    stands_for: str
+    seconds: float | None
+    passed: bool
+
+
+@dataclass(frozen=True)
+class CpuCell:
+    """One artifact on one CPU."""
+
+    agreement: float | None  # top-1 agreement with Keras (None: regression)
+    max_rel_error: float | None  # regression only
+    diff_vs_native: float | None  # None in the native column
+    identical: bool | None
+    seconds: float | None
+    passed: bool
+    failures: tuple[str, ...]
+
+    def text(self) -> str:
+        """`0.9996, identical, 4.1 s` / `0.9964, Δ 7.4e-01, 12 s, FAIL` (for Markdown and the CLI)."""
+        parts = [DASH if self.agreement is None else f"{self.agreement:.4f}"]
+        if self.agreement is None and self.max_rel_error is not None:
+            parts = [f"rel {self.max_rel_error:.1e}"]
+        if self.identical:
+            parts.append("identical")
+        elif self.diff_vs_native is not None:
+            parts.append(f"Δ {self.diff_vs_native:.1e}")
+        if self.seconds is not None:
+            parts.append(f"{self.seconds:.3g} s")
+        if not self.passed:
+            parts.append("FAIL")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class CpuClassesView:
+    images: float | None
+    seconds: float | None
+    not_emulated: str
+    columns: tuple[CpuColumn, ...]
+    rows: tuple[tuple[str, tuple[CpuCell | None, ...]], ...]  # (artifact, one cell per column)
+    passed: bool
+
+
+def build_cpus(parity: Doc) -> CpuClassesView | None:
+    """The section's view model from parity.json (None when `parity --cpu` never ran on it)."""
+    section = as_dict(as_dict(parity).get("cpu_classes"))
+    if not section:
+        return None
+    classes = [as_dict(c) for c in as_list(section.get("classes"))]
+    columns = []
+    for c in classes:
+        cpu = as_dict(c.get("cpu"))
+        columns.append(
+            CpuColumn(
+                name=str(c.get("name", "?")),
+                isa_class=str(cpu.get("isa_class") or "unknown"),
+                features=tuple(str(f) for f in as_list(cpu.get("features"))),
+                qemu_cpu=c.get("qemu_cpu"),
+                stands_for=str(c.get("stands_for", "")),
+                seconds=num(c.get("seconds")),
+                passed=bool(c.get("passed")),
+            )
+        )
+    artifacts: list[str] = []
+    for c in classes:
+        for row in map(as_dict, as_list(c.get("rows"))):
+            if row.get("artifact") not in artifacts:
+                artifacts.append(str(row.get("artifact")))
+    rows = []
+    for name in artifacts:
+        cells: list[CpuCell | None] = []
+        for c in classes:
+            found = [as_dict(x) for x in as_list(c.get("rows")) if as_dict(x).get("artifact") == name]
+            r = found[0] if found else None
+            cells.append(
+                None
+                if r is None
+                else CpuCell(
+                    agreement=num(r.get("top1_agreement")),
+                    max_rel_error=num(r.get("max_rel_error")),
+                    diff_vs_native=num(r.get("max_abs_diff_vs_native")),
+                    identical=r.get("identical_to_native"),
+                    seconds=num(r.get("seconds")),
+                    passed=bool(r.get("passed")),
+                    failures=tuple(str(f) for f in as_list(r.get("failures"))),
+                )
+            )
+        rows.append((name, tuple(cells)))
+    return CpuClassesView(
+        images=num(section.get("images")),
+        seconds=num(section.get("seconds")),
+        not_emulated=str(section.get("not_emulated", "")),
+        columns=tuple(columns),
+        rows=tuple(rows),
+        passed=bool(section.get("passed")),
+    )
+
+
+def column_title(c: CpuColumn) -> str:
+    """`haswell (x86-64-avx2)`, `this machine (x86-64-amx)`."""
+    name = "this machine" if c.qemu_cpu is None else c.name
+    return f"{name} ({c.isa_class})"
+
+
+def cpus_table(view: CpuClassesView) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the section's table: one row per artifact, one column per CPU."""
+    header = ["artifact", *(column_title(c) for c in view.columns)]
+    rows = [[name, *(DASH if cell is None else cell.text() for cell in cells)] for name, cells in view.rows]
+    return header, rows
+
+
+def cpus_markdown(view: CpuClassesView) -> list[str]:
+    from toolkit.reports.markdown import table
+
+    images = DASH if view.images is None else f"{view.images:,.0f}"
+    out = [
+        "## Same answers on which CPUs",
+        "",
+        f"From `edgekit parity --cpu`: every export over the first {images} test images on this machine and under "
+        "QEMU CPU models (only the runtimes run emulated; the Keras reference runs here). Each cell: top-1 "
+        "agreement with Keras, then whether the outputs are identical to this machine's or their max |Δ| "
+        "(judged by verify's tolerance: 1e-5 for fp32, one output step for int8), then the wall time "
+        f"(emulated: not a speed). Not covered: {view.not_emulated}.",
+        "",
+    ]
+    header, rows = cpus_table(view)
+    out.append(table(header, rows))
+    out.append("")
+    for c in view.columns:
+        where = "this machine" if c.qemu_cpu is None else f"QEMU `{c.qemu_cpu}`"
+        secs = DASH if c.seconds is None else f"{c.seconds:.1f} s"
+        features = " ".join(c.features) or "no checked features"
+        out.append(f"- **{c.name}** ({where}, {secs}): {c.isa_class}, {features}; {c.stands_for}")
+    failed = [
+        f"{name} on {c.name}: {'; '.join(cell.failures)}"
+        for name, cells in view.rows
+        for c, cell in zip(view.columns, cells, strict=True)
+        if cell is not None and not cell.passed
+    ]
+    if failed:
+        out += ["", "Failures:", "", *(f"- {f}" for f in failed)]
+    out.append("")
+    return out
