@@ -237,17 +237,28 @@ def bench(
     return parse_document(report, BenchDocument, source=run / layout.BENCH_JSON)
 
 
-def gate(current: Path | str, baseline: Path | str, *, limits: Limits | None = None) -> GateDocument:
+def gate(
+    current: Path | str, baseline: Path | str, *, limits: Limits | None = None, allow_other_cpu: bool = False
+) -> GateDocument:
     """Compare a bench.json (or a run directory's) with a baseline; writes gate.json beside `current`.
 
-    `doc.passed` is False on a regression (the CLI exits 3); `doc.regressions` names each one.
+    `doc.passed` is False on a regression (the CLI exits 3); `doc.regressions` names each one. Benches measured
+    on different instruction-set classes (e.g. x86-64-avx2 and x86-64-avx512-vnni) are refused with a one-line
+    ToolkitError unless `allow_other_cpu`.
     """
     from benchmarks.gate import Limits
     from toolkit.steps.gate import bench_path, load_bench, run_gate
 
     base_path = bench_path(Path(baseline), "--baseline")
     path = bench_path(Path(current), "bench")
-    return run_gate(load_bench(path, "bench"), load_bench(base_path), base_path, limits or Limits(), path.parent)
+    return run_gate(
+        load_bench(path, "bench"),
+        load_bench(base_path),
+        base_path,
+        limits or Limits(),
+        path.parent,
+        allow_other_cpu=allow_other_cpu,
+    )
 
 
 def report(*inputs: Path | str, out_dir: Path | str | None = None) -> tuple[Path, Path]:

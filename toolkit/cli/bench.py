@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from toolkit.cli.console import EXIT_THRESHOLD, err, out, progress_bar, user_errors
 from toolkit.cli.options import (
+    AllowOtherCpuOpt,
     ArtifactOpt,
     BaselineOpt,
     BatchOpt,
@@ -88,6 +89,7 @@ def bench(
     max_size_increase: MaxSizeOpt = "10%",
     max_rss_increase: MaxRssOpt = "25%",
     gate_metric: GateMetricOpt = GateMetric.P50,
+    allow_other_cpu: AllowOtherCpuOpt = False,
 ) -> None:
     """Measure latency of every artifact on its runtime, one fresh process per configuration; writes bench.json.
 
@@ -99,7 +101,11 @@ def bench(
     from toolkit.run.documents import dump_document
 
     run = A.resolve_run_dir(run_dir)
-    gate = _gate_setup(baseline, max_regression, max_accuracy_drop, max_size_increase, max_rss_increase, gate_metric)
+    gate = _gate_setup(
+        baseline, max_regression, max_accuracy_drop, max_size_increase, max_rss_increase, gate_metric, allow_other_cpu
+    )
+    if gate is not None and not remote:
+        _check_cpu_here(gate)  # this machine's class against the baseline's, before minutes of measuring
     options = BenchOptions(batch, threads, xnnpack, ort_opt, min_runs, min_seconds, warmup_runs, quick, peak)
     settings = options.settings()
     if remote:
@@ -120,7 +126,7 @@ def _bench_remote(
     artifacts: list[str] | None,
     ssh_config: Path | None,
     remote_dir: str | None,
-    gate: tuple[Path, Limits] | None,
+    gate: Gate | None,
     offline: bool = False,
 ) -> None:
     """`edgekit bench --remote`: the same `BenchSettings` on each board, fetched into RUN_DIR/remote/<host>/."""
@@ -151,9 +157,18 @@ def _bench_remote(
         raise failed
 
 
+Gate = tuple[Path, "Limits", bool]  # baseline bench.json, limits, --allow-other-cpu
+
+
 def _gate_setup(
-    baseline: Path | None, latency: str, accuracy: str, size: str, rss: str, metric: GateMetric
-) -> tuple[Path, Limits] | None:
+    baseline: Path | None,
+    latency: str,
+    accuracy: str,
+    size: str,
+    rss: str,
+    metric: GateMetric,
+    allow_other_cpu: bool = False,
+) -> Gate | None:
     """Check the baseline and limits before benchmarking, so a bad option fails in a second, not after minutes."""
     if baseline is None:
         return None
@@ -169,14 +184,22 @@ def _gate_setup(
     )
     path = bench_path(baseline, "--baseline")
     load_bench(path)
-    return path, limits
+    return path, limits, allow_other_cpu
 
 
-def _run_gate(current: Path, baseline: Path, limits: Limits) -> None:
+def _check_cpu_here(gate: Gate) -> None:
+    from benchmarks.cpu import detect_cpu
+    from toolkit.steps.gate import check_same_cpu, isa_class, load_bench
+
+    baseline, _, allowed = gate
+    check_same_cpu(detect_cpu().isa_class, isa_class(load_bench(baseline)), allow_other_cpu=allowed)
+
+
+def _run_gate(current: Path, baseline: Path, limits: Limits, allow_other_cpu: bool = False) -> None:
     """Gate `current` (a bench.json) against the baseline through the API; print each regression, exit 3 on any."""
     import toolkit
 
-    doc = toolkit.gate(current, baseline, limits=limits)
+    doc = toolkit.gate(current, baseline, limits=limits, allow_other_cpu=allow_other_cpu)
     if doc.passed:
         out.print(f"[bold green]gate passed[/]: no regression against {escape(str(baseline))}", highlight=False)
         return
@@ -195,9 +218,12 @@ def gate(
     max_size_increase: MaxSizeOpt = "10%",
     max_rss_increase: MaxRssOpt = "25%",
     gate_metric: GateMetricOpt = GateMetric.P50,
+    allow_other_cpu: AllowOtherCpuOpt = False,
 ) -> None:
     """Compare an existing bench.json with a baseline without measuring again; exit 3 on a regression.
 
+    Benches measured on different instruction-set classes (bench.json's environment.cpu) are refused (exit 1)
+    unless [b]--allow-other-cpu[/].
     Example: [b]edgekit gate runs/latest --baseline main/bench.json --max-regression 10%[/]
     """
     from toolkit.errors import ToolkitError
@@ -205,6 +231,8 @@ def gate(
 
     if baseline is None:
         raise ToolkitError("gate needs --baseline: the bench.json to compare with.")
-    setup = _gate_setup(baseline, max_regression, max_accuracy_drop, max_size_increase, max_rss_increase, gate_metric)
+    setup = _gate_setup(
+        baseline, max_regression, max_accuracy_drop, max_size_increase, max_rss_increase, gate_metric, allow_other_cpu
+    )
     assert setup is not None
     _run_gate(bench_path(current, "bench"), *setup)

@@ -258,6 +258,15 @@ BaselineOpt = Annotated[
         rich_help_panel=GatePanel,
     ),
 ]
+AllowOtherCpuOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-other-cpu",
+        help="Compare with a baseline measured on another instruction-set class (e.g. AVX2 vs AVX-512 VNNI); "
+        "refused by default: there a difference is not a regression.",
+        rich_help_panel=GatePanel,
+    ),
+]
 MaxRegressionOpt = Annotated[
     str, typer.Option("--max-regression", help="Allowed latency increase.", rich_help_panel=GatePanel)
 ]

@@ -87,3 +87,5 @@ def print_recommendation(parity: dict[str, Any] | None, bench: dict[str, Any] | 
             f"{rec.threads} thread(s), {recommendation_quality(rec.accuracy, rec.max_rel_error)})",
             highlight=False,
         )
+        if rec.scope():
+            out.print(f"[dim]{escape(rec.scope())}[/]", highlight=False)

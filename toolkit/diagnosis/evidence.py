@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-_CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "asimddp", "i8mm", "sve")
 _Q_PLUMBING = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
 _LAYOUT = {"Transpose", "ReorderInput", "ReorderOutput"}
 # ORT op types by what they compute (after graph optimisation), to split a profile into int8 and float work.
@@ -37,25 +36,12 @@ _FLOAT_COMPUTE = {
 
 # -- shared ------------------------------------------------------------------------------------------
 def cpu_features() -> dict[str, Any]:
-    flags: set[str] = set()
-    model = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                key = key.strip().lower()
-                if key in ("flags", "features"):
-                    flags.update(value.split())
-                elif key in ("model name", "cpu model") and not model:
-                    model = value.strip()
-    except OSError:
-        pass
-    return {
-        "machine": platform.machine(),
-        "model": model or platform.processor(),
-        "int8_features": [f for f in _CPU_FLAGS if f in flags],
-        "source": "/proc/cpuinfo" if flags else "unavailable",
-    }
+    """This CPU for the speed evidence: its name and instruction-set class (`benchmarks.cpu.detect_cpu`)."""
+    from benchmarks.cpu import detect_cpu
+    from benchmarks.environment import cpu_model
+
+    cpu = detect_cpu().to_dict()
+    return {"machine": platform.machine(), "model": cpu_model() or platform.processor(), **cpu}
 
 
 def time_calls(fn: Callable[[], Any], *, warmup: int = 10, min_runs: int = 200, min_seconds: float = 0.3) -> float:
@@ -171,7 +157,7 @@ def explain_tflite(entry: dict[str, Any], path: Path, sibling_path: Path, image:
         "sibling_xnnpack_on_ms": tflite_time(sibling_path, image, xnnpack=True),
         "sibling_xnnpack_off_ms": tflite_time(sibling_path, image, xnnpack=False),
     }
-    return {"ops": ops, "sibling_ops": base_ops, "timings": timings}
+    return {"ops": ops, "sibling_ops": base_ops, "timings": timings, "cpu": cpu_features()}
 
 
 def tflite_reason(sibling: str, ev: dict[str, Any], headline: str) -> str:
@@ -217,6 +203,8 @@ def tflite_reason(sibling: str, ev: dict[str, Any], headline: str) -> str:
             f"The installed LiteRT Python interpreter ({ops['backend']}) offers no per-op profiler, so per-op "
             "times are not available; the XNNPACK on/off timing stands in for them."
         )
+    if "cpu" in ev:
+        parts.append(cpu_sentence(ev["cpu"], delegated=ops["delegate_nodes"] > 0))
     return " ".join(parts)
 
 
@@ -361,27 +349,45 @@ def onnx_reason(sibling: str, ev: dict[str, Any], headline: str) -> str:
     u8 = sorted(op for op, types in prof["kernel_input_types"].items() if "uint8" in types and op in _INT8_COMPUTE)
     if u8:
         parts.append(f"The int8 activations run as uint8 in {', '.join(u8)} (ORT's x86 S8→U8 conversion).")
-    parts.append(_cpu_sentence(cpu))
+    parts.append(cpu_sentence(cpu))
     return " ".join(parts)
 
 
-def _cpu_sentence(cpu: dict[str, Any]) -> str:
-    feats = cpu["int8_features"]
-    if cpu["machine"] in ("x86_64", "AMD64", "i686"):
-        if "avx512_vnni" in feats or "avx_vnni" in feats:
+def cpu_sentence(cpu: dict[str, Any], *, delegated: bool = True) -> str:
+    """What this CPU's instruction set means for int8 speed (`cpu`: `cpu_features()`).
+
+    `delegated`: False when a TFLite graph is not run by XNNPACK, so the built-in kernels, not the CPU's int8
+    instructions, decide its speed.
+    """
+    feats = set(cpu.get("features") or [])
+    name = f"This CPU ({cpu.get('model') or 'unknown'}; {cpu.get('isa_class', 'unknown class')})"
+    if not delegated:
+        return f"{name}: its int8 instructions do not matter while the graph runs on the built-in kernels."
+    if cpu.get("arch") == "x86-64":
+        dot = next((f for f in ("amx", "avx512_vnni", "avx_vnni") if f in feats), None)
+        if dot is not None:
             return (
-                f"This CPU ({cpu['model']}) has {'avx512_vnni' if 'avx512_vnni' in feats else 'avx_vnni'}, so int8 "
-                "dot products are native: the slowdown is not missing hardware support, it is the size of the model "
-                "(about 2 MFLOP per image), at which fixed per-node costs weigh as much as arithmetic."
+                f"{name} has {dot}, so int8 dot products are native: if int8 is slower here, it is not missing "
+                "hardware support but the fixed per-node costs (quantize/dequantize, layout), which weigh as much "
+                "as the arithmetic in a model this small."
             )
         if "avx2" in feats:
             return (
-                f"This CPU ({cpu['model']}) has AVX2 but no VNNI: int8 dot products need several instructions "
-                "(vpmaddubsw + vpmaddwd) each, so int8 kernels gain little over fp32 FMA here."
+                f"{name} has AVX2 but no VNNI: each int8 dot product takes several instructions (vpmaddubsw + "
+                "vpmaddwd), so int8 kernels gain little or nothing over fp32 FMA here, while on a CPU with VNNI (or "
+                "an Arm core with the dot product) int8 is usually the faster one: the ranking belongs to this CPU "
+                "class, so measure on the target (`edgekit bench --remote`)."
             )
-        return f"This CPU ({cpu['model']}) has neither AVX2 nor VNNI; ORT falls back to generic int8 kernels."
-    if cpu["machine"] in ("aarch64", "arm64"):
-        if "asimddp" in feats:
-            return "This ARM CPU has the dot-product extension (asimddp), so int8 GEMM is native."
-        return "This ARM CPU lacks the dot-product extension (asimddp), so int8 GEMM widens to 16 bits."
-    return f"CPU features: {', '.join(feats) or 'unknown'}."
+        return (
+            f"{name} has neither AVX2 nor VNNI: the runtimes fall back to SSE int8 kernels, which gain little over "
+            "fp32; on a CPU with VNNI or an Arm dot product int8 is usually faster."
+        )
+    if cpu.get("arch") == "arm64":
+        if feats & {"asimddp", "i8mm"}:
+            extensions = "asimddp, i8mm" if "i8mm" in feats else "asimddp"
+            return f"{name} has the dot-product extension ({extensions}): int8 GEMM is native."
+        return (
+            f"{name} lacks the dot-product extension (asimddp): int8 GEMM widens to 16 bits, so int8 gains less over "
+            "fp32 than on a core with it (Cortex-A76, Raspberry Pi 5)."
+        )
+    return f"{name}: features {', '.join(sorted(feats)) or 'unknown'}."

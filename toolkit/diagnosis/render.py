@@ -242,8 +242,9 @@ def _speed_evidence(rec: dict[str, Any]) -> list[str]:
     ]
     rows.append(["**total**", f"{prof['kernel_total_us']:.2f}", f"{base['kernel_total_us']:.2f}"])
     return [
-        f"ORT profiler, kernel µs per inference ({prof['runs']} batch-1 runs, 1 thread); CPU int8 features: "
-        f"{', '.join(ev['cpu']['int8_features']) or 'none found'} ({ev['cpu']['model']}):",
+        f"ORT profiler, kernel µs per inference ({prof['runs']} batch-1 runs, 1 thread); CPU: "
+        f"{ev['cpu'].get('isa_class', '?')}, {' '.join(ev['cpu'].get('features') or []) or 'no checked features'} "
+        f"({ev['cpu']['model']}):",
         "",
         *_md_table(["op type", rec["artifact"], rec["sibling"]], rows),
     ]

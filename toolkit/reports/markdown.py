@@ -271,7 +271,8 @@ def _run(run: RunView) -> list[str]:
             f"(batch-{rec.batch_size} p50 {ms(rec.p50_ms)} ms with {rec.threads} thread(s), "
             + recommendation_quality(rec.accuracy, rec.max_rel_error)
             + (f", {size(rec.size_bytes)}" if rec.size_bytes else "")
-            + ").",
+            + ")."
+            + (f" {rec.scope()}" if rec.scope() else ""),
             "",
         ]
     elif run.parity and not run.parity.passed:

@@ -29,7 +29,7 @@ def config_label(row: Doc) -> str:
 
 
 def machine_label(doc: Doc | None) -> str:
-    """`AMD EPYC · x86_64 · 2 cores` from a bench.json or verify.json (its `environment` block).
+    """`AMD EPYC · x86_64 · x86-64-avx2 · 2 cores` from a bench.json or verify.json (its `environment` block).
 
     Args:
         doc: the document, or its environment block itself; None when the run has no bench.json.
@@ -40,6 +40,9 @@ def machine_label(doc: Doc | None) -> str:
     doc = as_dict(doc)
     env = as_dict(doc.get("environment")) if "environment" in doc else doc
     parts = [str(env[k]) for k in ("cpu_model", "machine") if env.get(k)]
+    isa = as_dict(env.get("cpu")).get("isa_class")
+    if isa:
+        parts.append(str(isa))
     cores = env.get("cores_available") or env.get("cores_logical")
     if cores:
         parts.append("1 core" if cores == 1 else f"{cores} cores")
@@ -81,6 +84,17 @@ class Recommendation:
     accuracy: float | None
     size_bytes: int | None = None
     max_rel_error: float | None = None  # regression runs: no accuracy, the largest relative error instead
+    cpu_class: str | None = None  # the instruction-set class it was measured on (bench.json's environment.cpu)
+
+    def scope(self) -> str:
+        """Which CPUs the pick holds for, in one sentence ("" when the bench does not say)."""
+        if self.cpu_class is None:
+            return ""
+        return (
+            f"It holds for {self.cpu_class} CPUs, where it was measured: int8 speed depends on VNNI/AMX on x86-64 "
+            "and on the dot product on Arm, so the ranking may differ on another class (measure there: "
+            "`edgekit bench --remote`)."
+        )
 
 
 def recommend(parity: Doc | None, bench: Doc | None, manifest: Doc | None = None) -> Recommendation | None:
@@ -122,7 +136,15 @@ def recommend(parity: Doc | None, bench: Doc | None, manifest: Doc | None = None
         accuracy=num(passed[(best["artifact"], best.get("runtime"))].get("accuracy")),
         size_bytes=None if size is None else int(size),
         max_rel_error=num(passed[(best["artifact"], best.get("runtime"))].get("max_rel_error")),
+        cpu_class=cpu_class_of(bench),
     )
+
+
+def cpu_class_of(doc: Doc | None) -> str | None:
+    """The instruction-set class in a bench.json or verify.json (None when it predates the record)."""
+    cpu = as_dict(as_dict(as_dict(doc).get("environment")).get("cpu"))
+    value = cpu.get("isa_class")
+    return str(value) if value else None
 
 
 def artifact_sizes(manifest: Doc | None, bench: Doc | None) -> dict[str, float]:

@@ -31,18 +31,51 @@ def load_bench(path: Path, what: str = "--baseline") -> BenchDocument:
     return load_document(bench_path(path, what), BenchDocument)
 
 
+def isa_class(bench: BenchDocument) -> str | None:
+    """The instruction-set class a bench.json was measured on (None: an older file that does not say)."""
+    cpu = bench.environment.cpu
+    return None if cpu is None else cpu.isa_class
+
+
+def check_same_cpu(current: str | None, baseline: str | None, *, allow_other_cpu: bool) -> None:
+    """Refuse to compare latencies across instruction-set classes unless told (`--allow-other-cpu`).
+
+    Raises:
+        ToolkitError: both classes are known and differ, and `allow_other_cpu` is False.
+    """
+    if allow_other_cpu or current is None or baseline is None or current == baseline:
+        return
+    raise ToolkitError(
+        f"the baseline was measured on {baseline} and this bench on {current}: latency and int8 speed differ "
+        "between instruction-set classes, so a difference is not a regression; compare benches of one class, or "
+        "pass --allow-other-cpu to compare anyway."
+    )
+
+
 def run_gate(
-    current: BenchDocument, baseline: BenchDocument, baseline_path: Path, limits: Limits, out_dir: Path
+    current: BenchDocument,
+    baseline: BenchDocument,
+    baseline_path: Path,
+    limits: Limits,
+    out_dir: Path,
+    *,
+    allow_other_cpu: bool = False,
 ) -> GateDocument:
     """Compare `current` with `baseline` under `limits`; write `out_dir/gate.json` and return it.
 
     The caller decides what a failure means (the CLI exits 3); `doc.passed` and `doc.regressions` say it.
+
+    Raises:
+        ToolkitError: the two were measured on different instruction-set classes and `allow_other_cpu` is False.
     """
     from toolkit.run.documents import GateDocument, dump_document
 
+    classes = isa_class(current), isa_class(baseline)
+    check_same_cpu(*classes, allow_other_cpu=allow_other_cpu)
     regressions: list[Regression] = compare(dump_document(current), dump_document(baseline), limits)
     data = {
         "schema_version": A.SCHEMA_VERSION,
+        "cpu": {"current": classes[0], "baseline": classes[1], "other_cpu_allowed": allow_other_cpu},
         "baseline": str(baseline_path),
         "limits": asdict(limits),
         "passed": not regressions,

@@ -30,12 +30,21 @@ class GateRegression(Part):
     message: str
 
 
+class GateCpu(Part):
+    """The instruction-set classes compared (None: the bench.json does not say)."""
+
+    current: str | None
+    baseline: str | None
+    other_cpu_allowed: bool = Field(description="True when --allow-other-cpu let different classes be compared.")
+
+
 class GateDocument(Document):
     """gate.json: the limits, the baseline and every regression found."""
 
     FILE: ClassVar[str] = "gate.json"
     FIX: ClassVar[str] = "re-run `edgekit gate`"
 
+    cpu: GateCpu | None = Field(None, description="The CPU classes of the two benches (absent in older files).")
     baseline: str = Field(description="Path of the baseline bench.json.")
     limits: GateLimits
     passed: bool
