@@ -142,8 +142,12 @@ def test_mcu_on_a_user_model(edgekit, user_runs: dict[str, Path], tmp_path: Path
     doc = _json(run / "mcu.json")
     assert doc["data"]["name"] == "tinted.npz" and doc["data"]["images"] == 120
     (result,) = doc["results"]
-    assert result["input"]["shape"] == [1, 16, 16, 3] and result["parity"]["passed"], result["parity"]
-    assert result["parity"]["agreement_litert"] >= 0.999
+    par = result["parity"]
+    assert result["input"]["shape"] == [1, 16, 16, 3] and par["passed"], par
+    # TFLM's reference kernels and LiteRT's XNNPACK round differently (a few int8 steps on a model trained on
+    # this CPU), so a top-1 may swap where LiteRT's two best outputs are within mcu's near-tie margin; any other
+    # swap is a wrong kernel.
+    assert par["disagreements_litert"] == par["near_tie_disagreements_litert"], par
     # the logits model: compared as softmax, as parity does
     run = Path(shutil.copytree(user_runs["logits"], tmp_path / "logits"))
     proc = edgekit("mcu", str(run), "-n", "120")

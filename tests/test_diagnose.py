@@ -50,6 +50,17 @@ def _rows(result: dict) -> dict[str, dict]:
 ROW_KEYS = ["Input", "Conv2D", "MaxPooling2D", "Dropout", "Flatten", "Dense", "Dense_out"]
 
 
+def _output_step(run: Path, name: str) -> float:
+    """One quantization step of an int8 artifact's output: its output scale (TFLite int8 I/O) or the scale of
+    the DequantizeLinear that produces it (ONNX QDQ); what verify allows between two machines."""
+    from toolkit.device.verify import tolerance_for
+
+    entry = next(a for a in json.loads((run / "manifest.json").read_text())["artifacts"] if a["name"] == name)
+    tolerance = tolerance_for(entry, run / entry["path"])
+    assert tolerance["kind"] == "quantization_step", tolerance
+    return float(tolerance["step"])
+
+
 def test_healthy_int8_exports_show_small_steady_error_on_every_layer(run_copy: Path, mnist) -> None:
     from toolkit.diagnosis.layers import DEPART_SNR_DB, INPUT_ROW
     from toolkit.diagnosis.render import summary_table
@@ -73,9 +84,11 @@ def test_healthy_int8_exports_show_small_steady_error_on_every_layer(run_copy: P
         # Dropout is the identity: read from the pooling output.
         assert rows["Dropout"]["tensor"] == rows["MaxPooling2D"]["tensor"]
         assert rows["Dense_out"]["max_abs_err"] < 0.2
-        # The instrumented run computes what the plain run computes.
+        # The instrumented run computes what the plain run computes: unfused kernels may round a requantization
+        # differently, never by more than one step of the output (measured: 0 on AVX-512/AMX, emulated AVX2 and
+        # SSE4.2 with the portable recipe; a full-range file differed by 31 steps on AVX2, saturating).
         assert res["instrumentation"]["top1_changes_vs_plain"] == 0
-        assert res["instrumentation"]["max_abs_diff_vs_plain_output"] < 1e-2
+        assert res["instrumentation"]["max_abs_diff_vs_plain_output"] <= _output_step(run_copy, name) * 1.001
         assert res["flatten_order"] == "NHWC"
         assert res["top1_agreement"] > 0.98
     # ONNX conv/pool outputs are NCHW and transposed back; TFLite's are NHWC. Int8 tensors were dequantized.

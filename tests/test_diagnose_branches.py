@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from toolkit.steps.parity import VALUE_TOLERANCES
+
 pytest.importorskip("tensorflow")
 pytest.importorskip("onnx")
 
@@ -185,7 +187,9 @@ def test_diagnose_arrays_reports_classification_gallery_and_regression_error(
     for res in body["artifacts"]:
         assert res["task"] == "regression" and res["accuracy"] is None and res["top1_agreement"] is None
         err = res["output_error"]
-        assert err["max_abs_err"] > 0 and 0 < err["max_rel_err"] < 0.2
+        # Within parity's int8 tolerance for values (measured 0.007 TFLite, 0.013 ONNX on AVX-512/AMX and on
+        # emulated AVX2 and SSE4.2: identical outputs).
+        assert err["max_abs_err"] > 0 and 0 < err["max_rel_err"] <= VALUE_TOLERANCES["int8"].max_rel_error
         assert res["gallery"]["file"] is None and res["gallery"]["skipped"].startswith("regression")
     report = {**body, "run": "demo", "data": {"subset": "64 vectors", "source": "synthetic"}}
     md = render_markdown(report)

@@ -176,6 +176,26 @@ def test_verify_emulated_board_passes_every_artifact(edgekit, default_bundle: Pa
 
 @pytest.mark.slow
 @needs_emulation
+def test_parity_on_emulated_arm64_classes_with_and_without_the_dot_product(edgekit, run_copy: Path) -> None:
+    """`parity --cpu` in the arm64 root: Cortex-A72 (no dot product) and Cortex-A76 (SDOT/UDOT)."""
+    cpus = ["--cpu", "cortex-a72", "--cpu", "cortex-a76", "--cpu-images", "300"]
+    proc = edgekit("parity", str(run_copy), *cpus, timeout=COLD_BUILD_TIMEOUT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    section = json.loads((run_copy / "parity.json").read_text())["cpu_classes"]
+    classes = {c["name"]: c for c in section["classes"]}
+    assert classes["cortex-a72"]["cpu"]["isa_class"] == "arm64" and classes["cortex-a72"]["cpu"]["source"] == "hwcap"
+    assert classes["cortex-a76"]["cpu"]["isa_class"] == "arm64-dotprod"
+    manifest = json.loads((run_copy / "manifest.json").read_text())
+    exports = sorted(a["name"] for a in manifest["artifacts"] if a["name"] != "keras-fp32")
+    for name in ("cortex-a72", "cortex-a76"):
+        assert sorted(r["artifact"] for r in classes[name]["rows"]) == exports
+        assert all(r["passed"] for r in classes[name]["rows"]), classes[name]["rows"]
+    root = rootfs.root_dir()
+    assert chroot.mounts_under(root) == [] and not list((root / "tmp").glob("edgekit-cpu-*"))
+
+
+@pytest.mark.slow
+@needs_emulation
 def test_archive_with_a_mismatch_under_emulation(edgekit, default_bundle: Path, tmp_path: Path) -> None:
     """A .tar.gz works; an expected output changed on the "desktop" is a mismatch (exit 3), not a crash."""
     import numpy as np

@@ -133,6 +133,24 @@ def test_emulated_haswell_tells_a_portable_int8_file_from_one_that_saturates(
         assert any("against this machine" in f for f in row.failures) and doc.passed is False
 
 
+INT8_EXPORTS = ("tflite-int8", "tflite-int8-dynamic", "onnx-int8")
+
+
+@pytest.mark.slow
+@needs_qemu
+def test_every_user_models_int8_exports_answer_the_same_on_emulated_cpus(
+    edgekit, user_runs: dict[str, Path], tmp_path: Path
+) -> None:
+    """The user models' int8 exports (a regression model among them) under emulated AVX2 and SSE4.2."""
+    args = [a for name in INT8_EXPORTS for a in ("-a", name)]
+    for name, run in user_runs.items():
+        copy = shutil.copytree(run, tmp_path / name)
+        proc = edgekit("parity", str(copy), *args, "--cpu", "haswell", "--cpu", "nehalem", "--cpu-images", "200")
+        assert proc.returncode == 0, (name, proc.stdout[-3000:] + proc.stderr[-2000:])
+        section = json.loads((copy / "parity.json").read_text())["cpu_classes"]
+        assert section["passed"] and len(section["classes"]) == 3
+
+
 @needs_qemu
 def test_parity_cpu_on_the_int8_exports(edgekit, run_copy: Path) -> None:
     """The runtimes' int8 checks under two emulated x86-64 classes (the CI step that does not depend on the host)."""
@@ -140,7 +158,7 @@ def test_parity_cpu_on_the_int8_exports(edgekit, run_copy: Path) -> None:
 
     if detect_cpu().arch != "x86-64":
         pytest.skip("x86-64 CPU models run this machine's Python: an x86-64 host only")
-    int8 = ("tflite-int8", "tflite-int8-dynamic", "onnx-int8")
+    int8 = INT8_EXPORTS
     args = [a for name in int8 for a in ("-a", name)]
     proc = edgekit("parity", str(run_copy), *args, "--cpu", "haswell", "--cpu", "nehalem", "--cpu-images", "300")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]

@@ -137,7 +137,7 @@ def predict_all(
         return np.concatenate(out), runner.backend()
 
 
-def _within_noise(disagreements: int, n: int, min_agreement: float) -> bool:
+def within_noise(disagreements: int, n: int, min_agreement: float) -> bool:
     """True when `disagreements` of `n` is within 2σ of what `min_agreement` allows (Binomial, normal approx).
 
     On a small test set the floor is granular (1 image of 120 is 0.83 %): a count no larger than
@@ -211,7 +211,7 @@ def check_row(
     if (
         tol.min_agreement is not None
         and agreement < tol.min_agreement
-        and not _within_noise(disagreements, len(pred), tol.min_agreement)
+        and not within_noise(disagreements, len(pred), tol.min_agreement)
     ):
         failures.append(f"agreement {agreement:.4f} < {tol.min_agreement:.4g}")
     if tol.max_abs_diff is not None and not max_abs <= tol.max_abs_diff:
