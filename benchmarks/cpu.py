@@ -258,3 +258,20 @@ def detect_cpu() -> CpuDescription:
         return CpuDescription(arch, arch, (), (), "none")
     except Exception as exc:  # a description must never stop a benchmark or a parity run
         return CpuDescription(arch_name(), arch_name(), (), (), "none", f"detection failed: {exc}")
+
+
+def main() -> int:
+    """`python -m benchmarks.cpu`: this machine's class and features (`--json` for the record documents hold)."""
+    import json
+    import sys
+
+    cpu = detect_cpu()
+    if "--json" in sys.argv[1:]:
+        print(json.dumps(cpu.to_dict(), indent=1))
+    else:
+        print(cpu.describe() + (f"; note: {cpu.note}" if cpu.note else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

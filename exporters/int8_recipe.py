@@ -4,15 +4,18 @@ ONNX Runtime's int8 kernels differ by instruction set. On x86-64 it runs int8 ac
 CPU without VNNI (AVX2-only, or AVX-512 without VNNI), multiplies u8×s8 pairs with VPMADDUBSW, whose 16-bit
 sums saturate when both weights of a pair are large: a full-range int8 file then answers differently there
 than on a VNNI CPU or an Arm board. Measured on the reference CNN (10,000 MNIST test images, agreement with
-Keras): full range 0.9997 on a VNNI Xeon, on emulated Nehalem (SSE4.2) and on emulated Cortex-A72/A76, but
-0.9964 with max |Δp| 0.74 on an emulated Haswell (AVX2). ORT's quantization guide names the fixes: 7-bit
-weights (`reduce_range`, so no pair sum can exceed int16) or U8U8. Both gave byte-identical outputs on all six
-CPU classes; U8S8 with 7-bit weights keeps the fast VPMADDUBSW/VNNI kernels (U8U8 was 25 % slower at batch
-32 on the VNNI Xeon) and cost 1 of 10,000 answers (agreement 0.9996): it is the default, `portable`.
+Keras; examples/measure_int8_recipes.py, benchmarks/results/2026-12-05-x86_64-xeon-2cpu-int8-recipes/):
+full-range S8S8 and U8S8 0.9997 on an AMX Xeon, emulated Nehalem (SSE4.2) and emulated Cortex-A72/A76, but
+0.9964 with max |Δp| 0.74 on emulated Haswell (AVX2). ORT's quantization guide names the fixes: 7-bit weights
+(`reduce_range`: no pair sum can exceed int16) or U8U8. Both gave the same outputs on all five CPU classes;
+U8S8 with 7-bit weights keeps the VPMADDUBSW/VNNI kernels and was the fastest recipe on the Xeon (batch 1:
+0.057 ms against 0.080 ms for the S8S8 recipe edgekit used before, 0.068 ms U8U8; batch 32: 1.04 ms, 1.68 ms,
+1.46 ms), at a cost of 1 answer in 10,000 (agreement 0.9996): it is the default, `portable`.
 
-A user who ships to one known CPU class can ask for its fastest recipe (`--target`): full-range U8S8 on
-x86-64 with VNNI (the fastest measured there), or S8S8 on arm64 (ORT's documented default; Arm's kernels
-do not saturate). Neither is portable to x86-64 without VNNI, and the manifest says so.
+A user who ships to one known CPU class can keep full 8-bit weights (`--target`): U8S8 on x86-64 with VNNI,
+the same kernels as `portable` there; or S8S8 on arm64, ONNX Runtime's default for Arm (whose kernels do not
+saturate; not timed here: QEMU gives no timing). Neither is portable to x86-64 without VNNI, and the manifest
+says so.
 
 TFLite int8 files are the same for every target: LiteRT's int8 kernels gave byte-identical outputs on every
 x86-64 class tried, and on Arm XNNPACK and the built-in kernels round within a few output steps.
@@ -31,8 +34,8 @@ class Int8Target(str, Enum):
     """The CPU class an int8 export is made for."""
 
     PORTABLE = "portable"  # the same answers on every x86-64 and Arm CPU
-    X86_VNNI = "x86-vnni"  # x86-64 with AVX-512 VNNI, AVX-VNNI or AMX only
-    ARM64 = "arm64"  # 64-bit Arm only
+    X86_VNNI = "x86-vnni"  # x86-64 with AVX-512 VNNI, AVX-VNNI or AMX only: full 8-bit weights
+    ARM64 = "arm64"  # 64-bit Arm only: ONNX Runtime's S8S8 default, full 8-bit weights
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ ONNX_RECIPES: dict[Int8Target, OnnxInt8Recipe] = {
         "int8",
         reduce_range=True,
         portable=True,
-        why="7-bit weights: no int16 saturation on x86-64 without VNNI, so the same outputs on every CPU class",
+        why="7-bit weights: no int16 saturation on x86-64 without VNNI, so the same outputs on every CPU class; "
+        "the fastest recipe measured on a VNNI/AMX Xeon",
     ),
     Int8Target.X86_VNNI: OnnxInt8Recipe(
         "qdq-u8s8",
@@ -79,7 +83,8 @@ ONNX_RECIPES: dict[Int8Target, OnnxInt8Recipe] = {
         "int8",
         reduce_range=False,
         portable=False,
-        why="full-range weights, the fastest on VNNI; saturates (other answers) on x86-64 without VNNI",
+        why="full 8-bit weights (1 answer in 10,000 closer to Keras on the reference CNN), the same kernels as "
+        "portable on VNNI; saturates (other answers) on x86-64 without VNNI",
     ),
     Int8Target.ARM64: OnnxInt8Recipe(
         "qdq-s8s8",
@@ -87,7 +92,8 @@ ONNX_RECIPES: dict[Int8Target, OnnxInt8Recipe] = {
         "int8",
         reduce_range=False,
         portable=False,
-        why="ONNX Runtime's default for Arm; saturates (other answers) on x86-64 without VNNI",
+        why="ONNX Runtime's default for Arm, full 8-bit weights; on x86-64 slower (int8 activations converted to "
+        "uint8) and it saturates (other answers) without VNNI",
     ),
 }
 

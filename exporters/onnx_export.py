@@ -117,7 +117,7 @@ def export_onnx(
         calibration_data: float32 images for int8 calibration (required for `int8`).
         opset: ONNX opset for the float graph.
         target: the CPU class the int8 file is for: `portable` (default: the same answers on every CPU),
-            `x86-vnni` or `arm64` (the fastest recipe there; see `exporters.int8_recipe`).
+            `x86-vnni` or `arm64` (full 8-bit weights for that class; see `exporters.int8_recipe`).
 
     Returns:
         The artifact's `ExportResult`.

@@ -120,7 +120,7 @@ def export(
             first `budget_images` test rows.
         on_message: receives one-line outcomes of the budget search (e.g. "full int8 meets the budget").
         int8_target: the CPU class the int8 exports are for: "portable" (the same answers on every x86-64 and
-            Arm CPU), "x86-vnni" or "arm64" (the fastest ONNX recipe there; see `exporters.int8_recipe`).
+            Arm CPU), "x86-vnni" or "arm64" (full 8-bit weights for that class; see `exporters.int8_recipe`).
     """
     from exporters.base import NEEDS_CALIBRATION
     from toolkit.run import layout

@@ -135,9 +135,10 @@ Int8TargetOpt = Annotated[
     Int8Target,
     typer.Option(
         "--target",
-        help="The CPU class the int8 exports are for: [b]portable[/] (the same answers on every x86-64 and Arm CPU), "
-        "[b]x86-vnni[/] (the fastest with VNNI; other answers on x86-64 without it) or [b]arm64[/] (ONNX Runtime's "
-        "Arm default). It picks the ONNX int8 recipe (recorded in manifest.json); TFLite files are the same for all.",
+        help="The CPU class the int8 exports are for: [b]portable[/] (7-bit ONNX weights: the same answers on every "
+        "x86-64 and Arm CPU), [b]x86-vnni[/] or [b]arm64[/] (full 8-bit weights, that class's activation type; other "
+        "answers on x86-64 without VNNI). It picks the ONNX int8 recipe (recorded in manifest.json); TFLite files "
+        "are the same for all.",
         rich_help_panel="Export",
     ),
 ]

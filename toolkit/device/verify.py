@@ -211,7 +211,7 @@ def verify_bundle(
             "path": str(label),
             "created_utc": doc.get("created_utc"),
             "source": doc.get("source"),
-            "desktop": {k: env.get(k) for k in ("cpu_model", "machine", "os", "python", "runtime_versions")},
+            "desktop": {k: env.get(k) for k in ("cpu_model", "cpu", "machine", "os", "python", "runtime_versions")},
         },
         "environment": capture_environment(),
         "golden": {"images": len(inputs)},

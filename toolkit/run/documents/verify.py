@@ -11,7 +11,7 @@ from pydantic import Field
 
 from toolkit.run.documents.base import Document, Part
 from toolkit.run.documents.bundle import BundleSource, Tolerance
-from toolkit.run.documents.common import Environment, RemoteInfo, SkippedArtifact
+from toolkit.run.documents.common import CpuInfo, Environment, RemoteInfo, SkippedArtifact
 
 
 class DesktopSummary(Part):
@@ -20,6 +20,7 @@ class DesktopSummary(Part):
     OPEN: ClassVar[bool] = True
 
     cpu_model: str | None = None
+    cpu: CpuInfo | None = Field(None, description="The desktop's instruction-set class (the goldens were made there).")
     machine: str | None = None
     os: str | None = None
     python: str | None = None
