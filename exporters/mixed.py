@@ -194,6 +194,22 @@ class OnnxMixed:
         onnx.checker.check_model(str(dest), full_check=True)
 
 
+def _written(
+    path: Path,
+    fmt: ExportFormat,
+    specs: Any,
+    start: float,
+    notes: list[str],
+    float_layers: list[str],
+    target: Int8Target,
+) -> ExportResult:
+    """The record of a written int8-mixed file: its float layers and its int8 recipe."""
+    recipe = quantization_record(fmt, Precision.INT8_MIXED, target)
+    return ExportResult.written(
+        path, fmt, Precision.INT8_MIXED, specs, start, notes, float_layers=list(float_layers), quantization=recipe
+    )
+
+
 def _need_calibration(calibration_data: np.ndarray | None) -> np.ndarray:
     if calibration_data is None or len(calibration_data) == 0:
         raise UnsupportedPrecisionError("int8-mixed needs calibration images; pass calibration data.")
@@ -237,17 +253,7 @@ def export_tflite_mixed(
     with atomic_path(path) as tmp:
         tmp.write_bytes(flatbuffer)
         specs = check_artifact(tmp, cal)
-    recipe = quantization_record(ExportFormat.TFLITE, Precision.INT8_MIXED)
-    return ExportResult.written(
-        path,
-        ExportFormat.TFLITE,
-        Precision.INT8_MIXED,
-        specs,
-        start,
-        q.notes,
-        float_layers=list(float_layers),
-        quantization=recipe,
-    )
+    return _written(path, ExportFormat.TFLITE, specs, start, q.notes, float_layers, Int8Target.PORTABLE)
 
 
 def export_onnx_mixed(
@@ -279,14 +285,4 @@ def export_onnx_mixed(
         except Exception as exc:
             raise ExportError(f"ONNX int8-mixed export failed: {one_line(exc)}") from exc
         specs = check_artifact(tmp, cal)
-    recipe = quantization_record(ExportFormat.ONNX, Precision.INT8_MIXED, q.target)
-    return ExportResult.written(
-        path,
-        ExportFormat.ONNX,
-        Precision.INT8_MIXED,
-        specs,
-        start,
-        q.notes,
-        float_layers=list(float_layers),
-        quantization=recipe,
-    )
+    return _written(path, ExportFormat.ONNX, specs, start, q.notes, float_layers, q.target)
