@@ -138,7 +138,7 @@ def cpu_parity(
         ToolkitError: an unknown CPU, no export to run, or a CPU this machine cannot emulate (one line each).
     """
     from benchmarks.cpu import detect_cpu
-    from benchmarks.environment import available_cores
+    from benchmarks.environment import available_cores, cpu_model
     from toolkit.model.run_source import run_dataset, run_spec
     from toolkit.steps.parity import compared, predict_all
 
@@ -205,7 +205,7 @@ def cpu_parity(
                 "name": "native",
                 "emulated": False,
                 "qemu_cpu": None,
-                "stands_for": "this machine",
+                "stands_for": cpu_model() or "this machine",
                 "cpu": native_result.cpu or detect_cpu().to_dict(),
                 "qemu": None,
                 "seconds": round(native_result.seconds, 1),

@@ -75,6 +75,8 @@ def render(report: Report) -> str:
         nav[2:4] = [("model", "Model and data"), ("charts", "Charts"), *training]
     if any(r.diagnosis for r in runs):
         nav.append(("diagnosis", "Diagnosis"))
+    if any(r.cpus for r in runs):
+        nav.append(("cpus", "CPU classes"))
     if any(r.mcu for r in runs):
         nav.append(("mcu", "Microcontrollers"))
     nav.append(("latency", "Latency"))
