@@ -191,9 +191,10 @@ def parity(
 
     run = layout.resolve_run_dir(Path(run_dir))
     if cpus:
-        from toolkit.cpus.step import cpu_parity, parse_cpus
+        from toolkit.cpus.step import cpu_parity, exported, parse_cpus
 
-        parse_cpus(list(cpus))  # an unknown or unusable CPU fails before any work
+        parse_cpus(list(cpus))  # an unknown or unusable CPU, or nothing to emulate, fails before any work
+        exported(list(artifacts) if artifacts else None)
     dataset = _run_data(run, data)
     names = list(artifacts) if artifacts else None
     with run_lock(run):

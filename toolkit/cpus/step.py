@@ -13,6 +13,7 @@ The section `cpu_classes` of parity.json holds them; report.html shows them as "
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import threading
 import time
@@ -54,6 +55,12 @@ def parse_cpus(names: list[str]) -> list[CpuModel]:
     for model in models:
         check_can_emulate(model)
     return models
+
+
+def exported(names: list[str] | None) -> None:
+    """Refuse, before any work, an artifact choice that leaves nothing to emulate (only the Keras reference)."""
+    if names and all(n == A.REFERENCE_NAME for n in names):
+        raise ToolkitError("--cpu runs the exports, not the Keras reference: name at least one exported artifact.")
 
 
 def _job(folder: Path, inputs: Path, entries: list[tuple[dict[str, Any], Path]], tag: str) -> Path:
@@ -145,6 +152,7 @@ def cpu_parity(
     models = parse_cpus(cpus)
     if images < 1:
         raise ToolkitError(f"--cpu-images must be 1 or more, got {images}.")
+    exported(artifact_names)
     manifest = A.load_manifest(run_dir)
     chosen = A.select_artifacts(manifest, artifact_names)
     entries = [(e, A.verified_path(run_dir, e)) for e in chosen if e["name"] != A.REFERENCE_NAME]
@@ -176,6 +184,8 @@ def cpu_parity(
         return on_line
 
     started = time.perf_counter()
+    for stale in run_dir.glob(".cpu-parity-*"):  # left by a killed run (one writer per run: the run lock)
+        shutil.rmtree(stale, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix=".cpu-parity-", dir=run_dir) as tmp:
         folder = Path(tmp)
         inputs = folder / "inputs.npy"
