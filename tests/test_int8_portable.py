@@ -165,6 +165,10 @@ def test_parity_cpu_on_the_int8_exports(edgekit, run_copy: Path) -> None:
 
     if detect_cpu().arch != "x86-64":
         pytest.skip("x86-64 CPU models run this machine's Python: an x86-64 host only")
+    from tests.test_cli import assert_one_line_error
+
+    refused = edgekit("parity", str(run_copy), "-a", "keras-fp32", "--cpu", "haswell")
+    assert_one_line_error(refused, "runs the exports, not the Keras reference")
     int8 = INT8_EXPORTS
     args = [a for name in int8 for a in ("-a", name)]
     proc = edgekit("parity", str(run_copy), *args, "--cpu", "haswell", "--cpu", "nehalem", "--cpu-images", "300")
