@@ -102,9 +102,11 @@ def test_tflm_agrees_with_litert_and_keras(mcu_run: tuple[Path, dict]) -> None:
     assert res["artifact"] == "tflite-int8"
     par = res["parity"]
     assert par["images"] == LIMIT
-    assert par["agreement_litert"] >= 0.999
-    assert par["agreement_keras"] >= 0.98
-    assert not any("LiteRT" in f for f in par["failures"])
+    # Against Keras: parity's int8 floor for this model's own accuracy (it is trained on this CPU). Against LiteRT:
+    # TFLM's reference kernels round differently from XNNPACK (a few int8 steps), so a top-1 may only swap where
+    # LiteRT's two best outputs are within mcu's near-tie margin.
+    assert par["passed"] and not par["failures"], par
+    assert par["disagreements_litert"] == par["near_tie_disagreements_litert"], par
     assert {"CONV_2D", "FULLY_CONNECTED", "SOFTMAX"} <= set(res["ops"])
     assert res["flash"]["model_bytes"] == (run / res["path"]).stat().st_size
     assert res["flash"]["runtime_code_bytes"] is None  # not measured, and said so
