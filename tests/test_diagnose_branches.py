@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.floors import meets_floor
 from toolkit.steps.parity import VALUE_TOLERANCES
 
 pytest.importorskip("tensorflow")
@@ -161,7 +162,8 @@ def test_diagnose_arrays_reports_classification_gallery_and_regression_error(
         assert f"| {name} |" in md
     assert "folded into stem_bn (BatchNormalization)" in md and "| fused |" in md
     for res in body["artifacts"]:
-        assert res["task"] == "classification" and res["accuracy"] > 0.5 and res["top1_agreement"] > 0.9
+        assert res["task"] == "classification" and res["accuracy"] > 0.5
+        assert meets_floor(res["top1_agreement"], len(x), res["reference_accuracy"]), res  # parity's int8 floor
         assert abs(res["accuracy"] - res["reference_accuracy"]) < 0.1
         assert res["output_error"]["max_abs_err"] < 0.2
         assert {r["layer"] for r in res["layers"]} >= {"residual", "dw", "stem_bn", "concat"}

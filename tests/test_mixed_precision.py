@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from benchmarks.cpu import detect_cpu
+from tests.floors import meets_floor
 from tests.sensitive_models import outlier_channel
-from toolkit.steps.parity import TOLERANCES, within_noise
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("onnxruntime")
@@ -81,12 +81,6 @@ def test_unknown_layer_name_is_an_error_naming_it(outlier_data, tmp_path: Path) 
         assert "\n" not in str(info.value) and "dense_outlier," in str(info.value)  # lists the layers it has
 
 
-def _meets(agreement: float | None, n: int, floor: float) -> bool:
-    """Parity's int8 agreement rule: at the floor, or short of it within 2σ on n images."""
-    assert agreement is not None
-    return agreement >= floor or within_noise(round((1 - agreement) * n), n, floor)
-
-
 def test_ranking_names_the_outlier_layer_first(outlier_data) -> None:
     from exporters.sensitivity import rank_layers
 
@@ -97,16 +91,12 @@ def test_ranking_names_the_outlier_layer_first(outlier_data) -> None:
     for fmt, r in rankings.items():
         assert r.order()[0] == "dense_outlier", (fmt, r)
         assert {"conv2d", "dense_outlier", "probs"} <= set(r.order())
-        # Judged by parity's int8 floor for a model of this accuracy (the model is trained on this CPU, so its
-        # accuracy, and with it the floor, is this run's own).
-        assert r.keras_accuracy is not None
-        floor = TOLERANCES["int8"].for_model(r.keras_accuracy).min_agreement
-        assert floor is not None
-        top = r.layers[0]
-        assert _meets(top.float_agreement, n, floor) and not _meets(r.int8_agreement, n, floor), (fmt, floor, r)
+        # Judged by parity's int8 floor for a model of this accuracy (trained on this CPU: tests/floors.py).
+        top, acc = r.layers[0], r.keras_accuracy
+        assert meets_floor(top.float_agreement, n, acc) and not meets_floor(r.int8_agreement, n, acc), (fmt, r)
         # Quantizing only the conv layer (everything else float) leaves the model intact.
         conv = next(s for s in r.layers if s.layer == "conv2d")
-        assert _meets(conv.only_agreement, n, floor), (fmt, floor, conv)
+        assert meets_floor(conv.only_agreement, n, acc), (fmt, conv)
 
 
 def test_export_max_drop_writes_mixed_artifacts_that_pass_parity(outlier_run: Path, edgekit) -> None:
