@@ -127,3 +127,22 @@ def test_gate_refuses_benches_from_another_cpu_class_unless_told(edgekit, tmp_pa
     assert gate["cpu"] == {"current": "x86-64-avx2", "baseline": "x86-64-avx512-vnni", "other_cpu_allowed": True}
     same = edgekit("gate", current, "--baseline", str(tmp_path / "old.bench.json"))
     assert same.returncode == 0, same.stderr  # an older file does not say: compared, as before
+
+
+def test_reports_name_the_cpu_class_of_each_machine() -> None:
+    """The machine card, the merged labels and the recommendation say which CPU class the numbers belong to."""
+    from toolkit.reports import build_report, load_run, machine_label, render_html, render_markdown
+
+    saved = SAVED.parent
+    avx2, vnni = load_run(saved, name="avx2"), load_run(saved, name="vnni")
+    assert avx2.bench is not None and vnni.bench is not None
+    avx2.bench = _with_cpu(avx2.bench, "x86-64-avx2")
+    vnni.bench = _with_cpu(vnni.bench, "x86-64-avx512-vnni")
+    assert "x86-64-avx2" in machine_label(avx2.bench) and "x86-64-avx512-vnni" in machine_label(vnni.bench)
+    one = build_report([avx2])
+    card = dict(one.runs[0].machine)
+    assert card["instruction set"].startswith("x86-64-avx2: sse4.2 avx avx2 fma")
+    md = render_markdown(one)
+    assert "It holds for x86-64-avx2 CPUs, where it was measured" in md
+    html = render_html(build_report([avx2, vnni], kind="merged"))
+    assert "holds for <b>x86-64-avx2</b> CPUs" in html and "holds for <b>x86-64-avx512-vnni</b> CPUs" in html
