@@ -1,6 +1,6 @@
 """Measure ONNX Runtime's static int8 recipes on the reference CNN: answers on every CPU class, and speed here.
 
-    python examples/measure_int8_recipes.py REFERENCE_RUN OUT_DIR [--rounds 5] [--arm]
+    python examples/measure_int8_recipes.py REFERENCE_RUN OUT [--rounds 5] [--arm]
 
 REFERENCE_RUN is a run of the reference CNN (e.g. runs/latest after `make run`). Its model.keras is converted
 to ONNX fp32 once and quantized five ways (static QDQ, per-channel weights, the run's 500 seeded calibration
@@ -12,7 +12,8 @@ images): s8s8 (edgekit's recipe before the portable one), s8s8-7bit, u8s8 (`--ta
 - through edgekit's latency worker here (fresh process each, 1 thread, batch 1 and 32), the recipes
   interleaved round by round (`--rounds`), so a drifting machine affects them alike: the median of the rounds.
 
-Writes OUT_DIR/summary.md and OUT_DIR/summary.json.
+Writes OUT.md (the tables) and OUT.json (every figure, with the machine), e.g. OUT =
+benchmarks/results/int8-recipes-<date>-<machine>.
 """
 
 from __future__ import annotations
@@ -115,13 +116,13 @@ def latency(files: dict[str, Path], x: np.ndarray, rounds: int, work: Path) -> d
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
-    parser.add_argument("out", type=Path)
+    parser.add_argument("out", type=Path, help="output path without suffix: writes OUT.md and OUT.json")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--arm", action="store_true", help="also cortex-a72 and cortex-a76 (arm64 root, root only)")
     args = parser.parse_args()
     from benchmarks.environment import capture_environment
 
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         files, x, y, keras = quantize_all(args.run, work)
@@ -176,8 +177,8 @@ def main() -> int:
             f"| {name} | {statistics.median(t[1]):.4f} | {statistics.median(t[32]):.3f} | "
             f"{', '.join(f'{v:.4f}' for v in t[1])} | {', '.join(f'{v:.3f}' for v in t[32])} |"
         )
-    (args.out / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (args.out / "summary.json").write_text(json.dumps(doc, indent=1, default=str), encoding="utf-8")
+    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    args.out.with_suffix(".json").write_text(json.dumps(doc, indent=1, default=str), encoding="utf-8")
     print("\n".join(lines))
     return 0
 

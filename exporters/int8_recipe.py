@@ -4,7 +4,7 @@ ONNX Runtime's int8 kernels differ by instruction set. On x86-64 it runs int8 ac
 CPU without VNNI (AVX2-only, or AVX-512 without VNNI), multiplies u8×s8 pairs with VPMADDUBSW, whose 16-bit
 sums saturate when both weights of a pair are large: a full-range int8 file then answers differently there
 than on a VNNI CPU or an Arm board. Measured on the reference CNN (10,000 MNIST test images, agreement with
-Keras; examples/measure_int8_recipes.py, benchmarks/results/2026-12-05-x86_64-xeon-2cpu-int8-recipes/):
+Keras; examples/measure_int8_recipes.py, benchmarks/results/int8-recipes-2026-12-05-x86_64-xeon-2cpu.md):
 full-range S8S8 and U8S8 0.9997 on an AMX Xeon, emulated Nehalem (SSE4.2) and emulated Cortex-A72/A76, but
 0.9964 with max |Δp| 0.74 on emulated Haswell (AVX2). ORT's quantization guide names the fixes: 7-bit weights
 (`reduce_range`: no pair sum can exceed int16) or U8U8. Both gave the same outputs on all five CPU classes;
