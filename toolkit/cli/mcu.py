@@ -45,6 +45,11 @@ def _print(doc: dict[str, Any]) -> None:
             ],
             ["top-1 agreement with Keras", f"{par['agreement_keras']:.4f} ({par['disagreements_keras']} differ)"],
             ["max |TFLM - LiteRT| (int8 steps)", str(par["max_int8_steps_vs_litert"])],
+            [
+                "max |TFLM - LiteRT built-in kernels| (int8 steps)",
+                f"{par.get('max_int8_steps_vs_builtin', '–')} (allowed: {par.get('litert_rounding_steps', '–')}, "
+                "LiteRT's own XNNPACK vs built-in)",
+            ],
             ["parity", "pass" if par["passed"] else "FAIL: " + "; ".join(par["failures"])],
         ]
         title = f"{r['artifact']} in TensorFlow Lite Micro (host, reference kernels)"

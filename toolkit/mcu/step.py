@@ -29,8 +29,11 @@ from toolkit.steps.parity import check_row, compared, predict_all
 
 MCU_DIR = "mcu"
 MCU_JSON = "mcu.json"
-MIN_AGREEMENT_LITERT = 0.999
-TIE_STEPS = 2  # LiteRT's top two outputs this close (int8 steps) may swap in TFLM's reference kernels
+# TFLM runs ports of TFLite's reference kernels. The like-for-like check is against LiteRT's own built-in
+# kernels (XNNPACK off); how far two correct kernel sets may round apart *on this model and data* is measured,
+# not assumed: LiteRT's XNNPACK against its built-in kernels (measured 6-7 int8 steps on small CNNs, 0 on others).
+# TFLM passes when it is no further from the built-in kernels than that (at least one step).
+MIN_ROUNDING_STEPS = 1
 # TFLM's own code is not measured here (no ARM toolchain or TFLM build on the host). The figure below is cited,
 # not measured: TensorFlow's TFLM overview (tensorflow.org/lite/microcontrollers) says "the core runtime just
 # fits in 16 KB on an Arm Cortex M3", and its older overview gives 22 KB with the ops of a speech keyword
@@ -78,6 +81,8 @@ def check_artifact(
         native = litert.to_native(images)
         litert_out = np.concatenate([litert.run_native(native[i : i + 1000]) for i in range(0, n, 1000)])
         litert_backend = litert.backend()
+    with make_runner(path, spec=spec, use_xnnpack=False) as builtin:
+        builtin_out = np.concatenate([builtin.run_native(native[i : i + 1000]) for i in range(0, n, 1000)])
     arena = measure_arena(blob, path.name, native)
     t0 = time.perf_counter()
     tflm = TflmModel(blob, path.name, arena.min_bytes)  # the measured arena runs the whole test split
@@ -100,21 +105,21 @@ def check_artifact(
     ).to_dict()
     differ = tflm_out.argmax(1) != litert_out.argmax(1)
     agree_litert = float(1 - differ.mean())
-    steps = int(np.abs(tflm_out.astype(np.int32) - litert_out.astype(np.int32)).max())
-    # A top-1 flip where LiteRT's two best int8 outputs are within TIE_STEPS is rounding (each kernel may land
-    # one step apart), not a wrong kernel: a weakly trained user model has such near-ties, MNIST's CNN none.
+    steps = _max_steps(tflm_out, litert_out)
+    steps_builtin = _max_steps(tflm_out, builtin_out)
+    rounding = max(MIN_ROUNDING_STEPS, _max_steps(litert_out, builtin_out))
+    # A top-1 swap needs LiteRT's two best outputs within twice the per-output rounding difference.
     best_two = np.sort(litert_out.astype(np.int32), axis=1)[:, -2:]
-    ties = differ & (best_two[:, 1] - best_two[:, 0] <= TIE_STEPS)
-    decisive = float(1 - (differ & ~ties).mean())
-    if decisive < MIN_AGREEMENT_LITERT:
+    ties = differ & (best_two[:, 1] - best_two[:, 0] <= 2 * rounding)
+    if steps_builtin > rounding:
         row["failures"].append(
-            f"agreement with LiteRT {decisive:.4f} < {MIN_AGREEMENT_LITERT:g} (near-ties within {TIE_STEPS} steps "
-            "not counted)"
+            f"TFLM differs from LiteRT's built-in kernels by {steps_builtin} int8 steps, more than LiteRT's own two "
+            f"kernel sets differ on this model ({rounding})"
         )
         row["passed"] = False
     row["tolerance"] += (
-        f", agreement with LiteRT int8 ≥ {MIN_AGREEMENT_LITERT:g} (flips between outputs within {TIE_STEPS} int8 "
-        "steps not counted)"
+        ", max |TFLM - LiteRT built-in kernels| ≤ the steps LiteRT's XNNPACK and built-in kernels differ by here "
+        f"({rounding})"
     )
     out_dir = run_dir / MCU_DIR / entry["name"]
     files = write_firmware(out_dir, blob, info.ops, arena.min_bytes, arena.recommended_bytes, path.name)
@@ -150,6 +155,8 @@ def check_artifact(
             "agreement_litert": agree_litert,
             "disagreements_litert": int(differ.sum()),
             "near_tie_disagreements_litert": int(ties.sum()),
+            "max_int8_steps_vs_builtin": steps_builtin,
+            "litert_rounding_steps": rounding,
             "litert_backend": litert_backend,
             "agreement_keras": row["top1_agreement"],
             "disagreements_keras": row["disagreements"],
@@ -164,6 +171,10 @@ def check_artifact(
         "files": [str(p.relative_to(run_dir)) for p in files],
         "latency": "not measured: no microcontroller was run; TFLM ran on the host",
     }
+
+
+def _max_steps(a: np.ndarray, b: np.ndarray) -> int:
+    return int(np.abs(a.astype(np.int32) - b.astype(np.int32)).max()) if a.size else 0
 
 
 def _tflm_version() -> str:

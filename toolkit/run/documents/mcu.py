@@ -53,7 +53,13 @@ class McuParity(Part):
     agreement_litert: float
     disagreements_litert: int
     near_tie_disagreements_litert: int | None = Field(
-        None, description="Of those, flips between outputs LiteRT had within 2 int8 steps (not counted as failures)."
+        None, description="Of those, swaps between outputs LiteRT had within twice litert_rounding_steps."
+    )
+    max_int8_steps_vs_builtin: int | None = Field(
+        None, description="Largest |TFLM - LiteRT with XNNPACK off| (the built-in kernels TFLM's are ported from)."
+    )
+    litert_rounding_steps: int | None = Field(
+        None, description="Largest |LiteRT XNNPACK - LiteRT built-in| on these images (at least 1): TFLM's allowance."
     )
     litert_backend: str | None = None
     agreement_keras: float
