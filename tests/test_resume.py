@@ -109,3 +109,37 @@ def test_random_kills_then_resume(tmp_path: Path) -> None:
     for name in ("model.keras", "manifest.json", "parity.json", "bench.json", "report.md", "report.html"):
         assert (run / name).is_file(), name
     assert not [p for p in run.rglob(".*") if ".partial" in p.name]
+
+
+def test_an_error_a_library_raises_after_ctrl_c_is_reported_as_the_interruption(tmp_path: Path) -> None:
+    """TensorFlow can turn Ctrl-C mid-trace into a TypeError: the boundary still says "interrupted", exit 130."""
+    script = tmp_path / "cmd.py"
+    script.write_text(
+        "import os, signal\n"
+        "import typer\n"
+        "from toolkit.cli.console import user_errors\n"
+        "from toolkit.cli.interrupts import install_interrupt_handling\n"
+        "app = typer.Typer()\n"
+        "@app.command()\n"
+        "@user_errors\n"
+        "def run(convert: bool = True) -> None:\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    except KeyboardInterrupt:\n"
+        "        if convert:\n"
+        "            raise TypeError('Failed to convert elements of (None, 4608) to Tensor') from None\n"
+        "        raise\n"
+        "install_interrupt_handling()\n"
+        "app()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for args in ([], ["--no-convert"]):
+        proc = subprocess.run([sys.executable, str(script), *args], env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 130, proc.stderr
+        assert "Traceback" not in proc.stderr and "interrupted" in proc.stderr, proc.stderr
+    # Without Ctrl-C the same error is a bug and keeps its traceback.
+    bug = tmp_path / "bug.py"
+    bug.write_text(script.read_text().replace("os.kill(os.getpid(), signal.SIGINT)", "raise KeyboardInterrupt"))
+    bug.write_text(bug.read_text().replace("install_interrupt_handling()\n", ""))
+    proc = subprocess.run([sys.executable, str(bug)], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 130 and "TypeError" in proc.stderr

@@ -43,6 +43,16 @@ def user_errors(fn: F) -> F:
             import typer
 
             raise typer.Exit(code) from None
+        except Exception:
+            from toolkit.cli.interrupts import was_interrupted
+
+            if not was_interrupted():
+                raise
+            # An error raised after Ctrl-C is a consequence of the interruption (a library caught the
+            # KeyboardInterrupt and raised its own error): report the interruption, not a traceback.
+            import typer
+
+            raise typer.Exit(report_error(KeyboardInterrupt()) or 130) from None
 
     return wrapper  # type: ignore[return-value]
 

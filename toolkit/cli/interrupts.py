@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Any
+
+_interrupted = False
+
+
+def was_interrupted() -> bool:
+    """True once Ctrl-C (SIGINT) has reached this process."""
+    return _interrupted
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
 
 
 def install_interrupt_handling() -> None:
@@ -24,3 +38,8 @@ def install_interrupt_handling() -> None:
         default(unraisable)
 
     sys.unraisablehook = hook
+    # TensorFlow can catch the KeyboardInterrupt mid-trace and re-raise it as an unrelated error
+    # (a TypeError from Flatten.call() was seen): remember that the user pressed Ctrl-C so the
+    # user-error boundary reports any such error as the interruption it is.
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_sigint)
