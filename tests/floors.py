@@ -7,7 +7,8 @@ another. Parity's int8 floor is relative to the model's own error rate and to th
 
 from __future__ import annotations
 
-from toolkit.steps.parity import TOLERANCES, within_noise
+from toolkit.steps.parity import within_noise
+from toolkit.tolerances import PARITY_TOLERANCES as TOLERANCES
 
 
 def meets_floor(agreement: float | None, n: int, reference_accuracy: float | None, precision: str = "int8") -> bool:

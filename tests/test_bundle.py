@@ -17,7 +17,8 @@ from toolkit.device.archive import safe_extract, write_tar
 from toolkit.device.bundle import build_bundle
 from toolkit.device.bundle_format import BUNDLE_JSON
 from toolkit.device.errors import BundleError
-from toolkit.device.verify import DEFAULT_STEP, FP16_MAX_ABS, FP32_MAX_ABS, tolerance_for
+from toolkit.device.verify import tolerance_for
+from toolkit.tolerances import DEFAULT_STEP, FP16_MAX_ABS, FP32_MAX_ABS
 
 GOLDEN = 64
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.floors import meets_floor
-from toolkit.steps.parity import VALUE_TOLERANCES
+from toolkit.tolerances import VALUE_TOLERANCES
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("onnx")

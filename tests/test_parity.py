@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from exporters.files import sha256_file
-from toolkit.steps.parity import TOLERANCES, check_row, parity_step
+from toolkit.steps.parity import check_row, parity_step
+from toolkit.tolerances import PARITY_TOLERANCES as TOLERANCES
 
 
 def test_tolerance_table() -> None:
@@ -72,3 +73,15 @@ def test_wrong_model_fails_parity(run_copy: Path, mnist) -> None:
     (row,) = [r for r in report["results"] if r["artifact"] == "tflite-fp32"]
     assert not row["passed"] and not report["passed"]
     assert row["top1_agreement"] < 0.5
+
+
+def test_the_tolerance_page_shows_every_rule_the_code_judges_by() -> None:
+    from toolkit.tolerances import MACHINE_TOLERANCE_DOC, VALUE_TOLERANCES, tolerance_markdown
+
+    page = tolerance_markdown()
+    for name, tol in TOLERANCES.items():
+        assert f"| {name} | {tol.describe()} |" in page
+    for name, tol in VALUE_TOLERANCES.items():
+        assert f"| {name} | {tol.describe()} |" in page
+    for text in MACHINE_TOLERANCE_DOC.values():
+        assert text in page

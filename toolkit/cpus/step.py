@@ -3,9 +3,9 @@
 For each emulated CPU (`toolkit.cpus.models`) every export runs over the first N test inputs in
 `benchmarks.outputs`, and so does this machine natively. Each row says, for one artifact on one CPU:
 - accuracy and top-1 agreement with the Keras reference (run natively; no TensorFlow under emulation), judged
-  by the precision's parity tolerance (`toolkit.steps.parity`);
+  by the precision's parity tolerance (`toolkit.tolerances.parity_tolerance`);
 - max |Δ| against this machine's own outputs, judged by the tolerance a board's `verify` uses for the same
-  artifact (`toolkit.device.verify.tolerance_for`: 1e-5 for fp32, one output step for int8): "the same answers".
+  artifact (`toolkit.tolerances.machine_tolerance`: 1e-5 for fp32, one output step for int8): "the same answers".
 
 The section `cpu_classes` of parity.json holds them; report.html shows them as "Same answers on which CPUs".
 """
@@ -84,8 +84,9 @@ def _rows(
     reference: tuple[np.ndarray, np.ndarray, float | None, str],
     native: dict[str, np.ndarray] | None,
 ) -> list[dict[str, Any]]:
-    from toolkit.device.verify import allowed_diff, tolerance_for
+    from toolkit.device.verify import tolerance_for
     from toolkit.steps.parity import check_row, compared
+    from toolkit.tolerances import allowed_diff
 
     ref_probs, labels, ref_acc, kind = reference
     rows: list[dict[str, Any]] = []

@@ -34,7 +34,7 @@ from toolkit.device.bundle_format import (
     rel_files,
 )
 from toolkit.device.errors import BundleError
-from toolkit.device.verify import LOGITS_AND_VALUES, PROBABILITIES, TOLERANCE_DOC, output_kind, tolerance_for
+from toolkit.device.verify import output_kind, tolerance_for
 
 if TYPE_CHECKING:
     from runtimes.spec import ModelSpec
@@ -256,9 +256,11 @@ def _bundle_doc(
 
 
 def _tolerances(records: list[dict[str, Any]]) -> dict[str, str]:
-    """TOLERANCE_DOC, plus how logits and values are compared when a bundled model outputs them."""
+    """MACHINE_TOLERANCE_DOC, plus how logits and values are compared when a bundled model outputs them."""
+    from toolkit.tolerances import LOGITS_AND_VALUES, MACHINE_TOLERANCE_DOC, PROBABILITIES
+
     kinds = {output_kind(r) for r in records}
-    return {**TOLERANCE_DOC, **({"logits and values": LOGITS_AND_VALUES} if kinds - {PROBABILITIES} else {})}
+    return {**MACHINE_TOLERANCE_DOC, **({"logits and values": LOGITS_AND_VALUES} if kinds - {PROBABILITIES} else {})}
 
 
 def _check_out(out: Path, archive: bool, force: bool) -> None:

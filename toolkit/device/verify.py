@@ -2,13 +2,13 @@
 
 `verify_bundle` runs the golden inputs through every artifact whose runtime is installed and compares
 with the expected outputs; an artifact passes when its max |Δ| is within its tolerance
-(`tolerance_for`, documented in `TOLERANCE_DOC` and copied into bundle.json). Call
+(`tolerance_for`: `toolkit.tolerances.machine_tolerance`, copied into bundle.json). Call
 `bundle_format.check_files` first: this module trusts the files' sha256.
 
 What is compared depends on the model's output kind (its `model_spec`): probabilities as they are;
 logits and regression values raw (not through a softmax, so a difference is never hidden by a saturated
-softmax), with the float limits scaled by the size of the outputs (`LOGITS_AND_VALUES`). Classification
-rows carry accuracy and top-1 agreement; regression rows a relative error instead.
+softmax), with the float limits scaled by the size of the outputs (`toolkit.tolerances.LOGITS_AND_VALUES`).
+Classification rows carry accuracy and top-1 agreement; regression rows a relative error instead.
 """
 
 from __future__ import annotations
@@ -16,35 +16,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 
 from toolkit.device.bundle_format import SCHEMA_VERSION, load_array
 from toolkit.device.errors import BundleError
-
-FP32_MAX_ABS: Final = 1e-5
-FP16_MAX_ABS: Final = 1e-3
-DEFAULT_STEP: Final = 1 / 256
-# Slack for float rounding when comparing a difference with its limit (a dequantized step is k × scale).
-RELATIVE_SLACK: Final = 1e-3
-
-TOLERANCE_DOC: Final = {
-    "fp32": f"max |Δp| ≤ {FP32_MAX_ABS:g}: the same float32 graph; another CPU, kernel library or thread count "
-    "changes only rounding",
-    "fp16": f"max |Δp| ≤ {FP16_MAX_ABS:g}: float16 weights; a runtime may compute in half precision on CPUs with "
-    "FP16 arithmetic (ARMv8.2+), where one float16 step near 1.0 is 9.8e-4",
-    "int8": "within one quantization step of the output: the output scale in the model (TFLite int8 I/O, or "
-    "the ONNX QDQ output's DequantizeLinear), else 1/256 (one step of an 8-bit probability, e.g. "
-    "int8-dynamic, whose activations are quantized at run time)",
-}
-# Added to bundle.json's tolerances when a bundled model outputs logits or regression values.
-LOGITS_AND_VALUES: Final = (
-    "logits and regression values are compared raw (not through a softmax); float rounding is relative, so "
-    "the fp32, fp16 and 1/256 limits above are multiplied by max(1, max |output|) over the desktop's outputs "
-    "on the golden inputs; an int8 output scale is already in the output's units and is used as it is"
-)
-PROBABILITIES: Final = "probabilities"
+from toolkit.tolerances import MACHINE_TOLERANCE_DOC, PROBABILITIES, allowed_diff, machine_tolerance
 
 
 def onnx_output_scale(path: Path) -> float | None:
@@ -84,41 +62,16 @@ def output_kind(entry: dict[str, Any]) -> str:
 def tolerance_for(
     entry: dict[str, Any], model_path: Path | None = None, *, magnitude: float | None = None
 ) -> dict[str, Any]:
-    """How far an artifact's outputs on another machine may be from the desktop's (see TOLERANCE_DOC).
-
-    Args:
-        entry: the artifact's manifest entry (precision, format, output spec, model_spec).
-        model_path: the model file (an ONNX QDQ model's output scale is read from it).
-        magnitude: max |output| of the desktop's outputs; for logits and values the float limits are
-            multiplied by max(1, magnitude) (`LOGITS_AND_VALUES`). Ignored for probabilities.
-
-    Returns:
-        `{"kind": "max_abs" | "quantization_step", "max_abs": float, "step": float | None, "basis": str}`.
+    """`toolkit.tolerances.machine_tolerance` for one manifest entry: its precision, output kind and the
+    quantized output's scale (from the entry, else an ONNX QDQ model's output DequantizeLinear in `model_path`).
     """
     precision = str(entry.get("precision", "fp32"))
     kind = output_kind(entry)
-    factor = 1.0 if kind == PROBABILITIES or magnitude is None else max(1.0, float(magnitude))
-    scaled = "" if factor == 1.0 else f" × {factor:.4g} (max |{kind}| on the golden inputs)"
-    if precision in ("fp32", "fp16"):
-        limit = FP32_MAX_ABS if precision == "fp32" else FP16_MAX_ABS
-        basis = TOLERANCE_DOC[precision] if kind == PROBABILITIES else f"max |Δ| ≤ {limit:g}{scaled}: raw {kind}"
-        return {"kind": "max_abs", "max_abs": limit * factor, "step": None, "basis": basis}
-    output = entry.get("output") or {}
-    scale = output.get("scale")
-    if scale:
-        basis = f"one step of the quantized output (scale {scale:.6g} from the model)"
-    elif entry.get("format") == "onnx" and model_path is not None and (dq := onnx_output_scale(model_path)):
-        scale, basis = dq, f"one step of the output DequantizeLinear (scale {dq:.6g})"
-    elif kind == PROBABILITIES:
-        scale, basis = DEFAULT_STEP, "1/256: one step of an 8-bit probability (the output carries no scale)"
-    else:
-        scale = DEFAULT_STEP * factor
-        basis = f"1/256{scaled}: one 8-bit step of the raw {kind} (the output carries no scale)"
-    return {"kind": "quantization_step", "max_abs": float(scale), "step": float(scale), "basis": basis}
-
-
-def allowed_diff(tolerance: dict[str, Any]) -> float:
-    return float(tolerance["max_abs"]) * (1 + RELATIVE_SLACK)
+    scale = (entry.get("output") or {}).get("scale")
+    source = "the model"
+    if not scale and precision not in ("fp32", "fp16") and entry.get("format") == "onnx" and model_path is not None:
+        scale, source = onnx_output_scale(model_path), "the output DequantizeLinear"
+    return machine_tolerance(precision, kind, magnitude=magnitude, output_scale=scale, scale_source=source)
 
 
 def verify_here(bundle: Path, on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -215,7 +168,7 @@ def verify_bundle(
         },
         "environment": capture_environment(),
         "golden": {"images": len(inputs)},
-        "tolerances": doc.get("tolerances", TOLERANCE_DOC),
+        "tolerances": doc.get("tolerances", MACHINE_TOLERANCE_DOC),
         "results": results,
         "skipped": skipped,
         "passed": all(r["passed"] for r in results),

@@ -26,14 +26,10 @@ from toolkit.model.run_source import data_summary, run_dataset, run_spec
 from toolkit.progress import ProgressCallback, as_progress
 from toolkit.run import layout as A
 from toolkit.steps.parity import check_row, compared, predict_all
+from toolkit.tolerances import MIN_ROUNDING_STEPS
 
 MCU_DIR = "mcu"
 MCU_JSON = "mcu.json"
-# TFLM runs ports of TFLite's reference kernels. The like-for-like check is against LiteRT's own built-in
-# kernels (XNNPACK off); how far two correct kernel sets may round apart *on this model and data* is measured,
-# not assumed: LiteRT's XNNPACK against its built-in kernels (measured 6-7 int8 steps on small CNNs, 0 on others).
-# TFLM passes when it is no further from the built-in kernels than that (at least one step).
-MIN_ROUNDING_STEPS = 1
 # TFLM's own code is not measured here (no ARM toolchain or TFLM build on the host). The figure below is cited,
 # not measured: TensorFlow's TFLM overview (tensorflow.org/lite/microcontrollers) says "the core runtime just
 # fits in 16 KB on an Arm Cortex M3", and its older overview gives 22 KB with the ops of a speech keyword

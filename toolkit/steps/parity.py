@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,74 +16,7 @@ from toolkit.errors import ToolkitError
 from toolkit.model.run_source import data_summary, run_dataset, run_spec
 from toolkit.progress import ProgressCallback, as_progress
 from toolkit.run import layout as A
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """Pass criteria for one precision; None means the criterion does not apply."""
-
-    max_abs_diff: float | None = None
-    min_agreement: float | None = None
-    max_accuracy_drop: float | None = None  # as a fraction: 0.005 = 0.5 points
-    max_rel_error: float | None = None  # regression: max |Δ| / max |reference|
-    # Relative to the float model's own error rate: a less accurate model has more borderline images that
-    # quantization noise may flip, so its allowance grows with its error rate (never below the fixed floor).
-    disagreement_per_error: float | None = None
-    drop_per_error: float | None = None
-
-    def for_model(self, reference_accuracy: float | None) -> Tolerance:
-        """This tolerance with the relative allowances applied to a model of `reference_accuracy`."""
-        if reference_accuracy is None:
-            return self
-        error = 1.0 - reference_accuracy
-        agreement, drop = self.min_agreement, self.max_accuracy_drop
-        if agreement is not None and self.disagreement_per_error is not None:
-            agreement = min(agreement, 1.0 - self.disagreement_per_error * error)
-        if drop is not None and self.drop_per_error is not None:
-            drop = max(drop, self.drop_per_error * error)
-        return replace(self, min_agreement=agreement, max_accuracy_drop=drop)
-
-    def describe(self) -> str:
-        parts = []
-        if self.max_rel_error is not None:
-            parts.append(f"max |Δ| ≤ {self.max_rel_error:g} × max |reference|")
-        if self.min_agreement is not None:
-            parts.append(f"agreement ≥ {self.min_agreement:.4g}" + (" (2σ)" if self.min_agreement < 1 else ""))
-        if self.max_abs_diff is not None:
-            parts.append(f"max |Δp| ≤ {self.max_abs_diff:g}")
-        if self.max_accuracy_drop is not None:
-            parts.append(f"accuracy within {self.max_accuracy_drop * 100:.3g} pt (or 2σ of the paired difference)")
-        return ", ".join(parts)
-
-
-# The one table of parity tolerances, keyed by precision.
-TOLERANCES: dict[str, Tolerance] = {
-    "fp32": Tolerance(max_abs_diff=1e-5, min_agreement=1.0),
-    "fp16": Tolerance(max_abs_diff=1e-2),
-    "int8-dynamic": Tolerance(min_agreement=0.995, max_accuracy_drop=0.005),
-    "int8": Tolerance(min_agreement=0.995, max_accuracy_drop=0.005),
-    "int16x8": Tolerance(min_agreement=0.995, max_accuracy_drop=0.005),
-    # 16 weight levels instead of 256: twice int8's allowances, and a relative share of the float error rate
-    # (agreement ≥ 1 − max(1 %, ½ of it); drop ≤ max(1 pt, 10 % of it)). Measured on the reference CNN
-    # (98.81 %): 17 of 10,000 images flipped (14 % of its errors), accuracy +0.02 pt; small user models flip
-    # 17-43 % of their errors (agreement 0.957-0.987).
-    "int4-weights": Tolerance(
-        min_agreement=0.99, max_accuracy_drop=0.01, disagreement_per_error=0.5, drop_per_error=0.1
-    ),
-}
-for _name in ("int8-dynamic", "int8", "int16x8"):
-    # agreement ≥ 1 − max(0.5 %, ¼ of the float error rate); drop ≤ max(0.5 pt, 5 % of the error rate).
-    # Measured: int8 flips 2.5 % as many images as the reference CNN gets wrong, 10-15 % on small user models.
-    TOLERANCES[_name] = replace(TOLERANCES[_name], disagreement_per_error=0.25, drop_per_error=0.05)
-# Models whose output is plain values (regression) have no classes to agree on: relative error instead.
-VALUE_TOLERANCES: dict[str, Tolerance] = {
-    "fp32": Tolerance(max_rel_error=1e-4),
-    "fp16": Tolerance(max_rel_error=1e-2),
-    "int8-dynamic": Tolerance(max_rel_error=0.05),
-    "int8": Tolerance(max_rel_error=0.05),
-    "int16x8": Tolerance(max_rel_error=0.05),
-    "int4-weights": Tolerance(max_rel_error=0.1),  # measured 0.077 on a small regression model
-}
+from toolkit.tolerances import Tolerance, parity_table, parity_tolerance
 
 
 @dataclass(frozen=True)
@@ -197,7 +130,7 @@ def check_row(
         )
 
     if output_kind == "values":
-        tol = VALUE_TOLERANCES.get(entry["precision"], VALUE_TOLERANCES["int8"])
+        tol = parity_tolerance(entry["precision"], "values")
         scale = float(np.abs(reference).max()) or 1.0
         rel = max_abs / scale
         if tol.max_rel_error is not None and not rel <= tol.max_rel_error:
@@ -207,7 +140,7 @@ def check_row(
     accuracy = float((pred == labels).mean())
     agreement = float((pred == ref_pred).mean())
     disagreements = int((pred != ref_pred).sum())
-    tol = TOLERANCES.get(entry["precision"], TOLERANCES["int8"]).for_model(reference_accuracy)
+    tol = parity_tolerance(entry["precision"]).for_model(reference_accuracy)
     if (
         tol.min_agreement is not None
         and agreement < tol.min_agreement
@@ -319,7 +252,7 @@ def parity_step(
         "cpu": A.this_cpu(),
         "reference": summary,
         "data": data_summary(dataset, n),
-        "tolerances": _tolerance_table(summary["output_kind"]),
+        "tolerances": parity_table(summary["output_kind"]),
         "artifacts": {e["name"]: e["sha256"] for e in [ref_entry, *(e for e, _ in others)]},
         "results": [r.to_dict() for r in rows],
         "passed": all(r.passed for r in rows),
@@ -328,8 +261,3 @@ def parity_step(
 
     A.save_document(run_dir / A.PARITY_JSON, report, ParityDocument)
     return report
-
-
-def _tolerance_table(output_kind: str = "probabilities") -> dict[str, str]:
-    table = VALUE_TOLERANCES if output_kind == "values" else TOLERANCES
-    return {k: v.describe() for k, v in table.items()}
