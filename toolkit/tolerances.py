@@ -212,6 +212,10 @@ MACHINE_HELP: Final = (
 )
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")  # |Δ| inside a Markdown table cell
+
+
 def tolerance_markdown() -> str:
     """The docs page's tables: every tolerance above, in Markdown."""
     lines = [
@@ -225,7 +229,7 @@ def tolerance_markdown() -> str:
         "|---|---|---|",
     ]
     for name, t in PARITY_TOLERANCES.items():
-        lines.append(f"| {name} | {t.describe()} | {t.describe_relative() or '—'} |")
+        lines.append(f"| {name} | {_cell(t.describe())} | {_cell(t.describe_relative()) or '—'} |")
     lines += [
         "",
         "Agreement is top-1 agreement with the reference; \"2σ\" means a shortfall within two standard deviations "
@@ -234,7 +238,7 @@ def tolerance_markdown() -> str:
         "| precision | regression (values) |",
         "|---|---|",
     ]
-    lines += [f"| {name} | {t.describe()} |" for name, t in VALUE_TOLERANCES.items()]
+    lines += [f"| {name} | {_cell(t.describe())} |" for name, t in VALUE_TOLERANCES.items()]
     lines += [
         "",
         "## Same answers on another machine",
@@ -242,10 +246,10 @@ def tolerance_markdown() -> str:
         "`edgekit verify` (on a board, over SSH or emulated) and `edgekit parity --cpu` compare the same file's "
         "outputs with the desktop's, output by output.",
         "",
-        "| precision | limit on max |Δ| |",
+        "| precision | limit on max \\|Δ\\| |",
         "|---|---|",
     ]
-    lines += [f"| {name} | {text} |" for name, text in MACHINE_TOLERANCE_DOC.items()]
+    lines += [f"| {name} | {_cell(text)} |" for name, text in MACHINE_TOLERANCE_DOC.items()]
     lines += [
         "",
         f"Logits and regression values: {LOGITS_AND_VALUES}. A difference is compared with its limit plus a "
