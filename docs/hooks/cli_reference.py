@@ -5,7 +5,8 @@
   their types and defaults, and the help texts. Nothing is pasted, so the page follows the code.
 - Every `edgekit COMMAND ... --option` written in code on any page, and in README.md, is checked against the
   app: an unknown command or an option that command does not have is a warning, which fails
-  `mkdocs build --strict` (`make test`). Renaming an option without updating the docs cannot go unnoticed.
+  `mkdocs build --strict` (`make test`); so is an option named alone in a code span (`--max-drop`) that no
+  command has. Renaming an option without updating the docs cannot go unnoticed.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(?P<body>.+?)(?<!`)\1(?!`)", re.S)
 # A command line: `edgekit ...` at the start of a code span or of a line in a code block (after a `$ ` prompt
 # or `sudo`); console output that merely mentions edgekit mid-line is not one.
 COMMAND_LINE = re.compile(rf"^\s*(?:\$\s+)?(?:sudo\s+)?{PROGRAM}\s+(?P<rest>[a-z][^\n]*)", re.M)
+# An option named alone in a code span, e.g. `--max-drop` or `--cpu NAME`: it must be some command's option.
+BARE_OPTION = re.compile(r"^(?P<option>--[A-Za-z][A-Za-z0-9-]*)(?:[ =][^\n]*)?$")
 BOLD = re.compile(r'<span style="font-weight: bold">(.*?)</span>', re.S)
 
 
@@ -115,9 +118,15 @@ def _words(rest: str) -> list[str]:
 
 
 def command_line_problems(markdown: str) -> list[str]:
-    """Unknown commands and options in the `edgekit ...` command lines written in code."""
+    """Unknown commands and options in the `edgekit ...` command lines written in code, and options named
+    alone in a code span (`--max-drop`) that no command has."""
     commands = _commands()
     problems = []
+    every_option = set().union(*commands.values())
+    for match in CODE_SPAN.finditer(FENCE.sub("", markdown)):
+        bare = BARE_OPTION.match(match.group("body").strip())
+        if bare and bare.group("option") not in every_option:
+            problems.append(f"`{bare.group('option')}`: no {PROGRAM} command has this option")
     for text in _code_texts(markdown):
         for match in COMMAND_LINE.finditer(text):
             words = _words(match.group("rest"))
