@@ -13,6 +13,8 @@ knows files inside docs/, so this hook
   (`../benchmarks/results/`) goes to that folder's README.md.
 
 A link to a file that does not exist is left alone, so MkDocs reports it and `mkdocs build --strict` fails.
+The README is not a page of the site, but its relative links are checked the same way (they must name files
+of the repository), so a moved page breaks the build rather than the front page.
 """
 
 from __future__ import annotations
@@ -146,3 +148,14 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str
         return match.group("head") + (f"<{new}>" if raw.startswith("<") else new)
 
     return LINK.sub(rewrite, markdown)
+
+
+def on_post_build(config: Any) -> None:
+    repo = _repo(config)
+    readme = repo / "README.md"
+    if not readme.is_file():
+        return
+    for target in _links(readme.read_text(encoding="utf-8")):
+        resolved = _resolve("README.md", target, repo)
+        if resolved is None or not (repo / resolved).exists():
+            log.warning(f"README.md contains a link '{target}', but the target is not found in the repository.")
