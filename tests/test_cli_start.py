@@ -89,8 +89,9 @@ def test_bench_from_a_folder_holding_its_own_benchmarks_and_runtimes(run_copy: P
 
 def test_markup_in_a_table_title_prints(run_copy: Path, tmp_path: Path) -> None:
     out = tmp_path / "[x]" / "b"
-    proc = _run([str(EDGEKIT), "bundle", str(run_copy), "--out", str(out), "-a", "tflite-fp32", "--golden", "8"],
-                cwd=REPO)  # fmt: skip
+    proc = _run(
+        [str(EDGEKIT), "bundle", str(run_copy), "--out", str(out), "-a", "tflite-fp32", "--golden", "8"], cwd=REPO
+    )
     assert proc.returncode == 0, proc.stderr
     title = "".join(proc.stdout.split("┏")[0].split())  # the table's title, however Rich wrapped it
     assert title == f"Bundle{out}", proc.stdout

@@ -143,9 +143,14 @@ def test_max_drop_changes_nothing_on_the_reference(run_copy: Path, mnist) -> Non
     before = json.loads((run_copy / "manifest.json").read_text())["artifacts"]
     said: list[str] = []
     manifest = toolkit.export(
-        run_copy, formats=["tflite"], precisions=["int8"], data=mnist, calibration_size=200, max_drop=0.3,
+        run_copy,
+        formats=["tflite"],
+        precisions=["int8"],
+        data=mnist,
+        calibration_size=200,
+        max_drop=0.3,
         on_message=said.append,
-    )  # fmt: skip
+    )
     assert not (run_copy / "mixed.json").exists()
     assert [a.name for a in manifest.artifacts] == [a["name"] for a in before]
     assert all("-mixed" not in a.name for a in manifest.artifacts)
