@@ -4,7 +4,7 @@
 
 REFERENCE_RUN is a run of the reference CNN (e.g. runs/latest after `make run`); its model.keras gets an
 outlier unit. For the outlier model and the constant-feature MLP this runs, each into OUT_DIR/<case>/:
-`edgekit export --model … --data … -p fp32 -p int8-dynamic -p int8 -p int4-weights --max-drop 0.3`, `edgekit
+`edgekit export --model … --data … -p fp32 -p int8-dynamic -p int8 -p int4-weights --max-accuracy-drop 0.3`, `edgekit
 parity`, `edgekit bench -b 1 -t 1 --no-peak` and `edgekit diagnose -a tflite-int8 -a onnx-int8`, then writes
 OUT_DIR/summary.md: full-int8 accuracy, the sensitivity ranking, the layers kept in float, each artifact's
 accuracy, size and batch-1 p50.
@@ -70,11 +70,11 @@ def summary(case: str, run: Path) -> list[str]:
 
 def main() -> int:
     reference_run, out = Path(sys.argv[1]).resolve(), Path(sys.argv[2] if len(sys.argv) > 2 else "sensitive-runs")
-    lines = ["# int8-sensitive models: full int8, diagnosis, `export --max-drop 0.3`, int4 weights", ""]
+    lines = ["# int8-sensitive models: full int8, diagnosis, `export --max-accuracy-drop 0.3`, int4 weights", ""]
     for case, (model, data) in build(reference_run, out / "inputs").items():
         run = out / case
         precisions = ["-p", "fp32", "-p", "int8-dynamic", "-p", "int8", "-p", "int4-weights"]
-        edgekit("export", str(run), "--model", str(model), "--data", data, *precisions, "--max-drop", "0.3")
+        edgekit("export", str(run), "--model", str(model), "--data", data, *precisions, "--max-accuracy-drop", "0.3")
         edgekit("parity", str(run))
         edgekit("bench", str(run), "-b", "1", "-t", "1", "--no-peak")
         edgekit("diagnose", str(run), "-a", "tflite-int8", "-a", "onnx-int8")

@@ -115,10 +115,8 @@ def test_bench_and_report_commands(edgekit, run_copy: Path) -> None:
 
 
 def test_small_pipeline_end_to_end(edgekit, tmp_path: Path) -> None:
-    proc = edgekit(
-        "pipeline", "--runs-dir", str(tmp_path / "runs"), "--epochs", "1", "--train-limit", "6000",
-        "--quick", "-b", "1", "-t", "1", "--calibration-size", "100",
-    )  # fmt: skip
+    quick = ["--quick", "-b", "1", "-t", "1", "--calibration-size", "100"]
+    proc = edgekit("pipeline", "--runs-dir", str(tmp_path / "runs"), "--epochs", "1", "--train-limit", "6000", *quick)
     # A one-epoch model is less confident, so int8 may miss its agreement tolerance: exit 3 is allowed.
     assert proc.returncode in (0, 3), proc.stderr
     latest = tmp_path / "runs" / "latest"
@@ -134,10 +132,9 @@ def test_small_pipeline_end_to_end(edgekit, tmp_path: Path) -> None:
 
 
 def test_bench_sweeps_runner_variants_and_reports_them(edgekit, run_copy: Path) -> None:
-    proc = edgekit(
-        "bench", str(run_copy), "-a", "tflite-fp32", "-a", "onnx-fp32", "-b", "1", "-t", "1", "--quick",
-        "--xnnpack", "on", "--xnnpack", "off", "--ort-opt", "all", "--ort-opt", "basic",
-    )  # fmt: skip
+    one = ["-a", "tflite-fp32", "-a", "onnx-fp32", "-b", "1", "-t", "1", "--quick"]
+    sweep = ["--xnnpack", "on", "--xnnpack", "off", "--ort-opt", "all", "--ort-opt", "basic"]
+    proc = edgekit("bench", str(run_copy), *one, *sweep)
     assert proc.returncode == 0, proc.stderr
     bench = json.loads((run_copy / "bench.json").read_text())
     variants = {(r["artifact"], r["options"]["xnnpack"], r["options"]["graph_optimization"]) for r in bench["results"]}

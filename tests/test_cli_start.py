@@ -20,16 +20,20 @@ def _run(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.Complet
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def test_fast_parser_accepts_exactly_the_typer_commands_options() -> None:
+def test_fast_parser_and_the_typer_command_take_the_same_options() -> None:
+    """Both are made from PREDICT_OPTIONS: each flag goes to the same parameter, with the same default."""
     import typer.main
 
     from toolkit.cli import app
-    from toolkit.cli.fast import OPTIONS
+    from toolkit.cli.fast import parser
+    from toolkit.cli.specs import PREDICT_OPTIONS
 
     command = typer.main.get_command(app).commands["predict"]  # type: ignore[attr-defined]
-    typer_flags = {f for p in command.params for f in [*p.opts, *p.secondary_opts] if f.startswith("-")}
-    fast_flags = {f for flags, _, _ in OPTIONS for f in flags}
-    assert fast_flags == typer_flags - {"--help"}
+    typer_flags = {f: p.name for p in command.params for f in [*p.opts, *p.secondary_opts] if f.startswith("-")}
+    fast_flags = {f: a.dest for a in parser()._actions for f in a.option_strings}
+    assert fast_flags == {f: dest for f, dest in typer_flags.items() if f != "--help"}
+    defaults = {p.name: p.default for p in command.params if p.param_type_name == "option"}
+    assert {s.dest: s.default for s in PREDICT_OPTIONS} == {k: v for k, v in defaults.items() if k != "help"}
 
 
 def test_predict_starts_without_typer_or_pydantic(small_run: Path, tmp_path: Path) -> None:
@@ -89,8 +93,9 @@ def test_bench_from_a_folder_holding_its_own_benchmarks_and_runtimes(run_copy: P
 
 def test_markup_in_a_table_title_prints(run_copy: Path, tmp_path: Path) -> None:
     out = tmp_path / "[x]" / "b"
-    proc = _run([str(EDGEKIT), "bundle", str(run_copy), "--out", str(out), "-a", "tflite-fp32", "--golden", "8"],
-                cwd=REPO)  # fmt: skip
+    proc = _run(
+        [str(EDGEKIT), "bundle", str(run_copy), "--out", str(out), "-a", "tflite-fp32", "--golden", "8"], cwd=REPO
+    )
     assert proc.returncode == 0, proc.stderr
     title = "".join(proc.stdout.split("┏")[0].split())  # the table's title, however Rich wrapped it
     assert title == f"Bundle{out}", proc.stdout

@@ -231,7 +231,7 @@ def test_cli_diagnose_prints_table_and_exits_zero(edgekit, run_copy: Path) -> No
 
 def test_command_module_imports_no_tensorflow() -> None:
     code = (
-        "import sys, toolkit.cli.diagnose as d, typer; d.register(typer.Typer()); "
+        "import sys, typer.main, toolkit.cli.diagnose, toolkit.cli.typer_app as t; typer.main.get_command(t.app); "
         "heavy = [m for m in ('tensorflow', 'keras', 'onnx', 'onnxruntime', 'PIL') if m in sys.modules]; "
         "assert not heavy, heavy"
     )

@@ -55,8 +55,9 @@ def test_outlier_channel_is_named_as_the_cause_not_the_softmax(outlier_run: Path
     from toolkit.diagnosis.layers import DEPART_SNR_DB
     from toolkit.diagnosis.step import diagnose_step
 
-    # `export --max-drop` saves each format's sensitivity ranking in mixed.json: diagnose shows it beside the cause.
-    mixed = edgekit("export", str(outlier_run), "-p", "int8", "--max-drop", "0.3")
+    # `export --max-accuracy-drop` saves each format's sensitivity ranking in mixed.json: diagnose shows it
+    # beside the cause.
+    mixed = edgekit("export", str(outlier_run), "-p", "int8", "--max-accuracy-drop", "0.3")
     assert mixed.returncode == 0, mixed.stderr[-2000:]
     assert (outlier_run / "mixed.json").is_file()
     report = diagnose_step(outlier_run, artifact_names=ARTIFACTS, limit=LIMIT)

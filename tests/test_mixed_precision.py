@@ -1,4 +1,4 @@
-"""Mixed precision (issue 11): chosen Keras layers kept in float, the sensitivity ranking, `export --max-drop`.
+"""Mixed precision (issue 11): chosen Keras layers kept in float, the sensitivity ranking, `export --max-accuracy-drop`.
 
 Real TF/LiteRT/ORT on real MNIST test images; the sensitive model is the reference CNN of `small_run` with an
 outlier unit (~2,000) in its Dense(128) (tests/sensitive_models.py).
@@ -100,7 +100,7 @@ def test_ranking_names_the_outlier_layer_first(outlier_data) -> None:
 
 
 def test_export_max_drop_writes_mixed_artifacts_that_pass_parity(outlier_run: Path, edgekit) -> None:
-    done = edgekit("export", str(outlier_run), "--max-drop", "0.3")
+    done = edgekit("export", str(outlier_run), "--max-accuracy-drop", "0.3")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "tflite-int8-mixed" in done.stdout and "onnx-int8-mixed" in done.stdout
     manifest = json.loads((outlier_run / "manifest.json").read_text())
@@ -143,9 +143,14 @@ def test_max_drop_changes_nothing_on_the_reference(run_copy: Path, mnist) -> Non
     before = json.loads((run_copy / "manifest.json").read_text())["artifacts"]
     said: list[str] = []
     manifest = toolkit.export(
-        run_copy, formats=["tflite"], precisions=["int8"], data=mnist, calibration_size=200, max_drop=0.3,
+        run_copy,
+        formats=["tflite"],
+        precisions=["int8"],
+        data=mnist,
+        calibration_size=200,
+        max_drop=0.3,
         on_message=said.append,
-    )  # fmt: skip
+    )
     assert not (run_copy / "mixed.json").exists()
     assert [a.name for a in manifest.artifacts] == [a["name"] for a in before]
     assert all("-mixed" not in a.name for a in manifest.artifacts)
@@ -166,7 +171,7 @@ def test_constant_feature_mlp_gets_its_normalization_kept_in_float(tmp_path: Pat
     npz = constant_feature_vectors(tmp_path / "features.npz")
     model = constant_feature_mlp(tmp_path / "mlp.keras", npz)
     run = tmp_path / "run"
-    done = edgekit("export", str(run), "--model", str(model), "--data", str(npz), "--max-drop", "0.3")
+    done = edgekit("export", str(run), "--model", str(model), "--data", str(npz), "--max-accuracy-drop", "0.3")
     assert done.returncode == 0, done.stderr[-2000:]
     mixed = json.loads((run / "mixed.json").read_text())
     for fmt in mixed["formats"]:

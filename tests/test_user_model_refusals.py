@@ -140,9 +140,12 @@ def test_regression_needs_float_targets_or_output_values(inputs, tmp_path: Path)
     data = tmp_path / "float.npz"
     np.savez(data, x=np.random.default_rng(0).random((40, 25), dtype=np.float32), y=np.linspace(0, 1, 40))
     result = CliRunner().invoke(
-        app, ["export", str(tmp_path / "r"), "--model", str(models["mlp"]), "--data", str(data), "--output", "logits"]
+        app,
+        ["export", str(tmp_path / "r"), "--model", str(models["mlp"]), "--data", str(data), "--output-kind", "logits"],
     )
     assert result.exit_code == 1 and "--output values" in result.stderr
-    bad = CliRunner().invoke(app, ["export", str(tmp_path / "r"), "--model", str(models["mlp"]), "--output", "scores"])
+    bad = CliRunner().invoke(
+        app, ["export", str(tmp_path / "r"), "--model", str(models["mlp"]), "--output-kind", "scores"]
+    )
     assert bad.exit_code == 1 and "probabilities, logits, values" in bad.stderr
     assert not (tmp_path / "r").exists()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from toolkit.data.mnist import Mnist
     from toolkit.device.predict import Predictions
     from toolkit.device.remote import HostResult
     from toolkit.device.ssh import Events, SshSettings
@@ -64,13 +65,13 @@ def bundle(
     artifacts: Sequence[str] | None = None,
     golden: int | None = None,
     force: bool = False,
-    data: str | Path | None = None,
+    data: str | Path | Mnist | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> tuple[Path, BundleDocument]:
     """Pack a run's artifacts, golden inputs and the desktop's outputs for a board (a folder or a .tar.gz).
 
     The golden inputs are the last `golden` rows (default 256, or all if fewer) of the test split of
-    `data` (an .npz, a folder of images per class, an MNIST source); by default the run's own data
+    `data` (an .npz, a folder of images per class, an MNIST source or MNIST loaded); by default the run's own data
     (dataset.json), or shipped MNIST for a reference run. Regression models get their targets, not labels.
     """
     from toolkit.device.bundle import build_bundle

@@ -282,12 +282,14 @@ def diagnose(
     artifacts: Sequence[str] | None = None,
     limit: int = 500,
     data: str | Path | Mnist | None = None,
+    sensitivity: bool = False,
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Per-layer error of each export against Keras, its disagreements and why a quantized one is slower.
 
-    Writes diagnose/diagnose.json, diagnose.md and the galleries, refreshes the run's report, and returns
-    diagnose.json's content.
+    Writes diagnose/diagnose.json, diagnose.md and the galleries, refreshes the run's report if it has one,
+    and returns diagnose.json's content. `sensitivity` also measures each layer's int8 sensitivity (one
+    re-export per layer); without it the ranking of the run's mixed.json, if any, is shown.
     """
     from toolkit.diagnosis.step import diagnose_step
     from toolkit.reports import write_report
@@ -298,9 +300,15 @@ def diagnose(
     dataset = _run_data(run, data)
     with run_lock(run):
         result = diagnose_step(
-            run, artifact_names=list(artifacts) if artifacts else None, limit=limit, data=dataset, progress=progress
+            run,
+            artifact_names=list(artifacts) if artifacts else None,
+            limit=limit,
+            data=dataset,
+            sensitivity=sensitivity,
+            progress=progress,
         )
-        write_report(run)
+        if (run / layout.REPORT_MD).exists():
+            write_report(run)
     return result
 
 

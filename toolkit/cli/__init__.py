@@ -1,10 +1,12 @@
 """The `edgekit` command line: a thin Typer adapter over the `toolkit` API.
 
-`typer_app.py` holds the Typer app and registers one module per command group: `run.py` (train, export, parity,
-report, pipeline), `bench.py` (bench, gate), `device.py` (predict, bundle, verify), `diagnose.py`, `mcu.py`.
-`options.py` has the shared options, `show.py` and `present.py` what commands print, `console.py` the
-consoles and the user-error boundary (one line, exit 1), `bars.py` the progress bars, and `fast.py` the
-Typer-free start of `predict` (boards run it most), `board.py` the command line of a TFLite-only board install.
+`typer_app.py` holds the Typer app and registers every command, one way, from one list: `run.py` (train, export,
+parity, report, pipeline), `bench.py` (bench, gate), `device.py` (predict, bundle, verify), `diagnose.py`,
+`mcu.py`. `options.py` declares every shared option once and resolves the run directory (docs/cli-options.md
+lists the names), `specs.py` predict's options as plain data, `show.py` and `present.py` what commands print,
+`console.py` the consoles and the user-error boundary (one line, exit 1), `bars.py` the progress bars,
+`fast.py` the Typer-free start of `predict` (boards run it most), `board.py` the command line of a TFLite-only
+board install.
 
 May import everything in `toolkit`, `exporters`, `runtimes` and `benchmarks`; nothing imports it. Top-level
 imports stay light (no TensorFlow, no matplotlib) so `--help` and `predict` start fast.

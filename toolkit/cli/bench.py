@@ -8,42 +8,52 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from toolkit.cli.console import EXIT_THRESHOLD, err, out, progress_bar, user_errors
+from toolkit.cli.console import EXIT_THRESHOLD, err, out, progress_bar
 from toolkit.cli.options import (
+    REMOTE_DIR,
+    RUNS_DIR,
     AllowOtherCpuOpt,
-    ArtifactOpt,
+    AllowUnverifiedOpt,
+    ArtifactsOpt,
     BaselineOpt,
     BatchOpt,
     BenchOptions,
     DataOpt,
+    GateMaxAccuracyDropOpt,
     GateMetric,
     GateMetricOpt,
-    MaxAccuracyDropOpt,
     MaxRegressionOpt,
     MaxRssOpt,
     MaxSizeOpt,
     MinRunsOpt,
     MinSecondsOpt,
+    OfflineOpt,
     OrtOptOpt,
     PeakOpt,
     QuickOpt,
+    RemoteDirOpt,
+    RemoteOpt,
     RunDirArg,
+    RunsDirOpt,
+    SshConfigOpt,
     ThreadsOpt,
     WarmupOpt,
     XnnpackOpt,
+    resolve_run,
 )
-from toolkit.cli.show import print_bench
+from toolkit.cli.show import _load_data, print_bench
 
 if TYPE_CHECKING:
     from benchmarks.gate import Limits
     from toolkit.steps.bench_settings import BenchSettings
 
 
-@user_errors
 def bench(
     run_dir: RunDirArg = None,
-    artifact: ArtifactOpt = None,
+    runs_dir: RunsDirOpt = RUNS_DIR,
+    artifact: ArtifactsOpt = None,
     data: DataOpt = None,
+    allow_unverified: AllowUnverifiedOpt = False,
     batch: BatchOpt = None,
     threads: ThreadsOpt = None,
     xnnpack: XnnpackOpt = None,
@@ -53,39 +63,13 @@ def bench(
     warmup_runs: WarmupOpt = None,
     quick: QuickOpt = False,
     peak: PeakOpt = True,
-    remote: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--remote",
-            help="Run the benchmark on this board over SSH (user@host, as your ssh config knows it); repeat for "
-            "several, in parallel. Results land in RUN_DIR/remote/<host>/bench.json.",
-            rich_help_panel="Remote boards",
-        ),
-    ] = None,
-    ssh_config: Annotated[
-        Path | None,
-        typer.Option("--ssh-config", help="ssh client config file (ssh -F).", rich_help_panel="Remote boards"),
-    ] = None,
-    remote_dir: Annotated[
-        str | None,
-        typer.Option(
-            "--remote-dir",
-            help="Folder on the board (default ~/.cache/edgekit-remote).",
-            rich_help_panel="Remote boards",
-        ),
-    ] = None,
-    offline: Annotated[
-        bool,
-        typer.Option(
-            "--offline",
-            help="Install the board's dependencies from a wheelhouse downloaded here for its platform, never from "
-            "its package index (default: the index, then the wheelhouse if the board's pip cannot reach one).",
-            rich_help_panel="Remote boards",
-        ),
-    ] = False,
+    remote: RemoteOpt = None,
+    ssh_config: SshConfigOpt = None,
+    remote_dir: RemoteDirOpt = REMOTE_DIR,
+    offline: OfflineOpt = False,
     baseline: BaselineOpt = None,
     max_regression: MaxRegressionOpt = "10%",
-    max_accuracy_drop: MaxAccuracyDropOpt = "0.5",
+    max_accuracy_drop: GateMaxAccuracyDropOpt = 0.5,
     max_size_increase: MaxSizeOpt = "10%",
     max_rss_increase: MaxRssOpt = "25%",
     gate_metric: GateMetricOpt = GateMetric.P50,
@@ -93,6 +77,8 @@ def bench(
 ) -> None:
     """Measure latency of every artifact on its runtime, one fresh process per configuration; writes bench.json.
 
+    With [b]--remote[/], each board measures the same configurations; its results land in
+    RUN_DIR/remote/<host>/bench.json ([b]--data[/] is not used there: a board times the run's own inputs).
     Examples: [b]edgekit bench runs/latest -a tflite-int8 -b 1 -t 1[/]
     or, as a CI gate: [b]edgekit bench --baseline baseline/bench.json --max-regression 10%[/] (exit 3 on a regression)
     """
@@ -100,7 +86,7 @@ def bench(
     from toolkit.run import layout as A
     from toolkit.run.documents import dump_document
 
-    run = A.resolve_run_dir(run_dir)
+    run = resolve_run(run_dir, runs_dir)
     gate = _gate_setup(
         baseline, max_regression, max_accuracy_drop, max_size_increase, max_rss_increase, gate_metric, allow_other_cpu
     )
@@ -111,8 +97,9 @@ def bench(
     if remote:
         _bench_remote(run, remote, settings, artifact, ssh_config, remote_dir, gate, offline)
         return
+    dataset = _load_data(data, allow_unverified, run)
     with progress_bar() as progress:
-        report = toolkit.bench(run, settings=settings, artifacts=artifact, data=data, progress=progress)
+        report = toolkit.bench(run, settings=settings, artifacts=artifact, data=dataset, progress=progress)
     print_bench(dump_document(report))
     out.print(f"Wrote {escape(str(run / A.BENCH_JSON))}", highlight=False)
     if gate is not None:
@@ -125,7 +112,7 @@ def _bench_remote(
     settings: BenchSettings,
     artifacts: list[str] | None,
     ssh_config: Path | None,
-    remote_dir: str | None,
+    remote_dir: str,
     gate: Gate | None,
     offline: bool = False,
 ) -> None:
@@ -140,9 +127,15 @@ def _bench_remote(
     failed: RemoteFailed | None = None
     try:
         docs = toolkit.bench_remote(
-            run, hosts, settings=settings, artifacts=artifacts, ssh=ssh, events=print_host_event,
-            on_results=lambda results: print_summary(results, "bench"), offline=offline,
-        )  # fmt: skip
+            run,
+            hosts,
+            settings=settings,
+            artifacts=artifacts,
+            ssh=ssh,
+            events=print_host_event,
+            on_results=lambda results: print_summary(results, "bench"),
+            offline=offline,
+        )
     except RemoteFailed as exc:
         docs, failed = exc.documents, exc
     for host, doc in docs.items():
@@ -163,7 +156,7 @@ Gate = tuple[Path, "Limits", bool]  # baseline bench.json, limits, --allow-other
 def _gate_setup(
     baseline: Path | None,
     latency: str,
-    accuracy: str,
+    accuracy: float,
     size: str,
     rss: str,
     metric: GateMetric,
@@ -177,7 +170,7 @@ def _gate_setup(
 
     limits = Limits(
         max_latency_regression=parse_limit(latency, option="--max-regression") / 100,
-        max_accuracy_drop_pt=parse_limit(accuracy, option="--max-accuracy-drop"),
+        max_accuracy_drop_pt=accuracy,
         max_size_increase=parse_limit(size, option="--max-size-increase") / 100,
         max_rss_increase=parse_limit(rss, option="--max-rss-increase") / 100,
         metric=f"{metric.value}_ms",
@@ -209,12 +202,11 @@ def _run_gate(current: Path, baseline: Path, limits: Limits, allow_other_cpu: bo
     raise typer.Exit(EXIT_THRESHOLD)
 
 
-@user_errors
 def gate(
     current: Annotated[Path, typer.Argument(help="The bench.json (or run directory) to check.", show_default=False)],
     baseline: BaselineOpt = None,
     max_regression: MaxRegressionOpt = "10%",
-    max_accuracy_drop: MaxAccuracyDropOpt = "0.5",
+    max_accuracy_drop: GateMaxAccuracyDropOpt = 0.5,
     max_size_increase: MaxSizeOpt = "10%",
     max_rss_increase: MaxRssOpt = "25%",
     gate_metric: GateMetricOpt = GateMetric.P50,

@@ -1,8 +1,8 @@
 """On-device commands: `predict` (classify images), `bundle` (pack a run for a device), `verify`.
 
 Thin adapters over `toolkit.device`: parse the options, call it, print through `toolkit.cli.present`.
-Imported at every CLI start: only typer, enum, pathlib, typing, toolkit.cli.console and the light
-`toolkit.device.boards` at the top; numpy, Pillow and the runtimes are imported inside the commands.
+Imported at every CLI start: only typer, enum, pathlib, typing, toolkit.cli's console, options and specs, and
+the light `toolkit.device.boards` at the top; numpy, Pillow and the runtimes are imported inside the commands.
 """
 
 from __future__ import annotations
@@ -13,11 +13,41 @@ from typing import Annotated
 
 import typer
 
-from toolkit.cli.console import EXIT_THRESHOLD, progress_bar, user_errors
+from toolkit.cli.console import EXIT_THRESHOLD, progress_bar
+from toolkit.cli.options import (
+    REMOTE_DIR,
+    RUNS_DIR,
+    AllowUnverifiedOpt,
+    BundleArtifactsOpt,
+    BundleOutOpt,
+    DataOpt,
+    OfflineOpt,
+    RemoteDirOpt,
+    RemoteOpt,
+    RunDirArg,
+    RunsDirOpt,
+    SshConfigOpt,
+    VerifyOutOpt,
+    resolve_run,
+    typer_option,
+)
+from toolkit.cli.specs import PREDICT_OPTIONS
 from toolkit.device.boards import BOARDS, board_help
 
 # The boards `verify --emulate` imitates, named once in toolkit/device/boards.py.
 EmulatedBoard = Enum("EmulatedBoard", {name: name for name in BOARDS}, type=str)  # type: ignore[misc]
+
+# predict's options, made from their one declaration (toolkit.cli.specs), which its fast path also reads.
+_PREDICT = {spec.dest: typer_option(spec) for spec in PREDICT_OPTIONS}
+PredictArtifactOpt = Annotated[str | None, _PREDICT["artifact"]]
+TopKOpt = Annotated[int, _PREDICT["top_k"]]
+JsonOpt = Annotated[bool, _PREDICT["json_out"]]
+PreprocessOpt = Annotated[bool, _PREDICT["preprocess"]]
+MnistPreprocessOpt = Annotated[bool, _PREDICT["mnist_preprocess"]]
+ValueRangeOpt = Annotated[str | None, _PREDICT["value_range"]]
+SaveInputsOpt = Annotated[Path | None, _PREDICT["save_inputs"]]
+PredictThreadsOpt = Annotated[int | None, _PREDICT["threads"]]
+_DEFAULT = {spec.dest: spec.default for spec in PREDICT_OPTIONS}
 
 
 def predict(
@@ -35,57 +65,14 @@ def predict(
             show_default=False,
         ),
     ],
-    artifact: Annotated[
-        str | None,
-        typer.Option(
-            "--artifact",
-            "-a",
-            help="Artifact of a run directory or bundle, e.g. tflite-int8 (default: tflite-fp32 if present).",
-        ),
-    ] = None,
-    top_k: Annotated[
-        int, typer.Option("--top-k", "-k", min=1, max=10, help="Show the K most likely classes per image.")
-    ] = 1,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print machine-readable JSON to stdout (and nothing else).")
-    ] = False,
-    preprocess: Annotated[
-        bool,
-        typer.Option(
-            "--preprocess/--no-preprocess",
-            help="For the reference digit model: make images look like MNIST: invert dark-on-light, crop to the "
-            "digit, fit 20×20, centre by mass. --no-preprocess only converts to grey and resizes to 28×28. Other "
-            "models always get their input's size and colour (bilinear resize).",
-        ),
-    ] = True,
-    mnist_preprocess: Annotated[
-        bool,
-        typer.Option(
-            "--mnist-preprocess",
-            help="Use the MNIST digit preprocessing for a model that is not the reference one (28×28 grey input).",
-        ),
-    ] = False,
-    value_range: Annotated[
-        str | None,
-        typer.Option(
-            "--value-range",
-            help="Map pixels 0..255 linearly onto LO,HI, e.g. 0,1 or -1,1 (default: the range in the run's "
-            "manifest or bundle; else the int8 input's range; else 0..255, as Keras image_dataset_from_directory).",
-            metavar="LO,HI",
-            show_default=False,
-        ),
-    ] = None,
-    save_inputs: Annotated[
-        Path | None,
-        typer.Option(
-            "--save-inputs",
-            help="Also write each model input as a PNG into this folder (to see what the model saw).",
-            file_okay=False,
-        ),
-    ] = None,
-    threads: Annotated[
-        int | None, typer.Option("--threads", "-t", min=1, help="Runtime threads (default: the runtime's).")
-    ] = None,
+    artifact: PredictArtifactOpt = _DEFAULT["artifact"],
+    top_k: TopKOpt = _DEFAULT["top_k"],
+    json_out: JsonOpt = _DEFAULT["json_out"],
+    preprocess: PreprocessOpt = _DEFAULT["preprocess"],
+    mnist_preprocess: MnistPreprocessOpt = _DEFAULT["mnist_preprocess"],
+    value_range: ValueRangeOpt = _DEFAULT["value_range"],
+    save_inputs: SaveInputsOpt = _DEFAULT["save_inputs"],
+    threads: PredictThreadsOpt = _DEFAULT["threads"],
 ) -> None:
     """Classify images with a TFLite or ONNX model: the reference digit CNN or your own image model.
 
@@ -99,24 +86,25 @@ def predict(
     from toolkit.cli.fast import run_predict
 
     run_predict(
-        model, images, artifact=artifact, top_k=top_k, json_out=json_out, preprocess=preprocess,
-        save_inputs=save_inputs, threads=threads, mnist_preprocess=mnist_preprocess, value_range=value_range,
-    )  # fmt: skip
+        model,
+        images,
+        artifact=artifact,
+        top_k=top_k,
+        json_out=json_out,
+        preprocess=preprocess,
+        save_inputs=save_inputs,
+        threads=threads,
+        mnist_preprocess=mnist_preprocess,
+        value_range=value_range,
+    )
 
 
 def bundle(
-    run_dir: Annotated[
-        Path | None, typer.Argument(help="Run directory (default: runs/latest).", show_default=False)
-    ] = None,
+    run_dir: RunDirArg = None,
     *,
-    out_path: Annotated[
-        Path,
-        typer.Option("--out", "-o", help="Bundle folder, or an archive when it ends in .tar.gz.", show_default=False),
-    ],
-    artifact: Annotated[
-        list[str] | None,
-        typer.Option("--artifact", "-a", help="Artifact to include; repeat (default: every non-Keras artifact)."),
-    ] = None,
+    out_path: BundleOutOpt,
+    runs_dir: RunsDirOpt = RUNS_DIR,
+    artifact: BundleArtifactsOpt = None,
     golden: Annotated[
         int | None,
         typer.Option(
@@ -128,35 +116,33 @@ def bundle(
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists.")] = False,
-    data: Annotated[
-        str | None,
-        typer.Option(
-            "--data",
-            help="Data for the golden inputs (default: the run's own, or shipped MNIST): an MNIST source, or for "
-            "a run made with --model an .npz or a folder of images per class.",
-        ),
-    ] = None,
+    data: DataOpt = None,
+    allow_unverified: AllowUnverifiedOpt = False,
 ) -> None:
     """Pack a run's artifacts with golden inputs and the desktop's outputs for a device; check with `verify`.
 
-    Writes the artifacts, golden/inputs.npy (test rows of the run's data in the model's input shape) and
-    labels.npy (targets.npy for a regression model), expected/<artifact>.npy, manifest.json and
-    bundle.json (desktop environment, I/O specs, model specs, tolerances, sha256 of every file), atomically.
+    Writes into --out (a folder, or an archive when it ends in .tar.gz), atomically: the artifacts,
+    golden/inputs.npy (test rows of the run's data in the model's input shape) and labels.npy
+    (targets.npy for a regression model), expected/<artifact>.npy, manifest.json and bundle.json
+    (desktop environment, I/O specs, model specs, tolerances, sha256 of every file).
     Example: [b]edgekit bundle runs/latest --out edgekit-bundle.tar.gz[/]
     """
     import toolkit
     from toolkit.cli.present import print_bundle
+    from toolkit.cli.show import _load_data
     from toolkit.run.documents import dump_document
 
+    run = resolve_run(run_dir, runs_dir)
+    dataset = _load_data(data, allow_unverified, run)
     with progress_bar() as progress:
         task = progress.add_task("bundle", total=None)
         path, doc = toolkit.bundle(
-            run_dir,
+            run,
             out_path,
             artifacts=artifact,
             golden=golden,
             force=force,
-            data=data,
+            data=dataset,
             on_step=lambda msg: progress.update(task, description=msg),
         )
         progress.update(task, description="bundle: done", total=1, completed=1)
@@ -167,14 +153,7 @@ def verify(
     bundle_path: Annotated[
         Path, typer.Argument(help="Bundle folder or .tar.gz made by `edgekit bundle`.", show_default=False)
     ],
-    out_path: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Where to write verify.json (default: inside the folder, or <name>.verify.json beside a .tar.gz).",
-        ),
-    ] = None,
+    out_path: VerifyOutOpt = None,
     emulate: Annotated[
         EmulatedBoard | None,
         typer.Option(
@@ -187,41 +166,10 @@ def verify(
             case_sensitive=False,
         ),
     ] = None,
-    remote: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--remote",
-            help="Verify on this host over ssh instead (user@host or a Host from ~/.ssh/config); repeat for "
-            "several hosts, checked in parallel. Installs a runtime-only edgekit there once (reused later). "
-            "With --remote, --out is the folder for <host>/verify.json (default: <bundle name>.remote).",
-            show_default=False,
-            metavar="USER@HOST",
-        ),
-    ] = None,
-    ssh_config: Annotated[
-        Path | None,
-        typer.Option(
-            "--ssh-config",
-            help="ssh client config for --remote (passed as -F). Extra ssh options: env EDGEKIT_SSH_OPTIONS.",
-            dir_okay=False,
-            show_default=False,
-        ),
-    ] = None,
-    remote_dir: Annotated[
-        str,
-        typer.Option(
-            "--remote-dir", help="Folder on the --remote hosts for edgekit's venv and the copied bundle.", metavar="DIR"
-        ),
-    ] = "~/.cache/edgekit-remote",
-    offline: Annotated[
-        bool,
-        typer.Option(
-            "--offline",
-            help="With --remote: install the hosts' dependencies from a wheelhouse downloaded here for their "
-            "platform, never from their package index (default: the index, then the wheelhouse if a host's pip "
-            "cannot reach one).",
-        ),
-    ] = False,
+    remote: RemoteOpt = None,
+    ssh_config: SshConfigOpt = None,
+    remote_dir: RemoteDirOpt = REMOTE_DIR,
+    offline: OfflineOpt = False,
 ) -> None:
     """Check a bundle on this machine: sha256 of every file, then each artifact's outputs against the desktop's.
 
@@ -230,8 +178,9 @@ def verify(
     values are compared raw, the float limits times max(1, max |output|). Writes verify.json
     with this machine's environment. Exit codes: 0 all match; 1 bad or tampered bundle (one line);
     3 an artifact's outputs differ beyond its tolerance.
-    With --remote, each host runs the check over ssh (BatchMode; your ~/.ssh/config and keys) and its
-    verify.json comes back as <bundle name>.remote/<host>/verify.json; exit 1 if any host failed, else 3
+    With --remote, each host runs the check over ssh (BatchMode; your ~/.ssh/config and keys; a runtime-only
+    edgekit is installed there once and reused) and its verify.json comes back as
+    <bundle name>.remote/<host>/verify.json (or --out/<host>/verify.json); exit 1 if any host failed, else 3
     if any mismatched.
     Example: [b]edgekit verify edgekit-bundle.tar.gz[/] or [b]edgekit verify b.tar.gz --remote pi@board[/]
     """
@@ -241,16 +190,18 @@ def verify(
 
             raise ToolkitError("--remote and --emulate cannot be combined; pass one of them.")
         _verify_remote(bundle_path, remote, out_path, ssh_config, remote_dir, offline)
-        return
+    else:
+        _verify_here(bundle_path, out_path, None if emulate is None else emulate.value)
+
+
+def _verify_here(bundle_path: Path, out_path: Path | None, emulate: str | None) -> None:
+    """`verify` on this machine, or with `emulate` on an emulated board: the table, exit 3 on a mismatch."""
     import toolkit
     from toolkit.cli.present import print_emulate_note, print_verify
     from toolkit.run.documents import dump_document
 
     target, report = toolkit.verify(
-        bundle_path,
-        out=out_path,
-        emulate=None if emulate is None else emulate.value,
-        on_step=print_emulate_note if emulate is not None else None,
+        bundle_path, out=out_path, emulate=emulate, on_step=print_emulate_note if emulate is not None else None
     )
     if not print_verify(dump_document(report), bundle_path, target):
         raise typer.Exit(EXIT_THRESHOLD)
@@ -283,10 +234,3 @@ def _verify_remote(
     code = exit_code(results)
     if code:
         raise typer.Exit(code)
-
-
-def register(app: typer.Typer) -> None:
-    """Add predict, bundle and verify to the edgekit app."""
-    app.command("predict")(user_errors(predict))
-    app.command("bundle")(user_errors(bundle))
-    app.command("verify")(user_errors(verify))

@@ -5,43 +5,29 @@ Top-level imports stay light (no TensorFlow): the work is imported inside the co
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from toolkit.cli.console import out, progress_bar, rich_table, user_errors
-
-RunDirArg = Annotated[Path | None, typer.Argument(help="Run directory (default: runs/latest).", show_default=False)]
-ArtifactOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--artifact",
-        "-a",
-        help="Only this artifact (e.g. tflite-int8); repeat for several (default: the quantized ones, "
-        "or every export if none is quantized).",
-    ),
-]
-LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1, help="Use the first N test images.")]
-DataOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--data",
-        help="Test data (default: the run's own, or shipped MNIST): an MNIST source, or for a run made with --model "
-        "an .npz or a folder of images per class.",
-    ),
-]
-AllowUnverifiedOpt = Annotated[
-    bool, typer.Option("--allow-unverified", help="Accept data whose checksums differ from MNIST's.")
-]
-
+from toolkit.cli.console import out, progress_bar, rich_table
+from toolkit.cli.options import (
+    RUNS_DIR,
+    AllowUnverifiedOpt,
+    DataOpt,
+    DiagnoseLimitOpt,
+    QuantizedArtifactsOpt,
+    RunDirArg,
+    RunsDirOpt,
+    resolve_run,
+)
 
 SensitivityOpt = Annotated[
     bool,
     typer.Option(
         "--sensitivity",
         help="Also measure each layer's int8 sensitivity (accuracy with only it in float / only it quantized; "
-        "one re-export per layer). Without it, the ranking `export --max-drop` saved in mixed.json is shown.",
+        "one re-export per layer). Without it, the ranking `export --max-accuracy-drop` saved in mixed.json is "
+        "shown.",
     ),
 ]
 
@@ -79,44 +65,39 @@ def _print(report: dict[str, Any]) -> None:
         out.print(f"[bold]{escape(rec['artifact'])}[/] ({verdict}): {escape(rec['reason'])}", highlight=False)
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    @user_errors
-    def diagnose(
-        run_dir: RunDirArg = None,
-        artifact: ArtifactOpt = None,
-        limit: LimitOpt = 500,
-        data: DataOpt = None,
-        allow_unverified: AllowUnverifiedOpt = False,
-        sensitivity: SensitivityOpt = False,
-    ) -> None:
-        """Per-layer error of each export vs Keras, a gallery of its mistakes, and why quantized ones are slow.
+def diagnose(
+    run_dir: RunDirArg = None,
+    runs_dir: RunsDirOpt = RUNS_DIR,
+    artifact: QuantizedArtifactsOpt = None,
+    limit: DiagnoseLimitOpt = 500,
+    data: DataOpt = None,
+    allow_unverified: AllowUnverifiedOpt = False,
+    sensitivity: SensitivityOpt = False,
+) -> None:
+    """Per-layer error of each export vs Keras, a gallery of its mistakes, and why quantized ones are slow.
 
-        Names the first layer where an export departs from the Keras reference (by its tensor, or by its channels
-        when one outlier channel hides the loss), says why and what to do, shows the test images whose
-        top-1 differs, and explains from op profiles why an int8/int16x8 artifact is slower than its fp32
-        sibling. Writes diagnose/diagnose.json, diagnose/diagnose.md and diagnose/gallery_<artifact>.png in the run
-        directory. Informational: exits 0 whenever it ran.
-        Example: [b]edgekit diagnose runs/latest -a tflite-int8 -a onnx-int8 --limit 500[/]
-        """
-        from rich.markup import escape
+    Names the first layer where an export departs from the Keras reference (by its tensor, or by its channels
+    when one outlier channel hides the loss), says why and what to do, shows the test images whose
+    top-1 differs, and explains from op profiles why an int8/int16x8 artifact is slower than its fp32
+    sibling. Writes diagnose/diagnose.json, diagnose/diagnose.md and diagnose/gallery_<artifact>.png in the run
+    directory, and refreshes the run's report if it has one. Informational: exits 0 whenever it ran.
+    Example: [b]edgekit diagnose runs/latest -a tflite-int8 -a onnx-int8 --limit 500[/]
+    """
+    from rich.markup import escape
 
-        from toolkit.cli.show import _load_data
-        from toolkit.diagnosis.step import DIAGNOSE_DIR, DIAGNOSE_MD, diagnose_step
-        from toolkit.run import layout as A
+    import toolkit
+    from toolkit.cli.show import _load_data
+    from toolkit.diagnosis.step import DIAGNOSE_DIR, DIAGNOSE_MD
+    from toolkit.run import layout as A
 
-        run = A.resolve_run_dir(run_dir)
-        dataset = _load_data(data, allow_unverified, run)
-        from toolkit.run.lock import run_lock
-        from toolkit.run.pipeline import report_step
-
-        with run_lock(run), progress_bar() as progress:
-            report = diagnose_step(
-                run, artifact_names=artifact, limit=limit, data=dataset, sensitivity=sensitivity, progress=progress
-            )
-            # The run's report shows the diagnosis (top layers, gallery); refresh it if it exists.
-            refreshed = report_step(run) if (run / A.REPORT_MD).exists() else None
-        _print(report)
-        out.print(f"Wrote {escape(str(run / DIAGNOSE_DIR / DIAGNOSE_MD))}", highlight=False)
-        if refreshed:
-            out.print(f"Updated {escape(str(refreshed[0]))} and {escape(str(refreshed[1]))}", highlight=False)
+    run = resolve_run(run_dir, runs_dir)
+    dataset = _load_data(data, allow_unverified, run)
+    had_report = (run / A.REPORT_MD).exists()
+    with progress_bar() as progress:
+        report = toolkit.diagnose(
+            run, artifacts=artifact, limit=limit, data=dataset, sensitivity=sensitivity, progress=progress
+        )
+    _print(report)
+    out.print(f"Wrote {escape(str(run / DIAGNOSE_DIR / DIAGNOSE_MD))}", highlight=False)
+    if had_report:
+        out.print(f"Updated {escape(str(run / A.REPORT_MD))} and {escape(str(run / A.REPORT_HTML))}", highlight=False)

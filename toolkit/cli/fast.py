@@ -3,8 +3,8 @@
 Typer builds each command's parameter coercion through pydantic and Rich at start-up (~0.1 s on a desktop
 core, seconds on a small board), more than LiteRT takes to load and run the model. A command line that
 `predict` accepts as it stands is parsed here with argparse instead; anything else (`--help`, a bad option
-or value) goes to the Typer app, so users see one help text and one usage-error format. A test checks that
-this parser and the Typer command (`toolkit.cli.device.predict`) accept the same options.
+or value) goes to the Typer app, so users see one help text and one usage-error format. Both parsers are
+made from the one declaration of predict's options, `toolkit.cli.specs.PREDICT_OPTIONS`.
 """
 
 from __future__ import annotations
@@ -15,21 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from toolkit.cli.specs import PREDICT_OPTIONS
+
 if TYPE_CHECKING:
     from toolkit.device.predict import Predictions
-
-# (flags, dest, type or action) of every predict option; kept in step with the Typer command by a test.
-OPTIONS: tuple[tuple[tuple[str, ...], str, str], ...] = (
-    (("--artifact", "-a"), "artifact", "str"),
-    (("--top-k", "-k"), "top_k", "int"),
-    (("--json",), "json_out", "flag"),
-    (("--preprocess",), "preprocess", "flag"),
-    (("--no-preprocess",), "preprocess", "no-flag"),
-    (("--mnist-preprocess",), "mnist_preprocess", "flag"),
-    (("--value-range",), "value_range", "str"),
-    (("--save-inputs",), "save_inputs", "path"),
-    (("--threads", "-t"), "threads", "int"),
-)
 
 
 class _Unusual(Exception):
@@ -42,34 +31,38 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
+    """argparse for `predict`, from PREDICT_OPTIONS; an option not given is None (its default comes later)."""
     p = _Parser(prog="edgekit predict", add_help=False, allow_abbrev=False)
     p.add_argument("model", type=Path)
     p.add_argument("images", type=Path, nargs="+")
-    for flags, dest, kind in OPTIONS:
-        if kind == "flag":
-            p.add_argument(*flags, dest=dest, action="store_true", default=None)
-        elif kind == "no-flag":
-            p.add_argument(*flags, dest=dest, action="store_false", default=None)
+    for spec in PREDICT_OPTIONS:
+        if spec.kind is bool:
+            p.add_argument(*spec.flags, dest=spec.dest, action="store_true", default=None)
+            if spec.negative:
+                p.add_argument(spec.negative, dest=spec.dest, action="store_false", default=None)
         else:
-            p.add_argument(*flags, dest=dest, type={"int": int, "str": str, "path": Path}[kind], default=None)
+            p.add_argument(*spec.flags, dest=spec.dest, type=spec.kind, default=None)
     return p
 
 
 def parse_predict(argv: Sequence[str]) -> argparse.Namespace | None:
-    """The parsed `predict` options, or None when Typer should handle this command line."""
+    """The parsed `predict` options (defaults filled in), or None when Typer should handle this command line."""
     if any(a in ("--help", "-h") for a in argv):
         return None
     try:
         args = parser().parse_intermixed_args(list(argv))
     except _Unusual:
         return None
-    # Out-of-range values and a file where a folder is wanted get Typer's own usage error (exit 2).
-    if args.top_k is not None and not 1 <= args.top_k <= 10:
-        return None
-    if args.threads is not None and args.threads < 1:
-        return None
-    if args.save_inputs is not None and args.save_inputs.is_file():
-        return None
+    for spec in PREDICT_OPTIONS:
+        value = getattr(args, spec.dest)
+        if value is None:
+            setattr(args, spec.dest, spec.default)
+            continue
+        # Out-of-range values and a file where a folder is wanted get Typer's own usage error (exit 2).
+        if (spec.min is not None and value < spec.min) or (spec.max is not None and value > spec.max):
+            return None
+        if spec.dir_only and value.is_file():
+            return None
     return args
 
 
@@ -90,9 +83,16 @@ def run_predict(
     from toolkit.api.device import predict
 
     predictions = predict(
-        model, images, artifact=artifact, top_k=top_k, preprocess=preprocess, threads=threads,
-        save_inputs=save_inputs, mnist_preprocess=mnist_preprocess, value_range=value_range,
-    )  # fmt: skip
+        model,
+        images,
+        artifact=artifact,
+        top_k=top_k,
+        preprocess=preprocess,
+        threads=threads,
+        save_inputs=save_inputs,
+        mnist_preprocess=mnist_preprocess,
+        value_range=value_range,
+    )
     if json_out:
         import json
 
@@ -143,18 +143,8 @@ def try_predict(argv: Sequence[str]) -> int | None:
 
     install_interrupt_handling()
     try:
-        run_predict(
-            args.model,
-            args.images,
-            artifact=args.artifact,
-            top_k=1 if args.top_k is None else args.top_k,
-            json_out=bool(args.json_out),
-            preprocess=args.preprocess is not False,
-            save_inputs=args.save_inputs,
-            threads=args.threads,
-            mnist_preprocess=bool(args.mnist_preprocess),
-            value_range=args.value_range,
-        )
+        options = {spec.dest: getattr(args, spec.dest) for spec in PREDICT_OPTIONS}
+        run_predict(args.model, args.images, **options)
     except BaseException as exc:  # the same boundary as every Typer command (console.user_errors)
         from toolkit.cli.console import report_error
 

@@ -5,16 +5,19 @@ Top-level imports stay light (no TensorFlow, no tflite_micro): the work is impor
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from toolkit.cli.console import out, progress_bar, rich_table, user_errors
-from toolkit.cli.diagnose import ArtifactOpt, DataOpt, RunDirArg
-
-LimitOpt = Annotated[
-    int | None, typer.Option("--limit", "-n", min=1, help="Use the first N test images (default: all).")
-]
+from toolkit.cli.console import out, progress_bar, rich_table
+from toolkit.cli.options import (
+    RUNS_DIR,
+    AllowUnverifiedOpt,
+    DataOpt,
+    Int8ArtifactsOpt,
+    LimitOpt,
+    RunDirArg,
+    RunsDirOpt,
+    resolve_run,
+)
 
 
 def _kb(n: int | None) -> str:
@@ -54,12 +57,7 @@ def _print(doc: dict[str, Any]) -> None:
         ]
         title = f"{r['artifact']} in TensorFlow Lite Micro (host, reference kernels)"
         out.print(rich_table(title, ["", "value"], rows))
-        board_rows = [
-            [b["board"], b["core"], _kib(b["ram_bytes"]), _kib(b["ram_left_bytes"]),
-             "by module" if b["flash_bytes"] is None else _kib(b["flash_bytes"]),
-             _kib(b["flash_left_bytes"]), "yes" if b["fits"] else "no"]
-            for b in r["boards"]
-        ]  # fmt: skip
+        board_rows = [_board_row(b) for b in r["boards"]]
         out.print(
             rich_table(
                 "fits on (RAM: recommended arena; flash: model + 16 KiB TFLM core runtime)",
@@ -73,24 +71,40 @@ def _print(doc: dict[str, Any]) -> None:
     out.print(f"parity.json: {escape(doc['parity_json'])}", highlight=False)
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    @user_errors
-    def mcu(
-        run_dir: RunDirArg = None,
-        artifact: ArtifactOpt = None,
-        limit: LimitOpt = None,
-        data: DataOpt = None,
-    ) -> None:
-        """Run the int8 model in TensorFlow Lite Micro: op check, arena, flash, parity and which boards it fits.
+def _board_row(board: dict[str, Any]) -> list[str]:
+    flash = "by module" if board["flash_bytes"] is None else _kib(board["flash_bytes"])
+    fits = "yes" if board["fits"] else "no"
+    return [
+        board["board"],
+        board["core"],
+        _kib(board["ram_bytes"]),
+        _kib(board["ram_left_bytes"]),
+        flash,
+        _kib(board["flash_left_bytes"]),
+        fits,
+    ]
 
-        Measures the smallest tensor arena (TFLM reference kernels, on this host), checks every test image
-        against LiteRT and Keras, and writes mcu/<artifact>/model_data.h, model_data.cc, main_example.cc and
-        mcu.json. Needs the `mcu` extra: pip install 'edgekit[mcu]'.
-        Example: [b]edgekit mcu runs/latest[/]
-        """
-        import toolkit
 
-        with progress_bar() as progress:
-            doc = toolkit.mcu(run_dir or "runs/latest", artifacts=artifact, limit=limit, data=data, progress=progress)
-        _print(doc)
+def mcu(
+    run_dir: RunDirArg = None,
+    runs_dir: RunsDirOpt = RUNS_DIR,
+    artifact: Int8ArtifactsOpt = None,
+    limit: LimitOpt = None,
+    data: DataOpt = None,
+    allow_unverified: AllowUnverifiedOpt = False,
+) -> None:
+    """Run the int8 model in TensorFlow Lite Micro: op check, arena, flash, parity and which boards it fits.
+
+    Measures the smallest tensor arena (TFLM reference kernels, on this host), checks every test image
+    against LiteRT and Keras, and writes mcu/<artifact>/model_data.h, model_data.cc, main_example.cc and
+    mcu.json. Needs the `mcu` extra: pip install 'edgekit[mcu]'.
+    Example: [b]edgekit mcu runs/latest[/]
+    """
+    import toolkit
+    from toolkit.cli.show import _load_data
+
+    run = resolve_run(run_dir, runs_dir)
+    dataset = _load_data(data, allow_unverified, run)
+    with progress_bar() as progress:
+        doc = toolkit.mcu(run, artifacts=artifact, limit=limit, data=dataset, progress=progress)
+    _print(doc)

@@ -1,7 +1,17 @@
-"""Options shared by several commands (Typer `Annotated` aliases) and the benchmark option bundle."""
+"""The options several `edgekit` commands share, each declared once (Typer `Annotated` aliases); the run directory.
+
+One name, one meaning: an option keeps its flags, help text and value type on every command that takes it
+(tests/test_cli_options.py checks it; docs/cli-options.md lists every name). Where commands differ only in
+what they do without the option, one `OptionSpec` makes an alias per default (`typer_option`), so the help
+text cannot drift. An option of one command only stays beside that command; `predict`'s are in
+`toolkit.cli.specs`, which its fast path reads without Typer. `resolve_run` and `run_to_write` are the one
+way a command finds or makes its run directory.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -12,22 +22,108 @@ import typer
 from exporters.base import ExportFormat, Precision
 from exporters.int8_recipe import Int8Target
 from runtimes.ort_runner import GraphOptimization
+from toolkit.cli.specs import ARTIFACT, THREADS, OptionSpec
+from toolkit.device.ssh import DEFAULT_REMOTE_DIR
 
-# -- shared options ------------------------------------------------------------------------------
+
+def typer_option(spec: OptionSpec, **display: Any) -> Any:
+    """The `typer.Option` of a spec; `display` sets only how help shows it (`show_default`, `rich_help_panel`)."""
+    decls = [f"{spec.flags[0]}/{spec.negative}", *spec.flags[1:]] if spec.negative else list(spec.flags)
+    settings = {"min": spec.min, "max": spec.max, "metavar": spec.metavar, "show_default": spec.show_default}
+    kwargs: dict[str, Any] = {k: v for k, v in settings.items() if v is not None}
+    if spec.dir_only:
+        kwargs["file_okay"] = False
+    return typer.Option(*decls, help=spec.help, **{**kwargs, **display})
+
+
+# -- the run directory ---------------------------------------------------------------------------
+RUNS_DIR = Path("runs")
 RunDirArg = Annotated[
     Path | None,
-    typer.Argument(help="Run directory (default: runs/latest).", show_default=False),
+    typer.Argument(help="Run directory (default: the one <runs-dir>/latest points at).", show_default=False),
 ]
 RunsDirOpt = Annotated[
-    Path, typer.Option("--runs-dir", help="Where new run directories are created.", rich_help_panel="Output")
+    Path,
+    typer.Option(
+        "--runs-dir",
+        help="Folder of run directories: new runs are made in it, and its latest is the default RUN_DIR.",
+        rich_help_panel="Output",
+    ),
 ]
+
+
+def resolve_run(run_dir: Path | None, runs_dir: Path) -> Path:
+    """RUN_DIR as given, else the run `<runs-dir>/latest` points at; it must exist (one-line error otherwise)."""
+    from toolkit.run.layout import resolve_run_dir
+
+    return resolve_run_dir(run_dir, runs_dir)
+
+
+@contextmanager
+def run_to_write(run_dir: Path | None, runs_dir: Path) -> Iterator[Path]:
+    """The run directory a command writes: RUN_DIR as given, else a new `<runs-dir>/<UTC time>`.
+
+    A new run is pointed at by `<runs-dir>/latest` once the block succeeds; if the block fails before
+    writing anything there, the empty folder is removed.
+    """
+    import toolkit
+    from toolkit.run.layout import point_latest
+
+    if run_dir is not None:
+        yield run_dir
+        return
+    run = toolkit.new_run(runs_dir, point_latest=False)
+    try:
+        yield run
+    except BaseException:
+        if not any(run.iterdir()):
+            run.rmdir()
+        raise
+    point_latest(run)
+
+
+# -- output ---------------------------------------------------------------------------------------
+OUT = OptionSpec(
+    "out",
+    ("--out", "-o"),
+    "Where to write the command's output: a folder, or a file (the command's description says which).",
+    kind=Path,
+)
+TrainOutOpt = Annotated[
+    Path | None, typer_option(OUT, show_default="a new <runs-dir>/<UTC time>", rich_help_panel="Output")
+]
+ReportOutOpt = Annotated[
+    Path | None,
+    typer_option(OUT, show_default="the run directory; for several inputs report-merged", rich_help_panel="Output"),
+]
+BundleOutOpt = Annotated[Path, typer_option(OUT, show_default=False, rich_help_panel="Output")]
+VerifyOutOpt = Annotated[
+    Path | None,
+    typer_option(
+        OUT,
+        show_default="verify.json in the bundle folder, or <name>.verify.json beside a .tar.gz; with --remote "
+        "the folder <bundle name>.remote",
+        rich_help_panel="Output",
+    ),
+]
+
+# -- data and your own model ----------------------------------------------------------------------
 DataOpt = Annotated[
     str | None,
     typer.Option(
         "--data",
         help="Dataset: [b]shipped[/] MNIST (default; or [b]keras-cache[/], an MNIST .npz or IDX folder); with your "
         "own model also an .npz (x_train/y_train/x_test/y_test, or x/y) or a folder of images in one sub-folder "
-        "per class. A run made with --model remembers its data.",
+        "per class. A run made with --model remembers its data and uses it by default.",
+        rich_help_panel="Data",
+        show_default=False,
+    ),
+]
+AllowUnverifiedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unverified",
+        help="Accept MNIST data whose checksums differ from the published files (prints a warning).",
         rich_help_panel="Data",
     ),
 ]
@@ -44,7 +140,7 @@ ModelOpt = Annotated[
 OutputKindOpt = Annotated[
     str | None,
     typer.Option(
-        "--output",
+        "--output-kind",
         help="What the model outputs: [b]probabilities[/], [b]logits[/] (parity compares softmax of both sides) or "
         "[b]values[/] (regression). Default: detected (softmax → probabilities, one unit → values, else logits).",
         rich_help_panel="Your own model",
@@ -89,14 +185,7 @@ def parse_scale(text: str | None) -> float | None:
     return value
 
 
-AllowUnverifiedOpt = Annotated[
-    bool,
-    typer.Option(
-        "--allow-unverified",
-        help="Accept data whose checksums differ from MNIST's (prints a warning).",
-        rich_help_panel="Data",
-    ),
-]
+# -- training -------------------------------------------------------------------------------------
 EpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.", rich_help_panel="Training")]
 BatchSizeOpt = Annotated[
     int, typer.Option("--batch-size", min=1, help="Training batch size.", rich_help_panel="Training")
@@ -114,6 +203,8 @@ TrainLimitOpt = Annotated[
         rich_help_panel="Training",
     ),
 ]
+
+# -- export ---------------------------------------------------------------------------------------
 FormatOpt = Annotated[
     list[ExportFormat] | None,
     typer.Option("--format", "-f", help="Export format; repeat for several (default: all).", rich_help_panel="Export"),
@@ -142,19 +233,73 @@ Int8TargetOpt = Annotated[
         rich_help_panel="Export",
     ),
 ]
-ArtifactOpt = Annotated[
-    list[str] | None,
-    typer.Option("--artifact", "-a", help="Only this artifact (e.g. tflite-int8); repeat for several (default: all)."),
+MAX_ACCURACY_DROP = OptionSpec(
+    "max_accuracy_drop",
+    ("--max-accuracy-drop",),
+    "Accuracy budget in percentage points (0.5: from 99.0 % down to 98.5 %): the most accuracy may drop, "
+    "against Keras for export's int8 search, against the baseline for the gate.",
+    kind=float,
+    min=0,
+)
+ExportMaxAccuracyDropOpt = Annotated[
+    float | None,
+    typer_option(MAX_ACCURACY_DROP, show_default="no budget", rich_help_panel="Export"),
 ]
+MinAgreementOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--min-agreement",
+        help="Budget as top-1 agreement with Keras (0..1), alone or with --max-accuracy-drop.",
+        rich_help_panel="Export",
+    ),
+]
+BudgetImagesOpt = Annotated[
+    int,
+    typer.Option(
+        "--budget-images", min=1, help="Test images the budget is judged on (the first N).", rich_help_panel="Export"
+    ),
+]
+
+# Old spellings, hidden from help: they still work (with a warning), as error messages of the steps name them.
+OldOutputKindOpt = Annotated[str | None, typer.Option("--output", hidden=True, help="Old name of --output-kind.")]
+OldMaxDropOpt = Annotated[
+    float | None, typer.Option("--max-drop", min=0, hidden=True, help="Old name of --max-accuracy-drop.")
+]
+
+
+def renamed(value: Any, old_value: Any, old: str, new: str) -> Any:
+    """The value of an option given under its new name or, with a warning, under its old one."""
+    from rich.markup import escape
+
+    from toolkit.cli.console import err
+    from toolkit.errors import ToolkitError
+
+    if old_value is None:
+        return value
+    if value is not None:
+        raise ToolkitError(f"{old} is the old name of {new}; give only {new}.")
+    err.print(f"[bold yellow]warning:[/] {escape(old)} is now called {escape(new)}.", highlight=False)
+    return old_value
+
+
+# -- which artifacts, which images ----------------------------------------------------------------
+ArtifactsOpt = Annotated[list[str] | None, typer_option(ARTIFACT, show_default="all")]
+QuantizedArtifactsOpt = Annotated[
+    list[str] | None, typer_option(ARTIFACT, show_default="the quantized ones, or every export if none is")
+]
+Int8ArtifactsOpt = Annotated[list[str] | None, typer_option(ARTIFACT, show_default="every TFLite int8 artifact")]
+BundleArtifactsOpt = Annotated[list[str] | None, typer_option(ARTIFACT, show_default="every non-Keras artifact")]
+LIMIT = OptionSpec("limit", ("--limit", "-n"), "Use only the first N test images.", kind=int, min=1)
+LimitOpt = Annotated[int | None, typer_option(LIMIT, show_default="all")]
+DiagnoseLimitOpt = Annotated[int, typer_option(LIMIT)]
+
+# -- benchmark ------------------------------------------------------------------------------------
 BatchOpt = Annotated[
     list[int] | None,
     typer.Option("--batch", "-b", min=1, help="Batch size; repeat (default: 1 and 32).", rich_help_panel="Benchmark"),
 ]
 ThreadsOpt = Annotated[
-    list[int] | None,
-    typer.Option(
-        "--threads", "-t", min=1, help="Thread count; repeat (default: 1 and all cores).", rich_help_panel="Benchmark"
-    ),
+    list[int] | None, typer_option(THREADS, show_default="1 and all cores", rich_help_panel="Benchmark")
 ]
 MinRunsOpt = Annotated[
     int | None,
@@ -189,24 +334,27 @@ OrtOpt = GraphOptimization  # the one list of ONNX Runtime levels lives beside t
 XnnpackOpt = Annotated[
     list[OnOff] | None,
     typer.Option(
-        "--xnnpack", help="TFLite with the XNNPACK delegate on and/or off; repeat to sweep (default: on).",
+        "--xnnpack",
+        help="TFLite with the XNNPACK delegate on and/or off; repeat to sweep (default: on).",
         rich_help_panel="Benchmark",
     ),
-]  # fmt: skip
+]
 OrtOptOpt = Annotated[
     list[OrtOpt] | None,
     typer.Option(
-        "--ort-opt", help="ONNX Runtime graph optimisation level; repeat to sweep (default: all).",
+        "--ort-opt",
+        help="ONNX Runtime graph optimisation level; repeat to sweep (default: all).",
         rich_help_panel="Benchmark",
     ),
-]  # fmt: skip
+]
 PeakOpt = Annotated[
     bool,
     typer.Option(
-        "--peak/--no-peak", help="Measure this machine's peak float32 rate (matrix multiply) for % of peak.",
+        "--peak/--no-peak",
+        help="Measure this machine's peak float32 rate (matrix multiply) for % of peak.",
         rich_help_panel="Benchmark",
     ),
-]  # fmt: skip
+]
 
 
 @dataclass
@@ -271,9 +419,7 @@ AllowOtherCpuOpt = Annotated[
 MaxRegressionOpt = Annotated[
     str, typer.Option("--max-regression", help="Allowed latency increase.", rich_help_panel=GatePanel)
 ]
-MaxAccuracyDropOpt = Annotated[
-    str, typer.Option("--max-accuracy-drop", help="Allowed accuracy drop in points.", rich_help_panel=GatePanel)
-]
+GateMaxAccuracyDropOpt = Annotated[float, typer_option(MAX_ACCURACY_DROP, rich_help_panel=GatePanel)]
 MaxSizeOpt = Annotated[
     str, typer.Option("--max-size-increase", help="Allowed model size increase.", rich_help_panel=GatePanel)
 ]
@@ -282,4 +428,47 @@ MaxRssOpt = Annotated[
 ]
 GateMetricOpt = Annotated[
     GateMetric, typer.Option("--gate-metric", help="Latency statistic the gate compares.", rich_help_panel=GatePanel)
+]
+
+# -- remote boards --------------------------------------------------------------------------------
+RemotePanel = "Remote boards"
+RemoteOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--remote",
+        help="Run on this host over SSH instead of here (user@host or a Host from your ssh config); repeat for "
+        "several hosts, run in parallel.",
+        metavar="USER@HOST",
+        rich_help_panel=RemotePanel,
+        show_default=False,
+    ),
+]
+SshConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ssh-config",
+        help="ssh client config file for --remote (ssh -F). More ssh options: environment variable "
+        "EDGEKIT_SSH_OPTIONS.",
+        rich_help_panel=RemotePanel,
+        show_default=False,
+    ),
+]
+RemoteDirOpt = Annotated[
+    str,
+    typer.Option(
+        "--remote-dir",
+        help="Folder on the --remote hosts for edgekit's environment and the files it copies there.",
+        metavar="DIR",
+        rich_help_panel=RemotePanel,
+    ),
+]
+REMOTE_DIR = DEFAULT_REMOTE_DIR
+OfflineOpt = Annotated[
+    bool,
+    typer.Option(
+        "--offline",
+        help="With --remote: install the hosts' dependencies from a wheelhouse downloaded here for their platform, "
+        "never from their package index (default: the index, then the wheelhouse if a host's pip cannot reach one).",
+        rich_help_panel=RemotePanel,
+    ),
 ]

@@ -85,8 +85,11 @@ def print_verify(report: dict[str, Any], bundle: Path, target: Path) -> bool:
     out.print(rich_table(_verify_title(report, bundle), header, rows))
     for r in report["results"]:
         if r.get("reference") == "builtin":
-            out.print(f"{escape(r['artifact'])}: compared with the desktop's built-in-kernel outputs (this runtime "
-                      "did not run it on XNNPACK, which rounds int8 differently)", highlight=False)  # fmt: skip
+            out.print(
+                f"{escape(r['artifact'])}: compared with the desktop's built-in-kernel outputs (this runtime "
+                "did not run it on XNNPACK, which rounds int8 differently)",
+                highlight=False,
+            )
     for s in report["skipped"]:
         err.print(f"[yellow]skipped[/] {escape(s['artifact'])}: {escape(s['reason'])}", highlight=False)
     for r in report["results"]:
@@ -138,8 +141,10 @@ def summary_line(result: HostResult, what: str) -> str:
     """One plain-text line for a host: the outcome, timings and where the JSON is, or why it failed."""
     if result.status == "error":
         return f"{result.host}: {result.error}"
-    outcome = {"ok": "passed" if what == "verify" else "done", "threshold": "MISMATCH" if what == "verify"
-               else "threshold exceeded (exit 3)"}[result.status]  # fmt: skip
+    if result.status == "ok":
+        outcome = "passed" if what == "verify" else "done"
+    else:
+        outcome = "MISMATCH" if what == "verify" else "threshold exceeded (exit 3)"
     setup = f"environment {result.setup} in {result.setup_seconds or 0:.1f} s"
     return f"{result.host}: {what} {outcome} in {result.run_seconds or 0:.1f} s ({setup}) → {result.path}"
 

@@ -2,58 +2,71 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from exporters.base import NEEDS_CALIBRATION
 from exporters.int8_recipe import Int8Target
-from toolkit.cli.console import EXIT_THRESHOLD, err, out, progress_bar, rich_table, user_errors
+from toolkit.cli.console import EXIT_THRESHOLD, err, out, progress_bar, rich_table
 from toolkit.cli.options import (
+    RUNS_DIR,
     AllowUnverifiedOpt,
-    ArtifactOpt,
+    ArtifactsOpt,
     BatchOpt,
     BatchSizeOpt,
     BenchOptions,
+    BudgetImagesOpt,
     CalibOpt,
     CustomObjectsOpt,
     DataOpt,
     EpochsOpt,
+    ExportMaxAccuracyDropOpt,
     FormatOpt,
     InputScaleOpt,
     Int8TargetOpt,
+    LimitOpt,
+    MinAgreementOpt,
     MinRunsOpt,
     MinSecondsOpt,
     ModelOpt,
+    OldMaxDropOpt,
+    OldOutputKindOpt,
     OrtOptOpt,
     OutputKindOpt,
     PeakOpt,
     PrecisionOpt,
     QuickOpt,
+    ReportOutOpt,
     RunDirArg,
     RunsDirOpt,
     SeedOpt,
     ThreadsOpt,
     TrainLimitOpt,
+    TrainOutOpt,
     WarmupOpt,
     XnnpackOpt,
     parse_scale,
+    renamed,
+    resolve_run,
+    run_to_write,
 )
 from toolkit.cli.show import _load_data, print_bench, print_cpu_classes, print_parity, print_recommendation
 from toolkit.cpus.models import cpu_help
 
+if TYPE_CHECKING:
+    from toolkit.api.pipeline import PipelineResult
+    from toolkit.run.documents import RunOptions
+
 
 # -- commands ------------------------------------------------------------------------------------
-@user_errors
 def train(
-    out_dir: Annotated[
-        Path | None,
-        typer.Option("--out", "-o", help="Run directory (default: a new runs/<UTC time>).", rich_help_panel="Output"),
-    ] = None,
-    runs_dir: RunsDirOpt = Path("runs"),
+    out_dir: TrainOutOpt = None,
+    runs_dir: RunsDirOpt = RUNS_DIR,
     epochs: EpochsOpt = 10,
     batch_size: BatchSizeOpt = 200,
     seed: SeedOpt = 7,
@@ -61,8 +74,9 @@ def train(
     data: DataOpt = None,
     allow_unverified: AllowUnverifiedOpt = False,
 ) -> None:
-    """Train the reference CNN; writes model.keras and train.json.
+    """Train the reference CNN; writes model.keras and train.json into --out, a run directory.
 
+    Without [b]--out[/], a new <runs-dir>/<UTC time>, which <runs-dir>/latest then points at.
     Example: [b]edgekit train --epochs 3[/]
     """
     import toolkit
@@ -70,16 +84,17 @@ def train(
 
     dataset = _load_data(data, allow_unverified)
     if out_dir is not None:
-        run_dir = A.prepare_run_dir(out_dir, "--out")
-    else:
-        run_dir = toolkit.new_run(runs_dir, point_latest=False)
-    with progress_bar() as progress:
+        A.prepare_run_dir(out_dir, "--out")  # a file in the way, or no permission: one line naming --out
+    with run_to_write(out_dir, runs_dir) as run_dir, progress_bar() as progress:
         summary = toolkit.train(
-            run_dir, data=dataset, epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit,
+            run_dir,
+            data=dataset,
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            train_limit=train_limit,
             progress=progress,
-        )  # fmt: skip
-    if out_dir is None:
-        A.point_latest(run_dir)
+        )
     out.print(
         f"Trained in {summary.wall_seconds:.1f} s: test accuracy [bold]{100 * summary.test_accuracy:.2f} %[/] "
         f"→ {escape(str(run_dir / A.MODEL_FILE))}",
@@ -87,35 +102,9 @@ def train(
     )
 
 
-MaxDropOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--max-drop",
-        min=0,
-        help="Accuracy budget in points vs Keras: if full int8 misses it, keep the fewest most sensitive layers "
-        "in float (writes tflite-int8-mixed, onnx-int8-mixed and mixed.json).",
-        rich_help_panel="Export",
-    ),
-]
-MinAgreementOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--min-agreement",
-        help="Budget as top-1 agreement with Keras (0..1), alone or with --max-drop.",
-        rich_help_panel="Export",
-    ),
-]
-BudgetImagesOpt = Annotated[
-    int,
-    typer.Option(
-        "--budget-images", min=1, help="Test images the budget is judged on (the first N).", rich_help_panel="Export"
-    ),
-]
-
-
-@user_errors
 def export(
     run_dir: RunDirArg = None,
+    runs_dir: RunsDirOpt = RUNS_DIR,
     formats: FormatOpt = None,
     precisions: PrecisionOpt = None,
     calibration_size: CalibOpt = 500,
@@ -126,51 +115,70 @@ def export(
     output_kind: OutputKindOpt = None,
     custom_objects: CustomObjectsOpt = None,
     input_scale: InputScaleOpt = None,
-    max_drop: MaxDropOpt = None,
+    max_accuracy_drop: ExportMaxAccuracyDropOpt = None,
     min_agreement: MinAgreementOpt = None,
     budget_images: BudgetImagesOpt = 2000,
     int8_target: Int8TargetOpt = Int8Target.PORTABLE,
+    old_output: OldOutputKindOpt = None,
+    old_max_drop: OldMaxDropOpt = None,
 ) -> None:
     """Export model.keras to TFLite and ONNX (float and quantized); writes exports/ and manifest.json.
 
     Default: TFLite fp32, fp16, int8-dynamic and int8 (int8 I/O); ONNX fp32 and int8 (static QDQ).
-    With [b]--model[/], your own Keras model is checked with [b]--data[/] and imported into RUN_DIR first.
+    With [b]--model[/], your own Keras model is checked with [b]--data[/] and imported into RUN_DIR first
+    (default: a new <runs-dir>/<UTC time>, which <runs-dir>/latest then points at).
     Examples: [b]edgekit export runs/latest -f tflite -p int8[/]
     [b]edgekit export runs/mine --model my.keras --data my.npz[/]
-    [b]edgekit export runs/latest --max-drop 0.3[/] (int8 with the fewest float layers within 0.3 points)
+    [b]edgekit export runs/latest --max-accuracy-drop 0.3[/] (int8 with the fewest float layers within 0.3 points)
     """
     import toolkit
-    from toolkit.run import layout as A
     from toolkit.steps.export import parse_targets
 
+    output_kind = renamed(output_kind, old_output, "--output", "--output-kind")
+    max_drop = renamed(max_accuracy_drop, old_max_drop, "--max-drop", "--max-accuracy-drop")
     targets = parse_targets(formats, precisions)  # a bad combination fails before the data loads
     scale = parse_scale(input_scale)
+    writing: contextlib.AbstractContextManager[Path]
     if model is not None:
-        run, dataset = run_dir or Path("runs") / "latest", data
+        # Your own model is imported into RUN_DIR, or a new run; the API loads and checks your data with it.
+        writing, dataset = run_to_write(run_dir, runs_dir), data
     else:
-        run = A.resolve_run_dir(run_dir)
+        run = resolve_run(run_dir, runs_dir)
         budget = max_drop is not None or min_agreement is not None
         needs_data = budget or any(p in NEEDS_CALIBRATION for _, p in targets)
+        writing = contextlib.nullcontext(run)
         dataset = _load_data(data, allow_unverified, run) if needs_data else None
     messages: list[str] = []
-    with progress_bar() as progress:
+    with writing as run, progress_bar() as progress:
         manifest = toolkit.export(
-            run, formats=formats, precisions=precisions, data=dataset, calibration_size=calibration_size, seed=seed,
-            progress=progress, model=model, output_kind=output_kind, custom_objects=custom_objects, input_scale=scale,
-            max_drop=max_drop, min_agreement=min_agreement, budget_images=budget_images, on_message=messages.append,
+            run,
+            formats=formats,
+            precisions=precisions,
+            data=dataset,
+            calibration_size=calibration_size,
+            seed=seed,
+            progress=progress,
+            model=model,
+            output_kind=output_kind,
+            custom_objects=custom_objects,
+            input_scale=scale,
+            max_drop=max_drop,
+            min_agreement=min_agreement,
+            budget_images=budget_images,
+            on_message=messages.append,
             int8_target=int8_target.value,
-        )  # fmt: skip
+        )
     for text in messages:
         out.print(escape(text), highlight=False)
     rows = [[a.name, a.precision, f"{a.size_bytes:,}", a.sha256[:12]] for a in manifest.artifacts]
     out.print(rich_table(f"Artifacts in {run}", ["artifact", "precision", "bytes", "sha256"], rows))
 
 
-@user_errors
 def parity(
     run_dir: RunDirArg = None,
-    artifact: ArtifactOpt = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Use only the first N test images.")] = None,
+    runs_dir: RunsDirOpt = RUNS_DIR,
+    artifact: ArtifactsOpt = None,
+    limit: LimitOpt = None,
     data: DataOpt = None,
     allow_unverified: AllowUnverifiedOpt = False,
     cpu: Annotated[
@@ -204,13 +212,19 @@ def parity(
     from toolkit.run import layout as A
     from toolkit.run.documents import dump_document
 
-    run = A.resolve_run_dir(run_dir)
+    run = resolve_run(run_dir, runs_dir)
     dataset = _load_data(data, allow_unverified, run)
     with progress_bar() as progress:
         report = toolkit.parity(
-            run, artifacts=artifact, limit=limit, data=dataset, progress=progress, cpus=cpu, cpu_images=cpu_images,
+            run,
+            artifacts=artifact,
+            limit=limit,
+            data=dataset,
+            progress=progress,
+            cpus=cpu,
+            cpu_images=cpu_images,
             on_message=lambda text: err.print(f"[dim]{escape(text)}[/]", highlight=False),
-        )  # fmt: skip
+        )
     print_parity(dump_document(report))
     if report.cpu_classes is not None:
         print_cpu_classes(dump_document(report))
@@ -225,33 +239,31 @@ def parity(
         raise typer.Exit(EXIT_THRESHOLD)
 
 
-@user_errors
 def report(
     inputs: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="Run directories or bench.json files (default: runs/latest). Several: merged side by side.",
+            help="Run directories or bench.json files (default: the run <runs-dir>/latest points at). Several: "
+            "merged side by side.",
             show_default=False,
         ),
     ] = None,
-    out_dir: Annotated[
-        Path | None,
-        typer.Option("--out", "-o", help="Where a merged report goes (default: ./report-merged).", file_okay=False),
-    ] = None,
+    runs_dir: RunsDirOpt = RUNS_DIR,
+    out_dir: ReportOutOpt = None,
 ) -> None:
     """Write report.md and report.html (charts embedded) from a run's JSON files, or merge several machines.
 
+    One run's report goes into the run directory; a merged one into --out (default: report-merged).
     Examples: [b]edgekit report[/]   [b]edgekit report runs/latest pi/bench.json --out compare/[/]
     """
     import toolkit
 
-    md, html = toolkit.report(*(inputs or []), out_dir=out_dir)
+    md, html = toolkit.report(*(inputs or [resolve_run(None, runs_dir)]), out_dir=out_dir)
     out.print(f"Wrote {escape(str(md))} and {escape(str(html))}", highlight=False)
 
 
-@user_errors
 def pipeline(
-    runs_dir: RunsDirOpt = Path("runs"),
+    runs_dir: RunsDirOpt = RUNS_DIR,
     resume: Annotated[
         Path | None,
         typer.Option(
@@ -299,8 +311,9 @@ def pipeline(
             show_default=False,
         ),
     ] = None,
+    old_output: OldOutputKindOpt = None,
 ) -> None:
-    """Train → export → parity → bench → report into a new runs/<UTC time>, and point runs/latest at it.
+    """Train → export → parity → bench → report into a new <runs-dir>/<UTC time>, and point <runs-dir>/latest at it.
 
     Exits 3 if any artifact fails parity (the run is still completed and reported).
     Example: [b]edgekit pipeline[/]   or, for a quick look: [b]edgekit pipeline --epochs 1 --quick[/]
@@ -308,28 +321,57 @@ def pipeline(
     After an interruption: [b]edgekit pipeline --resume runs/latest[/]
     """
     import toolkit
-    from toolkit.run.documents import dump_document
 
     t0 = time.perf_counter()
     options = None
     dataset = None  # with --resume, the interrupted run's own --data is loaded by the API
     if resume is None:
-        settings = BenchOptions(batch, threads, xnnpack, ort_opt, min_runs, min_seconds, warmup_runs, quick, peak)
         options = toolkit.pipeline_options(
-            epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit, formats=formats,
-            precisions=precisions, calibration_size=calibration_size, settings=settings.settings(), data=data,
-            allow_unverified=allow_unverified, model=model, output_kind=output_kind, custom_objects=custom_objects,
-            input_scale=parse_scale(input_scale), diagnose=diagnose, bundle=bundle, int8_target=int8_target.value,
-        )  # fmt: skip
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            train_limit=train_limit,
+            formats=formats,
+            precisions=precisions,
+            calibration_size=calibration_size,
+            settings=BenchOptions(
+                batch, threads, xnnpack, ort_opt, min_runs, min_seconds, warmup_runs, quick, peak
+            ).settings(),
+            data=data,
+            allow_unverified=allow_unverified,
+            model=model,
+            output_kind=renamed(output_kind, old_output, "--output", "--output-kind"),
+            custom_objects=custom_objects,
+            input_scale=parse_scale(input_scale),
+            diagnose=diagnose,
+            bundle=bundle,
+            int8_target=int8_target.value,
+        )
         dataset = None if model is not None else _load_data(data, allow_unverified)
+    result = _run_pipeline(runs_dir, options, resume, dataset)
+    _print_pipeline(result, time.perf_counter() - t0)
+    if not result.parity.passed:
+        err.print("[bold red]parity failed[/] for at least one artifact; see the report.")
+        raise typer.Exit(EXIT_THRESHOLD)
+
+
+def _run_pipeline(runs_dir: Path, options: RunOptions | None, resume: Path | None, dataset: Any) -> PipelineResult:
+    """Run (or resume) the pipeline with progress bars, naming the run directory as soon as it exists."""
+    import toolkit
 
     def started(run: Path) -> None:
         out.print(f"{'Resuming' if resume else 'Run directory:'} [bold]{escape(str(run))}[/]", highlight=False)
 
     with progress_bar() as progress:
-        result = toolkit.pipeline(
+        return toolkit.pipeline(
             runs_dir, options=options, resume=resume, data=dataset, progress=progress, on_run_dir=started
         )
+
+
+def _print_pipeline(result: PipelineResult, seconds: float) -> None:
+    """The pipeline's summary: the reference or your model, parity, latency, the recommendation, where files are."""
+    from toolkit.run.documents import dump_document
+
     if result.skipped:
         out.print(f"Kept from the interrupted run: {', '.join(result.skipped)}", highlight=False)
     parity_report, bench_report = dump_document(result.parity), dump_document(result.bench)
@@ -350,14 +392,11 @@ def pipeline(
     print_parity(parity_report)
     print_bench(bench_report)
     print_recommendation(parity_report, bench_report)
-    total = time.perf_counter() - t0
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items())
     md, html = result.report
     if result.bundle is not None:
         out.print(f"Bundle: [bold]{escape(str(result.bundle))}[/] (check it on a board with `edgekit verify`)")
     out.print(
-        f"Done in {total:.0f} s ({steps}). Report: [bold]{escape(str(md))}[/] and {escape(str(html))}", highlight=False
+        f"Done in {seconds:.0f} s ({steps}). Report: [bold]{escape(str(md))}[/] and {escape(str(html))}",
+        highlight=False,
     )
-    if not result.parity.passed:
-        err.print("[bold red]parity failed[/] for at least one artifact; see the report.")
-        raise typer.Exit(EXIT_THRESHOLD)

@@ -1,18 +1,40 @@
-"""The Typer app: global options, and every command module registered on it."""
+"""The Typer app: global options, and every command registered on it, in one place and one way."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
+import typer.core
 
-from toolkit.cli.console import out
+from toolkit.cli.console import out, user_errors
 from toolkit.version import __version__
+
+
+class _FlagsShowNoType:
+    """Help without a `<bool>` type beside flags (`--help`, `--quick`): a flag takes no value."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        for param in self.get_params(ctx):  # type: ignore[attr-defined]
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""  # Typer shows the metavar, when set, instead of the type
+        super().format_help(ctx, formatter)  # type: ignore[misc]
+
+
+class Command(_FlagsShowNoType, typer.core.TyperCommand):
+    """Every edgekit command."""
+
+
+class Group(_FlagsShowNoType, typer.core.TyperGroup):
+    """`edgekit` itself."""
+
 
 app = typer.Typer(
     name="edgekit",
     help="Train the reference MNIST CNN, quantize and export it to TFLite and ONNX, check accuracy parity "
     "and measure latency across Keras, LiteRT and ONNX Runtime.",
+    cls=Group,
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_show_locals=False,
@@ -35,18 +57,29 @@ def main_callback(
     """edgekit: from a Keras CNN to checked, measured TFLite and ONNX artifacts."""
 
 
-def _register_commands() -> None:
-    """Add every command to `app`, in the order `--help` lists them (imports stay light: no TensorFlow)."""
+def commands() -> list[Callable[..., None]]:
+    """Every command function, in the order `--help` lists them (their modules import no TensorFlow)."""
     from toolkit.cli import bench, device, diagnose, mcu, run
 
-    for command in (run.train, run.export, run.parity, bench.bench, bench.gate, run.report, run.pipeline):
-        app.command()(command)
-    device.register(app)
-    diagnose.register(app)
-    mcu.register(app)
+    return [
+        run.train,
+        run.export,
+        run.parity,
+        bench.bench,
+        bench.gate,
+        run.report,
+        run.pipeline,
+        device.predict,
+        device.bundle,
+        device.verify,
+        diagnose.diagnose,
+        mcu.mcu,
+    ]
 
 
-_register_commands()
+for _command in commands():
+    # The command's name is its function's; user errors print one line (console.user_errors).
+    app.command(cls=Command)(user_errors(_command))
 
 
 def main() -> None:
