@@ -23,7 +23,7 @@ class Precision(str, Enum):
     INT8 = "int8"  # full integer, calibrated on training images
     INT16X8 = "int16x8"  # int16 activations, int8 weights (TFLite only; runs on reference kernels)
     INT4_WEIGHTS = "int4-weights"  # int4 weights, float activations (TFLite via ai-edge-quantizer; for size)
-    # Full int8 except chosen Keras layers kept in float (exporters/mixed.py); made by `export --max-drop`,
+    # Full int8 except chosen Keras layers kept in float (exporters/mixed.py); made by `export --max-accuracy-drop`,
     # never a default target.
     INT8_MIXED = "int8-mixed"
 

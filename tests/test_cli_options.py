@@ -73,18 +73,6 @@ def test_runs_dir_latest_is_followed(tmp_path: Path) -> None:
     assert str(run) in result.stderr
 
 
-def test_old_spellings_still_work_with_a_warning(tmp_path: Path) -> None:
-    missing = str(tmp_path / "missing")
-    result = CliRunner().invoke(app, ["export", missing, "--max-drop", "0.3"])
-    warning, error = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert warning == "warning: --max-drop is now called --max-accuracy-drop."
-    assert error.startswith("error:") and "does not exist" in error and result.exit_code == 1
-    both = CliRunner().invoke(app, ["export", missing, "--output", "logits", "--output-kind", "values"])
-    assert both.exit_code == 1 and both.stderr.strip() == (
-        "error: --output is the old name of --output-kind; give only --output-kind."
-    )
-
-
 def test_gate_accuracy_budget_is_a_float_in_points(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["gate", str(tmp_path), "--baseline", str(tmp_path), "--max-accuracy-drop", "x"])
     assert result.exit_code == 2 and "--max-accuracy-drop" in result.output

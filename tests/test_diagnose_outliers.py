@@ -84,7 +84,7 @@ def test_outlier_channel_is_named_as_the_cause_not_the_softmax(outlier_run: Path
         assert cause["layer"] == "dense_outlier" and cause["kind"] == "outlier_channel", (name, cause)
         assert cause["channels"] == [128] and cause["consequences"] == ["probs"]
         assert "channel 128 of 129" in cause["text"] and "sets the int8 scale" in cause["text"]
-        assert "hides it" in cause["text"] and "--max-drop" in cause["advice"]
+        assert "hides it" in cause["text"] and "--max-accuracy-drop" in cause["advice"]
         assert "keep dense_outlier's output in float" in cause["advice"]
         # Healthy layers before it have no scale-setting channel and use most of the levels.
         conv = _row(res, "conv2d")["channels"]

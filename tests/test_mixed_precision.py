@@ -159,7 +159,7 @@ def test_max_drop_changes_nothing_on_the_reference(run_copy: Path, mnist) -> Non
 
 def test_budget_and_target_refusals(run_copy: Path, edgekit) -> None:
     done = edgekit("export", str(run_copy), "-p", "int8-mixed")
-    assert done.returncode == 1 and "--max-drop" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 1 and "--max-accuracy-drop" in done.stderr and "Traceback" not in done.stderr
     done = edgekit("export", str(run_copy), "--min-agreement", "1.5")
     assert done.returncode == 1 and "--min-agreement" in done.stderr and "Traceback" not in done.stderr
 

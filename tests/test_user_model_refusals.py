@@ -131,7 +131,7 @@ def test_refused_in_one_line_and_nothing_written(
 
 
 def test_regression_needs_float_targets_or_output_values(inputs, tmp_path: Path) -> None:
-    """A softmax model given non-integer labels says to declare --output values, in one line."""
+    """A softmax model given non-integer labels says to declare --output-kind values, in one line."""
     from typer.testing import CliRunner
 
     from toolkit.cli import app
@@ -143,7 +143,7 @@ def test_regression_needs_float_targets_or_output_values(inputs, tmp_path: Path)
         app,
         ["export", str(tmp_path / "r"), "--model", str(models["mlp"]), "--data", str(data), "--output-kind", "logits"],
     )
-    assert result.exit_code == 1 and "--output values" in result.stderr
+    assert result.exit_code == 1 and "--output-kind values" in result.stderr
     bad = CliRunner().invoke(
         app, ["export", str(tmp_path / "r"), "--model", str(models["mlp"]), "--output-kind", "scores"]
     )

@@ -88,18 +88,30 @@ def tidy(markdown: str) -> str:
 # --- the check of command lines -----------------------------------------------------------------------------
 
 
+def _options(params: Any) -> set[str]:
+    """Option names (long, short and --no- forms) of visible parameters: hidden ones are deprecated spellings
+    the docs must not teach."""
+    return {
+        opt
+        for p in params
+        if not getattr(p, "hidden", False)
+        for opt in (*p.opts, *getattr(p, "secondary_opts", ()))
+    }
+
+
 @cache
-def _commands() -> dict[str, set[str]]:
-    """Each command's option names (long, short and --no- forms) as the Typer app declares them."""
+def _group() -> Any:
     import typer.main
 
     module = __import__(APP_MODULE, fromlist=[APP_NAME])
-    group = typer.main.get_command(getattr(module, APP_NAME))
-    commands = getattr(group, "commands", {})
-    return {
-        name: {"--help"} | {opt for p in cmd.params for opt in (*p.opts, *getattr(p, "secondary_opts", ()))}
-        for name, cmd in commands.items()
-    }
+    return typer.main.get_command(getattr(module, APP_NAME))
+
+
+@cache
+def _commands() -> dict[str, set[str]]:
+    """Each command's option names as the Typer app declares them."""
+    commands = getattr(_group(), "commands", {})
+    return {name: {"--help"} | _options(cmd.params) for name, cmd in commands.items()}
 
 
 def _code_texts(markdown: str) -> list[str]:
@@ -122,7 +134,7 @@ def command_line_problems(markdown: str) -> list[str]:
     alone in a code span (`--max-drop`) that no command has."""
     commands = _commands()
     problems = []
-    every_option = set().union(*commands.values())
+    every_option = set().union(*commands.values(), _options(_group().params))  # --version is the program's
     for match in CODE_SPAN.finditer(FENCE.sub("", markdown)):
         bare = BARE_OPTION.match(match.group("body").strip())
         if bare and bare.group("option") not in every_option:

@@ -145,13 +145,8 @@ def markdown(app: Any) -> str:
             (hidden if entry.hidden else lines).append("| " + " | ".join(row) + " |")
     lines += [
         "",
-        "## Old spellings",
-        "",
-        "Hidden from `--help`; they still work, with a warning, until every message that names them is updated.",
-        "",
-        "| Option | Short | Value | Meaning | Commands |",
-        "|---|---|---|---|---|",
-        *hidden,
+        "Renamed in 0.1: export's accuracy budget, once --max-drop, is `--max-accuracy-drop` (the name bench and gate "
+        "use for the same budget), and the model's output kind, once --output, is `--output-kind`.",
         "",
         "## Where `--allow-unverified` is, and why not elsewhere",
         "",

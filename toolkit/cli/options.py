@@ -260,28 +260,6 @@ BudgetImagesOpt = Annotated[
     ),
 ]
 
-# Old spellings, hidden from help: they still work (with a warning), as error messages of the steps name them.
-OldOutputKindOpt = Annotated[str | None, typer.Option("--output", hidden=True, help="Old name of --output-kind.")]
-OldMaxDropOpt = Annotated[
-    float | None, typer.Option("--max-drop", min=0, hidden=True, help="Old name of --max-accuracy-drop.")
-]
-
-
-def renamed(value: Any, old_value: Any, old: str, new: str) -> Any:
-    """The value of an option given under its new name or, with a warning, under its old one."""
-    from rich.markup import escape
-
-    from toolkit.cli.console import err
-    from toolkit.errors import ToolkitError
-
-    if old_value is None:
-        return value
-    if value is not None:
-        raise ToolkitError(f"{old} is the old name of {new}; give only {new}.")
-    err.print(f"[bold yellow]warning:[/] {escape(old)} is now called {escape(new)}.", highlight=False)
-    return old_value
-
-
 # -- which artifacts, which images ----------------------------------------------------------------
 ArtifactsOpt = Annotated[list[str] | None, typer_option(ARTIFACT, show_default="all")]
 QuantizedArtifactsOpt = Annotated[

@@ -34,8 +34,6 @@ from toolkit.cli.options import (
     MinRunsOpt,
     MinSecondsOpt,
     ModelOpt,
-    OldMaxDropOpt,
-    OldOutputKindOpt,
     OrtOptOpt,
     OutputKindOpt,
     PeakOpt,
@@ -51,7 +49,6 @@ from toolkit.cli.options import (
     WarmupOpt,
     XnnpackOpt,
     parse_scale,
-    renamed,
     resolve_run,
     run_to_write,
 )
@@ -119,8 +116,6 @@ def export(
     min_agreement: MinAgreementOpt = None,
     budget_images: BudgetImagesOpt = 2000,
     int8_target: Int8TargetOpt = Int8Target.PORTABLE,
-    old_output: OldOutputKindOpt = None,
-    old_max_drop: OldMaxDropOpt = None,
 ) -> None:
     """Export model.keras to TFLite and ONNX (float and quantized); writes exports/ and manifest.json.
 
@@ -134,8 +129,7 @@ def export(
     import toolkit
     from toolkit.steps.export import parse_targets
 
-    output_kind = renamed(output_kind, old_output, "--output", "--output-kind")
-    max_drop = renamed(max_accuracy_drop, old_max_drop, "--max-drop", "--max-accuracy-drop")
+    max_drop = max_accuracy_drop
     targets = parse_targets(formats, precisions)  # a bad combination fails before the data loads
     scale = parse_scale(input_scale)
     writing: contextlib.AbstractContextManager[Path]
@@ -311,7 +305,6 @@ def pipeline(
             show_default=False,
         ),
     ] = None,
-    old_output: OldOutputKindOpt = None,
 ) -> None:
     """Train → export → parity → bench → report into a new <runs-dir>/<UTC time>, and point <runs-dir>/latest at it.
 
@@ -340,7 +333,7 @@ def pipeline(
             data=data,
             allow_unverified=allow_unverified,
             model=model,
-            output_kind=renamed(output_kind, old_output, "--output", "--output-kind"),
+            output_kind=output_kind,
             custom_objects=custom_objects,
             input_scale=parse_scale(input_scale),
             diagnose=diagnose,

@@ -184,7 +184,7 @@ def targets_for(y: np.ndarray, spec: ModelSpec, name: str = "the data") -> np.nd
     if y.size and np.issubdtype(y.dtype, np.floating) and not np.all(np.mod(y, 1) == 0):
         raise DataError(
             f"{name}'s labels are not whole numbers, but the model outputs {spec.output_kind} over "
-            f"{classes} classes; for a regression model pass --output values."
+            f"{classes} classes; for a regression model pass --output-kind values."
         )
     labels = y.astype(np.int64)
     if labels.size and (labels.min() < 0 or labels.max() >= classes):

@@ -5,7 +5,7 @@ the cause; rows after it that depart are its consequence (a softmax whose input 
 too, but keeping it in float would not help). What it is, checked in this order:
 
 1. `outlier_channel`: a few channels set the (per-tensor) int8 scale, and the bulk of the others span
-   a handful of levels. Remedy: keep that layer's output in float (`edgekit export --max-drop`).
+   a handful of levels. Remedy: keep that layer's output in float (`edgekit export --max-accuracy-drop`).
 2. `calibration_range`: test values fall outside the range the calibration data gave the tensor.
    Remedy: calibrate on more (or more representative) data.
 3. `weight_outlier`: one output channel's weights set a per-tensor weight scale. Remedy: per-channel
@@ -29,7 +29,7 @@ from toolkit.diagnosis.layers import INPUT_ROW, Tensor, _Owners
 
 FEW_LEVELS = 16  # the bulk of the channels spans at most this many int8 levels (~6 % of 256): range lost
 CLIP_PCT = 0.1  # a tensor with more of its test values outside the quantized range than this is clipped
-MAX_DROP_HINT = "`edgekit export --max-drop 0.3`"
+MAX_DROP_HINT = "`edgekit export --max-accuracy-drop 0.3`"
 
 
 def constants_by_layer(

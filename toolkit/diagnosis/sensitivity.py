@@ -1,7 +1,7 @@
 """The per-layer sensitivity ranking the diagnosis shows beside its verdict (optional input).
 
 Two sources, both optional:
-- the run's mixed.json (written by `edgekit export --max-drop/--min-agreement`), which holds each
+- the run's mixed.json (written by `edgekit export --max-accuracy-drop/--min-agreement`), which holds each
   format's ranking as measured there;
 - `exporters.sensitivity.rank_layers`, measured now, when asked for (`diagnose --sensitivity`) and when
   this edgekit has that module.
@@ -132,5 +132,6 @@ def for_run(
     if not ranking:
         return {}, None
     n = images if measure_now is not None else mixed_json_images(run_dir)
-    where = "measured by this diagnose" if measure_now is not None else f"from {MIXED_JSON} (`export --max-drop`)"
+    from_export = f"from {MIXED_JSON} (`export --max-accuracy-drop`)"
+    where = "measured by this diagnose" if measure_now is not None else from_export
     return ranking, where + (f", on {n:,} test examples" if n else "")

@@ -156,14 +156,14 @@ def check_model(model: Any, *, output_kind: str | None = None) -> ModelSpec:
                 "replace it with a built-in layer or a registered custom layer with get_config."
             )
     if output_kind is not None and output_kind not in OUTPUT_KINDS:
-        raise ModelImportError(f"--output {output_kind!r} is unknown; choose one of {', '.join(OUTPUT_KINDS)}.")
+        raise ModelImportError(f"--output-kind {output_kind!r} is unknown; choose one of {', '.join(OUTPUT_KINDS)}.")
     out_tail = tuple(model.output_shape[1:])
     if len(out_tail) != 1 or out_tail[0] is None:
         raise ModelImportError(
             f"the model's output has shape {tuple(model.output_shape)}; edgekit takes [N, K] outputs."
         )
     if output_kind is None and out_tail[0] == 1:
-        output_kind = "values"  # one linear unit: a regression (declare --output otherwise)
+        output_kind = "values"  # one linear unit: a regression (declare --output-kind otherwise)
     try:
         spec = spec_from_keras(model, output_kind=output_kind, value_range=(0.0, 1.0))
     except SpecError as exc:

@@ -25,7 +25,7 @@ class RunDocs:
         diagnose: diagnose/diagnose.json when `edgekit diagnose` ran.
         galleries: the diagnose gallery PNG of each artifact, base64, embedded in report.html.
         mcu: mcu.json when `edgekit mcu` ran (TensorFlow Lite Micro: arena, flash, boards).
-        mixed: mixed.json when `edgekit export --max-drop` ran (the float/int8 curve).
+        mixed: mixed.json when `edgekit export --max-accuracy-drop` ran (the float/int8 curve).
         remote: boards measured with `--remote`: `{host: {"bench": bench.json, "verify": verify.json}}`.
         model, dataset: model.json and dataset.json of a run made from the user's own model (`--model`).
     """

@@ -1,4 +1,5 @@
-"""The report's Mixed precision section: mixed.json (`edgekit export --max-drop`) into the view model, and its Markdown.
+"""The report's Mixed precision section: mixed.json (`edgekit export --max-accuracy-drop`) into the view model,
+and its Markdown.
 
 For each format: the sensitivity ranking (accuracy with only that layer kept in float) and the curve
 (k most sensitive layers in float → accuracy, agreement, size, batch-1 p50), the chosen point marked, so
@@ -113,7 +114,7 @@ def mixed_markdown(view: MixedView) -> list[str]:
     out = [
         "## Mixed precision",
         "",
-        f"From `edgekit export --max-drop/--min-agreement`: budget {view.budget}, on the first "
+        f"From `edgekit export --max-accuracy-drop/--min-agreement`: budget {view.budget}, on the first "
         f"{integer(view.images)} test images (Keras {pct(view.keras_accuracy)}). Full int8 first; then the most "
         "sensitive layers are kept in float one at a time. p50: " + (view.timing or DASH) + ".",
         "",

@@ -22,7 +22,9 @@ def parse_targets(
     """The (format, precision) pairs to export. Unsupported explicit pairs are an error."""
     fmts = formats or list(SUPPORTED)
     if precisions and Precision.INT8_MIXED in precisions:
-        raise ToolkitError("int8-mixed is chosen by a budget, not a target: use --max-drop PT or --min-agreement X.")
+        raise ToolkitError(
+            "int8-mixed is chosen by a budget, not a target: use --max-accuracy-drop PT or --min-agreement X."
+        )
     targets: list[tuple[ExportFormat, Precision]] = []
     for fmt in fmts:
         wanted = precisions or [p for p in SUPPORTED[fmt] if p not in OPT_IN]

@@ -1,4 +1,4 @@
-"""`export --max-drop/--min-agreement`: the fewest Keras layers kept in float that meet an accuracy budget.
+"""`export --max-accuracy-drop/--min-agreement`: the fewest Keras layers kept in float that meet an accuracy budget.
 
 Per format (TFLite, ONNX Runtime), separately: measure full int8; if it misses the budget, rank the layers
 (`exporters.sensitivity.rank_layers`), then keep the 1, 2, ... most sensitive in float until the budget is
@@ -31,7 +31,7 @@ EXTRA_POINTS = 2
 
 def check_budget(max_drop: float | None, min_agreement: float | None) -> None:
     if max_drop is not None and max_drop < 0:
-        raise ToolkitError(f"--max-drop is in accuracy points and must be 0 or more, got {max_drop}.")
+        raise ToolkitError(f"--max-accuracy-drop is in accuracy points and must be 0 or more, got {max_drop}.")
     if min_agreement is not None and not 0 < min_agreement <= 1:
         raise ToolkitError(f"--min-agreement is a fraction in (0, 1], got {min_agreement}.")
 
@@ -73,7 +73,7 @@ def mixed_step(
     model = load_keras_model(A.require_file(run_dir, A.MODEL_FILE, "run `edgekit train` first"))
     spec = run_spec(run_dir) if is_user_run(run_dir) else model_spec_of(model)
     if spec.output_kind == "values":
-        raise ToolkitError("--max-drop/--min-agreement need a classifier; this model outputs plain values.")
+        raise ToolkitError("--max-accuracy-drop/--min-agreement need a classifier; this model outputs plain values.")
     dataset = run_dataset(run_dir, data, spec=spec)
     calibration = dataset.calibration(spec, n=calibration_size, seed=seed)
     # The mixed files quantize as the run's int8 exports did (the CPU class they target).

@@ -1,4 +1,5 @@
-"""mixed.json: the int8/float mix chosen under an accuracy budget (`edgekit export --max-drop/--min-agreement`)."""
+"""mixed.json: the int8/float mix chosen under an accuracy budget (`edgekit export --max-accuracy-drop` or
+`--min-agreement`)."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ class MixedDocument(Document):
     """mixed.json: the budget, what full int8 gave, and per format the fewest float layers that meet it."""
 
     FILE: ClassVar[str] = "mixed.json"
-    FIX: ClassVar[str] = "re-run `edgekit export --max-drop PT`"
+    FIX: ClassVar[str] = "re-run `edgekit export --max-accuracy-drop PT`"
 
     max_drop_pt: float | None = Field(description="Allowed accuracy drop vs Keras, in points.")
     min_agreement: float | None = Field(description="Minimum top-1 agreement with Keras (0..1).")

@@ -43,7 +43,9 @@ class RunOptions(Document):
     model: str | None = Field(
         None, description="--model: the user's .keras/.h5/SavedModel (None: train the reference)."
     )
-    output_kind: str | None = Field(None, description="--output: probabilities, logits or values (None: detected).")
+    output_kind: str | None = Field(
+        None, description="--output-kind: probabilities, logits or values (None: detected)."
+    )
     custom_objects: str | None = Field(None, description="--custom-objects: Python file registering custom layers.")
     input_scale: float | None = Field(None, description="--input-scale: multiply the stored data by this.")
     diagnose: bool = Field(False, description="--diagnose: run `edgekit diagnose` on the int8 exports after bench.")
