@@ -76,3 +76,15 @@ def test_runs_dir_latest_is_followed(tmp_path: Path) -> None:
 def test_gate_accuracy_budget_is_a_float_in_points(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["gate", str(tmp_path), "--baseline", str(tmp_path), "--max-accuracy-drop", "x"])
     assert result.exit_code == 2 and "--max-accuracy-drop" in result.output
+
+
+def test_help_texts_quote_the_tolerance_module() -> None:
+    from toolkit.tolerances import MACHINE_HELP, PARITY_HELP
+
+    def flat(text: str) -> str:
+        return " ".join(text.replace("│", " ").split())
+
+    parity = flat(CliRunner().invoke(app, ["parity", "--help"], env={"COLUMNS": "200"}).output)
+    verify = flat(CliRunner().invoke(app, ["verify", "--help"], env={"COLUMNS": "200"}).output)
+    assert flat(PARITY_HELP) in parity and flat(MACHINE_HELP) in parity
+    assert flat(MACHINE_HELP) in verify and "_HELP}" not in parity + verify

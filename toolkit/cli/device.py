@@ -173,9 +173,8 @@ def verify(
 ) -> None:
     """Check a bundle on this machine: sha256 of every file, then each artifact's outputs against the desktop's.
 
-    Artifacts whose runtime is not installed are skipped with a note. Limits on max |Δp|: fp32 1e-5;
-    fp16 1e-3; int8 one quantization step of the output (its scale, else 1/256). Logits and regression
-    values are compared raw, the float limits times max(1, max |output|). Writes verify.json
+    Artifacts whose runtime is not installed are skipped with a note. Limits on max |Δp|: {MACHINE_HELP}.
+    Logits and regression values are compared raw, the float limits times max(1, max |output|). Writes verify.json
     with this machine's environment. Exit codes: 0 all match; 1 bad or tampered bundle (one line);
     3 an artifact's outputs differ beyond its tolerance.
     With --remote, each host runs the check over ssh (BatchMode; your ~/.ssh/config and keys; a runtime-only

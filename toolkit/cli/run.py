@@ -197,9 +197,8 @@ def parity(
 ) -> None:
     """Run every artifact over the test set against the Keras reference; writes parity.json.
 
-    Exits 3 if any artifact fails its tolerance (fp32: agreement 1 and max |Δp| ≤ 1e-5; fp16: max |Δp| ≤ 1e-2;
-    int8: accuracy within 0.5 pt and agreement ≥ 0.995), here or, with [b]--cpu[/], on an emulated CPU (there
-    also against this machine's outputs: verify's tolerance, e.g. one output step for int8).
+    Exits 3 if any artifact fails its tolerance ({PARITY_HELP}), here or, with [b]--cpu[/], on an emulated CPU
+    (there also against this machine's outputs, max |Δ|: {MACHINE_HELP}).
     Examples: [b]edgekit parity runs/latest[/]   [b]edgekit parity --cpu haswell --cpu nehalem[/]
     """
     import toolkit

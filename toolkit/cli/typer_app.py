@@ -77,9 +77,20 @@ def commands() -> list[Callable[..., None]]:
     ]
 
 
+def _with_tolerances(fn: Callable[..., None]) -> Callable[..., None]:
+    """Help texts quote the tolerances from toolkit.tolerances ({PARITY_HELP}, {MACHINE_HELP}), never copies."""
+    from toolkit import tolerances
+
+    if fn.__doc__:
+        fn.__doc__ = fn.__doc__.replace("{PARITY_HELP}", tolerances.PARITY_HELP).replace(
+            "{MACHINE_HELP}", tolerances.MACHINE_HELP
+        )
+    return fn
+
+
 for _command in commands():
     # The command's name is its function's; user errors print one line (console.user_errors).
-    app.command(cls=Command)(user_errors(_command))
+    app.command(cls=Command)(user_errors(_with_tolerances(_command)))
 
 
 def main() -> None:
