@@ -176,7 +176,7 @@ class Ctx:
 
     def rehash(self) -> None:
         """Make manifest.json agree with the (damaged) files, so the loaders themselves are tested."""
-        from exporters.files import sha256_file
+        from runtimes.files import sha256_file
 
         path = self.run / "manifest.json"
         manifest = json.loads(path.read_text())

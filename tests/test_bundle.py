@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exporters.files import sha256_file
+from runtimes.files import sha256_file
 from tests.test_cli import assert_one_line_error
 from toolkit.device.archive import safe_extract, write_tar
 from toolkit.device.bundle import build_bundle

@@ -29,7 +29,7 @@ def _names(report: dict) -> list[str]:
 
 def _replace_artifact(run: Path, name: str, path: Path) -> None:
     """Point the manifest entry `name` at the (rewritten) file `path`."""
-    from exporters.files import sha256_file, write_json_atomic
+    from runtimes.files import sha256_file, write_json_atomic
 
     manifest = json.loads((run / "manifest.json").read_text())
     for entry in manifest["artifacts"]:

@@ -200,7 +200,7 @@ def test_archive_with_a_mismatch_under_emulation(edgekit, default_bundle: Path, 
     """A .tar.gz works; an expected output changed on the "desktop" is a mismatch (exit 3), not a crash."""
     import numpy as np
 
-    from exporters.files import sha256_file
+    from runtimes.files import sha256_file
     from toolkit.device.archive import write_tar
 
     bad = tmp_path / "folder"

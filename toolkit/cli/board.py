@@ -67,7 +67,7 @@ def main(argv: Sequence[str]) -> int:
 
 
 def verify(bundle: Path, out: Path | None) -> int:
-    from exporters.files import write_json_atomic
+    from runtimes.files import write_json_atomic
     from toolkit.cli.console import report_error
     from toolkit.cli.present import print_verify
     from toolkit.device.bundle_format import default_verify_path

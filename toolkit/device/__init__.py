@@ -21,7 +21,7 @@ What lives here, one concern a module:
     rootfs.py         building and caching the arm64 and armhf Debian roots for emulation
     emulate.py        `verify --emulate`: the emulated board's verify run
 
-May import: `runtimes`, `benchmarks`, `exporters.files`, `toolkit.model.spec`, `toolkit.model.run_source`
+May import: `runtimes`, `benchmarks`, `runtimes.files`, `toolkit.model.spec`, `toolkit.model.run_source`
 (a run's data and spec, for bundle.py), `toolkit.data`, `toolkit.errors` and `toolkit.run`. Never the CLI,
 Rich or Typer: nothing here prints; progress goes
 through plain callbacks, and the one verify table lives in `toolkit/cli/present.py`.

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from exporters.files import atomic_path, ensure_dir, sha256_file, write_json_atomic
 from runtimes.errors import one_line
+from runtimes.files import atomic_path, ensure_dir, sha256_file, write_json_atomic
 from toolkit.device.archive import archive_stem, is_archive, unsafe_reason, write_tar
 from toolkit.device.bundle_format import (
     BUNDLE_JSON,

@@ -27,8 +27,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from exporters.files import sha256_file
 from runtimes.errors import one_line
+from runtimes.files import sha256_file
 from toolkit.device.archive import archive_stem, is_archive, safe_extract, unsafe_reason
 from toolkit.device.errors import BundleError
 

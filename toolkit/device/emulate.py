@@ -57,7 +57,7 @@ def emulated_verify(
         EmulateError: not root, tools missing, the root cannot be built, or verify crashed.
         BundleError: the bundle is missing or malformed (as reported by verify inside the root).
     """
-    from exporters.files import write_json_atomic
+    from runtimes.files import write_json_atomic
     from toolkit.device.bundle_format import check_bundle_path
 
     if say is None:

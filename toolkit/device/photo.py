@@ -177,7 +177,7 @@ def save_png(pixels: F32, path: Path) -> None:
     e.g. to see what the model saw."""
     from PIL import Image
 
-    from exporters.files import atomic_path
+    from runtimes.files import atomic_path
 
     data = np.rint(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
     if data.ndim == 3 and data.shape[-1] == 1:

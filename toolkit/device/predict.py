@@ -201,7 +201,7 @@ def model_source(model: Path, artifact: str | None) -> Iterator[Source]:
     model = Path(model)
     if model.is_dir() or is_archive(model):
         # Bundles and runs only: tar, gzip and the bundle checks stay unloaded for a plain model file.
-        from exporters.files import sha256_file
+        from runtimes.files import sha256_file
         from toolkit.device.bundle_format import BUNDLE_JSON, check_file, load_bundle, open_bundle
 
         if not model.exists():
@@ -250,7 +250,7 @@ def _listed_spec(model: Path) -> ModelSpec | None:
             candidates = [e for e in entries if isinstance(e, dict) and e.get("model_spec") and e.get("sha256")]
             if not candidates:
                 continue
-            from exporters.files import sha256_file
+            from runtimes.files import sha256_file
 
             digest = sha256_file(model)
             entry = next((e for e in candidates if e["sha256"] == digest), None)

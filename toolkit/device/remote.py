@@ -148,7 +148,7 @@ def remote_results(target: Path) -> dict[str, dict[str, dict[str, Any]]]:
 # -- running on hosts --------------------------------------------------------------------------------
 def _fetch_json(h: SshHost, remote: str, local: Path, extra: dict[str, Any], what: str) -> Path:
     """Copy a JSON file back, add a `remote` section, and write it atomically to `local`."""
-    from exporters.files import write_json_atomic
+    from runtimes.files import write_json_atomic
 
     local.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="edgekit-remote-", dir=local.parent) as tmp:
@@ -216,7 +216,7 @@ def _run_hosts(
 
     `offline`: install the hosts' dependencies from wheelhouses built here (`remote_setup.setup`).
     `need_full`: refuse hosts that take only the TFLite-only install (32-bit ARM; `bench`)."""
-    from exporters.files import sha256_file
+    from runtimes.files import sha256_file
     from toolkit.device.remote_setup import host_wheel, setup
 
     hosts = check_hosts(hosts)
@@ -305,7 +305,7 @@ def run_remote_verify(
 def _bench_archive(target: Path) -> Iterator[tuple[Path, str]]:
     """A .tar.gz of what `edgekit bench` needs from a run or bundle: manifest.json (non-Keras artifacts),
     the artifact files, and parity.json/train.json when present. Yields (archive, folder name inside)."""
-    from exporters.files import write_json_atomic
+    from runtimes.files import write_json_atomic
     from toolkit.device.bundle_format import open_bundle
     from toolkit.run import layout as A
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from exporters.files import sha256_file
+from runtimes.files import sha256_file
 from toolkit.device.boards import BOARDS, Board
 from toolkit.device.chroot import (
     VENV,

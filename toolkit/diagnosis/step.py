@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from exporters.files import write_json_atomic, write_text_atomic
+from runtimes.files import write_json_atomic, write_text_atomic
 from toolkit.diagnosis.artifact import diagnose_artifact, output_layer_name
 from toolkit.errors import RunDirError, ToolkitError
 from toolkit.progress import ProgressCallback, as_progress

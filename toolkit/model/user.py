@@ -209,7 +209,7 @@ def save_into_run(
     `as_functional` is saved as that wrapper); an `.h5` is re-saved as `.keras`; a SavedModel folder is
     copied into the run and model.keras wraps it (a `TFSMLayer`), so every step loads one kind of file.
     """
-    from exporters.files import atomic_path, sha256_file
+    from runtimes.files import atomic_path, sha256_file
     from toolkit.run import layout as A
 
     source = Path(source).expanduser()

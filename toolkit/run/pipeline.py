@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from exporters.base import ExportFormat, Precision, artifact_name
-from exporters.files import sha256_file
+from runtimes.files import sha256_file
 from toolkit.errors import RunDirError
 from toolkit.model.reference import TrainConfig
 from toolkit.model.run_source import MODEL_JSON
