@@ -36,7 +36,7 @@ def _board(*args: str, code: str = NO_TYPER) -> subprocess.CompletedProcess[str]
 
 @pytest.fixture(scope="module")
 def bundle(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from toolkit.device.bundle import build_bundle
+    from toolkit.bundles.build import build_bundle
 
     path, _ = build_bundle(small_run, tmp_path_factory.mktemp("board") / "bundle", golden=64)
     return path

@@ -13,11 +13,11 @@ import pytest
 
 from runtimes.files import sha256_file
 from tests.test_cli import assert_one_line_error
-from toolkit.device.archive import safe_extract, write_tar
-from toolkit.device.bundle import build_bundle
-from toolkit.device.bundle_format import BUNDLE_JSON
-from toolkit.device.errors import BundleError
-from toolkit.device.verify import tolerance_for
+from toolkit.bundles.archive import safe_extract, write_tar
+from toolkit.bundles.build import build_bundle
+from toolkit.bundles.errors import BundleError
+from toolkit.bundles.format import BUNDLE_JSON
+from toolkit.bundles.verify import tolerance_for
 from toolkit.tolerances import DEFAULT_STEP, FP16_MAX_ABS, FP32_MAX_ABS
 
 GOLDEN = 64
@@ -305,7 +305,7 @@ def test_quantized_tflite_carries_the_builtin_kernels_outputs(bundle_dir: Path) 
     """XNNPACK and LiteRT's built-in int8 kernels round differently: the bundle keeps both references, and a
     runtime that did not delegate to XNNPACK is compared with the built-in one (`reference`)."""
     from runtimes.registry import make_runner
-    from toolkit.device.verify import compare_references
+    from toolkit.bundles.verify import compare_references
 
     doc = _doc(bundle_dir)
     arts = {a["name"]: a for a in doc["artifacts"]}

@@ -54,7 +54,7 @@ ROW_KEYS = ["Input", "Conv2D", "MaxPooling2D", "Dropout", "Flatten", "Dense", "D
 def _output_step(run: Path, name: str) -> float:
     """One quantization step of an int8 artifact's output: its output scale (TFLite int8 I/O) or the scale of
     the DequantizeLinear that produces it (ONNX QDQ); what verify allows between two machines."""
-    from toolkit.device.verify import tolerance_for
+    from toolkit.bundles.verify import tolerance_for
 
     entry = next(a for a in json.loads((run / "manifest.json").read_text())["artifacts"] if a["name"] == name)
     tolerance = tolerance_for(entry, run / entry["path"])

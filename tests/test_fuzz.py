@@ -6,7 +6,7 @@ is), truncation, a chunk of the file copied over another place (splice), inserte
 range, and pure random bytes. A .keras file is also mutated *inside* its zip (a member's bytes
 changed and the archive rewritten), so the fuzz gets past the zip CRC checks into Keras itself.
 
-- Images go through `toolkit.device.photo.prepare` in this process (Pillow and numpy).
+- Images go through `toolkit.inputs.photo.prepare` in this process (Pillow and numpy).
 - Models go through `runtimes.registry.make_runner(path).activate()` and one `infer` (and
   `runtimes.keras_runner.load_keras_model` for .keras) in a long-lived child process: a native crash
   in LiteRT/ONNX Runtime/TensorFlow kills only the child, and the example fails naming the signal.
@@ -174,7 +174,7 @@ def image_seeds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 @given(seed=st.sampled_from(range(9)), ops=mutations, preprocess=st.booleans())
 def test_image_loader_fuzz(image_seeds: dict[str, bytes], tmp_path: Path, seed: int, ops: list[Any],
                            preprocess: bool) -> None:  # fmt: skip
-    from toolkit.device.photo import prepare
+    from toolkit.inputs.photo import prepare
 
     name = sorted(image_seeds)[seed]
     path = tmp_path / f"fuzz-{name}"
@@ -189,7 +189,7 @@ def test_image_loader_fuzz(image_seeds: dict[str, bytes], tmp_path: Path, seed: 
             assert "\n" not in str(exc) and str(path) in str(exc), str(exc)
             prepared = []
     assert not caught, [str(w.message) for w in caught]
-    _record("images (toolkit.device.photo.prepare)", "ok" if prepared else "refused", started)
+    _record("images (toolkit.inputs.photo.prepare)", "ok" if prepared else "refused", started)
     for p in prepared:
         assert p.pixels.shape == (28, 28) and p.pixels.dtype == np.float32
         assert np.isfinite(p.pixels).all() and p.pixels.min() >= 0 and p.pixels.max() <= 1

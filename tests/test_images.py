@@ -1,4 +1,4 @@
-"""`edgekit predict` and toolkit.device.images/photo: reading any image, MNIST-style preprocessing, one-line errors."""
+"""`edgekit predict` and toolkit.inputs.images/photo: reading any image, MNIST-style preprocessing, one-line errors."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from tests.test_cli import assert_one_line_error
-from toolkit.device.errors import ImageError
-from toolkit.device.images import MAX_PIXELS, read_grey
-from toolkit.device.photo import CENTRE, prepare, to_mnist
+from toolkit.inputs.errors import ImageError
+from toolkit.inputs.images import MAX_PIXELS, read_grey
+from toolkit.inputs.photo import CENTRE, prepare, to_mnist
 
 # Held-out digits: the first two test images of each class (20 digits, not used in training).
 PER_CLASS = 2

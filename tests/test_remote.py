@@ -22,8 +22,8 @@ import pytest
 import toolkit
 from tests.conftest import REPO
 from tests.sshd_helper import running_sshd
-from toolkit.device.errors import RemoteError
-from toolkit.device.remote import (
+from toolkit.remote.errors import RemoteError
+from toolkit.remote.hosts import (
     RemoteFailed,
     check_hosts,
     exit_code,
@@ -32,7 +32,7 @@ from toolkit.device.remote import (
     remote_results,
     run_remote_verify,
 )
-from toolkit.device.ssh import SshSettings
+from toolkit.remote.ssh import SshSettings
 from toolkit.steps.bench_settings import BenchSettings
 
 ARTIFACTS = ["tflite-fp32", "tflite-int8", "onnx-int8"]
@@ -68,7 +68,7 @@ def settings(ssh_config: Path, remote_dir: Path, wheel_cache: Path, monkeypatch:
 
 @pytest.fixture(scope="module")
 def remote_bundle(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from toolkit.device.bundle import build_bundle
+    from toolkit.bundles.build import build_bundle
 
     folder, _ = build_bundle(small_run, tmp_path_factory.mktemp("desktop") / "bundle", artifact_names=ARTIFACTS,
                              golden=64)  # fmt: skip
@@ -101,8 +101,8 @@ def _error_lines(stderr: str) -> list[str]:
 # -- with a real sshd --------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_verify_remote_round_trip(remote_cli, remote_bundle: Path, tmp_path: Path) -> None:
-    from toolkit.device.bundle_format import check_files, load_bundle
-    from toolkit.device.verify import verify_bundle
+    from toolkit.bundles.format import check_files, load_bundle
+    from toolkit.bundles.verify import verify_bundle
 
     bundle = Path(shutil.copytree(remote_bundle, tmp_path / "bundle"))
     proc = remote_cli("verify", bundle, "--remote", "board")
@@ -143,7 +143,7 @@ def test_second_run_reuses_the_environment(remote_cli, remote_bundle: Path, tmp_
 @pytest.mark.slow
 def test_two_hosts_run_in_parallel(remote_cli, remote_bundle: Path, tmp_path: Path) -> None:
     archive = tmp_path / "device.tar.gz"
-    from toolkit.device.archive import write_tar
+    from toolkit.bundles.archive import write_tar
 
     write_tar(remote_bundle, archive, "device")
     proc = remote_cli("verify", archive, "--remote", "board", "--remote", "board2")

@@ -26,8 +26,8 @@ import pytest
 from tests.conftest import REPO
 from tests.sshd_helper import running_sshd
 from tests.test_emulate import COLD_BUILD_TIMEOUT, needs_emulation
-from toolkit.device import chroot, rootfs
-from toolkit.device.boards import BOARDS
+from toolkit.emulate import chroot, rootfs
+from toolkit.emulate.boards import BOARDS
 
 ARTIFACTS = ["tflite-fp32", "tflite-int8", "onnx-fp32"]
 REMOTE_DIR = "/tmp/edgekit-remote-test"  # inside the armhf root
@@ -60,7 +60,7 @@ def pi3_config(armhf_root: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 
 @pytest.fixture(scope="module")
 def pi3_bundle(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from toolkit.device.bundle import build_bundle
+    from toolkit.bundles.build import build_bundle
 
     path, _ = build_bundle(small_run, tmp_path_factory.mktemp("pi3") / "bundle.tar.gz", artifact_names=ARTIFACTS,
                            golden=64)  # fmt: skip

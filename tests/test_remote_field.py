@@ -32,8 +32,8 @@ import pytest
 import toolkit
 from tests.conftest import REPO
 from tests.sshd_helper import DEFAULT_PATH, running_sshd
-from toolkit.device.remote import exit_code, remote_results, run_remote_verify
-from toolkit.device.ssh import SshSettings
+from toolkit.remote.hosts import exit_code, remote_results, run_remote_verify
+from toolkit.remote.ssh import SshSettings
 from toolkit.steps.bench_settings import BenchSettings
 
 ARTIFACTS = ["tflite-fp32", "tflite-int8", "onnx-int8"]
@@ -100,7 +100,7 @@ def field_cli(field_config: Path, field_cache: Path) -> Callable[..., subprocess
 
 @pytest.fixture(scope="module")
 def field_bundle(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from toolkit.device.bundle import build_bundle
+    from toolkit.bundles.build import build_bundle
 
     folder, _ = build_bundle(small_run, tmp_path_factory.mktemp("field-desktop") / "bundle", artifact_names=ARTIFACTS,
                              golden=64)  # fmt: skip

@@ -2,7 +2,7 @@
 
 Thin adapters over `toolkit.device`: parse the options, call it, print through `toolkit.cli.present`.
 Imported at every CLI start: only typer, enum, pathlib, typing, toolkit.cli.console and the light
-`toolkit.device.boards` at the top; numpy, Pillow and the runtimes are imported inside the commands.
+`toolkit.emulate.boards` at the top; numpy, Pillow and the runtimes are imported inside the commands.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Annotated
 import typer
 
 from toolkit.cli.console import EXIT_THRESHOLD, progress_bar, user_errors
-from toolkit.device.boards import BOARDS, board_help
+from toolkit.emulate.boards import BOARDS, board_help
 
-# The boards `verify --emulate` imitates, named once in toolkit/device/boards.py.
+# The boards `verify --emulate` imitates, named once in toolkit/emulate/boards.py.
 EmulatedBoard = Enum("EmulatedBoard", {name: name for name in BOARDS}, type=str)  # type: ignore[misc]
 
 
@@ -269,8 +269,8 @@ def _verify_remote(
 
     import toolkit
     from toolkit.cli.present import print_host_event, print_summary, print_verify
-    from toolkit.device.remote import exit_code
-    from toolkit.device.ssh import SshSettings
+    from toolkit.remote.hosts import exit_code
+    from toolkit.remote.ssh import SshSettings
 
     settings = SshSettings.from_env(config=ssh_config, remote_dir=remote_dir)
     results = toolkit.verify_remote(

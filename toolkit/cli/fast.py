@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from toolkit.device.predict import Predictions
+    from toolkit.inputs.predict import Predictions
 
 # (flags, dest, type or action) of every predict option; kept in step with the Typer command by a test.
 OPTIONS: tuple[tuple[tuple[str, ...], str, str], ...] = (

@@ -17,7 +17,7 @@ from rich.markup import escape
 from toolkit.cli.console import err, out, rich_table
 
 if TYPE_CHECKING:
-    from toolkit.device.remote import HostResult
+    from toolkit.remote.hosts import HostResult
 
 VERIFY_HEADER = ["artifact", "backend", "max |Δp|", "allowed", "accuracy", "agreement", "seconds", "result"]
 X86_MACHINES = ("x86_64", "AMD64", "i386", "i686")

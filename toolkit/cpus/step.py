@@ -84,7 +84,7 @@ def _rows(
     reference: tuple[np.ndarray, np.ndarray, float | None, str],
     native: dict[str, np.ndarray] | None,
 ) -> list[dict[str, Any]]:
-    from toolkit.device.verify import tolerance_for
+    from toolkit.bundles.verify import tolerance_for
     from toolkit.steps.parity import check_row, compared
     from toolkit.tolerances import allowed_diff
 

@@ -12,7 +12,7 @@ What lives here:
 
 May import: `runtimes`, `benchmarks`, `runtimes.files` (atomic writes), `toolkit.run.layout`/`toolkit.errors`,
 `toolkit.model.run_source` (model.json and dataset.json of a `--model` run, inside the loader)
-and `toolkit.device.remote` (fetched board results), Jinja2 and matplotlib (inside the functions that render).
+and `toolkit.remote.hosts` (fetched board results), Jinja2 and matplotlib (inside the functions that render).
 Never imports the CLI, TensorFlow or Rich.
 """
 

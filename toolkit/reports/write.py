@@ -33,7 +33,7 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
         RunDirError: the directory does not exist or holds no edgekit JSON file.
     """
     from runtimes.files import write_text_atomic
-    from toolkit.device.remote import remote_results
+    from toolkit.remote.hosts import remote_results
     from toolkit.run import layout as A
 
     run = load_run(run_dir)

@@ -150,7 +150,7 @@ def run_pipeline(
         result["diagnose"] = timed("diagnose", diagnose_step, run_dir, data=data, progress=progress)
     result["report"] = report_step(run_dir)
     if options.get("bundle"):
-        from toolkit.device.bundle import build_bundle
+        from toolkit.bundles.build import build_bundle
 
         out = Path(options["bundle"])
         result["bundle"] = timed("bundle", build_bundle, run_dir, out, force=True, data=data)[0]

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from runtimes.files import sha256_file
-from toolkit.device.boards import BOARDS, Board
-from toolkit.device.chroot import (
+from toolkit.emulate.boards import BOARDS, Board
+from toolkit.emulate.chroot import (
     VENV,
     board_mounts,
     check_host,
@@ -40,7 +40,7 @@ from toolkit.device.chroot import (
     run,
     unmount_all,
 )
-from toolkit.device.errors import EmulateError
+from toolkit.emulate.errors import EmulateError
 
 SUITE: Final = "bookworm"  # this machine's Debian: its apt sources name the mirror (`debian_mirror`)
 DEFAULT_MIRROR: Final = "http://deb.debian.org/debian"
@@ -82,7 +82,7 @@ Say = Callable[[str], None]
 
 def root_dir(kind: RootKind = ARM64) -> Path:
     """Where a root lives: `<edgekit cache>/<arch>-<suite>` (default `~/.cache/edgekit/arm64-bookworm`)."""
-    from toolkit.device.wheel import cache_root
+    from toolkit.remote.wheel import cache_root
 
     return cache_root() / kind.name
 
@@ -91,7 +91,7 @@ def recipe(root: Path, kind: RootKind = ARM64) -> dict[str, Any]:
     """What a root's contents depend on besides edgekit's own code; a change means a rebuild."""
     import tomllib
 
-    from toolkit.device import lite
+    from toolkit.remote import lite
 
     deps = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
     constraints = root / "constraints.txt"
@@ -232,7 +232,7 @@ def _install_edgekit(root: Path, wheel: Path, *, deps: bool, log: Path, kind: Ro
     The TFLite-only install takes edgekit without its dependencies (they have no armv7l wheels; the full
     install needs Python 3.10+), then `lite.REQUIREMENTS`, as `remote_setup` does on a 32-bit host.
     """
-    from toolkit.device import lite
+    from toolkit.remote import lite
 
     inbox = root / "tmp" / "edgekit-wheels"
     inbox.mkdir(parents=True, exist_ok=True)
@@ -252,7 +252,7 @@ def _install_edgekit(root: Path, wheel: Path, *, deps: bool, log: Path, kind: Ro
 
 def _wheel_record(wheel: Path, src: Path) -> dict[str, str]:
     """What the marker says about the installed edgekit wheel (its source digest decides re-installs)."""
-    from toolkit.device.wheel import source_digest
+    from toolkit.remote.wheel import source_digest
 
     return {"name": wheel.name, "sha256": sha256_file(wheel), "source_digest": source_digest(src)}
 
@@ -262,7 +262,7 @@ def build_root(cache: Path, src: Path, say: Say, kind: RootKind = ARM64) -> dict
 
     Returns the marker written into it. A folder left by an interrupted build is removed first.
     """
-    from toolkit.device.wheel import build_wheel
+    from toolkit.remote.wheel import build_wheel
 
     started = time.perf_counter()
     parent = cache.parent
@@ -319,7 +319,7 @@ def build_root(cache: Path, src: Path, say: Say, kind: RootKind = ARM64) -> dict
 def _lite_wheels(root: Path, inbox: Path, kind: RootKind, log: Path, say: Say) -> None:
     """The TFLite-only install's wheels into `inbox`: tflite-runtime and Rich fetched here, numpy built in the root
     (PyPI has no armv7l numpy) unless a wheel built earlier is cached."""
-    from toolkit.device import lite
+    from toolkit.remote import lite
 
     lite.download_wheels(inbox, kind.python, lite.platforms(kind.machine, 31))  # bullseye: glibc 2.31
     numpy = lite.built_numpy(kind.python, kind.machine)
@@ -331,7 +331,7 @@ def _lite_wheels(root: Path, inbox: Path, kind: RootKind, log: Path, say: Say) -
 
 def update_wheel(cache: Path, src: Path, marker: dict[str, Any], say: Say, kind: RootKind = ARM64) -> dict[str, Any]:
     """Re-install only edgekit's wheel (its sources changed); the marker is rewritten after success."""
-    from toolkit.device.wheel import build_wheel
+    from toolkit.remote.wheel import build_wheel
 
     log = cache.parent / f"{cache.name}.build.log"
     say(f"edgekit changed since the {kind.arch} root was built: re-installing its wheel …")
@@ -357,7 +357,7 @@ def ensure_root(cache: Path, say: Say, kind: RootKind = ARM64) -> tuple[Path, di
 
     Call under `cache_lock`. `say` gets a line for each slow step (a build takes minutes).
     """
-    from toolkit.device.wheel import source_digest, source_root
+    from toolkit.remote.wheel import source_digest, source_root
 
     src = source_root()
     marker = read_marker(cache) if cache.is_dir() else None

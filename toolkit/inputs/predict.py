@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from toolkit.device.archive import is_archive
-from toolkit.device.errors import BundleError
-from toolkit.device.photo import Prepared
+from toolkit.bundles.archive import is_archive
+from toolkit.bundles.errors import BundleError
+from toolkit.inputs.photo import Prepared
 
 if TYPE_CHECKING:
     from runtimes.spec import ModelSpec
-    from toolkit.device.model_input import InputPlan
+    from toolkit.inputs.model_input import InputPlan
 
 # Artifacts `edgekit predict` uses from a run or bundle when --artifact is not given, in order.
 PREDICT_PREFERENCE: Final = ("tflite-fp32", "onnx-fp32", "tflite-fp16", "tflite-int8-dynamic", "tflite-int8")
@@ -156,8 +156,8 @@ def predict_images(
     import numpy as np
 
     from runtimes.registry import make_runner
-    from toolkit.device.model_input import output_kind, plan_input, softmax
-    from toolkit.device.photo import save_png
+    from toolkit.inputs.model_input import output_kind, plan_input, softmax
+    from toolkit.inputs.photo import save_png
 
     with (
         model_source(model, artifact) as (model_path, name, note, declared),
@@ -202,7 +202,7 @@ def model_source(model: Path, artifact: str | None) -> Iterator[Source]:
     if model.is_dir() or is_archive(model):
         # Bundles and runs only: tar, gzip and the bundle checks stay unloaded for a plain model file.
         from runtimes.files import sha256_file
-        from toolkit.device.bundle_format import BUNDLE_JSON, check_file, load_bundle, open_bundle
+        from toolkit.bundles.format import BUNDLE_JSON, check_file, load_bundle, open_bundle
 
         if not model.exists():
             raise BundleError(f"bundle {model} does not exist; check the path.")
@@ -262,7 +262,7 @@ def _listed_spec(model: Path) -> ModelSpec | None:
 
 
 def _run_model(run: Path, artifact: str | None) -> Source:
-    from toolkit.device.bundle_format import BUNDLE_JSON
+    from toolkit.bundles.format import BUNDLE_JSON
     from toolkit.run import layout as A
 
     if not (run / A.MANIFEST_JSON).is_file():

@@ -28,8 +28,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from toolkit.device.errors import ImageError
-from toolkit.device.images import F32, quantile, read_grey
+from toolkit.inputs.errors import ImageError
+from toolkit.inputs.images import F32, quantile, read_grey
 
 SIDE: Final = 28  # model input side
 BOX: Final = 20  # MNIST digits fit a 20×20 box inside the 28×28 field

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Final
 
 from runtimes.errors import last_line
-from toolkit.device.errors import RemoteError
+from toolkit.remote.errors import RemoteError
 
 DEFAULT_REMOTE_DIR: Final = "~/.cache/edgekit-remote"
 SSH_OPTIONS_ENV: Final = "EDGEKIT_SSH_OPTIONS"

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.device.bundle_format import SCHEMA_VERSION, load_array
-from toolkit.device.errors import BundleError
+from toolkit.bundles.errors import BundleError
+from toolkit.bundles.format import SCHEMA_VERSION, load_array
 from toolkit.tolerances import MACHINE_TOLERANCE_DOC, PROBABILITIES, allowed_diff, machine_tolerance
 
 
@@ -80,7 +80,7 @@ def verify_here(bundle: Path, on_step: Callable[[str], None] | None = None) -> d
     Returns the verify report; writing it is the caller's (the API validates it first; a TFLite-only board
     install, `toolkit.cli.board`, has no pydantic and writes it as it is).
     """
-    from toolkit.device.bundle_format import check_files, load_bundle, open_bundle
+    from toolkit.bundles.format import check_files, load_bundle, open_bundle
 
     with open_bundle(bundle) as root:
         doc = load_bundle(root, bundle)

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from runtimes.errors import last_line
-from toolkit.device.errors import RemoteError
-from toolkit.device.ssh import SAFE_REMOTE_PATH, SshHost, remote_path
-from toolkit.device.wheelhouse import HostFacts
+from toolkit.remote.errors import RemoteError
+from toolkit.remote.ssh import SAFE_REMOTE_PATH, SshHost, remote_path
+from toolkit.remote.wheelhouse import HostFacts
 
 WHEEL_ENV: Final = "EDGEKIT_REMOTE_WHEEL"  # a prebuilt edgekit wheel to install instead of building one
 MARKER: Final = "venv/.edgekit-wheel-sha256"
@@ -39,7 +39,7 @@ NO_WHEELS_MACHINES: Final = ("armv7l", "armv6l", "armv8l")  # 32-bit ARM: no ai-
 
 def host_wheel(dest: Path) -> Path:
     """The wheel to install on the hosts: `EDGEKIT_REMOTE_WHEEL`, else `wheel.build_wheel(dest)`."""
-    from toolkit.device.wheel import build_wheel
+    from toolkit.remote.wheel import build_wheel
 
     prebuilt = os.environ.get(WHEEL_ENV)
     if not prebuilt:
@@ -184,7 +184,7 @@ def check_host(h: SshHost, facts: HostFacts, *, need_full: bool = False) -> None
     Runs before anything is copied or created on the host (only the empty job folder exists, removed
     by `SshHost.cleanup`), so a refused host is left as it was.
     """
-    from toolkit.device import lite
+    from toolkit.remote import lite
 
     name = h.settings.python
     if facts.machine in NO_WHEELS_MACHINES:
@@ -221,7 +221,7 @@ def setup(h: SshHost, wheel: Path, sha: str, *, offline: bool = False, need_full
     `need_full`: refuse a host that only takes the TFLite-only install (32-bit ARM).
     `h.install_from` tells which was used ("index" or "wheelhouse"; None when reused).
     """
-    from toolkit.device import lite
+    from toolkit.remote import lite
 
     started = time.perf_counter()
     installed, facts = probe(h)
@@ -261,7 +261,7 @@ def _send_wheelhouse(h: SshHost, wheel: Path, facts: HostFacts) -> str:
     import tarfile
     import tempfile
 
-    from toolkit.device.wheelhouse import build_wheelhouse
+    from toolkit.remote.wheelhouse import build_wheelhouse
 
     if not facts.machine or not facts.python:
         raise RemoteError("cannot tell the host's machine and Python version for an offline install.")

@@ -22,8 +22,9 @@ import numpy as np
 
 from runtimes.errors import one_line
 from runtimes.files import atomic_path, ensure_dir, sha256_file, write_json_atomic
-from toolkit.device.archive import archive_stem, is_archive, unsafe_reason, write_tar
-from toolkit.device.bundle_format import (
+from toolkit.bundles.archive import archive_stem, is_archive, unsafe_reason, write_tar
+from toolkit.bundles.errors import BundleError
+from toolkit.bundles.format import (
     BUNDLE_JSON,
     EXPECTED_DIR,
     INPUTS,
@@ -33,8 +34,7 @@ from toolkit.device.bundle_format import (
     TARGETS,
     rel_files,
 )
-from toolkit.device.errors import BundleError
-from toolkit.device.verify import output_kind, tolerance_for
+from toolkit.bundles.verify import output_kind, tolerance_for
 
 if TYPE_CHECKING:
     from runtimes.spec import ModelSpec

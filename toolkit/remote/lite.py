@@ -47,7 +47,7 @@ def platforms(machine: str, glibc_minor: int) -> list[str]:
 
 
 def _pip(args: list[str], what: str) -> None:
-    from toolkit.device.errors import RemoteError
+    from toolkit.remote.errors import RemoteError
 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     cmd = [sys.executable, "-m", "pip", *args]
@@ -68,7 +68,7 @@ def download_wheels(dest: Path, python: str, platform_tags: list[str]) -> None:
 
 
 def numpy_wheel_dir() -> Path:
-    from toolkit.device.wheel import cache_root
+    from toolkit.remote.wheel import cache_root
 
     return cache_root() / "built-wheels"
 
@@ -86,7 +86,7 @@ def build_numpy(root: Path, venv: str, python: str, env: dict[str, str], log: Pa
     `venv`: the root's venv (its pip builds). The sdist and build requirements are fetched here first, so
     the build needs no index. The finished wheel is moved into `numpy_wheel_dir()`.
     """
-    from toolkit.device.chroot import run
+    from toolkit.emulate.chroot import run
 
     found = built_numpy(python, "armv7l")
     if found is not None:

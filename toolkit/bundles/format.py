@@ -29,8 +29,8 @@ import numpy as np
 
 from runtimes.errors import one_line
 from runtimes.files import sha256_file
-from toolkit.device.archive import archive_stem, is_archive, safe_extract, unsafe_reason
-from toolkit.device.errors import BundleError
+from toolkit.bundles.archive import archive_stem, is_archive, safe_extract, unsafe_reason
+from toolkit.bundles.errors import BundleError
 
 SCHEMA_VERSION: Final = 1
 KIND: Final = "edgekit-bundle"

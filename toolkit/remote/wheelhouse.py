@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Final
 
 from runtimes.errors import last_line
-from toolkit.device.errors import RemoteError
-from toolkit.device.wheel import cache_root
+from toolkit.remote.errors import RemoteError
+from toolkit.remote.wheel import cache_root
 
 # The oldest manylinux any wheel we need uses; pip accepts one --platform per compatible tag.
 OLDEST_GLIBC_MINOR: Final = 17
@@ -70,7 +70,7 @@ def _requirements(wheel: Path) -> list[str]:
 
 def _constraints() -> Path | None:
     with contextlib.suppress(Exception):
-        from toolkit.device.wheel import source_root
+        from toolkit.remote.wheel import source_root
 
         path = source_root() / "constraints.txt"
         return path if path.is_file() else None
@@ -83,7 +83,7 @@ def build_wheelhouse(wheel: Path, facts: HostFacts) -> tuple[Path, bool]:
     Raises:
         RemoteError: pip here could not download wheels for that platform (its last line).
     """
-    from toolkit.device import lite
+    from toolkit.remote import lite
 
     constraints = _constraints()
     digest = hashlib.sha256("\n".join(_requirements(wheel)).encode())

@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from runtimes.errors import last_line
-from toolkit.device.archive import archive_stem, is_archive, write_tar
-from toolkit.device.errors import RemoteError
-from toolkit.device.remote_setup import run_call, run_edgekit
-from toolkit.device.ssh import Events, SshHost, SshSettings
+from toolkit.bundles.archive import archive_stem, is_archive, write_tar
 from toolkit.errors import ToolkitError
+from toolkit.remote.errors import RemoteError
+from toolkit.remote.provision import run_call, run_edgekit
+from toolkit.remote.ssh import Events, SshHost, SshSettings
 
 if TYPE_CHECKING:
     from toolkit.steps.bench_settings import BenchSettings
@@ -109,7 +109,7 @@ def _named(path: Path) -> Path:
 
 def remote_output_root(target: Path) -> Path:
     """Where per-host results go: `<run>/remote` for a run directory, `<bundle stem>.remote` beside a bundle."""
-    from toolkit.device.bundle_format import BUNDLE_JSON
+    from toolkit.bundles.format import BUNDLE_JSON
 
     target = _named(target)
     if target.is_dir() and not (target / BUNDLE_JSON).is_file():
@@ -217,7 +217,7 @@ def _run_hosts(
     `offline`: install the hosts' dependencies from wheelhouses built here (`remote_setup.setup`).
     `need_full`: refuse hosts that take only the TFLite-only install (32-bit ARM; `bench`)."""
     from runtimes.files import sha256_file
-    from toolkit.device.remote_setup import host_wheel, setup
+    from toolkit.remote.provision import host_wheel, setup
 
     hosts = check_hosts(hosts)
     for tool in ("ssh", "scp"):
@@ -256,7 +256,7 @@ def _run_hosts(
 @contextlib.contextmanager
 def _as_archive(bundle: Path) -> Iterator[Path]:
     """The bundle as a .tar.gz: itself, or a folder packed into a temporary archive."""
-    from toolkit.device.bundle_format import check_bundle_path
+    from toolkit.bundles.format import check_bundle_path
 
     check_bundle_path(bundle)
     if bundle.is_file():
@@ -306,7 +306,7 @@ def _bench_archive(target: Path) -> Iterator[tuple[Path, str]]:
     """A .tar.gz of what `edgekit bench` needs from a run or bundle: manifest.json (non-Keras artifacts),
     the artifact files, and parity.json/train.json when present. Yields (archive, folder name inside)."""
     from runtimes.files import write_json_atomic
-    from toolkit.device.bundle_format import open_bundle
+    from toolkit.bundles.format import open_bundle
     from toolkit.run import layout as A
 
     if not target.exists():
