@@ -46,6 +46,8 @@ SUITE: Final = "bookworm"  # this machine's Debian: its apt sources name the mir
 DEFAULT_MIRROR: Final = "http://deb.debian.org/debian"
 MARKER: Final = "edgekit-emulate.json"  # at the top of a complete root
 RECIPE_VERSION: Final = 1
+# numpy 1.23's own build requirements (pyproject.toml), fetched here for `build_numpy` without an index.
+NUMPY_BUILD_DEPS: Final = ("setuptools==59.2.0", "wheel==0.37.0", "Cython>=0.29.30,<3.0")
 
 
 @dataclass(frozen=True)
@@ -325,8 +327,50 @@ def _lite_wheels(root: Path, inbox: Path, kind: RootKind, log: Path, say: Say) -
     numpy = lite.built_numpy(kind.python, kind.machine)
     if numpy is None:
         say(f"building numpy {lite.NUMPY_BUILT} from source under QEMU (no armv7l wheels on PyPI; once, ~15 min) …")
-        numpy = lite.build_numpy(root, VENV, kind.python, chroot_env(None), log)
+        numpy = build_numpy(root, VENV, kind.python, chroot_env(None), log)
     shutil.copy2(numpy, inbox / numpy.name)
+
+
+def build_numpy(root: Path, venv: str, python: str, env: dict[str, str], log: Path) -> Path:
+    """Build numpy from source in an armhf root under QEMU (its gcc and python3-dev); cache and return the wheel.
+
+    `venv`: the root's venv (its pip builds). The sdist and build requirements are fetched here first, so
+    the build needs no index. The finished wheel is moved into `lite.numpy_wheel_dir()`, where a remote
+    armv7l host's wheelhouse finds it too.
+    """
+    from toolkit.remote import lite
+
+    found = lite.built_numpy(python, "armv7l")
+    if found is not None:
+        return found
+    version = lite.NUMPY_BUILT
+    inbox = root / "tmp" / "edgekit-numpy-src"
+    shutil.rmtree(inbox, ignore_errors=True)
+    inbox.mkdir(parents=True)
+    try:
+        # --no-binary=numpy, not :all:: pip prepares the sdist's metadata here, and its build tools must stay wheels
+        # (setuptools 59 from source no longer builds with a current pip).
+        source = ["download", "-q", "--no-deps", "--no-binary=numpy", f"numpy=={version}", "-d", str(inbox)]
+        lite.run_pip(source, "downloading the numpy source")
+        tools = ["download", "-q", "--only-binary=:all:", "--python-version", python, "--platform", "any"]
+        tools += ["--implementation", "py", *NUMPY_BUILD_DEPS, "-d", str(inbox)]
+        lite.run_pip(tools, "downloading numpy's build tools")
+        # No BLAS in the root: numpy uses its bundled lapack_lite (enough for verify's comparisons).
+        jobs = str(os.cpu_count() or 1)
+        build_env = {**env, "NPY_BLAS_ORDER": "", "NPY_LAPACK_ORDER": "", "NPY_NUM_BUILD_JOBS": jobs}
+        cmd = ["chroot", str(root), f"{venv}/bin/python", "-m", "pip", "wheel", "-q", "--no-index", "--no-deps"]
+        cmd += ["--find-links", "/tmp/edgekit-numpy-src", "-w", "/tmp/edgekit-numpy-src/out"]
+        what = f"building numpy {version} from source under QEMU"
+        run([*cmd, f"numpy=={version}"], what=what, env=build_env, log=log)
+        wheel = next((inbox / "out").glob("numpy-*.whl"))
+        lite.numpy_wheel_dir().mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=lite.numpy_wheel_dir(), delete=False, suffix=".partial") as tmp:
+            shutil.copyfileobj(wheel.open("rb"), tmp)
+        final = lite.numpy_wheel_dir() / wheel.name
+        os.replace(tmp.name, final)
+        return final
+    finally:
+        shutil.rmtree(inbox, ignore_errors=True)
 
 
 def update_wheel(cache: Path, src: Path, marker: dict[str, Any], say: Say, kind: RootKind = ARM64) -> dict[str, Any]:
