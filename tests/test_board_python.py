@@ -123,3 +123,23 @@ def test_board_modules_have_no_runtime_union_types(bundle: Path, tmp_path: Path)
     files = [Path(f) for f in json.loads(proc.stdout.strip().splitlines()[-1])]
     found = [hit for f in files for hit in _runtime_unions(f)]
     assert found == [], "use a tuple (isinstance) or typing.Optional/Union: " + ", ".join(found)
+
+
+def test_host_install_program_is_stdlib_and_python_39_clean() -> None:
+    """`toolkit/remote/host_install.py` runs on a host before edgekit is there (a 32-bit ARM one with Python
+    3.9): the standard library only, and nothing newer than 3.9."""
+    import ast
+
+    path = Path(__file__).resolve().parent.parent / "toolkit" / "remote" / "host_install.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert imported - {"__future__"} <= set(sys.stdlib_module_names), imported
+    assert _runtime_unions(path) == []
+    vermin = shutil.which("vermin", path=str(Path(sys.executable).parent))
+    if vermin is None:
+        pytest.skip("vermin is not installed (pip install -e '.[dev]')")
+    check = subprocess.run(
+        [vermin, "--no-tips", "--violations", "-t=3.9-", str(path)], capture_output=True, text=True, check=False
+    )
+    assert check.returncode == 0, check.stdout + check.stderr

@@ -269,6 +269,41 @@ def test_host_names_and_result_places(tmp_path: Path) -> None:
     assert remote_results(bundle) == {"pi@x:22": {"verify": {"remote": {"host": "pi@x:22"}}}}
 
 
+def _host_install(job: Path, *args: str) -> tuple[int, dict[str, str]]:
+    """The set-up program as a host runs it: copied into the job folder, `python3 -m edgekit_host_install`."""
+    from importlib.resources import files
+
+    from toolkit.remote.provision import HOST_PROGRAM
+
+    program = files("toolkit.remote").joinpath("host_install.py").read_text(encoding="utf-8")
+    (job / f"{HOST_PROGRAM}.py").write_text(program, encoding="utf-8")
+    env = {"PATH": os.environ["PATH"], "HOME": str(job)}  # no PYTHONPATH: edgekit is not on the host yet
+    proc = subprocess.run(
+        [sys.executable, "-m", HOST_PROGRAM, *args], cwd=job, env=env, capture_output=True, text=True, timeout=300
+    )
+    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("EDGEKIT-SETUP ")]
+    return proc.returncode, json.loads(line.split(" ", 1)[1])
+
+
+def test_host_install_program_answers_in_one_line(tmp_path: Path) -> None:
+    """The program `provision` runs on a host: a broken wheel is pip's one-line error (exit 4); a venv whose
+    marker records the wheel is reused without pip."""
+    root, job = tmp_path / "root", tmp_path / "job"
+    root.mkdir()
+    job.mkdir()
+    broken = job / "edgekit-0.1.0-py3-none-any.whl"
+    broken.write_bytes(b"not a zip file")
+    code, reply = _host_install(job, str(root), str(broken), "abc123", "full")
+    assert code == 4 and reply["status"] == "error", reply
+    assert reply["message"].startswith("pip install failed on the host:") and "\n" not in reply["message"]
+    assert not (root / "venv" / ".edgekit-wheel-sha256").exists()
+    (root / "venv" / ".edgekit-wheel-sha256").write_text("abc123\n")
+    edgekit = root / "venv" / "bin" / "edgekit"
+    edgekit.write_text("#!/bin/sh\n")
+    edgekit.chmod(0o755)
+    assert _host_install(job, str(root), str(broken), "abc123", "full") == (0, {"status": "reused", "message": ""})
+
+
 @pytest.mark.slow
 def test_bench_remote_and_verify_remote_join_the_run_report(remote_cli, edgekit, run_copy: Path) -> None:
     """`edgekit bench RUN --remote` fetches the board's bench.json into RUN/remote/<host>/; the report shows it."""
