@@ -124,7 +124,7 @@ def pipeline(
         parse_document,
     )
     from toolkit.run.lock import run_lock
-    from toolkit.run.pipeline import load_run_options, run_pipeline
+    from toolkit.workflow.pipeline import load_run_options, run_pipeline
 
     if resume is not None:
         run = layout.resolve_run_dir(Path(resume))

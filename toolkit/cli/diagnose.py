@@ -108,7 +108,7 @@ def register(app: typer.Typer) -> None:
         run = A.resolve_run_dir(run_dir)
         dataset = _load_data(data, allow_unverified, run)
         from toolkit.run.lock import run_lock
-        from toolkit.run.pipeline import report_step
+        from toolkit.workflow.pipeline import report_step
 
         with run_lock(run), progress_bar() as progress:
             report = diagnose_step(
