@@ -68,7 +68,7 @@ def diagnose_arrays(
         The report's body: images, thresholds, reference layers, per-artifact results and speed records.
     """
     from toolkit.diagnosis.channels import layer_parameters
-    from toolkit.diagnosis.layers import DEPART_COSINE, DEPART_SNR_DB, SNR_CAP_DB, keras_layers, keras_outputs
+    from toolkit.diagnosis.layers import keras_layers, keras_outputs
     from toolkit.diagnosis.speed import explain
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -101,8 +101,15 @@ def diagnose_arrays(
     speed = explain(paths, siblings, bench, images[:1]) if siblings is not None else []
     p.advance(task)
     p.update(task, description="diagnose: done")
+    return _body(len(images), layers, results, speed)
+
+
+def _body(images: int, layers: list[Any], results: list[dict[str, Any]], speed: list[dict[str, Any]]) -> dict[str, Any]:
+    """diagnose.json's body: the thresholds and metrics used, the reference's layers, each artifact, speed."""
+    from toolkit.diagnosis.layers import DEPART_COSINE, DEPART_SNR_DB, SNR_CAP_DB
+
     return {
-        "images": len(images),
+        "images": images,
         "thresholds": {
             "departs_below_snr_db": DEPART_SNR_DB,
             "departs_below_cosine": DEPART_COSINE,
