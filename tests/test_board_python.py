@@ -112,9 +112,11 @@ def _runtime_unions(path: Path) -> list[str]:
     return [
         f"{path}:{node.lineno}"
         for node in ast.walk(tree)
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr) and id(node) not in annotations
+        if isinstance(node, ast.BinOp)
+        and isinstance(node.op, ast.BitOr)
+        and id(node) not in annotations
         and (typeish(node.left) or typeish(node.right))
-    ]  # fmt: skip
+    ]
 
 
 def test_board_modules_have_no_runtime_union_types(bundle: Path, tmp_path: Path) -> None:

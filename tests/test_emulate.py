@@ -58,9 +58,14 @@ def test_board_names_match_the_cli_choice() -> None:
     assert [b.value for b in EmulatedBoard] == list(BOARDS)
 
 
-@pytest.mark.parametrize(("board", "core", "part", "simd"), [("pi3", "Cortex-A53", "0xd03", "neon"),
-                                                               ("pi4", "Cortex-A72", "0xd08", "asimd"),
-                                                               ("pi5", "Cortex-A76", "0xd0b", "asimddp")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("board", "core", "part", "simd"),
+    [
+        ("pi3", "Cortex-A53", "0xd03", "neon"),
+        ("pi4", "Cortex-A72", "0xd08", "asimd"),
+        ("pi5", "Cortex-A76", "0xd0b", "asimddp"),
+    ],
+)
 def test_board_cpuinfo_reads_like_the_board(board: str, core: str, part: str, simd: str) -> None:
     from benchmarks import environment
 

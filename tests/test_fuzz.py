@@ -172,8 +172,9 @@ def image_seeds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 
 @fuzz_settings(3000)
 @given(seed=st.sampled_from(range(9)), ops=mutations, preprocess=st.booleans())
-def test_image_loader_fuzz(image_seeds: dict[str, bytes], tmp_path: Path, seed: int, ops: list[Any],
-                           preprocess: bool) -> None:  # fmt: skip
+def test_image_loader_fuzz(
+    image_seeds: dict[str, bytes], tmp_path: Path, seed: int, ops: list[Any], preprocess: bool
+) -> None:
     from toolkit.inputs.photo import prepare
 
     name = sorted(image_seeds)[seed]
@@ -343,8 +344,9 @@ def check_model(worker: ModelWorker, path: Path, name: str, started: float) -> N
         assert "\n" not in result["message"], result["message"]
 
 
-def _fuzz_model(worker: ModelWorker, seeds: dict[str, bytes], tmp_path: Path, seed: str, ops: list[Any],
-                label: str) -> None:  # fmt: skip
+def _fuzz_model(
+    worker: ModelWorker, seeds: dict[str, bytes], tmp_path: Path, seed: str, ops: list[Any], label: str
+) -> None:
     path = tmp_path / f"fuzz-{seed}"
     path.write_bytes(mutate(seeds[seed], ops))
     check_model(worker, path, label, time.perf_counter())
@@ -352,22 +354,25 @@ def _fuzz_model(worker: ModelWorker, seeds: dict[str, bytes], tmp_path: Path, se
 
 @fuzz_settings(1500)
 @given(seed=st.sampled_from(["int8.tflite", "fp16.tflite"]), ops=mutations)
-def test_tflite_loader_fuzz(worker: ModelWorker, model_seeds: dict[str, bytes], tmp_path: Path, seed: str,
-                            ops: list[Any]) -> None:  # fmt: skip
+def test_tflite_loader_fuzz(
+    worker: ModelWorker, model_seeds: dict[str, bytes], tmp_path: Path, seed: str, ops: list[Any]
+) -> None:
     _fuzz_model(worker, model_seeds, tmp_path, seed, ops, "tflite (make_runner + infer)")
 
 
 @fuzz_settings(1000)
 @given(seed=st.sampled_from(["int8.onnx", "fp32.onnx"]), ops=mutations)
-def test_onnx_loader_fuzz(worker: ModelWorker, model_seeds: dict[str, bytes], tmp_path: Path, seed: str,
-                          ops: list[Any]) -> None:  # fmt: skip
+def test_onnx_loader_fuzz(
+    worker: ModelWorker, model_seeds: dict[str, bytes], tmp_path: Path, seed: str, ops: list[Any]
+) -> None:
     _fuzz_model(worker, model_seeds, tmp_path, seed, ops, "onnx (make_runner + infer)")
 
 
 @fuzz_settings(100)
 @given(inside=st.booleans(), member=st.integers(0, 10), ops=mutations)
-def test_keras_loader_fuzz(worker: ModelWorker, model_seeds: dict[str, bytes], tmp_path: Path, inside: bool,
-                           member: int, ops: list[Any]) -> None:  # fmt: skip
+def test_keras_loader_fuzz(
+    worker: ModelWorker, model_seeds: dict[str, bytes], tmp_path: Path, inside: bool, member: int, ops: list[Any]
+) -> None:
     data = model_seeds["model.keras"]
     path = tmp_path / "fuzz-model.keras"
     path.write_bytes(mutate_zip_member(data, member, ops) if inside else mutate(data, ops))

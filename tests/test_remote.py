@@ -36,8 +36,15 @@ from toolkit.remote.ssh import SshSettings
 from toolkit.steps.bench_settings import BenchSettings
 
 ARTIFACTS = ["tflite-fp32", "tflite-int8", "onnx-int8"]
-BENCH_SETTINGS = BenchSettings(batch_sizes=(1,), threads=(1,), min_runs=128, min_seconds=0.2, warmup_runs=5,
-                               warmup_seconds=0.05, measure_peak=False)  # fmt: skip
+BENCH_SETTINGS = BenchSettings(
+    batch_sizes=(1,),
+    threads=(1,),
+    min_runs=128,
+    min_seconds=0.2,
+    warmup_runs=5,
+    warmup_seconds=0.05,
+    measure_peak=False,
+)
 BENCH_ARTIFACTS = ["tflite-fp32"]
 
 
@@ -70,8 +77,9 @@ def settings(ssh_config: Path, remote_dir: Path, wheel_cache: Path, monkeypatch:
 def remote_bundle(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from toolkit.bundles.build import build_bundle
 
-    folder, _ = build_bundle(small_run, tmp_path_factory.mktemp("desktop") / "bundle", artifact_names=ARTIFACTS,
-                             golden=64)  # fmt: skip
+    folder, _ = build_bundle(
+        small_run, tmp_path_factory.mktemp("desktop") / "bundle", artifact_names=ARTIFACTS, golden=64
+    )
     return folder
 
 
@@ -84,8 +92,16 @@ def remote_cli(
     def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200", "EDGEKIT_CACHE_DIR": str(wheel_cache)}
         env.pop("EDGEKIT_SSH_OPTIONS", None)
-        cmd = [sys.executable, "-m", "toolkit.cli", *map(str, args), "--ssh-config", str(ssh_config),
-               "--remote-dir", str(remote_dir)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "toolkit.cli",
+            *map(str, args),
+            "--ssh-config",
+            str(ssh_config),
+            "--remote-dir",
+            str(remote_dir),
+        ]
         started = time.perf_counter()
         proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False)
         print(f"{' '.join(map(str, args))}: exit {proc.returncode} in {time.perf_counter() - started:.1f} s")
@@ -225,8 +241,9 @@ def test_set_up_errors_are_one_line(settings: SshSettings, remote_bundle: Path, 
     broken = tmp_path / "edgekit-0.1.0-py3-none-any.whl"
     broken.write_bytes(b"not a zip file")
     monkeypatch.setenv("EDGEKIT_REMOTE_WHEEL", str(broken))
-    (result,) = run_remote_verify(remote_bundle, ["board"], replace(settings, remote_dir=str(tmp_path / "fresh2")),
-                                  out_root=tmp_path / "out")  # fmt: skip
+    (result,) = run_remote_verify(
+        remote_bundle, ["board"], replace(settings, remote_dir=str(tmp_path / "fresh2")), out_root=tmp_path / "out"
+    )
     assert result.status == "error" and result.error and result.error.startswith("pip install failed on the host:")
     assert "\n" not in result.error and exit_code([result]) == 1
     print(result.error)

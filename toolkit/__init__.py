@@ -43,15 +43,18 @@ if TYPE_CHECKING:
 
 # Each name loads its module on first use (PEP 562): `edgekit predict` on a board pays only for what it runs.
 _HOMES = {
-    **dict.fromkeys(("bench_remote", "bundle", "predict", "remote_bench_path", "verify", "verify_remote"),
-                    "toolkit.api.device"),
+    **dict.fromkeys(
+        ("bench_remote", "bundle", "predict", "remote_bench_path", "verify", "verify_remote"), "toolkit.api.device"
+    ),
     "mcu": "toolkit.api.mcu",
-    **dict.fromkeys(("bench", "diagnose", "export", "gate", "load_data", "new_run", "parity", "report", "train"),
-                    "toolkit.api.steps"),
+    **dict.fromkeys(
+        ("bench", "diagnose", "export", "gate", "load_data", "new_run", "parity", "report", "train"),
+        "toolkit.api.steps",
+    ),
     **dict.fromkeys(("PipelineResult", "pipeline", "pipeline_options"), "toolkit.api.pipeline"),
     "ProgressEvent": "toolkit.progress",
     "BenchSettings": "toolkit.steps.bench_settings",
-}  # fmt: skip
+}
 
 
 def __getattr__(name: str) -> Any:

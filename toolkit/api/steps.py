@@ -158,9 +158,16 @@ def export(
         )
         if budget:
             mixed_step(
-                run, max_drop=max_drop, min_agreement=min_agreement, data=dataset, calibration_size=calibration_size,
-                seed=seed, images=budget_images, progress=progress, message=on_message,
-            )  # fmt: skip
+                run,
+                max_drop=max_drop,
+                min_agreement=min_agreement,
+                data=dataset,
+                calibration_size=calibration_size,
+                seed=seed,
+                images=budget_images,
+                progress=progress,
+                message=on_message,
+            )
             manifest = layout.load_manifest(run)
     return parse_document(manifest, ManifestDocument, source=run / layout.MANIFEST_JSON)
 

@@ -69,14 +69,28 @@ class RootKind:
 
 
 ROOTS: Final = {
-    "arm64": RootKind("arm64", "bookworm", "3.11", ("python3", "python3-venv", "ca-certificates"), "aarch64", False,
-                      ("edgekit", "numpy", "ai-edge-litert", "onnxruntime", "typer", "rich", "pillow"),
-                      "numpy, onnxruntime, ai_edge_litert.interpreter"),
+    "arm64": RootKind(
+        arch="arm64",
+        suite="bookworm",
+        python="3.11",
+        include=("python3", "python3-venv", "ca-certificates"),
+        machine="aarch64",
+        lite=False,
+        recorded=("edgekit", "numpy", "ai-edge-litert", "onnxruntime", "typer", "rich", "pillow"),
+        imports="numpy, onnxruntime, ai_edge_litert.interpreter",
+    ),
     # bullseye's Python 3.9 is one tflite-runtime 2.13 has armv7l wheels for; gcc and python3-dev build numpy.
-    "armhf": RootKind("armhf", "bullseye", "3.9",
-                      ("python3", "python3-venv", "python3-dev", "gcc", "g++", "ca-certificates"), "armv7l", True,
-                      ("edgekit", "numpy", "tflite-runtime", "rich"), "numpy, tflite_runtime.interpreter"),
-}  # fmt: skip
+    "armhf": RootKind(
+        arch="armhf",
+        suite="bullseye",
+        python="3.9",
+        include=("python3", "python3-venv", "python3-dev", "gcc", "g++", "ca-certificates"),
+        machine="armv7l",
+        lite=True,
+        recorded=("edgekit", "numpy", "tflite-runtime", "rich"),
+        imports="numpy, tflite_runtime.interpreter",
+    ),
+}
 ARM64: Final = ROOTS["arm64"]
 
 Say = Callable[[str], None]
@@ -286,8 +300,12 @@ def build_root(cache: Path, src: Path, say: Say, kind: RootKind = ARM64) -> dict
         if not kind.lite:
             _download_wheels(wheel, inbox, src, log)
         say("creating the venv and installing the wheels under emulation …")
-        run(["chroot", str(rootfs), "python3", "-m", "venv", VENV], what=f"python3 -m venv in the {kind.arch} root",
-             env=chroot_env(None), log=log)  # fmt: skip
+        run(
+            ["chroot", str(rootfs), "python3", "-m", "venv", VENV],
+            what=f"python3 -m venv in the {kind.arch} root",
+            env=chroot_env(None),
+            log=log,
+        )
         if kind.lite:
             _lite_wheels(rootfs, inbox, kind, log, say)
         _install_edgekit(rootfs, wheel, deps=True, log=log, kind=kind)

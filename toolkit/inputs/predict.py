@@ -165,9 +165,13 @@ def predict_images(
     ):
         spec = runner.model_spec()
         plan = plan_input(
-            spec, model_path, declared=declared is not None, preprocess=preprocess, mnist=mnist_preprocess,
+            spec,
+            model_path,
+            declared=declared is not None,
+            preprocess=preprocess,
+            mnist=mnist_preprocess,
             value_range=value_range,
-        )  # fmt: skip
+        )
         prepared = [p for path in images for p in plan.prepare(path)]
         outputs = runner.infer(plan.batch(prepared))
         backend = runner.backend()

@@ -24,13 +24,39 @@ OUTPUT_KINDS: Final = ("probabilities", "logits", "values")
 # failed conversion names the first of them.
 KNOWN_LAYERS: Final = frozenset(
     {
-        "InputLayer", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv1D", "Dense", "Flatten", "Reshape",
-        "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "BatchNormalization",
-        "Dropout", "SpatialDropout2D", "GaussianNoise", "Add", "Concatenate", "Multiply", "Subtract", "Average",
-        "Rescaling", "Normalization", "ReLU", "Activation", "Softmax", "LeakyReLU", "ZeroPadding2D", "Cropping2D",
-        "TFSMLayer", "Identity",
+        "InputLayer",
+        "Conv2D",
+        "DepthwiseConv2D",
+        "SeparableConv2D",
+        "Conv1D",
+        "Dense",
+        "Flatten",
+        "Reshape",
+        "MaxPooling2D",
+        "AveragePooling2D",
+        "GlobalAveragePooling2D",
+        "GlobalMaxPooling2D",
+        "BatchNormalization",
+        "Dropout",
+        "SpatialDropout2D",
+        "GaussianNoise",
+        "Add",
+        "Concatenate",
+        "Multiply",
+        "Subtract",
+        "Average",
+        "Rescaling",
+        "Normalization",
+        "ReLU",
+        "Activation",
+        "Softmax",
+        "LeakyReLU",
+        "ZeroPadding2D",
+        "Cropping2D",
+        "TFSMLayer",
+        "Identity",
     }
-)  # fmt: skip
+)
 
 
 class ModelImportError(ToolkitError):

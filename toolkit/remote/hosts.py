@@ -191,10 +191,18 @@ def _run_and_fetch(
     seconds = time.perf_counter() - started
     if proc.returncode not in (0, EXIT_THRESHOLD):
         raise RemoteError(f"edgekit {command} failed on the host: {last_line(proc.stderr, prefer='error:')}")
-    facts = {"command": command, **extra, "exit_code": proc.returncode, "setup": result.setup,
-             "setup_seconds": round(result.setup_seconds or 0, 3), "seconds": round(seconds, 3),
-             "started_unix": round(started_unix, 3), "finished_unix": round(time.time(), 3),
-             "install_from": h.install_from, "copy_mode": h.copy_mode}  # fmt: skip
+    facts = {
+        "command": command,
+        **extra,
+        "exit_code": proc.returncode,
+        "setup": result.setup,
+        "setup_seconds": round(result.setup_seconds or 0, 3),
+        "seconds": round(seconds, 3),
+        "started_unix": round(started_unix, 3),
+        "finished_unix": round(time.time(), 3),
+        "install_from": h.install_from,
+        "copy_mode": h.copy_mode,
+    }
     result.path = _fetch_json(h, remote_json, local_json, facts, local_json.name)
     result.status = "ok" if proc.returncode == 0 else "threshold"
 
@@ -312,8 +320,10 @@ def _bench_archive(target: Path) -> Iterator[tuple[Path, str]]:
     if not target.exists():
         raise RemoteError(f"{target} does not exist; pass a run directory or a bundle (folder or .tar.gz).")
     name = archive_stem(target) if is_archive(target) else _named(target).name
-    with open_bundle(target) if is_archive(target) else contextlib.nullcontext(target) as src, \
-            tempfile.TemporaryDirectory(prefix="edgekit-remote-") as tmp:  # fmt: skip
+    with (
+        open_bundle(target) if is_archive(target) else contextlib.nullcontext(target) as src,
+        tempfile.TemporaryDirectory(prefix="edgekit-remote-") as tmp,
+    ):
         manifest = A.load_manifest(src)
         entries = [e for e in manifest["artifacts"] if e.get("format") != "keras"]
         if not entries:
@@ -374,8 +384,13 @@ def run_remote_bench(
             local = root / host_dirname(h.host) / "bench.json"
             call = {"run_dir": remote_dir, "settings": bench.to_dict(), "artifacts": list(artifacts) or None}
             _run_and_fetch(
-                h, result, lambda: run_call(h, "bench", call, "edgekit bench"), "bench", f"{remote_dir}/bench.json",
-                local, {"settings": call["settings"], "artifacts": call["artifacts"]},
-            )  # fmt: skip
+                h,
+                result,
+                lambda: run_call(h, "bench", call, "edgekit bench"),
+                "bench",
+                f"{remote_dir}/bench.json",
+                local,
+                {"settings": call["settings"], "artifacts": call["artifacts"]},
+            )
 
         return _run_hosts(hosts, settings, job, events, offline=offline, need_full=True)

@@ -93,9 +93,13 @@ def probe(h: SshHost) -> tuple[str, HostFacts]:
         raise RemoteError(f"the remote dir {h.root!r} has spaces or shell characters; choose another --remote-dir.")
     h.job = f"{h.root}/jobs/{job}"
     free_kb = values.get("free_kb", "").strip()
-    facts = HostFacts(machine=values.get("machine", "").strip(), python=values.get("python", "").strip(),
-                      libc=values.get("libc", "").strip(), venv=values.get("venv", "yes").strip() != "no",
-                      free_mb=int(free_kb) // 1024 if free_kb.isdigit() else None)  # fmt: skip
+    facts = HostFacts(
+        machine=values.get("machine", "").strip(),
+        python=values.get("python", "").strip(),
+        libc=values.get("libc", "").strip(),
+        venv=values.get("venv", "yes").strip() != "no",
+        free_mb=int(free_kb) // 1024 if free_kb.isdigit() else None,
+    )
     return values.get("marker", "").strip(), facts
 
 
@@ -126,14 +130,20 @@ def check_host(h: SshHost, facts: HostFacts, *, need_full: bool = False) -> None
         raise RemoteError(f"no {name} on the host; install Python 3.10+ with its venv module.")
     major, _, minor = facts.python.partition(".")
     if (int(major), int(minor or 0)) < (3, 10) and not lite.fits(facts.machine, facts.python):
-        raise RemoteError(f"{name} on the host is Python {facts.python}; edgekit needs Python 3.10 or newer: install "
-                          "python3.10+ there (e.g. a newer OS image)")  # fmt: skip
+        raise RemoteError(
+            f"{name} on the host is Python {facts.python}; edgekit needs Python 3.10 or newer: install "
+            "python3.10+ there (e.g. a newer OS image)"
+        )
     if not facts.venv:
-        raise RemoteError(f"{name} {facts.python} on the host has no venv/ensurepip module; install it (Debian or "
-                          f"Ubuntu: sudo apt install python3-venv)")  # fmt: skip
+        raise RemoteError(
+            f"{name} {facts.python} on the host has no venv/ensurepip module; install it (Debian or "
+            f"Ubuntu: sudo apt install python3-venv)"
+        )
     if facts.free_mb is not None and facts.free_mb < MIN_FREE_MB:
-        raise RemoteError(f"only {facts.free_mb} MB free in {h.root}; edgekit's environment needs about "
-                          f"{MIN_FREE_MB} MB: free some space or choose --remote-dir on a larger disk")  # fmt: skip
+        raise RemoteError(
+            f"only {facts.free_mb} MB free in {h.root}; edgekit's environment needs about "
+            f"{MIN_FREE_MB} MB: free some space or choose --remote-dir on a larger disk"
+        )
 
 
 def setup(h: SshHost, wheel: Path, sha: str, *, offline: bool = False, need_full: bool = False) -> tuple[str, float]:

@@ -114,8 +114,21 @@ def build_wheelhouse(wheel: Path, facts: HostFacts) -> tuple[Path, bool]:
                 shutil.copy2(numpy, partial / numpy.name)
                 os.rename(partial, cache)
                 return cache, False
-            cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q", "--only-binary=:all:",
-                   "--python-version", facts.python, "--implementation", "cp", "-d", str(partial)]  # fmt: skip
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--disable-pip-version-check",
+                "-q",
+                "--only-binary=:all:",
+                "--python-version",
+                facts.python,
+                "--implementation",
+                "cp",
+                "-d",
+                str(partial),
+            ]
             for tag in facts.platforms():
                 cmd += ["--platform", tag]
             # The edgekit wheel itself pulls its dependencies (pip evaluates their markers here, which is
@@ -124,8 +137,9 @@ def build_wheelhouse(wheel: Path, facts: HostFacts) -> tuple[Path, bool]:
             attempts = [["-c", str(constraints)], []] if constraints is not None else [[]]
             env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
             for extra in attempts:
-                proc = subprocess.run([*cmd, *extra, str(wheel)], capture_output=True, text=True, timeout=1800,
-                                      check=False, env=env)  # fmt: skip
+                proc = subprocess.run(
+                    [*cmd, *extra, str(wheel)], capture_output=True, text=True, timeout=1800, check=False, env=env
+                )
                 if proc.returncode == 0:
                     break
             else:
