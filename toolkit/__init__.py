@@ -10,9 +10,11 @@ line (`toolkit.cli`) is a thin adapter over it:
     toolkit.export(run, formats=["tflite"], precisions=["fp32", "int8"])
     print(toolkit.parity(run, limit=1000).passed)
 
-Packages: `cli` (the command line), `run` (run directory, typed documents, lock, pipeline), `steps` (train,
-export, parity, bench, gate), `data`, `model`, `diagnosis`, `device` (predict, bundles, verify, boards),
-`mcu` (TensorFlow Lite Micro: arena, boards, firmware files), `reports` (report.md and report.html).
+Packages: `cli` (the command line), `api` (this API), `workflow` (the pipeline: every step in order,
+resumable), `run` (run directory, typed documents, lock), `steps` (train, export, parity, bench, gate), `data`,
+`model`, `diagnosis`, `inputs` (images for predict), `bundles` (bundle, verify), `remote` (boards over SSH),
+`emulate` (QEMU-emulated boards), `cpus` (parity under other CPU classes), `mcu` (TensorFlow Lite Micro: arena,
+boards, firmware files), `reports` (report.md and report.html).
 Importing `toolkit` is cheap: heavy libraries load inside functions.
 """
 

@@ -1,6 +1,6 @@
 """Building a device bundle: a run's artifacts plus golden inputs and the desktop's outputs, by sha256.
 
-`build_bundle` writes the layout described in `bundle_format` into a temporary folder beside `out`
+`build_bundle` writes the layout described in `format.py` into a temporary folder beside `out`
 and moves it into place only when complete (a folder: one rename; an archive: one atomic file
 write), so a failed or interrupted build leaves nothing under `out`. Each artifact's expected outputs
 come from its own runtime on this machine; their shapes (and the golden inputs') are whatever the

@@ -14,7 +14,7 @@
                              desktop with the artifact's own runtime
 
 `open_bundle` yields the folder (extracting an archive safely), `load_bundle` checks bundle.json's
-structure and `check_files` every sha256. Building is `bundle.py`'s concern, running `verify.py`'s.
+structure and `check_files` every sha256. Building is `build.py`'s concern, running `verify.py`'s.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 `verify_bundle` runs the golden inputs through every artifact whose runtime is installed and compares
 with the expected outputs; an artifact passes when its max |Δ| is within its tolerance
 (`tolerance_for`: `toolkit.tolerances.machine_tolerance`, copied into bundle.json). Call
-`bundle_format.check_files` first: this module trusts the files' sha256.
+`format.check_files` first: this module trusts the files' sha256.
 
 What is compared depends on the model's output kind (its `model_spec`): probabilities as they are;
 logits and regression values raw (not through a softmax, so a difference is never hidden by a saturated

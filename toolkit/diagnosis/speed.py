@@ -2,7 +2,7 @@
 
 Timing comes from the run's bench.json when it measured both artifacts (then re-checked here with a
 quick in-process timing), else from that quick timing alone. The evidence and the paragraph per
-runtime are built in `diagnose_evidence`.
+runtime are built in `evidence.py`.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 why a quantized artifact is slower than its fp32 sibling.
 
 Writes `diagnose/diagnose.json`, `diagnose/diagnose.md` and `diagnose/gallery_<artifact>.png` in the run
-directory. Layer mapping and metrics are in `diagnose_layers`, instrumented runs in `diagnose_capture`, the
-gallery in `diagnose_gallery`, the slowdown explainer in `diagnose_speed` (evidence in
-`diagnose_evidence`) and the Markdown in `diagnose_report`.
+directory. One artifact is `artifact.py`'s; layer mapping is in `layers.py`, metrics in `metrics.py`,
+instrumented runs in `capture.py`, the gallery in `gallery.py`, the slowdown explainer in `speed.py` (evidence
+in `evidence.py`) and the Markdown in `render.py`.
 """
 
 from __future__ import annotations

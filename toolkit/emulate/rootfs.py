@@ -246,7 +246,7 @@ def _install_edgekit(root: Path, wheel: Path, *, deps: bool, log: Path, kind: Ro
     """pip install the edgekit wheel in the root's venv (with its dependencies from /tmp/edgekit-wheels).
 
     The TFLite-only install takes edgekit without its dependencies (they have no armv7l wheels; the full
-    install needs Python 3.10+), then `lite.REQUIREMENTS`, as `remote_setup` does on a 32-bit host.
+    install needs Python 3.10+), then `lite.REQUIREMENTS`, as `toolkit.remote.provision` does on a 32-bit host.
     """
     from toolkit.remote import lite
 

@@ -15,7 +15,7 @@ makes the one look like the other:
 6. paste it into 28×28 so its centre of mass sits at (14, 14), MNIST's mean centre of mass.
 
 With `preprocess=False` the image is only converted to grey and resized to 28×28. This module and
-the MNIST data module are the only device code that knows the reference model's 28×28 grey input;
+the MNIST data module are the only input code that knows the reference model's 28×28 grey input;
 `edgekit predict` uses it for the reference model, or for any 28×28 grey model on request
 (`--mnist-preprocess`). Other models get `model_input.py`'s generic resize.
 """

@@ -3,7 +3,7 @@
 Per host, in parallel threads (one failing host never stops the others):
 
 1. ssh/scp with the user's config and keys (`ssh.py`);
-2. a runtime-only edgekit in the host's `remote_dir`, installed once and reused (`remote_setup.py`;
+2. a runtime-only edgekit in the host's `remote_dir`, installed once and reused (`provision.py`;
    the wheel is built locally once per command by `wheel.py`);
 3. the work itself in `remote_dir/jobs/<id>/` (removed afterwards): the bundle or run is copied as a
    .tar.gz, edgekit runs there, and its JSON comes back to the local machine with a `remote` field
@@ -222,7 +222,7 @@ def _run_hosts(
 ) -> list[HostResult]:
     """Build the wheel once, then set up each host and run `job` there, in parallel; results in host order.
 
-    `offline`: install the hosts' dependencies from wheelhouses built here (`remote_setup.setup`).
+    `offline`: install the hosts' dependencies from wheelhouses built here (`provision.setup`).
     `need_full`: refuse hosts that take only the TFLite-only install (32-bit ARM; `bench`)."""
     from runtimes.files import sha256_file
     from toolkit.remote.provision import host_wheel, setup

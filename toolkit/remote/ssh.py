@@ -127,7 +127,7 @@ class SshHost:
     """One host's ssh/scp calls; every failure becomes a one-line RemoteError.
 
     `root` (the absolute remote dir) and `job` (this run's folder in it) are set by
-    `remote_setup.probe`; `cleanup` removes the job folder.
+    `provision.probe`; `cleanup` removes the job folder.
     """
 
     def __init__(self, host: str, settings: SshSettings, events: Events) -> None:
@@ -136,7 +136,7 @@ class SshHost:
         self.events = events
         self.root = ""
         self.job = ""
-        self.install_from: str | None = None  # "index" or "wheelhouse" once remote_setup.setup installed
+        self.install_from: str | None = None  # "index" or "wheelhouse" once provision.setup installed
 
     def note(self, message: str) -> None:
         self.events(self.host, message)

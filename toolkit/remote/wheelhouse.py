@@ -36,7 +36,7 @@ _build_lock = threading.Lock()  # hosts set up in parallel threads share one dow
 
 @dataclass(frozen=True)
 class HostFacts:
-    """What `remote_setup.probe` found on a host (empty strings where it could not tell)."""
+    """What `provision.probe` found on a host (empty strings where it could not tell)."""
 
     machine: str = ""  # uname -m
     python: str = ""  # "3.11"; "" when python3 is missing
