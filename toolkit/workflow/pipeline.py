@@ -23,7 +23,7 @@ from toolkit.run import layout as A
 from toolkit.steps.export import export_step
 from toolkit.steps.parity import parity_step
 from toolkit.steps.train import train_step
-from toolkit.steps.user_model import UserModel, import_into_run
+from toolkit.steps.user_model import UserModel, import_into_run, prepare_user_model
 
 if TYPE_CHECKING:
     from toolkit.data.dataset import Dataset
@@ -93,8 +93,6 @@ def pipeline_data(options: dict[str, Any], data: Any = None, *, imported: bool =
         return data or load_mnist(options.get("data"), allow_unverified=bool(options.get("allow_unverified"))), None
     if imported:
         return None, None
-    from toolkit.steps.user_model import prepare_user_model
-
     user = prepare_user_model(
         options["model"],
         data if data is not None else options.get("data"),
