@@ -110,13 +110,9 @@ def worker_command(
         cmd += ["--threads", str(threads)]
     for batch_size in batch_sizes:
         cmd += ["--batch", str(batch_size)]
-    cmd += [
-        "--warmup-runs", str(warmup_runs),
-        "--warmup-seconds", repr(float(warmup_seconds)),
-        "--min-runs", str(min_runs),
-        "--min-seconds", repr(float(min_seconds)),
-        "--max-seconds", "none" if max_seconds is None else repr(float(max_seconds)),
-    ]  # fmt: skip
+    cmd += ["--warmup-runs", str(warmup_runs), "--warmup-seconds", repr(float(warmup_seconds))]
+    cmd += ["--min-runs", str(min_runs), "--min-seconds", repr(float(min_seconds))]
+    cmd += ["--max-seconds", "none" if max_seconds is None else repr(float(max_seconds))]
     if xnnpack is False:
         cmd.append("--no-xnnpack")
     if graph_optimization is not None:
@@ -225,17 +221,7 @@ def run_worker(
             or the worker failed, timed out or printed no JSON; the message is one line and
             carries the worker's own error (or its last stderr line).
     """
-    if not batch_sizes or any(b < 1 for b in batch_sizes):
-        raise ValueError(f"batch_sizes must be one or more sizes >= 1, got {list(batch_sizes)}.")
-    if threads is not None and threads < 1:
-        raise ValueError(f"threads must be 1 or more (or None), got {threads}.")
-    if timeout_s <= 0:
-        raise ValueError(f"timeout_s must be above 0, got {timeout_s}.")
-    if graph_optimization is not None and graph_optimization not in GRAPH_OPT_LEVELS:
-        raise ValueError(
-            f"graph_optimization must be one of {', '.join(GRAPH_OPT_LEVELS)} or None, "
-            f"got {graph_optimization!r}."
-        )
+    _check_arguments(batch_sizes, threads, timeout_s, graph_optimization)
     _check_options_apply(Path(model_path), xnnpack, graph_optimization)
     cmd = worker_command(
         model_path,
@@ -251,6 +237,26 @@ def run_worker(
         graph_optimization=graph_optimization,
     )
     what = f"benchmark of {model_path} with {threads if threads is not None else 'default'} thread(s)"
+    return _run_process(cmd, what, timeout_s)
+
+
+def _check_arguments(
+    batch_sizes: Sequence[int], threads: int | None, timeout_s: float, graph_optimization: str | None
+) -> None:
+    if not batch_sizes or any(b < 1 for b in batch_sizes):
+        raise ValueError(f"batch_sizes must be one or more sizes >= 1, got {list(batch_sizes)}.")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be 1 or more (or None), got {threads}.")
+    if timeout_s <= 0:
+        raise ValueError(f"timeout_s must be above 0, got {timeout_s}.")
+    if graph_optimization is not None and graph_optimization not in GRAPH_OPT_LEVELS:
+        raise ValueError(
+            f"graph_optimization must be one of {', '.join(GRAPH_OPT_LEVELS)} or None, got {graph_optimization!r}."
+        )
+
+
+def _run_process(cmd: list[str], what: str, timeout_s: float) -> dict[str, Any]:
+    """Run the worker in a fresh process; its JSON object, or a one-line BenchmarkError carrying its error."""
     try:
         proc = subprocess.run(
             cmd,
@@ -263,9 +269,7 @@ def run_worker(
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise BenchmarkError(
-            f"{what} timed out after {timeout_s:g} s; lower --min-runs or --max-seconds."
-        ) from None
+        raise BenchmarkError(f"{what} timed out after {timeout_s:g} s; lower --min-runs or --max-seconds.") from None
     except OSError as exc:
         raise BenchmarkError(f"{what} could not start {sys.executable}: {exc.strerror or exc}.") from None
     payload = _parse_payload(proc.stdout)

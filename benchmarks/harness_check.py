@@ -33,7 +33,8 @@ import os
 import re
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,7 @@ def check_runtime(
     runner: Runner = make_runner(model, num_threads=1)
     if runner.name != runtime:
         raise BenchmarkError(f"{model} is a {runner.name} model, not {runtime}.")
+    timing = _Timing(warmup_runs, warmup_seconds, min_runs, seconds)
     with runner:
         spec = runner.model_spec()
         # One sample of the model's own shape over its value range (a dynamic non-batch dim becomes 1).
@@ -130,49 +132,13 @@ def check_runtime(
         x_native = minimal_input(x, spec.input)
         ours = runner.to_native(x)
         # Both sides must time the same input (rounding at exact halves may differ by one step).
-        if ours.dtype != x_native.dtype or ours.shape != x_native.shape or np.abs(
-            ours.astype(np.float64) - x_native.astype(np.float64)
-        ).max() > 1:
+        if (
+            ours.dtype != x_native.dtype
+            or ours.shape != x_native.shape
+            or np.abs(ours.astype(np.float64) - x_native.astype(np.float64)).max() > 1
+        ):
             raise BenchmarkError(f"{model.name}: the runner and the minimal loop convert the input differently.")
-        rows: list[dict[str, Any]] = []
-        for r in range(rounds):
-            harness_first = r % 2 == 0
-            got: dict[str, LatencyStats] = {}
-            for side in ("harness", "minimal") if harness_first else ("minimal", "harness"):
-                if side == "harness":
-                    got[side] = measure_latency(
-                        runner,
-                        x,
-                        warmup_runs=warmup_runs,
-                        warmup_seconds=warmup_seconds,
-                        min_runs=min_runs,
-                        min_seconds=seconds,
-                        max_seconds=None,
-                    )
-                else:
-                    got[side] = time_minimal(
-                        call,
-                        x_native,
-                        warmup_runs=warmup_runs,
-                        warmup_seconds=warmup_seconds,
-                        min_runs=min_runs,
-                        min_seconds=seconds,
-                    )
-            h, m = got["harness"], got["minimal"]
-            rows.append(
-                {
-                    "order": "harness-first" if harness_first else "minimal-first",
-                    "harness_p50_ms": h.p50_ms,
-                    "minimal_p50_ms": m.p50_ms,
-                    "ratio": h.p50_ms / m.p50_ms,
-                    "diff": h.p50_ms / m.p50_ms - 1.0,
-                    "io_p50_ms": h.io_p50_ms,
-                    "harness_runs": h.runs,
-                    "minimal_runs": m.runs,
-                    "harness_noise": h.noise,
-                    "minimal_noise": m.noise,
-                }
-            )
+        rows = [_round(runner, call, x, x_native, timing, harness_first=r % 2 == 0) for r in range(rounds)]
         backend = runner.backend()
     diff = statistics.median(row["diff"] for row in rows)
     return {
@@ -194,6 +160,62 @@ def check_runtime(
         "noisy_rounds": sum(1 for row in rows if row["harness_noise"] or row["minimal_noise"]),
         "pass": abs(diff) <= tolerance,
         "rounds": rows,
+    }
+
+
+@dataclass(frozen=True)
+class _Timing:
+    """How long each side of a round warms up and is timed."""
+
+    warmup_runs: int
+    warmup_seconds: float
+    min_runs: int
+    min_seconds: float
+
+
+def _round(
+    runner: Runner,
+    call: Callable[[np.ndarray], object],
+    x: np.ndarray,
+    x_native: np.ndarray,
+    timing: _Timing,
+    *,
+    harness_first: bool,
+) -> dict[str, Any]:
+    """One round: the harness and the minimal loop, one after the other in the given order; their p50s."""
+    got: dict[str, LatencyStats] = {}
+    for side in ("harness", "minimal") if harness_first else ("minimal", "harness"):
+        if side == "harness":
+            got[side] = measure_latency(
+                runner,
+                x,
+                warmup_runs=timing.warmup_runs,
+                warmup_seconds=timing.warmup_seconds,
+                min_runs=timing.min_runs,
+                min_seconds=timing.min_seconds,
+                max_seconds=None,
+            )
+        else:
+            got[side] = time_minimal(
+                call,
+                x_native,
+                warmup_runs=timing.warmup_runs,
+                warmup_seconds=timing.warmup_seconds,
+                min_runs=timing.min_runs,
+                min_seconds=timing.min_seconds,
+            )
+    h, m = got["harness"], got["minimal"]
+    return {
+        "order": "harness-first" if harness_first else "minimal-first",
+        "harness_p50_ms": h.p50_ms,
+        "minimal_p50_ms": m.p50_ms,
+        "ratio": h.p50_ms / m.p50_ms,
+        "diff": h.p50_ms / m.p50_ms - 1.0,
+        "io_p50_ms": h.io_p50_ms,
+        "harness_runs": h.runs,
+        "minimal_runs": m.runs,
+        "harness_noise": h.noise,
+        "minimal_noise": m.noise,
     }
 
 

@@ -69,8 +69,11 @@ def compare(edgekit: list[str], bare: list[str], runs: int, warmup: int = 2) -> 
 
 
 def render(result: dict[str, Any]) -> str:
-    rows = [("edgekit predict (s)", result["edgekit_s"]), ("bare script (s)", result["bare_s"]),
-            ("ratio edgekit/bare", result["ratio"])]  # fmt: skip
+    rows = [
+        ("edgekit predict (s)", result["edgekit_s"]),
+        ("bare script (s)", result["bare_s"]),
+        ("ratio edgekit/bare", result["ratio"]),
+    ]
     lines = [
         f"startup check {result['date']} on {result['machine']}: whole processes, {result['runs']} alternating pairs"
         + (f" ({result['install']})" if result.get("install") else ""),

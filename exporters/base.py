@@ -90,7 +90,7 @@ class ExportResult:
         quantization: dict[str, Any] | None = None,
     ) -> ExportResult:
         """The record for a file that has just been written and checked (size and sha256 read back)."""
-        from exporters.files import sha256_file
+        from runtimes.files import sha256_file
 
         return cls(
             name=artifact_name(fmt, precision),

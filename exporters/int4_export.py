@@ -15,9 +15,9 @@ from typing import Any
 from exporters.base import ExportFormat, ExportResult, Precision, artifact_filename
 from exporters.check import check_artifact
 from exporters.errors import ExportError, UnsupportedPrecisionError
-from exporters.files import atomic_path
 from exporters.int8_recipe import quantization_record
 from exporters.quiet import captured
+from runtimes.files import atomic_path
 from runtimes.tf_import import import_tensorflow
 
 PACKAGE = "ai-edge-quantizer"

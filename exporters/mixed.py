@@ -32,10 +32,10 @@ import numpy as np
 from exporters.base import ExportFormat, ExportResult, Precision, artifact_filename
 from exporters.check import check_artifact
 from exporters.errors import ExportError, UnsupportedPrecisionError
-from exporters.files import atomic_path, ensure_dir
 from exporters.int8_recipe import ONNX_RECIPES, Int8Target, quantization_record
 from exporters.quiet import captured
 from runtimes.errors import one_line
+from runtimes.files import atomic_path, ensure_dir
 from runtimes.tf_import import import_tensorflow
 
 # Ops that only compute shapes: never "a layer's work" and never worth keeping in float.

@@ -23,10 +23,10 @@ from exporters.base import (
 )
 from exporters.check import check_artifact
 from exporters.errors import ExportError, UnsupportedPrecisionError
-from exporters.files import atomic_path
 from exporters.int8_recipe import ONNX_RECIPES, Int8Target, OnnxInt8Recipe, parse_target, quantization_record
 from exporters.quiet import captured
 from runtimes.errors import one_line
+from runtimes.files import atomic_path
 from runtimes.tf_import import import_tensorflow
 
 DEFAULT_OPSET = 17

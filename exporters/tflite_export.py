@@ -22,9 +22,9 @@ from exporters.base import (
 )
 from exporters.check import check_artifact
 from exporters.errors import ExportError, UnsupportedPrecisionError
-from exporters.files import atomic_path
 from exporters.int8_recipe import quantization_record
 from exporters.quiet import captured
+from runtimes.files import atomic_path
 from runtimes.tf_import import import_tensorflow
 
 

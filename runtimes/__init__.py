@@ -2,6 +2,8 @@
 
 The lowest layer: imports numpy and the runtimes only (TensorFlow lazily, for Keras models), never
 `toolkit`, `exporters`, `benchmarks` or Rich, so it runs on a board alone. Everything may import it.
+It also holds what both sides need: `errors.py` (the one-line user errors) and `files.py` (atomic writes,
+sha256, `ensure_dir`).
 """
 
 from __future__ import annotations

@@ -144,7 +144,7 @@ def assets(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     (idx / "t10k-images-idx3-ubyte").write_bytes(_idx(ref.x_test, 0x803))  # t10k-labels is missing
     (root / "baseline.json").write_text('{"results": []}\n')
     # a bundle (tflite-int8 only: no TensorFlow needed) to damage in the verify cases
-    from toolkit.device.bundle import build_bundle
+    from toolkit.bundles.build import build_bundle
 
     build_bundle(small_run, root / "bundle", artifact_names=["tflite-int8"], golden=16)
     return root
@@ -179,7 +179,7 @@ class Ctx:
 
     def rehash(self) -> None:
         """Make manifest.json agree with the (damaged) files, so the loaders themselves are tested."""
-        from exporters.files import sha256_file
+        from runtimes.files import sha256_file
 
         path = self.run / "manifest.json"
         manifest = json.loads(path.read_text())

@@ -526,9 +526,16 @@ def test_worker_command_variants_ignore_the_cwd(
 ) -> None:
     # Python 3.11+ uses -P; 3.10 has no -P and gets a -c bootstrap. Both are run here, on this interpreter.
     cmd = worker_command(
-        onnx_model, inputs_path, threads=1, batch_sizes=[1], warmup_runs=1, warmup_seconds=0.0,
-        min_runs=5, min_seconds=0.0, max_seconds=None,
-    )  # fmt: skip
+        onnx_model,
+        inputs_path,
+        threads=1,
+        batch_sizes=[1],
+        warmup_runs=1,
+        warmup_seconds=0.0,
+        min_runs=5,
+        min_seconds=0.0,
+        max_seconds=None,
+    )
     prefix = module_command("benchmarks.worker", safe_path_flag=safe_path_flag)
     cmd = prefix + cmd[len(module_command("benchmarks.worker")) :]
     proc = subprocess.run(cmd, env=worker_env(), capture_output=True, text=True, timeout=120, check=False)

@@ -36,7 +36,7 @@ def _board(*args: str, code: str = NO_TYPER) -> subprocess.CompletedProcess[str]
 
 @pytest.fixture(scope="module")
 def bundle(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from toolkit.device.bundle import build_bundle
+    from toolkit.bundles.build import build_bundle
 
     path, _ = build_bundle(small_run, tmp_path_factory.mktemp("board") / "bundle", golden=64)
     return path
@@ -112,9 +112,11 @@ def _runtime_unions(path: Path) -> list[str]:
     return [
         f"{path}:{node.lineno}"
         for node in ast.walk(tree)
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr) and id(node) not in annotations
+        if isinstance(node, ast.BinOp)
+        and isinstance(node.op, ast.BitOr)
+        and id(node) not in annotations
         and (typeish(node.left) or typeish(node.right))
-    ]  # fmt: skip
+    ]
 
 
 def test_board_modules_have_no_runtime_union_types(bundle: Path, tmp_path: Path) -> None:
@@ -123,3 +125,23 @@ def test_board_modules_have_no_runtime_union_types(bundle: Path, tmp_path: Path)
     files = [Path(f) for f in json.loads(proc.stdout.strip().splitlines()[-1])]
     found = [hit for f in files for hit in _runtime_unions(f)]
     assert found == [], "use a tuple (isinstance) or typing.Optional/Union: " + ", ".join(found)
+
+
+def test_host_install_program_is_stdlib_and_python_39_clean() -> None:
+    """`toolkit/remote/host_install.py` runs on a host before edgekit is there (a 32-bit ARM one with Python
+    3.9): the standard library only, and nothing newer than 3.9."""
+    import ast
+
+    path = Path(__file__).resolve().parent.parent / "toolkit" / "remote" / "host_install.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert imported - {"__future__"} <= set(sys.stdlib_module_names), imported
+    assert _runtime_unions(path) == []
+    vermin = shutil.which("vermin", path=str(Path(sys.executable).parent))
+    if vermin is None:
+        pytest.skip("vermin is not installed (pip install -e '.[dev]')")
+    check = subprocess.run(
+        [vermin, "--no-tips", "--violations", "-t=3.9-", str(path)], capture_output=True, text=True, check=False
+    )
+    assert check.returncode == 0, check.stdout + check.stderr

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exporters.files import sha256_file
+from runtimes.files import sha256_file
 from tests.test_cli import assert_one_line_error
-from toolkit.device.archive import safe_extract, write_tar
-from toolkit.device.bundle import build_bundle
-from toolkit.device.bundle_format import BUNDLE_JSON
-from toolkit.device.errors import BundleError
-from toolkit.device.verify import tolerance_for
+from toolkit.bundles.archive import safe_extract, write_tar
+from toolkit.bundles.build import build_bundle
+from toolkit.bundles.errors import BundleError
+from toolkit.bundles.format import BUNDLE_JSON
+from toolkit.bundles.verify import tolerance_for
 from toolkit.tolerances import DEFAULT_STEP, FP16_MAX_ABS, FP32_MAX_ABS
 
 GOLDEN = 64
@@ -93,8 +93,12 @@ def test_tolerances() -> None:
     assert tolerance_for({"precision": "fp32"})["max_abs"] == FP32_MAX_ABS == 1e-5
     assert tolerance_for({"precision": "fp16"})["max_abs"] == FP16_MAX_ABS == 1e-3
     int8_io = tolerance_for({"precision": "int8", "format": "tflite", "output": {"scale": 0.00390625}})
-    assert int8_io == {"kind": "quantization_step", "max_abs": 0.00390625, "step": 0.00390625,
-                       "basis": int8_io["basis"]}  # fmt: skip
+    assert int8_io == {
+        "kind": "quantization_step",
+        "max_abs": 0.00390625,
+        "step": 0.00390625,
+        "basis": int8_io["basis"],
+    }
     assert tolerance_for({"precision": "int8-dynamic", "format": "tflite", "output": {}})["step"] == DEFAULT_STEP
 
 
@@ -122,8 +126,9 @@ def test_verify_folder_passes_and_writes_verify_json(edgekit, bundle_copy: Path)
 
 def test_bundle_and_verify_tar_gz_through_the_cli(edgekit, small_run: Path, tmp_path: Path) -> None:
     archive = tmp_path / "board.tar.gz"
-    proc = edgekit("bundle", str(small_run), "--out", str(archive), "-a", "tflite-int8", "-a", "onnx-fp32",
-                   "--golden", "32")  # fmt: skip
+    proc = edgekit(
+        "bundle", str(small_run), "--out", str(archive), "-a", "tflite-int8", "-a", "onnx-fp32", "--golden", "32"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Wrote" in proc.stdout and "tflite-int8" in proc.stdout
     with tarfile.open(archive) as tar:
@@ -144,8 +149,9 @@ def test_bundle_and_verify_tar_gz_through_the_cli(edgekit, small_run: Path, tmp_
     assert not list(tmp_path.glob(".board*"))  # no temporary leftovers
 
 
-@pytest.mark.parametrize("rel", ["exports/model_fp32.tflite", "golden/inputs.npy", "expected/onnx-int8.npy",
-                                 "manifest.json"])  # fmt: skip
+@pytest.mark.parametrize(
+    "rel", ["exports/model_fp32.tflite", "golden/inputs.npy", "expected/onnx-int8.npy", "manifest.json"]
+)
 def test_one_changed_byte_is_refused(edgekit, bundle_copy: Path, rel: str, tmp_path: Path) -> None:
     target = bundle_copy / rel
     data = bytearray(target.read_bytes())
@@ -305,7 +311,7 @@ def test_quantized_tflite_carries_the_builtin_kernels_outputs(bundle_dir: Path) 
     """XNNPACK and LiteRT's built-in int8 kernels round differently: the bundle keeps both references, and a
     runtime that did not delegate to XNNPACK is compared with the built-in one (`reference`)."""
     from runtimes.registry import make_runner
-    from toolkit.device.verify import compare_references
+    from toolkit.bundles.verify import compare_references
 
     doc = _doc(bundle_dir)
     arts = {a["name"]: a for a in doc["artifacts"]}

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from exporters.files import sha256_file
+from runtimes.files import sha256_file
 from tests.test_cli import assert_one_line_error
 
 GOLDEN = 40

@@ -47,7 +47,7 @@ def test_corrupt_tflite_is_refused(edgekit, run_copy: Path) -> None:
     proc = edgekit("parity", str(run_copy), "--limit", "100")
     assert_one_line_error(proc, "model_fp32.tflite", "does not match the sha256")
     # Even with a matching manifest entry, the file itself is refused as not a TFLite model.
-    from exporters.files import sha256_file
+    from runtimes.files import sha256_file
 
     manifest = json.loads((run_copy / "manifest.json").read_text())
     for a in manifest["artifacts"]:

@@ -37,7 +37,7 @@ def test_fast_parser_and_the_typer_command_take_the_same_options() -> None:
 
 
 def test_predict_starts_without_typer_or_pydantic(small_run: Path, tmp_path: Path) -> None:
-    from toolkit.device.photo import save_png
+    from toolkit.inputs.photo import save_png
 
     pytest.importorskip("ai_edge_litert")
     image = tmp_path / "digit.png"

@@ -59,7 +59,7 @@ def core_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def desktop_bundles(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A bundle folder and .tar.gz made on the desktop, with a Keras artifact that a board cannot run."""
-    from toolkit.device.bundle import build_bundle
+    from toolkit.bundles.build import build_bundle
 
     out = tmp_path_factory.mktemp("desktop")
     names = ["keras-fp32", "tflite-fp32", "tflite-int8", "onnx-int8"]

@@ -22,7 +22,7 @@ LIGHT_IMPORTS = [
     "benchmarks.harness_check",
     "toolkit.cli",
     "toolkit.data.mnist",
-    "toolkit.run.pipeline",
+    "toolkit.workflow.pipeline",
     "exporters.base",
 ]
 

@@ -29,7 +29,7 @@ def _names(report: dict) -> list[str]:
 
 def _replace_artifact(run: Path, name: str, path: Path) -> None:
     """Point the manifest entry `name` at the (rewritten) file `path`."""
-    from exporters.files import sha256_file, write_json_atomic
+    from runtimes.files import sha256_file, write_json_atomic
 
     manifest = json.loads((run / "manifest.json").read_text())
     for entry in manifest["artifacts"]:
@@ -54,7 +54,7 @@ ROW_KEYS = ["Input", "Conv2D", "MaxPooling2D", "Dropout", "Flatten", "Dense", "D
 def _output_step(run: Path, name: str) -> float:
     """One quantization step of an int8 artifact's output: its output scale (TFLite int8 I/O) or the scale of
     the DequantizeLinear that produces it (ONNX QDQ); what verify allows between two machines."""
-    from toolkit.device.verify import tolerance_for
+    from toolkit.bundles.verify import tolerance_for
 
     entry = next(a for a in json.loads((run / "manifest.json").read_text())["artifacts"] if a["name"] == name)
     tolerance = tolerance_for(entry, run / entry["path"])

@@ -100,7 +100,7 @@ def test_outlier_channel_is_named_as_the_cause_not_the_softmax(outlier_run: Path
     assert "Sensitivity (accuracy with only that layer left in float / only that layer quantized) (from mixed" in md
 
     # The run's report carries the cause and the advice.
-    from toolkit.run.pipeline import report_step
+    from toolkit.workflow.pipeline import report_step
 
     md_path, html_path = report_step(outlier_run)
     text = md_path.read_text()

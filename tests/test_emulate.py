@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.device import chroot, rootfs
-from toolkit.device.boards import BOARDS
-from toolkit.device.errors import EmulateError
+from toolkit.emulate import chroot, rootfs
+from toolkit.emulate.boards import BOARDS
+from toolkit.emulate.errors import EmulateError
 
 COLD_BUILD_TIMEOUT = 1800  # s: a cold build (~7 min) plus the run, with room for a slow mirror
 
@@ -45,7 +45,7 @@ needs_emulation = pytest.mark.skipif(_missing_for_emulation() is not None, reaso
 @pytest.fixture(scope="module")
 def default_bundle(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A default bundle (every non-Keras artifact, 256 golden images) of the small run."""
-    from toolkit.device.bundle import build_bundle
+    from toolkit.bundles.build import build_bundle
 
     path, _ = build_bundle(small_run, tmp_path_factory.mktemp("emulate") / "bundle")
     return path
@@ -58,9 +58,14 @@ def test_board_names_match_the_cli_choice() -> None:
     assert [b.value for b in EmulatedBoard] == list(BOARDS)
 
 
-@pytest.mark.parametrize(("board", "core", "part", "simd"), [("pi3", "Cortex-A53", "0xd03", "neon"),
-                                                               ("pi4", "Cortex-A72", "0xd08", "asimd"),
-                                                               ("pi5", "Cortex-A76", "0xd0b", "asimddp")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("board", "core", "part", "simd"),
+    [
+        ("pi3", "Cortex-A53", "0xd03", "neon"),
+        ("pi4", "Cortex-A72", "0xd08", "asimd"),
+        ("pi5", "Cortex-A76", "0xd0b", "asimddp"),
+    ],
+)
 def test_board_cpuinfo_reads_like_the_board(board: str, core: str, part: str, simd: str) -> None:
     from benchmarks import environment
 
@@ -113,7 +118,7 @@ def test_not_root_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 def test_one_cache_for_wheels_and_the_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """EDGEKIT_CACHE_DIR holds both; EDGEKIT_CACHE (the name --emulate used before) is read only without it."""
-    from toolkit.device import wheel
+    from toolkit.remote import wheel
 
     monkeypatch.delenv("EDGEKIT_CACHE_DIR", raising=False)
     monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path / "old"))
@@ -200,8 +205,8 @@ def test_archive_with_a_mismatch_under_emulation(edgekit, default_bundle: Path, 
     """A .tar.gz works; an expected output changed on the "desktop" is a mismatch (exit 3), not a crash."""
     import numpy as np
 
-    from exporters.files import sha256_file
-    from toolkit.device.archive import write_tar
+    from runtimes.files import sha256_file
+    from toolkit.bundles.archive import write_tar
 
     bad = tmp_path / "folder"
     shutil.copytree(default_bundle, bad)

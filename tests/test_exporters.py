@@ -11,7 +11,7 @@ import pytest
 
 from exporters.base import ExportFormat, Precision, default_targets
 from exporters.errors import UnsupportedPrecisionError
-from exporters.files import atomic_path, sha256_file
+from runtimes.files import atomic_path, sha256_file
 from toolkit.data.mnist import calibration_sample
 
 pytest.importorskip("tensorflow")

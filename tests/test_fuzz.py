@@ -6,7 +6,7 @@ is), truncation, a chunk of the file copied over another place (splice), inserte
 range, and pure random bytes. A .keras file is also mutated *inside* its zip (a member's bytes
 changed and the archive rewritten), so the fuzz gets past the zip CRC checks into Keras itself.
 
-- Images go through `toolkit.device.photo.prepare` in this process (Pillow and numpy).
+- Images go through `toolkit.inputs.photo.prepare` in this process (Pillow and numpy).
 - Models go through `runtimes.registry.make_runner(path).activate()` and one `infer` (and
   `runtimes.keras_runner.load_keras_model` for .keras) in a long-lived child process: a native crash
   in LiteRT/ONNX Runtime/TensorFlow kills only the child, and the example fails naming the signal.
@@ -172,9 +172,10 @@ def image_seeds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 
 @fuzz_settings(3000)
 @given(seed=st.sampled_from(range(9)), ops=mutations, preprocess=st.booleans())
-def test_image_loader_fuzz(image_seeds: dict[str, bytes], tmp_path: Path, seed: int, ops: list[Any],
-                           preprocess: bool) -> None:  # fmt: skip
-    from toolkit.device.photo import prepare
+def test_image_loader_fuzz(
+    image_seeds: dict[str, bytes], tmp_path: Path, seed: int, ops: list[Any], preprocess: bool
+) -> None:
+    from toolkit.inputs.photo import prepare
 
     name = sorted(image_seeds)[seed]
     path = tmp_path / f"fuzz-{name}"
@@ -189,7 +190,7 @@ def test_image_loader_fuzz(image_seeds: dict[str, bytes], tmp_path: Path, seed: 
             assert "\n" not in str(exc) and str(path) in str(exc), str(exc)
             prepared = []
     assert not caught, [str(w.message) for w in caught]
-    _record("images (toolkit.device.photo.prepare)", "ok" if prepared else "refused", started)
+    _record("images (toolkit.inputs.photo.prepare)", "ok" if prepared else "refused", started)
     for p in prepared:
         assert p.pixels.shape == (28, 28) and p.pixels.dtype == np.float32
         assert np.isfinite(p.pixels).all() and p.pixels.min() >= 0 and p.pixels.max() <= 1
@@ -343,8 +344,9 @@ def check_model(worker: ModelWorker, path: Path, name: str, started: float) -> N
         assert "\n" not in result["message"], result["message"]
 
 
-def _fuzz_model(worker: ModelWorker, seeds: dict[str, bytes], tmp_path: Path, seed: str, ops: list[Any],
-                label: str) -> None:  # fmt: skip
+def _fuzz_model(
+    worker: ModelWorker, seeds: dict[str, bytes], tmp_path: Path, seed: str, ops: list[Any], label: str
+) -> None:
     path = tmp_path / f"fuzz-{seed}"
     path.write_bytes(mutate(seeds[seed], ops))
     check_model(worker, path, label, time.perf_counter())
@@ -352,22 +354,25 @@ def _fuzz_model(worker: ModelWorker, seeds: dict[str, bytes], tmp_path: Path, se
 
 @fuzz_settings(1500)
 @given(seed=st.sampled_from(["int8.tflite", "fp16.tflite"]), ops=mutations)
-def test_tflite_loader_fuzz(worker: ModelWorker, model_seeds: dict[str, bytes], tmp_path: Path, seed: str,
-                            ops: list[Any]) -> None:  # fmt: skip
+def test_tflite_loader_fuzz(
+    worker: ModelWorker, model_seeds: dict[str, bytes], tmp_path: Path, seed: str, ops: list[Any]
+) -> None:
     _fuzz_model(worker, model_seeds, tmp_path, seed, ops, "tflite (make_runner + infer)")
 
 
 @fuzz_settings(1000)
 @given(seed=st.sampled_from(["int8.onnx", "fp32.onnx"]), ops=mutations)
-def test_onnx_loader_fuzz(worker: ModelWorker, model_seeds: dict[str, bytes], tmp_path: Path, seed: str,
-                          ops: list[Any]) -> None:  # fmt: skip
+def test_onnx_loader_fuzz(
+    worker: ModelWorker, model_seeds: dict[str, bytes], tmp_path: Path, seed: str, ops: list[Any]
+) -> None:
     _fuzz_model(worker, model_seeds, tmp_path, seed, ops, "onnx (make_runner + infer)")
 
 
 @fuzz_settings(100)
 @given(inside=st.booleans(), member=st.integers(0, 10), ops=mutations)
-def test_keras_loader_fuzz(worker: ModelWorker, model_seeds: dict[str, bytes], tmp_path: Path, inside: bool,
-                           member: int, ops: list[Any]) -> None:  # fmt: skip
+def test_keras_loader_fuzz(
+    worker: ModelWorker, model_seeds: dict[str, bytes], tmp_path: Path, inside: bool, member: int, ops: list[Any]
+) -> None:
     data = model_seeds["model.keras"]
     path = tmp_path / "fuzz-model.keras"
     path.write_bytes(mutate_zip_member(data, member, ops) if inside else mutate(data, ops))

@@ -1,4 +1,4 @@
-"""`edgekit predict` and toolkit.device.images/photo: reading any image, MNIST-style preprocessing, one-line errors."""
+"""`edgekit predict` and toolkit.inputs.images/photo: reading any image, MNIST-style preprocessing, one-line errors."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from tests.test_cli import assert_one_line_error
-from toolkit.device.errors import ImageError
-from toolkit.device.images import MAX_PIXELS, read_grey
-from toolkit.device.photo import CENTRE, prepare, to_mnist
+from toolkit.inputs.errors import ImageError
+from toolkit.inputs.images import MAX_PIXELS, read_grey
+from toolkit.inputs.photo import CENTRE, prepare, to_mnist
 
 # Held-out digits: the first two test images of each class (20 digits, not used in training).
 PER_CLASS = 2
@@ -100,8 +100,10 @@ def test_photo_style_digits_need_the_preprocessing(edgekit, trained_tflite: Path
     photo_raw = np.array(_predicted(edgekit, trained_tflite, digit_files["photos"], "--no-preprocess"))
     plain = np.array(_predicted(edgekit, trained_tflite, digit_files["mnist"]))
     plain_raw = np.array(_predicted(edgekit, trained_tflite, digit_files["mnist"], "--no-preprocess"))
-    right = {k: int((v == labels).sum()) for k, v in
-             {"photo": photo, "photo_raw": photo_raw, "mnist": plain, "mnist_raw": plain_raw}.items()}  # fmt: skip
+    right = {
+        k: int((v == labels).sum())
+        for k, v in {"photo": photo, "photo_raw": photo_raw, "mnist": plain, "mnist_raw": plain_raw}.items()
+    }
     print(f"correct of {n}: {right}")  # shown with -s; the README quotes the figures
     assert right["photo"] >= 0.9 * n, right  # ≥ 9 of 10 photo-style digits
     assert right["mnist"] >= 0.9 * n and right["mnist_raw"] >= 0.9 * n, right  # MNIST-style: either way
@@ -297,8 +299,15 @@ def test_bad_images_are_one_line_errors(edgekit, small_run: Path, tmp_path: Path
 # -- the command ------------------------------------------------------------------------------------
 def test_predict_table_top_k_and_saved_inputs(edgekit, small_run: Path, digit_files, tmp_path: Path) -> None:
     files = [str(p) for p in digit_files["photos"][:3]]
-    proc = edgekit("predict", str(small_run / "exports" / "model_int8.tflite"), *files, "-k", "3",
-                   "--save-inputs", str(tmp_path / "seen"))  # fmt: skip
+    proc = edgekit(
+        "predict",
+        str(small_run / "exports" / "model_int8.tflite"),
+        *files,
+        "-k",
+        "3",
+        "--save-inputs",
+        str(tmp_path / "seen"),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Predictions by model_int8.tflite" in proc.stdout and "top 3" in proc.stdout
     for f in files:

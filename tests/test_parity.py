@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exporters.files import sha256_file
+from runtimes.files import sha256_file
 from toolkit.steps.parity import check_row, parity_step
 from toolkit.tolerances import PARITY_TOLERANCES as TOLERANCES
 

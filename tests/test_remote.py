@@ -22,8 +22,8 @@ import pytest
 import toolkit
 from tests.conftest import REPO
 from tests.sshd_helper import running_sshd
-from toolkit.device.errors import RemoteError
-from toolkit.device.remote import (
+from toolkit.remote.errors import RemoteError
+from toolkit.remote.hosts import (
     RemoteFailed,
     check_hosts,
     exit_code,
@@ -32,12 +32,19 @@ from toolkit.device.remote import (
     remote_results,
     run_remote_verify,
 )
-from toolkit.device.ssh import SshSettings
+from toolkit.remote.ssh import SshSettings
 from toolkit.steps.bench_settings import BenchSettings
 
 ARTIFACTS = ["tflite-fp32", "tflite-int8", "onnx-int8"]
-BENCH_SETTINGS = BenchSettings(batch_sizes=(1,), threads=(1,), min_runs=128, min_seconds=0.2, warmup_runs=5,
-                               warmup_seconds=0.05, measure_peak=False)  # fmt: skip
+BENCH_SETTINGS = BenchSettings(
+    batch_sizes=(1,),
+    threads=(1,),
+    min_runs=128,
+    min_seconds=0.2,
+    warmup_runs=5,
+    warmup_seconds=0.05,
+    measure_peak=False,
+)
 BENCH_ARTIFACTS = ["tflite-fp32"]
 
 
@@ -68,10 +75,11 @@ def settings(ssh_config: Path, remote_dir: Path, wheel_cache: Path, monkeypatch:
 
 @pytest.fixture(scope="module")
 def remote_bundle(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from toolkit.device.bundle import build_bundle
+    from toolkit.bundles.build import build_bundle
 
-    folder, _ = build_bundle(small_run, tmp_path_factory.mktemp("desktop") / "bundle", artifact_names=ARTIFACTS,
-                             golden=64)  # fmt: skip
+    folder, _ = build_bundle(
+        small_run, tmp_path_factory.mktemp("desktop") / "bundle", artifact_names=ARTIFACTS, golden=64
+    )
     return folder
 
 
@@ -84,8 +92,16 @@ def remote_cli(
     def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200", "EDGEKIT_CACHE_DIR": str(wheel_cache)}
         env.pop("EDGEKIT_SSH_OPTIONS", None)
-        cmd = [sys.executable, "-m", "toolkit.cli", *map(str, args), "--ssh-config", str(ssh_config),
-               "--remote-dir", str(remote_dir)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "toolkit.cli",
+            *map(str, args),
+            "--ssh-config",
+            str(ssh_config),
+            "--remote-dir",
+            str(remote_dir),
+        ]
         started = time.perf_counter()
         proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False)
         print(f"{' '.join(map(str, args))}: exit {proc.returncode} in {time.perf_counter() - started:.1f} s")
@@ -101,8 +117,8 @@ def _error_lines(stderr: str) -> list[str]:
 # -- with a real sshd --------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_verify_remote_round_trip(remote_cli, remote_bundle: Path, tmp_path: Path) -> None:
-    from toolkit.device.bundle_format import check_files, load_bundle
-    from toolkit.device.verify import verify_bundle
+    from toolkit.bundles.format import check_files, load_bundle
+    from toolkit.bundles.verify import verify_bundle
 
     bundle = Path(shutil.copytree(remote_bundle, tmp_path / "bundle"))
     proc = remote_cli("verify", bundle, "--remote", "board")
@@ -143,7 +159,7 @@ def test_second_run_reuses_the_environment(remote_cli, remote_bundle: Path, tmp_
 @pytest.mark.slow
 def test_two_hosts_run_in_parallel(remote_cli, remote_bundle: Path, tmp_path: Path) -> None:
     archive = tmp_path / "device.tar.gz"
-    from toolkit.device.archive import write_tar
+    from toolkit.bundles.archive import write_tar
 
     write_tar(remote_bundle, archive, "device")
     proc = remote_cli("verify", archive, "--remote", "board", "--remote", "board2")
@@ -225,8 +241,9 @@ def test_set_up_errors_are_one_line(settings: SshSettings, remote_bundle: Path, 
     broken = tmp_path / "edgekit-0.1.0-py3-none-any.whl"
     broken.write_bytes(b"not a zip file")
     monkeypatch.setenv("EDGEKIT_REMOTE_WHEEL", str(broken))
-    (result,) = run_remote_verify(remote_bundle, ["board"], replace(settings, remote_dir=str(tmp_path / "fresh2")),
-                                  out_root=tmp_path / "out")  # fmt: skip
+    (result,) = run_remote_verify(
+        remote_bundle, ["board"], replace(settings, remote_dir=str(tmp_path / "fresh2")), out_root=tmp_path / "out"
+    )
     assert result.status == "error" and result.error and result.error.startswith("pip install failed on the host:")
     assert "\n" not in result.error and exit_code([result]) == 1
     print(result.error)
@@ -267,6 +284,41 @@ def test_host_names_and_result_places(tmp_path: Path) -> None:
     (tmp_path / "b.remote" / "pi@x").mkdir(parents=True)
     (tmp_path / "b.remote" / "pi@x" / "verify.json").write_text(json.dumps({"remote": {"host": "pi@x:22"}}))
     assert remote_results(bundle) == {"pi@x:22": {"verify": {"remote": {"host": "pi@x:22"}}}}
+
+
+def _host_install(job: Path, *args: str) -> tuple[int, dict[str, str]]:
+    """The set-up program as a host runs it: copied into the job folder, `python3 -m edgekit_host_install`."""
+    from importlib.resources import files
+
+    from toolkit.remote.provision import HOST_PROGRAM
+
+    program = files("toolkit.remote").joinpath("host_install.py").read_text(encoding="utf-8")
+    (job / f"{HOST_PROGRAM}.py").write_text(program, encoding="utf-8")
+    env = {"PATH": os.environ["PATH"], "HOME": str(job)}  # no PYTHONPATH: edgekit is not on the host yet
+    proc = subprocess.run(
+        [sys.executable, "-m", HOST_PROGRAM, *args], cwd=job, env=env, capture_output=True, text=True, timeout=300
+    )
+    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("EDGEKIT-SETUP ")]
+    return proc.returncode, json.loads(line.split(" ", 1)[1])
+
+
+def test_host_install_program_answers_in_one_line(tmp_path: Path) -> None:
+    """The program `provision` runs on a host: a broken wheel is pip's one-line error (exit 4); a venv whose
+    marker records the wheel is reused without pip."""
+    root, job = tmp_path / "root", tmp_path / "job"
+    root.mkdir()
+    job.mkdir()
+    broken = job / "edgekit-0.1.0-py3-none-any.whl"
+    broken.write_bytes(b"not a zip file")
+    code, reply = _host_install(job, str(root), str(broken), "abc123", "full")
+    assert code == 4 and reply["status"] == "error", reply
+    assert reply["message"].startswith("pip install failed on the host:") and "\n" not in reply["message"]
+    assert not (root / "venv" / ".edgekit-wheel-sha256").exists()
+    (root / "venv" / ".edgekit-wheel-sha256").write_text("abc123\n")
+    edgekit = root / "venv" / "bin" / "edgekit"
+    edgekit.write_text("#!/bin/sh\n")
+    edgekit.chmod(0o755)
+    assert _host_install(job, str(root), str(broken), "abc123", "full") == (0, {"status": "reused", "message": ""})
 
 
 @pytest.mark.slow

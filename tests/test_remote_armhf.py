@@ -26,8 +26,8 @@ import pytest
 from tests.conftest import REPO
 from tests.sshd_helper import running_sshd
 from tests.test_emulate import COLD_BUILD_TIMEOUT, needs_emulation
-from toolkit.device import chroot, rootfs
-from toolkit.device.boards import BOARDS
+from toolkit.emulate import chroot, rootfs
+from toolkit.emulate.boards import BOARDS
 
 ARTIFACTS = ["tflite-fp32", "tflite-int8", "onnx-fp32"]
 REMOTE_DIR = "/tmp/edgekit-remote-test"  # inside the armhf root
@@ -60,10 +60,11 @@ def pi3_config(armhf_root: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 
 @pytest.fixture(scope="module")
 def pi3_bundle(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from toolkit.device.bundle import build_bundle
+    from toolkit.bundles.build import build_bundle
 
-    path, _ = build_bundle(small_run, tmp_path_factory.mktemp("pi3") / "bundle.tar.gz", artifact_names=ARTIFACTS,
-                           golden=64)  # fmt: skip
+    path, _ = build_bundle(
+        small_run, tmp_path_factory.mktemp("pi3") / "bundle.tar.gz", artifact_names=ARTIFACTS, golden=64
+    )
     return path
 
 
@@ -74,8 +75,9 @@ def cli(pi3_config: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         env.pop("EDGEKIT_SSH_OPTIONS", None)
         started = time.perf_counter()
         cmd = [sys.executable, "-m", "toolkit.cli", *map(str, args), "--ssh-config", str(pi3_config)]
-        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=COLD_BUILD_TIMEOUT,
-                              check=False)  # fmt: skip
+        proc = subprocess.run(
+            cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=COLD_BUILD_TIMEOUT, check=False
+        )
         print(f"{' '.join(map(str, args[:4]))}: exit {proc.returncode} in {time.perf_counter() - started:.1f} s")
         return proc
 
@@ -99,8 +101,10 @@ def test_verify_on_a_32_bit_host_installs_tflite_only_and_skips_onnx(cli, pi3_bu
     (skip,) = doc["skipped"]
     assert skip["artifact"] == "onnx-fp32" and "no wheels for 32-bit ARM (armv7l)" in skip["reason"]
     assert "skipped onnx-fp32: onnxruntime has no wheels for 32-bit ARM" in proc.stderr.replace("\n", " ")
-    print(f"first verify on the 32-bit host: setup {doc['remote']['setup_seconds']:.1f} s, "
-          f"run {doc['remote']['seconds']:.1f} s")  # fmt: skip
+    print(
+        f"first verify on the 32-bit host: setup {doc['remote']['setup_seconds']:.1f} s, "
+        f"run {doc['remote']['seconds']:.1f} s"
+    )
     for r in doc["results"]:
         print(f"pi3 {r['artifact']}: max |Δp| {r['max_abs_diff']:.3g}, agreement {r['agreement']}")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from exporters.files import sha256_file
+from runtimes.files import sha256_file
 from tests.conftest import REPO
 from toolkit.run.lock import run_lock
 

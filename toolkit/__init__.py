@@ -10,9 +10,11 @@ line (`toolkit.cli`) is a thin adapter over it:
     toolkit.export(run, formats=["tflite"], precisions=["fp32", "int8"])
     print(toolkit.parity(run, limit=1000).passed)
 
-Packages: `cli` (the command line), `run` (run directory, typed documents, lock, pipeline), `steps` (train,
-export, parity, bench, gate), `data`, `model`, `diagnosis`, `device` (predict, bundles, verify, boards),
-`mcu` (TensorFlow Lite Micro: arena, boards, firmware files), `reports` (report.md and report.html).
+Packages: `cli` (the command line), `api` (this API), `workflow` (the pipeline: every step in order,
+resumable), `run` (run directory, typed documents, lock), `steps` (train, export, parity, bench, gate), `data`,
+`model`, `diagnosis`, `inputs` (images for predict), `bundles` (bundle, verify), `remote` (boards over SSH),
+`emulate` (QEMU-emulated boards), `cpus` (parity under other CPU classes), `mcu` (TensorFlow Lite Micro: arena,
+boards, firmware files), `reports` (report.md and report.html).
 Importing `toolkit` is cheap: heavy libraries load inside functions.
 """
 
@@ -43,15 +45,18 @@ if TYPE_CHECKING:
 
 # Each name loads its module on first use (PEP 562): `edgekit predict` on a board pays only for what it runs.
 _HOMES = {
-    **dict.fromkeys(("bench_remote", "bundle", "predict", "remote_bench_path", "verify", "verify_remote"),
-                    "toolkit.api.device"),
+    **dict.fromkeys(
+        ("bench_remote", "bundle", "predict", "remote_bench_path", "verify", "verify_remote"), "toolkit.api.device"
+    ),
     "mcu": "toolkit.api.mcu",
-    **dict.fromkeys(("bench", "diagnose", "export", "gate", "load_data", "new_run", "parity", "report", "train"),
-                    "toolkit.api.steps"),
+    **dict.fromkeys(
+        ("bench", "diagnose", "export", "gate", "load_data", "new_run", "parity", "report", "train"),
+        "toolkit.api.steps",
+    ),
     **dict.fromkeys(("PipelineResult", "pipeline", "pipeline_options"), "toolkit.api.pipeline"),
     "ProgressEvent": "toolkit.progress",
     "BenchSettings": "toolkit.steps.bench_settings",
-}  # fmt: skip
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -2,7 +2,7 @@
 
 Steps talk to a `Progress` (task handles with add/update/advance/remove, the vocabulary of progress bars);
 it turns each change into one event for the caller's callback, or into nothing when there is none. The CLI's
-callback draws Rich bars (`toolkit.cli.console.RichProgress`); a notebook or a service can log or ignore them.
+callback draws Rich bars (`toolkit.cli.bars.RichProgress`); a notebook or a service can log or ignore them.
 """
 
 from __future__ import annotations

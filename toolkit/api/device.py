@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from toolkit.data.mnist import Mnist
-    from toolkit.device.predict import Predictions
-    from toolkit.device.remote import HostResult
-    from toolkit.device.ssh import Events, SshSettings
+    from toolkit.inputs.predict import Predictions
+    from toolkit.remote.hosts import HostResult
+    from toolkit.remote.ssh import Events, SshSettings
     from toolkit.run.documents import BenchDocument, BundleDocument, VerifyDocument
     from toolkit.steps.bench_settings import BenchSettings
 
@@ -38,8 +38,8 @@ def predict(
     `value_range` ("LO,HI" or a pair; default: the model's spec, else 0..255); `mnist_preprocess` asks
     for the digit preprocessing on any 28×28 grey model. `Predictions.to_dict()` is `predict --json`.
     """
-    from toolkit.device.model_input import parse_value_range
-    from toolkit.device.predict import predict_images
+    from toolkit.inputs.model_input import parse_value_range
+    from toolkit.inputs.predict import predict_images
 
     if isinstance(value_range, str):
         value_range = parse_value_range(value_range)
@@ -74,7 +74,7 @@ def bundle(
     `data` (an .npz, a folder of images per class, an MNIST source or MNIST loaded); by default the run's own data
     (dataset.json), or shipped MNIST for a reference run. Regression models get their targets, not labels.
     """
-    from toolkit.device.bundle import build_bundle
+    from toolkit.bundles.build import build_bundle
     from toolkit.run.documents import BundleDocument, parse_document
 
     path, doc = build_bundle(
@@ -106,12 +106,12 @@ def verify(
     bundle_path = Path(bundle)
     out_path = None if out is None else Path(out)
     if emulate is not None:
-        from toolkit.device.emulate import emulated_verify
+        from toolkit.emulate.verify import emulated_verify
 
         target, report = emulated_verify(bundle_path, emulate, out_path, say=on_step)
     else:
-        from toolkit.device.bundle_format import default_verify_path
-        from toolkit.device.verify import verify_here
+        from toolkit.bundles.format import default_verify_path
+        from toolkit.bundles.verify import verify_here
         from toolkit.run.layout import save_document
 
         report = verify_here(bundle_path, on_step)
@@ -136,7 +136,7 @@ def verify_remote(
     hosts' dependencies from a wheelhouse downloaded here for their platform (by default only when a
     host's pip cannot reach its index).
     """
-    from toolkit.device.remote import run_remote_verify
+    from toolkit.remote.hosts import run_remote_verify
 
     return run_remote_verify(
         Path(bundle), hosts, ssh, out_root=None if out_root is None else Path(out_root), events=events,
@@ -163,7 +163,7 @@ def bench_remote(
     Raises:
         RemoteFailed: after every host finished, if any failed; `.documents` holds the others' results.
     """
-    from toolkit.device.remote import RemoteFailed, run_remote_bench
+    from toolkit.remote.hosts import RemoteFailed, run_remote_bench
     from toolkit.run.documents import BenchDocument, load_document
     from toolkit.steps.bench_settings import BenchSettings
 
@@ -186,6 +186,6 @@ def bench_remote(
 
 def remote_bench_path(target: Path | str, host: str) -> Path:
     """Where `bench_remote` puts a host's bench.json (`RUN/remote/<host>/` or `<bundle>.remote/<host>/`)."""
-    from toolkit.device.remote import host_dirname, remote_output_root
+    from toolkit.remote.hosts import host_dirname, remote_output_root
 
     return remote_output_root(Path(target)) / host_dirname(host) / "bench.json"

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from toolkit.api.steps import DEFAULT_RUNS, format_choices, load_data, precision_choices
+from toolkit.api.steps import DEFAULT_RUNS, format_choices, precision_choices
 
 if TYPE_CHECKING:
     from toolkit.data.mnist import Mnist
@@ -124,21 +124,16 @@ def pipeline(
         parse_document,
     )
     from toolkit.run.lock import run_lock
-    from toolkit.run.pipeline import load_run_options, run_pipeline
+    from toolkit.workflow.pipeline import load_run_options, pipeline_data, run_pipeline
 
     if resume is not None:
         run = layout.resolve_run_dir(Path(resume))
         stored = load_run_options(run)
     else:
         stored = dump_document(options or pipeline_options())
-    user = None
-    if stored.get("model"):
-        dataset = None
-        if resume is None or not (run / "model.json").is_file():
-            # Checked before the run directory exists, so a refused model or dataset leaves nothing behind.
-            user = _prepare_user(stored, data)
-    else:
-        dataset = data or load_data(stored.get("data"), allow_unverified=bool(stored.get("allow_unverified")))
+    imported = resume is not None and (run / "model.json").is_file()
+    # Checked before the run directory exists, so a refused model or dataset leaves nothing behind.
+    dataset, user = pipeline_data(stored, data, imported=imported)
     if resume is None:
         run = layout.new_run_dir(Path(runs_dir))
         layout.point_latest(run)  # at once, so `--resume runs/latest` finds an interrupted run
@@ -176,17 +171,3 @@ class PipelineResult:
     timings: dict[str, float]
     model: ModelDocument | None = None  # the user's model (--model), as model.json records it
     bundle: Path | None = None  # the bundle written with `bundle=` (--bundle)
-
-
-def _prepare_user(stored: dict[str, Any], data: Any = None) -> Any:
-    from toolkit.steps.user_model import prepare_user_model
-
-    return prepare_user_model(
-        stored["model"],
-        data if data is not None else stored.get("data"),
-        seed=int(stored["train"]["seed"]),
-        output_kind=stored.get("output_kind"),
-        custom_objects=stored.get("custom_objects"),
-        input_scale=stored.get("input_scale"),
-        allow_unverified=bool(stored.get("allow_unverified")),
-    )

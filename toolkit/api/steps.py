@@ -133,15 +133,7 @@ def export(
     check_budget(max_drop, min_agreement)
     budget = max_drop is not None or min_agreement is not None
     if model is not None:
-        from toolkit.steps.user_model import import_into_run, prepare_user_model
-
-        user = prepare_user_model(
-            model, data, seed=seed, output_kind=output_kind, custom_objects=custom_objects, input_scale=input_scale
-        )
-        run = layout.prepare_run_dir(Path(run_dir))
-        with run_lock(run):
-            import_into_run(run, user)
-        dataset: Any = user.dataset
+        run, dataset = _import_model(run_dir, model, data, seed, output_kind, custom_objects, input_scale)
     else:
         run = layout.resolve_run_dir(Path(run_dir))
         needs_data = budget or any(p in NEEDS_CALIBRATION for _, p in targets)
@@ -158,11 +150,42 @@ def export(
         )
         if budget:
             mixed_step(
-                run, max_drop=max_drop, min_agreement=min_agreement, data=dataset, calibration_size=calibration_size,
-                seed=seed, images=budget_images, progress=progress, message=on_message,
-            )  # fmt: skip
+                run,
+                max_drop=max_drop,
+                min_agreement=min_agreement,
+                data=dataset,
+                calibration_size=calibration_size,
+                seed=seed,
+                images=budget_images,
+                progress=progress,
+                message=on_message,
+            )
             manifest = layout.load_manifest(run)
     return parse_document(manifest, ManifestDocument, source=run / layout.MANIFEST_JSON)
+
+
+def _import_model(
+    run_dir: Path | str,
+    model: str | Path,
+    data: Any,
+    seed: int,
+    output_kind: str | None,
+    custom_objects: str | Path | None,
+    input_scale: float | None,
+) -> tuple[Path, Any]:
+    """Check the user's model with its data, then import it into `run_dir` (created if missing; nothing is
+    written if either is refused): the run directory and the checked dataset."""
+    from toolkit.run import layout
+    from toolkit.run.lock import run_lock
+    from toolkit.steps.user_model import import_into_run, prepare_user_model
+
+    user = prepare_user_model(
+        model, data, seed=seed, output_kind=output_kind, custom_objects=custom_objects, input_scale=input_scale
+    )
+    run = layout.prepare_run_dir(Path(run_dir))
+    with run_lock(run):
+        import_into_run(run, user)
+    return run, user.dataset
 
 
 def parity(

@@ -119,8 +119,8 @@ def _bench_remote(
     """`edgekit bench --remote`: the same `BenchSettings` on each board, fetched into RUN_DIR/remote/<host>/."""
     import toolkit
     from toolkit.cli.present import print_host_event, print_summary
-    from toolkit.device.remote import RemoteFailed
-    from toolkit.device.ssh import SshSettings
+    from toolkit.remote.hosts import RemoteFailed
+    from toolkit.remote.ssh import SshSettings
     from toolkit.run.documents import dump_document
 
     ssh = SshSettings.from_env(config=ssh_config, remote_dir=remote_dir)

@@ -1,7 +1,7 @@
 """The command line of a TFLite-only board install: `edgekit verify BUNDLE` without Typer or pydantic.
 
 32-bit ARM boards (armv7l) have no ai-edge-litert, onnxruntime or Pillow wheels. There edgekit installs
-TFLite-only (`toolkit.device.lite`): tflite-runtime 2.13 with numpy<2 on CPython 3.9/3.10, the edgekit
+TFLite-only (`toolkit.remote.lite`): tflite-runtime 2.13 with numpy<2 on CPython 3.9/3.10, the edgekit
 wheel without its dependencies, and Rich. Typer is not installed (on Python 3.9 it could not read the
 commands' `X | None` annotations anyway), so `toolkit.cli.main` sends every command line here. The output
 and exit codes are those of the full `edgekit verify`: 0 all match, 1 a user error (one line), 3 a mismatch.
@@ -67,11 +67,11 @@ def main(argv: Sequence[str]) -> int:
 
 
 def verify(bundle: Path, out: Path | None) -> int:
-    from exporters.files import write_json_atomic
+    from runtimes.files import write_json_atomic
+    from toolkit.bundles.format import default_verify_path
+    from toolkit.bundles.verify import verify_here
     from toolkit.cli.console import report_error
     from toolkit.cli.present import print_verify
-    from toolkit.device.bundle_format import default_verify_path
-    from toolkit.device.verify import verify_here
 
     try:
         report = verify_here(bundle)

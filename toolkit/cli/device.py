@@ -1,8 +1,9 @@
 """On-device commands: `predict` (classify images), `bundle` (pack a run for a device), `verify`.
 
-Thin adapters over `toolkit.device`: parse the options, call it, print through `toolkit.cli.present`.
+Thin adapters over `toolkit.inputs`, `toolkit.bundles`, `toolkit.remote` and `toolkit.emulate` (through the API):
+parse the options, call it, print through `toolkit.cli.present`.
 Imported at every CLI start: only typer, enum, pathlib, typing, toolkit.cli's console, options and specs, and
-the light `toolkit.device.boards` at the top; numpy, Pillow and the runtimes are imported inside the commands.
+the light `toolkit.emulate.boards` at the top; numpy, Pillow and the runtimes are imported inside the commands.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ from toolkit.cli.options import (
     typer_option,
 )
 from toolkit.cli.specs import PREDICT_OPTIONS
-from toolkit.device.boards import BOARDS, board_help
+from toolkit.emulate.boards import BOARDS, board_help
 
-# The boards `verify --emulate` imitates, named once in toolkit/device/boards.py.
+# The boards `verify --emulate` imitates, named once in toolkit/emulate/boards.py.
 EmulatedBoard = Enum("EmulatedBoard", {name: name for name in BOARDS}, type=str)  # type: ignore[misc]
 
 # predict's options, made from their one declaration (toolkit.cli.specs), which its fast path also reads.
@@ -219,8 +220,8 @@ def _verify_remote(
 
     import toolkit
     from toolkit.cli.present import print_host_event, print_summary, print_verify
-    from toolkit.device.remote import exit_code
-    from toolkit.device.ssh import SshSettings
+    from toolkit.remote.hosts import exit_code
+    from toolkit.remote.ssh import SshSettings
 
     settings = SshSettings.from_env(config=ssh_config, remote_dir=remote_dir)
     results = toolkit.verify_remote(

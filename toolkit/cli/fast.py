@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from toolkit.cli.specs import PREDICT_OPTIONS
 
 if TYPE_CHECKING:
-    from toolkit.device.predict import Predictions
+    from toolkit.inputs.predict import Predictions
 
 
 class _Unusual(Exception):

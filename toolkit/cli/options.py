@@ -23,7 +23,7 @@ from exporters.base import ExportFormat, Precision
 from exporters.int8_recipe import Int8Target
 from runtimes.ort_runner import GraphOptimization
 from toolkit.cli.specs import ARTIFACT, THREADS, OptionSpec
-from toolkit.device.ssh import DEFAULT_REMOTE_DIR
+from toolkit.remote.ssh import DEFAULT_REMOTE_DIR
 
 
 def typer_option(spec: OptionSpec, **display: Any) -> Any:

@@ -1,9 +1,8 @@
 """What the device commands print: the one verify table, bundles, predictions, host and emulation notes.
 
 `print_verify` is the only verify presenter: `edgekit verify`, `verify --emulate` and `verify --remote`
-all print a verify.json through it, so the three tables cannot drift apart. This is the one module
-of `toolkit.device` that prints (through `toolkit.cli.console`); the others report progress through plain
-callbacks, whose defaults come from here.
+all print a verify.json through it, so the three tables cannot drift apart. Device code (inputs, bundles,
+remote, emulate) never prints: it reports progress through plain callbacks, whose defaults come from here.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from rich.markup import escape
 from toolkit.cli.console import err, out, rich_table
 
 if TYPE_CHECKING:
-    from toolkit.device.remote import HostResult
+    from toolkit.remote.hosts import HostResult
 
 VERIFY_HEADER = ["artifact", "backend", "max |Δp|", "allowed", "accuracy", "agreement", "seconds", "result"]
 X86_MACHINES = ("x86_64", "AMD64", "i386", "i686")

@@ -3,7 +3,7 @@
 - Natively, and for a model of this machine's own architecture: this Python, directly or under
   `qemu-<arch>-static -cpu MODEL` (user-mode: no root, the same venv; QEMU reports the model's CPUID or
   HWCAPs, so numpy, ONNX Runtime and XNNPACK pick that class's kernels).
-- An arm64 model on an x86-64 machine: in the cached arm64 root of `verify --emulate` (`toolkit.device.rootfs`,
+- An arm64 model on an x86-64 machine: in the cached arm64 root of `verify --emulate` (`toolkit.emulate.rootfs`,
   needs root), with the model's /proc/cpuinfo, the job's files copied in and the outputs copied out.
 
 Only the runtimes run under emulation: the worker imports no TensorFlow.
@@ -26,7 +26,7 @@ from benchmarks.cpu import arch_name
 from benchmarks.harness import module_command, worker_env
 from runtimes.errors import last_line
 from toolkit.cpus.models import ARM64, CpuModel
-from toolkit.device.errors import EmulateError
+from toolkit.emulate.errors import EmulateError
 
 WORKER = "benchmarks.outputs"
 QEMU_USER: dict[str, str] = {"x86-64": "qemu-x86_64-static", ARM64: "qemu-aarch64-static"}
@@ -66,7 +66,7 @@ def check_can_emulate(model: CpuModel) -> None:
             raise EmulateError(f"--cpu {model.name} needs {binary or 'QEMU user-mode'}; install it with: {APT_FIX}")
         return
     if model.arch == ARM64 and host == "x86-64":
-        from toolkit.device.chroot import check_host
+        from toolkit.emulate.chroot import check_host
 
         check_host(need_debootstrap=False, arch="arm64")
         return
@@ -139,9 +139,9 @@ def _root_scratch(root: Path) -> Iterator[Path]:
 
 def _run_in_root(model: CpuModel, job: Path, on_line: Line, say: Callable[[str], None]) -> JobResult:
     """Copy the job's files into the arm64 root, run the root's worker as `model`, copy the outputs back."""
-    from toolkit.device.chroot import VENV, board_mounts, chroot_env, ensure_binfmt, unmount_all
-    from toolkit.device.chroot import qemu_version as root_qemu
-    from toolkit.device.rootfs import ROOTS, cache_lock, ensure_root, root_dir
+    from toolkit.emulate.chroot import VENV, board_mounts, chroot_env, ensure_binfmt, unmount_all
+    from toolkit.emulate.chroot import qemu_version as root_qemu
+    from toolkit.emulate.rootfs import ROOTS, cache_lock, ensure_root, root_dir
 
     assert model.board is not None, f"{model.name}: an arm64 model needs a /proc/cpuinfo (board)"
     kind = ROOTS["arm64"]

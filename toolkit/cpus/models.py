@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from toolkit.device.boards import BOARDS, Board
+from toolkit.emulate.boards import BOARDS, Board
 
 X86_64: Final = "x86-64"
 ARM64: Final = "arm64"

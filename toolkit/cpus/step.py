@@ -84,7 +84,7 @@ def _rows(
     reference: tuple[np.ndarray, np.ndarray, float | None, str],
     native: dict[str, np.ndarray] | None,
 ) -> list[dict[str, Any]]:
-    from toolkit.device.verify import tolerance_for
+    from toolkit.bundles.verify import tolerance_for
     from toolkit.steps.parity import check_row, compared
     from toolkit.tolerances import allowed_diff
 
@@ -98,9 +98,15 @@ def _rows(
             continue
         out = np.load(line["file"], allow_pickle=False)
         row = check_row(
-            entry, compared(out, kind), ref_probs, labels, ref_acc, float(line["seconds"]), str(line["backend"]),
+            entry,
+            compared(out, kind),
+            ref_probs,
+            labels,
+            ref_acc,
+            float(line["seconds"]),
+            str(line["backend"]),
             output_kind=kind,
-        ).to_dict()  # fmt: skip
+        ).to_dict()
         keep = ("artifact", "precision", "runtime", "backend", "accuracy", "top1_agreement", "max_rel_error")
         doc = {k: row[k] for k in keep if k in row}
         doc.update(max_abs_diff=row["max_abs_diff"], seconds=row["seconds"], tolerance=row["tolerance"])
@@ -145,11 +151,6 @@ def cpu_parity(
     Raises:
         ToolkitError: an unknown CPU, no export to run, or a CPU this machine cannot emulate (one line each).
     """
-    from benchmarks.cpu import detect_cpu
-    from benchmarks.environment import available_cores, cpu_model
-    from toolkit.model.run_source import run_dataset, run_spec
-    from toolkit.steps.parity import compared, predict_all
-
     models = parse_cpus(cpus)
     if images < 1:
         raise ToolkitError(f"--cpu-images must be 1 or more, got {images}.")
@@ -159,93 +160,132 @@ def cpu_parity(
     entries = [(e, A.verified_path(run_dir, e)) for e in chosen if e["name"] != A.REFERENCE_NAME]
     if not entries:
         raise ToolkitError("--cpu runs the exports, not the Keras reference: name at least one exported artifact.")
+    x, reference = _reference(run_dir, manifest, data, images)
+    ticks = _Ticks(as_progress(progress), ["native", *(m.name for m in models)], len(entries))
+    started = time.perf_counter()
+    for stale in run_dir.glob(".cpu-parity-*"):  # left by a killed run (one writer per run: the run lock)
+        shutil.rmtree(stale, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=".cpu-parity-", dir=run_dir) as tmp:
+        native_result, results = _run_jobs(Path(tmp), x, entries, models, ticks, say or (lambda _t: None))
+        native = {n: np.load(line["file"]) for n, line in native_result.lines.items() if "file" in line}
+        classes = [_native_class(native_result, _rows(native_result, entries, reference, None))]
+        classes += [
+            _emulated_class(m, results[m.name], _rows(results[m.name], entries, reference, native)) for m in models
+        ]
+    ticks.close()
+    return {
+        "images": len(reference[1]),
+        "seconds": round(time.perf_counter() - started, 1),
+        "not_emulated": NOT_EMULATED,
+        "classes": classes,
+        "passed": all(c["passed"] for c in classes),
+    }
+
+
+def _reference(
+    run_dir: Path, manifest: dict[str, Any], data: Any, images: int
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, float | None, str]]:
+    """The first `images` test inputs, and the Keras reference's outputs on them (run natively), the labels,
+    the reference's accuracy and the output kind."""
+    from toolkit.model.run_source import run_dataset, run_spec
+    from toolkit.steps.parity import compared, predict_all
+
     ref_entry = A.listed_reference(run_dir, manifest)
     ref_path = A.verified_path(run_dir, ref_entry)
     spec = A.entry_spec(ref_entry) or run_spec(run_dir)
     kind = spec.output_kind
     x, y = run_dataset(run_dir, data, spec=spec).test_split(spec, images)
     labels = np.asarray(y)
-    ref_out, _ = predict_all(ref_path, np.asarray(x, dtype=np.float32), spec=spec)
+    x = np.asarray(x, dtype=np.float32)
+    ref_out, _ = predict_all(ref_path, x, spec=spec)
     ref_probs = compared(ref_out, kind)
     ref_acc = None if kind == "values" else float((ref_probs.argmax(1) == labels).mean())
-    reference = (ref_probs, labels, ref_acc, kind)
+    return x, (ref_probs, labels, ref_acc, kind)
 
-    p = as_progress(progress)
-    lock = threading.Lock()
-    names = ["native", *(m.name for m in models)]
-    tasks = {n: p.add_task(f"cpu {n}: starting", total=len(entries)) for n in names}
 
-    def tick(name: str) -> Callable[[dict[str, Any]], None]:
+class _Ticks:
+    """One progress task per CPU class, advanced as its job reports each artifact done."""
+
+    def __init__(self, progress: Any, names: list[str], total: int) -> None:
+        self.progress = progress
+        self.lock = threading.Lock()
+        self.tasks = {n: progress.add_task(f"cpu {n}: starting", total=total) for n in names}
+
+    def on_line(self, name: str) -> Callable[[dict[str, Any]], None]:
         def on_line(line: dict[str, Any]) -> None:
             if "artifact" in line:
-                with lock:
-                    p.update(tasks[name], description=f"cpu {name}: {line['artifact']}")
-                    p.advance(tasks[name])
+                with self.lock:
+                    self.progress.update(self.tasks[name], description=f"cpu {name}: {line['artifact']}")
+                    self.progress.advance(self.tasks[name])
 
         return on_line
 
-    started = time.perf_counter()
-    for stale in run_dir.glob(".cpu-parity-*"):  # left by a killed run (one writer per run: the run lock)
-        shutil.rmtree(stale, ignore_errors=True)
-    with tempfile.TemporaryDirectory(prefix=".cpu-parity-", dir=run_dir) as tmp:
-        folder = Path(tmp)
-        inputs = folder / "inputs.npy"
-        np.save(inputs, np.asarray(x, dtype=np.float32), allow_pickle=False)
-        native_result = run_native(_job(folder, inputs, entries, "native"), tick("native"))
-        native = {n: np.load(line["file"]) for n, line in native_result.lines.items() if "file" in line}
-        direct = [m for m in models if not needs_root(m)]
-        in_root = [m for m in models if needs_root(m)]
-        results: dict[str, JobResult] = {}
+    def close(self) -> None:
+        for task in self.tasks.values():
+            self.progress.remove_task(task)
 
-        def one(model: CpuModel) -> None:
-            results[model.name] = run_emulated(model, _job(folder, inputs, entries, model.name), tick(model.name),
-                                               say=say or (lambda _t: None))  # fmt: skip
 
-        def rooted() -> None:
-            for model in in_root:  # one root, one set of mounts: one model at a time
-                one(model)
+def _run_jobs(
+    folder: Path,
+    x: np.ndarray,
+    entries: list[tuple[dict[str, Any], Path]],
+    models: list[CpuModel],
+    ticks: _Ticks,
+    say: Callable[[str], None],
+) -> tuple[JobResult, dict[str, JobResult]]:
+    """Every export over `x` natively, then under each emulated CPU (side by side where each runs directly; the
+    ones that need the arm64 root one after another): the native result and each model's."""
+    from benchmarks.environment import available_cores
 
-        workers = max(1, min(len(direct) + (1 if in_root else 0), available_cores() or 1))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(one, m) for m in direct] + ([pool.submit(rooted)] if in_root else [])
-            for future in futures:
-                future.result()
-        native_rows = _rows(native_result, entries, reference, None)
-        classes = [
-            {
-                "name": "native",
-                "emulated": False,
-                "qemu_cpu": None,
-                "stands_for": cpu_model() or "this machine",
-                "cpu": native_result.cpu or detect_cpu().to_dict(),
-                "qemu": None,
-                "seconds": round(native_result.seconds, 1),
-                "rows": native_rows,
-                "passed": all(r["passed"] for r in native_rows),
-            }
-        ]
-        for model in models:
-            result = results[model.name]
-            rows = _rows(result, entries, reference, native)
-            classes.append(
-                {
-                    "name": model.name,
-                    "emulated": True,
-                    "qemu_cpu": model.qemu_cpu,
-                    "stands_for": model.stands_for,
-                    "cpu": result.cpu,
-                    "qemu": result.qemu,
-                    "seconds": round(result.seconds, 1),
-                    "rows": rows,
-                    "passed": all(r["passed"] for r in rows),
-                }
-            )
-    for task in tasks.values():
-        p.remove_task(task)
+    inputs = folder / "inputs.npy"
+    np.save(inputs, x, allow_pickle=False)
+    native_result = run_native(_job(folder, inputs, entries, "native"), ticks.on_line("native"))
+    direct = [m for m in models if not needs_root(m)]
+    in_root = [m for m in models if needs_root(m)]
+    results: dict[str, JobResult] = {}
+
+    def one(model: CpuModel) -> None:
+        job = _job(folder, inputs, entries, model.name)
+        results[model.name] = run_emulated(model, job, ticks.on_line(model.name), say=say)
+
+    def rooted() -> None:
+        for model in in_root:  # one root, one set of mounts: one model at a time
+            one(model)
+
+    workers = max(1, min(len(direct) + (1 if in_root else 0), available_cores() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(one, m) for m in direct] + ([pool.submit(rooted)] if in_root else [])
+        for future in futures:
+            future.result()
+    return native_result, results
+
+
+def _native_class(result: JobResult, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    from benchmarks.cpu import detect_cpu
+    from benchmarks.environment import cpu_model
+
     return {
-        "images": len(labels),
-        "seconds": round(time.perf_counter() - started, 1),
-        "not_emulated": NOT_EMULATED,
-        "classes": classes,
-        "passed": all(c["passed"] for c in classes),
+        "name": "native",
+        "emulated": False,
+        "qemu_cpu": None,
+        "stands_for": cpu_model() or "this machine",
+        "cpu": result.cpu or detect_cpu().to_dict(),
+        "qemu": None,
+        "seconds": round(result.seconds, 1),
+        "rows": rows,
+        "passed": all(r["passed"] for r in rows),
+    }
+
+
+def _emulated_class(model: CpuModel, result: JobResult, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "name": model.name,
+        "emulated": True,
+        "qemu_cpu": model.qemu_cpu,
+        "stands_for": model.stands_for,
+        "cpu": result.cpu,
+        "qemu": result.qemu,
+        "seconds": round(result.seconds, 1),
+        "rows": rows,
+        "passed": all(r["passed"] for r in rows),
     }

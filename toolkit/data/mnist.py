@@ -96,6 +96,33 @@ def load_mnist(source: str | Path | None = None, *, allow_unverified: bool = Fal
         DataError: The source is missing, unreadable or malformed, or its checksums do not match
             and `allow_unverified` is False. The message is one line and names the file.
     """
+    arrays, origins, description = _read_source(source)
+    _validate(arrays, origins, description)
+    mismatched = [key for key in KEYS if _sha256(arrays[key]) != MNIST_SHA256[key]]
+    warnings: tuple[str, ...] = ()
+    if mismatched:
+        names = ", ".join(mismatched)
+        if not allow_unverified:
+            raise DataError(
+                f"MNIST from {description} does not match the reference checksums ({names}); use the "
+                "shipped data (the default), or pass --allow-unverified to accept other data"
+            )
+        warnings = (f"MNIST from {description} is unverified: {names} do not match the reference checksums",)
+    for arr in arrays.values():
+        arr.flags.writeable = False
+    return Mnist(
+        x_train=arrays["x_train"],
+        y_train=arrays["y_train"],
+        x_test=arrays["x_test"],
+        y_test=arrays["y_test"],
+        source=description,
+        verified=not mismatched,
+        warnings=warnings,
+    )
+
+
+def _read_source(source: str | Path | None) -> tuple[dict[str, np.ndarray], dict[str, str], str]:
+    """The four arrays from `source` (see `load_mnist`), where each came from, and a description of the source."""
     if source is None or (isinstance(source, str) and source == SHIPPED):
         ref = resources.files("toolkit.data") / "assets" / "mnist.npz"
         with resources.as_file(ref) as shipped:
@@ -132,28 +159,7 @@ def load_mnist(source: str | Path | None = None, *, allow_unverified: bool = Fal
                 "MNIST .npz file or a directory holding the four MNIST IDX files"
             )
 
-    _validate(arrays, origins, description)
-    mismatched = [key for key in KEYS if _sha256(arrays[key]) != MNIST_SHA256[key]]
-    warnings: tuple[str, ...] = ()
-    if mismatched:
-        names = ", ".join(mismatched)
-        if not allow_unverified:
-            raise DataError(
-                f"MNIST from {description} does not match the reference checksums ({names}); use the "
-                "shipped data (the default), or pass --allow-unverified to accept other data"
-            )
-        warnings = (f"MNIST from {description} is unverified: {names} do not match the reference checksums",)
-    for arr in arrays.values():
-        arr.flags.writeable = False
-    return Mnist(
-        x_train=arrays["x_train"],
-        y_train=arrays["y_train"],
-        x_test=arrays["x_test"],
-        y_test=arrays["y_test"],
-        source=description,
-        verified=not mismatched,
-        warnings=warnings,
-    )
+    return arrays, origins, description
 
 
 def to_model_input(images: npt.NDArray[np.uint8]) -> _F32:

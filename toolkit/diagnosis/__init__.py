@@ -8,6 +8,6 @@ set the int8 scale) and the Keras layers' parameter outliers; `cause.py` turns t
 advice; `sensitivity.py` brings in the optional per-layer sensitivity ranking; `capture.py` runs TFLite/ONNX
 with every intermediate tensor kept; `gallery.py` draws the disagreeing images; `speed.py` and `evidence.py`
 explain slowdowns; `render.py` writes the Markdown and tables.
-May import `runtimes`, `exporters.files`, `exporters.sensitivity` (optional, inside a function), `toolkit.data`
-and `toolkit.run.layout`; never the CLI.
+May import `runtimes` (`runtimes.files` for atomic writes), `exporters.sensitivity` (optional, inside a
+function), `toolkit.data` and `toolkit.run.layout`; never the CLI.
 """

@@ -66,7 +66,6 @@ def diagnose_artifact(
     absolute and relative error instead of accuracy and top-1 agreement, and no gallery is drawn.
     """
     from toolkit.diagnosis.cause import constants_by_layer, explain_cause
-    from toolkit.diagnosis.gallery import gallery_skip_reason, write_gallery
     from toolkit.diagnosis.layers import map_layers
     from toolkit.diagnosis.metrics import first_departure, layer_rows, ranked_by_added_error
 
@@ -92,30 +91,7 @@ def diagnose_artifact(
         "disagreements": None,
         "output_error": output_error(ref_out, plain),
     }
-    changes = 0
-    skip = gallery_skip_reason(images)
-    if labels is not None and classifies(ref_out, labels):
-        changes = int((instrumented.argmax(1) != plain.argmax(1)).sum())
-        if skip is None:
-            dest = out_dir / gallery_name(entry["name"])
-            gallery = write_gallery(dest, images, labels, ref_out, plain, entry["name"])
-        else:
-            (out_dir / gallery_name(entry["name"])).unlink(missing_ok=True)
-            idx = np.flatnonzero(plain.argmax(1) != ref_out.argmax(1))
-            gallery = {"count": len(idx), "shown": 0, "file": None, "indices": [int(i) for i in idx[:200]]}
-            gallery["skipped"] = skip
-        result.update(
-            {
-                "accuracy": float((plain.argmax(1) == labels).mean()),
-                "reference_accuracy": float((ref_out.argmax(1) == labels).mean()),
-                "top1_agreement": float((plain.argmax(1) == ref_out.argmax(1)).mean()),
-                "disagreements": gallery["count"],
-            }
-        )
-    else:
-        (out_dir / gallery_name(entry["name"])).unlink(missing_ok=True)
-        why = "no labels" if labels is None else "one output value per example"
-        gallery = {"count": 0, "shown": 0, "file": None, "indices": [], "skipped": f"regression ({why})"}
+    changes, gallery = _top1(result, entry["name"], images, labels, ref_out, plain, instrumented, out_dir)
     departure = first_departure(rows)
     consts = constants_by_layer(getattr(graph, "constants", []), [lay.name for lay in layers], model_names)
     result.update(
@@ -135,6 +111,47 @@ def diagnose_artifact(
         }
     )
     return result
+
+
+def _top1(
+    result: dict[str, Any],
+    name: str,
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    ref_out: np.ndarray,
+    plain: np.ndarray,
+    instrumented: np.ndarray,
+    out_dir: Path,
+) -> tuple[int, dict[str, Any]]:
+    """A classifier's accuracy and top-1 agreement into `result`, and its gallery of disagreeing images.
+
+    Returns the top-1 changes the instrumentation caused and the gallery's summary (a regression model, or
+    one without labels, gets none: its stale gallery file is removed)."""
+    from toolkit.diagnosis.gallery import gallery_skip_reason, write_gallery
+
+    dest = out_dir / gallery_name(name)
+    if labels is None or not classifies(ref_out, labels):
+        dest.unlink(missing_ok=True)
+        why = "no labels" if labels is None else "one output value per example"
+        return 0, {"count": 0, "shown": 0, "file": None, "indices": [], "skipped": f"regression ({why})"}
+    changes = int((instrumented.argmax(1) != plain.argmax(1)).sum())
+    skip = gallery_skip_reason(images)
+    if skip is None:
+        gallery = write_gallery(dest, images, labels, ref_out, plain, name)
+    else:
+        dest.unlink(missing_ok=True)
+        idx = np.flatnonzero(plain.argmax(1) != ref_out.argmax(1))
+        gallery = {"count": len(idx), "shown": 0, "file": None, "indices": [int(i) for i in idx[:200]]}
+        gallery["skipped"] = skip
+    result.update(
+        {
+            "accuracy": float((plain.argmax(1) == labels).mean()),
+            "reference_accuracy": float((ref_out.argmax(1) == labels).mean()),
+            "top1_agreement": float((plain.argmax(1) == ref_out.argmax(1)).mean()),
+            "disagreements": gallery["count"],
+        }
+    )
+    return changes, gallery
 
 
 def output_layer_name(model: Any) -> str | None:

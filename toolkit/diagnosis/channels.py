@@ -87,14 +87,39 @@ def channel_stats(ref: np.ndarray, got: np.ndarray, t: Tensor | None) -> dict[st
         "rest": None,
         "clipped_channels": [],
     }
-    levels = None
-    if scale:
-        # The int8 levels a channel's values land on: from its lowest to its highest quantized value.
-        levels = np.rint(hi / scale) - np.rint(lo / scale) + 1
-        if levels_total:
-            levels = np.minimum(levels, levels_total)  # values beyond the range clip onto its ends
-        out["levels"] = {"median": _q(levels[live], 0.5), "p90": _q(levels[live], 0.9), "max": float(levels.max())}
-        out["range_use_pct"] = {k: 100.0 * v / levels_total for k, v in out["levels"].items() if levels_total}
+    levels = _levels(out, lo, hi, live, scale, levels_total)
+    _scale_setters(out, lo, hi, peak, live, power, snr, levels)
+    if scale is not None and t is not None and t.qdtype in _LEVELS:
+        _clipped(out, r, lo, hi, t, scale)
+    return out
+
+
+def _levels(
+    out: dict[str, Any], lo: np.ndarray, hi: np.ndarray, live: np.ndarray, scale: float | None, levels_total: int
+) -> np.ndarray | None:
+    """The int8 levels each channel's values land on (from its lowest to its highest quantized value), and how
+    much of the type's range that is; None without a quantization scale."""
+    if not scale:
+        return None
+    levels = np.rint(hi / scale) - np.rint(lo / scale) + 1
+    if levels_total:
+        levels = np.minimum(levels, levels_total)  # values beyond the range clip onto its ends
+    out["levels"] = {"median": _q(levels[live], 0.5), "p90": _q(levels[live], 0.9), "max": float(levels.max())}
+    out["range_use_pct"] = {k: 100.0 * v / levels_total for k, v in out["levels"].items() if levels_total}
+    return levels
+
+
+def _scale_setters(
+    out: dict[str, Any],
+    lo: np.ndarray,
+    hi: np.ndarray,
+    peak: np.ndarray,
+    live: np.ndarray,
+    power: np.ndarray,
+    snr: np.ndarray,
+    levels: np.ndarray | None,
+) -> None:
+    """The few channels whose peaks set a per-tensor scale (far above the median channel), and the rest."""
     med = out["peak"]["median"]
     setters = [
         int(i) for i in live if med > 0 and peak[i] > SETS_SCALE_RATIO * med and peak[i] >= 0.5 * out["peak"]["max"]
@@ -114,23 +139,25 @@ def channel_stats(ref: np.ndarray, got: np.ndarray, t: Tensor | None) -> dict[st
     if setters and rest.size:
         out["rest"] = {
             "channels": int(rest.size),
-            "dead_channels": int(c - live.size),
+            "dead_channels": int(out["channels"] - live.size),
             "range": [float(lo[rest].min()), float(hi[rest].max())],
             "peak_median": _q(peak[rest], 0.5),
             "levels": None if levels is None else [int(levels[rest].min()), int(_q(levels[rest], 0.9))],
             "snr_db_median": _q(snr[rest], 0.5),
         }
-    if scale is not None and t is not None and t.qdtype in _LEVELS:
-        info = np.iinfo(np.dtype(t.qdtype))
-        zp = t.zero_point or 0
-        qlo, qhi = (info.min - zp - 0.5) * scale, (info.max - zp + 0.5) * scale
-        share = ((r < qlo) | (r > qhi)).mean(0) * 100.0
-        clipped = [int(i) for i in np.argsort(-share) if share[i] > 0][:LISTED]
-        out["clipped_channels"] = [
-            {"channel": i, "clipped_pct": float(share[i]), "range": [float(lo[i]), float(hi[i])]} for i in clipped
-        ]
-        out["quant_range"] = [float(qlo + scale / 2), float(qhi - scale / 2)]
-    return out
+
+
+def _clipped(out: dict[str, Any], r: np.ndarray, lo: np.ndarray, hi: np.ndarray, t: Tensor, scale: float) -> None:
+    """The channels whose reference values fall outside the quantized type's range, and that range."""
+    info = np.iinfo(np.dtype(t.qdtype))
+    zp = t.zero_point or 0
+    qlo, qhi = (info.min - zp - 0.5) * scale, (info.max - zp + 0.5) * scale
+    share = ((r < qlo) | (r > qhi)).mean(0) * 100.0
+    clipped = [int(i) for i in np.argsort(-share) if share[i] > 0][:LISTED]
+    out["clipped_channels"] = [
+        {"channel": i, "clipped_pct": float(share[i]), "range": [float(lo[i]), float(hi[i])]} for i in clipped
+    ]
+    out["quant_range"] = [float(qlo + scale / 2), float(qhi - scale / 2)]
 
 
 def hidden_departure(stats: dict[str, Any] | None, threshold_db: float) -> bool:

@@ -26,12 +26,31 @@ _Q_PLUMBING = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
 _LAYOUT = {"Transpose", "ReorderInput", "ReorderOutput"}
 # ORT op types by what they compute (after graph optimisation), to split a profile into int8 and float work.
 _INT8_COMPUTE = {
-    "QLinearConv", "QGemm", "QLinearMatMul", "MatMulInteger", "ConvInteger", "QLinearSoftmax", "QLinearAdd",
-    "QLinearMul", "QLinearGlobalAveragePool", "QLinearAveragePool", "DynamicQuantizeMatMul", "MatMulIntegerToFloat",
-}  # fmt: skip
+    "QLinearConv",
+    "QGemm",
+    "QLinearMatMul",
+    "MatMulInteger",
+    "ConvInteger",
+    "QLinearSoftmax",
+    "QLinearAdd",
+    "QLinearMul",
+    "QLinearGlobalAveragePool",
+    "QLinearAveragePool",
+    "DynamicQuantizeMatMul",
+    "MatMulIntegerToFloat",
+}
 _FLOAT_COMPUTE = {
-    "Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul", "Softmax", "MaxPool", "Relu", "Add",
-}  # fmt: skip
+    "Conv",
+    "FusedConv",
+    "Gemm",
+    "FusedGemm",
+    "MatMul",
+    "FusedMatMul",
+    "Softmax",
+    "MaxPool",
+    "Relu",
+    "Add",
+}
 
 
 # -- shared ------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from exporters.files import atomic_path
+from runtimes.files import atomic_path
 
 TILE = 112  # each image is upscaled (nearest) to about this many pixels a side
 COLUMNS = 8

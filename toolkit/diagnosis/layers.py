@@ -257,38 +257,64 @@ def map_layers(
     """Assign each Keras layer (and the input) the export tensor that holds its output.
 
     `model_names` (the Keras model's name) helps tell `dense_1` the layer from `dense` uniquified.
+    The three steps of the module docstring: `_by_name`, `_through_graph`, then `_rows`.
     """
-    by_key = {t.key: t for t in tensors}
-    index = {lay.name: i for i, lay in enumerate(layers)}
-    owners = _Owners([lay.name for lay in layers], tensors, model_names)
-    shape_of = {lay.name: lay.shape for lay in layers}
+    graph = _Graph(layers, tensors, model_names)
+    groups, chosen = _by_name(graph)
+    src = _input_tensor(tensors, groups, input_shape)
+    _through_graph(graph, groups, chosen, src)
+    return _rows(graph, chosen, src, input_shape)
 
-    readers: dict[str, list[Tensor]] = {}
-    for t in tensors:
-        for i in t.inputs:
-            readers.setdefault(i, []).append(t)
 
-    def tail(t: Tensor, lay: KerasLayer) -> Tensor | None:
+class _Graph:
+    """An export's tensors indexed for the mapping, beside the Keras layers they are matched to."""
+
+    def __init__(self, layers: list[KerasLayer], tensors: list[Tensor], model_names: tuple[str, ...]) -> None:
+        self.layers = layers
+        self.tensors = tensors
+        self.by_key = {t.key: t for t in tensors}
+        self.index = {lay.name: i for i, lay in enumerate(layers)}
+        self.owners = _Owners([lay.name for lay in layers], tensors, model_names)
+        self.shape_of = {lay.name: lay.shape for lay in layers}
+        self.readers: dict[str, list[Tensor]] = {}  # tensor key → the ops' outputs that read it
+        for t in tensors:
+            for i in t.inputs:
+                self.readers.setdefault(i, []).append(t)
+        self.consumers: dict[str, list[str]] = {}  # Keras layer → the layers it feeds
+        for lay in layers:
+            for i in lay.inbound:
+                self.consumers.setdefault(i, []).append(lay.name)
+
+    def tail(self, t: Tensor, lay: KerasLayer) -> Tensor | None:
         # tf2onnx leaves a Dense's bias Add (and the graph's final Identity) unnamed: the layer ends there.
-        nxt = readers.get(t.key, [])
+        nxt = self.readers.get(t.key, [])
         if len(nxt) != 1 or len(nxt[0].inputs) != 1 or nxt[0].op.lower() not in ("add", "biasadd", "identity"):
             return None
         r = nxt[0]
-        return r if not owners(r) and _layout(r.shape, lay.shape, r.layout) else None
+        return r if not self.owners(r) and _layout(r.shape, lay.shape, r.layout) else None
 
-    # 1. By name: a tensor is the output of the last layer (Keras order) it names whose shape it has.
+
+def _by_name(graph: _Graph) -> tuple[dict[str, list[Tensor]], dict[str, tuple[Tensor, str]]]:
+    """1. By name: a tensor is the output of the last layer (Keras order) it names whose shape it has.
+    The tensors each layer's name claims, and the one chosen per layer (with a note)."""
     groups: dict[str, list[Tensor]] = {}
-    for t in tensors:
-        fits = [n for n in owners(t) if _layout(t.shape, shape_of[n], t.layout)]
+    for t in graph.tensors:
+        fits = [n for n in graph.owners(t) if _layout(t.shape, graph.shape_of[n], t.layout)]
         if fits:
-            groups.setdefault(max(fits, key=index.__getitem__), []).append(t)
+            groups.setdefault(max(fits, key=graph.index.__getitem__), []).append(t)
     chosen: dict[str, tuple[Tensor, str]] = {}
-    for lay in layers:
+    for lay in graph.layers:
         if lay.name in groups and lay.type not in IDENTITY_LAYERS:
-            chosen[lay.name] = _follow_activation(lay, max(groups[lay.name], key=lambda t: t.order), by_key, tail)
+            last = max(groups[lay.name], key=lambda t: t.order)
+            chosen[lay.name] = _follow_activation(lay, last, graph.by_key, graph.tail)
+    return groups, chosen
 
-    # The input as the first layer sees it: the last input-shaped tensor before any layer's tensor (tf2onnx's
-    # NHWC→NCHW Reshape/Transpose of the input may carry the first layer's name, yet holds the input).
+
+def _input_tensor(
+    tensors: list[Tensor], groups: dict[str, list[Tensor]], input_shape: tuple[int, ...]
+) -> Tensor | None:
+    """The input as the first layer sees it: the last input-shaped tensor before any layer's tensor (tf2onnx's
+    NHWC→NCHW Reshape/Transpose of the input may carry the first layer's name, yet holds the input)."""
     first_order = min((t.order for g in groups.values() for t in g), default=10**9)
     in_groups = {t.key for g in groups.values() for t in g}
     inputs = [
@@ -296,19 +322,19 @@ def map_layers(
         for t in tensors
         if t.order < first_order and _layout(t.shape, input_shape, t.layout) and t.key not in in_groups
     ]
-    src = max(inputs, key=lambda t: t.order) if inputs else None
+    return max(inputs, key=lambda t: t.order) if inputs else None
 
-    # 2. Through the graph, for layers no tensor names.
+
+def _through_graph(
+    graph: _Graph, groups: dict[str, list[Tensor]], chosen: dict[str, tuple[Tensor, str]], src: Tensor | None
+) -> None:
+    """2. Through the graph, for layers no tensor names: adds them to `chosen`."""
     claimed = {t.key for t, _ in chosen.values()} | {t.key for g in groups.values() for t in g}
     if src is not None:
         claimed.add(src.key)
-    consumers: dict[str, list[str]] = {}
-    for lay in layers:
-        for i in lay.inbound:
-            consumers.setdefault(i, []).append(lay.name)
 
     def free(t: Tensor, lay: KerasLayer) -> bool:
-        return t.key not in claimed and owners(t) <= {lay.name} and bool(_layout(t.shape, lay.shape, t.layout))
+        return t.key not in claimed and graph.owners(t) <= {lay.name} and bool(_layout(t.shape, lay.shape, t.layout))
 
     def tensor_of(name: str) -> Tensor | None:
         if name == INPUT_ROW:
@@ -317,32 +343,36 @@ def map_layers(
 
     for _ in range(3):
         changed = False
-        for lay in reversed(layers):
+        for lay in reversed(graph.layers):
             if lay.name in chosen or lay.type in IDENTITY_LAYERS:
                 continue
             # Backward: an input of the first op of a consumer.
             found: list[Tensor] = []
-            for c in consumers.get(lay.name, []):
+            for c in graph.consumers.get(lay.name, []):
                 starts = groups.get(c) or ([chosen[c][0]] if c in chosen else [])
                 if starts:
                     first = min(starts, key=lambda t: t.order)
-                    found += [by_key[k] for k in first.inputs if k in by_key and free(by_key[k], lay)]
+                    found += [graph.by_key[k] for k in first.inputs if k in graph.by_key and free(graph.by_key[k], lay)]
             # Forward: an output of an op reading the layer's (single) Keras input.
             if not found and len(lay.inbound) == 1 and (up := tensor_of(lay.inbound[0])) is not None:
-                found = [t for t in readers.get(up.key, []) if free(t, lay)]
+                found = [t for t in graph.readers.get(up.key, []) if free(t, lay)]
             found = list({t.key: t for t in found}.values())
             if len(found) == 1:
-                t, _ = _follow_activation(lay, found[0], by_key, tail)
+                t, _ = _follow_activation(lay, found[0], graph.by_key, graph.tail)
                 chosen[lay.name] = (t, "found through the graph (the tensor carries no layer name)")
                 claimed.add(t.key)
                 changed = True
         if not changed:
             break
 
-    # 3. Rows, in Keras order: identity layers read their input's tensor; the rest say where they went.
+
+def _rows(
+    graph: _Graph, chosen: dict[str, tuple[Tensor, str]], src: Tensor | None, input_shape: tuple[int, ...]
+) -> list[Probe]:
+    """3. Rows, in Keras order: identity layers read their input's tensor; the rest say where they went."""
     probes = [Probe(INPUT_ROW, "Input", src, (_layout(src.shape, input_shape, src.layout) or "") if src else "")]
     by_name: dict[str, Probe] = {INPUT_ROW: probes[0]}
-    for lay in layers:
+    for lay in graph.layers:
         if lay.name in chosen:
             t, note = chosen[lay.name]
             probe = Probe(lay.name, lay.type, t, _layout(t.shape, lay.shape, t.layout) or "", note, lay.inbound)
@@ -357,7 +387,7 @@ def map_layers(
         by_name[lay.name] = probe
     for probe in probes[:0:-1]:
         if probe.tensor is None and probe.type not in IDENTITY_LAYERS:
-            _explain_missing(probe, by_name, consumers, owners, layers)
+            _explain_missing(probe, by_name, graph.consumers, graph.owners, graph.layers)
     return probes
 
 

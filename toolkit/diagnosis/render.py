@@ -276,63 +276,75 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
     ]
     for res in report["artifacts"]:
-        inst = res["instrumentation"]
-        gal = res["gallery"]
-        if gal["file"]:
-            link = f"[{gal['file']}]({gal['file']})" + (
-                f" (first {gal['shown']} shown)" if gal["shown"] < gal["count"] else ""
-            )
-        elif gal.get("skipped"):
-            link = f"none: {gal['skipped']}"
-        else:
-            link = "none: every image agrees with the reference"
-        lines += [f"### {res['artifact']}", "", f"- First departure: {departure_text(res)}."]
-        lines += [f"- {label.capitalize()}: {text}" for label, text in cause_lines(res)]
-        lines.append(f"- Most error added by: {ranking_text(res)}.")
-        if res.get("top1_agreement") is not None:
-            lines.append(
-                f"- Top-1 agreement with keras-fp32: {res['top1_agreement']:.4f} ({res['disagreements']} of "
-                f"{report['images']} differ); accuracy {100 * res['accuracy']:.2f} % vs "
-                f"{100 * res['reference_accuracy']:.2f} % for the reference."
-            )
-        err = res.get("output_error")
-        if err:
-            lines.append(
-                f"- Output against keras-fp32: max |error| {err['max_abs_err']:.3g} (mean {err['mean_abs_err']:.3g}), "
-                f"{100 * err['max_rel_err']:.3g} % of the largest |Keras output| value."
-            )
+        lines += _artifact_section(res, report)
+    lines += _speed_section(report["speed"])
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _artifact_section(res: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    """One artifact's section: departure, cause, ranking, agreement, gallery, then its layer and channel tables."""
+    inst = res["instrumentation"]
+    gal = res["gallery"]
+    if gal["file"]:
+        link = f"[{gal['file']}]({gal['file']})" + (
+            f" (first {gal['shown']} shown)" if gal["shown"] < gal["count"] else ""
+        )
+    elif gal.get("skipped"):
+        link = f"none: {gal['skipped']}"
+    else:
+        link = "none: every image agrees with the reference"
+    lines = [f"### {res['artifact']}", "", f"- First departure: {departure_text(res)}."]
+    lines += [f"- {label.capitalize()}: {text}" for label, text in cause_lines(res)]
+    lines.append(f"- Most error added by: {ranking_text(res)}.")
+    if res.get("top1_agreement") is not None:
+        lines.append(
+            f"- Top-1 agreement with keras-fp32: {res['top1_agreement']:.4f} ({res['disagreements']} of "
+            f"{report['images']} differ); accuracy {100 * res['accuracy']:.2f} % vs "
+            f"{100 * res['reference_accuracy']:.2f} % for the reference."
+        )
+    err = res.get("output_error")
+    if err:
+        lines.append(
+            f"- Output against keras-fp32: max |error| {err['max_abs_err']:.3g} (mean {err['mean_abs_err']:.3g}), "
+            f"{100 * err['max_rel_err']:.3g} % of the largest |Keras output| value."
+        )
+    lines += [
+        f"- Gallery of disagreements: {link}.",
+        f"- Instrumented run: {inst['how']}; its output differs from the plain run's by at most "
+        f"{inst['max_abs_diff_vs_plain_output']:.2e} ({inst['top1_changes_vs_plain']} top-1 changes).",
+    ]
+    if res.get("flatten_order"):
+        lines.append(
+            f"- Flatten order: {res['flatten_order']}"
+            + (" (same as Keras)." if res["flatten_order"] == "NHWC" else " (reordered to NHWC before comparing).")
+        )
+    lines += ["", *_md_table(*layer_table(res), left=3), ""]
+    lines += [
+        "Per channel (the last axis of each layer's output), against the same tensor's scale: how many int8 "
+        "levels the channels' ranges span, the share of the levels that is (range use), the channels whose "
+        f"range is over {SETS_SCALE_RATIO:g}× the median channel's (they set the scale), and the channels' SNR:",
+        "",
+        *_md_table(*channel_table(res), left=1),
+        "",
+    ]
+    sens = sensitivity_table(res)
+    if sens:
+        src = f" ({report['sensitivity_source']})" if report.get("sensitivity_source") else ""
         lines += [
-            f"- Gallery of disagreements: {link}.",
-            f"- Instrumented run: {inst['how']}; its output differs from the plain run's by at most "
-            f"{inst['max_abs_diff_vs_plain_output']:.2e} ({inst['top1_changes_vs_plain']} top-1 changes).",
-        ]
-        if res.get("flatten_order"):
-            lines.append(
-                f"- Flatten order: {res['flatten_order']}"
-                + (" (same as Keras)." if res["flatten_order"] == "NHWC" else " (reordered to NHWC before comparing).")
-            )
-        lines += ["", *_md_table(*layer_table(res), left=3), ""]
-        lines += [
-            "Per channel (the last axis of each layer's output), against the same tensor's scale: how many int8 "
-            "levels the channels' ranges span, the share of the levels that is (range use), the channels whose "
-            f"range is over {SETS_SCALE_RATIO:g}× the median channel's (they set the scale), and the channels' SNR:",
-            "",
-            *_md_table(*channel_table(res), left=1),
+            f"Sensitivity (accuracy with only that layer left in float / only that layer quantized){src}:",
             "",
         ]
-        sens = sensitivity_table(res)
-        if sens:
-            src = f" ({report['sensitivity_source']})" if report.get("sensitivity_source") else ""
-            lines += [
-                f"Sensitivity (accuracy with only that layer left in float / only that layer quantized){src}:",
-                "",
-            ]
-            lines += [*_md_table(*sens), ""]
-    lines += ["## Slowdown explainer", ""]
-    if not report["speed"]:
+        lines += [*_md_table(*sens), ""]
+    return lines
+
+
+def _speed_section(speed: list[dict[str, Any]]) -> list[str]:
+    """The slowdown explainer: each quantized artifact's verdict, reason and evidence."""
+    lines = ["## Slowdown explainer", ""]
+    if not speed:
         lines += ["No quantized artifact was diagnosed.", ""]
-    for rec in report["speed"]:
+    for rec in speed:
         title = f"### {rec['artifact']}" + (f" vs {rec['sibling']}" if rec.get("sibling") else "")
         verdict = {True: "slower", False: "not slower", None: "not compared"}[rec.get("slower")]
         lines += [title, "", f"**{verdict}.** {rec['reason']}", "", *_speed_evidence(rec), ""]
-    return "\n".join(lines).rstrip() + "\n"
+    return lines

@@ -2,7 +2,7 @@
 
 Timing comes from the run's bench.json when it measured both artifacts (then re-checked here with a
 quick in-process timing), else from that quick timing alone. The evidence and the paragraph per
-runtime are built in `diagnose_evidence`.
+runtime are built in `evidence.py`.
 """
 
 from __future__ import annotations
@@ -71,79 +71,117 @@ def explain(
     for entry, path in entries:
         if entry["precision"] not in QUANTIZED:
             continue
-        name = entry["name"]
+        record: dict[str, Any] = {
+            "artifact": entry["name"],
+            "runtime": entry["runtime"],
+            "precision": entry["precision"],
+        }
         sib = siblings.get(entry["format"])
-        record: dict[str, Any] = {"artifact": name, "runtime": entry["runtime"], "precision": entry["precision"]}
         if sib is None:
             record.update({"slower": None, "reason": f"no fp32 {entry['format']} artifact in this run to compare with"})
-            out.append(record)
-            continue
-        sib_entry, sib_path = sib
-        record["sibling"] = sib_entry["name"]
-        configs = bench_ratios(bench, name, sib_entry["name"])
-        if configs:
-            method = (bench or {}).get("method", {})
-            timing: dict[str, Any] = {
-                "source": "bench.json",
-                "settings": {k: method.get(k) for k in ("min_runs", "min_seconds", "warmup_runs")},
-                "configs": configs,
-            }
         else:
-            timing = {"source": QUICK_TIMING, "configs": [_quick_config(entry, path, sib_path, image)]}
-        ratio = statistics.median(c["ratio"] for c in timing["configs"])
-        timing["median_ratio"] = ratio
-        record["timing"] = timing
-        record["slower"] = ratio >= SLOWER_RATIO
-        where = "LiteRT" if entry["format"] == "tflite" else "ONNX Runtime"
-        if len(timing["configs"]) == 1:
-            c = timing["configs"][0]
-            detail = (
-                f"{timing['source']}, b{c['batch_size']} × {c['threads']}t: p50 {fmt_ms(c['p50_ms'])} vs "
-                f"{fmt_ms(c['sibling_p50_ms'])}"
-            )
-        else:
-            c = max(timing["configs"], key=lambda c: c["ratio"])
-            detail = (
-                f"median over {len(timing['configs'])} configurations in {timing['source']}; worst "
-                f"b{c['batch_size']} × {c['threads']}t: p50 {fmt_ms(c['p50_ms'])} vs {fmt_ms(c['sibling_p50_ms'])}"
-            )
-        if record["slower"]:
-            headline = f"{name} is {ratio:.2f}x slower than {sib_entry['name']} on {where} ({detail})."
-        else:
-            headline = (
-                f"Not slower: {name} takes {ratio:.2f}x the time of {sib_entry['name']} on {where} ({detail}); "
-                "the evidence, for reference:"
-            )
-        if entry["format"] == "tflite":
-            ev = explain_tflite(entry, path, sib_path, image)
-            record["evidence"] = ev
-            if "int16" in ev["ops"]["activation_dtypes"] and entry["precision"] != "int16x8":
-                record["anomaly"] = (
-                    f"{name} is labelled {entry['precision']} but its CONV_2D/FULLY_CONNECTED outputs are int16: "
-                    "it is a 16x8 model. Check the exporter (int8-dynamic should keep float activations)."
-                )
-            reason = tflite_reason(sib_entry["name"], ev, headline)
-        else:
-            ev = explain_onnx(entry, path, sib_path, image)
-            record["evidence"] = ev
-            reason = onnx_reason(sib_entry["name"], ev, headline)
-        if timing["source"] == "bench.json":
-            # Cross-check the bench.json verdict with a quick timing here (bench.json may be a --quick look).
-            check = _quick_config(entry, path, sib_path, image)
-            record["timing"]["checked_here"] = check
-            if (check["ratio"] >= SLOWER_RATIO) != record["slower"]:
-                settings = timing["settings"]
-                reason += (
-                    f" Re-timed here ({QUICK_TIMING}, b1 × 1t) it takes {check['ratio']:.2f}x the time of "
-                    f"{sib_entry['name']} ({fmt_ms(check['p50_ms'])} vs {fmt_ms(check['sibling_p50_ms'])}), so the "
-                    f"bench.json verdict is not reproduced (bench.json used {settings.get('min_runs')} runs / "
-                    f"{settings.get('min_seconds')} s per configuration); treat the difference as noise."
-                )
-                record["reproduced"] = False
-            else:
-                record["reproduced"] = True
-        if record.get("anomaly"):
-            reason += " " + record["anomaly"]
-        record["reason"] = reason
+            _explain_one(record, entry, path, sib, bench, image)
         out.append(record)
     return out
+
+
+def _explain_one(
+    record: dict[str, Any],
+    entry: dict[str, Any],
+    path: Path,
+    sib: tuple[dict[str, Any], Path],
+    bench: dict[str, Any] | None,
+    image: np.ndarray,
+) -> None:
+    """Fill one quantized artifact's record against its fp32 sibling: timing, verdict, evidence and reason."""
+    name = entry["name"]
+    sib_entry, sib_path = sib
+    record["sibling"] = sib_entry["name"]
+    timing = _timing(entry, path, sib, bench, image)
+    ratio = timing["median_ratio"]
+    record["timing"] = timing
+    record["slower"] = ratio >= SLOWER_RATIO
+    where = "LiteRT" if entry["format"] == "tflite" else "ONNX Runtime"
+    detail = _timing_detail(timing)
+    if record["slower"]:
+        headline = f"{name} is {ratio:.2f}x slower than {sib_entry['name']} on {where} ({detail})."
+    else:
+        headline = (
+            f"Not slower: {name} takes {ratio:.2f}x the time of {sib_entry['name']} on {where} ({detail}); "
+            "the evidence, for reference:"
+        )
+    if entry["format"] == "tflite":
+        ev = explain_tflite(entry, path, sib_path, image)
+        record["evidence"] = ev
+        if "int16" in ev["ops"]["activation_dtypes"] and entry["precision"] != "int16x8":
+            record["anomaly"] = (
+                f"{name} is labelled {entry['precision']} but its CONV_2D/FULLY_CONNECTED outputs are int16: "
+                "it is a 16x8 model. Check the exporter (int8-dynamic should keep float activations)."
+            )
+        reason = tflite_reason(sib_entry["name"], ev, headline)
+    else:
+        ev = explain_onnx(entry, path, sib_path, image)
+        record["evidence"] = ev
+        reason = onnx_reason(sib_entry["name"], ev, headline)
+    if timing["source"] == "bench.json":
+        reason += _cross_check(record, entry, path, sib, image)
+    if record.get("anomaly"):
+        reason += " " + record["anomaly"]
+    record["reason"] = reason
+
+
+def _timing(
+    entry: dict[str, Any],
+    path: Path,
+    sib: tuple[dict[str, Any], Path],
+    bench: dict[str, Any] | None,
+    image: np.ndarray,
+) -> dict[str, Any]:
+    """The artifact's time against its sibling's: bench.json's configurations, else a quick timing here."""
+    configs = bench_ratios(bench, entry["name"], sib[0]["name"])
+    if configs:
+        method = (bench or {}).get("method", {})
+        timing: dict[str, Any] = {
+            "source": "bench.json",
+            "settings": {k: method.get(k) for k in ("min_runs", "min_seconds", "warmup_runs")},
+            "configs": configs,
+        }
+    else:
+        timing = {"source": QUICK_TIMING, "configs": [_quick_config(entry, path, sib[1], image)]}
+    timing["median_ratio"] = statistics.median(c["ratio"] for c in timing["configs"])
+    return timing
+
+
+def _timing_detail(timing: dict[str, Any]) -> str:
+    if len(timing["configs"]) == 1:
+        c = timing["configs"][0]
+        return (
+            f"{timing['source']}, b{c['batch_size']} × {c['threads']}t: p50 {fmt_ms(c['p50_ms'])} vs "
+            f"{fmt_ms(c['sibling_p50_ms'])}"
+        )
+    c = max(timing["configs"], key=lambda c: c["ratio"])
+    return (
+        f"median over {len(timing['configs'])} configurations in {timing['source']}; worst "
+        f"b{c['batch_size']} × {c['threads']}t: p50 {fmt_ms(c['p50_ms'])} vs {fmt_ms(c['sibling_p50_ms'])}"
+    )
+
+
+def _cross_check(
+    record: dict[str, Any], entry: dict[str, Any], path: Path, sib: tuple[dict[str, Any], Path], image: np.ndarray
+) -> str:
+    """Re-time here to cross-check the bench.json verdict (bench.json may be a --quick look); what the reason
+    adds when the verdict is not reproduced."""
+    sib_entry, sib_path = sib
+    check = _quick_config(entry, path, sib_path, image)
+    record["timing"]["checked_here"] = check
+    if (check["ratio"] >= SLOWER_RATIO) == record["slower"]:
+        record["reproduced"] = True
+        return ""
+    settings = record["timing"]["settings"]
+    record["reproduced"] = False
+    return (
+        f" Re-timed here ({QUICK_TIMING}, b1 × 1t) it takes {check['ratio']:.2f}x the time of "
+        f"{sib_entry['name']} ({fmt_ms(check['p50_ms'])} vs {fmt_ms(check['sibling_p50_ms'])}), so the "
+        f"bench.json verdict is not reproduced (bench.json used {settings.get('min_runs')} runs / "
+        f"{settings.get('min_seconds')} s per configuration); treat the difference as noise."
+    )

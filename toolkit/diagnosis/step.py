@@ -2,9 +2,9 @@
 why a quantized artifact is slower than its fp32 sibling.
 
 Writes `diagnose/diagnose.json`, `diagnose/diagnose.md` and `diagnose/gallery_<artifact>.png` in the run
-directory. Layer mapping and metrics are in `diagnose_layers`, instrumented runs in `diagnose_capture`, the
-gallery in `diagnose_gallery`, the slowdown explainer in `diagnose_speed` (evidence in
-`diagnose_evidence`) and the Markdown in `diagnose_report`.
+directory. One artifact is `artifact.py`'s; layer mapping is in `layers.py`, metrics in `metrics.py`,
+instrumented runs in `capture.py`, the gallery in `gallery.py`, the slowdown explainer in `speed.py` (evidence
+in `evidence.py`) and the Markdown in `render.py`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from exporters.files import write_json_atomic, write_text_atomic
+from runtimes.files import write_json_atomic, write_text_atomic
 from toolkit.diagnosis.artifact import diagnose_artifact, output_layer_name
 from toolkit.errors import RunDirError, ToolkitError
 from toolkit.progress import ProgressCallback, as_progress
@@ -68,7 +68,7 @@ def diagnose_arrays(
         The report's body: images, thresholds, reference layers, per-artifact results and speed records.
     """
     from toolkit.diagnosis.channels import layer_parameters
-    from toolkit.diagnosis.layers import DEPART_COSINE, DEPART_SNR_DB, SNR_CAP_DB, keras_layers, keras_outputs
+    from toolkit.diagnosis.layers import keras_layers, keras_outputs
     from toolkit.diagnosis.speed import explain
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -101,8 +101,15 @@ def diagnose_arrays(
     speed = explain(paths, siblings, bench, images[:1]) if siblings is not None else []
     p.advance(task)
     p.update(task, description="diagnose: done")
+    return _body(len(images), layers, results, speed)
+
+
+def _body(images: int, layers: list[Any], results: list[dict[str, Any]], speed: list[dict[str, Any]]) -> dict[str, Any]:
+    """diagnose.json's body: the thresholds and metrics used, the reference's layers, each artifact, speed."""
+    from toolkit.diagnosis.layers import DEPART_COSINE, DEPART_SNR_DB, SNR_CAP_DB
+
     return {
-        "images": len(images),
+        "images": images,
         "thresholds": {
             "departs_below_snr_db": DEPART_SNR_DB,
             "departs_below_cosine": DEPART_COSINE,

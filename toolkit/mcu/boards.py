@@ -25,25 +25,42 @@ class Board:
 
 BOARDS: tuple[Board, ...] = (
     Board(
-        "Arduino Nano 33 BLE Sense", "nRF52840", "Cortex-M4F, 64 MHz", 256 * KIB, 1024 * KIB,
-        "Arduino Nano 33 BLE Sense product page (docs.arduino.cc); Nordic nRF52840 Product Specification",
+        name="Arduino Nano 33 BLE Sense",
+        mcu="nRF52840",
+        core="Cortex-M4F, 64 MHz",
+        ram_bytes=256 * KIB,
+        flash_bytes=1024 * KIB,
+        source="Arduino Nano 33 BLE Sense product page (docs.arduino.cc); Nordic nRF52840 Product Specification",
     ),
     Board(
-        "STM32F746G-DISCO", "STM32F746NG", "Cortex-M7, 216 MHz", 320 * KIB, 1024 * KIB,
-        "ST STM32F745xx/STM32F746xx datasheet (DS10916): 1 MB flash, 320 KB SRAM incl. 64 KB DTCM",
-        "plus 16 KB ITCM RAM, not counted",
+        name="STM32F746G-DISCO",
+        mcu="STM32F746NG",
+        core="Cortex-M7, 216 MHz",
+        ram_bytes=320 * KIB,
+        flash_bytes=1024 * KIB,
+        source="ST STM32F745xx/STM32F746xx datasheet (DS10916): 1 MB flash, 320 KB SRAM incl. 64 KB DTCM",
+        note="plus 16 KB ITCM RAM, not counted",
     ),
     Board(
-        "Raspberry Pi Pico", "RP2040", "dual Cortex-M0+, 133 MHz", 264 * KIB, 2048 * KIB,
-        "Raspberry Pi Pico datasheet; RP2040 datasheet (264 KB on-chip SRAM, 2 MB external QSPI flash on the board)",
-        "Cortex-M0+: no FPU, no DSP instructions",
+        name="Raspberry Pi Pico",
+        mcu="RP2040",
+        core="dual Cortex-M0+, 133 MHz",
+        ram_bytes=264 * KIB,
+        flash_bytes=2048 * KIB,
+        source="Raspberry Pi Pico datasheet; RP2040 datasheet (264 KB on-chip SRAM, 2 MB external QSPI flash on the "
+        "board)",
+        note="Cortex-M0+: no FPU, no DSP instructions",
     ),
     Board(
-        "ESP32-S3 (DevKitC-1)", "ESP32-S3", "dual Xtensa LX7, 240 MHz", 512 * KIB, None,
-        "Espressif ESP32-S3 Series datasheet (512 KB SRAM; flash is external, in the module)",
-        "flash depends on the module (ESP32-S3-WROOM-1: 4 to 16 MB); optional PSRAM not counted",
+        name="ESP32-S3 (DevKitC-1)",
+        mcu="ESP32-S3",
+        core="dual Xtensa LX7, 240 MHz",
+        ram_bytes=512 * KIB,
+        flash_bytes=None,
+        source="Espressif ESP32-S3 Series datasheet (512 KB SRAM; flash is external, in the module)",
+        note="flash depends on the module (ESP32-S3-WROOM-1: 4 to 16 MB); optional PSRAM not counted",
     ),
-)  # fmt: skip
+)
 
 
 def fits(arena_bytes: int, flash_needed: int, board: Board) -> dict[str, Any]:

@@ -12,21 +12,24 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from runtimes.registry import make_runner
 from toolkit.errors import ToolkitError
-from toolkit.mcu.arena import measure_arena
+from toolkit.mcu.arena import Arena, measure_arena
 from toolkit.mcu.boards import BOARDS, fits
 from toolkit.mcu.firmware import write_firmware
-from toolkit.mcu.tflm import INT8_FIX, McuError, TflmModel, load_tflm, read_model, require_int8
+from toolkit.mcu.tflm import INT8_FIX, McuError, ModelInfo, TflmModel, load_tflm, read_model, require_int8
 from toolkit.model.run_source import data_summary, run_dataset, run_spec
 from toolkit.progress import ProgressCallback, as_progress
 from toolkit.run import layout as A
 from toolkit.steps.parity import check_row, compared, predict_all
 from toolkit.tolerances import MIN_ROUNDING_STEPS
+
+if TYPE_CHECKING:
+    from runtimes.spec import ModelSpec
 
 MCU_DIR = "mcu"
 MCU_JSON = "mcu.json"
@@ -71,14 +74,8 @@ def check_artifact(
     blob = path.read_bytes()
     info = read_model(blob, path.name)
     require_int8(info, path.name)
-    n = len(images)
     spec = A.entry_spec(entry) or A.entry_spec(ref[0])
-    with make_runner(path, spec=spec) as litert:
-        native = litert.to_native(images)
-        litert_out = np.concatenate([litert.run_native(native[i : i + 1000]) for i in range(0, n, 1000)])
-        litert_backend = litert.backend()
-    with make_runner(path, spec=spec, use_xnnpack=False) as builtin:
-        builtin_out = np.concatenate([builtin.run_native(native[i : i + 1000]) for i in range(0, n, 1000)])
+    native, litert_out, builtin_out, litert_backend = _litert_outputs(path, spec, images)
     arena = measure_arena(blob, path.name, native)
     t0 = time.perf_counter()
     tflm = TflmModel(blob, path.name, arena.min_bytes)  # the measured arena runs the whole test split
@@ -88,10 +85,9 @@ def check_artifact(
     keras_probs = compared(keras_out, output_kind)
     keras_acc = float((keras_probs.argmax(1) == labels).mean())
     dequantized = (tflm_out.astype(np.float32) - info.output.zero_point) * np.float32(info.output.scale)
-    probs = compared(dequantized, output_kind)
     row = check_row(
         {**entry, "runtime": "tflm"},
-        probs,
+        compared(dequantized, output_kind),
         keras_probs,
         labels,
         keras_acc,
@@ -99,9 +95,45 @@ def check_artifact(
         f"tflite-micro {_tflm_version()} (reference kernels)",
         output_kind=output_kind,
     ).to_dict()
+    vs_litert = _against_litert(row, tflm_out, litert_out, builtin_out)
+    files = write_firmware(
+        run_dir / MCU_DIR / entry["name"], blob, info.ops, arena.min_bytes, arena.recommended_bytes, path.name
+    )
+    parity = {
+        "images": len(images),
+        "accuracy": row["accuracy"],
+        "keras_accuracy": keras_acc,
+        **vs_litert,
+        "litert_backend": litert_backend,
+        "agreement_keras": row["top1_agreement"],
+        "disagreements_keras": row["disagreements"],
+        "max_int8_steps_vs_litert": _max_steps(tflm_out, litert_out),
+        "passed": row["passed"],
+        "failures": row["failures"],
+    }
+    return _result(run_dir, entry, info, arena, blob, parity, row, files)
+
+
+def _litert_outputs(
+    path: Path, spec: ModelSpec | None, images: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """The int8 inputs, and LiteRT's int8 outputs with XNNPACK (its default) and with its built-in kernels."""
+    n = len(images)
+    with make_runner(path, spec=spec) as litert:
+        native = litert.to_native(images)
+        litert_out = np.concatenate([litert.run_native(native[i : i + 1000]) for i in range(0, n, 1000)])
+        litert_backend = litert.backend()
+    with make_runner(path, spec=spec, use_xnnpack=False) as builtin:
+        builtin_out = np.concatenate([builtin.run_native(native[i : i + 1000]) for i in range(0, n, 1000)])
+    return native, litert_out, builtin_out, litert_backend
+
+
+def _against_litert(
+    row: dict[str, Any], tflm_out: np.ndarray, litert_out: np.ndarray, builtin_out: np.ndarray
+) -> dict[str, Any]:
+    """TFLM judged against LiteRT on the same file: `row` fails when TFLM is further from LiteRT's built-in
+    kernels than LiteRT's own two kernel sets are from each other. The agreement figures of mcu.json."""
     differ = tflm_out.argmax(1) != litert_out.argmax(1)
-    agree_litert = float(1 - differ.mean())
-    steps = _max_steps(tflm_out, litert_out)
     steps_builtin = _max_steps(tflm_out, builtin_out)
     rounding = max(MIN_ROUNDING_STEPS, _max_steps(litert_out, builtin_out))
     # A top-1 swap needs LiteRT's two best outputs within twice the per-output rounding difference.
@@ -117,8 +149,26 @@ def check_artifact(
         ", max |TFLM - LiteRT built-in kernels| ≤ the steps LiteRT's XNNPACK and built-in kernels differ by here "
         f"({rounding})"
     )
-    out_dir = run_dir / MCU_DIR / entry["name"]
-    files = write_firmware(out_dir, blob, info.ops, arena.min_bytes, arena.recommended_bytes, path.name)
+    return {
+        "agreement_litert": float(1 - differ.mean()),
+        "disagreements_litert": int(differ.sum()),
+        "near_tie_disagreements_litert": int(ties.sum()),
+        "max_int8_steps_vs_builtin": steps_builtin,
+        "litert_rounding_steps": rounding,
+    }
+
+
+def _result(
+    run_dir: Path,
+    entry: dict[str, Any],
+    info: ModelInfo,
+    arena: Arena,
+    blob: bytes,
+    parity: dict[str, Any],
+    row: dict[str, Any],
+    files: list[Path],
+) -> dict[str, Any]:
+    """One artifact's entry in mcu.json: the model's ops and I/O, arena, flash, parity and the boards it fits."""
     return {
         "artifact": entry["name"],
         "path": entry["path"],
@@ -144,22 +194,7 @@ def check_artifact(
             "runtime_code_min_bytes": RUNTIME_CODE_MIN_BYTES,
             "note": CODE_NOT_MEASURED,
         },
-        "parity": {
-            "images": n,
-            "accuracy": row["accuracy"],
-            "keras_accuracy": keras_acc,
-            "agreement_litert": agree_litert,
-            "disagreements_litert": int(differ.sum()),
-            "near_tie_disagreements_litert": int(ties.sum()),
-            "max_int8_steps_vs_builtin": steps_builtin,
-            "litert_rounding_steps": rounding,
-            "litert_backend": litert_backend,
-            "agreement_keras": row["top1_agreement"],
-            "disagreements_keras": row["disagreements"],
-            "max_int8_steps_vs_litert": steps,
-            "passed": row["passed"],
-            "failures": row["failures"],
-        },
+        "parity": parity,
         "parity_row": row,
         "boards": [fits(arena.recommended_bytes, len(blob) + RUNTIME_CODE_MIN_BYTES, b) for b in BOARDS],
         "boards_sized_with": "recommended arena (measured + CMSIS-NN margin) as RAM; model bytes + 16 KiB (the "

@@ -157,7 +157,7 @@ def train_reference_model(
 
 def save_model(model: Any, path: Any) -> None:
     """Save as `.keras`, atomically (a partial file never carries the final name)."""
-    from exporters.files import atomic_path
+    from runtimes.files import atomic_path
 
     with atomic_path(path) as tmp:
         model.save(tmp)

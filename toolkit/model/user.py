@@ -24,13 +24,39 @@ OUTPUT_KINDS: Final = ("probabilities", "logits", "values")
 # failed conversion names the first of them.
 KNOWN_LAYERS: Final = frozenset(
     {
-        "InputLayer", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv1D", "Dense", "Flatten", "Reshape",
-        "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "BatchNormalization",
-        "Dropout", "SpatialDropout2D", "GaussianNoise", "Add", "Concatenate", "Multiply", "Subtract", "Average",
-        "Rescaling", "Normalization", "ReLU", "Activation", "Softmax", "LeakyReLU", "ZeroPadding2D", "Cropping2D",
-        "TFSMLayer", "Identity",
+        "InputLayer",
+        "Conv2D",
+        "DepthwiseConv2D",
+        "SeparableConv2D",
+        "Conv1D",
+        "Dense",
+        "Flatten",
+        "Reshape",
+        "MaxPooling2D",
+        "AveragePooling2D",
+        "GlobalAveragePooling2D",
+        "GlobalMaxPooling2D",
+        "BatchNormalization",
+        "Dropout",
+        "SpatialDropout2D",
+        "GaussianNoise",
+        "Add",
+        "Concatenate",
+        "Multiply",
+        "Subtract",
+        "Average",
+        "Rescaling",
+        "Normalization",
+        "ReLU",
+        "Activation",
+        "Softmax",
+        "LeakyReLU",
+        "ZeroPadding2D",
+        "Cropping2D",
+        "TFSMLayer",
+        "Identity",
     }
-)  # fmt: skip
+)
 
 
 class ModelImportError(ToolkitError):
@@ -209,7 +235,7 @@ def save_into_run(
     `as_functional` is saved as that wrapper); an `.h5` is re-saved as `.keras`; a SavedModel folder is
     copied into the run and model.keras wraps it (a `TFSMLayer`), so every step loads one kind of file.
     """
-    from exporters.files import atomic_path, sha256_file
+    from runtimes.files import atomic_path, sha256_file
     from toolkit.run import layout as A
 
     source = Path(source).expanduser()

@@ -10,9 +10,9 @@ What lives here:
   (Jinja2, autoescaped); `charts.py`: its three charts (matplotlib's SVG backend, deterministic).
 - `write.py`: `write_report` (one run directory) and `merge_reports` (several runs side by side).
 
-May import: `runtimes`, `benchmarks`, `exporters.files` (atomic writes), `toolkit.run.layout`/`toolkit.errors`,
+May import: `runtimes`, `benchmarks`, `runtimes.files` (atomic writes), `toolkit.run.layout`/`toolkit.errors`,
 `toolkit.model.run_source` (model.json and dataset.json of a `--model` run, inside the loader)
-and `toolkit.device.remote` (fetched board results), Jinja2 and matplotlib (inside the functions that render).
+and `toolkit.remote.hosts` (fetched board results), Jinja2 and matplotlib (inside the functions that render).
 Never imports the CLI, TensorFlow or Rich.
 """
 

@@ -32,8 +32,8 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
     Raises:
         RunDirError: the directory does not exist or holds no edgekit JSON file.
     """
-    from exporters.files import write_text_atomic
-    from toolkit.device.remote import remote_results
+    from runtimes.files import write_text_atomic
+    from toolkit.remote.hosts import remote_results
     from toolkit.run import layout as A
 
     run = load_run(run_dir)
@@ -61,7 +61,7 @@ def merge_reports(inputs: list[Path], out_dir: Path) -> tuple[Path, Path]:
     Raises:
         ToolkitError: no input, or an input that is not a run directory or a bench.json.
     """
-    from exporters.files import write_text_atomic
+    from runtimes.files import write_text_atomic
     from toolkit.errors import ToolkitError
     from toolkit.run import layout as A
 

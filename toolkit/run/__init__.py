@@ -1,7 +1,7 @@
 """The run directory: its layout and file names, the typed documents written into it (train.json,
-manifest.json, parity.json, bench.json, verify.json, gate.json), the writer lock, and the pipeline that
-runs the steps in order and resumes an interrupted run.
+manifest.json, parity.json, bench.json, verify.json, gate.json) and the writer lock. The pipeline that runs
+the steps in order over a run directory is `toolkit.workflow`, above the steps.
 
-May import: `exporters` (atomic files), `runtimes`, `benchmarks`, and the rest of `toolkit` below the CLI.
+May import: `runtimes` (atomic files, errors), `benchmarks`, pydantic (the documents) and `toolkit.errors`.
 Never imports `toolkit.cli`.
 """

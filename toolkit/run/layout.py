@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from exporters.files import sha256_file
+from runtimes.files import sha256_file
 from toolkit.errors import RunDirError
 from toolkit.version import __version__
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from exporters.files import sha256_file
+from runtimes.files import sha256_file
 from toolkit.data.mnist import Mnist
 from toolkit.model.reference import TrainConfig
 from toolkit.progress import ProgressCallback, as_progress

@@ -14,7 +14,7 @@ options). Every document has `schema_version` (1); its JSON Schema is published 
 Importing this package imports pydantic (~100 ms): import it inside the functions that read or write
 documents, never at the top of a module that `edgekit --help` or `edgekit predict` loads.
 
-May import: pydantic, `exporters.files` (atomic writes) and `toolkit.errors`. Nothing else of toolkit,
+May import: pydantic, `runtimes.files` (atomic writes) and `toolkit.errors`. Nothing else of toolkit,
 no numpy, TensorFlow or Rich.
 """
 

@@ -146,7 +146,7 @@ def dump_document(doc: Part) -> dict[str, Any]:
 
 def write_document(path: Path, doc: Document) -> dict[str, Any]:
     """Write `doc` to `path` atomically (indented JSON, as every edgekit writer does); return what was written."""
-    from exporters.files import write_json_atomic
+    from runtimes.files import write_json_atomic
 
     data = dump_document(doc)
     write_json_atomic(Path(path), data)

@@ -81,7 +81,7 @@ def schema_text(kind: type[Document]) -> str:
 
 def write_schemas(directory: Path) -> list[Path]:
     """Write `<name>.schema.json` for every document into `directory`; return the paths."""
-    from exporters.files import ensure_dir, write_text_atomic
+    from runtimes.files import ensure_dir, write_text_atomic
 
     directory = Path(directory)
     ensure_dir(directory)

@@ -1,17 +1,20 @@
 """The whole pipeline (train -> export -> parity -> bench -> report) in one run directory, resumable.
 
 `run.json` keeps the options, so `--resume` repeats exactly the same work; each step's outputs are trusted
-only while their sha256 still matches what the next step recorded.
+only while their sha256 still matches what the next step recorded. `pipeline_data` loads what the run
+computes on before the run directory exists; the run's `Dataset` is then resolved once (`_RunData`) and
+every later step gets it, instead of each step resolving `data` again.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exporters.base import ExportFormat, Precision, artifact_name
-from exporters.files import sha256_file
+from runtimes.files import sha256_file
 from toolkit.errors import RunDirError
 from toolkit.model.reference import TrainConfig
 from toolkit.model.run_source import MODEL_JSON
@@ -20,7 +23,11 @@ from toolkit.run import layout as A
 from toolkit.steps.export import export_step
 from toolkit.steps.parity import parity_step
 from toolkit.steps.train import train_step
-from toolkit.steps.user_model import UserModel, import_into_run
+from toolkit.steps.user_model import UserModel, import_into_run, prepare_user_model
+
+if TYPE_CHECKING:
+    from toolkit.data.dataset import Dataset
+    from toolkit.steps.bench_settings import BenchSettings
 
 
 # -- report ------------------------------------------------------------------------------------------
@@ -73,6 +80,31 @@ def _step_state(run_dir: Path, targets: list[tuple[ExportFormat, Precision]]) ->
     return done
 
 
+def pipeline_data(options: dict[str, Any], data: Any = None, *, imported: bool = False) -> tuple[Any, UserModel | None]:
+    """What a pipeline run computes on, checked before its run directory exists (a refusal leaves nothing).
+
+    A reference run: (the MNIST `Mnist`, None): `data` if given, else the source `options["data"]` names.
+    A run of the user's model (`options["model"]`): (None, the checked `UserModel` with its `Dataset`), or
+    (None, None) when the model was `imported` already (a resumed run: the steps read dataset.json).
+    """
+    if not options.get("model"):
+        from toolkit.data.mnist import load_mnist
+
+        return data or load_mnist(options.get("data"), allow_unverified=bool(options.get("allow_unverified"))), None
+    if imported:
+        return None, None
+    user = prepare_user_model(
+        options["model"],
+        data if data is not None else options.get("data"),
+        seed=int(options["train"]["seed"]),
+        output_kind=options.get("output_kind"),
+        custom_objects=options.get("custom_objects"),
+        input_scale=options.get("input_scale"),
+        allow_unverified=bool(options.get("allow_unverified")),
+    )
+    return None, user
+
+
 def run_pipeline(
     run_dir: Path,
     options: dict[str, Any],
@@ -87,9 +119,8 @@ def run_pipeline(
     `options` (stored as run.json) holds the training config, export targets and bench settings, so a
     resumed run repeats exactly the same work. Returns what each step produced plus timings.
     With `user` (a checked `--model`), the model is imported instead of trained and every step runs on its data.
+    `data` and `user` come from `pipeline_data`.
     """
-    from toolkit.run.documents import BenchDocument, ModelDocument, ParityDocument, TrainDocument
-    from toolkit.steps.bench import bench_step
     from toolkit.steps.bench_settings import BenchSettings
 
     config = TrainConfig(**options["train"])
@@ -102,59 +133,112 @@ def run_pipeline(
 
         A.save_document(run_dir / RUN_JSON, {"schema_version": A.SCHEMA_VERSION, **options}, RunOptions)
     done = _step_state(run_dir, targets) if resume else dict.fromkeys(("train", "export", "parity", "bench"), False)
-    result: dict[str, Any] = {"skipped": [step for step, ok in done.items() if ok], "timings": {}}
+    trip = _Trip(run_dir, done, progress)
+    data = _model_step(trip, options, config, data, user)
+    run_data = _RunData(run_dir, data)
+    _artifact_steps(trip, options, targets, settings, run_data, seed=config.seed)
+    trip.result["report"] = report_step(run_dir)
+    if options.get("bundle"):
+        from toolkit.bundles.build import build_bundle
 
-    def timed(step: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        out = Path(options["bundle"])
+        trip.result["bundle"] = trip.timed("bundle", build_bundle, run_dir, out, force=True, data=run_data.get())[0]
+    return trip.result
+
+
+class _Trip:
+    """One pipeline run's bookkeeping: which steps were done before, what each step produced, its seconds."""
+
+    def __init__(self, run_dir: Path, done: dict[str, bool], progress: ProgressCallback | None) -> None:
+        self.run_dir = run_dir
+        self.done = done
+        self.progress = progress
+        self.result: dict[str, Any] = {"skipped": [step for step, ok in done.items() if ok], "timings": {}}
+
+    def timed(self, step: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         t0 = time.perf_counter()
         value = fn(*args, **kwargs)
-        result["timings"][step] = time.perf_counter() - t0
+        self.result["timings"][step] = time.perf_counter() - t0
         return value
 
+
+class _RunData:
+    """The run's `Dataset`, resolved once when a step first needs it (`run_source.run_dataset`), not by
+    every step again: the MNIST arrays, the user's checked dataset, or on a resumed run dataset.json's data."""
+
+    def __init__(self, run_dir: Path, data: Any) -> None:
+        self.run_dir = run_dir
+        self.data = data
+        self._dataset: Dataset | None = None
+
+    def get(self) -> Dataset:
+        if self._dataset is None:
+            from toolkit.model.run_source import run_dataset, run_spec
+
+            self._dataset = run_dataset(self.run_dir, self.data, spec=run_spec(self.run_dir))
+        return self._dataset
+
+
+def _model_step(trip: _Trip, options: dict[str, Any], config: TrainConfig, data: Any, user: UserModel | None) -> Any:
+    """Train the reference model or import the user's (unless done); the data the later steps use."""
+    from toolkit.run.documents import ModelDocument, TrainDocument
+
+    run_dir, result = trip.run_dir, trip.result
     if options.get("model"):
-        if done["train"]:
+        if trip.done["train"]:
             result["model"] = A.read_document(run_dir / MODEL_JSON, ModelDocument)
         else:
             assert user is not None, "a --model run needs its checked model to import"
-            result["model"] = timed("import", import_into_run, run_dir, user)
+            result["model"] = trip.timed("import", import_into_run, run_dir, user)
         result["train"] = None
-        data = user.dataset if user is not None else None  # None: the steps read dataset.json
-    elif done["train"]:
+        return user.dataset if user is not None else None  # None: the steps read dataset.json
+    if trip.done["train"]:
         result["train"] = A.read_document(run_dir / A.TRAIN_JSON, TrainDocument)
     else:
-        result["train"] = timed("train", train_step, run_dir, data, config, progress)
-    if done["export"]:
+        result["train"] = trip.timed("train", train_step, run_dir, data, config, trip.progress)
+    return data
+
+
+def _artifact_steps(
+    trip: _Trip,
+    options: dict[str, Any],
+    targets: list[tuple[ExportFormat, Precision]],
+    settings: BenchSettings,
+    run_data: _RunData,
+    *,
+    seed: int,
+) -> None:
+    """export → parity → bench (each unless done), then the diagnosis when asked, all on the run's data."""
+    from toolkit.run.documents import BenchDocument, ParityDocument
+    from toolkit.steps.bench import bench_step
+
+    run_dir, result, progress = trip.run_dir, trip.result, trip.progress
+    if trip.done["export"]:
         result["manifest"] = A.load_manifest(run_dir)
     else:
-        result["manifest"] = timed(
+        result["manifest"] = trip.timed(
             "export",
             export_step,
             run_dir,
             targets,
-            data=data,
+            data=run_data.get(),
             calibration_size=options["calibration_size"],
-            seed=config.seed,
+            seed=seed,
             progress=progress,
             int8_target=options.get("int8_target") or "portable",
         )
-    if done["parity"]:
+    if trip.done["parity"]:
         result["parity"] = A.read_document(run_dir / A.PARITY_JSON, ParityDocument)
     else:
-        result["parity"] = timed("parity", parity_step, run_dir, data=data, progress=progress)
-    if done["bench"]:
+        result["parity"] = trip.timed("parity", parity_step, run_dir, data=run_data.get(), progress=progress)
+    if trip.done["bench"]:
         result["bench"] = A.read_document(run_dir / A.BENCH_JSON, BenchDocument)
     else:
-        result["bench"] = timed("bench", bench_step, run_dir, settings, data=data, progress=progress)
+        result["bench"] = trip.timed("bench", bench_step, run_dir, settings, data=run_data.get(), progress=progress)
     if options.get("diagnose"):
         from toolkit.diagnosis.step import diagnose_step
 
-        result["diagnose"] = timed("diagnose", diagnose_step, run_dir, data=data, progress=progress)
-    result["report"] = report_step(run_dir)
-    if options.get("bundle"):
-        from toolkit.device.bundle import build_bundle
-
-        out = Path(options["bundle"])
-        result["bundle"] = timed("bundle", build_bundle, run_dir, out, force=True, data=data)[0]
-    return result
+        result["diagnose"] = trip.timed("diagnose", diagnose_step, run_dir, data=run_data.get(), progress=progress)
 
 
 def remove_leftovers(run_dir: Path) -> list[Path]:

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from exporters.files import sha256_file
-from toolkit.device.boards import BOARDS, Board
-from toolkit.device.chroot import (
+from runtimes.files import sha256_file
+from toolkit.emulate.boards import BOARDS, Board
+from toolkit.emulate.chroot import (
     VENV,
     board_mounts,
     check_host,
@@ -40,12 +40,14 @@ from toolkit.device.chroot import (
     run,
     unmount_all,
 )
-from toolkit.device.errors import EmulateError
+from toolkit.emulate.errors import EmulateError
 
 SUITE: Final = "bookworm"  # this machine's Debian: its apt sources name the mirror (`debian_mirror`)
 DEFAULT_MIRROR: Final = "http://deb.debian.org/debian"
 MARKER: Final = "edgekit-emulate.json"  # at the top of a complete root
 RECIPE_VERSION: Final = 1
+# numpy 1.23's own build requirements (pyproject.toml), fetched here for `build_numpy` without an index.
+NUMPY_BUILD_DEPS: Final = ("setuptools==59.2.0", "wheel==0.37.0", "Cython>=0.29.30,<3.0")
 
 
 @dataclass(frozen=True)
@@ -67,14 +69,28 @@ class RootKind:
 
 
 ROOTS: Final = {
-    "arm64": RootKind("arm64", "bookworm", "3.11", ("python3", "python3-venv", "ca-certificates"), "aarch64", False,
-                      ("edgekit", "numpy", "ai-edge-litert", "onnxruntime", "typer", "rich", "pillow"),
-                      "numpy, onnxruntime, ai_edge_litert.interpreter"),
+    "arm64": RootKind(
+        arch="arm64",
+        suite="bookworm",
+        python="3.11",
+        include=("python3", "python3-venv", "ca-certificates"),
+        machine="aarch64",
+        lite=False,
+        recorded=("edgekit", "numpy", "ai-edge-litert", "onnxruntime", "typer", "rich", "pillow"),
+        imports="numpy, onnxruntime, ai_edge_litert.interpreter",
+    ),
     # bullseye's Python 3.9 is one tflite-runtime 2.13 has armv7l wheels for; gcc and python3-dev build numpy.
-    "armhf": RootKind("armhf", "bullseye", "3.9",
-                      ("python3", "python3-venv", "python3-dev", "gcc", "g++", "ca-certificates"), "armv7l", True,
-                      ("edgekit", "numpy", "tflite-runtime", "rich"), "numpy, tflite_runtime.interpreter"),
-}  # fmt: skip
+    "armhf": RootKind(
+        arch="armhf",
+        suite="bullseye",
+        python="3.9",
+        include=("python3", "python3-venv", "python3-dev", "gcc", "g++", "ca-certificates"),
+        machine="armv7l",
+        lite=True,
+        recorded=("edgekit", "numpy", "tflite-runtime", "rich"),
+        imports="numpy, tflite_runtime.interpreter",
+    ),
+}
 ARM64: Final = ROOTS["arm64"]
 
 Say = Callable[[str], None]
@@ -82,7 +98,7 @@ Say = Callable[[str], None]
 
 def root_dir(kind: RootKind = ARM64) -> Path:
     """Where a root lives: `<edgekit cache>/<arch>-<suite>` (default `~/.cache/edgekit/arm64-bookworm`)."""
-    from toolkit.device.wheel import cache_root
+    from toolkit.remote.wheel import cache_root
 
     return cache_root() / kind.name
 
@@ -91,7 +107,7 @@ def recipe(root: Path, kind: RootKind = ARM64) -> dict[str, Any]:
     """What a root's contents depend on besides edgekit's own code; a change means a rebuild."""
     import tomllib
 
-    from toolkit.device import lite
+    from toolkit.remote import lite
 
     deps = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
     constraints = root / "constraints.txt"
@@ -230,9 +246,9 @@ def _install_edgekit(root: Path, wheel: Path, *, deps: bool, log: Path, kind: Ro
     """pip install the edgekit wheel in the root's venv (with its dependencies from /tmp/edgekit-wheels).
 
     The TFLite-only install takes edgekit without its dependencies (they have no armv7l wheels; the full
-    install needs Python 3.10+), then `lite.REQUIREMENTS`, as `remote_setup` does on a 32-bit host.
+    install needs Python 3.10+), then `lite.REQUIREMENTS`, as `toolkit.remote.provision` does on a 32-bit host.
     """
-    from toolkit.device import lite
+    from toolkit.remote import lite
 
     inbox = root / "tmp" / "edgekit-wheels"
     inbox.mkdir(parents=True, exist_ok=True)
@@ -252,7 +268,7 @@ def _install_edgekit(root: Path, wheel: Path, *, deps: bool, log: Path, kind: Ro
 
 def _wheel_record(wheel: Path, src: Path) -> dict[str, str]:
     """What the marker says about the installed edgekit wheel (its source digest decides re-installs)."""
-    from toolkit.device.wheel import source_digest
+    from toolkit.remote.wheel import source_digest
 
     return {"name": wheel.name, "sha256": sha256_file(wheel), "source_digest": source_digest(src)}
 
@@ -262,7 +278,7 @@ def build_root(cache: Path, src: Path, say: Say, kind: RootKind = ARM64) -> dict
 
     Returns the marker written into it. A folder left by an interrupted build is removed first.
     """
-    from toolkit.device.wheel import build_wheel
+    from toolkit.remote.wheel import build_wheel
 
     started = time.perf_counter()
     parent = cache.parent
@@ -284,8 +300,12 @@ def build_root(cache: Path, src: Path, say: Say, kind: RootKind = ARM64) -> dict
         if not kind.lite:
             _download_wheels(wheel, inbox, src, log)
         say("creating the venv and installing the wheels under emulation …")
-        run(["chroot", str(rootfs), "python3", "-m", "venv", VENV], what=f"python3 -m venv in the {kind.arch} root",
-             env=chroot_env(None), log=log)  # fmt: skip
+        run(
+            ["chroot", str(rootfs), "python3", "-m", "venv", VENV],
+            what=f"python3 -m venv in the {kind.arch} root",
+            env=chroot_env(None),
+            log=log,
+        )
         if kind.lite:
             _lite_wheels(rootfs, inbox, kind, log, say)
         _install_edgekit(rootfs, wheel, deps=True, log=log, kind=kind)
@@ -319,19 +339,61 @@ def build_root(cache: Path, src: Path, say: Say, kind: RootKind = ARM64) -> dict
 def _lite_wheels(root: Path, inbox: Path, kind: RootKind, log: Path, say: Say) -> None:
     """The TFLite-only install's wheels into `inbox`: tflite-runtime and Rich fetched here, numpy built in the root
     (PyPI has no armv7l numpy) unless a wheel built earlier is cached."""
-    from toolkit.device import lite
+    from toolkit.remote import lite
 
     lite.download_wheels(inbox, kind.python, lite.platforms(kind.machine, 31))  # bullseye: glibc 2.31
     numpy = lite.built_numpy(kind.python, kind.machine)
     if numpy is None:
         say(f"building numpy {lite.NUMPY_BUILT} from source under QEMU (no armv7l wheels on PyPI; once, ~15 min) …")
-        numpy = lite.build_numpy(root, VENV, kind.python, chroot_env(None), log)
+        numpy = build_numpy(root, VENV, kind.python, chroot_env(None), log)
     shutil.copy2(numpy, inbox / numpy.name)
+
+
+def build_numpy(root: Path, venv: str, python: str, env: dict[str, str], log: Path) -> Path:
+    """Build numpy from source in an armhf root under QEMU (its gcc and python3-dev); cache and return the wheel.
+
+    `venv`: the root's venv (its pip builds). The sdist and build requirements are fetched here first, so
+    the build needs no index. The finished wheel is moved into `lite.numpy_wheel_dir()`, where a remote
+    armv7l host's wheelhouse finds it too.
+    """
+    from toolkit.remote import lite
+
+    found = lite.built_numpy(python, "armv7l")
+    if found is not None:
+        return found
+    version = lite.NUMPY_BUILT
+    inbox = root / "tmp" / "edgekit-numpy-src"
+    shutil.rmtree(inbox, ignore_errors=True)
+    inbox.mkdir(parents=True)
+    try:
+        # --no-binary=numpy, not :all:: pip prepares the sdist's metadata here, and its build tools must stay wheels
+        # (setuptools 59 from source no longer builds with a current pip).
+        source = ["download", "-q", "--no-deps", "--no-binary=numpy", f"numpy=={version}", "-d", str(inbox)]
+        lite.run_pip(source, "downloading the numpy source")
+        tools = ["download", "-q", "--only-binary=:all:", "--python-version", python, "--platform", "any"]
+        tools += ["--implementation", "py", *NUMPY_BUILD_DEPS, "-d", str(inbox)]
+        lite.run_pip(tools, "downloading numpy's build tools")
+        # No BLAS in the root: numpy uses its bundled lapack_lite (enough for verify's comparisons).
+        jobs = str(os.cpu_count() or 1)
+        build_env = {**env, "NPY_BLAS_ORDER": "", "NPY_LAPACK_ORDER": "", "NPY_NUM_BUILD_JOBS": jobs}
+        cmd = ["chroot", str(root), f"{venv}/bin/python", "-m", "pip", "wheel", "-q", "--no-index", "--no-deps"]
+        cmd += ["--find-links", "/tmp/edgekit-numpy-src", "-w", "/tmp/edgekit-numpy-src/out"]
+        what = f"building numpy {version} from source under QEMU"
+        run([*cmd, f"numpy=={version}"], what=what, env=build_env, log=log)
+        wheel = next((inbox / "out").glob("numpy-*.whl"))
+        lite.numpy_wheel_dir().mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=lite.numpy_wheel_dir(), delete=False, suffix=".partial") as tmp:
+            shutil.copyfileobj(wheel.open("rb"), tmp)
+        final = lite.numpy_wheel_dir() / wheel.name
+        os.replace(tmp.name, final)
+        return final
+    finally:
+        shutil.rmtree(inbox, ignore_errors=True)
 
 
 def update_wheel(cache: Path, src: Path, marker: dict[str, Any], say: Say, kind: RootKind = ARM64) -> dict[str, Any]:
     """Re-install only edgekit's wheel (its sources changed); the marker is rewritten after success."""
-    from toolkit.device.wheel import build_wheel
+    from toolkit.remote.wheel import build_wheel
 
     log = cache.parent / f"{cache.name}.build.log"
     say(f"edgekit changed since the {kind.arch} root was built: re-installing its wheel …")
@@ -357,7 +419,7 @@ def ensure_root(cache: Path, say: Say, kind: RootKind = ARM64) -> tuple[Path, di
 
     Call under `cache_lock`. `say` gets a line for each slow step (a build takes minutes).
     """
-    from toolkit.device.wheel import source_digest, source_root
+    from toolkit.remote.wheel import source_digest, source_root
 
     src = source_root()
     marker = read_marker(cache) if cache.is_dir() else None

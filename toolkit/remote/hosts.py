@@ -3,7 +3,7 @@
 Per host, in parallel threads (one failing host never stops the others):
 
 1. ssh/scp with the user's config and keys (`ssh.py`);
-2. a runtime-only edgekit in the host's `remote_dir`, installed once and reused (`remote_setup.py`;
+2. a runtime-only edgekit in the host's `remote_dir`, installed once and reused (`provision.py`;
    the wheel is built locally once per command by `wheel.py`);
 3. the work itself in `remote_dir/jobs/<id>/` (removed afterwards): the bundle or run is copied as a
    .tar.gz, edgekit runs there, and its JSON comes back to the local machine with a `remote` field
@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from runtimes.errors import last_line
-from toolkit.device.archive import archive_stem, is_archive, write_tar
-from toolkit.device.errors import RemoteError
-from toolkit.device.remote_setup import run_call, run_edgekit
-from toolkit.device.ssh import Events, SshHost, SshSettings
+from toolkit.bundles.archive import archive_stem, is_archive, write_tar
 from toolkit.errors import ToolkitError
+from toolkit.remote.errors import RemoteError
+from toolkit.remote.provision import run_call, run_edgekit
+from toolkit.remote.ssh import Events, SshHost, SshSettings
 
 if TYPE_CHECKING:
     from toolkit.steps.bench_settings import BenchSettings
@@ -109,7 +109,7 @@ def _named(path: Path) -> Path:
 
 def remote_output_root(target: Path) -> Path:
     """Where per-host results go: `<run>/remote` for a run directory, `<bundle stem>.remote` beside a bundle."""
-    from toolkit.device.bundle_format import BUNDLE_JSON
+    from toolkit.bundles.format import BUNDLE_JSON
 
     target = _named(target)
     if target.is_dir() and not (target / BUNDLE_JSON).is_file():
@@ -148,7 +148,7 @@ def remote_results(target: Path) -> dict[str, dict[str, dict[str, Any]]]:
 # -- running on hosts --------------------------------------------------------------------------------
 def _fetch_json(h: SshHost, remote: str, local: Path, extra: dict[str, Any], what: str) -> Path:
     """Copy a JSON file back, add a `remote` section, and write it atomically to `local`."""
-    from exporters.files import write_json_atomic
+    from runtimes.files import write_json_atomic
 
     local.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="edgekit-remote-", dir=local.parent) as tmp:
@@ -191,10 +191,18 @@ def _run_and_fetch(
     seconds = time.perf_counter() - started
     if proc.returncode not in (0, EXIT_THRESHOLD):
         raise RemoteError(f"edgekit {command} failed on the host: {last_line(proc.stderr, prefer='error:')}")
-    facts = {"command": command, **extra, "exit_code": proc.returncode, "setup": result.setup,
-             "setup_seconds": round(result.setup_seconds or 0, 3), "seconds": round(seconds, 3),
-             "started_unix": round(started_unix, 3), "finished_unix": round(time.time(), 3),
-             "install_from": h.install_from, "copy_mode": h.copy_mode}  # fmt: skip
+    facts = {
+        "command": command,
+        **extra,
+        "exit_code": proc.returncode,
+        "setup": result.setup,
+        "setup_seconds": round(result.setup_seconds or 0, 3),
+        "seconds": round(seconds, 3),
+        "started_unix": round(started_unix, 3),
+        "finished_unix": round(time.time(), 3),
+        "install_from": h.install_from,
+        "copy_mode": h.copy_mode,
+    }
     result.path = _fetch_json(h, remote_json, local_json, facts, local_json.name)
     result.status = "ok" if proc.returncode == 0 else "threshold"
 
@@ -214,10 +222,10 @@ def _run_hosts(
 ) -> list[HostResult]:
     """Build the wheel once, then set up each host and run `job` there, in parallel; results in host order.
 
-    `offline`: install the hosts' dependencies from wheelhouses built here (`remote_setup.setup`).
+    `offline`: install the hosts' dependencies from wheelhouses built here (`provision.setup`).
     `need_full`: refuse hosts that take only the TFLite-only install (32-bit ARM; `bench`)."""
-    from exporters.files import sha256_file
-    from toolkit.device.remote_setup import host_wheel, setup
+    from runtimes.files import sha256_file
+    from toolkit.remote.provision import host_wheel, setup
 
     hosts = check_hosts(hosts)
     for tool in ("ssh", "scp"):
@@ -256,7 +264,7 @@ def _run_hosts(
 @contextlib.contextmanager
 def _as_archive(bundle: Path) -> Iterator[Path]:
     """The bundle as a .tar.gz: itself, or a folder packed into a temporary archive."""
-    from toolkit.device.bundle_format import check_bundle_path
+    from toolkit.bundles.format import check_bundle_path
 
     check_bundle_path(bundle)
     if bundle.is_file():
@@ -305,15 +313,17 @@ def run_remote_verify(
 def _bench_archive(target: Path) -> Iterator[tuple[Path, str]]:
     """A .tar.gz of what `edgekit bench` needs from a run or bundle: manifest.json (non-Keras artifacts),
     the artifact files, and parity.json/train.json when present. Yields (archive, folder name inside)."""
-    from exporters.files import write_json_atomic
-    from toolkit.device.bundle_format import open_bundle
+    from runtimes.files import write_json_atomic
+    from toolkit.bundles.format import open_bundle
     from toolkit.run import layout as A
 
     if not target.exists():
         raise RemoteError(f"{target} does not exist; pass a run directory or a bundle (folder or .tar.gz).")
     name = archive_stem(target) if is_archive(target) else _named(target).name
-    with open_bundle(target) if is_archive(target) else contextlib.nullcontext(target) as src, \
-            tempfile.TemporaryDirectory(prefix="edgekit-remote-") as tmp:  # fmt: skip
+    with (
+        open_bundle(target) if is_archive(target) else contextlib.nullcontext(target) as src,
+        tempfile.TemporaryDirectory(prefix="edgekit-remote-") as tmp,
+    ):
         manifest = A.load_manifest(src)
         entries = [e for e in manifest["artifacts"] if e.get("format") != "keras"]
         if not entries:
@@ -374,8 +384,13 @@ def run_remote_bench(
             local = root / host_dirname(h.host) / "bench.json"
             call = {"run_dir": remote_dir, "settings": bench.to_dict(), "artifacts": list(artifacts) or None}
             _run_and_fetch(
-                h, result, lambda: run_call(h, "bench", call, "edgekit bench"), "bench", f"{remote_dir}/bench.json",
-                local, {"settings": call["settings"], "artifacts": call["artifacts"]},
-            )  # fmt: skip
+                h,
+                result,
+                lambda: run_call(h, "bench", call, "edgekit bench"),
+                "bench",
+                f"{remote_dir}/bench.json",
+                local,
+                {"settings": call["settings"], "artifacts": call["artifacts"]},
+            )
 
         return _run_hosts(hosts, settings, job, events, offline=offline, need_full=True)

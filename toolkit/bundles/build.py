@@ -1,6 +1,6 @@
 """Building a device bundle: a run's artifacts plus golden inputs and the desktop's outputs, by sha256.
 
-`build_bundle` writes the layout described in `bundle_format` into a temporary folder beside `out`
+`build_bundle` writes the layout described in `format.py` into a temporary folder beside `out`
 and moves it into place only when complete (a folder: one rename; an archive: one atomic file
 write), so a failed or interrupted build leaves nothing under `out`. Each artifact's expected outputs
 come from its own runtime on this machine; their shapes (and the golden inputs') are whatever the
@@ -15,15 +15,17 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from exporters.files import atomic_path, ensure_dir, sha256_file, write_json_atomic
 from runtimes.errors import one_line
-from toolkit.device.archive import archive_stem, is_archive, unsafe_reason, write_tar
-from toolkit.device.bundle_format import (
+from runtimes.files import atomic_path, ensure_dir, sha256_file, write_json_atomic
+from toolkit.bundles.archive import archive_stem, is_archive, unsafe_reason, write_tar
+from toolkit.bundles.errors import BundleError
+from toolkit.bundles.format import (
     BUNDLE_JSON,
     EXPECTED_DIR,
     INPUTS,
@@ -33,11 +35,11 @@ from toolkit.device.bundle_format import (
     TARGETS,
     rel_files,
 )
-from toolkit.device.errors import BundleError
-from toolkit.device.verify import output_kind, tolerance_for
+from toolkit.bundles.verify import output_kind, tolerance_for
 
 if TYPE_CHECKING:
     from runtimes.spec import ModelSpec
+    from toolkit.data.dataset import Dataset
 
 DEFAULT_GOLDEN: Final = 256
 
@@ -72,7 +74,6 @@ def build_bundle(
         BundleError / RunDirError / DataError: bad arguments, a missing or modified artifact, an
             existing `out` without `force`. Nothing is left under `out` on failure.
     """
-    from toolkit.data.dataset import targets_for
     from toolkit.model.run_source import run_dataset, run_spec
     from toolkit.run import layout as A
 
@@ -81,6 +82,33 @@ def build_bundle(
     archive = is_archive(out)
     _check_out(out, archive, force)
     manifest = A.load_manifest(run)
+    entries = _entries(run, manifest, artifact_names)
+    sources = [(e, A.verified_path(run, e)) for e in entries]  # sha256 against the manifest
+    spec = run_spec(run)
+    dataset = run_dataset(run, data, spec=spec)
+    dataset.check(spec)  # data that does not fit the model: one line naming both, before anything else
+    rows = _golden_rows(dataset, spec, golden)
+
+    ensure_dir(out.parent)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        work.chmod(0o755)
+        doc = _write_contents(work, run, manifest, sources, rows, step)
+        step("bundle: writing")
+        _finish(work, out, archive, force)
+    except OSError as exc:
+        # A full disk or a file-size limit: shutil.copyfile names the *source*, np.save names nothing.
+        reason = exc.strerror or one_line(exc, 200)
+        raise BundleError(f"cannot write bundle {out}: {reason}; check free disk space and permissions.") from exc
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out, doc
+
+
+def _entries(run: Path, manifest: dict[str, Any], artifact_names: list[str] | None) -> list[dict[str, Any]]:
+    """The manifest entries to bundle (default: every non-Keras artifact), each with a safe relative path."""
+    from toolkit.run import layout as A
+
     if artifact_names:
         entries = A.select_artifacts(manifest, artifact_names)
     else:
@@ -91,10 +119,27 @@ def build_bundle(
         reason = unsafe_reason(str(e.get("path", "")))
         if reason:
             raise BundleError(f"{run / A.MANIFEST_JSON} lists artifact {e['name']} with a path that {reason}.")
-    sources = [(e, A.verified_path(run, e)) for e in entries]  # sha256 against the manifest
-    spec = run_spec(run)
-    dataset = run_dataset(run, data, spec=spec)
-    dataset.check(spec)  # data that does not fit the model: one line naming both, before anything else
+    return entries
+
+
+@dataclass(frozen=True)
+class _Golden:
+    """The golden rows: the model's inputs and the truth (class labels, or regression targets)."""
+
+    inputs: np.ndarray
+    truth: np.ndarray
+    regression: bool
+    doc: dict[str, Any]  # bundle.json's "golden"
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        return None if self.regression else self.truth
+
+
+def _golden_rows(dataset: Dataset, spec: ModelSpec, golden: int | None) -> _Golden:
+    """The last `golden` rows of the data's test split, in the model's input shape and value convention."""
+    from toolkit.data.dataset import targets_for
+
     n_test = len(dataset.x_test)
     golden = min(DEFAULT_GOLDEN, n_test) if golden is None else golden
     if not 1 <= golden <= n_test:
@@ -103,58 +148,58 @@ def build_bundle(
     inputs = dataset.inputs(dataset.x_test[n_test - golden :], spec).astype(np.float32, copy=False)
     regression = spec.output_kind == "values"
     truth = targets_for(dataset.y_test[n_test - golden :], spec, dataset.name)
-    truth_rel = TARGETS if regression else LABELS
     truth = truth.astype(np.float32 if regression else np.int64, copy=False)
+    indices = f"(indices {n_test - golden}-{n_test - 1})"
+    if dataset.kind == "mnist":
+        selection = f"the last {golden} images of the MNIST test set {indices}"
+    else:
+        selection = f"the last {golden} rows of {dataset.name}'s test split {indices}"
+    doc = {
+        "inputs": INPUTS,
+        "labels": None if regression else LABELS,
+        "images": golden,
+        "shape": list(inputs.shape),
+        "dtype": str(inputs.dtype),
+        "selection": selection,
+        "data_source": dataset.source,
+        "data_verified": dataset.verified,
+        **({"targets": TARGETS} if regression else {}),
+        "task": "regression" if regression else "classification",
+        "data_name": dataset.name,
+    }
+    return _Golden(inputs=inputs, truth=truth, regression=regression, doc=doc)
 
-    ensure_dir(out.parent)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        work.chmod(0o755)
-        (work / "golden").mkdir()
-        (work / EXPECTED_DIR).mkdir()
-        np.save(work / INPUTS, inputs, allow_pickle=False)
-        np.save(work / truth_rel, truth, allow_pickle=False)
-        records = []
-        for entry, src in sources:
-            step(f"bundle: {entry['name']}")
-            records.append(_add_artifact(work, entry, src, inputs, None if regression else truth))
-        step("bundle: bundle.json")
-        names = {e["name"] for e in entries}
-        small_manifest = {**manifest, "artifacts": [e for e in manifest["artifacts"] if e["name"] in names]}
-        write_json_atomic(work / A.MANIFEST_JSON, small_manifest)
-        if (run / A.TRAIN_JSON).is_file():
-            shutil.copyfile(run / A.TRAIN_JSON, work / A.TRAIN_JSON)
-        indices = f"(indices {n_test - golden}-{n_test - 1})"
-        if dataset.kind == "mnist":
-            selection = f"the last {golden} images of the MNIST test set {indices}"
-        else:
-            selection = f"the last {golden} rows of {dataset.name}'s test split {indices}"
-        golden_doc = {
-            "inputs": INPUTS,
-            "labels": None if regression else LABELS,
-            "images": golden,
-            "shape": list(inputs.shape),
-            "dtype": str(inputs.dtype),
-            "selection": selection,
-            "data_source": dataset.source,
-            "data_verified": dataset.verified,
-            **({"targets": TARGETS} if regression else {}),
-            "task": "regression" if regression else "classification",
-            "data_name": dataset.name,
-        }
-        doc = _bundle_doc(work, run, manifest, golden_doc, records)
-        write_json_atomic(work / BUNDLE_JSON, doc)
-        for path in work.rglob("*"):
-            path.chmod(0o755 if path.is_dir() else 0o644)  # atomic writes create 0600 files
-        step("bundle: writing")
-        _finish(work, out, archive, force)
-    except OSError as exc:
-        # A full disk or a file-size limit: shutil.copyfile names the *source*, np.save names nothing.
-        reason = exc.strerror or one_line(exc, 200)
-        raise BundleError(f"cannot write bundle {out}: {reason}; check free disk space and permissions.") from exc
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return out, doc
+
+def _write_contents(
+    work: Path,
+    run: Path,
+    manifest: dict[str, Any],
+    sources: list[tuple[dict[str, Any], Path]],
+    rows: _Golden,
+    step: Callable[[str], None],
+) -> dict[str, Any]:
+    """Write the bundle's files into `work`: golden data, artifacts with their outputs, manifest, bundle.json."""
+    from toolkit.run import layout as A
+
+    (work / "golden").mkdir()
+    (work / EXPECTED_DIR).mkdir()
+    np.save(work / INPUTS, rows.inputs, allow_pickle=False)
+    np.save(work / (TARGETS if rows.regression else LABELS), rows.truth, allow_pickle=False)
+    records = []
+    for entry, src in sources:
+        step(f"bundle: {entry['name']}")
+        records.append(_add_artifact(work, entry, src, rows.inputs, rows.labels))
+    step("bundle: bundle.json")
+    names = {e["name"] for e, _ in sources}
+    small_manifest = {**manifest, "artifacts": [e for e in manifest["artifacts"] if e["name"] in names]}
+    write_json_atomic(work / A.MANIFEST_JSON, small_manifest)
+    if (run / A.TRAIN_JSON).is_file():
+        shutil.copyfile(run / A.TRAIN_JSON, work / A.TRAIN_JSON)
+    doc = _bundle_doc(work, run, manifest, rows.doc, records)
+    write_json_atomic(work / BUNDLE_JSON, doc)
+    for path in work.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)  # atomic writes create 0600 files
+    return doc
 
 
 def _add_artifact(
@@ -232,8 +277,9 @@ def _bundle_doc(
     from toolkit.run.layout import utc_now
     from toolkit.version import __version__
 
-    files = {rel: {"sha256": sha256_file(work / rel), "size_bytes": (work / rel).stat().st_size}
-             for rel in rel_files(work)}  # fmt: skip
+    files = {
+        rel: {"sha256": sha256_file(work / rel), "size_bytes": (work / rel).stat().st_size} for rel in rel_files(work)
+    }
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": KIND,

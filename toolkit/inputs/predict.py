@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from toolkit.device.archive import is_archive
-from toolkit.device.errors import BundleError
-from toolkit.device.photo import Prepared
+from toolkit.bundles.archive import is_archive
+from toolkit.bundles.errors import BundleError
+from toolkit.inputs.photo import Prepared
 
 if TYPE_CHECKING:
     from runtimes.spec import ModelSpec
-    from toolkit.device.model_input import InputPlan
+    from toolkit.inputs.model_input import InputPlan
 
 # Artifacts `edgekit predict` uses from a run or bundle when --artifact is not given, in order.
 PREDICT_PREFERENCE: Final = ("tflite-fp32", "onnx-fp32", "tflite-fp16", "tflite-int8-dynamic", "tflite-int8")
@@ -156,8 +156,8 @@ def predict_images(
     import numpy as np
 
     from runtimes.registry import make_runner
-    from toolkit.device.model_input import output_kind, plan_input, softmax
-    from toolkit.device.photo import save_png
+    from toolkit.inputs.model_input import output_kind, plan_input, softmax
+    from toolkit.inputs.photo import save_png
 
     with (
         model_source(model, artifact) as (model_path, name, note, declared),
@@ -165,9 +165,13 @@ def predict_images(
     ):
         spec = runner.model_spec()
         plan = plan_input(
-            spec, model_path, declared=declared is not None, preprocess=preprocess, mnist=mnist_preprocess,
+            spec,
+            model_path,
+            declared=declared is not None,
+            preprocess=preprocess,
+            mnist=mnist_preprocess,
             value_range=value_range,
-        )  # fmt: skip
+        )
         prepared = [p for path in images for p in plan.prepare(path)]
         outputs = runner.infer(plan.batch(prepared))
         backend = runner.backend()
@@ -201,8 +205,8 @@ def model_source(model: Path, artifact: str | None) -> Iterator[Source]:
     model = Path(model)
     if model.is_dir() or is_archive(model):
         # Bundles and runs only: tar, gzip and the bundle checks stay unloaded for a plain model file.
-        from exporters.files import sha256_file
-        from toolkit.device.bundle_format import BUNDLE_JSON, check_file, load_bundle, open_bundle
+        from runtimes.files import sha256_file
+        from toolkit.bundles.format import BUNDLE_JSON, check_file, load_bundle, open_bundle
 
         if not model.exists():
             raise BundleError(f"bundle {model} does not exist; check the path.")
@@ -250,7 +254,7 @@ def _listed_spec(model: Path) -> ModelSpec | None:
             candidates = [e for e in entries if isinstance(e, dict) and e.get("model_spec") and e.get("sha256")]
             if not candidates:
                 continue
-            from exporters.files import sha256_file
+            from runtimes.files import sha256_file
 
             digest = sha256_file(model)
             entry = next((e for e in candidates if e["sha256"] == digest), None)
@@ -262,7 +266,7 @@ def _listed_spec(model: Path) -> ModelSpec | None:
 
 
 def _run_model(run: Path, artifact: str | None) -> Source:
-    from toolkit.device.bundle_format import BUNDLE_JSON
+    from toolkit.bundles.format import BUNDLE_JSON
     from toolkit.run import layout as A
 
     if not (run / A.MANIFEST_JSON).is_file():

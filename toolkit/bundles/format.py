@@ -14,7 +14,7 @@
                              desktop with the artifact's own runtime
 
 `open_bundle` yields the folder (extracting an archive safely), `load_bundle` checks bundle.json's
-structure and `check_files` every sha256. Building is `bundle.py`'s concern, running `verify.py`'s.
+structure and `check_files` every sha256. Building is `build.py`'s concern, running `verify.py`'s.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from typing import Any, Final
 
 import numpy as np
 
-from exporters.files import sha256_file
 from runtimes.errors import one_line
-from toolkit.device.archive import archive_stem, is_archive, safe_extract, unsafe_reason
-from toolkit.device.errors import BundleError
+from runtimes.files import sha256_file
+from toolkit.bundles.archive import archive_stem, is_archive, safe_extract, unsafe_reason
+from toolkit.bundles.errors import BundleError
 
 SCHEMA_VERSION: Final = 1
 KIND: Final = "edgekit-bundle"

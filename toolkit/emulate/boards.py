@@ -18,7 +18,7 @@ class Board:
     `cpu_part`, `cpu_variant`, `cpu_revision` and `features` are the board's own /proc/cpuinfo values
     (Raspberry Pi OS 64-bit, or 32-bit for an `armhf` board); `revision_code` is the Pi's board revision.
     `arch` is the Debian architecture of its root: `arm64` (the full install) or `armhf` (32-bit ARM:
-    the TFLite-only install, `toolkit.device.lite`).
+    the TFLite-only install, `toolkit.remote.lite`).
     """
 
     name: str

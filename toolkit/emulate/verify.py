@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from runtimes.errors import last_line
-from toolkit.device.archive import archive_stem
-from toolkit.device.boards import BOARDS, Board
-from toolkit.device.chroot import VENV, board_mounts, check_host, chroot_env, ensure_binfmt, qemu_version, unmount_all
-from toolkit.device.errors import BundleError, EmulateError
-from toolkit.device.rootfs import ROOTS, cache_lock, ensure_root, root_dir
+from toolkit.bundles.archive import archive_stem
+from toolkit.bundles.errors import BundleError
+from toolkit.emulate.boards import BOARDS, Board
+from toolkit.emulate.chroot import VENV, board_mounts, check_host, chroot_env, ensure_binfmt, qemu_version, unmount_all
+from toolkit.emulate.errors import EmulateError
+from toolkit.emulate.rootfs import ROOTS, cache_lock, ensure_root, root_dir
 
 
 def default_output(bundle: Path, board: str) -> Path:
@@ -57,8 +58,8 @@ def emulated_verify(
         EmulateError: not root, tools missing, the root cannot be built, or verify crashed.
         BundleError: the bundle is missing or malformed (as reported by verify inside the root).
     """
-    from exporters.files import write_json_atomic
-    from toolkit.device.bundle_format import check_bundle_path
+    from runtimes.files import write_json_atomic
+    from toolkit.bundles.format import check_bundle_path
 
     if say is None:
         say = _quiet

@@ -15,7 +15,7 @@ makes the one look like the other:
 6. paste it into 28×28 so its centre of mass sits at (14, 14), MNIST's mean centre of mass.
 
 With `preprocess=False` the image is only converted to grey and resized to 28×28. This module and
-the MNIST data module are the only device code that knows the reference model's 28×28 grey input;
+the MNIST data module are the only input code that knows the reference model's 28×28 grey input;
 `edgekit predict` uses it for the reference model, or for any 28×28 grey model on request
 (`--mnist-preprocess`). Other models get `model_input.py`'s generic resize.
 """
@@ -28,8 +28,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from toolkit.device.errors import ImageError
-from toolkit.device.images import F32, quantile, read_grey
+from toolkit.inputs.errors import ImageError
+from toolkit.inputs.images import F32, quantile, read_grey
 
 SIDE: Final = 28  # model input side
 BOX: Final = 20  # MNIST digits fit a 20×20 box inside the 28×28 field
@@ -177,7 +177,7 @@ def save_png(pixels: F32, path: Path) -> None:
     e.g. to see what the model saw."""
     from PIL import Image
 
-    from exporters.files import atomic_path
+    from runtimes.files import atomic_path
 
     data = np.rint(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
     if data.ndim == 3 and data.shape[-1] == 1:

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from runtimes.errors import one_line
-from toolkit.device.errors import ImageError
+from toolkit.inputs.errors import ImageError
 
 F32 = npt.NDArray[np.float32]
 

@@ -3,7 +3,8 @@
 The edgekit wheel (`wheel.build_wheel`, or `EDGEKIT_REMOTE_WHEEL`) is copied over and installed into
 `remote_dir/venv/` with the host's `python3 -m venv` and pip (core dependencies only: no TensorFlow).
 `venv/.edgekit-wheel-sha256` records the installed wheel, so later runs skip the install; a lock file
-serialises set-ups of one remote dir. `SETUP_SCRIPT` runs on the host with its own python3.
+serialises set-ups of one remote dir. The set-up itself is `host_install.py`, run on the host with its
+own python3 (`_run_setup`).
 
 Before installing, `probe` reads the host's machine, Python, libc, venv module and free space, and
 `check_host` refuses in one line what cannot work (Python < 3.10, no venv, 32-bit ARM without Python
@@ -26,9 +27,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from runtimes.errors import last_line
-from toolkit.device.errors import RemoteError
-from toolkit.device.ssh import SAFE_REMOTE_PATH, SshHost, remote_path
-from toolkit.device.wheelhouse import HostFacts
+from toolkit.remote.errors import RemoteError
+from toolkit.remote.ssh import SAFE_REMOTE_PATH, SshHost, remote_path
+from toolkit.remote.wheelhouse import HostFacts
 
 WHEEL_ENV: Final = "EDGEKIT_REMOTE_WHEEL"  # a prebuilt edgekit wheel to install instead of building one
 MARKER: Final = "venv/.edgekit-wheel-sha256"
@@ -39,7 +40,7 @@ NO_WHEELS_MACHINES: Final = ("armv7l", "armv6l", "armv8l")  # 32-bit ARM: no ai-
 
 def host_wheel(dest: Path) -> Path:
     """The wheel to install on the hosts: `EDGEKIT_REMOTE_WHEEL`, else `wheel.build_wheel(dest)`."""
-    from toolkit.device.wheel import build_wheel
+    from toolkit.remote.wheel import build_wheel
 
     prebuilt = os.environ.get(WHEEL_ENV)
     if not prebuilt:
@@ -50,87 +51,8 @@ def host_wheel(dest: Path) -> Path:
     return path
 
 
-# Runs on the host with its python3 (any 3.x syntax-wise; refuses < 3.10 unless "lite").
-# argv: root, wheel, sha256, mode ("full", or "lite" + the TFLite-only requirements as JSON)[, wheelhouse.tar]
-# (with a wheelhouse: unpacked beside it, pip --no-index).
-SETUP_SCRIPT: Final = r"""
-import fcntl, json, os, shutil, subprocess, sys, tarfile
-
-# pip's words when it cannot reach an index (connection refused, no DNS, no route, a proxy refusing), or,
-# for the TFLite-only install (binary wheels only), when the index has no armv7l wheel (PyPI has no numpy).
-OFFLINE = ("No matching distribution found", "NewConnectionError", "Failed to establish a new connection",
-           "Temporary failure in name resolution",
-           "Name or service not known", "Network is unreachable", "ProxyError", "ConnectTimeoutError",
-           "Max retries exceeded", "Could not fetch URL")
-
-def done(status, message="", code=0):
-    sys.stdout.write("EDGEKIT-SETUP " + json.dumps({"status": status, "message": message}) + "\n")
-    sys.stdout.flush()
-    sys.exit(code)
-
-def last_line(text):
-    lines = [" ".join(l.split()) for l in text.splitlines() if l.strip()]
-    errors = [l for l in lines if l.startswith("ERROR")]
-    return (errors or lines or ["no output"])[-1][:300]
-
-def run(cmd):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
-
-root, wheel, sha, mode = sys.argv[1:5]
-wheelhouse = sys.argv[5] if len(sys.argv) > 5 else ""
-lite = json.loads(mode[5:]) if mode.startswith("lite ") else None
-if sys.version_info < (3, 10) and lite is None:
-    done("error", "python3 on the host is %d.%d; edgekit needs Python 3.10 or newer" % sys.version_info[:2], 2)
-os.chdir(root)
-with open(".setup.lock", "w") as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    marker = os.path.join("venv", ".edgekit-wheel-sha256")
-    py = os.path.join("venv", "bin", "python")
-    try:
-        with open(marker) as fh:
-            current = fh.read().strip()
-    except OSError:
-        current = ""
-    if current == sha and os.access(os.path.join("venv", "bin", "edgekit"), os.X_OK):
-        done("reused")
-    existed = os.access(py, os.X_OK) and run([py, "-c", "import sys"]).returncode == 0
-    if not existed:
-        shutil.rmtree("venv", ignore_errors=True)
-        r = run([sys.executable, "-m", "venv", "venv"])
-        if r.returncode != 0:
-            shutil.rmtree("venv", ignore_errors=True)
-            if "ensurepip" in r.stdout or "No module named venv" in r.stdout:
-                done("error", "python3 on the host cannot create a venv (no venv/ensurepip module; on Debian or "
-                     "Ubuntu: sudo apt install python3-venv)", 3)
-            done("error", "python3 -m venv failed on the host: " + last_line(r.stdout), 3)
-    if os.path.exists(marker):
-        os.remove(marker)
-    pip = [py, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-q"]
-    if wheelhouse:
-        folder = os.path.join(os.path.dirname(wheelhouse), "wheelhouse")
-        with tarfile.open(wheelhouse) as t:
-            t.extractall(folder)
-        pip += ["--no-index", "--find-links", folder]
-    steps = [pip + [wheel]]
-    if existed:  # same version number, new content: replace edgekit itself
-        steps.append(pip + ["--no-deps", "--force-reinstall", wheel])
-    if lite is not None:  # edgekit without its dependencies, then tflite-runtime, numpy 1 and Rich as wheels only
-        steps = [pip + ["--ignore-requires-python", "--no-deps", "--force-reinstall", wheel],
-                 pip + ["--only-binary=:all:"] + lite]
-    for cmd in steps:
-        r = run(cmd)
-        if r.returncode != 0:
-            if not wheelhouse and any(word in r.stdout for word in OFFLINE[int(lite is None):]):
-                why = "cannot reach a package index"
-                if lite is not None and OFFLINE[0] in r.stdout:
-                    why = "finds no armv7l wheel in its index (PyPI has no numpy for 32-bit ARM)"
-                done("no-index", "pip on the host " + why + ": " + last_line(r.stdout), 5)
-            done("error", "pip install failed on the host: " + last_line(r.stdout), 4)
-    with open(marker + ".tmp", "w") as fh:
-        fh.write(sha + "\n")
-    os.replace(marker + ".tmp", marker)
-    done("installed")
-"""
+# `host_install.py` (the set-up program) gets this module name in the host's job folder.
+HOST_PROGRAM: Final = "edgekit_host_install"
 
 
 # The host's Python, libc and venv module, printed as key=value lines by the host's python3 (any 3.x).
@@ -171,9 +93,13 @@ def probe(h: SshHost) -> tuple[str, HostFacts]:
         raise RemoteError(f"the remote dir {h.root!r} has spaces or shell characters; choose another --remote-dir.")
     h.job = f"{h.root}/jobs/{job}"
     free_kb = values.get("free_kb", "").strip()
-    facts = HostFacts(machine=values.get("machine", "").strip(), python=values.get("python", "").strip(),
-                      libc=values.get("libc", "").strip(), venv=values.get("venv", "yes").strip() != "no",
-                      free_mb=int(free_kb) // 1024 if free_kb.isdigit() else None)  # fmt: skip
+    facts = HostFacts(
+        machine=values.get("machine", "").strip(),
+        python=values.get("python", "").strip(),
+        libc=values.get("libc", "").strip(),
+        venv=values.get("venv", "yes").strip() != "no",
+        free_mb=int(free_kb) // 1024 if free_kb.isdigit() else None,
+    )
     return values.get("marker", "").strip(), facts
 
 
@@ -184,7 +110,7 @@ def check_host(h: SshHost, facts: HostFacts, *, need_full: bool = False) -> None
     Runs before anything is copied or created on the host (only the empty job folder exists, removed
     by `SshHost.cleanup`), so a refused host is left as it was.
     """
-    from toolkit.device import lite
+    from toolkit.remote import lite
 
     name = h.settings.python
     if facts.machine in NO_WHEELS_MACHINES:
@@ -204,14 +130,20 @@ def check_host(h: SshHost, facts: HostFacts, *, need_full: bool = False) -> None
         raise RemoteError(f"no {name} on the host; install Python 3.10+ with its venv module.")
     major, _, minor = facts.python.partition(".")
     if (int(major), int(minor or 0)) < (3, 10) and not lite.fits(facts.machine, facts.python):
-        raise RemoteError(f"{name} on the host is Python {facts.python}; edgekit needs Python 3.10 or newer: install "
-                          "python3.10+ there (e.g. a newer OS image)")  # fmt: skip
+        raise RemoteError(
+            f"{name} on the host is Python {facts.python}; edgekit needs Python 3.10 or newer: install "
+            "python3.10+ there (e.g. a newer OS image)"
+        )
     if not facts.venv:
-        raise RemoteError(f"{name} {facts.python} on the host has no venv/ensurepip module; install it (Debian or "
-                          f"Ubuntu: sudo apt install python3-venv)")  # fmt: skip
+        raise RemoteError(
+            f"{name} {facts.python} on the host has no venv/ensurepip module; install it (Debian or "
+            f"Ubuntu: sudo apt install python3-venv)"
+        )
     if facts.free_mb is not None and facts.free_mb < MIN_FREE_MB:
-        raise RemoteError(f"only {facts.free_mb} MB free in {h.root}; edgekit's environment needs about "
-                          f"{MIN_FREE_MB} MB: free some space or choose --remote-dir on a larger disk")  # fmt: skip
+        raise RemoteError(
+            f"only {facts.free_mb} MB free in {h.root}; edgekit's environment needs about "
+            f"{MIN_FREE_MB} MB: free some space or choose --remote-dir on a larger disk"
+        )
 
 
 def setup(h: SshHost, wheel: Path, sha: str, *, offline: bool = False, need_full: bool = False) -> tuple[str, float]:
@@ -221,7 +153,7 @@ def setup(h: SshHost, wheel: Path, sha: str, *, offline: bool = False, need_full
     `need_full`: refuse a host that only takes the TFLite-only install (32-bit ARM).
     `h.install_from` tells which was used ("index" or "wheelhouse"; None when reused).
     """
-    from toolkit.device import lite
+    from toolkit.remote import lite
 
     started = time.perf_counter()
     installed, facts = probe(h)
@@ -261,7 +193,7 @@ def _send_wheelhouse(h: SshHost, wheel: Path, facts: HostFacts) -> str:
     import tarfile
     import tempfile
 
-    from toolkit.device.wheelhouse import build_wheelhouse
+    from toolkit.remote.wheelhouse import build_wheelhouse
 
     if not facts.machine or not facts.python:
         raise RemoteError("cannot tell the host's machine and Python version for an offline install.")
@@ -282,13 +214,18 @@ def _send_wheelhouse(h: SshHost, wheel: Path, facts: HostFacts) -> str:
 
 
 def _run_setup(h: SshHost, remote_wheel: str, sha: str, mode: str, wheelhouse: str) -> dict[str, Any]:
-    """SETUP_SCRIPT on the host; its reply ({"status", "message"})."""
+    """`host_install.py` on the host: sent over ssh into the job folder and run there with the host's python3
+    (`python3 -m edgekit_host_install ...`: edgekit is not installed yet); its reply ({"status", "message"})."""
+    from importlib.resources import files
+
+    program = files("toolkit.remote").joinpath("host_install.py").read_text(encoding="utf-8")
     python = shlex.quote(h.settings.python)
     args = " ".join(shlex.quote(a) for a in (h.root, remote_wheel, sha, mode, wheelhouse) if a)
     proc = h.ssh(
-        f"command -v {python} >/dev/null 2>&1 || exit {EXIT_MISSING_COMMAND}; exec {python} - {args}",
+        f"command -v {python} >/dev/null 2>&1 || exit {EXIT_MISSING_COMMAND}; cd {shlex.quote(h.job)} && "
+        f"cat > {HOST_PROGRAM}.py && exec {python} -m {HOST_PROGRAM} {args}",
         "installing edgekit",
-        stdin=SETUP_SCRIPT,
+        stdin=program,
     )
     if proc.returncode == EXIT_MISSING_COMMAND:
         raise RemoteError(f"no {h.settings.python} on the host; install Python 3.10+ with its venv module.")

@@ -10,16 +10,15 @@ artifacts in one line.
 
 numpy for armv7l comes from the host's index (Raspberry Pi OS points pip at piwheels) or, offline and
 under `verify --emulate pi3`, from a wheel built from source once in the armhf root under QEMU
-(`build_numpy`, ~10-20 min) and kept in `<edgekit cache>/built-wheels/`.
+(`toolkit.emulate.rootfs.build_numpy`, ~10-20 min) and kept in `numpy_wheel_dir()`
+(`<edgekit cache>/built-wheels/`).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Final
 
@@ -30,8 +29,6 @@ PYTHONS: Final = ("3.9", "3.10")
 TFLITE_RUNTIME: Final = "tflite-runtime==2.13.0"
 NUMPY_RANGE: Final = "numpy>=1.21.2,<2"  # tflite-runtime 2.13's armv7l wheels: numpy C API 0xe, numpy 1
 NUMPY_BUILT: Final = "1.23.5"  # the numpy built from source for armv7l (supports CPython 3.8-3.11)
-# numpy 1.23's own build requirements (pyproject.toml), fetched here for a build without an index.
-NUMPY_BUILD_DEPS: Final = ("setuptools==59.2.0", "wheel==0.37.0", "Cython>=0.29.30,<3.0")
 REQUIREMENTS: Final = (TFLITE_RUNTIME, NUMPY_RANGE, "rich>=13")
 
 
@@ -46,8 +43,8 @@ def platforms(machine: str, glibc_minor: int) -> list[str]:
     return [*tags, f"manylinux2014_{machine}", f"linux_{machine}"]
 
 
-def _pip(args: list[str], what: str) -> None:
-    from toolkit.device.errors import RemoteError
+def run_pip(args: list[str], what: str) -> None:
+    from toolkit.remote.errors import RemoteError
 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     cmd = [sys.executable, "-m", "pip", *args]
@@ -63,12 +60,12 @@ def download_wheels(dest: Path, python: str, platform_tags: list[str]) -> None:
     for tag in platform_tags:
         args += ["--platform", tag]
     # numpy is a dependency of tflite-runtime with no armv7l wheel: fetched without dependencies, then Rich's.
-    _pip([*args, "--no-deps", TFLITE_RUNTIME], f"downloading {TFLITE_RUNTIME} for armv7l cp{python}")
-    _pip([*args, "rich>=13"], f"downloading Rich for cp{python}")
+    run_pip([*args, "--no-deps", TFLITE_RUNTIME], f"downloading {TFLITE_RUNTIME} for armv7l cp{python}")
+    run_pip([*args, "rich>=13"], f"downloading Rich for cp{python}")
 
 
 def numpy_wheel_dir() -> Path:
-    from toolkit.device.wheel import cache_root
+    from toolkit.remote.wheel import cache_root
 
     return cache_root() / "built-wheels"
 
@@ -78,42 +75,3 @@ def built_numpy(python: str, machine: str) -> Path | None:
     tag = f"cp{python.replace('.', '')}"
     found = sorted(numpy_wheel_dir().glob(f"numpy-{NUMPY_BUILT}-{tag}-{tag}-*{machine}.whl"))
     return found[-1] if found else None
-
-
-def build_numpy(root: Path, venv: str, python: str, env: dict[str, str], log: Path) -> Path:
-    """Build numpy from source in an armhf root under QEMU (its gcc and python3-dev); cache and return the wheel.
-
-    `venv`: the root's venv (its pip builds). The sdist and build requirements are fetched here first, so
-    the build needs no index. The finished wheel is moved into `numpy_wheel_dir()`.
-    """
-    from toolkit.device.chroot import run
-
-    found = built_numpy(python, "armv7l")
-    if found is not None:
-        return found
-    inbox = root / "tmp" / "edgekit-numpy-src"
-    shutil.rmtree(inbox, ignore_errors=True)
-    inbox.mkdir(parents=True)
-    try:
-        # --no-binary=numpy, not :all:: pip prepares the sdist's metadata here, and its build tools must stay wheels
-        # (setuptools 59 from source no longer builds with a current pip).
-        source = ["download", "-q", "--no-deps", "--no-binary=numpy", f"numpy=={NUMPY_BUILT}", "-d", str(inbox)]
-        _pip(source, "downloading the numpy source")
-        tools = ["download", "-q", "--only-binary=:all:", "--python-version", python, "--platform", "any"]
-        _pip([*tools, "--implementation", "py", *NUMPY_BUILD_DEPS, "-d", str(inbox)], "downloading numpy's build tools")
-        # No BLAS in the root: numpy uses its bundled lapack_lite (enough for verify's comparisons).
-        jobs = str(os.cpu_count() or 1)
-        build_env = {**env, "NPY_BLAS_ORDER": "", "NPY_LAPACK_ORDER": "", "NPY_NUM_BUILD_JOBS": jobs}
-        cmd = ["chroot", str(root), f"{venv}/bin/python", "-m", "pip", "wheel", "-q", "--no-index", "--no-deps"]
-        cmd += ["--find-links", "/tmp/edgekit-numpy-src", "-w", "/tmp/edgekit-numpy-src/out"]
-        run([*cmd, f"numpy=={NUMPY_BUILT}"], what=f"building numpy {NUMPY_BUILT} from source under QEMU", env=build_env,
-            log=log)  # fmt: skip
-        wheel = next((inbox / "out").glob("numpy-*.whl"))
-        numpy_wheel_dir().mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=numpy_wheel_dir(), delete=False, suffix=".partial") as tmp:
-            shutil.copyfileobj(wheel.open("rb"), tmp)
-        final = numpy_wheel_dir() / wheel.name
-        os.replace(tmp.name, final)
-        return final
-    finally:
-        shutil.rmtree(inbox, ignore_errors=True)

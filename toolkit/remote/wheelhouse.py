@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Final
 
 from runtimes.errors import last_line
-from toolkit.device.errors import RemoteError
-from toolkit.device.wheel import cache_root
+from toolkit.remote.errors import RemoteError
+from toolkit.remote.wheel import cache_root
 
 # The oldest manylinux any wheel we need uses; pip accepts one --platform per compatible tag.
 OLDEST_GLIBC_MINOR: Final = 17
@@ -36,7 +36,7 @@ _build_lock = threading.Lock()  # hosts set up in parallel threads share one dow
 
 @dataclass(frozen=True)
 class HostFacts:
-    """What `remote_setup.probe` found on a host (empty strings where it could not tell)."""
+    """What `provision.probe` found on a host (empty strings where it could not tell)."""
 
     machine: str = ""  # uname -m
     python: str = ""  # "3.11"; "" when python3 is missing
@@ -70,7 +70,7 @@ def _requirements(wheel: Path) -> list[str]:
 
 def _constraints() -> Path | None:
     with contextlib.suppress(Exception):
-        from toolkit.device.wheel import source_root
+        from toolkit.remote.wheel import source_root
 
         path = source_root() / "constraints.txt"
         return path if path.is_file() else None
@@ -83,7 +83,7 @@ def build_wheelhouse(wheel: Path, facts: HostFacts) -> tuple[Path, bool]:
     Raises:
         RemoteError: pip here could not download wheels for that platform (its last line).
     """
-    from toolkit.device import lite
+    from toolkit.remote import lite
 
     constraints = _constraints()
     digest = hashlib.sha256("\n".join(_requirements(wheel)).encode())
@@ -114,8 +114,21 @@ def build_wheelhouse(wheel: Path, facts: HostFacts) -> tuple[Path, bool]:
                 shutil.copy2(numpy, partial / numpy.name)
                 os.rename(partial, cache)
                 return cache, False
-            cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q", "--only-binary=:all:",
-                   "--python-version", facts.python, "--implementation", "cp", "-d", str(partial)]  # fmt: skip
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--disable-pip-version-check",
+                "-q",
+                "--only-binary=:all:",
+                "--python-version",
+                facts.python,
+                "--implementation",
+                "cp",
+                "-d",
+                str(partial),
+            ]
             for tag in facts.platforms():
                 cmd += ["--platform", tag]
             # The edgekit wheel itself pulls its dependencies (pip evaluates their markers here, which is
@@ -124,8 +137,9 @@ def build_wheelhouse(wheel: Path, facts: HostFacts) -> tuple[Path, bool]:
             attempts = [["-c", str(constraints)], []] if constraints is not None else [[]]
             env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
             for extra in attempts:
-                proc = subprocess.run([*cmd, *extra, str(wheel)], capture_output=True, text=True, timeout=1800,
-                                      check=False, env=env)  # fmt: skip
+                proc = subprocess.run(
+                    [*cmd, *extra, str(wheel)], capture_output=True, text=True, timeout=1800, check=False, env=env
+                )
                 if proc.returncode == 0:
                     break
             else:

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
-from toolkit.device.images import F32, read_pixels
-from toolkit.device.photo import SIDE, Prepared, prepare
 from toolkit.errors import ToolkitError
+from toolkit.inputs.images import F32, read_pixels
+from toolkit.inputs.photo import SIDE, Prepared, prepare
 
 if TYPE_CHECKING:
     from runtimes.spec import ModelSpec

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Final
 
 from runtimes.errors import last_line
-from toolkit.device.boards import Board
-from toolkit.device.errors import EmulateError
+from toolkit.emulate.boards import Board
+from toolkit.emulate.errors import EmulateError
 
 QEMU: Final = "qemu-aarch64-static"
 # QEMU user-mode binary and binfmt_misc entry by Debian architecture.

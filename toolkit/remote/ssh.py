@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Final
 
 from runtimes.errors import last_line
-from toolkit.device.errors import RemoteError
+from toolkit.remote.errors import RemoteError
 
 DEFAULT_REMOTE_DIR: Final = "~/.cache/edgekit-remote"
 SSH_OPTIONS_ENV: Final = "EDGEKIT_SSH_OPTIONS"
@@ -58,8 +58,9 @@ class SshSettings:
             raise RemoteError(f"{SSH_OPTIONS_ENV}={raw!r} cannot be split like a shell line ({exc}).") from exc
         if config is not None and not config.is_file():
             raise RemoteError(f"--ssh-config {config} does not exist; pass an ssh client config file.")
-        return cls(config=config, options=options, connect_timeout=connect_timeout,
-                   remote_dir=remote_dir or DEFAULT_REMOTE_DIR)  # fmt: skip
+        return cls(
+            config=config, options=options, connect_timeout=connect_timeout, remote_dir=remote_dir or DEFAULT_REMOTE_DIR
+        )
 
     def _common(self, options: Sequence[str]) -> list[str]:
         # ssh uses the FIRST value given for an option: BatchMode cannot be overridden, the rest can.
@@ -67,8 +68,8 @@ class SshSettings:
         if self.config is not None:
             args += ["-F", str(self.config)]
         args += list(options)
-        args += ["-o", f"ConnectTimeout={self.connect_timeout}", "-o", "ServerAliveInterval=15",
-                 "-o", "ServerAliveCountMax=4"]  # fmt: skip
+        for option in (f"ConnectTimeout={self.connect_timeout}", "ServerAliveInterval=15", "ServerAliveCountMax=4"):
+            args += ["-o", option]
         return args
 
     def ssh_argv(self, host: str, command: str) -> list[str]:
@@ -126,7 +127,7 @@ class SshHost:
     """One host's ssh/scp calls; every failure becomes a one-line RemoteError.
 
     `root` (the absolute remote dir) and `job` (this run's folder in it) are set by
-    `remote_setup.probe`; `cleanup` removes the job folder.
+    `provision.probe`; `cleanup` removes the job folder.
     """
 
     def __init__(self, host: str, settings: SshSettings, events: Events) -> None:
@@ -135,7 +136,7 @@ class SshHost:
         self.events = events
         self.root = ""
         self.job = ""
-        self.install_from: str | None = None  # "index" or "wheelhouse" once remote_setup.setup installed
+        self.install_from: str | None = None  # "index" or "wheelhouse" once provision.setup installed
 
     def note(self, message: str) -> None:
         self.events(self.host, message)
@@ -145,8 +146,15 @@ class SshHost:
     ) -> subprocess.CompletedProcess[str]:
         limit = timeout or self.settings.command_timeout
         try:
-            return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=limit, check=False,
-                                  stdin=None if stdin is not None else subprocess.DEVNULL)  # fmt: skip
+            return subprocess.run(
+                argv,
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=limit,
+                check=False,
+                stdin=None if stdin is not None else subprocess.DEVNULL,
+            )
         except FileNotFoundError as exc:
             raise RemoteError(f"{argv[0]} is not installed here; install the OpenSSH client.") from exc
         except subprocess.TimeoutExpired as exc:
@@ -156,8 +164,9 @@ class SshHost:
         self, script: str, what: str, *, stdin: str | None = None, timeout: float | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Run a POSIX sh script on the host (through `sh -c`, whatever the login shell is)."""
-        proc = self._call(self.settings.ssh_argv(self.host, f"sh -c {shlex.quote(script)}"), what, stdin=stdin,
-                          timeout=timeout)  # fmt: skip
+        proc = self._call(
+            self.settings.ssh_argv(self.host, f"sh -c {shlex.quote(script)}"), what, stdin=stdin, timeout=timeout
+        )
         if proc.returncode == SSH_FAILED:
             during = "" if what == "connecting" else f" while {what}"
             raise RemoteError(f"cannot connect over ssh{during}: {last_line(proc.stderr)}")
@@ -219,8 +228,9 @@ class SshHost:
                 if upload:
                     proc = subprocess.run(argv, stdin=fh, capture_output=True, timeout=limit, check=False)
                 else:
-                    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.PIPE,
-                                          timeout=limit, check=False)  # fmt: skip
+                    proc = subprocess.run(
+                        argv, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.PIPE, timeout=limit, check=False
+                    )
         except subprocess.TimeoutExpired as exc:
             raise RemoteError(f"{what} took longer than {limit:.0f} s; stopped.") from exc
         if proc.returncode == 0:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Final
 
 from runtimes.errors import last_line
-from toolkit.device.errors import WheelError
+from toolkit.remote.errors import WheelError
 
 CACHE_ENV: Final = "EDGEKIT_CACHE_DIR"
 OLD_CACHE_ENV: Final = "EDGEKIT_CACHE"  # read only when CACHE_ENV is unset
@@ -46,7 +46,7 @@ def cache_root() -> Path:
 
 def source_root() -> Path:
     """The edgekit source tree this process runs from (needs pyproject.toml beside the packages)."""
-    root = Path(__file__).resolve().parents[2]  # toolkit/device/wheel.py -> the tree holding toolkit/
+    root = Path(__file__).resolve().parents[2]  # toolkit/remote/wheel.py -> the tree holding toolkit/
     if not (root / "pyproject.toml").is_file():
         raise WheelError(
             f"edgekit is installed without its source tree ({root} has no pyproject.toml), so its wheel cannot be "

@@ -3,7 +3,7 @@
 `verify_bundle` runs the golden inputs through every artifact whose runtime is installed and compares
 with the expected outputs; an artifact passes when its max |Δ| is within its tolerance
 (`tolerance_for`: `toolkit.tolerances.machine_tolerance`, copied into bundle.json). Call
-`bundle_format.check_files` first: this module trusts the files' sha256.
+`format.check_files` first: this module trusts the files' sha256.
 
 What is compared depends on the model's output kind (its `model_spec`): probabilities as they are;
 logits and regression values raw (not through a softmax, so a difference is never hidden by a saturated
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.device.bundle_format import SCHEMA_VERSION, load_array
-from toolkit.device.errors import BundleError
+from toolkit.bundles.errors import BundleError
+from toolkit.bundles.format import SCHEMA_VERSION, load_array
 from toolkit.tolerances import MACHINE_TOLERANCE_DOC, PROBABILITIES, allowed_diff, machine_tolerance
 
 
@@ -80,7 +80,7 @@ def verify_here(bundle: Path, on_step: Callable[[str], None] | None = None) -> d
     Returns the verify report; writing it is the caller's (the API validates it first; a TFLite-only board
     install, `toolkit.cli.board`, has no pydantic and writes it as it is).
     """
-    from toolkit.device.bundle_format import check_files, load_bundle, open_bundle
+    from toolkit.bundles.format import check_files, load_bundle, open_bundle
 
     with open_bundle(bundle) as root:
         doc = load_bundle(root, bundle)
@@ -99,62 +99,79 @@ def verify_bundle(
     Raises:
         BundleError: malformed golden data, or no artifact can run here.
     """
-    from benchmarks.environment import capture_environment
-    from runtimes.errors import ModelLoadError, RuntimeUnavailableError
-    from runtimes.registry import make_runner, runner_class
-    from toolkit.run.layout import entry_spec, utc_now
-    from toolkit.version import __version__
-
     step = on_step or (lambda _msg: None)
-    inputs, labels, targets = _golden(root, doc["golden"], label)
+    golden = _golden(root, doc["golden"], label)
     results: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     for art in doc["artifacts"]:
-        name = str(art["name"])
-        step(f"verify: {name}")
-        expected = load_array(root / art["expected"], art["expected"], label)
-        row: dict[str, Any] = {
-            "artifact": name,
-            "format": art.get("format"),
-            "precision": art.get("precision"),
-            "runtime": art.get("runtime"),
-            "output_kind": output_kind(art),
-            "tolerance": art["tolerance"],
-        }
-        started = time.perf_counter()
-        try:
-            # The spec the desktop recorded: a file swapped for another model is refused by name.
-            runner = make_runner(root / art["path"], spec=entry_spec(art))
-            version = runner_class(root / art["path"]).runtime_version()
-            with runner:
-                probs = runner.infer(inputs)
-                row["backend"] = runner.backend()
-                is_delegated = getattr(runner, "is_delegated", None)  # TFLite: XNNPACK took part of the graph
-                delegated = bool(is_delegated()) if is_delegated is not None else None
-        except RuntimeUnavailableError as exc:
-            skipped.append({"artifact": name, "reason": str(exc)})
-            continue
-        except ModelLoadError as exc:
-            results.append({**row, "status": "error", "passed": False, "error": str(exc)})
-            continue
-        row["runtime_version"] = version
-        row["seconds"] = round(time.perf_counter() - started, 3)
-        if probs.shape != expected.shape:
-            results.append(
-                {
-                    **row,
-                    "status": "error",
-                    "passed": False,
-                    "error": f"output shape {list(probs.shape)} differs from the expected {list(expected.shape)}",
-                }
-            )
-            continue
-        results.append(
-            {**row, **compare_references(probs, expected, art, root, label, labels, targets, delegated=delegated)}
-        )
+        step(f"verify: {art['name']}")
+        _verify_artifact(root, art, label, golden, results, skipped)
     if not results:
         reasons = "; ".join(f"{s['artifact']}: {s['reason']}" for s in skipped)
         raise BundleError(f"none of the artifacts in {label} can run on this machine ({reasons})")
+    return _report(doc, label, len(golden[0]), results, skipped)
+
+
+def _verify_artifact(
+    root: Path,
+    art: dict[str, Any],
+    label: Path,
+    golden: tuple[np.ndarray, np.ndarray | None, np.ndarray | None],
+    results: list[dict[str, Any]],
+    skipped: list[dict[str, str]],
+) -> None:
+    """Run one artifact on the golden inputs here and compare with the desktop's outputs: its row goes to
+    `results` (pass, fail, or an error such as a model that does not load), or to `skipped` when its runtime
+    is not installed here."""
+    from runtimes.errors import ModelLoadError, RuntimeUnavailableError
+    from runtimes.registry import make_runner, runner_class
+    from toolkit.run.layout import entry_spec
+
+    inputs, labels, targets = golden
+    name = str(art["name"])
+    expected = load_array(root / art["expected"], art["expected"], label)
+    row: dict[str, Any] = {
+        "artifact": name,
+        "format": art.get("format"),
+        "precision": art.get("precision"),
+        "runtime": art.get("runtime"),
+        "output_kind": output_kind(art),
+        "tolerance": art["tolerance"],
+    }
+    started = time.perf_counter()
+    try:
+        # The spec the desktop recorded: a file swapped for another model is refused by name.
+        runner = make_runner(root / art["path"], spec=entry_spec(art))
+        version = runner_class(root / art["path"]).runtime_version()
+        with runner:
+            probs = runner.infer(inputs)
+            row["backend"] = runner.backend()
+            is_delegated = getattr(runner, "is_delegated", None)  # TFLite: XNNPACK took part of the graph
+            delegated = bool(is_delegated()) if is_delegated is not None else None
+    except RuntimeUnavailableError as exc:
+        skipped.append({"artifact": name, "reason": str(exc)})
+        return
+    except ModelLoadError as exc:
+        results.append({**row, "status": "error", "passed": False, "error": str(exc)})
+        return
+    row["runtime_version"] = version
+    row["seconds"] = round(time.perf_counter() - started, 3)
+    if probs.shape != expected.shape:
+        error = f"output shape {list(probs.shape)} differs from the expected {list(expected.shape)}"
+        results.append({**row, "status": "error", "passed": False, "error": error})
+        return
+    compared = compare_references(probs, expected, art, root, label, labels, targets, delegated=delegated)
+    results.append({**row, **compared})
+
+
+def _report(
+    doc: dict[str, Any], label: Path, images: int, results: list[dict[str, Any]], skipped: list[dict[str, str]]
+) -> dict[str, Any]:
+    """verify.json's content: this machine's results beside what the bundle says about the desktop."""
+    from benchmarks.environment import capture_environment
+    from toolkit.run.layout import utc_now
+    from toolkit.version import __version__
+
     env = doc.get("environment") or {}
     return {
         "schema_version": SCHEMA_VERSION,
@@ -167,7 +184,7 @@ def verify_bundle(
             "desktop": {k: env.get(k) for k in ("cpu_model", "cpu", "machine", "os", "python", "runtime_versions")},
         },
         "environment": capture_environment(),
-        "golden": {"images": len(inputs)},
+        "golden": {"images": images},
         "tolerances": doc.get("tolerances", MACHINE_TOLERANCE_DOC),
         "results": results,
         "skipped": skipped,
@@ -201,8 +218,10 @@ def compare_references(
         return {**compare(outputs, expected, labels, art["tolerance"], kind, targets=targets), "reference": "xnnpack"}
     builtin = load_array(root / art["expected_builtin"], art["expected_builtin"], label)
     if builtin.shape != expected.shape:
-        raise BundleError(f"{art['expected_builtin']} in {label} has shape {list(builtin.shape)}, not "
-                          f"{list(expected.shape)}; re-create the bundle.")  # fmt: skip
+        raise BundleError(
+            f"{art['expected_builtin']} in {label} has shape {list(builtin.shape)}, not "
+            f"{list(expected.shape)}; re-create the bundle."
+        )
     return {**compare(outputs, builtin, labels, art["tolerance"], kind, targets=targets), "reference": "builtin"}
 
 

@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Final
 
 from runtimes.errors import one_line
-from toolkit.device.errors import BundleError
+from toolkit.bundles.errors import BundleError
 
 if TYPE_CHECKING:
     import tarfile
