@@ -218,9 +218,7 @@ def throttle_state(timeout_s: float = 2.0) -> dict[str, object]:
     if exe is None:
         return unknown
     try:
-        proc = subprocess.run(
-            [exe, "get_throttled"], capture_output=True, text=True, timeout=timeout_s, check=False
-        )
+        proc = subprocess.run([exe, "get_throttled"], capture_output=True, text=True, timeout=timeout_s, check=False)
     except (OSError, subprocess.SubprocessError):
         return unknown
     _, sep, raw = proc.stdout.strip().partition("=")
@@ -305,9 +303,7 @@ def capture_environment() -> dict[str, object]:
     env["temperatures_c"] = _safe(temperatures) or {}
     throttle = _safe(throttle_state)
     env.update(
-        throttle
-        if isinstance(throttle, dict)
-        else {"throttled": None, "throttle_flags": [], "throttled_raw": None}
+        throttle if isinstance(throttle, dict) else {"throttled": None, "throttle_flags": [], "throttled_raw": None}
     )
     env["openblas_env"] = _safe(blas_env) or {}
     env["blas_note"] = _safe(blas_env_note)

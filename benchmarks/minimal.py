@@ -20,9 +20,7 @@ from runtimes.spec import TensorSpec
 _NS_PER_S = 1_000_000_000
 
 
-def minimal_tflite(
-    model: Path, backend: str, threads: int, shape: tuple[int, ...]
-) -> Callable[[np.ndarray], object]:
+def minimal_tflite(model: Path, backend: str, threads: int, shape: tuple[int, ...]) -> Callable[[np.ndarray], object]:
     from runtimes.tflite_runner import load_interpreter_module
 
     _, module = load_interpreter_module(backend)

@@ -145,9 +145,7 @@ def runner_options(model: Path, xnnpack: bool | None, graph_optimization: str | 
         options["use_xnnpack"] = xnnpack
     if graph_optimization is not None:
         if runtime != GRAPH_OPTIMIZATION_RUNTIME:
-            raise BenchmarkError(
-                f"--graph-optimization applies to ONNX models only, not {model.name} ({runtime})."
-            )
+            raise BenchmarkError(f"--graph-optimization applies to ONNX models only, not {model.name} ({runtime}).")
         options["graph_optimization"] = graph_optimization
     return options
 
@@ -178,9 +176,7 @@ def load_inputs(path: Path) -> np.ndarray:
             f"inputs file {path} holds {data.dtype}; expected float32 values in the model's input range."
         )
     if data.ndim < 2 or data.shape[0] == 0:
-        raise BenchmarkError(
-            f"inputs file {path} has shape {data.shape}; expected a non-empty batch of samples."
-        )
+        raise BenchmarkError(f"inputs file {path} has shape {data.shape}; expected a non-empty batch of samples.")
     return np.ascontiguousarray(data)
 
 
@@ -191,9 +187,7 @@ def check_inputs(path: Path, inputs: np.ndarray, spec: ModelSpec, model: Path) -
         BenchmarkError: the shapes differ (dynamic model dimensions match anything).
     """
     tail = spec.input_tail
-    fits = inputs.ndim == len(tail) + 1 and all(
-        d is None or d == got for d, got in zip(tail, inputs.shape[1:])
-    )
+    fits = inputs.ndim == len(tail) + 1 and all(d is None or d == got for d, got in zip(tail, inputs.shape[1:]))
     if not fits:
         raise BenchmarkError(
             f"inputs file {path} holds shape {inputs.shape}; {model.name} takes {spec.input_text()} "

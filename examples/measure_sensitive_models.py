@@ -55,8 +55,11 @@ def summary(case: str, run: Path) -> list[str]:
     for art in diagnose["artifacts"]:
         cause = art.get("cause") or {}
         lines.append(f"- diagnose {art['artifact']}: {cause.get('text') or cause}")
-    lines += ["", "| artifact | accuracy | Δ pt | agreement | bytes | b1×1t p50 ms | float layers | parity |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]  # fmt: skip
+    lines += [
+        "",
+        "| artifact | accuracy | Δ pt | agreement | bytes | b1×1t p50 ms | float layers | parity |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
     ref = parity["reference"]["accuracy"]
     for row in parity["results"]:
         name = row["artifact"]

@@ -75,8 +75,23 @@ def main() -> int:
     lines = ["# Test user models through `edgekit pipeline --model … --data …` (b1, 1 thread)", ""]
     for case, (model, data) in files.items():
         runs = out / case
-        command = [sys.executable, "-m", "toolkit.cli", "pipeline", "--model", str(model), "--data", str(data),
-                   "--runs-dir", str(runs), "-b", "1", "-t", "1", "--no-peak"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "toolkit.cli",
+            "pipeline",
+            "--model",
+            str(model),
+            "--data",
+            str(data),
+            "--runs-dir",
+            str(runs),
+            "-b",
+            "1",
+            "-t",
+            "1",
+            "--no-peak",
+        ]
         if not (runs / "latest").exists():  # a second call only re-writes the summary
             subprocess.run(command, check=False, stdout=subprocess.DEVNULL)
         lines += summary(case, (runs / "latest").resolve())

@@ -68,8 +68,17 @@ def main() -> int:
     out.mkdir(exist_ok=True)
     make_data(out / "data.npz")
     make_model(out / "model.keras", out / "data.npz")
-    command = [sys.executable, "-m", "toolkit.cli", "pipeline", "--model", str(out / "model.keras"),
-               "--data", str(out / "data.npz"), *sys.argv[1:]]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "toolkit.cli",
+        "pipeline",
+        "--model",
+        str(out / "model.keras"),
+        "--data",
+        str(out / "data.npz"),
+        *sys.argv[1:],
+    ]
     print("$", " ".join(command[2:]).replace("toolkit.cli", "edgekit"), flush=True)
     return subprocess.call(command)
 

@@ -112,9 +112,20 @@ def user_pipelines(
     for name, (model, data) in user_files.items():
         runs_dir = tmp_path_factory.mktemp(f"user-run-{name}")
         result = edgekit(
-            "pipeline", "--model", str(model), "--data", str(data), "--runs-dir", str(runs_dir),
-            "--quick", "-b", "1", "-t", "1", "--no-peak",
-        )  # fmt: skip
+            "pipeline",
+            "--model",
+            str(model),
+            "--data",
+            str(data),
+            "--runs-dir",
+            str(runs_dir),
+            "--quick",
+            "-b",
+            "1",
+            "-t",
+            "1",
+            "--no-peak",
+        )
         assert result.returncode in (0, 3), f"{name}: {result.stderr[-2000:]}"
         runs[name] = ((runs_dir / "latest").resolve(), result.stdout)
     return runs

@@ -80,10 +80,14 @@ def constant_feature_mlp(dest: Path, data: Path, *, epochs: int = 8) -> Path:
     norm = layers.Normalization(name="norm")
     norm.adapt(x)
     model = keras.Sequential(
-        [keras.Input((49,), name="features"), norm, layers.Dense(64, activation="relu", name="hidden"),
-         layers.Dense(10, activation="softmax", name="probs")],
+        [
+            keras.Input((49,), name="features"),
+            norm,
+            layers.Dense(64, activation="relu", name="hidden"),
+            layers.Dense(10, activation="softmax", name="probs"),
+        ],
         name="constant_feature_mlp",
-    )  # fmt: skip
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     model.fit(x, y, epochs=epochs, batch_size=64, verbose=0)
     model.save(dest)

@@ -44,8 +44,11 @@ def _section(md: str, title: str) -> str:
 def test_report_names_the_model_and_data_and_never_mnist(runs, kind: str) -> None:
     run, _ = runs[kind]
     md, html = _md(run), _html(run)
-    model, data = {"probabilities": ("rgb_cnn.keras", "tinted.npz"), "logits": ("grey_logits.keras", "grey.npz"),
-                   "values": ("ink_reg.keras", "ink.npz")}[kind]  # fmt: skip
+    model, data = {
+        "probabilities": ("rgb_cnn.keras", "tinted.npz"),
+        "logits": ("grey_logits.keras", "grey.npz"),
+        "values": ("ink_reg.keras", "ink.npz"),
+    }[kind]
     for text in (md, html):
         assert not LEAKS.search(text), LEAKS.search(text)
         assert model in text and data in text

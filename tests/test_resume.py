@@ -18,9 +18,19 @@ from tests.conftest import REPO
 from toolkit.run.lock import run_lock
 
 QUICK_PIPELINE = [
-    "--epochs", "1", "--train-limit", "3000", "--calibration-size", "50",
-    "--quick", "-b", "1", "-t", "1", "--no-peak",
-]  # fmt: skip
+    "--epochs",
+    "1",
+    "--train-limit",
+    "3000",
+    "--calibration-size",
+    "50",
+    "--quick",
+    "-b",
+    "1",
+    "-t",
+    "1",
+    "--no-peak",
+]
 
 
 def test_second_writer_is_refused(edgekit, run_copy: Path) -> None:

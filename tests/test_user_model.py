@@ -229,10 +229,29 @@ def test_pipeline_diagnoses_and_bundles_when_asked(user_files, tmp_path: Path, e
     model, data = user_files["mlp"]
     bundle = tmp_path / "mlp.tar.gz"
     result = edgekit(
-        "pipeline", "--model", str(model), "--data", str(data), "--runs-dir", str(tmp_path / "runs"),
-        "-f", "tflite", "-p", "fp32", "-p", "int8", "--quick", "-b", "1", "-t", "1", "--no-peak",
-        "--diagnose", "--bundle", str(bundle),
-    )  # fmt: skip
+        "pipeline",
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "-f",
+        "tflite",
+        "-p",
+        "fp32",
+        "-p",
+        "int8",
+        "--quick",
+        "-b",
+        "1",
+        "-t",
+        "1",
+        "--no-peak",
+        "--diagnose",
+        "--bundle",
+        str(bundle),
+    )
     assert result.returncode == 0, result.stderr
     run = (tmp_path / "runs" / "latest").resolve()
     assert {a["artifact"] for a in _read(run, "diagnose/diagnose.json")["artifacts"]} == {"tflite-int8"}

@@ -232,7 +232,7 @@ def tolerance_markdown() -> str:
         lines.append(f"| {name} | {_cell(t.describe())} | {_cell(t.describe_relative()) or '—'} |")
     lines += [
         "",
-        "Agreement is top-1 agreement with the reference; \"2σ\" means a shortfall within two standard deviations "
+        'Agreement is top-1 agreement with the reference; "2σ" means a shortfall within two standard deviations '
         "of the binomial noise of the test set is not a failure.",
         "",
         "| precision | regression (values) |",

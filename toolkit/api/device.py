@@ -139,9 +139,13 @@ def verify_remote(
     from toolkit.remote.hosts import run_remote_verify
 
     return run_remote_verify(
-        Path(bundle), hosts, ssh, out_root=None if out_root is None else Path(out_root), events=events,
+        Path(bundle),
+        hosts,
+        ssh,
+        out_root=None if out_root is None else Path(out_root),
+        events=events,
         offline=offline,
-    )  # fmt: skip
+    )
 
 
 def bench_remote(
