@@ -38,7 +38,7 @@ from toolkit.run.documents.schemas import schema_text
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = REPO / "docs" / "schemas"
-SAVED = sorted(p for p in REPO.glob("benchmarks/results/*/*.json"))
+SAVED = sorted([*REPO.glob("benchmarks/results/*/*.json"), *REPO.glob("benchmarks/results/*/*/diagnose/diagnose.json")])
 Edgekit = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -171,7 +171,7 @@ def test_run_options_as_the_pipeline_writes_them(tmp_path: Path) -> None:
         "train": asdict(TrainConfig(epochs=1, train_limit=4000)),
         "targets": [[f.value, p.value] for f, p in parse_targets(None, None)],
         "calibration_size": 500,
-        "bench": QUICK_BENCH.to_dict(),
+        "bench": dump_document(QUICK_BENCH),
         "data": None,
         "allow_unverified": False,
     }

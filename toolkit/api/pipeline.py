@@ -68,7 +68,7 @@ def pipeline_options(
     config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit)
     config.validate()
     settings = settings or BenchSettings()
-    settings.validate()
+    settings.check()
     targets = parse_targets(format_choices(formats), precision_choices(precisions))
     check_int8_target(int8_target)
     options = {
@@ -77,7 +77,7 @@ def pipeline_options(
         "targets": [[f.value, p.value] for f, p in targets],
         "calibration_size": calibration_size,
         "int8_target": int8_target,
-        "bench": settings.to_dict(),
+        "bench": settings,
         "data": None if data is None else str(data),
         "allow_unverified": allow_unverified,
         "model": None if model is None else str(Path(model).expanduser().resolve()),

@@ -226,7 +226,7 @@ def bench(
 
     run = layout.resolve_run_dir(Path(run_dir))
     settings = settings or BenchSettings()
-    settings.validate()
+    settings.check()
     with run_lock(run):
         report = bench_step(
             run,

@@ -14,7 +14,6 @@ from toolkit.cli.options import (
     ArtifactOpt,
     BaselineOpt,
     BatchOpt,
-    BenchOptions,
     DataOpt,
     GateMetric,
     GateMetricOpt,
@@ -31,6 +30,7 @@ from toolkit.cli.options import (
     ThreadsOpt,
     WarmupOpt,
     XnnpackOpt,
+    bench_settings,
 )
 from toolkit.cli.show import print_bench
 
@@ -106,8 +106,7 @@ def bench(
     )
     if gate is not None and not remote:
         _check_cpu_here(gate)  # this machine's class against the baseline's, before minutes of measuring
-    options = BenchOptions(batch, threads, xnnpack, ort_opt, min_runs, min_seconds, warmup_runs, quick, peak)
-    settings = options.settings()
+    settings = bench_settings(batch, threads, xnnpack, ort_opt, min_runs, min_seconds, warmup_runs, quick, peak)
     if remote:
         _bench_remote(run, remote, settings, artifact, ssh_config, remote_dir, gate, offline)
         return

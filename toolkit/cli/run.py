@@ -17,7 +17,6 @@ from toolkit.cli.options import (
     ArtifactOpt,
     BatchOpt,
     BatchSizeOpt,
-    BenchOptions,
     CalibOpt,
     CustomObjectsOpt,
     DataOpt,
@@ -40,6 +39,7 @@ from toolkit.cli.options import (
     TrainLimitOpt,
     WarmupOpt,
     XnnpackOpt,
+    bench_settings,
     parse_scale,
 )
 from toolkit.cli.show import _load_data, print_bench, print_cpu_classes, print_parity, print_recommendation
@@ -314,10 +314,10 @@ def pipeline(
     options = None
     dataset = None  # with --resume, the interrupted run's own --data is loaded by the API
     if resume is None:
-        settings = BenchOptions(batch, threads, xnnpack, ort_opt, min_runs, min_seconds, warmup_runs, quick, peak)
+        settings = bench_settings(batch, threads, xnnpack, ort_opt, min_runs, min_seconds, warmup_runs, quick, peak)
         options = toolkit.pipeline_options(
             epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit, formats=formats,
-            precisions=precisions, calibration_size=calibration_size, settings=settings.settings(), data=data,
+            precisions=precisions, calibration_size=calibration_size, settings=settings, data=data,
             allow_unverified=allow_unverified, model=model, output_kind=output_kind, custom_objects=custom_objects,
             input_scale=parse_scale(input_scale), diagnose=diagnose, bundle=bundle, int8_target=int8_target.value,
         )  # fmt: skip

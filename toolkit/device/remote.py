@@ -372,7 +372,8 @@ def run_remote_bench(
                 raise RemoteError(f"unpacking the artifacts on the host failed: {last_line(proc.stderr)}")
             remote_dir = f"{h.job}/{name}"
             local = root / host_dirname(h.host) / "bench.json"
-            call = {"run_dir": remote_dir, "settings": bench.to_dict(), "artifacts": list(artifacts) or None}
+            sent = bench.model_dump(mode="json")
+            call = {"run_dir": remote_dir, "settings": sent, "artifacts": list(artifacts) or None}
             _run_and_fetch(
                 h, result, lambda: run_call(h, "bench", call, "edgekit bench"), "bench", f"{remote_dir}/bench.json",
                 local, {"settings": call["settings"], "artifacts": call["artifacts"]},

@@ -7,13 +7,18 @@ that depends on the module fitted is left as None and said so.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from toolkit.run.documents import McuBoardFit
 
 KIB = 1024
 
 
 @dataclass(frozen=True)
-class Board:
+class McuBoard:
+    """A microcontroller board: its RAM, flash and core (not a single-board computer: `toolkit.device.boards`)."""
+
     name: str
     mcu: str
     core: str
@@ -23,22 +28,22 @@ class Board:
     note: str = ""
 
 
-BOARDS: tuple[Board, ...] = (
-    Board(
+BOARDS: tuple[McuBoard, ...] = (
+    McuBoard(
         "Arduino Nano 33 BLE Sense", "nRF52840", "Cortex-M4F, 64 MHz", 256 * KIB, 1024 * KIB,
         "Arduino Nano 33 BLE Sense product page (docs.arduino.cc); Nordic nRF52840 Product Specification",
     ),
-    Board(
+    McuBoard(
         "STM32F746G-DISCO", "STM32F746NG", "Cortex-M7, 216 MHz", 320 * KIB, 1024 * KIB,
         "ST STM32F745xx/STM32F746xx datasheet (DS10916): 1 MB flash, 320 KB SRAM incl. 64 KB DTCM",
         "plus 16 KB ITCM RAM, not counted",
     ),
-    Board(
+    McuBoard(
         "Raspberry Pi Pico", "RP2040", "dual Cortex-M0+, 133 MHz", 264 * KIB, 2048 * KIB,
         "Raspberry Pi Pico datasheet; RP2040 datasheet (264 KB on-chip SRAM, 2 MB external QSPI flash on the board)",
         "Cortex-M0+: no FPU, no DSP instructions",
     ),
-    Board(
+    McuBoard(
         "ESP32-S3 (DevKitC-1)", "ESP32-S3", "dual Xtensa LX7, 240 MHz", 512 * KIB, None,
         "Espressif ESP32-S3 Series datasheet (512 KB SRAM; flash is external, in the module)",
         "flash depends on the module (ESP32-S3-WROOM-1: 4 to 16 MB); optional PSRAM not counted",
@@ -46,23 +51,24 @@ BOARDS: tuple[Board, ...] = (
 )  # fmt: skip
 
 
-def fits(arena_bytes: int, flash_needed: int, board: Board) -> dict[str, Any]:
+def fits(arena_bytes: int, flash_needed: int, board: McuBoard) -> McuBoardFit:
     """Whether a model needing `arena_bytes` of RAM and `flash_needed` of flash fits `board`, and by how much.
 
     RAM headroom is what the arena leaves for the stack, the application and the runtime's globals.
     """
+    from toolkit.run.documents import McuBoardFit
+
     ram_left = board.ram_bytes - arena_bytes
     flash_left = None if board.flash_bytes is None else board.flash_bytes - flash_needed
-    ok = ram_left >= 0 and (flash_left is None or flash_left >= 0)
-    return {
-        "board": board.name,
-        "mcu": board.mcu,
-        "core": board.core,
-        "ram_bytes": board.ram_bytes,
-        "flash_bytes": board.flash_bytes,
-        "ram_left_bytes": ram_left,
-        "flash_left_bytes": flash_left,
-        "fits": ok,
-        "source": board.source,
-        "note": board.note,
-    }
+    return McuBoardFit(
+        board=board.name,
+        mcu=board.mcu,
+        core=board.core,
+        ram_bytes=board.ram_bytes,
+        flash_bytes=board.flash_bytes,
+        ram_left_bytes=ram_left,
+        flash_left_bytes=flash_left,
+        fits=ram_left >= 0 and (flash_left is None or flash_left >= 0),
+        source=board.source,
+        note=board.note,
+    )

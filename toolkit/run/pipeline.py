@@ -94,7 +94,7 @@ def run_pipeline(
 
     config = TrainConfig(**options["train"])
     targets = [(ExportFormat(f), Precision(p)) for f, p in options["targets"]]
-    settings = BenchSettings.from_dict(options["bench"])
+    settings = BenchSettings.model_validate(options["bench"])
     if resume:
         remove_leftovers(run_dir)
     else:

@@ -88,7 +88,7 @@ def bench_step(
     from benchmarks.harness import run_worker, thread_counts
     from benchmarks.peak import achieved, measure_peak
 
-    settings.validate()
+    settings.check()
     manifest = A.load_manifest(run_dir)
     entries = A.select_artifacts(manifest, artifact_names)
     skipped: list[str] = []

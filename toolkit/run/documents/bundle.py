@@ -1,4 +1,4 @@
-"""bundle.json: what a device bundle holds (`toolkit.bundle.build_bundle`)."""
+"""bundle.json: what a device bundle holds (`toolkit.device.bundle.build_bundle`)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,17 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from runtimes.spec import TensorSpec
 from toolkit.run.documents.base import Document, Part
-from toolkit.run.documents.common import Environment, ModelSpecDict, TensorSpec, TrainingSummary
+from toolkit.run.documents.common import Environment, ModelSpecDict, TrainingSummary
 
 
-class Tolerance(Part):
-    """How far an artifact's outputs on another machine may be from the desktop's (`bundle.tolerance_for`)."""
+class MachineTolerance(Part):
+    """How far an artifact's outputs on another machine may be from the desktop's.
+
+    What `toolkit.tolerances.machine_tolerance` returns (plain JSON: a board install has no pydantic), recorded
+    per artifact in bundle.json and verify.json.
+    """
 
     kind: str = Field(description="max_abs or quantization_step.")
     max_abs: float
@@ -59,7 +64,7 @@ class BundleArtifact(Part):
     size_bytes: int
     input: TensorSpec | None = None
     output: TensorSpec | None = None
-    tolerance: Tolerance
+    tolerance: MachineTolerance
     expected: str = Field(description="Path of the desktop's outputs (.npy) inside the bundle.")
     expected_builtin: str | None = Field(
         None,

@@ -1,4 +1,7 @@
-"""Objects that several run documents share: tensor specs, the machine description, training settings."""
+"""Objects that several run documents share: the machine description, training settings, skipped artifacts.
+
+A model's input and output are `runtimes.spec.TensorSpec` itself (a dataclass pydantic validates).
+"""
 
 from __future__ import annotations
 
@@ -7,16 +10,6 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from toolkit.run.documents.base import Part
-
-
-class TensorSpec(Part):
-    """One model input or output as its runtime declares it (`runtimes.base.TensorSpec.to_dict`)."""
-
-    name: str
-    shape: list[int | None] = Field(description="None for a dynamic dimension (the batch).")
-    dtype: str
-    scale: float | None = Field(None, description="Set for quantized tensors: real = (q - zero_point) * scale.")
-    zero_point: int | None = None
 
 
 class TrainOptions(Part):

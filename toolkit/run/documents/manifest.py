@@ -6,8 +6,9 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from runtimes.spec import TensorSpec
 from toolkit.run.documents.base import Document, Part
-from toolkit.run.documents.common import ModelSpecDict, TensorSpec, TrainingSummary
+from toolkit.run.documents.common import ModelSpecDict, TrainingSummary
 
 
 class QuantizationRecipe(Part):

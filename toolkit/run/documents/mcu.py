@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field
 
 from toolkit.run.documents.base import Document, Part
 from toolkit.run.documents.common import CpuInfo
-from toolkit.run.documents.parity import ParityRow
+from toolkit.run.documents.parity import ParityData, ParityRow
 
 
 class McuTensor(Part):
@@ -69,8 +69,8 @@ class McuParity(Part):
     failures: list[str]
 
 
-class McuBoard(Part):
-    """One board of `toolkit/mcu/boards.py` against the model."""
+class McuBoardFit(Part):
+    """One board of `toolkit.mcu.boards.BOARDS` (a `McuBoard`) against the model: what is left, and whether it fits."""
 
     board: str
     mcu: str
@@ -98,7 +98,7 @@ class McuResult(Part):
     flash: McuFlash
     parity: McuParity
     parity_row: ParityRow
-    boards: list[McuBoard]
+    boards: list[McuBoardFit]
     boards_sized_with: str
     files: list[str]
     latency: str
@@ -113,7 +113,7 @@ class McuDocument(Document):
     created_utc: str
     cpu: CpuInfo | None = Field(None, description="The instruction-set class and features of the machine that ran it.")
     tflite_micro: str = Field(description="The tflite-micro package version that ran the models.")
-    data: dict[str, Any]
+    data: ParityData = Field(description="The test images used (as parity.json's `data`).")
     results: list[McuResult]
     passed: bool
     parity_json: str | None = Field(None, description="What happened to parity.json's TFLM rows.")

@@ -1,4 +1,4 @@
-"""verify.json: a bundle's artifacts run on this machine against the desktop (`toolkit.bundle.verify_bundle`).
+"""verify.json: a bundle's artifacts run on this machine against the desktop (`toolkit.device.verify.verify_bundle`).
 
 Written as `verify.json` inside a bundle folder or `<name>.verify.json` beside a .tar.gz.
 """
@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from toolkit.run.documents.base import Document, Part
-from toolkit.run.documents.bundle import BundleSource, Tolerance
+from toolkit.run.documents.bundle import BundleSource, MachineTolerance
 from toolkit.run.documents.common import CpuInfo, Environment, RemoteInfo, SkippedArtifact
 
 
@@ -50,7 +50,7 @@ class VerifyRow(Part):
     precision: str | None = None
     runtime: str | None = None
     output_kind: str | None = Field(None, description="probabilities, logits or values: what was compared (raw).")
-    tolerance: Tolerance
+    tolerance: MachineTolerance
     backend: str | None = None
     runtime_version: str | None = None
     seconds: float | None = None
