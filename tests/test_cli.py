@@ -42,7 +42,11 @@ def test_default_run_dir_missing(edgekit, tmp_path: Path) -> None:
 
 
 def test_corrupt_tflite_is_refused(edgekit, run_copy: Path) -> None:
+    proc = edgekit("parity", str(run_copy), "--limit", "100", "-a", "tflite-fp32")
+    assert proc.returncode == 0, proc.stderr
+    parity = (run_copy / "parity.json").read_bytes()
     target = run_copy / "exports" / "model_fp32.tflite"
+    original = json.loads(parity)["artifacts"]["tflite-fp32"]
     target.write_bytes(np.random.default_rng(1).bytes(target.stat().st_size))
     proc = edgekit("parity", str(run_copy), "--limit", "100")
     assert_one_line_error(proc, "model_fp32.tflite", "does not match the sha256")
@@ -56,7 +60,9 @@ def test_corrupt_tflite_is_refused(edgekit, run_copy: Path) -> None:
     (run_copy / "manifest.json").write_text(json.dumps(manifest))
     proc = edgekit("parity", str(run_copy), "--limit", "100")
     assert_one_line_error(proc, "model_fp32.tflite", "not a TFLite model")
-    assert not (run_copy / "parity.json").exists() or json.loads((run_copy / "parity.json").read_text())
+    # The refused runs left the parity.json of the good file as it was: nothing about the corrupt one.
+    assert (run_copy / "parity.json").read_bytes() == parity
+    assert json.loads(parity)["artifacts"]["tflite-fp32"] == original != sha256_file(target)
 
 
 def test_unknown_artifact_name(edgekit, small_run: Path) -> None:
@@ -116,9 +122,21 @@ def test_bench_and_report_commands(edgekit, run_copy: Path) -> None:
 
 def test_small_pipeline_end_to_end(edgekit, tmp_path: Path) -> None:
     proc = edgekit(
-        "pipeline", "--runs-dir", str(tmp_path / "runs"), "--epochs", "1", "--train-limit", "6000",
-        "--quick", "-b", "1", "-t", "1", "--calibration-size", "100",
-    )  # fmt: skip
+        "pipeline",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--epochs",
+        "1",
+        "--train-limit",
+        "6000",
+        "--quick",
+        "-b",
+        "1",
+        "-t",
+        "1",
+        "--calibration-size",
+        "100",
+    )
     # A one-epoch model is less confident, so int8 may miss its agreement tolerance: exit 3 is allowed.
     assert proc.returncode in (0, 3), proc.stderr
     latest = tmp_path / "runs" / "latest"
@@ -135,9 +153,26 @@ def test_small_pipeline_end_to_end(edgekit, tmp_path: Path) -> None:
 
 def test_bench_sweeps_runner_variants_and_reports_them(edgekit, run_copy: Path) -> None:
     proc = edgekit(
-        "bench", str(run_copy), "-a", "tflite-fp32", "-a", "onnx-fp32", "-b", "1", "-t", "1", "--quick",
-        "--xnnpack", "on", "--xnnpack", "off", "--ort-opt", "all", "--ort-opt", "basic",
-    )  # fmt: skip
+        "bench",
+        str(run_copy),
+        "-a",
+        "tflite-fp32",
+        "-a",
+        "onnx-fp32",
+        "-b",
+        "1",
+        "-t",
+        "1",
+        "--quick",
+        "--xnnpack",
+        "on",
+        "--xnnpack",
+        "off",
+        "--ort-opt",
+        "all",
+        "--ort-opt",
+        "basic",
+    )
     assert proc.returncode == 0, proc.stderr
     bench = json.loads((run_copy / "bench.json").read_text())
     variants = {(r["artifact"], r["options"]["xnnpack"], r["options"]["graph_optimization"]) for r in bench["results"]}
