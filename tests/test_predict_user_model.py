@@ -41,6 +41,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from exporters.tflite_export import export_tflite
     from runtimes.spec import spec_from_tensors
     from toolkit.run import layout as A
+    from toolkit.run.documents import ArtifactEntry
 
     root = tmp_path_factory.mktemp("user-models")
     rng = np.random.default_rng(0)
@@ -64,8 +65,14 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     quad = keras.Sequential([keras.Input((12, 12, 1)), keras.layers.Flatten(), keras.layers.Dense(4)])
     kernel = np.zeros((12, 12, 4))
-    for q, (ys, xs) in enumerate([(slice(0, 6), slice(0, 6)), (slice(0, 6), slice(6, 12)),
-                                  (slice(6, 12), slice(0, 6)), (slice(6, 12), slice(6, 12))]):  # fmt: skip
+    for q, (ys, xs) in enumerate(
+        [
+            (slice(0, 6), slice(0, 6)),
+            (slice(0, 6), slice(6, 12)),
+            (slice(6, 12), slice(0, 6)),
+            (slice(6, 12), slice(6, 12)),
+        ]
+    ):
         kernel[ys, xs, q] = 10 / 36
     _set(quad.layers[-1], kernel.reshape(144, 4), np.zeros(4))
     run = root / "quad-run"
@@ -74,13 +81,16 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         export_tflite(quad, run / A.EXPORTS_DIR, precision=Precision.FP32),
         export_onnx(quad, run / A.EXPORTS_DIR, precision=Precision.FP32),
     ):
-        entry = result.manifest_entry(run)
-        entry["model_spec"] = spec_from_tensors(
-            result.input_spec, result.output_spec, value_range=(0.0, 1.0), output_kind="logits",
+        entry = ArtifactEntry.model_validate(result.manifest_entry(run))
+        entry.model_spec = spec_from_tensors(
+            result.input_spec,
+            result.output_spec,
+            value_range=(0.0, 1.0),
+            output_kind="logits",
             class_names=QUADRANTS,
-        ).to_dict()  # fmt: skip
+        )
         entries.append(entry)
-    A.write_manifest(run, entries, {})
+    A.write_manifest(run, entries)
     bare_quad = root / "bare" / "quad.tflite"
     bare_quad.parent.mkdir()
     shutil.copyfile(run / A.EXPORTS_DIR / "model_fp32.tflite", bare_quad)
@@ -88,8 +98,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     vector = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3, activation="softmax")])
     regression = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
     _set(regression.layers[-1], np.full((64, 1), 1 / 64), np.zeros(1))
-    two = keras.Sequential([keras.Input((8, 8, 2)), keras.layers.GlobalAveragePooling2D(),
-                            keras.layers.Dense(2, activation="softmax")])  # fmt: skip
+    two = keras.Sequential(
+        [keras.Input((8, 8, 2)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, activation="softmax")]
+    )
     return {
         "rgb": rgb,
         "rgb_files": rgb_files,
@@ -183,9 +194,12 @@ def test_rgb_model_classes_match_keras(models: dict[str, Any], run: Run, tmp_pat
 def test_rgb_model_resizes_any_picture(models: dict[str, Any], run: Run, tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     files = [_colour_image(tmp_path / f"p{i}.png", i % 3, (40 + 7 * i, 30 + 5 * i), rng) for i in range(6)]
-    batch = np.stack([
-        np.asarray(Image.open(f).convert("RGB").resize((16, 16), Image.Resampling.BILINEAR), np.float32) for f in files
-    ])  # fmt: skip
+    batch = np.stack(
+        [
+            np.asarray(Image.open(f).convert("RGB").resize((16, 16), Image.Resampling.BILINEAR), np.float32)
+            for f in files
+        ]
+    )
     expected = models["rgb"].predict(batch, verbose=0).argmax(axis=1)
     code, out, err = run(str(models["rgb_files"]["tflite-fp32"]), *map(str, files))
     assert code == 0, err
@@ -201,10 +215,12 @@ def test_rgb_model_resizes_any_picture(models: dict[str, Any], run: Run, tmp_pat
 
 def test_logits_model_names_classes_from_the_manifest(models: dict[str, Any], run: Run, tmp_path: Path) -> None:
     files = [_quadrant_image(tmp_path / f"q{q}.png", q, 12 if q % 2 else 24) for q in range(4)]
-    grey = np.stack([
-        np.asarray(Image.open(f).convert("L").resize((12, 12), Image.Resampling.BILINEAR), np.float32) / 255
-        for f in files
-    ])[..., np.newaxis]  # fmt: skip
+    grey = np.stack(
+        [
+            np.asarray(Image.open(f).convert("L").resize((12, 12), Image.Resampling.BILINEAR), np.float32) / 255
+            for f in files
+        ]
+    )[..., np.newaxis]
     logits = models["quad"].predict(grey, verbose=0)
     assert list(logits.argmax(axis=1)) == [0, 1, 2, 3]
     probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)

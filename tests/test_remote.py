@@ -36,8 +36,15 @@ from toolkit.device.ssh import SshSettings
 from toolkit.steps.bench_settings import BenchSettings
 
 ARTIFACTS = ["tflite-fp32", "tflite-int8", "onnx-int8"]
-BENCH_SETTINGS = BenchSettings(batch_sizes=(1,), threads=(1,), min_runs=128, min_seconds=0.2, warmup_runs=5,
-                               warmup_seconds=0.05, measure_peak=False)  # fmt: skip
+BENCH_SETTINGS = BenchSettings(
+    batch_sizes=(1,),
+    threads=(1,),
+    min_runs=128,
+    min_seconds=0.2,
+    warmup_runs=5,
+    warmup_seconds=0.05,
+    measure_peak=False,
+)
 BENCH_ARTIFACTS = ["tflite-fp32"]
 
 
@@ -70,8 +77,9 @@ def settings(ssh_config: Path, remote_dir: Path, wheel_cache: Path, monkeypatch:
 def remote_bundle(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from toolkit.device.bundle import build_bundle
 
-    folder, _ = build_bundle(small_run, tmp_path_factory.mktemp("desktop") / "bundle", artifact_names=ARTIFACTS,
-                             golden=64)  # fmt: skip
+    folder, _ = build_bundle(
+        small_run, tmp_path_factory.mktemp("desktop") / "bundle", artifact_names=ARTIFACTS, golden=64
+    )
     return folder
 
 
@@ -84,8 +92,16 @@ def remote_cli(
     def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200", "EDGEKIT_CACHE_DIR": str(wheel_cache)}
         env.pop("EDGEKIT_SSH_OPTIONS", None)
-        cmd = [sys.executable, "-m", "toolkit.cli", *map(str, args), "--ssh-config", str(ssh_config),
-               "--remote-dir", str(remote_dir)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "toolkit.cli",
+            *map(str, args),
+            "--ssh-config",
+            str(ssh_config),
+            "--remote-dir",
+            str(remote_dir),
+        ]
         started = time.perf_counter()
         proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False)
         print(f"{' '.join(map(str, args))}: exit {proc.returncode} in {time.perf_counter() - started:.1f} s")
@@ -123,7 +139,8 @@ def test_verify_remote_round_trip(remote_cli, remote_bundle: Path, tmp_path: Pat
         assert r["status"] == here["status"] == "pass"
         assert r["accuracy"] == here["accuracy"] and r["agreement"] == here["agreement"]
         assert r["max_abs_diff"] == pytest.approx(here["max_abs_diff"], abs=1e-6)
-    assert remote_results(bundle)["board"]["verify"]["remote"]["host"] == "board"
+    fetched = remote_results(bundle)["board"].verify
+    assert fetched is not None and fetched.remote is not None and fetched.remote.host == "board"
 
 
 @pytest.mark.slow
@@ -195,7 +212,7 @@ def test_remote_bench_fetches_bench_json(
     doc = json.loads(path.read_text())
     assert doc["results"] and {r["artifact"] for r in doc["results"]} == {"tflite-fp32"}
     # The host ran the API with the desktop's own settings (parameters, not a rebuilt command line).
-    assert doc["remote"]["host"] == "board" and doc["remote"]["settings"] == BENCH_SETTINGS.to_dict()
+    assert doc["remote"]["host"] == "board" and doc["remote"]["settings"] == BENCH_SETTINGS.model_dump(mode="json")
     assert doc["method"]["min_runs"] == 128 and doc["method"]["batch_sizes"] == [1]
     assert doc["run"] == "bundle"
     # A run directory, with one unreachable host: the other's bench.json is fetched, then RemoteFailed.
@@ -208,7 +225,7 @@ def test_remote_bench_fetches_bench_json(
     assert "dead" in str(info.value) and "board" not in str(info.value).split(":", 1)[1]
     assert json.loads((run_copy / "remote" / "board" / "bench.json").read_text())["results"]
     found = remote_results(run_copy)
-    assert list(found) == ["board"] and list(found["board"]) == ["bench"]
+    assert list(found) == ["board"] and found["board"].bench is not None and found["board"].verify is None
 
 
 @pytest.mark.slow
@@ -225,8 +242,9 @@ def test_set_up_errors_are_one_line(settings: SshSettings, remote_bundle: Path, 
     broken = tmp_path / "edgekit-0.1.0-py3-none-any.whl"
     broken.write_bytes(b"not a zip file")
     monkeypatch.setenv("EDGEKIT_REMOTE_WHEEL", str(broken))
-    (result,) = run_remote_verify(remote_bundle, ["board"], replace(settings, remote_dir=str(tmp_path / "fresh2")),
-                                  out_root=tmp_path / "out")  # fmt: skip
+    (result,) = run_remote_verify(
+        remote_bundle, ["board"], replace(settings, remote_dir=str(tmp_path / "fresh2")), out_root=tmp_path / "out"
+    )
     assert result.status == "error" and result.error and result.error.startswith("pip install failed on the host:")
     assert "\n" not in result.error and exit_code([result]) == 1
     print(result.error)
@@ -265,8 +283,25 @@ def test_host_names_and_result_places(tmp_path: Path) -> None:
     assert remote_output_root(bundle) == tmp_path / "b.remote"
     assert remote_output_root(tmp_path / "b.tar.gz") == tmp_path / "b.remote"
     (tmp_path / "b.remote" / "pi@x").mkdir(parents=True)
-    (tmp_path / "b.remote" / "pi@x" / "verify.json").write_text(json.dumps({"remote": {"host": "pi@x:22"}}))
-    assert remote_results(bundle) == {"pi@x:22": {"verify": {"remote": {"host": "pi@x:22"}}}}
+    verify = {
+        "schema_version": 1,
+        "created_utc": "2026-12-01T00:00:00Z",
+        "edgekit_version": "0.1.0",
+        "bundle": {"path": "b"},
+        "environment": {},
+        "golden": {"images": 1},
+        "tolerances": {},
+        "results": [],
+        "skipped": [],
+        "passed": True,
+        "remote": {"host": "pi@x:22"},
+    }
+    (tmp_path / "b.remote" / "pi@x" / "verify.json").write_text(json.dumps(verify))
+    (tmp_path / "b.remote" / "pi@x" / "bench.json").write_text(json.dumps({"remote": {"host": "pi@x:22"}}))
+    found = remote_results(bundle)  # by the host the file records; the invalid bench.json is skipped
+    assert list(found) == ["pi@x:22"] and found["pi@x:22"].bench is None
+    fetched = found["pi@x:22"].verify
+    assert fetched is not None and fetched.remote is not None and fetched.remote.host == "pi@x:22"
 
 
 @pytest.mark.slow

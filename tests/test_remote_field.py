@@ -37,8 +37,9 @@ from toolkit.device.ssh import SshSettings
 from toolkit.steps.bench_settings import BenchSettings
 
 ARTIFACTS = ["tflite-fp32", "tflite-int8", "onnx-int8"]
-BENCH_SETTINGS = BenchSettings(batch_sizes=(1,), threads=(1,), min_runs=64, min_seconds=0.1, warmup_runs=3,
-                               warmup_seconds=0.05, measure_peak=False)  # fmt: skip
+BENCH_SETTINGS = BenchSettings(
+    batch_sizes=(1,), threads=(1,), min_runs=64, min_seconds=0.1, warmup_runs=3, warmup_seconds=0.05, measure_peak=False
+)
 OLD_PYTHON = Path("/root/.pyenv/versions/3.9.18/bin/python3")  # selected with PYENV_VERSION=3.9.18
 OFFLINE_PIP = "PIP_CONFIG_FILE=/dev/null PIP_INDEX_URL=http://127.0.0.1:9/ PIP_NO_CACHE_DIR=1"
 
@@ -58,8 +59,11 @@ def field_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     # Debian's python3 without python3-venv: the ensurepip module is missing.
     (wrap / "novenv" / "ensurepip").mkdir(parents=True)
     (wrap / "novenv" / "ensurepip" / "__init__.py").write_text("raise ImportError('No module named ensurepip')\n")
-    _script(wrap / "lowdisk" / "df", 'echo "Filesystem 1024-blocks Used Available Capacity Mounted on"\n'
-                                     'echo "/dev/fake 1048576 946176 102400 91% /"\n')  # fmt: skip
+    _script(
+        wrap / "lowdisk" / "df",
+        'echo "Filesystem 1024-blocks Used Available Capacity Mounted on"\n'
+        'echo "/dev/fake 1048576 946176 102400 91% /"\n',
+    )
     hosts = {"nosftp": "", "offline": OFFLINE_PIP, "oldpy": "PYENV_VERSION=3.9.18"}
     hosts["novenv"] = f"PYTHONPATH={wrap / 'novenv'}"
     hosts |= {name: f"PATH={wrap / name}:{DEFAULT_PATH}" for name in ("noscp", "armv7", "lowdisk")}
@@ -90,8 +94,15 @@ def field_cli(field_config: Path, field_cache: Path) -> Callable[..., subprocess
         env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200", "EDGEKIT_CACHE_DIR": str(field_cache)}
         env.pop("EDGEKIT_SSH_OPTIONS", None)
         started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "toolkit.cli", *map(str, args), "--ssh-config", str(field_config)],
-                              cwd=REPO, env=env, capture_output=True, text=True, timeout=1200, check=False)  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-m", "toolkit.cli", *map(str, args), "--ssh-config", str(field_config)],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            check=False,
+        )
         print(f"{' '.join(map(str, args[:4]))}: exit {proc.returncode} in {time.perf_counter() - started:.1f} s")
         return proc
 
@@ -102,8 +113,9 @@ def field_cli(field_config: Path, field_cache: Path) -> Callable[..., subprocess
 def field_bundle(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from toolkit.device.bundle import build_bundle
 
-    folder, _ = build_bundle(small_run, tmp_path_factory.mktemp("field-desktop") / "bundle", artifact_names=ARTIFACTS,
-                             golden=64)  # fmt: skip
+    folder, _ = build_bundle(
+        small_run, tmp_path_factory.mktemp("field-desktop") / "bundle", artifact_names=ARTIFACTS, golden=64
+    )
     return folder
 
 
@@ -123,12 +135,14 @@ def test_no_sftp_host_verify_and_bench(field_cli, field_settings, field_bundle: 
     assert doc["passed"] and doc["remote"]["copy_mode"] == "scp-legacy" and doc["remote"]["setup"] == "installed"
     print(f"no-SFTP host, first install: {_timing(doc)}")
     # The API's bench on the same host: legacy scp for the artifacts and bench.json, merged beside the bundle.
-    docs = toolkit.bench_remote(bundle, ["nosftp"], settings=BENCH_SETTINGS, artifacts=["tflite-fp32"],
-                                ssh=field_settings(remote_dir))  # fmt: skip
+    docs = toolkit.bench_remote(
+        bundle, ["nosftp"], settings=BENCH_SETTINGS, artifacts=["tflite-fp32"], ssh=field_settings(remote_dir)
+    )
     path = toolkit.remote_bench_path(bundle, "nosftp")
     bench = json.loads(path.read_text())
     assert list(docs) == ["nosftp"] and bench["results"] and bench["remote"]["copy_mode"] == "scp-legacy"
-    assert remote_results(bundle)["nosftp"].keys() == {"bench", "verify"}
+    fetched = remote_results(bundle)["nosftp"]
+    assert fetched.bench is not None and fetched.verify is not None
     # No scp on the host at all (Dropbear without scp): the copies stream through `ssh cat`.
     proc = field_cli("verify", bundle, "--remote", "noscp", "--remote-dir", remote_dir, "--out", tmp_path / "s")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -152,8 +166,9 @@ def test_offline_host_installs_from_the_wheelhouse(field_cli, field_bundle: Path
     print(f"offline host, reuse: {_timing(json.loads((tmp_path / 'b' / 'offline' / 'verify.json').read_text()))}")
     # --offline on a fresh dir: straight to the (now cached) wheelhouse, the index is never asked.
     fresh = tmp_path / "fresh-home"
-    proc = field_cli("verify", field_bundle, "--remote", "offline", "--remote-dir", fresh, "--out", tmp_path / "c",
-                     "--offline")  # fmt: skip
+    proc = field_cli(
+        "verify", field_bundle, "--remote", "offline", "--remote-dir", fresh, "--out", tmp_path / "c", "--offline"
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "cannot reach" not in proc.stderr and "(cached)" in proc.stderr
     doc = json.loads((tmp_path / "c" / "offline" / "verify.json").read_text())
@@ -207,8 +222,10 @@ def test_32_bit_host_with_python_39_refuses_bench_and_an_offline_install_without
     proc = field_cli("bench", field_bundle, "--remote", "armv7py39", "--remote-dir", home)
     (line,) = [line for line in proc.stderr.splitlines() if line.startswith("error: armv7py39:")]
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert line == ("error: armv7py39: armv7l (32-bit ARM) with Python 3.9: edgekit installs TFLite-only there, for "
-                    "`verify --remote`; `bench --remote` needs a 64-bit OS with Python 3.10+")  # fmt: skip
+    assert line == (
+        "error: armv7py39: armv7l (32-bit ARM) with Python 3.9: edgekit installs TFLite-only there, for "
+        "`verify --remote`; `bench --remote` needs a 64-bit OS with Python 3.10+"
+    )
     assert sorted(p.name for p in home.iterdir()) == ["jobs"] and not any((home / "jobs").iterdir())
     proc = field_cli("verify", field_bundle, "--remote", "armv7py39", "--remote-dir", home, "--offline")
     (line,) = [line for line in proc.stderr.splitlines() if line.startswith("error: armv7py39:")]

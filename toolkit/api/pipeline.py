@@ -9,7 +9,6 @@ Importing this module is cheap: TensorFlow, pydantic and the runtimes load insid
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,15 +17,19 @@ from toolkit.api.steps import DEFAULT_RUNS, format_choices, load_data, precision
 if TYPE_CHECKING:
     from toolkit.data.mnist import Mnist
     from toolkit.progress import ProgressCallback
-    from toolkit.run.documents import (
-        BenchDocument,
-        ManifestDocument,
-        ModelDocument,
-        ParityDocument,
-        RunOptions,
-        TrainDocument,
-    )
+    from toolkit.run.documents import RunOptions
+    from toolkit.run.pipeline import PipelineResult as PipelineResult
     from toolkit.steps.bench_settings import BenchSettings
+    from toolkit.steps.user_model import UserModel
+
+
+def __getattr__(name: str) -> Any:
+    # `toolkit.PipelineResult` (and `from toolkit.api.pipeline import PipelineResult`), loaded when asked for.
+    if name == "PipelineResult":
+        from toolkit.run.pipeline import PipelineResult
+
+        return PipelineResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def pipeline_options(
@@ -57,23 +60,21 @@ def pipeline_options(
     `diagnose` adds the per-layer diagnosis after bench; `bundle` writes a bundle for a board at the end.
     `int8_target` is the CPU class the int8 exports are for (portable, x86-vnni, arm64; `exporters.int8_recipe`).
     """
-    from dataclasses import asdict
-
     from toolkit.model.reference import TrainConfig
     from toolkit.run import layout
-    from toolkit.run.documents import RunOptions, parse_document
+    from toolkit.run.documents import RunOptions
     from toolkit.steps.bench_settings import BenchSettings
     from toolkit.steps.export import check_int8_target, parse_targets
 
     config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit)
-    config.validate()
+    config.check()
     settings = settings or BenchSettings()
     settings.check()
     targets = parse_targets(format_choices(formats), precision_choices(precisions))
     check_int8_target(int8_target)
-    options = {
+    options: dict[str, Any] = {
         "schema_version": layout.SCHEMA_VERSION,
-        "train": asdict(config),
+        "train": config,
         "targets": [[f.value, p.value] for f, p in targets],
         "calibration_size": calibration_size,
         "int8_target": int8_target,
@@ -89,7 +90,7 @@ def pipeline_options(
     }
     if data is not None and model is not None and Path(str(data)).expanduser().exists():
         options["data"] = str(Path(str(data)).expanduser().resolve())  # --resume may run from elsewhere
-    return parse_document(options, RunOptions)
+    return RunOptions.model_validate(options)
 
 
 def pipeline(
@@ -114,15 +115,6 @@ def pipeline(
         run and the seconds each step took. `result.parity.passed` is False when an artifact failed parity.
     """
     from toolkit.run import layout
-    from toolkit.run.documents import (
-        BenchDocument,
-        ManifestDocument,
-        ModelDocument,
-        ParityDocument,
-        TrainDocument,
-        dump_document,
-        parse_document,
-    )
     from toolkit.run.lock import run_lock
     from toolkit.run.pipeline import load_run_options, run_pipeline
 
@@ -130,63 +122,36 @@ def pipeline(
         run = layout.resolve_run_dir(Path(resume))
         stored = load_run_options(run)
     else:
-        stored = dump_document(options or pipeline_options())
+        stored = options or pipeline_options()
     user = None
-    if stored.get("model"):
+    if stored.model:
         dataset = None
         if resume is None or not (run / "model.json").is_file():
             # Checked before the run directory exists, so a refused model or dataset leaves nothing behind.
             user = _prepare_user(stored, data)
     else:
-        dataset = data or load_data(stored.get("data"), allow_unverified=bool(stored.get("allow_unverified")))
+        dataset = data or load_data(stored.data, allow_unverified=stored.allow_unverified)
     if resume is None:
         run = layout.new_run_dir(Path(runs_dir))
         layout.point_latest(run)  # at once, so `--resume runs/latest` finds an interrupted run
     if on_run_dir is not None:
         on_run_dir(run)
-    stored.pop("schema_version", None)
     with run_lock(run):
         result = run_pipeline(run, stored, data=dataset, progress=progress, resume=resume is not None, user=user)
     layout.point_latest(run)
-    return PipelineResult(
-        run_dir=run,
-        train=None if result["train"] is None else parse_document(result["train"], TrainDocument),
-        model=None if result.get("model") is None else parse_document(result["model"], ModelDocument),
-        manifest=parse_document(result["manifest"], ManifestDocument),
-        parity=parse_document(result["parity"], ParityDocument),
-        bench=parse_document(result["bench"], BenchDocument),
-        report=result["report"],
-        skipped=list(result["skipped"]),
-        timings=dict(result["timings"]),
-        bundle=result.get("bundle"),
-    )
+    return result
 
 
-@dataclass(frozen=True)
-class PipelineResult:
-    """What `pipeline()` did: the run directory and the documents it holds."""
-
-    run_dir: Path
-    train: TrainDocument | None  # None when the run took the user's model (--model) instead of training
-    manifest: ManifestDocument
-    parity: ParityDocument
-    bench: BenchDocument
-    report: tuple[Path, Path]
-    skipped: list[str]
-    timings: dict[str, float]
-    model: ModelDocument | None = None  # the user's model (--model), as model.json records it
-    bundle: Path | None = None  # the bundle written with `bundle=` (--bundle)
-
-
-def _prepare_user(stored: dict[str, Any], data: Any = None) -> Any:
+def _prepare_user(stored: RunOptions, data: Any = None) -> UserModel:
     from toolkit.steps.user_model import prepare_user_model
 
+    assert stored.model is not None
     return prepare_user_model(
-        stored["model"],
-        data if data is not None else stored.get("data"),
-        seed=int(stored["train"]["seed"]),
-        output_kind=stored.get("output_kind"),
-        custom_objects=stored.get("custom_objects"),
-        input_scale=stored.get("input_scale"),
-        allow_unverified=bool(stored.get("allow_unverified")),
+        stored.model,
+        data if data is not None else stored.data,
+        seed=stored.train.seed,
+        output_kind=stored.output_kind,
+        custom_objects=stored.custom_objects,
+        input_scale=stored.input_scale,
+        allow_unverified=stored.allow_unverified,
     )

@@ -98,7 +98,6 @@ def bench(
     """
     import toolkit
     from toolkit.run import layout as A
-    from toolkit.run.documents import dump_document
 
     run = A.resolve_run_dir(run_dir)
     gate = _gate_setup(
@@ -112,7 +111,7 @@ def bench(
         return
     with progress_bar() as progress:
         report = toolkit.bench(run, settings=settings, artifacts=artifact, data=data, progress=progress)
-    print_bench(dump_document(report))
+    print_bench(report)
     out.print(f"Wrote {escape(str(run / A.BENCH_JSON))}", highlight=False)
     if gate is not None:
         _run_gate(run / A.BENCH_JSON, *gate)
@@ -133,7 +132,6 @@ def _bench_remote(
     from toolkit.cli.present import print_host_event, print_summary
     from toolkit.device.remote import RemoteFailed
     from toolkit.device.ssh import SshSettings
-    from toolkit.run.documents import dump_document
 
     ssh = SshSettings.from_env(config=ssh_config, remote_dir=remote_dir)
     failed: RemoteFailed | None = None
@@ -147,7 +145,7 @@ def _bench_remote(
     for host, doc in docs.items():
         path = toolkit.remote_bench_path(run, host)
         out.print(f"[bold]{escape(host)}[/]: {escape(str(path))}", highlight=False)
-        print_bench(dump_document(doc))
+        print_bench(doc)
         if gate is not None:
             _run_gate(path, *gate)
     md, html = toolkit.report(run)

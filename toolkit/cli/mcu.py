@@ -5,12 +5,15 @@ Top-level imports stay light (no TensorFlow, no tflite_micro): the work is impor
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from toolkit.cli.console import out, progress_bar, rich_table, user_errors
 from toolkit.cli.diagnose import ArtifactOpt, DataOpt, RunDirArg
+
+if TYPE_CHECKING:
+    from toolkit.run.documents import McuDocument
 
 LimitOpt = Annotated[
     int | None, typer.Option("--limit", "-n", min=1, help="Use the first N test images (default: all).")
@@ -25,41 +28,45 @@ def _kib(n: int | None) -> str:
     return "-" if n is None else f"{n / 1024:,.1f} KiB"
 
 
-def _print(doc: dict[str, Any]) -> None:
+def _print(doc: McuDocument) -> None:
     from rich.markup import escape
 
-    for r in doc["results"]:
-        arena, par, flash = r["arena"], r["parity"], r["flash"]
+    for r in doc.results:
+        arena, par, flash = r.arena, r.parity, r.flash
+        builtin = "–" if par.max_int8_steps_vs_builtin is None else par.max_int8_steps_vs_builtin
+        allowed = "–" if par.litert_rounding_steps is None else par.litert_rounding_steps
         rows = [
-            ["arena (measured minimum)", _kb(arena["min_bytes"])],
-            ["arena recommended (+ CMSIS-NN margin)", _kb(arena["recommended_bytes"])],
-            ["  head: activations + per-op scratch", _kb(arena["head_bytes"])],
-            ["  tail: persistent", _kb(arena["tail_bytes"])],
-            ["flash: model", _kb(flash["model_bytes"])],
-            ["flash: TFLM code", f"≥ {_kb(flash.get('runtime_code_min_bytes'))} (cited, not measured)"],
-            ["ops", ", ".join(r["ops"])],
-            ["TFLM accuracy", f"{par['accuracy']:.4f} (Keras {par['keras_accuracy']:.4f}, {par['images']:,} images)"],
-            [
-                "top-1 agreement with LiteRT int8",
-                f"{par['agreement_litert']:.4f} ({par['disagreements_litert']} differ)",
-            ],
-            ["top-1 agreement with Keras", f"{par['agreement_keras']:.4f} ({par['disagreements_keras']} differ)"],
-            ["max |TFLM - LiteRT| (int8 steps)", str(par["max_int8_steps_vs_litert"])],
+            ["arena (measured minimum)", _kb(arena.min_bytes)],
+            ["arena recommended (+ CMSIS-NN margin)", _kb(arena.recommended_bytes)],
+            ["  head: activations + per-op scratch", _kb(arena.head_bytes)],
+            ["  tail: persistent", _kb(arena.tail_bytes)],
+            ["flash: model", _kb(flash.model_bytes)],
+            ["flash: TFLM code", f"≥ {_kb(flash.runtime_code_min_bytes)} (cited, not measured)"],
+            ["ops", ", ".join(r.ops)],
+            ["TFLM accuracy", f"{par.accuracy:.4f} (Keras {par.keras_accuracy:.4f}, {par.images:,} images)"],
+            ["top-1 agreement with LiteRT int8", f"{par.agreement_litert:.4f} ({par.disagreements_litert} differ)"],
+            ["top-1 agreement with Keras", f"{par.agreement_keras:.4f} ({par.disagreements_keras} differ)"],
+            ["max |TFLM - LiteRT| (int8 steps)", str(par.max_int8_steps_vs_litert)],
             [
                 "max |TFLM - LiteRT built-in kernels| (int8 steps)",
-                f"{par.get('max_int8_steps_vs_builtin', '–')} (allowed: {par.get('litert_rounding_steps', '–')}, "
-                "LiteRT's own XNNPACK vs built-in)",
+                f"{builtin} (allowed: {allowed}, LiteRT's own XNNPACK vs built-in)",
             ],
-            ["parity", "pass" if par["passed"] else "FAIL: " + "; ".join(par["failures"])],
+            ["parity", "pass" if par.passed else "FAIL: " + "; ".join(par.failures)],
         ]
-        title = f"{r['artifact']} in TensorFlow Lite Micro (host, reference kernels)"
+        title = f"{r.artifact} in TensorFlow Lite Micro (host, reference kernels)"
         out.print(rich_table(title, ["", "value"], rows))
         board_rows = [
-            [b["board"], b["core"], _kib(b["ram_bytes"]), _kib(b["ram_left_bytes"]),
-             "by module" if b["flash_bytes"] is None else _kib(b["flash_bytes"]),
-             _kib(b["flash_left_bytes"]), "yes" if b["fits"] else "no"]
-            for b in r["boards"]
-        ]  # fmt: skip
+            [
+                b.board,
+                b.core,
+                _kib(b.ram_bytes),
+                _kib(b.ram_left_bytes),
+                "by module" if b.flash_bytes is None else _kib(b.flash_bytes),
+                _kib(b.flash_left_bytes),
+                "yes" if b.fits else "no",
+            ]
+            for b in r.boards
+        ]
         out.print(
             rich_table(
                 "fits on (RAM: recommended arena; flash: model + 16 KiB TFLM core runtime)",
@@ -67,10 +74,10 @@ def _print(doc: dict[str, Any]) -> None:
                 board_rows,
             )
         )
-        out.print(f"  {escape(arena['measured_with'])}; margin: {escape(arena['margin_reason'])}.", highlight=False)
-        out.print(f"  flash: {escape(flash['note'])}. No microcontroller latency: none was run.", highlight=False)
-        out.print(f"  Wrote {escape(', '.join(r['files']))}", highlight=False)
-    out.print(f"parity.json: {escape(doc['parity_json'])}", highlight=False)
+        out.print(f"  {escape(arena.measured_with)}; margin: {escape(arena.margin_reason)}.", highlight=False)
+        out.print(f"  flash: {escape(flash.note)}. No microcontroller latency: none was run.", highlight=False)
+        out.print(f"  Wrote {escape(', '.join(r.files))}", highlight=False)
+    out.print(f"parity.json: {escape(doc.parity_json or '')}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -202,7 +202,6 @@ def parity(
     """
     import toolkit
     from toolkit.run import layout as A
-    from toolkit.run.documents import dump_document
 
     run = A.resolve_run_dir(run_dir)
     dataset = _load_data(data, allow_unverified, run)
@@ -211,9 +210,9 @@ def parity(
             run, artifacts=artifact, limit=limit, data=dataset, progress=progress, cpus=cpu, cpu_images=cpu_images,
             on_message=lambda text: err.print(f"[dim]{escape(text)}[/]", highlight=False),
         )  # fmt: skip
-    print_parity(dump_document(report))
+    print_parity(report)
     if report.cpu_classes is not None:
-        print_cpu_classes(dump_document(report))
+        print_cpu_classes(report)
     if not report.passed:
         failed = [r.artifact for r in report.results if not r.passed]
         if report.cpu_classes is not None:
@@ -308,7 +307,6 @@ def pipeline(
     After an interruption: [b]edgekit pipeline --resume runs/latest[/]
     """
     import toolkit
-    from toolkit.run.documents import dump_document
 
     t0 = time.perf_counter()
     options = None
@@ -332,7 +330,6 @@ def pipeline(
         )
     if result.skipped:
         out.print(f"Kept from the interrupted run: {', '.join(result.skipped)}", highlight=False)
-    parity_report, bench_report = dump_document(result.parity), dump_document(result.bench)
     if result.train is not None:
         out.print(
             f"Keras reference: test accuracy [bold]{100 * result.train.test_accuracy:.2f} %[/] "
@@ -347,9 +344,9 @@ def pipeline(
             f"{len(result.model.layers)} layers): {score} on {escape(result.parity.data.name)}",
             highlight=False,
         )
-    print_parity(parity_report)
-    print_bench(bench_report)
-    print_recommendation(parity_report, bench_report)
+    print_parity(result.parity)
+    print_bench(result.bench)
+    print_recommendation(result.parity, result.bench)
     total = time.perf_counter() - t0
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items())
     md, html = result.report

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from toolkit.cpus.models import CPU_MODELS, CpuModel, cpu_help
 from toolkit.errors import ToolkitError
 from toolkit.progress import ProgressCallback, as_progress
 from toolkit.run import layout as A
+
+if TYPE_CHECKING:
+    from toolkit.run.documents import ArtifactEntry, CpuClasses, CpuParityRow
 
 DEFAULT_IMAGES = 1000
 NOT_EMULATED = (
@@ -63,14 +66,15 @@ def exported(names: list[str] | None) -> None:
         raise ToolkitError("--cpu runs the exports, not the Keras reference: name at least one exported artifact.")
 
 
-def _job(folder: Path, inputs: Path, entries: list[tuple[dict[str, Any], Path]], tag: str) -> Path:
+def _job(folder: Path, inputs: Path, entries: list[tuple[ArtifactEntry, Path]], tag: str) -> Path:
     out = folder / f"out-{tag}"
     job = {
         "inputs": str(inputs),
         "out": str(out),
         "threads": 1,  # one thread: emulated jobs run side by side, and int8 sums are the same for any count
         "artifacts": [
-            {"name": e["name"], "path": str(p), "model_spec": e.get("model_spec") or None} for e, p in entries
+            {"name": e.name, "path": str(p), "model_spec": e.model_spec.to_dict() if e.model_spec else None}
+            for e, p in entries
         ],
     }
     path = folder / f"job-{tag}.json"
@@ -80,46 +84,47 @@ def _job(folder: Path, inputs: Path, entries: list[tuple[dict[str, Any], Path]],
 
 def _rows(
     result: JobResult,
-    entries: list[tuple[dict[str, Any], Path]],
+    entries: list[tuple[ArtifactEntry, Path]],
     reference: tuple[np.ndarray, np.ndarray, float | None, str],
     native: dict[str, np.ndarray] | None,
-) -> list[dict[str, Any]]:
+) -> list[CpuParityRow]:
     from toolkit.device.verify import tolerance_for
+    from toolkit.run.documents import CpuParityRow, dump_document
     from toolkit.steps.parity import check_row, compared
     from toolkit.tolerances import allowed_diff
 
     ref_probs, labels, ref_acc, kind = reference
-    rows: list[dict[str, Any]] = []
+    rows: list[CpuParityRow] = []
     for entry, path in entries:
-        line = result.lines.get(entry["name"])
+        line = result.lines.get(entry.name)
         if line is None or "error" in line:
             error = "no output" if line is None else str(line["error"])
-            rows.append({"artifact": entry["name"], "passed": False, "failures": [error], "error": error})
+            rows.append(CpuParityRow(artifact=entry.name, passed=False, failures=[error], error=error))
             continue
         out = np.load(line["file"], allow_pickle=False)
-        row = check_row(
-            entry, compared(out, kind), ref_probs, labels, ref_acc, float(line["seconds"]), str(line["backend"]),
-            output_kind=kind,
-        ).to_dict()  # fmt: skip
+        seconds, backend = float(line["seconds"]), str(line["backend"])
+        row = dump_document(
+            check_row(entry, compared(out, kind), ref_probs, labels, ref_acc, seconds, backend, output_kind=kind)
+        )
         keep = ("artifact", "precision", "runtime", "backend", "accuracy", "top1_agreement", "max_rel_error")
         doc = {k: row[k] for k in keep if k in row}
         doc.update(max_abs_diff=row["max_abs_diff"], seconds=row["seconds"], tolerance=row["tolerance"])
         failures = list(row["failures"])
         if native is not None:
-            mine = native[entry["name"]]
+            mine = native[entry.name]
             magnitude = float(np.abs(mine).max()) if mine.size else 0.0
             tol = tolerance_for(entry, path, magnitude=magnitude)
             diff = float(np.abs(out.astype(np.float64) - mine.astype(np.float64)).max())
             doc.update(
                 max_abs_diff_vs_native=diff,
                 identical_to_native=bool(np.array_equal(out, mine)),
-                native_tolerance=float(tol["max_abs"]),
-                native_basis=str(tol["basis"]),
+                native_tolerance=tol.max_abs,
+                native_basis=tol.basis,
             )
-            if diff > allowed_diff(tol):
-                failures.append(f"max |Δ| {diff:.3g} against this machine > {tol['max_abs']:.3g} ({tol['basis']})")
+            if diff > allowed_diff(tol.max_abs):
+                failures.append(f"max |Δ| {diff:.3g} against this machine > {tol.max_abs:.3g} ({tol.basis})")
         doc.update(passed=not failures, failures=failures)
-        rows.append(doc)
+        rows.append(CpuParityRow.model_validate(doc))
     return rows
 
 
@@ -132,7 +137,7 @@ def cpu_parity(
     data: Any = None,
     progress: ProgressCallback | None = None,
     say: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> CpuClasses:
     """Re-run the run's exports under each emulated CPU in `cpus`; returns parity.json's `cpu_classes` section.
 
     Args:
@@ -148,6 +153,7 @@ def cpu_parity(
     from benchmarks.cpu import detect_cpu
     from benchmarks.environment import available_cores, cpu_model
     from toolkit.model.run_source import run_dataset, run_spec
+    from toolkit.run.documents import CpuClasses, CpuClassRun
     from toolkit.steps.parity import compared, predict_all
 
     models = parse_cpus(cpus)
@@ -156,7 +162,7 @@ def cpu_parity(
     exported(artifact_names)
     manifest = A.load_manifest(run_dir)
     chosen = A.select_artifacts(manifest, artifact_names)
-    entries = [(e, A.verified_path(run_dir, e)) for e in chosen if e["name"] != A.REFERENCE_NAME]
+    entries = [(e, A.verified_path(run_dir, e)) for e in chosen if e.name != A.REFERENCE_NAME]
     if not entries:
         raise ToolkitError("--cpu runs the exports, not the Keras reference: name at least one exported artifact.")
     ref_entry = A.listed_reference(run_dir, manifest)
@@ -212,40 +218,44 @@ def cpu_parity(
                 future.result()
         native_rows = _rows(native_result, entries, reference, None)
         classes = [
-            {
-                "name": "native",
-                "emulated": False,
-                "qemu_cpu": None,
-                "stands_for": cpu_model() or "this machine",
-                "cpu": native_result.cpu or detect_cpu().to_dict(),
-                "qemu": None,
-                "seconds": round(native_result.seconds, 1),
-                "rows": native_rows,
-                "passed": all(r["passed"] for r in native_rows),
-            }
+            CpuClassRun.model_validate(
+                {
+                    "name": "native",
+                    "emulated": False,
+                    "qemu_cpu": None,
+                    "stands_for": cpu_model() or "this machine",
+                    "cpu": native_result.cpu or detect_cpu().to_dict(),
+                    "qemu": None,
+                    "seconds": round(native_result.seconds, 1),
+                    "rows": native_rows,
+                    "passed": all(r.passed for r in native_rows),
+                }
+            )
         ]
         for model in models:
             result = results[model.name]
             rows = _rows(result, entries, reference, native)
             classes.append(
-                {
-                    "name": model.name,
-                    "emulated": True,
-                    "qemu_cpu": model.qemu_cpu,
-                    "stands_for": model.stands_for,
-                    "cpu": result.cpu,
-                    "qemu": result.qemu,
-                    "seconds": round(result.seconds, 1),
-                    "rows": rows,
-                    "passed": all(r["passed"] for r in rows),
-                }
+                CpuClassRun.model_validate(
+                    {
+                        "name": model.name,
+                        "emulated": True,
+                        "qemu_cpu": model.qemu_cpu,
+                        "stands_for": model.stands_for,
+                        "cpu": result.cpu,
+                        "qemu": result.qemu,
+                        "seconds": round(result.seconds, 1),
+                        "rows": rows,
+                        "passed": all(r.passed for r in rows),
+                    }
+                )
             )
     for task in tasks.values():
         p.remove_task(task)
-    return {
-        "images": len(labels),
-        "seconds": round(time.perf_counter() - started, 1),
-        "not_emulated": NOT_EMULATED,
-        "classes": classes,
-        "passed": all(c["passed"] for c in classes),
-    }
+    return CpuClasses(
+        images=len(labels),
+        seconds=round(time.perf_counter() - started, 1),
+        not_emulated=NOT_EMULATED,
+        classes=classes,
+        passed=all(c.passed for c in classes),
+    )

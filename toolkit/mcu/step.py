@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from toolkit.run import layout as A
 from toolkit.steps.parity import check_row, compared, predict_all
 from toolkit.tolerances import MIN_ROUNDING_STEPS
 
+if TYPE_CHECKING:
+    from toolkit.run.documents import ArtifactEntry, ManifestDocument, McuDocument, McuResult, ParityRow
+
 MCU_DIR = "mcu"
 MCU_JSON = "mcu.json"
 # TFLM's own code is not measured here (no ARM toolchain or TFLM build on the host). The figure below is cited,
@@ -42,17 +45,15 @@ CODE_NOT_MEASURED = (
 )
 
 
-def select(manifest: dict[str, Any], names: list[str] | None) -> list[dict[str, Any]]:
+def select(manifest: ManifestDocument, names: list[str] | None) -> list[ArtifactEntry]:
     """The artifacts to check: those named, or every TFLite int8 artifact (full-integer I/O)."""
     if names:
         chosen = A.select_artifacts(manifest, names)
-        other = next((e for e in chosen if e["format"] != "tflite"), None)
+        other = next((e for e in chosen if e.format != "tflite"), None)
         if other is not None:
-            raise McuError(
-                f"{other['name']} is not a TFLite model ({other['format']}); TFLM runs .tflite files: {INT8_FIX}."
-            )
+            raise McuError(f"{other.name} is not a TFLite model ({other.format}); TFLM runs .tflite files: {INT8_FIX}.")
         return chosen
-    chosen = [e for e in manifest["artifacts"] if e["format"] == "tflite" and e["precision"] == "int8"]
+    chosen = [e for e in manifest.artifacts if e.format == "tflite" and e.precision == "int8"]
     if not chosen:
         raise McuError(f"this run has no full-int8 TFLite artifact; {INT8_FIX}.")
     return chosen
@@ -60,13 +61,15 @@ def select(manifest: dict[str, Any], names: list[str] | None) -> list[dict[str, 
 
 def check_artifact(
     run_dir: Path,
-    entry: dict[str, Any],
-    ref: tuple[dict[str, Any], Path],
+    entry: ArtifactEntry,
+    ref: tuple[ArtifactEntry, Path],
     images: np.ndarray,
     labels: np.ndarray,
     output_kind: str = "probabilities",
-) -> dict[str, Any]:
+) -> McuResult:
     """Everything `edgekit mcu` reports for one artifact on the test rows `images`; writes its firmware files."""
+    from toolkit.run.documents import McuResult
+
     path = A.verified_path(run_dir, entry)
     blob = path.read_bytes()
     info = read_model(blob, path.name)
@@ -90,7 +93,7 @@ def check_artifact(
     dequantized = (tflm_out.astype(np.float32) - info.output.zero_point) * np.float32(info.output.scale)
     probs = compared(dequantized, output_kind)
     row = check_row(
-        {**entry, "runtime": "tflm"},
+        entry.model_copy(update={"runtime": "tflm"}),
         probs,
         keras_probs,
         labels,
@@ -98,7 +101,7 @@ def check_artifact(
         seconds,
         f"tflite-micro {_tflm_version()} (reference kernels)",
         output_kind=output_kind,
-    ).to_dict()
+    )
     differ = tflm_out.argmax(1) != litert_out.argmax(1)
     agree_litert = float(1 - differ.mean())
     steps = _max_steps(tflm_out, litert_out)
@@ -108,21 +111,21 @@ def check_artifact(
     best_two = np.sort(litert_out.astype(np.int32), axis=1)[:, -2:]
     ties = differ & (best_two[:, 1] - best_two[:, 0] <= 2 * rounding)
     if steps_builtin > rounding:
-        row["failures"].append(
+        row.failures.append(
             f"TFLM differs from LiteRT's built-in kernels by {steps_builtin} int8 steps, more than LiteRT's own two "
             f"kernel sets differ on this model ({rounding})"
         )
-        row["passed"] = False
-    row["tolerance"] += (
+        row.passed = False
+    row.tolerance += (
         ", max |TFLM - LiteRT built-in kernels| ≤ the steps LiteRT's XNNPACK and built-in kernels differ by here "
         f"({rounding})"
     )
-    out_dir = run_dir / MCU_DIR / entry["name"]
+    out_dir = run_dir / MCU_DIR / entry.name
     files = write_firmware(out_dir, blob, info.ops, arena.min_bytes, arena.recommended_bytes, path.name)
-    return {
-        "artifact": entry["name"],
-        "path": entry["path"],
-        "sha256": entry["sha256"],
+    result = {
+        "artifact": entry.name,
+        "path": entry.path,
+        "sha256": entry.sha256,
         "ops": list(info.ops),
         "op_count": info.op_count,
         "input": {
@@ -146,7 +149,7 @@ def check_artifact(
         },
         "parity": {
             "images": n,
-            "accuracy": row["accuracy"],
+            "accuracy": row.accuracy,
             "keras_accuracy": keras_acc,
             "agreement_litert": agree_litert,
             "disagreements_litert": int(differ.sum()),
@@ -154,11 +157,11 @@ def check_artifact(
             "max_int8_steps_vs_builtin": steps_builtin,
             "litert_rounding_steps": rounding,
             "litert_backend": litert_backend,
-            "agreement_keras": row["top1_agreement"],
-            "disagreements_keras": row["disagreements"],
+            "agreement_keras": row.top1_agreement,
+            "disagreements_keras": row.disagreements,
             "max_int8_steps_vs_litert": steps,
-            "passed": row["passed"],
-            "failures": row["failures"],
+            "passed": row.passed,
+            "failures": row.failures,
         },
         "parity_row": row,
         "boards": [fits(arena.recommended_bytes, len(blob) + RUNTIME_CODE_MIN_BYTES, b) for b in BOARDS],
@@ -167,6 +170,7 @@ def check_artifact(
         "files": [str(p.relative_to(run_dir)) for p in files],
         "latency": "not measured: no microcontroller was run; TFLM ran on the host",
     }
+    return McuResult.model_validate(result)
 
 
 def _max_steps(a: np.ndarray, b: np.ndarray) -> int:
@@ -188,12 +192,14 @@ def mcu_step(
     limit: int | None = None,
     data: Any = None,
     progress: ProgressCallback | None = None,
-) -> dict[str, Any]:
+) -> McuDocument:
     """Check every full-int8 TFLite artifact for microcontrollers; write mcu/ and mcu.json; return mcu.json.
 
     `data`: the run's own (dataset.json, or shipped MNIST) when None; else an .npz, folder, MNIST source,
     `Mnist` or `Dataset`. Regression models ("values") are refused: TFLM parity here is top-1 agreement.
     """
+    from toolkit.run.documents import McuDocument
+
     load_tflm()  # the missing extra is the first thing a user hears about
     if limit is not None and limit < 1:
         raise ToolkitError(f"--limit must be 1 or more, got {limit}.")
@@ -214,41 +220,36 @@ def mcu_step(
     task = p.add_task("mcu", total=len(entries))
     results = []
     for entry in entries:
-        p.update(task, description=f"mcu: {entry['name']} in TFLM")
+        p.update(task, description=f"mcu: {entry.name} in TFLM")
         results.append(check_artifact(run_dir, entry, ref, images, labels, spec.output_kind))
         p.advance(task)
-    doc = {
-        "schema_version": A.SCHEMA_VERSION,
-        "created_utc": A.utc_now(),
-        "cpu": A.this_cpu(),
-        "tflite_micro": _tflm_version(),
-        "data": data_summary(dataset, n),
-        "results": results,
-        "passed": all(r["parity"]["passed"] for r in results),
-    }
-    doc["parity_json"] = _add_parity_rows(
-        run_dir, [r["parity_row"] for r in results], [r["sha256"] for r in results], n
+    doc = McuDocument(
+        schema_version=A.SCHEMA_VERSION,
+        created_utc=A.utc_now(),
+        cpu=A.this_cpu(),
+        tflite_micro=_tflm_version(),
+        data=data_summary(dataset, n),
+        results=results,
+        passed=all(r.parity.passed for r in results),
     )
-    from toolkit.run.documents import McuDocument
-
-    A.save_document(run_dir / MCU_JSON, doc, McuDocument)
-    return doc
+    doc.parity_json = _add_parity_rows(run_dir, [r.parity_row for r in results], [r.sha256 for r in results], n)
+    return A.Run(run_dir).save(doc)
 
 
-def _add_parity_rows(run_dir: Path, rows: list[dict[str, Any]], shas: list[str], n: int) -> str:
+def _add_parity_rows(run_dir: Path, rows: list[ParityRow], shas: list[str], n: int) -> str:
     """Put the `runtime: tflm` rows into parity.json if it measured the same images; say what was done."""
-    path = run_dir / A.PARITY_JSON
-    if not path.exists():
-        return "not updated: no parity.json yet (run `edgekit parity`, then `edgekit mcu`)"
     from toolkit.run.documents import ParityDocument
 
-    report = A.read_document(path, ParityDocument)
-    if report["data"]["images"] != n:
-        return f"not updated: parity.json measured {report['data']['images']} images, mcu {n}"
-    keys = {(r["artifact"], r["runtime"]) for r in rows}
-    report["results"] = [r for r in report["results"] if (r["artifact"], r["runtime"]) not in keys] + rows
+    run = A.Run(run_dir)
+    report = run.find(ParityDocument)
+    if report is None:
+        return "not updated: no parity.json yet (run `edgekit parity`, then `edgekit mcu`)"
+    if report.data.images != n:
+        return f"not updated: parity.json measured {report.data.images} images, mcu {n}"
+    keys = {(r.artifact, r.runtime) for r in rows}
+    report.results = [r for r in report.results if (r.artifact, r.runtime) not in keys] + rows
     for r, sha in zip(rows, shas, strict=True):
-        report["artifacts"][r["artifact"]] = sha
-    report["passed"] = all(r["passed"] for r in report["results"])
-    A.save_document(path, report, ParityDocument)
+        report.artifacts[r.artifact] = sha
+    report.passed = all(r.passed for r in report.results)
+    run.save(report)
     return f"updated: {len(rows)} row(s) with runtime tflm"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from toolkit.reports.fmt import DASH, as_dict, as_list, num
+from toolkit.reports.fmt import DASH, num
 
-Doc = dict[str, Any]
+if TYPE_CHECKING:
+    from toolkit.run.documents import ParityDocument
 
 
 @dataclass(frozen=True)
@@ -61,58 +62,50 @@ class CpuClassesView:
     passed: bool
 
 
-def build_cpus(parity: Doc) -> CpuClassesView | None:
+def build_cpus(parity: ParityDocument) -> CpuClassesView | None:
     """The section's view model from parity.json (None when `parity --cpu` never ran on it)."""
-    section = as_dict(as_dict(parity).get("cpu_classes"))
-    if not section:
+    section = parity.cpu_classes
+    if section is None:
         return None
-    classes = [as_dict(c) for c in as_list(section.get("classes"))]
-    columns = []
-    for c in classes:
-        cpu = as_dict(c.get("cpu"))
-        columns.append(
-            CpuColumn(
-                name=str(c.get("name", "?")),
-                isa_class=str(cpu.get("isa_class") or "unknown"),
-                features=tuple(str(f) for f in as_list(cpu.get("features"))),
-                qemu_cpu=c.get("qemu_cpu"),
-                stands_for=str(c.get("stands_for", "")),
-                seconds=num(c.get("seconds")),
-                passed=bool(c.get("passed")),
-            )
+    columns = [
+        CpuColumn(
+            name=c.name,
+            isa_class=(c.cpu.isa_class if c.cpu else None) or "unknown",
+            features=tuple(c.cpu.features) if c.cpu else (),
+            qemu_cpu=c.qemu_cpu,
+            stands_for=c.stands_for,
+            seconds=num(c.seconds),
+            passed=c.passed,
         )
-    artifacts: list[str] = []
-    for c in classes:
-        for row in map(as_dict, as_list(c.get("rows"))):
-            if row.get("artifact") not in artifacts:
-                artifacts.append(str(row.get("artifact")))
+        for c in section.classes
+    ]
+    artifacts = list(dict.fromkeys(row.artifact for c in section.classes for row in c.rows))
     rows = []
     for name in artifacts:
         cells: list[CpuCell | None] = []
-        for c in classes:
-            found = [as_dict(x) for x in as_list(c.get("rows")) if as_dict(x).get("artifact") == name]
-            r = found[0] if found else None
+        for c in section.classes:
+            r = next((x for x in c.rows if x.artifact == name), None)
             cells.append(
                 None
                 if r is None
                 else CpuCell(
-                    agreement=num(r.get("top1_agreement")),
-                    max_rel_error=num(r.get("max_rel_error")),
-                    diff_vs_native=num(r.get("max_abs_diff_vs_native")),
-                    identical=r.get("identical_to_native"),
-                    seconds=num(r.get("seconds")),
-                    passed=bool(r.get("passed")),
-                    failures=tuple(str(f) for f in as_list(r.get("failures"))),
+                    agreement=num(r.top1_agreement),
+                    max_rel_error=num(r.max_rel_error),
+                    diff_vs_native=num(r.max_abs_diff_vs_native),
+                    identical=r.identical_to_native,
+                    seconds=num(r.seconds),
+                    passed=r.passed,
+                    failures=tuple(r.failures),
                 )
             )
         rows.append((name, tuple(cells)))
     return CpuClassesView(
-        images=num(section.get("images")),
-        seconds=num(section.get("seconds")),
-        not_emulated=str(section.get("not_emulated", "")),
+        images=section.images,
+        seconds=num(section.seconds),
+        not_emulated=section.not_emulated,
         columns=tuple(columns),
         rows=tuple(rows),
-        passed=bool(section.get("passed")),
+        passed=section.passed,
     )
 
 

@@ -8,11 +8,12 @@ a user can pick another point.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from toolkit.reports.fmt import DASH, as_dict, as_list, fixed, integer, ms, num, pct
+from toolkit.reports.fmt import DASH, fixed, integer, ms, num, pct
 
-Doc = dict[str, Any]
+if TYPE_CHECKING:
+    from toolkit.run.documents import MixedDocument
 
 
 @dataclass(frozen=True)
@@ -54,55 +55,44 @@ class MixedView:
     formats: tuple[MixedFormatView, ...]
 
 
-def build_mixed(doc: Doc) -> MixedView:
-    """mixed.json as a view (missing fields become None, never an exception)."""
-    d = as_dict(doc)
+def build_mixed(doc: MixedDocument) -> MixedView:
+    """mixed.json as a view."""
     budget = []
-    if d.get("max_drop_pt") is not None:
-        budget.append(f"accuracy within {d['max_drop_pt']:g} pt of Keras")
-    if d.get("min_agreement") is not None:
-        budget.append(f"top-1 agreement ≥ {d['min_agreement']:g}")
+    if doc.max_drop_pt is not None:
+        budget.append(f"accuracy within {doc.max_drop_pt:g} pt of Keras")
+    if doc.min_agreement is not None:
+        budget.append(f"top-1 agreement ≥ {doc.min_agreement:g}")
     formats = []
-    for f in map(as_dict, as_list(d.get("formats"))):
-        chosen = [str(x) for x in as_list(f.get("float_layers"))] if f.get("float_layers") is not None else None
+    for f in doc.formats:
         curve = tuple(
             MixedPointRow(
-                k=int(num(p.get("k")) or 0),
-                float_layers=tuple(str(x) for x in as_list(p.get("float_layers"))),
-                accuracy=num(p.get("accuracy")),
-                agreement=num(p.get("agreement")),
-                drop_pt=num(p.get("drop_pt")),
-                size_bytes=num(p.get("size_bytes")),
-                p50_ms=num(p.get("p50_ms")),
-                meets_budget=bool(p.get("meets_budget")),
-                chosen=chosen is not None and [str(x) for x in as_list(p.get("float_layers"))] == chosen,
+                k=p.k,
+                float_layers=tuple(p.float_layers),
+                accuracy=num(p.accuracy),
+                agreement=num(p.agreement),
+                drop_pt=num(p.drop_pt),
+                size_bytes=p.size_bytes,
+                p50_ms=num(p.p50_ms),
+                meets_budget=p.meets_budget,
+                chosen=f.float_layers is not None and p.float_layers == f.float_layers,
             )
-            for p in map(as_dict, as_list(f.get("curve")))
+            for p in f.curve
         )
         ranking = tuple(
             MixedRanking(
-                layer=str(r.get("layer", "?")),
-                float_accuracy=num(r.get("float_accuracy")),
-                float_agreement=num(r.get("float_agreement")),
-                only_accuracy=num(r.get("only_accuracy")),
+                layer=r.layer,
+                float_accuracy=num(r.float_accuracy),
+                float_agreement=num(r.float_agreement),
+                only_accuracy=num(r.only_accuracy),
             )
-            for r in map(as_dict, as_list(f.get("ranking")))
+            for r in f.ranking
         )
-        formats.append(
-            MixedFormatView(
-                format=str(f.get("format", "?")),
-                artifact=None if f.get("artifact") is None else str(f["artifact"]),
-                note=str(f.get("note", "")),
-                ranking=ranking,
-                curve=curve,
-            )
-        )
-    images = num(d.get("images"))
+        formats.append(MixedFormatView(format=f.format, artifact=f.artifact, note=f.note, ranking=ranking, curve=curve))
     return MixedView(
         budget=" and ".join(budget) or "none given",
-        images=None if images is None else int(images),
-        keras_accuracy=num(d.get("keras_accuracy")),
-        timing=str(d.get("timing", "")),
+        images=doc.images,
+        keras_accuracy=num(doc.keras_accuracy),
+        timing=doc.timing,
         formats=tuple(formats),
     )
 

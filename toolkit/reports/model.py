@@ -1,7 +1,9 @@
-"""The report view model: typed rows computed once from a run's JSON documents.
+"""The report view model: computed once from a run's typed documents.
 
 `report.md` and `report.html` both render a `Report`, so they cannot disagree on the recommendation,
 the parity verdicts or any figure. Values are numbers (None when not recorded); renderers format them.
+Where a document's own rows are what a table shows (parity rows, a board's verify rows, microcontroller
+boards), the view holds those document objects (`toolkit.run.documents`) rather than copies of them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ T = TypeVar("T")
 if TYPE_CHECKING:
     from toolkit.reports.cpus import CpuClassesView
     from toolkit.reports.mixed import MixedView
+    from toolkit.run.documents import McuBoardFit, ParityRow, VerifyRow
 
 
 @dataclass(frozen=True)
@@ -105,21 +108,6 @@ class ArtifactRow:
 
 
 @dataclass(frozen=True)
-class ParityRow:
-    artifact: str
-    runtime: str
-    accuracy: float | None
-    delta_pt: float | None  # accuracy minus the reference's, in percentage points
-    agreement: float | None
-    max_abs_diff: float | None
-    mean_abs_diff: float | None
-    tolerance: str
-    passed: bool
-    failures: tuple[str, ...]
-    max_rel_error: float | None = None  # regression ("values") only
-
-
-@dataclass(frozen=True)
 class Parity:
     reference: str
     reference_accuracy: float | None
@@ -133,6 +121,12 @@ class Parity:
     @property
     def regression(self) -> bool:
         return self.output_kind == "values"
+
+    def delta_pt(self, row: ParityRow) -> float | None:
+        """The row's accuracy minus the reference's, in percentage points (None: either is unknown)."""
+        if row.accuracy is None or self.reference_accuracy is None:
+            return None
+        return 100 * (row.accuracy - self.reference_accuracy)
 
     @property
     def failed(self) -> tuple[str, ...]:
@@ -241,18 +235,6 @@ class Diagnosis:
 
 
 @dataclass(frozen=True)
-class McuBoard:
-    board: str
-    core: str
-    ram_bytes: float | None
-    ram_left_bytes: float | None
-    flash_bytes: float | None  # None: depends on the module fitted
-    flash_left_bytes: float | None
-    fits: bool
-    source: str
-
-
-@dataclass(frozen=True)
 class McuRow:
     """One artifact in TensorFlow Lite Micro (`edgekit mcu`)."""
 
@@ -270,7 +252,7 @@ class McuRow:
     max_int8_steps: float | None
     passed: bool
     failures: tuple[str, ...]
-    boards: tuple[McuBoard, ...]
+    boards: tuple[McuBoardFit, ...]
     files: tuple[str, ...]
     margin_reason: str
     flash_note: str
@@ -319,20 +301,19 @@ class SideBySide:
 
 
 @dataclass(frozen=True)
-class VerifyRow:
+class HostVerify:
+    """One artifact verified on one board (`verify --remote`): the host, its machine and verify.json's row."""
+
     host: str
     machine: str
-    artifact: str
-    max_abs_diff: float | None
-    accuracy: float | None
-    passed: bool
+    row: VerifyRow
 
 
 @dataclass(frozen=True)
 class Remote:
     """Boards reached over SSH (`bench --remote`, `verify --remote`), beside the run they belong to."""
 
-    verify: tuple[VerifyRow, ...]
+    verify: tuple[HostVerify, ...]
     latency: SideBySide | None
     benches: tuple[tuple[str, Latency], ...]  # (host, its latency)
 

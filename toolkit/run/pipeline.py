@@ -7,20 +7,32 @@ only while their sha256 still matches what the next step recorded.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from exporters.base import ExportFormat, Precision, artifact_name
 from exporters.files import sha256_file
 from toolkit.errors import RunDirError
 from toolkit.model.reference import TrainConfig
-from toolkit.model.run_source import MODEL_JSON
 from toolkit.progress import ProgressCallback
 from toolkit.run import layout as A
 from toolkit.steps.export import export_step
 from toolkit.steps.parity import parity_step
 from toolkit.steps.train import train_step
 from toolkit.steps.user_model import UserModel, import_into_run
+
+if TYPE_CHECKING:
+    from toolkit.run.documents import (
+        BenchDocument,
+        DiagnoseDocument,
+        ManifestDocument,
+        ModelDocument,
+        ParityDocument,
+        RunOptions,
+        TrainDocument,
+    )
 
 
 # -- report ------------------------------------------------------------------------------------------
@@ -31,130 +43,177 @@ def report_step(run_dir: Path) -> tuple[Path, Path]:
     return write_report(run_dir)
 
 
+T = TypeVar("T")
+
 # -- the whole pipeline, resumable ---------------------------------------------------------------------
-RUN_JSON = "run.json"  # the pipeline's options, so --resume repeats exactly the same run
+RUN_JSON = A.RUN_JSON  # the pipeline's options, so --resume repeats exactly the same run
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """What `pipeline()` did: the run directory and the documents it holds."""
+
+    run_dir: Path
+    train: TrainDocument | None  # None when the run took the user's model (--model) instead of training
+    manifest: ManifestDocument
+    parity: ParityDocument
+    bench: BenchDocument
+    report: tuple[Path, Path]
+    skipped: list[str]
+    timings: dict[str, float] = field(default_factory=dict)
+    model: ModelDocument | None = None  # the user's model (--model), as model.json records it
+    bundle: Path | None = None  # the bundle written with `bundle=` (--bundle)
+    diagnose: DiagnoseDocument | None = None  # diagnose.json, with `diagnose=` (--diagnose)
 
 
 def _step_state(run_dir: Path, targets: list[tuple[ExportFormat, Precision]]) -> dict[str, bool]:
     """Which steps already completed, trusting only files whose sha256 matches what the next step recorded."""
+    from toolkit.run.documents import BenchDocument, ManifestDocument, ModelDocument, ParityDocument, TrainDocument
+
+    run = A.Run(run_dir)
     done = {"train": False, "export": False, "parity": False, "bench": False}
-    model, train_json = run_dir / A.MODEL_FILE, run_dir / A.TRAIN_JSON
+    model = run_dir / A.MODEL_FILE
     # A user's model (--model) is imported, not trained: model.json records its sha256 instead.
-    made_by = train_json if train_json.is_file() else run_dir / MODEL_JSON
-    if not (model.is_file() and made_by.is_file()):
+    made_by = run.find(TrainDocument) or run.find(ModelDocument)
+    if not model.is_file() or made_by is None:
         return done
     model_sha = sha256_file(model)
-    if A.read_json(made_by).get("model_sha256") != model_sha:
+    if made_by.model_sha256 != model_sha:
         return done
     done["train"] = True
-    if not (run_dir / A.MANIFEST_JSON).is_file():
-        return done
-    manifest = A.load_manifest(run_dir)
-    if A.reference_sha(manifest) != model_sha:
+    manifest = run.find(ManifestDocument)
+    if manifest is None or A.reference_sha(manifest) != model_sha:
         return done
     wanted = {artifact_name(f, p) for f, p in targets} | {A.REFERENCE_NAME}
-    listed = {e["name"]: e for e in manifest["artifacts"]}
+    listed = {e.name: e for e in manifest.artifacts}
     if not wanted <= set(listed):
         return done
     for name in wanted:
         try:
-            A.verified_path(run_dir, listed[name])
+            run.verified_path(listed[name])
         except RunDirError:
             return done
     done["export"] = True
-    shas = {name: listed[name]["sha256"] for name in wanted}
-    for step, file in (("parity", A.PARITY_JSON), ("bench", A.BENCH_JSON)):
-        path = run_dir / file
-        if path.is_file():
-            recorded = A.read_json(path).get("artifacts") or {}
-            # bench skips artifacts whose runtime is missing; it is complete when what it measured still matches.
-            needed = shas if step == "parity" else {k: v for k, v in shas.items() if k in recorded}
-            done[step] = bool(recorded) and all(recorded.get(k) == v for k, v in needed.items())
+    shas = {name: listed[name].sha256 for name in wanted}
+    parity, bench = run.find(ParityDocument), run.find(BenchDocument)
+    if parity is not None:
+        done["parity"] = bool(parity.artifacts) and all(parity.artifacts.get(k) == v for k, v in shas.items())
+    if bench is not None:
+        # bench skips artifacts whose runtime is missing; it is complete when what it measured still matches.
+        measured = bench.artifacts
+        done["bench"] = bool(measured) and all(measured[k] == v for k, v in shas.items() if k in measured)
     return done
+
+
+class _Timings(dict[str, float]):
+    """Seconds per step, filled by `run`."""
+
+    def run(self, step: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        t0 = time.perf_counter()
+        value = fn(*args, **kwargs)
+        self[step] = time.perf_counter() - t0
+        return value
 
 
 def run_pipeline(
     run_dir: Path,
-    options: dict[str, Any],
+    options: RunOptions,
     *,
     data: Any,
     progress: ProgressCallback | None = None,
     resume: bool = False,
     user: UserModel | None = None,
-) -> dict[str, Any]:
+) -> PipelineResult:
     """train → export → parity → bench → report in `run_dir`; with `resume`, skip the steps already done.
 
     `options` (stored as run.json) holds the training config, export targets and bench settings, so a
     resumed run repeats exactly the same work. Returns what each step produced plus timings.
     With `user` (a checked `--model`), the model is imported instead of trained and every step runs on its data.
     """
-    from toolkit.run.documents import BenchDocument, ModelDocument, ParityDocument, TrainDocument
+    from toolkit.run.documents import BenchDocument, ParityDocument
     from toolkit.steps.bench import bench_step
-    from toolkit.steps.bench_settings import BenchSettings
 
-    config = TrainConfig(**options["train"])
-    targets = [(ExportFormat(f), Precision(p)) for f, p in options["targets"]]
-    settings = BenchSettings.model_validate(options["bench"])
+    run = A.Run(run_dir)
+    config = options.train
+    targets = [(ExportFormat(f), Precision(p)) for f, p in options.targets]
     if resume:
         remove_leftovers(run_dir)
     else:
-        from toolkit.run.documents import RunOptions
-
-        A.save_document(run_dir / RUN_JSON, {"schema_version": A.SCHEMA_VERSION, **options}, RunOptions)
+        run.save(options)
     done = _step_state(run_dir, targets) if resume else dict.fromkeys(("train", "export", "parity", "bench"), False)
-    result: dict[str, Any] = {"skipped": [step for step, ok in done.items() if ok], "timings": {}}
-
-    def timed(step: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
-        value = fn(*args, **kwargs)
-        result["timings"][step] = time.perf_counter() - t0
-        return value
-
-    if options.get("model"):
-        if done["train"]:
-            result["model"] = A.read_document(run_dir / MODEL_JSON, ModelDocument)
-        else:
-            assert user is not None, "a --model run needs its checked model to import"
-            result["model"] = timed("import", import_into_run, run_dir, user)
-        result["train"] = None
-        data = user.dataset if user is not None else None  # None: the steps read dataset.json
-    elif done["train"]:
-        result["train"] = A.read_document(run_dir / A.TRAIN_JSON, TrainDocument)
-    else:
-        result["train"] = timed("train", train_step, run_dir, data, config, progress)
+    timings = _Timings()
+    train, model, data = _model_step(run, options, config, data, done["train"], user, progress, timings)
     if done["export"]:
-        result["manifest"] = A.load_manifest(run_dir)
+        manifest = run.manifest()
     else:
-        result["manifest"] = timed(
+        manifest = timings.run(
             "export",
             export_step,
             run_dir,
             targets,
             data=data,
-            calibration_size=options["calibration_size"],
+            calibration_size=options.calibration_size,
             seed=config.seed,
             progress=progress,
-            int8_target=options.get("int8_target") or "portable",
+            int8_target=options.int8_target or "portable",
         )
     if done["parity"]:
-        result["parity"] = A.read_document(run_dir / A.PARITY_JSON, ParityDocument)
+        parity = run.load(ParityDocument)
     else:
-        result["parity"] = timed("parity", parity_step, run_dir, data=data, progress=progress)
+        parity = timings.run("parity", parity_step, run_dir, data=data, progress=progress)
     if done["bench"]:
-        result["bench"] = A.read_document(run_dir / A.BENCH_JSON, BenchDocument)
+        bench = run.load(BenchDocument)
     else:
-        result["bench"] = timed("bench", bench_step, run_dir, settings, data=data, progress=progress)
-    if options.get("diagnose"):
+        bench = timings.run("bench", bench_step, run_dir, options.bench, data=data, progress=progress)
+    diagnose = None
+    if options.diagnose:
         from toolkit.diagnosis.step import diagnose_step
 
-        result["diagnose"] = timed("diagnose", diagnose_step, run_dir, data=data, progress=progress)
-    result["report"] = report_step(run_dir)
-    if options.get("bundle"):
+        diagnose = timings.run("diagnose", diagnose_step, run_dir, data=data, progress=progress)
+    report = report_step(run_dir)
+    bundle = None
+    if options.bundle:
         from toolkit.device.bundle import build_bundle
 
-        out = Path(options["bundle"])
-        result["bundle"] = timed("bundle", build_bundle, run_dir, out, force=True, data=data)[0]
-    return result
+        bundle = timings.run("bundle", build_bundle, run_dir, Path(options.bundle), force=True, data=data)[0]
+    return PipelineResult(
+        run_dir=run_dir,
+        train=train,
+        manifest=manifest,
+        parity=parity,
+        bench=bench,
+        report=report,
+        skipped=[step for step, ok in done.items() if ok],
+        timings=dict(timings),
+        model=model,
+        bundle=bundle,
+        diagnose=diagnose,
+    )
+
+
+def _model_step(
+    run: A.Run,
+    options: RunOptions,
+    config: TrainConfig,
+    data: Any,
+    done: bool,
+    user: UserModel | None,
+    progress: ProgressCallback | None,
+    timings: _Timings,
+) -> tuple[TrainDocument | None, ModelDocument | None, Any]:
+    """The run's model: trained (train.json), or the user's imported (model.json); and the data the later
+    steps run on (a --model run's own dataset; None: they read dataset.json)."""
+    from toolkit.run.documents import ModelDocument, TrainDocument
+
+    if not options.model:
+        train = run.load(TrainDocument) if done else timings.run("train", train_step, run.dir, data, config, progress)
+        return train, None, data
+    if done:
+        model = run.load(ModelDocument)
+    else:
+        assert user is not None, "a --model run needs its checked model to import"
+        model = timings.run("import", import_into_run, run.dir, user)
+    return None, model, user.dataset if user is not None else None
 
 
 def remove_leftovers(run_dir: Path) -> list[Path]:
@@ -173,13 +232,14 @@ def remove_leftovers(run_dir: Path) -> list[Path]:
     return removed
 
 
-def load_run_options(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / RUN_JSON
-    if not path.is_file():
+def load_run_options(run_dir: Path) -> RunOptions:
+    """run.json: the options the run was started with (a run not started by `edgekit pipeline` has none)."""
+    from toolkit.run.documents import RunOptions
+
+    run = A.Run(run_dir)
+    if not run.has(RunOptions):
         raise RunDirError(
             f"{run_dir} has no {RUN_JSON}, so it was not started by `edgekit pipeline`; "
             "start a new run instead of --resume."
         )
-    from toolkit.run.documents import RunOptions
-
-    return A.read_document(path, RunOptions)
+    return run.load(RunOptions)

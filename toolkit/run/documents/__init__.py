@@ -45,9 +45,9 @@ from toolkit.run.documents.bundle import (
 from toolkit.run.documents.common import (
     CpuInfo,
     Environment,
-    ModelSpecDict,
     RemoteInfo,
     SkippedArtifact,
+    StoredModelSpec,
     TrainingSummary,
     TrainOptions,
 )
@@ -59,7 +59,7 @@ from toolkit.run.documents.diagnose import (
     LayerRow,
     SpeedRecord,
 )
-from toolkit.run.documents.gate import GateDocument, GateLimits, GateRegression
+from toolkit.run.documents.gate import GateCpu, GateDocument, GateLimits, GateRegression
 from toolkit.run.documents.manifest import ArtifactEntry, Calibration, ManifestDocument, QuantizationRecipe
 from toolkit.run.documents.mcu import McuBoardFit, McuDocument, McuResult
 from toolkit.run.documents.mixed import MixedDocument, MixedFormat, MixedLayer, MixedPoint
@@ -113,6 +113,7 @@ __all__ = [
     "Emulation",
     "Environment",
     "Gallery",
+    "GateCpu",
     "GateDocument",
     "GateLimits",
     "GateRegression",
@@ -127,7 +128,6 @@ __all__ = [
     "MixedLayer",
     "MixedPoint",
     "ModelDocument",
-    "ModelSpecDict",
     "ParityData",
     "ParityDocument",
     "ParityReference",
@@ -139,6 +139,7 @@ __all__ = [
     "RunnerOptions",
     "SkippedArtifact",
     "SpeedRecord",
+    "StoredModelSpec",
     "TrainData",
     "TrainDocument",
     "TrainOptions",

@@ -21,7 +21,7 @@ class DiagnoseData(Part):
     source: str
     verified: bool | None = Field(description="None when the caller passed arrays.")
     subset: str = Field(description='e.g. "the first 500 of the test set".')
-    name: str | None = Field(None, description="The dataset's name (MNIST, the user's .npz or folder).")
+    name: str | None = Field(default=None, description="The dataset's name (MNIST, the user's .npz or folder).")
 
 
 class DiagnoseThresholds(Part):
@@ -78,7 +78,7 @@ class LayerRow(Part):
     tensor: str | None = None
     snr_db: float | None = None
     cosine: float | None = None
-    added_error_pct: float | None = Field(None, description="The share of error power this layer adds, in %.")
+    added_error_pct: float | None = Field(default=None, description="The share of error power this layer adds, in %.")
     departs: bool | None = None
 
 
@@ -98,7 +98,7 @@ class Cause(Part):
 
     kind: str
     layer: str | None = None
-    summary: str | None = Field(None, description="One line: the layer, the channels and the reason.")
+    summary: str | None = Field(default=None, description="One line: the layer, the channels and the reason.")
     advice: str | None = None
 
 
@@ -128,7 +128,7 @@ class Gallery(Part):
     shown: int
     file: str | None = Field(description="The PNG beside diagnose.json; None when none was drawn.")
     indices: list[int]
-    skipped: str | None = Field(None, description="Why no gallery was drawn.")
+    skipped: str | None = Field(default=None, description="Why no gallery was drawn.")
 
 
 class DiagnosedArtifact(Part):
@@ -164,7 +164,7 @@ class SpeedRecord(Part):
     runtime: str
     precision: str
     sibling: str | None = None
-    slower: bool | None = Field(None, description="None: not compared (no fp32 sibling).")
+    slower: bool | None = Field(default=None, description="None: not compared (no fp32 sibling).")
     reproduced: bool | None = None
     reason: str
 
@@ -176,7 +176,9 @@ class DiagnoseDocument(Document):
     FIX: ClassVar[str] = "re-run `edgekit diagnose`"
 
     created_utc: str
-    cpu: CpuInfo | None = Field(None, description="The instruction-set class and features of the machine that ran it.")
+    cpu: CpuInfo | None = Field(
+        default=None, description="The instruction-set class and features of the machine that ran it."
+    )
     run: str = Field(description="The run directory's name.")
     images: int
     data: DiagnoseData
@@ -184,8 +186,8 @@ class DiagnoseDocument(Document):
     reference: DiagnoseReference
     artifacts: list[DiagnosedArtifact]
     speed: list[SpeedRecord]
-    sensitivity_source: str | None = Field(None, description="Where the sensitivity rankings come from.")
-    bench_json: str | None = Field(None, description="The bench.json whose timings the explainer reused.")
+    sensitivity_source: str | None = Field(default=None, description="Where the sensitivity rankings come from.")
+    bench_json: str | None = Field(default=None, description="The bench.json whose timings the explainer reused.")
     libraries: dict[str, str]
 
     def artifact(self, name: str) -> DiagnosedArtifact | None:

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import ConfigDict, Field
 
-from toolkit.run.documents.base import Document, Part
+from toolkit.run.documents.base import Document, Part, require_every_field
 from toolkit.run.documents.common import TrainOptions
 
 
@@ -19,10 +19,11 @@ class BenchOptions(Part):
     graph optimisation levels. Every field is written, defaults included, so run.json says exactly what ran.
     """
 
-    model_config = ConfigDict(frozen=True)  # the presets (`QUICK_BENCH`) are shared
+    # Frozen: the presets (`QUICK_BENCH`) are shared.
+    model_config = ConfigDict(frozen=True, json_schema_extra=require_every_field)
 
     batch_sizes: list[int] = Field(default_factory=lambda: [1, 32])
-    threads: list[int] | None = Field(None, description="None: 1 and every available core.")
+    threads: list[int] | None = Field(default=None, description="None: 1 and every available core.")
     xnnpack: list[bool] = Field(default_factory=lambda: [True], description="TFLite: XNNPACK on and/or off.")
     ort_optimization: list[str] = Field(
         default_factory=lambda: ["all"], description="ONNX Runtime graph optimisation levels to sweep."
@@ -32,7 +33,7 @@ class BenchOptions(Part):
     min_runs: int = 1024
     min_seconds: float = 2.0
     max_seconds: float = 60.0
-    measure_peak: bool = Field(True, description="Measure the machine's peak float32 rate (for % of peak).")
+    measure_peak: bool = Field(default=True, description="Measure the machine's peak float32 rate (for % of peak).")
 
     def model_post_init(self, context: Any, /) -> None:
         # Settings are recorded whole: a default is as much a part of the method as a given value.
@@ -70,17 +71,26 @@ class RunOptions(Document):
     train: TrainOptions
     targets: list[tuple[str, str]] = Field(description="(format, precision) pairs to export.")
     calibration_size: int
-    int8_target: str = Field("portable", description="--target: the CPU class the int8 exports are for.")
+    int8_target: str = Field(default="portable", description="--target: the CPU class the int8 exports are for.")
     bench: BenchOptions
     data: str | None = Field(
-        None, description="--data: shipped, keras-cache, an IDX folder, or (with --model) a .npz or image folder."
+        default=None,
+        description="--data: shipped, keras-cache, an IDX folder, or (with --model) a .npz or image folder.",
     )
     allow_unverified: bool = False
     model: str | None = Field(
-        None, description="--model: the user's .keras/.h5/SavedModel (None: train the reference)."
+        default=None, description="--model: the user's .keras/.h5/SavedModel (None: train the reference)."
     )
-    output_kind: str | None = Field(None, description="--output: probabilities, logits or values (None: detected).")
-    custom_objects: str | None = Field(None, description="--custom-objects: Python file registering custom layers.")
-    input_scale: float | None = Field(None, description="--input-scale: multiply the stored data by this.")
-    diagnose: bool = Field(False, description="--diagnose: run `edgekit diagnose` on the int8 exports after bench.")
-    bundle: str | None = Field(None, description="--bundle: write a bundle (folder or .tar.gz) here at the end.")
+    output_kind: str | None = Field(
+        default=None, description="--output: probabilities, logits or values (None: detected)."
+    )
+    custom_objects: str | None = Field(
+        default=None, description="--custom-objects: Python file registering custom layers."
+    )
+    input_scale: float | None = Field(default=None, description="--input-scale: multiply the stored data by this.")
+    diagnose: bool = Field(
+        default=False, description="--diagnose: run `edgekit diagnose` on the int8 exports after bench."
+    )
+    bundle: str | None = Field(
+        default=None, description="--bundle: write a bundle (folder or .tar.gz) here at the end."
+    )

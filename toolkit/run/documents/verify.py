@@ -20,7 +20,9 @@ class DesktopSummary(Part):
     OPEN: ClassVar[bool] = True
 
     cpu_model: str | None = None
-    cpu: CpuInfo | None = Field(None, description="The desktop's instruction-set class (the goldens were made there).")
+    cpu: CpuInfo | None = Field(
+        default=None, description="The desktop's instruction-set class (the goldens were made there)."
+    )
     machine: str | None = None
     os: str | None = None
     python: str | None = None
@@ -49,7 +51,9 @@ class VerifyRow(Part):
     format: str | None = None
     precision: str | None = None
     runtime: str | None = None
-    output_kind: str | None = Field(None, description="probabilities, logits or values: what was compared (raw).")
+    output_kind: str | None = Field(
+        default=None, description="probabilities, logits or values: what was compared (raw)."
+    )
     tolerance: MachineTolerance
     backend: str | None = None
     runtime_version: str | None = None
@@ -59,16 +63,20 @@ class VerifyRow(Part):
     error: str | None = None
     max_abs_diff: float | None = None
     mean_abs_diff: float | None = None
-    max_diff_steps: float | None = Field(None, description="max_abs_diff in quantization steps; None for floats.")
+    max_diff_steps: float | None = Field(
+        default=None, description="max_abs_diff in quantization steps; None for floats."
+    )
     values_over_tolerance: int | None = None
     accuracy: float | None = None
     desktop_accuracy: float | None = None
     agreement: float | None = None
-    max_rel_error: float | None = Field(None, description="Regression: max_abs_diff / max |expected|.")
-    target_mae: float | None = Field(None, description="Regression: mean |output - target| here.")
-    desktop_target_mae: float | None = Field(None, description="Regression: mean |output - target| on the desktop.")
+    max_rel_error: float | None = Field(default=None, description="Regression: max_abs_diff / max |expected|.")
+    target_mae: float | None = Field(default=None, description="Regression: mean |output - target| here.")
+    desktop_target_mae: float | None = Field(
+        default=None, description="Regression: mean |output - target| on the desktop."
+    )
     reference: str | None = Field(
-        None,
+        default=None,
         description='Quantized TFLite: the desktop outputs compared with, "xnnpack" (LiteRT\'s default) or "builtin" '
         "(its built-in kernels, for runtimes that do not delegate to XNNPACK); None when the bundle has one.",
     )
@@ -107,5 +115,5 @@ class VerifyDocument(Document):
     results: list[VerifyRow]
     skipped: list[SkippedArtifact]
     passed: bool
-    remote: RemoteInfo | None = Field(None, description="Set on results fetched from a board by `--remote`.")
+    remote: RemoteInfo | None = Field(default=None, description="Set on results fetched from a board by `--remote`.")
     emulation: Emulation | None = None
