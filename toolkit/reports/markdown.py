@@ -9,7 +9,7 @@ from toolkit.reports.mcu import mcu_markdown
 from toolkit.reports.model import (
     Diagnosis,
     Latency,
-    ModelInfo,
+    ModelView,
     Parity,
     Remote,
     Report,
@@ -225,7 +225,7 @@ def parity_intro(parity: Parity) -> str:
     return f"{head} {acc}. {verdict}"
 
 
-def _model(m: ModelInfo) -> list[str]:
+def _model(m: ModelView) -> list[str]:
     """The "Model and data" section of a run made from the user's own model."""
     params = f"{integer(m.params)} parameters, " if m.params is not None else ""
     head = f"**{m.name}** ({m.format}, {params}{len(m.layers)} layers), from `{m.source}`."

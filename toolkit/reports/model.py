@@ -54,7 +54,7 @@ class Training:
 
 
 @dataclass(frozen=True)
-class ModelInfo:
+class ModelView:
     """A user's own model and data (`--model`/`--data`: model.json and dataset.json)."""
 
     name: str
@@ -288,7 +288,7 @@ class RunView:
     sizes: dict[str, float] = field(default_factory=dict)
     mcu: tuple[McuRow, ...] | None = None  # mcu.json: the int8 model in TensorFlow Lite Micro
     mixed: MixedView | None = None  # mixed.json: `toolkit.reports.mixed.MixedView`, the int8/float curve under a budget
-    model: ModelInfo | None = None  # the user's own model and data; None: the reference CNN on MNIST
+    model: ModelView | None = None  # the user's own model and data; None: the reference CNN on MNIST
     cpus: CpuClassesView | None = None  # parity.json's cpu_classes: the exports under emulated CPU classes
 
 
@@ -327,7 +327,7 @@ class Report:
     runs: tuple[RunView, ...]
     alerts: tuple[Alert, ...]
     training: tuple[Group[Training], ...]
-    models: tuple[Group[ModelInfo], ...]
+    models: tuple[Group[ModelView], ...]
     artifacts: tuple[Group[tuple[ArtifactRow, ...]], ...]
     parity: tuple[Group[Parity], ...]
     side_by_side: SideBySide | None

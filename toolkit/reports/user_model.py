@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from toolkit.reports.model import ModelInfo
+from toolkit.reports.model import ModelView
 
 if TYPE_CHECKING:
     from toolkit.run.documents import DatasetDocument, ModelDocument
@@ -19,12 +19,12 @@ def _range(lo_hi: Sequence[float]) -> str:
     return " – ".join(f"{v:g}" for v in lo_hi)
 
 
-def model_info(model: ModelDocument, dataset: DatasetDocument | None) -> ModelInfo:
+def model_info(model: ModelDocument, dataset: DatasetDocument | None) -> ModelView:
     """The "Model and data" view of a user run's model.json and dataset.json."""
     spec = model.model_spec
     names = spec.class_names or (dataset.class_names if dataset else None) or ()
     task = "regression" if spec.output_kind == "values" else "classification"
-    return ModelInfo(
+    return ModelView(
         name=model.name or "?",
         source=model.source,
         format=model.format or "?",

@@ -33,8 +33,8 @@ class DiagnoseThresholds(Part):
     metrics: str
 
 
-class KerasLayer(Part):
-    """One layer of the Keras reference."""
+class ReferenceLayer(Part):
+    """One layer of the Keras reference, as diagnose.json records it (`toolkit.diagnosis.layers.KerasLayer`)."""
 
     name: str
     type: str
@@ -44,7 +44,7 @@ class KerasLayer(Part):
 
 class DiagnoseReference(Part):
     artifact: str
-    layers: list[KerasLayer]
+    layers: list[ReferenceLayer]
 
 
 class OutputError(Part):
@@ -102,7 +102,7 @@ class Cause(Part):
     advice: str | None = None
 
 
-class LayerSensitivity(Part):
+class SensitivityRow(Part):
     """Accuracy with only this layer in float / only it quantized (from mixed.json or `--sensitivity`)."""
 
     OPEN: ClassVar[bool] = True
@@ -150,7 +150,7 @@ class DiagnosedArtifact(Part):
     layers: list[LayerRow]
     first_departure: Departure | None
     cause: Cause | None
-    sensitivity: list[LayerSensitivity] | None
+    sensitivity: list[SensitivityRow] | None
     added_error_ranking: list[AddedError]
     gallery: Gallery
 
