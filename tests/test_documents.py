@@ -353,3 +353,31 @@ def test_remote_and_emulated_sections_are_typed(measured_run: Path, tmp_path: Pa
     }
     doc = check_document(write(tmp_path / "pi4.verify.json", {**verify, "emulation": emulation, "remote": remote}))
     assert doc.model_dump()["emulation"]["board"] == "pi4"
+
+
+def test_run_knows_where_each_document_lives_and_loads_it_typed(tmp_path: Path) -> None:
+    """`Run`: every document at its place (diagnose.json under diagnose/), typed load and save, None when absent."""
+    import shutil
+
+    from toolkit.run.documents import DiagnoseDocument, McuDocument, ParityDocument
+    from toolkit.run.layout import Run
+
+    saved = next(p.parent for p in SAVED if p.name == "diagnose.json").parent
+    run = Run(Path(shutil.copytree(saved, tmp_path / "run")))
+    assert run.path(DiagnoseDocument) == run.dir / "diagnose" / "diagnose.json"
+    assert run.path(ParityDocument) == run.dir / "parity.json" and run.name == "run"
+    diagnose = run.load(DiagnoseDocument)
+    assert diagnose.artifacts and diagnose.artifact(diagnose.artifacts[0].artifact) is diagnose.artifacts[0]
+    assert run.find(McuDocument) is None and not run.has(McuDocument)
+    manifest = run.manifest()
+    reference = run.reference(manifest)
+    assert reference.name == "keras-fp32" and reference.model_spec is not None
+    with pytest.raises(RunDirError, match=r"model\.keras is listed in the manifest but missing"):
+        run.verified_path(reference)  # saved runs keep no model files
+    parity = run.load(ParityDocument)
+    parity.passed = not parity.passed
+    run.save(parity)
+    assert run.load(ParityDocument).passed is parity.passed
+    (run.dir / "manifest.json").unlink()
+    with pytest.raises(RunDirError, match=r"has no manifest\.json; run `edgekit export` first"):
+        run.manifest()

@@ -5,7 +5,7 @@ Written as `verify.json` inside a bundle folder or `<name>.verify.json` beside a
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -82,6 +82,30 @@ class VerifyRow(Part):
     )
 
 
+class EmulationHost(Part):
+    """The machine QEMU ran on."""
+
+    OPEN: ClassVar[bool] = True
+
+    machine: str | None = None
+    cpu_model: str | None = None
+
+
+class EmulationRoot(Part):
+    """The cached Debian root verify ran in (`toolkit.device.rootfs`)."""
+
+    OPEN: ClassVar[bool] = True
+
+    path: str | None = None
+    state: str | None = Field(default=None, description='"cached", "built" or "wheel updated".')
+    suite: str | None = None
+    arch: str | None = None
+    python: str | None = None
+    packages: dict[str, str] | None = Field(default=None, description="Distribution → version inside the root.")
+    edgekit_wheel_sha256: str | None = None
+    build_seconds: float | None = None
+
+
 class Emulation(Part):
     """Added by `edgekit verify --emulate`: the emulated board and the QEMU root it ran in."""
 
@@ -93,8 +117,8 @@ class Emulation(Part):
     core: str | None = None
     cpuinfo_features: str | None = None
     qemu: str | None = None
-    host: dict[str, Any] | None = None
-    rootfs: dict[str, Any] | None = None
+    host: EmulationHost | None = None
+    rootfs: EmulationRoot | None = None
     prepare_seconds: float | None = None
     verify_seconds: float | None = None
     note: str | None = None
