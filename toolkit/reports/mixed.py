@@ -13,46 +13,23 @@ from typing import TYPE_CHECKING
 from toolkit.reports.fmt import DASH, fixed, integer, ms, num, pct
 
 if TYPE_CHECKING:
-    from toolkit.run.documents import MixedDocument
-
-
-@dataclass(frozen=True)
-class MixedPointRow:
-    k: int
-    float_layers: tuple[str, ...]
-    accuracy: float | None
-    agreement: float | None
-    drop_pt: float | None
-    size_bytes: float | None
-    p50_ms: float | None
-    meets_budget: bool
-    chosen: bool
-
-
-@dataclass(frozen=True)
-class MixedRanking:
-    layer: str
-    float_accuracy: float | None
-    float_agreement: float | None
-    only_accuracy: float | None
-
-
-@dataclass(frozen=True)
-class MixedFormatView:
-    format: str
-    artifact: str | None
-    note: str
-    ranking: tuple[MixedRanking, ...]
-    curve: tuple[MixedPointRow, ...]
+    from toolkit.run.documents import MixedDocument, MixedFormat, MixedPoint
 
 
 @dataclass(frozen=True)
 class MixedView:
+    """mixed.json for the report: the budget in words, and each format's record as mixed.json holds it."""
+
     budget: str
     images: int | None
     keras_accuracy: float | None
     timing: str
-    formats: tuple[MixedFormatView, ...]
+    formats: tuple[MixedFormat, ...]
+
+    @staticmethod
+    def chosen(f: MixedFormat, p: MixedPoint) -> bool:
+        """Whether `p` is the point the search chose (the one written as `<format>-int8-mixed`)."""
+        return f.float_layers is not None and p.float_layers == f.float_layers
 
 
 def build_mixed(doc: MixedDocument) -> MixedView:
@@ -62,38 +39,12 @@ def build_mixed(doc: MixedDocument) -> MixedView:
         budget.append(f"accuracy within {doc.max_drop_pt:g} pt of Keras")
     if doc.min_agreement is not None:
         budget.append(f"top-1 agreement ≥ {doc.min_agreement:g}")
-    formats = []
-    for f in doc.formats:
-        curve = tuple(
-            MixedPointRow(
-                k=p.k,
-                float_layers=tuple(p.float_layers),
-                accuracy=num(p.accuracy),
-                agreement=num(p.agreement),
-                drop_pt=num(p.drop_pt),
-                size_bytes=p.size_bytes,
-                p50_ms=num(p.p50_ms),
-                meets_budget=p.meets_budget,
-                chosen=f.float_layers is not None and p.float_layers == f.float_layers,
-            )
-            for p in f.curve
-        )
-        ranking = tuple(
-            MixedRanking(
-                layer=r.layer,
-                float_accuracy=num(r.float_accuracy),
-                float_agreement=num(r.float_agreement),
-                only_accuracy=num(r.only_accuracy),
-            )
-            for r in f.ranking
-        )
-        formats.append(MixedFormatView(format=f.format, artifact=f.artifact, note=f.note, ranking=ranking, curve=curve))
     return MixedView(
         budget=" and ".join(budget) or "none given",
         images=doc.images,
         keras_accuracy=num(doc.keras_accuracy),
         timing=doc.timing,
-        formats=tuple(formats),
+        formats=tuple(doc.formats),
     )
 
 
@@ -112,7 +63,7 @@ def mixed_markdown(view: MixedView) -> list[str]:
         out += [f"### {f.format}: {f.artifact or 'no mixed artifact written'}", "", f.note, ""]
         rows = [
             [
-                ("**" if p.chosen else "") + str(p.k) + ("**" if p.chosen else ""),
+                f"**{p.k}**" if view.chosen(f, p) else str(p.k),
                 ", ".join(p.float_layers) or "none (full int8)",
                 pct(p.accuracy),
                 fixed(None if p.drop_pt is None else -p.drop_pt, 2),
