@@ -33,6 +33,7 @@ run: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check toolkit exporters runtimes benchmarks tests examples docs/hooks
 	$(BIN)/lint-imports
 
 typecheck: install

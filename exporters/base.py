@@ -56,10 +56,6 @@ def artifact_filename(fmt: ExportFormat, precision: Precision) -> str:
     return f"model_{precision.value.replace('-', '_')}{SUFFIX[fmt]}"
 
 
-def default_targets() -> list[tuple[ExportFormat, Precision]]:
-    return [(fmt, p) for fmt, precisions in SUPPORTED.items() for p in precisions if p not in OPT_IN]
-
-
 @dataclass(frozen=True)
 class ExportResult:
     """What an exporter wrote. `notes` keeps warnings the converters emitted, for the report."""

@@ -15,11 +15,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Optional
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Optional
 
 from runtimes.errors import EdgekitError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SPEC_VERSION = 1
 # Element types a model's input or output may have. Integer I/O without quantization parameters is
@@ -209,6 +210,8 @@ class ModelSpec:
 
     def sample_batch(self, batch: int = 1, seed: int = 0) -> np.ndarray:
         """Random float32 inputs spread over `value_range`, for smoke tests and timing."""
+        import numpy as np  # here: reading a spec (run documents, help texts) needs no numpy
+
         lo, hi = self.value_range
         x = np.random.default_rng(seed).random(self.sample_shape(batch), dtype=np.float32)
         x *= np.float32(hi - lo)

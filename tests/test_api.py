@@ -45,17 +45,25 @@ def test_api_results_are_typed_and_progress_is_a_plain_callback(run_copy: Path, 
     import toolkit
     from toolkit.progress import ProgressEvent
     from toolkit.run.documents import BenchDocument, ParityDocument
+    from toolkit.run.layout import Run
 
     events: list[ProgressEvent] = []
     parity = toolkit.parity(run_copy, artifacts=["tflite-fp32"], limit=200, data=mnist, progress=events.append)
-    assert isinstance(parity, ParityDocument)
+    assert isinstance(parity, ParityDocument) and parity == Run(run_copy).load(ParityDocument)  # what it wrote
     assert [r.artifact for r in parity.results] == ["keras-fp32", "tflite-fp32"]
     assert parity.results[1].passed and parity.passed
     assert events and all(isinstance(e, ProgressEvent) for e in events)
     assert events[-1].completed == events[-1].total == 2  # the reference and one artifact
 
-    settings = toolkit.BenchSettings(batch_sizes=(1,), threads=(1,), min_runs=16, min_seconds=0.0,
-                                     warmup_runs=1, warmup_seconds=0.0, measure_peak=False)  # fmt: skip
+    settings = toolkit.BenchSettings(
+        batch_sizes=(1,),
+        threads=(1,),
+        min_runs=16,
+        min_seconds=0.0,
+        warmup_runs=1,
+        warmup_seconds=0.0,
+        measure_peak=False,
+    )
     bench = toolkit.bench(run_copy, settings=settings, artifacts=["tflite-int8"], data=mnist)
     assert isinstance(bench, BenchDocument)
     (row,) = bench.results

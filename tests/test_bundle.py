@@ -7,6 +7,7 @@ import json
 import shutil
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -89,17 +90,30 @@ def test_bundle_contents(bundle_dir: Path, small_run: Path, mnist) -> None:
     assert [a["name"] for a in small["artifacts"]] == names
 
 
+def _entry(precision: str, output_scale: float | None = None) -> Any:
+    """A manifest entry of a TFLite artifact at `precision` (an int8 output with `output_scale`)."""
+    from runtimes.spec import TensorSpec
+    from toolkit.run.documents import ArtifactEntry
+
+    output = None if output_scale is None else TensorSpec("out", (None, 10), "int8", output_scale, -128)
+    return ArtifactEntry(
+        name=f"tflite-{precision}",
+        path="exports/x.tflite",
+        format="tflite",
+        precision=precision,
+        runtime="tflite",
+        size_bytes=1,
+        sha256="0" * 64,
+        output=output,
+    )
+
+
 def test_tolerances() -> None:
-    assert tolerance_for({"precision": "fp32"})["max_abs"] == FP32_MAX_ABS == 1e-5
-    assert tolerance_for({"precision": "fp16"})["max_abs"] == FP16_MAX_ABS == 1e-3
-    int8_io = tolerance_for({"precision": "int8", "format": "tflite", "output": {"scale": 0.00390625}})
-    assert int8_io == {
-        "kind": "quantization_step",
-        "max_abs": 0.00390625,
-        "step": 0.00390625,
-        "basis": int8_io["basis"],
-    }
-    assert tolerance_for({"precision": "int8-dynamic", "format": "tflite", "output": {}})["step"] == DEFAULT_STEP
+    assert tolerance_for(_entry("fp32")).max_abs == FP32_MAX_ABS == 1e-5
+    assert tolerance_for(_entry("fp16")).max_abs == FP16_MAX_ABS == 1e-3
+    int8_io = tolerance_for(_entry("int8", output_scale=0.00390625))
+    assert (int8_io.kind, int8_io.max_abs, int8_io.step) == ("quantization_step", 0.00390625, 0.00390625)
+    assert tolerance_for(_entry("int8-dynamic")).step == DEFAULT_STEP
 
 
 def test_onnx_qdq_step_comes_from_the_model(bundle_dir: Path) -> None:
@@ -303,7 +317,7 @@ def test_force_replaces_a_bundle_folder_in_one_rename(small_run: Path, tmp_path:
     with pytest.raises(BundleError, match="already exists"):
         build_bundle(small_run, out, artifact_names=["onnx-fp32"], golden=4)
     _, doc = build_bundle(small_run, out, artifact_names=["onnx-fp32"], golden=4, force=True)
-    assert [a["name"] for a in doc["artifacts"]] == ["onnx-fp32"] and not (out / "stale.txt").exists()
+    assert [a.name for a in doc.artifacts] == ["onnx-fp32"] and not (out / "stale.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # no partial or old folders left
 
 

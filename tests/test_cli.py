@@ -42,7 +42,11 @@ def test_default_run_dir_missing(edgekit, tmp_path: Path) -> None:
 
 
 def test_corrupt_tflite_is_refused(edgekit, run_copy: Path) -> None:
+    proc = edgekit("parity", str(run_copy), "--limit", "100", "-a", "tflite-fp32")
+    assert proc.returncode == 0, proc.stderr
+    parity = (run_copy / "parity.json").read_bytes()
     target = run_copy / "exports" / "model_fp32.tflite"
+    original = json.loads(parity)["artifacts"]["tflite-fp32"]
     target.write_bytes(np.random.default_rng(1).bytes(target.stat().st_size))
     proc = edgekit("parity", str(run_copy), "--limit", "100")
     assert_one_line_error(proc, "model_fp32.tflite", "does not match the sha256")
@@ -56,7 +60,9 @@ def test_corrupt_tflite_is_refused(edgekit, run_copy: Path) -> None:
     (run_copy / "manifest.json").write_text(json.dumps(manifest))
     proc = edgekit("parity", str(run_copy), "--limit", "100")
     assert_one_line_error(proc, "model_fp32.tflite", "not a TFLite model")
-    assert not (run_copy / "parity.json").exists() or json.loads((run_copy / "parity.json").read_text())
+    # The refused runs left the parity.json of the good file as it was: nothing about the corrupt one.
+    assert (run_copy / "parity.json").read_bytes() == parity
+    assert json.loads(parity)["artifacts"]["tflite-fp32"] == original != sha256_file(target)
 
 
 def test_unknown_artifact_name(edgekit, small_run: Path) -> None:

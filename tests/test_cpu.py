@@ -132,12 +132,13 @@ def test_gate_refuses_benches_from_another_cpu_class_unless_told(edgekit, tmp_pa
 def test_reports_name_the_cpu_class_of_each_machine() -> None:
     """The machine card, the merged labels and the recommendation say which CPU class the numbers belong to."""
     from toolkit.reports import build_report, load_run, machine_label, render_html, render_markdown
+    from toolkit.run.documents import BenchDocument, dump_document
 
     saved = SAVED.parent
     avx2, vnni = load_run(saved, name="avx2"), load_run(saved, name="vnni")
     assert avx2.bench is not None and vnni.bench is not None
-    avx2.bench = _with_cpu(avx2.bench, "x86-64-avx2")
-    vnni.bench = _with_cpu(vnni.bench, "x86-64-avx512-vnni")
+    avx2.bench = BenchDocument.model_validate(_with_cpu(dump_document(avx2.bench), "x86-64-avx2"))
+    vnni.bench = BenchDocument.model_validate(_with_cpu(dump_document(vnni.bench), "x86-64-avx512-vnni"))
     assert "x86-64-avx2" in machine_label(avx2.bench) and "x86-64-avx512-vnni" in machine_label(vnni.bench)
     one = build_report([avx2])
     card = dict(one.runs[0].machine)

@@ -19,7 +19,6 @@ from toolkit.data.mnist import (
     KEYS,
     MNIST_SHA256,
     Mnist,
-    calibration_sample,
     load_mnist,
     one_hot,
     to_model_input,
@@ -115,9 +114,16 @@ def shipped_arrays(shipped: Mnist) -> dict[str, np.ndarray]:
 
 
 def test_constants() -> None:
+    """The pinned checksums are the shipped arrays' (hashed here with hashlib from the .npz itself, not through
+    the loader), and the shipped arrays are the real MNIST (its well-known first labels)."""
+    import hashlib
+
     assert KEYS == ("x_train", "y_train", "x_test", "y_test")
-    assert set(MNIST_SHA256) == set(KEYS)
-    assert all(len(h) == 64 and int(h, 16) >= 0 for h in MNIST_SHA256.values())
+    with np.load(SHIPPED_FILE, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in KEYS}
+    assert dict(MNIST_SHA256) == {key: hashlib.sha256(arrays[key].tobytes()).hexdigest() for key in KEYS}
+    assert arrays["y_train"][:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    assert arrays["y_test"][:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
     assert issubclass(DataError, EdgekitError)
 
 
@@ -512,20 +518,23 @@ def test_one_hot() -> None:
             one_hot(bad)
 
 
-def test_calibration_sample(shipped: Mnist) -> None:
-    first = calibration_sample(shipped)
-    again = calibration_sample(shipped, n=500, seed=7)
-    other = calibration_sample(shipped, seed=8)
+def test_calibration_draw(shipped: Mnist) -> None:
+    """The int8 exports' calibration rows (`Dataset.calibration`): a seeded draw of distinct training images."""
+    from toolkit.data.dataset import Dataset
+    from toolkit.model.spec import reference_spec
+
+    data, spec = Dataset.from_mnist(shipped), reference_spec()
+    first = data.calibration(spec)
+    again = data.calibration(spec, n=500, seed=7)
+    other = data.calibration(spec, seed=8)
     assert first.dtype == np.float32 and first.shape == (500, 28, 28, 1)
     assert float(first.min()) >= 0.0 and float(first.max()) <= 1.0
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
     indices = np.sort(np.random.default_rng(7).choice(60000, 500, replace=False))
     np.testing.assert_array_equal(first, to_model_input(shipped.x_train[indices]))
-    assert calibration_sample(shipped, n=3, seed=1).shape == (3, 28, 28, 1)
-    for bad_n in (0, 60001):
-        with pytest.raises(ValueError):
-            calibration_sample(shipped, n=bad_n)
+    assert data.calibration(spec, n=3, seed=1).shape == (3, 28, 28, 1)
+    assert len(data.calibration(spec, n=60001)) == 60000  # capped at the training split
 
 
 def test_importing_data_does_not_import_tensorflow() -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.floors import meets_floor
+from toolkit.run.documents import dump_document
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("onnx")
@@ -55,11 +56,13 @@ def _output_step(run: Path, name: str) -> float:
     """One quantization step of an int8 artifact's output: its output scale (TFLite int8 I/O) or the scale of
     the DequantizeLinear that produces it (ONNX QDQ); what verify allows between two machines."""
     from toolkit.bundles.verify import tolerance_for
+    from toolkit.run.layout import load_manifest
 
-    entry = next(a for a in json.loads((run / "manifest.json").read_text())["artifacts"] if a["name"] == name)
-    tolerance = tolerance_for(entry, run / entry["path"])
-    assert tolerance["kind"] == "quantization_step", tolerance
-    return float(tolerance["step"])
+    entry = load_manifest(run).artifact(name)
+    assert entry is not None
+    tolerance = tolerance_for(entry, run / entry.path)
+    assert tolerance.kind == "quantization_step" and tolerance.step is not None, tolerance
+    return tolerance.step
 
 
 def test_healthy_int8_exports_show_small_steady_error_on_every_layer(run_copy: Path, mnist) -> None:
@@ -67,7 +70,8 @@ def test_healthy_int8_exports_show_small_steady_error_on_every_layer(run_copy: P
     from toolkit.diagnosis.render import summary_table
     from toolkit.diagnosis.step import diagnose_step
 
-    report = diagnose_step(run_copy, artifact_names=["tflite-int8", "onnx-int8"], limit=LIMIT, data=mnist)
+    doc = diagnose_step(run_copy, artifact_names=["tflite-int8", "onnx-int8"], limit=LIMIT, data=mnist)
+    report = dump_document(doc)  # diagnose.json's JSON form
     assert report["images"] == LIMIT
     names = _names(report)
     by_name = {r["artifact"]: r for r in report["artifacts"]}
@@ -101,7 +105,7 @@ def test_healthy_int8_exports_show_small_steady_error_on_every_layer(run_copy: P
     assert "Relu" in tfl_rows["Dense"]["tensor"] and "Softmax" not in tfl_rows["Dense"]["tensor"]
     assert tfl_rows["Dense_out"]["tensor"] != tfl_rows["Dense"]["tensor"]
     # The per-layer table lists every layer against both artifacts.
-    header, table = summary_table(report)
+    header, table = summary_table(doc)
     assert header == ["layer", "tflite-int8", "onnx-int8"]
     assert [r[0] for r in table] == [INPUT_ROW, *names]
     assert all("dB" in cell for r in table for cell in r[1:])
@@ -123,17 +127,18 @@ def test_blank_calibrated_int8_fails_parity_and_diagnose_names_where_it_starts(r
     from toolkit.diagnosis.layers import INPUT_ROW
     from toolkit.diagnosis.step import diagnose_step
     from toolkit.run import layout as A
+    from toolkit.run.documents import ArtifactEntry
     from toolkit.steps.parity import parity_step
 
     model = load_keras_model(run_copy / "model.keras")
     blank = np.zeros((4, 28, 28, 1), np.float32)
     result = export_tflite(model, run_copy / "exports", precision=Precision.INT8, calibration_data=blank)
-    A.write_manifest(run_copy, [result.manifest_entry(run_copy)], {})
-    parity = parity_step(run_copy, artifact_names=["tflite-int8"], limit=LIMIT, data=mnist)
+    A.write_manifest(run_copy, [ArtifactEntry.model_validate(result.manifest_entry(run_copy))])
+    parity = dump_document(parity_step(run_copy, artifact_names=["tflite-int8"], limit=LIMIT, data=mnist))
     assert not parity["passed"]
     assert not next(r for r in parity["results"] if r["artifact"] == "tflite-int8")["passed"]
 
-    report = diagnose_step(run_copy, artifact_names=["tflite-int8"], limit=LIMIT, data=mnist)
+    report = dump_document(diagnose_step(run_copy, artifact_names=["tflite-int8"], limit=LIMIT, data=mnist))
     (res,) = report["artifacts"]
     dep = res["first_departure"]
     # Calibrated on zeros, the input scale is ~1e-8: every pixel saturates before conv2d sees it.
@@ -174,8 +179,8 @@ def test_damaged_onnx_layer_is_located_mid_network(run_copy: Path, mnist) -> Non
     onnx.save(model, str(path))
     _replace_artifact(run_copy, "onnx-int8", path)
 
-    assert not parity_step(run_copy, artifact_names=["onnx-int8"], limit=LIMIT, data=mnist)["passed"]
-    report = diagnose_step(run_copy, artifact_names=["onnx-int8"], limit=LIMIT, data=mnist)
+    assert not parity_step(run_copy, artifact_names=["onnx-int8"], limit=LIMIT, data=mnist).passed
+    report = dump_document(diagnose_step(run_copy, artifact_names=["onnx-int8"], limit=LIMIT, data=mnist))
     rows = _rows(report["artifacts"][0])
     assert report["artifacts"][0]["first_departure"]["layer"] == dense.layer
     assert not any(rows[key]["departs"] for key in ("Input", "Conv2D", "MaxPooling2D", "Dropout", "Flatten"))
@@ -189,7 +194,9 @@ def test_explainer_blames_int16x8_slowness_on_missing_delegation(run_copy: Path,
     from toolkit.steps.export import export_step
 
     export_step(run_copy, [(ExportFormat.TFLITE, Precision.INT16X8)], data=mnist, calibration_size=50)
-    report = diagnose_step(run_copy, artifact_names=["tflite-int16x8", "onnx-int8"], limit=50, data=mnist)
+    report = dump_document(
+        diagnose_step(run_copy, artifact_names=["tflite-int16x8", "onnx-int8"], limit=50, data=mnist)
+    )
     speed = {s["artifact"]: s for s in report["speed"]}
 
     rec = speed["tflite-int16x8"]

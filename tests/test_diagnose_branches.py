@@ -199,40 +199,41 @@ def test_diagnose_arrays_reports_classification_gallery_and_regression_error(
     assert not list((tmp_path / "reg").glob("*.png"))
 
 
-def _run_dir(root: Path, m: dict[str, Any], precisions: tuple[str, ...]) -> Path:
-    """A run directory holding the model, its fp32 and chosen exports, and a manifest."""
-    from exporters.onnx_export import export_onnx
-    from exporters.tflite_export import export_tflite
-    from toolkit.run import layout as A
+def _user_run(root: Path, m: dict[str, Any]) -> tuple[Path, Any]:
+    """A run of the user's own model, as `edgekit export --model M --data D` makes it: imported (model.json,
+    dataset.json), then exported to fp32 and int8 in both formats. Returns (run directory, its dataset)."""
+    from exporters.base import ExportFormat, Precision
+    from toolkit.steps.export import export_step
+    from toolkit.steps.user_model import import_into_run, prepare_user_model
 
+    root.mkdir(parents=True, exist_ok=True)
+    m["model"].save(root / "model.keras")
+    x, y = m["x"], m["y"]
+    np.savez(root / "data.npz", x_train=x[64:], y_train=y[64:], x_test=x[:64], y_test=y[:64])
+    user = prepare_user_model(root / "model.keras", root / "data.npz")
     run = root / "run"
-    (run / "exports").mkdir(parents=True)
-    m["model"].save(run / A.MODEL_FILE)
-    entries = [A.reference_entry(run)]
-    for prec in precisions:
-        for export in (export_tflite, export_onnx):
-            result = export(m["model"], run / "exports", precision=prec, calibration_data=m["x"][:64])
-            entries.append(result.manifest_entry(run))
-    A.write_manifest(run, entries, {})
-    return run
+    import_into_run(run, user)
+    targets = [(f, p) for p in (Precision.FP32, Precision.INT8) for f in (ExportFormat.TFLITE, ExportFormat.ONNX)]
+    export_step(run, targets, data=user.dataset, calibration_size=64)
+    return run, user.dataset
 
 
-def test_diagnose_run_on_a_regression_run_writes_the_report_without_accuracy(
+def test_diagnose_step_on_a_regression_run_writes_the_report_without_accuracy(
     models: dict[str, dict[str, Any]], tmp_path: Path
 ) -> None:
-    from toolkit.diagnosis.step import DIAGNOSE_DIR, DIAGNOSE_MD, diagnose_run
+    from toolkit.diagnosis.step import DIAGNOSE_DIR, DIAGNOSE_MD, diagnose_step
+    from toolkit.run.documents import DiagnoseDocument
+    from toolkit.run.layout import Run
 
-    m = models["regression"]
-    run = _run_dir(tmp_path, m, ("fp32", "int8"))
-    x = m["x"][:50]
-    info = {"source": "synthetic vectors", "verified": None, "subset": "the first 50 of the test split"}
-    report = diagnose_run(run, x, None, artifact_names=["onnx-int8", "tflite-fp32"], data_info=info)
-    assert report["images"] == 50 and report["data"] == info
-    by_name = {r["artifact"]: r for r in report["artifacts"]}
-    assert by_name["tflite-fp32"]["output_error"]["max_rel_err"] < 1e-4
-    assert all(r["accuracy"] is None and r["gallery"]["file"] is None for r in by_name.values())
-    assert [lay["name"] for lay in report["reference"]["layers"]] == ["hidden", "value"]
-    assert report["speed"] and report["speed"][0]["artifact"] == "onnx-int8"
+    run, dataset = _user_run(tmp_path, models["regression"])
+    report = diagnose_step(run, artifact_names=["onnx-int8", "tflite-fp32"], limit=50, data=dataset)
+    assert report.model_dump_json() == Run(run).load(DiagnoseDocument).model_dump_json()  # returned = written
+    assert report.images == 50 and report.data.subset == "the first 50 of the test set"
+    by_name = {r.artifact: r for r in report.artifacts}
+    assert by_name["tflite-fp32"].output_error.max_rel_err < 1e-4
+    assert all(r.accuracy is None and r.task == "regression" and r.gallery.file is None for r in by_name.values())
+    assert [lay.name for lay in report.reference.layers] == ["hidden", "value"]
+    assert report.speed and report.speed[0].artifact == "onnx-int8"
     md = (run / DIAGNOSE_DIR / DIAGNOSE_MD).read_text()
     assert "| hidden |" in md and "| value |" in md and "Top-1 agreement" not in md
     assert "none: regression (no labels)" in md

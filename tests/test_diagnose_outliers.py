@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests import sensitive_models as SM
+from toolkit.run.documents import ArtifactEntry, dump_document
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("onnx")
@@ -60,7 +61,7 @@ def test_outlier_channel_is_named_as_the_cause_not_the_softmax(outlier_run: Path
     mixed = edgekit("export", str(outlier_run), "-p", "int8", "--max-accuracy-drop", "0.3")
     assert mixed.returncode == 0, mixed.stderr[-2000:]
     assert (outlier_run / "mixed.json").is_file()
-    report = diagnose_step(outlier_run, artifact_names=ARTIFACTS, limit=LIMIT)
+    report = dump_document(diagnose_step(outlier_run, artifact_names=ARTIFACTS, limit=LIMIT))
     for res in report["artifacts"]:
         name = res["artifact"]
         assert res["accuracy"] < res["reference_accuracy"] - 0.03, name  # full int8 fails
@@ -146,7 +147,7 @@ def test_sensitivity_flag_measures_the_ranking_beside_the_cause(outlier_run: Pat
 def test_zero_variance_normalization_is_named_as_the_cause(constant_run: Path) -> None:
     from toolkit.diagnosis.step import diagnose_step
 
-    report = diagnose_step(constant_run, artifact_names=ARTIFACTS, limit=LIMIT)
+    report = dump_document(diagnose_step(constant_run, artifact_names=ARTIFACTS, limit=LIMIT))
     for res in report["artifacts"]:
         name = res["artifact"]
         assert res["accuracy"] < 0.5 < res["reference_accuracy"], name
@@ -178,8 +179,8 @@ def test_blank_calibration_is_blamed_on_the_calibration_range(run_copy: Path, mn
     model = load_keras_model(run_copy / "model.keras")
     blank = np.zeros((4, 28, 28, 1), np.float32)
     result = export_tflite(model, run_copy / "exports", precision=Precision.INT8, calibration_data=blank)
-    A.write_manifest(run_copy, [result.manifest_entry(run_copy)], {})
-    (res,) = diagnose_step(run_copy, artifact_names=["tflite-int8"], limit=100, data=mnist)["artifacts"]
+    A.write_manifest(run_copy, [ArtifactEntry.model_validate(result.manifest_entry(run_copy))])
+    (res,) = dump_document(diagnose_step(run_copy, artifact_names=["tflite-int8"], limit=100, data=mnist))["artifacts"]
     cause = res["cause"]
     assert cause["layer"] == INPUT_ROW and cause["kind"] == "calibration_range", cause
     assert "narrower than the test data's" in cause["text"] and "calibrate on more data" in cause["advice"]

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from toolkit.run.documents.schemas import schema_text
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = REPO / "docs" / "schemas"
-SAVED = sorted(p for p in REPO.glob("benchmarks/results/*/*.json"))
+SAVED = sorted([*REPO.glob("benchmarks/results/*/*.json"), *REPO.glob("benchmarks/results/*/*/diagnose/diagnose.json")])
 Edgekit = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -168,10 +167,10 @@ def test_run_options_as_the_pipeline_writes_them(tmp_path: Path) -> None:
 
     options = {
         "schema_version": 1,
-        "train": asdict(TrainConfig(epochs=1, train_limit=4000)),
+        "train": dump_document(TrainConfig(epochs=1, train_limit=4000)),
         "targets": [[f.value, p.value] for f, p in parse_targets(None, None)],
         "calibration_size": 500,
-        "bench": QUICK_BENCH.to_dict(),
+        "bench": dump_document(QUICK_BENCH),
         "data": None,
         "allow_unverified": False,
     }
@@ -242,8 +241,8 @@ def test_write_document_round_trips_and_keeps_unknown_fields(tmp_path: Path, sav
     saved_bench["results"][0]["new_metric_ms"] = 1.5
     doc = parse_document(saved_bench, BenchDocument)
     assert unknown_fields(doc) == ["future_field", "results[0].new_metric_ms"]
-    written = write_document(tmp_path / "bench.json", doc)
-    assert written == saved_bench
+    write_document(tmp_path / "bench.json", doc)
+    assert dump_document(doc) == saved_bench
     text = (tmp_path / "bench.json").read_text()
     assert text == json.dumps(saved_bench, indent=2) + "\n"  # the same layout as every other writer
     assert load_document(tmp_path / "bench.json", BenchDocument) == doc
@@ -268,13 +267,22 @@ def test_a_document_built_in_code_writes_only_what_it_was_given() -> None:
 
 
 def test_manifest_entries_take_an_optional_model_spec() -> None:
+    """`model_spec` is runtimes.spec.ModelSpec itself: read with from_dict, written back as to_dict wrote it."""
+    from runtimes.spec import ModelSpec
+    from toolkit.model.spec import reference_spec
+
     path = next(p for p in SAVED if p.name == "manifest.json")
     data = json.loads(path.read_text())
-    spec = {"inputs": [{"name": "image", "shape": [None, 28, 28, 1], "dtype": "float32"}], "num_classes": 10}
-    data["artifacts"][1]["model_spec"] = spec
+    for a in data["artifacts"]:
+        a.pop("model_spec", None)
+    data["artifacts"][1]["model_spec"] = reference_spec().to_dict()
     doc = parse_document(data, ManifestDocument)
-    assert doc.artifacts[1].model_spec == spec and doc.artifacts[0].model_spec is None
+    spec = doc.artifacts[1].model_spec
+    assert isinstance(spec, ModelSpec) and spec == reference_spec() and doc.artifacts[0].model_spec is None
     assert unknown_fields(doc) == [] and dump_document(doc) == data
+    data["artifacts"][1]["model_spec"] = {"inputs": [], "num_classes": 10}  # not a ModelSpec: one line
+    with pytest.raises(DocumentError, match=r"artifacts\[1\]\.model_spec: Value error, model spec lacks 'input'"):
+        parse_document(data, ManifestDocument)
 
 
 def test_kind_for_names() -> None:
@@ -315,15 +323,61 @@ def test_documents_import_no_heavy_libraries() -> None:
 
 def test_remote_and_emulated_sections_are_typed(measured_run: Path, tmp_path: Path) -> None:
     """The `remote` section `--remote` adds to a fetched bench.json/verify.json, and verify --emulate's `emulation`."""
-    remote = {"host": "pi@board", "remote_dir": "~/.cache/edgekit-remote", "command": "bench", "args": ["--quick"],
-              "exit_code": 0, "setup": "reused", "setup_seconds": 0.4, "seconds": 12.5,
-              "started_unix": 1764561000.0, "finished_unix": 1764561012.5}  # fmt: skip
+    remote = {
+        "host": "pi@board",
+        "remote_dir": "~/.cache/edgekit-remote",
+        "command": "bench",
+        "args": ["--quick"],
+        "exit_code": 0,
+        "setup": "reused",
+        "setup_seconds": 0.4,
+        "seconds": 12.5,
+        "started_unix": 1764561000.0,
+        "finished_unix": 1764561012.5,
+    }
     bench = json.loads((measured_run / "bench.json").read_text())
     check_document(write(tmp_path / "remote" / "pi" / "bench.json", {**bench, "remote": remote}))
     verify = json.loads((measured_run.parent / "bundle" / "verify.json").read_text())
-    emulation = {"board": "pi4", "model": "Raspberry Pi 4 Model B", "qemu_cpu": "cortex-a72", "core": "Cortex-A72",
-                 "cpuinfo_features": "fp asimd", "qemu": "qemu-aarch64 8.2", "host": {"machine": "x86_64"},
-                 "rootfs": {"path": "/cache/root", "state": "reused"}, "prepare_seconds": 1.0,
-                 "verify_seconds": 20.0, "note": "QEMU user-mode"}  # fmt: skip
+    emulation = {
+        "board": "pi4",
+        "model": "Raspberry Pi 4 Model B",
+        "qemu_cpu": "cortex-a72",
+        "core": "Cortex-A72",
+        "cpuinfo_features": "fp asimd",
+        "qemu": "qemu-aarch64 8.2",
+        "host": {"machine": "x86_64"},
+        "rootfs": {"path": "/cache/root", "state": "reused"},
+        "prepare_seconds": 1.0,
+        "verify_seconds": 20.0,
+        "note": "QEMU user-mode",
+    }
     doc = check_document(write(tmp_path / "pi4.verify.json", {**verify, "emulation": emulation, "remote": remote}))
     assert doc.model_dump()["emulation"]["board"] == "pi4"
+
+
+def test_run_knows_where_each_document_lives_and_loads_it_typed(tmp_path: Path) -> None:
+    """`Run`: every document at its place (diagnose.json under diagnose/), typed load and save, None when absent."""
+    import shutil
+
+    from toolkit.run.documents import DiagnoseDocument, McuDocument, ParityDocument
+    from toolkit.run.layout import Run
+
+    saved = next(p.parent for p in SAVED if p.name == "diagnose.json").parent
+    run = Run(Path(shutil.copytree(saved, tmp_path / "run")))
+    assert run.path(DiagnoseDocument) == run.dir / "diagnose" / "diagnose.json"
+    assert run.path(ParityDocument) == run.dir / "parity.json" and run.name == "run"
+    diagnose = run.load(DiagnoseDocument)
+    assert diagnose.artifacts and diagnose.artifact(diagnose.artifacts[0].artifact) is diagnose.artifacts[0]
+    assert run.find(McuDocument) is None and not run.has(McuDocument)
+    manifest = run.manifest()
+    reference = run.reference(manifest)
+    assert reference.name == "keras-fp32" and reference.model_spec is not None
+    with pytest.raises(RunDirError, match=r"model\.keras is listed in the manifest but missing"):
+        run.verified_path(reference)  # saved runs keep no model files
+    parity = run.load(ParityDocument)
+    parity.passed = not parity.passed
+    run.save(parity)
+    assert run.load(ParityDocument).passed is parity.passed
+    (run.dir / "manifest.json").unlink()
+    with pytest.raises(RunDirError, match=r"has no manifest\.json; run `edgekit export` first"):
+        run.manifest()

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exporters.base import ExportFormat, Precision, default_targets
+from exporters.base import ExportFormat, Precision
 from exporters.errors import UnsupportedPrecisionError
 from runtimes.files import atomic_path, sha256_file
-from toolkit.data.mnist import calibration_sample
+from toolkit.steps.export import parse_targets
 
 pytest.importorskip("tensorflow")
 
@@ -37,7 +37,7 @@ def test_manifest_lists_every_artifact_with_checksums(small_run: Path) -> None:
         "onnx-fp32",
         "onnx-int8",
     ]
-    assert len(default_targets()) == 6
+    assert len(parse_targets(None, None)) == 6  # the default exports: every format and precision not opt-in
     for a in manifest["artifacts"]:
         path = small_run / a["path"]
         assert path.stat().st_size == a["size_bytes"]
@@ -102,8 +102,11 @@ def test_invalid_combinations(model, tmp_path: Path, fmt: ExportFormat, precisio
 
 def test_int8_export_with_calibration(model, mnist, tmp_path: Path) -> None:
     from exporters.tflite_export import export_tflite
+    from toolkit.data.dataset import Dataset
+    from toolkit.model.spec import reference_spec
 
-    result = export_tflite(model, tmp_path, precision=Precision.INT8, calibration_data=calibration_sample(mnist, n=20))
+    calibration = Dataset.from_mnist(mnist).calibration(reference_spec(), n=20)
+    result = export_tflite(model, tmp_path, precision=Precision.INT8, calibration_data=calibration)
     assert result.input_spec.dtype == "int8" and result.size_bytes < 700_000
 
 
@@ -121,11 +124,6 @@ def test_atomic_path_never_leaves_a_partial_file(tmp_path: Path) -> None:
     with atomic_path(final) as tmp:
         tmp.write_bytes(b"new")
     assert final.read_bytes() == b"new"
-
-
-def test_calibration_sample_is_seeded(mnist) -> None:
-    a, b = calibration_sample(mnist, n=50, seed=7), calibration_sample(mnist, n=50, seed=7)
-    assert np.array_equal(a, b) and a.dtype == np.float32 and a.shape == (50, 28, 28, 1)
 
 
 def test_each_tflite_precision_has_its_own_tensor_types(small_run: Path) -> None:

@@ -43,10 +43,10 @@ def int4_run(small_run: Path, tmp_path_factory: pytest.TempPathFactory, edgekit)
 
 
 def test_int4_is_opt_in() -> None:
-    from exporters.base import Precision, default_targets
+    from exporters.base import Precision
     from toolkit.steps.export import parse_targets
 
-    assert all(p is not Precision.INT4_WEIGHTS for _, p in default_targets())
+    assert all(p is not Precision.INT4_WEIGHTS for _, p in parse_targets(None, None))
     # `make run` keeps its seven artifacts: keras-fp32 and these six exports.
     assert [f"{f.value}-{p.value}" for f, p in parse_targets(None, None)] == [
         "tflite-fp32",

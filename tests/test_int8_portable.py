@@ -75,12 +75,13 @@ def test_a_known_target_gets_its_full_range_recipe(run_copy: Path, mnist, target
     manifest = export_step(
         run_copy, [(ExportFormat.ONNX, Precision.INT8)], data=mnist, calibration_size=100, int8_target=target
     )
-    assert manifest["int8_target"] == target
-    entry = next(a for a in manifest["artifacts"] if a["name"] == "onnx-int8")
-    assert entry["quantization"]["target"] == target and entry["quantization"]["portable"] is False
-    weights = _int8_weights(run_copy / entry["path"])
+    assert manifest.int8_target == target
+    entry = manifest.artifact("onnx-int8")
+    assert entry is not None and entry.quantization is not None
+    assert entry.quantization.target == target and entry.quantization.portable is False
+    weights = _int8_weights(run_copy / entry.path)
     assert max(int(np.abs(w.astype(np.int32)).max()) for w in weights) == 127  # symmetric per-channel: full range
-    assert _activation_types(run_copy / entry["path"]) == {getattr(onnx.TensorProto, activation)}
+    assert _activation_types(run_copy / entry.path) == {getattr(onnx.TensorProto, activation)}
 
 
 def test_an_unknown_target_is_one_line(edgekit, small_run: Path) -> None:

@@ -16,6 +16,7 @@ pytest.importorskip("tflite_micro")
 
 from tests.conftest import REPO
 from toolkit.mcu.arena import find_min_arena, measure_arena
+from toolkit.mcu.boards import BOARDS, fits
 from toolkit.mcu.firmware import resolver_method
 from toolkit.mcu.tflm import McuError, TflmModel, read_model, require_int8, try_arena
 
@@ -92,8 +93,10 @@ def mcu_run(small_run: Path, tmp_path_factory: pytest.TempPathFactory, mnist) ->
 
     run = tmp_path_factory.mktemp("mcu") / "run"
     shutil.copytree(small_run, run)
+    from toolkit.run.documents import dump_document
+
     parity_step(run, limit=LIMIT, data=mnist)
-    return run, mcu_step(run, limit=LIMIT, data=mnist)
+    return run, dump_document(mcu_step(run, limit=LIMIT, data=mnist))  # mcu.json's JSON form
 
 
 def test_tflm_agrees_with_litert_and_keras(mcu_run: tuple[Path, dict]) -> None:
@@ -136,13 +139,51 @@ def test_reported_arena_runs_and_less_fails(mcu_run: tuple[Path, dict]) -> None:
     assert "reference kernels" in arena["measured_with"]
 
 
+# The boards' datasheet figures in KiB, written out here rather than read from toolkit/mcu/boards.py:
+# (RAM, flash), flash None where it depends on the module fitted.
+DATASHEETS = {
+    "Arduino Nano 33 BLE Sense": (256, 1024),
+    "STM32F746G-DISCO": (320, 1024),
+    "Raspberry Pi Pico": (264, 2048),
+    "ESP32-S3 (DevKitC-1)": (512, None),
+}
+
+
 def test_boards_table(mcu_run: tuple[Path, dict]) -> None:
     (res,) = mcu_run[1]["results"]
     boards = {b["board"]: b for b in res["boards"]}
-    assert "Arduino Nano 33 BLE Sense" in boards and "Raspberry Pi Pico" in boards
-    for b in boards.values():
+    assert set(boards) == set(DATASHEETS)
+    arena = res["arena"]["recommended_bytes"]
+    flash = res["flash"]["model_bytes"] + 16 * 1024  # the model and TFLM's cited 16 KiB core runtime
+    for name, (ram_kib, flash_kib) in DATASHEETS.items():
+        b = boards[name]
         assert b["source"]
-        assert b["fits"] == (b["ram_left_bytes"] >= 0 and (b["flash_left_bytes"] is None or b["flash_left_bytes"] >= 0))
+        assert b["ram_left_bytes"] == ram_kib * 1024 - arena
+        assert b["flash_left_bytes"] == (None if flash_kib is None else flash_kib * 1024 - flash)
+    # The reference CNN in int8: one byte per weight (592,074 of them) plus the file's structure, so 0.6 MB of
+    # flash: it fits every board's flash; the arena (activations: a 24x24x32 int8 map and a few smaller) is
+    # far below every board's RAM.
+    from toolkit.model.reference import REFERENCE_PARAMS
+
+    assert REFERENCE_PARAMS < res["flash"]["model_bytes"] < REFERENCE_PARAMS + 64 * 1024
+    assert 24 * 24 * 32 < arena < 128 * 1024
+    assert all(b["fits"] for b in boards.values())
+
+
+@pytest.mark.parametrize(
+    ("board", "arena_kib", "flash_kib", "expected"),
+    [
+        ("Arduino Nano 33 BLE Sense", 256, 1024, True),  # exactly the RAM and the flash: nothing left, still fits
+        ("Arduino Nano 33 BLE Sense", 257, 100, False),  # 1 KiB more RAM than the board has
+        ("STM32F746G-DISCO", 257, 100, True),  # the same model on the 320 KiB board
+        ("Raspberry Pi Pico", 10, 2049, False),  # 1 KiB more flash than the 2 MB on the board
+        ("ESP32-S3 (DevKitC-1)", 500, 10 * 1024, True),  # flash is the module's: not a reason to refuse
+        ("ESP32-S3 (DevKitC-1)", 513, 10, False),
+    ],
+)
+def test_fits_against_the_datasheet_figures(board: str, arena_kib: int, flash_kib: int, expected: bool) -> None:
+    (spec,) = [b for b in BOARDS if b.name == board]
+    assert fits(arena_kib * 1024, flash_kib * 1024, spec).fits is expected
 
 
 def test_float_model_is_refused_in_one_line(small_run: Path) -> None:
@@ -162,10 +203,14 @@ def _tiny_int8(tmp: Path, name: str, layers: str) -> Path:
     keras.utils.set_random_seed(0)
     if layers == "cnn":
         shape: tuple[int, ...] = (16, 16, 3)
-        model = keras.Sequential([
-            keras.Input(shape), keras.layers.Conv2D(8, 3, activation="relu"),
-            keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4, activation="softmax"),
-        ])  # fmt: skip
+        model = keras.Sequential(
+            [
+                keras.Input(shape),
+                keras.layers.Conv2D(8, 3, activation="relu"),
+                keras.layers.GlobalAveragePooling2D(),
+                keras.layers.Dense(4, activation="softmax"),
+            ]
+        )
     else:  # an op TFLM has no kernel for
         shape = (8,)
         inp = keras.Input(shape)
@@ -229,8 +274,10 @@ def test_firmware_files_compile(mcu_run: tuple[Path, dict], tmp_path: Path) -> N
     for src in ("model_data.cc", "main_example.cc"):
         proc = subprocess.run(
             ["g++", "-std=c++17", "-fsyntax-only", "-Wall", "-I", str(tmp_path), "-I", str(out), str(out / src)],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stderr
 
 

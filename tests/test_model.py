@@ -65,4 +65,4 @@ def test_training_reports_progress_and_history(mnist) -> None:
 )
 def test_bad_training_options(config: TrainConfig, message: str) -> None:
     with pytest.raises(ToolkitError, match=message):
-        config.validate()
+        config.check()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from runtimes.files import sha256_file
+from toolkit.run.documents import ArtifactEntry, dump_document
 from toolkit.steps.parity import check_row, parity_step
 from toolkit.tolerances import PARITY_TOLERANCES as TOLERANCES
 
@@ -24,7 +25,9 @@ def test_check_row_applies_the_tolerance() -> None:
     rng = np.random.default_rng(0)
     ref = rng.dirichlet(np.ones(10), size=1000).astype(np.float32)
     labels = ref.argmax(1)
-    entry = {"name": "x", "format": "tflite", "precision": "fp32", "runtime": "tflite"}
+    entry = ArtifactEntry(
+        name="x", path="x.tflite", format="tflite", precision="fp32", runtime="tflite", size_bytes=1, sha256="0"
+    )
     same = check_row(entry, ref + 1e-7, ref, labels, 1.0, 0.0, "b")
     assert same.passed and same.top1_agreement == 1.0
     noisy = ref.copy()
@@ -32,12 +35,12 @@ def test_check_row_applies_the_tolerance() -> None:
     row = check_row(entry, noisy, ref, labels, 1.0, 0.0, "b")
     assert not row.passed and row.disagreements == 1
     assert any("agreement" in f for f in row.failures) and any("max |Δp|" in f for f in row.failures)
-    int8 = check_row({**entry, "precision": "int8"}, noisy, ref, labels, 1.0, 0.0, "b")
+    int8 = check_row(entry.model_copy(update={"precision": "int8"}), noisy, ref, labels, 1.0, 0.0, "b")
     assert int8.passed  # one flip in 1,000 is within int8's tolerance
 
 
 def test_parity_on_a_real_run(small_run: Path, mnist) -> None:
-    report = parity_step(small_run, data=mnist, limit=2000)
+    report = dump_document(parity_step(small_run, data=mnist, limit=2000))
     rows = {r["artifact"]: r for r in report["results"]}
     assert len(rows) == 7 and report["reference"]["images"] == 2000
     for name in ("tflite-fp32", "onnx-fp32"):
@@ -45,9 +48,16 @@ def test_parity_on_a_real_run(small_run: Path, mnist) -> None:
     assert rows["tflite-fp16"]["passed"]
     for r in rows.values():
         assert set(r) >= {
-            "artifact", "format", "precision", "runtime", "accuracy", "top1_agreement",
-            "max_abs_diff", "mean_abs_diff", "passed",
-        }  # fmt: skip
+            "artifact",
+            "format",
+            "precision",
+            "runtime",
+            "accuracy",
+            "top1_agreement",
+            "max_abs_diff",
+            "mean_abs_diff",
+            "passed",
+        }
     saved = json.loads((small_run / "parity.json").read_text())
     assert saved["schema_version"] == 1 and saved["results"] == report["results"]
 
@@ -70,15 +80,16 @@ def test_wrong_model_fails_parity(run_copy: Path, mnist) -> None:
     pytest.importorskip("tensorflow")
     swap_in_untrained_model(run_copy)
     report = parity_step(run_copy, data=mnist, limit=500, artifact_names=["tflite-fp32"])
-    (row,) = [r for r in report["results"] if r["artifact"] == "tflite-fp32"]
-    assert not row["passed"] and not report["passed"]
-    assert row["top1_agreement"] < 0.5
+    (row,) = [r for r in report.results if r.artifact == "tflite-fp32"]
+    assert not row.passed and not report.passed
+    assert row.top1_agreement is not None and row.top1_agreement < 0.5
 
 
 def test_the_tolerance_page_shows_every_rule_the_code_judges_by() -> None:
     from toolkit.tolerances import MACHINE_TOLERANCE_DOC, VALUE_TOLERANCES, tolerance_markdown
 
     page = tolerance_markdown()
+
     def cell(text: str) -> str:
         return text.replace("|", "\\|")
 

@@ -41,6 +41,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from exporters.tflite_export import export_tflite
     from runtimes.spec import spec_from_tensors
     from toolkit.run import layout as A
+    from toolkit.run.documents import ArtifactEntry
 
     root = tmp_path_factory.mktemp("user-models")
     rng = np.random.default_rng(0)
@@ -80,16 +81,16 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         export_tflite(quad, run / A.EXPORTS_DIR, precision=Precision.FP32),
         export_onnx(quad, run / A.EXPORTS_DIR, precision=Precision.FP32),
     ):
-        entry = result.manifest_entry(run)
-        entry["model_spec"] = spec_from_tensors(
+        entry = ArtifactEntry.model_validate(result.manifest_entry(run))
+        entry.model_spec = spec_from_tensors(
             result.input_spec,
             result.output_spec,
             value_range=(0.0, 1.0),
             output_kind="logits",
             class_names=QUADRANTS,
-        ).to_dict()
+        )
         entries.append(entry)
-    A.write_manifest(run, entries, {})
+    A.write_manifest(run, entries)
     bare_quad = root / "bare" / "quad.tflite"
     bare_quad.parent.mkdir()
     shutil.copyfile(run / A.EXPORTS_DIR / "model_fp32.tflite", bare_quad)

@@ -139,7 +139,8 @@ def test_verify_remote_round_trip(remote_cli, remote_bundle: Path, tmp_path: Pat
         assert r["status"] == here["status"] == "pass"
         assert r["accuracy"] == here["accuracy"] and r["agreement"] == here["agreement"]
         assert r["max_abs_diff"] == pytest.approx(here["max_abs_diff"], abs=1e-6)
-    assert remote_results(bundle)["board"]["verify"]["remote"]["host"] == "board"
+    fetched = remote_results(bundle)["board"].verify
+    assert fetched is not None and fetched.remote is not None and fetched.remote.host == "board"
 
 
 @pytest.mark.slow
@@ -211,7 +212,7 @@ def test_remote_bench_fetches_bench_json(
     doc = json.loads(path.read_text())
     assert doc["results"] and {r["artifact"] for r in doc["results"]} == {"tflite-fp32"}
     # The host ran the API with the desktop's own settings (parameters, not a rebuilt command line).
-    assert doc["remote"]["host"] == "board" and doc["remote"]["settings"] == BENCH_SETTINGS.to_dict()
+    assert doc["remote"]["host"] == "board" and doc["remote"]["settings"] == BENCH_SETTINGS.model_dump(mode="json")
     assert doc["method"]["min_runs"] == 128 and doc["method"]["batch_sizes"] == [1]
     assert doc["run"] == "bundle"
     # A run directory, with one unreachable host: the other's bench.json is fetched, then RemoteFailed.
@@ -224,7 +225,7 @@ def test_remote_bench_fetches_bench_json(
     assert "dead" in str(info.value) and "board" not in str(info.value).split(":", 1)[1]
     assert json.loads((run_copy / "remote" / "board" / "bench.json").read_text())["results"]
     found = remote_results(run_copy)
-    assert list(found) == ["board"] and list(found["board"]) == ["bench"]
+    assert list(found) == ["board"] and found["board"].bench is not None and found["board"].verify is None
 
 
 @pytest.mark.slow
@@ -282,8 +283,25 @@ def test_host_names_and_result_places(tmp_path: Path) -> None:
     assert remote_output_root(bundle) == tmp_path / "b.remote"
     assert remote_output_root(tmp_path / "b.tar.gz") == tmp_path / "b.remote"
     (tmp_path / "b.remote" / "pi@x").mkdir(parents=True)
-    (tmp_path / "b.remote" / "pi@x" / "verify.json").write_text(json.dumps({"remote": {"host": "pi@x:22"}}))
-    assert remote_results(bundle) == {"pi@x:22": {"verify": {"remote": {"host": "pi@x:22"}}}}
+    verify = {
+        "schema_version": 1,
+        "created_utc": "2026-12-01T00:00:00Z",
+        "edgekit_version": "0.1.0",
+        "bundle": {"path": "b"},
+        "environment": {},
+        "golden": {"images": 1},
+        "tolerances": {},
+        "results": [],
+        "skipped": [],
+        "passed": True,
+        "remote": {"host": "pi@x:22"},
+    }
+    (tmp_path / "b.remote" / "pi@x" / "verify.json").write_text(json.dumps(verify))
+    (tmp_path / "b.remote" / "pi@x" / "bench.json").write_text(json.dumps({"remote": {"host": "pi@x:22"}}))
+    found = remote_results(bundle)  # by the host the file records; the invalid bench.json is skipped
+    assert list(found) == ["pi@x:22"] and found["pi@x:22"].bench is None
+    fetched = found["pi@x:22"].verify
+    assert fetched is not None and fetched.remote is not None and fetched.remote.host == "pi@x:22"
 
 
 def _host_install(job: Path, *args: str) -> tuple[int, dict[str, str]]:

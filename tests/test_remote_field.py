@@ -141,7 +141,8 @@ def test_no_sftp_host_verify_and_bench(field_cli, field_settings, field_bundle: 
     path = toolkit.remote_bench_path(bundle, "nosftp")
     bench = json.loads(path.read_text())
     assert list(docs) == ["nosftp"] and bench["results"] and bench["remote"]["copy_mode"] == "scp-legacy"
-    assert remote_results(bundle)["nosftp"].keys() == {"bench", "verify"}
+    fetched = remote_results(bundle)["nosftp"]
+    assert fetched.bench is not None and fetched.verify is not None
     # No scp on the host at all (Dropbear without scp): the copies stream through `ssh cat`.
     proc = field_cli("verify", bundle, "--remote", "noscp", "--remote-dir", remote_dir, "--out", tmp_path / "s")
     assert proc.returncode == 0, proc.stdout + proc.stderr

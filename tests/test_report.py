@@ -30,6 +30,7 @@ from toolkit.reports import (
     write_report,
 )
 from toolkit.reports import render_html as _render_html
+from toolkit.run.documents import BenchDocument, BenchRow, Environment, dump_document
 
 SAVED = REPO / "benchmarks" / "results" / "2026-11-29-x86_64-epyc-2cpu"
 CHART_IDS = ("chart-pareto", "chart-latency", "chart-batch")
@@ -93,7 +94,7 @@ def _saved(name: str | None = None, label: str | None = None) -> RunDocs:
 def _artifacts() -> list[str]:
     manifest = _saved().manifest
     assert manifest is not None
-    return [a["name"] for a in manifest["artifacts"]]
+    return [a.name for a in manifest.artifacts]
 
 
 def _board(run: RunDocs) -> RunDocs:
@@ -106,8 +107,8 @@ def _board(run: RunDocs) -> RunDocs:
     board = copy.deepcopy(run)
     board.name = "synthetic-board"
     board.label = "Synthetic board (test data) · aarch64 · 4 cores"
-    bench = board.bench
-    assert bench is not None
+    assert board.bench is not None
+    bench = dump_document(board.bench)  # edited as JSON, then checked as a bench.json again
     bench["environment"].update(
         cpu_model="Synthetic Cortex-A72 (test data)",
         machine="aarch64",
@@ -150,9 +151,10 @@ def _board(run: RunDocs) -> RunDocs:
             rows.append({**slow, "options": {"xnnpack": False}})
         if r["artifact"] == "onnx-fp32":
             rows.append({**r, "options": {"graph_optimization": "basic"}, "p50_ms": r["p50_ms"] * 1.3})
-    rows[2].update(noisy=True, noise={"cv": 0.31})
+    rows[2].update(noisy=True, noise="cv 0.31")
     bench["results"] = rows
     bench["skipped"] = [{"artifact": "keras-fp32", "reason": "runtime not installed"}]
+    board.bench = BenchDocument.model_validate(bench)
     return board
 
 
@@ -161,7 +163,7 @@ def test_saved_run_renders_three_charts_naming_every_artifact() -> None:
     run = _saved()
     assert run.bench is not None
     label = "AMD EPYC · x86_64 · 2 cores"
-    assert run.label == label == machine_label(run.bench) == machine_label(run.bench["environment"])
+    assert run.label == label == machine_label(run.bench) == machine_label(run.bench.environment)
     html = render_html([run])
     assert html.startswith("<!DOCTYPE html>")
     tags = _parse(html).tags
@@ -179,10 +181,10 @@ def test_saved_run_renders_three_charts_naming_every_artifact() -> None:
     assert '<div class="rec-name">tflite-int8-dynamic</div>' in html
     rec = recommend(run.parity, run.bench)
     assert rec is not None
-    best = max(r["throughput_ips"] for r in run.bench["results"])
+    best = max(r.throughput_ips for r in run.bench.results)
     assert "98.81 %" in html and f"{rec.p50_ms:.4f}"[:6] in html and f"{best:,.0f}" in html and "592,074" in html
     assert "WARNING" not in html  # not throttled
-    noisy = sum(bool(r.get("noisy")) for r in run.bench["results"])
+    noisy = sum(bool(r.noisy) for r in run.bench.results)
     assert (f"{noisy} noisy measurement" in html) == (noisy > 0)
 
 
@@ -208,8 +210,8 @@ def test_strings_from_the_json_are_escaped() -> None:
     evil = '<script>alert("x")</script>'
     run = _saved(name=evil, label=f"{evil} & <b>board</b> $x$")
     assert run.bench is not None
-    run.bench["results"][0]["artifact"] = "keras<img src=x>"
-    run.bench["environment"]["cpu_model"] = "<i>cpu</i>"
+    run.bench.results[0].artifact = "keras<img src=x>"
+    run.bench.environment.cpu_model = "<i>cpu</i>"
     html = render_html([run])
     assert html.count("<script") == 1  # only the self-check
     assert "<img" not in html and "<i>cpu" not in html and "<b>board" not in html
@@ -243,8 +245,28 @@ def test_two_machines_side_by_side_and_one_without_parity() -> None:
     assert html.count('<div class="rec-name">tflite-int8-dynamic</div>') == 2
 
 
-STABLE_FIELDS = ("artifact", "format", "precision", "runtime", "batch_size", "threads", "load_ms", "p50_ms",
-                 "p90_ms", "p99_ms", "mean_ms", "std_ms", "runs", "throughput_ips")  # fmt: skip
+STABLE_FIELDS = (
+    "artifact",
+    "format",
+    "precision",
+    "runtime",
+    "batch_size",
+    "threads",
+    "load_ms",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "mean_ms",
+    "std_ms",
+    "runs",
+    "throughput_ips",
+)
+
+
+def _only(row: BenchRow, keys: tuple[str, ...]) -> BenchRow:
+    """The row as an older edgekit wrote it: only `keys`."""
+    data = dump_document(row)
+    return BenchRow.model_validate({k: data[k] for k in keys})
 
 
 def test_optional_bench_fields_are_shown_and_absent_ones_are_dashes() -> None:
@@ -252,7 +274,7 @@ def test_optional_bench_fields_are_shown_and_absent_ones_are_dashes() -> None:
     # A run from an older edgekit: only the stable fields and peak RSS (the board keeps every field).
     saved = _saved()
     assert saved.bench is not None and board.bench is not None
-    saved.bench["results"] = [{k: r[k] for k in (*STABLE_FIELDS, "peak_rss_mb")} for r in saved.bench["results"]]
+    saved.bench.results = [_only(r, (*STABLE_FIELDS, "peak_rss_mb")) for r in saved.bench.results]
     html = render_html([saved, board])
     # Throttling banner and the noisy-row note, with what was recorded.
     assert "WARNING — CPU throttled" in html and "soft temperature limit" in html and "81.5 °C" in html
@@ -261,27 +283,26 @@ def test_optional_bench_fields_are_shown_and_absent_ones_are_dashes() -> None:
     # Options in the configuration label; ORT "all" is the default and not shown.
     assert "tflite-fp32 (no XNNPACK)" in html and "onnx-fp32 (ORT opt basic)" in html
     assert "(ORT opt all)" not in html
-    assert config_label({"artifact": "tflite-fp32", "options": {"xnnpack": False}}) == "tflite-fp32 (no XNNPACK)"
+    row = {**dump_document(board.bench.results[0]), "artifact": "tflite-fp32", "options": {"xnnpack": False}}
+    assert config_label(BenchRow.model_validate(row)) == "tflite-fp32 (no XNNPACK)"
     # Percentile glyphs from quantiles_ms for the board, the min–p99 fallback for the saved run.
     latency = _svg(html, "chart-latency")
     assert "recorded percentiles" in latency and "rows without quantiles" in latency
     # Optional columns: values for the board, dashes for the saved run.
-    row = board.bench["results"][0]
-    assert f"{row['p90_ci_low_ms']:.3f}–{row['p90_ci_high_ms']:.3f}" in html
+    first = board.bench.results[0]
+    assert f"{first.p90_ci_low_ms:.3f}–{first.p90_ci_high_ms:.3f}" in html
     assert "12.5 %" in html
     saved_table = html.split("All latency rows")[1]
     first_row = saved_table.split("<tbody><tr>")[1].split("</tr>")[0]
     assert first_row.count(">–<") == 4  # p90 CI, p95, GFLOP/s, % of peak
-    assert f"{saved.bench['results'][0]['peak_rss_mb']:,.0f}" in first_row  # peak_rss_mb is present
+    assert f"{saved.bench.results[0].peak_rss_mb:,.0f}" in first_row  # peak_rss_mb is present
 
 
 def test_rows_with_only_the_stable_fields_still_draw_every_chart() -> None:
-    stable = ("artifact", "format", "precision", "runtime", "batch_size", "threads", "load_ms", "p50_ms", "p90_ms",
-              "p99_ms", "mean_ms", "std_ms", "runs", "throughput_ips")  # fmt: skip
     run = _saved()
     assert run.bench is not None
-    run.bench["results"] = [{k: r[k] for k in stable} for r in run.bench["results"]]
-    run.bench["environment"] = {}
+    run.bench.results = [_only(r, STABLE_FIELDS) for r in run.bench.results]
+    run.bench.environment = Environment()
     html = render_html([run])
     assert html.count('<svg class="chart"') == 3
     for chart_id in CHART_IDS:
@@ -330,10 +351,10 @@ def test_no_runs_and_failed_parity() -> None:
 def _failed_parity() -> RunDocs:
     run = _saved()
     assert run.parity is not None
-    for r in run.parity["results"]:
-        r["passed"] = False
-        r["failures"] = ["agreement 0.90 < 0.995"]
-    run.parity["passed"] = False
+    for r in run.parity.results:
+        r.passed = False
+        r.failures = ["agreement 0.90 < 0.995"]
+    run.parity.passed = False
     return run
 
 
@@ -342,17 +363,17 @@ def test_recommendation_is_the_fastest_batch1_row_that_passed_parity() -> None:
     assert run.parity is not None and run.bench is not None
     rec = recommend(run.parity, run.bench, run.manifest)
     assert rec is not None
-    b1 = [r for r in run.bench["results"] if r["batch_size"] == 1]
-    fastest = min(b1, key=lambda r: r["p50_ms"])
-    assert (rec.artifact, rec.threads, rec.batch_size) == (fastest["artifact"], fastest["threads"], 1)
-    assert rec.p50_ms == pytest.approx(fastest["p50_ms"])
-    assert rec.size_bytes == next(a["size_bytes"] for a in run.manifest["artifacts"] if a["name"] == rec.artifact)
-    for r in run.parity["results"]:
-        if r["artifact"] == fastest["artifact"]:
-            r["passed"] = False
+    b1 = [r for r in run.bench.results if r.batch_size == 1]
+    fastest = min(b1, key=lambda r: r.p50_ms)
+    assert (rec.artifact, rec.threads, rec.batch_size) == (fastest.artifact, fastest.threads, 1)
+    assert rec.p50_ms == pytest.approx(fastest.p50_ms)
+    assert run.manifest is not None and rec.size_bytes == run.manifest.artifact(rec.artifact).size_bytes
+    for r in run.parity.results:
+        if r.artifact == fastest.artifact:
+            r.passed = False
     rec = recommend(run.parity, run.bench)
-    runner_up = min((r for r in b1 if r["artifact"] != fastest["artifact"]), key=lambda r: r["p50_ms"])
-    assert rec is not None and rec.artifact == runner_up["artifact"]
+    runner_up = min((r for r in b1 if r.artifact != fastest.artifact), key=lambda r: r.p50_ms)
+    assert rec is not None and rec.artifact == runner_up.artifact
 
 
 # -- report.md --------------------------------------------------------------------------------------------
@@ -360,7 +381,7 @@ def test_markdown_of_the_saved_run_is_the_saved_report_md() -> None:
     """report.md keeps its tables and wording (the README quotes them): the saved one re-renders identically."""
     run = _saved()
     assert run.bench is not None
-    run.name = run.bench["run"]  # the run directory's name where `make run` wrote it
+    run.name = run.bench.run  # the run directory's name where `make run` wrote it
     assert render_markdown(build_report([run])) == (SAVED / "report.md").read_text(encoding="utf-8")
 
 
@@ -380,8 +401,9 @@ def test_markdown_and_html_show_the_same_recommendation_and_parity_verdicts(fail
     run = _failed_parity() if failed else _saved()
     if not failed:  # one failure among passes: the recommendation moves on
         assert run.parity is not None
-        run.parity["results"][3].update(passed=False, failures=["agreement 0.90 < 0.995"])
-        run.parity["passed"] = False
+        run.parity.results[3].passed = False
+        run.parity.results[3].failures = ["agreement 0.90 < 0.995"]
+        run.parity.passed = False
     report = build_report([run])
     md, html = render_markdown(report), _render_html(report)
     rec = report.runs[0].recommendation

@@ -15,7 +15,3 @@ class DataError(ToolkitError):
 
 class RunDirError(ToolkitError):
     """A run directory is missing, incomplete, or its files do not match the manifest."""
-
-
-class ParityFailure(ToolkitError):
-    """At least one artifact failed its parity tolerance (exit 3)."""

@@ -175,9 +175,9 @@ def machine_tolerance(
     return {"kind": "quantization_step", "max_abs": scale, "step": scale, "basis": basis}
 
 
-def allowed_diff(tolerance: dict[str, Any]) -> float:
-    """The largest |Δ| a `machine_tolerance` lets pass (its limit plus float-rounding slack)."""
-    return float(tolerance["max_abs"]) * (1 + RELATIVE_SLACK)
+def allowed_diff(max_abs: float) -> float:
+    """The largest |Δ| a `machine_tolerance` of limit `max_abs` lets pass (the limit plus float-rounding slack)."""
+    return float(max_abs) * (1 + RELATIVE_SLACK)
 
 
 # Microcontrollers: TFLM runs ports of TFLite's reference kernels. The like-for-like check is against LiteRT's

@@ -92,10 +92,7 @@ def _options(params: Any) -> set[str]:
     """Option names (long, short and --no- forms) of visible parameters: hidden ones are deprecated spellings
     the docs must not teach."""
     return {
-        opt
-        for p in params
-        if not getattr(p, "hidden", False)
-        for opt in (*p.opts, *getattr(p, "secondary_opts", ()))
+        opt for p in params if not getattr(p, "hidden", False) for opt in (*p.opts, *getattr(p, "secondary_opts", ()))
     }
 
 

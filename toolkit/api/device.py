@@ -75,9 +75,8 @@ def bundle(
     (dataset.json), or shipped MNIST for a reference run. Regression models get their targets, not labels.
     """
     from toolkit.bundles.build import build_bundle
-    from toolkit.run.documents import BundleDocument, parse_document
 
-    path, doc = build_bundle(
+    return build_bundle(
         None if run_dir is None else Path(run_dir),
         Path(out),
         artifact_names=list(artifacts) if artifacts else None,
@@ -86,7 +85,6 @@ def bundle(
         data=data,
         on_step=on_step,
     )
-    return path, parse_document(doc, BundleDocument, source=path)
 
 
 def verify(
@@ -101,23 +99,22 @@ def verify(
 
     `doc.passed` is False when an artifact's outputs differ beyond its tolerance (the CLI exits 3).
     """
-    from toolkit.run.documents import VerifyDocument, parse_document
+    from toolkit.run.documents import VerifyDocument, parse_document, write_document
 
     bundle_path = Path(bundle)
     out_path = None if out is None else Path(out)
     if emulate is not None:
         from toolkit.emulate.verify import emulated_verify
 
-        target, report = emulated_verify(bundle_path, emulate, out_path, say=on_step)
-    else:
-        from toolkit.bundles.format import default_verify_path
-        from toolkit.bundles.verify import verify_here
-        from toolkit.run.layout import save_document
+        return emulated_verify(bundle_path, emulate, out_path, say=on_step)
+    from toolkit.bundles.format import default_verify_path
+    from toolkit.bundles.verify import verify_here
 
-        report = verify_here(bundle_path, on_step)
-        target = out_path or default_verify_path(bundle_path)
-        return target, save_document(target, report, VerifyDocument)
-    return target, parse_document(report, VerifyDocument, source=target)
+    # verify_here is the board install's code (no pydantic there): its report is checked here.
+    target = out_path or default_verify_path(bundle_path)
+    doc = parse_document(verify_here(bundle_path, on_step), VerifyDocument, source=target)
+    write_document(target, doc)
+    return target, doc
 
 
 def verify_remote(
@@ -138,14 +135,8 @@ def verify_remote(
     """
     from toolkit.remote.hosts import run_remote_verify
 
-    return run_remote_verify(
-        Path(bundle),
-        hosts,
-        ssh,
-        out_root=None if out_root is None else Path(out_root),
-        events=events,
-        offline=offline,
-    )
+    root = None if out_root is None else Path(out_root)
+    return run_remote_verify(Path(bundle), hosts, ssh, out_root=root, events=events, offline=offline)
 
 
 def bench_remote(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from toolkit.data.mnist import Mnist
     from toolkit.progress import ProgressCallback
+    from toolkit.run.documents import McuDocument
 
 
 def mcu(
@@ -18,12 +19,12 @@ def mcu(
     limit: int | None = None,
     data: str | Path | Mnist | None = None,
     progress: ProgressCallback | None = None,
-) -> dict[str, Any]:
+) -> McuDocument:
     """Run each full-int8 TFLite artifact in TFLM: op check, measured arena, flash, parity, boards, firmware.
 
     Needs the `mcu` extra (`pip install 'edgekit[mcu]'`). Writes `mcu/<artifact>/model_data.h`,
     `model_data.cc`, `main_example.cc` and `mcu.json` into the run, adds `runtime: tflm` rows to parity.json
-    when it measured the same images, and returns mcu.json's content.
+    when it measured the same images, and returns mcu.json.
 
     Args:
         artifacts: manifest names (default: every TFLite int8 artifact); a float one is refused in one line.

@@ -9,24 +9,26 @@ Importing this module is cheap: TensorFlow, pydantic and the runtimes load insid
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from toolkit.api.steps import DEFAULT_RUNS, format_choices, precision_choices
 
 if TYPE_CHECKING:
     from toolkit.data.mnist import Mnist
     from toolkit.progress import ProgressCallback
-    from toolkit.run.documents import (
-        BenchDocument,
-        ManifestDocument,
-        ModelDocument,
-        ParityDocument,
-        RunOptions,
-        TrainDocument,
-    )
+    from toolkit.run.documents import RunOptions
     from toolkit.steps.bench_settings import BenchSettings
+    from toolkit.workflow.pipeline import PipelineResult as PipelineResult
+
+
+def __getattr__(name: str) -> Any:
+    # `toolkit.PipelineResult` (and `from toolkit.api.pipeline import PipelineResult`), loaded when asked for.
+    if name == "PipelineResult":
+        from toolkit.workflow.pipeline import PipelineResult
+
+        return PipelineResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def pipeline_options(
@@ -57,27 +59,25 @@ def pipeline_options(
     `diagnose` adds the per-layer diagnosis after bench; `bundle` writes a bundle for a board at the end.
     `int8_target` is the CPU class the int8 exports are for (portable, x86-vnni, arm64; `exporters.int8_recipe`).
     """
-    from dataclasses import asdict
-
     from toolkit.model.reference import TrainConfig
     from toolkit.run import layout
-    from toolkit.run.documents import RunOptions, parse_document
+    from toolkit.run.documents import RunOptions
     from toolkit.steps.bench_settings import BenchSettings
     from toolkit.steps.export import check_int8_target, parse_targets
 
     config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit)
-    config.validate()
+    config.check()
     settings = settings or BenchSettings()
-    settings.validate()
+    settings.check()
     targets = parse_targets(format_choices(formats), precision_choices(precisions))
     check_int8_target(int8_target)
-    options = {
+    options: dict[str, Any] = {
         "schema_version": layout.SCHEMA_VERSION,
-        "train": asdict(config),
+        "train": config,
         "targets": [[f.value, p.value] for f, p in targets],
         "calibration_size": calibration_size,
         "int8_target": int8_target,
-        "bench": settings.to_dict(),
+        "bench": settings,
         "data": None if data is None else str(data),
         "allow_unverified": allow_unverified,
         "model": None if model is None else str(Path(model).expanduser().resolve()),
@@ -89,7 +89,7 @@ def pipeline_options(
     }
     if data is not None and model is not None and Path(str(data)).expanduser().exists():
         options["data"] = str(Path(str(data)).expanduser().resolve())  # --resume may run from elsewhere
-    return parse_document(options, RunOptions)
+    return RunOptions.model_validate(options)
 
 
 def pipeline(
@@ -114,15 +114,6 @@ def pipeline(
         run and the seconds each step took. `result.parity.passed` is False when an artifact failed parity.
     """
     from toolkit.run import layout
-    from toolkit.run.documents import (
-        BenchDocument,
-        ManifestDocument,
-        ModelDocument,
-        ParityDocument,
-        TrainDocument,
-        dump_document,
-        parse_document,
-    )
     from toolkit.run.lock import run_lock
     from toolkit.workflow.pipeline import load_run_options, pipeline_data, run_pipeline
 
@@ -130,7 +121,7 @@ def pipeline(
         run = layout.resolve_run_dir(Path(resume))
         stored = load_run_options(run)
     else:
-        stored = dump_document(options or pipeline_options())
+        stored = options or pipeline_options()
     imported = resume is not None and (run / "model.json").is_file()
     # Checked before the run directory exists, so a refused model or dataset leaves nothing behind.
     dataset, user = pipeline_data(stored, data, imported=imported)
@@ -139,35 +130,7 @@ def pipeline(
         layout.point_latest(run)  # at once, so `--resume runs/latest` finds an interrupted run
     if on_run_dir is not None:
         on_run_dir(run)
-    stored.pop("schema_version", None)
     with run_lock(run):
         result = run_pipeline(run, stored, data=dataset, progress=progress, resume=resume is not None, user=user)
     layout.point_latest(run)
-    return PipelineResult(
-        run_dir=run,
-        train=None if result["train"] is None else parse_document(result["train"], TrainDocument),
-        model=None if result.get("model") is None else parse_document(result["model"], ModelDocument),
-        manifest=parse_document(result["manifest"], ManifestDocument),
-        parity=parse_document(result["parity"], ParityDocument),
-        bench=parse_document(result["bench"], BenchDocument),
-        report=result["report"],
-        skipped=list(result["skipped"]),
-        timings=dict(result["timings"]),
-        bundle=result.get("bundle"),
-    )
-
-
-@dataclass(frozen=True)
-class PipelineResult:
-    """What `pipeline()` did: the run directory and the documents it holds."""
-
-    run_dir: Path
-    train: TrainDocument | None  # None when the run took the user's model (--model) instead of training
-    manifest: ManifestDocument
-    parity: ParityDocument
-    bench: BenchDocument
-    report: tuple[Path, Path]
-    skipped: list[str]
-    timings: dict[str, float]
-    model: ModelDocument | None = None  # the user's model (--model), as model.json records it
-    bundle: Path | None = None  # the bundle written with `bundle=` (--bundle)
+    return result

@@ -19,7 +19,7 @@ def _bench(run_dir: str, settings: dict[str, Any], artifacts: list[str] | None =
     import toolkit
     from toolkit.steps.bench_settings import BenchSettings
 
-    toolkit.bench(run_dir, settings=BenchSettings.from_dict(settings), artifacts=artifacts)
+    toolkit.bench(run_dir, settings=BenchSettings.model_validate(settings), artifacts=artifacts)
     return 0
 
 

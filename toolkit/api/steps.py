@@ -10,8 +10,9 @@
     md, html = toolkit.report(run)
 
 Results are the run documents (`toolkit.run.documents`: `TrainDocument`, `ManifestDocument`,
-`ParityDocument`, `BenchDocument`, `GateDocument`), the same objects the JSON files in the run directory
-hold. Progress goes to an optional plain callback (`progress=print` works) of `toolkit.progress.ProgressEvent`.
+`ParityDocument`, `BenchDocument`, `GateDocument`, `DiagnoseDocument`), the same objects the JSON files in
+the run directory hold (`toolkit.run.layout.Run` loads any of them again). Progress goes to an optional
+plain callback (`progress=print` works) of `toolkit.progress.ProgressEvent`.
 User errors raise `runtimes.errors.EdgekitError` subclasses with a one-line message.
 
 Importing this module is cheap: TensorFlow, pydantic and the runtimes load inside the functions.
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from toolkit.progress import ProgressCallback
     from toolkit.run.documents import (
         BenchDocument,
+        DiagnoseDocument,
         GateDocument,
         ManifestDocument,
         ParityDocument,
@@ -72,17 +74,15 @@ def train(
     """Train the reference CNN into `run_dir` (created if missing): model.keras and train.json."""
     from toolkit.model.reference import TrainConfig
     from toolkit.run import layout
-    from toolkit.run.documents import TrainDocument, parse_document
     from toolkit.run.lock import run_lock
     from toolkit.steps.train import train_step
 
     config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit)
-    config.validate()
+    config.check()
     dataset = load_data(data)
     run = layout.prepare_run_dir(Path(run_dir))
     with run_lock(run):
-        summary = train_step(run, dataset, config, progress)
-    return parse_document(summary, TrainDocument, source=run / layout.TRAIN_JSON)
+        return train_step(run, dataset, config, progress)
 
 
 def export(
@@ -124,10 +124,9 @@ def export(
     """
     from exporters.base import NEEDS_CALIBRATION
     from toolkit.run import layout
-    from toolkit.run.documents import ManifestDocument, parse_document
     from toolkit.run.lock import run_lock
     from toolkit.steps.export import export_step, parse_targets
-    from toolkit.steps.mixed import check_budget, mixed_step
+    from toolkit.steps.mixed import check_budget
 
     targets = parse_targets(format_choices(formats), precision_choices(precisions))
     check_budget(max_drop, min_agreement)
@@ -149,19 +148,9 @@ def export(
             int8_target=int8_target,
         )
         if budget:
-            mixed_step(
-                run,
-                max_drop=max_drop,
-                min_agreement=min_agreement,
-                data=dataset,
-                calibration_size=calibration_size,
-                seed=seed,
-                images=budget_images,
-                progress=progress,
-                message=on_message,
-            )
-            manifest = layout.load_manifest(run)
-    return parse_document(manifest, ManifestDocument, source=run / layout.MANIFEST_JSON)
+            _mix(run, dataset, calibration_size, seed, progress, on_message, max_drop, min_agreement, budget_images)
+            manifest = layout.load_manifest(run)  # with the int8-mixed artifacts it wrote
+    return manifest
 
 
 def _import_model(
@@ -208,7 +197,6 @@ def parity(
     `doc.passed` is False when an artifact misses its tolerance on any CPU (the CLI exits 3 then).
     """
     from toolkit.run import layout
-    from toolkit.run.documents import ParityDocument, parse_document
     from toolkit.run.lock import run_lock
     from toolkit.steps.parity import parity_step
 
@@ -227,9 +215,10 @@ def parity(
             section = cpu_parity(
                 run, list(cpus), artifact_names=names, images=images, data=dataset, progress=progress, say=on_message
             )
-            report = {**report, "cpu_classes": section, "passed": bool(report["passed"] and section["passed"])}
-            layout.save_document(run / layout.PARITY_JSON, report, ParityDocument)
-    return parse_document(report, ParityDocument, source=run / layout.PARITY_JSON)
+            report.cpu_classes = section
+            report.passed = report.passed and section.passed
+            layout.Run(run).save(report)
+    return report
 
 
 def bench(
@@ -242,23 +231,21 @@ def bench(
 ) -> BenchDocument:
     """Latency of every artifact × batch × threads (× runner variant), a fresh process each; writes bench.json."""
     from toolkit.run import layout
-    from toolkit.run.documents import BenchDocument, parse_document
     from toolkit.run.lock import run_lock
     from toolkit.steps.bench import bench_step
     from toolkit.steps.bench_settings import BenchSettings
 
     run = layout.resolve_run_dir(Path(run_dir))
     settings = settings or BenchSettings()
-    settings.validate()
+    settings.check()
     with run_lock(run):
-        report = bench_step(
+        return bench_step(
             run,
             settings,
             artifact_names=list(artifacts) if artifacts else None,
             data=_run_data(run, data),
             progress=progress,
         )
-    return parse_document(report, BenchDocument, source=run / layout.BENCH_JSON)
 
 
 def gate(
@@ -307,12 +294,12 @@ def diagnose(
     data: str | Path | Mnist | None = None,
     sensitivity: bool = False,
     progress: ProgressCallback | None = None,
-) -> dict[str, Any]:
+) -> DiagnoseDocument:
     """Per-layer error of each export against Keras, its disagreements and why a quantized one is slower.
 
     Writes diagnose/diagnose.json, diagnose.md and the galleries, refreshes the run's report if it has one,
-    and returns diagnose.json's content. `sensitivity` also measures each layer's int8 sensitivity (one
-    re-export per layer); without it the ranking of the run's mixed.json, if any, is shown.
+    and returns diagnose.json. `sensitivity` also measures each layer's int8 sensitivity (one re-export per
+    layer); without it the ranking of the run's mixed.json, if any, is shown.
     """
     from toolkit.diagnosis.step import diagnose_step
     from toolkit.reports import write_report
@@ -333,6 +320,33 @@ def diagnose(
         if (run / layout.REPORT_MD).exists():
             write_report(run)
     return result
+
+
+def _mix(
+    run: Path,
+    data: Any,
+    calibration_size: int,
+    seed: int,
+    progress: ProgressCallback | None,
+    on_message: Callable[[str], None] | None,
+    max_drop: float | None,
+    min_agreement: float | None,
+    images: int,
+) -> None:
+    """The int8/float mix under the accuracy budget (`toolkit.steps.mixed`), after the exports."""
+    from toolkit.steps.mixed import mixed_step
+
+    mixed_step(
+        run,
+        max_drop=max_drop,
+        min_agreement=min_agreement,
+        data=data,
+        calibration_size=calibration_size,
+        seed=seed,
+        images=images,
+        progress=progress,
+        message=on_message,
+    )
 
 
 def _run_data(run: Path, data: Any) -> Any:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from runtimes.errors import one_line
-from runtimes.files import atomic_path, ensure_dir, sha256_file, write_json_atomic
+from runtimes.files import atomic_path, ensure_dir, sha256_file
 from toolkit.bundles.archive import archive_stem, is_archive, unsafe_reason, write_tar
 from toolkit.bundles.errors import BundleError
 from toolkit.bundles.format import (
@@ -40,6 +40,7 @@ from toolkit.bundles.verify import output_kind, tolerance_for
 if TYPE_CHECKING:
     from runtimes.spec import ModelSpec
     from toolkit.data.dataset import Dataset
+    from toolkit.run.documents import ArtifactEntry, BundleDocument, ManifestDocument
 
 DEFAULT_GOLDEN: Final = 256
 
@@ -53,7 +54,7 @@ def build_bundle(
     force: bool = False,
     data: Any = None,
     on_step: Callable[[str], None] | None = None,
-) -> tuple[Path, dict[str, Any]]:
+) -> tuple[Path, BundleDocument]:
     """Write a bundle of `run_dir`'s artifacts to `out` (a folder, or a .tar.gz), atomically.
 
     Args:
@@ -68,7 +69,7 @@ def build_bundle(
         on_step: called with a short description as each step starts (progress display).
 
     Returns:
-        (the bundle path, bundle.json's content).
+        (the bundle path, bundle.json).
 
     Raises:
         BundleError / RunDirError / DataError: bad arguments, a missing or modified artifact, an
@@ -105,20 +106,20 @@ def build_bundle(
     return out, doc
 
 
-def _entries(run: Path, manifest: dict[str, Any], artifact_names: list[str] | None) -> list[dict[str, Any]]:
+def _entries(run: Path, manifest: ManifestDocument, artifact_names: list[str] | None) -> list[ArtifactEntry]:
     """The manifest entries to bundle (default: every non-Keras artifact), each with a safe relative path."""
     from toolkit.run import layout as A
 
     if artifact_names:
         entries = A.select_artifacts(manifest, artifact_names)
     else:
-        entries = [e for e in manifest["artifacts"] if e.get("format") != "keras"]
+        entries = [e for e in manifest.artifacts if e.format != "keras"]
         if not entries:
             raise BundleError(f"{run} has no exported artifacts to bundle; run `edgekit export {run}` first.")
     for e in entries:
-        reason = unsafe_reason(str(e.get("path", "")))
+        reason = unsafe_reason(e.path)
         if reason:
-            raise BundleError(f"{run / A.MANIFEST_JSON} lists artifact {e['name']} with a path that {reason}.")
+            raise BundleError(f"{run / A.MANIFEST_JSON} lists artifact {e.name} with a path that {reason}.")
     return entries
 
 
@@ -173,13 +174,14 @@ def _golden_rows(dataset: Dataset, spec: ModelSpec, golden: int | None) -> _Gold
 def _write_contents(
     work: Path,
     run: Path,
-    manifest: dict[str, Any],
-    sources: list[tuple[dict[str, Any], Path]],
+    manifest: ManifestDocument,
+    sources: list[tuple[ArtifactEntry, Path]],
     rows: _Golden,
     step: Callable[[str], None],
-) -> dict[str, Any]:
+) -> BundleDocument:
     """Write the bundle's files into `work`: golden data, artifacts with their outputs, manifest, bundle.json."""
     from toolkit.run import layout as A
+    from toolkit.run.documents import BundleDocument, write_document
 
     (work / "golden").mkdir()
     (work / EXPECTED_DIR).mkdir()
@@ -187,63 +189,63 @@ def _write_contents(
     np.save(work / (TARGETS if rows.regression else LABELS), rows.truth, allow_pickle=False)
     records = []
     for entry, src in sources:
-        step(f"bundle: {entry['name']}")
+        step(f"bundle: {entry.name}")
         records.append(_add_artifact(work, entry, src, rows.inputs, rows.labels))
     step("bundle: bundle.json")
-    names = {e["name"] for e, _ in sources}
-    small_manifest = {**manifest, "artifacts": [e for e in manifest["artifacts"] if e["name"] in names]}
-    write_json_atomic(work / A.MANIFEST_JSON, small_manifest)
+    names = {e.name for e, _ in sources}
+    small_manifest = manifest.model_copy(update={"artifacts": [e for e in manifest.artifacts if e.name in names]})
+    write_document(work / A.MANIFEST_JSON, small_manifest)
     if (run / A.TRAIN_JSON).is_file():
         shutil.copyfile(run / A.TRAIN_JSON, work / A.TRAIN_JSON)
-    doc = _bundle_doc(work, run, manifest, rows.doc, records)
-    write_json_atomic(work / BUNDLE_JSON, doc)
+    doc = BundleDocument.model_validate(_bundle_doc(work, run, manifest, rows.doc, records))
+    write_document(work / BUNDLE_JSON, doc)
     for path in work.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)  # atomic writes create 0600 files
     return doc
 
 
 def _add_artifact(
-    work: Path, entry: dict[str, Any], src: Path, inputs: np.ndarray, labels: np.ndarray | None
+    work: Path, entry: ArtifactEntry, src: Path, inputs: np.ndarray, labels: np.ndarray | None
 ) -> dict[str, Any]:
     """Copy one artifact into the bundle, save its outputs on the golden inputs; its bundle.json entry."""
     from runtimes.registry import make_runner
     from toolkit.run.layout import entry_spec
 
-    dst = work / entry["path"]
+    dst = work / entry.path
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
-    if sha256_file(dst) != entry["sha256"]:
+    if sha256_file(dst) != entry.sha256:
         raise BundleError(f"{src} changed while it was copied; run `edgekit bundle` again.")
     spec = entry_spec(entry)
     with make_runner(dst, spec=spec) as runner:
         outputs = runner.infer(inputs)
         backend = runner.backend()
         in_spec, out_spec = runner.input_spec().to_dict(), runner.output_spec().to_dict()
-        file_spec = runner.model_spec().to_dict()
-    expected = f"{EXPECTED_DIR}/{entry['name']}.npy"
+        file_spec = runner.model_spec()
+    expected = f"{EXPECTED_DIR}/{entry.name}.npy"
     outputs = outputs.astype(np.float32)
     np.save(work / expected, outputs, allow_pickle=False)
     builtin = _builtin_outputs(dst, entry, spec, inputs, outputs)
     expected_builtin = None
     if builtin is not None:
-        expected_builtin = f"{EXPECTED_DIR}/{entry['name']}.builtin.npy"
+        expected_builtin = f"{EXPECTED_DIR}/{entry.name}.builtin.npy"
         np.save(work / expected_builtin, builtin, allow_pickle=False)
-    model_spec = entry.get("model_spec") or file_spec
-    kind = output_kind({"model_spec": model_spec})
+    model_spec = entry.model_spec or file_spec
+    kind = output_kind({"model_spec": model_spec.to_dict()})
     magnitude = float(np.abs(outputs).max()) if outputs.size else 0.0
     return {
-        "name": entry["name"],
-        "path": entry["path"],
-        "format": entry["format"],
-        "precision": entry["precision"],
-        "runtime": entry["runtime"],
+        "name": entry.name,
+        "path": entry.path,
+        "format": entry.format,
+        "precision": entry.precision,
+        "runtime": entry.runtime,
         "backend": backend,
-        "sha256": entry["sha256"],
-        "size_bytes": entry["size_bytes"],
-        "input": entry.get("input") or in_spec,
-        "output": entry.get("output") or out_spec,
-        "model_spec": model_spec,
-        "tolerance": tolerance_for({**entry, "model_spec": model_spec}, dst, magnitude=magnitude),
+        "sha256": entry.sha256,
+        "size_bytes": entry.size_bytes,
+        "input": entry.input.to_dict() if entry.input else in_spec,
+        "output": entry.output.to_dict() if entry.output else out_spec,
+        "model_spec": model_spec.to_dict(),
+        "tolerance": tolerance_for(entry.model_copy(update={"model_spec": model_spec}), dst, magnitude=magnitude),
         "expected": expected,
         "expected_builtin": expected_builtin,
         "desktop_accuracy": None if labels is None or kind == "values" else float(np.mean(outputs.argmax(1) == labels)),
@@ -251,7 +253,7 @@ def _add_artifact(
 
 
 def _builtin_outputs(
-    path: Path, entry: dict[str, Any], spec: ModelSpec | None, inputs: np.ndarray, outputs: np.ndarray
+    path: Path, entry: ArtifactEntry, spec: ModelSpec | None, inputs: np.ndarray, outputs: np.ndarray
 ) -> np.ndarray | None:
     """A quantized TFLite artifact's outputs with LiteRT's built-in kernels (no XNNPACK), when they differ.
 
@@ -262,7 +264,7 @@ def _builtin_outputs(
     """
     from runtimes.registry import make_runner
 
-    if entry["format"] != "tflite" or entry["precision"] in ("fp32", "fp16"):
+    if entry.format != "tflite" or entry.precision in ("fp32", "fp16"):
         return None
     with make_runner(path, spec=spec, use_xnnpack=False) as runner:
         builtin = runner.infer(inputs).astype(np.float32)
@@ -270,7 +272,7 @@ def _builtin_outputs(
 
 
 def _bundle_doc(
-    work: Path, run: Path, manifest: dict[str, Any], golden: dict[str, Any], records: list[dict[str, Any]]
+    work: Path, run: Path, manifest: ManifestDocument, golden: dict[str, Any], records: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """bundle.json's content for the files now in `work` (each one's sha256 and size)."""
     from benchmarks.environment import capture_environment
@@ -288,10 +290,10 @@ def _bundle_doc(
         "source": {
             "run_dir": str(run.resolve()),
             "run": run.resolve().name,
-            "manifest_created_utc": manifest.get("created_utc"),
-            "git_sha": manifest.get("git_sha"),
-            "training": manifest.get("training"),
-            "libraries": manifest.get("libraries"),
+            "manifest_created_utc": manifest.created_utc,
+            "git_sha": manifest.git_sha,
+            "training": manifest.training,
+            "libraries": manifest.libraries,
         },
         "environment": capture_environment(),
         "golden": golden,

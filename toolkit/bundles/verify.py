@@ -16,13 +16,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from toolkit.bundles.errors import BundleError
 from toolkit.bundles.format import SCHEMA_VERSION, load_array
 from toolkit.tolerances import MACHINE_TOLERANCE_DOC, PROBABILITIES, allowed_diff, machine_tolerance
+
+if TYPE_CHECKING:
+    from runtimes.spec import ModelSpec
+    from toolkit.run.documents import ArtifactEntry, MachineTolerance
 
 
 def onnx_output_scale(path: Path) -> float | None:
@@ -52,26 +56,29 @@ def onnx_output_scale(path: Path) -> float | None:
 
 
 def output_kind(entry: dict[str, Any]) -> str:
-    """An artifact's output kind from its recorded model_spec: probabilities (also when none is recorded),
-    logits or values."""
+    """An artifact's output kind from its recorded model_spec (a bundle.json entry, read as JSON on the board):
+    probabilities (also when none is recorded), logits or values."""
     spec = entry.get("model_spec")
     kind = spec.get("output_kind") if isinstance(spec, dict) else None
     return str(kind) if kind in ("logits", "values") else PROBABILITIES
 
 
 def tolerance_for(
-    entry: dict[str, Any], model_path: Path | None = None, *, magnitude: float | None = None
-) -> dict[str, Any]:
+    entry: ArtifactEntry, model_path: Path | None = None, *, magnitude: float | None = None
+) -> MachineTolerance:
     """`toolkit.tolerances.machine_tolerance` for one manifest entry: its precision, output kind and the
     quantized output's scale (from the entry, else an ONNX QDQ model's output DequantizeLinear in `model_path`).
     """
-    precision = str(entry.get("precision", "fp32"))
-    kind = output_kind(entry)
-    scale = (entry.get("output") or {}).get("scale")
+    from toolkit.run.documents import MachineTolerance
+
+    kind = PROBABILITIES if entry.model_spec is None else entry.model_spec.output_kind
+    kind = kind if kind in ("logits", "values") else PROBABILITIES
+    scale = None if entry.output is None else entry.output.scale
     source = "the model"
-    if not scale and precision not in ("fp32", "fp16") and entry.get("format") == "onnx" and model_path is not None:
+    if not scale and entry.precision not in ("fp32", "fp16") and entry.format == "onnx" and model_path is not None:
         scale, source = onnx_output_scale(model_path), "the output DequantizeLinear"
-    return machine_tolerance(precision, kind, magnitude=magnitude, output_scale=scale, scale_source=source)
+    tolerance = machine_tolerance(entry.precision, kind, magnitude=magnitude, output_scale=scale, scale_source=source)
+    return MachineTolerance.model_validate(tolerance)
 
 
 def verify_here(bundle: Path, on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -125,7 +132,6 @@ def _verify_artifact(
     is not installed here."""
     from runtimes.errors import ModelLoadError, RuntimeUnavailableError
     from runtimes.registry import make_runner, runner_class
-    from toolkit.run.layout import entry_spec
 
     inputs, labels, targets = golden
     name = str(art["name"])
@@ -141,7 +147,7 @@ def _verify_artifact(
     started = time.perf_counter()
     try:
         # The spec the desktop recorded: a file swapped for another model is refused by name.
-        runner = make_runner(root / art["path"], spec=entry_spec(art))
+        runner = make_runner(root / art["path"], spec=_recorded_spec(art))
         version = runner_class(root / art["path"]).runtime_version()
         with runner:
             probs = runner.infer(inputs)
@@ -190,6 +196,14 @@ def _report(
         "skipped": skipped,
         "passed": all(r["passed"] for r in results),
     }
+
+
+def _recorded_spec(art: dict[str, Any]) -> ModelSpec | None:
+    """The ModelSpec the desktop recorded for a bundled artifact (None: a bundle from before specs were stored)."""
+    from runtimes.spec import ModelSpec
+
+    data = art.get("model_spec")
+    return None if data is None else ModelSpec.from_dict(data)
 
 
 def compare_references(
@@ -273,7 +287,7 @@ def compare(
     ("values") the max difference relative to max |expected| and, with targets, the mean abs error.
     """
     diff = np.abs(outputs.astype(np.float64) - expected.astype(np.float64))
-    limit = allowed_diff(tolerance)
+    limit = allowed_diff(float(tolerance["max_abs"]))
     max_abs = float(diff.max())
     passed = max_abs <= limit
     step_size = tolerance.get("step")

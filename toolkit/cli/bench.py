@@ -17,7 +17,6 @@ from toolkit.cli.options import (
     ArtifactsOpt,
     BaselineOpt,
     BatchOpt,
-    BenchOptions,
     DataOpt,
     GateMaxAccuracyDropOpt,
     GateMetric,
@@ -39,6 +38,7 @@ from toolkit.cli.options import (
     ThreadsOpt,
     WarmupOpt,
     XnnpackOpt,
+    bench_settings,
     resolve_run,
 )
 from toolkit.cli.show import _load_data, print_bench
@@ -84,7 +84,6 @@ def bench(
     """
     import toolkit
     from toolkit.run import layout as A
-    from toolkit.run.documents import dump_document
 
     run = resolve_run(run_dir, runs_dir)
     gate = _gate_setup(
@@ -92,15 +91,14 @@ def bench(
     )
     if gate is not None and not remote:
         _check_cpu_here(gate)  # this machine's class against the baseline's, before minutes of measuring
-    options = BenchOptions(batch, threads, xnnpack, ort_opt, min_runs, min_seconds, warmup_runs, quick, peak)
-    settings = options.settings()
+    settings = bench_settings(batch, threads, xnnpack, ort_opt, min_runs, min_seconds, warmup_runs, quick, peak)
     if remote:
         _bench_remote(run, remote, settings, artifact, ssh_config, remote_dir, gate, offline)
         return
     dataset = _load_data(data, allow_unverified, run)
     with progress_bar() as progress:
         report = toolkit.bench(run, settings=settings, artifacts=artifact, data=dataset, progress=progress)
-    print_bench(dump_document(report))
+    print_bench(report)
     out.print(f"Wrote {escape(str(run / A.BENCH_JSON))}", highlight=False)
     if gate is not None:
         _run_gate(run / A.BENCH_JSON, *gate)
@@ -121,7 +119,6 @@ def _bench_remote(
     from toolkit.cli.present import print_host_event, print_summary
     from toolkit.remote.hosts import RemoteFailed
     from toolkit.remote.ssh import SshSettings
-    from toolkit.run.documents import dump_document
 
     ssh = SshSettings.from_env(config=ssh_config, remote_dir=remote_dir)
     failed: RemoteFailed | None = None
@@ -141,7 +138,7 @@ def _bench_remote(
     for host, doc in docs.items():
         path = toolkit.remote_bench_path(run, host)
         out.print(f"[bold]{escape(host)}[/]: {escape(str(path))}", highlight=False)
-        print_bench(dump_document(doc))
+        print_bench(doc)
         if gate is not None:
             _run_gate(path, *gate)
     md, html = toolkit.report(run)

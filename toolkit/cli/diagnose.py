@@ -5,7 +5,7 @@ Top-level imports stay light (no TensorFlow): the work is imported inside the co
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +21,9 @@ from toolkit.cli.options import (
     resolve_run,
 )
 
+if TYPE_CHECKING:
+    from toolkit.run.documents import DiagnoseDocument
+
 SensitivityOpt = Annotated[
     bool,
     typer.Option(
@@ -32,37 +35,35 @@ SensitivityOpt = Annotated[
 ]
 
 
-def _print(report: dict[str, Any]) -> None:
+def _print(report: DiagnoseDocument) -> None:
     from rich.markup import escape
 
     from toolkit.diagnosis.render import cause_lines, departure_text, layer_table, ranking_text, summary_table
 
-    for res in report["artifacts"]:
+    for res in report.artifacts:
         header, rows = layer_table(res, compact=True)
-        out.print(rich_table(f"{res['artifact']}: per-layer error vs keras-fp32", header, rows))
+        out.print(rich_table(f"{res.artifact}: per-layer error vs keras-fp32", header, rows))
         out.print(f"  first departure: {escape(departure_text(res).replace('**', ''))}", highlight=False)
         for label, text in cause_lines(res):
             out.print(f"  {label}: {escape(text.replace('**', ''))}", highlight=False)
         out.print(f"  most error added by: {escape(ranking_text(res))}", highlight=False)
-        gal = res["gallery"]
-        if res.get("top1_agreement") is None:  # regression: no top-1 to disagree on
-            err = res["output_error"]
-            out.print(
-                f"  output max |error| {err['max_abs_err']:.3g} ({100 * err['max_rel_err']:.3g} %)", highlight=False
-            )
+        gal = res.gallery
+        if res.top1_agreement is None:  # regression: no top-1 to disagree on
+            err = res.output_error
+            out.print(f"  output max |error| {err.max_abs_err:.3g} ({100 * err.max_rel_err:.3g} %)", highlight=False)
             continue
         out.print(
-            f"  {gal['count']} of {report['images']} images disagree with the reference"
-            + (f"; gallery: diagnose/{gal['file']}" if gal["file"] else "")
-            + (f" (no gallery: {escape(gal['skipped'])})" if gal.get("skipped") else ""),
+            f"  {gal.count} of {report.images} images disagree with the reference"
+            + (f"; gallery: diagnose/{gal.file}" if gal.file else "")
+            + (f" (no gallery: {escape(gal.skipped)})" if gal.skipped else ""),
             highlight=False,
         )
-    if len(report["artifacts"]) > 1:
+    if len(report.artifacts) > 1:
         header, rows = summary_table(report)
         out.print(rich_table("SNR dB / cosine per layer (✗: departs)", header, rows))
-    for rec in report["speed"]:
-        verdict = {True: "[bold yellow]slower[/]", False: "not slower", None: "not compared"}[rec.get("slower")]
-        out.print(f"[bold]{escape(rec['artifact'])}[/] ({verdict}): {escape(rec['reason'])}", highlight=False)
+    for rec in report.speed:
+        verdict = {True: "[bold yellow]slower[/]", False: "not slower", None: "not compared"}[rec.slower]
+        out.print(f"[bold]{escape(rec.artifact)}[/] ({verdict}): {escape(rec.reason)}", highlight=False)
 
 
 def diagnose(

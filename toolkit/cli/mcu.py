@@ -5,7 +5,7 @@ Top-level imports stay light (no TensorFlow, no tflite_micro): the work is impor
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from toolkit.cli.console import out, progress_bar, rich_table
 from toolkit.cli.options import (
@@ -19,6 +19,9 @@ from toolkit.cli.options import (
     resolve_run,
 )
 
+if TYPE_CHECKING:
+    from toolkit.run.documents import McuBoardFit, McuDocument
+
 
 def _kb(n: int | None) -> str:
     return "-" if n is None else f"{n:,} B ({n / 1024:.1f} KiB)"
@@ -28,36 +31,34 @@ def _kib(n: int | None) -> str:
     return "-" if n is None else f"{n / 1024:,.1f} KiB"
 
 
-def _print(doc: dict[str, Any]) -> None:
+def _print(doc: McuDocument) -> None:
     from rich.markup import escape
 
-    for r in doc["results"]:
-        arena, par, flash = r["arena"], r["parity"], r["flash"]
+    for r in doc.results:
+        arena, par, flash = r.arena, r.parity, r.flash
+        builtin = "–" if par.max_int8_steps_vs_builtin is None else par.max_int8_steps_vs_builtin
+        allowed = "–" if par.litert_rounding_steps is None else par.litert_rounding_steps
         rows = [
-            ["arena (measured minimum)", _kb(arena["min_bytes"])],
-            ["arena recommended (+ CMSIS-NN margin)", _kb(arena["recommended_bytes"])],
-            ["  head: activations + per-op scratch", _kb(arena["head_bytes"])],
-            ["  tail: persistent", _kb(arena["tail_bytes"])],
-            ["flash: model", _kb(flash["model_bytes"])],
-            ["flash: TFLM code", f"≥ {_kb(flash.get('runtime_code_min_bytes'))} (cited, not measured)"],
-            ["ops", ", ".join(r["ops"])],
-            ["TFLM accuracy", f"{par['accuracy']:.4f} (Keras {par['keras_accuracy']:.4f}, {par['images']:,} images)"],
-            [
-                "top-1 agreement with LiteRT int8",
-                f"{par['agreement_litert']:.4f} ({par['disagreements_litert']} differ)",
-            ],
-            ["top-1 agreement with Keras", f"{par['agreement_keras']:.4f} ({par['disagreements_keras']} differ)"],
-            ["max |TFLM - LiteRT| (int8 steps)", str(par["max_int8_steps_vs_litert"])],
+            ["arena (measured minimum)", _kb(arena.min_bytes)],
+            ["arena recommended (+ CMSIS-NN margin)", _kb(arena.recommended_bytes)],
+            ["  head: activations + per-op scratch", _kb(arena.head_bytes)],
+            ["  tail: persistent", _kb(arena.tail_bytes)],
+            ["flash: model", _kb(flash.model_bytes)],
+            ["flash: TFLM code", f"≥ {_kb(flash.runtime_code_min_bytes)} (cited, not measured)"],
+            ["ops", ", ".join(r.ops)],
+            ["TFLM accuracy", f"{par.accuracy:.4f} (Keras {par.keras_accuracy:.4f}, {par.images:,} images)"],
+            ["top-1 agreement with LiteRT int8", f"{par.agreement_litert:.4f} ({par.disagreements_litert} differ)"],
+            ["top-1 agreement with Keras", f"{par.agreement_keras:.4f} ({par.disagreements_keras} differ)"],
+            ["max |TFLM - LiteRT| (int8 steps)", str(par.max_int8_steps_vs_litert)],
             [
                 "max |TFLM - LiteRT built-in kernels| (int8 steps)",
-                f"{par.get('max_int8_steps_vs_builtin', '–')} (allowed: {par.get('litert_rounding_steps', '–')}, "
-                "LiteRT's own XNNPACK vs built-in)",
+                f"{builtin} (allowed: {allowed}, LiteRT's own XNNPACK vs built-in)",
             ],
-            ["parity", "pass" if par["passed"] else "FAIL: " + "; ".join(par["failures"])],
+            ["parity", "pass" if par.passed else "FAIL: " + "; ".join(par.failures)],
         ]
-        title = f"{r['artifact']} in TensorFlow Lite Micro (host, reference kernels)"
+        title = f"{r.artifact} in TensorFlow Lite Micro (host, reference kernels)"
         out.print(rich_table(title, ["", "value"], rows))
-        board_rows = [_board_row(b) for b in r["boards"]]
+        board_rows = [_board_row(b) for b in r.boards]
         out.print(
             rich_table(
                 "fits on (RAM: recommended arena; flash: model + 16 KiB TFLM core runtime)",
@@ -65,23 +66,22 @@ def _print(doc: dict[str, Any]) -> None:
                 board_rows,
             )
         )
-        out.print(f"  {escape(arena['measured_with'])}; margin: {escape(arena['margin_reason'])}.", highlight=False)
-        out.print(f"  flash: {escape(flash['note'])}. No microcontroller latency: none was run.", highlight=False)
-        out.print(f"  Wrote {escape(', '.join(r['files']))}", highlight=False)
-    out.print(f"parity.json: {escape(doc['parity_json'])}", highlight=False)
+        out.print(f"  {escape(arena.measured_with)}; margin: {escape(arena.margin_reason)}.", highlight=False)
+        out.print(f"  flash: {escape(flash.note)}. No microcontroller latency: none was run.", highlight=False)
+        out.print(f"  Wrote {escape(', '.join(r.files))}", highlight=False)
+    out.print(f"parity.json: {escape(doc.parity_json or '')}", highlight=False)
 
 
-def _board_row(board: dict[str, Any]) -> list[str]:
-    flash = "by module" if board["flash_bytes"] is None else _kib(board["flash_bytes"])
-    fits = "yes" if board["fits"] else "no"
+def _board_row(board: McuBoardFit) -> list[str]:
+    flash = "by module" if board.flash_bytes is None else _kib(board.flash_bytes)
     return [
-        board["board"],
-        board["core"],
-        _kib(board["ram_bytes"]),
-        _kib(board["ram_left_bytes"]),
+        board.board,
+        board.core,
+        _kib(board.ram_bytes),
+        _kib(board.ram_left_bytes),
         flash,
-        _kib(board["flash_left_bytes"]),
-        fits,
+        _kib(board.flash_left_bytes),
+        "yes" if board.fits else "no",
     ]
 
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,6 +23,9 @@ from exporters.int8_recipe import Int8Target
 from runtimes.ort_runner import GraphOptimization
 from toolkit.cli.specs import ARTIFACT, THREADS, OptionSpec
 from toolkit.remote.ssh import DEFAULT_REMOTE_DIR
+
+if TYPE_CHECKING:
+    from toolkit.run.documents import BenchOptions
 
 
 def typer_option(spec: OptionSpec, **display: Any) -> Any:
@@ -335,40 +337,35 @@ PeakOpt = Annotated[
 ]
 
 
-@dataclass
-class BenchOptions:
-    """The benchmark options shared by `bench` and `pipeline`."""
+def bench_settings(
+    batch: list[int] | None = None,
+    threads: list[int] | None = None,
+    xnnpack: list[OnOff] | None = None,
+    ort_opt: list[OrtOpt] | None = None,
+    min_runs: int | None = None,
+    min_seconds: float | None = None,
+    warmup_runs: int | None = None,
+    quick: bool = False,
+    peak: bool = True,
+) -> BenchOptions:
+    """The benchmark options shared by `bench` and `pipeline`, as the settings `toolkit.bench` takes (checked)."""
+    from toolkit.steps.bench_settings import QUICK_BENCH, BenchSettings
 
-    batch: list[int] | None = None
-    threads: list[int] | None = None
-    xnnpack: list[OnOff] | None = None
-    ort_opt: list[OrtOpt] | None = None
-    min_runs: int | None = None
-    min_seconds: float | None = None
-    warmup_runs: int | None = None
-    quick: bool = False
-    peak: bool = True
-
-    def settings(self) -> Any:
-        from toolkit.steps.bench_settings import QUICK_BENCH, BenchSettings
-
-        base = QUICK_BENCH if self.quick else BenchSettings()
-        settings = BenchSettings(
-            batch_sizes=tuple(dict.fromkeys(self.batch)) if self.batch else base.batch_sizes,
-            threads=tuple(dict.fromkeys(self.threads)) if self.threads else base.threads,
-            xnnpack=tuple(x is OnOff.ON for x in dict.fromkeys(self.xnnpack)) if self.xnnpack else base.xnnpack,
-            ort_optimization=tuple(o.value for o in dict.fromkeys(self.ort_opt))
-            if self.ort_opt
-            else base.ort_optimization,
-            warmup_runs=base.warmup_runs if self.warmup_runs is None else self.warmup_runs,
-            warmup_seconds=base.warmup_seconds,
-            min_runs=self.min_runs or base.min_runs,
-            min_seconds=base.min_seconds if self.min_seconds is None else self.min_seconds,
-            max_seconds=base.max_seconds,
-            measure_peak=self.peak,
-        )
-        settings.validate()
-        return settings
+    base = QUICK_BENCH if quick else BenchSettings()
+    settings = BenchSettings(
+        batch_sizes=list(dict.fromkeys(batch)) if batch else base.batch_sizes,
+        threads=list(dict.fromkeys(threads)) if threads else base.threads,
+        xnnpack=[x is OnOff.ON for x in dict.fromkeys(xnnpack)] if xnnpack else base.xnnpack,
+        ort_optimization=[o.value for o in dict.fromkeys(ort_opt)] if ort_opt else base.ort_optimization,
+        warmup_runs=base.warmup_runs if warmup_runs is None else warmup_runs,
+        warmup_seconds=base.warmup_seconds,
+        min_runs=min_runs or base.min_runs,
+        min_seconds=base.min_seconds if min_seconds is None else min_seconds,
+        max_seconds=base.max_seconds,
+        measure_peak=peak,
+    )
+    settings.check()
+    return settings
 
 
 class GateMetric(str, Enum):

@@ -19,7 +19,6 @@ from toolkit.cli.options import (
     ArtifactsOpt,
     BatchOpt,
     BatchSizeOpt,
-    BenchOptions,
     BudgetImagesOpt,
     CalibOpt,
     CustomObjectsOpt,
@@ -48,6 +47,7 @@ from toolkit.cli.options import (
     TrainOutOpt,
     WarmupOpt,
     XnnpackOpt,
+    bench_settings,
     parse_scale,
     resolve_run,
     run_to_write,
@@ -203,7 +203,6 @@ def parity(
     """
     import toolkit
     from toolkit.run import layout as A
-    from toolkit.run.documents import dump_document
 
     run = resolve_run(run_dir, runs_dir)
     dataset = _load_data(data, allow_unverified, run)
@@ -218,9 +217,9 @@ def parity(
             cpu_images=cpu_images,
             on_message=lambda text: err.print(f"[dim]{escape(text)}[/]", highlight=False),
         )
-    print_parity(dump_document(report))
+    print_parity(report)
     if report.cpu_classes is not None:
-        print_cpu_classes(dump_document(report))
+        print_cpu_classes(report)
     if not report.passed:
         failed = [r.artifact for r in report.results if not r.passed]
         if report.cpu_classes is not None:
@@ -318,6 +317,7 @@ def pipeline(
     options = None
     dataset = None  # with --resume, the interrupted run's own --data is loaded by the API
     if resume is None:
+        settings = bench_settings(batch, threads, xnnpack, ort_opt, min_runs, min_seconds, warmup_runs, quick, peak)
         options = toolkit.pipeline_options(
             epochs=epochs,
             batch_size=batch_size,
@@ -326,9 +326,7 @@ def pipeline(
             formats=formats,
             precisions=precisions,
             calibration_size=calibration_size,
-            settings=BenchOptions(
-                batch, threads, xnnpack, ort_opt, min_runs, min_seconds, warmup_runs, quick, peak
-            ).settings(),
+            settings=settings,
             data=data,
             allow_unverified=allow_unverified,
             model=model,
@@ -362,11 +360,9 @@ def _run_pipeline(runs_dir: Path, options: RunOptions | None, resume: Path | Non
 
 def _print_pipeline(result: PipelineResult, seconds: float) -> None:
     """The pipeline's summary: the reference or your model, parity, latency, the recommendation, where files are."""
-    from toolkit.run.documents import dump_document
 
     if result.skipped:
         out.print(f"Kept from the interrupted run: {', '.join(result.skipped)}", highlight=False)
-    parity_report, bench_report = dump_document(result.parity), dump_document(result.bench)
     if result.train is not None:
         out.print(
             f"Keras reference: test accuracy [bold]{100 * result.train.test_accuracy:.2f} %[/] "
@@ -381,9 +377,9 @@ def _print_pipeline(result: PipelineResult, seconds: float) -> None:
             f"{len(result.model.layers)} layers): {score} on {escape(result.parity.data.name)}",
             highlight=False,
         )
-    print_parity(parity_report)
-    print_bench(bench_report)
-    print_recommendation(parity_report, bench_report)
+    print_parity(result.parity)
+    print_bench(result.bench)
+    print_recommendation(result.parity, result.bench)
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items())
     md, html = result.report
     if result.bundle is not None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
 from toolkit.cli.console import err, out, rich_table
+
+if TYPE_CHECKING:
+    from toolkit.run.documents import BenchDocument, ParityDocument
 
 
 def _load_data(source: str | None, allow_unverified: bool, run: Any = None) -> Any:
@@ -26,25 +29,26 @@ def _load_data(source: str | None, allow_unverified: bool, run: Any = None) -> A
 
 
 # -- printing ------------------------------------------------------------------------------------
-def print_parity(parity: dict[str, Any]) -> None:
+# The console's parity columns, picked by name from report.md's table (`toolkit.reports.parity_table`).
+PARITY_COLUMNS = ("artifact", "accuracy", "Δ pt", "agreement", "max |Δp|", "result")
+REGRESSION_COLUMNS = ("artifact", "max |Δ|", "mean |Δ|", "max rel. error", "result")
+
+
+def print_parity(parity: ParityDocument) -> None:
     from toolkit.reports import parity_rows
 
     header, rows = parity_rows(parity)
-    ref = parity.get("reference") or {}
-    kind = ref.get("output_kind") or "probabilities"
-    # regression: artifact, max |Δ|, mean |Δ|, max rel. error, result;
-    # classification: artifact, accuracy, Δ, agreement, max |Δp|, result
-    keep = [0, 2, 3, 4, 6] if kind == "values" else [0, 2, 3, 4, 5, 8]
-    name = (parity.get("data") or {}).get("name")
+    ref = parity.reference
+    kind = ref.output_kind or "probabilities"
+    keep = [header.index(name) for name in (REGRESSION_COLUMNS if kind == "values" else PARITY_COLUMNS)]
+    name = parity.data.name
     data = f" of {name}" if name and name != "MNIST" else ""
-    images = ref.get("images")
-    count = f"{images:,}" if isinstance(images, int) else str(images)
-    title = f"Parity ({count} test {'samples' if kind == 'values' else 'images'}{data}"
+    title = f"Parity ({ref.images:,} test {'samples' if kind == 'values' else 'images'}{data}"
     title += ", softmax of logits compared)" if kind == "logits" else ")"
     out.print(rich_table(title, [header[i] for i in keep], [[r[i] for i in keep] for r in rows]))
 
 
-def print_cpu_classes(parity: dict[str, Any]) -> None:
+def print_cpu_classes(parity: ParityDocument) -> None:
     """The `parity --cpu` table: each export on this machine and under each emulated CPU."""
     from toolkit.reports.cpus import build_cpus, cpus_table
 
@@ -58,23 +62,22 @@ def print_cpu_classes(parity: dict[str, Any]) -> None:
     out.print(f"[dim]Not covered: {escape(view.not_emulated)}.[/]", highlight=False)
 
 
-def print_bench(bench: dict[str, Any]) -> None:
+def print_bench(bench: BenchDocument) -> None:
     from toolkit.reports import latency_pivot
 
     header, rows = latency_pivot(bench)
     out.print(rich_table("Latency (p50 ms)", header, rows))
-    for s in bench.get("skipped", []):
-        err.print(f"[yellow]skipped[/] {escape(s['artifact'])}: {escape(s['reason'])}", highlight=False)
-    noisy = bench.get("noisy", [])
-    if noisy:
-        err.print(f"[yellow]noisy[/]: {len(noisy)} configuration(s) varied during timing; see the report.")
-    env = bench.get("environment", {})
-    if env.get("throttled"):
-        flags = ", ".join(env.get("throttle_flags") or [])
+    for s in bench.skipped:
+        err.print(f"[yellow]skipped[/] {escape(s.artifact)}: {escape(s.reason)}", highlight=False)
+    if bench.noisy:
+        err.print(f"[yellow]noisy[/]: {len(bench.noisy)} configuration(s) varied during timing; see the report.")
+    env = bench.environment
+    if env.throttled:
+        flags = ", ".join(env.throttle_flags or [])
         err.print(f"[bold yellow]warning:[/] the CPU was throttled during this run ({escape(flags)}).")
 
 
-def print_recommendation(parity: dict[str, Any] | None, bench: dict[str, Any] | None) -> None:
+def print_recommendation(parity: ParityDocument | None, bench: BenchDocument | None) -> None:
     from toolkit.reports import recommend
     from toolkit.reports.fmt import runtime_name
     from toolkit.reports.markdown import recommendation_quality

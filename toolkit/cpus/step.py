@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from toolkit.cpus.models import CPU_MODELS, CpuModel, cpu_help
 from toolkit.errors import ToolkitError
 from toolkit.progress import ProgressCallback, as_progress
 from toolkit.run import layout as A
+
+if TYPE_CHECKING:
+    from toolkit.run.documents import ArtifactEntry, CpuClasses, CpuClassRun, CpuParityRow, ManifestDocument
 
 DEFAULT_IMAGES = 1000
 NOT_EMULATED = (
@@ -63,14 +66,15 @@ def exported(names: list[str] | None) -> None:
         raise ToolkitError("--cpu runs the exports, not the Keras reference: name at least one exported artifact.")
 
 
-def _job(folder: Path, inputs: Path, entries: list[tuple[dict[str, Any], Path]], tag: str) -> Path:
+def _job(folder: Path, inputs: Path, entries: list[tuple[ArtifactEntry, Path]], tag: str) -> Path:
     out = folder / f"out-{tag}"
     job = {
         "inputs": str(inputs),
         "out": str(out),
         "threads": 1,  # one thread: emulated jobs run side by side, and int8 sums are the same for any count
         "artifacts": [
-            {"name": e["name"], "path": str(p), "model_spec": e.get("model_spec") or None} for e, p in entries
+            {"name": e.name, "path": str(p), "model_spec": e.model_spec.to_dict() if e.model_spec else None}
+            for e, p in entries
         ],
     }
     path = folder / f"job-{tag}.json"
@@ -80,52 +84,47 @@ def _job(folder: Path, inputs: Path, entries: list[tuple[dict[str, Any], Path]],
 
 def _rows(
     result: JobResult,
-    entries: list[tuple[dict[str, Any], Path]],
+    entries: list[tuple[ArtifactEntry, Path]],
     reference: tuple[np.ndarray, np.ndarray, float | None, str],
     native: dict[str, np.ndarray] | None,
-) -> list[dict[str, Any]]:
+) -> list[CpuParityRow]:
     from toolkit.bundles.verify import tolerance_for
+    from toolkit.run.documents import CpuParityRow, dump_document
     from toolkit.steps.parity import check_row, compared
     from toolkit.tolerances import allowed_diff
 
     ref_probs, labels, ref_acc, kind = reference
-    rows: list[dict[str, Any]] = []
+    rows: list[CpuParityRow] = []
     for entry, path in entries:
-        line = result.lines.get(entry["name"])
+        line = result.lines.get(entry.name)
         if line is None or "error" in line:
             error = "no output" if line is None else str(line["error"])
-            rows.append({"artifact": entry["name"], "passed": False, "failures": [error], "error": error})
+            rows.append(CpuParityRow(artifact=entry.name, passed=False, failures=[error], error=error))
             continue
         out = np.load(line["file"], allow_pickle=False)
-        row = check_row(
-            entry,
-            compared(out, kind),
-            ref_probs,
-            labels,
-            ref_acc,
-            float(line["seconds"]),
-            str(line["backend"]),
-            output_kind=kind,
-        ).to_dict()
+        seconds, backend = float(line["seconds"]), str(line["backend"])
+        row = dump_document(
+            check_row(entry, compared(out, kind), ref_probs, labels, ref_acc, seconds, backend, output_kind=kind)
+        )
         keep = ("artifact", "precision", "runtime", "backend", "accuracy", "top1_agreement", "max_rel_error")
         doc = {k: row[k] for k in keep if k in row}
         doc.update(max_abs_diff=row["max_abs_diff"], seconds=row["seconds"], tolerance=row["tolerance"])
         failures = list(row["failures"])
         if native is not None:
-            mine = native[entry["name"]]
+            mine = native[entry.name]
             magnitude = float(np.abs(mine).max()) if mine.size else 0.0
             tol = tolerance_for(entry, path, magnitude=magnitude)
             diff = float(np.abs(out.astype(np.float64) - mine.astype(np.float64)).max())
             doc.update(
                 max_abs_diff_vs_native=diff,
                 identical_to_native=bool(np.array_equal(out, mine)),
-                native_tolerance=float(tol["max_abs"]),
-                native_basis=str(tol["basis"]),
+                native_tolerance=tol.max_abs,
+                native_basis=tol.basis,
             )
-            if diff > allowed_diff(tol):
-                failures.append(f"max |Δ| {diff:.3g} against this machine > {tol['max_abs']:.3g} ({tol['basis']})")
+            if diff > allowed_diff(tol.max_abs):
+                failures.append(f"max |Δ| {diff:.3g} against this machine > {tol.max_abs:.3g} ({tol.basis})")
         doc.update(passed=not failures, failures=failures)
-        rows.append(doc)
+        rows.append(CpuParityRow.model_validate(doc))
     return rows
 
 
@@ -138,7 +137,7 @@ def cpu_parity(
     data: Any = None,
     progress: ProgressCallback | None = None,
     say: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> CpuClasses:
     """Re-run the run's exports under each emulated CPU in `cpus`; returns parity.json's `cpu_classes` section.
 
     Args:
@@ -151,13 +150,15 @@ def cpu_parity(
     Raises:
         ToolkitError: an unknown CPU, no export to run, or a CPU this machine cannot emulate (one line each).
     """
+    from toolkit.run.documents import CpuClasses
+
     models = parse_cpus(cpus)
     if images < 1:
         raise ToolkitError(f"--cpu-images must be 1 or more, got {images}.")
     exported(artifact_names)
     manifest = A.load_manifest(run_dir)
     chosen = A.select_artifacts(manifest, artifact_names)
-    entries = [(e, A.verified_path(run_dir, e)) for e in chosen if e["name"] != A.REFERENCE_NAME]
+    entries = [(e, A.verified_path(run_dir, e)) for e in chosen if e.name != A.REFERENCE_NAME]
     if not entries:
         raise ToolkitError("--cpu runs the exports, not the Keras reference: name at least one exported artifact.")
     x, reference = _reference(run_dir, manifest, data, images)
@@ -173,17 +174,17 @@ def cpu_parity(
             _emulated_class(m, results[m.name], _rows(results[m.name], entries, reference, native)) for m in models
         ]
     ticks.close()
-    return {
-        "images": len(reference[1]),
-        "seconds": round(time.perf_counter() - started, 1),
-        "not_emulated": NOT_EMULATED,
-        "classes": classes,
-        "passed": all(c["passed"] for c in classes),
-    }
+    return CpuClasses(
+        images=len(reference[1]),
+        seconds=round(time.perf_counter() - started, 1),
+        not_emulated=NOT_EMULATED,
+        classes=classes,
+        passed=all(c.passed for c in classes),
+    )
 
 
 def _reference(
-    run_dir: Path, manifest: dict[str, Any], data: Any, images: int
+    run_dir: Path, manifest: ManifestDocument, data: Any, images: int
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, float | None, str]]:
     """The first `images` test inputs, and the Keras reference's outputs on them (run natively), the labels,
     the reference's accuracy and the output kind."""
@@ -228,7 +229,7 @@ class _Ticks:
 def _run_jobs(
     folder: Path,
     x: np.ndarray,
-    entries: list[tuple[dict[str, Any], Path]],
+    entries: list[tuple[ArtifactEntry, Path]],
     models: list[CpuModel],
     ticks: _Ticks,
     say: Callable[[str], None],
@@ -260,32 +261,39 @@ def _run_jobs(
     return native_result, results
 
 
-def _native_class(result: JobResult, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def _native_class(result: JobResult, rows: list[CpuParityRow]) -> CpuClassRun:
     from benchmarks.cpu import detect_cpu
     from benchmarks.environment import cpu_model
+    from toolkit.run.documents import CpuClassRun
 
-    return {
-        "name": "native",
-        "emulated": False,
-        "qemu_cpu": None,
-        "stands_for": cpu_model() or "this machine",
-        "cpu": result.cpu or detect_cpu().to_dict(),
-        "qemu": None,
-        "seconds": round(result.seconds, 1),
-        "rows": rows,
-        "passed": all(r["passed"] for r in rows),
-    }
+    return CpuClassRun.model_validate(
+        {
+            "name": "native",
+            "emulated": False,
+            "qemu_cpu": None,
+            "stands_for": cpu_model() or "this machine",
+            "cpu": result.cpu or detect_cpu().to_dict(),
+            "qemu": None,
+            "seconds": round(result.seconds, 1),
+            "rows": rows,
+            "passed": all(r.passed for r in rows),
+        }
+    )
 
 
-def _emulated_class(model: CpuModel, result: JobResult, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "name": model.name,
-        "emulated": True,
-        "qemu_cpu": model.qemu_cpu,
-        "stands_for": model.stands_for,
-        "cpu": result.cpu,
-        "qemu": result.qemu,
-        "seconds": round(result.seconds, 1),
-        "rows": rows,
-        "passed": all(r["passed"] for r in rows),
-    }
+def _emulated_class(model: CpuModel, result: JobResult, rows: list[CpuParityRow]) -> CpuClassRun:
+    from toolkit.run.documents import CpuClassRun
+
+    return CpuClassRun.model_validate(
+        {
+            "name": model.name,
+            "emulated": True,
+            "qemu_cpu": model.qemu_cpu,
+            "stands_for": model.stands_for,
+            "cpu": result.cpu,
+            "qemu": result.qemu,
+            "seconds": round(result.seconds, 1),
+            "rows": rows,
+            "passed": all(r.passed for r in rows),
+        }
+    )

@@ -23,6 +23,7 @@ from toolkit.errors import DataError
 if TYPE_CHECKING:
     from runtimes.spec import ModelSpec
     from toolkit.data.mnist import Mnist
+    from toolkit.run.documents import DatasetDocument
 
 MNIST: Final = "mnist"
 NPZ: Final = "npz"
@@ -112,7 +113,8 @@ class Dataset:
         return self.inputs(self.x_test[:n], spec), targets_for(self.y_test[:n], spec, self.name)
 
     def calibration(self, spec: ModelSpec, n: int = 500, seed: int = 7) -> np.ndarray:
-        """`n` training rows drawn with `seed` (the same draw as MNIST's `calibration_sample`)."""
+        """`n` training rows (at most all of them), distinct, drawn with `seed` and kept in index order: what the
+        int8 exports are calibrated on."""
         total = len(self.x_train)
         n = min(n, total)
         indices = np.sort(np.random.default_rng(seed).choice(total, n, replace=False))
@@ -136,8 +138,19 @@ class Dataset:
         targets_for(self.y_train, spec, self.name)
         targets_for(self.y_test, spec, self.name)
 
-    def describe(self) -> dict[str, Any]:
-        """What dataset.json records about this dataset."""
+    def record(self, spec: ModelSpec, *, seed: int) -> DatasetDocument:
+        """dataset.json for this dataset as `spec`'s model takes it (`seed`: of the split and calibration draw)."""
+        from toolkit.run.documents import DatasetDocument
+
+        return DatasetDocument(
+            schema_version=1,
+            **self._facts(),
+            seed=seed,
+            value_range=self.value_range(spec),
+            task="regression" if spec.output_kind == "values" else "classification",
+        )
+
+    def _facts(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "kind": self.kind,

@@ -198,27 +198,6 @@ def one_hot(labels: npt.ArrayLike, num_classes: int = NUM_CLASSES) -> _F32:
     return out
 
 
-def calibration_sample(mnist: Mnist, n: int = 500, seed: int = 7) -> _F32:
-    """Draw a reproducible random sample of training images, e.g. for quantization calibration.
-
-    Args:
-        mnist: The loaded dataset.
-        n: Number of distinct images to draw (1 to the training-set size).
-        seed: Seed for `np.random.default_rng`; the same seed gives the same sample.
-
-    Returns:
-        float32 array [n, 28, 28, 1] of training images (see `to_model_input`), in index order.
-
-    Raises:
-        ValueError: `n` is out of range.
-    """
-    total = len(mnist.x_train)
-    if not 1 <= n <= total:
-        raise ValueError(f"calibration sample size must be between 1 and {total}, got {n}")
-    indices = np.sort(np.random.default_rng(seed).choice(total, n, replace=False))
-    return to_model_input(mnist.x_train[indices])
-
-
 def _keras_cache_path() -> Path:
     keras_home = os.environ.get("KERAS_HOME")
     base = Path(keras_home).expanduser() if keras_home else Path.home() / ".keras"

@@ -51,13 +51,6 @@ ACTIVATION_OPS = {"relu": "relu", "softmax": "softmax", "logistic": "sigmoid", "
 CHUNK = 250  # images per runtime call
 
 
-def threshold_text() -> str:
-    return (
-        f"a layer departs from the Keras reference when its SNR is below {DEPART_SNR_DB:g} dB "
-        f"(error power above 1 % of the signal power) or its cosine similarity is below {DEPART_COSINE:g}"
-    )
-
-
 # -- the Keras reference -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class KerasLayer:

@@ -1,11 +1,20 @@
-"""Tables and Markdown for `edgekit diagnose` (shared by diagnose.md and the console)."""
+"""Tables and Markdown for `edgekit diagnose` (shared by diagnose.md and the console).
+
+The module renders diagnose.json's JSON form (what `toolkit.diagnosis.step` builds); the console's functions
+at the end take the typed `DiagnoseDocument` and its parts.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolkit.diagnosis.channels import SETS_SCALE_RATIO, fmt_num
 from toolkit.diagnosis.layers import IDENTITY_LAYERS, SNR_CAP_DB
+
+if TYPE_CHECKING:
+    from toolkit.run.documents import DiagnosedArtifact, DiagnoseDocument
+
+Table = tuple[list[str], list[list[str]]]
 
 
 def fmt_snr(v: float | None) -> str:
@@ -43,7 +52,7 @@ def _status(r: dict[str, Any], first: str | None) -> str:
     return "departs" if r["departs"] else "ok"
 
 
-def layer_table(result: dict[str, Any], *, compact: bool = False) -> tuple[list[str], list[list[str]]]:
+def _layer_table(result: dict[str, Any], *, compact: bool = False) -> tuple[list[str], list[list[str]]]:
     """Per-layer metrics of one artifact; `compact` (console) drops the type and shortens names."""
     first = (result.get("first_departure") or {}).get("layer")
     header = ["layer", "type", "export tensor", "max |err|", "mean |err|", "cosine", "SNR dB", "Δ SNR dB"]
@@ -80,7 +89,7 @@ def layer_table(result: dict[str, Any], *, compact: bool = False) -> tuple[list[
     return header, rows
 
 
-def summary_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+def _summary_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Every Keras layer (rows) against every artifact (columns): SNR dB / cosine."""
     results = report["artifacts"]
     header = ["layer", *[r["artifact"] for r in results]]
@@ -100,7 +109,7 @@ def summary_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def departure_text(result: dict[str, Any]) -> str:
+def _departure_text(result: dict[str, Any]) -> str:
     dep = result.get("first_departure")
     if not dep:
         rows = [r for r in result["layers"] if r.get("snr_db") is not None]
@@ -117,7 +126,7 @@ def departure_text(result: dict[str, Any]) -> str:
     return f"the error starts at **{where}**: {dep['reason']}"
 
 
-def cause_lines(result: dict[str, Any]) -> list[tuple[str, str]]:
+def _cause_lines(result: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, text) pairs: the cause of the departure and what to do about it (none when nothing departs)."""
     from toolkit.diagnosis.cause import cause_text
 
@@ -179,7 +188,7 @@ def sensitivity_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]
     return header, [[str(x.get("layer")), score(x.get("only_float")), score(x.get("only_quantized"))] for x in ranking]
 
 
-def ranking_text(result: dict[str, Any], top: int = 3) -> str:
+def _ranking_text(result: dict[str, Any], top: int = 3) -> str:
     ranked = [r for r in result["added_error_ranking"] if r["added_error_pct"] > 1e-4][:top]
     return (
         ", ".join(
@@ -272,7 +281,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "SNR dB / cosine against Keras (✗: departs):",
         "",
-        *_md_table(*summary_table(report)),
+        *_md_table(*_summary_table(report)),
         "",
     ]
     for res in report["artifacts"]:
@@ -293,9 +302,9 @@ def _artifact_section(res: dict[str, Any], report: dict[str, Any]) -> list[str]:
         link = f"none: {gal['skipped']}"
     else:
         link = "none: every image agrees with the reference"
-    lines = [f"### {res['artifact']}", "", f"- First departure: {departure_text(res)}."]
-    lines += [f"- {label.capitalize()}: {text}" for label, text in cause_lines(res)]
-    lines.append(f"- Most error added by: {ranking_text(res)}.")
+    lines = [f"### {res['artifact']}", "", f"- First departure: {_departure_text(res)}."]
+    lines += [f"- {label.capitalize()}: {text}" for label, text in _cause_lines(res)]
+    lines.append(f"- Most error added by: {_ranking_text(res)}.")
     if res.get("top1_agreement") is not None:
         lines.append(
             f"- Top-1 agreement with keras-fp32: {res['top1_agreement']:.4f} ({res['disagreements']} of "
@@ -318,7 +327,7 @@ def _artifact_section(res: dict[str, Any], report: dict[str, Any]) -> list[str]:
             f"- Flatten order: {res['flatten_order']}"
             + (" (same as Keras)." if res["flatten_order"] == "NHWC" else " (reordered to NHWC before comparing).")
         )
-    lines += ["", *_md_table(*layer_table(res), left=3), ""]
+    lines += ["", *_md_table(*_layer_table(res), left=3), ""]
     lines += [
         "Per channel (the last axis of each layer's output), against the same tensor's scale: how many int8 "
         "levels the channels' ranges span, the share of the levels that is (range use), the channels whose "
@@ -348,3 +357,39 @@ def _speed_section(speed: list[dict[str, Any]]) -> list[str]:
         verdict = {True: "slower", False: "not slower", None: "not compared"}[rec.get("slower")]
         lines += [title, "", f"**{verdict}.** {rec['reason']}", "", *_speed_evidence(rec), ""]
     return lines
+
+
+# -- the console (`edgekit diagnose`): the same tables and lines, from the typed document -----------------
+def layer_table(result: DiagnosedArtifact, *, compact: bool = False) -> Table:
+    """Per-layer metrics of one artifact; `compact` (console) drops the type and shortens names."""
+    from toolkit.run.documents import dump_document
+
+    return _layer_table(dump_document(result), compact=compact)
+
+
+def summary_table(report: DiagnoseDocument) -> Table:
+    """Every Keras layer (rows) against every artifact (columns): SNR dB / cosine."""
+    from toolkit.run.documents import dump_document
+
+    return _summary_table(dump_document(report))
+
+
+def departure_text(result: DiagnosedArtifact) -> str:
+    """Where the error starts, in one line (Markdown bold around the layer)."""
+    from toolkit.run.documents import dump_document
+
+    return _departure_text(dump_document(result))
+
+
+def cause_lines(result: DiagnosedArtifact) -> list[tuple[str, str]]:
+    """(label, text) pairs: the cause of the departure and what to do about it (none when nothing departs)."""
+    from toolkit.run.documents import dump_document
+
+    return _cause_lines(dump_document(result))
+
+
+def ranking_text(result: DiagnosedArtifact, top: int = 3) -> str:
+    """The layers that add the most error, in one line."""
+    from toolkit.run.documents import dump_document
+
+    return _ranking_text(dump_document(result), top)

@@ -1,10 +1,11 @@
 """`edgekit diagnose`: where an export departs from the Keras reference, which images it gets wrong, and
 why a quantized artifact is slower than its fp32 sibling.
 
-Writes `diagnose/diagnose.json`, `diagnose/diagnose.md` and `diagnose/gallery_<artifact>.png` in the run
-directory. One artifact is `artifact.py`'s; layer mapping is in `layers.py`, metrics in `metrics.py`,
-instrumented runs in `capture.py`, the gallery in `gallery.py`, the slowdown explainer in `speed.py` (evidence
-in `evidence.py`) and the Markdown in `render.py`.
+Writes `diagnose/diagnose.json` (`DiagnoseDocument`), `diagnose/diagnose.md` and
+`diagnose/gallery_<artifact>.png` in the run directory. Layer mapping is in `layers`, the metrics in `metrics`,
+instrumented runs in `capture`, one export in `artifact`, the cause in `cause`, the gallery in `gallery`, the
+slowdown explainer in `speed` (evidence in `evidence`) and the Markdown in `render` (all in `toolkit.diagnosis`).
+The package works on the manifest entries' JSON form (`dump_document`); what it returns is typed.
 """
 
 from __future__ import annotations
@@ -12,29 +13,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from runtimes.files import write_json_atomic, write_text_atomic
+from runtimes.files import write_text_atomic
+from runtimes.registry import make_runner
 from toolkit.diagnosis.artifact import diagnose_artifact, output_layer_name
 from toolkit.errors import RunDirError, ToolkitError
 from toolkit.progress import ProgressCallback, as_progress
 from toolkit.run import layout as A
 
-DIAGNOSE_DIR = "diagnose"
-DIAGNOSE_JSON = "diagnose.json"
+if TYPE_CHECKING:
+    from toolkit.run.documents import DiagnoseDocument, ManifestDocument
+
+DIAGNOSE_DIR = A.DIAGNOSE_DIR
 DIAGNOSE_MD = "diagnose.md"
 DEFAULT_LIMIT = 500
 
 
-def default_artifacts(manifest: dict[str, Any]) -> list[str]:
+def default_artifacts(manifest: ManifestDocument) -> list[str]:
     """The quantized artifacts if the run has any, else every non-Keras artifact."""
     from toolkit.diagnosis.speed import QUANTIZED
 
-    exports = [a for a in manifest["artifacts"] if a["format"] != "keras"]
-    quantized = [a["name"] for a in exports if a["precision"] in QUANTIZED]
-    return quantized or [a["name"] for a in exports]
+    exports = [a for a in manifest.artifacts if a.format != "keras"]
+    quantized = [a.name for a in exports if a.precision in QUANTIZED]
+    return quantized or [a.name for a in exports]
 
 
 def diagnose_arrays(
@@ -143,21 +147,26 @@ class _Plan:
 
 def _plan(run_dir: Path, artifact_names: list[str] | None) -> _Plan:
     """Check the run and the chosen artifacts (one-line errors) before any long work."""
-    manifest = A.load_manifest(run_dir)
+    from toolkit.run.documents import dump_document
+
+    run = A.Run(run_dir)
+    manifest = run.manifest()
     names = artifact_names or default_artifacts(manifest)
     if A.REFERENCE_NAME in names:
         raise ToolkitError(f"{A.REFERENCE_NAME} is the reference every artifact is compared with; choose exports.")
     entries = A.select_artifacts(manifest, names)
     if not entries:
         raise RunDirError(f"{run_dir / A.MANIFEST_JSON} lists no exported artifacts; run `edgekit export` first.")
-    ref_path = A.verified_path(run_dir, A.listed_reference(run_dir, manifest))
-    paths = [(e, A.verified_path(run_dir, e)) for e in entries]
+    ref_path = run.verified_path(run.reference(manifest))
+    for e in entries:
+        with make_runner(run.verified_path(e), spec=A.entry_spec(e)):
+            pass  # a file that no longer matches its manifest ModelSpec: one line, before the long work
+    paths = [(dump_document(e), run.verified_path(e)) for e in entries]
     siblings = {
-        e["format"]: (e, A.verified_path(run_dir, e))
-        for e in manifest["artifacts"]
-        if e["precision"] == "fp32" and e["format"] != "keras"
+        e.format: (dump_document(e), run.verified_path(e))
+        for e in manifest.artifacts
+        if e.precision == "fp32" and e.format != "keras"
     }
-    _check_specs(paths)
     return _Plan(ref_path, paths, siblings)
 
 
@@ -169,14 +178,16 @@ def _run_planned(
     data_info: dict[str, Any],
     progress: ProgressCallback | None,
     measure: Callable[[Any], dict[str, list[dict[str, Any]]]] | None = None,
-) -> dict[str, Any]:
+) -> DiagnoseDocument:
     from runtimes.keras_runner import load_keras_model
     from toolkit.diagnosis import sensitivity as S
     from toolkit.diagnosis.render import render_markdown
+    from toolkit.run.documents import BenchDocument, DiagnoseDocument, dump_document
 
+    run = A.Run(run_dir)
     out_dir = run_dir / DIAGNOSE_DIR
-    bench_path = run_dir / A.BENCH_JSON
-    bench = A.read_json(bench_path) if bench_path.exists() else None
+    found = run.find(BenchDocument)
+    bench = None if found is None else dump_document(found)  # the speed explainer reuses its timings
     model = load_keras_model(plan.reference)
     ranking, source = S.for_run(run_dir, [e for e, _ in plan.paths], model, measure, len(images))
     body = diagnose_arrays(
@@ -199,39 +210,12 @@ def _run_planned(
         "data": data_info,
         **{k: v for k, v in body.items() if k != "images"},
         "sensitivity_source": source,
-        "bench_json": bench_path.name if bench else None,
+        "bench_json": A.BENCH_JSON if bench else None,
         "libraries": A.library_versions(),
     }
-    write_json_atomic(out_dir / DIAGNOSE_JSON, report)
-    write_text_atomic(out_dir / DIAGNOSE_MD, render_markdown(report))
-    return report
-
-
-def diagnose_run(
-    run_dir: Path,
-    images: np.ndarray,
-    labels: np.ndarray | None,
-    *,
-    artifact_names: list[str] | None = None,
-    data_info: dict[str, Any] | None = None,
-    progress: ProgressCallback | None = None,
-) -> dict[str, Any]:
-    """Diagnose a run's artifacts on inputs already converted to the model's input form; write the report.
-
-    Args:
-        run_dir: the run directory (manifest, model.keras, exports).
-        images: float32 model inputs `[N, ...]` (the caller picks N, e.g. the first `limit` test examples).
-        labels: integer class labels `[N]`, or None for a regression model.
-        artifact_names: artifacts to diagnose (default: the quantized ones, else every export).
-        data_info: the report's `data` block: `source`, `verified` and `subset` (what the inputs are).
-        progress: progress callback.
-
-    Returns:
-        The report written to diagnose/diagnose.json (diagnose.md and the galleries beside it).
-    """
-    plan = _plan(run_dir, artifact_names)
-    info = data_info or {"source": "given arrays", "verified": None, "subset": f"{len(images)} examples"}
-    return _run_planned(run_dir, plan, images, labels, info, progress)
+    doc = run.save(DiagnoseDocument.model_validate(report))
+    write_text_atomic(out_dir / DIAGNOSE_MD, render_markdown(dump_document(doc)))
+    return doc
 
 
 def diagnose_step(
@@ -244,8 +228,9 @@ def diagnose_step(
     calibration_size: int = 500,
     seed: int = 7,
     progress: ProgressCallback | None = None,
-) -> dict[str, Any]:
-    """Diagnose the chosen artifacts of a run; write diagnose/diagnose.{json,md} and the galleries.
+) -> DiagnoseDocument:
+    """Diagnose the chosen artifacts of a run; write diagnose/diagnose.{json,md} and the galleries; return
+    diagnose.json.
 
     `data`: the run's own (dataset.json, else shipped MNIST) when None; else a source or a loaded dataset.
     `sensitivity`: also measure the per-layer sensitivity ranking now (`exporters.sensitivity`, with
@@ -275,12 +260,3 @@ def diagnose_step(
         entries = [e for e, _ in plan.paths]
         measure = S.measurer(entries, dataset.calibration(spec, n=calibration_size, seed=seed), images, labels)
     return _run_planned(run_dir, plan, images, labels, info, progress, measure)
-
-
-def _check_specs(paths: list[tuple[dict[str, Any], Path]]) -> None:
-    """Refuse, in one line and before the long work, a file that no longer matches its manifest ModelSpec."""
-    from runtimes.registry import make_runner
-
-    for entry, path in paths:
-        with make_runner(path, spec=A.entry_spec(entry)):
-            pass

@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtimes.errors import last_line
 from toolkit.bundles.archive import archive_stem
@@ -32,6 +32,9 @@ from toolkit.emulate.boards import BOARDS, Board
 from toolkit.emulate.chroot import VENV, board_mounts, check_host, chroot_env, ensure_binfmt, qemu_version, unmount_all
 from toolkit.emulate.errors import EmulateError
 from toolkit.emulate.rootfs import ROOTS, cache_lock, ensure_root, root_dir
+
+if TYPE_CHECKING:
+    from toolkit.run.documents import VerifyDocument
 
 
 def default_output(bundle: Path, board: str) -> Path:
@@ -42,7 +45,7 @@ def default_output(bundle: Path, board: str) -> Path:
 
 def emulated_verify(
     bundle: Path, board_name: str, out: Path | None = None, *, say: Callable[[str], None] | None = None
-) -> tuple[Path, dict[str, Any]]:
+) -> tuple[Path, VerifyDocument]:
     """Run `edgekit verify` on `bundle` in the board's root under QEMU as `board_name`; write verify.json.
 
     Args:
@@ -52,14 +55,14 @@ def emulated_verify(
         say: gets a line for each slow step (default: nothing).
 
     Returns:
-        (where verify.json was written, its content: the emulated machine's report plus `emulation`).
+        (where verify.json was written, verify.json: the emulated machine's report plus `emulation`).
 
     Raises:
         EmulateError: not root, tools missing, the root cannot be built, or verify crashed.
         BundleError: the bundle is missing or malformed (as reported by verify inside the root).
     """
-    from runtimes.files import write_json_atomic
     from toolkit.bundles.format import check_bundle_path
+    from toolkit.run.documents import VerifyDocument, parse_document, write_document
 
     if say is None:
         say = _quiet
@@ -103,8 +106,9 @@ def emulated_verify(
         "verify_seconds": round(verify_seconds, 1),
         "note": f"QEMU user-mode: checks the {kind.arch} runtimes' numerics, not a board's speed",
     }
-    write_json_atomic(target, report)
-    return target, report
+    doc = parse_document(report, VerifyDocument, source=target)
+    write_document(target, doc)
+    return target, doc
 
 
 def _verify_in_root(root: Path, board: Board, bundle: Path) -> tuple[dict[str, Any], float]:

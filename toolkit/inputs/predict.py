@@ -274,14 +274,14 @@ def _run_model(run: Path, artifact: str | None) -> Source:
             f"{run} is a directory but neither a run directory (no {A.MANIFEST_JSON}) nor a bundle (no {BUNDLE_JSON}); "
             "pass a .tflite/.onnx file, a run directory or a bundle."
         )
-    manifest = A.load_manifest(run)
-    entry = _choose(manifest["artifacts"], artifact, run)
-    return (
-        A.verified_path(run, entry),
-        entry["name"],
-        None if artifact else _note(entry["name"], run),
-        A.entry_spec(entry),
-    )
+    from toolkit.run.documents import dump_document
+
+    run_dir = A.Run(run)
+    manifest = run_dir.manifest()
+    name = _choose([dump_document(e) for e in manifest.artifacts], artifact, run)["name"]
+    entry = manifest.artifact(name)
+    assert entry is not None
+    return run_dir.verified_path(entry), entry.name, None if artifact else _note(entry.name, run), A.entry_spec(entry)
 
 
 def _choose(entries: list[dict[str, Any]], artifact: str | None, where: Path) -> dict[str, Any]:

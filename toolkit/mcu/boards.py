@@ -7,13 +7,18 @@ that depends on the module fitted is left as None and said so.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from toolkit.run.documents import McuBoardFit
 
 KIB = 1024
 
 
 @dataclass(frozen=True)
-class Board:
+class McuBoard:
+    """A microcontroller board: its RAM, flash and core (not a single-board computer: `toolkit.emulate.boards`)."""
+
     name: str
     mcu: str
     core: str
@@ -23,8 +28,8 @@ class Board:
     note: str = ""
 
 
-BOARDS: tuple[Board, ...] = (
-    Board(
+BOARDS: tuple[McuBoard, ...] = (
+    McuBoard(
         name="Arduino Nano 33 BLE Sense",
         mcu="nRF52840",
         core="Cortex-M4F, 64 MHz",
@@ -32,7 +37,7 @@ BOARDS: tuple[Board, ...] = (
         flash_bytes=1024 * KIB,
         source="Arduino Nano 33 BLE Sense product page (docs.arduino.cc); Nordic nRF52840 Product Specification",
     ),
-    Board(
+    McuBoard(
         name="STM32F746G-DISCO",
         mcu="STM32F746NG",
         core="Cortex-M7, 216 MHz",
@@ -41,7 +46,7 @@ BOARDS: tuple[Board, ...] = (
         source="ST STM32F745xx/STM32F746xx datasheet (DS10916): 1 MB flash, 320 KB SRAM incl. 64 KB DTCM",
         note="plus 16 KB ITCM RAM, not counted",
     ),
-    Board(
+    McuBoard(
         name="Raspberry Pi Pico",
         mcu="RP2040",
         core="dual Cortex-M0+, 133 MHz",
@@ -51,7 +56,7 @@ BOARDS: tuple[Board, ...] = (
         "board)",
         note="Cortex-M0+: no FPU, no DSP instructions",
     ),
-    Board(
+    McuBoard(
         name="ESP32-S3 (DevKitC-1)",
         mcu="ESP32-S3",
         core="dual Xtensa LX7, 240 MHz",
@@ -63,23 +68,24 @@ BOARDS: tuple[Board, ...] = (
 )
 
 
-def fits(arena_bytes: int, flash_needed: int, board: Board) -> dict[str, Any]:
+def fits(arena_bytes: int, flash_needed: int, board: McuBoard) -> McuBoardFit:
     """Whether a model needing `arena_bytes` of RAM and `flash_needed` of flash fits `board`, and by how much.
 
     RAM headroom is what the arena leaves for the stack, the application and the runtime's globals.
     """
+    from toolkit.run.documents import McuBoardFit
+
     ram_left = board.ram_bytes - arena_bytes
     flash_left = None if board.flash_bytes is None else board.flash_bytes - flash_needed
-    ok = ram_left >= 0 and (flash_left is None or flash_left >= 0)
-    return {
-        "board": board.name,
-        "mcu": board.mcu,
-        "core": board.core,
-        "ram_bytes": board.ram_bytes,
-        "flash_bytes": board.flash_bytes,
-        "ram_left_bytes": ram_left,
-        "flash_left_bytes": flash_left,
-        "fits": ok,
-        "source": board.source,
-        "note": board.note,
-    }
+    return McuBoardFit(
+        board=board.name,
+        mcu=board.mcu,
+        core=board.core,
+        ram_bytes=board.ram_bytes,
+        flash_bytes=board.flash_bytes,
+        ram_left_bytes=ram_left,
+        flash_left_bytes=flash_left,
+        fits=ram_left >= 0 and (flash_left is None or flash_left >= 0),
+        source=board.source,
+        note=board.note,
+    )

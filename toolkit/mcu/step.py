@@ -30,6 +30,7 @@ from toolkit.tolerances import MIN_ROUNDING_STEPS
 
 if TYPE_CHECKING:
     from runtimes.spec import ModelSpec
+    from toolkit.run.documents import ArtifactEntry, ManifestDocument, McuDocument, McuResult, ParityRow
 
 MCU_DIR = "mcu"
 MCU_JSON = "mcu.json"
@@ -45,17 +46,15 @@ CODE_NOT_MEASURED = (
 )
 
 
-def select(manifest: dict[str, Any], names: list[str] | None) -> list[dict[str, Any]]:
+def select(manifest: ManifestDocument, names: list[str] | None) -> list[ArtifactEntry]:
     """The artifacts to check: those named, or every TFLite int8 artifact (full-integer I/O)."""
     if names:
         chosen = A.select_artifacts(manifest, names)
-        other = next((e for e in chosen if e["format"] != "tflite"), None)
+        other = next((e for e in chosen if e.format != "tflite"), None)
         if other is not None:
-            raise McuError(
-                f"{other['name']} is not a TFLite model ({other['format']}); TFLM runs .tflite files: {INT8_FIX}."
-            )
+            raise McuError(f"{other.name} is not a TFLite model ({other.format}); TFLM runs .tflite files: {INT8_FIX}.")
         return chosen
-    chosen = [e for e in manifest["artifacts"] if e["format"] == "tflite" and e["precision"] == "int8"]
+    chosen = [e for e in manifest.artifacts if e.format == "tflite" and e.precision == "int8"]
     if not chosen:
         raise McuError(f"this run has no full-int8 TFLite artifact; {INT8_FIX}.")
     return chosen
@@ -63,12 +62,12 @@ def select(manifest: dict[str, Any], names: list[str] | None) -> list[dict[str, 
 
 def check_artifact(
     run_dir: Path,
-    entry: dict[str, Any],
-    ref: tuple[dict[str, Any], Path],
+    entry: ArtifactEntry,
+    ref: tuple[ArtifactEntry, Path],
     images: np.ndarray,
     labels: np.ndarray,
     output_kind: str = "probabilities",
-) -> dict[str, Any]:
+) -> McuResult:
     """Everything `edgekit mcu` reports for one artifact on the test rows `images`; writes its firmware files."""
     path = A.verified_path(run_dir, entry)
     blob = path.read_bytes()
@@ -86,7 +85,7 @@ def check_artifact(
     keras_acc = float((keras_probs.argmax(1) == labels).mean())
     dequantized = (tflm_out.astype(np.float32) - info.output.zero_point) * np.float32(info.output.scale)
     row = check_row(
-        {**entry, "runtime": "tflm"},
+        entry.model_copy(update={"runtime": "tflm"}),
         compared(dequantized, output_kind),
         keras_probs,
         labels,
@@ -94,22 +93,22 @@ def check_artifact(
         seconds,
         f"tflite-micro {_tflm_version()} (reference kernels)",
         output_kind=output_kind,
-    ).to_dict()
+    )
     vs_litert = _against_litert(row, tflm_out, litert_out, builtin_out)
     files = write_firmware(
-        run_dir / MCU_DIR / entry["name"], blob, info.ops, arena.min_bytes, arena.recommended_bytes, path.name
+        run_dir / MCU_DIR / entry.name, blob, info.ops, arena.min_bytes, arena.recommended_bytes, path.name
     )
     parity = {
         "images": len(images),
-        "accuracy": row["accuracy"],
+        "accuracy": row.accuracy,
         "keras_accuracy": keras_acc,
         **vs_litert,
         "litert_backend": litert_backend,
-        "agreement_keras": row["top1_agreement"],
-        "disagreements_keras": row["disagreements"],
+        "agreement_keras": row.top1_agreement,
+        "disagreements_keras": row.disagreements,
         "max_int8_steps_vs_litert": _max_steps(tflm_out, litert_out),
-        "passed": row["passed"],
-        "failures": row["failures"],
+        "passed": row.passed,
+        "failures": row.failures,
     }
     return _result(run_dir, entry, info, arena, blob, parity, row, files)
 
@@ -129,7 +128,7 @@ def _litert_outputs(
 
 
 def _against_litert(
-    row: dict[str, Any], tflm_out: np.ndarray, litert_out: np.ndarray, builtin_out: np.ndarray
+    row: ParityRow, tflm_out: np.ndarray, litert_out: np.ndarray, builtin_out: np.ndarray
 ) -> dict[str, Any]:
     """TFLM judged against LiteRT on the same file: `row` fails when TFLM is further from LiteRT's built-in
     kernels than LiteRT's own two kernel sets are from each other. The agreement figures of mcu.json."""
@@ -140,12 +139,12 @@ def _against_litert(
     best_two = np.sort(litert_out.astype(np.int32), axis=1)[:, -2:]
     ties = differ & (best_two[:, 1] - best_two[:, 0] <= 2 * rounding)
     if steps_builtin > rounding:
-        row["failures"].append(
+        row.failures.append(
             f"TFLM differs from LiteRT's built-in kernels by {steps_builtin} int8 steps, more than LiteRT's own two "
             f"kernel sets differ on this model ({rounding})"
         )
-        row["passed"] = False
-    row["tolerance"] += (
+        row.passed = False
+    row.tolerance += (
         ", max |TFLM - LiteRT built-in kernels| ≤ the steps LiteRT's XNNPACK and built-in kernels differ by here "
         f"({rounding})"
     )
@@ -160,19 +159,21 @@ def _against_litert(
 
 def _result(
     run_dir: Path,
-    entry: dict[str, Any],
+    entry: ArtifactEntry,
     info: ModelInfo,
     arena: Arena,
     blob: bytes,
     parity: dict[str, Any],
-    row: dict[str, Any],
+    row: ParityRow,
     files: list[Path],
-) -> dict[str, Any]:
+) -> McuResult:
     """One artifact's entry in mcu.json: the model's ops and I/O, arena, flash, parity and the boards it fits."""
-    return {
-        "artifact": entry["name"],
-        "path": entry["path"],
-        "sha256": entry["sha256"],
+    from toolkit.run.documents import McuResult
+
+    result = {
+        "artifact": entry.name,
+        "path": entry.path,
+        "sha256": entry.sha256,
         "ops": list(info.ops),
         "op_count": info.op_count,
         "input": {
@@ -202,6 +203,7 @@ def _result(
         "files": [str(p.relative_to(run_dir)) for p in files],
         "latency": "not measured: no microcontroller was run; TFLM ran on the host",
     }
+    return McuResult.model_validate(result)
 
 
 def _max_steps(a: np.ndarray, b: np.ndarray) -> int:
@@ -223,12 +225,14 @@ def mcu_step(
     limit: int | None = None,
     data: Any = None,
     progress: ProgressCallback | None = None,
-) -> dict[str, Any]:
+) -> McuDocument:
     """Check every full-int8 TFLite artifact for microcontrollers; write mcu/ and mcu.json; return mcu.json.
 
     `data`: the run's own (dataset.json, or shipped MNIST) when None; else an .npz, folder, MNIST source,
     `Mnist` or `Dataset`. Regression models ("values") are refused: TFLM parity here is top-1 agreement.
     """
+    from toolkit.run.documents import McuDocument
+
     load_tflm()  # the missing extra is the first thing a user hears about
     if limit is not None and limit < 1:
         raise ToolkitError(f"--limit must be 1 or more, got {limit}.")
@@ -249,41 +253,36 @@ def mcu_step(
     task = p.add_task("mcu", total=len(entries))
     results = []
     for entry in entries:
-        p.update(task, description=f"mcu: {entry['name']} in TFLM")
+        p.update(task, description=f"mcu: {entry.name} in TFLM")
         results.append(check_artifact(run_dir, entry, ref, images, labels, spec.output_kind))
         p.advance(task)
-    doc = {
-        "schema_version": A.SCHEMA_VERSION,
-        "created_utc": A.utc_now(),
-        "cpu": A.this_cpu(),
-        "tflite_micro": _tflm_version(),
-        "data": data_summary(dataset, n),
-        "results": results,
-        "passed": all(r["parity"]["passed"] for r in results),
-    }
-    doc["parity_json"] = _add_parity_rows(
-        run_dir, [r["parity_row"] for r in results], [r["sha256"] for r in results], n
+    doc = McuDocument(
+        schema_version=A.SCHEMA_VERSION,
+        created_utc=A.utc_now(),
+        cpu=A.this_cpu(),
+        tflite_micro=_tflm_version(),
+        data=data_summary(dataset, n),
+        results=results,
+        passed=all(r.parity.passed for r in results),
     )
-    from toolkit.run.documents import McuDocument
-
-    A.save_document(run_dir / MCU_JSON, doc, McuDocument)
-    return doc
+    doc.parity_json = _add_parity_rows(run_dir, [r.parity_row for r in results], [r.sha256 for r in results], n)
+    return A.Run(run_dir).save(doc)
 
 
-def _add_parity_rows(run_dir: Path, rows: list[dict[str, Any]], shas: list[str], n: int) -> str:
+def _add_parity_rows(run_dir: Path, rows: list[ParityRow], shas: list[str], n: int) -> str:
     """Put the `runtime: tflm` rows into parity.json if it measured the same images; say what was done."""
-    path = run_dir / A.PARITY_JSON
-    if not path.exists():
-        return "not updated: no parity.json yet (run `edgekit parity`, then `edgekit mcu`)"
     from toolkit.run.documents import ParityDocument
 
-    report = A.read_document(path, ParityDocument)
-    if report["data"]["images"] != n:
-        return f"not updated: parity.json measured {report['data']['images']} images, mcu {n}"
-    keys = {(r["artifact"], r["runtime"]) for r in rows}
-    report["results"] = [r for r in report["results"] if (r["artifact"], r["runtime"]) not in keys] + rows
+    run = A.Run(run_dir)
+    report = run.find(ParityDocument)
+    if report is None:
+        return "not updated: no parity.json yet (run `edgekit parity`, then `edgekit mcu`)"
+    if report.data.images != n:
+        return f"not updated: parity.json measured {report.data.images} images, mcu {n}"
+    keys = {(r.artifact, r.runtime) for r in rows}
+    report.results = [r for r in report.results if (r.artifact, r.runtime) not in keys] + rows
     for r, sha in zip(rows, shas, strict=True):
-        report["artifacts"][r["artifact"]] = sha
-    report["passed"] = all(r["passed"] for r in report["results"])
-    A.save_document(path, report, ParityDocument)
+        report.artifacts[r.artifact] = sha
+    report.passed = all(r.passed for r in report.results)
+    run.save(report)
     return f"updated: {len(rows)} row(s) with runtime tflm"

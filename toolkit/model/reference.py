@@ -4,35 +4,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from runtimes.tf_import import import_keras
 from toolkit.data.mnist import Mnist, one_hot, to_model_input
-from toolkit.errors import ToolkitError
 from toolkit.model.spec import NUM_CLASSES
+from toolkit.run.documents.common import TrainOptions
 
 REFERENCE_PARAMS = 592_074  # Conv2D 832 + Dense 589,952 + Dense 1,290
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training settings; the defaults are the tutorial's."""
-
-    epochs: int = 10
-    batch_size: int = 200
-    seed: int = 7
-    train_limit: int | None = None  # use only the first N training images (quick runs, tests)
-
-    def validate(self) -> None:
-        if self.epochs < 1:
-            raise ToolkitError(f"--epochs must be 1 or more, got {self.epochs}.")
-        if self.batch_size < 1:
-            raise ToolkitError(f"--batch-size must be 1 or more, got {self.batch_size}.")
-        if self.train_limit is not None and self.train_limit < 1:
-            raise ToolkitError(f"--train-limit must be 1 or more, got {self.train_limit}.")
+# The training settings are the run document's (train.json's `config`, run.json's `train`): one class.
+TrainConfig = TrainOptions
+TUTORIAL = TrainConfig()  # the Keras tutorial's settings
 
 
 @dataclass
@@ -49,7 +34,7 @@ class TrainResult:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "config": asdict(self.config),
+            "config": self.config,
             "num_params": self.num_params,
             "wall_seconds": round(self.wall_seconds, 2),
             "epoch_seconds": [round(s, 2) for s in self.epoch_seconds],
@@ -91,7 +76,7 @@ BatchCallback = Callable[[int, int], None]  # (batch, batches per epoch)
 
 def train_reference_model(
     data: Mnist,
-    config: TrainConfig = TrainConfig(),
+    config: TrainConfig = TUTORIAL,
     *,
     on_epoch_end: EpochCallback | None = None,
     on_batch_end: BatchCallback | None = None,
@@ -107,7 +92,7 @@ def train_reference_model(
     Returns:
         The trained model with its history, timings and test accuracy.
     """
-    config.validate()
+    config.check()
     keras = import_keras()
     x_train = data.x_train if config.train_limit is None else data.x_train[: config.train_limit]
     y_train = data.y_train if config.train_limit is None else data.y_train[: config.train_limit]

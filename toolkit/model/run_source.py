@@ -16,6 +16,7 @@ from toolkit.run import layout as A
 
 if TYPE_CHECKING:
     from runtimes.spec import ModelSpec
+    from toolkit.run.documents import DatasetDocument, ModelDocument, ParityData
 
 DATASET_JSON = "dataset.json"
 MODEL_JSON = "model.json"
@@ -32,22 +33,18 @@ def has_own_data(run_dir: Path) -> bool:
     return is_user_run(run_dir) or (run_dir / DATASET_JSON).is_file()
 
 
-def recorded_dataset(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / DATASET_JSON
-    if not path.is_file():
-        return None
+def recorded_dataset(run_dir: Path) -> DatasetDocument | None:
+    """dataset.json, or None for a run that records no data of its own (shipped MNIST)."""
     from toolkit.run.documents import DatasetDocument
 
-    return A.read_document(path, DatasetDocument)
+    return A.Run(run_dir).find(DatasetDocument)
 
 
-def recorded_model(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / MODEL_JSON
-    if not path.is_file():
-        return None
+def recorded_model(run_dir: Path) -> ModelDocument | None:
+    """model.json, or None for a run of the reference CNN."""
     from toolkit.run.documents import ModelDocument
 
-    return A.read_document(path, ModelDocument)
+    return A.Run(run_dir).find(ModelDocument)
 
 
 def run_dataset(
@@ -70,19 +67,19 @@ def run_dataset(
     if isinstance(data, Mnist):
         return Dataset.from_mnist(data)
     recorded = recorded_dataset(run_dir)
-    seed = 7 if recorded is None else int(recorded["seed"])
-    scale = None if recorded is None else float(recorded["scale"])
+    seed = 7 if recorded is None else recorded.seed
+    scale = None if recorded is None else recorded.scale
     if data is not None:
         if not is_user_run(run_dir) and recorded is None:
             return Dataset.from_mnist(load_mnist(data, allow_unverified=allow_unverified))
         return load_dataset(data, spec=spec, seed=seed, scale=scale, allow_unverified=allow_unverified)
-    if recorded is None or recorded["kind"] == MNIST:
-        return Dataset.from_mnist(load_mnist(None if recorded is None else _mnist_source(recorded)))
-    path = recorded["path"]
+    if recorded is None or recorded.kind == MNIST:
+        return Dataset.from_mnist(load_mnist(None if recorded is None else recorded.path or None))
+    path = recorded.path
     if not path or not Path(path).exists():
         raise DataError(f"the run's data {path} (dataset.json) is gone; pass --data with the dataset to use.")
     dataset = load_dataset(path, spec=spec, seed=seed, scale=scale)
-    if recorded.get("sha256") and dataset.sha256 != recorded["sha256"]:
+    if recorded.sha256 and dataset.sha256 != recorded.sha256:
         raise DataError(
             f"the run's data {path} changed since the run recorded it (sha256 differs); pass --data {path} "
             "to use it as it is now."
@@ -90,37 +87,23 @@ def run_dataset(
     return dataset
 
 
-def record_dataset(run_dir: Path, dataset: Dataset, spec: ModelSpec, *, seed: int) -> dict[str, Any]:
+def record_dataset(run_dir: Path, dataset: Dataset, spec: ModelSpec, *, seed: int) -> DatasetDocument:
     """Write dataset.json for `dataset` as `spec`'s model takes it."""
-    from toolkit.run.documents import DatasetDocument
-
-    doc = {
-        "schema_version": A.SCHEMA_VERSION,
-        **dataset.describe(),
-        "seed": seed,
-        "value_range": list(dataset.value_range(spec)),
-        "task": "regression" if spec.output_kind == "values" else "classification",
-    }
-    A.save_document(run_dir / DATASET_JSON, doc, DatasetDocument)
-    return doc
+    return A.Run(run_dir).save(dataset.record(spec, seed=seed))
 
 
 def run_spec(run_dir: Path) -> ModelSpec:
     """The run's reference ModelSpec: model.json's for a user model, else the reference CNN's."""
-    from runtimes.spec import ModelSpec
     from toolkit.model.spec import reference_spec
 
     model = recorded_model(run_dir)
     if model is not None:
-        return ModelSpec.from_dict(model["model_spec"])
+        return model.model_spec
     return reference_spec()
 
 
-def data_summary(dataset: Dataset, n: int) -> dict[str, Any]:
-    """The `data` block of parity.json and diagnose.json."""
-    return {"source": dataset.source, "verified": dataset.verified, "images": n, "name": dataset.name}
+def data_summary(dataset: Dataset, n: int) -> ParityData:
+    """The `data` block of parity.json and mcu.json."""
+    from toolkit.run.documents import ParityData
 
-
-def _mnist_source(recorded: dict[str, Any]) -> str | None:
-    path = recorded.get("path")
-    return str(path) if path else None
+    return ParityData(source=dataset.source, verified=dataset.verified, images=n, name=dataset.name)

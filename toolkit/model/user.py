@@ -17,6 +17,7 @@ from toolkit.errors import ToolkitError
 
 if TYPE_CHECKING:
     from runtimes.spec import ModelSpec
+    from toolkit.run.documents import ModelDocument
 
 OUTPUT_KINDS: Final = ("probabilities", "logits", "values")
 
@@ -228,8 +229,8 @@ def save_into_run(
     *,
     custom_objects: Path | None = None,
     copy_source: bool = True,
-) -> dict[str, Any]:
-    """Write the checked model into `run_dir` as model.keras; return what model.json records.
+) -> ModelDocument:
+    """Write the checked model into `run_dir` as model.keras; return what model.json records (not written here).
 
     A `.keras` file is copied byte for byte (unless `copy_source` is False: a subclassed model wrapped by
     `as_functional` is saved as that wrapper); an `.h5` is re-saved as `.keras`; a SavedModel folder is
@@ -237,6 +238,7 @@ def save_into_run(
     """
     from runtimes.files import atomic_path, sha256_file
     from toolkit.run import layout as A
+    from toolkit.run.documents import ModelDocument
 
     source = Path(source).expanduser()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -255,19 +257,19 @@ def save_into_run(
             shutil.copyfile(source, tmp)
         else:
             model.save(tmp)
-    return {
-        "schema_version": A.SCHEMA_VERSION,
-        "name": source.name if fmt != "savedmodel" else f"{source.name}/",
-        "source": str(source.resolve()),
-        "format": fmt,
-        "model_sha256": sha256_file(dest),
-        "params": int(model.count_params()),
-        "layers": layer_list(model),
-        "unknown_layers": unknown_layers(model),
-        "output_kind": spec.output_kind,
-        "model_spec": spec.to_dict(),
-        "created_utc": A.utc_now(),
-    }
+    return ModelDocument(
+        schema_version=A.SCHEMA_VERSION,
+        name=source.name if fmt != "savedmodel" else f"{source.name}/",
+        source=str(source.resolve()),
+        format=fmt,
+        model_sha256=sha256_file(dest),
+        params=int(model.count_params()),
+        layers=layer_list(model),
+        unknown_layers=unknown_layers(model),
+        output_kind=spec.output_kind,
+        model_spec=spec,
+        created_utc=A.utc_now(),
+    )
 
 
 def _wrap_savedmodel(path: Path) -> Any:

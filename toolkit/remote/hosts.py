@@ -23,9 +23,9 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from runtimes.errors import last_line
 from toolkit.bundles.archive import archive_stem, is_archive, write_tar
@@ -35,7 +35,10 @@ from toolkit.remote.provision import run_call, run_edgekit
 from toolkit.remote.ssh import Events, SshHost, SshSettings
 
 if TYPE_CHECKING:
+    from toolkit.run.documents import BenchDocument, Document, VerifyDocument
     from toolkit.steps.bench_settings import BenchSettings
+
+    D = TypeVar("D", bound=Document)
 
 REMOTE_SUFFIX: Final = ".remote"  # <bundle>.remote/<host>/… beside a bundle
 RUN_REMOTE_DIR: Final = "remote"  # <run>/remote/<host>/… inside a run directory
@@ -45,10 +48,12 @@ EXIT_THRESHOLD: Final = 3  # edgekit's exit code for a mismatch or an exceeded g
 class RemoteFailed(ToolkitError):
     """Some hosts failed (see `results`); the others' JSON files were fetched (exit 1)."""
 
-    def __init__(self, message: str, results: list[HostResult], documents: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str, results: list[HostResult], documents: dict[str, BenchDocument] | None = None
+    ) -> None:
         super().__init__(message)
         self.results = results
-        self.documents: dict[str, Any] = documents or {}  # the hosts that succeeded: their typed documents
+        self.documents: dict[str, BenchDocument] = documents or {}  # the hosts that succeeded: their bench.json
 
     @property
     def paths(self) -> dict[str, Path]:
@@ -67,7 +72,6 @@ class HostResult:
     setup_seconds: float | None = None
     run_seconds: float | None = None
     seconds: float = 0.0
-    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -118,30 +122,45 @@ def remote_output_root(target: Path) -> Path:
     return target.parent / f"{name}{REMOTE_SUFFIX}"
 
 
-def remote_results(target: Path) -> dict[str, dict[str, dict[str, Any]]]:
-    """Fetched results for a run directory or bundle: `{host: {"bench": bench.json, "verify": verify.json}}`.
+@dataclass
+class HostDocuments:
+    """What was fetched back from one host: its bench.json and verify.json (None: not run there)."""
+
+    bench: BenchDocument | None = None
+    verify: VerifyDocument | None = None
+
+
+def remote_results(target: Path) -> dict[str, HostDocuments]:
+    """Fetched results for a run directory or bundle, by host.
 
     Reads `<target>/remote/<host>/` and `<target stem>.remote/<host>/` (whichever exist); the host is
-    the `remote.host` recorded in the file, else the folder name. Unreadable files are skipped.
+    the `remote.host` recorded in the file, else the folder name. Unreadable or invalid files are skipped.
     """
+    from toolkit.run.documents import BenchDocument, DocumentError, RemoteInfo, VerifyDocument, load_document
+
+    def read(path: Path, kind: type[D]) -> D | None:
+        try:
+            return load_document(path, kind)
+        except DocumentError:
+            return None
+
+    def host(remote: RemoteInfo | None, folder: Path) -> str:
+        return remote.host if remote is not None else folder.name
+
     target = _named(target)
     name = archive_stem(target) if is_archive(target) else target.name
     roots = [target / RUN_REMOTE_DIR, target.parent / f"{name}{REMOTE_SUFFIX}"]
-    found: dict[str, dict[str, dict[str, Any]]] = {}
+    found: dict[str, HostDocuments] = {}
     for root in roots:
         if not root.is_dir():
             continue
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-            for kind in ("bench", "verify"):
-                path = folder / f"{kind}.json"
-                try:
-                    doc = json.loads(path.read_text())
-                except (OSError, ValueError):
-                    continue
-                if not isinstance(doc, dict):
-                    continue
-                host = str((doc.get("remote") or {}).get("host") or folder.name)
-                found.setdefault(host, {})[kind] = doc
+            bench = read(folder / BenchDocument.FILE, BenchDocument)
+            if bench is not None:
+                found.setdefault(host(bench.remote, folder), HostDocuments()).bench = bench
+            verify = read(folder / VerifyDocument.FILE, VerifyDocument)
+            if verify is not None:
+                found.setdefault(host(verify.remote, folder), HostDocuments()).verify = verify
     return found
 
 
@@ -313,9 +332,9 @@ def run_remote_verify(
 def _bench_archive(target: Path) -> Iterator[tuple[Path, str]]:
     """A .tar.gz of what `edgekit bench` needs from a run or bundle: manifest.json (non-Keras artifacts),
     the artifact files, and parity.json/train.json when present. Yields (archive, folder name inside)."""
-    from runtimes.files import write_json_atomic
     from toolkit.bundles.format import open_bundle
     from toolkit.run import layout as A
+    from toolkit.run.documents import write_document
 
     if not target.exists():
         raise RemoteError(f"{target} does not exist; pass a run directory or a bundle (folder or .tar.gz).")
@@ -325,16 +344,16 @@ def _bench_archive(target: Path) -> Iterator[tuple[Path, str]]:
         tempfile.TemporaryDirectory(prefix="edgekit-remote-") as tmp,
     ):
         manifest = A.load_manifest(src)
-        entries = [e for e in manifest["artifacts"] if e.get("format") != "keras"]
+        entries = [e for e in manifest.artifacts if e.format != "keras"]
         if not entries:
             raise RemoteError(f"{target} has no non-Keras artifacts to benchmark on a board; run `edgekit export`.")
         folder = Path(tmp) / name
         for entry in entries:
             path = A.verified_path(src, entry)
-            dest = folder / str(entry["path"])
+            dest = folder / entry.path
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, dest)
-        write_json_atomic(folder / A.MANIFEST_JSON, {**manifest, "artifacts": entries})
+        write_document(folder / A.MANIFEST_JSON, manifest.model_copy(update={"artifacts": entries}))
         for extra in (A.PARITY_JSON, A.TRAIN_JSON):
             if (src / extra).is_file():
                 shutil.copyfile(src / extra, folder / extra)
@@ -382,7 +401,8 @@ def run_remote_bench(
                 raise RemoteError(f"unpacking the artifacts on the host failed: {last_line(proc.stderr)}")
             remote_dir = f"{h.job}/{name}"
             local = root / host_dirname(h.host) / "bench.json"
-            call = {"run_dir": remote_dir, "settings": bench.to_dict(), "artifacts": list(artifacts) or None}
+            sent = bench.model_dump(mode="json")
+            call = {"run_dir": remote_dir, "settings": sent, "artifacts": list(artifacts) or None}
             _run_and_fetch(
                 h,
                 result,

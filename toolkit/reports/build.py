@@ -1,13 +1,13 @@
-"""Building the `Report` view model from the run documents (the only place that reads their fields)."""
+"""Building the `Report` view model from the run's typed documents."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from toolkit.reports.cpus import build_cpus
-from toolkit.reports.fmt import as_dict, as_list, num, plain, runtime_name, threads_text
+from toolkit.reports.fmt import num, plain, runtime_name, threads_text
 from toolkit.reports.latency import build_latency
 from toolkit.reports.load import RunDocs
 from toolkit.reports.mcu import build_mcu
@@ -18,20 +18,30 @@ from toolkit.reports.model import (
     Diagnosis,
     DiagnosisRow,
     Group,
+    HostVerify,
     Parity,
-    ParityRow,
     Remote,
     Report,
     RunRef,
     RunView,
     SideBySide,
     Training,
-    VerifyRow,
 )
-from toolkit.reports.rules import artifact_sizes, bench_rows, config_label, machine_label, recommend, row_batch
+from toolkit.reports.rules import artifact_sizes, bench_rows, config_label, machine_label, recommend
 from toolkit.reports.user_model import model_info
 
-Doc = dict[str, Any]
+if TYPE_CHECKING:
+    from toolkit.remote.hosts import HostDocuments
+    from toolkit.run.documents import (
+        BenchDocument,
+        CpuInfo,
+        Document,
+        Environment,
+        ManifestDocument,
+        ParityDocument,
+        TrainDocument,
+    )
+
 T = TypeVar("T")
 # Run colours (machines). Red is kept for failed parity.
 PALETTE = ("#2563eb", "#d97706", "#0d9488", "#9333ea", "#db2777", "#65a30d", "#475569", "#0891b2")
@@ -82,18 +92,15 @@ def _run(index: int, docs: RunDocs) -> RunView:
             why = "No benchmarked artifact passed parity."
     speedup = None
     if rec and parity and parity.reference != rec.artifact:
-        ref_rows = [
-            float(r["p50_ms"])
-            for r in bench_rows(docs.bench)
-            if r["artifact"] == parity.reference and row_batch(r) == rec.batch_size
-        ]
+        batch, reference = rec.batch_size, parity.reference
+        ref_rows = [r.p50_ms for r in bench_rows(docs.bench) if r.artifact == reference and r.batch_size == batch]
         if ref_rows:
             speedup = (min(ref_rows) / rec.p50_ms, parity.reference)
     return RunView(
         index=index,
         ref=ref,
         machine=_machine(docs),
-        created_utc=str(as_dict(docs.bench).get("created_utc") or "") or None,
+        created_utc=(docs.bench.created_utc or None) if docs.bench else None,
         # A user's model was not trained here: a train.json beside it would be another model's.
         training=_training(docs.train) if docs.train and model is None else None,
         artifacts=_artifacts(docs.manifest, rec.artifact if rec else None) if docs.manifest else None,
@@ -115,133 +122,102 @@ def _grouped(
     views: list[RunView], runs: Sequence[RunDocs], attr: str, pick: Callable[[RunView], T | None]
 ) -> tuple[Group[T], ...]:
     """Runs whose document is identical share one table (copies of one run's files are shown once)."""
+    from toolkit.run.documents import dump_document
+
     groups: dict[str, tuple[list[RunRef], T]] = {}
     for view, docs in zip(views, runs, strict=True):
         item = pick(view)
         if item is not None:
-            key = json.dumps(getattr(docs, attr), sort_keys=True, default=str)
+            doc: Document | None = getattr(docs, attr)
+            key = json.dumps(None if doc is None else dump_document(doc), sort_keys=True, default=str)
             groups.setdefault(key, ([], item))[0].append(view.ref)
     return tuple(Group(tuple(members), item) for members, item in groups.values())
 
 
-def _training(train: Doc) -> Training:
-    cfg = as_dict(train.get("config"))
-    hist = [num(v) for v in as_list(as_dict(train.get("history")).get("val_accuracy"))]
-    data = as_dict(train.get("data"))
+def _training(train: TrainDocument) -> Training:
+    hist = [num(v) for v in train.history.get("val_accuracy", [])]
+    data = train.data
     return Training(
-        test_accuracy=num(train.get("test_accuracy")),
-        test_loss=num(train.get("test_loss")),
-        epochs=cfg.get("epochs"),
-        batch_size=cfg.get("batch_size"),
-        seed=cfg.get("seed"),
-        train_images=num(train.get("train_images")),
-        num_params=num(train.get("num_params")),
-        wall_seconds=num(train.get("wall_seconds")),
+        test_accuracy=num(train.test_accuracy),
+        test_loss=num(train.test_loss),
+        epochs=train.config.epochs,
+        batch_size=train.config.batch_size,
+        seed=train.config.seed,
+        train_images=train.train_images,
+        num_params=train.num_params,
+        wall_seconds=num(train.wall_seconds),
         val_accuracy=tuple(v for v in hist if v is not None) if all(v is not None for v in hist) else (),
-        libraries=tuple((str(k), str(v)) for k, v in as_dict(train.get("libraries")).items()),
-        data_warnings=None
-        if not data or data.get("verified", True)
-        else tuple(map(str, as_list(data.get("warnings")))),
+        libraries=tuple(train.libraries.items()),
+        data_warnings=None if data.verified else tuple(data.warnings),
     )
 
 
-def _artifacts(manifest: Doc, recommended: str | None) -> tuple[ArtifactRow, ...]:
+def _artifacts(manifest: ManifestDocument, recommended: str | None) -> tuple[ArtifactRow, ...]:
     rows = []
-    for a in map(as_dict, as_list(manifest.get("artifacts"))):
-        inp = as_dict(a.get("input"))
-        scale = num(inp.get("scale"))
-        recipe = as_dict(a.get("quantization"))
-        quantization = "" if scale is None else f"in scale {scale:.6g} zp {plain(inp.get('zero_point'))}"
-        if recipe:
-            target = f"{recipe.get('recipe')}, target {recipe.get('target')}"
+    for a in manifest.artifacts:
+        scale = None if a.input is None else num(a.input.scale)
+        zero_point = None if a.input is None else a.input.zero_point
+        quantization = "" if scale is None else f"in scale {scale:.6g} zp {plain(zero_point)}"
+        if a.quantization is not None:
+            target = f"{a.quantization.recipe}, target {a.quantization.target}"
             quantization = "; ".join(t for t in (target, quantization) if t)
         rows.append(
             ArtifactRow(
-                name=str(a.get("name", "?")),
-                format=plain(a.get("format")),
-                precision=plain(a.get("precision")),
-                runtime=runtime_name(a.get("runtime")),
-                size_bytes=num(a.get("size_bytes")),
-                sha256=str(a.get("sha256") or ""),
-                input_dtype=str(inp.get("dtype") or "float32"),
+                name=a.name,
+                format=plain(a.format),
+                precision=plain(a.precision),
+                runtime=runtime_name(a.runtime),
+                size_bytes=a.size_bytes,
+                sha256=a.sha256,
+                input_dtype=(a.input.dtype if a.input else "") or "float32",
                 quantization=quantization,
-                notes=tuple(str(n) for n in as_list(a.get("notes"))),
-                recommended=a.get("name") == recommended,
+                notes=tuple(a.notes or ()),
+                recommended=a.name == recommended,
             )
         )
     return tuple(rows)
 
 
-def build_parity(parity: Doc, *, vectors: bool = False) -> Parity:
+def build_parity(parity: ParityDocument, *, vectors: bool = False) -> Parity:
     """The parity view of one parity.json.
 
     Args:
         parity: parity.json.
         vectors: the model takes feature vectors, so a test example is a "sample", not an "image".
     """
-    ref = as_dict(parity.get("reference"))
-    ref_acc = num(ref.get("accuracy"))
-    rows = []
-    for r in map(as_dict, as_list(parity.get("results"))):
-        acc = num(r.get("accuracy"))
-        rows.append(
-            ParityRow(
-                artifact=str(r.get("artifact", "?")),
-                runtime=str(r.get("runtime", "?")),
-                accuracy=acc,
-                delta_pt=None if acc is None or ref_acc is None else 100 * (acc - ref_acc),
-                agreement=num(r.get("top1_agreement")),
-                max_abs_diff=num(r.get("max_abs_diff")),
-                mean_abs_diff=num(r.get("mean_abs_diff")),
-                tolerance=str(r.get("tolerance") or ""),
-                passed=bool(r.get("passed")),
-                failures=tuple(str(f) for f in as_list(r.get("failures"))),
-                max_rel_error=num(r.get("max_rel_error")),
-            )
-        )
-    name = as_dict(parity.get("data")).get("name")
+    ref = parity.reference
+    name = parity.data.name
     return Parity(
-        reference=str(ref.get("artifact") or "Keras"),
-        reference_accuracy=ref_acc,
-        images=num(ref.get("images")),
-        passed=bool(parity.get("passed", all(r.passed for r in rows))),
-        rows=tuple(rows),
-        output_kind=str(ref.get("output_kind") or "probabilities"),
-        data_name=str(name) if name and str(name).lower() != "mnist" else None,
+        reference=ref.artifact or "Keras",
+        reference_accuracy=num(ref.accuracy),
+        images=ref.images,
+        passed=parity.passed,
+        rows=tuple(parity.results),
+        output_kind=ref.output_kind or "probabilities",
+        data_name=name if name and name.lower() != "mnist" else None,
         samples="samples" if vectors else "images",
     )
 
 
 def _diagnosis(docs: RunDocs) -> Diagnosis:
-    doc = as_dict(docs.diagnose)
+    assert docs.diagnose is not None
     rows = []
-    for a in map(as_dict, as_list(doc.get("artifacts"))):
-        ranking = [as_dict(x) for x in as_list(a.get("added_error_ranking"))][:2]
-        gallery = as_dict(a.get("gallery")).get("file")
-        name = str(a.get("artifact", "?"))
-        cause = as_dict(a.get("cause"))
-        sens = tuple(
-            (str(x.get("layer")), num(x.get("only_float")), num(x.get("only_quantized")))
-            for x in map(as_dict, as_list(a.get("sensitivity")))
-        )
+    for a in docs.diagnose.artifacts:
+        cause = a.cause
         rows.append(
             DiagnosisRow(
-                artifact=name,
-                first_departure=as_dict(a.get("first_departure")).get("layer") or None,
-                top_layers=tuple((str(x.get("layer")), num(x.get("added_error_pct"))) for x in ranking),
-                disagreements=num(a.get("disagreements")),
-                gallery_file=str(gallery).rsplit("/", 1)[-1] if gallery else None,
-                gallery_png=docs.galleries.get(name),
-                cause=str(cause["summary"]) if cause.get("summary") else None,
-                advice=str(cause["advice"]) if cause.get("advice") else None,
-                sensitivity=sens,
+                artifact=a.artifact,
+                first_departure=(a.first_departure.layer if a.first_departure else None) or None,
+                top_layers=tuple((x.layer, num(x.added_error_pct)) for x in a.added_error_ranking[:2]),
+                disagreements=a.disagreements,
+                gallery_file=a.gallery.file.rsplit("/", 1)[-1] if a.gallery.file else None,
+                gallery_png=docs.galleries.get(a.artifact),
+                cause=cause.summary if cause and cause.summary else None,
+                advice=cause.advice if cause and cause.advice else None,
+                sensitivity=tuple((x.layer, num(x.only_float), num(x.only_quantized)) for x in a.sensitivity or ()),
             )
         )
-    slower = tuple(
-        (str(s.get("artifact")), str(s.get("reason")))
-        for s in map(as_dict, as_list(doc.get("speed")))
-        if s.get("slower")
-    )
+    slower = tuple((s.artifact, s.reason) for s in docs.diagnose.speed if s.slower)
     return Diagnosis(tuple(rows), slower)
 
 
@@ -249,71 +225,67 @@ def _machine(docs: RunDocs) -> tuple[tuple[str, str], ...]:
     """The machine card: what bench.json's environment says about the CPU, software and method."""
     if not docs.bench:
         return ()
-    env = as_dict(docs.bench.get("environment"))
-    cores, logical = env.get("cores_available"), env.get("cores_logical")
+    env = docs.bench.environment
+    cores, logical = env.cores_available, env.cores_logical
     items = [
         ("run", docs.name),
-        ("CPU", plain(env.get("cpu_model"))),
-        ("instruction set", cpu_class_text(env.get("cpu"))),
+        ("CPU", plain(env.cpu_model)),
+        ("instruction set", cpu_class_text(env.cpu)),
         ("cores", f"{plain(cores)} available" + (f" of {logical}" if logical and logical != cores else "")),
-        ("architecture", " ".join(str(env[k]) for k in ("machine", "bitness") if env.get(k)) or "–"),
-        ("OS", plain(env.get("os"))),
-        ("Python", " ".join(str(env[k]) for k in ("python", "python_implementation") if env.get(k)) or "–"),
-        ("numpy", plain(env.get("numpy"))),
+        ("architecture", " ".join(str(v) for v in (env.machine, env.bitness) if v) or "–"),
+        ("OS", plain(env.os)),
+        ("Python", " ".join(str(v) for v in (env.python, env.python_implementation) if v) or "–"),
+        ("numpy", plain(env.numpy)),
     ]
-    items += [(runtime_name(rt), str(v)) for rt, v in as_dict(env.get("runtime_versions")).items() if v]
-    if env.get("cpu_governor"):
-        items.append(("governor", str(env["cpu_governor"])))
-    freq = [
-        f"{k} {num(env.get(key)):.0f} MHz"
-        for k, key in (
-            ("now", "cpu_freq_cur_mhz"),
-            ("min", "cpu_freq_min_mhz"),
-            ("max", "cpu_freq_max_mhz"),
-            ("hw max", "cpu_freq_hw_max_mhz"),
-        )
-        if num(env.get(key)) is not None
-    ]
+    items += [(runtime_name(rt), str(v)) for rt, v in (env.runtime_versions or {}).items() if v]
+    if env.cpu_governor:
+        items.append(("governor", env.cpu_governor))
+    frequencies = (
+        ("now", env.cpu_freq_cur_mhz),
+        ("min", env.cpu_freq_min_mhz),
+        ("max", env.cpu_freq_max_mhz),
+        ("hw max", env.cpu_freq_hw_max_mhz),
+    )
+    freq = [f"{k} {mhz:.0f} MHz" for k, value in frequencies if (mhz := num(value)) is not None]
     if freq:
         items.append(("frequency", ", ".join(freq)))
     items += thermal(env)
-    peak = as_dict(env.get("peak_gflops"))
-    if peak:
+    if env.peak_gflops:
         text = ", ".join(
-            f"{threads_text(int(t)) if str(t).isdigit() else t}: {num(v) or 0:,.1f} GFLOP/s" for t, v in peak.items()
+            f"{threads_text(int(t)) if t.isdigit() else t}: {num(v) or 0:,.1f} GFLOP/s"
+            for t, v in env.peak_gflops.items()
         )
         items.append(("peak fp32", text))
-    if env.get("thread_env"):
-        items.append(("thread env", plain(env.get("thread_env"))))
-    method = as_dict(docs.bench.get("method"))
-    if method:
-        items.append(
-            (
-                "method",
-                f"{plain(method.get('warmup_runs'))} warm-up runs, then ≥ {plain(method.get('min_runs'))} timed "
-                f"runs and ≥ {plain(method.get('min_seconds'))} s per configuration, fresh process each",
-            )
+    if env.thread_env:
+        items.append(("thread env", plain(env.thread_env)))
+    method = docs.bench.method
+    items.append(
+        (
+            "method",
+            f"{plain(method.warmup_runs)} warm-up runs, then ≥ {plain(method.min_runs)} timed "
+            f"runs and ≥ {plain(method.min_seconds)} s per configuration, fresh process each",
         )
-    if env.get("hostname") or env.get("timestamp_utc"):
-        items.append(("host, time", " · ".join(str(env[k]) for k in ("hostname", "timestamp_utc") if env.get(k))))
+    )
+    if env.hostname or env.timestamp_utc:
+        items.append(("host, time", " · ".join(str(v) for v in (env.hostname, env.timestamp_utc) if v)))
     return tuple(items)
 
 
-def cpu_class_text(cpu: Any) -> str:
+def cpu_class_text(cpu: CpuInfo | None) -> str:
     """`x86-64-avx2: sse4.2 avx avx2 fma (no avx512f avx512_vnni …)` from an environment's `cpu` block."""
-    cpu = as_dict(cpu)
-    if not cpu:
+    if cpu is None:
         return "not recorded (bench.json from an older edgekit)"
-    have = [str(f) for f in as_list(cpu.get("features"))]
-    missing = [str(f) for f in as_list(cpu.get("checked")) if f not in have]
-    text = f"{cpu.get('isa_class', '?')}: {' '.join(have) or 'none of the checked features'}"
+    missing = [f for f in cpu.checked if f not in cpu.features]
+    text = f"{cpu.isa_class or '?'}: {' '.join(cpu.features) or 'none of the checked features'}"
     return text + (f" (no {' '.join(missing)})" if missing else "")
 
 
-def thermal(env: Doc) -> list[tuple[str, str]]:
+def thermal(env: Environment) -> list[tuple[str, str]]:
     """Temperature and throttling fields of an environment block, as (readable key, value) pairs."""
+    from toolkit.run.documents import dump_document
+
     out = []
-    for k, v in env.items():
+    for k, v in dump_document(env).items():
         low = k.lower()
         if ("temp" in low or "thrott" in low) and v not in (None, [], {}, ""):
             unit = " °C" if "temp" in low and low.endswith("_c") and num(v) is not None else ""
@@ -324,8 +296,8 @@ def thermal(env: Doc) -> list[tuple[str, str]]:
 def _alerts(view: RunView, docs: RunDocs) -> list[Alert]:
     out: list[Alert] = []
     ref = view.ref
-    env = as_dict(as_dict(docs.bench).get("environment"))
-    if env.get("throttled"):
+    env = docs.bench.environment if docs.bench else None
+    if env is not None and env.throttled:
         details = "; ".join(f"{k}: {v}" for k, v in thermal(env) if k != "throttled")
         out.append(Alert("throttled", "warn", ref, details))
     if view.latency and view.latency.noisy:
@@ -339,7 +311,7 @@ def _alerts(view: RunView, docs: RunDocs) -> list[Alert]:
     return out
 
 
-def side_by_side(benches: Sequence[tuple[str, str, Doc | None]]) -> SideBySide:
+def side_by_side(benches: Sequence[tuple[str, str, BenchDocument | None]]) -> SideBySide:
     """Batch-1 p50 at the best thread count per configuration, one column per (name, label, bench.json)."""
     rows_of = [bench_rows(b) for _, _, b in benches]
     names = list(dict.fromkeys(config_label(r) for rows in rows_of for r in rows))
@@ -347,27 +319,20 @@ def side_by_side(benches: Sequence[tuple[str, str, Doc | None]]) -> SideBySide:
     for name in names:
         cells = []
         for rows in rows_of:
-            b1 = [float(r["p50_ms"]) for r in rows if config_label(r) == name and row_batch(r) == 1]
+            b1 = [r.p50_ms for r in rows if config_label(r) == name and r.batch_size == 1]
             cells.append(min(b1) if b1 else None)
         table.append((name, tuple(cells)))
     return SideBySide(tuple((n, label) for n, label, _ in benches), tuple(table))
 
 
-def _remote(remotes: dict[str, dict[str, Doc]]) -> Remote:
+def _remote(remotes: dict[str, HostDocuments]) -> Remote:
     verify = [
-        VerifyRow(
-            host,
-            machine_label(v),
-            str(r.get("artifact", "?")),
-            num(r.get("max_abs_diff")),
-            num(r.get("accuracy")),
-            bool(r.get("passed")),
-        )
+        HostVerify(host, machine_label(docs.verify), row)
         for host, docs in remotes.items()
-        if (v := docs.get("verify"))
-        for r in map(as_dict, as_list(v.get("results")))
+        if docs.verify is not None
+        for row in docs.verify.results
     ]
-    benches = [(host, docs["bench"]) for host, docs in remotes.items() if docs.get("bench")]
+    benches = [(host, docs.bench) for host, docs in remotes.items() if docs.bench is not None]
     return Remote(
         verify=tuple(verify),
         latency=side_by_side([(h, machine_label(b), b) for h, b in benches]) if benches else None,

@@ -141,8 +141,6 @@ def _halo() -> dict[str, Any]:
 def chart_pareto(report: Report) -> str | None:
     """Accuracy against batch-1 p90 latency, marker area ∝ file size, each machine's Pareto frontier."""
     import matplotlib
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import FormatStrFormatter
 
     points = _points(report)
     if not points:
@@ -151,7 +149,6 @@ def chart_pareto(report: Report) -> str | None:
         tips = Tips("chart-pareto")
         fig = new_figure(WIDTH_IN, 6.0)
         ax = fig.add_axes((0.075, 0.1, 0.905, 0.78 if len(report.runs) <= 2 else 0.72))
-        xlo, xhi = log_domain([p.p90 for p in points], 1.6)
         refs = sorted(
             {
                 100 * r.parity.reference_accuracy
@@ -159,118 +156,142 @@ def chart_pareto(report: Report) -> str | None:
                 if r.parity and r.latency and r.parity.reference_accuracy is not None
             }
         )
-        accs = [p.accuracy for p in points] + refs
-        span = max(max(accs) - min(accs), 0.04)
-        ax.set_xscale("log")
-        ax.set_xlim(xlo, xhi)
-        ax.set_ylim(min(accs) - span * 0.3, max(accs) + span * 0.3)
-        log_axis(ax.xaxis, xlo, xhi)
-        step = float(abs(ax.get_yticks()[1] - ax.get_yticks()[0]))
-        ax.yaxis.set_major_formatter(FormatStrFormatter(f"%.{max(0, -math.floor(math.log10(step) + 1e-9))}f"))
-        ax.set_xlabel("batch-1 p90 latency at the best thread count (ms, log scale) — lower is better →", fontsize=9.5)
-        ax.set_ylabel("test accuracy (%) — higher is better →", fontsize=9.5)
-        max_size = max((p.size for p in points if p.size), default=1.0)
-
-        def area(s: float | None) -> float:  # marker area in pt², 6..30 pt across
-            d = 6 + 24 * math.sqrt(s / max_size) if s else 8.0
-            return d * d
-
-        shown = []
-        for run in report.runs:
-            mine = [p for p in points if p.run is run]
-            if not mine:
-                continue
-            shown.append(run)
-            front = _frontier(mine)
-            if front:
-                xs = [p.p90 for p in front] + [xhi]
-                ys = [p.accuracy for p in front] + [front[-1].accuracy]
-                (line,) = ax.step(xs, ys, where="post", color=run.ref.colour, lw=1.5, ls=(0, (6, 3)), alpha=0.6)
-                tips.tag(line, f"Pareto frontier, {run.ref.label}: " + " → ".join(p.config for p in front))
-        radius: dict[int, float] = {}
-        obstacles = []
-        for p in sorted(points, key=lambda p: -(p.size or 0)):
-            s = area(p.size)
-            radius[id(p)] = math.sqrt(s) / 2
-            if p.passed:
-                dot = ax.scatter(
-                    [p.p90],
-                    [p.accuracy],
-                    s=s,
-                    c=p.run.ref.colour,
-                    alpha=0.55,
-                    edgecolors=darken(p.run.ref.colour),
-                    linewidths=1.2,
-                    zorder=3,
-                )
-            else:
-                dot = ax.scatter(
-                    [p.p90], [p.accuracy], s=s, facecolors="white", edgecolors=FAIL, linewidths=1.8, zorder=3
-                )
-            tips.tag(
-                dot,
-                f"{p.config} — {p.run.ref.label}\nbatch-1 p90 {ms_fine(p.p90)} ms ({threads_text(p.threads)})\n"
-                f"accuracy {p.accuracy:.2f} %  ·  parity {'passed' if p.passed else 'FAILED'}\nsize {size(p.size)}",
-            )
-            x, y = ax.transData.transform((p.p90, p.accuracy))
-            r = radius[id(p)]
-            obstacles.append((x - r, y - r, x + r, y + r))
-        for ref in refs:
-            ax.axhline(ref, color="#64748b", lw=0.9, ls=(0, (2, 4)), zorder=1)
-            label = ax.annotate(
-                f"Keras reference {ref:.2f} %",
-                (1, ref),
-                xycoords=("axes fraction", "data"),
-                xytext=(-4, 4),
-                textcoords="offset points",
-                ha="right",
-                va="bottom",
-                fontsize=8,
-                color="#64748b",
-                bbox=_halo(),
-            )
-            bb = label.get_window_extent()
-            obstacles.append((bb.x0, bb.y0, bb.x1, bb.y1))
+        xhi = _pareto_axes(ax, points, refs)
+        area = _MarkerArea(max((p.size for p in points if p.size), default=1.0))
+        shown = _frontiers(ax, report, points, xhi, tips)
+        radius, obstacles = _markers(ax, points, area, tips)
+        obstacles += _reference_lines(ax, refs)
         _place_labels(ax, points, radius, obstacles)
-        # Legend above the plot: machines, the frontier, failures, and three file sizes.
-        handles = [
-            Line2D([], [], marker="o", ls="", color=r.ref.colour, markersize=8, label=_run_text(r, shown))
-            for r in shown
-        ]
-        handles.append(Line2D([], [], color="#64748b", ls=(0, (6, 3)), lw=1.5, label="Pareto frontier (passed parity)"))
-        if any(not p.passed for p in points):
-            handles.append(
-                Line2D([], [], marker="o", ls="", mfc="white", mec=FAIL, mew=1.8, markersize=8, label="failed parity")
-            )
-        sizes = sorted({p.size for p in points if p.size})
-        if sizes:
-            handles.append(Line2D([], [], ls="", label="marker area ∝ file size:"))
-        for s_b in dict.fromkeys([sizes[0], sizes[len(sizes) // 2], sizes[-1]] if sizes else []):
-            handles.append(
-                Line2D(
-                    [],
-                    [],
-                    marker="o",
-                    ls="",
-                    mfc="none",
-                    mec="#64748b",
-                    markersize=math.sqrt(area(s_b)),
-                    label=size(s_b),
-                )
-            )
-        fig.legend(
-            handles=handles,
-            loc="upper left",
-            bbox_to_anchor=(0.07, 0.97),
-            ncol=len(handles) if len(handles) <= 7 else 4,
-            fontsize=8.5,
-            labelcolor=INK,
-            handletextpad=1.0,
-            handlelength=2.6,
-            columnspacing=1.6,
-            borderaxespad=0.2,
-        )
+        _pareto_legend(fig, points, shown, area)
         return to_inline_svg(fig, "chart-pareto", "Accuracy against batch-1 p90 latency", tips)
+
+
+@dataclass(frozen=True)
+class _MarkerArea:
+    """Marker area in pt² for a file size: 6..30 pt across, by the square root of the size."""
+
+    max_size: float
+
+    def __call__(self, s: float | None) -> float:
+        d = 6 + 24 * math.sqrt(s / self.max_size) if s else 8.0
+        return d * d
+
+
+def _pareto_axes(ax: Any, points: list[_Point], refs: list[float]) -> float:
+    """Log latency against accuracy, with room around the points and the reference lines; the x axis's end."""
+    from matplotlib.ticker import FormatStrFormatter
+
+    xlo, xhi = log_domain([p.p90 for p in points], 1.6)
+    accs = [p.accuracy for p in points] + refs
+    span = max(max(accs) - min(accs), 0.04)
+    ax.set_xscale("log")
+    ax.set_xlim(xlo, xhi)
+    ax.set_ylim(min(accs) - span * 0.3, max(accs) + span * 0.3)
+    log_axis(ax.xaxis, xlo, xhi)
+    step = float(abs(ax.get_yticks()[1] - ax.get_yticks()[0]))
+    ax.yaxis.set_major_formatter(FormatStrFormatter(f"%.{max(0, -math.floor(math.log10(step) + 1e-9))}f"))
+    ax.set_xlabel("batch-1 p90 latency at the best thread count (ms, log scale) — lower is better →", fontsize=9.5)
+    ax.set_ylabel("test accuracy (%) — higher is better →", fontsize=9.5)
+    return float(xhi)
+
+
+def _frontiers(ax: Any, report: Report, points: list[_Point], xhi: float, tips: Tips) -> list[RunView]:
+    """Each machine's Pareto frontier as a step line; the runs that have points, in order."""
+    shown = []
+    for run in report.runs:
+        mine = [p for p in points if p.run is run]
+        if not mine:
+            continue
+        shown.append(run)
+        front = _frontier(mine)
+        if front:
+            xs = [p.p90 for p in front] + [xhi]
+            ys = [p.accuracy for p in front] + [front[-1].accuracy]
+            (line,) = ax.step(xs, ys, where="post", color=run.ref.colour, lw=1.5, ls=(0, (6, 3)), alpha=0.6)
+            tips.tag(line, f"Pareto frontier, {run.ref.label}: " + " → ".join(p.config for p in front))
+    return shown
+
+
+def _markers(ax: Any, points: list[_Point], area: _MarkerArea, tips: Tips) -> tuple[dict[int, float], list[Box]]:
+    """One marker per point, largest first (filled: passed; hollow red: failed); their radii and boxes."""
+    radius: dict[int, float] = {}
+    obstacles: list[Box] = []
+    for p in sorted(points, key=lambda p: -(p.size or 0)):
+        s = area(p.size)
+        radius[id(p)] = math.sqrt(s) / 2
+        if p.passed:
+            colour = p.run.ref.colour
+            dot = ax.scatter(
+                [p.p90], [p.accuracy], s=s, c=colour, alpha=0.55, edgecolors=darken(colour), linewidths=1.2, zorder=3
+            )
+        else:
+            dot = ax.scatter([p.p90], [p.accuracy], s=s, facecolors="white", edgecolors=FAIL, linewidths=1.8, zorder=3)
+        tips.tag(
+            dot,
+            f"{p.config} — {p.run.ref.label}\nbatch-1 p90 {ms_fine(p.p90)} ms ({threads_text(p.threads)})\n"
+            f"accuracy {p.accuracy:.2f} %  ·  parity {'passed' if p.passed else 'FAILED'}\nsize {size(p.size)}",
+        )
+        x, y = ax.transData.transform((p.p90, p.accuracy))
+        r = radius[id(p)]
+        obstacles.append((x - r, y - r, x + r, y + r))
+    return radius, obstacles
+
+
+def _reference_lines(ax: Any, refs: list[float]) -> list[Box]:
+    """A dotted line and a label at each Keras reference accuracy; the labels' boxes."""
+    boxes: list[Box] = []
+    for ref in refs:
+        ax.axhline(ref, color="#64748b", lw=0.9, ls=(0, (2, 4)), zorder=1)
+        label = ax.annotate(
+            f"Keras reference {ref:.2f} %",
+            (1, ref),
+            xycoords=("axes fraction", "data"),
+            xytext=(-4, 4),
+            textcoords="offset points",
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            color="#64748b",
+            bbox=_halo(),
+        )
+        bb = label.get_window_extent()
+        boxes.append((bb.x0, bb.y0, bb.x1, bb.y1))
+    return boxes
+
+
+def _pareto_legend(fig: Any, points: list[_Point], shown: list[RunView], area: _MarkerArea) -> None:
+    """The legend above the plot: machines, the frontier, failures, and three file sizes."""
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], marker="o", ls="", color=r.ref.colour, markersize=8, label=_run_text(r, shown)) for r in shown
+    ]
+    handles.append(Line2D([], [], color="#64748b", ls=(0, (6, 3)), lw=1.5, label="Pareto frontier (passed parity)"))
+    if any(not p.passed for p in points):
+        handles.append(
+            Line2D([], [], marker="o", ls="", mfc="white", mec=FAIL, mew=1.8, markersize=8, label="failed parity")
+        )
+    sizes = sorted({p.size for p in points if p.size})
+    if sizes:
+        handles.append(Line2D([], [], ls="", label="marker area ∝ file size:"))
+    for s_b in dict.fromkeys([sizes[0], sizes[len(sizes) // 2], sizes[-1]] if sizes else []):
+        handles.append(
+            Line2D(
+                [], [], marker="o", ls="", mfc="none", mec="#64748b", markersize=math.sqrt(area(s_b)), label=size(s_b)
+            )
+        )
+    fig.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(0.07, 0.97),
+        ncol=len(handles) if len(handles) <= 7 else 4,
+        fontsize=8.5,
+        labelcolor=INK,
+        handletextpad=1.0,
+        handlelength=2.6,
+        columnspacing=1.6,
+        borderaxespad=0.2,
+    )
 
 
 def _run_text(run: RunView, runs: list[RunView]) -> str:

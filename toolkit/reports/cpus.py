@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from toolkit.reports.fmt import DASH, as_dict, as_list, num
+from toolkit.reports.fmt import DASH, num
 
-Doc = dict[str, Any]
+if TYPE_CHECKING:
+    from toolkit.run.documents import CpuParityRow, ParityDocument
 
 
 @dataclass(frozen=True)
@@ -23,32 +24,23 @@ class CpuColumn:
     passed: bool
 
 
-@dataclass(frozen=True)
-class CpuCell:
-    """One artifact on one CPU."""
-
-    agreement: float | None  # top-1 agreement with Keras (None: regression)
-    max_rel_error: float | None  # regression only
-    diff_vs_native: float | None  # None in the native column
-    identical: bool | None
-    seconds: float | None
-    passed: bool
-    failures: tuple[str, ...]
-
-    def text(self) -> str:
-        """`0.9996, identical, 4.1 s` / `0.9964, Δ 7.4e-01, 12 s, FAIL` (for Markdown and the CLI)."""
-        parts = [DASH if self.agreement is None else f"{self.agreement:.4f}"]
-        if self.agreement is None and self.max_rel_error is not None:
-            parts = [f"rel {self.max_rel_error:.1e}"]
-        if self.identical:
-            parts.append("identical")
-        elif self.diff_vs_native is not None:
-            parts.append(f"Δ {self.diff_vs_native:.1e}")
-        if self.seconds is not None:
-            parts.append(f"{self.seconds:.3g} s")
-        if not self.passed:
-            parts.append("FAIL")
-        return ", ".join(parts)
+def cell_text(row: CpuParityRow) -> str:
+    """One artifact on one CPU in a few words, for Markdown and the CLI: `0.9996, identical, 4.1 s` /
+    `0.9964, Δ 7.4e-01, 12 s, FAIL`."""
+    agreement, rel = num(row.top1_agreement), num(row.max_rel_error)
+    parts = [DASH if agreement is None else f"{agreement:.4f}"]
+    if agreement is None and rel is not None:
+        parts = [f"rel {rel:.1e}"]
+    diff, seconds = num(row.max_abs_diff_vs_native), num(row.seconds)
+    if row.identical_to_native:
+        parts.append("identical")
+    elif diff is not None:
+        parts.append(f"Δ {diff:.1e}")
+    if seconds is not None:
+        parts.append(f"{seconds:.3g} s")
+    if not row.passed:
+        parts.append("FAIL")
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -57,62 +49,39 @@ class CpuClassesView:
     seconds: float | None
     not_emulated: str
     columns: tuple[CpuColumn, ...]
-    rows: tuple[tuple[str, tuple[CpuCell | None, ...]], ...]  # (artifact, one cell per column)
+    rows: tuple[tuple[str, tuple[CpuParityRow | None, ...]], ...]  # (artifact, parity.json's row per column)
     passed: bool
 
 
-def build_cpus(parity: Doc) -> CpuClassesView | None:
+def build_cpus(parity: ParityDocument) -> CpuClassesView | None:
     """The section's view model from parity.json (None when `parity --cpu` never ran on it)."""
-    section = as_dict(as_dict(parity).get("cpu_classes"))
-    if not section:
+    section = parity.cpu_classes
+    if section is None:
         return None
-    classes = [as_dict(c) for c in as_list(section.get("classes"))]
-    columns = []
-    for c in classes:
-        cpu = as_dict(c.get("cpu"))
-        columns.append(
-            CpuColumn(
-                name=str(c.get("name", "?")),
-                isa_class=str(cpu.get("isa_class") or "unknown"),
-                features=tuple(str(f) for f in as_list(cpu.get("features"))),
-                qemu_cpu=c.get("qemu_cpu"),
-                stands_for=str(c.get("stands_for", "")),
-                seconds=num(c.get("seconds")),
-                passed=bool(c.get("passed")),
-            )
+    columns = [
+        CpuColumn(
+            name=c.name,
+            isa_class=(c.cpu.isa_class if c.cpu else None) or "unknown",
+            features=tuple(c.cpu.features) if c.cpu else (),
+            qemu_cpu=c.qemu_cpu,
+            stands_for=c.stands_for,
+            seconds=num(c.seconds),
+            passed=c.passed,
         )
-    artifacts: list[str] = []
-    for c in classes:
-        for row in map(as_dict, as_list(c.get("rows"))):
-            if row.get("artifact") not in artifacts:
-                artifacts.append(str(row.get("artifact")))
-    rows = []
-    for name in artifacts:
-        cells: list[CpuCell | None] = []
-        for c in classes:
-            found = [as_dict(x) for x in as_list(c.get("rows")) if as_dict(x).get("artifact") == name]
-            r = found[0] if found else None
-            cells.append(
-                None
-                if r is None
-                else CpuCell(
-                    agreement=num(r.get("top1_agreement")),
-                    max_rel_error=num(r.get("max_rel_error")),
-                    diff_vs_native=num(r.get("max_abs_diff_vs_native")),
-                    identical=r.get("identical_to_native"),
-                    seconds=num(r.get("seconds")),
-                    passed=bool(r.get("passed")),
-                    failures=tuple(str(f) for f in as_list(r.get("failures"))),
-                )
-            )
-        rows.append((name, tuple(cells)))
+        for c in section.classes
+    ]
+    artifacts = list(dict.fromkeys(row.artifact for c in section.classes for row in c.rows))
+    rows = [
+        (name, tuple(next((x for x in c.rows if x.artifact == name), None) for c in section.classes))
+        for name in artifacts
+    ]
     return CpuClassesView(
-        images=num(section.get("images")),
-        seconds=num(section.get("seconds")),
-        not_emulated=str(section.get("not_emulated", "")),
+        images=section.images,
+        seconds=num(section.seconds),
+        not_emulated=section.not_emulated,
         columns=tuple(columns),
         rows=tuple(rows),
-        passed=bool(section.get("passed")),
+        passed=section.passed,
     )
 
 
@@ -125,7 +94,7 @@ def column_title(c: CpuColumn) -> str:
 def cpus_table(view: CpuClassesView) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of the section's table: one row per artifact, one column per CPU."""
     header = ["artifact", *(column_title(c) for c in view.columns)]
-    rows = [[name, *(DASH if cell is None else cell.text() for cell in cells)] for name, cells in view.rows]
+    rows = [[name, *(DASH if cell is None else cell_text(cell) for cell in cells)] for name, cells in view.rows]
     return header, rows
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 DASH = "–"
 RUNTIME_NAMES = {"tflite": "LiteRT", "onnxruntime": "ONNX Runtime", "keras": "Keras", "tflm": "TFLite Micro"}
@@ -15,14 +14,6 @@ def num(value: object) -> float | None:
         return None
     f = float(value)
     return f if math.isfinite(f) else None
-
-
-def as_dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def as_list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def ms(x: float | None) -> str:

@@ -68,8 +68,14 @@ def render(report: Report) -> str:
     benched = [r for r in runs if r.latency]
     side_header, side_rows = _side(report.side_by_side)
     remote_header, remote_rows = _side(report.remote.latency if report.remote else None)
-    nav = [("recommendation", "Recommendation"), ("machines", "Machines"), ("charts", "Charts"),
-           ("training", "Training"), ("artifacts", "Artifacts"), ("parity", "Parity")]  # fmt: skip
+    nav = [
+        ("recommendation", "Recommendation"),
+        ("machines", "Machines"),
+        ("charts", "Charts"),
+        ("training", "Training"),
+        ("artifacts", "Artifacts"),
+        ("parity", "Parity"),
+    ]
     if report.models:  # the user's own model: no training here, its model and data instead
         training = [("training", "Training")] if report.training else []
         nav[2:4] = [("model", "Model and data"), ("charts", "Charts"), *training]

@@ -3,47 +3,45 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
-from toolkit.reports.fmt import as_dict, as_list, num, plain
+from toolkit.reports.fmt import num
 from toolkit.reports.model import ColdStartRow, Latency, LatencyRow, PivotCell, PivotRow
-from toolkit.reports.rules import bench_rows, config_label, machine_label, row_batch, row_threads
+from toolkit.reports.rules import bench_rows, config_label, machine_label
 
-Doc = dict[str, Any]
+if TYPE_CHECKING:
+    from toolkit.run.documents import BenchDocument, BenchRow
 
 
-def _row(r: Doc) -> LatencyRow:
-    low, high = num(r.get("p90_ci_low_ms")), num(r.get("p90_ci_high_ms"))
-    q = r.get("quantiles_ms")
-    quantiles = None
-    if isinstance(q, list) and len(q) == 101 and all(num(v) is not None for v in q):
-        quantiles = tuple(float(v) for v in q)
-    noise = r.get("noise")
+def _row(r: BenchRow) -> LatencyRow:
+    low, high = num(r.p90_ci_low_ms), num(r.p90_ci_high_ms)
+    q = r.quantiles_ms
+    quantiles = tuple(q) if q is not None and len(q) == 101 and all(num(v) is not None for v in q) else None
     return LatencyRow(
         configuration=config_label(r),
-        artifact=str(r["artifact"]),
-        runtime=str(r.get("runtime", "?")),
-        backend=str(r["backend"]) if r.get("backend") else None,
-        batch_size=row_batch(r),
-        threads=row_threads(r),
-        p50_ms=float(r["p50_ms"]),
-        p90_ms=num(r.get("p90_ms")),
+        artifact=r.artifact,
+        runtime=r.runtime,
+        backend=r.backend or None,
+        batch_size=r.batch_size,
+        threads=r.threads,
+        p50_ms=r.p50_ms,
+        p90_ms=num(r.p90_ms),
         p90_ci_ms=(low, high) if low is not None and high is not None else None,
-        p95_ms=num(r.get("p95_ms")),
-        p99_ms=num(r.get("p99_ms")),
-        mean_ms=num(r.get("mean_ms")),
-        std_ms=num(r.get("std_ms")),
-        min_ms=num(r.get("min_ms")),
-        max_ms=num(r.get("max_ms")),
-        runs=num(r.get("runs")),
-        throughput_ips=num(r.get("throughput_ips")),
-        gflops=num(r.get("gflops")),
-        pct_of_peak=num(r.get("pct_of_peak")),
-        load_ms=num(r.get("load_ms")),
-        first_inference_ms=num(r.get("first_inference_ms")),
-        peak_rss_mb=num(r.get("peak_rss_mb")),
-        noisy=bool(r.get("noisy")),
-        noise="" if noise in (None, "", {}) else plain(noise),
+        p95_ms=num(r.p95_ms),
+        p99_ms=num(r.p99_ms),
+        mean_ms=num(r.mean_ms),
+        std_ms=num(r.std_ms),
+        min_ms=num(r.min_ms),
+        max_ms=num(r.max_ms),
+        runs=num(r.runs),
+        throughput_ips=num(r.throughput_ips),
+        gflops=num(r.gflops),
+        pct_of_peak=num(r.pct_of_peak),
+        load_ms=num(r.load_ms),
+        first_inference_ms=num(r.first_inference_ms),
+        peak_rss_mb=num(r.peak_rss_mb),
+        noisy=bool(r.noisy),
+        noise=r.noise or "",
         quantiles_ms=quantiles,
     )
 
@@ -52,7 +50,7 @@ def _thread_key(t: int | None) -> float:
     return math.inf if t is None else float(t)
 
 
-def build_latency(bench: Doc, recommended: str | None) -> Latency:
+def build_latency(bench: BenchDocument, recommended: str | None) -> Latency:
     """The latency view of one bench.json.
 
     Args:
@@ -94,32 +92,30 @@ def build_latency(bench: Doc, recommended: str | None) -> Latency:
                 peak_rss_mb=max(rss) if rss else None,
             )
         )
-    noisy = [plain(n) for n in as_list(bench.get("noisy"))]
+    noisy = list(bench.noisy)
     if not noisy:  # older bench.json: only the rows' own flags
         noisy = [
             f"{r.configuration} b{r.batch_size}×{r.threads or '?'}t" + (f": {r.noise}" if r.noise else "")
             for r in rows
             if r.noisy
         ]
-    env = as_dict(bench.get("environment"))
-    method = as_dict(bench.get("method"))
-    skipped = [as_dict(s) for s in as_list(bench.get("skipped"))]
+    env, method = bench.environment, bench.method
     return Latency(
         machine=machine_label(bench),
-        os=str(env.get("os", "?")),
-        python=str(env.get("python", "?")),
+        os=str(env.os if "os" in env.model_fields_set else "?"),
+        python=str(env.python if "python" in env.model_fields_set else "?"),
         columns=columns,
         pivot=tuple(pivot),
         rows=tuple(rows),
         cold_start=tuple(cold),
         noisy=tuple(noisy),
-        skipped=tuple((str(s.get("artifact", "?")), str(s.get("reason", ""))) for s in skipped),
-        peak_gflops=tuple((str(t), float(v)) for t, v in as_dict(env.get("peak_gflops")).items() if num(v) is not None),
-        throttled=bool(env.get("throttled")),
-        throttle_flags=tuple(str(f) for f in as_list(env.get("throttle_flags"))),
-        runtime_versions=tuple((str(k), str(v)) for k, v in as_dict(env.get("runtime_versions")).items() if v),
-        warmup_runs=method.get("warmup_runs"),
-        warmup_seconds=method.get("warmup_seconds", 0),
-        min_runs=method.get("min_runs"),
-        min_seconds=method.get("min_seconds"),
+        skipped=tuple((s.artifact, s.reason) for s in bench.skipped),
+        peak_gflops=tuple((t, float(v)) for t, v in (env.peak_gflops or {}).items() if num(v) is not None),
+        throttled=bool(env.throttled),
+        throttle_flags=tuple(env.throttle_flags or ()),
+        runtime_versions=tuple((k, v) for k, v in (env.runtime_versions or {}).items() if v),
+        warmup_runs=method.warmup_runs,
+        warmup_seconds=method.warmup_seconds if "warmup_seconds" in method.model_fields_set else 0,
+        min_runs=method.min_runs,
+        min_seconds=method.min_seconds,
     )

@@ -1,22 +1,35 @@
-"""Reading a run directory (or a lone bench.json) into the documents a report is built from."""
+"""Reading a run directory (or a lone bench.json) into the typed documents a report is built from."""
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from toolkit.reports.rules import machine_label
 
-Doc = dict[str, Any]
-DOC_FILES = (("train", "train.json"), ("manifest", "manifest.json"), ("parity", "parity.json"), ("bench", "bench.json"))
+if TYPE_CHECKING:
+    from toolkit.remote.hosts import HostDocuments
+    from toolkit.run.documents import (
+        BenchDocument,
+        DatasetDocument,
+        DiagnoseDocument,
+        ManifestDocument,
+        McuDocument,
+        MixedDocument,
+        ModelDocument,
+        ParityDocument,
+        TrainDocument,
+    )
+    from toolkit.run.layout import Run
+
 GALLERY_MAX_BYTES = 2_000_000  # larger PNGs are linked from report.md but not embedded in report.html
 
 
 @dataclass
 class RunDocs:
-    """The parsed JSON documents of one run (one machine); any of them may be missing.
+    """The documents of one run (one machine); any of them may be missing.
 
     Attributes:
         name: the run's name in the report (the directory name by default).
@@ -25,34 +38,28 @@ class RunDocs:
         diagnose: diagnose/diagnose.json when `edgekit diagnose` ran.
         galleries: the diagnose gallery PNG of each artifact, base64, embedded in report.html.
         mcu: mcu.json when `edgekit mcu` ran (TensorFlow Lite Micro: arena, flash, boards).
-        mixed: mixed.json when `edgekit export --max-accuracy-drop` ran (the float/int8 curve).
-        remote: boards measured with `--remote`: `{host: {"bench": bench.json, "verify": verify.json}}`.
+        mixed: mixed.json when `edgekit export --max-drop` ran (the float/int8 curve).
+        remote: boards measured with `--remote`, by host (their bench.json and verify.json).
         model, dataset: model.json and dataset.json of a run made from the user's own model (`--model`).
     """
 
     name: str
     label: str = ""
-    train: Doc | None = None
-    manifest: Doc | None = None
-    parity: Doc | None = None
-    bench: Doc | None = None
-    diagnose: Doc | None = None
+    train: TrainDocument | None = None
+    manifest: ManifestDocument | None = None
+    parity: ParityDocument | None = None
+    bench: BenchDocument | None = None
+    diagnose: DiagnoseDocument | None = None
     galleries: dict[str, str] = field(default_factory=dict)
-    mcu: Doc | None = None
-    mixed: Doc | None = None
-    remote: dict[str, dict[str, Doc]] = field(default_factory=dict)
-    model: Doc | None = None
-    dataset: Doc | None = None
+    mcu: McuDocument | None = None
+    mixed: MixedDocument | None = None
+    remote: dict[str, HostDocuments] = field(default_factory=dict)
+    model: ModelDocument | None = None
+    dataset: DatasetDocument | None = None
 
     def __post_init__(self) -> None:
         if not self.label:
             self.label = machine_label(self.bench)
-
-
-def _read(path: Path) -> Doc:
-    from toolkit.run.layout import read_json
-
-    return read_json(path)
 
 
 def load_run(path: Path, *, name: str | None = None, label: str | None = None) -> RunDocs:
@@ -69,69 +76,63 @@ def load_run(path: Path, *, name: str | None = None, label: str | None = None) -
         The documents found; missing ones are None.
 
     Raises:
-        RunDirError: the path does not exist or holds no edgekit JSON file.
+        RunDirError: the path does not exist or holds no edgekit JSON file; `DocumentError` (one) when a
+            document it holds is not valid.
     """
     from toolkit.errors import RunDirError
+    from toolkit.run.documents import (
+        BenchDocument,
+        DatasetDocument,
+        DiagnoseDocument,
+        ManifestDocument,
+        McuDocument,
+        MixedDocument,
+        ModelDocument,
+        ParityDocument,
+        TrainDocument,
+        load_document,
+    )
+    from toolkit.run.layout import Run
 
     path = Path(path)
     if not path.exists():
         raise RunDirError(f"{path} does not exist; pass a run directory or a bench.json file.")
-    docs: dict[str, Doc | None]
+    run = Run(path.parent if path.is_file() else path)
+    docs = RunDocs(
+        name="",
+        train=run.find(TrainDocument),
+        manifest=run.find(ManifestDocument),
+        parity=run.find(ParityDocument),
+    )
     if path.is_file():
-        bench = _read(path)
-        if not isinstance(bench.get("results"), list):
-            raise RunDirError(f"{path} is not an edgekit bench.json (no results list).")
-        docs = {key: _read(path.parent / n) if (path.parent / n).is_file() else None for key, n in DOC_FILES}
-        docs["bench"] = bench
-        default = path.parent.name if docs["manifest"] else path.stem
-        extra: Doc = _user_model(path.parent) if docs["manifest"] else {}
+        docs.bench = load_document(path, BenchDocument)
+        default = path.parent.name if docs.manifest else path.stem
     else:
-        docs = {key: _read(path / n) if (path / n).is_file() else None for key, n in DOC_FILES}
-        if not any(docs.values()):
+        docs.bench = run.find(BenchDocument)
+        if not any((docs.train, docs.manifest, docs.parity, docs.bench)):
             raise RunDirError(f"{path} holds no edgekit JSON files; pass a run directory or a bench.json file.")
         default = path.resolve().name
-        extra = {**_diagnosis(path), **_user_model(path)}
-        if (path / "mcu.json").is_file():
-            extra["mcu"] = _read(path / "mcu.json")
-        if (path / "mixed.json").is_file():
-            extra["mixed"] = _read(path / "mixed.json")
-    return RunDocs(
-        name=name or default,
-        label=label or "",
-        train=docs["train"],
-        manifest=docs["manifest"],
-        parity=docs["parity"],
-        bench=docs["bench"],
-        diagnose=extra.get("diagnose"),
-        galleries=extra.get("galleries", {}),
-        mcu=extra.get("mcu"),
-        mixed=extra.get("mixed"),
-        model=extra.get("model"),
-        dataset=extra.get("dataset"),
-    )
+        docs.diagnose = run.find(DiagnoseDocument)
+        docs.galleries = _galleries(run, docs.diagnose)
+        docs.mcu = run.find(McuDocument)
+        docs.mixed = run.find(MixedDocument)
+    if path.is_dir() or docs.manifest:  # model.json, dataset.json: a run made from the user's own model
+        docs.model, docs.dataset = run.find(ModelDocument), run.find(DatasetDocument)
+    docs.name = name or default
+    docs.label = label or machine_label(docs.bench)
+    return docs
 
 
-def _user_model(run_dir: Path) -> Doc:
-    """model.json and dataset.json, when the run was made from the user's own model (`--model`)."""
-    from toolkit.model.run_source import recorded_dataset, recorded_model
+def _galleries(run: Run, diagnose: DiagnoseDocument | None) -> dict[str, str]:
+    """The diagnose gallery PNGs (base64) small enough to embed, by artifact."""
+    from toolkit.run.layout import DIAGNOSE_DIR
 
-    found = {"model": recorded_model(run_dir), "dataset": recorded_dataset(run_dir)}
-    return {k: v for k, v in found.items() if v is not None}
-
-
-def _diagnosis(run_dir: Path) -> Doc:
-    """diagnose.json and its gallery PNGs (base64), when `edgekit diagnose` ran on this run."""
-    path = run_dir / "diagnose" / "diagnose.json"
-    if not path.is_file():
-        return {}
-    doc = _read(path)
     galleries = {}
-    for a in doc.get("artifacts", []):
-        file = (a.get("gallery") or {}).get("file")
-        png = run_dir / "diagnose" / Path(str(file)).name if file else None
+    for a in diagnose.artifacts if diagnose else []:
+        png = run.dir / DIAGNOSE_DIR / Path(a.gallery.file).name if a.gallery.file else None
         if png is not None and png.is_file() and png.stat().st_size < GALLERY_MAX_BYTES:
-            galleries[str(a["artifact"])] = base64.b64encode(png.read_bytes()).decode()
-    return {"diagnose": doc, "galleries": galleries}
+            galleries[a.artifact] = base64.b64encode(png.read_bytes()).decode()
+    return galleries
 
 
 def distinct_names(runs: list[RunDocs]) -> None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from toolkit.reports.fmt import DASH, integer, ms, size
 from toolkit.reports.mcu import mcu_markdown
 from toolkit.reports.model import (
     Diagnosis,
     Latency,
-    ModelInfo,
+    ModelView,
     Parity,
     Remote,
     Report,
@@ -18,6 +17,9 @@ from toolkit.reports.model import (
     SideBySide,
     Training,
 )
+
+if TYPE_CHECKING:
+    from toolkit.run.documents import BenchDocument, ParityDocument
 
 Table = tuple[list[str], list[list[str]]]
 
@@ -43,43 +45,78 @@ def parity_table(parity: Parity) -> Table:
     if parity.regression:
         header = ["artifact", "runtime", "max |Δ|", "mean |Δ|", "max rel. error", "tolerance", "result"]
         return header, [
-            [r.artifact, r.runtime, _num(r.max_abs_diff, ".2e"), _num(r.mean_abs_diff, ".2e"),
-             _num(r.max_rel_error, ".2e"), r.tolerance, "pass" if r.passed else "**FAIL**: " + "; ".join(r.failures)]
+            [
+                r.artifact,
+                r.runtime,
+                _num(r.max_abs_diff, ".2e"),
+                _num(r.mean_abs_diff, ".2e"),
+                _num(r.max_rel_error, ".2e"),
+                r.tolerance,
+                _verdict(r.passed, r.failures),
+            ]
             for r in parity.rows
-        ]  # fmt: skip
+        ]
     header = ["artifact", "runtime", "accuracy", "Δ pt", "agreement", "max |Δp|", "mean |Δp|", "tolerance", "result"]
     rows = [
-        [r.artifact, r.runtime, _num(None if r.accuracy is None else 100 * r.accuracy, ".2f") + " %",
-         _num(r.delta_pt, "+.2f"), _num(r.agreement, ".4f"), _num(r.max_abs_diff, ".2e"),
-         _num(r.mean_abs_diff, ".2e"), r.tolerance, "pass" if r.passed else "**FAIL**: " + "; ".join(r.failures)]
+        [
+            r.artifact,
+            r.runtime,
+            _num(None if r.accuracy is None else 100 * r.accuracy, ".2f") + " %",
+            _num(parity.delta_pt(r), "+.2f"),
+            _num(r.top1_agreement, ".4f"),
+            _num(r.max_abs_diff, ".2e"),
+            _num(r.mean_abs_diff, ".2e"),
+            r.tolerance,
+            _verdict(r.passed, r.failures),
+        ]
         for r in parity.rows
-    ]  # fmt: skip
+    ]
     return header, rows
+
+
+def _verdict(passed: bool, failures: list[str]) -> str:
+    return "pass" if passed else "**FAIL**: " + "; ".join(failures)
 
 
 def pivot_table(latency: Latency) -> Table:
     """p50 (ms) per configuration, one column per (batch, threads), plus best throughput and cold start."""
     header = ["artifact", *(f"b{b} × {t}t p50 ms" for b, t in latency.columns), "best img/s", "best % peak", "load ms"]
     rows = [
-        [p.configuration, *(DASH if c is None else ms(c.p50_ms) + (" ~" if c.noisy else "") for c in p.cells),
-         integer(p.best_ips), _num(p.best_pct_of_peak, ".1f") + (" %" if p.best_pct_of_peak is not None else ""),
-         ms(p.load_ms)]
+        [
+            p.configuration,
+            *(DASH if c is None else ms(c.p50_ms) + (" ~" if c.noisy else "") for c in p.cells),
+            integer(p.best_ips),
+            _num(p.best_pct_of_peak, ".1f") + (" %" if p.best_pct_of_peak is not None else ""),
+            ms(p.load_ms),
+        ]
         for p in latency.pivot
-    ]  # fmt: skip
+    ]
     return header, rows
 
 
 def rows_table(latency: Latency) -> Table:
-    header = ["configuration", "batch", "threads", "p50 ms", "p90 ms (95 % CI)", "p95 ms", "p99 ms", "mean ± std ms",
-              "runs", "img/s", "GFLOP/s", "% peak", "note"]  # fmt: skip
+    header = ["configuration", "batch", "threads", "p50 ms", "p90 ms (95 % CI)", "p95 ms", "p99 ms"]
+    header += ["mean ± std ms", "runs", "img/s", "GFLOP/s", "% peak", "note"]
     rows = []
     for r in latency.rows:
         ci = f" ({ms(r.p90_ci_ms[0])}–{ms(r.p90_ci_ms[1])})" if r.p90_ci_ms else ""
         rows.append(
-            [r.configuration, str(r.batch_size), str(r.threads), ms(r.p50_ms), ms(r.p90_ms) + ci, ms(r.p95_ms),
-             ms(r.p99_ms), f"{ms(r.mean_ms)} ± {ms(r.std_ms)}", integer(r.runs), integer(r.throughput_ips),
-             _num(r.gflops, ".1f"), _num(r.pct_of_peak, ".1f"), f"noisy: {r.noise or None}" if r.noisy else ""]
-        )  # fmt: skip
+            [
+                r.configuration,
+                str(r.batch_size),
+                str(r.threads),
+                ms(r.p50_ms),
+                ms(r.p90_ms) + ci,
+                ms(r.p95_ms),
+                ms(r.p99_ms),
+                f"{ms(r.mean_ms)} ± {ms(r.std_ms)}",
+                integer(r.runs),
+                integer(r.throughput_ips),
+                _num(r.gflops, ".1f"),
+                _num(r.pct_of_peak, ".1f"),
+                f"noisy: {r.noise or None}" if r.noisy else "",
+            ]
+        )
     return header, rows
 
 
@@ -103,18 +140,18 @@ def recommendation_quality(accuracy: float | None, max_rel_error: float | None) 
     return f"accuracy {_num(None if accuracy is None else 100 * accuracy, '.2f')} %"
 
 
-def parity_rows(parity: Mapping[str, Any]) -> Table:
+def parity_rows(parity: ParityDocument) -> Table:
     """`parity_table` of a parity.json (what `edgekit parity` prints)."""
     from toolkit.reports.build import build_parity
 
-    return parity_table(build_parity(dict(parity)))
+    return parity_table(build_parity(parity))
 
 
-def latency_pivot(bench: Mapping[str, Any]) -> Table:
+def latency_pivot(bench: BenchDocument) -> Table:
     """`pivot_table` of a bench.json (what `edgekit bench` prints)."""
     from toolkit.reports.latency import build_latency
 
-    return pivot_table(build_latency(dict(bench), None))
+    return pivot_table(build_latency(bench, None))
 
 
 # -- sections ------------------------------------------------------------------------------------------
@@ -152,9 +189,16 @@ def _latency(lat: Latency, level: str = "##") -> list[str]:
 
 
 def _training(t: Training) -> list[str]:
-    row = [_num(None if t.test_accuracy is None else 100 * t.test_accuracy, ".2f") + " %", _num(t.test_loss, ".4f"),
-           str(t.epochs), str(t.batch_size), str(t.seed), integer(t.train_images or 0), integer(t.num_params or 0),
-           _num(t.wall_seconds, ".1f") + " s"]  # fmt: skip
+    row = [
+        _num(None if t.test_accuracy is None else 100 * t.test_accuracy, ".2f") + " %",
+        _num(t.test_loss, ".4f"),
+        str(t.epochs),
+        str(t.batch_size),
+        str(t.seed),
+        integer(t.train_images or 0),
+        integer(t.num_params or 0),
+        _num(t.wall_seconds, ".1f") + " s",
+    ]
     header = ["test accuracy", "test loss", "epochs", "batch", "seed", "train images", "parameters", "wall time"]
     out = ["## Training", "", table(header, [row], "r" * 8), ""]
     if t.val_accuracy:
@@ -171,15 +215,17 @@ def parity_intro(parity: Parity) -> str:
     head = f"All {integer(parity.images)} test {parity.samples}{of} through each artifact's runtime, against the Keras "
     head += "reference"
     if parity.regression:
-        return (f"{head}'s values: max |Δ| and mean |Δ| between outputs, and the max relative error "
-                f"(|Δ| over the largest reference value). {verdict}")  # fmt: skip
+        return (
+            f"{head}'s values: max |Δ| and mean |Δ| between outputs, and the max relative error "
+            f"(|Δ| over the largest reference value). {verdict}"
+        )
     acc = f"({_num(None if parity.reference_accuracy is None else 100 * parity.reference_accuracy, '.2f')} %)"
     if parity.output_kind == "logits":
         return f"{head} {acc}; the model outputs logits, so the softmax of logits is compared on both sides. {verdict}"
     return f"{head} {acc}. {verdict}"
 
 
-def _model(m: ModelInfo) -> list[str]:
+def _model(m: ModelView) -> list[str]:
     """The "Model and data" section of a run made from the user's own model."""
     params = f"{integer(m.params)} parameters, " if m.params is not None else ""
     head = f"**{m.name}** ({m.format}, {params}{len(m.layers)} layers), from `{m.source}`."
@@ -194,13 +240,13 @@ def _model(m: ModelInfo) -> list[str]:
     if m.data_name:
         sizes = f"{integer(m.train)} train / {integer(m.test)} test ({m.split} split)"
         scale = f", inputs = stored values × {m.scale:g}" if m.scale is not None and m.scale != 1 else ""
-        out += [f"Data: **{m.data_name}** ({m.data_kind}, {m.task}), {sizes}, samples {m.sample_shape} "
-                f"{m.data_dtype}{scale}, from `{m.data_source}`.", ""]  # fmt: skip
+        data = f"Data: **{m.data_name}** ({m.data_kind}, {m.task}), {sizes}, samples {m.sample_shape} "
+        out += [data + f"{m.data_dtype}{scale}, from `{m.data_source}`.", ""]
     if m.unknown_layers:
         out += ["Layers edgekit has not been tested with (converted anyway): " + ", ".join(m.unknown_layers) + ".", ""]
     rows = [[name, cls] for name, cls in m.layers]
-    out += [f"<details><summary>{len(m.layers)} layers</summary>", "", table(["layer", "class"], rows, "ll"), "",
-            "</details>", ""]  # fmt: skip
+    details = table(["layer", "class"], rows, "ll")
+    out += [f"<details><summary>{len(m.layers)} layers</summary>", "", details, "", "</details>", ""]
     return out
 
 
@@ -282,8 +328,10 @@ def _run(run: RunView) -> list[str]:
     if run.training:
         out += _training(run.training)
     if run.artifacts is not None:
-        rows = [[a.name, a.format, a.precision, integer(a.size_bytes), f"`{a.sha256[:16]}`", a.input_dtype,
-                 a.quantization] for a in run.artifacts]  # fmt: skip
+        rows = [
+            [a.name, a.format, a.precision, integer(a.size_bytes), f"`{a.sha256[:16]}`", a.input_dtype, a.quantization]
+            for a in run.artifacts
+        ]
         header = ["artifact", "format", "precision", "bytes", "sha256", "input", "quantization"]
         out += ["## Artifacts", "", table(header, rows, "lllrlll"), ""]
     if run.parity:
@@ -316,9 +364,17 @@ def _side_by_side(s: SideBySide) -> str:
 def _remote(remote: Remote) -> list[str]:
     out = ["", "## Remote boards", ""]
     if remote.verify:
-        rows = [[v.host, v.machine, v.artifact, _num(v.max_abs_diff, ".2e"),
-                 DASH if v.accuracy is None else f"{100 * v.accuracy:.2f} %", "pass" if v.passed else "**FAIL**"]
-                for v in remote.verify]  # fmt: skip
+        rows = [
+            [
+                v.host,
+                v.machine,
+                v.row.artifact,
+                _num(v.row.max_abs_diff, ".2e"),
+                DASH if v.row.accuracy is None else f"{100 * v.row.accuracy:.2f} %",
+                "pass" if v.row.passed else "**FAIL**",
+            ]
+            for v in remote.verify
+        ]
         header = ["board", "machine", "artifact", "max |Δp| vs desktop", "golden accuracy", "verify"]
         out += ["### Verify on the boards", "", table(header, rows, "lllrrl"), ""]
     if remote.latency:

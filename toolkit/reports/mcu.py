@@ -2,53 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from toolkit.reports.fmt import DASH, as_dict, as_list, fixed, integer, num, pct
+from toolkit.reports.fmt import DASH, fixed, integer, num, pct
 
-Doc = dict[str, Any]
+if TYPE_CHECKING:
+    from toolkit.reports.model import McuRow
+    from toolkit.run.documents import McuDocument
 
 
-def build_mcu(doc: Doc) -> tuple[Any, ...]:
-    """One `McuRow` per artifact of mcu.json (missing fields become None, never an exception)."""
-    from toolkit.reports.model import McuBoard, McuRow
+def build_mcu(doc: McuDocument) -> tuple[McuRow, ...]:
+    """One `McuRow` per artifact of mcu.json."""
+    from toolkit.reports.model import McuRow
 
     rows = []
-    for r in map(as_dict, as_list(as_dict(doc).get("results"))):
-        arena, par, flash = as_dict(r.get("arena")), as_dict(r.get("parity")), as_dict(r.get("flash"))
-        boards = tuple(
-            McuBoard(
-                board=str(b.get("board", "?")),
-                core=str(b.get("core", "")),
-                ram_bytes=num(b.get("ram_bytes")),
-                ram_left_bytes=num(b.get("ram_left_bytes")),
-                flash_bytes=num(b.get("flash_bytes")),
-                flash_left_bytes=num(b.get("flash_left_bytes")),
-                fits=bool(b.get("fits")),
-                source=str(b.get("source", "")),
-            )
-            for b in map(as_dict, as_list(r.get("boards")))
-        )
+    for r in doc.results:
+        arena, par, flash = r.arena, r.parity, r.flash
         rows.append(
             McuRow(
-                artifact=str(r.get("artifact", "?")),
-                ops=tuple(str(o) for o in as_list(r.get("ops"))),
-                arena_min=num(arena.get("min_bytes")),
-                arena_recommended=num(arena.get("recommended_bytes")),
-                head_bytes=num(arena.get("head_bytes")),
-                tail_bytes=num(arena.get("tail_bytes")),
-                model_bytes=num(flash.get("model_bytes")),
-                images=num(par.get("images")),
-                accuracy=num(par.get("accuracy")),
-                agreement_litert=num(par.get("agreement_litert")),
-                agreement_keras=num(par.get("agreement_keras")),
-                max_int8_steps=num(par.get("max_int8_steps_vs_litert")),
-                passed=bool(par.get("passed")),
-                failures=tuple(str(f) for f in as_list(par.get("failures"))),
-                boards=boards,
-                files=tuple(str(f) for f in as_list(r.get("files"))),
-                margin_reason=str(arena.get("margin_reason", "")),
-                flash_note=str(flash.get("note", "")),
+                artifact=r.artifact,
+                ops=tuple(r.ops),
+                arena_min=arena.min_bytes,
+                arena_recommended=arena.recommended_bytes,
+                head_bytes=arena.head_bytes,
+                tail_bytes=arena.tail_bytes,
+                model_bytes=flash.model_bytes,
+                images=par.images,
+                accuracy=num(par.accuracy),
+                agreement_litert=num(par.agreement_litert),
+                agreement_keras=num(par.agreement_keras),
+                max_int8_steps=par.max_int8_steps_vs_litert,
+                passed=par.passed,
+                failures=tuple(par.failures),
+                boards=tuple(r.boards),
+                files=tuple(r.files),
+                margin_reason=arena.margin_reason,
+                flash_note=flash.note,
             )
         )
     return tuple(rows)
@@ -58,7 +47,7 @@ def kib(n: float | None) -> str:
     return DASH if n is None else f"{n / 1024:,.1f} KiB"
 
 
-def mcu_markdown(rows: tuple[Any, ...]) -> list[str]:
+def mcu_markdown(rows: tuple[McuRow, ...]) -> list[str]:
     from toolkit.reports.markdown import table
 
     out = [
@@ -83,11 +72,17 @@ def mcu_markdown(rows: tuple[Any, ...]) -> list[str]:
             ["parity", "pass" if r.passed else "**FAIL** " + "; ".join(r.failures)],
         ]
         boards = [
-            [b.board, b.core, kib(b.ram_bytes), kib(b.ram_left_bytes),
-             "by module" if b.flash_bytes is None else kib(b.flash_bytes), kib(b.flash_left_bytes),
-             "yes" if b.fits else "**no**"]
+            [
+                b.board,
+                b.core,
+                kib(b.ram_bytes),
+                kib(b.ram_left_bytes),
+                "by module" if b.flash_bytes is None else kib(b.flash_bytes),
+                kib(b.flash_left_bytes),
+                "yes" if b.fits else "**no**",
+            ]
             for b in r.boards
-        ]  # fmt: skip
+        ]
         out += [
             f"### {r.artifact}",
             "",

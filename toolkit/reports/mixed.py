@@ -9,102 +9,43 @@ a user can pick another point.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from toolkit.reports.fmt import DASH, as_dict, as_list, fixed, integer, ms, num, pct
+from toolkit.reports.fmt import DASH, fixed, integer, ms, num, pct
 
-Doc = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class MixedPointRow:
-    k: int
-    float_layers: tuple[str, ...]
-    accuracy: float | None
-    agreement: float | None
-    drop_pt: float | None
-    size_bytes: float | None
-    p50_ms: float | None
-    meets_budget: bool
-    chosen: bool
-
-
-@dataclass(frozen=True)
-class MixedRanking:
-    layer: str
-    float_accuracy: float | None
-    float_agreement: float | None
-    only_accuracy: float | None
-
-
-@dataclass(frozen=True)
-class MixedFormatView:
-    format: str
-    artifact: str | None
-    note: str
-    ranking: tuple[MixedRanking, ...]
-    curve: tuple[MixedPointRow, ...]
+if TYPE_CHECKING:
+    from toolkit.run.documents import MixedDocument, MixedFormat, MixedPoint
 
 
 @dataclass(frozen=True)
 class MixedView:
+    """mixed.json for the report: the budget in words, and each format's record as mixed.json holds it."""
+
     budget: str
     images: int | None
     keras_accuracy: float | None
     timing: str
-    formats: tuple[MixedFormatView, ...]
+    formats: tuple[MixedFormat, ...]
+
+    @staticmethod
+    def chosen(f: MixedFormat, p: MixedPoint) -> bool:
+        """Whether `p` is the point the search chose (the one written as `<format>-int8-mixed`)."""
+        return f.float_layers is not None and p.float_layers == f.float_layers
 
 
-def build_mixed(doc: Doc) -> MixedView:
-    """mixed.json as a view (missing fields become None, never an exception)."""
-    d = as_dict(doc)
+def build_mixed(doc: MixedDocument) -> MixedView:
+    """mixed.json as a view."""
     budget = []
-    if d.get("max_drop_pt") is not None:
-        budget.append(f"accuracy within {d['max_drop_pt']:g} pt of Keras")
-    if d.get("min_agreement") is not None:
-        budget.append(f"top-1 agreement ≥ {d['min_agreement']:g}")
-    formats = []
-    for f in map(as_dict, as_list(d.get("formats"))):
-        chosen = [str(x) for x in as_list(f.get("float_layers"))] if f.get("float_layers") is not None else None
-        curve = tuple(
-            MixedPointRow(
-                k=int(num(p.get("k")) or 0),
-                float_layers=tuple(str(x) for x in as_list(p.get("float_layers"))),
-                accuracy=num(p.get("accuracy")),
-                agreement=num(p.get("agreement")),
-                drop_pt=num(p.get("drop_pt")),
-                size_bytes=num(p.get("size_bytes")),
-                p50_ms=num(p.get("p50_ms")),
-                meets_budget=bool(p.get("meets_budget")),
-                chosen=chosen is not None and [str(x) for x in as_list(p.get("float_layers"))] == chosen,
-            )
-            for p in map(as_dict, as_list(f.get("curve")))
-        )
-        ranking = tuple(
-            MixedRanking(
-                layer=str(r.get("layer", "?")),
-                float_accuracy=num(r.get("float_accuracy")),
-                float_agreement=num(r.get("float_agreement")),
-                only_accuracy=num(r.get("only_accuracy")),
-            )
-            for r in map(as_dict, as_list(f.get("ranking")))
-        )
-        formats.append(
-            MixedFormatView(
-                format=str(f.get("format", "?")),
-                artifact=None if f.get("artifact") is None else str(f["artifact"]),
-                note=str(f.get("note", "")),
-                ranking=ranking,
-                curve=curve,
-            )
-        )
-    images = num(d.get("images"))
+    if doc.max_drop_pt is not None:
+        budget.append(f"accuracy within {doc.max_drop_pt:g} pt of Keras")
+    if doc.min_agreement is not None:
+        budget.append(f"top-1 agreement ≥ {doc.min_agreement:g}")
     return MixedView(
         budget=" and ".join(budget) or "none given",
-        images=None if images is None else int(images),
-        keras_accuracy=num(d.get("keras_accuracy")),
-        timing=str(d.get("timing", "")),
-        formats=tuple(formats),
+        images=doc.images,
+        keras_accuracy=num(doc.keras_accuracy),
+        timing=doc.timing,
+        formats=tuple(doc.formats),
     )
 
 
@@ -123,7 +64,7 @@ def mixed_markdown(view: MixedView) -> list[str]:
         out += [f"### {f.format}: {f.artifact or 'no mixed artifact written'}", "", f.note, ""]
         rows = [
             [
-                ("**" if p.chosen else "") + str(p.k) + ("**" if p.chosen else ""),
+                f"**{p.k}**" if view.chosen(f, p) else str(p.k),
                 ", ".join(p.float_layers) or "none (full int8)",
                 pct(p.accuracy),
                 fixed(None if p.drop_pt is None else -p.drop_pt, 2),

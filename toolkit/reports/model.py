@@ -1,7 +1,9 @@
-"""The report view model: typed rows computed once from a run's JSON documents.
+"""The report view model: computed once from a run's typed documents.
 
 `report.md` and `report.html` both render a `Report`, so they cannot disagree on the recommendation,
 the parity verdicts or any figure. Values are numbers (None when not recorded); renderers format them.
+Where a document's own rows are what a table shows (parity rows, a board's verify rows, microcontroller
+boards), the view holds those document objects (`toolkit.run.documents`) rather than copies of them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ T = TypeVar("T")
 if TYPE_CHECKING:
     from toolkit.reports.cpus import CpuClassesView
     from toolkit.reports.mixed import MixedView
+    from toolkit.run.documents import McuBoardFit, ParityRow, VerifyRow
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class Training:
 
 
 @dataclass(frozen=True)
-class ModelInfo:
+class ModelView:
     """A user's own model and data (`--model`/`--data`: model.json and dataset.json)."""
 
     name: str
@@ -105,21 +108,6 @@ class ArtifactRow:
 
 
 @dataclass(frozen=True)
-class ParityRow:
-    artifact: str
-    runtime: str
-    accuracy: float | None
-    delta_pt: float | None  # accuracy minus the reference's, in percentage points
-    agreement: float | None
-    max_abs_diff: float | None
-    mean_abs_diff: float | None
-    tolerance: str
-    passed: bool
-    failures: tuple[str, ...]
-    max_rel_error: float | None = None  # regression ("values") only
-
-
-@dataclass(frozen=True)
 class Parity:
     reference: str
     reference_accuracy: float | None
@@ -133,6 +121,12 @@ class Parity:
     @property
     def regression(self) -> bool:
         return self.output_kind == "values"
+
+    def delta_pt(self, row: ParityRow) -> float | None:
+        """The row's accuracy minus the reference's, in percentage points (None: either is unknown)."""
+        if row.accuracy is None or self.reference_accuracy is None:
+            return None
+        return 100 * (row.accuracy - self.reference_accuracy)
 
     @property
     def failed(self) -> tuple[str, ...]:
@@ -241,18 +235,6 @@ class Diagnosis:
 
 
 @dataclass(frozen=True)
-class McuBoard:
-    board: str
-    core: str
-    ram_bytes: float | None
-    ram_left_bytes: float | None
-    flash_bytes: float | None  # None: depends on the module fitted
-    flash_left_bytes: float | None
-    fits: bool
-    source: str
-
-
-@dataclass(frozen=True)
 class McuRow:
     """One artifact in TensorFlow Lite Micro (`edgekit mcu`)."""
 
@@ -270,7 +252,7 @@ class McuRow:
     max_int8_steps: float | None
     passed: bool
     failures: tuple[str, ...]
-    boards: tuple[McuBoard, ...]
+    boards: tuple[McuBoardFit, ...]
     files: tuple[str, ...]
     margin_reason: str
     flash_note: str
@@ -306,7 +288,7 @@ class RunView:
     sizes: dict[str, float] = field(default_factory=dict)
     mcu: tuple[McuRow, ...] | None = None  # mcu.json: the int8 model in TensorFlow Lite Micro
     mixed: MixedView | None = None  # mixed.json: `toolkit.reports.mixed.MixedView`, the int8/float curve under a budget
-    model: ModelInfo | None = None  # the user's own model and data; None: the reference CNN on MNIST
+    model: ModelView | None = None  # the user's own model and data; None: the reference CNN on MNIST
     cpus: CpuClassesView | None = None  # parity.json's cpu_classes: the exports under emulated CPU classes
 
 
@@ -319,20 +301,19 @@ class SideBySide:
 
 
 @dataclass(frozen=True)
-class VerifyRow:
+class HostVerify:
+    """One artifact verified on one board (`verify --remote`): the host, its machine and verify.json's row."""
+
     host: str
     machine: str
-    artifact: str
-    max_abs_diff: float | None
-    accuracy: float | None
-    passed: bool
+    row: VerifyRow
 
 
 @dataclass(frozen=True)
 class Remote:
     """Boards reached over SSH (`bench --remote`, `verify --remote`), beside the run they belong to."""
 
-    verify: tuple[VerifyRow, ...]
+    verify: tuple[HostVerify, ...]
     latency: SideBySide | None
     benches: tuple[tuple[str, Latency], ...]  # (host, its latency)
 
@@ -346,7 +327,7 @@ class Report:
     runs: tuple[RunView, ...]
     alerts: tuple[Alert, ...]
     training: tuple[Group[Training], ...]
-    models: tuple[Group[ModelInfo], ...]
+    models: tuple[Group[ModelView], ...]
     artifacts: tuple[Group[tuple[ArtifactRow, ...]], ...]
     parity: tuple[Group[Parity], ...]
     side_by_side: SideBySide | None

@@ -3,32 +3,41 @@ bench rows count, and which configuration is recommended. Nothing else in the pa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from toolkit.reports.fmt import as_dict, as_list, num
+from toolkit.reports.fmt import num
 
-Doc = Mapping[str, Any]
+if TYPE_CHECKING:
+    from toolkit.run.documents import (
+        BenchDocument,
+        BenchRow,
+        Environment,
+        ManifestDocument,
+        ParityDocument,
+        ParityRow,
+        VerifyDocument,
+    )
 
 
-def config_label(row: Doc) -> str:
+def config_label(row: BenchRow) -> str:
     """The artifact name plus any non-default runner option, e.g. `tflite-fp32 (no XNNPACK)`.
 
     ORT's `all` is the default optimisation level and is not shown.
     """
-    name = str(row.get("artifact", "?"))
-    options = as_dict(row.get("options"))
+    options = row.options
     extras = []
-    if options.get("xnnpack") is False:
+    if options is not None and options.xnnpack is False:
         extras.append("no XNNPACK")
-    level = options.get("graph_optimization", row.get("graph_optimization"))
+    # Older bench.json rows kept the level beside the row's fields instead of in `options`.
+    level = options.graph_optimization if options is not None else None
+    level = level or (row.model_extra or {}).get("graph_optimization")
     if level not in (None, "", "all"):
         extras.append(f"ORT opt {level}")
-    return f"{name} ({', '.join(extras)})" if extras else name
+    return f"{row.artifact} ({', '.join(extras)})" if extras else row.artifact
 
 
-def machine_label(doc: Doc | None) -> str:
+def machine_label(doc: BenchDocument | VerifyDocument | Environment | None) -> str:
     """`AMD EPYC · x86_64 · x86-64-avx2 · 2 cores` from a bench.json or verify.json (its `environment` block).
 
     Args:
@@ -37,38 +46,25 @@ def machine_label(doc: Doc | None) -> str:
     Returns:
         The label, or `unknown machine` when nothing is recorded.
     """
-    doc = as_dict(doc)
-    env = as_dict(doc.get("environment")) if "environment" in doc else doc
-    parts = [str(env[k]) for k in ("cpu_model", "machine") if env.get(k)]
-    isa = as_dict(env.get("cpu")).get("isa_class")
-    if isa:
-        parts.append(str(isa))
-    cores = env.get("cores_available") or env.get("cores_logical")
+    from toolkit.run.documents import Environment
+
+    if doc is None:
+        return "unknown machine"
+    env = doc if isinstance(doc, Environment) else doc.environment
+    parts = [str(v) for v in (env.cpu_model, env.machine) if v]
+    if env.cpu is not None and env.cpu.isa_class:
+        parts.append(env.cpu.isa_class)
+    cores = env.cores_available or env.cores_logical
     if cores:
         parts.append("1 core" if cores == 1 else f"{cores} cores")
     return " · ".join(parts) or "unknown machine"
 
 
-def bench_rows(bench: Doc | None) -> list[dict[str, Any]]:
-    """The rows of a bench.json that name an artifact, a batch size ≥ 1 and a p50 (others are ignored)."""
-    out = []
-    for r in as_list(as_dict(bench).get("results")):
-        if not isinstance(r, dict) or not isinstance(r.get("artifact"), str):
-            continue
-        batch = num(r.get("batch_size"))
-        if batch is None or batch < 1 or num(r.get("p50_ms")) is None:
-            continue
-        out.append(r)
-    return out
-
-
-def row_batch(row: Doc) -> int:
-    return int(num(row.get("batch_size")) or 1)
-
-
-def row_threads(row: Doc) -> int | None:
-    t = num(row.get("threads"))
-    return None if t is None else int(t)
+def bench_rows(bench: BenchDocument | None) -> list[BenchRow]:
+    """The rows of a bench.json with a batch size ≥ 1 and a finite p50 (others are ignored)."""
+    if bench is None:
+        return []
+    return [r for r in bench.results if r.batch_size >= 1 and num(r.p50_ms) is not None]
 
 
 @dataclass(frozen=True)
@@ -97,7 +93,9 @@ class Recommendation:
         )
 
 
-def recommend(parity: Doc | None, bench: Doc | None, manifest: Doc | None = None) -> Recommendation | None:
+def recommend(
+    parity: ParityDocument | None, bench: BenchDocument | None, manifest: ManifestDocument | None = None
+) -> Recommendation | None:
     """The fastest configuration (lowest batch-1 p50 at any thread count) among artifacts that passed parity.
 
     Falls back to any batch size when no batch-1 row exists.
@@ -110,52 +108,45 @@ def recommend(parity: Doc | None, bench: Doc | None, manifest: Doc | None = None
     Returns:
         The recommendation, or None.
     """
-    if not parity or not bench:
+    if parity is None or bench is None:
         return None
     # Keyed by artifact and runtime: a row from another runtime (TFLM's run of tflite-int8, from `edgekit mcu`)
     # says nothing about the runtime the benchmark measured.
-    passed = {
-        (r["artifact"], r.get("runtime")): r
-        for r in as_list(parity.get("results"))
-        if isinstance(r, dict) and isinstance(r.get("artifact"), str) and r.get("passed")
-    }
-    rows = [r for r in bench_rows(bench) if (r["artifact"], r.get("runtime")) in passed]
-    candidates = [r for r in rows if row_batch(r) == 1] or rows
+    passed: dict[tuple[str, str], ParityRow] = {(r.artifact, r.runtime): r for r in parity.results if r.passed}
+    rows = [r for r in bench_rows(bench) if (r.artifact, r.runtime) in passed]
+    candidates = [r for r in rows if r.batch_size == 1] or rows
     if not candidates:
         return None
-    best = min(candidates, key=lambda r: float(r["p50_ms"]))
-    sizes = artifact_sizes(manifest, bench)
-    size = sizes.get(best["artifact"])
+    best = min(candidates, key=lambda r: r.p50_ms)
+    size = artifact_sizes(manifest, bench).get(best.artifact)
+    verdict = passed[(best.artifact, best.runtime)]
     return Recommendation(
-        artifact=best["artifact"],
+        artifact=best.artifact,
         configuration=config_label(best),
-        runtime=str(best.get("runtime", "?")),
-        batch_size=row_batch(best),
-        threads=row_threads(best),
-        p50_ms=float(best["p50_ms"]),
-        accuracy=num(passed[(best["artifact"], best.get("runtime"))].get("accuracy")),
+        runtime=best.runtime,
+        batch_size=best.batch_size,
+        threads=best.threads,
+        p50_ms=best.p50_ms,
+        accuracy=num(verdict.accuracy),
         size_bytes=None if size is None else int(size),
-        max_rel_error=num(passed[(best["artifact"], best.get("runtime"))].get("max_rel_error")),
+        max_rel_error=num(verdict.max_rel_error),
         cpu_class=cpu_class_of(bench),
     )
 
 
-def cpu_class_of(doc: Doc | None) -> str | None:
+def cpu_class_of(doc: BenchDocument | VerifyDocument | None) -> str | None:
     """The instruction-set class in a bench.json or verify.json (None when it predates the record)."""
-    cpu = as_dict(as_dict(as_dict(doc).get("environment")).get("cpu"))
-    value = cpu.get("isa_class")
-    return str(value) if value else None
+    cpu = None if doc is None else doc.environment.cpu
+    return cpu.isa_class if cpu is not None and cpu.isa_class else None
 
 
-def artifact_sizes(manifest: Doc | None, bench: Doc | None) -> dict[str, float]:
+def artifact_sizes(manifest: ManifestDocument | None, bench: BenchDocument | None) -> dict[str, float]:
     """File size per artifact name, from manifest.json, else from the bench rows."""
     sizes: dict[str, float] = {}
-    for a in as_list(as_dict(manifest).get("artifacts")):
-        value = num(as_dict(a).get("size_bytes"))
-        if value is not None and value > 0 and isinstance(a.get("name"), str):
-            sizes[a["name"]] = value
+    for a in manifest.artifacts if manifest else []:
+        if a.size_bytes > 0:
+            sizes[a.name] = float(a.size_bytes)
     for r in bench_rows(bench):
-        value = num(r.get("size_bytes"))
-        if value is not None and value > 0:
-            sizes.setdefault(r["artifact"], value)
+        if r.size_bytes is not None and r.size_bytes > 0:
+            sizes.setdefault(r.artifact, float(r.size_bytes))
     return sizes

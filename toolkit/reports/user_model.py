@@ -2,60 +2,52 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from toolkit.reports.fmt import as_dict, as_list, num
-from toolkit.reports.model import ModelInfo
+from toolkit.reports.model import ModelView
 
-Doc = dict[str, Any]
-
-
-def _shape(shape: object) -> str:
-    return "[" + ", ".join("N" if d is None else str(d) for d in as_list(shape)) + "]"
+if TYPE_CHECKING:
+    from toolkit.run.documents import DatasetDocument, ModelDocument
 
 
-def _range(lo_hi: object) -> str:
-    values = [num(v) for v in as_list(lo_hi)]
-    if len(values) != 2 or None in values:
-        return "–"
-    return " – ".join(f"{v:g}" for v in values if v is not None)
+def _shape(shape: Sequence[int | None]) -> str:
+    return "[" + ", ".join("N" if d is None else str(d) for d in shape) + "]"
 
 
-def model_info(model: Doc, dataset: Doc | None) -> ModelInfo:
+def _range(lo_hi: Sequence[float]) -> str:
+    return " – ".join(f"{v:g}" for v in lo_hi)
+
+
+def model_info(model: ModelDocument, dataset: DatasetDocument | None) -> ModelView:
     """The "Model and data" view of a user run's model.json and dataset.json."""
-    spec = as_dict(model.get("model_spec"))
-    inp, outp = as_dict(spec.get("input")), as_dict(spec.get("output"))
-    data = as_dict(dataset)
-    names = as_list(spec.get("class_names")) or as_list(data.get("class_names"))
-    classes = num(spec.get("num_classes"))
-    return ModelInfo(
-        name=str(model.get("name") or "?"),
-        source=str(model.get("source") or ""),
-        format=str(model.get("format") or "?"),
-        params=num(model.get("params")),
-        layers=tuple(
-            (str(x.get("name", "?")), str(x.get("class", "?"))) for x in map(as_dict, as_list(model.get("layers")))
-        ),
-        unknown_layers=tuple(
-            f"{x.get('name', '?')} ({x.get('class', '?')})" for x in map(as_dict, as_list(model.get("unknown_layers")))
-        ),
-        input_shape=_shape(inp.get("shape")),
-        input_dtype=str(inp.get("dtype") or "float32"),
-        input_range=_range(spec.get("value_range")),
-        layout=str(spec.get("layout") or ""),
-        output_shape=_shape(outp.get("shape")),
-        output_dtype=str(outp.get("dtype") or "float32"),
-        output_kind=str(spec.get("output_kind") or model.get("output_kind") or "probabilities"),
-        num_classes=None if classes is None else int(classes),
-        class_names=tuple(map(str, names)),
-        data_name=str(data["name"]) if data.get("name") else None,
-        data_kind=str(data.get("kind") or ""),
-        data_source=str(data.get("source") or data.get("path") or ""),
-        train=num(data.get("train")),
-        test=num(data.get("test")),
-        split=str(data.get("split") or ""),
-        scale=num(data.get("scale")),
-        task=str(data.get("task") or ("regression" if spec.get("output_kind") == "values" else "classification")),
-        sample_shape=_shape(data.get("sample_shape")) if data.get("sample_shape") is not None else "–",
-        data_dtype=str(data.get("dtype") or ""),
+    spec = model.model_spec
+    names = spec.class_names or (dataset.class_names if dataset else None) or ()
+    task = "regression" if spec.output_kind == "values" else "classification"
+    return ModelView(
+        name=model.name or "?",
+        source=model.source,
+        format=model.format or "?",
+        params=model.params,
+        layers=tuple((x.get("name", "?"), x.get("class", "?")) for x in model.layers),
+        unknown_layers=tuple(f"{x.get('name', '?')} ({x.get('class', '?')})" for x in model.unknown_layers),
+        input_shape=_shape(spec.input.shape),
+        input_dtype=spec.input.dtype or "float32",
+        input_range=_range(spec.value_range),
+        layout=spec.layout,
+        output_shape=_shape(spec.output.shape),
+        output_dtype=spec.output.dtype or "float32",
+        output_kind=spec.output_kind or model.output_kind or "probabilities",
+        num_classes=spec.num_classes,
+        class_names=tuple(names),
+        data_name=dataset.name if dataset and dataset.name else None,
+        data_kind=dataset.kind if dataset else "",
+        data_source=(dataset.source or dataset.path or "") if dataset else "",
+        train=dataset.train if dataset else None,
+        test=dataset.test if dataset else None,
+        split=dataset.split if dataset else "",
+        scale=dataset.scale if dataset else None,
+        task=(dataset.task if dataset and dataset.task else task),
+        sample_shape=_shape(dataset.sample_shape) if dataset else "–",
+        data_dtype=dataset.dtype if dataset else "",
     )

@@ -38,7 +38,7 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
 
     run = load_run(run_dir)
     run.remote = remote_results(run_dir)
-    boards = [RunDocs(name=host, bench=docs["bench"]) for host, docs in run.remote.items() if docs.get("bench")]
+    boards = [RunDocs(name=host, bench=docs.bench) for host, docs in run.remote.items() if docs.bench is not None]
     runs = [run, *boards]
     distinct_names(runs)
     report = build_report(runs, kind="run")

@@ -1,4 +1,13 @@
-"""Run-directory layout, file names and the manifest that records every artifact and its sha256."""
+"""The run directory: its file names, `Run` (typed load and save of every document in it) and the manifest.
+
+    run = Run(run_dir)
+    manifest = run.manifest()                     # ManifestDocument, checked; one-line error if missing
+    bench = run.find(BenchDocument)               # None when `edgekit bench` has not run
+    run.save(parity)                              # written atomically where a ParityDocument belongs
+
+Documents are pydantic models (`toolkit.run.documents`), imported inside the functions that read or write
+them, so `edgekit --help` and `edgekit predict` never load pydantic.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +16,10 @@ import json
 import os
 import platform
 import subprocess
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from runtimes.files import sha256_file
 from toolkit.errors import RunDirError
@@ -17,11 +27,18 @@ from toolkit.version import __version__
 
 if TYPE_CHECKING:
     from runtimes.spec import ModelSpec
-    from toolkit.run.documents import Document
+    from toolkit.run.documents import (
+        ArtifactEntry,
+        BundleArtifact,
+        Calibration,
+        CpuInfo,
+        Document,
+        ManifestDocument,
+        TrainingSummary,
+    )
 
-D = TypeVar("D", bound="Document")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1  # every run document's `schema_version` (toolkit.run.documents.base checks it)
 RUNS_DIR = Path("runs")
 LATEST = "latest"
 MODEL_FILE = "model.keras"
@@ -32,6 +49,8 @@ PARITY_JSON = "parity.json"
 BENCH_JSON = "bench.json"
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
+RUN_JSON = "run.json"  # the pipeline's options, so --resume repeats exactly the same run
+DIAGNOSE_DIR = "diagnose"
 REFERENCE_NAME = "keras-fp32"
 
 _LIBRARIES = (
@@ -52,11 +71,12 @@ def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def this_cpu() -> dict[str, Any]:
-    """This machine's instruction-set class and features, as documents record them (`CpuInfo`)."""
+def this_cpu() -> CpuInfo:
+    """This machine's instruction-set class and features, as documents record them."""
     from benchmarks.cpu import detect_cpu
+    from toolkit.run.documents import CpuInfo
 
-    return detect_cpu().to_dict()
+    return CpuInfo.model_validate(detect_cpu().to_dict())
 
 
 def library_versions() -> dict[str, str]:
@@ -148,6 +168,11 @@ def require_file(run_dir: Path, name: str, how: str) -> Path:
 
 
 def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from `path`, unchecked (one-line `RunDirError` if it is missing or not an object).
+
+    For files without a document model in reach: a TFLite-only board install reads bundle.json with it (no
+    pydantic there). Everything else reads run documents typed, through `Run` or `load_document`.
+    """
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError as exc:
@@ -159,123 +184,190 @@ def read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def int8_target(manifest: dict[str, Any]) -> str:
+D = TypeVar("D", bound="Document")
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run directory: where each document lives in it, and their typed load and save.
+
+    Every document of a run is here under its `FILE` name (train.json, manifest.json, parity.json, bench.json,
+    gate.json, mixed.json, mcu.json, run.json, model.json, dataset.json), except diagnose.json, which
+    `edgekit diagnose` writes into `diagnose/` beside its galleries. All carry `schema_version`
+    `SCHEMA_VERSION`; a file of another version is refused in one line.
+    """
+
+    dir: Path
+    SCHEMA_VERSION: ClassVar[Literal[1]] = SCHEMA_VERSION
+    # Documents kept below the run directory rather than in it: FILE → path relative to the run.
+    PLACES: ClassVar[dict[str, str]] = {"diagnose.json": f"{DIAGNOSE_DIR}/diagnose.json"}
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    def path(self, kind: type[Document]) -> Path:
+        """Where a document of `kind` lives in this run (whether or not it exists)."""
+        return self.dir / self.PLACES.get(kind.FILE, kind.FILE)
+
+    def has(self, kind: type[Document]) -> bool:
+        return self.path(kind).is_file()
+
+    def load(self, kind: type[D]) -> D:
+        """The document of `kind`, checked against its model.
+
+        Raises:
+            DocumentError: missing, not JSON, another schema version, or not matching the model (one line
+                naming the file, the first problem and the step that writes it).
+        """
+        from toolkit.run.documents import ManifestDocument, load_document
+
+        if kind is ManifestDocument:
+            require_file(self.dir, MANIFEST_JSON, "run `edgekit export` first")
+        return load_document(self.path(kind), kind)
+
+    def find(self, kind: type[D]) -> D | None:
+        """The document of `kind`, or None when the run has none (a file that is there must be valid)."""
+        return self.load(kind) if self.has(kind) else None
+
+    def save(self, doc: D) -> D:
+        """Write `doc` atomically where its kind belongs in this run; return it."""
+        from toolkit.run.documents import write_document
+
+        path = self.path(type(doc))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_document(path, doc)
+        return doc
+
+    def manifest(self) -> ManifestDocument:
+        """manifest.json, checked (one-line error with the fix when it is missing or broken)."""
+        from toolkit.run.documents import ManifestDocument
+
+        return self.load(ManifestDocument)
+
+    def reference(self, manifest: ManifestDocument) -> ArtifactEntry:
+        """The manifest's Keras reference entry, which parity, diagnose and mcu compare against."""
+        entry = manifest.artifact(REFERENCE_NAME)
+        if entry is None:
+            raise RunDirError(
+                f"{self.dir / MANIFEST_JSON} lists no {REFERENCE_NAME} reference; re-run `edgekit export`."
+            )
+        return entry
+
+    def verified_path(self, entry: ArtifactEntry) -> Path:
+        """The artifact's file, after checking it exists and matches the manifest's sha256."""
+        path: Path = self.dir / entry.path
+        if not path.is_file():
+            raise RunDirError(f"{path} is listed in the manifest but missing; re-run `edgekit export`.")
+        if sha256_file(path) != entry.sha256:
+            raise RunDirError(
+                f"{path} does not match the sha256 in {MANIFEST_JSON} (modified or corrupt); re-run `edgekit export`."
+            )
+        return path
+
+
+def load_manifest(run_dir: Path) -> ManifestDocument:
+    """`Run(run_dir).manifest()`."""
+    return Run(run_dir).manifest()
+
+
+def verified_path(run_dir: Path, entry: ArtifactEntry) -> Path:
+    """`Run(run_dir).verified_path(entry)`."""
+    return Run(run_dir).verified_path(entry)
+
+
+def listed_reference(run_dir: Path, manifest: ManifestDocument) -> ArtifactEntry:
+    """`Run(run_dir).reference(manifest)`."""
+    return Run(run_dir).reference(manifest)
+
+
+def int8_target(manifest: ManifestDocument) -> str:
     """The CPU class the run's int8 exports target (`exporters.int8_recipe`); older manifests: "portable"."""
-    return str(manifest.get("int8_target") or "portable")
+    return manifest.int8_target or "portable"
 
 
-def load_manifest(run_dir: Path) -> dict[str, Any]:
-    path = require_file(run_dir, MANIFEST_JSON, "run `edgekit export` first")
-    manifest = read_json(path)
-    if manifest.get("schema_version") != SCHEMA_VERSION or not isinstance(manifest.get("artifacts"), list):
-        raise RunDirError(
-            f"{path} is not an edgekit manifest (schema_version {SCHEMA_VERSION}); re-run `edgekit export`."
-        )
-    from toolkit.run.documents import ManifestDocument, parse_document
-
-    parse_document(manifest, ManifestDocument, source=path)  # every field typed-checked, one-line error
-    return manifest
-
-
-def reference_entry(run_dir: Path) -> dict[str, Any]:
+def reference_entry(run_dir: Path) -> ArtifactEntry:
     """The manifest entry for the trained Keras model."""
+    from toolkit.run.documents import ArtifactEntry
+
     model = require_file(run_dir, MODEL_FILE, "run `edgekit train` first (it writes model.keras)")
-    return {
-        "name": REFERENCE_NAME,
-        "path": MODEL_FILE,
-        "format": "keras",
-        "precision": "fp32",
-        "runtime": "keras",
-        "size_bytes": model.stat().st_size,
-        "sha256": sha256_file(model),
-    }
+    return ArtifactEntry(
+        name=REFERENCE_NAME,
+        path=MODEL_FILE,
+        format="keras",
+        precision="fp32",
+        runtime="keras",
+        size_bytes=model.stat().st_size,
+        sha256=sha256_file(model),
+    )
 
 
-def write_manifest(run_dir: Path, entries: list[dict[str, Any]], extra: dict[str, Any]) -> dict[str, Any]:
-    """Write manifest.json, merging with entries already listed (same name: replaced)."""
-    existing: list[dict[str, Any]] = []
-    if (run_dir / MANIFEST_JSON).exists():
-        existing = [e for e in load_manifest(run_dir)["artifacts"] if e["name"] not in {n["name"] for n in entries}]
-    formats = ["keras", "tflite", "onnx"]
-    precisions = ["fp32", "fp16", "int8-dynamic", "int8", "int16x8", "int4-weights", "int8-mixed"]
+_FORMATS = ("keras", "tflite", "onnx")
+_PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8", "int16x8", "int4-weights", "int8-mixed")
 
-    def rank(e: dict[str, Any]) -> tuple[int, int, str]:
-        fmt, prec = e.get("format", ""), e.get("precision", "")
-        return (
-            formats.index(fmt) if fmt in formats else 9,
-            precisions.index(prec) if prec in precisions else 9,
-            e["name"],
-        )
 
-    artifacts = sorted(existing + entries, key=rank)
-    manifest = {
-        "schema_version": SCHEMA_VERSION,
-        "created_utc": utc_now(),
-        "edgekit_version": __version__,
-        "git_sha": git_sha(),
-        "libraries": library_versions(),
-        **extra,
-        "artifacts": artifacts,
-    }
+def _rank(e: ArtifactEntry) -> tuple[int, int, str]:
+    return (
+        _FORMATS.index(e.format) if e.format in _FORMATS else 9,
+        _PRECISIONS.index(e.precision) if e.precision in _PRECISIONS else 9,
+        e.name,
+    )
+
+
+def write_manifest(
+    run_dir: Path,
+    entries: list[ArtifactEntry],
+    *,
+    int8_target: str | None = None,
+    calibration: Calibration | None = None,
+    training: TrainingSummary | None = None,
+) -> ManifestDocument:
+    """Write manifest.json, merging with entries already listed (same name: replaced); the run-wide fields given
+    (None: not recorded) describe how the exports were made."""
     from toolkit.run.documents import ManifestDocument
 
-    save_document(run_dir / MANIFEST_JSON, manifest, ManifestDocument)
-    return manifest
+    run = Run(run_dir)
+    replaced = {e.name for e in entries}
+    existing = [e for e in run.manifest().artifacts if e.name not in replaced] if run.has(ManifestDocument) else []
+    manifest = ManifestDocument(
+        schema_version=SCHEMA_VERSION,
+        created_utc=utc_now(),
+        edgekit_version=__version__,
+        git_sha=git_sha(),
+        libraries=library_versions(),
+        artifacts=sorted(existing + entries, key=_rank),
+    )
+    # Set only what is known: a field never set is left out of the file (`dump_document`).
+    if int8_target is not None:
+        manifest.int8_target = int8_target
+    if calibration is not None:
+        manifest.calibration = calibration
+    if training is not None:
+        manifest.training = training
+    return run.save(manifest)
 
 
-def select_artifacts(manifest: dict[str, Any], names: list[str] | None) -> list[dict[str, Any]]:
-    artifacts: list[dict[str, Any]] = manifest["artifacts"]
+def select_artifacts(manifest: ManifestDocument, names: list[str] | None) -> list[ArtifactEntry]:
+    """The entries named (all when `names` is empty); an unknown name is a one-line error listing the known ones."""
+    artifacts = manifest.artifacts
     if not names:
-        return artifacts
-    known = {a["name"] for a in artifacts}
+        return list(artifacts)
+    known = {a.name for a in artifacts}
     unknown = [n for n in names if n not in known]
     if unknown:
         raise RunDirError(f"unknown artifact {', '.join(unknown)}; this run has {', '.join(sorted(known))}.")
-    return [a for a in artifacts if a["name"] in names]
+    return [a for a in artifacts if a.name in names]
 
 
-def verified_path(run_dir: Path, entry: dict[str, Any]) -> Path:
-    """The artifact's file, after checking it exists and matches the manifest's sha256."""
-    path: Path = run_dir / str(entry["path"])
-    if not path.is_file():
-        raise RunDirError(f"{path} is listed in the manifest but missing; re-run `edgekit export`.")
-    if sha256_file(path) != entry["sha256"]:
-        raise RunDirError(
-            f"{path} does not match the sha256 in {MANIFEST_JSON} (modified or corrupt); re-run `edgekit export`."
-        )
-    return path
-
-
-def reference_sha(manifest: dict[str, Any]) -> str | None:
+def reference_sha(manifest: ManifestDocument) -> str | None:
     """The sha256 of the Keras reference the manifest's exports were made from (None: not listed)."""
-    ref = next((e for e in manifest["artifacts"] if e["name"] == REFERENCE_NAME), None)
-    return None if ref is None else str(ref["sha256"])
+    ref = manifest.artifact(REFERENCE_NAME)
+    return None if ref is None else ref.sha256
 
 
-def entry_spec(entry: dict[str, Any]) -> ModelSpec | None:
-    """The ModelSpec a manifest entry records (None for manifests written before specs were stored)."""
-    data = entry.get("model_spec")
-    if data is None:
-        return None
-    from runtimes.spec import ModelSpec
-
-    return ModelSpec.from_dict(data)
-
-
-def save_document(path: Path, data: dict[str, Any], kind: type[D]) -> D:
-    """Validate `data` as a `kind` document and write it atomically: every run document goes through here."""
-    from toolkit.run.documents import parse_document, write_document
-
-    doc = parse_document(data, kind, source=path)
-    write_document(path, doc)
-    return doc
-
-
-def load_document(path: Path, kind: type[D]) -> D:
-    """Read and validate a run document (one-line `DocumentError` naming the file and the first problem)."""
-    from toolkit.run.documents import load_document as load
-
-    return load(path, kind)
+def entry_spec(entry: ArtifactEntry | BundleArtifact) -> ModelSpec | None:
+    """The ModelSpec a manifest or bundle entry records (None for documents written before specs were stored)."""
+    return entry.model_spec
 
 
 def prepare_run_dir(run_dir: Path, option: str = "directory") -> Path:
@@ -289,18 +381,3 @@ def prepare_run_dir(run_dir: Path, option: str = "directory") -> Path:
     if not os.access(run_dir, os.W_OK):
         raise RunDirError(f"{run_dir} is not writable; choose another {option}.")
     return run_dir
-
-
-def read_document(path: Path, kind: type[Document]) -> dict[str, Any]:
-    """A run document as a plain dict, after the same validation as `load_document` (one-line errors)."""
-    from toolkit.run.documents import dump_document
-
-    return dump_document(load_document(path, kind))
-
-
-def listed_reference(run_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """The manifest's Keras reference entry, which parity, diagnose and mcu compare against."""
-    entry: dict[str, Any] | None = next((e for e in manifest["artifacts"] if e["name"] == REFERENCE_NAME), None)
-    if entry is None:
-        raise RunDirError(f"{run_dir / MANIFEST_JSON} lists no {REFERENCE_NAME} reference; re-run `edgekit export`.")
-    return entry

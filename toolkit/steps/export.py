@@ -12,8 +12,10 @@ from toolkit.progress import ProgressCallback, as_progress
 from toolkit.run import layout as A
 
 if TYPE_CHECKING:
+    from exporters.base import ExportResult
     from exporters.int8_recipe import Int8Target
     from runtimes.spec import ModelSpec
+    from toolkit.run.documents import ArtifactEntry, ManifestDocument
 
 
 def parse_targets(
@@ -54,7 +56,7 @@ def export_step(
     seed: int = 7,
     progress: ProgressCallback | None = None,
     int8_target: str = "portable",
-) -> dict[str, Any]:
+) -> ManifestDocument:
     """Export model.keras to every target, write manifest.json, and return it.
 
     `int8_target`: the CPU class the int8 exports are for (`exporters.int8_recipe`: portable, x86-vnni, arm64).
@@ -62,16 +64,17 @@ def export_step(
     from exporters.onnx_export import export_onnx
     from exporters.tflite_export import export_tflite
     from runtimes.keras_runner import load_keras_model
-    from runtimes.spec import spec_from_tensors
+    from toolkit.run.documents import Calibration, ManifestDocument, TrainDocument, TrainingSummary
 
     model_path = A.require_file(run_dir, A.MODEL_FILE, "run `edgekit train` first (it writes model.keras)")
     if calibration_size < 1:
         raise ToolkitError(f"--calibration-size must be 1 or more, got {calibration_size}.")
     target = check_int8_target(int8_target)
+    run = A.Run(run_dir)
     reference = A.reference_entry(run_dir)
     model = load_keras_model(model_path)
     spec = run_spec(run_dir) if is_user_run(run_dir) else model_spec_of(model)
-    reference["model_spec"] = spec.to_dict()
+    reference.model_spec = spec
     calibration = None
     dataset = None
     if any(p in NEEDS_CALIBRATION for _, p in targets):
@@ -80,22 +83,22 @@ def export_step(
     out_dir = run_dir / A.EXPORTS_DIR
     p = as_progress(progress)
     task = p.add_task("export", total=len(targets))
-    extra: dict[str, Any] = {
-        "int8_target": target.value,
-        "calibration": {
-            "images": 0 if calibration is None else len(calibration),
-            "seed": seed,
-            "source": "training set",
-            "data": None if dataset is None else dataset.name,
-        },
-    }
-    train_json = run_dir / A.TRAIN_JSON
-    if train_json.exists():
-        extra["training"] = {k: A.read_json(train_json).get(k) for k in ("config", "test_accuracy")}
-    previous = run_dir / A.MANIFEST_JSON
-    if previous.exists() and A.reference_sha(A.load_manifest(run_dir)) != reference["sha256"]:
+    train = run.find(TrainDocument)
+    cal = Calibration(
+        images=0 if calibration is None else len(calibration),
+        seed=seed,
+        source="training set",
+        data=None if dataset is None else dataset.name,
+    )
+    training = None if train is None else TrainingSummary(config=train.config, test_accuracy=train.test_accuracy)
+
+    def record(entry: ArtifactEntry) -> ManifestDocument:
+        return A.write_manifest(run_dir, [entry], int8_target=target.value, calibration=cal, training=training)
+
+    previous = run.path(ManifestDocument)
+    if previous.exists() and A.reference_sha(run.manifest()) != reference.sha256:
         previous.unlink()  # exports of an earlier model: none of them may be kept
-    manifest = A.write_manifest(run_dir, [reference], extra)
+    manifest = record(reference)
     for fmt, precision in targets:
         p.update(task, description=f"export: {artifact_name(fmt, precision)}")
         if fmt is ExportFormat.TFLITE:
@@ -103,19 +106,27 @@ def export_step(
         else:
             result = export_onnx(model, out_dir, precision=precision, calibration_data=calibration, target=target)
         # The manifest grows artifact by artifact, so an interrupted export keeps what it finished.
-        entry = result.manifest_entry(run_dir)
-        # The file's own tensors (dtype, quantization) with what the Keras model means by them.
-        entry["model_spec"] = spec_from_tensors(
-            result.input_spec,
-            result.output_spec,
-            value_range=spec.value_range,
-            output_kind=spec.output_kind,
-            class_names=spec.class_names,
-        ).to_dict()
-        manifest = A.write_manifest(run_dir, [entry], extra)
+        manifest = record(artifact_entry(run_dir, result, spec))
         p.advance(task)
     p.update(task, description="export: done")
     return manifest
+
+
+def artifact_entry(run_dir: Path, result: ExportResult, spec: ModelSpec) -> ArtifactEntry:
+    """The manifest entry of an exported file: its own tensors (dtype, quantization) with what the Keras model
+    means by them (`spec`: value range, output kind, class names)."""
+    from runtimes.spec import spec_from_tensors
+    from toolkit.run.documents import ArtifactEntry
+
+    entry = ArtifactEntry.model_validate(result.manifest_entry(run_dir))
+    entry.model_spec = spec_from_tensors(
+        result.input_spec,
+        result.output_spec,
+        value_range=spec.value_range,
+        output_kind=spec.output_kind,
+        class_names=spec.class_names,
+    )
+    return entry
 
 
 def model_spec_of(model: Any) -> ModelSpec:

@@ -68,18 +68,19 @@ def run_gate(
     Raises:
         ToolkitError: the two were measured on different instruction-set classes and `allow_other_cpu` is False.
     """
-    from toolkit.run.documents import GateDocument, dump_document
+    from toolkit.run.documents import GateCpu, GateDocument, GateLimits, GateRegression, dump_document, write_document
 
     classes = isa_class(current), isa_class(baseline)
     check_same_cpu(*classes, allow_other_cpu=allow_other_cpu)
+    # benchmarks.gate runs on boards too (no pydantic): it compares the documents as JSON.
     regressions: list[Regression] = compare(dump_document(current), dump_document(baseline), limits)
-    data = {
-        "schema_version": A.SCHEMA_VERSION,
-        "cpu": {"current": classes[0], "baseline": classes[1], "other_cpu_allowed": allow_other_cpu},
-        "baseline": str(baseline_path),
-        "limits": asdict(limits),
-        "passed": not regressions,
-        "regressions": [asdict(r) | {"message": r.describe()} for r in regressions],
-    }
-    doc: GateDocument = A.save_document(out_dir / GATE_JSON, data, GateDocument)
+    doc = GateDocument(
+        schema_version=A.SCHEMA_VERSION,
+        cpu=GateCpu(current=classes[0], baseline=classes[1], other_cpu_allowed=allow_other_cpu),
+        baseline=str(baseline_path),
+        limits=GateLimits.model_validate(asdict(limits)),
+        passed=not regressions,
+        regressions=[GateRegression.model_validate(asdict(r) | {"message": r.describe()}) for r in regressions],
+    )
+    write_document(out_dir / GATE_JSON, doc)
     return doc

@@ -14,14 +14,21 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from toolkit.errors import ToolkitError
-from toolkit.progress import ProgressCallback, as_progress
+from toolkit.progress import Progress, ProgressCallback, as_progress
 from toolkit.run import layout as A
+
+if TYPE_CHECKING:
+    from exporters.int8_recipe import Int8Target
+    from exporters.sensitivity import Score, Variants
+    from runtimes.spec import ModelSpec
+    from toolkit.run.documents import ArtifactEntry, MixedDocument, MixedFormat, MixedPoint
 
 MIXED_JSON = "mixed.json"
 TIMING = "batch 1, 1 thread, runner.infer on one test image: 5 warm-up calls, median of 50 (exporters.sensitivity)"
@@ -36,6 +43,185 @@ def check_budget(max_drop: float | None, min_agreement: float | None) -> None:
         raise ToolkitError(f"--min-agreement is a fraction in (0, 1], got {min_agreement}.")
 
 
+@dataclass(frozen=True)
+class _Search:
+    """What the search of one run works with: the model, its data, Keras's outputs and the budget."""
+
+    run_dir: Path
+    model: Any
+    spec: ModelSpec
+    data_name: str
+    calibration: np.ndarray
+    target: Int8Target
+    x: np.ndarray
+    labels: np.ndarray
+    ref: np.ndarray  # Keras outputs on x
+    keras_acc: float
+    max_drop: float | None
+    min_agreement: float | None
+
+    def meets(self, accuracy: float | None, agreement: float) -> bool:
+        drop = None if accuracy is None else (self.keras_acc - accuracy) * 100
+        ok_drop = self.max_drop is None or (drop is not None and drop <= self.max_drop + 1e-9)
+        return ok_drop and (self.min_agreement is None or agreement >= self.min_agreement)
+
+    def figures(self, s: Score) -> str:
+        if s.accuracy is None:
+            return f"agreement {s.agreement:.2%}"
+        return f"accuracy {s.accuracy:.2%} vs Keras {self.keras_acc:.2%}, agreement {s.agreement:.2%}"
+
+
+def _prepare(
+    run_dir: Path,
+    data: Any,
+    *,
+    calibration_size: int,
+    seed: int,
+    images: int,
+    max_drop: float | None,
+    min_agreement: float | None,
+) -> _Search:
+    """Load the model and its data, and run Keras on the evaluation images (one-line errors before any work)."""
+    from exporters.int8_recipe import parse_target
+    from exporters.sensitivity import keras_outputs
+    from runtimes.keras_runner import load_keras_model
+    from toolkit.model.run_source import is_user_run, run_dataset, run_spec
+    from toolkit.run.documents import ManifestDocument
+    from toolkit.steps.export import model_spec_of
+
+    model = load_keras_model(A.require_file(run_dir, A.MODEL_FILE, "run `edgekit train` first"))
+    spec = run_spec(run_dir) if is_user_run(run_dir) else model_spec_of(model)
+    if spec.output_kind == "values":
+        raise ToolkitError("--max-drop/--min-agreement need a classifier; this model outputs plain values.")
+    dataset = run_dataset(run_dir, data, spec=spec)
+    # The mixed files quantize as the run's int8 exports did (the CPU class they target).
+    manifest = A.Run(run_dir).find(ManifestDocument)
+    target = parse_target(A.int8_target(manifest) if manifest is not None else None)
+    x, y = dataset.test_split(spec, images)
+    labels = np.asarray(y).astype(np.int64).reshape(-1)
+    ref = keras_outputs(model, x)
+    return _Search(
+        run_dir=run_dir,
+        model=model,
+        spec=spec,
+        data_name=dataset.name,
+        calibration=dataset.calibration(spec, n=calibration_size, seed=seed),
+        target=target,
+        x=x,
+        labels=labels,
+        ref=ref,
+        keras_acc=float((ref.argmax(axis=1) == labels).mean()),
+        max_drop=max_drop,
+        min_agreement=min_agreement,
+    )
+
+
+def _curve(
+    s: _Search, v: Variants, order: list[str], say: Callable[[str], None]
+) -> tuple[list[MixedPoint], int | None]:
+    """Keep the k most sensitive layers in float, k = 0, 1, ...: each point, and the first k in budget (None: none)."""
+    from exporters.sensitivity import p50_batch1_ms, run_file, score
+    from toolkit.run.documents import MixedPoint
+
+    curve: list[MixedPoint] = []
+    chosen: int | None = None
+    for k in range(len(order) + 1):
+        if chosen is not None and k > chosen + EXTRA_POINTS:
+            break
+        say(f"{v.format} with {k} float layer(s)")
+        path = v.write(v.graph.float_ops(order[:k]))
+        measured = score(run_file(path, s.x), s.ref, s.labels)
+        ok = s.meets(measured.accuracy, measured.agreement)
+        drop = None if measured.accuracy is None else round((s.keras_acc - measured.accuracy) * 100, 4)
+        curve.append(
+            MixedPoint(
+                k=k,
+                float_layers=order[:k],
+                accuracy=measured.accuracy,
+                agreement=measured.agreement,
+                drop_pt=drop,
+                size_bytes=path.stat().st_size,
+                p50_ms=round(p50_batch1_ms(path, s.x[0]), 4),
+                meets_budget=ok,
+            )
+        )
+        if ok and chosen is None:
+            chosen = k
+    return curve, chosen
+
+
+def _write_mixed(s: _Search, v: Variants, float_layers: list[str]) -> ArtifactEntry:
+    """Export `<format>-int8-mixed` with `float_layers` in float, quantized as the variants were."""
+    from exporters.mixed import export_onnx_mixed, export_tflite_mixed
+    from toolkit.steps.export import artifact_entry
+
+    exporter = export_tflite_mixed if v.format == "tflite" else export_onnx_mixed
+    quantizer = v.tflite if v.format == "tflite" else v.onnx
+    result = exporter(
+        s.model,
+        s.run_dir / A.EXPORTS_DIR,
+        calibration_data=s.calibration,
+        float_layers=float_layers,
+        quantizer=quantizer,  # type: ignore[arg-type]
+    )
+    return artifact_entry(s.run_dir, result, s.spec)
+
+
+def _search_format(
+    s: _Search, fmt: str, work: Path, say: Callable[[str], None], status: Callable[[str], None]
+) -> tuple[MixedFormat | None, ArtifactEntry | None]:
+    """One format's search: (None, None) when full int8 meets the budget; else its record and the artifact
+    written (None when no mix meets it)."""
+    from exporters.sensitivity import Variants, rank_layers
+    from toolkit.run.documents import MixedFormat, MixedLayer
+
+    status(f"{fmt} full int8")
+    v = Variants(s.model, fmt, s.calibration, work, s.target)
+    full = v.measure([], s.x, s.ref, s.labels)
+    if s.meets(full.accuracy, full.agreement):
+        say(f"{fmt}: full int8 meets the budget ({s.figures(full)}); no {fmt}-int8-mixed written.")
+        return None, None
+    ranking = rank_layers(
+        s.model,
+        calibration_data=s.calibration,
+        images=s.x,
+        labels=s.labels,
+        formats=(fmt,),
+        reference=s.ref,
+        progress=lambda text: status(f"rank {text}"),
+        target=s.target,
+    )[fmt]
+    order = ranking.order()
+    curve, chosen = _curve(s, v, order, status)
+    layers = [
+        MixedLayer(
+            layer=r.layer,
+            float_accuracy=r.float_accuracy,
+            float_agreement=r.float_agreement,
+            only_accuracy=r.only_accuracy,
+            only_agreement=r.only_agreement,
+        )
+        for r in ranking.layers
+    ]
+    if chosen is None:
+        note = f"no mix meets the budget, even with all {len(order)} layers in float; nothing written."
+        say(f"{fmt}: {note}")
+        return MixedFormat(
+            format=fmt, ranking=layers, curve=curve, met=False, artifact=None, float_layers=None, note=note
+        ), None
+    entry = _write_mixed(s, v, order[:chosen])
+    point = curve[chosen]
+    note = (
+        f"full int8 {s.figures(full)}; {chosen} layer(s) in float ({', '.join(order[:chosen])}): accuracy "
+        f"{point.accuracy:.2%}, agreement {point.agreement:.2%}, {point.size_bytes:,} bytes."
+    )
+    say(f"{entry.name}: {note}")
+    record = MixedFormat(
+        format=fmt, ranking=layers, curve=curve, met=True, artifact=entry.name, float_layers=order[:chosen], note=note
+    )
+    return record, entry
+
+
 def mixed_step(
     run_dir: Path,
     *,
@@ -47,8 +233,8 @@ def mixed_step(
     images: int = 2000,
     progress: ProgressCallback | None = None,
     message: Callable[[str], None] | None = None,
-) -> dict[str, Any] | None:
-    """Search the int8/float mix for each format; return mixed.json's content, or None if full int8 meets it.
+) -> MixedDocument | None:
+    """Search the int8/float mix for each format; write and return mixed.json, or None if full int8 meets it.
 
     Args:
         max_drop: allowed accuracy drop vs Keras, in points (e.g. 0.3).
@@ -57,155 +243,59 @@ def mixed_step(
         images: test-split rows the budget is judged on.
         message: receives one-line outcomes ("full int8 meets the budget: ...").
     """
-    from exporters.int8_recipe import parse_target
-    from exporters.mixed import export_onnx_mixed, export_tflite_mixed
-    from exporters.sensitivity import Variants, keras_outputs, p50_batch1_ms, rank_layers, score
-    from runtimes.keras_runner import load_keras_model
-    from runtimes.spec import spec_from_tensors
-    from toolkit.model.run_source import is_user_run, run_dataset, run_spec
-    from toolkit.run.documents import MixedDocument
-    from toolkit.steps.export import model_spec_of
+    from toolkit.run.documents import MixedDocument, MixedFormat
 
     check_budget(max_drop, min_agreement)
     if max_drop is None and min_agreement is None:
         return None
     say = message or (lambda _text: None)
-    model = load_keras_model(A.require_file(run_dir, A.MODEL_FILE, "run `edgekit train` first"))
-    spec = run_spec(run_dir) if is_user_run(run_dir) else model_spec_of(model)
-    if spec.output_kind == "values":
-        raise ToolkitError("--max-accuracy-drop/--min-agreement need a classifier; this model outputs plain values.")
-    dataset = run_dataset(run_dir, data, spec=spec)
-    calibration = dataset.calibration(spec, n=calibration_size, seed=seed)
-    # The mixed files quantize as the run's int8 exports did (the CPU class they target).
-    exported = (run_dir / A.MANIFEST_JSON).exists()
-    target = parse_target(A.int8_target(A.load_manifest(run_dir)) if exported else None)
-    x, y = dataset.test_split(spec, images)
-    labels = np.asarray(y).astype(np.int64).reshape(-1)
-    ref = keras_outputs(model, x)
-    keras_acc = float((ref.argmax(axis=1) == labels).mean())
-
-    def meets(accuracy: float | None, agreement: float) -> bool:
-        drop = None if accuracy is None else (keras_acc - accuracy) * 100
-        ok_drop = max_drop is None or (drop is not None and drop <= max_drop + 1e-9)
-        return ok_drop and (min_agreement is None or agreement >= min_agreement)
-
+    s = _prepare(
+        run_dir,
+        data,
+        calibration_size=calibration_size,
+        seed=seed,
+        images=images,
+        max_drop=max_drop,
+        min_agreement=min_agreement,
+    )
     p = as_progress(progress)
     task = p.add_task("mixed precision", total=None)
-    formats: list[dict[str, Any]] = []
-    new_entries: list[dict[str, Any]] = []
+    status = _status(p, task)
+    found: dict[str, tuple[MixedFormat | None, ArtifactEntry | None]] = {}
     with tempfile.TemporaryDirectory(prefix=".mixed-", dir=run_dir) as tmp:
         for fmt in ("tflite", "onnx"):
-            p.update(task, description=f"mixed precision: {fmt} full int8")
-            work = Path(tmp) / fmt
-            work.mkdir()
-            v = Variants(model, fmt, calibration, work, target)
-            full = v.measure([], x, ref, labels)
-            if meets(full.accuracy, full.agreement):
-                say(f"{fmt}: full int8 meets the budget ({_figures(full, keras_acc)}); no {fmt}-int8-mixed written.")
-                formats.append({"format": fmt, "met": True, "full": full})
-                continue
-            ranking = rank_layers(
-                model, calibration_data=calibration, images=x, labels=labels, formats=(fmt,), reference=ref,
-                progress=lambda text: p.update(task, description=f"mixed precision: rank {text}"), target=target,
-            )[fmt]  # fmt: skip
-            order = ranking.order()
-            curve: list[dict[str, Any]] = []
-            chosen: int | None = None
-            for k in range(len(order) + 1):
-                if chosen is not None and k > chosen + EXTRA_POINTS:
-                    break
-                p.update(task, description=f"mixed precision: {fmt} with {k} float layer(s)")
-                path = v.write(v.graph.float_ops(order[:k]))
-                s = score(_run(path, x), ref, labels)
-                ok = meets(s.accuracy, s.agreement)
-                curve.append(
-                    {
-                        "k": k,
-                        "float_layers": order[:k],
-                        "accuracy": s.accuracy,
-                        "agreement": s.agreement,
-                        "drop_pt": None if s.accuracy is None else round((keras_acc - s.accuracy) * 100, 4),
-                        "size_bytes": path.stat().st_size,
-                        "p50_ms": round(p50_batch1_ms(path, x[0]), 4),
-                        "meets_budget": ok,
-                    }
-                )
-                if ok and chosen is None:
-                    chosen = k
-            entry: dict[str, Any] = {
-                "format": fmt,
-                "ranking": [
-                    {
-                        "layer": r.layer,
-                        "float_accuracy": r.float_accuracy,
-                        "float_agreement": r.float_agreement,
-                        "only_accuracy": r.only_accuracy,
-                        "only_agreement": r.only_agreement,
-                    }
-                    for r in ranking.layers
-                ],
-                "curve": curve,
-                "met": chosen is not None,
-                "artifact": None,
-                "float_layers": None,
-            }
-            if chosen is None:
-                entry["note"] = f"no mix meets the budget, even with all {len(order)} layers in float; nothing written."
-                say(f"{fmt}: {entry['note']}")
-            else:
-                exporter = export_tflite_mixed if fmt == "tflite" else export_onnx_mixed
-                quantizer = v.tflite if fmt == "tflite" else v.onnx
-                result = exporter(
-                    model, run_dir / A.EXPORTS_DIR, calibration_data=calibration, float_layers=order[:chosen],
-                    quantizer=quantizer,  # type: ignore[arg-type]
-                )  # fmt: skip
-                art = result.manifest_entry(run_dir)
-                art["model_spec"] = spec_from_tensors(
-                    result.input_spec, result.output_spec, value_range=spec.value_range,
-                    output_kind=spec.output_kind, class_names=spec.class_names,
-                ).to_dict()  # fmt: skip
-                new_entries.append(art)
-                entry.update(artifact=result.name, float_layers=order[:chosen])
-                point = curve[chosen]
-                entry["note"] = (
-                    f"full int8 {_figures(full, keras_acc)}; {chosen} layer(s) in float "
-                    f"({', '.join(order[:chosen])}): accuracy {point['accuracy']:.2%}, agreement "
-                    f"{point['agreement']:.2%}, {point['size_bytes']:,} bytes."
-                )
-                say(f"{result.name}: {entry['note']}")
-            formats.append(entry)
+            (Path(tmp) / fmt).mkdir()
+            found[fmt] = _search_format(s, fmt, Path(tmp) / fmt, say, status)
     p.update(task, description="mixed precision: done")
-    if all(f.get("full") is not None for f in formats):
+    if all(record is None for record, _ in found.values()):
         return None
-    for f in formats:
-        if f.pop("full", None) is not None:
-            f.update(artifact=None, float_layers=[], ranking=[], curve=[], note="full int8 meets the budget.")
+    met = "full int8 meets the budget."
+    formats = [
+        record or MixedFormat(format=fmt, artifact=None, float_layers=[], ranking=[], curve=[], met=True, note=met)
+        for fmt, (record, _) in found.items()
+    ]
+    new_entries = [entry for _, entry in found.values() if entry is not None]
+    run = A.Run(run_dir)
     if new_entries:
-        manifest = A.load_manifest(run_dir)
-        extra = {k: v for k, v in manifest.items() if k not in ("artifacts", "created_utc", "edgekit_version",
-                                                                "git_sha", "libraries", "schema_version")}  # fmt: skip
-        A.write_manifest(run_dir, new_entries, extra)
-    doc = {
-        "schema_version": A.SCHEMA_VERSION,
-        "max_drop_pt": max_drop,
-        "min_agreement": min_agreement,
-        "images": len(x),
-        "data": dataset.name,
-        "keras_accuracy": keras_acc,
-        "timing": TIMING,
-        "formats": formats,
-    }
-    A.save_document(run_dir / MIXED_JSON, doc, MixedDocument)
-    return doc
+        m = run.manifest()
+        A.write_manifest(
+            run_dir, new_entries, int8_target=m.int8_target, calibration=m.calibration, training=m.training
+        )
+    doc = MixedDocument(
+        schema_version=A.SCHEMA_VERSION,
+        max_drop_pt=max_drop,
+        min_agreement=min_agreement,
+        images=len(s.x),
+        data=s.data_name,
+        keras_accuracy=s.keras_acc,
+        timing=TIMING,
+        formats=formats,
+    )
+    return run.save(doc)
 
 
-def _run(path: Path, x: np.ndarray) -> np.ndarray:
-    from exporters.sensitivity import run_file
+def _status(p: Progress, task: int) -> Callable[[str], None]:
+    def status(text: str) -> None:
+        p.update(task, description=f"mixed precision: {text}")
 
-    return run_file(path, x)
-
-
-def _figures(s: Any, keras_acc: float) -> str:
-    if s.accuracy is None:
-        return f"agreement {s.agreement:.2%}"
-    return f"accuracy {s.accuracy:.2%} vs Keras {keras_acc:.2%}, agreement {s.agreement:.2%}"
+    return status

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,44 +17,8 @@ from toolkit.progress import ProgressCallback, as_progress
 from toolkit.run import layout as A
 from toolkit.tolerances import Tolerance, parity_table, parity_tolerance
 
-
-@dataclass(frozen=True)
-class ParityRow:
-    artifact: str
-    format: str
-    precision: str
-    runtime: str
-    accuracy: float | None
-    top1_agreement: float | None
-    max_abs_diff: float
-    mean_abs_diff: float
-    passed: bool
-    disagreements: int
-    tolerance: str
-    failures: tuple[str, ...]
-    seconds: float
-    backend: str
-    max_rel_error: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        extra = {} if self.max_rel_error is None else {"max_rel_error": self.max_rel_error}
-        return {
-            **extra,
-            "artifact": self.artifact,
-            "format": self.format,
-            "precision": self.precision,
-            "runtime": self.runtime,
-            "accuracy": self.accuracy,
-            "top1_agreement": self.top1_agreement,
-            "max_abs_diff": self.max_abs_diff,
-            "mean_abs_diff": self.mean_abs_diff,
-            "passed": self.passed,
-            "disagreements": self.disagreements,
-            "tolerance": self.tolerance,
-            "failures": list(self.failures),
-            "seconds": round(self.seconds, 3),
-            "backend": self.backend,
-        }
+if TYPE_CHECKING:
+    from toolkit.run.documents import ArtifactEntry, ParityDocument, ParityReference, ParityRow
 
 
 def predict_all(
@@ -94,7 +57,7 @@ def compared(outputs: np.ndarray, output_kind: str) -> np.ndarray:
 
 
 def check_row(
-    entry: dict[str, Any],
+    entry: ArtifactEntry,
     probs: np.ndarray,
     reference: np.ndarray,
     labels: np.ndarray,
@@ -104,33 +67,37 @@ def check_row(
     *,
     output_kind: str = "probabilities",
 ) -> ParityRow:
-    """Compare one artifact's outputs with the reference's and apply its tolerance.
+    """Compare one artifact's outputs with the reference's and apply its tolerance: parity.json's row.
 
     `probs` and `reference` are what `compared` gives: probabilities (softmax of logits) or, for
     `output_kind` "values", the raw outputs, judged by relative error instead of accuracy.
     """
+    from toolkit.run.documents import ParityRow
+
     diff = np.abs(probs.astype(np.float64) - reference.astype(np.float64))
     max_abs, mean_abs = float(diff.max()), float(diff.mean())
     failures: list[str] = []
 
     def row(tol: Tolerance, **measured: Any) -> ParityRow:
+        if measured.get("max_rel_error") is None:
+            measured.pop("max_rel_error", None)  # classification rows have none
         return ParityRow(
-            artifact=entry["name"],
-            format=entry["format"],
-            precision=entry["precision"],
-            runtime=entry["runtime"],
+            artifact=entry.name,
+            format=entry.format,
+            precision=entry.precision,
+            runtime=entry.runtime,
             max_abs_diff=max_abs,
             mean_abs_diff=mean_abs,
             passed=not failures,
             tolerance=tol.describe(),
-            failures=tuple(failures),
-            seconds=seconds,
+            failures=failures,
+            seconds=round(seconds, 3),
             backend=backend,
             **measured,
         )
 
     if output_kind == "values":
-        tol = parity_tolerance(entry["precision"], "values")
+        tol = parity_tolerance(entry.precision, "values")
         scale = float(np.abs(reference).max()) or 1.0
         rel = max_abs / scale
         if tol.max_rel_error is not None and not rel <= tol.max_rel_error:
@@ -140,7 +107,7 @@ def check_row(
     accuracy = float((pred == labels).mean())
     agreement = float((pred == ref_pred).mean())
     disagreements = int((pred != ref_pred).sum())
-    tol = parity_tolerance(entry["precision"]).for_model(reference_accuracy)
+    tol = parity_tolerance(entry.precision).for_model(reference_accuracy)
     if (
         tol.min_agreement is not None
         and agreement < tol.min_agreement
@@ -160,13 +127,13 @@ def check_row(
 
 
 def run_parity(
-    reference: tuple[dict[str, Any], Path],
-    artifacts: list[tuple[dict[str, Any], Path]],
+    reference: tuple[ArtifactEntry, Path],
+    artifacts: list[tuple[ArtifactEntry, Path]],
     images: np.ndarray,
     labels: np.ndarray,
     *,
     on_done: Callable[[ParityRow], None] | None = None,
-) -> tuple[dict[str, Any], list[ParityRow]]:
+) -> tuple[ParityReference, list[ParityRow]]:
     """Run the reference and every artifact over `images`; return the reference summary and rows.
 
     Args:
@@ -176,6 +143,8 @@ def run_parity(
         labels: integer labels `[N]`.
         on_done: called after each row, for progress displays.
     """
+    from toolkit.run.documents import ParityReference
+
     ref_entry, ref_path = reference
     t0 = time.perf_counter()
     ref_spec = A.entry_spec(ref_entry)
@@ -199,13 +168,9 @@ def run_parity(
         rows.append(row)
         if on_done:
             on_done(row)
-    summary = {
-        "artifact": ref_entry["name"],
-        "accuracy": ref_acc,
-        "images": len(images),
-        "sha256": ref_entry["sha256"],
-        "output_kind": kind,
-    }
+    summary = ParityReference(
+        artifact=ref_entry.name, accuracy=ref_acc, images=len(images), sha256=ref_entry.sha256, output_kind=kind
+    )
     return summary, rows
 
 
@@ -217,28 +182,30 @@ def parity_step(
     limit: int | None = None,
     data: Any = None,
     progress: ProgressCallback | None = None,
-) -> dict[str, Any]:
-    """Run every artifact over the test set against the Keras reference; write parity.json.
+) -> ParityDocument:
+    """Run every artifact over the test set against the Keras reference; write and return parity.json.
 
     `data`: the run's dataset.json (or shipped MNIST) when None; else an .npz, folder, MNIST source or Dataset.
     """
-    manifest = A.load_manifest(run_dir)
+    from toolkit.run.documents import ParityDocument
+
+    run = A.Run(run_dir)
+    manifest = run.manifest()
     entries = A.select_artifacts(manifest, artifact_names)
-    ref_entry = A.listed_reference(run_dir, manifest)
+    ref_entry = run.reference(manifest)
     if limit is not None and limit < 1:
         raise ToolkitError(f"--limit must be 1 or more, got {limit}.")
     # Check every file before the long work starts, so a tampered artifact fails fast.
-    reference = (ref_entry, A.verified_path(run_dir, ref_entry))
-    others = [(e, A.verified_path(run_dir, e)) for e in entries if e["name"] != A.REFERENCE_NAME]
+    reference = (ref_entry, run.verified_path(ref_entry))
+    others = [(e, run.verified_path(e)) for e in entries if e.name != A.REFERENCE_NAME]
     spec = A.entry_spec(ref_entry) or run_spec(run_dir)
     dataset = run_dataset(run_dir, data, spec=spec)
     images, labels = dataset.test_split(spec, limit)
-    n = len(images)
     p = as_progress(progress)
     task = p.add_task(f"parity: {A.REFERENCE_NAME}", total=1 + len(others))
-    names = [e["name"] for e, _ in others]
+    names = [e.name for e, _ in others]
 
-    def done(row: Any) -> None:
+    def done(row: ParityRow) -> None:
         p.advance(task)
         index = names.index(row.artifact) + 1 if row.artifact in names else 0
         if index < len(names):
@@ -246,18 +213,16 @@ def parity_step(
 
     summary, rows = run_parity(reference, others, images, labels, on_done=done)
     p.update(task, description="parity: done")
-    report = {
-        "schema_version": A.SCHEMA_VERSION,
-        "created_utc": A.utc_now(),
-        "cpu": A.this_cpu(),
-        "reference": summary,
-        "data": data_summary(dataset, n),
-        "tolerances": parity_table(summary["output_kind"]),
-        "artifacts": {e["name"]: e["sha256"] for e in [ref_entry, *(e for e, _ in others)]},
-        "results": [r.to_dict() for r in rows],
-        "passed": all(r.passed for r in rows),
-    }
-    from toolkit.run.documents import ParityDocument
-
-    A.save_document(run_dir / A.PARITY_JSON, report, ParityDocument)
-    return report
+    return run.save(
+        ParityDocument(
+            schema_version=A.SCHEMA_VERSION,
+            created_utc=A.utc_now(),
+            cpu=A.this_cpu(),
+            reference=summary,
+            data=data_summary(dataset, len(images)),
+            tolerances=parity_table(summary.output_kind),
+            artifacts={e.name: e.sha256 for e in [ref_entry, *(e for e, _ in others)]},
+            results=rows,
+            passed=all(r.passed for r in rows),
+        )
+    )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from runtimes.files import sha256_file
 from toolkit.data.mnist import Mnist
 from toolkit.model.reference import TrainConfig
 from toolkit.progress import ProgressCallback, as_progress
 from toolkit.run import layout as A
+
+if TYPE_CHECKING:
+    from toolkit.run.documents import TrainDocument
 
 
 def forget_user_model(run_dir: Path) -> None:
@@ -29,11 +32,12 @@ def train_step(
     data: Mnist,
     config: TrainConfig,
     progress: ProgressCallback | None = None,
-) -> dict[str, Any]:
-    """Train the reference model; write model.keras and train.json. Returns train.json's content."""
+) -> TrainDocument:
+    """Train the reference model; write model.keras and train.json. Returns train.json."""
     from toolkit.model.reference import save_model, train_reference_model
+    from toolkit.run.documents import TrainData, TrainDocument
 
-    config.validate()
+    config.check()
     p = as_progress(progress)
     epochs_task = p.add_task("train: epochs", total=config.epochs)
     batch_task = p.add_task("  epoch 1 batches", total=None)
@@ -56,18 +60,17 @@ def train_step(
     forget_user_model(run_dir)  # the run now holds the reference CNN, trained on MNIST
     p.remove_task(batch_task)
     save_model(result.model, run_dir / A.MODEL_FILE)
-    summary = {
-        "model_sha256": sha256_file(run_dir / A.MODEL_FILE),
-        "schema_version": A.SCHEMA_VERSION,
-        "created_utc": A.utc_now(),
-        "cpu": A.this_cpu(),
-        **result.summary(),
-        "train_images": int(config.train_limit or len(data.x_train)),
-        "test_images": len(data.x_test),
-        "data": {"source": data.source, "verified": data.verified, "warnings": list(data.warnings)},
-        "libraries": A.library_versions(),
-    }
-    from toolkit.run.documents import TrainDocument
-
-    A.save_document(run_dir / A.TRAIN_JSON, summary, TrainDocument)
-    return summary
+    summary = TrainDocument.model_validate(
+        {
+            "model_sha256": sha256_file(run_dir / A.MODEL_FILE),
+            "schema_version": A.SCHEMA_VERSION,
+            "created_utc": A.utc_now(),
+            "cpu": A.this_cpu(),
+            **result.summary(),
+            "train_images": int(config.train_limit or len(data.x_train)),
+            "test_images": len(data.x_test),
+            "data": TrainData(source=data.source, verified=data.verified, warnings=list(data.warnings)),
+            "libraries": A.library_versions(),
+        }
+    )
+    return A.Run(run_dir).save(summary)

@@ -15,6 +15,7 @@ from toolkit.data.dataset import Dataset
 
 if TYPE_CHECKING:
     from runtimes.spec import ModelSpec
+    from toolkit.run.documents import ModelDocument
 
 
 @dataclass(frozen=True)
@@ -87,17 +88,16 @@ def prepare_user_model(
     )
 
 
-def import_into_run(run_dir: Path, user: UserModel) -> dict[str, Any]:
-    """Write model.keras, model.json and dataset.json into `run_dir`; return model.json's content."""
-    from toolkit.model.run_source import MODEL_JSON, record_dataset
+def import_into_run(run_dir: Path, user: UserModel) -> ModelDocument:
+    """Write model.keras, model.json and dataset.json into `run_dir`; return model.json."""
+    from toolkit.model.run_source import record_dataset
     from toolkit.model.user import save_into_run
     from toolkit.run import layout as A
-    from toolkit.run.documents import ModelDocument
 
     info = save_into_run(
         user.model, user.source, run_dir, user.spec, custom_objects=user.custom_objects, copy_source=not user.wrapped
     )
-    A.save_document(run_dir / MODEL_JSON, info, ModelDocument)
+    A.Run(run_dir).save(info)
     record_dataset(run_dir, user.dataset, user.spec, seed=user.seed)
     return info
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from exporters.base import ExportFormat, Precision, artifact_name
 from runtimes.files import sha256_file
 from toolkit.errors import RunDirError
 from toolkit.model.reference import TrainConfig
-from toolkit.model.run_source import MODEL_JSON
 from toolkit.progress import ProgressCallback
 from toolkit.run import layout as A
 from toolkit.steps.export import export_step
@@ -27,7 +27,17 @@ from toolkit.steps.user_model import UserModel, import_into_run, prepare_user_mo
 
 if TYPE_CHECKING:
     from toolkit.data.dataset import Dataset
-    from toolkit.steps.bench_settings import BenchSettings
+
+if TYPE_CHECKING:
+    from toolkit.run.documents import (
+        BenchDocument,
+        DiagnoseDocument,
+        ManifestDocument,
+        ModelDocument,
+        ParityDocument,
+        RunOptions,
+        TrainDocument,
+    )
 
 
 # -- report ------------------------------------------------------------------------------------------
@@ -38,127 +48,100 @@ def report_step(run_dir: Path) -> tuple[Path, Path]:
     return write_report(run_dir)
 
 
+T = TypeVar("T")
+
 # -- the whole pipeline, resumable ---------------------------------------------------------------------
-RUN_JSON = "run.json"  # the pipeline's options, so --resume repeats exactly the same run
+RUN_JSON = A.RUN_JSON  # the pipeline's options, so --resume repeats exactly the same run
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """What `pipeline()` did: the run directory and the documents it holds."""
+
+    run_dir: Path
+    train: TrainDocument | None  # None when the run took the user's model (--model) instead of training
+    manifest: ManifestDocument
+    parity: ParityDocument
+    bench: BenchDocument
+    report: tuple[Path, Path]
+    skipped: list[str]
+    timings: dict[str, float] = field(default_factory=dict)
+    model: ModelDocument | None = None  # the user's model (--model), as model.json records it
+    bundle: Path | None = None  # the bundle written with `bundle=` (--bundle)
+    diagnose: DiagnoseDocument | None = None  # diagnose.json, with `diagnose=` (--diagnose)
 
 
 def _step_state(run_dir: Path, targets: list[tuple[ExportFormat, Precision]]) -> dict[str, bool]:
     """Which steps already completed, trusting only files whose sha256 matches what the next step recorded."""
+    from toolkit.run.documents import BenchDocument, ManifestDocument, ModelDocument, ParityDocument, TrainDocument
+
+    run = A.Run(run_dir)
     done = {"train": False, "export": False, "parity": False, "bench": False}
-    model, train_json = run_dir / A.MODEL_FILE, run_dir / A.TRAIN_JSON
+    model = run_dir / A.MODEL_FILE
     # A user's model (--model) is imported, not trained: model.json records its sha256 instead.
-    made_by = train_json if train_json.is_file() else run_dir / MODEL_JSON
-    if not (model.is_file() and made_by.is_file()):
+    made_by = run.find(TrainDocument) or run.find(ModelDocument)
+    if not model.is_file() or made_by is None:
         return done
     model_sha = sha256_file(model)
-    if A.read_json(made_by).get("model_sha256") != model_sha:
+    if made_by.model_sha256 != model_sha:
         return done
     done["train"] = True
-    if not (run_dir / A.MANIFEST_JSON).is_file():
-        return done
-    manifest = A.load_manifest(run_dir)
-    if A.reference_sha(manifest) != model_sha:
+    manifest = run.find(ManifestDocument)
+    if manifest is None or A.reference_sha(manifest) != model_sha:
         return done
     wanted = {artifact_name(f, p) for f, p in targets} | {A.REFERENCE_NAME}
-    listed = {e["name"]: e for e in manifest["artifacts"]}
+    listed = {e.name: e for e in manifest.artifacts}
     if not wanted <= set(listed):
         return done
     for name in wanted:
         try:
-            A.verified_path(run_dir, listed[name])
+            run.verified_path(listed[name])
         except RunDirError:
             return done
     done["export"] = True
-    shas = {name: listed[name]["sha256"] for name in wanted}
-    for step, file in (("parity", A.PARITY_JSON), ("bench", A.BENCH_JSON)):
-        path = run_dir / file
-        if path.is_file():
-            recorded = A.read_json(path).get("artifacts") or {}
-            # bench skips artifacts whose runtime is missing; it is complete when what it measured still matches.
-            needed = shas if step == "parity" else {k: v for k, v in shas.items() if k in recorded}
-            done[step] = bool(recorded) and all(recorded.get(k) == v for k, v in needed.items())
+    shas = {name: listed[name].sha256 for name in wanted}
+    parity, bench = run.find(ParityDocument), run.find(BenchDocument)
+    if parity is not None:
+        done["parity"] = bool(parity.artifacts) and all(parity.artifacts.get(k) == v for k, v in shas.items())
+    if bench is not None:
+        # bench skips artifacts whose runtime is missing; it is complete when what it measured still matches.
+        measured = bench.artifacts
+        done["bench"] = bool(measured) and all(measured[k] == v for k, v in shas.items() if k in measured)
     return done
 
 
-def pipeline_data(options: dict[str, Any], data: Any = None, *, imported: bool = False) -> tuple[Any, UserModel | None]:
+def pipeline_data(options: RunOptions, data: Any = None, *, imported: bool = False) -> tuple[Any, UserModel | None]:
     """What a pipeline run computes on, checked before its run directory exists (a refusal leaves nothing).
 
-    A reference run: (the MNIST `Mnist`, None): `data` if given, else the source `options["data"]` names.
-    A run of the user's model (`options["model"]`): (None, the checked `UserModel` with its `Dataset`), or
+    A reference run: (the MNIST `Mnist`, None): `data` if given, else the source `options.data` names.
+    A run of the user's model (`options.model`): (None, the checked `UserModel` with its `Dataset`), or
     (None, None) when the model was `imported` already (a resumed run: the steps read dataset.json).
     """
-    if not options.get("model"):
+    if not options.model:
         from toolkit.data.mnist import load_mnist
 
-        return data or load_mnist(options.get("data"), allow_unverified=bool(options.get("allow_unverified"))), None
+        return data or load_mnist(options.data, allow_unverified=options.allow_unverified), None
     if imported:
         return None, None
     user = prepare_user_model(
-        options["model"],
-        data if data is not None else options.get("data"),
-        seed=int(options["train"]["seed"]),
-        output_kind=options.get("output_kind"),
-        custom_objects=options.get("custom_objects"),
-        input_scale=options.get("input_scale"),
-        allow_unverified=bool(options.get("allow_unverified")),
+        options.model,
+        data if data is not None else options.data,
+        seed=options.train.seed,
+        output_kind=options.output_kind,
+        custom_objects=options.custom_objects,
+        input_scale=options.input_scale,
+        allow_unverified=options.allow_unverified,
     )
     return None, user
 
 
-def run_pipeline(
-    run_dir: Path,
-    options: dict[str, Any],
-    *,
-    data: Any,
-    progress: ProgressCallback | None = None,
-    resume: bool = False,
-    user: UserModel | None = None,
-) -> dict[str, Any]:
-    """train → export → parity → bench → report in `run_dir`; with `resume`, skip the steps already done.
+class _Timings(dict[str, float]):
+    """Seconds per step, filled by `run`."""
 
-    `options` (stored as run.json) holds the training config, export targets and bench settings, so a
-    resumed run repeats exactly the same work. Returns what each step produced plus timings.
-    With `user` (a checked `--model`), the model is imported instead of trained and every step runs on its data.
-    `data` and `user` come from `pipeline_data`.
-    """
-    from toolkit.steps.bench_settings import BenchSettings
-
-    config = TrainConfig(**options["train"])
-    targets = [(ExportFormat(f), Precision(p)) for f, p in options["targets"]]
-    settings = BenchSettings.from_dict(options["bench"])
-    if resume:
-        remove_leftovers(run_dir)
-    else:
-        from toolkit.run.documents import RunOptions
-
-        A.save_document(run_dir / RUN_JSON, {"schema_version": A.SCHEMA_VERSION, **options}, RunOptions)
-    done = _step_state(run_dir, targets) if resume else dict.fromkeys(("train", "export", "parity", "bench"), False)
-    trip = _Trip(run_dir, done, progress)
-    data = _model_step(trip, options, config, data, user)
-    run_data = _RunData(run_dir, data)
-    _artifact_steps(trip, options, targets, settings, run_data, seed=config.seed)
-    trip.result["report"] = report_step(run_dir)
-    if options.get("bundle"):
-        from toolkit.bundles.build import build_bundle
-
-        out = Path(options["bundle"])
-        trip.result["bundle"] = trip.timed("bundle", build_bundle, run_dir, out, force=True, data=run_data.get())[0]
-    return trip.result
-
-
-class _Trip:
-    """One pipeline run's bookkeeping: which steps were done before, what each step produced, its seconds."""
-
-    def __init__(self, run_dir: Path, done: dict[str, bool], progress: ProgressCallback | None) -> None:
-        self.run_dir = run_dir
-        self.done = done
-        self.progress = progress
-        self.result: dict[str, Any] = {"skipped": [step for step, ok in done.items() if ok], "timings": {}}
-
-    def timed(self, step: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def run(self, step: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         t0 = time.perf_counter()
         value = fn(*args, **kwargs)
-        self.result["timings"][step] = time.perf_counter() - t0
+        self[step] = time.perf_counter() - t0
         return value
 
 
@@ -179,66 +162,123 @@ class _RunData:
         return self._dataset
 
 
-def _model_step(trip: _Trip, options: dict[str, Any], config: TrainConfig, data: Any, user: UserModel | None) -> Any:
-    """Train the reference model or import the user's (unless done); the data the later steps use."""
+def run_pipeline(
+    run_dir: Path,
+    options: RunOptions,
+    *,
+    data: Any,
+    progress: ProgressCallback | None = None,
+    resume: bool = False,
+    user: UserModel | None = None,
+) -> PipelineResult:
+    """train → export → parity → bench → report in `run_dir`; with `resume`, skip the steps already done.
+
+    `options` (stored as run.json) holds the training config, export targets and bench settings, so a
+    resumed run repeats exactly the same work. Returns what each step produced plus timings.
+    With `user` (a checked `--model`), the model is imported instead of trained and every step runs on its data.
+    `data` and `user` come from `pipeline_data`.
+    """
+    run = A.Run(run_dir)
+    config = options.train
+    targets = [(ExportFormat(f), Precision(p)) for f, p in options.targets]
+    if resume:
+        remove_leftovers(run_dir)
+    else:
+        run.save(options)
+    done = _step_state(run_dir, targets) if resume else dict.fromkeys(("train", "export", "parity", "bench"), False)
+    timings = _Timings()
+    train, model, data = _model_step(run, options, config, data, done["train"], user, progress, timings)
+    run_data = _RunData(run_dir, data)
+    manifest, parity, bench, diagnose = _artifact_steps(run, options, targets, done, run_data, progress, timings)
+    report = report_step(run_dir)
+    bundle = None
+    if options.bundle:
+        from toolkit.bundles.build import build_bundle
+
+        out = Path(options.bundle)
+        bundle = timings.run("bundle", build_bundle, run_dir, out, force=True, data=run_data.get())[0]
+    return PipelineResult(
+        run_dir=run_dir,
+        train=train,
+        manifest=manifest,
+        parity=parity,
+        bench=bench,
+        report=report,
+        skipped=[step for step, ok in done.items() if ok],
+        timings=dict(timings),
+        model=model,
+        bundle=bundle,
+        diagnose=diagnose,
+    )
+
+
+def _model_step(
+    run: A.Run,
+    options: RunOptions,
+    config: TrainConfig,
+    data: Any,
+    done: bool,
+    user: UserModel | None,
+    progress: ProgressCallback | None,
+    timings: _Timings,
+) -> tuple[TrainDocument | None, ModelDocument | None, Any]:
+    """The run's model: trained (train.json), or the user's imported (model.json); and the data the later
+    steps run on (a --model run's own dataset; None: they read dataset.json)."""
     from toolkit.run.documents import ModelDocument, TrainDocument
 
-    run_dir, result = trip.run_dir, trip.result
-    if options.get("model"):
-        if trip.done["train"]:
-            result["model"] = A.read_document(run_dir / MODEL_JSON, ModelDocument)
-        else:
-            assert user is not None, "a --model run needs its checked model to import"
-            result["model"] = trip.timed("import", import_into_run, run_dir, user)
-        result["train"] = None
-        return user.dataset if user is not None else None  # None: the steps read dataset.json
-    if trip.done["train"]:
-        result["train"] = A.read_document(run_dir / A.TRAIN_JSON, TrainDocument)
+    if not options.model:
+        train = run.load(TrainDocument) if done else timings.run("train", train_step, run.dir, data, config, progress)
+        return train, None, data
+    if done:
+        model = run.load(ModelDocument)
     else:
-        result["train"] = trip.timed("train", train_step, run_dir, data, config, trip.progress)
-    return data
+        assert user is not None, "a --model run needs its checked model to import"
+        model = timings.run("import", import_into_run, run.dir, user)
+    return None, model, user.dataset if user is not None else None
 
 
 def _artifact_steps(
-    trip: _Trip,
-    options: dict[str, Any],
+    run: A.Run,
+    options: RunOptions,
     targets: list[tuple[ExportFormat, Precision]],
-    settings: BenchSettings,
+    done: dict[str, bool],
     run_data: _RunData,
-    *,
-    seed: int,
-) -> None:
+    progress: ProgressCallback | None,
+    timings: _Timings,
+) -> tuple[ManifestDocument, ParityDocument, BenchDocument, DiagnoseDocument | None]:
     """export → parity → bench (each unless done), then the diagnosis when asked, all on the run's data."""
     from toolkit.run.documents import BenchDocument, ParityDocument
     from toolkit.steps.bench import bench_step
 
-    run_dir, result, progress = trip.run_dir, trip.result, trip.progress
-    if trip.done["export"]:
-        result["manifest"] = A.load_manifest(run_dir)
+    run_dir = run.dir
+    if done["export"]:
+        manifest = run.manifest()
     else:
-        result["manifest"] = trip.timed(
+        manifest = timings.run(
             "export",
             export_step,
             run_dir,
             targets,
             data=run_data.get(),
-            calibration_size=options["calibration_size"],
-            seed=seed,
+            calibration_size=options.calibration_size,
+            seed=options.train.seed,
             progress=progress,
-            int8_target=options.get("int8_target") or "portable",
+            int8_target=options.int8_target or "portable",
         )
-    if trip.done["parity"]:
-        result["parity"] = A.read_document(run_dir / A.PARITY_JSON, ParityDocument)
+    if done["parity"]:
+        parity = run.load(ParityDocument)
     else:
-        result["parity"] = trip.timed("parity", parity_step, run_dir, data=run_data.get(), progress=progress)
-    if trip.done["bench"]:
-        result["bench"] = A.read_document(run_dir / A.BENCH_JSON, BenchDocument)
+        parity = timings.run("parity", parity_step, run_dir, data=run_data.get(), progress=progress)
+    if done["bench"]:
+        bench = run.load(BenchDocument)
     else:
-        result["bench"] = trip.timed("bench", bench_step, run_dir, settings, data=run_data.get(), progress=progress)
-    if options.get("diagnose"):
+        bench = timings.run("bench", bench_step, run_dir, options.bench, data=run_data.get(), progress=progress)
+    diagnose = None
+    if options.diagnose:
         from toolkit.diagnosis.step import diagnose_step
 
-        result["diagnose"] = trip.timed("diagnose", diagnose_step, run_dir, data=run_data.get(), progress=progress)
+        diagnose = timings.run("diagnose", diagnose_step, run_dir, data=run_data.get(), progress=progress)
+    return manifest, parity, bench, diagnose
 
 
 def remove_leftovers(run_dir: Path) -> list[Path]:
@@ -257,13 +297,14 @@ def remove_leftovers(run_dir: Path) -> list[Path]:
     return removed
 
 
-def load_run_options(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / RUN_JSON
-    if not path.is_file():
+def load_run_options(run_dir: Path) -> RunOptions:
+    """run.json: the options the run was started with (a run not started by `edgekit pipeline` has none)."""
+    from toolkit.run.documents import RunOptions
+
+    run = A.Run(run_dir)
+    if not run.has(RunOptions):
         raise RunDirError(
             f"{run_dir} has no {RUN_JSON}, so it was not started by `edgekit pipeline`; "
             "start a new run instead of --resume."
         )
-    from toolkit.run.documents import RunOptions
-
-    return A.read_document(path, RunOptions)
+    return run.load(RunOptions)

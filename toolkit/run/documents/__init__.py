@@ -3,10 +3,12 @@
 One module per file: `train.json` (TrainDocument), `manifest.json` (ManifestDocument), `parity.json`
 (ParityDocument), `model.json`/`dataset.json` (ModelDocument, DatasetDocument: a user's own model
 and data), `mixed.json` (MixedDocument: the int8/float mix under an accuracy budget), `bench.json`
-(BenchDocument), `gate.json` (GateDocument), `bundle.json`
-(BundleDocument), `verify.json` (VerifyDocument) and `run.json` (RunOptions, the pipeline's saved
-options). Every document has `schema_version` (1); its JSON Schema is published under docs/schemas/
-(`schemas.py`, `python -m toolkit.run.documents --write-schemas docs/schemas`).
+(BenchDocument), `gate.json` (GateDocument), `bundle.json` (BundleDocument), `verify.json`
+(VerifyDocument), `mcu.json` (McuDocument), `diagnose/diagnose.json` (DiagnoseDocument) and `run.json`
+(RunOptions, the pipeline's saved options, whose `bench` is the `BenchOptions` `toolkit.bench` takes).
+Where a run directory keeps each of them is `toolkit.run.layout.Run`'s business. Every document has
+`schema_version` (1); its JSON Schema is published under docs/schemas/ (`schemas.py`,
+`python -m toolkit.run.documents --write-schemas docs/schemas`).
 
     doc = load_document(run_dir / "bench.json", BenchDocument)   # DocumentError: one line, names the file
     write_document(run_dir / "bench.json", doc)                  # atomic
@@ -14,8 +16,8 @@ options). Every document has `schema_version` (1); its JSON Schema is published 
 Importing this package imports pydantic (~100 ms): import it inside the functions that read or write
 documents, never at the top of a module that `edgekit --help` or `edgekit predict` loads.
 
-May import: pydantic, `runtimes.files` (atomic writes) and `toolkit.errors`. Nothing else of toolkit,
-no numpy, TensorFlow or Rich.
+May import: pydantic, `runtimes.files` (atomic writes), `runtimes.spec` (`TensorSpec`, a dataclass the
+documents use as it is) and `toolkit.errors`. Nothing else of toolkit, no numpy, TensorFlow or Rich.
 """
 
 from __future__ import annotations
@@ -38,21 +40,28 @@ from toolkit.run.documents.bundle import (
     BundleFile,
     BundleGolden,
     BundleSource,
-    Tolerance,
+    MachineTolerance,
 )
 from toolkit.run.documents.common import (
     CpuInfo,
     Environment,
-    ModelSpecDict,
     RemoteInfo,
     SkippedArtifact,
-    TensorSpec,
+    StoredModelSpec,
     TrainingSummary,
     TrainOptions,
 )
-from toolkit.run.documents.gate import GateDocument, GateLimits, GateRegression
+from toolkit.run.documents.diagnose import (
+    Cause,
+    DiagnosedArtifact,
+    DiagnoseDocument,
+    Gallery,
+    LayerRow,
+    SpeedRecord,
+)
+from toolkit.run.documents.gate import GateCpu, GateDocument, GateLimits, GateRegression
 from toolkit.run.documents.manifest import ArtifactEntry, Calibration, ManifestDocument, QuantizationRecipe
-from toolkit.run.documents.mcu import McuDocument
+from toolkit.run.documents.mcu import McuBoardFit, McuDocument, McuResult
 from toolkit.run.documents.mixed import MixedDocument, MixedFormat, MixedLayer, MixedPoint
 from toolkit.run.documents.options import BenchOptions, RunOptions
 from toolkit.run.documents.parity import (
@@ -90,27 +99,35 @@ __all__ = [
     "BundleGolden",
     "BundleSource",
     "Calibration",
+    "Cause",
     "CpuClassRun",
     "CpuClasses",
     "CpuInfo",
     "CpuParityRow",
     "DatasetDocument",
     "DesktopSummary",
+    "DiagnoseDocument",
+    "DiagnosedArtifact",
     "Document",
     "DocumentError",
     "Emulation",
     "Environment",
+    "Gallery",
+    "GateCpu",
     "GateDocument",
     "GateLimits",
     "GateRegression",
+    "LayerRow",
+    "MachineTolerance",
     "ManifestDocument",
+    "McuBoardFit",
     "McuDocument",
+    "McuResult",
     "MixedDocument",
     "MixedFormat",
     "MixedLayer",
     "MixedPoint",
     "ModelDocument",
-    "ModelSpecDict",
     "ParityData",
     "ParityDocument",
     "ParityReference",
@@ -121,8 +138,8 @@ __all__ = [
     "RunOptions",
     "RunnerOptions",
     "SkippedArtifact",
-    "TensorSpec",
-    "Tolerance",
+    "SpeedRecord",
+    "StoredModelSpec",
     "TrainData",
     "TrainDocument",
     "TrainOptions",

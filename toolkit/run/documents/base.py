@@ -34,6 +34,12 @@ def _require_schema_version(schema: dict[str, Any]) -> None:
         required.insert(0, "schema_version")
 
 
+def require_every_field(schema: dict[str, Any]) -> None:
+    """For settings recorded whole (defaults included): the published schema requires every field, as the
+    files always hold them, though Python code may leave some to their defaults."""
+    schema["required"] = list(schema.get("properties", {}))
+
+
 class Part(BaseModel):
     """A nested object of a run document."""
 
@@ -144,13 +150,11 @@ def dump_document(doc: Part) -> dict[str, Any]:
     return data
 
 
-def write_document(path: Path, doc: Document) -> dict[str, Any]:
-    """Write `doc` to `path` atomically (indented JSON, as every edgekit writer does); return what was written."""
+def write_document(path: Path, doc: Document) -> None:
+    """Write `doc` to `path` atomically (indented JSON, as every edgekit writer does): `dump_document(doc)`."""
     from runtimes.files import write_json_atomic
 
-    data = dump_document(doc)
-    write_json_atomic(Path(path), data)
-    return data
+    write_json_atomic(Path(path), dump_document(doc))
 
 
 def unknown_fields(part: Any, where: str = "") -> list[str]:

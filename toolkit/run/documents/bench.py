@@ -1,4 +1,4 @@
-"""bench.json: latency of every artifact × configuration, with the machine (`toolkit.bench.bench_step`)."""
+"""bench.json: latency of every artifact × configuration, with the machine (`toolkit.steps.bench.bench_step`)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,16 @@ class RunnerOptions(Part):
 
     OPEN: ClassVar[bool] = True
 
-    xnnpack: bool | None = Field(None, description="TFLite only: XNNPACK delegate on or off.")
-    graph_optimization: str | None = Field(None, description="ONNX Runtime only: disable, basic, extended or all.")
+    xnnpack: bool | None = Field(default=None, description="TFLite only: XNNPACK delegate on or off.")
+    graph_optimization: str | None = Field(
+        default=None, description="ONNX Runtime only: disable, basic, extended or all."
+    )
 
 
 class BenchRow(Part):
     """One artifact at one batch size, thread count and variant.
 
-    The fields up to `throughput_ips` are the stable ones other tools read (`toolkit.bench.STABLE_FIELDS`,
+    The fields up to `throughput_ips` are the stable ones other tools read (`toolkit.steps.bench.STABLE_FIELDS`,
     in that order); the rest are `benchmarks.latency.LatencyStats` and the worker's result.
     """
 
@@ -44,16 +46,17 @@ class BenchRow(Part):
     max_ms: float | None = None
     total_s: float | None = None
     p95_ms: float | None = None
-    p90_ci_low_ms: float | None = Field(None, description="Lower end of a distribution-free 95 % CI for p90.")
+    p90_ci_low_ms: float | None = Field(default=None, description="Lower end of a distribution-free 95 % CI for p90.")
     p90_ci_high_ms: float | None = None
-    quantiles_ms: list[float] | None = Field(None, description="The 0th to 100th percentiles (101 values).")
+    quantiles_ms: list[float] | None = Field(default=None, description="The 0th to 100th percentiles (101 values).")
     noisy: bool | None = None
-    noise: str | None = Field(None, description="Why the configuration looks noisy; None when it does not.")
+    noise: str | None = Field(default=None, description="Why the configuration looks noisy; None when it does not.")
     io_p50_ms: float | None = Field(
-        None, description="p50 of converting the batch to the model's input type and its output back to float32."
+        default=None,
+        description="p50 of converting the batch to the model's input type and its output back to float32.",
     )
     options: RunnerOptions | None = None
-    delegated: bool | None = Field(None, description="TFLite: whether a delegate (XNNPACK) ran the graph.")
+    delegated: bool | None = Field(default=None, description="TFLite: whether a delegate (XNNPACK) ran the graph.")
     activate_ms: float | None = None
     first_inference_ms: float | None = None
     peak_rss_mb: float | None = None
@@ -62,12 +65,12 @@ class BenchRow(Part):
     flops_per_image: int | None = None
     gflops: float | None = None
     pct_of_peak: float | None = None
-    accuracy: float | None = Field(None, description="From parity.json, when it existed.")
+    accuracy: float | None = Field(default=None, description="From parity.json, when it existed.")
     size_bytes: int | None = None
 
 
 class BenchMethod(Part):
-    """How the run was measured (`toolkit.bench.BenchSettings`, and the method in words)."""
+    """How the run was measured (`BenchOptions`, and the method in words)."""
 
     batch_sizes: list[int]
     threads: list[int]
@@ -97,4 +100,4 @@ class BenchDocument(Document):
     artifacts: dict[str, str] = Field(description="Artifact name → the sha256 it was measured with.")
     noisy: list[str] = Field(description="One line per configuration whose timing looked unstable.")
     results: list[BenchRow]
-    remote: RemoteInfo | None = Field(None, description="Set on results fetched from a board by `--remote`.")
+    remote: RemoteInfo | None = Field(default=None, description="Set on results fetched from a board by `--remote`.")

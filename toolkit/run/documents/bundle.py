@@ -1,4 +1,4 @@
-"""bundle.json: what a device bundle holds (`toolkit.bundle.build_bundle`)."""
+"""bundle.json: what a device bundle holds (`toolkit.bundles.build.build_bundle`)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,17 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from runtimes.spec import TensorSpec
 from toolkit.run.documents.base import Document, Part
-from toolkit.run.documents.common import Environment, ModelSpecDict, TensorSpec, TrainingSummary
+from toolkit.run.documents.common import Environment, StoredModelSpec, TrainingSummary
 
 
-class Tolerance(Part):
-    """How far an artifact's outputs on another machine may be from the desktop's (`bundle.tolerance_for`)."""
+class MachineTolerance(Part):
+    """How far an artifact's outputs on another machine may be from the desktop's.
+
+    What `toolkit.tolerances.machine_tolerance` returns (plain JSON: a board install has no pydantic), recorded
+    per artifact in bundle.json and verify.json.
+    """
 
     kind: str = Field(description="max_abs or quantization_step.")
     max_abs: float
@@ -35,9 +40,13 @@ class BundleGolden(Part):
 
     inputs: str = Field(description="Path of the .npy inputs inside the bundle.")
     labels: str | None = Field(description="Path of the int64 class labels; None for a regression model.")
-    targets: str | None = Field(None, description="Path of the float32 regression targets (output kind values).")
-    task: str | None = Field(None, description="classification or regression.")
-    data_name: str | None = Field(None, description="The dataset the rows come from, e.g. MNIST or flowers.npz.")
+    targets: str | None = Field(
+        default=None, description="Path of the float32 regression targets (output kind values)."
+    )
+    task: str | None = Field(default=None, description="classification or regression.")
+    data_name: str | None = Field(
+        default=None, description="The dataset the rows come from, e.g. MNIST or flowers.npz."
+    )
     images: int
     shape: list[int]
     dtype: str
@@ -59,15 +68,15 @@ class BundleArtifact(Part):
     size_bytes: int
     input: TensorSpec | None = None
     output: TensorSpec | None = None
-    tolerance: Tolerance
+    tolerance: MachineTolerance
     expected: str = Field(description="Path of the desktop's outputs (.npy) inside the bundle.")
     expected_builtin: str | None = Field(
-        None,
+        default=None,
         description="Quantized TFLite: the desktop's outputs with LiteRT's built-in kernels (no XNNPACK), which round "
         "differently; None when they equal `expected`. verify uses it for a runtime that did not delegate to XNNPACK.",
     )
     desktop_accuracy: float | None = Field(description="On the golden labels; None for a regression model.")
-    model_spec: ModelSpecDict | None = None
+    model_spec: StoredModelSpec | None = None
 
 
 class BundleFile(Part):

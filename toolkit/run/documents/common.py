@@ -1,31 +1,45 @@
-"""Objects that several run documents share: tensor specs, the machine description, training settings."""
+"""Objects that several run documents share: the machine description, training settings, skipped artifacts.
+
+A model's input and output are `runtimes.spec.TensorSpec` itself (a dataclass pydantic validates).
+"""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema
 
+from runtimes.spec import ModelSpec, SpecError
 from toolkit.run.documents.base import Part
 
 
-class TensorSpec(Part):
-    """One model input or output as its runtime declares it (`runtimes.base.TensorSpec.to_dict`)."""
-
-    name: str
-    shape: list[int | None] = Field(description="None for a dynamic dimension (the batch).")
-    dtype: str
-    scale: float | None = Field(None, description="Set for quantized tensors: real = (q - zero_point) * scale.")
-    zero_point: int | None = None
-
-
 class TrainOptions(Part):
-    """The training settings (`toolkit.model.TrainConfig`)."""
+    """The reference CNN's training settings; the defaults are the Keras tutorial's.
 
-    epochs: int
-    batch_size: int
-    seed: int
-    train_limit: int | None = Field(None, description="Only the first N training images; None: all.")
+    `toolkit.model.reference.TrainConfig` is this class. Every field is written, defaults included.
+    """
+
+    # Files have always held the first three (train_limit came later): the published schema requires them.
+    model_config = ConfigDict(frozen=True, json_schema_extra={"required": ["epochs", "batch_size", "seed"]})
+
+    epochs: int = 10
+    batch_size: int = 200
+    seed: int = 7
+    train_limit: int | None = Field(default=None, description="Only the first N training images; None: all.")
+
+    def model_post_init(self, context: Any, /) -> None:
+        self.__pydantic_fields_set__.update(type(self).model_fields)  # recorded whole, as BenchOptions
+
+    def check(self) -> None:
+        """Refuse settings no training can run with, in one line naming the option."""
+        from toolkit.errors import ToolkitError
+
+        if self.epochs < 1:
+            raise ToolkitError(f"--epochs must be 1 or more, got {self.epochs}.")
+        if self.batch_size < 1:
+            raise ToolkitError(f"--batch-size must be 1 or more, got {self.batch_size}.")
+        if self.train_limit is not None and self.train_limit < 1:
+            raise ToolkitError(f"--train-limit must be 1 or more, got {self.train_limit}.")
 
 
 class TrainingSummary(Part):
@@ -54,8 +68,8 @@ class CpuInfo(Part):
     features: list[str] = Field(description="The checked features this CPU has.")
     checked: list[str] = Field(description="Every feature looked for: the others are absent.")
     source: str = Field(description='"cpuid", "cpuid+cpuinfo", "hwcap", "cpuinfo" or "none".')
-    int8_dot_product: bool | None = Field(None, description="VNNI/AMX on x86-64, SDOT/UDOT or I8MM on Arm.")
-    note: str | None = Field(None, description="Set when the sources disagree (an emulated or masked CPU).")
+    int8_dot_product: bool | None = Field(default=None, description="VNNI/AMX on x86-64, SDOT/UDOT or I8MM on Arm.")
+    note: str | None = Field(default=None, description="Set when the sources disagree (an emulated or masked CPU).")
 
 
 class Environment(Part):
@@ -67,7 +81,7 @@ class Environment(Part):
     OPEN: ClassVar[bool] = True
 
     cpu_model: str | None = None
-    cpu: CpuInfo | None = Field(None, description="Instruction-set class and features (absent in older files).")
+    cpu: CpuInfo | None = Field(default=None, description="Instruction-set class and features (absent in older files).")
     machine: str | None = None
     cores_logical: int | None = None
     cores_available: int | None = None
@@ -77,15 +91,15 @@ class Environment(Part):
     python: str | None = None
     python_implementation: str | None = None
     numpy: str | None = None
-    runtime_versions: dict[str, str | None] | None = Field(None, description="Runtime name → version text.")
+    runtime_versions: dict[str, str | None] | None = Field(default=None, description="Runtime name → version text.")
     cpu_governor: str | None = None
     cpu_freq_cur_mhz: float | None = None
     cpu_freq_min_mhz: float | None = None
     cpu_freq_max_mhz: float | None = None
     cpu_freq_hw_max_mhz: float | None = None
-    thread_env: dict[str, str] | None = Field(None, description="Thread-count variables that are set.")
-    temperatures_c: dict[str, float] | None = Field(None, description="Thermal zone type → °C.")
-    throttled: bool | None = Field(None, description="Raspberry Pi firmware only; None elsewhere.")
+    thread_env: dict[str, str] | None = Field(default=None, description="Thread-count variables that are set.")
+    temperatures_c: dict[str, float] | None = Field(default=None, description="Thermal zone type → °C.")
+    throttled: bool | None = Field(default=None, description="Raspberry Pi firmware only; None elsewhere.")
     throttle_flags: list[str] | None = None
     throttled_raw: str | None = None
     openblas_env: dict[str, str] | None = None
@@ -93,7 +107,7 @@ class Environment(Part):
     hostname: str | None = None
     timestamp_utc: str | None = None
     peak_gflops: dict[str, float] | None = Field(
-        None, description="bench.json only: peak float32 GFLOP/s by thread count (matrix multiply)."
+        default=None, description="bench.json only: peak float32 GFLOP/s by thread count (matrix multiply)."
     )
 
 
@@ -107,14 +121,31 @@ class RemoteInfo(Part):
     command: str | None = None
     args: list[str] | None = None
     exit_code: int | None = None
-    setup: str | None = Field(None, description='"installed" or "reused".')
+    setup: str | None = Field(default=None, description='"installed" or "reused".')
     setup_seconds: float | None = None
     seconds: float | None = None
     started_unix: float | None = None
     finished_unix: float | None = None
-    install_from: str | None = Field(None, description='Where the dependencies came from: "index" or "wheelhouse".')
-    copy_mode: str | None = Field(None, description='How files were copied: "scp", "scp-legacy" or "stream".')
+    install_from: str | None = Field(
+        default=None, description='Where the dependencies came from: "index" or "wheelhouse".'
+    )
+    copy_mode: str | None = Field(default=None, description='How files were copied: "scp", "scp-legacy" or "stream".')
 
 
-# The loosely typed ModelSpec (runtimes.spec.ModelSpec.to_dict) until its own model replaces it.
-ModelSpecDict = dict[str, Any]
+def _model_spec(value: Any) -> ModelSpec:
+    if isinstance(value, ModelSpec):
+        return value
+    try:
+        return ModelSpec.from_dict(value)
+    except SpecError as exc:
+        raise ValueError(str(exc)) from None  # pydantic names the field: one line, through DocumentError
+
+
+# A model's spec as documents store it: `runtimes.spec.ModelSpec` itself, read with `ModelSpec.from_dict` and
+# written with `to_dict` (the same JSON a board reads without pydantic).
+StoredModelSpec = Annotated[
+    ModelSpec,
+    PlainValidator(_model_spec),
+    PlainSerializer(lambda spec: spec.to_dict(), return_type=dict[str, Any]),
+    WithJsonSchema({"type": "object", "additionalProperties": True}),
+]

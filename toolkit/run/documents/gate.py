@@ -44,7 +44,7 @@ class GateDocument(Document):
     FILE: ClassVar[str] = "gate.json"
     FIX: ClassVar[str] = "re-run `edgekit gate`"
 
-    cpu: GateCpu | None = Field(None, description="The CPU classes of the two benches (absent in older files).")
+    cpu: GateCpu | None = Field(default=None, description="The CPU classes of the two benches (absent in older files).")
     baseline: str = Field(description="Path of the baseline bench.json.")
     limits: GateLimits
     passed: bool

@@ -6,8 +6,9 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from runtimes.spec import TensorSpec
 from toolkit.run.documents.base import Document, Part
-from toolkit.run.documents.common import ModelSpecDict, TensorSpec, TrainingSummary
+from toolkit.run.documents.common import StoredModelSpec, TrainingSummary
 
 
 class QuantizationRecipe(Part):
@@ -36,11 +37,13 @@ class ArtifactEntry(Part):
     export_seconds: float | None = None
     notes: list[str] | None = None
     float_layers: list[str] | None = Field(
-        None, description="int8-mixed only: the Keras layers kept in float (with their output tensors)."
+        default=None, description="int8-mixed only: the Keras layers kept in float (with their output tensors)."
     )
-    quantization: QuantizationRecipe | None = Field(None, description="Quantized artifacts: the recipe and target.")
-    model_spec: ModelSpecDict | None = Field(
-        None, description="The model's ModelSpec (runtimes.spec.ModelSpec.to_dict): inputs, outputs, classes."
+    quantization: QuantizationRecipe | None = Field(
+        default=None, description="Quantized artifacts: the recipe and target."
+    )
+    model_spec: StoredModelSpec | None = Field(
+        default=None, description="The model's ModelSpec (runtimes.spec.ModelSpec.to_dict): inputs, outputs, classes."
     )
 
 
@@ -50,7 +53,7 @@ class Calibration(Part):
     images: int
     seed: int
     source: str
-    data: str | None = Field(None, description="The dataset's name (MNIST, the user's .npz or folder).")
+    data: str | None = Field(default=None, description="The dataset's name (MNIST, the user's .npz or folder).")
 
 
 class ManifestDocument(Document):
@@ -63,7 +66,9 @@ class ManifestDocument(Document):
     edgekit_version: str
     git_sha: str | None
     libraries: dict[str, str] = Field(description="Distribution name → installed version.")
-    int8_target: str | None = Field(None, description="The CPU class the int8 exports target (portable by default).")
+    int8_target: str | None = Field(
+        default=None, description="The CPU class the int8 exports target (portable by default)."
+    )
     calibration: Calibration | None = None
     training: TrainingSummary | None = None
     artifacts: list[ArtifactEntry]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field
 
 from toolkit.run.documents.base import Document, Part
 from toolkit.run.documents.common import CpuInfo
-from toolkit.run.documents.parity import ParityRow
+from toolkit.run.documents.parity import ParityData, ParityRow
 
 
 class McuTensor(Part):
@@ -28,8 +28,8 @@ class McuArena(Part):
     min_bytes: int = Field(description="The smallest arena that loads and runs (16-byte search).")
     recommended_bytes: int = Field(description="min_bytes plus the CMSIS-NN margin.")
     recorded_total: int | None = None
-    head_bytes: int | None = Field(None, description="Activations and per-op scratch.")
-    tail_bytes: int | None = Field(None, description="Persistent allocations.")
+    head_bytes: int | None = Field(default=None, description="Activations and per-op scratch.")
+    tail_bytes: int | None = Field(default=None, description="Persistent allocations.")
     parts: dict[str, int] = Field(default_factory=dict, description="The recording allocator's categories.")
     measured_with: str
     margin_reason: str
@@ -39,8 +39,8 @@ class McuFlash(Part):
     """Flash: the model's bytes; TFLM's own code is cited as a lower bound, not measured."""
 
     model_bytes: int
-    runtime_code_bytes: int | None = Field(None, description="Measured TFLM code size (None: not measured).")
-    runtime_code_min_bytes: int | None = Field(None, description="Cited lower bound for TFLM's core runtime.")
+    runtime_code_bytes: int | None = Field(default=None, description="Measured TFLM code size (None: not measured).")
+    runtime_code_min_bytes: int | None = Field(default=None, description="Cited lower bound for TFLM's core runtime.")
     note: str
 
 
@@ -53,13 +53,15 @@ class McuParity(Part):
     agreement_litert: float
     disagreements_litert: int
     near_tie_disagreements_litert: int | None = Field(
-        None, description="Of those, swaps between outputs LiteRT had within twice litert_rounding_steps."
+        default=None, description="Of those, swaps between outputs LiteRT had within twice litert_rounding_steps."
     )
     max_int8_steps_vs_builtin: int | None = Field(
-        None, description="Largest |TFLM - LiteRT with XNNPACK off| (the built-in kernels TFLM's are ported from)."
+        default=None,
+        description="Largest |TFLM - LiteRT with XNNPACK off| (the built-in kernels TFLM's are ported from).",
     )
     litert_rounding_steps: int | None = Field(
-        None, description="Largest |LiteRT XNNPACK - LiteRT built-in| on these images (at least 1): TFLM's allowance."
+        default=None,
+        description="Largest |LiteRT XNNPACK - LiteRT built-in| on these images (at least 1): TFLM's allowance.",
     )
     litert_backend: str | None = None
     agreement_keras: float
@@ -69,8 +71,8 @@ class McuParity(Part):
     failures: list[str]
 
 
-class McuBoard(Part):
-    """One board of `toolkit/mcu/boards.py` against the model."""
+class McuBoardFit(Part):
+    """One board of `toolkit.mcu.boards.BOARDS` (a `McuBoard`) against the model: what is left, and whether it fits."""
 
     board: str
     mcu: str
@@ -98,7 +100,7 @@ class McuResult(Part):
     flash: McuFlash
     parity: McuParity
     parity_row: ParityRow
-    boards: list[McuBoard]
+    boards: list[McuBoardFit]
     boards_sized_with: str
     files: list[str]
     latency: str
@@ -111,9 +113,11 @@ class McuDocument(Document):
     FIX: ClassVar[str] = "re-run `edgekit mcu`"
 
     created_utc: str
-    cpu: CpuInfo | None = Field(None, description="The instruction-set class and features of the machine that ran it.")
+    cpu: CpuInfo | None = Field(
+        default=None, description="The instruction-set class and features of the machine that ran it."
+    )
     tflite_micro: str = Field(description="The tflite-micro package version that ran the models.")
-    data: dict[str, Any]
+    data: ParityData = Field(description="The test images used (as parity.json's `data`).")
     results: list[McuResult]
     passed: bool
-    parity_json: str | None = Field(None, description="What happened to parity.json's TFLM rows.")
+    parity_json: str | None = Field(default=None, description="What happened to parity.json's TFLM rows.")

@@ -16,8 +16,8 @@ class MixedLayer(Part):
     layer: str
     float_accuracy: float | None = Field(description="Accuracy of full int8 with only this layer kept in float.")
     float_agreement: float = Field(description="Top-1 agreement with Keras, only this layer in float.")
-    only_accuracy: float | None = Field(None, description="Accuracy with only this layer quantized.")
-    only_agreement: float | None = Field(None, description="Agreement with only this layer quantized.")
+    only_accuracy: float | None = Field(default=None, description="Accuracy with only this layer quantized.")
+    only_agreement: float | None = Field(default=None, description="Agreement with only this layer quantized.")
 
 
 class MixedPoint(Part):

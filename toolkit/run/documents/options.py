@@ -2,27 +2,64 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
-from toolkit.run.documents.base import Document, Part
+from toolkit.run.documents.base import Document, Part, require_every_field
 from toolkit.run.documents.common import TrainOptions
 
 
 class BenchOptions(Part):
-    """The benchmark settings (`toolkit.bench.BenchSettings.to_dict`)."""
+    """What a benchmark measures and how long: run.json's `bench`, and what `toolkit.bench` takes.
 
-    batch_sizes: list[int]
-    threads: list[int] | None = Field(description="None: 1 and every available core.")
-    xnnpack: list[bool]
-    ort_optimization: list[str]
-    warmup_runs: int
-    warmup_seconds: float
-    min_runs: int
-    min_seconds: float
-    max_seconds: float
-    measure_peak: bool
+    `toolkit.BenchSettings` is this class. Method (close to MLPerf single-stream): warm-up by count and time,
+    then timed runs until both `min_runs` queries and `min_seconds` are reached (`max_seconds` caps a slow
+    configuration). Sweeps: batch sizes × thread counts, TFLite with XNNPACK on and/or off, ONNX Runtime
+    graph optimisation levels. Every field is written, defaults included, so run.json says exactly what ran.
+    """
+
+    # Frozen: the presets (`QUICK_BENCH`) are shared.
+    model_config = ConfigDict(frozen=True, json_schema_extra=require_every_field)
+
+    batch_sizes: list[int] = Field(default_factory=lambda: [1, 32])
+    threads: list[int] | None = Field(default=None, description="None: 1 and every available core.")
+    xnnpack: list[bool] = Field(default_factory=lambda: [True], description="TFLite: XNNPACK on and/or off.")
+    ort_optimization: list[str] = Field(
+        default_factory=lambda: ["all"], description="ONNX Runtime graph optimisation levels to sweep."
+    )
+    warmup_runs: int = 10
+    warmup_seconds: float = 0.2
+    min_runs: int = 1024
+    min_seconds: float = 2.0
+    max_seconds: float = 60.0
+    measure_peak: bool = Field(default=True, description="Measure the machine's peak float32 rate (for % of peak).")
+
+    def model_post_init(self, context: Any, /) -> None:
+        # Settings are recorded whole: a default is as much a part of the method as a given value.
+        self.__pydantic_fields_set__.update(type(self).model_fields)
+
+    def check(self) -> None:
+        """Refuse settings no benchmark can run with, in one line naming the option.
+
+        Raises:
+            ToolkitError: an empty or non-positive batch list, threads below 1, negative times, no XNNPACK
+                choice, or an unknown ONNX Runtime level.
+        """
+        from runtimes.ort_runner import GRAPH_OPT_LEVELS as levels
+        from toolkit.errors import ToolkitError
+
+        if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
+            raise ToolkitError(f"--batch values must be 1 or more, got {list(self.batch_sizes)}.")
+        if self.threads is not None and any(t < 1 for t in self.threads):
+            raise ToolkitError(f"--threads values must be 1 or more, got {list(self.threads)}.")
+        if self.min_runs < 1 or self.warmup_runs < 0 or self.min_seconds < 0 or self.warmup_seconds < 0:
+            raise ToolkitError("--min-runs must be ≥ 1; --warmup-runs, --warmup-seconds and --min-seconds ≥ 0.")
+        if not self.xnnpack:
+            raise ToolkitError("--xnnpack needs at least one of on, off.")
+        bad = [level for level in self.ort_optimization if level not in levels]
+        if bad or not self.ort_optimization:
+            raise ToolkitError(f"--ort-opt takes {', '.join(levels)}; got {', '.join(bad) or 'nothing'}.")
 
 
 class RunOptions(Document):
@@ -34,19 +71,26 @@ class RunOptions(Document):
     train: TrainOptions
     targets: list[tuple[str, str]] = Field(description="(format, precision) pairs to export.")
     calibration_size: int
-    int8_target: str = Field("portable", description="--target: the CPU class the int8 exports are for.")
+    int8_target: str = Field(default="portable", description="--target: the CPU class the int8 exports are for.")
     bench: BenchOptions
     data: str | None = Field(
-        None, description="--data: shipped, keras-cache, an IDX folder, or (with --model) a .npz or image folder."
+        default=None,
+        description="--data: shipped, keras-cache, an IDX folder, or (with --model) a .npz or image folder.",
     )
     allow_unverified: bool = False
     model: str | None = Field(
-        None, description="--model: the user's .keras/.h5/SavedModel (None: train the reference)."
+        default=None, description="--model: the user's .keras/.h5/SavedModel (None: train the reference)."
     )
     output_kind: str | None = Field(
-        None, description="--output-kind: probabilities, logits or values (None: detected)."
+        default=None, description="--output-kind: probabilities, logits or values (None: detected)."
     )
-    custom_objects: str | None = Field(None, description="--custom-objects: Python file registering custom layers.")
-    input_scale: float | None = Field(None, description="--input-scale: multiply the stored data by this.")
-    diagnose: bool = Field(False, description="--diagnose: run `edgekit diagnose` on the int8 exports after bench.")
-    bundle: str | None = Field(None, description="--bundle: write a bundle (folder or .tar.gz) here at the end.")
+    custom_objects: str | None = Field(
+        default=None, description="--custom-objects: Python file registering custom layers."
+    )
+    input_scale: float | None = Field(default=None, description="--input-scale: multiply the stored data by this.")
+    diagnose: bool = Field(
+        default=False, description="--diagnose: run `edgekit diagnose` on the int8 exports after bench."
+    )
+    bundle: str | None = Field(
+        default=None, description="--bundle: write a bundle (folder or .tar.gz) here at the end."
+    )

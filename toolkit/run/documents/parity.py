@@ -1,4 +1,4 @@
-"""parity.json: every artifact against the Keras reference on the test set (`toolkit.pipeline.parity_step`)."""
+"""parity.json: every artifact against the Keras reference on the test set (`toolkit.steps.parity.parity_step`)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class ParityReference(Part):
     accuracy: float | None = Field(description="Top-1 accuracy on the labels; None for a regression model.")
     images: int
     sha256: str
-    output_kind: str = Field("probabilities", description="probabilities, logits (softmax compared) or values.")
+    output_kind: str = Field(default="probabilities", description="probabilities, logits (softmax compared) or values.")
 
 
 class ParityData(Part):
@@ -26,11 +26,14 @@ class ParityData(Part):
     source: str
     verified: bool
     images: int
-    name: str = Field("MNIST", description="The dataset's name, as reports show it.")
+    name: str = Field(default="MNIST", description="The dataset's name, as reports show it.")
 
 
 class ParityRow(Part):
-    """One artifact's result (`toolkit.parity.ParityRow.to_dict`)."""
+    """One artifact against the reference: what `toolkit.steps.parity.check_row` measures and judges.
+
+    `runtime` tells rows of one artifact apart: `edgekit mcu` adds a `tflm` row beside LiteRT's.
+    """
 
     artifact: str
     format: str
@@ -40,7 +43,7 @@ class ParityRow(Part):
     top1_agreement: float | None = Field(
         description="Fraction of images whose top-1 class matches the reference's (None for regression)."
     )
-    max_rel_error: float | None = Field(None, description="Regression: max |Δ| / max |reference output|.")
+    max_rel_error: float | None = Field(default=None, description="Regression: max |Δ| / max |reference output|.")
     max_abs_diff: float = Field(description="Largest |probability - reference probability|.")
     mean_abs_diff: float
     passed: bool
@@ -61,13 +64,19 @@ class CpuParityRow(Part):
     accuracy: float | None = None
     top1_agreement: float | None = None
     max_rel_error: float | None = None
-    max_abs_diff: float | None = Field(None, description="Largest |output - Keras output| (probabilities compared).")
-    max_abs_diff_vs_native: float | None = Field(None, description="Largest |output - this machine's output| (raw).")
+    max_abs_diff: float | None = Field(
+        default=None, description="Largest |output - Keras output| (probabilities compared)."
+    )
+    max_abs_diff_vs_native: float | None = Field(
+        default=None, description="Largest |output - this machine's output| (raw)."
+    )
     identical_to_native: bool | None = None
-    native_tolerance: float | None = Field(None, description="verify's tolerance for this artifact on another CPU.")
+    native_tolerance: float | None = Field(
+        default=None, description="verify's tolerance for this artifact on another CPU."
+    )
     native_basis: str | None = None
-    tolerance: str | None = Field(None, description="The precision's parity criteria against Keras.")
-    seconds: float | None = Field(None, description="Wall time of this artifact's run (emulated: not a speed).")
+    tolerance: str | None = Field(default=None, description="The precision's parity criteria against Keras.")
+    seconds: float | None = Field(default=None, description="Wall time of this artifact's run (emulated: not a speed).")
     passed: bool
     failures: list[str]
     error: str | None = None
@@ -78,9 +87,11 @@ class CpuClassRun(Part):
 
     name: str = Field(description='"native" or the --cpu name, e.g. haswell, cortex-a72.')
     emulated: bool
-    qemu_cpu: str | None = Field(None, description="QEMU's CPU model, e.g. Haswell-v4.")
+    qemu_cpu: str | None = Field(default=None, description="QEMU's CPU model, e.g. Haswell-v4.")
     stands_for: str
-    cpu: CpuInfo | None = Field(None, description="The class and features the worker saw (CPUID/HWCAP under QEMU).")
+    cpu: CpuInfo | None = Field(
+        default=None, description="The class and features the worker saw (CPUID/HWCAP under QEMU)."
+    )
     qemu: str | None = None
     seconds: float
     rows: list[CpuParityRow]
@@ -104,11 +115,15 @@ class ParityDocument(Document):
     FIX: ClassVar[str] = "re-run `edgekit parity`"
 
     created_utc: str
-    cpu: CpuInfo | None = Field(None, description="The instruction-set class and features of the machine that ran it.")
+    cpu: CpuInfo | None = Field(
+        default=None, description="The instruction-set class and features of the machine that ran it."
+    )
     reference: ParityReference
     data: ParityData
     tolerances: dict[str, str] = Field(description="Precision → pass criteria, in words.")
     artifacts: dict[str, str] = Field(description="Artifact name → the sha256 it was measured with.")
     results: list[ParityRow]
-    cpu_classes: CpuClasses | None = Field(None, description="--cpu: the same exports under emulated CPU classes.")
+    cpu_classes: CpuClasses | None = Field(
+        default=None, description="--cpu: the same exports under emulated CPU classes."
+    )
     passed: bool

@@ -13,6 +13,7 @@ from typing import Any
 from toolkit.run.documents.base import Document
 from toolkit.run.documents.bench import BenchDocument
 from toolkit.run.documents.bundle import BundleDocument
+from toolkit.run.documents.diagnose import DiagnoseDocument
 from toolkit.run.documents.gate import GateDocument
 from toolkit.run.documents.manifest import ManifestDocument
 from toolkit.run.documents.mcu import McuDocument
@@ -37,6 +38,7 @@ DOCUMENTS: dict[str, type[Document]] = {
     "bundle": BundleDocument,
     "verify": VerifyDocument,
     "mcu": McuDocument,
+    "diagnose": DiagnoseDocument,
 }
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

@@ -7,7 +7,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from toolkit.run.documents.base import Document
-from toolkit.run.documents.common import ModelSpecDict
+from toolkit.run.documents.common import StoredModelSpec
 
 
 class ModelDocument(Document):
@@ -24,7 +24,7 @@ class ModelDocument(Document):
     layers: list[dict[str, str]] = Field(description="Every layer as {name, class}.")
     unknown_layers: list[dict[str, str]] = Field(description="Layers edgekit has not been tested with (tried anyway).")
     output_kind: str = Field(description="probabilities, logits or values.")
-    model_spec: ModelSpecDict
+    model_spec: StoredModelSpec
     created_utc: str
 
 

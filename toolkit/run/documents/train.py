@@ -1,4 +1,4 @@
-"""train.json: the training run that made model.keras (`toolkit.pipeline.train_step`)."""
+"""train.json: the training run that made model.keras (`toolkit.steps.train.train_step`)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ class TrainDocument(Document):
 
     model_sha256: str = Field(description="sha256 of model.keras; --resume trusts the model only if it matches.")
     created_utc: str
-    cpu: CpuInfo | None = Field(None, description="The instruction-set class and features of the machine that ran it.")
+    cpu: CpuInfo | None = Field(
+        default=None, description="The instruction-set class and features of the machine that ran it."
+    )
     config: TrainOptions
     num_params: int
     wall_seconds: float

@@ -1,16 +1,16 @@
-"""verify.json: a bundle's artifacts run on this machine against the desktop (`toolkit.bundle.verify_bundle`).
+"""verify.json: a bundle's artifacts run on this machine against the desktop (`toolkit.bundles.verify.verify_bundle`).
 
 Written as `verify.json` inside a bundle folder or `<name>.verify.json` beside a .tar.gz.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field
 
 from toolkit.run.documents.base import Document, Part
-from toolkit.run.documents.bundle import BundleSource, Tolerance
+from toolkit.run.documents.bundle import BundleSource, MachineTolerance
 from toolkit.run.documents.common import CpuInfo, Environment, RemoteInfo, SkippedArtifact
 
 
@@ -20,7 +20,9 @@ class DesktopSummary(Part):
     OPEN: ClassVar[bool] = True
 
     cpu_model: str | None = None
-    cpu: CpuInfo | None = Field(None, description="The desktop's instruction-set class (the goldens were made there).")
+    cpu: CpuInfo | None = Field(
+        default=None, description="The desktop's instruction-set class (the goldens were made there)."
+    )
     machine: str | None = None
     os: str | None = None
     python: str | None = None
@@ -49,8 +51,10 @@ class VerifyRow(Part):
     format: str | None = None
     precision: str | None = None
     runtime: str | None = None
-    output_kind: str | None = Field(None, description="probabilities, logits or values: what was compared (raw).")
-    tolerance: Tolerance
+    output_kind: str | None = Field(
+        default=None, description="probabilities, logits or values: what was compared (raw)."
+    )
+    tolerance: MachineTolerance
     backend: str | None = None
     runtime_version: str | None = None
     seconds: float | None = None
@@ -59,19 +63,47 @@ class VerifyRow(Part):
     error: str | None = None
     max_abs_diff: float | None = None
     mean_abs_diff: float | None = None
-    max_diff_steps: float | None = Field(None, description="max_abs_diff in quantization steps; None for floats.")
+    max_diff_steps: float | None = Field(
+        default=None, description="max_abs_diff in quantization steps; None for floats."
+    )
     values_over_tolerance: int | None = None
     accuracy: float | None = None
     desktop_accuracy: float | None = None
     agreement: float | None = None
-    max_rel_error: float | None = Field(None, description="Regression: max_abs_diff / max |expected|.")
-    target_mae: float | None = Field(None, description="Regression: mean |output - target| here.")
-    desktop_target_mae: float | None = Field(None, description="Regression: mean |output - target| on the desktop.")
+    max_rel_error: float | None = Field(default=None, description="Regression: max_abs_diff / max |expected|.")
+    target_mae: float | None = Field(default=None, description="Regression: mean |output - target| here.")
+    desktop_target_mae: float | None = Field(
+        default=None, description="Regression: mean |output - target| on the desktop."
+    )
     reference: str | None = Field(
-        None,
+        default=None,
         description='Quantized TFLite: the desktop outputs compared with, "xnnpack" (LiteRT\'s default) or "builtin" '
         "(its built-in kernels, for runtimes that do not delegate to XNNPACK); None when the bundle has one.",
     )
+
+
+class EmulationHost(Part):
+    """The machine QEMU ran on."""
+
+    OPEN: ClassVar[bool] = True
+
+    machine: str | None = None
+    cpu_model: str | None = None
+
+
+class EmulationRoot(Part):
+    """The cached Debian root verify ran in (`toolkit.emulate.rootfs`)."""
+
+    OPEN: ClassVar[bool] = True
+
+    path: str | None = None
+    state: str | None = Field(default=None, description='"cached", "built" or "wheel updated".')
+    suite: str | None = None
+    arch: str | None = None
+    python: str | None = None
+    packages: dict[str, str] | None = Field(default=None, description="Distribution → version inside the root.")
+    edgekit_wheel_sha256: str | None = None
+    build_seconds: float | None = None
 
 
 class Emulation(Part):
@@ -85,8 +117,8 @@ class Emulation(Part):
     core: str | None = None
     cpuinfo_features: str | None = None
     qemu: str | None = None
-    host: dict[str, Any] | None = None
-    rootfs: dict[str, Any] | None = None
+    host: EmulationHost | None = None
+    rootfs: EmulationRoot | None = None
     prepare_seconds: float | None = None
     verify_seconds: float | None = None
     note: str | None = None
@@ -107,5 +139,5 @@ class VerifyDocument(Document):
     results: list[VerifyRow]
     skipped: list[SkippedArtifact]
     passed: bool
-    remote: RemoteInfo | None = Field(None, description="Set on results fetched from a board by `--remote`.")
+    remote: RemoteInfo | None = Field(default=None, description="Set on results fetched from a board by `--remote`.")
     emulation: Emulation | None = None
