@@ -34,12 +34,14 @@ ALLOWED: dict[str, str] = {
     # before it writes or returns it (toolkit.api.device.verify).
     "toolkit.bundles.verify:verify_here": "board install: no pydantic; the API validates it as VerifyDocument",
     "toolkit.tolerances:machine_tolerance": "board install: plain Python; documents record it as MachineTolerance",
-    "toolkit.run.layout:read_json": "board install: reads bundle.json without pydantic (device.bundle_format)",
+    "toolkit.run.layout:read_json": "board install: reads bundle.json without pydantic (toolkit.bundles.format)",
+    "toolkit.bundles.format:load_bundle": "board install: bundle.json as plain JSON (predict, verify)",
+    "toolkit.bundles.format:check_file": "board install: one bundle.json file record, as plain JSON",
     # Serialising a typed object to JSON is what these are for.
     "toolkit.run.documents.base:dump_document": "a document's JSON form, for code that reads JSON (benchmarks.gate "
     "and the board's printers run without pydantic)",
     "toolkit.inputs.predict:Predictions.to_dict": "`predict --json`'s output; predict starts without pydantic",
-    # The QEMU root's marker file, as read from disk; device/ is being split into packages on another branch.
+    # The QEMU root's marker file, as read from disk.
     "toolkit.emulate.rootfs:ensure_root": "the root's marker.json (qemu, python, packages), read from the root",
 }
 
