@@ -66,3 +66,11 @@ def test_training_reports_progress_and_history(mnist) -> None:
 def test_bad_training_options(config: TrainConfig, message: str) -> None:
     with pytest.raises(ToolkitError, match=message):
         config.check()
+
+
+def test_layer_names_do_not_depend_on_what_the_process_built_before() -> None:
+    import keras
+
+    keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3), keras.layers.Flatten(), keras.layers.Dense(2)])
+    names = [layer.name for layer in build_reference_model().layers]
+    assert names == ["conv2d", "max_pooling2d", "dropout", "flatten", "dense", "dense_1"]

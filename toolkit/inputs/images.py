@@ -262,9 +262,15 @@ def _scale_values(path: Path | str, arr: np.ndarray) -> F32:
 
 def _read_npy(path: Path, channels: int) -> list[tuple[str, F32]]:
     """A .npy image or batch of images, never unpickling and checking the header before loading."""
+    import warnings
+
     fmt = np.lib.format
     try:
-        with open(path, "rb") as fh:
+        # numpy parses the header with ast.literal_eval: a damaged header ("\\d") would print a warning about
+        # the escape (DeprecationWarning on 3.11, SyntaxWarning later) besides edgekit's one line (tests/test_fuzz.py).
+        with open(path, "rb") as fh, warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", SyntaxWarning)
             version = fmt.read_magic(fh)
             if version == (1, 0):
                 shape, _, dtype = fmt.read_array_header_1_0(fh)

@@ -57,12 +57,14 @@ def build_reference_model(seed: int = 7) -> Any:
         [
             # keras.Input instead of the tutorial's input_shape= argument: same model, no Keras 3 warning.
             keras.Input(shape=(28, 28, 1), name="image"),
-            layers.Conv2D(32, (5, 5), activation="relu"),
-            layers.MaxPooling2D(pool_size=(2, 2)),
-            layers.Dropout(0.2),
-            layers.Flatten(),
-            layers.Dense(128, activation="relu"),
-            layers.Dense(NUM_CLASSES, activation="softmax"),
+            # Named as Keras names them in a fresh process: without names they depend on what else the
+            # process built before (conv2d_1, dense_2, ...), and reports and diagnoses name layers.
+            layers.Conv2D(32, (5, 5), activation="relu", name="conv2d"),
+            layers.MaxPooling2D(pool_size=(2, 2), name="max_pooling2d"),
+            layers.Dropout(0.2, name="dropout"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(128, activation="relu", name="dense"),
+            layers.Dense(NUM_CLASSES, activation="softmax", name="dense_1"),
         ],
         name="reference_cnn",
     )
