@@ -447,3 +447,30 @@ OfflineOpt = Annotated[
         rich_help_panel=RemotePanel,
     ),
 ]
+
+
+# -- pipeline only: what else the run does -------------------------------------------------------
+ResumeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--resume",
+        help="Continue this interrupted run from its last completed step (same options; files checked by sha256).",
+        rich_help_panel="Output",
+        file_okay=False,
+    ),
+]
+AlsoDiagnoseOpt = Annotated[
+    bool,
+    typer.Option(
+        "--diagnose", help="Also run `edgekit diagnose` (int8 exports) after bench.", rich_help_panel="Output"
+    ),
+]
+AlsoBundleOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--bundle",
+        help="Also write a bundle for a board here (a folder, or a path ending in .tar.gz).",
+        rich_help_panel="Output",
+        show_default=False,
+    ),
+]

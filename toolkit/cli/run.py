@@ -16,6 +16,8 @@ from toolkit.cli.console import EXIT_THRESHOLD, err, out, progress_bar, rich_tab
 from toolkit.cli.options import (
     RUNS_DIR,
     AllowUnverifiedOpt,
+    AlsoBundleOpt,
+    AlsoDiagnoseOpt,
     ArtifactsOpt,
     BatchOpt,
     BatchSizeOpt,
@@ -39,6 +41,7 @@ from toolkit.cli.options import (
     PrecisionOpt,
     QuickOpt,
     ReportOutOpt,
+    ResumeOpt,
     RunDirArg,
     RunsDirOpt,
     SeedOpt,
@@ -256,15 +259,7 @@ def report(
 
 def pipeline(
     runs_dir: RunsDirOpt = RUNS_DIR,
-    resume: Annotated[
-        Path | None,
-        typer.Option(
-            "--resume",
-            help="Continue this interrupted run from its last completed step (same options; files checked by sha256).",
-            rich_help_panel="Output",
-            file_okay=False,
-        ),
-    ] = None,
+    resume: ResumeOpt = None,
     epochs: EpochsOpt = 10,
     batch_size: BatchSizeOpt = 200,
     seed: SeedOpt = 7,
@@ -288,21 +283,8 @@ def pipeline(
     warmup_runs: WarmupOpt = None,
     quick: QuickOpt = False,
     peak: PeakOpt = True,
-    diagnose: Annotated[
-        bool,
-        typer.Option(
-            "--diagnose", help="Also run `edgekit diagnose` (int8 exports) after bench.", rich_help_panel="Output"
-        ),
-    ] = False,
-    bundle: Annotated[
-        Path | None,
-        typer.Option(
-            "--bundle",
-            help="Also write a bundle for a board here (a folder, or a path ending in .tar.gz).",
-            rich_help_panel="Output",
-            show_default=False,
-        ),
-    ] = None,
+    diagnose: AlsoDiagnoseOpt = False,
+    bundle: AlsoBundleOpt = None,
 ) -> None:
     """Train → export → parity → bench → report into a new <runs-dir>/<UTC time>, and point <runs-dir>/latest at it.
 
