@@ -82,7 +82,9 @@ class _CalibrationReader:
         return next(self._iter, None)
 
 
-def _quantize_int8(fp32: Path, dest: Path, calibration: np.ndarray, recipe: OnnxInt8Recipe) -> None:
+def _quantize_int8(
+    fp32: Path, dest: Path, calibration: np.ndarray, recipe: OnnxInt8Recipe, input_name: str = INPUT_NAME
+) -> None:
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -95,7 +97,7 @@ def _quantize_int8(fp32: Path, dest: Path, calibration: np.ndarray, recipe: Onnx
         # Pre-processing fuses MatMul+Add into Gemm before quantization; the symbolic shape pass
         # would need sympy, which this static-shape model does not need.
         quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-        quantize_static(str(pre), str(dest), Reader(INPUT_NAME, calibration), **recipe.quantize_options())
+        quantize_static(str(pre), str(dest), Reader(input_name, calibration), **recipe.quantize_options())
     onnx.checker.check_model(str(dest), full_check=True)
 
 
@@ -156,6 +158,92 @@ def export_onnx(
                 raise
             except Exception as exc:
                 first = (str(exc).strip().splitlines() or [""])[0]  # tf2onnx's first line names the problem
+                raise ExportError(f"ONNX {precision.value} export failed: {one_line(first or exc)}") from exc
+        specs = check_artifact(tmp, calibration_data)
+    recipe = quantization_record(ExportFormat.ONNX, precision, target)
+    return ExportResult.written(path, ExportFormat.ONNX, precision, specs, start, notes, quantization=recipe)
+
+
+# -- an ONNX file as the source -----------------------------------------------------------------------
+SOURCE_PRECISIONS = (Precision.FP32, Precision.FP16, Precision.INT8)  # what an ONNX source offers
+
+
+def _convert_fp16(fp32: Path, dest: Path) -> None:
+    """fp16 weights and compute with float32 inputs and outputs (`keep_io_types`), by ONNX Runtime's own float16
+    converter (`onnxruntime.transformers.float16`, the maintained copy of onnxconverter-common's)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True, disable_shape_infer=False)
+    _sort_nodes(model.graph)  # keep_io_types appends its input Casts at the end of the node list
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save_model(model, str(dest))
+
+
+def _sort_nodes(graph: Any) -> None:
+    """Order `graph`'s nodes topologically (stable: a node stays where it was unless an input comes later)."""
+    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    nodes, ordered = list(graph.node), []
+    while nodes:
+        rest = []
+        for node in nodes:
+            if all(name in ready for name in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(nodes):
+            raise ExportError("the fp16 graph has a cycle or an input nothing produces; it cannot be ordered.")
+        nodes = rest
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+def export_onnx_file(
+    source: Path,
+    out_dir: Path,
+    *,
+    precision: Precision,
+    input_name: str,
+    calibration_data: np.ndarray | None = None,
+    target: Int8Target | str = Int8Target.PORTABLE,
+) -> ExportResult:
+    """An artifact made from an fp32 ONNX file (the run's reference, model.onnx): fp16 or int8 (static QDQ,
+    per-channel, the recipe of `target`, calibrated on `calibration_data`).
+
+    The fp32 artifact of an ONNX source is the reference file itself (`toolkit.run.layout.ONNX_REFERENCE`), so
+    it is not written again here.
+
+    Raises:
+        UnsupportedPrecisionError: a precision an ONNX source does not offer, or int8 without data.
+        ExportError: conversion, quantization or the post-export check failed.
+    """
+    precision = Precision(precision)
+    try:
+        target = parse_target(target)
+    except ValueError as exc:
+        raise UnsupportedPrecisionError(str(exc)) from None
+    if precision not in (Precision.FP16, Precision.INT8):
+        offered = ", ".join(p.value for p in SOURCE_PRECISIONS)
+        raise UnsupportedPrecisionError(f"an ONNX source offers {offered}, not {precision.value!r}.")
+    if precision is Precision.INT8 and (calibration_data is None or len(calibration_data) == 0):
+        raise UnsupportedPrecisionError("ONNX int8 needs calibration images; pass calibration data.")
+    path = Path(out_dir) / artifact_filename(ExportFormat.ONNX, precision)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    start = time.perf_counter()
+    with atomic_path(path) as tmp:
+        with captured(notes):
+            try:
+                if precision is Precision.FP16:
+                    _convert_fp16(Path(source), tmp)
+                else:
+                    cal = np.asarray(calibration_data, dtype=np.float32)
+                    _quantize_int8(Path(source), tmp, cal, ONNX_RECIPES[target], input_name)
+            except ExportError:
+                raise
+            except Exception as exc:
+                first = (str(exc).strip().splitlines() or [""])[0]
                 raise ExportError(f"ONNX {precision.value} export failed: {one_line(first or exc)}") from exc
         specs = check_artifact(tmp, calibration_data)
     recipe = quantization_record(ExportFormat.ONNX, precision, target)

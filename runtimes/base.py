@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from runtimes.errors import InputSpecError, ModelLoadError
-from runtimes.spec import INTEGER_DTYPES, ModelSpec, SpecError, TensorSpec, shape_text, spec_from_tensors
+from runtimes.spec import INTEGER_DTYPES, RANK_LAYOUTS, ModelSpec, SpecError, TensorSpec, shape_text, spec_from_tensors
 
 __all__ = ["FloatArray", "Runner", "TensorSpec", "check_model_file", "dequantize", "io_problem", "quantize"]
 
@@ -104,6 +104,7 @@ class Runner(abc.ABC):
                     value_range=exp.value_range if exp else (0.0, 1.0),
                     output_kind=exp.output_kind if exp else "probabilities",
                     class_names=exp.class_names if exp else None,
+                    layout=exp.layout if exp and exp.layout in RANK_LAYOUTS.get(len(inp.shape), ()) else None,
                 )
             except SpecError as exc:
                 problem = str(exc).removeprefix("model spec: ")

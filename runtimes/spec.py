@@ -27,8 +27,10 @@ SPEC_VERSION = 1
 # taken as scale 1, zero point 0 (e.g. a uint8 model fed 0..255).
 DTYPES = ("float32", "int8", "uint8", "int16")
 INTEGER_DTYPES = ("int8", "uint8", "int16")
-# Layout by input rank: images (N, H, W, C) or feature vectors (N, C).
+# Layout by input rank: images (N, H, W, C) or feature vectors (N, C). An ONNX source may also take
+# channels-first images (N, C, H, W): `RANK_LAYOUTS` lists every layout a rank may have.
 LAYOUTS = {4: "NHWC", 2: "NC"}
+RANK_LAYOUTS = {4: ("NHWC", "NCHW"), 2: ("NC",)}
 OUTPUT_KINDS = ("probabilities", "logits", "values")
 # Optional, not `int | None`: this alias is evaluated at import, and 32-bit boards run Python 3.9.
 Shape = tuple[Optional[int], ...]
@@ -154,9 +156,9 @@ class ModelSpec:
         if rank not in LAYOUTS:
             shape = shape_text(self.input.shape)
             return f"input {shape} has rank {rank}; expected (N, H, W, C) images or (N, C) vectors."
-        if self.layout != LAYOUTS[rank]:
+        if self.layout not in RANK_LAYOUTS[rank]:
             shape = shape_text(self.input.shape)
-            return f"layout {self.layout!r} does not fit input {shape}; expected {LAYOUTS[rank]!r}."
+            return f"layout {self.layout!r} does not fit input {shape}; expected {' or '.join(RANK_LAYOUTS[rank])}."
         if len(self.output.shape) != 2:
             return f"output {shape_text(self.output.shape)} has rank {len(self.output.shape)}; expected (N, classes)."
         for what, tensor in (("input", self.input), ("output", self.output)):
@@ -312,8 +314,9 @@ def spec_from_tensors(
     value_range: tuple[float, float] = (0.0, 1.0),
     output_kind: str = "probabilities",
     class_names: Sequence[str] | None = None,
+    layout: str | None = None,
 ) -> ModelSpec:
-    """A spec from a runtime's tensor details; the layout follows from the input rank.
+    """A spec from a runtime's tensor details; the layout follows from the input rank unless given (NCHW).
 
     Raises:
         SpecError: the tensors do not fit (e.g. rank-3 input, unsupported dtype).
@@ -322,7 +325,7 @@ def spec_from_tensors(
     return ModelSpec(
         input=inp,
         output=out,
-        layout=LAYOUTS.get(rank, f"rank {rank}"),
+        layout=layout or LAYOUTS.get(rank, f"rank {rank}"),
         value_range=(float(value_range[0]), float(value_range[1])),
         output_kind=output_kind,
         class_names=None if class_names is None else tuple(class_names),

@@ -53,7 +53,7 @@ def test_describe_and_shapes() -> None:
         (lambda d: d["input"].update(shape=[None, 28, 28]), "rank 3"),
         (lambda d: d["input"].update(shape=[None, 0, 28, 1]), "sizes >= 1"),
         (lambda d: d["input"].update(dtype="float64"), "float64"),
-        (lambda d: d.update(layout="NCHW"), "layout 'NCHW'"),
+        (lambda d: d.update(layout="NWHC"), "layout 'NWHC'"),  # NCHW is valid since ONNX sources (issue 21)
         (lambda d: d.update(value_range=[1, 0]), "low < high"),
         (lambda d: d.update(value_range="0..1"), "value_range"),
         (lambda d: d.update(output_kind="scores"), "output kind 'scores'"),

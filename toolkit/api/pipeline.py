@@ -63,13 +63,13 @@ def pipeline_options(
     from toolkit.run import layout
     from toolkit.run.documents import RunOptions
     from toolkit.steps.bench_settings import BenchSettings
-    from toolkit.steps.export import check_int8_target, parse_targets
+    from toolkit.steps.export import check_int8_target, parse_targets, source_format
 
     config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit)
     config.check()
     settings = settings or BenchSettings()
     settings.check()
-    targets = parse_targets(format_choices(formats), precision_choices(precisions))
+    targets = parse_targets(format_choices(formats), precision_choices(precisions), source=source_format(model))
     check_int8_target(int8_target)
     options: dict[str, Any] = {
         "schema_version": layout.SCHEMA_VERSION,

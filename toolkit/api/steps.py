@@ -125,10 +125,11 @@ def export(
     from exporters.base import NEEDS_CALIBRATION
     from toolkit.run import layout
     from toolkit.run.lock import run_lock
-    from toolkit.steps.export import export_step, parse_targets
+    from toolkit.steps.export import export_step, parse_targets, source_format
     from toolkit.steps.mixed import check_budget
 
-    targets = parse_targets(format_choices(formats), precision_choices(precisions))
+    source = source_format(model, None if model is not None else run_dir)
+    targets = parse_targets(format_choices(formats), precision_choices(precisions), source=source)
     check_budget(max_drop, min_agreement)
     budget = max_drop is not None or min_agreement is not None
     if model is not None:

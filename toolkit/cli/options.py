@@ -133,8 +133,9 @@ ModelOpt = Annotated[
     Path | None,
     typer.Option(
         "--model",
-        help="Your own Keras model (.keras, legacy .h5, or a SavedModel folder) instead of the reference CNN; "
-        "skips training. One input (image [N,H,W,C] or vector [N,F]) and one output.",
+        help="Your own Keras model (.keras, legacy .h5, or a SavedModel folder) or ONNX file (.onnx: the reference "
+        "is the file itself on ONNX Runtime; no TFLite) instead of the reference CNN; skips training. One input "
+        "(image [N,H,W,C] or, for ONNX, [N,C,H,W]; or vector [N,F]) and one output.",
         rich_help_panel="Your own model",
         show_default=False,
     ),

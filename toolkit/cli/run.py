@@ -130,22 +130,24 @@ def export(
     [b]edgekit export runs/latest --max-accuracy-drop 0.3[/] (int8 with the fewest float layers within 0.3 points)
     """
     import toolkit
-    from toolkit.steps.export import parse_targets
+    from toolkit.steps.export import TFLITE_SKIPPED, parse_targets, source_format
 
     max_drop = max_accuracy_drop
-    targets = parse_targets(formats, precisions)  # a bad combination fails before the data loads
+    existing = None if model is not None else resolve_run(run_dir, runs_dir)
+    source = source_format(model, existing)
+    targets = parse_targets(formats, precisions, source=source)  # a bad combination fails before the data loads
     scale = parse_scale(input_scale)
     writing: contextlib.AbstractContextManager[Path]
-    if model is not None:
+    if existing is None:
         # Your own model is imported into RUN_DIR, or a new run; the API loads and checks your data with it.
         writing, dataset = run_to_write(run_dir, runs_dir), data
     else:
-        run = resolve_run(run_dir, runs_dir)
+        run = existing
         budget = max_drop is not None or min_agreement is not None
         needs_data = budget or any(p in NEEDS_CALIBRATION for _, p in targets)
         writing = contextlib.nullcontext(run)
         dataset = _load_data(data, allow_unverified, run) if needs_data else None
-    messages: list[str] = []
+    messages: list[str] = [TFLITE_SKIPPED] if source == "onnx" and not formats else []
     with writing as run, progress_bar() as progress:
         manifest = toolkit.export(
             run,
@@ -320,19 +322,25 @@ def pipeline(
             int8_target=int8_target.value,
         )
         dataset = None if model is not None else _load_data(data, allow_unverified)
-    result = _run_pipeline(runs_dir, options, resume, dataset)
+    result = _run_pipeline(runs_dir, options, resume, dataset, skipped_tflite=model is not None and not formats)
     _print_pipeline(result, time.perf_counter() - t0)
     if not result.parity.passed:
         err.print("[bold red]parity failed[/] for at least one artifact; see the report.")
         raise typer.Exit(EXIT_THRESHOLD)
 
 
-def _run_pipeline(runs_dir: Path, options: RunOptions | None, resume: Path | None, dataset: Any) -> PipelineResult:
-    """Run (or resume) the pipeline with progress bars, naming the run directory as soon as it exists."""
+def _run_pipeline(
+    runs_dir: Path, options: RunOptions | None, resume: Path | None, dataset: Any, *, skipped_tflite: bool = False
+) -> PipelineResult:
+    """Run (or resume) the pipeline with progress bars, naming the run directory as soon as it exists (with
+    `skipped_tflite`, an ONNX source's default targets: one line saying TFLite is skipped)."""
     import toolkit
+    from toolkit.steps.export import TFLITE_SKIPPED, source_format
 
     def started(run: Path) -> None:
         out.print(f"{'Resuming' if resume else 'Run directory:'} [bold]{escape(str(run))}[/]", highlight=False)
+        if skipped_tflite and options is not None and source_format(options.model) == "onnx":
+            out.print(TFLITE_SKIPPED, highlight=False)
 
     with progress_bar() as progress:
         return toolkit.pipeline(

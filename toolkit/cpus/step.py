@@ -158,7 +158,7 @@ def cpu_parity(
     exported(artifact_names)
     manifest = A.load_manifest(run_dir)
     chosen = A.select_artifacts(manifest, artifact_names)
-    entries = [(e, A.verified_path(run_dir, e)) for e in chosen if e.name != A.REFERENCE_NAME]
+    entries = [(e, A.verified_path(run_dir, e)) for e in chosen if e.name != A.reference_name(manifest)]
     if not entries:
         raise ToolkitError("--cpu runs the exports, not the Keras reference: name at least one exported artifact.")
     x, reference = _reference(run_dir, manifest, data, images)

@@ -100,6 +100,8 @@ class Dataset:
                 arr = arr * np.float32(self.scale)
         if arr.shape[1:] == tail:
             return arr
+        if spec.layout == "NCHW" and arr.ndim == 4 and len(tail) == 3 and arr.shape[1:] == (*tail[1:], tail[0]):
+            return np.ascontiguousarray(arr.transpose(0, 3, 1, 2))  # channels-last data for a channels-first model
         if int(np.prod(arr.shape[1:])) == int(np.prod(tail)) and _reshape_is_safe(arr.shape[1:], tail):
             return arr.reshape(len(arr), *tail)
         raise DataError(

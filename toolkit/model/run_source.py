@@ -92,6 +92,21 @@ def record_dataset(run_dir: Path, dataset: Dataset, spec: ModelSpec, *, seed: in
     return A.Run(run_dir).save(dataset.record(spec, seed=seed))
 
 
+def is_onnx_source(run_dir: Path) -> bool:
+    """True when the run was made from an ONNX file (`--model model.onnx`): its reference is model.onnx."""
+    return (run_dir / A.ONNX_MODEL_FILE).is_file() and not (run_dir / A.MODEL_FILE).is_file()
+
+
+def refuse_onnx_source(run_dir: Path, step: str, why: str) -> None:
+    """A one-line ToolkitError when `step` cannot run on a run made from an ONNX file (`why`: what it needs)."""
+    from toolkit.errors import ToolkitError
+
+    if is_onnx_source(run_dir):
+        raise ToolkitError(
+            f"{step} {why}; {run_dir} was made from an ONNX file (no Keras model): not offered for it yet."
+        )
+
+
 def run_spec(run_dir: Path) -> ModelSpec:
     """The run's reference ModelSpec: model.json's for a user model, else the reference CNN's."""
     from toolkit.model.spec import reference_spec

@@ -212,8 +212,9 @@ def parity_intro(parity: Parity) -> str:
     """The sentence above the parity table (the reference run's wording is unchanged)."""
     verdict = "All rows passed." if parity.passed else "**Some rows failed.**"
     of = f" of {parity.data_name}" if parity.data_name else ""
-    head = f"All {integer(parity.images)} test {parity.samples}{of} through each artifact's runtime, against the Keras "
-    head += "reference"
+    # An ONNX source's reference is the file itself on ONNX Runtime fp32 (onnx-fp32), not Keras.
+    ref = "the ONNX source's reference (onnx-fp32)" if parity.reference.startswith("onnx") else "the Keras reference"
+    head = f"All {integer(parity.images)} test {parity.samples}{of} through each artifact's runtime, against {ref}"
     if parity.regression:
         return (
             f"{head}'s values: max |Δ| and mean |Δ| between outputs, and the max relative error "

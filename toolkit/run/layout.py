@@ -51,7 +51,28 @@ REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 RUN_JSON = "run.json"  # the pipeline's options, so --resume repeats exactly the same run
 DIAGNOSE_DIR = "diagnose"
-REFERENCE_NAME = "keras-fp32"
+REFERENCE_NAME = "keras-fp32"  # the reference of a trained run or of a Keras `--model`
+ONNX_MODEL_FILE = "model.onnx"  # the run's copy of an ONNX `--model`: its own reference, on ONNX Runtime
+ONNX_REFERENCE_NAME = "onnx-fp32"
+
+
+@dataclass(frozen=True)
+class ReferenceKind:
+    """What a run's reference model is: the file every export is made from and every artifact compared with.
+
+    A trained run or a Keras `--model` holds model.keras (`keras-fp32`, run by Keras); an ONNX `--model` holds
+    model.onnx (`onnx-fp32`, run by ONNX Runtime in fp32), which is also the run's onnx-fp32 artifact.
+    """
+
+    name: str
+    file: str
+    format: str
+    runtime: str
+
+
+KERAS_REFERENCE = ReferenceKind(REFERENCE_NAME, MODEL_FILE, "keras", "keras")
+ONNX_REFERENCE = ReferenceKind(ONNX_REFERENCE_NAME, ONNX_MODEL_FILE, "onnx", "onnxruntime")
+REFERENCES = (KERAS_REFERENCE, ONNX_REFERENCE)
 
 _LIBRARIES = (
     "numpy",
@@ -246,12 +267,12 @@ class Run:
         return self.load(ManifestDocument)
 
     def reference(self, manifest: ManifestDocument) -> ArtifactEntry:
-        """The manifest's Keras reference entry, which parity, diagnose and mcu compare against."""
-        entry = manifest.artifact(REFERENCE_NAME)
+        """The manifest's reference entry (keras-fp32, or onnx-fp32 for an ONNX source), which parity, diagnose
+        and mcu compare against."""
+        name = reference_name(manifest)
+        entry = manifest.artifact(name)
         if entry is None:
-            raise RunDirError(
-                f"{self.dir / MANIFEST_JSON} lists no {REFERENCE_NAME} reference; re-run `edgekit export`."
-            )
+            raise RunDirError(f"{self.dir / MANIFEST_JSON} lists no {name} reference; re-run `edgekit export`.")
         return entry
 
     def verified_path(self, entry: ArtifactEntry) -> Path:
@@ -286,20 +307,43 @@ def int8_target(manifest: ManifestDocument) -> str:
     return manifest.int8_target or "portable"
 
 
+def reference_kind(run_dir: Path) -> ReferenceKind:
+    """The run's kind of reference, by the model file it holds (model.keras, else model.onnx).
+
+    Raises:
+        RunDirError: the run holds neither (no `edgekit train` nor `--model` yet).
+    """
+    for kind in REFERENCES:
+        if (run_dir / kind.file).is_file():
+            return kind
+    raise RunDirError(f"{run_dir} has no {MODEL_FILE}; run `edgekit train` first (it writes model.keras).")
+
+
+def model_file(run_dir: Path) -> Path:
+    """The run's reference model file: model.keras (trained or a Keras --model) or model.onnx (an ONNX --model)."""
+    return run_dir / reference_kind(run_dir).file
+
+
 def reference_entry(run_dir: Path) -> ArtifactEntry:
-    """The manifest entry for the trained Keras model."""
+    """The manifest entry for the run's reference model (keras-fp32, or onnx-fp32 for an ONNX source)."""
     from toolkit.run.documents import ArtifactEntry
 
-    model = require_file(run_dir, MODEL_FILE, "run `edgekit train` first (it writes model.keras)")
+    kind = reference_kind(run_dir)
+    model = run_dir / kind.file
     return ArtifactEntry(
-        name=REFERENCE_NAME,
-        path=MODEL_FILE,
-        format="keras",
+        name=kind.name,
+        path=kind.file,
+        format=kind.format,
         precision="fp32",
-        runtime="keras",
+        runtime=kind.runtime,
         size_bytes=model.stat().st_size,
         sha256=sha256_file(model),
     )
+
+
+def reference_name(manifest: ManifestDocument) -> str:
+    """The name of the manifest's reference artifact (manifests written before it was recorded: keras-fp32)."""
+    return manifest.reference or REFERENCE_NAME
 
 
 _FORMATS = ("keras", "tflite", "onnx")
@@ -321,6 +365,7 @@ def write_manifest(
     int8_target: str | None = None,
     calibration: Calibration | None = None,
     training: TrainingSummary | None = None,
+    reference: str | None = None,
 ) -> ManifestDocument:
     """Write manifest.json, merging with entries already listed (same name: replaced); the run-wide fields given
     (None: not recorded) describe how the exports were made."""
@@ -344,6 +389,10 @@ def write_manifest(
         manifest.calibration = calibration
     if training is not None:
         manifest.training = training
+    if reference is not None and reference != REFERENCE_NAME:
+        manifest.reference = reference  # a Keras reference is the default: older manifests stay as they were
+    elif run.has(ManifestDocument) and reference is None:
+        manifest.reference = run.manifest().reference
     return run.save(manifest)
 
 
@@ -360,8 +409,8 @@ def select_artifacts(manifest: ManifestDocument, names: list[str] | None) -> lis
 
 
 def reference_sha(manifest: ManifestDocument) -> str | None:
-    """The sha256 of the Keras reference the manifest's exports were made from (None: not listed)."""
-    ref = manifest.artifact(REFERENCE_NAME)
+    """The sha256 of the reference the manifest's exports were made from (None: not listed)."""
+    ref = manifest.artifact(reference_name(manifest))
     return None if ref is None else ref.sha256
 
 

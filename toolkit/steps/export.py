@@ -1,4 +1,5 @@
-"""The export step: every (format, precision) target from model.keras, listed in manifest.json."""
+"""The export step: every (format, precision) target from the run's reference model (model.keras, or model.onnx
+for an ONNX source), listed in manifest.json."""
 
 from __future__ import annotations
 
@@ -18,21 +19,55 @@ if TYPE_CHECKING:
     from toolkit.run.documents import ArtifactEntry, ManifestDocument
 
 
+# What an ONNX file as the source can become: the fp32 artifact is the reference file itself.
+ONNX_SOURCE_SUPPORTED: dict[ExportFormat, tuple[Precision, ...]] = {
+    ExportFormat.ONNX: (Precision.FP32, Precision.FP16, Precision.INT8),
+}
+NO_TFLITE_FROM_ONNX = (
+    "TFLite from an ONNX source is out of reach of this stack: onnx2tf pins numpy 1.26 / TensorFlow 2.19 in its "
+    "1.x line and needs Python >= 3.12 in its 2.x line; export TFLite from the original framework (e.g. "
+    "litert-torch) or use the ONNX artifacts."
+)
+TFLITE_SKIPPED = "ONNX source: the TFLite targets are skipped (onnx2tf cannot be installed with this stack)."
+
+
+def source_format(model: Path | str | None = None, run_dir: Path | str | None = None) -> str:
+    """The reference's format a target choice is for: "onnx" for an ONNX `--model` (or a run made from one),
+    else "keras"."""
+    from toolkit.model.onnx_source import is_onnx_source
+    from toolkit.model.run_source import is_onnx_source as run_is_onnx
+
+    if model is not None:
+        return "onnx" if is_onnx_source(model) else "keras"
+    if run_dir is not None and Path(run_dir).is_dir() and run_is_onnx(Path(run_dir)):
+        return "onnx"
+    return "keras"
+
+
 def parse_targets(
-    formats: list[ExportFormat] | None, precisions: list[Precision] | None
+    formats: list[ExportFormat] | None, precisions: list[Precision] | None, *, source: str = "keras"
 ) -> list[tuple[ExportFormat, Precision]]:
-    """The (format, precision) pairs to export. Unsupported explicit pairs are an error."""
-    fmts = formats or list(SUPPORTED)
+    """The (format, precision) pairs to export. Unsupported explicit pairs are an error.
+
+    `source` is the reference's format: "keras" (trained or a Keras --model) or "onnx" (an ONNX --model, which
+    offers ONNX fp32 (the file itself), fp16 and int8, and refuses TFLite in one line).
+    """
+    supported = ONNX_SOURCE_SUPPORTED if source == "onnx" else SUPPORTED
+    if source == "onnx" and formats and ExportFormat.TFLITE in formats:
+        raise ToolkitError(NO_TFLITE_FROM_ONNX)
+    fmts = [f for f in (formats or list(SUPPORTED)) if f in supported]
     if precisions and Precision.INT8_MIXED in precisions:
         raise ToolkitError(
             "int8-mixed is chosen by a budget, not a target: use --max-accuracy-drop PT or --min-agreement X."
         )
     targets: list[tuple[ExportFormat, Precision]] = []
     for fmt in fmts:
-        wanted = precisions or [p for p in SUPPORTED[fmt] if p not in OPT_IN]
-        targets.extend((fmt, p) for p in wanted if p in SUPPORTED[fmt])
+        wanted = precisions or [p for p in supported[fmt] if p not in OPT_IN]
+        targets.extend((fmt, p) for p in wanted if p in supported[fmt])
     if not targets:
-        offered = "; ".join(f"{f.value}: {', '.join(p.value for p in SUPPORTED[f])}" for f in fmts)
+        offered = "; ".join(f"{f.value}: {', '.join(p.value for p in supported[f])}" for f in fmts)
+        if source == "onnx":
+            offered += " (an ONNX source)"
         raise ToolkitError(f"no artifact matches that --format/--precision choice; offered: {offered}.")
     return targets
 
@@ -57,23 +92,39 @@ def export_step(
     progress: ProgressCallback | None = None,
     int8_target: str = "portable",
 ) -> ManifestDocument:
-    """Export model.keras to every target, write manifest.json, and return it.
+    """Export the run's reference (model.keras, or model.onnx for an ONNX source) to every target, write
+    manifest.json, and return it.
 
     `int8_target`: the CPU class the int8 exports are for (`exporters.int8_recipe`: portable, x86-vnni, arm64).
+    An ONNX source's reference is its onnx-fp32 artifact; its fp16 and int8 are made from that file, and TFLite
+    targets are refused (`NO_TFLITE_FROM_ONNX`).
     """
-    from exporters.onnx_export import export_onnx
+    from exporters.onnx_export import export_onnx, export_onnx_file
     from exporters.tflite_export import export_tflite
     from runtimes.keras_runner import load_keras_model
     from toolkit.run.documents import Calibration, ManifestDocument, TrainDocument, TrainingSummary
 
-    model_path = A.require_file(run_dir, A.MODEL_FILE, "run `edgekit train` first (it writes model.keras)")
+    kind = A.reference_kind(run_dir)
+    model_path = run_dir / kind.file
     if calibration_size < 1:
         raise ToolkitError(f"--calibration-size must be 1 or more, got {calibration_size}.")
     target = check_int8_target(int8_target)
     run = A.Run(run_dir)
     reference = A.reference_entry(run_dir)
-    model = load_keras_model(model_path)
-    spec = run_spec(run_dir) if is_user_run(run_dir) else model_spec_of(model)
+    onnx_source = kind is A.ONNX_REFERENCE
+    if onnx_source:
+        if any(f is ExportFormat.TFLITE for f, _ in targets):
+            raise ToolkitError(NO_TFLITE_FROM_ONNX)
+        offered = ONNX_SOURCE_SUPPORTED[ExportFormat.ONNX]
+        other = [artifact_name(f, p) for f, p in targets if p not in offered]
+        if other:
+            raise ToolkitError(f"an ONNX source offers {', '.join(p.value for p in offered)}, not {', '.join(other)}.")
+        targets = [(f, p) for f, p in targets if p is not Precision.FP32]  # onnx-fp32 is the reference itself
+        model = None
+        spec = run_spec(run_dir)
+    else:
+        model = load_keras_model(model_path)
+        spec = run_spec(run_dir) if is_user_run(run_dir) else model_spec_of(model)
     reference.model_spec = spec
     calibration = None
     dataset = None
@@ -93,7 +144,9 @@ def export_step(
     training = None if train is None else TrainingSummary(config=train.config, test_accuracy=train.test_accuracy)
 
     def record(entry: ArtifactEntry) -> ManifestDocument:
-        return A.write_manifest(run_dir, [entry], int8_target=target.value, calibration=cal, training=training)
+        return A.write_manifest(
+            run_dir, [entry], int8_target=target.value, calibration=cal, training=training, reference=reference.name
+        )
 
     previous = run.path(ManifestDocument)
     if previous.exists() and A.reference_sha(run.manifest()) != reference.sha256:
@@ -101,7 +154,16 @@ def export_step(
     manifest = record(reference)
     for fmt, precision in targets:
         p.update(task, description=f"export: {artifact_name(fmt, precision)}")
-        if fmt is ExportFormat.TFLITE:
+        if onnx_source:
+            result = export_onnx_file(
+                model_path,
+                out_dir,
+                precision=precision,
+                input_name=spec.input.name,
+                calibration_data=calibration,
+                target=target,
+            )
+        elif fmt is ExportFormat.TFLITE:
             result = export_tflite(model, out_dir, precision=precision, calibration_data=calibration)
         else:
             result = export_onnx(model, out_dir, precision=precision, calibration_data=calibration, target=target)
@@ -125,6 +187,7 @@ def artifact_entry(run_dir: Path, result: ExportResult, spec: ModelSpec) -> Arti
         value_range=spec.value_range,
         output_kind=spec.output_kind,
         class_names=spec.class_names,
+        layout=spec.layout if len(result.input_spec.shape) == len(spec.input.shape) else None,
     )
     return entry
 

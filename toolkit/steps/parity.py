@@ -1,4 +1,5 @@
-"""Accuracy parity of every artifact against the Keras reference, over the whole test set."""
+"""Accuracy parity of every artifact against the run's reference (Keras, or the ONNX source on ONNX Runtime
+fp32), over the whole test set."""
 
 from __future__ import annotations
 
@@ -197,12 +198,12 @@ def parity_step(
         raise ToolkitError(f"--limit must be 1 or more, got {limit}.")
     # Check every file before the long work starts, so a tampered artifact fails fast.
     reference = (ref_entry, run.verified_path(ref_entry))
-    others = [(e, run.verified_path(e)) for e in entries if e.name != A.REFERENCE_NAME]
+    others = [(e, run.verified_path(e)) for e in entries if e.name != ref_entry.name]
     spec = A.entry_spec(ref_entry) or run_spec(run_dir)
     dataset = run_dataset(run_dir, data, spec=spec)
     images, labels = dataset.test_split(spec, limit)
     p = as_progress(progress)
-    task = p.add_task(f"parity: {A.REFERENCE_NAME}", total=1 + len(others))
+    task = p.add_task(f"parity: {ref_entry.name}", total=1 + len(others))
     names = [e.name for e, _ in others]
 
     def done(row: ParityRow) -> None:

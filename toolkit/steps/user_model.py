@@ -29,6 +29,14 @@ class UserModel:
     seed: int
     custom_objects: Path | None = None
     wrapped: bool = False  # a subclassed model, wrapped in a functional one over its build shape
+    layout_from: str | None = None  # an ONNX source: how its image layout was decided (model.json says)
+
+    @property
+    def is_onnx(self) -> bool:
+        """True for an ONNX file as the source (`model` is its checked `OnnxSource`; no Keras model)."""
+        from toolkit.model.onnx_source import OnnxSource
+
+        return isinstance(self.model, OnnxSource)
 
 
 def prepare_user_model(
@@ -44,7 +52,8 @@ def prepare_user_model(
     """Load and check the model and data; raise a one-line `ToolkitError` for anything edgekit cannot take.
 
     Args:
-        model_path: a `.keras` file (loaded with safe_mode), a legacy `.h5`, or a SavedModel folder.
+        model_path: a `.keras` file (loaded with safe_mode), a legacy `.h5`, a SavedModel folder, or an `.onnx`
+            file (`toolkit.model.onnx_source`: the file itself is the reference, on ONNX Runtime in fp32).
         data: an `.npz`, a folder of images per class, "mnist" (default), or a loaded `Dataset`.
         seed: the seed of a train/test split the data needs and of the calibration draw.
         output_kind: "probabilities", "logits" or "values" (None: softmax → probabilities, one linear
@@ -54,6 +63,7 @@ def prepare_user_model(
     """
     from toolkit.data.mnist import Mnist
     from toolkit.data.sources import load_dataset
+    from toolkit.model.onnx_source import is_onnx_source
     from toolkit.model.user import (
         as_functional,
         check_custom_code,
@@ -63,6 +73,8 @@ def prepare_user_model(
     )
 
     source = Path(model_path).expanduser()
+    if is_onnx_source(source):
+        return _prepare_onnx(source, data, seed, output_kind, custom_objects, input_scale, allow_unverified)
     custom = None if custom_objects is None else Path(custom_objects).expanduser()
     if custom is not None:
         import_custom_objects(custom)
@@ -88,15 +100,61 @@ def prepare_user_model(
     )
 
 
+def _prepare_onnx(
+    source: Path,
+    data: Any,
+    seed: int,
+    output_kind: str | None,
+    custom_objects: Path | str | None,
+    input_scale: float | None,
+    allow_unverified: bool,
+) -> UserModel:
+    """`prepare_user_model` for an ONNX file: checked with its data, nothing written."""
+    from toolkit.data.mnist import Mnist
+    from toolkit.data.sources import load_dataset
+    from toolkit.model.onnx_source import OnnxSourceError, layout_reason, prepare_onnx
+
+    if custom_objects is not None:
+        raise OnnxSourceError("--custom-objects registers Keras layers; an ONNX model needs none: leave it out.")
+
+    def dataset_for(spec: ModelSpec) -> Dataset:
+        if isinstance(data, Dataset):
+            dataset = data
+        elif isinstance(data, Mnist):
+            dataset = Dataset.from_mnist(data)
+        else:
+            dataset = load_dataset(data, spec=spec, seed=seed, allow_unverified=allow_unverified)
+        return dataset.with_scale(input_scale)
+
+    onnx_source, spec, dataset = prepare_onnx(source, dataset_for, output_kind=output_kind)
+    if spec.output_kind != "values" and _non_integer(dataset.y_train) and output_kind is None:
+        spec = spec.with_options(output_kind="values")  # float targets and no softmax: a regression
+    dataset.check(spec)
+    names = dataset.class_names if dataset.class_names and len(dataset.class_names) == spec.num_classes else None
+    spec = spec.with_options(value_range=dataset.value_range(spec), class_names=names)
+    layout_from = layout_reason(onnx_source, tuple(dataset.x_test.shape[1:]))
+    return UserModel(model=onnx_source, source=source, spec=spec, dataset=dataset, seed=seed, layout_from=layout_from)
+
+
 def import_into_run(run_dir: Path, user: UserModel) -> ModelDocument:
-    """Write model.keras, model.json and dataset.json into `run_dir`; return model.json."""
+    """Write model.keras (model.onnx for an ONNX source), model.json and dataset.json into `run_dir`; return
+    model.json."""
+    from toolkit.model.onnx_source import save_onnx_into_run
     from toolkit.model.run_source import record_dataset
     from toolkit.model.user import save_into_run
     from toolkit.run import layout as A
 
-    info = save_into_run(
-        user.model, user.source, run_dir, user.spec, custom_objects=user.custom_objects, copy_source=not user.wrapped
-    )
+    if user.is_onnx:
+        info = save_onnx_into_run(user.model, run_dir, user.spec, user.layout_from or "input shape")
+    else:
+        info = save_into_run(
+            user.model,
+            user.source,
+            run_dir,
+            user.spec,
+            custom_objects=user.custom_objects,
+            copy_source=not user.wrapped,
+        )
     A.Run(run_dir).save(info)
     record_dataset(run_dir, user.dataset, user.spec, seed=user.seed)
     return info

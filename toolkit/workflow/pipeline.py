@@ -77,7 +77,10 @@ def _step_state(run_dir: Path, targets: list[tuple[ExportFormat, Precision]]) ->
 
     run = A.Run(run_dir)
     done = {"train": False, "export": False, "parity": False, "bench": False}
-    model = run_dir / A.MODEL_FILE
+    try:
+        model = A.model_file(run_dir)  # model.keras, or model.onnx for an ONNX source
+    except RunDirError:
+        return done
     # A user's model (--model) is imported, not trained: model.json records its sha256 instead.
     made_by = run.find(TrainDocument) or run.find(ModelDocument)
     if not model.is_file() or made_by is None:
@@ -89,7 +92,7 @@ def _step_state(run_dir: Path, targets: list[tuple[ExportFormat, Precision]]) ->
     manifest = run.find(ManifestDocument)
     if manifest is None or A.reference_sha(manifest) != model_sha:
         return done
-    wanted = {artifact_name(f, p) for f, p in targets} | {A.REFERENCE_NAME}
+    wanted = {artifact_name(f, p) for f, p in targets} | {A.reference_name(manifest)}
     listed = {e.name: e for e in manifest.artifacts}
     if not wanted <= set(listed):
         return done

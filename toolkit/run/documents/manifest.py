@@ -22,7 +22,7 @@ class QuantizationRecipe(Part):
 
 
 class ArtifactEntry(Part):
-    """One model file of the run: the Keras reference (`keras-fp32`) or an export."""
+    """One model file of the run: the reference (`keras-fp32`, or `onnx-fp32` for an ONNX source) or an export."""
 
     name: str = Field(description="e.g. tflite-int8; unique within the run.")
     path: str = Field(description="Relative to the run directory, with / separators.")
@@ -71,6 +71,11 @@ class ManifestDocument(Document):
     )
     calibration: Calibration | None = None
     training: TrainingSummary | None = None
+    reference: str | None = Field(
+        default=None,
+        description="The reference artifact every export is compared with: onnx-fp32 for a run made from an "
+        "ONNX file; absent: keras-fp32.",
+    )
     artifacts: list[ArtifactEntry]
 
     def artifact(self, name: str) -> ArtifactEntry | None:

@@ -1,0 +1,177 @@
+"""Small real ONNX models built with onnx.helper from real MNIST data, their weights fit in numpy (no Keras).
+
+- `nchw_cnn`: tinted RGB digits 16×16, channels-first `[N, 3, 16, 16]` (the data is channels-last, as images are
+  stored): /255 → Conv 3→8 3×3 stride 2 (fixed random filters) → Relu → Flatten → Gemm 512→10 fit by ridge
+  regression on one-hot labels → Softmax. Input named `pixels`.
+- `vector_regressor`: 49 pooled pixels `[N, 49]` → Gemm 49→64 (fixed random) → Relu → Gemm 64→2 fit by ridge
+  regression on two targets (mean ink, height of mass). Input named `features`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+OPSET = 17
+
+
+def _graph(nodes: list[Any], inputs: list[Any], outputs: list[Any], inits: dict[str, np.ndarray]) -> Any:
+    from onnx import helper, numpy_helper
+
+    graph = helper.make_graph(
+        nodes,
+        "edgekit_test",
+        inputs,
+        outputs,
+        [numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edgekit-tests")
+    model.ir_version = 8
+    return model
+
+
+def _features(model: Any, name: str, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    out: np.ndarray = sess.run(None, {name: x.astype(np.float32)})[0]
+    return out
+
+
+def _ridge(features: np.ndarray, targets: np.ndarray, lam: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Weights [F, K] and bias [K] minimising |[X 1] W - Y|² + lam |W|² (closed form)."""
+    x = np.concatenate([features, np.ones((len(features), 1), np.float32)], axis=1).astype(np.float64)
+    w = np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ targets.astype(np.float64))
+    return w[:-1].astype(np.float32), w[-1].astype(np.float32)
+
+
+def nchw_cnn(path: Path, data: Path) -> Path:
+    """The channels-first CNN classifier, fit on `data` (an .npz of uint8 [N, 16, 16, 3] images, labels 0-9)."""
+    from onnx import TensorProto, helper
+
+    d = np.load(data)
+    x = d["x_train"].astype(np.float32).transpose(0, 3, 1, 2)  # to NCHW for fitting
+    rng = np.random.default_rng(0)
+    inits = {
+        "scale": np.array(1 / 255, np.float32),
+        "conv_w": rng.normal(0, 0.5, (8, 3, 3, 3)).astype(np.float32),
+        "conv_b": np.zeros(8, np.float32),
+    }
+    inp = helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["N", 3, 16, 16])
+    feats = [
+        helper.make_node("Mul", ["pixels", "scale"], ["scaled"], name="rescale"),
+        helper.make_node(
+            "Conv", ["scaled", "conv_w", "conv_b"], ["conv"], name="conv", strides=[2, 2], pads=[1, 1, 1, 1]
+        ),
+        helper.make_node("Relu", ["conv"], ["relu"], name="relu"),
+        helper.make_node("Flatten", ["relu"], ["flat"], name="flatten", axis=1),
+    ]
+    flat = helper.make_tensor_value_info("flat", TensorProto.FLOAT, ["N", 512])
+    f = _features(_graph(feats, [inp], [flat], inits), "pixels", x)
+    w, b = _ridge(f, np.eye(10, dtype=np.float32)[d["y_train"]], lam=10.0)
+    inits.update(fc_w=w * 4, fc_b=b * 4)  # a sharper softmax over the ridge scores
+    nodes = [
+        *feats,
+        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["scores"], name="dense"),
+        helper.make_node("Softmax", ["scores"], ["probabilities"], name="softmax", axis=1),
+    ]
+    out = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 10])
+    model = _graph(nodes, [inp], [out], inits)
+    _save(model, path)
+    return path
+
+
+def vector_regressor(path: Path, data: Path) -> Path:
+    """The vector regressor, fit on `data` (an .npz of float [N, 49] features and [N, 2] targets)."""
+    from onnx import TensorProto, helper
+
+    d = np.load(data)
+    rng = np.random.default_rng(1)
+    inits = {"h_w": rng.normal(0, 1.0, (49, 64)).astype(np.float32), "h_b": rng.normal(0, 0.2, 64).astype(np.float32)}
+    inp = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", 49])
+    feats = [
+        helper.make_node("Gemm", ["features", "h_w", "h_b"], ["hidden"], name="hidden"),
+        helper.make_node("Relu", ["hidden"], ["relu"], name="relu"),
+    ]
+    relu = helper.make_tensor_value_info("relu", TensorProto.FLOAT, ["batch", 64])
+    f = _features(_graph(feats, [inp], [relu], inits), "features", d["x_train"])
+    w, b = _ridge(f, d["y_train"], lam=3.0)
+    inits.update(out_w=w, out_b=b)
+    nodes = [*feats, helper.make_node("Gemm", ["relu", "out_w", "out_b"], ["values"], name="head")]
+    out = helper.make_tensor_value_info("values", TensorProto.FLOAT, ["batch", 2])
+    _save(_graph(nodes, [inp], [out], inits), path)
+    return path
+
+
+def _save(model: Any, path: Path) -> None:
+    import onnx
+
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save_model(model, str(path))
+
+
+# -- files edgekit refuses ---------------------------------------------------------------------------------
+def two_outputs(path: Path) -> Path:
+    """A vector model with two outputs (a class score and a value): several outputs are not supported yet."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(2)
+    inits = {"w": rng.normal(size=(49, 10)).astype(np.float32), "v": rng.normal(size=(49, 1)).astype(np.float32)}
+    inp = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 49])
+    nodes = [
+        helper.make_node("MatMul", ["features", "w"], ["digit"]),
+        helper.make_node("MatMul", ["features", "v"], ["side"]),
+    ]
+    outs = [
+        helper.make_tensor_value_info("digit", TensorProto.FLOAT, ["N", 10]),
+        helper.make_tensor_value_info("side", TensorProto.FLOAT, ["N", 1]),
+    ]
+    _save(_graph(nodes, [inp], outs, inits), path)
+    return path
+
+
+def sequence_output(path: Path) -> Path:
+    """A model whose output is a sequence of tensors (as a ZipMap gives maps): not a tensor."""
+    from onnx import TensorProto, helper
+
+    inp = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 49])
+    nodes = [helper.make_node("SequenceConstruct", ["features"], ["seq"])]
+    out = helper.make_tensor_sequence_value_info("seq", TensorProto.FLOAT, ["N", 49])
+    _save(_graph(nodes, [inp], [out], {}), path)
+    return path
+
+
+def int64_input(path: Path) -> Path:
+    """A model fed int64 token ids: a dtype edgekit cannot feed."""
+    from onnx import TensorProto, helper
+
+    inp = helper.make_tensor_value_info("ids", TensorProto.INT64, ["N", 49])
+    nodes = [helper.make_node("Cast", ["ids"], ["out"], to=TensorProto.FLOAT)]
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 49])
+    _save(_graph(nodes, [inp], [out], {}), path)
+    return path
+
+
+def fixed_batch(path: Path, data: Path) -> Path:
+    """The regressor with its batch axis fixed at 1 (PyTorch's default export without dynamic axes)."""
+    import onnx
+
+    vector_regressor(path, data)
+    model = onnx.load(str(path))
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_value = 1
+    onnx.save_model(model, str(path))
+    return path
+
+
+def external_data_missing(path: Path, data: Path) -> Path:
+    """The regressor saved with its weights in an external file, which is then removed."""
+    import onnx
+
+    vector_regressor(path, data)
+    model = onnx.load(str(path))
+    onnx.save_model(model, str(path), save_as_external_data=True, location="weights.bin", size_threshold=0)
+    (path.parent / "weights.bin").unlink()
+    return path

@@ -1,0 +1,164 @@
+"""An ONNX file as the source (`--model model.onnx`, issue 21 point 2): small real ONNX models built with
+onnx.helper from real MNIST data (tests/onnx_models.py), taken through pipeline, bundle + verify, and the
+one-line refusals. The reference is the file itself on ONNX Runtime fp32: no Keras anywhere in these runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from runtimes.files import sha256_file
+from tests import onnx_models as O
+from tests import user_models as U
+from tests.test_cli import assert_one_line_error
+
+QUICK = ("--quick", "-b", "1", "-t", "1", "--no-peak")
+
+
+def _json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("onnx-source")
+    rgb, ink = U.rgb_digits(root / "rgb.npz"), U.ink_targets(root / "ink.npz")
+    return {
+        "rgb": rgb,
+        "ink": ink,
+        "cnn": O.nchw_cnn(root / "cnn.onnx", rgb),
+        "regressor": O.vector_regressor(root / "regressor.onnx", ink),
+    }
+
+
+@pytest.fixture(scope="module")
+def cnn_run(edgekit, files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:  # type: ignore[no-untyped-def]
+    runs = tmp_path_factory.mktemp("runs")
+    proc = edgekit(
+        "pipeline", "--model", str(files["cnn"]), "--data", str(files["rgb"]), "--runs-dir", str(runs), *QUICK
+    )
+    return (runs / "latest").resolve(), proc
+
+
+def test_pipeline_on_an_nchw_onnx_classifier(cnn_run: tuple[Path, Any], files: dict[str, Path]) -> None:
+    run, proc = cnn_run
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "the TFLite targets are skipped" in proc.stdout
+    assert not (run / "model.keras").exists() and not (run / "train.json").exists()
+    # the reference is the user's file itself, byte for byte
+    assert sha256_file(run / "model.onnx") == sha256_file(files["cnn"])
+    model = _json(run / "model.json")
+    assert model["format"] == "onnx" and model["layout"] == "NCHW" and model["layout_from"] == "input shape"
+    assert model["model_spec"]["input"]["name"] == "pixels" and model["model_spec"]["input"]["shape"] == [
+        None,
+        3,
+        16,
+        16,
+    ]
+    assert model["output_kind"] == "probabilities" and model["source_sha256"] == sha256_file(files["cnn"])
+    manifest = _json(run / "manifest.json")
+    assert manifest["reference"] == "onnx-fp32"
+    names = {a["name"]: a for a in manifest["artifacts"]}
+    assert set(names) == {"onnx-fp32", "onnx-fp16", "onnx-int8"}
+    assert names["onnx-fp32"]["path"] == "model.onnx" and names["onnx-fp32"]["runtime"] == "onnxruntime"
+    assert names["onnx-int8"]["quantization"]["recipe"] == "qdq-u8s8-7bit"
+    assert names["onnx-fp16"]["size_bytes"] < 0.6 * names["onnx-fp32"]["size_bytes"]
+    parity = _json(run / "parity.json")
+    assert parity["reference"]["artifact"] == "onnx-fp32" and parity["passed"]
+    rows = {r["artifact"]: r for r in parity["results"]}
+    # the reference's accuracy is ONNX Runtime's on the channels-last data, transposed to NCHW
+    d = np.load(files["rgb"])
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(files["cnn"]), providers=["CPUExecutionProvider"])
+    probs = session.run(None, {"pixels": d["x_test"].astype(np.float32).transpose(0, 3, 1, 2)})[0]
+    assert parity["reference"]["accuracy"] == pytest.approx(float((probs.argmax(1) == d["y_test"]).mean()))
+    assert parity["reference"]["accuracy"] > 0.8
+    assert rows["onnx-fp32"]["max_abs_diff"] == 0.0
+    assert rows["onnx-fp16"]["top1_agreement"] >= 0.99 and rows["onnx-int8"]["top1_agreement"] >= 0.97
+    bench = _json(run / "bench.json")
+    assert set(bench["artifacts"]) == {"onnx-fp32", "onnx-fp16", "onnx-int8"}
+    report = (run / "report.md").read_text()
+    assert "against the ONNX source's reference (onnx-fp32)" in report
+
+
+def test_bundle_and_verify_an_onnx_source_run(edgekit, cnn_run: tuple[Path, Any], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run, _ = cnn_run
+    out = tmp_path / "bundle"
+    proc = edgekit("bundle", str(run), "--out", str(out), "--golden", "40")
+    assert proc.returncode == 0, proc.stderr
+    doc = _json(out / "bundle.json")
+    assert {a["name"] for a in doc["artifacts"]} == {"onnx-fp32", "onnx-fp16", "onnx-int8"}
+    assert np.load(out / "golden" / "inputs.npy").shape == (40, 3, 16, 16)
+    proc = edgekit("verify", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    verify = _json(out / "verify.json")
+    assert verify["passed"] and len(verify["results"]) == 3
+
+
+def test_diagnose_mcu_and_int8_mixed_refuse_an_onnx_source(edgekit, cnn_run: tuple[Path, Any]) -> None:  # type: ignore[no-untyped-def]
+    run, _ = cnn_run
+    assert_one_line_error(edgekit("diagnose", str(run)), "diagnose maps each Keras layer", "made from an ONNX file")
+    assert_one_line_error(edgekit("mcu", str(run)), "mcu builds TFLite Micro firmware", "made from an ONNX file")
+    assert_one_line_error(edgekit("export", str(run), "--max-accuracy-drop", "1"), "int8-mixed", "made from an ONNX")
+    assert_one_line_error(edgekit("export", str(run), "-f", "tflite"), "TFLite from an ONNX source is out of reach")
+
+
+def test_onnx_regressor_with_named_vector_input(edgekit, files: dict[str, Path], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # int8 is left out: on this random-feature regressor ORT's 7-bit int8 is ~6 % off (the values tolerance is 5 %)
+    args = ("--model", str(files["regressor"]), "--data", str(files["ink"]), "-p", "fp32", "-p", "fp16")
+    proc = edgekit("pipeline", *args, "--runs-dir", str(tmp_path), *QUICK)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = (tmp_path / "latest").resolve()
+    model = _json(run / "model.json")
+    assert model["layout"] == "NC" and model["output_kind"] == "values"
+    assert model["model_spec"]["input"]["name"] == "features"
+    parity = _json(run / "parity.json")
+    assert parity["reference"]["output_kind"] == "values" and parity["passed"]
+    assert {r["artifact"] for r in parity["results"]} == {"onnx-fp32", "onnx-fp16"}
+
+
+def test_export_with_an_onnx_model_imports_it(edgekit, files: dict[str, Path], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run = tmp_path / "run"
+    proc = edgekit("export", str(run), "--model", str(files["cnn"]), "--data", str(files["rgb"]), "-p", "fp16")
+    assert proc.returncode == 0, proc.stderr
+    assert {a["name"] for a in _json(run / "manifest.json")["artifacts"]} == {"onnx-fp32", "onnx-fp16"}
+
+
+REFUSALS = {
+    "two-outputs": (O.two_outputs, "has 2 outputs (digit, side); several inputs/outputs are not supported yet"),
+    "sequence": (O.sequence_output, "is a sequence, not a tensor (scikit-learn's ZipMap: convert with skl2onnx"),
+    "int64": (O.int64_input, "input 'ids' has dtype int64; edgekit takes float32 inputs"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_refused_onnx_files_write_nothing(edgekit, files: dict[str, Path], tmp_path: Path, case: str) -> None:  # type: ignore[no-untyped-def]
+    build, message = REFUSALS[case]
+    model = build(tmp_path / f"{case}.onnx")
+    runs = tmp_path / "runs"
+    proc = edgekit("pipeline", "--model", str(model), "--data", str(files["ink"]), "--runs-dir", str(runs))
+    assert_one_line_error(proc, message)
+    assert not runs.exists()
+
+
+def test_refused_files_made_from_real_models(
+    edgekit, files: dict[str, Path], cnn_run: tuple[Path, Any], tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    runs = tmp_path / "runs"
+    data = ("--data", str(files["ink"]), "--runs-dir", str(runs))
+    fixed = O.fixed_batch(tmp_path / "fixed.onnx", files["ink"])
+    assert_one_line_error(edgekit("pipeline", "--model", str(fixed), *data), "has a fixed batch of 1", "dynamic")
+    (tmp_path / "ext").mkdir()
+    external = O.external_data_missing(tmp_path / "ext" / "model.onnx", files["ink"])
+    assert_one_line_error(edgekit("pipeline", "--model", str(external), *data), "external data 'weights.bin'")
+    quantized = cnn_run[0] / "exports" / "model_int8.onnx"
+    proc = edgekit("pipeline", "--model", str(quantized), "--data", str(files["rgb"]), "--runs-dir", str(runs))
+    assert_one_line_error(proc, "is already quantized", "give the fp32 model")
+    proc = edgekit("pipeline", "--model", str(files["cnn"]), "-f", "tflite", *data)
+    assert_one_line_error(proc, "TFLite from an ONNX source is out of reach of this stack: onnx2tf pins numpy 1.26")
+    assert not runs.exists()

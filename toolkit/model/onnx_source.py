@@ -1,0 +1,367 @@
+"""An ONNX file as the source (`--model model.onnx`): check it, and import it into a run as `model.onnx`.
+
+The reference is the file itself on ONNX Runtime in fp32: no Keras, no training. What edgekit takes from an
+ONNX file (for now): one float32 input, an image `[N, C, H, W]` or `[N, H, W, C]` (the layout is read from the
+shape, and from the data when the shape cannot tell) or a vector `[N, F]`, with a dynamic batch axis; one
+float32 output `[N, K]` (probabilities, logits or values). Everything else is refused in one line before
+anything is written: several inputs or outputs (not supported yet), other dtypes (strings, sequences and maps
+such as scikit-learn's ZipMap), external data that is missing, a file that is already quantized.
+
+`OnnxSource` keeps the checked facts per tensor (`inputs`, `outputs`), so several inputs and outputs can be
+taken later without changing how a file is read.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from toolkit.errors import ToolkitError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from runtimes.spec import ModelSpec
+    from toolkit.data.dataset import Dataset
+    from toolkit.run.documents import ModelDocument
+
+ONNX_SUFFIXES: Final = (".onnx",)
+# Nodes that only a quantized graph holds: a quantized file is an artifact, not a reference to quantize again.
+QUANTIZED_OPS: Final = frozenset(
+    {
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "DynamicQuantizeLinear",
+        "QLinearConv",
+        "QLinearMatMul",
+        "QLinearAdd",
+        "QLinearMul",
+        "QGemm",
+        "MatMulInteger",
+        "ConvInteger",
+        "MatMulNBits",
+    }
+)
+# onnx.TensorProto element types by number (the onnx package is imported lazily).
+_ELEM_NAMES: Final = {
+    1: "float32",
+    2: "uint8",
+    3: "int8",
+    4: "uint16",
+    5: "int16",
+    6: "int32",
+    7: "int64",
+    8: "string",
+    9: "bool",
+    10: "float16",
+    11: "float64",
+    12: "uint32",
+    13: "uint64",
+    16: "bfloat16",
+}
+_CHANNELS: Final = (1, 3)
+
+
+class OnnxSourceError(ToolkitError):
+    """The ONNX file cannot be taken as a run's source (one line: what and how to fix it)."""
+
+
+def is_onnx_source(path: Path | str | None) -> bool:
+    """True when `--model` names an ONNX file (by suffix: the file is checked later)."""
+    return path is not None and Path(str(path)).suffix.lower() in ONNX_SUFFIXES
+
+
+@dataclass(frozen=True)
+class OnnxTensor:
+    """One graph input or output as the file declares it (None for a dynamic or symbolic dimension)."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+
+
+@dataclass(frozen=True)
+class OnnxSource:
+    """A checked ONNX file: its tensors, opsets and node count (several inputs/outputs: point 1 of issue 21)."""
+
+    path: Path
+    inputs: tuple[OnnxTensor, ...]
+    outputs: tuple[OnnxTensor, ...]
+    opset: int
+    producer: str
+    nodes: tuple[tuple[str, str], ...]  # (name, op_type)
+    params: int
+    softmax_output: bool  # the output is made by a Softmax node
+    external_data: bool  # weights in files beside the .onnx (the run keeps one self-contained copy)
+
+
+def load_onnx_source(path: Path | str) -> OnnxSource:
+    """Read and check `path` as an ONNX model edgekit can take as a source; write nothing.
+
+    Raises:
+        OnnxSourceError: a missing or unreadable file, a model onnx.checker refuses, missing external data, a
+            quantized file, several inputs or outputs, or tensors of a type edgekit cannot feed (one line).
+    """
+    import onnx
+    from onnx import external_data_helper
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise OnnxSourceError(f"model {path} not found; give an .onnx file.")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # DecodeError and friends: not a protobuf
+        raise OnnxSourceError(
+            f"{path} could not be read as an ONNX model ({type(exc).__name__}); give an .onnx file."
+        ) from None
+    external = [t for t in _all_tensors(proto) if external_data_helper.uses_external_data(t)]
+    for tensor in external:
+        info = {e.key: e.value for e in tensor.external_data}
+        location = path.parent / info.get("location", "")
+        if not info.get("location") or not location.is_file():
+            raise OnnxSourceError(
+                f"{path} keeps tensor {tensor.name!r} in external data {info.get('location', '?')!r}, which is not "
+                f"beside it in {path.parent}; copy the data file(s) there with the .onnx."
+            )
+    try:
+        onnx.checker.check_model(str(path), full_check=False)
+    except Exception as exc:  # ValidationError, or an opset the installed onnx does not know
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise OnnxSourceError(f"{path} fails onnx.checker: {first}") from None
+    graph = proto.graph
+    quantized = sorted({n.op_type for n in graph.node if n.op_type in QUANTIZED_OPS})
+    if quantized:
+        raise OnnxSourceError(
+            f"{path} is already quantized ({', '.join(quantized)} nodes); give the fp32 model it was made from: "
+            "edgekit makes the quantized artifacts and compares them with the fp32 reference."
+        )
+    initializers = {t.name for t in graph.initializer}
+    inputs = tuple(_tensor(v, path, "input") for v in graph.input if v.name not in initializers)
+    outputs = tuple(_tensor(v, path, "output") for v in graph.output)
+    if len(inputs) != 1 or len(outputs) != 1:
+        what = "inputs" if len(inputs) != 1 else "outputs"
+        names = ", ".join(t.name for t in (inputs if what == "inputs" else outputs)) or "none"
+        raise OnnxSourceError(
+            f"{path} has {len(inputs if what == 'inputs' else outputs)} {what} ({names}); several inputs/outputs "
+            "are not supported yet: edgekit takes one input and one output (issue 21)."
+        )
+    producers = {o: n for n in graph.node for o in n.output}
+    last = producers.get(outputs[0].name)
+    opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    params = sum(_size(t) for t in graph.initializer)
+    return OnnxSource(
+        path=path,
+        inputs=inputs,
+        outputs=outputs,
+        opset=int(opset),
+        producer=" ".join(p for p in (proto.producer_name, proto.producer_version) if p) or "unknown",
+        nodes=tuple((n.name or f"{n.op_type}_{i}", n.op_type) for i, n in enumerate(graph.node)),
+        params=params,
+        softmax_output=last is not None and last.op_type == "Softmax",
+        external_data=bool(external),
+    )
+
+
+def check_onnx_source(
+    source: OnnxSource, sample_shape: tuple[int, ...] | None, *, output_kind: str | None
+) -> ModelSpec:
+    """The ModelSpec of the checked file's single input and output; `sample_shape` (one data row's shape) decides
+    an image layout the input shape leaves open. Raises OnnxSourceError for shapes edgekit cannot run."""
+    from runtimes.spec import OUTPUT_KINDS, SpecError, TensorSpec, spec_from_tensors
+
+    inp, out = source.inputs[0], source.outputs[0]
+    path = source.path
+    if len(inp.shape) not in (2, 4):
+        raise OnnxSourceError(
+            f"{path}: input {inp.name!r} has shape {_text(inp.shape)}; edgekit takes an image [N, C, H, W] or "
+            "[N, H, W, C] or a vector [N, F]."
+        )
+    if inp.shape[0] is not None:
+        raise OnnxSourceError(
+            f"{path}: input {inp.name!r} has a fixed batch of {inp.shape[0]} {_text(inp.shape)}; export it with a "
+            "dynamic batch axis (torch.onnx.export(..., dynamic_axes={'<input>': {0: 'N'}}) or dynamic_shapes)."
+        )
+    if any(d is None for d in inp.shape[1:]):
+        raise OnnxSourceError(
+            f"{path}: input {inp.name!r} has dynamic sizes {_text(inp.shape)}; exports and benchmarks need fixed "
+            "sizes: export it with a fixed height, width and channel count (only the batch axis dynamic)."
+        )
+    if len(out.shape) != 2:
+        raise OnnxSourceError(
+            f"{path}: output {out.name!r} has shape {_text(out.shape)}; edgekit takes [N, K] outputs."
+        )
+    layout = "NC" if len(inp.shape) == 2 else _layout(inp.shape, sample_shape)
+    if output_kind is not None and output_kind not in OUTPUT_KINDS:
+        raise OnnxSourceError(f"--output-kind {output_kind!r} is unknown; choose one of {', '.join(OUTPUT_KINDS)}.")
+    if output_kind is None:
+        output_kind = "probabilities" if source.softmax_output else ("values" if out.shape[1] == 1 else "logits")
+    try:
+        return spec_from_tensors(
+            TensorSpec(inp.name, inp.shape, "float32"),
+            TensorSpec(out.name, (None, out.shape[1]), "float32"),
+            output_kind=output_kind,
+            layout=layout,
+        )
+    except SpecError as exc:
+        raise OnnxSourceError(f"{path}: {exc}") from None
+
+
+def output_width(path: Path, spec: ModelSpec, rows: np.ndarray) -> int:
+    """Run the file on a few data rows with ONNX Runtime (fp32): the output width, after checking the outputs are
+    finite and one row per input row (the file loads and runs before anything is written)."""
+    import numpy as np
+
+    from runtimes.errors import EdgekitError
+    from runtimes.ort_runner import OnnxRuntimeRunner
+
+    try:
+        with OnnxRuntimeRunner(path) as runner:
+            out = runner.infer(np.ascontiguousarray(rows, dtype=np.float32))
+    except EdgekitError as exc:
+        raise OnnxSourceError(str(exc)) from None
+    if out.ndim != 2 or out.shape[0] != len(rows) or not np.all(np.isfinite(out)):
+        raise OnnxSourceError(
+            f"{path} gives outputs of shape {tuple(out.shape)} (finite: {bool(np.all(np.isfinite(out)))}) for "
+            f"{len(rows)} rows of its data; expected finite [N, K] outputs."
+        )
+    return int(out.shape[1])
+
+
+def prepare_onnx(
+    path: Path,
+    dataset_for: Any,
+    *,
+    output_kind: str | None,
+) -> tuple[OnnxSource, ModelSpec, Dataset]:
+    """Check the ONNX file with its data: (the source, its spec with the data's range and classes, the dataset).
+
+    `dataset_for(spec)` loads the data for a spec (`load_dataset`), so the data is read once the input is known.
+    """
+    from dataclasses import replace
+
+    import numpy as np
+
+    source = load_onnx_source(path)
+    provisional = check_onnx_source(source, None, output_kind=output_kind)
+    dataset = dataset_for(provisional)
+    spec = check_onnx_source(source, tuple(np.asarray(dataset.x_test).shape[1:]), output_kind=output_kind)
+    rows = dataset.inputs(dataset.x_test[:2], spec)
+    width = output_width(source.path, spec, rows)
+    if spec.output.shape[1] is None:
+        spec = replace(spec, output=replace(spec.output, shape=(None, width)))
+    elif width != spec.output.shape[1]:
+        raise OnnxSourceError(f"{path} declares {spec.output.shape[1]} outputs but gives {width}.")
+    return source, spec, dataset
+
+
+def save_onnx_into_run(source: OnnxSource, run_dir: Path, spec: ModelSpec, layout_from: str) -> ModelDocument:
+    """Copy the checked file into `run_dir` as model.onnx (weights in external files: one self-contained copy);
+    return what model.json records (not written here)."""
+    import onnx
+
+    from runtimes.files import atomic_path, sha256_file
+    from toolkit.run import layout as A
+    from toolkit.run.documents import ModelDocument
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dest = run_dir / A.ONNX_MODEL_FILE
+    with atomic_path(dest) as tmp:
+        if source.external_data:
+            onnx.save_model(onnx.load(str(source.path)), str(tmp), save_as_external_data=False)
+        else:
+            shutil.copyfile(source.path, tmp)
+    return ModelDocument(
+        schema_version=A.SCHEMA_VERSION,
+        name=source.path.name,
+        source=str(source.path.resolve()),
+        format="onnx",
+        model_sha256=sha256_file(dest),
+        params=source.params,
+        layers=[{"name": name, "class": op} for name, op in source.nodes],
+        unknown_layers=[],
+        output_kind=spec.output_kind,
+        model_spec=spec,
+        created_utc=A.utc_now(),
+        source_sha256=sha256_file(source.path),
+        layout=spec.layout,
+        layout_from=layout_from,
+        opset=source.opset,
+        producer=source.producer,
+    )
+
+
+def layout_reason(source: OnnxSource, sample_shape: tuple[int, ...]) -> str:
+    """How the run's image layout was decided, for model.json: `input shape`, `data` or `assumed`."""
+    shape = source.inputs[0].shape
+    if len(shape) != 4:
+        return "input shape"
+    if _from_shape(shape) is not None:
+        return "input shape"
+    return "data" if _from_data(shape, sample_shape) is not None else "assumed"
+
+
+def _layout(shape: tuple[int | None, ...], sample: tuple[int, ...] | None) -> str:
+    return _from_shape(shape) or (None if sample is None else _from_data(shape, sample)) or "NCHW"
+
+
+def _from_shape(shape: tuple[int | None, ...]) -> str | None:
+    first, last = shape[1] in _CHANNELS, shape[3] in _CHANNELS
+    if first and not last:
+        return "NCHW"
+    if last and not first:
+        return "NHWC"
+    return None
+
+
+def _from_data(shape: tuple[int | None, ...], sample: tuple[int, ...]) -> str | None:
+    """The layout the data rows say (channels-last rows for a channels-first file, or the other way round)."""
+    tail = tuple(shape[1:])
+    if len(sample) != 3 or tuple(sample) == tail:
+        return None
+    if tuple(sample) == (tail[1], tail[2], tail[0]):
+        return "NCHW"  # channels-last data, channels-first model
+    return None
+
+
+def _tensor(value: Any, path: Path, what: str) -> OnnxTensor:
+    kind = value.type.WhichOneof("value")
+    if kind != "tensor_type":
+        hint = (
+            " (scikit-learn's ZipMap: convert with skl2onnx options={id(model): {'zipmap': False}})"
+            if kind in ("sequence_type", "map_type")
+            else ""
+        )
+        raise OnnxSourceError(
+            f"{path}: {what} {value.name!r} is a {kind.replace('_type', '') if kind else 'typeless value'}, not a "
+            f"tensor{hint}; edgekit takes float32 tensors."
+        )
+    elem = _ELEM_NAMES.get(value.type.tensor_type.elem_type, f"type {value.type.tensor_type.elem_type}")
+    if elem != "float32":
+        hint = "; give the fp32 model" if elem in ("float16", "bfloat16") else ""
+        raise OnnxSourceError(
+            f"{path}: {what} {value.name!r} has dtype {elem}; edgekit takes float32 {what}s for now{hint}."
+        )
+    dims = value.type.tensor_type.shape.dim if value.type.tensor_type.HasField("shape") else []
+    shape = tuple(int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims)
+    return OnnxTensor(value.name, shape, elem)
+
+
+def _all_tensors(proto: Any) -> list[Any]:
+    """The main graph's initializers and the tensors its nodes hold as attributes (Constant values)."""
+    tensors = list(proto.graph.initializer)
+    for node in proto.graph.node:
+        tensors += [a.t for a in node.attribute if a.HasField("t")]
+    return tensors
+
+
+def _size(tensor: Any) -> int:
+    n = 1
+    for d in tensor.dims:
+        n *= int(d)
+    return n
+
+
+def _text(shape: tuple[int | None, ...]) -> str:
+    return "[" + ", ".join("N" if d is None else str(d) for d in shape) + "]"
