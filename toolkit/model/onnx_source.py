@@ -84,7 +84,7 @@ class OnnxTensor:
 
 @dataclass(frozen=True)
 class OnnxSource:
-    """A checked ONNX file: its tensors, opsets and node count (several inputs/outputs: point 1 of issue 21)."""
+    """A checked ONNX file: its tensors, opsets and node count (several inputs and outputs are refused for now)."""
 
     path: Path
     inputs: tuple[OnnxTensor, ...]
@@ -145,7 +145,7 @@ def load_onnx_source(path: Path | str) -> OnnxSource:
         names = ", ".join(t.name for t in (inputs if what == "inputs" else outputs)) or "none"
         raise OnnxSourceError(
             f"{path} has {len(inputs if what == 'inputs' else outputs)} {what} ({names}); several inputs/outputs "
-            "are not supported yet: edgekit takes one input and one output (issue 21)."
+            "are not supported yet: edgekit takes one input and one output."
         )
     producers = {o: n for n in graph.node for o in n.output}
     last = producers.get(outputs[0].name)
