@@ -61,8 +61,6 @@ def prepare_user_model(
         custom_objects: a Python file registering the model's custom layers.
         input_scale: multiply the stored data by this before feeding the model (e.g. 1/255).
     """
-    from toolkit.data.mnist import Mnist
-    from toolkit.data.sources import load_dataset
     from toolkit.model.onnx_source import is_onnx_source
     from toolkit.model.user import (
         as_functional,
@@ -83,13 +81,7 @@ def prepare_user_model(
     functional = as_functional(model)  # a subclassed model: wrapped over its build shape
     wrapped, model = functional is not model, functional
     spec = check_model(model, output_kind=output_kind)
-    if isinstance(data, Dataset):
-        dataset = data
-    elif isinstance(data, Mnist):
-        dataset = Dataset.from_mnist(data)
-    else:
-        dataset = load_dataset(data, spec=spec, seed=seed, allow_unverified=allow_unverified)
-    dataset = dataset.with_scale(input_scale)
+    dataset = _dataset(data, spec, seed=seed, allow_unverified=allow_unverified, input_scale=input_scale)
     if spec.output_kind != "values" and _non_integer(dataset.y_train) and output_kind is None:
         spec = spec.with_options(output_kind="values")  # float targets and no softmax: a regression
     dataset.check(spec)
@@ -98,6 +90,20 @@ def prepare_user_model(
     return UserModel(
         model=model, source=source, spec=spec, dataset=dataset, seed=seed, custom_objects=custom, wrapped=wrapped
     )
+
+
+def _dataset(data: Any, spec: ModelSpec, *, seed: int, allow_unverified: bool, input_scale: float | None) -> Dataset:
+    """The user's data for `spec`: a `Dataset` or `Mnist` as given, else loaded from its source; then scaled."""
+    from toolkit.data.mnist import Mnist
+    from toolkit.data.sources import load_dataset
+
+    if isinstance(data, Dataset):
+        dataset = data
+    elif isinstance(data, Mnist):
+        dataset = Dataset.from_mnist(data)
+    else:
+        dataset = load_dataset(data, spec=spec, seed=seed, allow_unverified=allow_unverified)
+    return dataset.with_scale(input_scale)
 
 
 def _prepare_onnx(
@@ -110,21 +116,13 @@ def _prepare_onnx(
     allow_unverified: bool,
 ) -> UserModel:
     """`prepare_user_model` for an ONNX file: checked with its data, nothing written."""
-    from toolkit.data.mnist import Mnist
-    from toolkit.data.sources import load_dataset
     from toolkit.model.onnx_source import OnnxSourceError, layout_reason, prepare_onnx
 
     if custom_objects is not None:
         raise OnnxSourceError("--custom-objects registers Keras layers; an ONNX model needs none: leave it out.")
 
     def dataset_for(spec: ModelSpec) -> Dataset:
-        if isinstance(data, Dataset):
-            dataset = data
-        elif isinstance(data, Mnist):
-            dataset = Dataset.from_mnist(data)
-        else:
-            dataset = load_dataset(data, spec=spec, seed=seed, allow_unverified=allow_unverified)
-        return dataset.with_scale(input_scale)
+        return _dataset(data, spec, seed=seed, allow_unverified=allow_unverified, input_scale=input_scale)
 
     onnx_source, spec, dataset = prepare_onnx(source, dataset_for, output_kind=output_kind)
     if spec.output_kind != "values" and _non_integer(dataset.y_train) and output_kind is None:
