@@ -14,6 +14,7 @@ import pytest
 from runtimes.files import sha256_file
 from tests import onnx_models as O
 from tests import user_models as U
+from tests.floors import meets_floor
 from tests.test_cli import assert_one_line_error
 
 QUICK = ("--quick", "-b", "1", "-t", "1", "--no-peak")
@@ -79,7 +80,11 @@ def test_pipeline_on_an_nchw_onnx_classifier(cnn_run: tuple[Path, Any], files: d
     assert parity["reference"]["accuracy"] == pytest.approx(float((probs.argmax(1) == d["y_test"]).mean()))
     assert parity["reference"]["accuracy"] > 0.8
     assert rows["onnx-fp32"]["max_abs_diff"] == 0.0
-    assert rows["onnx-fp16"]["top1_agreement"] >= 0.99 and rows["onnx-int8"]["top1_agreement"] >= 0.97
+    # Judged by parity's own floors for a model of this accuracy on this many images (tests/floors.py), not by a
+    # figure measured on one CPU.
+    n, acc = len(d["y_test"]), parity["reference"]["accuracy"]
+    assert rows["onnx-fp16"]["max_abs_diff"] <= 1e-2 and rows["onnx-fp16"]["passed"]
+    assert meets_floor(rows["onnx-int8"]["top1_agreement"], n, acc) and rows["onnx-int8"]["passed"]
     bench = _json(run / "bench.json")
     assert set(bench["artifacts"]) == {"onnx-fp32", "onnx-fp16", "onnx-int8"}
     report = (run / "report.md").read_text()
