@@ -135,7 +135,7 @@ def export(
     max_drop = max_accuracy_drop
     existing = None if model is not None else resolve_run(run_dir, runs_dir)
     source = source_format(model, existing)
-    targets = parse_targets(formats, precisions, source=source)  # a bad combination fails before the data loads
+    targets = parse_targets(formats, precisions, source=source, model=model)  # fails before the data loads
     scale = parse_scale(input_scale)
     writing: contextlib.AbstractContextManager[Path]
     if existing is None:

@@ -109,6 +109,12 @@ def load_tflite_source(path: Path | str) -> TfliteSource:
         )
     for what, tensor in (("input", inputs[0]), ("output", outputs[0])):
         _check_dtype(path, what, tensor)
+    if any(d is None for d in inputs[0].shape[1:]):
+        raise TfliteSourceError(
+            f"{path}: input {inputs[0].name!r} has dynamic sizes {_text(inputs[0].shape)}; exports and benchmarks "
+            "need fixed sizes: convert it with a fixed height, width and channel count (only the batch axis dynamic)."
+        )
+    _allocate(path, interp)
     quantized = sorted({_dtype(d) for d in interp.get_tensor_details()} & QUANTIZED_DTYPES)
     if quantized:
         raise TfliteSourceError(
@@ -255,14 +261,28 @@ def _interpreter(path: Path) -> Any:
     from runtimes.tflite_runner import load_interpreter_module
 
     _, module = load_interpreter_module()
+    # Without XNNPACK: the delegate would replace the ops this check reads (the last op, the op list) by one node.
+    resolver = getattr(module, "OpResolverType", None) or module.experimental.OpResolverType
     try:
         with native_output():
-            interp = module.Interpreter(model_path=str(path))
-            interp.allocate_tensors()
+            interp = module.Interpreter(
+                model_path=str(path), experimental_op_resolver_type=resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            )
     except (ValueError, RuntimeError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise TfliteSourceError(f"{path} could not be loaded by LiteRT: {first[:200]}") from None
     return interp
+
+
+def _allocate(path: Path, interp: Any) -> None:
+    from runtimes.capture import native_output
+
+    try:
+        with native_output():
+            interp.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise TfliteSourceError(f"{path} could not be prepared by LiteRT: {first[:200]}") from None
 
 
 def _subgraphs(interp: Any) -> int:
@@ -296,13 +316,15 @@ def _check_dtype(path: Path, what: str, tensor: TfliteTensor) -> None:
 
 
 def _params(interp: Any) -> int:
-    """The element count of the float constants (weights): tensors no op makes and the model is not fed."""
+    """The element count of the float constants (weights): op inputs that no op makes and the model is not fed."""
     import numpy as np
 
-    made = {int(i) for op in interp._get_ops_details() for i in op["outputs"]}
-    made |= {int(d["index"]) for d in interp.get_input_details()}
-    details = interp.get_tensor_details()
-    return sum(int(np.prod(d["shape"])) for d in details if int(d["index"]) not in made and _dtype(d) == "float32")
+    ops = interp._get_ops_details()
+    used = {int(i) for op in ops for i in op["inputs"] if int(i) >= 0}
+    made = {int(i) for op in ops for i in op["outputs"]} | {int(d["index"]) for d in interp.get_input_details()}
+    details = {int(d["index"]): d for d in interp.get_tensor_details()}
+    weights = [details[i] for i in used - made if i in details and _dtype(details[i]) == "float32"]
+    return sum(int(np.prod(d["shape"])) for d in weights)
 
 
 def _text(shape: tuple[int | None, ...]) -> str:

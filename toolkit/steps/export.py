@@ -56,12 +56,17 @@ def skipped_message(source: str) -> str | None:
 
 
 def parse_targets(
-    formats: list[ExportFormat] | None, precisions: list[Precision] | None, *, source: str = "keras"
+    formats: list[ExportFormat] | None,
+    precisions: list[Precision] | None,
+    *,
+    source: str = "keras",
+    model: Path | str | None = None,
 ) -> list[tuple[ExportFormat, Precision]]:
     """The (format, precision) pairs to export. Unsupported explicit pairs are an error.
 
     `source` is the reference's format: "keras" (trained or a Keras --model) or "onnx" (an ONNX --model, which
-    offers ONNX fp32 (the file itself), fp16 and int8, and refuses TFLite in one line).
+    offers ONNX fp32 (the file itself), fp16 and int8, and refuses TFLite in one line) or "tflite" (a TFLite
+    --model `model`, whose ONNX targets are checked against the file before anything is written).
     """
     from toolkit.steps.tflite_source import TFLITE_SOURCE_SUPPORTED
 
@@ -81,8 +86,12 @@ def parse_targets(
     if not targets:
         offered = "; ".join(f"{f.value}: {', '.join(p.value for p in supported[f])}" for f in fmts)
         if source in ("onnx", "tflite"):
-            offered += f" (an {'ONNX' if source == 'onnx' else 'TFLite'} source)"
+            offered += " (an ONNX source)" if source == "onnx" else " (a TFLite source)"
         raise ToolkitError(f"no artifact matches that --format/--precision choice; offered: {offered}.")
+    if source == "tflite" and model is not None:
+        from toolkit.steps.tflite_source import plan
+
+        plan(Path(model).expanduser(), targets)  # ONNX from a fixed-batch file: refused before the run exists
     return targets
 
 
