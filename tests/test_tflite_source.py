@@ -160,6 +160,18 @@ def test_steps_needing_keras_refuse_a_tflite_source(edgekit, nchw_run: tuple[Pat
     assert_one_line_error(edgekit("export", str(run), "-p", "int16x8"), "no artifact matches", "(a TFLite source)")
 
 
+def test_export_with_a_tflite_model_imports_it(edgekit, files: dict[str, Path], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run = tmp_path / "run"
+    proc = edgekit("export", str(run), "--model", str(files["nhwc"]), "--data", str(files["rgb"]), "-p", "fp16")
+    assert proc.returncode == 0, proc.stderr
+    manifest = _json(run / "manifest.json")
+    assert manifest["reference"] == "tflite-fp32"
+    assert {a["name"] for a in manifest["artifacts"]} == {"tflite-fp32", "tflite-fp16"}
+    proc = edgekit("parity", str(run))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _json(run / "parity.json")["passed"]
+
+
 REFUSALS = {
     "two-signatures": (T.two_signatures, "has 2 subgraphs and 2 signatures (embed, predict)"),
     "int64": (T.int64_input, "input 'ids' has dtype int64; edgekit takes float32 inputs"),
