@@ -77,43 +77,10 @@ def load_tflite_source(path: Path | str) -> TfliteSource:
         TfliteSourceError: a missing file, not a TFLite flatbuffer, several subgraphs or signatures, several
             inputs or outputs, a quantized file, or tensors of a type edgekit cannot feed (one line).
     """
-    from runtimes.tflite_runner import looks_like_tflite
-
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise TfliteSourceError(f"model {path} not found; give a .tflite file.")
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-    if not looks_like_tflite(head):
-        raise TfliteSourceError(
-            f"{path} is not a TFLite flatbuffer (no TFL3 identifier); give a .tflite file written by TFLiteConverter "
-            "or litert-torch."
-        )
-    interp = _interpreter(path)
-    subgraphs = _subgraphs(interp)
+    interp = _open(path)
     signatures = interp.get_signature_list()
-    if subgraphs > 1 or len(signatures) > 1:
-        keys = ", ".join(sorted(signatures)) or "none"
-        raise TfliteSourceError(
-            f"{path} has {subgraphs} subgraphs and {len(signatures)} signatures ({keys}); edgekit takes one graph "
-            "with one signature: convert the one function you deploy on its own."
-        )
-    inputs = tuple(_tensor(d) for d in interp.get_input_details())
-    outputs = tuple(_tensor(d) for d in interp.get_output_details())
-    if len(inputs) != 1 or len(outputs) != 1:
-        what = "inputs" if len(inputs) != 1 else "outputs"
-        tensors = inputs if what == "inputs" else outputs
-        raise TfliteSourceError(
-            f"{path} has {len(tensors)} {what} ({', '.join(t.name for t in tensors) or 'none'}); several "
-            "inputs/outputs are not supported yet: edgekit takes one input and one output."
-        )
-    for what, tensor in (("input", inputs[0]), ("output", outputs[0])):
-        _check_dtype(path, what, tensor)
-    if any(d is None for d in inputs[0].shape[1:]):
-        raise TfliteSourceError(
-            f"{path}: input {inputs[0].name!r} has dynamic sizes {_text(inputs[0].shape)}; exports and benchmarks "
-            "need fixed sizes: convert it with a fixed height, width and channel count (only the batch axis dynamic)."
-        )
+    inputs, outputs = _check_io(path, interp, signatures)
     _allocate(path, interp)
     quantized = sorted({_dtype(d) for d in interp.get_tensor_details()} & QUANTIZED_DTYPES)
     if quantized:
@@ -254,6 +221,52 @@ def save_tflite_into_run(source: TfliteSource, run_dir: Path, spec: ModelSpec, l
         layout_from=layout_from,
         fixed_batch=source.fixed_batch,
     )
+
+
+def _open(path: Path) -> Any:
+    """LiteRT's interpreter over `path`, not yet allocated (a dynamic height would fail there)."""
+    from runtimes.tflite_runner import looks_like_tflite
+
+    if not path.is_file():
+        raise TfliteSourceError(f"model {path} not found; give a .tflite file.")
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if not looks_like_tflite(head):
+        raise TfliteSourceError(
+            f"{path} is not a TFLite flatbuffer (no TFL3 identifier); give a .tflite file written by TFLiteConverter "
+            "or litert-torch."
+        )
+    return _interpreter(path)
+
+
+def _check_io(
+    path: Path, interp: Any, signatures: dict[str, Any]
+) -> tuple[tuple[TfliteTensor, ...], tuple[TfliteTensor, ...]]:
+    """The file's inputs and outputs, after refusing several graphs, several tensors, dtypes and dynamic sizes."""
+    subgraphs = _subgraphs(interp)
+    if subgraphs > 1 or len(signatures) > 1:
+        keys = ", ".join(sorted(signatures)) or "none"
+        raise TfliteSourceError(
+            f"{path} has {subgraphs} subgraphs and {len(signatures)} signatures ({keys}); edgekit takes one graph "
+            "with one signature: convert the one function you deploy on its own."
+        )
+    inputs = tuple(_tensor(d) for d in interp.get_input_details())
+    outputs = tuple(_tensor(d) for d in interp.get_output_details())
+    if len(inputs) != 1 or len(outputs) != 1:
+        what = "inputs" if len(inputs) != 1 else "outputs"
+        tensors = inputs if what == "inputs" else outputs
+        raise TfliteSourceError(
+            f"{path} has {len(tensors)} {what} ({', '.join(t.name for t in tensors) or 'none'}); several "
+            "inputs/outputs are not supported yet: edgekit takes one input and one output."
+        )
+    for what, tensor in (("input", inputs[0]), ("output", outputs[0])):
+        _check_dtype(path, what, tensor)
+    if any(d is None for d in inputs[0].shape[1:]):
+        raise TfliteSourceError(
+            f"{path}: input {inputs[0].name!r} has dynamic sizes {_text(inputs[0].shape)}; exports and benchmarks "
+            "need fixed sizes: convert it with a fixed height, width and channel count (only the batch axis dynamic)."
+        )
+    return inputs, outputs
 
 
 def _interpreter(path: Path) -> Any:
