@@ -153,6 +153,8 @@ def new_run_dir(runs_root: Path = RUNS_DIR) -> Path:
 
 def point_latest(run_dir: Path) -> None:
     """Make `<runs_root>/latest` a relative symlink to `run_dir`, replacing it atomically."""
+    # `--resume runs/latest` hands over the link itself: pointing `latest` at its own name would loop.
+    run_dir = run_dir.resolve() if run_dir.is_symlink() else run_dir
     link = run_dir.parent / LATEST
     tmp = run_dir.parent / f".{LATEST}.tmp-{os.getpid()}"
     try:
