@@ -133,6 +133,10 @@ class TFLiteRunner(Runner):
         self._in: dict[str, Any] = {}
         self._out: dict[str, Any] = {}
         self._batch = -1
+        # A file whose batch axis is fixed (shape_signature[0] > 0; litert-torch writes 1) is run one sample at a
+        # time: resizing it fails or breaks on its fixed RESHAPE shapes.
+        self._fixed_batch: int | None = None
+        self._per_row = False
 
     @classmethod
     def runtime_version(cls) -> str | None:
@@ -189,6 +193,9 @@ class TFLiteRunner(Runner):
                 "edgekit runs single-input, single-output models."
             )
         self._batch = int(self._in["shape"][0])
+        signature = self._in.get("shape_signature")
+        fixed = signature is not None and len(signature) > 0 and int(signature[0]) > 0
+        self._fixed_batch, self._per_row = (self._batch if fixed else None), False
         self._set_tensor = self._interp.set_tensor
         self._invoke = self._interp.invoke
         self._get_tensor = self._interp.get_tensor
@@ -215,6 +222,14 @@ class TFLiteRunner(Runner):
 
     def _prepare(self, shape: tuple[int, ...]) -> None:
         n = shape[0]
+        if self._fixed_batch is not None:
+            self._per_row = n != self._fixed_batch
+            if self._per_row and self._fixed_batch != 1:
+                raise ModelLoadError(
+                    f"{self.model_path} has a fixed batch of {self._fixed_batch}; edgekit runs fixed-batch files one "
+                    "sample at a time (batch 1) or any batch with a dynamic batch axis: re-export it so."
+                )
+            return
         if n == self._batch:
             return
         try:
@@ -235,6 +250,8 @@ class TFLiteRunner(Runner):
         # hand-written loop costs (benchmarks.harness_check compares the two).
         # The try costs nothing in Python 3.11+ until something raises.
         # The batch size is settled in _prepare (the checked path) before a new shape gets here.
+        if self._per_row:
+            return self._run_rows(x)
         try:
             self._set_tensor(self._in_index, x)
             self._invoke()
@@ -245,3 +262,18 @@ class TFLiteRunner(Runner):
                 f"{self.model_path} could not be run as a TFLite model: {one_line(exc)}; re-export it."
             ) from exc
         return out
+
+    def _run_rows(self, x: np.ndarray) -> np.ndarray:
+        """A batch through a fixed-batch-1 file, one sample per invoke (its outputs copied out between calls)."""
+        rows = [self._run_one(x[i : i + 1]) for i in range(len(x))]
+        return np.concatenate(rows, axis=0)
+
+    def _run_one(self, x: np.ndarray) -> np.ndarray:
+        try:
+            self._set_tensor(self._in_index, x)
+            self._invoke()
+            return np.array(self._get_tensor(self._out_index))
+        except (RuntimeError, ValueError) as exc:
+            raise ModelLoadError(
+                f"{self.model_path} could not be run as a TFLite model: {one_line(exc)}; re-export it."
+            ) from exc

@@ -69,6 +69,16 @@ def test_resume_redoes_only_what_is_missing_or_tampered(edgekit, tmp_path: Path)
     assert (run / "bench.json").is_file() and (run / "report.html").is_file()
 
 
+def test_resuming_through_latest_keeps_it_pointing_at_the_run(tmp_path: Path) -> None:
+    from toolkit.run.layout import point_latest
+
+    run = tmp_path / "20261205-110523"
+    run.mkdir()
+    point_latest(run)
+    point_latest(tmp_path / "latest")  # what `pipeline --resume runs/latest` passes on
+    assert os.readlink(tmp_path / "latest") == run.name and (tmp_path / "latest").resolve() == run
+
+
 def test_resume_needs_a_pipeline_run(edgekit, small_run: Path) -> None:
     proc = edgekit("pipeline", "--resume", str(small_run))
     assert proc.returncode == 1 and "no run.json" in proc.stderr

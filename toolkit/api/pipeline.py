@@ -69,7 +69,9 @@ def pipeline_options(
     config.check()
     settings = settings or BenchSettings()
     settings.check()
-    targets = parse_targets(format_choices(formats), precision_choices(precisions), source=source_format(model))
+    targets = parse_targets(
+        format_choices(formats), precision_choices(precisions), source=source_format(model), model=model
+    )
     check_int8_target(int8_target)
     options: dict[str, Any] = {
         "schema_version": layout.SCHEMA_VERSION,

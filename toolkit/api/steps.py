@@ -129,7 +129,7 @@ def export(
     from toolkit.steps.mixed import check_budget
 
     source = source_format(model, None if model is not None else run_dir)
-    targets = parse_targets(format_choices(formats), precision_choices(precisions), source=source)
+    targets = parse_targets(format_choices(formats), precision_choices(precisions), source=source, model=model)
     check_budget(max_drop, min_agreement)
     budget = max_drop is not None or min_agreement is not None
     if model is not None:

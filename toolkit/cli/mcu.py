@@ -46,9 +46,9 @@ def _print(doc: McuDocument) -> None:
             ["flash: model", _kb(flash.model_bytes)],
             ["flash: TFLM code", f"≥ {_kb(flash.runtime_code_min_bytes)} (cited, not measured)"],
             ["ops", ", ".join(r.ops)],
-            ["TFLM accuracy", f"{par.accuracy:.4f} (Keras {par.keras_accuracy:.4f}, {par.images:,} images)"],
+            ["TFLM accuracy", f"{par.accuracy:.4f} (reference {par.keras_accuracy:.4f}, {par.images:,} images)"],
             ["top-1 agreement with LiteRT int8", f"{par.agreement_litert:.4f} ({par.disagreements_litert} differ)"],
-            ["top-1 agreement with Keras", f"{par.agreement_keras:.4f} ({par.disagreements_keras} differ)"],
+            ["top-1 agreement with the reference", f"{par.agreement_keras:.4f} ({par.disagreements_keras} differ)"],
             ["max |TFLM - LiteRT| (int8 steps)", str(par.max_int8_steps_vs_litert)],
             [
                 "max |TFLM - LiteRT built-in kernels| (int8 steps)",

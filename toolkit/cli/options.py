@@ -133,9 +133,10 @@ ModelOpt = Annotated[
     Path | None,
     typer.Option(
         "--model",
-        help="Your own Keras model (.keras, legacy .h5, or a SavedModel folder) or ONNX file (.onnx: the reference "
-        "is the file itself on ONNX Runtime; no TFLite) instead of the reference CNN; skips training. One input "
-        "(image [N,H,W,C] or, for ONNX, [N,C,H,W]; or vector [N,F]) and one output.",
+        help="Your own Keras model (.keras, legacy .h5, or a SavedModel folder), ONNX file (.onnx: the reference "
+        "is the file itself on ONNX Runtime; no TFLite) or fp32 TFLite file (.tflite: the reference is the file "
+        "itself on LiteRT; ONNX only with -f onnx) instead of the reference CNN; skips training. One input "
+        "(image [N,H,W,C] or, for ONNX and TFLite, [N,C,H,W]; or vector [N,F]) and one output.",
         rich_help_panel="Your own model",
         show_default=False,
     ),

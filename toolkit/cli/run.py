@@ -130,12 +130,12 @@ def export(
     [b]edgekit export runs/latest --max-accuracy-drop 0.3[/] (int8 with the fewest float layers within 0.3 points)
     """
     import toolkit
-    from toolkit.steps.export import TFLITE_SKIPPED, parse_targets, source_format
+    from toolkit.steps.export import parse_targets, skipped_message, source_format
 
     max_drop = max_accuracy_drop
     existing = None if model is not None else resolve_run(run_dir, runs_dir)
     source = source_format(model, existing)
-    targets = parse_targets(formats, precisions, source=source)  # a bad combination fails before the data loads
+    targets = parse_targets(formats, precisions, source=source, model=model)  # fails before the data loads
     scale = parse_scale(input_scale)
     writing: contextlib.AbstractContextManager[Path]
     if existing is None:
@@ -147,7 +147,8 @@ def export(
         needs_data = budget or any(p in NEEDS_CALIBRATION for _, p in targets)
         writing = contextlib.nullcontext(run)
         dataset = _load_data(data, allow_unverified, run) if needs_data else None
-    messages: list[str] = [TFLITE_SKIPPED] if source == "onnx" and not formats else []
+    skipped = None if formats else skipped_message(source)  # a file source's default targets leave some out
+    messages: list[str] = [skipped] if skipped else []
     with writing as run, progress_bar() as progress:
         manifest = toolkit.export(
             run,
@@ -333,14 +334,15 @@ def _run_pipeline(
     runs_dir: Path, options: RunOptions | None, resume: Path | None, dataset: Any, *, skipped_tflite: bool = False
 ) -> PipelineResult:
     """Run (or resume) the pipeline with progress bars, naming the run directory as soon as it exists (with
-    `skipped_tflite`, an ONNX source's default targets: one line saying TFLite is skipped)."""
+    `skipped_tflite`, a file source's default targets: one line saying which format is skipped)."""
     import toolkit
-    from toolkit.steps.export import TFLITE_SKIPPED, source_format
+    from toolkit.steps.export import skipped_message, source_format
 
     def started(run: Path) -> None:
         out.print(f"{'Resuming' if resume else 'Run directory:'} [bold]{escape(str(run))}[/]", highlight=False)
-        if skipped_tflite and options is not None and source_format(options.model) == "onnx":
-            out.print(TFLITE_SKIPPED, highlight=False)
+        skipped = skipped_message(source_format(options.model)) if skipped_tflite and options is not None else None
+        if skipped:
+            out.print(skipped, highlight=False)
 
     with progress_bar() as progress:
         return toolkit.pipeline(

@@ -56,6 +56,7 @@ class InputPlan:
     value_range: tuple[float, float]
     range_source: str
     reference: bool
+    channels_first: bool = False  # an NCHW model (an ONNX or TFLite file from PyTorch): batches are transposed
 
     def prepare(self, path: Path) -> list[Prepared]:
         """The model inputs from one file (an image, or a .npy of one or several), pixels in 0..1."""
@@ -66,10 +67,12 @@ class InputPlan:
         return prepare_resized(path, self.height, self.width, self.channels)
 
     def batch(self, prepared: list[Prepared]) -> F32:
-        """Stack prepared images as float32 [N, H, W, C] in `value_range`."""
+        """Stack prepared images as float32 [N, H, W, C] (or [N, C, H, W] when `channels_first`) in `value_range`."""
         pixels = np.stack([p.pixels for p in prepared]).astype(np.float32)
         if pixels.ndim == 3:
             pixels = pixels[..., np.newaxis]
+        if self.channels_first:
+            pixels = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))
         lo, hi = self.value_range
         if (lo, hi) == (0.0, 1.0):
             return pixels
@@ -142,12 +145,16 @@ def plan_input(
         PredictInputError: a vector input, a channel count other than 1 or 3, a dynamic H or W,
             `mnist` for a model that does not take 28×28 grey images, or `mnist` with `preprocess` off.
     """
-    if spec.layout != "NHWC":
+    if spec.layout not in ("NHWC", "NCHW"):
         raise PredictInputError(
             f"{model.name} takes vectors {spec.input_text()}, not images; edgekit predict needs a model "
-            "with an (N, H, W, C) image input."
+            "with an (N, H, W, C) or (N, C, H, W) image input."
         )
-    height, width, channels = spec.input_tail
+    channels_first = spec.layout == "NCHW"
+    if channels_first:
+        channels, height, width = spec.input_tail
+    else:
+        height, width, channels = spec.input_tail
     reference = is_reference(spec)
     if mnist:
         if not preprocess:
@@ -177,7 +184,7 @@ def plan_input(
         if quantized is None:
             source = "default, as Keras image_dataset_from_directory; set --value-range"
     mode = "mnist" if mnist or (reference and preprocess) else "grey-resize" if reference else "resize"
-    return InputPlan(mode, height, width, channels, rng, source, reference)
+    return InputPlan(mode, height, width, channels, rng, source, reference, channels_first)
 
 
 def _quantized_range(spec: ModelSpec) -> tuple[float, float] | None:

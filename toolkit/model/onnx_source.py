@@ -294,7 +294,17 @@ def save_onnx_into_run(source: OnnxSource, run_dir: Path, spec: ModelSpec, layou
 
 def layout_reason(source: OnnxSource, sample_shape: tuple[int, ...]) -> str:
     """How the run's image layout was decided, for model.json: `input shape`, `data` or `assumed`."""
-    shape = source.inputs[0].shape
+    return layout_reason_for(source.inputs[0].shape, sample_shape)
+
+
+def layout_from_shapes(shape: tuple[int | None, ...], sample: tuple[int, ...] | None, default: str = "NCHW") -> str:
+    """An image input's layout (NCHW or NHWC) from its shape, then from one data row's shape, else `default` (a
+    TFLite source decides it the same way, with NHWC as its default)."""
+    return _from_shape(shape) or (None if sample is None else _from_data(shape, sample)) or default
+
+
+def layout_reason_for(shape: tuple[int | None, ...], sample_shape: tuple[int, ...]) -> str:
+    """`layout_reason` for an input shape: `input shape`, `data` or `assumed`."""
     if len(shape) != 4:
         return "input shape"
     if _from_shape(shape) is not None:

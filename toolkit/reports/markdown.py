@@ -213,7 +213,11 @@ def parity_intro(parity: Parity) -> str:
     verdict = "All rows passed." if parity.passed else "**Some rows failed.**"
     of = f" of {parity.data_name}" if parity.data_name else ""
     # An ONNX source's reference is the file itself on ONNX Runtime fp32 (onnx-fp32), not Keras.
-    ref = "the ONNX source's reference (onnx-fp32)" if parity.reference.startswith("onnx") else "the Keras reference"
+    sources = {
+        "onnx-fp32": "the ONNX source's reference (onnx-fp32)",
+        "tflite-fp32": "the TFLite source's reference (tflite-fp32)",
+    }
+    ref = sources.get(parity.reference, "the Keras reference")
     head = f"All {integer(parity.images)} test {parity.samples}{of} through each artifact's runtime, against {ref}"
     if parity.regression:
         return (

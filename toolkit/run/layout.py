@@ -54,6 +54,8 @@ DIAGNOSE_DIR = "diagnose"
 REFERENCE_NAME = "keras-fp32"  # the reference of a trained run or of a Keras `--model`
 ONNX_MODEL_FILE = "model.onnx"  # the run's copy of an ONNX `--model`: its own reference, on ONNX Runtime
 ONNX_REFERENCE_NAME = "onnx-fp32"
+TFLITE_MODEL_FILE = "model.tflite"  # the run's copy of a TFLite `--model`: its own reference, on LiteRT
+TFLITE_REFERENCE_NAME = "tflite-fp32"
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,9 @@ class ReferenceKind:
 
 KERAS_REFERENCE = ReferenceKind(REFERENCE_NAME, MODEL_FILE, "keras", "keras")
 ONNX_REFERENCE = ReferenceKind(ONNX_REFERENCE_NAME, ONNX_MODEL_FILE, "onnx", "onnxruntime")
-REFERENCES = (KERAS_REFERENCE, ONNX_REFERENCE)
+# A TFLite `--model` (fp32 .tflite, e.g. from litert-torch): model.tflite on LiteRT, also the run's tflite-fp32.
+TFLITE_REFERENCE = ReferenceKind(TFLITE_REFERENCE_NAME, TFLITE_MODEL_FILE, "tflite", "tflite")
+REFERENCES = (KERAS_REFERENCE, ONNX_REFERENCE, TFLITE_REFERENCE)
 
 _LIBRARIES = (
     "numpy",
@@ -149,6 +153,8 @@ def new_run_dir(runs_root: Path = RUNS_DIR) -> Path:
 
 def point_latest(run_dir: Path) -> None:
     """Make `<runs_root>/latest` a relative symlink to `run_dir`, replacing it atomically."""
+    # `--resume runs/latest` hands over the link itself: pointing `latest` at its own name would loop.
+    run_dir = run_dir.resolve() if run_dir.is_symlink() else run_dir
     link = run_dir.parent / LATEST
     tmp = run_dir.parent / f".{LATEST}.tmp-{os.getpid()}"
     try:
@@ -308,7 +314,7 @@ def int8_target(manifest: ManifestDocument) -> str:
 
 
 def reference_kind(run_dir: Path) -> ReferenceKind:
-    """The run's kind of reference, by the model file it holds (model.keras, else model.onnx).
+    """The run's kind of reference, by the model file it holds (model.keras, else model.onnx, else model.tflite).
 
     Raises:
         RunDirError: the run holds neither (no `edgekit train` nor `--model` yet).
@@ -320,7 +326,8 @@ def reference_kind(run_dir: Path) -> ReferenceKind:
 
 
 def model_file(run_dir: Path) -> Path:
-    """The run's reference model file: model.keras (trained or a Keras --model) or model.onnx (an ONNX --model)."""
+    """The run's reference model file: model.keras (trained or a Keras --model), model.onnx or model.tflite (an
+    ONNX or TFLite --model)."""
     return run_dir / reference_kind(run_dir).file
 
 

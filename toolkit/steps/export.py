@@ -32,30 +32,49 @@ TFLITE_SKIPPED = "ONNX source: the TFLite targets are skipped (onnx2tf cannot be
 
 
 def source_format(model: Path | str | None = None, run_dir: Path | str | None = None) -> str:
-    """The reference's format a target choice is for: "onnx" for an ONNX `--model` (or a run made from one),
-    else "keras"."""
+    """The reference's format a target choice is for: "onnx" / "tflite" for an ONNX / TFLite `--model` (or a run
+    made from one), else "keras"."""
     from toolkit.model.onnx_source import is_onnx_source
     from toolkit.model.run_source import is_onnx_source as run_is_onnx
+    from toolkit.model.run_source import is_tflite_source as run_is_tflite
+    from toolkit.model.tflite_source import is_tflite_source
 
     if model is not None:
-        return "onnx" if is_onnx_source(model) else "keras"
+        return "onnx" if is_onnx_source(model) else ("tflite" if is_tflite_source(model) else "keras")
     if run_dir is not None and Path(run_dir).is_dir() and run_is_onnx(Path(run_dir)):
         return "onnx"
+    if run_dir is not None and Path(run_dir).is_dir() and run_is_tflite(Path(run_dir)):
+        return "tflite"
     return "keras"
 
 
+def skipped_message(source: str) -> str | None:
+    """The one line a file source's default targets print: what they leave out, and why (None: nothing)."""
+    from toolkit.steps.tflite_source import ONNX_SKIPPED
+
+    return {"onnx": TFLITE_SKIPPED, "tflite": ONNX_SKIPPED}.get(source)
+
+
 def parse_targets(
-    formats: list[ExportFormat] | None, precisions: list[Precision] | None, *, source: str = "keras"
+    formats: list[ExportFormat] | None,
+    precisions: list[Precision] | None,
+    *,
+    source: str = "keras",
+    model: Path | str | None = None,
 ) -> list[tuple[ExportFormat, Precision]]:
     """The (format, precision) pairs to export. Unsupported explicit pairs are an error.
 
     `source` is the reference's format: "keras" (trained or a Keras --model) or "onnx" (an ONNX --model, which
-    offers ONNX fp32 (the file itself), fp16 and int8, and refuses TFLite in one line).
+    offers ONNX fp32 (the file itself), fp16 and int8, and refuses TFLite in one line) or "tflite" (a TFLite
+    --model `model`, whose ONNX targets are checked against the file before anything is written).
     """
-    supported = ONNX_SOURCE_SUPPORTED if source == "onnx" else SUPPORTED
+    from toolkit.steps.tflite_source import TFLITE_SOURCE_SUPPORTED
+
+    supported = {"onnx": ONNX_SOURCE_SUPPORTED, "tflite": TFLITE_SOURCE_SUPPORTED}.get(source, SUPPORTED)
     if source == "onnx" and formats and ExportFormat.TFLITE in formats:
         raise ToolkitError(NO_TFLITE_FROM_ONNX)
-    fmts = [f for f in (formats or list(SUPPORTED)) if f in supported]
+    default = [ExportFormat.TFLITE] if source == "tflite" else list(SUPPORTED)  # ONNX from TFLite: opt-in
+    fmts = [f for f in (formats or default) if f in supported]
     if precisions and Precision.INT8_MIXED in precisions:
         raise ToolkitError(
             "int8-mixed is chosen by a budget, not a target: use --max-accuracy-drop PT or --min-agreement X."
@@ -66,9 +85,13 @@ def parse_targets(
         targets.extend((fmt, p) for p in wanted if p in supported[fmt])
     if not targets:
         offered = "; ".join(f"{f.value}: {', '.join(p.value for p in supported[f])}" for f in fmts)
-        if source == "onnx":
-            offered += " (an ONNX source)"
+        if source in ("onnx", "tflite"):
+            offered += " (an ONNX source)" if source == "onnx" else " (a TFLite source)"
         raise ToolkitError(f"no artifact matches that --format/--precision choice; offered: {offered}.")
+    if source == "tflite" and model is not None:
+        from toolkit.steps.tflite_source import plan
+
+        plan(Path(model).expanduser(), targets)  # ONNX from a fixed-batch file: refused before the run exists
     return targets
 
 
@@ -97,7 +120,8 @@ def export_step(
 
     `int8_target`: the CPU class the int8 exports are for (`exporters.int8_recipe`: portable, x86-vnni, arm64).
     An ONNX source's reference is its onnx-fp32 artifact; its fp16 and int8 are made from that file, and TFLite
-    targets are refused (`NO_TFLITE_FROM_ONNX`).
+    targets are refused (`NO_TFLITE_FROM_ONNX`). A TFLite source's reference is its tflite-fp32 artifact; the
+    rest is made from that file (`toolkit.steps.tflite_source`).
     """
     from exporters.onnx_export import export_onnx, export_onnx_file
     from exporters.tflite_export import export_tflite
@@ -111,8 +135,13 @@ def export_step(
     target = check_int8_target(int8_target)
     run = A.Run(run_dir)
     reference = A.reference_entry(run_dir)
-    onnx_source = kind is A.ONNX_REFERENCE
-    if onnx_source:
+    onnx_source, tflite_plan = kind is A.ONNX_REFERENCE, None
+    if kind is A.TFLITE_REFERENCE:
+        from toolkit.steps import tflite_source
+
+        tflite_plan = tflite_source.plan(model_path, targets)
+        targets, model, spec = tflite_plan.targets, None, run_spec(run_dir)
+    elif onnx_source:
         if any(f is ExportFormat.TFLITE for f, _ in targets):
             raise ToolkitError(NO_TFLITE_FROM_ONNX)
         offered = ONNX_SOURCE_SUPPORTED[ExportFormat.ONNX]
@@ -154,7 +183,16 @@ def export_step(
     manifest = record(reference)
     for fmt, precision in targets:
         p.update(task, description=f"export: {artifact_name(fmt, precision)}")
-        if onnx_source:
+        if tflite_plan is not None:
+            result = tflite_source.export_target(
+                model_path,
+                out_dir,
+                (fmt, precision),
+                calibration=calibration,
+                signature=tflite_plan.signature,
+                int8_target=target,
+            )
+        elif onnx_source:
             result = export_onnx_file(
                 model_path,
                 out_dir,

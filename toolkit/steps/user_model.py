@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit.data.dataset import Dataset
+from toolkit.errors import ToolkitError
 
 if TYPE_CHECKING:
     from runtimes.spec import ModelSpec
@@ -38,6 +39,13 @@ class UserModel:
 
         return isinstance(self.model, OnnxSource)
 
+    @property
+    def is_tflite(self) -> bool:
+        """True for a TFLite file as the source (`model` is its checked `TfliteSource`; no Keras model)."""
+        from toolkit.model.tflite_source import TfliteSource
+
+        return isinstance(self.model, TfliteSource)
+
 
 def prepare_user_model(
     model_path: Path | str,
@@ -53,7 +61,8 @@ def prepare_user_model(
 
     Args:
         model_path: a `.keras` file (loaded with safe_mode), a legacy `.h5`, a SavedModel folder, or an `.onnx`
-            file (`toolkit.model.onnx_source`: the file itself is the reference, on ONNX Runtime in fp32).
+            file (`toolkit.model.onnx_source`: the file itself is the reference, on ONNX Runtime in fp32), or a
+            `.tflite` file (`toolkit.model.tflite_source`: the file itself is the reference, on LiteRT).
         data: an `.npz`, a folder of images per class, "mnist" (default), or a loaded `Dataset`.
         seed: the seed of a train/test split the data needs and of the calibration draw.
         output_kind: "probabilities", "logits" or "values" (None: softmax → probabilities, one linear
@@ -71,8 +80,10 @@ def prepare_user_model(
     )
 
     source = Path(model_path).expanduser()
-    if is_onnx_source(source):
-        return _prepare_onnx(source, data, seed, output_kind, custom_objects, input_scale, allow_unverified)
+    from toolkit.model.tflite_source import is_tflite_source
+
+    if is_onnx_source(source) or is_tflite_source(source):
+        return _prepare_file(source, data, seed, output_kind, custom_objects, input_scale, allow_unverified)
     custom = None if custom_objects is None else Path(custom_objects).expanduser()
     if custom is not None:
         import_custom_objects(custom)
@@ -106,7 +117,7 @@ def _dataset(data: Any, spec: ModelSpec, *, seed: int, allow_unverified: bool, i
     return dataset.with_scale(input_scale)
 
 
-def _prepare_onnx(
+def _prepare_file(
     source: Path,
     data: Any,
     seed: int,
@@ -115,35 +126,45 @@ def _prepare_onnx(
     input_scale: float | None,
     allow_unverified: bool,
 ) -> UserModel:
-    """`prepare_user_model` for an ONNX file: checked with its data, nothing written."""
-    from toolkit.model.onnx_source import OnnxSourceError, layout_reason, prepare_onnx
+    """`prepare_user_model` for an ONNX or TFLite file: checked with its data, nothing written."""
+    from toolkit.model import onnx_source, tflite_source
 
+    tflite = tflite_source.is_tflite_source(source)
     if custom_objects is not None:
-        raise OnnxSourceError("--custom-objects registers Keras layers; an ONNX model needs none: leave it out.")
+        what = "a TFLite" if tflite else "an ONNX"
+        raise ToolkitError(f"--custom-objects registers Keras layers; {what} model needs none: leave it out.")
 
     def dataset_for(spec: ModelSpec) -> Dataset:
         return _dataset(data, spec, seed=seed, allow_unverified=allow_unverified, input_scale=input_scale)
 
-    onnx_source, spec, dataset = prepare_onnx(source, dataset_for, output_kind=output_kind)
+    checked: Any
+    if tflite:
+        checked, spec, dataset = tflite_source.prepare_tflite(source, dataset_for, output_kind=output_kind)
+        layout_from = tflite_source.layout_reason(checked, tuple(dataset.x_test.shape[1:]))
+    else:
+        checked, spec, dataset = onnx_source.prepare_onnx(source, dataset_for, output_kind=output_kind)
+        layout_from = onnx_source.layout_reason(checked, tuple(dataset.x_test.shape[1:]))
     if spec.output_kind != "values" and _non_integer(dataset.y_train) and output_kind is None:
         spec = spec.with_options(output_kind="values")  # float targets and no softmax: a regression
     dataset.check(spec)
     names = dataset.class_names if dataset.class_names and len(dataset.class_names) == spec.num_classes else None
     spec = spec.with_options(value_range=dataset.value_range(spec), class_names=names)
-    layout_from = layout_reason(onnx_source, tuple(dataset.x_test.shape[1:]))
-    return UserModel(model=onnx_source, source=source, spec=spec, dataset=dataset, seed=seed, layout_from=layout_from)
+    return UserModel(model=checked, source=source, spec=spec, dataset=dataset, seed=seed, layout_from=layout_from)
 
 
 def import_into_run(run_dir: Path, user: UserModel) -> ModelDocument:
-    """Write model.keras (model.onnx for an ONNX source), model.json and dataset.json into `run_dir`; return
-    model.json."""
+    """Write model.keras (model.onnx / model.tflite for an ONNX / TFLite source), model.json and dataset.json into
+    `run_dir`; return model.json."""
     from toolkit.model.onnx_source import save_onnx_into_run
     from toolkit.model.run_source import record_dataset
+    from toolkit.model.tflite_source import save_tflite_into_run
     from toolkit.model.user import save_into_run
     from toolkit.run import layout as A
 
     if user.is_onnx:
         info = save_onnx_into_run(user.model, run_dir, user.spec, user.layout_from or "input shape")
+    elif user.is_tflite:
+        info = save_tflite_into_run(user.model, run_dir, user.spec, user.layout_from or "input shape")
     else:
         info = save_into_run(
             user.model,

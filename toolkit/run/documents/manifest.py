@@ -22,7 +22,8 @@ class QuantizationRecipe(Part):
 
 
 class ArtifactEntry(Part):
-    """One model file of the run: the reference (`keras-fp32`, or `onnx-fp32` for an ONNX source) or an export."""
+    """One model file of the run: the reference (`keras-fp32`; `onnx-fp32` / `tflite-fp32` for an ONNX / TFLite
+    source) or an export."""
 
     name: str = Field(description="e.g. tflite-int8; unique within the run.")
     path: str = Field(description="Relative to the run directory, with / separators.")
@@ -74,7 +75,7 @@ class ManifestDocument(Document):
     reference: str | None = Field(
         default=None,
         description="The reference artifact every export is compared with: onnx-fp32 for a run made from an "
-        "ONNX file; absent: keras-fp32.",
+        "ONNX file, tflite-fp32 for one made from a TFLite file; absent: keras-fp32.",
     )
     artifacts: list[ArtifactEntry]
 

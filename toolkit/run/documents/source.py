@@ -18,22 +18,29 @@ class ModelDocument(Document):
 
     name: str = Field(description="The user's file or folder name, as reports show it.")
     source: str = Field(description="Absolute path of the file the model was imported from.")
-    format: str = Field(description="keras, h5, savedmodel or onnx.")
-    model_sha256: str = Field(description="sha256 of the run's model.keras (model.onnx for an ONNX source).")
+    format: str = Field(description="keras, h5, savedmodel, onnx or tflite.")
+    model_sha256: str = Field(
+        description="sha256 of the run's model.keras (model.onnx / model.tflite for an ONNX / TFLite source)."
+    )
     params: int
     layers: list[dict[str, str]] = Field(description="Every layer as {name, class}.")
     unknown_layers: list[dict[str, str]] = Field(description="Layers edgekit has not been tested with (tried anyway).")
     output_kind: str = Field(description="probabilities, logits or values.")
     model_spec: StoredModelSpec
     created_utc: str
-    # An ONNX source only (absent for Keras models):
-    source_sha256: str | None = Field(default=None, description="sha256 of the user's .onnx file.")
+    # An ONNX or TFLite source only (absent for Keras models):
+    source_sha256: str | None = Field(default=None, description="sha256 of the user's .onnx or .tflite file.")
     layout: str | None = Field(default=None, description="NCHW, NHWC or NC: how the model takes its input.")
     layout_from: str | None = Field(
         default=None, description="How the layout was decided: input shape, data (the rows' shape) or assumed."
     )
     opset: int | None = Field(default=None, description="The file's ai.onnx opset.")
     producer: str | None = Field(default=None, description="The tool that wrote the file (producer name and version).")
+    fixed_batch: int | None = Field(
+        default=None,
+        description="A TFLite source whose batch axis is fixed (litert-torch writes 1): LiteRT runs it one sample "
+        "at a time; absent: a dynamic batch.",
+    )
 
 
 class DatasetDocument(Document):
