@@ -35,7 +35,8 @@ TFLITE_SOURCE_SUPPORTED: dict[ExportFormat, tuple[Precision, ...]] = {
 ONNX_SKIPPED = "TFLite source: ONNX artifacts are made only when asked (-f onnx: tf2onnx, dynamic-batch files only)."
 NO_ONNX_FROM_FIXED_BATCH = (
     "ONNX from {path}: its input has a fixed batch of 1, which tf2onnx keeps and ONNX Runtime then cannot feed "
-    "with batches; convert the .tflite with a dynamic batch axis for ONNX artifacts, or use the TFLite ones."
+    "with batches; export ONNX from the original framework (e.g. torch.onnx.export with a dynamic batch) "
+    "and give edgekit that file, or use the TFLite artifacts."
 )
 
 
