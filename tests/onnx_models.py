@@ -175,3 +175,111 @@ def external_data_missing(path: Path, data: Path) -> Path:
     onnx.save_model(model, str(path), save_as_external_data=True, location="weights.bin", size_threshold=0)
     (path.parent / "weights.bin").unlink()
     return path
+
+
+# -- an ONNX file from another framework: scikit-learn's MLPClassifier, converted by skl2onnx ---------------------
+SKL_TRAIN, SKL_TEST = 2000, 1000
+SKL_OPSETS = {"": OPSET, "ai.onnx.ml": 3}
+
+
+def mnist_pixels(path: Path, *, images: bool = False) -> Path:
+    """2,000 training and 1,000 test MNIST digits, /255 float32: flattened [N, 784] (as the MLP was fit), or
+    channels-last images [N, 28, 28, 1] (`images`, as images are stored) for the NCHW-wrapped model."""
+    from toolkit.data.mnist import load_mnist
+
+    m = load_mnist()
+
+    def pixels(x: np.ndarray) -> np.ndarray:
+        scaled = x.astype(np.float32) / 255
+        return scaled[..., None] if images else scaled.reshape(len(x), -1)
+
+    np.savez(
+        path,
+        x_train=pixels(m.x_train[:SKL_TRAIN]),
+        y_train=m.y_train[:SKL_TRAIN],
+        x_test=pixels(m.x_test[:SKL_TEST]),
+        y_test=m.y_test[:SKL_TEST],
+    )
+    return path
+
+
+def sklearn_mlp(path: Path, data: Path, *, zipmap: bool = True) -> Path:
+    """An MLPClassifier (784 → 64 relu → 10) fit on `data` (mnist_pixels, flattened) and converted by skl2onnx as
+    a user would: by default with its ZipMap (a sequence of maps, refused), or `zipmap=False` (two outputs: the
+    int64 label [N] and the float probabilities [N, 10])."""
+    import warnings
+
+    from skl2onnx import to_onnx
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    d = np.load(data)
+    clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=80, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # 80 epochs on 2,000 digits: accurate enough here
+        clf.fit(d["x_train"], d["y_train"])
+    options = None if zipmap else {id(clf): {"zipmap": False}}
+    model = to_onnx(clf, d["x_train"][:1], options=options, target_opset=SKL_OPSETS)
+    _save(model, path)
+    return path
+
+
+def probabilities_only(path: Path, source: Path) -> Path:
+    """The zipmap=False MLP with only its `probabilities` output: the label output and the nodes only it needs
+    are dropped (onnx.utils.Extractor), a single-output classifier edgekit takes today."""
+    import onnx
+    from onnx.utils import Extractor
+
+    model = onnx.load(str(source))
+    names = [i.name for i in model.graph.input]
+    extracted = Extractor(model).extract_model(names, ["probabilities"])
+    extracted.producer_name, extracted.producer_version = model.producer_name, model.producer_version
+    _save(extracted, path)
+    return path
+
+
+def nchw_wrapped(path: Path, source: Path) -> Path:
+    """`source` (an MLP on [N, 784]) taking NCHW images [N, 1, 28, 28] instead: a Flatten node prepended, so a
+    framework other than Keras gives a channels-first model (with two outputs when `source` has them)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    flat = graph.input[0].name
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, 28, 28])
+    graph.node.insert(0, helper.make_node("Flatten", ["image"], [flat], name="flatten_image", axis=1))
+    del graph.input[:]
+    graph.input.append(image)
+    _save(model, path)
+    return path
+
+
+def outlier_unit(path: Path, source: Path, *, value: float = 2000.0) -> Path:
+    """`source` (the single-output MLP) with one more hidden unit whose activation is the constant `value` and
+    whose weight into the output layer is 0: the same probabilities in float, but per-tensor int8 of the hidden
+    layer spends its 256 levels on the outlier (as tests/sensitive_models.py does for Keras)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(source))
+    inits = {t.name: t for t in model.graph.initializer}
+    matmuls = [n for n in model.graph.node if n.op_type == "MatMul"]
+    adds = [n for n in model.graph.node if n.op_type == "Add"]
+    hidden_w, head_w, hidden_b = (
+        inits[matmuls[0].input[1]],
+        inits[matmuls[1].input[1]],
+        inits[next(i for i in adds[0].input if i in inits)],
+    )
+    w1, w2, b1 = (numpy_helper.to_array(t) for t in (hidden_w, head_w, hidden_b))
+    b1 = b1.reshape(-1)
+    new = {
+        hidden_w.name: np.concatenate([w1, np.zeros((w1.shape[0], 1), w1.dtype)], axis=1),
+        hidden_b.name: np.concatenate([b1, np.array([value], b1.dtype)]),
+        head_w.name: np.concatenate([w2, np.zeros((1, w2.shape[1]), w2.dtype)], axis=0),
+    }
+    for name, array in new.items():
+        inits[name].CopyFrom(numpy_helper.from_array(array, name))
+    del model.graph.value_info[:]  # the hidden width changed
+    _save(model, path)
+    return path

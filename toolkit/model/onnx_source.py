@@ -62,6 +62,8 @@ _ELEM_NAMES: Final = {
     16: "bfloat16",
 }
 _CHANNELS: Final = (1, 3)
+# Nodes that hand their input on unchanged: a Softmax before them still makes the output probabilities.
+_PASS_THROUGH: Final = frozenset({"Identity", "Cast"})
 
 
 class OnnxSourceError(ToolkitError):
@@ -149,6 +151,8 @@ def load_onnx_source(path: Path | str) -> OnnxSource:
         )
     producers = {o: n for n in graph.node for o in n.output}
     last = producers.get(outputs[0].name)
+    while last is not None and last.op_type in _PASS_THROUGH and last.input:
+        last = producers.get(last.input[0])  # skl2onnx ends its probabilities with an Identity after the Softmax
     opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
     params = sum(_size(t) for t in graph.initializer)
     return OnnxSource(
