@@ -154,15 +154,95 @@ def int64_input(path: Path) -> Path:
     return path
 
 
-def fixed_batch(path: Path, data: Path) -> Path:
-    """The regressor with its batch axis fixed at 1 (PyTorch's default export without dynamic axes)."""
+def fixed_batch(path: Path, data: Path, batch: int = 1) -> Path:
+    """The regressor with its batch axis fixed at `batch` (1: PyTorch's default export without dynamic axes; edgekit
+    gives the run's copy a dynamic batch axis, as the graph allows)."""
     import onnx
 
     vector_regressor(path, data)
     model = onnx.load(str(path))
     for value in (*model.graph.input, *model.graph.output):
-        value.type.tensor_type.shape.dim[0].dim_value = 1
+        value.type.tensor_type.shape.dim[0].dim_value = batch
     onnx.save_model(model, str(path))
+    return path
+
+
+def batch_one_reshape(path: Path, data: Path) -> Path:
+    """The regressor fixed at batch 1 whose graph also holds that batch: a Reshape to [1, 49] at its input (as a
+    traced `x.view(1, -1)` exports): it cannot run at another batch, so it is refused."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    fixed_batch(path, data)
+    model = onnx.load(str(path))
+    graph = model.graph
+    graph.initializer.append(numpy_helper.from_array(np.array([1, 49], np.int64), "batch_one_shape"))
+    graph.node.insert(0, helper.make_node("Reshape", ["pixels", "batch_one_shape"], ["features"], name="view"))
+    graph.input[0].name = "pixels"
+    _save(model, path)
+    return path
+
+
+def two_inputs(path: Path) -> Path:
+    """Image and metadata inputs added together: several inputs are not supported yet."""
+    from onnx import TensorProto, helper
+
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 49]) for n in ("image", "meta")]
+    nodes = [helper.make_node("Add", ["image", "meta"], ["sum"], name="add")]
+    out = helper.make_tensor_value_info("sum", TensorProto.FLOAT, ["N", 49])
+    _save(_graph(nodes, inputs, [out], {}), path)
+    return path
+
+
+def typed_input(path: Path, dtype: str) -> Path:
+    """A model fed `dtype` ("uint8" pixels or "float16"): a Cast to float32, then a Relu."""
+    from onnx import TensorProto, helper
+
+    elem = {"uint8": TensorProto.UINT8, "float16": TensorProto.FLOAT16}[dtype]
+    inp = helper.make_tensor_value_info("pixels", elem, ["N", 49])
+    nodes = [
+        helper.make_node("Cast", ["pixels"], ["as_float"], name="cast", to=TensorProto.FLOAT),
+        helper.make_node("Relu", ["as_float"], ["out"], name="relu"),
+    ]
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 49])
+    _save(_graph(nodes, [inp], [out], {}), path)
+    return path
+
+
+def dynamic_spatial(path: Path) -> Path:
+    """A fully convolutional classifier `[N, 3, H, W]` (height and width dynamic): Conv → GlobalAveragePool."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(3)
+    inits = {"w": rng.normal(size=(10, 3, 3, 3)).astype(np.float32)}
+    inp = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    nodes = [
+        helper.make_node("Conv", ["image", "w"], ["conv"], name="conv"),
+        helper.make_node("GlobalAveragePool", ["conv"], ["pool"], name="pool"),
+        helper.make_node("Flatten", ["pool"], ["scores"], name="flatten"),
+    ]
+    out = helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 10])
+    _save(_graph(nodes, [inp], [out], inits), path)
+    return path
+
+
+def opset_too_new(path: Path) -> Path:
+    """A Relu stamped with an ai.onnx opset beyond what the installed onnx and onnxruntime know."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    inp = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 49])
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 49])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "edgekit_test", [inp], [out])
+    newest = onnx.defs.onnx_opset_version()
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", newest + 3)], producer_name="future")
+    onnx.save_model(model, str(path))  # not through the checker: the point is a file from a newer toolchain
+    return path
+
+
+def not_onnx(path: Path) -> Path:
+    """A file named .onnx that holds something else (a CSV export saved under the wrong name)."""
+    path.write_text("label,pixel0,pixel1\n7,0,0\n")
     return path
 
 
