@@ -135,3 +135,8 @@ def test_max_accuracy_drop_keeps_the_outlier_node_in_float(edgekit, skl: dict[st
     rows = {r["artifact"]: r for r in _json(run / "parity.json")["results"]}
     assert not rows["onnx-int8"]["passed"] and rows["onnx-int8-mixed"]["passed"]  # ... the mixed file passes
     assert rows["onnx-fp32"]["accuracy"] == pytest.approx(mixed["keras_accuracy"])
+    report = edgekit("report", str(run))
+    assert report.returncode == 0, report.stderr
+    section = (run / "report.md").read_text().split("## Mixed precision\n", 1)[1].split("\n## ", 1)[0]
+    assert "within 0.5 pt of onnx-fp32" in section and "most sensitive weighted nodes" in section
+    assert f"| **1** | {HIDDEN} |" in section

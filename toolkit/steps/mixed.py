@@ -329,6 +329,7 @@ def mixed_step(
         images=len(s.x),
         data=s.data_name,
         keras_accuracy=s.keras_acc,
+        reference=s.reference,
         timing=TIMING,
         formats=formats,
     )
