@@ -5,7 +5,8 @@ converted by skl2onnx (tests/onnx_models.py), and int8-mixed for an ONNX source 
   in one line that says how to convert it; so is its NCHW-wrapped two-output variant;
 - its probabilities alone (the label output dropped) go through the pipeline: fp32 (the file), fp16, int8;
 - with an outlier hidden unit (float outputs unchanged), full int8 misses a 0.5-point budget and
-  `export --max-accuracy-drop 0.5` keeps the hidden Gemm in float: onnx-int8-mixed, recorded as for Keras.
+  `pipeline`/`export --max-accuracy-drop 0.5` keep the hidden Gemm in float: onnx-int8-mixed, recorded as for
+  Keras.
 """
 
 from __future__ import annotations
@@ -113,30 +114,45 @@ def test_full_int8_within_the_budget_writes_no_mixed_artifact(
     assert not (run / "mixed.json").exists() and not (run / "exports" / "model_int8_mixed.onnx").exists()
 
 
-def test_max_accuracy_drop_keeps_the_outlier_node_in_float(edgekit, skl: dict[str, Path], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    run = tmp_path / "run"
+def test_pipeline_max_accuracy_drop_keeps_the_outlier_node_in_float(
+    edgekit,  # type: ignore[no-untyped-def]
+    skl: dict[str, Path],
+    tmp_path: Path,
+) -> None:
     args = ("--model", str(skl["outlier"]), "--data", str(skl["pixels"]), "--max-accuracy-drop", "0.5")
-    proc = edgekit("export", str(run), *args)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "onnx-int8-mixed: full int8 accuracy" in proc.stdout and f"1 node(s) in float ({HIDDEN})" in proc.stdout
+    proc = edgekit("pipeline", *args, "--runs-dir", str(tmp_path), *QUICK)
+    assert proc.returncode == 3, proc.stdout + proc.stderr  # full int8 fails parity ...
+    run = (tmp_path / "latest").resolve()
+    assert _json(run / "run.json")["max_drop"] == 0.5  # --resume repeats the search
+    rows = {r["artifact"]: r for r in _json(run / "parity.json")["results"]}
+    assert not rows["onnx-int8"]["passed"] and rows["onnx-int8-mixed"]["passed"]  # ... the mixed file passes
     by_name = {a["name"]: a for a in _json(run / "manifest.json")["artifacts"]}
     mixed_entry = by_name["onnx-int8-mixed"]
     assert mixed_entry["float_layers"] == [HIDDEN] and mixed_entry["precision"] == "int8-mixed"
     assert mixed_entry["quantization"] == by_name["onnx-int8"]["quantization"]  # the same int8 recipe
+    assert "onnx-int8-mixed" in _json(run / "bench.json")["artifacts"]
     mixed = _json(run / "mixed.json")
     assert [f["format"] for f in mixed["formats"]] == ["onnx"] and mixed["max_drop_pt"] == 0.5
+    assert mixed["reference"] == "onnx-fp32" and rows["onnx-fp32"]["accuracy"] == pytest.approx(mixed["keras_accuracy"])
     onnx_search = mixed["formats"][0]
     assert onnx_search["float_layers"] == [HIDDEN] and onnx_search["ranking"][0]["layer"] == HIDDEN
+    assert f"1 node(s) in float ({HIDDEN})" in onnx_search["note"]
     k0, k1 = onnx_search["curve"][0], onnx_search["curve"][1]
     assert not k0["meets_budget"] and k0["drop_pt"] > 0.5  # the outlier's levels cost full int8 the budget
     assert k1["meets_budget"] and k1["drop_pt"] <= 0.5 and k1["float_layers"] == [HIDDEN]
-    parity = edgekit("parity", str(run))
-    assert parity.returncode == 3  # full int8 fails parity ...
-    rows = {r["artifact"]: r for r in _json(run / "parity.json")["results"]}
-    assert not rows["onnx-int8"]["passed"] and rows["onnx-int8-mixed"]["passed"]  # ... the mixed file passes
-    assert rows["onnx-fp32"]["accuracy"] == pytest.approx(mixed["keras_accuracy"])
-    report = edgekit("report", str(run))
-    assert report.returncode == 0, report.stderr
     section = (run / "report.md").read_text().split("## Mixed precision\n", 1)[1].split("\n## ", 1)[0]
     assert "within 0.5 pt of onnx-fp32" in section and "most sensitive weighted nodes" in section
     assert f"| **1** | {HIDDEN} |" in section
+
+
+def test_export_max_accuracy_drop_on_an_onnx_model(edgekit, skl: dict[str, Path], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run = tmp_path / "run"
+    args = ("--model", str(skl["outlier"]), "--data", str(skl["pixels"]), "--max-accuracy-drop", "0.5", "-p", "int8")
+    proc = edgekit("export", str(run), *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "onnx-int8-mixed: full int8 accuracy" in proc.stdout and f"1 node(s) in float ({HIDDEN})" in proc.stdout
+    assert {a["name"] for a in _json(run / "manifest.json")["artifacts"]} == {
+        "onnx-fp32",
+        "onnx-int8",
+        "onnx-int8-mixed",
+    }

@@ -254,8 +254,12 @@ def _artifact_steps(
     from toolkit.steps.bench import bench_step
 
     run_dir = run.dir
-    if done["export"]:
+    if done["export"] and not _mix_pending(run, options):
         manifest = run.manifest()
+    elif done["export"]:  # resumed after the exports, before the int8-mixed search finished
+        manifest = timings.run("mixed", _mix, run, options, run_data, progress)
+        if any(a.precision == Precision.INT8_MIXED.value for a in manifest.artifacts):
+            done["parity"] = done["bench"] = False  # they ran without the artifact the search just wrote
     else:
         manifest = timings.run(
             "export",
@@ -268,6 +272,8 @@ def _artifact_steps(
             progress=progress,
             int8_target=options.int8_target or "portable",
         )
+        if _budget(options):
+            manifest = timings.run("mixed", _mix, run, options, run_data, progress)
     if done["parity"]:
         parity = run.load(ParityDocument)
     else:
@@ -282,6 +288,36 @@ def _artifact_steps(
 
         diagnose = timings.run("diagnose", diagnose_step, run_dir, data=run_data.get(), progress=progress)
     return manifest, parity, bench, diagnose
+
+
+def _budget(options: RunOptions) -> bool:
+    return options.max_drop is not None or options.min_agreement is not None
+
+
+def _mix_pending(run: A.Run, options: RunOptions) -> bool:
+    """Whether a budget was asked and the run has no int8-mixed artifact nor mixed.json yet."""
+    from toolkit.steps.mixed import MIXED_JSON
+
+    if not _budget(options) or (run.dir / MIXED_JSON).exists():
+        return False
+    return not any(a.precision == Precision.INT8_MIXED.value for a in run.manifest().artifacts)
+
+
+def _mix(run: A.Run, options: RunOptions, run_data: _RunData, progress: ProgressCallback | None) -> ManifestDocument:
+    """The int8-mixed search under the run's budget (`toolkit.steps.mixed`); the manifest with what it wrote."""
+    from toolkit.steps.mixed import mixed_step
+
+    mixed_step(
+        run.dir,
+        max_drop=options.max_drop,
+        min_agreement=options.min_agreement,
+        data=run_data.get(),
+        calibration_size=options.calibration_size,
+        seed=options.train.seed,
+        images=options.budget_images,
+        progress=progress,
+    )
+    return run.manifest()
 
 
 def remove_leftovers(run_dir: Path) -> list[Path]:
