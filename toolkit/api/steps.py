@@ -114,8 +114,9 @@ def export(
         formats: "tflite" and/or "onnx" (None: both).
         precisions: e.g. "fp32", "fp16", "int8-dynamic", "int8", "int16x8" (None: the defaults of each format).
         data: calibration data for int8 (the training split, `calibration_size` images drawn with `seed`).
-        max_drop: accuracy budget in points vs Keras; when full int8 misses it (or `min_agreement`, top-1
-            agreement 0..1), the fewest most-sensitive layers are kept in float, per format: writes
+        max_drop: accuracy budget in points vs the reference (Keras, or an ONNX source's onnx-fp32); when full
+            int8 misses it (or `min_agreement`, top-1 agreement 0..1), the fewest most-sensitive layers (an ONNX
+            source: weighted nodes) are kept in float, per format: writes
             tflite-int8-mixed / onnx-int8-mixed and mixed.json (toolkit/steps/mixed.py). Judged on the
             first `budget_images` test rows.
         on_message: receives one-line outcomes of the budget search (e.g. "full int8 meets the budget").

@@ -278,8 +278,8 @@ def mixed_step(
     """Search the int8/float mix for each format; write and return mixed.json, or None if full int8 meets it.
 
     Args:
-        max_drop: allowed accuracy drop vs Keras, in points (e.g. 0.3).
-        min_agreement: minimum top-1 agreement with Keras (e.g. 0.995).
+        max_drop: allowed accuracy drop vs the reference (Keras, or an ONNX source's onnx-fp32), in points (e.g. 0.3).
+        min_agreement: minimum top-1 agreement with the reference (e.g. 0.995).
         data: the run's data (as for export); calibration uses the same draw as the int8 exports.
         images: test-split rows the budget is judged on.
         message: receives one-line outcomes ("full int8 meets the budget: ...").
