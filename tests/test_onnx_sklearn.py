@@ -124,6 +124,7 @@ def test_pipeline_max_accuracy_drop_keeps_the_outlier_node_in_float(
     assert proc.returncode == 3, proc.stdout + proc.stderr  # full int8 fails parity ...
     run = (tmp_path / "latest").resolve()
     assert _json(run / "run.json")["max_drop"] == 0.5  # --resume repeats the search
+    assert "onnx-int8-mixed: full int8 accuracy" in proc.stdout and "vs onnx-fp32" in proc.stdout
     rows = {r["artifact"]: r for r in _json(run / "parity.json")["results"]}
     assert not rows["onnx-int8"]["passed"] and rows["onnx-int8-mixed"]["passed"]  # ... the mixed file passes
     by_name = {a["name"]: a for a in _json(run / "manifest.json")["artifacts"]}

@@ -374,6 +374,8 @@ def _print_pipeline(result: PipelineResult, seconds: float) -> None:
             f"{len(result.model.layers)} layers): {score} on {escape(result.parity.data.name)}",
             highlight=False,
         )
+    for note in result.notes:
+        out.print(escape(note), highlight=False)
     print_parity(result.parity)
     print_bench(result.bench)
     print_recommendation(result.parity, result.bench)

@@ -69,6 +69,7 @@ class PipelineResult:
     model: ModelDocument | None = None  # the user's model (--model), as model.json records it
     bundle: Path | None = None  # the bundle written with `bundle=` (--bundle)
     diagnose: DiagnoseDocument | None = None  # diagnose.json, with `diagnose=` (--diagnose)
+    notes: list[str] = field(default_factory=list)  # one-line outcomes, e.g. of the int8-mixed search
 
 
 def _step_state(run_dir: Path, targets: list[tuple[ExportFormat, Precision]]) -> dict[str, bool]:
@@ -192,7 +193,8 @@ def run_pipeline(
     timings = _Timings()
     train, model, data = _model_step(run, options, config, data, done["train"], user, progress, timings)
     run_data = _RunData(run_dir, data)
-    manifest, parity, bench, diagnose = _artifact_steps(run, options, targets, done, run_data, progress, timings)
+    notes: list[str] = []
+    manifest, parity, bench, diagnose = _artifact_steps(run, options, targets, done, run_data, progress, timings, notes)
     report = report_step(run_dir)
     bundle = None
     if options.bundle:
@@ -212,6 +214,7 @@ def run_pipeline(
         model=model,
         bundle=bundle,
         diagnose=diagnose,
+        notes=notes,
     )
 
 
@@ -248,6 +251,7 @@ def _artifact_steps(
     run_data: _RunData,
     progress: ProgressCallback | None,
     timings: _Timings,
+    notes: list[str],
 ) -> tuple[ManifestDocument, ParityDocument, BenchDocument, DiagnoseDocument | None]:
     """export → parity → bench (each unless done), then the diagnosis when asked, all on the run's data."""
     from toolkit.run.documents import BenchDocument, ParityDocument
@@ -257,7 +261,7 @@ def _artifact_steps(
     if done["export"] and not _mix_pending(run, options):
         manifest = run.manifest()
     elif done["export"]:  # resumed after the exports, before the int8-mixed search finished
-        manifest = timings.run("mixed", _mix, run, options, run_data, progress)
+        manifest = timings.run("mixed", _mix, run, options, run_data, progress, notes)
         if any(a.precision == Precision.INT8_MIXED.value for a in manifest.artifacts):
             done["parity"] = done["bench"] = False  # they ran without the artifact the search just wrote
     else:
@@ -273,7 +277,7 @@ def _artifact_steps(
             int8_target=options.int8_target or "portable",
         )
         if _budget(options):
-            manifest = timings.run("mixed", _mix, run, options, run_data, progress)
+            manifest = timings.run("mixed", _mix, run, options, run_data, progress, notes)
     if done["parity"]:
         parity = run.load(ParityDocument)
     else:
@@ -303,8 +307,11 @@ def _mix_pending(run: A.Run, options: RunOptions) -> bool:
     return not any(a.precision == Precision.INT8_MIXED.value for a in run.manifest().artifacts)
 
 
-def _mix(run: A.Run, options: RunOptions, run_data: _RunData, progress: ProgressCallback | None) -> ManifestDocument:
-    """The int8-mixed search under the run's budget (`toolkit.steps.mixed`); the manifest with what it wrote."""
+def _mix(
+    run: A.Run, options: RunOptions, run_data: _RunData, progress: ProgressCallback | None, notes: list[str]
+) -> ManifestDocument:
+    """The int8-mixed search under the run's budget (`toolkit.steps.mixed`), its outcomes added to `notes`; the
+    manifest with what it wrote."""
     from toolkit.steps.mixed import mixed_step
 
     mixed_step(
@@ -316,6 +323,7 @@ def _mix(run: A.Run, options: RunOptions, run_data: _RunData, progress: Progress
         seed=options.train.seed,
         images=options.budget_images,
         progress=progress,
+        message=notes.append,
     )
     return run.manifest()
 
