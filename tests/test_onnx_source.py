@@ -198,3 +198,14 @@ def test_a_batch_one_file_gets_a_dynamic_batch_axis(edgekit, files: dict[str, Pa
     assert proc.returncode == 0, proc.stdout + proc.stderr
     parity = _json(run / "parity.json")
     assert {r["artifact"] for r in parity["results"]} == {"onnx-fp32", "onnx-fp16"} and parity["passed"]
+
+
+def test_a_budget_on_a_regressor_is_refused_before_anything_is_written(  # type: ignore[no-untyped-def]
+    edgekit, files: dict[str, Path], tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    args = ("--model", str(files["regressor"]), "--data", str(files["ink"]), "--max-accuracy-drop", "0.5")
+    message = "--max-accuracy-drop/--min-agreement need a classifier (top-1 accuracy); this model outputs plain values"
+    assert_one_line_error(edgekit("pipeline", *args, "--runs-dir", str(runs)), message)
+    assert_one_line_error(edgekit("export", str(runs / "run"), *args), message)
+    assert not runs.exists()

@@ -134,7 +134,9 @@ def export(
     check_budget(max_drop, min_agreement)
     budget = max_drop is not None or min_agreement is not None
     if model is not None:
-        run, dataset = _import_model(run_dir, model, data, seed, output_kind, custom_objects, input_scale)
+        run, dataset = _import_model(
+            run_dir, model, data, seed, output_kind, custom_objects, input_scale, max_drop, min_agreement
+        )
     else:
         run = layout.resolve_run_dir(Path(run_dir))
         needs_data = budget or any(p in NEEDS_CALIBRATION for _, p in targets)
@@ -163,16 +165,20 @@ def _import_model(
     output_kind: str | None,
     custom_objects: str | Path | None,
     input_scale: float | None,
+    max_drop: float | None = None,
+    min_agreement: float | None = None,
 ) -> tuple[Path, Any]:
     """Check the user's model with its data, then import it into `run_dir` (created if missing; nothing is
     written if either is refused): the run directory and the checked dataset."""
     from toolkit.run import layout
     from toolkit.run.lock import run_lock
+    from toolkit.steps.mixed import check_budget
     from toolkit.steps.user_model import import_into_run, prepare_user_model
 
     user = prepare_user_model(
         model, data, seed=seed, output_kind=output_kind, custom_objects=custom_objects, input_scale=input_scale
     )
+    check_budget(max_drop, min_agreement, user.spec)
     run = layout.prepare_run_dir(Path(run_dir))
     with run_lock(run):
         import_into_run(run, user)

@@ -38,9 +38,17 @@ MIXED_JSON = "mixed.json"
 TIMING = "batch 1, 1 thread, runner.infer on one test image: 5 warm-up calls, median of 50 (exporters.sensitivity)"
 # Curve points beyond the chosen one: enough to show what more float layers would buy, bounded for big models.
 EXTRA_POINTS = 2
+_NEEDS_CLASSIFIER = (
+    "--max-accuracy-drop/--min-agreement need a classifier (top-1 accuracy); this model outputs plain values: "
+    "leave the budget out."
+)
 
 
-def check_budget(max_drop: float | None, min_agreement: float | None) -> None:
+def check_budget(max_drop: float | None, min_agreement: float | None, spec: ModelSpec | None = None) -> None:
+    """A one-line ToolkitError for a budget out of range, or (given the model's `spec`) for a model the search
+    cannot judge: checked before anything is written."""
+    if spec is not None and spec.output_kind == "values" and (max_drop is not None or min_agreement is not None):
+        raise ToolkitError(_NEEDS_CLASSIFIER)
     if max_drop is not None and max_drop < 0:
         raise ToolkitError(f"--max-accuracy-drop is in accuracy points and must be 0 or more, got {max_drop}.")
     if min_agreement is not None and not 0 < min_agreement <= 1:
@@ -112,7 +120,7 @@ def _prepare(
     model = None if source else load_keras_model(A.require_file(run_dir, A.MODEL_FILE, "run `edgekit train` first"))
     spec = run_spec(run_dir) if is_user_run(run_dir) else model_spec_of(model)
     if spec.output_kind == "values":
-        raise ToolkitError("--max-drop/--min-agreement need a classifier; this model outputs plain values.")
+        raise ToolkitError(_NEEDS_CLASSIFIER)
     dataset = run_dataset(run_dir, data, spec=spec)
     # The mixed files quantize as the run's int8 exports did (the CPU class they target).
     manifest = A.Run(run_dir).find(ManifestDocument)

@@ -21,6 +21,7 @@ from toolkit.model.reference import TrainConfig
 from toolkit.progress import ProgressCallback
 from toolkit.run import layout as A
 from toolkit.steps.export import export_step
+from toolkit.steps.mixed import check_budget
 from toolkit.steps.parity import parity_step
 from toolkit.steps.train import train_step
 from toolkit.steps.user_model import UserModel, import_into_run, prepare_user_model
@@ -136,6 +137,7 @@ def pipeline_data(options: RunOptions, data: Any = None, *, imported: bool = Fal
         input_scale=options.input_scale,
         allow_unverified=options.allow_unverified,
     )
+    check_budget(options.max_drop, options.min_agreement, user.spec)  # before the run directory exists
     return None, user
 
 
