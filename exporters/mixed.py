@@ -122,6 +122,14 @@ class _NodeGraph(_Graph):
             self.owner[op.name] = inherited
         self.layers = [op.name for op in ops if self.owner[op.name] == op.name]
 
+    def check(self, layers: Iterable[str], what: str) -> None:
+        missing = [n for n in layers if n not in self.layers]
+        if missing:
+            raise ExportError(
+                f"{what}: no weighted node named {', '.join(missing)} in the pre-processed graph; its weighted "
+                f"nodes: {', '.join(self.layers) or 'none'}."
+            )
+
 
 # -- TFLite --------------------------------------------------------------------------------------------------
 class TFLiteMixed:

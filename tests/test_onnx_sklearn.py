@@ -157,3 +157,17 @@ def test_export_max_accuracy_drop_on_an_onnx_model(edgekit, skl: dict[str, Path]
         "onnx-int8",
         "onnx-int8-mixed",
     }
+
+
+def test_unknown_node_name_is_an_error_naming_the_weighted_nodes(skl: dict[str, Path], tmp_path: Path) -> None:
+    from exporters.errors import ExportError
+    from exporters.mixed import export_onnx_file_mixed
+
+    cal = np.load(skl["pixels"])["x_train"][:50]
+    out = tmp_path / "exports"
+    with pytest.raises(
+        ExportError,
+        match=f"no weighted node named MatMul in the pre-processed graph; its weighted nodes: {HIDDEN}, MatMul1/",
+    ):
+        export_onnx_file_mixed(skl["outlier"], out, input_name="X", calibration_data=cal, float_nodes=["MatMul"])
+    assert list(out.iterdir()) == []  # nothing half-written

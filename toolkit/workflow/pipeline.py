@@ -335,7 +335,7 @@ def remove_leftovers(run_dir: Path) -> list[Path]:
     import shutil
 
     removed = []
-    temporary = (".onnx-quant-", ".onnx-fp32-", ".latest.tmp", ".cpu-parity-")
+    temporary = (".onnx-quant-", ".onnx-fp32-", ".onnx-mixed-", ".mixed-", ".latest.tmp", ".cpu-parity-")
     for path in sorted(run_dir.rglob(".*")):
         if ".partial" in path.name or path.name.startswith(temporary):
             if path.is_dir() and not path.is_symlink():
