@@ -12,6 +12,11 @@ which is exactly what an outlier channel ruins). Everything else is int8 as in `
 - ONNX: `onnxruntime.quantization.quantize_static(..., nodes_to_exclude=[...])` on the pre-processed fp32
   graph (static QDQ, per-channel int8 weights, float I/O, the target's recipe: all like onnx-int8).
 
+An ONNX file as the source (`OnnxFileMixed`, `export_onnx_file_mixed`) has no Keras layers: its units are the
+nodes of the pre-processed graph that hold weights (Conv, Gemm, MatMul with an initializer of rank 2 or more),
+named as in that graph (`MatMul/MatMulAddFusion` after pre-processing fused the file's MatMul and Add); a node
+without weights (Relu, Softmax, Flatten) belongs to the unit that feeds it, as a Keras activation does.
+
 Keras layers are found in the converted graphs by name: both converters keep the layer name as a component
 of their op/tensor names (`model_1/dense_outlier_1/MatMul`); ops that carry no layer name (a TFLite
 SOFTMAX output called `StatefulPartitionedCall:0`) belong to the layer of the op that feeds them.
@@ -101,6 +106,31 @@ class _Graph:
         return [op.name for op in self.ops if op.name not in own]
 
 
+class _NodeGraph(_Graph):
+    """An ONNX file's graph with weighted nodes as its units (no Keras layers to name them)."""
+
+    def __init__(self, ops: list[_Op], weights: dict[str, int]) -> None:
+        self.ops = ops
+        producer = {t: op for op in ops for t in op.outputs}
+        self.owner = {}
+        for op in ops:  # graph order: a producer is owned before its consumers
+            if any(weights.get(t, 0) >= 2 for t in op.inputs):
+                self.owner[op.name] = op.name
+                continue
+            feeding = [producer[t] for t in op.inputs if t in producer]
+            inherited = self.owner.get(feeding[0].name) if feeding and op.type not in _SHAPE_OPS else None
+            self.owner[op.name] = inherited
+        self.layers = [op.name for op in ops if self.owner[op.name] == op.name]
+
+    def check(self, layers: Iterable[str], what: str) -> None:
+        missing = [n for n in layers if n not in self.layers]
+        if missing:
+            raise ExportError(
+                f"{what}: no weighted node named {', '.join(missing)} in the pre-processed graph; its weighted "
+                f"nodes: {', '.join(self.layers) or 'none'}."
+            )
+
+
 # -- TFLite --------------------------------------------------------------------------------------------------
 class TFLiteMixed:
     """Calibrates once; `quantize(exclude)` returns an int8 flatbuffer with the named ops left in float."""
@@ -159,15 +189,17 @@ class OnnxMixed:
         import onnx
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
-        from exporters.onnx_export import DEFAULT_OPSET, _convert_fp32
+        from exporters.onnx_export import DEFAULT_OPSET, INPUT_NAME, _convert_fp32, flatten_gemm_bias
 
         self.notes: list[str] = []
         self.target = target
+        self.input_name = INPUT_NAME
         self._calibration = np.asarray(calibration, dtype=np.float32)
         fp32, self.pre = work / "fp32.onnx", work / "pre.onnx"
         with captured(self.notes):
             _convert_fp32(model, fp32, DEFAULT_OPSET)
             quant_pre_process(str(fp32), str(self.pre), skip_symbolic_shape=True)
+            flatten_gemm_bias(self.pre)
         graph = onnx.load(str(self.pre)).graph
         ops = [
             _Op(n.name, n.op_type, tuple(n.input), tuple(n.output), ";".join([n.name, *n.output])) for n in graph.node
@@ -178,7 +210,7 @@ class OnnxMixed:
         import onnx
         from onnxruntime.quantization import CalibrationDataReader, quantize_static
 
-        from exporters.onnx_export import INPUT_NAME, _CalibrationReader
+        from exporters.onnx_export import _CalibrationReader
 
         class Reader(_CalibrationReader, CalibrationDataReader):  # type: ignore[misc]
             pass
@@ -187,11 +219,57 @@ class OnnxMixed:
             quantize_static(
                 str(self.pre),
                 str(dest),
-                Reader(INPUT_NAME, self._calibration),
+                Reader(self.input_name, self._calibration),
                 nodes_to_exclude=exclude,
                 **ONNX_RECIPES[self.target].quantize_options(),
             )
         onnx.checker.check_model(str(dest), full_check=True)
+
+
+class OnnxFileMixed(OnnxMixed):
+    """`OnnxMixed` for an fp32 ONNX file as the source: pre-processed once as onnx-int8 is, its units are the
+    graph's weighted nodes (`_NodeGraph`), and calibration feeds the file's own input name."""
+
+    def __init__(
+        self,
+        source: Path,
+        input_name: str,
+        calibration: np.ndarray,
+        work: Path,
+        target: Int8Target = Int8Target.PORTABLE,
+    ) -> None:
+        import onnx
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        from exporters.onnx_export import flatten_gemm_bias
+
+        self.notes = []
+        self.target = target
+        self.input_name = input_name
+        self._calibration = np.asarray(calibration, dtype=np.float32)
+        self.pre = work / "pre.onnx"
+        with captured(self.notes):
+            quant_pre_process(str(source), str(self.pre), skip_symbolic_shape=True)
+            flatten_gemm_bias(self.pre)
+        model = onnx.load(str(self.pre))
+        if _name_nodes(model.graph):  # the quantizer excludes nodes by name: every node needs its own
+            onnx.save_model(model, str(self.pre))
+        graph = model.graph
+        weights = {t.name: len(t.dims) for t in graph.initializer}
+        ops = [_Op(n.name, n.op_type, tuple(n.input), tuple(n.output), n.name) for n in graph.node]
+        self.graph = _NodeGraph(ops, weights)
+
+
+def _name_nodes(graph: Any) -> bool:
+    """Name the nodes that have no name or share one (`<op_type>_<index>`); True when any was renamed."""
+    seen: set[str] = set()
+    renamed = False
+    for i, node in enumerate(graph.node):
+        if not node.name or node.name in seen:
+            node.name = f"{node.op_type}_{i}"
+            renamed = True
+        seen.add(node.name)
+    return renamed
 
 
 def _written(
@@ -286,3 +364,34 @@ def export_onnx_mixed(
             raise ExportError(f"ONNX int8-mixed export failed: {one_line(exc)}") from exc
         specs = check_artifact(tmp, cal)
     return _written(path, ExportFormat.ONNX, specs, start, q.notes, float_layers, q.target)
+
+
+def export_onnx_file_mixed(
+    source: Path,
+    out_dir: Path,
+    *,
+    input_name: str,
+    calibration_data: np.ndarray | None,
+    float_nodes: list[str],
+    quantizer: OnnxFileMixed | None = None,
+    target: Int8Target = Int8Target.PORTABLE,
+) -> ExportResult:
+    """Write `model_int8_mixed.onnx` from an fp32 ONNX file: static int8 QDQ (float I/O, the recipe of `target`)
+    with `float_nodes` (weighted nodes of the pre-processed graph, `OnnxFileMixed.graph.layers`) and the nodes
+    reading their outputs in float. Errors as `export_onnx_mixed`.
+    """
+    cal = _need_calibration(calibration_data)
+    path = Path(out_dir) / artifact_filename(ExportFormat.ONNX, Precision.INT8_MIXED)
+    ensure_dir(path.parent)
+    start = time.perf_counter()
+    with atomic_path(path) as tmp, tempfile.TemporaryDirectory(dir=path.parent, prefix=".onnx-mixed-") as work:
+        try:
+            q = quantizer or OnnxFileMixed(Path(source), input_name, cal, Path(work), target)
+            q.graph.check(float_nodes, "ONNX int8-mixed")
+            q.quantize(q.graph.float_ops(float_nodes), tmp)
+        except ExportError:
+            raise
+        except Exception as exc:
+            raise ExportError(f"ONNX int8-mixed export failed: {one_line(exc)}") from exc
+        specs = check_artifact(tmp, cal)
+    return _written(path, ExportFormat.ONNX, specs, start, q.notes, float_nodes, q.target)

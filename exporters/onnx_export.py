@@ -97,8 +97,36 @@ def _quantize_int8(
         # Pre-processing fuses MatMul+Add into Gemm before quantization; the symbolic shape pass
         # would need sympy, which this static-shape model does not need.
         quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+        flatten_gemm_bias(pre)
         quantize_static(str(pre), str(dest), Reader(input_name, calibration), **recipe.quantize_options())
     onnx.checker.check_model(str(dest), full_check=True)
+
+
+def flatten_gemm_bias(path: Path) -> None:
+    """Give each Gemm a 1-D bias where it holds a [1, N] one (rewrites `path` only when one is found).
+
+    skl2onnx writes biases as [1, N] and pre-processing fuses MatMul+Add into Gemm with that bias; ONNX
+    Runtime 1.32's per-channel bias check (`_adjust_weight_scale_for_int32_bias`) indexes the bias per output
+    channel and fails on a 2-D one. [N] broadcasts exactly as [1, N] does, so the graph computes the same.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    inits = {t.name: t for t in model.graph.initializer}
+    users: dict[str, int] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            users[name] = users.get(name, 0) + 1
+    changed = False
+    for node in model.graph.node:
+        bias = inits.get(node.input[2]) if node.op_type == "Gemm" and len(node.input) > 2 else None
+        if bias is None or len(bias.dims) != 2 or bias.dims[0] != 1 or users[bias.name] != 1:
+            continue
+        bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bias).reshape(-1), bias.name))
+        changed = True
+    if changed:
+        onnx.save_model(model, str(path))
 
 
 def export_onnx(

@@ -118,6 +118,14 @@ class Variants:
         except Exception as exc:  # converter/quantizer failures: one line, as the exporters report them
             raise ExportError(f"{fmt} int8 variants failed: {one_line(exc)}") from exc
 
+    @classmethod
+    def of_onnx(cls, quantizer: OnnxMixed, work: Path) -> Variants:
+        """Variants made by an already prepared ONNX quantizer (`OnnxFileMixed`: an ONNX file as the source)."""
+        v = cls.__new__(cls)
+        v.format, v.work, v._n = "onnx", work, 0
+        v.tflite, v.onnx, v.graph = None, quantizer, quantizer.graph
+        return v
+
     def _setup(self, model: Any, fmt: str, calibration: np.ndarray, work: Path, target: Int8Target) -> None:
         self.format = fmt
         self.work = work
@@ -189,30 +197,44 @@ def rank_layers(
     """
     images = np.asarray(images, dtype=np.float32)
     ref = keras_outputs(model, images) if reference is None else reference
-    keras_acc = None if labels is None else float((ref.argmax(axis=1) == labels).mean())
     out: dict[str, SensitivityRanking] = {}
     for fmt in formats:
         with tempfile.TemporaryDirectory(prefix="edgekit-sensitivity-") as work:
             v = Variants(model, fmt, calibration_data, Path(work), target)
-            full = v.measure([], images, ref, labels)
-            rows = []
-            for layer in v.graph.layers:
-                if progress:
-                    progress(f"{fmt}: {layer}")
-                exclude = v.graph.float_ops([layer])
-                a = v.measure(exclude, images, ref, labels)
-                b = v.measure(v.graph.all_but(layer), images, ref, labels) if only_quantized else None
-                rows.append(
-                    LayerSensitivity(
-                        layer,
-                        a.accuracy,
-                        a.agreement,
-                        None if b is None else b.accuracy,
-                        None if b is None else b.agreement,
-                        len(exclude),
-                    )
-                )
-        out[fmt] = SensitivityRanking(
-            fmt, len(images), keras_acc, full.accuracy, full.agreement, tuple(sorted(rows, key=_sort_key))
-        )
+            out[fmt] = rank_variants(v, images, ref, labels, only_quantized=only_quantized, progress=progress)
     return out
+
+
+def rank_variants(
+    v: Variants,
+    images: np.ndarray,
+    reference: np.ndarray,
+    labels: np.ndarray | None,
+    *,
+    only_quantized: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> SensitivityRanking:
+    """Rank the units of `v`'s graph (Keras layers, or an ONNX source's weighted nodes) by int8 sensitivity
+    against `reference` (the float model's outputs on `images`), as `rank_layers` does for one format."""
+    keras_acc = None if labels is None else float((reference.argmax(axis=1) == labels).mean())
+    full = v.measure([], images, reference, labels)
+    rows = []
+    for layer in v.graph.layers:
+        if progress:
+            progress(f"{v.format}: {layer}")
+        exclude = v.graph.float_ops([layer])
+        a = v.measure(exclude, images, reference, labels)
+        b = v.measure(v.graph.all_but(layer), images, reference, labels) if only_quantized else None
+        rows.append(
+            LayerSensitivity(
+                layer,
+                a.accuracy,
+                a.agreement,
+                None if b is None else b.accuracy,
+                None if b is None else b.agreement,
+                len(exclude),
+            )
+        )
+    return SensitivityRanking(
+        v.format, len(images), keras_acc, full.accuracy, full.agreement, tuple(sorted(rows, key=_sort_key))
+    )

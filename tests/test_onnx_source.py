@@ -105,11 +105,10 @@ def test_bundle_and_verify_an_onnx_source_run(edgekit, cnn_run: tuple[Path, Any]
     assert verify["passed"] and len(verify["results"]) == 3
 
 
-def test_diagnose_mcu_and_int8_mixed_refuse_an_onnx_source(edgekit, cnn_run: tuple[Path, Any]) -> None:  # type: ignore[no-untyped-def]
+def test_diagnose_and_mcu_refuse_an_onnx_source(edgekit, cnn_run: tuple[Path, Any]) -> None:  # type: ignore[no-untyped-def]
     run, _ = cnn_run
     assert_one_line_error(edgekit("diagnose", str(run)), "diagnose maps each Keras layer", "made from an ONNX file")
     assert_one_line_error(edgekit("mcu", str(run)), "mcu builds TFLite Micro firmware", "made from an ONNX file")
-    assert_one_line_error(edgekit("export", str(run), "--max-accuracy-drop", "1"), "int8-mixed", "made from an ONNX")
     assert_one_line_error(edgekit("export", str(run), "-f", "tflite"), "TFLite from an ONNX source is out of reach")
 
 
@@ -136,8 +135,17 @@ def test_export_with_an_onnx_model_imports_it(edgekit, files: dict[str, Path], t
 
 REFUSALS = {
     "two-outputs": (O.two_outputs, "has 2 outputs (digit, side); several inputs/outputs are not supported yet"),
-    "sequence": (O.sequence_output, "is a sequence, not a tensor (scikit-learn's ZipMap: convert with skl2onnx"),
-    "int64": (O.int64_input, "input 'ids' has dtype int64; edgekit takes float32 inputs"),
+    "two-inputs": (O.two_inputs, "has 2 inputs (image, meta); several inputs/outputs are not supported yet"),
+    "sequence": (O.sequence_output, "is a sequence, not a tensor (scikit-learn's ZipMap: convert with zipmap=False"),
+    "int64": (O.int64_input, "input 'ids' has dtype int64; edgekit takes float32 inputs."),
+    "uint8": (lambda p: O.typed_input(p, "uint8"), "has dtype uint8; edgekit takes float32 inputs: export it with"),
+    "float16": (
+        lambda p: O.typed_input(p, "float16"),
+        "has dtype float16; edgekit takes float32 inputs: give the fp32",
+    ),
+    "dynamic-hw": (O.dynamic_spatial, "input 'image' has dynamic sizes [N, 3, ?, ?]; exports and benchmarks need"),
+    "opset": (O.opset_too_new, "newer than the installed onnx/onnxruntime support (up to opset"),
+    "not-onnx": (O.not_onnx, "could not be read as an ONNX model (DecodeError); give an .onnx file."),
 }
 
 
@@ -156,8 +164,11 @@ def test_refused_files_made_from_real_models(
 ) -> None:  # type: ignore[no-untyped-def]
     runs = tmp_path / "runs"
     data = ("--data", str(files["ink"]), "--runs-dir", str(runs))
-    fixed = O.fixed_batch(tmp_path / "fixed.onnx", files["ink"])
-    assert_one_line_error(edgekit("pipeline", "--model", str(fixed), *data), "has a fixed batch of 1", "dynamic")
+    fixed = O.fixed_batch(tmp_path / "fixed.onnx", files["ink"], batch=4)
+    assert_one_line_error(edgekit("pipeline", "--model", str(fixed), *data), "has a fixed batch of 4", "dynamic")
+    held = O.batch_one_reshape(tmp_path / "view.onnx", files["ink"])
+    proc = edgekit("pipeline", "--model", str(held), *data)
+    assert_one_line_error(proc, "fixed batch of 1 and the graph does not run at another batch (its Reshape node 'view'")
     (tmp_path / "ext").mkdir()
     external = O.external_data_missing(tmp_path / "ext" / "model.onnx", files["ink"])
     assert_one_line_error(edgekit("pipeline", "--model", str(external), *data), "external data 'weights.bin'")
@@ -166,4 +177,35 @@ def test_refused_files_made_from_real_models(
     assert_one_line_error(proc, "is already quantized", "give the fp32 model")
     proc = edgekit("pipeline", "--model", str(files["cnn"]), "-f", "tflite", *data)
     assert_one_line_error(proc, "TFLite from an ONNX source is out of reach of this stack: onnx2tf pins numpy 1.26")
+    assert not runs.exists()
+
+
+def test_a_batch_one_file_gets_a_dynamic_batch_axis(edgekit, files: dict[str, Path], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import onnx
+
+    fixed = O.fixed_batch(tmp_path / "fixed.onnx", files["ink"])
+    run = tmp_path / "run"
+    proc = edgekit("export", str(run), "--model", str(fixed), "--data", str(files["ink"]), "-p", "fp16")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    model = _json(run / "model.json")
+    assert model["model_spec"]["input"]["shape"] == [None, 49] and model["source_sha256"] == sha256_file(fixed)
+    copy = onnx.load(str(run / "model.onnx"))
+    assert [
+        d.dim_param
+        for d in (copy.graph.input[0].type.tensor_type.shape.dim[0], copy.graph.output[0].type.tensor_type.shape.dim[0])
+    ] == ["N", "N"]
+    proc = edgekit("parity", str(run))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    parity = _json(run / "parity.json")
+    assert {r["artifact"] for r in parity["results"]} == {"onnx-fp32", "onnx-fp16"} and parity["passed"]
+
+
+def test_a_budget_on_a_regressor_is_refused_before_anything_is_written(  # type: ignore[no-untyped-def]
+    edgekit, files: dict[str, Path], tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    args = ("--model", str(files["regressor"]), "--data", str(files["ink"]), "--max-accuracy-drop", "0.5")
+    message = "--max-accuracy-drop/--min-agreement need a classifier (top-1 accuracy); this model outputs plain values"
+    assert_one_line_error(edgekit("pipeline", *args, "--runs-dir", str(runs)), message)
+    assert_one_line_error(edgekit("export", str(runs / "run"), *args), message)
     assert not runs.exists()

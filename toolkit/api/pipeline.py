@@ -50,6 +50,9 @@ def pipeline_options(
     diagnose: bool = False,
     bundle: str | Path | None = None,
     int8_target: str = "portable",
+    max_drop: float | None = None,
+    min_agreement: float | None = None,
+    budget_images: int = 2000,
 ) -> RunOptions:
     """The options of a whole pipeline run, as stored in its run.json (so `--resume` repeats them).
 
@@ -58,12 +61,15 @@ def pipeline_options(
     `custom_objects` and `input_scale` say how to read it (see `toolkit.steps.user_model.prepare_user_model`).
     `diagnose` adds the per-layer diagnosis after bench; `bundle` writes a bundle for a board at the end.
     `int8_target` is the CPU class the int8 exports are for (portable, x86-vnni, arm64; `exporters.int8_recipe`).
+    `max_drop`/`min_agreement` add the int8-mixed search after the exports (as `export --max-accuracy-drop` does,
+    judged on the first `budget_images` test rows).
     """
     from toolkit.model.reference import TrainConfig
     from toolkit.run import layout
     from toolkit.run.documents import RunOptions
     from toolkit.steps.bench_settings import BenchSettings
     from toolkit.steps.export import check_int8_target, parse_targets, source_format
+    from toolkit.steps.mixed import check_budget
 
     config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, train_limit=train_limit)
     config.check()
@@ -73,6 +79,7 @@ def pipeline_options(
         format_choices(formats), precision_choices(precisions), source=source_format(model), model=model
     )
     check_int8_target(int8_target)
+    check_budget(max_drop, min_agreement)
     options: dict[str, Any] = {
         "schema_version": layout.SCHEMA_VERSION,
         "train": config,
@@ -88,6 +95,9 @@ def pipeline_options(
         "input_scale": input_scale,
         "diagnose": diagnose,
         "bundle": None if bundle is None else str(Path(bundle).expanduser().resolve()),
+        "max_drop": max_drop,
+        "min_agreement": min_agreement,
+        "budget_images": budget_images,
     }
     if data is not None and model is not None and Path(str(data)).expanduser().exists():
         options["data"] = str(Path(str(data)).expanduser().resolve())  # --resume may run from elsewhere

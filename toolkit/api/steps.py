@@ -114,8 +114,9 @@ def export(
         formats: "tflite" and/or "onnx" (None: both).
         precisions: e.g. "fp32", "fp16", "int8-dynamic", "int8", "int16x8" (None: the defaults of each format).
         data: calibration data for int8 (the training split, `calibration_size` images drawn with `seed`).
-        max_drop: accuracy budget in points vs Keras; when full int8 misses it (or `min_agreement`, top-1
-            agreement 0..1), the fewest most-sensitive layers are kept in float, per format: writes
+        max_drop: accuracy budget in points vs the reference (Keras, or an ONNX source's onnx-fp32); when full
+            int8 misses it (or `min_agreement`, top-1 agreement 0..1), the fewest most-sensitive layers (an ONNX
+            source: weighted nodes) are kept in float, per format: writes
             tflite-int8-mixed / onnx-int8-mixed and mixed.json (toolkit/steps/mixed.py). Judged on the
             first `budget_images` test rows.
         on_message: receives one-line outcomes of the budget search (e.g. "full int8 meets the budget").
@@ -133,7 +134,9 @@ def export(
     check_budget(max_drop, min_agreement)
     budget = max_drop is not None or min_agreement is not None
     if model is not None:
-        run, dataset = _import_model(run_dir, model, data, seed, output_kind, custom_objects, input_scale)
+        run, dataset = _import_model(
+            run_dir, model, data, seed, output_kind, custom_objects, input_scale, max_drop, min_agreement
+        )
     else:
         run = layout.resolve_run_dir(Path(run_dir))
         needs_data = budget or any(p in NEEDS_CALIBRATION for _, p in targets)
@@ -162,16 +165,20 @@ def _import_model(
     output_kind: str | None,
     custom_objects: str | Path | None,
     input_scale: float | None,
+    max_drop: float | None = None,
+    min_agreement: float | None = None,
 ) -> tuple[Path, Any]:
     """Check the user's model with its data, then import it into `run_dir` (created if missing; nothing is
     written if either is refused): the run directory and the checked dataset."""
     from toolkit.run import layout
     from toolkit.run.lock import run_lock
+    from toolkit.steps.mixed import check_budget
     from toolkit.steps.user_model import import_into_run, prepare_user_model
 
     user = prepare_user_model(
         model, data, seed=seed, output_kind=output_kind, custom_objects=custom_objects, input_scale=input_scale
     )
+    check_budget(max_drop, min_agreement, user.spec)
     run = layout.prepare_run_dir(Path(run_dir))
     with run_lock(run):
         import_into_run(run, user)

@@ -241,7 +241,8 @@ MAX_ACCURACY_DROP = OptionSpec(
     "max_accuracy_drop",
     ("--max-accuracy-drop",),
     "Accuracy budget in percentage points (0.5: from 99.0 % down to 98.5 %): the most accuracy may drop, "
-    "against Keras for export's int8 search, against the baseline for the gate.",
+    "against the reference (Keras, or an ONNX source's onnx-fp32) for the int8-mixed search, against the baseline "
+    "for the gate.",
     kind=float,
     min=0,
 )
@@ -253,7 +254,7 @@ MinAgreementOpt = Annotated[
     float | None,
     typer.Option(
         "--min-agreement",
-        help="Budget as top-1 agreement with Keras (0..1), alone or with --max-accuracy-drop.",
+        help="Budget as top-1 agreement with the reference (0..1), alone or with --max-accuracy-drop.",
         rich_help_panel="Export",
     ),
 ]

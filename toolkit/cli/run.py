@@ -288,12 +288,16 @@ def pipeline(
     peak: PeakOpt = True,
     diagnose: AlsoDiagnoseOpt = False,
     bundle: AlsoBundleOpt = None,
+    max_accuracy_drop: ExportMaxAccuracyDropOpt = None,
+    min_agreement: MinAgreementOpt = None,
+    budget_images: BudgetImagesOpt = 2000,
 ) -> None:
     """Train → export → parity → bench → report into a new <runs-dir>/<UTC time>, and point <runs-dir>/latest at it.
 
     Exits 3 if any artifact fails parity (the run is still completed and reported).
     Example: [b]edgekit pipeline[/]   or, for a quick look: [b]edgekit pipeline --epochs 1 --quick[/]
     Your own model (no training): [b]edgekit pipeline --model my.keras --data my.npz[/]
+    int8-mixed within 0.5 points: [b]edgekit pipeline --model m.onnx --data d.npz --max-accuracy-drop 0.5[/]
     After an interruption: [b]edgekit pipeline --resume runs/latest[/]
     """
     import toolkit
@@ -321,6 +325,9 @@ def pipeline(
             diagnose=diagnose,
             bundle=bundle,
             int8_target=int8_target.value,
+            max_drop=max_accuracy_drop,
+            min_agreement=min_agreement,
+            budget_images=budget_images,
         )
         dataset = None if model is not None else _load_data(data, allow_unverified)
     result = _run_pipeline(runs_dir, options, resume, dataset, skipped_tflite=model is not None and not formats)
@@ -369,6 +376,8 @@ def _print_pipeline(result: PipelineResult, seconds: float) -> None:
             f"{len(result.model.layers)} layers): {score} on {escape(result.parity.data.name)}",
             highlight=False,
         )
+    for note in result.notes:
+        out.print(escape(note), highlight=False)
     print_parity(result.parity)
     print_bench(result.bench)
     print_recommendation(result.parity, result.bench)

@@ -13,6 +13,7 @@ taken later without changing how a file is read.
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,8 @@ _ELEM_NAMES: Final = {
     16: "bfloat16",
 }
 _CHANNELS: Final = (1, 3)
+# Nodes that hand their input on unchanged: a Softmax before them still makes the output probabilities.
+_PASS_THROUGH: Final = frozenset({"Identity", "Cast"})
 
 
 class OnnxSourceError(ToolkitError):
@@ -95,6 +98,7 @@ class OnnxSource:
     params: int
     softmax_output: bool  # the output is made by a Softmax node
     external_data: bool  # weights in files beside the .onnx (the run keeps one self-contained copy)
+    batch_one: bool = False  # the file fixes the batch at 1: the run's copy gets a dynamic batch axis instead
 
 
 def load_onnx_source(path: Path | str) -> OnnxSource:
@@ -131,6 +135,9 @@ def load_onnx_source(path: Path | str) -> OnnxSource:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise OnnxSourceError(f"{path} fails onnx.checker: {first}") from None
     graph = proto.graph
+    opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if opset > onnx.defs.onnx_opset_version():
+        raise OnnxSourceError(_too_new(path, opset, onnx.defs.onnx_opset_version()))
     quantized = sorted({n.op_type for n in graph.node if n.op_type in QUANTIZED_OPS})
     if quantized:
         raise OnnxSourceError(
@@ -138,18 +145,29 @@ def load_onnx_source(path: Path | str) -> OnnxSource:
             "edgekit makes the quantized artifacts and compares them with the fp32 reference."
         )
     initializers = {t.name for t in graph.initializer}
-    inputs = tuple(_tensor(v, path, "input") for v in graph.input if v.name not in initializers)
-    outputs = tuple(_tensor(v, path, "output") for v in graph.output)
-    if len(inputs) != 1 or len(outputs) != 1:
-        what = "inputs" if len(inputs) != 1 else "outputs"
-        names = ", ".join(t.name for t in (inputs if what == "inputs" else outputs)) or "none"
+    graph_inputs = [v for v in graph.input if v.name not in initializers]
+    # A value that is not a tensor (ZipMap's maps) is named first: its fix also changes the outputs' count.
+    for value, what in [*((v, "input") for v in graph_inputs), *((v, "output") for v in graph.output)]:
+        _check_tensor(value, path, what)
+    if len(graph_inputs) != 1 or len(graph.output) != 1:
+        what = "inputs" if len(graph_inputs) != 1 else "outputs"
+        values = graph_inputs if what == "inputs" else list(graph.output)
+        names = ", ".join(v.name for v in values) or "none"
         raise OnnxSourceError(
-            f"{path} has {len(inputs if what == 'inputs' else outputs)} {what} ({names}); several inputs/outputs "
-            "are not supported yet: edgekit takes one input and one output."
+            f"{path} has {len(values)} {what} ({names}); several inputs/outputs are not supported yet: edgekit "
+            "takes one input and one output."
         )
+    inputs = tuple(_tensor(v, path, "input") for v in graph_inputs)
+    outputs = tuple(_tensor(v, path, "output") for v in graph.output)
+    # PyTorch's default export fixes the batch at 1: taken as dynamic, if the graph runs so (prepare_onnx checks).
+    batch_one = bool(inputs[0].shape) and inputs[0].shape[0] == 1
+    if batch_one:
+        inputs = tuple(OnnxTensor(t.name, (None, *t.shape[1:]), t.dtype) for t in inputs)
+        outputs = tuple(OnnxTensor(t.name, (None, *t.shape[1:]) if t.shape else t.shape, t.dtype) for t in outputs)
     producers = {o: n for n in graph.node for o in n.output}
     last = producers.get(outputs[0].name)
-    opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    while last is not None and last.op_type in _PASS_THROUGH and last.input:
+        last = producers.get(last.input[0])  # skl2onnx ends its probabilities with an Identity after the Softmax
     params = sum(_size(t) for t in graph.initializer)
     return OnnxSource(
         path=path,
@@ -161,6 +179,7 @@ def load_onnx_source(path: Path | str) -> OnnxSource:
         params=params,
         softmax_output=last is not None and last.op_type == "Softmax",
         external_data=bool(external),
+        batch_one=batch_one,
     )
 
 
@@ -208,7 +227,7 @@ def check_onnx_source(
         raise OnnxSourceError(f"{path}: {exc}") from None
 
 
-def output_width(path: Path, spec: ModelSpec, rows: np.ndarray) -> int:
+def output_width(path: Path, spec: ModelSpec | None, rows: np.ndarray) -> int:
     """Run the file on a few data rows with ONNX Runtime (fp32): the output width, after checking the outputs are
     finite and one row per input row (the file loads and runs before anything is written)."""
     import numpy as np
@@ -220,6 +239,9 @@ def output_width(path: Path, spec: ModelSpec, rows: np.ndarray) -> int:
         with OnnxRuntimeRunner(path) as runner:
             out = runner.infer(np.ascontiguousarray(rows, dtype=np.float32))
     except EdgekitError as exc:
+        newest = re.search(r"domain ai\.onnx is till opset (\d+)", str(exc))
+        if newest is not None:  # the installed onnx knows the opset, onnxruntime does not yet
+            raise OnnxSourceError(_too_new(path, _opset_of(path), int(newest.group(1)))) from None
         raise OnnxSourceError(str(exc)) from None
     if out.ndim != 2 or out.shape[0] != len(rows) or not np.all(np.isfinite(out)):
         raise OnnxSourceError(
@@ -248,12 +270,71 @@ def prepare_onnx(
     dataset = dataset_for(provisional)
     spec = check_onnx_source(source, tuple(np.asarray(dataset.x_test).shape[1:]), output_kind=output_kind)
     rows = dataset.inputs(dataset.x_test[:2], spec)
-    width = output_width(source.path, spec, rows)
+    width = _check_dynamic_batch(source, rows) if source.batch_one else output_width(source.path, spec, rows)
     if spec.output.shape[1] is None:
         spec = replace(spec, output=replace(spec.output, shape=(None, width)))
     elif width != spec.output.shape[1]:
         raise OnnxSourceError(f"{path} declares {spec.output.shape[1]} outputs but gives {width}.")
     return source, spec, dataset
+
+
+def with_dynamic_batch(proto: Any) -> Any:
+    """`proto` with the batch axis of its graph inputs and outputs made dynamic (`N`) where it is fixed at 1, and
+    the intermediate shapes shape inference stored dropped (they carry the fixed batch)."""
+    for value in (*proto.graph.input, *proto.graph.output):
+        dims = value.type.tensor_type.shape.dim if value.type.HasField("tensor_type") else []
+        if dims and dims[0].HasField("dim_value") and dims[0].dim_value == 1:
+            dims[0].Clear()
+            dims[0].dim_param = "N"
+    del proto.graph.value_info[:]
+    return proto
+
+
+def _check_dynamic_batch(source: OnnxSource, rows: np.ndarray) -> int:
+    """Run the batch-1 file with a dynamic batch axis on `rows` (two of them) and compare each row with the file
+    itself at batch 1: the output width, or a one-line refusal when the graph holds the batch of 1 elsewhere (a
+    Reshape to [1, ...], a batch-1 constant)."""
+    import tempfile
+
+    import numpy as np
+    import onnx
+
+    inp = source.inputs[0]
+    refuse = (
+        f"{source.path}: input {inp.name!r} has a fixed batch of 1 and the graph does not run at another batch "
+        "({why}); export it with a dynamic batch axis (torch.onnx.export(..., dynamic_axes={{'<input>': {{0: 'N'}}}})"
+        " or dynamic_shapes)."
+    )
+    x = np.ascontiguousarray(rows, dtype=np.float32)
+    width = output_width(source.path, None, x[:1])  # the file as it is first: its own errors come first
+    with tempfile.TemporaryDirectory(prefix="edgekit-onnx-batch-") as work:
+        dynamic = Path(work) / "dynamic.onnx"
+        onnx.save_model(with_dynamic_batch(onnx.load(str(source.path))), str(dynamic), save_as_external_data=False)
+        single = np.concatenate([_run_quietly(source.path, x[i : i + 1]) for i in range(len(x))])
+        try:
+            batched = _run_quietly(dynamic, x)
+        except Exception as exc:  # ORT's Fail/InvalidArgument: the node that holds the batch of 1, if it says
+            node = re.search(r"running (\w+) node\. Name:'([^']*)'", str(exc))
+            why = f"its {node.group(1)} node {node.group(2)!r} fails on 2 rows" if node else type(exc).__name__
+            raise OnnxSourceError(refuse.format(why=why)) from None
+    scale = float(np.abs(single).max()) or 1.0
+    if batched.shape != single.shape or not np.allclose(batched, single, rtol=1e-4, atol=1e-5 * scale):
+        raise OnnxSourceError(refuse.format(why=f"{len(x)} rows at once give other outputs than one at a time"))
+    return width
+
+
+def _run_quietly(path: Path, x: np.ndarray) -> np.ndarray:
+    """The file's first output on `x` with ONNX Runtime, its own error log silenced (the caller reports)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # a failing node logs to stderr besides raising: the refusal is one line
+    session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    run_options = ort.RunOptions()
+    run_options.log_severity_level = 4
+    out = session.run(None, {session.get_inputs()[0].name: x}, run_options)[0]
+    return np.asarray(out, dtype=np.float32)
 
 
 def save_onnx_into_run(source: OnnxSource, run_dir: Path, spec: ModelSpec, layout_from: str) -> ModelDocument:
@@ -268,7 +349,9 @@ def save_onnx_into_run(source: OnnxSource, run_dir: Path, spec: ModelSpec, layou
     run_dir.mkdir(parents=True, exist_ok=True)
     dest = run_dir / A.ONNX_MODEL_FILE
     with atomic_path(dest) as tmp:
-        if source.external_data:
+        if source.batch_one:
+            onnx.save_model(with_dynamic_batch(onnx.load(str(source.path))), str(tmp), save_as_external_data=False)
+        elif source.external_data:
             onnx.save_model(onnx.load(str(source.path)), str(tmp), save_as_external_data=False)
         else:
             shutil.copyfile(source.path, tmp)
@@ -335,27 +418,55 @@ def _from_data(shape: tuple[int | None, ...], sample: tuple[int, ...]) -> str | 
     return None
 
 
-def _tensor(value: Any, path: Path, what: str) -> OnnxTensor:
+def _too_new(path: Path, opset: int, limit: int) -> str:
+    return (
+        f"{path} uses ONNX opset {opset}, newer than the installed onnx/onnxruntime support (up to opset {limit}); "
+        f"export it with opset_version={limit} or lower (or convert it: onnx.version_converter.convert_version)."
+    )
+
+
+def _check_tensor(value: Any, path: Path, what: str) -> None:
+    """Refuse a graph input or output that is not a tensor (a sequence, a map: scikit-learn's ZipMap)."""
     kind = value.type.WhichOneof("value")
-    if kind != "tensor_type":
-        hint = (
-            " (scikit-learn's ZipMap: convert with skl2onnx options={id(model): {'zipmap': False}})"
-            if kind in ("sequence_type", "map_type")
-            else ""
-        )
-        raise OnnxSourceError(
-            f"{path}: {what} {value.name!r} is a {kind.replace('_type', '') if kind else 'typeless value'}, not a "
-            f"tensor{hint}; edgekit takes float32 tensors."
-        )
+    if kind == "tensor_type":
+        return
+    hint = (
+        " (scikit-learn's ZipMap: convert with zipmap=False, skl2onnx.to_onnx(model, X, options={'zipmap': False}))"
+        if kind in ("sequence_type", "map_type")
+        else ""
+    )
+    raise OnnxSourceError(
+        f"{path}: {what} {value.name!r} is a {kind.replace('_type', '') if kind else 'typeless value'}, not a "
+        f"tensor{hint}; edgekit takes float32 tensors."
+    )
+
+
+def _tensor(value: Any, path: Path, what: str) -> OnnxTensor:
+    _check_tensor(value, path, what)
     elem = _ELEM_NAMES.get(value.type.tensor_type.elem_type, f"type {value.type.tensor_type.elem_type}")
     if elem != "float32":
-        hint = "; give the fp32 model" if elem in ("float16", "bfloat16") else ""
         raise OnnxSourceError(
-            f"{path}: {what} {value.name!r} has dtype {elem}; edgekit takes float32 {what}s for now{hint}."
+            f"{path}: {what} {value.name!r} has dtype {elem}; edgekit takes float32 {what}s{_dtype_fix(elem, what)}."
         )
     dims = value.type.tensor_type.shape.dim if value.type.tensor_type.HasField("shape") else []
     shape = tuple(int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims)
     return OnnxTensor(value.name, shape, elem)
+
+
+def _opset_of(path: Path) -> int:
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
+
+
+def _dtype_fix(elem: str, what: str) -> str:
+    """How to give edgekit a float32 tensor instead of `elem` (empty when no general fix exists)."""
+    if elem in ("float16", "bfloat16"):
+        return ": give the fp32 model it was converted from (edgekit makes the fp16 artifact itself)"
+    if elem in ("uint8", "int8") and what == "input":
+        return ": export it with a float32 input (edgekit feeds uint8 pixels as floats; --input-scale rescales them)"
+    return ""
 
 
 def _all_tensors(proto: Any) -> list[Any]:
@@ -374,4 +485,5 @@ def _size(tensor: Any) -> int:
 
 
 def _text(shape: tuple[int | None, ...]) -> str:
-    return "[" + ", ".join("N" if d is None else str(d) for d in shape) + "]"
+    """`[N, 3, ?, ?]`: N a dynamic batch axis, ? another dynamic size."""
+    return "[" + ", ".join(("N" if i == 0 else "?") if d is None else str(d) for i, d in enumerate(shape)) + "]"

@@ -24,8 +24,14 @@ class MixedView:
     budget: str
     images: int | None
     keras_accuracy: float | None
+    reference: str  # Keras, or onnx-fp32 for an ONNX source
     timing: str
     formats: tuple[MixedFormat, ...]
+
+    @property
+    def units(self) -> str:
+        """What the search keeps in float: Keras layers, or an ONNX source's weighted nodes."""
+        return "layers" if self.reference == "Keras" else "weighted nodes"
 
     @staticmethod
     def chosen(f: MixedFormat, p: MixedPoint) -> bool:
@@ -37,13 +43,14 @@ def build_mixed(doc: MixedDocument) -> MixedView:
     """mixed.json as a view."""
     budget = []
     if doc.max_drop_pt is not None:
-        budget.append(f"accuracy within {doc.max_drop_pt:g} pt of Keras")
+        budget.append(f"accuracy within {doc.max_drop_pt:g} pt of {doc.reference}")
     if doc.min_agreement is not None:
         budget.append(f"top-1 agreement ≥ {doc.min_agreement:g}")
     return MixedView(
         budget=" and ".join(budget) or "none given",
         images=doc.images,
         keras_accuracy=num(doc.keras_accuracy),
+        reference=doc.reference,
         timing=doc.timing,
         formats=tuple(doc.formats),
     )
@@ -56,8 +63,8 @@ def mixed_markdown(view: MixedView) -> list[str]:
         "## Mixed precision",
         "",
         f"From `edgekit export --max-accuracy-drop/--min-agreement`: budget {view.budget}, on the first "
-        f"{integer(view.images)} test images (Keras {pct(view.keras_accuracy)}). Full int8 first; then the most "
-        "sensitive layers are kept in float one at a time. p50: " + (view.timing or DASH) + ".",
+        f"{integer(view.images)} test images ({view.reference} {pct(view.keras_accuracy)}). Full int8 first; then "
+        f"the most sensitive {view.units} are kept in float one at a time. p50: " + (view.timing or DASH) + ".",
         "",
     ]
     for f in view.formats:

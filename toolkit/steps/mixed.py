@@ -6,6 +6,10 @@ met. Writes `tflite-int8-mixed`/`onnx-int8-mixed` (manifest.json, with `float_la
 ranking and the curve k → accuracy, agreement, size, batch-1 p50). When full int8 meets the budget in
 both formats nothing is written.
 
+A run made from an ONNX file (`--model model.onnx`) has no Keras layers and no TFLite: the search is ONNX
+only, its reference is the file on ONNX Runtime fp32 (onnx-fp32), and its units are the file's weighted nodes
+(`exporters.mixed.OnnxFileMixed`), which `onnx-int8-mixed` keeps in float by ONNX Runtime's `nodes_to_exclude`.
+
 The budget is judged on the first `images` rows of the dataset's test split (`Dataset.test_split`), which
 calibration never sees (it draws from the training split).
 """
@@ -34,9 +38,17 @@ MIXED_JSON = "mixed.json"
 TIMING = "batch 1, 1 thread, runner.infer on one test image: 5 warm-up calls, median of 50 (exporters.sensitivity)"
 # Curve points beyond the chosen one: enough to show what more float layers would buy, bounded for big models.
 EXTRA_POINTS = 2
+_NEEDS_CLASSIFIER = (
+    "--max-accuracy-drop/--min-agreement need a classifier (top-1 accuracy); this model outputs plain values: "
+    "leave the budget out."
+)
 
 
-def check_budget(max_drop: float | None, min_agreement: float | None) -> None:
+def check_budget(max_drop: float | None, min_agreement: float | None, spec: ModelSpec | None = None) -> None:
+    """A one-line ToolkitError for a budget out of range, or (given the model's `spec`) for a model the search
+    cannot judge: checked before anything is written."""
+    if spec is not None and spec.output_kind == "values" and (max_drop is not None or min_agreement is not None):
+        raise ToolkitError(_NEEDS_CLASSIFIER)
     if max_drop is not None and max_drop < 0:
         raise ToolkitError(f"--max-accuracy-drop is in accuracy points and must be 0 or more, got {max_drop}.")
     if min_agreement is not None and not 0 < min_agreement <= 1:
@@ -45,18 +57,19 @@ def check_budget(max_drop: float | None, min_agreement: float | None) -> None:
 
 @dataclass(frozen=True)
 class _Search:
-    """What the search of one run works with: the model, its data, Keras's outputs and the budget."""
+    """What the search of one run works with: the model, its data, the reference's outputs and the budget."""
 
     run_dir: Path
-    model: Any
+    model: Any  # the Keras model; None for an ONNX source
+    source: Path | None  # an ONNX source's model.onnx (the reference, and what its variants are made from)
     spec: ModelSpec
     data_name: str
     calibration: np.ndarray
     target: Int8Target
     x: np.ndarray
     labels: np.ndarray
-    ref: np.ndarray  # Keras outputs on x
-    keras_acc: float
+    ref: np.ndarray  # the reference's outputs on x (Keras, or an ONNX source on ONNX Runtime fp32)
+    keras_acc: float  # the reference's accuracy on x
     max_drop: float | None
     min_agreement: float | None
 
@@ -68,7 +81,20 @@ class _Search:
     def figures(self, s: Score) -> str:
         if s.accuracy is None:
             return f"agreement {s.agreement:.2%}"
-        return f"accuracy {s.accuracy:.2%} vs Keras {self.keras_acc:.2%}, agreement {s.agreement:.2%}"
+        return f"accuracy {s.accuracy:.2%} vs {self.reference} {self.keras_acc:.2%}, agreement {s.agreement:.2%}"
+
+    @property
+    def reference(self) -> str:
+        return "Keras" if self.source is None else A.ONNX_REFERENCE_NAME
+
+    @property
+    def unit(self) -> str:
+        """What is kept in float: Keras layers, or an ONNX source's weighted nodes."""
+        return "layer" if self.source is None else "node"
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        return ("tflite", "onnx") if self.source is None else ("onnx",)
 
 
 def _prepare(
@@ -81,31 +107,36 @@ def _prepare(
     max_drop: float | None,
     min_agreement: float | None,
 ) -> _Search:
-    """Load the model and its data, and run Keras on the evaluation images (one-line errors before any work)."""
+    """Load the model and its data, and run the reference on the evaluation images (one-line errors before any
+    work): Keras, or for an ONNX source its model.onnx on ONNX Runtime fp32."""
     from exporters.int8_recipe import parse_target
-    from exporters.sensitivity import keras_outputs
+    from exporters.sensitivity import keras_outputs, run_file
     from runtimes.keras_runner import load_keras_model
-    from toolkit.model.run_source import is_user_run, refuse_file_source, run_dataset, run_spec
+    from toolkit.model.run_source import is_onnx_source, is_tflite_source, is_user_run, run_dataset, run_spec
     from toolkit.run.documents import ManifestDocument
     from toolkit.steps.export import model_spec_of
 
-    refuse_file_source(
-        run_dir, "int8-mixed (--max-accuracy-drop, --min-agreement)", "keeps chosen Keras layers in float"
-    )
-    model = load_keras_model(A.require_file(run_dir, A.MODEL_FILE, "run `edgekit train` first"))
+    if is_tflite_source(run_dir):
+        raise ToolkitError(
+            f"int8-mixed (--max-accuracy-drop, --min-agreement) keeps chosen Keras or ONNX layers in float; {run_dir} "
+            "was made from a TFLite file: not offered for it yet."
+        )
+    source = run_dir / A.ONNX_MODEL_FILE if is_onnx_source(run_dir) else None
+    model = None if source else load_keras_model(A.require_file(run_dir, A.MODEL_FILE, "run `edgekit train` first"))
     spec = run_spec(run_dir) if is_user_run(run_dir) else model_spec_of(model)
     if spec.output_kind == "values":
-        raise ToolkitError("--max-drop/--min-agreement need a classifier; this model outputs plain values.")
+        raise ToolkitError(_NEEDS_CLASSIFIER)
     dataset = run_dataset(run_dir, data, spec=spec)
     # The mixed files quantize as the run's int8 exports did (the CPU class they target).
     manifest = A.Run(run_dir).find(ManifestDocument)
     target = parse_target(A.int8_target(manifest) if manifest is not None else None)
     x, y = dataset.test_split(spec, images)
     labels = np.asarray(y).astype(np.int64).reshape(-1)
-    ref = keras_outputs(model, x)
+    ref = keras_outputs(model, x) if source is None else run_file(source, x)
     return _Search(
         run_dir=run_dir,
         model=model,
+        source=source,
         spec=spec,
         data_name=dataset.name,
         calibration=dataset.calibration(spec, n=calibration_size, seed=seed),
@@ -131,7 +162,7 @@ def _curve(
     for k in range(len(order) + 1):
         if chosen is not None and k > chosen + EXTRA_POINTS:
             break
-        say(f"{v.format} with {k} float layer(s)")
+        say(f"{v.format} with {k} float {s.unit}(s)")
         path = v.write(v.graph.float_ops(order[:k]))
         measured = score(run_file(path, s.x), s.ref, s.labels)
         ok = s.meets(measured.accuracy, measured.agreement)
@@ -153,11 +184,39 @@ def _curve(
     return curve, chosen
 
 
+def _variants(s: _Search, fmt: str, work: Path) -> Variants:
+    """The int8 variants of the run's reference in `fmt`, quantized as the run's int8 exports were."""
+    from exporters.mixed import OnnxFileMixed
+    from exporters.sensitivity import Variants
+
+    if s.source is None:
+        return Variants(s.model, fmt, s.calibration, work, s.target)
+    try:
+        quantizer = OnnxFileMixed(s.source, s.spec.input.name, s.calibration, work, s.target)
+    except Exception as exc:  # pre-processing of the user's graph: one line, as the exporters report failures
+        from exporters.errors import ExportError
+        from runtimes.errors import one_line
+
+        raise ExportError(f"onnx int8 variants failed: {one_line(exc)}") from exc
+    return Variants.of_onnx(quantizer, work)
+
+
 def _write_mixed(s: _Search, v: Variants, float_layers: list[str]) -> ArtifactEntry:
     """Export `<format>-int8-mixed` with `float_layers` in float, quantized as the variants were."""
-    from exporters.mixed import export_onnx_mixed, export_tflite_mixed
+    from exporters.mixed import OnnxFileMixed, export_onnx_file_mixed, export_onnx_mixed, export_tflite_mixed
     from toolkit.steps.export import artifact_entry
 
+    if s.source is not None:
+        assert isinstance(v.onnx, OnnxFileMixed)
+        made = export_onnx_file_mixed(
+            s.source,
+            s.run_dir / A.EXPORTS_DIR,
+            input_name=s.spec.input.name,
+            calibration_data=s.calibration,
+            float_nodes=float_layers,
+            quantizer=v.onnx,
+        )
+        return artifact_entry(s.run_dir, made, s.spec)
     exporter = export_tflite_mixed if v.format == "tflite" else export_onnx_mixed
     quantizer = v.tflite if v.format == "tflite" else v.onnx
     result = exporter(
@@ -175,25 +234,17 @@ def _search_format(
 ) -> tuple[MixedFormat | None, ArtifactEntry | None]:
     """One format's search: (None, None) when full int8 meets the budget; else its record and the artifact
     written (None when no mix meets it)."""
-    from exporters.sensitivity import Variants, rank_layers
+    from exporters.sensitivity import rank_variants
     from toolkit.run.documents import MixedFormat, MixedLayer
 
     status(f"{fmt} full int8")
-    v = Variants(s.model, fmt, s.calibration, work, s.target)
+    v = _variants(s, fmt, work)
     full = v.measure([], s.x, s.ref, s.labels)
     if s.meets(full.accuracy, full.agreement):
         say(f"{fmt}: full int8 meets the budget ({s.figures(full)}); no {fmt}-int8-mixed written.")
         return None, None
-    ranking = rank_layers(
-        s.model,
-        calibration_data=s.calibration,
-        images=s.x,
-        labels=s.labels,
-        formats=(fmt,),
-        reference=s.ref,
-        progress=lambda text: status(f"rank {text}"),
-        target=s.target,
-    )[fmt]
+    # The same variants rank and then build the curve: one conversion and calibration for the whole search.
+    ranking = rank_variants(v, s.x, s.ref, s.labels, progress=lambda text: status(f"rank {text}"))
     order = ranking.order()
     curve, chosen = _curve(s, v, order, status)
     layers = [
@@ -207,7 +258,7 @@ def _search_format(
         for r in ranking.layers
     ]
     if chosen is None:
-        note = f"no mix meets the budget, even with all {len(order)} layers in float; nothing written."
+        note = f"no mix meets the budget, even with all {len(order)} {s.unit}s in float; nothing written."
         say(f"{fmt}: {note}")
         return MixedFormat(
             format=fmt, ranking=layers, curve=curve, met=False, artifact=None, float_layers=None, note=note
@@ -215,7 +266,7 @@ def _search_format(
     entry = _write_mixed(s, v, order[:chosen])
     point = curve[chosen]
     note = (
-        f"full int8 {s.figures(full)}; {chosen} layer(s) in float ({', '.join(order[:chosen])}): accuracy "
+        f"full int8 {s.figures(full)}; {chosen} {s.unit}(s) in float ({', '.join(order[:chosen])}): accuracy "
         f"{point.accuracy:.2%}, agreement {point.agreement:.2%}, {point.size_bytes:,} bytes."
     )
     say(f"{entry.name}: {note}")
@@ -240,8 +291,8 @@ def mixed_step(
     """Search the int8/float mix for each format; write and return mixed.json, or None if full int8 meets it.
 
     Args:
-        max_drop: allowed accuracy drop vs Keras, in points (e.g. 0.3).
-        min_agreement: minimum top-1 agreement with Keras (e.g. 0.995).
+        max_drop: allowed accuracy drop vs the reference (Keras, or an ONNX source's onnx-fp32), in points (e.g. 0.3).
+        min_agreement: minimum top-1 agreement with the reference (e.g. 0.995).
         data: the run's data (as for export); calibration uses the same draw as the int8 exports.
         images: test-split rows the budget is judged on.
         message: receives one-line outcomes ("full int8 meets the budget: ...").
@@ -266,7 +317,7 @@ def mixed_step(
     status = _status(p, task)
     found: dict[str, tuple[MixedFormat | None, ArtifactEntry | None]] = {}
     with tempfile.TemporaryDirectory(prefix=".mixed-", dir=run_dir) as tmp:
-        for fmt in ("tflite", "onnx"):
+        for fmt in s.formats:
             (Path(tmp) / fmt).mkdir()
             found[fmt] = _search_format(s, fmt, Path(tmp) / fmt, say, status)
     p.update(task, description="mixed precision: done")
@@ -291,6 +342,7 @@ def mixed_step(
         images=len(s.x),
         data=s.data_name,
         keras_accuracy=s.keras_acc,
+        reference=s.reference,
         timing=TIMING,
         formats=formats,
     )

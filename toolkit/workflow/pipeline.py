@@ -21,6 +21,7 @@ from toolkit.model.reference import TrainConfig
 from toolkit.progress import ProgressCallback
 from toolkit.run import layout as A
 from toolkit.steps.export import export_step
+from toolkit.steps.mixed import check_budget
 from toolkit.steps.parity import parity_step
 from toolkit.steps.train import train_step
 from toolkit.steps.user_model import UserModel, import_into_run, prepare_user_model
@@ -69,6 +70,7 @@ class PipelineResult:
     model: ModelDocument | None = None  # the user's model (--model), as model.json records it
     bundle: Path | None = None  # the bundle written with `bundle=` (--bundle)
     diagnose: DiagnoseDocument | None = None  # diagnose.json, with `diagnose=` (--diagnose)
+    notes: list[str] = field(default_factory=list)  # one-line outcomes, e.g. of the int8-mixed search
 
 
 def _step_state(run_dir: Path, targets: list[tuple[ExportFormat, Precision]]) -> dict[str, bool]:
@@ -135,6 +137,7 @@ def pipeline_data(options: RunOptions, data: Any = None, *, imported: bool = Fal
         input_scale=options.input_scale,
         allow_unverified=options.allow_unverified,
     )
+    check_budget(options.max_drop, options.min_agreement, user.spec)  # before the run directory exists
     return None, user
 
 
@@ -192,7 +195,8 @@ def run_pipeline(
     timings = _Timings()
     train, model, data = _model_step(run, options, config, data, done["train"], user, progress, timings)
     run_data = _RunData(run_dir, data)
-    manifest, parity, bench, diagnose = _artifact_steps(run, options, targets, done, run_data, progress, timings)
+    notes: list[str] = []
+    manifest, parity, bench, diagnose = _artifact_steps(run, options, targets, done, run_data, progress, timings, notes)
     report = report_step(run_dir)
     bundle = None
     if options.bundle:
@@ -212,6 +216,7 @@ def run_pipeline(
         model=model,
         bundle=bundle,
         diagnose=diagnose,
+        notes=notes,
     )
 
 
@@ -248,14 +253,19 @@ def _artifact_steps(
     run_data: _RunData,
     progress: ProgressCallback | None,
     timings: _Timings,
+    notes: list[str],
 ) -> tuple[ManifestDocument, ParityDocument, BenchDocument, DiagnoseDocument | None]:
     """export → parity → bench (each unless done), then the diagnosis when asked, all on the run's data."""
     from toolkit.run.documents import BenchDocument, ParityDocument
     from toolkit.steps.bench import bench_step
 
     run_dir = run.dir
-    if done["export"]:
+    if done["export"] and not _mix_pending(run, options):
         manifest = run.manifest()
+    elif done["export"]:  # resumed after the exports, before the int8-mixed search finished
+        manifest = timings.run("mixed", _mix, run, options, run_data, progress, notes)
+        if any(a.precision == Precision.INT8_MIXED.value for a in manifest.artifacts):
+            done["parity"] = done["bench"] = False  # they ran without the artifact the search just wrote
     else:
         manifest = timings.run(
             "export",
@@ -268,6 +278,8 @@ def _artifact_steps(
             progress=progress,
             int8_target=options.int8_target or "portable",
         )
+        if _budget(options):
+            manifest = timings.run("mixed", _mix, run, options, run_data, progress, notes)
     if done["parity"]:
         parity = run.load(ParityDocument)
     else:
@@ -284,12 +296,46 @@ def _artifact_steps(
     return manifest, parity, bench, diagnose
 
 
+def _budget(options: RunOptions) -> bool:
+    return options.max_drop is not None or options.min_agreement is not None
+
+
+def _mix_pending(run: A.Run, options: RunOptions) -> bool:
+    """Whether a budget was asked and the run has no int8-mixed artifact nor mixed.json yet."""
+    from toolkit.steps.mixed import MIXED_JSON
+
+    if not _budget(options) or (run.dir / MIXED_JSON).exists():
+        return False
+    return not any(a.precision == Precision.INT8_MIXED.value for a in run.manifest().artifacts)
+
+
+def _mix(
+    run: A.Run, options: RunOptions, run_data: _RunData, progress: ProgressCallback | None, notes: list[str]
+) -> ManifestDocument:
+    """The int8-mixed search under the run's budget (`toolkit.steps.mixed`), its outcomes added to `notes`; the
+    manifest with what it wrote."""
+    from toolkit.steps.mixed import mixed_step
+
+    mixed_step(
+        run.dir,
+        max_drop=options.max_drop,
+        min_agreement=options.min_agreement,
+        data=run_data.get(),
+        calibration_size=options.calibration_size,
+        seed=options.train.seed,
+        images=options.budget_images,
+        progress=progress,
+        message=notes.append,
+    )
+    return run.manifest()
+
+
 def remove_leftovers(run_dir: Path) -> list[Path]:
     """Delete temporary files and folders a killed process left behind (never a file under its final name)."""
     import shutil
 
     removed = []
-    temporary = (".onnx-quant-", ".onnx-fp32-", ".latest.tmp", ".cpu-parity-")
+    temporary = (".onnx-quant-", ".onnx-fp32-", ".onnx-mixed-", ".mixed-", ".latest.tmp", ".cpu-parity-")
     for path in sorted(run_dir.rglob(".*")):
         if ".partial" in path.name or path.name.startswith(temporary):
             if path.is_dir() and not path.is_symlink():

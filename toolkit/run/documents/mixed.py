@@ -55,6 +55,9 @@ class MixedDocument(Document):
     min_agreement: float | None = Field(description="Minimum top-1 agreement with Keras (0..1).")
     images: int = Field(description="Evaluation images: the first N of the test split.")
     data: str | None = None
-    keras_accuracy: float | None
+    keras_accuracy: float | None = Field(description="The reference's accuracy on the images (see `reference`).")
+    reference: str = Field(
+        default="Keras", description="What the budget is judged against: Keras, or onnx-fp32 for an ONNX source."
+    )
     timing: str = Field(description="How p50_ms was measured.")
     formats: list[MixedFormat]

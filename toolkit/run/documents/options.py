@@ -94,3 +94,8 @@ class RunOptions(Document):
     bundle: str | None = Field(
         default=None, description="--bundle: write a bundle (folder or .tar.gz) here at the end."
     )
+    max_drop: float | None = Field(
+        default=None, description="--max-accuracy-drop: the int8-mixed budget in points (None: no search)."
+    )
+    min_agreement: float | None = Field(default=None, description="--min-agreement: the int8-mixed agreement budget.")
+    budget_images: int = Field(default=2000, description="--budget-images: test rows the budget is judged on.")
