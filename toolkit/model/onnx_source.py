@@ -63,6 +63,8 @@ _ELEM_NAMES: Final = {
     16: "bfloat16",
 }
 _CHANNELS: Final = (1, 3)
+# float32, float16, float64, bfloat16: the element types of weights.
+_FLOAT_TYPES: Final = frozenset({1, 10, 11, 16})
 # Nodes that hand their input on unchanged: a Softmax before them still makes the output probabilities.
 _PASS_THROUGH: Final = frozenset({"Identity", "Cast"})
 
@@ -168,7 +170,8 @@ def load_onnx_source(path: Path | str) -> OnnxSource:
     last = producers.get(outputs[0].name)
     while last is not None and last.op_type in _PASS_THROUGH and last.input:
         last = producers.get(last.input[0])  # skl2onnx ends its probabilities with an Identity after the Softmax
-    params = sum(_size(t) for t in graph.initializer)
+    # Weights only: exporters also store integer constants (e.g. a Reshape's target shape) as initializers.
+    params = sum(_size(t) for t in graph.initializer if t.data_type in _FLOAT_TYPES)
     return OnnxSource(
         path=path,
         inputs=inputs,
