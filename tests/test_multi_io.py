@@ -321,16 +321,25 @@ def test_the_export_step_records_every_tensor(run_dir: Path) -> None:
             assert set(runner.infer_named(spec.sample_feeds(2))) == {"digit", "side"}
 
 
-@pytest.mark.parametrize("step", ["bench", "bundle", "diagnose", "mcu", "mixed"])
+def test_bench_feeds_every_input(run_dir: Path) -> None:
+    from toolkit.steps.bench import bench_step
+    from toolkit.steps.bench_settings import BenchSettings
+
+    quick = BenchSettings(
+        batch_sizes=[1, 4], threads=[1], min_runs=8, min_seconds=0.0, warmup_runs=1, warmup_seconds=0.0
+    )
+    doc = bench_step(run_dir, quick.model_copy(update={"measure_peak": False}))
+    rows = {(r.artifact, r.batch_size) for r in doc.results}
+    assert rows == {(a, b) for a in ("keras-fp32", "tflite-fp32", "tflite-fp16", "onnx-fp32") for b in (1, 4)}
+    assert all(r.p50_ms > 0 and r.runs >= 8 for r in doc.results)
+
+
+@pytest.mark.parametrize("step", ["bundle", "diagnose", "mcu", "mixed"])
 def test_steps_not_yet_taught_several_tensors_refuse_in_one_line(run_dir: Path, tmp_path: Path, step: str) -> None:
     from toolkit.errors import ToolkitError
 
     def call() -> None:
-        if step == "bench":
-            from toolkit.steps.bench import bench_step
-
-            bench_step(run_dir)
-        elif step == "bundle":
+        if step == "bundle":
             from toolkit.bundles.build import build_bundle
 
             build_bundle(run_dir, tmp_path / "bundle")
