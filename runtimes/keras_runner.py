@@ -153,6 +153,13 @@ def _input_shape(model: Any, path: Any) -> tuple[Any, ...]:
     return tuple(shape)
 
 
+def _tensor_count(model: Any) -> int:
+    """Inputs + outputs of a built Keras model (2 for a single-input, single-output one)."""
+    inputs = getattr(model, "inputs", None) or [None]
+    outputs = getattr(model, "outputs", None) or [None]
+    return len(inputs) + len(outputs)
+
+
 class KerasRunner(Runner):
     """Runs a `.keras` model through a `tf.function` with a fixed input signature.
 
@@ -166,6 +173,8 @@ class KerasRunner(Runner):
         super().__init__(model_path, num_threads=num_threads, spec=spec)
         self._model: Any = None
         self._fn: Any = None
+        self._several_in: tuple[TensorSpec, ...] = ()
+        self._several_out: tuple[TensorSpec, ...] = ()
 
     @classmethod
     def runtime_version(cls) -> str | None:
@@ -185,6 +194,9 @@ class KerasRunner(Runner):
         if self.num_threads is not None:
             set_tf_threads(self.num_threads)
         self._model = load_keras_model(self.model_path)
+        if _tensor_count(self._model) > 2:
+            self._trace_several(tf)
+            return
         shape = _input_shape(self._model, self.model_path)
         dtype = (
             tf.uint8
@@ -195,9 +207,44 @@ class KerasRunner(Runner):
         model = self._model
         self._fn = tf.function(lambda x: model(x, training=False), input_signature=signature)
 
+    def _trace_several(self, tf: Any) -> None:
+        """A model with several inputs or outputs: a traced function from a dict of named inputs to a
+        dict of named outputs (names as `runtimes.spec.spec_from_keras` gives them)."""
+        from runtimes.spec import spec_from_keras
+
+        spec = spec_from_keras(self._model)
+        self._several_in, self._several_out = spec.inputs, spec.outputs
+        signature = [
+            {
+                t.name: tf.TensorSpec([None, *t.shape[1:]], tf.uint8 if t.dtype == "uint8" else tf.float32)
+                for t in spec.inputs
+            }
+        ]
+        model, names = self._model, spec.output_names
+
+        single_input = len(spec.inputs) == 1  # a dict for one input makes Keras warn about its structure
+
+        def call(feeds: Any) -> Any:
+            out = model(next(iter(feeds.values())) if single_input else feeds, training=False)
+            if isinstance(out, dict):
+                return {name: out[name] for name in names}
+            return dict(zip(names, out if isinstance(out, (list, tuple)) else [out]))
+
+        self._fn = tf.function(call, input_signature=signature)
+
+    def _input_specs(self) -> tuple[TensorSpec, ...]:
+        return self._several_in or (self._input_spec(),)
+
+    def _output_specs(self) -> tuple[TensorSpec, ...]:
+        return self._several_out or (self._output_spec(),)
+
+    def _run_all(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {name: np.asarray(value.numpy()) for name, value in self._fn(feeds).items()}
+
     def _deactivate(self) -> None:
         self._model = None
         self._fn = None
+        self._several_in = self._several_out = ()
 
     def _input_spec(self) -> TensorSpec:
         shape = tuple(None if d is None else int(d) for d in self._model.input_shape)

@@ -16,6 +16,8 @@ from runtimes.spec import ModelSpec, TensorSpec
 
 _ORT_TYPES = {
     "tensor(float)": "float32",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
     "tensor(float16)": "float16",
     "tensor(int8)": "int8",
     "tensor(uint8)": "uint8",
@@ -36,6 +38,11 @@ GRAPH_OPT_LEVELS: tuple[str, ...] = tuple(level.value for level in GraphOptimiza
 
 def _dims(shape: list[Any]) -> tuple[int | None, ...]:
     return tuple(d if isinstance(d, int) and d >= 0 else None for d in shape)
+
+
+def _tensor(arg: Any) -> TensorSpec:
+    """An ORT NodeArg as a TensorSpec (the file's name, shape and element type)."""
+    return TensorSpec(arg.name, _dims(arg.shape), _ORT_TYPES.get(arg.type, arg.type))
 
 
 class OnnxRuntimeRunner(Runner):
@@ -68,6 +75,8 @@ class OnnxRuntimeRunner(Runner):
         self._session: Any = None
         self._in: Any = None
         self._out: Any = None
+        self._inputs: list[Any] = []
+        self._outputs: list[Any] = []
         # Cached for _run: the session's bound run method and the names it is called with.
         self._session_run: Any = None
         self._in_name = ""
@@ -122,11 +131,7 @@ class OnnxRuntimeRunner(Runner):
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelLoadError(f"{self.model_path} could not be loaded as an ONNX model: {first}") from exc
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelLoadError(
-                f"{self.model_path} has {len(inputs)} inputs and {len(outputs)} outputs; "
-                "edgekit runs single-input, single-output models."
-            )
+        self._inputs, self._outputs = list(inputs), list(outputs)
         self._in, self._out = inputs[0], outputs[0]
         self._session_run, self._in_name, self._out_names = self._session.run, self._in.name, [self._out.name]
 
@@ -134,10 +139,26 @@ class OnnxRuntimeRunner(Runner):
         self._session = self._session_run = None
 
     def _input_spec(self) -> TensorSpec:
-        return TensorSpec(self._in.name, _dims(self._in.shape), _ORT_TYPES.get(self._in.type, self._in.type))
+        return _tensor(self._in)
 
     def _output_spec(self) -> TensorSpec:
-        return TensorSpec(self._out.name, _dims(self._out.shape), _ORT_TYPES.get(self._out.type, self._out.type))
+        return _tensor(self._out)
+
+    def _input_specs(self) -> tuple[TensorSpec, ...]:
+        return tuple(_tensor(t) for t in self._inputs)
+
+    def _output_specs(self) -> tuple[TensorSpec, ...]:
+        return tuple(_tensor(t) for t in self._outputs)
+
+    def _run_all(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = [t.name for t in self._outputs]
+        try:
+            outs = self._session_run(names, feeds)
+        except Exception as exc:  # ORT's own Fail/RuntimeException/InvalidArgument classes: a damaged model
+            raise ModelLoadError(
+                f"{self.model_path} could not be run as an ONNX model: {one_line(exc)}; re-export it."
+            ) from exc
+        return dict(zip(names, outs))  # ORT returns one array per name asked
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         # Hot path (~50 µs per call at batch 1): the public session.run with cached names (NodeArg.name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -137,6 +138,11 @@ class TFLiteRunner(Runner):
         # time: resizing it fails or breaks on its fixed RESHAPE shapes.
         self._fixed_batch: int | None = None
         self._per_row = False
+        # Several inputs/outputs (named by the model's signature), run through its signature runner.
+        self._several_in: tuple[TensorSpec, ...] = ()
+        self._several_out: tuple[TensorSpec, ...] = ()
+        self._signature: Any = None
+        self._indices_by_name: dict[str, int] = {}
 
     @classmethod
     def runtime_version(cls) -> str | None:
@@ -175,6 +181,8 @@ class TFLiteRunner(Runner):
                 outputs = self._interp.get_output_details()
                 self._in, self._out = inputs[0], outputs[0]
                 self._cache_io()
+                if len(inputs) != 1 or len(outputs) != 1:
+                    self._cache_several(inputs, outputs)
         except (ValueError, RuntimeError, IndexError, KeyError, TypeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             detail = native.last_line()
@@ -187,11 +195,6 @@ class TFLiteRunner(Runner):
             raise ModelLoadError(
                 f"{self.model_path} could not be loaded as a TFLite model: {first}" + (f" ({detail})" if detail else "")
             ) from exc
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelLoadError(
-                f"{self.model_path} has {len(inputs)} inputs and {len(outputs)} outputs; "
-                "edgekit runs single-input, single-output models."
-            )
         self._batch = int(self._in["shape"][0])
         signature = self._in.get("shape_signature")
         fixed = signature is not None and len(signature) > 0 and int(signature[0]) > 0
@@ -205,8 +208,62 @@ class TFLiteRunner(Runner):
         # Plain ints: pybind converts them faster than numpy integers on every call.
         self._in_index, self._out_index = int(self._in["index"]), int(self._out["index"])
 
+    def _cache_several(self, inputs: list[dict[str, Any]], outputs: list[dict[str, Any]]) -> None:
+        """Tensors of a model with several inputs/outputs, named as its signature names them.
+
+        Converters name the tensors themselves (`serving_default_image:0`, `StatefulPartitionedCall:1`);
+        the signature keeps the model's own names (`image`, `digit`), so tensors are matched by those.
+        """
+        signatures = self._interp.get_signature_list()
+        if signatures:
+            key = "serving_default" if "serving_default" in signatures else next(iter(signatures))
+            self._signature = self._interp.get_signature_runner(key)
+            sig_in = self._signature.get_input_details()
+            sig_out = self._signature.get_output_details()
+            self._several_in = tuple(replace(_spec(d), name=name) for name, d in sig_in.items())
+            self._several_out = tuple(replace(_spec(d), name=name) for name, d in sig_out.items())
+        else:
+            self._signature = None
+            self._several_in = tuple(_spec(d) for d in inputs)
+            self._several_out = tuple(_spec(d) for d in outputs)
+            self._indices_by_name = {
+                **{str(d["name"]): int(d["index"]) for d in inputs},
+                **{str(d["name"]): int(d["index"]) for d in outputs},
+            }
+
+    def _input_specs(self) -> tuple[TensorSpec, ...]:
+        return self._several_in or (self._in_spec,)
+
+    def _output_specs(self) -> tuple[TensorSpec, ...]:
+        return self._several_out or (self._out_spec,)
+
+    def _run_all(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            if self._signature is not None:
+                # The signature runner resizes its inputs to each feed's shape itself.
+                return dict(self._signature(**feeds))
+            return self._run_by_index(feeds)
+        except (RuntimeError, ValueError) as exc:
+            raise ModelLoadError(
+                f"{self.model_path} could not be run as a TFLite model: {one_line(exc)}; re-export it."
+            ) from exc
+
+    def _run_by_index(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """A model without signatures: set each input by its tensor index (resizing to the batch first)."""
+        interp, index = self._interp, self._indices_by_name
+        current = {int(d["index"]): tuple(d["shape"]) for d in interp.get_input_details()}
+        if any(current[index[name]] != x.shape for name, x in feeds.items()):
+            for name, x in feeds.items():
+                interp.resize_tensor_input(index[name], list(x.shape), strict=False)
+            interp.allocate_tensors()
+        for name, x in feeds.items():
+            interp.set_tensor(index[name], x)
+        interp.invoke()
+        return {t.name: interp.get_tensor(index[t.name]) for t in self._several_out}
+
     def _deactivate(self) -> None:
         self._interp = self._set_tensor = self._invoke = self._get_tensor = None
+        self._signature = None
 
     def _input_spec(self) -> TensorSpec:
         return self._in_spec

@@ -206,3 +206,103 @@ def folder_cnn(path: Path, root: Path, *, epochs: int = 10) -> Path:
     )
     data = load_folder(root, spec)
     return rgb_cnn(path, (data.x_train, data.y_train), classes=classes, epochs=epochs)
+
+
+# -- several inputs and outputs ----------------------------------------------------------------------
+def _ink_box(x: np.ndarray) -> np.ndarray:
+    """Each digit's ink bounding box, (x_min, y_min, x_max, y_max) in 0..1 of the image side (xyxy)."""
+    ink = x > 64
+    rows, cols = ink.any(axis=2), ink.any(axis=1)
+    side = x.shape[1]
+
+    def span(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        first = mask.argmax(axis=1)
+        last = side - 1 - mask[:, ::-1].argmax(axis=1)
+        return first / side, (last + 1) / side
+
+    y0, y1 = span(rows)
+    x0, x1 = span(cols)
+    return np.stack([x0, y0, x1, y1], axis=1).astype(np.float32)
+
+
+def digits_and_side_data(path: Path) -> Path:
+    """Two inputs, two targets, keyed by the model's tensor names: `image` (pixels /255, [N, 28, 28, 1]),
+    `features` (4 floats: the ink in each image quadrant), `digit` (label 0-9) and `side` (1.0 when the
+    digit's ink leans right, else 0.0), split as <name>_train / <name>_test."""
+    x_train, y_train, x_test, y_test = _mnist()
+
+    def arrays(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+        f = x.astype(np.float32) / 255
+        quads = f.reshape(-1, 2, 14, 2, 14).mean(axis=(2, 4)).reshape(-1, 4)
+        right = (quads[:, 1] + quads[:, 3] > quads[:, 0] + quads[:, 2]).astype(np.float32)
+        return {"image": f[..., None], "features": quads, "digit": y.astype(np.int64), "side": right[:, None]}
+
+    train, test = arrays(x_train, y_train), arrays(x_test, y_test)
+    np.savez(path, **{f"{k}_train": v for k, v in train.items()}, **{f"{k}_test": v for k, v in test.items()})
+    return path
+
+
+def digits_and_side(path: Path, data: Path, *, epochs: int = 3) -> Path:
+    """Two inputs (`image` 28×28×1, `features` 4) → two outputs (`digit`: 10 softmax probabilities,
+    `side`: one value), a functional model with a conv branch and a dense branch joined by Concatenate."""
+    import keras
+
+    keras.utils.set_random_seed(7)
+    layers = keras.layers
+    d = np.load(data)
+    image = keras.Input((28, 28, 1), name="image")
+    features = keras.Input((4,), name="features")
+    x = layers.Conv2D(8, 3, strides=2, activation="relu", name="conv")(image)
+    x = layers.Flatten(name="flat")(layers.MaxPooling2D(2, name="pool")(x))
+    f = layers.Dense(8, activation="relu", name="feat_dense")(features)
+    x = layers.Concatenate(name="join")([x, f])
+    x = layers.Dense(32, activation="relu", name="hidden")(x)
+    digit = layers.Dense(10, activation="softmax", name="digit")(x)
+    side = layers.Dense(1, name="side")(x)
+    model = keras.Model({"image": image, "features": features}, {"digit": digit, "side": side}, name="digit_side")
+    model.compile(optimizer="adam", loss={"digit": "sparse_categorical_crossentropy", "side": "mse"})
+    feeds = {"image": d["image_train"], "features": d["features_train"]}
+    targets = {"digit": d["digit_train"], "side": d["side_train"]}
+    model.fit(feeds, targets, epochs=epochs, batch_size=64, verbose=0)
+    model.save(path)
+    return path
+
+
+def detector_data(path: Path) -> Path:
+    """One input, two targets: `image` (pixels /255), `boxes` (the ink bounding box, xyxy in 0..1) and
+    `scores` (label 0-9), split as <name>_train / <name>_test."""
+    x_train, y_train, x_test, y_test = _mnist()
+    arrays = {
+        "image_train": x_train.astype(np.float32)[..., None] / 255,
+        "boxes_train": _ink_box(x_train),
+        "scores_train": y_train.astype(np.int64),
+        "image_test": x_test.astype(np.float32)[..., None] / 255,
+        "boxes_test": _ink_box(x_test),
+        "scores_test": y_test.astype(np.int64),
+    }
+    np.savez(path, **arrays)
+    return path
+
+
+def detector(path: Path, data: Path, *, epochs: int = 3) -> Path:
+    """A detector-like model: `image` 28×28×1 → `boxes` (N, 4) sigmoid (xyxy in 0..1 of the image) and
+    `scores` (N, 10) softmax."""
+    import keras
+
+    keras.utils.set_random_seed(7)
+    layers = keras.layers
+    d = np.load(data)
+    image = keras.Input((28, 28, 1), name="image")
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(image)
+    x = layers.MaxPooling2D(2, name="pool1")(x)
+    x = layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2")(x)
+    x = layers.Flatten(name="flat")(layers.MaxPooling2D(2, name="pool2")(x))
+    x = layers.Dense(32, activation="relu", name="hidden")(x)
+    boxes = layers.Dense(4, activation="sigmoid", name="boxes")(x)
+    scores = layers.Dense(10, activation="softmax", name="scores")(x)
+    model = keras.Model(image, {"boxes": boxes, "scores": scores}, name="detector")
+    model.compile(optimizer="adam", loss={"boxes": "mse", "scores": "sparse_categorical_crossentropy"})
+    targets = {"boxes": d["boxes_train"], "scores": d["scores_train"]}
+    model.fit(d["image_train"], targets, epochs=epochs, batch_size=64, verbose=0)
+    model.save(path)
+    return path

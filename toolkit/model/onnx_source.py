@@ -275,7 +275,7 @@ def prepare_onnx(
     rows = dataset.inputs(dataset.x_test[:2], spec)
     width = _check_dynamic_batch(source, rows) if source.batch_one else output_width(source.path, spec, rows)
     if spec.output.shape[1] is None:
-        spec = replace(spec, output=replace(spec.output, shape=(None, width)))
+        spec = spec.with_tensors(outputs=[replace(spec.output, shape=(None, width))])
     elif width != spec.output.shape[1]:
         raise OnnxSourceError(f"{path} declares {spec.output.shape[1]} outputs but gives {width}.")
     return source, spec, dataset

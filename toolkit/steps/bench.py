@@ -125,8 +125,14 @@ def _available(entries: list[ArtifactEntry]) -> tuple[list[ArtifactEntry], list[
     return kept, skipped
 
 
-def _inputs(folder: Path, dataset: Dataset, spec: ModelSpec, batch: int) -> Path:
-    """The largest batch of test inputs, in the model's input type, saved for the workers."""
+def _inputs(folder: Path, dataset: Dataset | None, spec: ModelSpec, batch: int) -> Path:
+    """The largest batch of test inputs, in the model's input type, saved for the workers: an .npy, or for a model
+    with several inputs an .npz of random feeds over each input's value range (one array per input name)."""
+    if dataset is None or not spec.is_single:
+        named = folder / "inputs.npz"
+        feeds: dict[str, Any] = dict(spec.sample_feeds(batch, seed=0))
+        np.savez(named, **feeds)
+        return named
     x = dataset.inputs(dataset.x_test[:batch], spec)
     if len(x) < batch:  # a small test split: repeat it to fill the largest batch
         x = np.concatenate([x] * (-(-batch // len(x))))[:batch]
@@ -252,7 +258,8 @@ def bench_step(
     paths = [(e, run.verified_path(e)) for e in entries]
     threads = list(dict.fromkeys(settings.threads)) if settings.threads else thread_counts()
     spec = run_spec(run_dir)
-    dataset = run_dataset(run_dir, data, spec=spec)
+    # Several inputs: timed on random feeds over each input's value range (latency does not hang on the values).
+    dataset = run_dataset(run_dir, data, spec=spec) if spec.is_single else None
     jobs = [
         _Job(entry, path, t, options)
         for (entry, path), t in itertools.product(paths, threads)

@@ -112,7 +112,7 @@ def _prepare(
     from exporters.int8_recipe import parse_target
     from exporters.sensitivity import keras_outputs, run_file
     from runtimes.keras_runner import load_keras_model
-    from toolkit.model.run_source import is_onnx_source, is_tflite_source, is_user_run, run_dataset, run_spec
+    from toolkit.model.run_source import is_onnx_source, is_tflite_source, is_user_run, refuse_several, run_dataset, run_spec
     from toolkit.run.documents import ManifestDocument
     from toolkit.steps.export import model_spec_of
 
@@ -121,6 +121,7 @@ def _prepare(
             f"int8-mixed (--max-accuracy-drop, --min-agreement) keeps chosen Keras or ONNX layers in float; {run_dir} "
             "was made from a TFLite file: not offered for it yet."
         )
+    refuse_several(run_dir, "int8-mixed (--max-accuracy-drop, --min-agreement)")
     source = run_dir / A.ONNX_MODEL_FILE if is_onnx_source(run_dir) else None
     model = None if source else load_keras_model(A.require_file(run_dir, A.MODEL_FILE, "run `edgekit train` first"))
     spec = run_spec(run_dir) if is_user_run(run_dir) else model_spec_of(model)
