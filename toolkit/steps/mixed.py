@@ -112,7 +112,14 @@ def _prepare(
     from exporters.int8_recipe import parse_target
     from exporters.sensitivity import keras_outputs, run_file
     from runtimes.keras_runner import load_keras_model
-    from toolkit.model.run_source import is_onnx_source, is_tflite_source, is_user_run, refuse_several, run_dataset, run_spec
+    from toolkit.model.run_source import (
+        is_onnx_source,
+        is_tflite_source,
+        is_user_run,
+        refuse_several,
+        run_dataset,
+        run_spec,
+    )
     from toolkit.run.documents import ManifestDocument
     from toolkit.steps.export import model_spec_of
 
