@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from runtimes.base import TensorSpec
+from runtimes.spec import ModelSpec
 
 
 class ExportFormat(str, Enum):
@@ -72,6 +73,19 @@ class ExportResult:
     notes: tuple[str, ...] = field(default=())
     float_layers: tuple[str, ...] | None = None  # int8-mixed only: the Keras layers kept in float
     quantization: dict[str, Any] | None = None  # the int8 recipe and its target (`exporters.int8_recipe`)
+    # Several inputs/outputs: every tensor of the file (its dtypes and quantization) under the model's names;
+    # `input_spec`/`output_spec` are then the file's first input and output.
+    model_spec: ModelSpec | None = None
+
+    @property
+    def input_specs(self) -> tuple[TensorSpec, ...]:
+        """Every input of the file (the model's names for several tensors)."""
+        return self.model_spec.inputs if self.model_spec is not None else (self.input_spec,)
+
+    @property
+    def output_specs(self) -> tuple[TensorSpec, ...]:
+        """Every output of the file (the model's names for several tensors)."""
+        return self.model_spec.outputs if self.model_spec is not None else (self.output_spec,)
 
     @classmethod
     def written(
@@ -84,6 +98,7 @@ class ExportResult:
         notes: list[str],
         float_layers: list[str] | None = None,
         quantization: dict[str, Any] | None = None,
+        model_spec: ModelSpec | None = None,
     ) -> ExportResult:
         """The record for a file that has just been written and checked (size and sha256 read back)."""
         from runtimes.files import sha256_file
@@ -101,6 +116,7 @@ class ExportResult:
             notes=tuple(dict.fromkeys(notes)),
             float_layers=None if float_layers is None else tuple(float_layers),
             quantization=quantization,
+            model_spec=model_spec,
         )
 
     def manifest_entry(self, root: Path) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -46,3 +47,35 @@ def check_artifact(
             f"expected finite {model_spec.output_kind} of shape {model_spec.output_text()}."
         )
     return in_spec, out_spec
+
+
+def check_named_artifact(
+    path: Path, spec: ModelSpec, feeds: Mapping[str, np.ndarray] | None = None
+) -> tuple[ModelSpec, tuple[TensorSpec, TensorSpec]]:
+    """`check_artifact` for a model with several inputs or outputs: load `path` against `spec` (tensors paired
+    by name), run a few samples of every input, and return the file's spec (the model's names, the file's
+    dtypes and quantization) and its first input and output as the runtime names them.
+
+    Raises:
+        ExportError: the file does not load, does not match `spec`, or gives non-finite outputs.
+    """
+    try:
+        with make_runner(path, spec=spec) as runner:
+            file_spec = runner.model_spec()
+            if feeds:
+                inputs = {n: np.ascontiguousarray(a[:4], dtype=np.float32) for n, a in feeds.items()}
+            else:
+                inputs = file_spec.sample_feeds(1)
+            outputs = runner.infer_named(inputs)
+            first = (runner.input_spec(), runner.output_spec())
+    except EdgekitError as exc:
+        raise ExportError(f"the exported file does not load: {exc}") from exc
+    batch = len(next(iter(inputs.values())))
+    for tensor in file_spec.outputs:
+        out = outputs[tensor.name]
+        if out.shape[0] != batch or not np.all(np.isfinite(out)):
+            raise ExportError(
+                f"the exported model gives {'non-finite' if out.size else 'no'} {tensor.name} of shape {out.shape}; "
+                f"expected finite {tensor.kind} of shape {tensor.shape_text()}."
+            )
+    return file_spec, first

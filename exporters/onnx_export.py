@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,19 @@ from exporters.base import (
     Precision,
     artifact_filename,
 )
-from exporters.check import check_artifact
+from exporters.check import check_artifact, check_named_artifact
 from exporters.errors import ExportError, UnsupportedPrecisionError
 from exporters.int8_recipe import ONNX_RECIPES, Int8Target, OnnxInt8Recipe, parse_target, quantization_record
 from exporters.quiet import captured
+from exporters.several import (
+    CalibrationFeeds,
+    check_feeds,
+    has_several_tensors,
+    keras_spec,
+    onnx_proto,
+    samples,
+    single_feed,
+)
 from runtimes.errors import one_line
 from runtimes.files import atomic_path
 from runtimes.tf_import import import_tensorflow
@@ -39,6 +48,13 @@ def _convert_fp32(model: Any, dest: Path, opset: int) -> None:
     tf = import_tensorflow()
     import onnx
     import tf2onnx
+
+    if has_several_tensors(model):  # named inputs and outputs (exporters.several)
+        proto, concrete = onnx_proto(model, keras_spec(model), opset)
+        _freeze_captured_tensors(proto, concrete)
+        onnx.checker.check_model(proto, full_check=True)
+        onnx.save_model(proto, str(dest))
+        return
 
     shape = [None, *[int(d) for d in model.input_shape[1:]]]
     dtype = tf.uint8 if str(getattr(model.inputs[0], "dtype", "float32")) == "uint8" else tf.float32
@@ -71,11 +87,14 @@ def _freeze_captured_tensors(proto: Any, concrete: Any) -> None:
 
 
 class _CalibrationReader:
-    """Feeds calibration images one at a time, as onnxruntime.quantization expects."""
+    """Feeds calibration samples one at a time, as onnxruntime.quantization expects: images of the one input,
+    or one array per input name for several inputs."""
 
-    def __init__(self, input_name: str, images: np.ndarray) -> None:
+    def __init__(self, input_name: str, images: np.ndarray | CalibrationFeeds) -> None:
         self._iter: Iterator[dict[str, np.ndarray]] = (
-            {input_name: images[i : i + 1].astype(np.float32)} for i in range(len(images))
+            samples(images)
+            if isinstance(images, Mapping)
+            else ({input_name: images[i : i + 1].astype(np.float32)} for i in range(len(images)))
         )
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -83,7 +102,11 @@ class _CalibrationReader:
 
 
 def _quantize_int8(
-    fp32: Path, dest: Path, calibration: np.ndarray, recipe: OnnxInt8Recipe, input_name: str = INPUT_NAME
+    fp32: Path,
+    dest: Path,
+    calibration: np.ndarray | CalibrationFeeds,
+    recipe: OnnxInt8Recipe,
+    input_name: str = INPUT_NAME,
 ) -> None:
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, quantize_static
@@ -106,17 +129,19 @@ def export_onnx(
     out_dir: Path,
     *,
     precision: Precision = Precision.FP32,
-    calibration_data: np.ndarray | None = None,
+    calibration_data: np.ndarray | CalibrationFeeds | None = None,
     opset: int = DEFAULT_OPSET,
     target: Int8Target | str = Int8Target.PORTABLE,
 ) -> ExportResult:
     """Convert a Keras model to `.onnx` in `out_dir`, checked with `onnx.checker` and ONNX Runtime.
 
     Args:
-        model: a built Keras model with one float32 input and one output (its ModelSpec says which).
+        model: a built Keras model (its ModelSpec says what it takes and gives); one with several inputs or
+            outputs keeps the Keras input and output names in the graph (`exporters.several`).
         out_dir: directory for the artifact (created if missing).
         precision: `fp32`, or `int8` (static QDQ, per-channel int8 weights, the recipe of `target`).
-        calibration_data: float32 images for int8 calibration (required for `int8`).
+        calibration_data: float32 samples for int8 calibration (required for `int8`): an array, or for
+            several inputs one array per input name.
         opset: ONNX opset for the float graph.
         target: the CPU class the int8 file is for: `portable` (default: the same answers on every CPU),
             `x86-vnni` or `arm64` (full 8-bit weights for that class; see `exporters.int8_recipe`).
@@ -140,6 +165,15 @@ def export_onnx(
         )
     if precision is Precision.INT8 and (calibration_data is None or len(calibration_data) == 0):
         raise UnsupportedPrecisionError("ONNX int8 needs calibration images; pass calibration data.")
+    spec = keras_spec(model) if has_several_tensors(model) else None
+    cal: np.ndarray | CalibrationFeeds | None = None
+    if precision is Precision.INT8:
+        if spec is not None:
+            cal = check_feeds(calibration_data, spec)
+        elif isinstance(calibration_data, Mapping):
+            cal = single_feed(calibration_data)
+        else:
+            cal = np.asarray(calibration_data, dtype=np.float32)
     path = Path(out_dir) / artifact_filename(ExportFormat.ONNX, precision)
     notes: list[str] = []
     start = time.perf_counter()
@@ -149,19 +183,25 @@ def export_onnx(
                 if precision is Precision.FP32:
                     _convert_fp32(model, tmp, opset)
                 else:
+                    assert cal is not None
                     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".onnx-fp32-") as work:
                         fp32 = Path(work) / "fp32.onnx"
                         _convert_fp32(model, fp32, opset)
-                        cal = np.asarray(calibration_data, dtype=np.float32)
                         _quantize_int8(fp32, tmp, cal, ONNX_RECIPES[target])
             except ExportError:
                 raise
             except Exception as exc:
                 first = (str(exc).strip().splitlines() or [""])[0]  # tf2onnx's first line names the problem
                 raise ExportError(f"ONNX {precision.value} export failed: {one_line(first or exc)}") from exc
-        specs = check_artifact(tmp, calibration_data)
+        file_spec = None
+        if spec is not None:
+            file_spec, specs = check_named_artifact(tmp, spec, cal if isinstance(cal, Mapping) else None)
+        else:
+            specs = check_artifact(tmp, cal if isinstance(cal, np.ndarray) else None)
     recipe = quantization_record(ExportFormat.ONNX, precision, target)
-    return ExportResult.written(path, ExportFormat.ONNX, precision, specs, start, notes, quantization=recipe)
+    return ExportResult.written(
+        path, ExportFormat.ONNX, precision, specs, start, notes, quantization=recipe, model_spec=file_spec
+    )
 
 
 # -- an ONNX file as the source -----------------------------------------------------------------------

@@ -6,7 +6,7 @@ int4 weights go through the AI Edge Quantizer instead (`exporters.int4_export`);
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +20,26 @@ from exporters.base import (
     Precision,
     artifact_filename,
 )
-from exporters.check import check_artifact
+from exporters.check import check_artifact, check_named_artifact
 from exporters.errors import ExportError, UnsupportedPrecisionError
 from exporters.int8_recipe import quantization_record
 from exporters.quiet import captured
+from exporters.several import (
+    CalibrationFeeds,
+    check_feeds,
+    has_several_tensors,
+    keras_spec,
+    samples,
+    single_feed,
+    tflite_flatbuffer,
+)
 from runtimes.files import atomic_path
 from runtimes.tf_import import import_tensorflow
 
 
-def _configure(converter: Any, tf: Any, precision: Precision, calibration: np.ndarray | None) -> None:
+def _configure(
+    converter: Any, tf: Any, precision: Precision, calibration: np.ndarray | Mapping[str, np.ndarray] | None
+) -> None:
     # int8-dynamic is DEFAULT optimisation alone: int8 weights, float activations, no calibration.
     if precision is Precision.FP32:
         return
@@ -38,7 +49,10 @@ def _configure(converter: Any, tf: Any, precision: Precision, calibration: np.nd
     elif precision in NEEDS_CALIBRATION:
         assert calibration is not None
 
-        def representative() -> Iterator[list[np.ndarray]]:
+        def representative() -> Iterator[list[np.ndarray] | dict[str, np.ndarray]]:
+            if isinstance(calibration, Mapping):  # several inputs: one dict of samples, keyed by signature name
+                yield from samples(calibration)
+                return
             for i in range(len(calibration)):
                 yield [calibration[i : i + 1]]
 
@@ -59,16 +73,17 @@ def export_tflite(
     out_dir: Path,
     *,
     precision: Precision = Precision.FP32,
-    calibration_data: np.ndarray | None = None,
+    calibration_data: np.ndarray | CalibrationFeeds | None = None,
 ) -> ExportResult:
     """Convert a Keras model to `.tflite` in `out_dir` and check that the file loads and runs.
 
     Args:
-        model: a built Keras model with one float32 input and one output (its ModelSpec says which).
+        model: a built Keras model (its ModelSpec says what it takes and gives); one with several inputs or
+            outputs keeps their Keras names in the file's signature (`exporters.several`).
         out_dir: directory for the artifact (created if missing).
         precision: one of `SUPPORTED[ExportFormat.TFLITE]`.
-        calibration_data: float32 images for full-int8 calibration (required for `int8`); unused by
-            `int4-weights`, which needs none.
+        calibration_data: float32 samples for full-int8 calibration (required for `int8`): an array, or for
+            several inputs one array per input name; unused by `int4-weights`, which needs none.
 
     Returns:
         The artifact's `ExportResult`.
@@ -87,6 +102,10 @@ def export_tflite(
         raise UnsupportedPrecisionError(
             f"{precision.value} needs calibration images; pass calibration data or choose int8-dynamic."
         )
+    if has_several_tensors(model):
+        return _export_several(model, Path(out_dir), precision, calibration_data)
+    if isinstance(calibration_data, Mapping):
+        calibration_data = single_feed(calibration_data)
     if precision is Precision.INT4_WEIGHTS:
         from exporters.int4_export import export_tflite_int4
 
@@ -108,3 +127,32 @@ def export_tflite(
         specs = check_artifact(tmp, calibration_data)
     recipe = quantization_record(ExportFormat.TFLITE, precision)
     return ExportResult.written(path, ExportFormat.TFLITE, precision, specs, start, notes, quantization=recipe)
+
+
+def _export_several(
+    model: Any, out_dir: Path, precision: Precision, calibration_data: np.ndarray | CalibrationFeeds | None
+) -> ExportResult:
+    """A model with several inputs or outputs, by a SavedModel that keeps its tensor names (`exporters.several`)."""
+    if precision is Precision.INT4_WEIGHTS:
+        raise UnsupportedPrecisionError(
+            "int4-weights runs single-input, single-output models for now; choose fp32, fp16, int8-dynamic or int8."
+        )
+    spec = keras_spec(model)
+    feeds = check_feeds(calibration_data, spec) if precision in NEEDS_CALIBRATION else None
+    tf = import_tensorflow()
+    notes: list[str] = []
+    path = out_dir / artifact_filename(ExportFormat.TFLITE, precision)
+    start = time.perf_counter()
+    with captured(notes):
+        try:
+            flatbuffer = tflite_flatbuffer(model, spec, lambda c: _configure(c, tf, precision, feeds))
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ExportError(f"TFLite {precision.value} conversion failed: {first[:300]}") from exc
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(flatbuffer)
+        file_spec, specs = check_named_artifact(tmp, spec, feeds)
+    recipe = quantization_record(ExportFormat.TFLITE, precision)
+    return ExportResult.written(
+        path, ExportFormat.TFLITE, precision, specs, start, notes, quantization=recipe, model_spec=file_spec
+    )

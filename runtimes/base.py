@@ -508,7 +508,7 @@ def several_spec(
     if expected is None:
         spec = ModelSpec(
             inputs=list(ins),
-            outputs=[replace(t, kind=default_kind(t)) for t in outs],
+            outputs=[replace(t, kind=t.kind or default_kind(t)) for t in outs],
         )
         return spec, {t.name: t.name for t in ins}, {t.name: t.name for t in outs}
     paired_in = _pair(ins, expected.inputs, "input")

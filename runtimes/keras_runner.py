@@ -222,8 +222,10 @@ class KerasRunner(Runner):
         ]
         model, names = self._model, spec.output_names
 
+        single_input = len(spec.inputs) == 1  # a dict for one input makes Keras warn about its structure
+
         def call(feeds: Any) -> Any:
-            out = model(feeds, training=False)
+            out = model(next(iter(feeds.values())) if single_input else feeds, training=False)
             if isinstance(out, dict):
                 return {name: out[name] for name in names}
             return dict(zip(names, out if isinstance(out, (list, tuple)) else [out]))

@@ -4,10 +4,14 @@ Keras, LiteRT and ONNX Runtime models (a 2-input/2-output model and a detector-l
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
-from runtimes import ModelSpec, SpecError, TensorSpec
+from runtimes import InputSpecError, ModelLoadError, ModelSpec, SpecError, TensorSpec, make_runner
 
 TWO_BY_TWO = ModelSpec(
     inputs=(
@@ -120,3 +124,161 @@ def test_names_and_mismatches() -> None:
     wide = TWO_BY_TWO.with_tensors(inputs=[TWO_BY_TWO.inputs[0], TensorSpec("features", (None, 5), "float32")])
     problem = wide.mismatch(TWO_BY_TWO)
     assert problem is not None and problem.startswith("takes input features (N, 5); expected (N, 4)")
+
+
+# -- real models: exported, then run by every runner -------------------------------------------------------
+PRECISIONS = {
+    "tflite": ("fp32", "fp16", "int8-dynamic", "int8"),
+    "onnx": ("fp32", "int8"),
+}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """The 2-in/2-out model and the detector, trained briefly on real MNIST, exported to every precision
+    (int8 calibrated on 200 training samples of every input), with their test feeds and Keras outputs."""
+    pytest.importorskip("tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    from exporters.onnx_export import export_onnx
+    from exporters.tflite_export import export_tflite
+    from tests import user_models as U
+
+    out = tmp_path_factory.mktemp("multi")
+    built = {
+        "two": (U.digits_and_side, U.digits_and_side_data, ("image", "features")),
+        "detector": (U.detector, U.detector_data, ("image",)),
+    }
+    made: dict[str, dict[str, Any]] = {}
+    for name, (build, data, inputs) in built.items():
+        arrays = np.load(data(out / f"{name}.npz"))
+        path = build(out / f"{name}.keras", out / f"{name}.npz")
+        model = keras.models.load_model(path)
+        calibration = {n: arrays[f"{n}_train"][:200] for n in inputs}
+        feeds = {n: arrays[f"{n}_test"] for n in inputs}
+        artifacts = {}
+        for fmt, export in (("tflite", export_tflite), ("onnx", export_onnx)):
+            for precision in PRECISIONS[fmt]:
+                result = export(model, out / name, precision=precision, calibration_data=calibration)
+                artifacts[result.name] = result
+        outputs = model({n: feeds[n] for n in inputs} if len(inputs) > 1 else feeds["image"])
+        made[name] = {
+            "keras": path,
+            "artifacts": artifacts,
+            "feeds": feeds,
+            "expected": {k: np.asarray(v) for k, v in outputs.items()},
+            "labels": arrays[f"{'digit' if name == 'two' else 'scores'}_test"],
+        }
+    return made
+
+
+def _judge(name: str, got: np.ndarray, expected: np.ndarray, precision: str, kind: str, labels: np.ndarray) -> None:
+    """The output against Keras by the parity tolerance of its precision and kind (boxes as values)."""
+    from toolkit.tolerances import parity_tolerance
+
+    tol = parity_tolerance(precision, "values" if kind in ("values", "boxes") else kind)
+    diff = float(np.abs(got - expected).max())
+    if tol.max_rel_error is not None:
+        assert diff <= tol.max_rel_error * float(np.abs(expected).max()), (name, precision, diff)
+    if tol.max_abs_diff is not None:
+        assert diff <= tol.max_abs_diff, (name, precision, diff)
+    if tol.min_agreement is not None and kind == "probabilities":
+        accuracy = float(np.mean(expected.argmax(1) == labels))
+        agreement = float(np.mean(got.argmax(1) == expected.argmax(1)))
+        assert agreement >= tol.for_model(accuracy).min_agreement, (name, precision, agreement, accuracy)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("model", ["two", "detector"])
+def test_every_artifact_keeps_the_names_and_matches_keras(models: dict[str, dict[str, Any]], model: str) -> None:
+    made = models[model]
+    with make_runner(made["keras"]) as keras_runner:
+        spec = keras_runner.model_spec()
+        np.testing.assert_allclose(
+            keras_runner.infer_named(made["feeds"])[spec.output_names[0]],
+            made["expected"][spec.output_names[0]],
+            atol=1e-5,
+        )
+    kinds = {t.name: t.kind for t in spec.outputs}
+    assert kinds == (
+        {"digit": "probabilities", "side": "values"}
+        if model == "two"
+        else {"boxes": "boxes", "scores": "probabilities"}
+    )
+    for result in made["artifacts"].values():
+        file_spec = result.model_spec
+        assert file_spec is not None and file_spec.input_names == spec.input_names, result.name
+        assert file_spec.output_names == spec.output_names and [t.kind for t in file_spec.outputs] == list(
+            kinds.values()
+        )
+        int8_io = result.name == "tflite-int8"
+        assert all((t.dtype == "int8") == int8_io for t in file_spec.inputs + file_spec.outputs), result.name
+        with make_runner(result.path, spec=spec) as runner:
+            assert runner.model_spec() == file_spec
+            got = runner.infer_named(made["feeds"])
+        assert set(got) == set(spec.output_names)
+        for tensor in spec.outputs:
+            out = got[tensor.name]
+            assert out.dtype == np.float32 and out.shape == made["expected"][tensor.name].shape
+            _judge(
+                tensor.name,
+                out,
+                made["expected"][tensor.name],
+                str(result.precision.value),
+                str(tensor.kind),
+                made["labels"],
+            )
+
+
+def test_feeds_are_checked_in_one_line(models: dict[str, dict[str, Any]]) -> None:
+    made = models["two"]
+    feeds = {k: v[:3] for k, v in made["feeds"].items()}
+    with make_runner(made["artifacts"]["onnx-fp32"].path) as runner:
+        assert runner.model_spec().input_names == ("features", "image")  # the Keras names, in the graph
+        assert set(runner.infer_named(feeds)) == {"digit", "side"}
+        cases = [
+            ({"image": feeds["image"]}, "missing features; it takes features, image"),
+            ({**feeds, "extra": feeds["features"]}, "unknown extra"),
+            ({**feeds, "features": feeds["features"][:2]}, "same batch"),
+            ({**feeds, "features": feeds["features"].astype(np.float64)}, "dtype float64; expected float32"),
+            (
+                {**feeds, "image": feeds["image"][..., 0]},
+                r"feed image has shape \(3, 28, 28\); .* takes \(N, 28, 28, 1\)",
+            ),
+        ]
+        for bad, message in cases:
+            with pytest.raises(InputSpecError, match=message) as info:
+                runner.infer_named(bad)
+            assert "\n" not in str(info.value)
+        with pytest.raises(InputSpecError, match=r"has 2 inputs \(features, image\); use infer_named"):
+            runner.infer(feeds["image"])
+    detector = models["detector"]
+    with (
+        make_runner(detector["artifacts"]["tflite-int8"].path) as runner,
+        pytest.raises(InputSpecError, match=r"has 2 outputs \(boxes, scores\); use infer_named"),
+    ):
+        runner.infer(detector["feeds"]["image"][:1])
+
+
+def test_a_file_with_other_tensors_than_expected_is_refused(models: dict[str, dict[str, Any]]) -> None:
+    two = models["two"]
+    with make_runner(two["keras"]) as runner:
+        spec = runner.model_spec()
+    detector = models["detector"]["artifacts"]["tflite-fp32"].path
+    with pytest.raises(ModelLoadError, match=r"has 1 inputs \(image\); expected 2 \(features, image\)") as info:
+        make_runner(detector, spec=spec).activate()
+    assert "\n" not in str(info.value)
+
+
+def test_calibration_must_feed_every_input(models: dict[str, dict[str, Any]], tmp_path: Path) -> None:
+    import keras
+
+    from exporters.errors import UnsupportedPrecisionError
+    from exporters.tflite_export import export_tflite
+
+    model = keras.models.load_model(models["two"]["keras"])
+    with pytest.raises(UnsupportedPrecisionError, match="missing features; the model takes features, image"):
+        export_tflite(model, tmp_path, precision="int8", calibration_data={"image": models["two"]["feeds"]["image"]})
+    with pytest.raises(UnsupportedPrecisionError, match="one array per input name"):
+        export_tflite(model, tmp_path, precision="int8", calibration_data=models["two"]["feeds"]["image"])
+    assert not list(tmp_path.iterdir())  # nothing half-written
