@@ -368,8 +368,13 @@ def _print_pipeline(result: PipelineResult, seconds: float) -> None:
             highlight=False,
         )
     print_parity(result.parity)
-    print_bench(result.bench)
-    print_recommendation(result.parity, result.bench)
+    if result.bench is not None:
+        print_bench(result.bench)
+        print_recommendation(result.parity, result.bench)
+    else:
+        from toolkit.workflow.pipeline import BENCH_SEVERAL
+
+        out.print(f"[dim]{BENCH_SEVERAL[0].upper()}{BENCH_SEVERAL[1:]}.[/]", highlight=False)
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items())
     md, html = result.report
     if result.bundle is not None:
