@@ -279,6 +279,14 @@ class ModelSpec:
     def output_names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.outputs)
 
+    def tensors_text(self) -> str:
+        """`2 inputs (image, features) and 1 output (digit)`: the tensors as refusals name them."""
+
+        def part(tensors: tuple[TensorSpec, ...], word: str) -> str:
+            return f"{len(tensors)} {word}{'' if len(tensors) == 1 else 's'} ({', '.join(t.name for t in tensors)})"
+
+        return f"{part(self.inputs, 'input')} and {part(self.outputs, 'output')}"
+
     def input_named(self, name: str) -> TensorSpec:
         """The input called `name`.
 

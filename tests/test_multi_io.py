@@ -282,3 +282,84 @@ def test_calibration_must_feed_every_input(models: dict[str, dict[str, Any]], tm
     with pytest.raises(UnsupportedPrecisionError, match="one array per input name"):
         export_tflite(model, tmp_path, precision="int8", calibration_data=models["two"]["feeds"]["image"])
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+# -- a run of the user's model: export records every tensor, the other steps refuse in one line ----------
+@pytest.fixture(scope="module")
+def run_dir(models: dict[str, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run made from the 2-in/2-out model (model.keras, model.json), exported to the targets that need no data."""
+    import keras
+
+    from exporters.base import ExportFormat, Precision
+    from toolkit.model.user import check_model, save_into_run
+    from toolkit.run import layout as A
+    from toolkit.steps.export import export_step
+
+    source = models["two"]["keras"]
+    model = keras.models.load_model(source)
+    run = tmp_path_factory.mktemp("run")
+    A.Run(run).save(save_into_run(model, source, run, check_model(model)))
+    targets = [(ExportFormat.TFLITE, Precision.FP32), (ExportFormat.TFLITE, Precision.FP16)]
+    export_step(run, [*targets, (ExportFormat.ONNX, Precision.FP32)])
+    return run
+
+
+def test_the_export_step_records_every_tensor(run_dir: Path) -> None:
+    from toolkit.run import layout as A
+
+    manifest = A.Run(run_dir).manifest()  # read back through the documents (version-2 specs)
+    assert [a.name for a in manifest.artifacts] == ["keras-fp32", "tflite-fp32", "tflite-fp16", "onnx-fp32"]
+    stored = json.loads((run_dir / "manifest.json").read_text())
+    for entry in manifest.artifacts[1:]:
+        spec = entry.model_spec
+        assert spec is not None and spec.input_names == ("features", "image"), entry.name
+        assert [(t.name, t.kind) for t in spec.outputs] == [("digit", "probabilities"), ("side", "values")]
+        assert spec.input_named("features").layout == "NC" and spec.input_named("image").layout == "NHWC"
+        raw = next(a for a in stored["artifacts"] if a["name"] == entry.name)["model_spec"]
+        assert raw["spec_version"] == 2 and len(raw["inputs"]) == 2 and "input" not in raw
+        with make_runner(run_dir / entry.path, spec=spec) as runner:
+            assert set(runner.infer_named(spec.sample_feeds(2))) == {"digit", "side"}
+
+
+@pytest.mark.parametrize("step", ["bench", "bundle", "diagnose", "mcu", "mixed"])
+def test_steps_not_yet_taught_several_tensors_refuse_in_one_line(run_dir: Path, tmp_path: Path, step: str) -> None:
+    from toolkit.errors import ToolkitError
+
+    def call() -> None:
+        if step == "bench":
+            from toolkit.steps.bench import bench_step
+
+            bench_step(run_dir)
+        elif step == "bundle":
+            from toolkit.bundles.build import build_bundle
+
+            build_bundle(run_dir, tmp_path / "bundle")
+        elif step == "diagnose":
+            from toolkit.diagnosis.step import diagnose_step
+
+            diagnose_step(run_dir)
+        elif step == "mcu":
+            from toolkit.mcu.step import mcu_step
+
+            mcu_step(run_dir)
+        else:
+            from toolkit.steps.mixed import mixed_step
+
+            mixed_step(run_dir, max_drop=0.3, min_agreement=None)
+
+    with pytest.raises(ToolkitError, match="runs single-input, single-output models for now") as info:
+        call()
+    message = str(info.value)
+    assert "\n" not in message and "2 inputs (features, image) and 2 outputs (digit, side)" in message
+    assert not (tmp_path / "bundle").exists()
+
+
+def test_predict_refuses_several_tensors_in_one_line(run_dir: Path, models: dict[str, dict[str, Any]]) -> None:
+    from toolkit.inputs.model_input import PredictInputError
+    from toolkit.inputs.predict import predict_images
+
+    image = run_dir / "digit.npy"
+    np.save(image, models["two"]["feeds"]["image"][0, ..., 0])
+    with pytest.raises(PredictInputError, match="predict runs single-input, single-output models for now") as info:
+        predict_images(run_dir / "exports" / "model_fp32.tflite", [image])
+    assert "\n" not in str(info.value)

@@ -86,8 +86,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], d
 
 CASES = [
     # (model, data, words the one-line error must contain)
-    ("two_inputs", "good", ["2 inputs", "left, right", "one input"]),
-    ("two_outputs", "good", ["2 outputs", "digit, side", "one output"]),
+    # several inputs/outputs are taken with named data: x/y arrays are refused, naming the model's tensors
+    ("two_inputs", "good", ["2 inputs (left, right) and 1 output", "missing left, right"]),
+    ("two_outputs", "good", ["2 outputs (digit, side)", "missing digit, side"]),
     ("dynamic_hw", "good", ["dynamic height/width", "keras.Input(shape=(H, W, C))"]),
     ("string_input", "good", ["dtype string", "float32 or uint8"]),
     ("lambda", "good", ["Lambda", "safe_mode", "registered custom layer"]),

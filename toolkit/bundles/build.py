@@ -75,11 +75,12 @@ def build_bundle(
         BundleError / RunDirError / DataError: bad arguments, a missing or modified artifact, an
             existing `out` without `force`. Nothing is left under `out` on failure.
     """
-    from toolkit.model.run_source import run_dataset, run_spec
+    from toolkit.model.run_source import refuse_several, run_dataset, run_spec
     from toolkit.run import layout as A
 
     step = on_step or (lambda _msg: None)
     run = A.resolve_run_dir(run_dir)
+    refuse_several(run, "bundle (and verify on the board)")
     archive = is_archive(out)
     _check_out(out, archive, force)
     manifest = A.load_manifest(run)

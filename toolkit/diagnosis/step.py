@@ -147,10 +147,11 @@ class _Plan:
 
 def _plan(run_dir: Path, artifact_names: list[str] | None) -> _Plan:
     """Check the run and the chosen artifacts (one-line errors) before any long work."""
-    from toolkit.model.run_source import refuse_onnx_source
+    from toolkit.model.run_source import refuse_onnx_source, refuse_several
     from toolkit.run.documents import dump_document
 
     refuse_onnx_source(run_dir, "diagnose", "maps each Keras layer to the export's tensors")
+    refuse_several(run_dir, "diagnose")
     run = A.Run(run_dir)
     manifest = run.manifest()
     names = artifact_names or default_artifacts(manifest)

@@ -156,7 +156,7 @@ def predict_images(
     import numpy as np
 
     from runtimes.registry import make_runner
-    from toolkit.inputs.model_input import output_kind, plan_input, softmax
+    from toolkit.inputs.model_input import PredictInputError, output_kind, plan_input, softmax
     from toolkit.inputs.photo import save_png
 
     with (
@@ -164,6 +164,10 @@ def predict_images(
         make_runner(model_path, num_threads=threads, spec=declared) as runner,
     ):
         spec = runner.model_spec()
+        if not spec.is_single:
+            raise PredictInputError(
+                f"predict runs single-input, single-output models for now; {model_path.name} has {spec.tensors_text()}."
+            )
         plan = plan_input(
             spec,
             model_path,

@@ -236,11 +236,12 @@ def mcu_step(
     load_tflm()  # the missing extra is the first thing a user hears about
     if limit is not None and limit < 1:
         raise ToolkitError(f"--limit must be 1 or more, got {limit}.")
-    from toolkit.model.run_source import refuse_onnx_source
+    from toolkit.model.run_source import refuse_onnx_source, refuse_several
 
     refuse_onnx_source(
         run_dir, "mcu", "builds TFLite Micro firmware from a tflite-int8 artifact, and TFLite from ONNX needs onnx2tf"
     )
+    refuse_several(run_dir, "mcu")
     manifest = A.load_manifest(run_dir)
     entries = select(manifest, artifact_names)
     ref_entry = A.listed_reference(run_dir, manifest)

@@ -107,6 +107,18 @@ def refuse_onnx_source(run_dir: Path, step: str, why: str) -> None:
         )
 
 
+def refuse_several(run_dir: Path, step: str, spec: ModelSpec | None = None) -> None:
+    """A one-line ToolkitError when `step` (not yet taught several tensors) meets a model with several inputs or
+    outputs: the run's (model.json), or `spec` when given."""
+    from toolkit.errors import ToolkitError
+
+    spec = spec if spec is not None else run_spec(run_dir)
+    if not spec.is_single:
+        raise ToolkitError(
+            f"{step} runs single-input, single-output models for now; this model has {spec.tensors_text()}."
+        )
+
+
 def run_spec(run_dir: Path) -> ModelSpec:
     """The run's reference ModelSpec: model.json's for a user model, else the reference CNN's."""
     from toolkit.model.spec import reference_spec

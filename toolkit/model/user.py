@@ -1,9 +1,10 @@
 """A user's own Keras model: load it (`.keras` with safe_mode, legacy `.h5`, SavedModel folder), check that
 edgekit can take it, and import it into a run directory as `model.keras` plus `model.json`.
 
-What edgekit takes: one input, an image `[N, H, W, C]` (C 1 or 3, fixed H and W) or a vector `[N, F]`,
-float or uint8; one output, class probabilities, logits or plain values. Everything else is refused in one
-line before anything is written.
+What edgekit takes: inputs that are images `[N, H, W, C]` (C 1 or 3, fixed H and W) or vectors `[N, F]`,
+float or uint8; outputs that are class probabilities, logits or plain values `[N, K]`, boxes `[N, 4]` or
+`[N, K, 4]` (xyxy), or class indices `[N]`. A model may have several inputs and outputs (their Keras names are
+kept). Everything else is refused in one line before anything is written.
 """
 
 from __future__ import annotations
@@ -131,19 +132,66 @@ def check_model(model: Any, *, output_kind: str | None = None) -> ModelSpec:
     from runtimes.spec import SpecError, spec_from_keras
 
     inputs, outputs = list(getattr(model, "inputs", None) or []), list(getattr(model, "outputs", None) or [])
-    if len(inputs) != 1:
-        names = ", ".join(_tensor_name(t) for t in inputs) or "none"
+    if not inputs or not outputs:
+        raise ModelImportError("the model has no inputs or no outputs; give a built Keras model.")
+    if len(inputs) != 1 or len(outputs) != 1:
+        return _check_several(model, inputs, outputs, output_kind)
+    _check_input(inputs[0], tuple(model.input_shape))
+    _check_layers(model)
+    if output_kind is not None and output_kind not in OUTPUT_KINDS:
+        raise ModelImportError(f"--output-kind {output_kind!r} is unknown; choose one of {', '.join(OUTPUT_KINDS)}.")
+    out_tail = tuple(model.output_shape[1:])
+    if len(out_tail) != 1 or out_tail[0] is None:
         raise ModelImportError(
-            f"the model has {len(inputs)} inputs ({names}); "
-            "edgekit takes one input, an image [N, H, W, C] or a vector [N, F]."
+            f"the model's output has shape {tuple(model.output_shape)}; edgekit takes [N, K] outputs."
         )
-    if len(outputs) != 1:
-        names = ", ".join(_tensor_name(t) for t in outputs) or "none"
+    if output_kind is None and out_tail[0] == 1:
+        output_kind = "values"  # one linear unit: a regression (declare --output-kind otherwise)
+    try:
+        spec = spec_from_keras(model, output_kind=output_kind, value_range=(0.0, 1.0))
+    except SpecError as exc:
+        raise ModelImportError(str(exc)) from None
+    return spec
+
+
+def _check_several(model: Any, inputs: list[Any], outputs: list[Any], output_kind: str | None) -> ModelSpec:
+    """A model with several inputs or outputs: every input checked as a single one is; every output must fit
+    its kind (`runtimes.spec.spec_from_keras` guesses it: softmax -> probabilities, (N, K, 4) or a "box" name
+    -> boxes, integer -> class_indices, one unit -> values, else logits)."""
+    from runtimes.spec import SpecError, spec_from_keras
+
+    if output_kind is not None:
         raise ModelImportError(
-            f"the model has {len(outputs)} outputs ({names}); "
-            "edgekit takes one output (probabilities, logits or values)."
+            f"--output-kind names the kind of one output; this model has {len(outputs)} outputs "
+            f"({', '.join(_tensor_name(t) for t in outputs)}), whose kinds edgekit reads from the model: leave it out."
         )
-    tensor = inputs[0]
+    shapes = model.input_shape if isinstance(model.input_shape, list) else [model.input_shape]
+    for tensor, shape in zip(inputs, shapes, strict=True):
+        _check_input(tensor, tuple(shape))
+    _check_layers(model)
+    try:
+        spec = spec_from_keras(model)
+    except SpecError as exc:
+        raise ModelImportError(str(exc).removeprefix("model spec: ")) from None
+    for tensor in spec.outputs:
+        if any(d is None for d in tensor.shape[1:]):
+            raise ModelImportError(
+                f"output {tensor.name!r} has a dynamic size {tensor.shape_text()}; exports need fixed sizes."
+            )
+    return spec
+
+
+def _check_layers(model: Any) -> None:
+    for layer in _all_layers(model):
+        if type(layer).__name__ == "Lambda":
+            raise ModelImportError(
+                f"layer {layer.name!r} is a Lambda (class Lambda), which cannot be saved or loaded safely; "
+                "replace it with a built-in layer or a registered custom layer with get_config."
+            )
+
+
+def _check_input(tensor: Any, shape: tuple[Any, ...]) -> None:
+    """One input: dense, float or uint8, an image [N, H, W, C] (C 1 or 3) or a vector [N, F] of fixed size."""
     dtype = str(getattr(tensor, "dtype", "float32"))
     if getattr(tensor, "ragged", False) or getattr(tensor, "sparse", False):
         kind = "ragged" if getattr(tensor, "ragged", False) else "sparse"
@@ -154,7 +202,6 @@ def check_model(model: Any, *, output_kind: str | None = None) -> ModelSpec:
         raise ModelImportError(
             f"input {_tensor_name(tensor)!r} has dtype {dtype}; edgekit takes float32 or uint8 images or vectors."
         )
-    shape = tuple(model.input_shape)
     tail = shape[1:]
     if len(tail) == 3:
         if tail[0] is None or tail[1] is None:
@@ -175,27 +222,6 @@ def check_model(model: Any, *, output_kind: str | None = None) -> ModelSpec:
         raise ModelImportError(
             f"input {_tensor_name(tensor)!r} has shape {shape}; edgekit takes an image [N, H, W, C] or a vector [N, F]."
         )
-    for layer in _all_layers(model):
-        kind = type(layer).__name__
-        if kind == "Lambda":
-            raise ModelImportError(
-                f"layer {layer.name!r} is a Lambda (class Lambda), which cannot be saved or loaded safely; "
-                "replace it with a built-in layer or a registered custom layer with get_config."
-            )
-    if output_kind is not None and output_kind not in OUTPUT_KINDS:
-        raise ModelImportError(f"--output-kind {output_kind!r} is unknown; choose one of {', '.join(OUTPUT_KINDS)}.")
-    out_tail = tuple(model.output_shape[1:])
-    if len(out_tail) != 1 or out_tail[0] is None:
-        raise ModelImportError(
-            f"the model's output has shape {tuple(model.output_shape)}; edgekit takes [N, K] outputs."
-        )
-    if output_kind is None and out_tail[0] == 1:
-        output_kind = "values"  # one linear unit: a regression (declare --output-kind otherwise)
-    try:
-        spec = spec_from_keras(model, output_kind=output_kind, value_range=(0.0, 1.0))
-    except SpecError as exc:
-        raise ModelImportError(str(exc)) from None
-    return spec
 
 
 def check_custom_code(model: Any, custom_objects: Path | None) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from toolkit.errors import ToolkitError
-from toolkit.model.run_source import run_dataset, run_spec
+from toolkit.model.run_source import refuse_several, run_dataset, run_spec
 from toolkit.progress import Progress, ProgressCallback, as_progress
 from toolkit.run import layout as A
 from toolkit.steps.bench_settings import DEFAULT_SETTINGS, BenchSettings
@@ -244,6 +244,7 @@ def bench_step(
     from toolkit.run.documents import BenchDocument, Environment, SkippedArtifact
 
     settings.check()
+    refuse_several(run_dir, "bench")
     run = A.Run(run_dir)
     entries = A.select_artifacts(run.manifest(), artifact_names)
     skipped: list[str] = []

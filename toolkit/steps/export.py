@@ -72,6 +72,17 @@ def parse_targets(
     return targets
 
 
+def _samples(calibration: Any) -> int:
+    """How many calibration samples: an array's length, or for several inputs (name -> array) one array's."""
+    from collections.abc import Mapping
+
+    if calibration is None:
+        return 0
+    if isinstance(calibration, Mapping):
+        return len(next(iter(calibration.values()))) if calibration else 0
+    return len(calibration)
+
+
 def check_int8_target(value: str) -> Int8Target:
     """The int8 target named by `value` (`exporters.int8_recipe`); a one-line ToolkitError for an unknown one."""
     from exporters.int8_recipe import parse_target
@@ -136,7 +147,7 @@ def export_step(
     task = p.add_task("export", total=len(targets))
     train = run.find(TrainDocument)
     cal = Calibration(
-        images=0 if calibration is None else len(calibration),
+        images=_samples(calibration),
         seed=seed,
         source="training set",
         data=None if dataset is None else dataset.name,
@@ -181,6 +192,9 @@ def artifact_entry(run_dir: Path, result: ExportResult, spec: ModelSpec) -> Arti
     from toolkit.run.documents import ArtifactEntry
 
     entry = ArtifactEntry.model_validate(result.manifest_entry(run_dir))
+    if result.model_spec is not None or not spec.is_single:
+        entry.model_spec = several_entry_spec(result, spec)
+        return entry
     entry.model_spec = spec_from_tensors(
         result.input_spec,
         result.output_spec,
@@ -190,6 +204,31 @@ def artifact_entry(run_dir: Path, result: ExportResult, spec: ModelSpec) -> Arti
         layout=spec.layout if len(result.input_spec.shape) == len(spec.input.shape) else None,
     )
     return entry
+
+
+def several_entry_spec(result: ExportResult, spec: ModelSpec) -> ModelSpec:
+    """An artifact's spec for a model with several inputs/outputs: the file's tensors (dtypes, quantization)
+    under the model's names, with what the run's spec says of each (layout, value range, kind, class names)."""
+    from dataclasses import replace
+
+    if result.model_spec is None:
+        raise ToolkitError(
+            f"{result.name} was exported without a description of its {len(spec.inputs)} inputs and "
+            f"{len(spec.outputs)} outputs; export it again."
+        )
+    mine = result.model_spec
+    if set(mine.input_names) != set(spec.input_names) or set(mine.output_names) != set(spec.output_names):
+        raise ToolkitError(
+            f"{result.name} has tensors {', '.join(mine.input_names + mine.output_names)}; the run's model has "
+            f"{', '.join(spec.input_names + spec.output_names)}: export it again from the run's model."
+        )
+    inputs = []
+    for t in spec.inputs:
+        inputs.append(replace(mine.input_named(t.name), layout=t.layout, value_range=t.value_range))
+    outputs = []
+    for t in spec.outputs:
+        outputs.append(replace(mine.output_named(t.name), kind=t.kind, class_names=t.class_names))
+    return mine.with_tensors(inputs=inputs, outputs=outputs)
 
 
 def model_spec_of(model: Any) -> ModelSpec:

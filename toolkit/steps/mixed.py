@@ -85,13 +85,14 @@ def _prepare(
     from exporters.int8_recipe import parse_target
     from exporters.sensitivity import keras_outputs
     from runtimes.keras_runner import load_keras_model
-    from toolkit.model.run_source import is_user_run, refuse_onnx_source, run_dataset, run_spec
+    from toolkit.model.run_source import is_user_run, refuse_onnx_source, refuse_several, run_dataset, run_spec
     from toolkit.run.documents import ManifestDocument
     from toolkit.steps.export import model_spec_of
 
     refuse_onnx_source(
         run_dir, "int8-mixed (--max-accuracy-drop, --min-agreement)", "keeps chosen Keras layers in float"
     )
+    refuse_several(run_dir, "int8-mixed (--max-accuracy-drop, --min-agreement)")
     model = load_keras_model(A.require_file(run_dir, A.MODEL_FILE, "run `edgekit train` first"))
     spec = run_spec(run_dir) if is_user_run(run_dir) else model_spec_of(model)
     if spec.output_kind == "values":

@@ -81,6 +81,11 @@ def prepare_user_model(
     functional = as_functional(model)  # a subclassed model: wrapped over its build shape
     wrapped, model = functional is not model, functional
     spec = check_model(model, output_kind=output_kind)
+    if not spec.is_single:
+        dataset = _several_dataset(data, spec, seed=seed, allow_unverified=allow_unverified, input_scale=input_scale)
+        return UserModel(
+            model=model, source=source, spec=spec, dataset=dataset, seed=seed, custom_objects=custom, wrapped=wrapped
+        )
     dataset = _dataset(data, spec, seed=seed, allow_unverified=allow_unverified, input_scale=input_scale)
     if spec.output_kind != "values" and _non_integer(dataset.y_train) and output_kind is None:
         spec = spec.with_options(output_kind="values")  # float targets and no softmax: a regression
@@ -104,6 +109,55 @@ def _dataset(data: Any, spec: ModelSpec, *, seed: int, allow_unverified: bool, i
     else:
         dataset = load_dataset(data, spec=spec, seed=seed, allow_unverified=allow_unverified)
     return dataset.with_scale(input_scale)
+
+
+def _several_dataset(
+    data: Any, spec: ModelSpec, *, seed: int, allow_unverified: bool, input_scale: float | None
+) -> Dataset:
+    """The data of a model with several inputs or outputs: an .npz with one array per input and per target,
+    keyed by the model's tensor names (MNIST's one image and one label cannot feed it)."""
+    from toolkit.data.mnist import Mnist
+    from toolkit.data.sources import MNIST_NAMES
+    from toolkit.errors import DataError
+
+    if data is None or isinstance(data, Mnist) or (isinstance(data, str) and data in MNIST_NAMES):
+        raise DataError(
+            f"the model has {spec.tensors_text()}; give --data an .npz with one array per input and target, keyed "
+            "by those names, optionally as <name>_train and <name>_test."
+        )
+    if not isinstance(data, Dataset):
+        _check_named_npz(Path(str(data)).expanduser(), spec)
+    dataset = _dataset(data, spec, seed=seed, allow_unverified=allow_unverified, input_scale=input_scale)
+    dataset.check(spec)
+    return dataset
+
+
+def _check_named_npz(path: Path, spec: ModelSpec) -> None:
+    """Refuse data that is not an .npz naming every tensor (as `name` or `name_train`/`name_test`), in one line,
+    before the arrays are read."""
+    import zipfile
+
+    from toolkit.errors import DataError
+
+    tensors = spec.tensors_text()
+    if path.suffix.lower() != ".npz" or not path.is_file():
+        raise DataError(
+            f"data {path} is not an .npz file; a model with {tensors} takes an .npz with one array per input "
+            "and target, keyed by those names."
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            keys = {name.removesuffix(".npy") for name in archive.namelist()}
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise DataError(f"data {path} could not be read as an .npz: {exc}") from None
+    missing = [
+        n for n in spec.input_names + spec.output_names if n not in keys and not {f"{n}_train", f"{n}_test"} <= keys
+    ]
+    if missing:
+        raise DataError(
+            f"data {path.name} holds {', '.join(sorted(keys))}; the model has {tensors}: give one array per input "
+            f"and target under those names (or <name>_train and <name>_test); missing {', '.join(missing)}."
+        )
 
 
 def _prepare_onnx(
