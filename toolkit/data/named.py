@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
@@ -43,8 +43,8 @@ class NamedSplit:
 class NamedDataset(Dataset):
     """A `Dataset` whose arrays are keyed by the model's tensor names (`x_train`/`y_train`: the first of each).
 
-    The single-tensor views (`test_split`, `calibration`, `inputs`) serve a model with one input and one
-    output; for several, `test_named`, `calibration_named` and `value_ranges` give one array per name.
+    The single-tensor views (`test_split`, `inputs`) serve a model with one input and one output; for several,
+    `test_named`, `calibration_named` and `value_ranges` give one array per name (`calibration` serves both).
     """
 
     input_names: tuple[str, ...] = ()
@@ -91,8 +91,10 @@ class NamedDataset(Dataset):
         self._single(spec)
         return super().test_split(spec, limit)
 
-    def calibration(self, spec: ModelSpec, n: int = 500, seed: int = 7) -> np.ndarray:
-        self._single(spec)
+    def calibration(self, spec: ModelSpec, n: int = 500, seed: int = 7) -> Any:
+        """One array for a single input; for several, name → array (what the exporters' calibration_data takes)."""
+        if not spec.is_single:
+            return self.calibration_named(spec, n, seed)
         return super().calibration(spec, n, seed)
 
     def value_range(self, spec: ModelSpec) -> tuple[float, float]:
