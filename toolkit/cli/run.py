@@ -374,13 +374,8 @@ def _print_pipeline(result: PipelineResult, seconds: float) -> None:
             highlight=False,
         )
     print_parity(result.parity)
-    if result.bench is not None:
-        print_bench(result.bench)
-        print_recommendation(result.parity, result.bench)
-    else:
-        from toolkit.workflow.pipeline import BENCH_SEVERAL
-
-        out.print(f"[dim]{BENCH_SEVERAL[0].upper()}{BENCH_SEVERAL[1:]}.[/]", highlight=False)
+    print_bench(result.bench)
+    print_recommendation(result.parity, result.bench)
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items())
     md, html = result.report
     if result.bundle is not None:
