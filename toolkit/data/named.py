@@ -103,12 +103,15 @@ class NamedDataset(Dataset):
     def check(self, spec: ModelSpec) -> None:
         """Refuse, in one line, arrays that are not the model's names, shapes, classes or sample counts."""
         check_names(self.name, set(self.train_arrays), spec)
-        self._split(self.test_arrays, spec, slice(0, 2))
-        self.train_named(spec)
-        self.test_named(spec)
+        for arrays in (self.test_arrays, self.train_arrays):
+            self._split(arrays, spec, slice(0, 2))  # the inputs' shapes, on two rows
+            for t in spec.outputs:  # every target: a label out of range may be anywhere
+                output_targets(arrays[t.name], t, self._what(t))
 
     def record(self, spec: ModelSpec, *, seed: int) -> DatasetDocument:
         document = super().record(spec, seed=seed)
+        if spec.is_single:
+            return document
         return document.model_copy(update={"value_ranges": self.value_ranges(spec), "task": "several outputs"})
 
     # -- helpers ------------------------------------------------------------------------------------
