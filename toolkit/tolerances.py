@@ -31,6 +31,8 @@ class Tolerance:
     # quantization noise may flip, so its allowance grows with its error rate (never below the fixed floor).
     disagreement_per_error: float | None = None
     drop_per_error: float | None = None
+    # Boxes: the |Δ| limit is never below this many steps of the artifact's quantized output, when it has one.
+    min_output_steps: float | None = None
 
     def for_model(self, reference_accuracy: float | None) -> Tolerance:
         """This tolerance with the relative allowances applied to a model of `reference_accuracy`."""
@@ -47,7 +49,8 @@ class Tolerance:
     def describe(self) -> str:
         parts = []
         if self.max_rel_error is not None:
-            parts.append(f"max |Δ| ≤ {self.max_rel_error:g} × max |reference|")
+            steps = "" if self.min_output_steps is None else f" (at least {self.min_output_steps:g} output steps)"
+            parts.append(f"max |Δ| ≤ {self.max_rel_error:g} × max |reference|{steps}")
         if self.min_agreement is not None:
             parts.append(f"agreement ≥ {self.min_agreement:.4g}" + (" (2σ)" if self.min_agreement < 1 else ""))
         if self.max_abs_diff is not None:
@@ -97,15 +100,35 @@ VALUE_TOLERANCES: Final[dict[str, Tolerance]] = {
 }
 
 
+# Boxes (x_min, y_min, x_max, y_max) are regressed coordinates: the values criteria, relative to the box scale
+# (max |reference coordinate|). A quantized output cannot resolve less than its own step, and rounding on the
+# way in and out may each cost one: the limit is never below two steps of the artifact's output scale.
+BOX_TOLERANCES: Final[dict[str, Tolerance]] = {
+    name: replace(t, min_output_steps=None if name in ("fp32", "fp16") else 2.0) for name, t in VALUE_TOLERANCES.items()
+}
+# Class indices (an argmax inside the graph) are top-1 answers without the scores: agreement and accuracy as
+# for probabilities, no |Δp| to bound. fp16 rounds less than int8, so int8's allowances bound it.
+CLASS_INDEX_TOLERANCES: Final[dict[str, Tolerance]] = {
+    **{name: replace(t, max_abs_diff=None) for name, t in PARITY_TOLERANCES.items()},
+    "fp32": Tolerance(min_agreement=1.0),
+    "fp16": _INT8,
+}
+_TABLES: Final[dict[str, dict[str, Tolerance]]] = {
+    "values": VALUE_TOLERANCES,
+    "boxes": BOX_TOLERANCES,
+    "class_indices": CLASS_INDEX_TOLERANCES,
+}
+
+
 def parity_tolerance(precision: str, output_kind: str = "probabilities") -> Tolerance:
-    """The parity criteria of one precision (unknown precisions are judged as int8)."""
-    table = VALUE_TOLERANCES if output_kind == "values" else PARITY_TOLERANCES
+    """The parity criteria of one precision for an output of `output_kind` (unknown precisions: as int8)."""
+    table = _TABLES.get(output_kind, PARITY_TOLERANCES)
     return table.get(precision, table["int8"])
 
 
 def parity_table(output_kind: str = "probabilities") -> dict[str, str]:
     """precision → its parity criteria in words (parity.json's `tolerances`)."""
-    table = VALUE_TOLERANCES if output_kind == "values" else PARITY_TOLERANCES
+    table = _TABLES.get(output_kind, PARITY_TOLERANCES)
     return {k: v.describe() for k, v in table.items()}
 
 
@@ -239,6 +262,21 @@ def tolerance_markdown() -> str:
         "|---|---|",
     ]
     lines += [f"| {name} | {_cell(t.describe())} |" for name, t in VALUE_TOLERANCES.items()]
+    lines += [
+        "",
+        "A model with several outputs is judged output by output, each by its kind's criteria; an artifact passes "
+        "when every output does. Boxes (x_min, y_min, x_max, y_max) are regressed coordinates, judged like values "
+        "against the box scale (max |reference coordinate|), and never asked to be closer than two steps of a "
+        "quantized output; mean IoU with the reference's and the targets' boxes is reported. Class indices "
+        "(an argmax inside the model) are judged by agreement and accuracy like probabilities, with no |Δp|.",
+        "",
+        "| precision | boxes | class indices |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {_cell(t.describe())} | {_cell(CLASS_INDEX_TOLERANCES[name].describe())} |"
+        for name, t in BOX_TOLERANCES.items()
+    ]
     lines += [
         "",
         "## Same answers on another machine",

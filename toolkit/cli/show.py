@@ -32,6 +32,7 @@ def _load_data(source: str | None, allow_unverified: bool, run: Any = None) -> A
 # The console's parity columns, picked by name from report.md's table (`toolkit.reports.parity_table`).
 PARITY_COLUMNS = ("artifact", "accuracy", "Δ pt", "agreement", "max |Δp|", "result")
 REGRESSION_COLUMNS = ("artifact", "max |Δ|", "mean |Δ|", "max rel. error", "result")
+SEVERAL_COLUMNS = ("artifact", "output", "kind", "score", "Δ vs reference", "agreement", "max rel. error", "result")
 
 
 def print_parity(parity: ParityDocument) -> None:
@@ -40,9 +41,14 @@ def print_parity(parity: ParityDocument) -> None:
     header, rows = parity_rows(parity)
     ref = parity.reference
     kind = ref.output_kind or "probabilities"
-    keep = [header.index(name) for name in (REGRESSION_COLUMNS if kind == "values" else PARITY_COLUMNS)]
     name = parity.data.name
     data = f" of {name}" if name and name != "MNIST" else ""
+    if ref.outputs:
+        keep = [header.index(c) for c in SEVERAL_COLUMNS]
+        title = f"Parity ({ref.images:,} test samples{data}; one row per artifact and output)"
+        out.print(rich_table(title, [header[i] for i in keep], [[r[i] for i in keep] for r in rows]))
+        return
+    keep = [header.index(name) for name in (REGRESSION_COLUMNS if kind == "values" else PARITY_COLUMNS)]
     title = f"Parity ({ref.images:,} test {'samples' if kind == 'values' else 'images'}{data}"
     title += ", softmax of logits compared)" if kind == "logits" else ")"
     out.print(rich_table(title, [header[i] for i in keep], [[r[i] for i in keep] for r in rows]))

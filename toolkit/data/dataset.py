@@ -172,11 +172,16 @@ class Dataset:
 
 def targets_for(y: np.ndarray, spec: ModelSpec, name: str = "the data") -> np.ndarray:
     """Labels as int64 class indices (classification) or float32 targets (spec output kind "values")."""
+    out_tail = tuple(int(d) for d in spec.output.shape[1:] if d is not None)
+    return tensor_targets(y, out_tail, spec.output_kind, spec.num_classes or 0, name)
+
+
+def tensor_targets(y: np.ndarray, out_tail: tuple[int, ...], kind: str, classes: int, name: str) -> np.ndarray:
+    """`targets_for` for one output of shape (N, *out_tail) and `kind` over `classes` classes."""
     y = np.asarray(y)
     if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
         raise DataError(f"{name}'s labels have dtype {y.dtype}; give integer class labels or numeric targets.")
-    out_tail = tuple(int(d) for d in spec.output.shape[1:] if d is not None)
-    if spec.output_kind == "values":
+    if kind == "values":
         targets = y.astype(np.float32)
         if targets.shape[1:] == out_tail or (targets.ndim == 1 and out_tail == (1,)):
             return targets.reshape(len(targets), *out_tail)
@@ -184,7 +189,6 @@ def targets_for(y: np.ndarray, spec: ModelSpec, name: str = "the data") -> np.nd
             f"{name}'s targets have shape {_shape(targets.shape[1:])} per sample but the model outputs "
             f"{_shape(out_tail)}; give one target per model output."
         )
-    classes = spec.num_classes or 0
     if y.ndim == 2 and y.shape[1] > 1:
         if y.shape[1] != classes:
             raise DataError(
@@ -198,7 +202,7 @@ def targets_for(y: np.ndarray, spec: ModelSpec, name: str = "the data") -> np.nd
         raise DataError(f"{name}'s labels have shape {_shape(y.shape)}; give one integer class label per sample.")
     if y.size and np.issubdtype(y.dtype, np.floating) and not np.all(np.mod(y, 1) == 0):
         raise DataError(
-            f"{name}'s labels are not whole numbers, but the model outputs {spec.output_kind} over "
+            f"{name}'s labels are not whole numbers, but the model outputs {kind} over "
             f"{classes} classes; for a regression model pass --output-kind values."
         )
     labels = y.astype(np.int64)

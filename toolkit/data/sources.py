@@ -1,7 +1,8 @@
 """Loading a `Dataset` from what a user points at: MNIST (shipped, Keras cache, IDX), an `.npz`, a folder of images.
 
 .npz     x_train/y_train/x_test/y_test, or x/y (then TEST_FRACTION is held out with the seed);
-         labels as integers or one-hot; read with allow_pickle=False.
+         labels as integers or one-hot; read with allow_pickle=False. Or one array per model tensor
+         name (`toolkit.data.named`): the only layout for a model with several inputs or outputs.
 folder   one sub-folder per class (Keras `image_dataset_from_directory`'s convention), or train/ and
          test/ each holding them; images resized to the model's input (bilinear), grey or RGB.
 MNIST    "shipped", "mnist", "keras-cache", a folder of IDX files, or an .npz whose checksums are MNIST's.
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 
 from toolkit.data.dataset import FOLDER, MNIST, NPZ, Dataset, sha256_file, split_seeded
+from toolkit.data.named import is_named_layout, load_named_npz
 from toolkit.errors import DataError
 
 if TYPE_CHECKING:
@@ -64,7 +66,20 @@ def load_dataset(
     mnist = _as_mnist(path)
     if mnist is not None:
         return mnist
+    if spec is not None:
+        arrays = _read_npz(path)
+        if _takes_names(set(arrays), spec):
+            return load_named_npz(path, arrays, spec, seed=seed).with_scale(scale)
     return load_npz(path, seed=seed).with_scale(scale)
+
+
+def _takes_names(keys: set[str], spec: ModelSpec) -> bool:
+    """True when the file is read by tensor name: always for several inputs or outputs; for one of each, when
+    its keys are not x/y or x_train/... but name one of the model's tensors (`image`, `image_train`)."""
+    if not spec.is_single:
+        return True
+    names = {*spec.input_names, *spec.output_names}
+    return is_named_layout(keys) and any(k in names or k.rsplit("_", 1)[0] in names for k in keys)
 
 
 def load_npz(path: Path, *, seed: int = 7) -> Dataset:

@@ -196,6 +196,7 @@ def build_parity(parity: ParityDocument, *, vectors: bool = False) -> Parity:
         output_kind=ref.output_kind or "probabilities",
         data_name=name if name and name.lower() != "mnist" else None,
         samples="samples" if vectors else "images",
+        outputs=tuple(ref.outputs or ()),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from toolkit.reports.fmt import DASH, integer, ms, size
 from toolkit.reports.mcu import mcu_markdown
@@ -41,7 +41,10 @@ def _num(x: float | None, fmt: str) -> str:
 
 # -- the tables the CLI prints too -------------------------------------------------------------------
 def parity_table(parity: Parity) -> Table:
-    """Classification: accuracy, agreement and |Δp|; regression ("values"): max/mean |Δ| and max relative error."""
+    """Classification: accuracy, agreement and |Δp|; regression ("values"): max/mean |Δ| and max relative error;
+    several outputs: one row per artifact and output, each scored by its kind (`several_table`)."""
+    if parity.several:
+        return several_table(parity)
     if parity.regression:
         header = ["artifact", "runtime", "max |Δ|", "mean |Δ|", "max rel. error", "tolerance", "result"]
         return header, [
@@ -72,6 +75,24 @@ def parity_table(parity: Parity) -> Table:
         for r in parity.rows
     ]
     return header, rows
+
+
+SEVERAL_HEADER: Final = (
+    "artifact", "output", "kind", "runtime", "score", "Δ vs reference", "agreement", "max |Δ|", "max rel. error",
+    "tolerance", "result",
+)  # fmt: skip
+
+
+def several_table(parity: Parity) -> Table:
+    """A model with several outputs: one row per (artifact, output), scored by the output's kind
+    (`Parity.several_cells`)."""
+    rows = []
+    for r, c in zip(parity.rows, parity.several_cells(), strict=True):
+        kind = r.output_kind or parity.output_kind
+        measured = [c.score, c.delta, c.agreement, _num(r.max_abs_diff, ".2e"), _num(r.max_rel_error, ".2e")]
+        verdict = _verdict(r.passed, r.failures)
+        rows.append([r.artifact, r.output or "", kind, r.runtime, *measured, r.tolerance, verdict])
+    return list(SEVERAL_HEADER), rows
 
 
 def _verdict(passed: bool, failures: list[str]) -> str:
@@ -130,6 +151,8 @@ def cold_start_table(latency: Latency) -> Table:
 
 
 def parity_align(parity: Parity) -> str:
+    if parity.several:
+        return "llllrrrrrll"
     return "llrrrll" if parity.regression else "llrrrrrll"
 
 

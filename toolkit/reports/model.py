@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
+from toolkit.reports.fmt import DASH
 from toolkit.reports.rules import Recommendation
 
 T = TypeVar("T")
@@ -18,7 +19,7 @@ T = TypeVar("T")
 if TYPE_CHECKING:
     from toolkit.reports.cpus import CpuClassesView
     from toolkit.reports.mixed import MixedView
-    from toolkit.run.documents import McuBoardFit, ParityRow, VerifyRow
+    from toolkit.run.documents import McuBoardFit, ParityOutput, ParityRow, VerifyRow
 
 
 @dataclass(frozen=True)
@@ -118,19 +119,62 @@ class Parity:
     data_name: str | None = None  # the user's dataset; None: the reference MNIST
     samples: str = "images"  # what one test example is called: images, or samples for vector inputs
 
+    outputs: tuple[ParityOutput, ...] = ()  # several outputs: each one's kind and the reference's score
+
     @property
     def regression(self) -> bool:
-        return self.output_kind == "values"
+        return self.output_kind == "values" and not self.several
+
+    @property
+    def several(self) -> bool:
+        """One row per artifact and output (a model with several outputs)."""
+        return any(r.output is not None for r in self.rows)
 
     def delta_pt(self, row: ParityRow) -> float | None:
-        """The row's accuracy minus the reference's, in percentage points (None: either is unknown)."""
-        if row.accuracy is None or self.reference_accuracy is None:
+        """The row's accuracy minus the reference's (for its output), in percentage points (None: unknown)."""
+        reference = self.reference_accuracy
+        if row.output is not None:
+            ref = next((o for o in self.outputs if o.name == row.output), None)
+            reference = ref.value if ref is not None and ref.metric == "accuracy" else None
+        if row.accuracy is None or reference is None:
             return None
-        return 100 * (row.accuracy - self.reference_accuracy)
+        return 100 * (row.accuracy - reference)
 
     @property
     def failed(self) -> tuple[str, ...]:
-        return tuple(r.artifact for r in self.rows if not r.passed)
+        return tuple(dict.fromkeys(r.artifact for r in self.rows if not r.passed))
+
+    def several_cells(self) -> list[OutputCells]:
+        """Per row of a model with several outputs: its score against the targets by the output's kind
+        (accuracy, mean IoU of boxes, MAE of values), the change from the reference's, and its agreement with
+        the reference (top-1, or mean IoU with the reference's boxes)."""
+        return [self._cells(r) for r in self.rows]
+
+    def _cells(self, row: ParityRow) -> OutputCells:
+        kind = row.output_kind or self.output_kind
+        ref = next((o for o in self.outputs if o.name == row.output), None)
+        if row.accuracy is not None:
+            score = _fixed(100 * row.accuracy, ".2f") + " %"
+            return OutputCells(score, _fixed(self.delta_pt(row), "+.2f") + " pt", _fixed(row.top1_agreement, ".4f"))
+        value = row.mean_iou if kind == "boxes" else row.mae
+        delta = None if ref is None or value is None else value - ref.value
+        if kind == "boxes":
+            agreement = _fixed(row.iou_with_reference, ".4f")
+            return OutputCells("IoU " + _fixed(value, ".4f"), _fixed(delta, "+.4f"), agreement)
+        return OutputCells("MAE " + _fixed(value, ".4g"), _fixed(delta, "+.3g"), DASH)
+
+
+@dataclass(frozen=True)
+class OutputCells:
+    """The kind-dependent cells of a parity row of a model with several outputs, formatted."""
+
+    score: str
+    delta: str
+    agreement: str
+
+
+def _fixed(x: float | None, fmt: str) -> str:
+    return DASH if x is None else format(x, fmt)
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from runtimes.registry import make_runner
-from runtimes.spec import ModelSpec
-from toolkit.errors import ToolkitError
+from runtimes.spec import ModelSpec, TensorSpec
+from toolkit.errors import DataError, ToolkitError
 from toolkit.model.run_source import data_summary, run_dataset, run_spec
 from toolkit.progress import ProgressCallback, as_progress
 from toolkit.run import layout as A
 from toolkit.tolerances import Tolerance, parity_table, parity_tolerance
 
 if TYPE_CHECKING:
+    from toolkit.data.dataset import Dataset
+    from toolkit.data.named import NamedDataset, NamedSplit
     from toolkit.run.documents import ArtifactEntry, ParityDocument, ParityReference, ParityRow
 
 
@@ -175,6 +177,218 @@ def run_parity(
     return summary, rows
 
 
+# -- several outputs: one row per artifact and output ----------------------------------------------
+def predict_named(
+    path: Path, feeds: dict[str, np.ndarray], batch_size: int = 1000, *, spec: ModelSpec | None = None
+) -> tuple[dict[str, np.ndarray], str]:
+    """Every output of the artifact at `path` for every row of `feeds`, keyed by output name, in batches."""
+    n = len(next(iter(feeds.values())))
+    with make_runner(path, spec=spec) as runner:
+        starts = range(0, n, batch_size)
+        parts = [runner.infer_named({k: v[i : i + batch_size] for k, v in feeds.items()}) for i in starts]
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}, runner.backend()
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of each pair of (x_min, y_min, x_max, y_max) boxes (any leading shape); 1 where both are empty."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+
+    def area(x: np.ndarray) -> np.ndarray:
+        sides: np.ndarray = np.clip(x[..., 2:4] - x[..., 0:2], 0, None)
+        product: np.ndarray = sides[..., 0] * sides[..., 1]
+        return product
+
+    inter, union = w * h, area(a) + area(b) - w * h
+    iou: np.ndarray = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 1.0)
+    return iou
+
+
+def output_score(kind: str, out: np.ndarray, targets: np.ndarray) -> tuple[str, float]:
+    """(metric, value) of one output against its targets: accuracy, MAE or mean IoU."""
+    if kind in ("probabilities", "logits"):
+        return "accuracy", float((out.argmax(1) == targets).mean())
+    if kind == "class_indices":
+        return "accuracy", float((out.reshape(len(out)) == targets).mean())
+    if kind == "boxes":
+        return "mean IoU", float(box_iou(out, targets).mean())
+    return "MAE", float(np.abs(out.astype(np.float64) - targets.reshape(out.shape)).mean())
+
+
+def check_output_row(
+    entry: ArtifactEntry,
+    tensor: TensorSpec,
+    out: np.ndarray,
+    reference: np.ndarray,
+    targets: np.ndarray,
+    reference_score: float,
+    seconds: float,
+    backend: str,
+    *,
+    output_step: float | None = None,
+) -> ParityRow:
+    """One output of one artifact against the reference's same output, by that output's kind.
+
+    `out` and `reference` are what `compared` gives (softmax of logits); `output_step` is the scale of the
+    artifact's quantized output, the smallest |Δ| a boxes output can be asked for.
+    """
+    kind = tensor.kind or "probabilities"
+    extra: dict[str, Any] = {"output": tensor.name, "output_kind": kind}
+    if kind in ("probabilities", "logits", "values"):
+        row = check_row(entry, out, reference, targets, reference_score, seconds, backend, output_kind=kind)
+        if kind == "values":
+            extra["mae"] = output_score(kind, out, targets)[1]
+        return row.model_copy(update=extra)
+    if kind == "class_indices":
+        return _class_index_row(entry, out, reference, targets, reference_score, seconds, backend, extra)
+    return _box_row(entry, out, reference, targets, seconds, backend, extra, output_step)
+
+
+def _class_index_row(
+    entry: ArtifactEntry,
+    out: np.ndarray,
+    reference: np.ndarray,
+    labels: np.ndarray,
+    reference_accuracy: float,
+    seconds: float,
+    backend: str,
+    extra: dict[str, Any],
+) -> ParityRow:
+    from toolkit.run.documents import ParityRow
+
+    pred, ref_pred = out.reshape(len(out)), reference.reshape(len(reference))
+    accuracy, agreement = float((pred == labels).mean()), float((pred == ref_pred).mean())
+    disagreements = int((pred != ref_pred).sum())
+    tol = parity_tolerance(entry.precision, "class_indices").for_model(reference_accuracy)
+    failures: list[str] = []
+    floor = tol.min_agreement
+    if floor is not None and agreement < floor and not within_noise(disagreements, len(pred), floor):
+        failures.append(f"agreement {agreement:.4f} < {floor:.4g}")
+    drop = reference_accuracy - accuracy
+    noise = 2.0 * float(np.sqrt(disagreements)) / max(len(labels), 1)  # as `check_row`: McNemar's 2σ
+    if tol.max_accuracy_drop is not None and drop > tol.max_accuracy_drop and drop > noise:
+        failures.append(f"accuracy {accuracy:.4f} is {100 * drop:.2f} pt below the reference")
+    differs = (pred != ref_pred).astype(np.float64)
+    return ParityRow(
+        **_row_facts(entry, seconds, backend),
+        accuracy=accuracy,
+        top1_agreement=agreement,
+        disagreements=disagreements,
+        max_abs_diff=float(differs.max()) if len(differs) else 0.0,
+        mean_abs_diff=float(differs.mean()) if len(differs) else 0.0,
+        passed=not failures,
+        tolerance=tol.describe(),
+        failures=failures,
+        **extra,
+    )
+
+
+def _box_row(
+    entry: ArtifactEntry,
+    out: np.ndarray,
+    reference: np.ndarray,
+    targets: np.ndarray,
+    seconds: float,
+    backend: str,
+    extra: dict[str, Any],
+    output_step: float | None,
+) -> ParityRow:
+    from toolkit.run.documents import ParityRow
+
+    tol = parity_tolerance(entry.precision, "boxes")
+    diff = np.abs(out.astype(np.float64) - reference.astype(np.float64))
+    max_abs = float(diff.max())
+    scale = float(np.abs(reference).max()) or 1.0
+    limit = (tol.max_rel_error or 0.0) * scale
+    if tol.min_output_steps is not None and output_step:
+        limit = max(limit, tol.min_output_steps * output_step)
+    failures = [] if max_abs <= limit else [f"max |Δ| {max_abs:.3g} > {limit:.3g} (box scale {scale:.3g})"]
+    return ParityRow(
+        **_row_facts(entry, seconds, backend),
+        accuracy=None,
+        top1_agreement=None,
+        disagreements=0,
+        max_rel_error=max_abs / scale,
+        max_abs_diff=max_abs,
+        mean_abs_diff=float(diff.mean()),
+        passed=not failures,
+        tolerance=tol.describe(),
+        failures=failures,
+        mae=float(np.abs(out.astype(np.float64) - targets).mean()),
+        mean_iou=float(box_iou(out, targets).mean()),
+        iou_with_reference=float(box_iou(out, reference).mean()),
+        **extra,
+    )
+
+
+def _row_facts(entry: ArtifactEntry, seconds: float, backend: str) -> dict[str, Any]:
+    return {
+        "artifact": entry.name,
+        "format": entry.format,
+        "precision": entry.precision,
+        "runtime": entry.runtime,
+        "seconds": round(seconds, 3),
+        "backend": backend,
+    }
+
+
+def _output_step(spec: ModelSpec | None, name: str) -> float | None:
+    """The scale of the artifact's quantized output `name` (None: a float output)."""
+    if spec is None:
+        return None
+    tensor = next((t for t in spec.outputs if t.name == name), None)
+    return tensor.scale if tensor is not None and tensor.quantized else None
+
+
+def run_parity_named(
+    reference: tuple[ArtifactEntry, Path],
+    artifacts: list[tuple[ArtifactEntry, Path]],
+    split: NamedSplit,
+    spec: ModelSpec,
+    *,
+    on_done: Callable[[ParityRow], None] | None = None,
+) -> tuple[ParityReference, list[ParityRow]]:
+    """`run_parity` for a model with several inputs or outputs: one row per artifact and output."""
+    from toolkit.run.documents import ParityOutput, ParityReference
+
+    ref_entry, ref_path = reference
+    kinds = {t.name: t.kind or "probabilities" for t in spec.outputs}
+    t0 = time.perf_counter()
+    raw, ref_backend = predict_named(ref_path, split.inputs, spec=A.entry_spec(ref_entry) or spec)
+    ref_out = {name: compared(raw[name], kinds[name]) for name in kinds}
+    scores = {name: output_score(kinds[name], ref_out[name], split.targets[name]) for name in kinds}
+    rows: list[ParityRow] = []
+
+    def judge(entry: ArtifactEntry, outs: dict[str, np.ndarray], seconds: float, backend: str) -> None:
+        entry_spec = A.entry_spec(entry)
+        for tensor in spec.outputs:
+            name = tensor.name
+            row = check_output_row(
+                entry, tensor, compared(outs[name], kinds[name]), ref_out[name], split.targets[name],
+                scores[name][1], seconds, backend, output_step=_output_step(entry_spec, name),
+            )  # fmt: skip
+            rows.append(row)
+            if on_done:
+                on_done(row)
+
+    judge(ref_entry, raw, time.perf_counter() - t0, ref_backend)
+    for entry, path in artifacts:
+        t0 = time.perf_counter()
+        outs, backend = predict_named(path, split.inputs, spec=A.entry_spec(entry) or spec)
+        judge(entry, outs, time.perf_counter() - t0, backend)
+    first = spec.outputs[0].name
+    summary = ParityReference(
+        artifact=ref_entry.name,
+        accuracy=scores[first][1] if scores[first][0] == "accuracy" else None,
+        images=len(split),
+        sha256=ref_entry.sha256,
+        output_kind=kinds[first],
+        outputs=[ParityOutput(name=n, kind=kinds[n], metric=scores[n][0], value=scores[n][1]) for n in kinds],
+    )
+    return summary, rows
+
+
 # -- the step over a run directory ---------------------------------------------------------------
 def parity_step(
     run_dir: Path,
@@ -201,9 +415,9 @@ def parity_step(
     others = [(e, run.verified_path(e)) for e in entries if e.name != ref_entry.name]
     spec = A.entry_spec(ref_entry) or run_spec(run_dir)
     dataset = run_dataset(run_dir, data, spec=spec)
-    images, labels = dataset.test_split(spec, limit)
+    several = not spec.is_single
     p = as_progress(progress)
-    task = p.add_task(f"parity: {ref_entry.name}", total=1 + len(others))
+    task = p.add_task(f"parity: {ref_entry.name}", total=(1 + len(others)) * len(spec.outputs))
     names = [e.name for e, _ in others]
 
     def done(row: ParityRow) -> None:
@@ -212,7 +426,16 @@ def parity_step(
         if index < len(names):
             p.update(task, description=f"parity: {names[index]}")
 
-    summary, rows = run_parity(reference, others, images, labels, on_done=done)
+    output_tolerances = None
+    if several:
+        split = named_dataset(dataset, spec).test_named(spec, limit)
+        summary, rows = run_parity_named(reference, others, split, spec, on_done=done)
+        count = len(split)
+        output_tolerances = {t.name: parity_table(t.kind or "probabilities") for t in spec.outputs}
+    else:
+        images, labels = dataset.test_split(spec, limit)
+        summary, rows = run_parity(reference, others, images, labels, on_done=done)
+        count = len(images)
     p.update(task, description="parity: done")
     return run.save(
         ParityDocument(
@@ -220,10 +443,23 @@ def parity_step(
             created_utc=A.utc_now(),
             cpu=A.this_cpu(),
             reference=summary,
-            data=data_summary(dataset, len(images)),
+            data=data_summary(dataset, count),
             tolerances=parity_table(summary.output_kind),
+            output_tolerances=output_tolerances,
             artifacts={e.name: e.sha256 for e in [ref_entry, *(e for e, _ in others)]},
             results=rows,
             passed=all(r.passed for r in rows),
         )
+    )
+
+
+def named_dataset(dataset: Dataset, spec: ModelSpec) -> NamedDataset:
+    """`dataset` as one array per tensor name, which a model with several inputs or outputs needs."""
+    from toolkit.data.named import NamedDataset, names_text
+
+    if isinstance(dataset, NamedDataset):
+        return dataset
+    raise DataError(
+        f"{dataset.name} holds one input and one target, but the model has inputs {names_text(spec.input_names)} "
+        f"and outputs {names_text(spec.output_names)}; give an .npz with one array per name."
     )

@@ -70,6 +70,7 @@ from toolkit.run.documents.parity import (
     CpuParityRow,
     ParityData,
     ParityDocument,
+    ParityOutput,
     ParityReference,
     ParityRow,
 )
@@ -130,6 +131,7 @@ __all__ = [
     "ModelDocument",
     "ParityData",
     "ParityDocument",
+    "ParityOutput",
     "ParityReference",
     "ParityRow",
     "Part",

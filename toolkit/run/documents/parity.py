@@ -10,6 +10,15 @@ from toolkit.run.documents.base import Document, Part
 from toolkit.run.documents.common import CpuInfo
 
 
+class ParityOutput(Part):
+    """One output of a model with several: its kind and how the reference scores on its targets."""
+
+    name: str
+    kind: str = Field(description="probabilities, logits, values, boxes or class_indices.")
+    metric: str = Field(description="accuracy (classes), MAE (values) or mean IoU (boxes), against the targets.")
+    value: float = Field(description="The reference's score by `metric`.")
+
+
 class ParityReference(Part):
     """The Keras reference the artifacts are compared with."""
 
@@ -18,6 +27,9 @@ class ParityReference(Part):
     images: int
     sha256: str
     output_kind: str = Field(default="probabilities", description="probabilities, logits (softmax compared) or values.")
+    outputs: list[ParityOutput] | None = Field(
+        default=None, description="A model with several outputs: each output's kind and the reference's score."
+    )
 
 
 class ParityData(Part):
@@ -52,6 +64,13 @@ class ParityRow(Part):
     failures: list[str]
     seconds: float
     backend: str
+    output: str | None = Field(
+        default=None, description="The output judged (a model with several outputs: one row per artifact and output)."
+    )
+    output_kind: str | None = Field(default=None, description="That output's kind (None: the model's only output).")
+    mae: float | None = Field(default=None, description="Values and boxes: mean |output - target|.")
+    mean_iou: float | None = Field(default=None, description="Boxes: mean IoU with the target boxes.")
+    iou_with_reference: float | None = Field(default=None, description="Boxes: mean IoU with the reference's boxes.")
 
 
 class CpuParityRow(Part):
@@ -123,6 +142,9 @@ class ParityDocument(Document):
     tolerances: dict[str, str] = Field(description="Precision → pass criteria, in words.")
     artifacts: dict[str, str] = Field(description="Artifact name → the sha256 it was measured with.")
     results: list[ParityRow]
+    output_tolerances: dict[str, dict[str, str]] | None = Field(
+        default=None, description="Several outputs: output name → precision → pass criteria, in words."
+    )
     cpu_classes: CpuClasses | None = Field(
         default=None, description="--cpu: the same exports under emulated CPU classes."
     )

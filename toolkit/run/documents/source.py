@@ -64,4 +64,7 @@ class DatasetDocument(Document):
     verified: bool
     seed: int = Field(description="Seed of the train/test split (x/y files, folders) and the calibration draw.")
     value_range: tuple[float, float] = Field(description="The model's input range over the training split.")
-    task: str = Field(description="classification or regression.")
+    task: str = Field(description="classification, regression, or several outputs.")
+    value_ranges: dict[str, tuple[float, float]] | None = Field(
+        default=None, description="A model with several inputs: each input's range over the training split."
+    )
