@@ -2,7 +2,8 @@
 
 The 2-input/2-output model (`digits_and_side`: image + ink features → digit probabilities + a `side` value)
 and the detector-like model (image → boxes + scores) from tests/user_models.py are trained on real MNIST and
-made into runs by `edgekit pipeline --quick` (int8 TFLite and ONNX calibrated on the named .npz). Each output's
+made into runs by `edgekit pipeline --quick` (conftest's `several_runs`; int8 TFLite and ONNX calibrated on
+the named .npz). Each output's
 error is judged by its kind's parity tolerance (toolkit/tolerances.py), so the tests hold on any CPU. A third
 model, untrained, has one branch with an outlier channel, so int8 hurts one output and not the other: the
 cause must name that output.
@@ -16,29 +17,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests import user_models as U
 from toolkit.tolerances import parity_tolerance
 
 QUANTIZED = ("tflite-int8", "onnx-int8")
 
 
-def _run(root: Path, name: str, build: Any, data: Any, edgekit: Any) -> Path:
-    npz = data(root / f"{name}.npz")
-    model = build(root / f"{name}.keras", npz)
-    runs = root / f"runs-{name}"
-    result = edgekit("pipeline", "--model", str(model), "--data", str(npz), "--runs-dir", str(runs), "--quick")
-    assert result.returncode in (0, 3), result.stderr[-3000:]
-    return (runs / "latest").resolve()
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory, edgekit: Any) -> dict[str, Path]:
-    pytest.importorskip("tensorflow")
-    root = tmp_path_factory.mktemp("diagnose-several")
-    return {
-        "two": _run(root, "two", U.digits_and_side, U.digits_and_side_data, edgekit),
-        "detector": _run(root, "detector", U.detector, U.detector_data, edgekit),
-    }
+def runs(several_runs: dict[str, Path]) -> dict[str, Path]:
+    return several_runs
 
 
 @pytest.fixture(scope="module")
