@@ -9,6 +9,8 @@ kind, as parity judges it.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +73,25 @@ def test_boxes_are_judged_by_the_box_scale_and_scores_by_agreement(mcu_runs: dic
     assert by_name["boxes"].agreement_litert is None
     assert by_name["scores"].keras_measure == "top-1 agreement" and by_name["scores"].accuracy is not None
     assert by_name["scores"].agreement_litert is not None
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="no host C++ compiler")
+@pytest.mark.parametrize("name", ["two", "detector"])
+def test_the_several_tensor_example_compiles(
+    mcu_runs: dict[str, tuple[Any, str]], several_runs: dict[str, Path], name: str, tmp_path: Path
+) -> None:
+    """Syntax and types only, against test_mcu's stub TFLM headers: no TFLM library is built or linked."""
+    from tests.test_mcu import _STUBS
+
+    out = several_runs[name] / "mcu" / "tflite-int8"
+    for rel, text in _STUBS.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    for src in ("model_data.cc", "main_example.cc"):
+        proc = subprocess.run(
+            ["g++", "-std=c++17", "-fsyntax-only", "-Wall", "-I", str(tmp_path), "-I", str(out), str(out / src)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
