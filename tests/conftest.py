@@ -135,3 +135,24 @@ def user_pipelines(
 def user_runs(user_pipelines: dict[str, tuple[Path, str]]) -> dict[str, Path]:
     """name → run directory of the user-model pipelines (see `user_pipelines`)."""
     return {name: run for name, (run, _) in user_pipelines.items()}
+
+
+@pytest.fixture(scope="session")
+def several_runs(tmp_path_factory: pytest.TempPathFactory, edgekit) -> dict[str, Path]:
+    """Runs of the two models with several tensors (tests/user_models.py): `two` (image + features → digit +
+    side) and `detector` (image → boxes + scores), each trained on real MNIST and made by
+    `edgekit pipeline --model M --data D.npz --quick` (int8 TFLite and ONNX calibrated on the named data)."""
+    pytest.importorskip("tensorflow")
+    from tests import user_models as U
+
+    root = tmp_path_factory.mktemp("several-runs")
+    built = {"two": (U.digits_and_side, U.digits_and_side_data), "detector": (U.detector, U.detector_data)}
+    runs = {}
+    for name, (build, data) in built.items():
+        npz = data(root / f"{name}.npz")
+        model = build(root / f"{name}.keras", npz)
+        runs_dir = root / f"runs-{name}"
+        result = edgekit("pipeline", "--model", str(model), "--data", str(npz), "--runs-dir", str(runs_dir), "--quick")
+        assert result.returncode in (0, 3), result.stderr[-3000:]
+        runs[name] = (runs_dir / "latest").resolve()
+    return runs

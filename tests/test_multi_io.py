@@ -334,7 +334,7 @@ def test_bench_feeds_every_input(run_dir: Path) -> None:
     assert all(r.p50_ms > 0 and r.runs >= 8 for r in doc.results)
 
 
-@pytest.mark.parametrize("step", ["bundle", "diagnose", "mcu", "mixed"])
+@pytest.mark.parametrize("step", ["bundle", "mixed"])
 def test_steps_not_yet_taught_several_tensors_refuse_in_one_line(run_dir: Path, tmp_path: Path, step: str) -> None:
     from toolkit.errors import ToolkitError
 
@@ -343,14 +343,6 @@ def test_steps_not_yet_taught_several_tensors_refuse_in_one_line(run_dir: Path, 
             from toolkit.bundles.build import build_bundle
 
             build_bundle(run_dir, tmp_path / "bundle")
-        elif step == "diagnose":
-            from toolkit.diagnosis.step import diagnose_step
-
-            diagnose_step(run_dir)
-        elif step == "mcu":
-            from toolkit.mcu.step import mcu_step
-
-            mcu_step(run_dir)
         else:
             from toolkit.steps.mixed import mixed_step
 

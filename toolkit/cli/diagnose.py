@@ -22,7 +22,7 @@ from toolkit.cli.options import (
 )
 
 if TYPE_CHECKING:
-    from toolkit.run.documents import DiagnoseDocument
+    from toolkit.run.documents import DiagnosedArtifact, DiagnoseDocument
 
 SensitivityOpt = Annotated[
     bool,
@@ -41,6 +41,9 @@ def _print(report: DiagnoseDocument) -> None:
     from toolkit.diagnosis.render import cause_lines, departure_text, layer_table, ranking_text, summary_table
 
     for res in report.artifacts:
+        if res.outputs:
+            _print_outputs(report, res)
+            continue
         header, rows = layer_table(res, compact=True)
         out.print(rich_table(f"{res.artifact}: per-layer error vs keras-fp32", header, rows))
         out.print(f"  first departure: {escape(departure_text(res).replace('**', ''))}", highlight=False)
@@ -64,6 +67,22 @@ def _print(report: DiagnoseDocument) -> None:
     for rec in report.speed:
         verdict = {True: "[bold yellow]slower[/]", False: "not slower", None: "not compared"}[rec.slower]
         out.print(f"[bold]{escape(rec.artifact)}[/] ({verdict}): {escape(rec.reason)}", highlight=False)
+
+
+def _print_outputs(report: DiagnoseDocument, res: DiagnosedArtifact) -> None:
+    """An artifact of a model with several outputs: each output's map, error, departure and cause."""
+    from rich.markup import escape
+
+    from toolkit.diagnosis.render import output_views
+
+    for view in output_views(res, report.images):
+        header, rows = view.table
+        out.print(rich_table(f"{res.artifact}, {view.title}: per-layer error vs keras-fp32", header, rows))
+        out.print(f"  error: {escape(view.error)}", highlight=False)
+        out.print(f"  first departure: {escape(view.departure.replace('**', ''))}", highlight=False)
+        for label, text in view.causes:
+            out.print(f"  {label}: {escape(text.replace('**', ''))}", highlight=False)
+        out.print(f"  most error added by: {escape(view.ranking)}", highlight=False)
 
 
 def diagnose(

@@ -20,7 +20,7 @@ from toolkit.cli.options import (
 )
 
 if TYPE_CHECKING:
-    from toolkit.run.documents import McuBoardFit, McuDocument
+    from toolkit.run.documents import McuBoardFit, McuDocument, McuParity
 
 
 def _kb(n: int | None) -> str:
@@ -36,8 +36,6 @@ def _print(doc: McuDocument) -> None:
 
     for r in doc.results:
         arena, par, flash = r.arena, r.parity, r.flash
-        builtin = "–" if par.max_int8_steps_vs_builtin is None else par.max_int8_steps_vs_builtin
-        allowed = "–" if par.litert_rounding_steps is None else par.litert_rounding_steps
         rows = [
             ["arena (measured minimum)", _kb(arena.min_bytes)],
             ["arena recommended (+ CMSIS-NN margin)", _kb(arena.recommended_bytes)],
@@ -46,14 +44,7 @@ def _print(doc: McuDocument) -> None:
             ["flash: model", _kb(flash.model_bytes)],
             ["flash: TFLM code", f"≥ {_kb(flash.runtime_code_min_bytes)} (cited, not measured)"],
             ["ops", ", ".join(r.ops)],
-            ["TFLM accuracy", f"{par.accuracy:.4f} (reference {par.keras_accuracy:.4f}, {par.images:,} images)"],
-            ["top-1 agreement with LiteRT int8", f"{par.agreement_litert:.4f} ({par.disagreements_litert} differ)"],
-            ["top-1 agreement with the reference", f"{par.agreement_keras:.4f} ({par.disagreements_keras} differ)"],
-            ["max |TFLM - LiteRT| (int8 steps)", str(par.max_int8_steps_vs_litert)],
-            [
-                "max |TFLM - LiteRT built-in kernels| (int8 steps)",
-                f"{builtin} (allowed: {allowed}, LiteRT's own XNNPACK vs built-in)",
-            ],
+            *(_single_rows(par) if par.outputs is None else _output_rows(par)),
             ["parity", "pass" if par.passed else "FAIL: " + "; ".join(par.failures)],
         ]
         title = f"{r.artifact} in TensorFlow Lite Micro (host, reference kernels)"
@@ -70,6 +61,40 @@ def _print(doc: McuDocument) -> None:
         out.print(f"  flash: {escape(flash.note)}. No microcontroller latency: none was run.", highlight=False)
         out.print(f"  Wrote {escape(', '.join(r.files))}", highlight=False)
     out.print(f"parity.json: {escape(doc.parity_json or '')}", highlight=False)
+
+
+def _single_rows(par: McuParity) -> list[list[str]]:
+    builtin = "–" if par.max_int8_steps_vs_builtin is None else par.max_int8_steps_vs_builtin
+    allowed = "–" if par.litert_rounding_steps is None else par.litert_rounding_steps
+    return [
+        ["TFLM accuracy", f"{par.accuracy or 0:.4f} (reference {par.keras_accuracy or 0:.4f}, {par.images:,} images)"],
+        ["top-1 agreement with LiteRT int8", f"{par.agreement_litert or 0:.4f} ({par.disagreements_litert} differ)"],
+        ["top-1 agreement with the reference", f"{par.agreement_keras or 0:.4f} ({par.disagreements_keras} differ)"],
+        ["max |TFLM - LiteRT| (int8 steps)", str(par.max_int8_steps_vs_litert)],
+        [
+            "max |TFLM - LiteRT built-in kernels| (int8 steps)",
+            f"{builtin} (allowed: {allowed}, LiteRT's own XNNPACK vs built-in)",
+        ],
+    ]
+
+
+def _output_rows(par: McuParity) -> list[list[str]]:
+    """A model with several outputs: each output against LiteRT's kernels and against Keras."""
+    rows = [["images", f"{par.images:,}"]]
+    for o in par.outputs or []:
+        keras = f"{o.keras_measure} {o.keras_value:.4g}"
+        if o.accuracy is not None and o.keras_accuracy is not None:
+            keras += f"; accuracy {o.accuracy:.4f} (Keras {o.keras_accuracy:.4f})"
+        rows += [
+            [f"output {o.output} ({o.kind}) vs Keras", keras],
+            [
+                f"output {o.output}: max |TFLM - LiteRT built-in| (int8 steps)",
+                f"{o.max_int8_steps_vs_builtin} (allowed: {o.litert_rounding_steps}); vs XNNPACK "
+                f"{o.max_int8_steps_vs_litert}"
+                + ("" if o.agreement_litert is None else f"; top-1 agreement {o.agreement_litert:.4f}"),
+            ],
+        ]
+    return rows
 
 
 def _board_row(board: McuBoardFit) -> list[str]:

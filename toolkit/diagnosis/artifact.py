@@ -6,11 +6,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from toolkit.errors import ToolkitError
+
+if TYPE_CHECKING:
+    from toolkit.diagnosis.outputs import ModelOutput
 
 
 def gallery_name(artifact: str) -> str:
@@ -158,3 +161,87 @@ def output_layer_name(model: Any) -> str | None:
     """The Keras layer that produces the model's (single) output (not always the last in `model.layers`)."""
     history = getattr(model.outputs[0], "_keras_history", None) if getattr(model, "outputs", None) else None
     return str(history[0].name) if history else None
+
+
+def diagnose_several(
+    entry: dict[str, Any],
+    path: Path,
+    layers: list[Any],
+    reference: dict[str, np.ndarray],
+    feeds: dict[str, tuple[str, np.ndarray]],
+    outputs: list[ModelOutput],
+    model_names: tuple[str, ...] = (),
+    params: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """`diagnose_artifact` for a model with several inputs or outputs.
+
+    `feeds`: each input's row (`layers.input_row`) → (its name, its float32 batch). The per-layer rows are
+    measured once; each output gets its own map, departure, cause and error by kind (`outputs`). The
+    artifact's departure, cause and ranking are those of the output hurt most; it has no gallery.
+    """
+    from toolkit.diagnosis.cause import constants_by_layer, explain_cause
+    from toolkit.diagnosis.layers import map_layers
+    from toolkit.diagnosis.metrics import layer_rows
+    from toolkit.diagnosis.outputs import diagnose_outputs
+
+    graph = _graph(path)
+    by_name = {name: batch for name, batch in feeds.values()}
+    missing = [name for name in by_name if name not in graph.input_keys]
+    missing += [o.name for o in outputs if o.name not in graph.output_keys]
+    if missing:
+        raise ToolkitError(
+            f"{path.name} has no tensor named {', '.join(missing)}; its inputs are {', '.join(graph.input_keys)} and "
+            f"its outputs {', '.join(graph.output_keys)}: re-export it with `edgekit export`."
+        )
+    shapes = {row: (graph.input_keys[name], tuple(int(d) for d in x.shape[1:])) for row, (name, x) in feeds.items()}
+    probes = map_layers(layers, (), graph.tensors, model_names, inputs=shapes)
+    cap = graph.capture([p.tensor.read for p in probes if p.tensor is not None], by_name)
+    with_inputs = {**reference, **{row: x for row, (_, x) in feeds.items()}}
+    first = next(iter(by_name.values()))
+    rows, flatten_order = layer_rows(probes, cap.values, with_inputs, first)
+    consts = constants_by_layer(getattr(graph, "constants", []), [lay.name for lay in layers], model_names)
+
+    def explain(path_rows: list[dict[str, Any]], departure: dict[str, Any] | None) -> dict[str, Any] | None:
+        return explain_cause(path_rows, departure, params or {}, consts)
+
+    sections = diagnose_outputs(outputs, layers, rows, reference, cap.plain_outputs, explain)
+    hurt = next((s for s in sections if s["hurt"]), sections[0])
+    diffs = [np.abs(cap.outputs[o.name] - cap.plain_outputs[o.name]) for o in outputs]
+    changes = sum(
+        int((cap.outputs[o.name].argmax(1) != cap.plain_outputs[o.name].argmax(1)).sum())
+        for o in outputs
+        if o.kind in ("probabilities", "logits") and cap.plain_outputs[o.name].ndim == 2
+    )
+    error = {k: hurt["error"][k] for k in ("max_abs_err", "mean_abs_err", "max_rel_err", "relative_to")}
+    return {
+        "artifact": entry["name"],
+        "format": entry["format"],
+        "precision": entry["precision"],
+        "runtime": entry["runtime"],
+        "path": entry["path"],
+        "task": "several outputs",
+        "accuracy": None,
+        "reference_accuracy": None,
+        "top1_agreement": None,
+        "disagreements": None,
+        "output_error": {**error, "relative_to": f"output {hurt['output']}: {error['relative_to']}"},
+        "instrumentation": {
+            "how": "; ".join(cap.notes),
+            "max_abs_diff_vs_plain_output": max((float(d.max()) for d in diffs if d.size), default=0.0),
+            "top1_changes_vs_plain": changes,
+        },
+        "flatten_order": flatten_order,
+        "layers": rows,
+        "first_departure": hurt["first_departure"],
+        "cause": hurt["cause"],
+        "sensitivity": None,
+        "added_error_ranking": hurt["added_error_ranking"],
+        "gallery": {
+            "count": 0,
+            "shown": 0,
+            "file": None,
+            "indices": [],
+            "skipped": "several outputs (see each output)",
+        },
+        "outputs": sections,
+    }

@@ -50,6 +50,24 @@ class Capture:
     probs: np.ndarray | None = None  # instrumented run's final output
     plain_probs: np.ndarray | None = None  # uninstrumented run's final output
     notes: list[str] = field(default_factory=list)
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)  # output name → instrumented run's
+    plain_outputs: dict[str, np.ndarray] = field(default_factory=dict)  # output name → uninstrumented run's
+
+
+Feeds = np.ndarray | dict[str, np.ndarray]  # one input's batch, or one batch per input name
+
+
+def _signature_keys(interp: Any, which: str) -> dict[str, str]:
+    """Model name → tensor index (as a key) from the file's signature (exports of several tensors keep the
+    Keras names there, while the tensors carry the converter's); {} without a signature."""
+    try:
+        full = interp._get_full_signature_list()
+    except AttributeError:
+        return {}
+    if not full:
+        return {}
+    key = "serving_default" if "serving_default" in full else next(iter(full))
+    return {str(name): str(int(index)) for name, index in full[key].get(which, {}).items()}
 
 
 # -- TFLite ------------------------------------------------------------------------------------------
@@ -66,8 +84,17 @@ class TFLiteGraph:
             interp = self._interpreter(preserve=True)
         details = interp.get_tensor_details()
         ops = [op for op in interp._get_ops_details() if op["op_name"] != "DELEGATE"]
-        self.input_index = int(interp.get_input_details()[0]["index"])
-        self.output_index = int(interp.get_output_details()[0]["index"])
+        ins, outs = interp.get_input_details(), interp.get_output_details()
+        self.input_index = int(ins[0]["index"])
+        self.output_index = int(outs[0]["index"])
+        several = len(ins) > 1 or len(outs) > 1
+        # Input/output name → tensor key: the signature's (Keras) names for a model of several tensors.
+        self.input_keys = (several and _signature_keys(interp, "inputs")) or {
+            str(d["name"]): str(int(d["index"])) for d in ins
+        }
+        self.output_keys = (several and _signature_keys(interp, "outputs")) or {
+            str(d["name"]): str(int(d["index"])) for d in outs
+        }
         producer: dict[int, int] = {}
         consumers: dict[int, list[int]] = {}
         edges: dict[str, list[str]] = {}
@@ -79,7 +106,7 @@ class TFLiteGraph:
                     consumers.setdefault(int(i), []).append(int(op["index"]))
                     edges.setdefault(str(int(i)), []).extend(str(int(o)) for o in op["outputs"])
         op_by_index = {int(op["index"]): op for op in ops}
-        live = _reachable([str(self.input_index)], edges)
+        live = _reachable([str(int(d["index"])) for d in ins], edges)
         self.tensors: list[Tensor] = []
         self.constants: list[dict[str, Any]] = []
         for d in details:
@@ -135,19 +162,27 @@ class TFLiteGraph:
             warnings.simplefilter("ignore")  # "preserve_all_tensors is intended for debugging"
             interp = self.module.Interpreter(**kwargs)
         if batch is not None:
-            d = interp.get_input_details()[0]
-            interp.resize_tensor_input(d["index"], [batch, *[int(s) for s in d["shape"][1:]]], strict=False)
+            for d in interp.get_input_details():
+                interp.resize_tensor_input(d["index"], [batch, *[int(s) for s in d["shape"][1:]]], strict=False)
         interp.allocate_tensors()
         return interp
 
-    def _feed(self, interp: Any, batch: np.ndarray) -> None:
-        d = interp.get_input_details()[0]
-        scale, zp = d["quantization"]
-        data: np.ndarray = batch
-        if np.dtype(d["dtype"]).kind in "iu" and scale:
-            info = np.iinfo(d["dtype"])
-            data = np.clip(np.rint(batch / scale + zp), info.min, info.max).astype(d["dtype"])
-        interp.set_tensor(d["index"], data)
+    def _feed(self, interp: Any, feeds: dict[str, np.ndarray]) -> None:
+        """Set each input (`feeds` keyed by tensor index), quantizing a float batch for an integer input."""
+        for d in interp.get_input_details():
+            batch = feeds[str(int(d["index"]))]
+            scale, zp = d["quantization"]
+            data: np.ndarray = batch
+            if np.dtype(d["dtype"]).kind in "iu" and scale:
+                info = np.iinfo(d["dtype"])
+                data = np.clip(np.rint(batch / scale + zp), info.min, info.max).astype(d["dtype"])
+            interp.set_tensor(d["index"], data)
+
+    def feeds_by_key(self, feeds: Feeds) -> dict[str, np.ndarray]:
+        """`feeds` keyed by input tensor key (one array: the first input's)."""
+        if isinstance(feeds, dict):
+            return {self.input_keys[name]: v for name, v in feeds.items()}
+        return {str(self.input_index): feeds}
 
     def _read(self, interp: Any, index: int) -> np.ndarray:
         d = next(t for t in interp.get_tensor_details() if int(t["index"]) == index)
@@ -155,28 +190,37 @@ class TFLiteGraph:
         q = np.array(interp.get_tensor(index))
         return _dequantize(q, scale or None, zp) if q.dtype.kind in "iu" else q.astype(np.float32)
 
-    def capture(self, keys: list[str], images: np.ndarray) -> Capture:
+    def capture(self, keys: list[str], images: Feeds) -> Capture:
         from runtimes.capture import native_output
 
         cap = Capture(self.tensors)
         keys = list(dict.fromkeys(keys))
+        feeds = self.feeds_by_key(images)
         parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
-        probs, plain = [], []
+        outs: dict[str, list[np.ndarray]] = {name: [] for name in self.output_keys}
+        plain: dict[str, list[np.ndarray]] = {name: [] for name in self.output_keys}
+        n = len(next(iter(feeds.values())))
         with native_output():
-            for i in range(0, len(images), CHUNK):
-                batch = np.ascontiguousarray(images[i : i + CHUNK])
-                interp = self._interpreter(preserve=True, batch=len(batch))
+            for i in range(0, n, CHUNK):
+                batch = {k: np.ascontiguousarray(v[i : i + CHUNK]) for k, v in feeds.items()}
+                size = len(next(iter(batch.values())))
+                interp = self._interpreter(preserve=True, batch=size)
                 self._feed(interp, batch)
                 interp.invoke()
                 for k in keys:
                     parts[k].append(self._read(interp, int(k)))
-                probs.append(self._read(interp, self.output_index))
-                interp = self._interpreter(preserve=False, batch=len(batch))
+                for name, key in self.output_keys.items():
+                    outs[name].append(self._read(interp, int(key)))
+                interp = self._interpreter(preserve=False, batch=size)
                 self._feed(interp, batch)
                 interp.invoke()
-                plain.append(self._read(interp, self.output_index))
+                for name, key in self.output_keys.items():
+                    plain[name].append(self._read(interp, int(key)))
         cap.values = {k: np.concatenate(v) for k, v in parts.items()}
-        cap.probs, cap.plain_probs = np.concatenate(probs), np.concatenate(plain)
+        cap.outputs = {k: np.concatenate(v) for k, v in outs.items()}
+        cap.plain_outputs = {k: np.concatenate(v) for k, v in plain.items()}
+        first = next(name for name, key in self.output_keys.items() if int(key) == self.output_index)
+        cap.probs, cap.plain_probs = cap.outputs[first], cap.plain_outputs[first]
         cap.notes.append(
             f"{self.backend} interpreter with experimental_preserve_all_tensors=True and the default op resolver"
         )
@@ -195,8 +239,11 @@ class OnnxGraph:
         self.model = onnx.load(str(path))
         graph = self.model.graph
         inits = {i.name: i for i in graph.initializer}
-        self.input_name = next(i.name for i in graph.input if i.name not in inits)
+        self.input_names = [i.name for i in graph.input if i.name not in inits]
+        self.input_name = self.input_names[0]
         self.output_name = graph.output[0].name
+        self.input_keys = {name: name for name in self.input_names}
+        self.output_keys = {o.name: o.name for o in graph.output}
         producer: dict[str, tuple[int, str]] = {}
         consumers: dict[str, list[int]] = {}
         edges: dict[str, list[str]] = {}
@@ -208,12 +255,13 @@ class OnnxGraph:
                 if i:
                     consumers.setdefault(i, []).append(n)
                     edges.setdefault(i, []).extend(o for o in node.output if o)
-        live = _reachable([self.input_name], edges)
+        live = _reachable(self.input_names, edges)
         # Shapes and dtypes from one probe run with every live value as an output.
         probe_batch = 3
-        names = [self.input_name] + [o for node in graph.node for o in node.output if o in live]
-        shapes = self._run(list(dict.fromkeys(names)), _probe_input(self.model, self.input_name, probe_batch))
-        layouts = _onnx_layouts(graph, self.input_name, shapes)
+        names = [*self.input_names] + [o for node in graph.node for o in node.output if o in live]
+        probe = {name: _probe_input(self.model, name, probe_batch) for name in self.input_names}
+        shapes = self._run(list(dict.fromkeys(names)), probe)
+        layouts = _onnx_layouts(graph, self.input_names, shapes)
         self.tensors = []
         # Quantized constants (weights, a Normalization's divisor): how many scales each holds.
         self.constants: list[dict[str, Any]] = []
@@ -269,7 +317,7 @@ class OnnxGraph:
         model.CopyFrom(self.model)
         existing = {o.name for o in model.graph.output}
         for name in outputs:
-            if name not in existing and name != self.input_name:
+            if name not in existing and name not in self.input_keys:
                 model.graph.output.append(onnx.ValueInfoProto(name=name))
                 existing.add(name)
         so = ort.SessionOptions()
@@ -277,33 +325,44 @@ class OnnxGraph:
         so.log_severity_level = 3
         return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
-    def _run(self, names: list[str], batch: np.ndarray) -> dict[str, np.ndarray]:
+    def _run(self, names: list[str], feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         sess = self._session(names)
         wanted = [o.name for o in sess.get_outputs()]
-        values = dict(zip(wanted, sess.run(wanted, {self.input_name: batch}), strict=True))
-        values[self.input_name] = batch
+        values = dict(zip(wanted, sess.run(wanted, feeds), strict=True))
+        values.update(feeds)
         return values
 
-    def capture(self, keys: list[str], images: np.ndarray) -> Capture:
+    def feeds_by_key(self, feeds: Feeds) -> dict[str, np.ndarray]:
+        """`feeds` keyed by graph input name (one array: the first input's)."""
+        return dict(feeds) if isinstance(feeds, dict) else {self.input_name: feeds}
+
+    def capture(self, keys: list[str], images: Feeds) -> Capture:
         by_read = {t.read: t for t in self.tensors}
         reads = list(dict.fromkeys(keys))
-        sess = self._session([r for r in reads if r != self.input_name])
+        feeds = self.feeds_by_key(images)
+        sess = self._session([r for r in reads if r not in feeds])
         plain = self._session([])
         wanted = [o.name for o in sess.get_outputs()]
         parts: dict[str, list[np.ndarray]] = {k: [] for k in reads}
-        probs, plain_probs = [], []
-        for i in range(0, len(images), CHUNK):
-            batch = np.ascontiguousarray(images[i : i + CHUNK])
-            values = dict(zip(wanted, sess.run(wanted, {self.input_name: batch}), strict=True))
-            values[self.input_name] = batch
+        outs: dict[str, list[np.ndarray]] = {name: [] for name in self.output_keys}
+        plain_outs: dict[str, list[np.ndarray]] = {name: [] for name in self.output_keys}
+        n = len(next(iter(feeds.values())))
+        for i in range(0, n, CHUNK):
+            batch = {k: np.ascontiguousarray(v[i : i + CHUNK]) for k, v in feeds.items()}
+            values = dict(zip(wanted, sess.run(wanted, batch), strict=True))
+            values.update(batch)
             for k in reads:
                 t = by_read.get(k)
                 parts[k].append(_dequantize(np.asarray(values[k]), t.scale if t else None, t.zero_point if t else None))
-            probs.append(np.asarray(values[self.output_name], dtype=np.float32))
-            plain_probs.append(np.asarray(plain.run([self.output_name], {self.input_name: batch})[0], np.float32))
+            names = list(self.output_keys)
+            for name, got in zip(names, plain.run(names, batch), strict=True):
+                outs[name].append(np.asarray(values[name], dtype=np.float32))
+                plain_outs[name].append(np.asarray(got, np.float32))
         cap = Capture(self.tensors)
         cap.values = {k: np.concatenate(v) for k, v in parts.items()}
-        cap.probs, cap.plain_probs = np.concatenate(probs), np.concatenate(plain_probs)
+        cap.outputs = {k: np.concatenate(v) for k, v in outs.items()}
+        cap.plain_outputs = {k: np.concatenate(v) for k, v in plain_outs.items()}
+        cap.probs, cap.plain_probs = cap.outputs[self.output_name], cap.plain_outputs[self.output_name]
         cap.notes.append("onnxruntime CPU session with the probed tensors appended to the graph outputs")
         return cap
 
@@ -335,11 +394,11 @@ def _through_qdq(name: str, graph: Any, producer: dict[str, tuple[int, str]]) ->
     return name
 
 
-def _onnx_layouts(graph: Any, input_name: str, shapes: dict[str, np.ndarray]) -> dict[str, str]:
+def _onnx_layouts(graph: Any, input_names: list[str], shapes: dict[str, np.ndarray]) -> dict[str, str]:
     """NHWC/NCHW for every rank-4 value: tf2onnx's Transposes flip it, other ops keep their input's."""
     from onnx import helper
 
-    layouts = {input_name: "NHWC"} if shapes.get(input_name) is not None and shapes[input_name].ndim == 4 else {}
+    layouts = {n: "NHWC" for n in input_names if shapes.get(n) is not None and shapes[n].ndim == 4}
     for node in graph.node:
         known = next((layouts[i] for i in node.input if i in layouts), None)
         if node.op_type == "Transpose":

@@ -25,7 +25,7 @@ import re
 from typing import Any
 
 from toolkit.diagnosis.channels import fmt_num
-from toolkit.diagnosis.layers import INPUT_ROW, Tensor, _Owners
+from toolkit.diagnosis.layers import INPUT_ROW, Tensor, _Owners, is_input_row
 
 FEW_LEVELS = 16  # the bulk of the channels spans at most this many int8 levels (~6 % of 256): range lost
 CLIP_PCT = 0.1  # a tensor with more of its test values outside the quantized range than this is clipped
@@ -89,7 +89,7 @@ def _calibration(row: dict[str, Any]) -> dict[str, Any] | None:
     which = ""
     if clipped and ch.get("channels", 0) > 1:
         which = " (most in " + ", ".join(f"channel {c['channel']} {c['clipped_pct']:.1f} %" for c in clipped[:3]) + ")"
-    where = "the model input" if row["layer"] == INPUT_ROW else row["layer"]
+    where = _where(row["layer"]).replace("**", "")
     text = (
         f"the int8 range of {where} from the calibration data, [{fmt_num(lo)}, {fmt_num(hi)}], is narrower than the "
         f"test data's [{fmt_num(rlo)}, {fmt_num(rhi)}]: {row['clipped_pct']:.1f} % of the values clip{which}"
@@ -212,10 +212,21 @@ def explain_cause(
     return cause
 
 
+def _where(layer: str) -> str:
+    """How a row is named in a sentence: the model input, one of several inputs, or a layer (bold)."""
+    if layer == INPUT_ROW:
+        return "the model input"
+    if is_input_row(layer):
+        return f"the input {layer[len('(input ') : -1]}"
+    return f"**{layer}**"
+
+
 def cause_text(cause: dict[str, Any]) -> str:
     """One paragraph: the layer, what happened, what follows from it."""
-    where = "the model input" if cause["layer"] == INPUT_ROW else f"**{cause['layer']}**"
+    where = _where(cause["layer"])
     text = f"{where}: {cause['text']}"
+    if cause.get("output"):  # a model with several outputs: the one this departure hurts
+        text = f"output **{cause['output']}** is hurt first at {text}"
     if cause["consequences"]:
         rest = ", ".join(cause["consequences"])
         text += f". {rest} depart{'s' if len(cause['consequences']) == 1 else ''} as a consequence"

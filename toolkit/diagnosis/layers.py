@@ -51,6 +51,26 @@ ACTIVATION_OPS = {"relu": "relu", "softmax": "softmax", "logistic": "sigmoid", "
 CHUNK = 250  # images per runtime call
 
 
+def input_row(name: str, several: bool) -> str:
+    """The row of a model input: `(input)` for a model with one input, `(input <name>)` for each of several."""
+    return f"(input {name})" if several else INPUT_ROW
+
+
+def is_input_row(layer: str) -> bool:
+    return layer == INPUT_ROW or (layer.startswith("(input ") and layer.endswith(")"))
+
+
+def input_rows(model: Any) -> dict[str, str]:
+    """Input layer name → its row (`input_row`), in the model's input order."""
+    out: dict[str, str] = {}
+    several = len(model.inputs) > 1
+    for t in model.inputs:
+        history = getattr(t, "_keras_history", None)
+        layer = str(history[0].name) if history else str(getattr(t, "name", "input"))
+        out[layer] = input_row(str(getattr(t, "name", layer)), several)
+    return out
+
+
 # -- the Keras reference -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class KerasLayer:
@@ -61,7 +81,7 @@ class KerasLayer:
     inbound: tuple[str, ...] = ()  # Keras layers feeding it (INPUT_ROW for the model input)
 
 
-def _inbound(layer: Any, input_layers: set[str]) -> tuple[str, ...]:
+def _inbound(layer: Any, input_layers: dict[str, str]) -> tuple[str, ...]:
     from runtimes.tf_import import import_keras
 
     keras = import_keras()
@@ -75,7 +95,7 @@ def _inbound(layer: Any, input_layers: set[str]) -> tuple[str, ...]:
         op = history[0] if history else None
         name = getattr(op, "name", None)
         if name is not None:
-            names.append(INPUT_ROW if name in input_layers else str(name))
+            names.append(input_layers.get(str(name), str(name)))
     return tuple(dict.fromkeys(names))
 
 
@@ -85,11 +105,11 @@ def _model_layers(model: Any) -> list[Any]:
 
 def keras_layers(model: Any) -> list[KerasLayer]:
     """The model's layers in execution order (no InputLayer), with output shapes and Keras inputs."""
-    input_layers = {layer.name for layer in model.layers if type(layer).__name__ == "InputLayer"}
-    for t in model.inputs:
-        history = getattr(t, "_keras_history", None)
-        if history:
-            input_layers.add(str(history[0].name))
+    several = len(model.inputs) > 1
+    input_layers = {
+        layer.name: input_row(layer.name, several) for layer in model.layers if type(layer).__name__ == "InputLayer"
+    }
+    input_layers.update(input_rows(model))
     out = []
     for layer in _model_layers(model):
         shape = tuple(int(d) for d in layer.output.shape[1:])
@@ -100,8 +120,8 @@ def keras_layers(model: Any) -> list[KerasLayer]:
     return out
 
 
-def keras_outputs(model: Any, images: np.ndarray) -> dict[str, np.ndarray]:
-    """Every layer's output for `images`, in inference mode (Dropout is the identity)."""
+def keras_outputs(model: Any, images: np.ndarray | dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every layer's output for `images` (or one feed per input name), in inference mode (Dropout is the identity)."""
     from runtimes.tf_import import import_keras
 
     keras = import_keras()
@@ -109,8 +129,10 @@ def keras_outputs(model: Any, images: np.ndarray) -> dict[str, np.ndarray]:
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     probe = keras.Model(inputs=inputs, outputs=[layer.output for layer in layers])
     parts: list[list[np.ndarray]] = [[] for _ in layers]
-    for i in range(0, len(images), CHUNK):
-        outs = probe(images[i : i + CHUNK], training=False)
+    feeds = [images[str(t.name)] for t in model.inputs] if isinstance(images, dict) else [images]
+    for i in range(0, len(feeds[0]), CHUNK):
+        chunk = [f[i : i + CHUNK] for f in feeds]
+        outs = probe(chunk[0] if len(chunk) == 1 else chunk, training=False)
         for j, o in enumerate(outs):
             parts[j].append(np.asarray(o, dtype=np.float32))
     return {layer.name: np.concatenate(p) for layer, p in zip(layers, parts, strict=True)}
@@ -246,17 +268,44 @@ def map_layers(
     input_shape: tuple[int, ...],
     tensors: list[Tensor],
     model_names: tuple[str, ...] = (),
+    inputs: dict[str, tuple[str, tuple[int, ...]]] | None = None,
 ) -> list[Probe]:
     """Assign each Keras layer (and the input) the export tensor that holds its output.
 
-    `model_names` (the Keras model's name) helps tell `dense_1` the layer from `dense` uniquified.
-    The three steps of the module docstring: `_by_name`, `_through_graph`, then `_rows`.
+    `model_names` (the Keras model's name) helps tell `dense_1` the layer from `dense` uniquified. `inputs`
+    (a model with several inputs): each input's row → (the export's tensor key for it, its per-example shape);
+    each row then holds the tensor that input's first ops read. The three steps of the module docstring:
+    `_by_name`, `_through_graph`, then `_rows`.
     """
     graph = _Graph(layers, tensors, model_names)
     groups, chosen = _by_name(graph)
-    src = _input_tensor(tensors, groups, input_shape)
-    _through_graph(graph, groups, chosen, src)
-    return _rows(graph, chosen, src, input_shape)
+    if inputs is None:
+        srcs = {INPUT_ROW: (_input_tensor(tensors, groups, input_shape), input_shape)}
+    else:
+        srcs = {row: (_input_chain(graph, groups, key, shape), shape) for row, (key, shape) in inputs.items()}
+    _through_graph(graph, groups, chosen, {row: t for row, (t, _) in srcs.items()})
+    return _rows(graph, chosen, srcs)
+
+
+# Ops between a graph input and the first layer's op that keep the input's values (requantized or reordered).
+_INPUT_PASS = frozenset({"quantize", "quantizelinear", "transpose", "reshape", "cast", "identity"})
+
+
+def _input_chain(graph: _Graph, groups: dict[str, list[Tensor]], key: str, shape: tuple[int, ...]) -> Tensor | None:
+    """The tensor the first layers read for the graph input `key`: the input itself, or what a Quantize,
+    Transpose or Reshape of it (claimed by no layer) makes."""
+    in_groups = {t.key for g in groups.values() for t in g}
+    t = graph.by_key.get(key)
+    for _ in range(4):
+        if t is None:
+            return None
+        nxt = graph.readers.get(t.key, [])
+        if len(nxt) != 1 or nxt[0].op.lower().replace("_", "") not in _INPUT_PASS or nxt[0].key in in_groups:
+            break
+        if _layout(nxt[0].shape, shape, nxt[0].layout) is None:
+            break
+        t = nxt[0]
+    return t if t is not None and _layout(t.shape, shape, t.layout) else None
 
 
 class _Graph:
@@ -319,19 +368,21 @@ def _input_tensor(
 
 
 def _through_graph(
-    graph: _Graph, groups: dict[str, list[Tensor]], chosen: dict[str, tuple[Tensor, str]], src: Tensor | None
+    graph: _Graph,
+    groups: dict[str, list[Tensor]],
+    chosen: dict[str, tuple[Tensor, str]],
+    srcs: dict[str, Tensor | None],
 ) -> None:
     """2. Through the graph, for layers no tensor names: adds them to `chosen`."""
     claimed = {t.key for t, _ in chosen.values()} | {t.key for g in groups.values() for t in g}
-    if src is not None:
-        claimed.add(src.key)
+    claimed |= {t.key for t in srcs.values() if t is not None}
 
     def free(t: Tensor, lay: KerasLayer) -> bool:
         return t.key not in claimed and graph.owners(t) <= {lay.name} and bool(_layout(t.shape, lay.shape, t.layout))
 
     def tensor_of(name: str) -> Tensor | None:
-        if name == INPUT_ROW:
-            return src
+        if name in srcs:
+            return srcs[name]
         return chosen[name][0] if name in chosen else None
 
     for _ in range(3):
@@ -360,11 +411,16 @@ def _through_graph(
 
 
 def _rows(
-    graph: _Graph, chosen: dict[str, tuple[Tensor, str]], src: Tensor | None, input_shape: tuple[int, ...]
+    graph: _Graph,
+    chosen: dict[str, tuple[Tensor, str]],
+    srcs: dict[str, tuple[Tensor | None, tuple[int, ...]]],
 ) -> list[Probe]:
     """3. Rows, in Keras order: identity layers read their input's tensor; the rest say where they went."""
-    probes = [Probe(INPUT_ROW, "Input", src, (_layout(src.shape, input_shape, src.layout) or "") if src else "")]
-    by_name: dict[str, Probe] = {INPUT_ROW: probes[0]}
+    probes = [
+        Probe(row, "Input", src, (_layout(src.shape, shape, src.layout) or "") if src else "")
+        for row, (src, shape) in srcs.items()
+    ]
+    by_name: dict[str, Probe] = {p.layer: p for p in probes}
     for lay in graph.layers:
         if lay.name in chosen:
             t, note = chosen[lay.name]
@@ -378,7 +434,7 @@ def _rows(
             probe = Probe(lay.name, lay.type, None, "", "no matching tensor", lay.inbound)
         probes.append(probe)
         by_name[lay.name] = probe
-    for probe in probes[:0:-1]:
+    for probe in probes[: len(srcs) - 1 : -1]:
         if probe.tensor is None and probe.type not in IDENTITY_LAYERS:
             _explain_missing(probe, by_name, graph.consumers, graph.owners, graph.layers)
     return probes

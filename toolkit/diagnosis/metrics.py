@@ -20,6 +20,7 @@ from toolkit.diagnosis.layers import (
     SNR_CAP_DB,
     Probe,
     Tensor,
+    is_input_row,
 )
 
 
@@ -96,7 +97,7 @@ def layer_rows(
     by_layer = {p.layer: p for p in probes}
     measured: dict[str, dict[str, Any]] = {}
     for p in probes:
-        ref = images if p.layer == INPUT_ROW else reference[p.layer]
+        ref = reference.get(p.layer, images)  # several inputs: each one's row is in `reference`
         row: dict[str, Any] = {"layer": p.layer, "type": p.type, "note": p.note}
         if p.fused_into:
             row["fused_into"] = p.fused_into
@@ -196,7 +197,7 @@ def first_departure(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
             "clipped_pct": r.get("clipped_pct"),
             "quant_range": r.get("quant_range"),
             "ref_range": r.get("ref_range"),
-            "first_keras_layer": following if r["layer"] == INPUT_ROW else r["layer"],
+            "first_keras_layer": following if is_input_row(r["layer"]) else r["layer"],
             "reason": "; ".join(reason),
             "by": "tensor" if r.get("departs") else "channels",
             "tensor_departure": tensor_first["layer"],

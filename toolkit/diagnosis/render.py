@@ -6,10 +6,11 @@ at the end take the typed `DiagnoseDocument` and its parts.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from toolkit.diagnosis.channels import SETS_SCALE_RATIO, fmt_num
-from toolkit.diagnosis.layers import IDENTITY_LAYERS, SNR_CAP_DB
+from toolkit.diagnosis.layers import IDENTITY_LAYERS, SNR_CAP_DB, is_input_row
 
 if TYPE_CHECKING:
     from toolkit.run.documents import DiagnosedArtifact, DiagnoseDocument
@@ -118,9 +119,10 @@ def _departure_text(result: dict[str, Any]) -> str:
             f"none: every layer stays within the thresholds (lowest SNR {fmt_snr(worst['snr_db'])} dB at "
             f"{worst['layer']}, lowest cosine {min(r['cosine'] for r in rows):.5f})"
         )
+    source = "the model input" if dep["layer"] == "(input)" else f"the input {dep['layer'][len('(input ') : -1]}"
     where = (
-        f"the model input's quantization ({short_tensor(dep['tensor'])}, feeding {dep['first_keras_layer']})"
-        if dep["layer"] == "(input)"
+        f"{source}'s quantization ({short_tensor(dep['tensor'])}, feeding {dep['first_keras_layer']})"
+        if is_input_row(dep["layer"])
         else f"{dep['layer']} ({short_tensor(dep['tensor'])})"
     )
     return f"the error starts at **{where}**: {dep['reason']}"
@@ -197,6 +199,58 @@ def _ranking_text(result: dict[str, Any], top: int = 3) -> str:
         )
         or "no layer adds measurable error (all below 1e-4 % of the signal power)"
     )
+
+
+def _output_view(result: dict[str, Any], section: dict[str, Any]) -> dict[str, Any]:
+    """The artifact as one output sees it: the rows it depends on, its departure, cause and ranking."""
+    keep = set(section["layers"])
+    return {
+        **result,
+        "layers": [r for r in result["layers"] if r["layer"] in keep],
+        "first_departure": section.get("first_departure"),
+        "cause": section.get("cause"),
+        "added_error_ranking": section.get("added_error_ranking") or [],
+    }
+
+
+def _output_title(section: dict[str, Any]) -> str:
+    hurt = "; hurt most" if section.get("hurt") else ""
+    return f"output {section['output']} ({section['kind']}, layer {section['layer']}{hurt})"
+
+
+def _output_error_text(section: dict[str, Any], images: int) -> str:
+    """One line: the output's error against Keras as its kind is measured."""
+    e = section["error"]
+    if e["measure"] == "top-1 agreement":
+        text = f"top-1 agreement {e['value']:.4f} ({e['disagreements']} of {images} differ)"
+        if e.get("accuracy") is not None:
+            text += f"; accuracy {100 * e['accuracy']:.2f} % vs {100 * e['reference_accuracy']:.2f} % for Keras"
+        return text + f"; max |Δ| {e['max_abs_err']:.3g}"
+    text = f"{e['measure']} {100 * e['value']:.3g} % (max |Δ| {e['max_abs_err']:.3g}, mean {e['mean_abs_err']:.3g}"
+    text += f", relative to {e['relative_to']})"
+    if e.get("iou_with_reference") is not None:
+        text += f"; mean IoU with the Keras boxes {e['iou_with_reference']:.4f}"
+    return text
+
+
+def _output_lines(res: dict[str, Any], images: int) -> list[str]:
+    """diagnose.md: one subsection per output of a model with several outputs."""
+    lines: list[str] = []
+    for section in res.get("outputs") or []:
+        view = _output_view(res, section)
+        snr = "–" if section.get("snr_db") is None else f"{fmt_snr(section['snr_db'])} dB"
+        lines += [
+            f"#### {res['artifact']}: {_output_title(section)}",
+            "",
+            f"- Error against keras-fp32: {_output_error_text(section, images)}; SNR at its layer {snr}.",
+            f"- First departure on its path: {_departure_text(view)}.",
+            *(f"- {label.capitalize()}: {text}" for label, text in _cause_lines(view)),
+            f"- Most error added by: {_ranking_text(view)}.",
+            "",
+            *_md_table(*_layer_table(view), left=3),
+            "",
+        ]
+    return lines
 
 
 def _md_table(header: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
@@ -327,7 +381,13 @@ def _artifact_section(res: dict[str, Any], report: dict[str, Any]) -> list[str]:
             f"- Flatten order: {res['flatten_order']}"
             + (" (same as Keras)." if res["flatten_order"] == "NHWC" else " (reordered to NHWC before comparing).")
         )
+    if res.get("outputs"):
+        lines.append(
+            "- Several outputs: the departure, cause and ranking above are those of the output hurt most (the one "
+            "whose layer ends with the lowest SNR); each output's own map follows the artifact's table."
+        )
     lines += ["", *_md_table(*_layer_table(res), left=3), ""]
+    lines += _output_lines(res, report["images"])
     lines += [
         "Per channel (the last axis of each layer's output), against the same tensor's scale: how many int8 "
         "levels the channels' ranges span, the share of the levels that is (range use), the channels whose "
@@ -393,3 +453,36 @@ def ranking_text(result: DiagnosedArtifact, top: int = 3) -> str:
     from toolkit.run.documents import dump_document
 
     return _ranking_text(dump_document(result), top)
+
+
+@dataclass(frozen=True)
+class OutputView:
+    """One output of a model with several outputs, as the console prints it."""
+
+    title: str
+    error: str
+    table: Table
+    departure: str
+    causes: list[tuple[str, str]]
+    ranking: str
+
+
+def output_views(result: DiagnosedArtifact, images: int) -> list[OutputView]:
+    """Each output's map, error, departure, cause and ranking (none for a model with one output)."""
+    from toolkit.run.documents import dump_document
+
+    res = dump_document(result)
+    views = []
+    for section in res.get("outputs") or []:
+        view = _output_view(res, section)
+        views.append(
+            OutputView(
+                title=_output_title(section),
+                error=_output_error_text(section, images),
+                table=_layer_table(view, compact=True),
+                departure=_departure_text(view),
+                causes=_cause_lines(view),
+                ranking=_ranking_text(view),
+            )
+        )
+    return views

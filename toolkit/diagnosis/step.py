@@ -25,6 +25,8 @@ from toolkit.progress import ProgressCallback, as_progress
 from toolkit.run import layout as A
 
 if TYPE_CHECKING:
+    from runtimes.spec import ModelSpec
+    from toolkit.diagnosis.outputs import ModelOutput
     from toolkit.run.documents import DiagnoseDocument, ManifestDocument
 
 DIAGNOSE_DIR = A.DIAGNOSE_DIR
@@ -108,6 +110,57 @@ def diagnose_arrays(
     return _body(len(images), layers, results, speed)
 
 
+def diagnose_named(
+    model: Any,
+    paths: list[tuple[dict[str, Any], Path]],
+    feeds: dict[str, np.ndarray],
+    outputs: list[ModelOutput],
+    *,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """`diagnose_arrays` for a model with several inputs or outputs: `feeds` holds one float32 batch per input
+    name; each artifact gets a map per output (`outputs`). No slowdown explainer (it times one input)."""
+    from toolkit.diagnosis.artifact import diagnose_several
+    from toolkit.diagnosis.channels import layer_parameters
+    from toolkit.diagnosis.layers import input_rows, keras_layers, keras_outputs
+
+    p = as_progress(progress)
+    task = p.add_task("diagnose: Keras reference", total=len(paths) + 1)
+    layers = keras_layers(model)
+    reference = keras_outputs(model, feeds)
+    rows = {str(t.name): row for t, row in zip(model.inputs, input_rows(model).values(), strict=True)}
+    by_row = {rows[name]: (name, x) for name, x in feeds.items()}
+    params = layer_parameters(model)
+    p.advance(task)
+    results = []
+    for entry, path in paths:
+        p.update(task, description=f"diagnose: {entry['name']} layers")
+        results.append(diagnose_several(entry, path, layers, reference, by_row, outputs, (str(model.name),), params))
+        p.advance(task)
+    p.update(task, description="diagnose: done")
+    return _body(len(next(iter(feeds.values()))), layers, results, [])
+
+
+def model_outputs(model: Any, spec: ModelSpec, targets: dict[str, np.ndarray]) -> list[ModelOutput]:
+    """Each output of `spec` with the Keras layer that makes it and, for a classifying kind, its labels."""
+    from toolkit.diagnosis.outputs import ModelOutput
+
+    names = list(getattr(model, "output_names", None) or [])
+    layers = {}
+    for i, t in enumerate(model.outputs):
+        history = getattr(t, "_keras_history", None)
+        layer = str(history[0].name) if history else None
+        if layer is not None:
+            layers[names[i] if i < len(names) else layer] = layer
+    out = []
+    for t in spec.outputs:
+        kind = t.kind or "probabilities"
+        labels = targets.get(t.name) if kind in ("probabilities", "logits", "class_indices") else None
+        labels = None if labels is None else labels.reshape(len(labels))
+        out.append(ModelOutput(t.name, kind, layers.get(t.name, t.name), labels))
+    return out
+
+
 def _body(images: int, layers: list[Any], results: list[dict[str, Any]], speed: list[dict[str, Any]]) -> dict[str, Any]:
     """diagnose.json's body: the thresholds and metrics used, the reference's layers, each artifact, speed."""
     from toolkit.diagnosis.layers import DEPART_COSINE, DEPART_SNR_DB, SNR_CAP_DB
@@ -147,11 +200,10 @@ class _Plan:
 
 def _plan(run_dir: Path, artifact_names: list[str] | None) -> _Plan:
     """Check the run and the chosen artifacts (one-line errors) before any long work."""
-    from toolkit.model.run_source import refuse_file_source, refuse_several
+    from toolkit.model.run_source import refuse_file_source
     from toolkit.run.documents import dump_document
 
     refuse_file_source(run_dir, "diagnose", "maps each Keras layer to the export's tensors")
-    refuse_several(run_dir, "diagnose")
     run = A.Run(run_dir)
     manifest = run.manifest()
     names = artifact_names or default_artifacts(manifest)
@@ -176,15 +228,19 @@ def _plan(run_dir: Path, artifact_names: list[str] | None) -> _Plan:
 def _run_planned(
     run_dir: Path,
     plan: _Plan,
-    images: np.ndarray,
+    images: np.ndarray | dict[str, np.ndarray],
     labels: np.ndarray | None,
     data_info: dict[str, Any],
     progress: ProgressCallback | None,
     measure: Callable[[Any], dict[str, list[dict[str, Any]]]] | None = None,
+    targets: dict[str, np.ndarray] | None = None,
 ) -> DiagnoseDocument:
+    """Diagnose the planned artifacts on `images` (a dict of feeds by input name, with `targets` by output
+    name, for a model with several inputs or outputs) and write diagnose.json and diagnose.md."""
     from runtimes.keras_runner import load_keras_model
     from toolkit.diagnosis import sensitivity as S
     from toolkit.diagnosis.render import render_markdown
+    from toolkit.model.run_source import run_spec
     from toolkit.run.documents import BenchDocument, DiagnoseDocument, dump_document
 
     run = A.Run(run_dir)
@@ -192,24 +248,29 @@ def _run_planned(
     found = run.find(BenchDocument)
     bench = None if found is None else dump_document(found)  # the speed explainer reuses its timings
     model = load_keras_model(plan.reference)
-    ranking, source = S.for_run(run_dir, [e for e, _ in plan.paths], model, measure, len(images))
-    body = diagnose_arrays(
-        model,
-        plan.paths,
-        images,
-        labels,
-        out_dir,
-        siblings=plan.siblings,
-        bench=bench,
-        sensitivity=ranking,
-        progress=progress,
-    )
+    if isinstance(images, dict):
+        outputs = model_outputs(model, run_spec(run_dir), targets or {})
+        body = diagnose_named(model, plan.paths, images, outputs, progress=progress)
+        source = None
+    else:
+        ranking, source = S.for_run(run_dir, [e for e, _ in plan.paths], model, measure, len(images))
+        body = diagnose_arrays(
+            model,
+            plan.paths,
+            images,
+            labels,
+            out_dir,
+            siblings=plan.siblings,
+            bench=bench,
+            sensitivity=ranking,
+            progress=progress,
+        )
     report = {
         "schema_version": A.SCHEMA_VERSION,
         "created_utc": A.utc_now(),
         "cpu": A.this_cpu(),
         "run": run_dir.resolve().name,
-        "images": len(images),
+        "images": body["images"],
         "data": data_info,
         **{k: v for k, v in body.items() if k != "images"},
         "sensitivity_source": source,
@@ -247,6 +308,8 @@ def diagnose_step(
     plan = _plan(run_dir, artifact_names)
     spec = run_spec(run_dir)
     dataset = run_dataset(run_dir, data, spec=spec)
+    if not spec.is_single:
+        return _diagnose_several(run_dir, plan, dataset, spec, limit, sensitivity, progress)
     images, targets = dataset.test_split(spec, limit)
     n = len(images)
     labels = None if spec.output_kind == "values" else targets
@@ -263,3 +326,36 @@ def diagnose_step(
         entries = [e for e, _ in plan.paths]
         measure = S.measurer(entries, dataset.calibration(spec, n=calibration_size, seed=seed), images, labels)
     return _run_planned(run_dir, plan, images, labels, info, progress, measure)
+
+
+def _diagnose_several(
+    run_dir: Path,
+    plan: _Plan,
+    dataset: Any,
+    spec: ModelSpec,
+    limit: int,
+    sensitivity: bool,
+    progress: ProgressCallback | None,
+) -> DiagnoseDocument:
+    """diagnose_step for a model with several inputs or outputs: the run's named data, one map per output."""
+    from toolkit.data.named import NamedDataset, names_text
+    from toolkit.errors import DataError
+
+    if sensitivity:
+        raise ToolkitError(
+            "diagnose --sensitivity quantizes one layer at a time through a calibration of one input; this model "
+            f"has {spec.tensors_text()}: run diagnose without --sensitivity."
+        )
+    if not isinstance(dataset, NamedDataset):
+        raise DataError(
+            f"{dataset.name} holds one input and one target, but the model has inputs {names_text(spec.input_names)} "
+            f"and outputs {names_text(spec.output_names)}; give an .npz with one array per name."
+        )
+    split = dataset.test_named(spec, limit)
+    info = {
+        "source": dataset.source,
+        "verified": dataset.verified,
+        "subset": f"the first {len(split)} of the test set",
+        "name": dataset.name,
+    }
+    return _run_planned(run_dir, plan, split.inputs, None, info, progress, targets=split.targets)

@@ -57,7 +57,7 @@ def parse_allocations(text: str) -> tuple[dict[str, int], dict[str, int]]:
     return totals, parts
 
 
-def find_min_arena(data: bytes, x: np.ndarray, hint: int) -> int:
+def find_min_arena(data: bytes, x: np.ndarray | list[np.ndarray], hint: int) -> int:
     """The smallest arena (a multiple of ALIGN) in which the model allocates and runs `x[:1]`."""
     hi = max(FLOOR, -(-hint // ALIGN) * ALIGN)
     while not try_arena(data, x, hi):
@@ -82,10 +82,14 @@ def recommended(min_bytes: int) -> int:
     return -(-raw // ALIGN) * ALIGN
 
 
-def measure_arena(data: bytes, name: str, x: np.ndarray) -> Arena:
-    """Run one image with a generous arena to record the split, then search for the smallest arena."""
+def measure_arena(data: bytes, name: str, x: np.ndarray | list[np.ndarray], outputs: int = 1) -> Arena:
+    """Run one image (one row of each input, for a list) with a generous arena to record the split, then search
+    for the smallest arena."""
     model = TflmModel(data, name, arena_size=max(len(data) * 2, 1 << 20))
-    model.run(x[:1])
+    if isinstance(x, list):
+        model.run_all([feed[:1] for feed in x], outputs)
+    else:
+        model.run(x[:1])
     totals, parts = parse_allocations(model.allocations())
     min_bytes = find_min_arena(data, x, totals.get("total", len(data)))
     return Arena(

@@ -229,24 +229,27 @@ def mcu_step(
     """Check every full-int8 TFLite artifact for microcontrollers; write mcu/ and mcu.json; return mcu.json.
 
     `data`: the run's own (dataset.json, or shipped MNIST) when None; else an .npz, folder, MNIST source,
-    `Mnist` or `Dataset`. Regression models ("values") are refused: TFLM parity here is top-1 agreement.
+    `Mnist` or `Dataset`. Regression models ("values") are refused: TFLM parity here is top-1 agreement. A model
+    with several inputs or outputs runs with every tensor on the run's named data, each output judged by its
+    kind (`toolkit.mcu.several`).
     """
     from toolkit.run.documents import McuDocument
 
     load_tflm()  # the missing extra is the first thing a user hears about
     if limit is not None and limit < 1:
         raise ToolkitError(f"--limit must be 1 or more, got {limit}.")
-    from toolkit.model.run_source import refuse_onnx_source, refuse_several
+    from toolkit.model.run_source import refuse_onnx_source
 
     refuse_onnx_source(
         run_dir, "mcu", "builds TFLite Micro firmware from a tflite-int8 artifact, and TFLite from ONNX needs onnx2tf"
     )
-    refuse_several(run_dir, "mcu")
     manifest = A.load_manifest(run_dir)
     entries = select(manifest, artifact_names)
     ref_entry = A.listed_reference(run_dir, manifest)
     ref = (ref_entry, A.verified_path(run_dir, ref_entry))
     spec = A.entry_spec(ref_entry) or run_spec(run_dir)
+    if not spec.is_single:
+        return _mcu_several(run_dir, entries, ref, spec, run_dataset(run_dir, data, spec=spec), limit, progress)
     if spec.output_kind == "values":
         raise McuError(
             "edgekit mcu checks classification models (top-1 agreement with LiteRT and Keras); this model outputs "
@@ -285,10 +288,53 @@ def _add_parity_rows(run_dir: Path, rows: list[ParityRow], shas: list[str], n: i
         return "not updated: no parity.json yet (run `edgekit parity`, then `edgekit mcu`)"
     if report.data.images != n:
         return f"not updated: parity.json measured {report.data.images} images, mcu {n}"
-    keys = {(r.artifact, r.runtime) for r in rows}
+    keys = {(r.artifact, r.runtime) for r in rows}  # an artifact's tflm rows (one per output) are replaced together
     report.results = [r for r in report.results if (r.artifact, r.runtime) not in keys] + rows
     for r, sha in zip(rows, shas, strict=True):
         report.artifacts[r.artifact] = sha
     report.passed = all(r.passed for r in report.results)
     run.save(report)
     return f"updated: {len(rows)} row(s) with runtime tflm"
+
+
+def _mcu_several(
+    run_dir: Path,
+    entries: list[ArtifactEntry],
+    ref: tuple[ArtifactEntry, Path],
+    spec: ModelSpec,
+    dataset: Any,
+    limit: int | None,
+    progress: ProgressCallback | None,
+) -> McuDocument:
+    """mcu_step for a model with several inputs or outputs (`toolkit.mcu.several`): the named test split."""
+    from toolkit.data.named import NamedDataset, names_text
+    from toolkit.errors import DataError
+    from toolkit.mcu.several import result_several
+    from toolkit.run.documents import McuDocument
+
+    if not isinstance(dataset, NamedDataset):
+        raise DataError(
+            f"{dataset.name} holds one input and one target, but the model has inputs {names_text(spec.input_names)} "
+            f"and outputs {names_text(spec.output_names)}; give an .npz with one array per name."
+        )
+    split = dataset.test_named(spec, limit)
+    p = as_progress(progress)
+    task = p.add_task("mcu", total=len(entries))
+    results = []
+    for entry in entries:
+        p.update(task, description=f"mcu: {entry.name} in TFLM")
+        results.append(result_several(run_dir, entry, ref, spec, split))
+        p.advance(task)
+    doc = McuDocument(
+        schema_version=A.SCHEMA_VERSION,
+        created_utc=A.utc_now(),
+        cpu=A.this_cpu(),
+        tflite_micro=_tflm_version(),
+        data=data_summary(dataset, len(split)),
+        results=results,
+        passed=all(r.parity.passed for r in results),
+    )
+    rows = [row for r in results for row in (r.parity_rows or [r.parity_row])]
+    shas = [r.sha256 for r in results for _ in (r.parity_rows or [r.parity_row])]
+    doc.parity_json = _add_parity_rows(run_dir, rows, shas, len(split))
+    return A.Run(run_dir).save(doc)

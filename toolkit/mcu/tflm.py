@@ -54,6 +54,8 @@ class ModelInfo:
     input: TensorInfo
     output: TensorInfo
     size_bytes: int
+    inputs: tuple[TensorInfo, ...] = ()  # every input, in the graph's order (TFLM's index): `input` is the first
+    outputs: tuple[TensorInfo, ...] = ()  # every output, likewise
 
 
 def read_model(data: bytes, name: str) -> ModelInfo:
@@ -78,10 +80,6 @@ def read_model(data: bytes, name: str) -> ModelInfo:
             op_name = "CUSTOM:" + (model.operatorCodes[op.opcodeIndex].customCode or b"?").decode(errors="replace")
         if op_name not in ops:
             ops.append(op_name)
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise McuError(
-            f"{name} has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs; edgekit runs one of each."
-        )
 
     def info(index: int) -> TensorInfo:
         t = graph.tensors[index]
@@ -90,12 +88,16 @@ def read_model(data: bytes, name: str) -> ModelInfo:
         zp = int(q.zeroPoint[0]) if q is not None and q.zeroPoint is not None and len(q.zeroPoint) else 0
         return TensorInfo(tuple(int(d) for d in t.shape), types.get(t.type, str(t.type)), scale, zp)
 
-    return ModelInfo(tuple(ops), len(graph.operators or []), info(graph.inputs[0]), info(graph.outputs[0]), len(data))
+    ins, outs = tuple(info(i) for i in graph.inputs), tuple(info(i) for i in graph.outputs)
+    return ModelInfo(tuple(ops), len(graph.operators or []), ins[0], outs[0], len(data), ins, outs)
 
 
 def require_int8(info: ModelInfo, name: str) -> None:
     """Refuse a model whose input or output is not int8 (float, dynamic-range, fp16), in one line."""
-    for role, t in (("input", info.input), ("output", info.output)):
+    tensors = [("input", t) for t in info.inputs or (info.input,)] + [
+        ("output", t) for t in info.outputs or (info.output,)
+    ]
+    for role, t in tensors:
         if t.dtype != "int8":
             raise McuError(
                 f"{name} has a {t.dtype} {role}; TFLM on microcontrollers runs full-integer models: {INT8_FIX}."
@@ -138,6 +140,18 @@ class TflmModel:
             out.append(np.array(self._interp.get_output(0)).reshape(1, -1))
         return np.concatenate(out)
 
+    def run_all(self, xs: list[np.ndarray], outputs: int) -> list[np.ndarray]:
+        """Raw int8 outputs, one array `[N, ...]` per output index, for one int8 array per input index (TFLM's
+        order), one invoke per row: every input set by its index, every output read by its own."""
+        parts: list[list[np.ndarray]] = [[] for _ in range(outputs)]
+        for i in range(len(xs[0])):
+            for index, x in enumerate(xs):
+                self._interp.set_input(x[i : i + 1], index)
+            self._interp.invoke()
+            for index in range(outputs):
+                parts[index].append(np.array(self._interp.get_output(index)))
+        return [np.concatenate(p) for p in parts]
+
     def allocations(self) -> str:
         """The recording allocator's report (after one invoke), which TFLM writes to stderr."""
         with native_output() as native:
@@ -145,15 +159,16 @@ class TflmModel:
         return native.text
 
 
-def try_arena(data: bytes, x: np.ndarray, arena_size: int) -> bool:
-    """True when the model allocates and runs one image in an arena of `arena_size` bytes."""
+def try_arena(data: bytes, x: np.ndarray | list[np.ndarray], arena_size: int) -> bool:
+    """True when the model allocates and runs one image (one row of each input) in `arena_size` bytes."""
     runtime = load_tflm()
     if arena_size < 1024:  # the wheel segfaults on arenas of a few hundred bytes (see arena.FLOOR)
         return False
     with native_output():
         try:
             interp = runtime.Interpreter.from_bytes(data, arena_size=arena_size)
-            interp.set_input(x[:1], 0)
+            for index, feed in enumerate(x if isinstance(x, list) else [x]):
+                interp.set_input(feed[:1], index)
             interp.invoke()
         except (RuntimeError, ValueError):
             return False

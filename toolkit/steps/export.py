@@ -13,6 +13,8 @@ from toolkit.progress import ProgressCallback, as_progress
 from toolkit.run import layout as A
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from exporters.base import ExportResult
     from exporters.int8_recipe import Int8Target
     from runtimes.spec import ModelSpec
@@ -166,11 +168,16 @@ def export_step(
         model = load_keras_model(model_path)
         spec = run_spec(run_dir) if is_user_run(run_dir) else model_spec_of(model)
     reference.model_spec = spec
-    calibration = None
+    calibration: np.ndarray | dict[str, np.ndarray] | None = None
     dataset = None
     if any(p in NEEDS_CALIBRATION for _, p in targets):
         dataset = run_dataset(run_dir, data, spec=spec)
-        calibration = dataset.calibration(spec, n=calibration_size, seed=seed)
+        if spec.is_single:
+            calibration = dataset.calibration(spec, n=calibration_size, seed=seed)
+        else:  # several inputs: the exporters calibrate on one array per input name
+            from toolkit.steps.parity import named_dataset
+
+            calibration = named_dataset(dataset, spec).calibration_named(spec, n=calibration_size, seed=seed)
     out_dir = run_dir / A.EXPORTS_DIR
     p = as_progress(progress)
     task = p.add_task("export", total=len(targets))
@@ -209,7 +216,7 @@ def export_step(
                 out_dir,
                 precision=precision,
                 input_name=spec.input.name,
-                calibration_data=calibration,
+                calibration_data=None if isinstance(calibration, dict) else calibration,  # one input: refused otherwise
                 target=target,
             )
         elif fmt is ExportFormat.TFLITE:

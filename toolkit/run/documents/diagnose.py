@@ -100,6 +100,9 @@ class Cause(Part):
     layer: str | None = None
     summary: str | None = Field(default=None, description="One line: the layer, the channels and the reason.")
     advice: str | None = None
+    output: str | None = Field(
+        default=None, description="A model with several outputs: the output this departure hurts (None: one output)."
+    )
 
 
 class SensitivityRow(Part):
@@ -131,6 +134,39 @@ class Gallery(Part):
     skipped: str | None = Field(default=None, description="Why no gallery was drawn.")
 
 
+class OutputKindError(Part):
+    """One output's error against Keras, measured as parity judges its kind (`toolkit.diagnosis.outputs`)."""
+
+    measure: str = Field(
+        description="top-1 agreement (probabilities, logits, class indices), max relative error (values) or "
+        "max coordinate |Δ| / box scale (boxes)."
+    )
+    value: float
+    max_abs_err: float
+    mean_abs_err: float
+    max_rel_err: float
+    relative_to: str
+    disagreements: int | None = None
+    accuracy: float | None = Field(default=None, description="Against the targets, when the output classifies.")
+    reference_accuracy: float | None = None
+    iou_with_reference: float | None = Field(default=None, description="Boxes: mean IoU with the Keras boxes.")
+
+
+class DiagnosedOutput(Part):
+    """One output of a model with several outputs: its part of the per-layer map and where its error enters."""
+
+    output: str
+    kind: str
+    layer: str = Field(description="The Keras layer that makes it.")
+    snr_db: float | None = Field(description="The SNR of that layer's tensor (None: no tensor matched).")
+    error: OutputKindError
+    layers: list[str] = Field(description="The artifact's rows (layers and inputs) this output depends on.")
+    first_departure: Departure | None
+    cause: Cause | None
+    added_error_ranking: list[AddedError] = Field(description="Its layers by the error they add (top 5).")
+    hurt: bool = Field(description="The output whose layer ends with the lowest SNR: the one the export hurts most.")
+
+
 class DiagnosedArtifact(Part):
     """One export (`toolkit.diagnosis.artifact.diagnose_artifact`)."""
 
@@ -153,6 +189,11 @@ class DiagnosedArtifact(Part):
     sensitivity: list[SensitivityRow] | None
     added_error_ranking: list[AddedError]
     gallery: Gallery
+    outputs: list[DiagnosedOutput] | None = Field(
+        default=None,
+        description="A model with several inputs or outputs: each output's map; the artifact's departure, cause "
+        "and ranking are the hurt output's. None for one input and one output.",
+    )
 
 
 class SpeedRecord(Part):

@@ -14,6 +14,8 @@ from toolkit.run.documents.parity import ParityData, ParityRow
 class McuTensor(Part):
     """The model's input or output as TFLM sees it."""
 
+    name: str | None = Field(default=None, description="The model's name for it (a model with several tensors).")
+
     shape: list[int]
     dtype: str
     scale: float | None = None
@@ -44,14 +46,33 @@ class McuFlash(Part):
     note: str
 
 
+class McuOutputParity(Part):
+    """One output of a model with several outputs, through TFLM: against LiteRT's kernels and against Keras."""
+
+    output: str
+    kind: str
+    max_int8_steps_vs_builtin: int = Field(description="Largest |TFLM - LiteRT built-in kernels| on this output.")
+    litert_rounding_steps: int = Field(
+        description="Largest |LiteRT XNNPACK - built-in| here (at least 1): the allowance."
+    )
+    max_int8_steps_vs_litert: int
+    agreement_litert: float | None = Field(description="Top-1 agreement with LiteRT (classifying kinds), else None.")
+    keras_measure: str = Field(description="How the output is compared with Keras (`toolkit.diagnosis.outputs`).")
+    keras_value: float
+    accuracy: float | None = None
+    keras_accuracy: float | None = None
+    passed: bool
+    failures: list[str]
+
+
 class McuParity(Part):
     """The test split through TFLM against LiteRT's run of the same file and against Keras."""
 
     images: int
-    accuracy: float
-    keras_accuracy: float
-    agreement_litert: float
-    disagreements_litert: int
+    accuracy: float | None = Field(description="None for a model with several outputs: see `outputs`.")
+    keras_accuracy: float | None
+    agreement_litert: float | None
+    disagreements_litert: int | None
     near_tie_disagreements_litert: int | None = Field(
         default=None, description="Of those, swaps between outputs LiteRT had within twice litert_rounding_steps."
     )
@@ -64,11 +85,16 @@ class McuParity(Part):
         description="Largest |LiteRT XNNPACK - LiteRT built-in| on these images (at least 1): TFLM's allowance.",
     )
     litert_backend: str | None = None
-    agreement_keras: float
-    disagreements_keras: int
+    agreement_keras: float | None
+    disagreements_keras: int | None
     max_int8_steps_vs_litert: int
     passed: bool
     failures: list[str]
+    outputs: list[McuOutputParity] | None = Field(
+        default=None,
+        description="A model with several outputs: each output's figures (above, the per-output fields are "
+        "None and max_int8_steps_vs_litert is the largest over the outputs).",
+    )
 
 
 class McuBoardFit(Part):
@@ -100,6 +126,11 @@ class McuResult(Part):
     flash: McuFlash
     parity: McuParity
     parity_row: ParityRow
+    parity_rows: list[ParityRow] | None = Field(
+        default=None, description="A model with several outputs: one parity row per output (`parity_row`: the first)."
+    )
+    inputs: list[McuTensor] | None = Field(default=None, description="Every input (several tensors), by TFLM index.")
+    outputs: list[McuTensor] | None = Field(default=None, description="Every output (several tensors), by TFLM index.")
     boards: list[McuBoardFit]
     boards_sized_with: str
     files: list[str]
