@@ -206,7 +206,7 @@ def export_step(
                 model_path,
                 out_dir,
                 (fmt, precision),
-                calibration=calibration,
+                calibration=None if isinstance(calibration, dict) else calibration,  # one input: refused otherwise
                 signature=tflite_plan.signature,
                 int8_target=target,
             )
