@@ -321,7 +321,7 @@ def test_the_export_step_records_every_tensor(run_dir: Path) -> None:
             assert set(runner.infer_named(spec.sample_feeds(2))) == {"digit", "side"}
 
 
-@pytest.mark.parametrize("step", ["bench", "bundle", "diagnose", "mcu", "mixed"])
+@pytest.mark.parametrize("step", ["bench", "diagnose", "mcu", "mixed"])
 def test_steps_not_yet_taught_several_tensors_refuse_in_one_line(run_dir: Path, tmp_path: Path, step: str) -> None:
     from toolkit.errors import ToolkitError
 
@@ -330,10 +330,6 @@ def test_steps_not_yet_taught_several_tensors_refuse_in_one_line(run_dir: Path, 
             from toolkit.steps.bench import bench_step
 
             bench_step(run_dir)
-        elif step == "bundle":
-            from toolkit.bundles.build import build_bundle
-
-            build_bundle(run_dir, tmp_path / "bundle")
         elif step == "diagnose":
             from toolkit.diagnosis.step import diagnose_step
 
