@@ -169,3 +169,48 @@ def test_board_install_verifies_an_archive_of_several_outputs(runs: dict[str, Pa
     assert proc.returncode == 0, proc.stderr
     report = _json(tmp_path / "v.json")
     assert report["passed"] and len(report["results"]) == 8 and set(report["artifacts"]) == set(ARTIFACTS[:4])
+
+
+def test_tensor_files_are_plain_and_unique() -> None:
+    from toolkit.bundles.format import tensor_files, unsafe_reason
+
+    names = ["image", "features", "Image", "serving_default:0", "../up", "a.builtin"]
+    stems = tensor_files(names)
+    assert stems["features"] == "features" and stems["image"] == "0_image" and stems["Image"] == "2_Image"
+    assert stems["serving_default:0"] == "3_serving_default_0" and stems["../up"] == "4_.._up"
+    assert stems["a.builtin"] == "5_a.builtin"  # no dot in a plain stem: `<stem>.builtin.npy` stays unambiguous
+    assert len({s.casefold() for s in stems.values()}) == len(names)
+    assert all(unsafe_reason(f"expected/x/{s}.npy") is None for s in stems.values())
+
+
+def test_class_indices_are_compared_index_by_index() -> None:
+    """Class indices have no |Δ| to bound: the share of rows keeping the desktop's index, by precision."""
+    from toolkit.bundles.verify import compare
+    from toolkit.tolerances import machine_tolerance, parity_tolerance
+
+    fp32, int8 = machine_tolerance("fp32", "class_indices"), machine_tolerance("int8", "class_indices")
+    assert fp32["kind"] == "index_agreement" and fp32["min_agreement"] == 1.0
+    assert int8["min_agreement"] == parity_tolerance("int8", "class_indices").min_agreement
+    desktop = np.arange(400, dtype=np.int64) % 10
+    labels = desktop.copy()
+    labels[:40] = (labels[:40] + 1) % 10
+    same = compare(desktop.copy(), desktop, labels, fp32, "class_indices")
+    assert same["passed"] and same["agreement"] == 1.0 and same["accuracy"] == same["desktop_accuracy"] == 0.9
+    one_off = desktop.copy()
+    one_off[0] = 9 - one_off[0]
+    assert not compare(one_off, desktop, labels, fp32, "class_indices")["passed"]
+    row = compare(one_off, desktop, labels, int8, "class_indices")  # 399 of 400 = 0.9975 ≥ 0.995
+    assert row["passed"] and row["values_over_tolerance"] == 1 and row["max_abs_diff"] == 1.0
+
+
+def test_boxes_are_compared_raw_like_values() -> None:
+    from toolkit.tolerances import machine_tolerance
+
+    # float limits scaled by the boxes' size (pixels here), as for values; an int8 output: its own step
+    assert machine_tolerance("fp32", "boxes", magnitude=224.0)["max_abs"] == pytest.approx(224e-5)
+    boxes, values = (
+        machine_tolerance("fp32", "boxes", magnitude=224.0),
+        machine_tolerance("fp32", "values", magnitude=224),
+    )
+    assert {**boxes, "basis": ""} == {**values, "basis": ""} and "raw boxes" in boxes["basis"]
+    assert machine_tolerance("int8", "boxes", magnitude=224.0, output_scale=0.875)["max_abs"] == 0.875
