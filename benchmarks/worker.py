@@ -27,7 +27,8 @@ from typing import Any, TextIO
 import numpy as np
 
 from benchmarks.errors import BenchmarkError
-from benchmarks.latency import measure_latency
+from benchmarks.latency import measure_latency, measure_named_latency
+from runtimes.base import Runner
 from runtimes.errors import EdgekitError
 from runtimes.ort_runner import GRAPH_OPT_LEVELS
 from runtimes.registry import make_runner, runner_class
@@ -85,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--inputs",
         required=True,
         type=Path,
-        help="float32 .npy of images or vectors matching the model's input (values in its float range)",
+        help="float32 .npy of images or vectors matching the model's input (values in its float range); for a "
+        "model with several inputs, an .npz with one float32 array per input name",
     )
     parser.add_argument(
         "--threads", type=_positive_int, default=None, help="runtime threads (default: the runtime's own)"
@@ -148,6 +150,48 @@ def runner_options(model: Path, xnnpack: bool | None, graph_optimization: str | 
             raise BenchmarkError(f"--graph-optimization applies to ONNX models only, not {model.name} ({runtime}).")
         options["graph_optimization"] = graph_optimization
     return options
+
+
+def load_named_inputs(path: Path) -> dict[str, np.ndarray]:
+    """Load an `.npz` of benchmark feeds: one non-empty float32 array per input name (checked against the
+    model's names later, in `check_named_inputs`).
+
+    Raises:
+        BenchmarkError: the file is missing, unreadable, pickled, or holds an array that is not float32 samples.
+    """
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            feeds = {name: np.ascontiguousarray(archive[name]) for name in archive.files}
+    except FileNotFoundError:
+        raise BenchmarkError(f"inputs file {path} does not exist; check the path.") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BenchmarkError(f"inputs file {path} could not be read as an .npz of arrays: {first}") from None
+    for name, array in feeds.items():
+        if array.dtype != np.float32 or array.ndim < 2 or array.shape[0] == 0:
+            raise BenchmarkError(
+                f"inputs file {path} holds {name} as {array.dtype} {array.shape}; expected a non-empty float32 "
+                "batch of samples."
+            )
+    if not feeds:
+        raise BenchmarkError(f"inputs file {path} holds no arrays; give one float32 array per input name.")
+    return feeds
+
+
+def check_named_inputs(path: Path, feeds: dict[str, np.ndarray], spec: ModelSpec, model: Path) -> None:
+    """Refuse feeds whose names or sample shapes are not the model's, on one line, before anything is timed."""
+    if set(feeds) != set(spec.input_names):
+        raise BenchmarkError(
+            f"inputs file {path} holds {', '.join(sorted(feeds))}; {model.name} takes {', '.join(spec.input_names)}."
+        )
+    for tensor in spec.inputs:
+        tail, x = tensor.shape[1:], feeds[tensor.name]
+        if x.ndim != len(tail) + 1 or any(d is not None and d != got for d, got in zip(tail, x.shape[1:])):
+            raise BenchmarkError(
+                f"inputs file {path} holds {tensor.name} of shape {x.shape}; {model.name} takes {tensor.shape_text()}."
+            )
 
 
 def load_inputs(path: Path) -> np.ndarray:
@@ -248,6 +292,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
     """
     batch_sizes: list[int] = args.batch_sizes or [1]
     options = runner_options(args.model, args.xnnpack, args.graph_optimization)
+    if args.inputs.suffix.lower() == ".npz":
+        return _run_named_benchmark(args, batch_sizes, options)
     inputs = load_inputs(args.inputs)
     runner = make_runner(args.model, num_threads=args.threads, **options)
     t0 = time.perf_counter_ns()
@@ -277,6 +323,19 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
         delegated = bool(is_delegated()) if callable(is_delegated) else None
     finally:
         runner.deactivate()
+    return _result(args, runner, (t0, t1, t1b, t2), results, backend, delegated)
+
+
+def _result(
+    args: argparse.Namespace,
+    runner: Runner,
+    times: tuple[int, int, int, int],
+    results: list[dict[str, object]],
+    backend: str,
+    delegated: bool | None,
+) -> dict[str, object]:
+    """The worker's JSON object; `times`: activation start and end, then first inference start and end (ns)."""
+    t0, t1, t1b, t2 = times
     # The settings the runner actually used (its defaults included); None where they do not apply.
     xnnpack = getattr(runner, "use_xnnpack", None) if runner.name == XNNPACK_RUNTIME else None
     level = getattr(runner, "graph_optimization", None) if runner.name == GRAPH_OPTIMIZATION_RUNTIME else None
@@ -294,6 +353,40 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
         "peak_rss_mb": peak_rss_mb(),
         "results": results,
     }
+
+
+def _run_named_benchmark(
+    args: argparse.Namespace, batch_sizes: list[int], options: dict[str, Any]
+) -> dict[str, object]:
+    """`run_benchmark` for feeds by input name (an .npz): a model with several inputs or outputs."""
+    feeds = load_named_inputs(args.inputs)
+    runner = make_runner(args.model, num_threads=args.threads, **options)
+    t0 = time.perf_counter_ns()
+    runner.activate()
+    try:
+        t1 = time.perf_counter_ns()
+        check_named_inputs(args.inputs, feeds, runner.model_spec(), args.model)
+        t1b = time.perf_counter_ns()
+        runner.infer_named({n: make_batch(x, 1) for n, x in feeds.items()})
+        t2 = time.perf_counter_ns()
+        results = []
+        for batch_size in batch_sizes:
+            stats = measure_named_latency(
+                runner,
+                {n: make_batch(x, batch_size) for n, x in feeds.items()},
+                warmup_runs=args.warmup_runs,
+                warmup_seconds=args.warmup_seconds,
+                min_runs=args.min_runs,
+                min_seconds=args.min_seconds,
+                max_seconds=args.max_seconds,
+            )
+            results.append(stats.to_dict())
+        backend = runner.backend()
+        is_delegated = getattr(runner, "is_delegated", None)
+        delegated = bool(is_delegated()) if callable(is_delegated) else None
+    finally:
+        runner.deactivate()
+    return _result(args, runner, (t0, t1, t1b, t2), results, backend, delegated)
 
 
 def claim_stdout() -> TextIO:

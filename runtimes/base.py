@@ -441,11 +441,12 @@ class Runner(abc.ABC):
 
 def default_kind(out: TensorSpec) -> str:
     """An output's kind when no expected spec says it: class_indices for integer (N,)/(N, 1) outputs,
-    boxes for (N, K, 4), values for (N, 1), else probabilities (what edgekit assumed before kinds)."""
+    boxes for (N, K, 4) or an (N, 4) output named like `boxes`, values for (N, 1), else probabilities (what
+    edgekit assumed before kinds)."""
     rank = len(out.shape)
     if out.dtype in INDEX_DTYPES and rank in (1, 2):
         return "class_indices"
-    if rank == 3 and out.shape[-1] in (4, None):
+    if (rank == 3 and out.shape[-1] in (4, None)) or (rank == 2 and out.shape[-1] == 4 and "box" in out.name.lower()):
         return "boxes"
     if rank == 2 and out.shape[-1] == 1 and out.dtype == "float32":
         return "values"

@@ -321,16 +321,25 @@ def test_the_export_step_records_every_tensor(run_dir: Path) -> None:
             assert set(runner.infer_named(spec.sample_feeds(2))) == {"digit", "side"}
 
 
-@pytest.mark.parametrize("step", ["bench", "diagnose", "mcu", "mixed"])
+def test_bench_feeds_every_input(run_dir: Path) -> None:
+    from toolkit.steps.bench import bench_step
+    from toolkit.steps.bench_settings import BenchSettings
+
+    quick = BenchSettings(
+        batch_sizes=[1, 4], threads=[1], min_runs=8, min_seconds=0.0, warmup_runs=1, warmup_seconds=0.0
+    )
+    doc = bench_step(run_dir, quick.model_copy(update={"measure_peak": False}))
+    rows = {(r.artifact, r.batch_size) for r in doc.results}
+    assert rows == {(a, b) for a in ("keras-fp32", "tflite-fp32", "tflite-fp16", "onnx-fp32") for b in (1, 4)}
+    assert all(r.p50_ms > 0 and r.runs >= 8 for r in doc.results)
+
+
+@pytest.mark.parametrize("step", ["diagnose", "mcu", "mixed"])
 def test_steps_not_yet_taught_several_tensors_refuse_in_one_line(run_dir: Path, tmp_path: Path, step: str) -> None:
     from toolkit.errors import ToolkitError
 
     def call() -> None:
-        if step == "bench":
-            from toolkit.steps.bench import bench_step
-
-            bench_step(run_dir)
-        elif step == "diagnose":
+        if step == "diagnose":
             from toolkit.diagnosis.step import diagnose_step
 
             diagnose_step(run_dir)
@@ -347,15 +356,36 @@ def test_steps_not_yet_taught_several_tensors_refuse_in_one_line(run_dir: Path, 
         call()
     message = str(info.value)
     assert "\n" not in message and "2 inputs (features, image) and 2 outputs (digit, side)" in message
-    assert not (tmp_path / "bundle").exists()
 
 
-def test_predict_refuses_several_tensors_in_one_line(run_dir: Path, models: dict[str, dict[str, Any]]) -> None:
+def test_predict_refuses_several_inputs_in_one_line(run_dir: Path, models: dict[str, dict[str, Any]]) -> None:
     from toolkit.inputs.model_input import PredictInputError
     from toolkit.inputs.predict import predict_images
 
     image = run_dir / "digit.npy"
     np.save(image, models["two"]["feeds"]["image"][0, ..., 0])
-    with pytest.raises(PredictInputError, match="predict runs single-input, single-output models for now") as info:
+    with pytest.raises(PredictInputError, match="predict feeds one image, so it runs single-input models") as info:
         predict_images(run_dir / "exports" / "model_fp32.tflite", [image])
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and "2 inputs (features, image)" in str(info.value)
+
+
+@pytest.mark.parametrize("artifact", ["tflite-fp32", "tflite-int8", "onnx-int8"])
+def test_predict_prints_each_output(models: dict[str, dict[str, Any]], tmp_path: Path, artifact: str) -> None:
+    from toolkit.cli.fast import predictions_table
+    from toolkit.inputs.predict import predict_images
+
+    detector = models["detector"]
+    image = tmp_path / "digit.npy"
+    np.save(image, (detector["feeds"]["image"][:3, ..., 0] * 255).astype(np.uint8))  # a batch of three
+    path = detector["artifacts"][artifact].path  # a bare file: the pixels 0..255 map to the 0..1 it was trained on
+    found = predict_images(path, [image], top_k=2, preprocess=False, value_range=(0.0, 1.0))
+    doc = found.to_dict()
+    assert doc["output_kind"] == "several" and len(doc["results"]) == 3
+    for i, result in enumerate(doc["results"]):
+        boxes, scores = result["outputs"]
+        assert boxes["name"] == "boxes" and scores["name"] == "scores" and len(scores["top_k"]) == 2
+        (box,) = boxes["boxes"]  # an (N, 4) output: one box per image
+        assert len(box["xyxy"]) == 4 and all(0.0 <= v <= 1.0 for v in box["xyxy"])  # sigmoid, xyxy
+        keras_box = detector["expected"]["boxes"][i]
+        assert np.abs(np.asarray(box["xyxy"]) - keras_box).max() < 0.1  # the same image as Keras saw
+    assert "boxes: (" in predictions_table(found, 2) and "scores: " in predictions_table(found, 2)

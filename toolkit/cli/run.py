@@ -226,7 +226,7 @@ def parity(
     if report.cpu_classes is not None:
         print_cpu_classes(report)
     if not report.passed:
-        failed = [r.artifact for r in report.results if not r.passed]
+        failed = list(dict.fromkeys(r.artifact for r in report.results if not r.passed))  # several outputs: once
         if report.cpu_classes is not None:
             failed += [f"{r.artifact} on {c.name}" for c in report.cpu_classes.classes for r in c.rows if not r.passed]
         err.print(
@@ -348,6 +348,10 @@ def _run_pipeline(
         )
 
 
+def _score(metric: str, value: float) -> str:
+    return f"accuracy [bold]{100 * value:.2f} %[/]" if metric == "accuracy" else f"{metric} [bold]{value:.4g}[/]"
+
+
 def _print_pipeline(result: PipelineResult, seconds: float) -> None:
     """The pipeline's summary: the reference or your model, parity, latency, the recommendation, where files are."""
 
@@ -362,19 +366,16 @@ def _print_pipeline(result: PipelineResult, seconds: float) -> None:
     elif result.model is not None:
         accuracy = result.parity.reference.accuracy
         score = f"test accuracy [bold]{100 * accuracy:.2f} %[/]" if accuracy is not None else "regression"
+        if result.parity.reference.outputs:  # several outputs: each one's score on its targets
+            score = ", ".join(f"{o.name} {_score(o.metric, o.value)}" for o in result.parity.reference.outputs)
         out.print(
             f"Your model [bold]{escape(result.model.name)}[/] ({result.model.params:,} parameters, "
             f"{len(result.model.layers)} layers): {score} on {escape(result.parity.data.name)}",
             highlight=False,
         )
     print_parity(result.parity)
-    if result.bench is not None:
-        print_bench(result.bench)
-        print_recommendation(result.parity, result.bench)
-    else:
-        from toolkit.workflow.pipeline import BENCH_SEVERAL
-
-        out.print(f"[dim]{BENCH_SEVERAL[0].upper()}{BENCH_SEVERAL[1:]}.[/]", highlight=False)
+    print_bench(result.bench)
+    print_recommendation(result.parity, result.bench)
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items())
     md, html = result.report
     if result.bundle is not None:

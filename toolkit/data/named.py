@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
@@ -43,8 +43,8 @@ class NamedSplit:
 class NamedDataset(Dataset):
     """A `Dataset` whose arrays are keyed by the model's tensor names (`x_train`/`y_train`: the first of each).
 
-    The single-tensor views (`test_split`, `calibration`, `inputs`) serve a model with one input and one
-    output; for several, `test_named`, `calibration_named` and `value_ranges` give one array per name.
+    The single-tensor views (`test_split`, `inputs`) serve a model with one input and one output; for several,
+    `test_named`, `calibration_named` and `value_ranges` give one array per name (`calibration` serves both).
     """
 
     input_names: tuple[str, ...] = ()
@@ -91,8 +91,10 @@ class NamedDataset(Dataset):
         self._single(spec)
         return super().test_split(spec, limit)
 
-    def calibration(self, spec: ModelSpec, n: int = 500, seed: int = 7) -> np.ndarray:
-        self._single(spec)
+    def calibration(self, spec: ModelSpec, n: int = 500, seed: int = 7) -> Any:
+        """One array for a single input; for several, name → array (what the exporters' calibration_data takes)."""
+        if not spec.is_single:
+            return self.calibration_named(spec, n, seed)
         return super().calibration(spec, n, seed)
 
     def value_range(self, spec: ModelSpec) -> tuple[float, float]:
@@ -101,12 +103,15 @@ class NamedDataset(Dataset):
     def check(self, spec: ModelSpec) -> None:
         """Refuse, in one line, arrays that are not the model's names, shapes, classes or sample counts."""
         check_names(self.name, set(self.train_arrays), spec)
-        self._split(self.test_arrays, spec, slice(0, 2))
-        self.train_named(spec)
-        self.test_named(spec)
+        for arrays in (self.test_arrays, self.train_arrays):
+            self._split(arrays, spec, slice(0, 2))  # the inputs' shapes, on two rows
+            for t in spec.outputs:  # every target: a label out of range may be anywhere
+                output_targets(arrays[t.name], t, self._what(t))
 
     def record(self, spec: ModelSpec, *, seed: int) -> DatasetDocument:
         document = super().record(spec, seed=seed)
+        if spec.is_single:
+            return document
         return document.model_copy(update={"value_ranges": self.value_ranges(spec), "task": "several outputs"})
 
     # -- helpers ------------------------------------------------------------------------------------

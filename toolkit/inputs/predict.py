@@ -29,6 +29,41 @@ Source = tuple[Path, str | None, str | None, "ModelSpec | None"]
 
 
 @dataclass(frozen=True)
+class OutputResult:
+    """One output of one image, for a model with several outputs: the top classes of probabilities or logits
+    (softmax), the values, the top boxes (xyxy, with the score of each when an output scores them) or a class."""
+
+    name: str
+    kind: str
+    top_k: tuple[tuple[int, float], ...] = ()
+    values: tuple[float, ...] = ()
+    boxes: tuple[tuple[tuple[float, float, float, float], float | None], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"name": self.name, "kind": self.kind}
+        if self.kind in ("probabilities", "logits"):
+            doc["top_k"] = [{"class": c, "probability": p} for c, p in self.top_k]
+        elif self.kind == "boxes":
+            doc["boxes"] = [{"xyxy": list(box), "score": score} for box, score in self.boxes]
+        else:
+            doc["values"] = list(self.values)
+        return doc
+
+    def text(self) -> str:
+        """How the table shows it, e.g. `digit: 7 (93.1 %)` or `boxes: (0.21, 0.14, 0.79, 0.9)`."""
+        if self.kind in ("probabilities", "logits"):
+            shown = ", ".join(f"{c} ({100 * p:.1f} %)" for c, p in self.top_k)
+        elif self.kind == "boxes":
+            shown = ", ".join(
+                "(" + ", ".join(f"{v:.3g}" for v in box) + ")" + ("" if s is None else f" {100 * s:.1f} %")
+                for box, s in self.boxes
+            )
+        else:
+            shown = "  ".join(f"{v:.6g}" for v in self.values)
+        return f"{self.name}: {shown}"
+
+
+@dataclass(frozen=True)
 class Prediction:
     """One image's result. `top_k`: (class, probability) pairs, most likely first; `values` instead for a
     regression model (then `top_k` and `probabilities` are empty). `reference`: the digit CNN."""
@@ -39,6 +74,7 @@ class Prediction:
     values: tuple[float, ...] | None = None
     class_names: tuple[str, ...] | None = None
     reference: bool = True
+    outputs: tuple[OutputResult, ...] | None = None  # a model with several outputs: each of them
 
     @property
     def digit(self) -> int:
@@ -61,6 +97,8 @@ class Prediction:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON of `edgekit predict --json` for this image."""
+        if self.outputs is not None:
+            return {**self.image.to_dict(), "outputs": [o.to_dict() for o in self.outputs]}
         if self.values is not None:
             return {**self.image.to_dict(), "values": list(self.values)}
         digit = {"digit": self.digit} if self.reference else {}
@@ -164,9 +202,10 @@ def predict_images(
         make_runner(model_path, num_threads=threads, spec=declared) as runner,
     ):
         spec = runner.model_spec()
-        if not spec.is_single:
+        if len(spec.inputs) > 1:
             raise PredictInputError(
-                f"predict runs single-input, single-output models for now; {model_path.name} has {spec.tensors_text()}."
+                f"predict feeds one image, so it runs single-input models for now; {model_path.name} has "
+                f"{spec.tensors_text()}."
             )
         plan = plan_input(
             spec,
@@ -177,6 +216,14 @@ def predict_images(
             value_range=value_range,
         )
         prepared = [p for path in images for p in plan.prepare(path)]
+        if not spec.is_single:  # one image input, several outputs: each output of each image
+            named = runner.infer_named({spec.input.name: plan.batch(prepared)})
+            backend = runner.backend()
+            each = tuple(
+                Prediction(p, (), (), None, None, plan.reference, several_outputs(spec, named, i, top_k))
+                for i, p in enumerate(prepared)
+            )
+            return Predictions(model_path, name, backend, plan.mode == "mnist", each, note, plan, "several")
         outputs = runner.infer(plan.batch(prepared))
         backend = runner.backend()
     if save_inputs is not None:
@@ -196,6 +243,50 @@ def predict_images(
         )
     notes = tuple(n for n in (inferred,) if n)
     return Predictions(model_path, name, backend, plan.mode == "mnist", tuple(results), note, plan, kind, notes)
+
+
+def several_outputs(spec: ModelSpec, named: dict[str, Any], row: int, top_k: int) -> tuple[OutputResult, ...]:
+    """Every output of image `row`: top classes, values, or the top `top_k` boxes by the score an (N, K) output
+    of the same K gives each box (in the model's order when none does)."""
+    import numpy as np
+
+    from toolkit.inputs.model_input import softmax
+
+    results = []
+    for tensor in spec.outputs:
+        out = np.asarray(named[tensor.name][row])
+        if tensor.kind in ("probabilities", "logits"):
+            probs = softmax(out[None])[0] if tensor.kind == "logits" else out
+            order = np.argsort(-probs, kind="stable")[:top_k]
+            results.append(
+                OutputResult(tensor.name, tensor.kind, tuple((int(c), round(float(probs[c]), 6)) for c in order))
+            )
+        elif tensor.kind == "boxes":
+            boxes = out.reshape(-1, 4)
+            scores = _box_scores(spec, named, row, len(boxes)) if boxes.shape[0] > 1 else None
+            order = (
+                np.argsort(-scores, kind="stable")[:top_k] if scores is not None else np.arange(min(top_k, len(boxes)))
+            )
+            picked = tuple((_xyxy(boxes[i]), None if scores is None else round(float(scores[i]), 6)) for i in order)
+            results.append(OutputResult(tensor.name, tensor.kind, boxes=picked))
+        else:
+            results.append(
+                OutputResult(tensor.name, tensor.kind or "values", values=tuple(float(v) for v in out.ravel()))
+            )
+    return tuple(results)
+
+
+def _xyxy(box: Any) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = (round(float(v), 6) for v in box)
+    return x0, y0, x1, y1
+
+
+def _box_scores(spec: ModelSpec, named: dict[str, Any], row: int, count: int) -> Any:
+    """One score per box: the first (N, K) probabilities or logits output with K = the number of boxes."""
+    for tensor in spec.outputs:
+        if tensor.kind in ("probabilities", "logits") and tensor.shape[1:] == (count,):
+            return named[tensor.name][row]
+    return None
 
 
 @contextlib.contextmanager

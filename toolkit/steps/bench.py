@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from toolkit.errors import ToolkitError
-from toolkit.model.run_source import refuse_several, run_dataset, run_spec
+from toolkit.model.run_source import run_dataset, run_spec
 from toolkit.progress import Progress, ProgressCallback, as_progress
 from toolkit.run import layout as A
 from toolkit.steps.bench_settings import DEFAULT_SETTINGS, BenchSettings
@@ -125,8 +125,14 @@ def _available(entries: list[ArtifactEntry]) -> tuple[list[ArtifactEntry], list[
     return kept, skipped
 
 
-def _inputs(folder: Path, dataset: Dataset, spec: ModelSpec, batch: int) -> Path:
-    """The largest batch of test inputs, in the model's input type, saved for the workers."""
+def _inputs(folder: Path, dataset: Dataset | None, spec: ModelSpec, batch: int) -> Path:
+    """The largest batch of test inputs, in the model's input type, saved for the workers: an .npy, or for a model
+    with several inputs an .npz of random feeds over each input's value range (one array per input name)."""
+    if dataset is None or not spec.is_single:
+        named = folder / "inputs.npz"
+        feeds: dict[str, Any] = dict(spec.sample_feeds(batch, seed=0))
+        np.savez(named, **feeds)
+        return named
     x = dataset.inputs(dataset.x_test[:batch], spec)
     if len(x) < batch:  # a small test split: repeat it to fill the largest batch
         x = np.concatenate([x] * (-(-batch // len(x))))[:batch]
@@ -244,7 +250,6 @@ def bench_step(
     from toolkit.run.documents import BenchDocument, Environment, SkippedArtifact
 
     settings.check()
-    refuse_several(run_dir, "bench")
     run = A.Run(run_dir)
     entries = A.select_artifacts(run.manifest(), artifact_names)
     skipped: list[str] = []
@@ -253,7 +258,8 @@ def bench_step(
     paths = [(e, run.verified_path(e)) for e in entries]
     threads = list(dict.fromkeys(settings.threads)) if settings.threads else thread_counts()
     spec = run_spec(run_dir)
-    dataset = run_dataset(run_dir, data, spec=spec)
+    # Several inputs: timed on random feeds over each input's value range (latency does not hang on the values).
+    dataset = run_dataset(run_dir, data, spec=spec) if spec.is_single else None
     jobs = [
         _Job(entry, path, t, options)
         for (entry, path), t in itertools.product(paths, threads)

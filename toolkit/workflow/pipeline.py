@@ -26,7 +26,6 @@ from toolkit.steps.train import train_step
 from toolkit.steps.user_model import UserModel, import_into_run, prepare_user_model
 
 if TYPE_CHECKING:
-    from runtimes.spec import ModelSpec
     from toolkit.data.dataset import Dataset
 
 if TYPE_CHECKING:
@@ -53,9 +52,6 @@ T = TypeVar("T")
 
 # -- the whole pipeline, resumable ---------------------------------------------------------------------
 RUN_JSON = A.RUN_JSON  # the pipeline's options, so --resume repeats exactly the same run
-# The benchmark workers time one input array per call; a model with several inputs is exported and judged
-# (parity, one row per output), and its latency is left unmeasured rather than measured on something else.
-BENCH_SEVERAL = "latency not measured: the model has several inputs or outputs, and the benchmark times one input"
 
 
 @dataclass(frozen=True)
@@ -66,7 +62,7 @@ class PipelineResult:
     train: TrainDocument | None  # None when the run took the user's model (--model) instead of training
     manifest: ManifestDocument
     parity: ParityDocument
-    bench: BenchDocument | None  # None: a model with several inputs or outputs (`BENCH_SEVERAL`)
+    bench: BenchDocument
     report: tuple[Path, Path]
     skipped: list[str]
     timings: dict[str, float] = field(default_factory=dict)
@@ -163,15 +159,10 @@ class _RunData:
 
     def get(self) -> Dataset:
         if self._dataset is None:
-            from toolkit.model.run_source import run_dataset
+            from toolkit.model.run_source import run_dataset, run_spec
 
-            self._dataset = run_dataset(self.run_dir, self.data, spec=self.spec())
+            self._dataset = run_dataset(self.run_dir, self.data, spec=run_spec(self.run_dir))
         return self._dataset
-
-    def spec(self) -> ModelSpec:
-        from toolkit.model.run_source import run_spec
-
-        return run_spec(self.run_dir)
 
 
 def run_pipeline(
@@ -257,7 +248,7 @@ def _artifact_steps(
     run_data: _RunData,
     progress: ProgressCallback | None,
     timings: _Timings,
-) -> tuple[ManifestDocument, ParityDocument, BenchDocument | None, DiagnoseDocument | None]:
+) -> tuple[ManifestDocument, ParityDocument, BenchDocument, DiagnoseDocument | None]:
     """export → parity → bench (each unless done), then the diagnosis when asked, all on the run's data."""
     from toolkit.run.documents import BenchDocument, ParityDocument
     from toolkit.steps.bench import bench_step
@@ -281,10 +272,9 @@ def _artifact_steps(
         parity = run.load(ParityDocument)
     else:
         parity = timings.run("parity", parity_step, run_dir, data=run_data.get(), progress=progress)
-    bench: BenchDocument | None = None
     if done["bench"]:
         bench = run.load(BenchDocument)
-    elif run_data.spec().is_single:
+    else:
         bench = timings.run("bench", bench_step, run_dir, options.bench, data=run_data.get(), progress=progress)
     diagnose = None
     if options.diagnose:
