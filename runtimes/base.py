@@ -126,7 +126,7 @@ class Runner(abc.ABC):
                     inp,
                     out,
                     value_range=exp.value_range if exp else (0.0, 1.0),
-                    output_kind=exp.output_kind if exp else default_kind(out),
+                    output_kind=exp.output_kind if exp else single_kind(out),
                     class_names=exp.class_names if exp else None,
                     layout=exp.layout if exp and exp.layout in RANK_LAYOUTS.get(len(inp.shape), ()) else None,
                 )
@@ -453,6 +453,14 @@ def default_kind(out: TensorSpec) -> str:
     return "probabilities"
 
 
+def single_kind(out: TensorSpec) -> str:
+    """The kind of a bare file's only output: an (N, K) float output reads as probabilities, as it always has
+    (predict tells logits and values from the numbers); other shapes and integer outputs as `default_kind`."""
+    if len(out.shape) == 2 and out.dtype not in INDEX_DTYPES:
+        return "probabilities"
+    return default_kind(out)
+
+
 def _output_rank_problem(out: TensorSpec, kind: str) -> str | None:
     rank = len(out.shape)
     if kind == "boxes":
@@ -475,7 +483,7 @@ def io_problem(inp: TensorSpec, out: TensorSpec, expected: ModelSpec | None = No
     """
     if len(inp.shape) not in (2, 4):
         return f"takes input {shape_text(inp.shape)}; edgekit runs models taking (N, H, W, C) images or (N, C) vectors."
-    kind = expected.output_kind if expected is not None else default_kind(out)
+    kind = expected.output_kind if expected is not None else single_kind(out)
     problem = _output_rank_problem(out, kind)
     if problem:
         return problem

@@ -417,27 +417,29 @@ class ModelSpec:
 
     # -- storage ----------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, object]:
-        """JSON-safe dict with stable keys (what manifest.json stores): spec_version 2, "inputs" and
-        "outputs". A single-input, single-output spec also keeps the version-1 keys (input, output, layout,
-        value_range, output_kind, num_classes, class_names), which bundle readers on boards use."""
-        data: dict[str, object] = {
-            "spec_version": SPEC_VERSION,
-            "inputs": [t.to_dict() for t in self.inputs],
-            "outputs": [t.to_dict() for t in self.outputs],
+        """JSON-safe dict with stable keys (what manifest.json stores).
+
+        Several inputs or outputs: spec_version 2 with "inputs" and "outputs" lists. A single-input,
+        single-output spec keeps the version-1 form byte for byte (input, output, layout, value_range,
+        output_kind, num_classes, class_names), so the files of such runs (and the bundle readers on
+        boards) stay as they were; `from_dict` reads both.
+        """
+        if not self.is_single:
+            return {
+                "spec_version": SPEC_VERSION,
+                "inputs": [t.to_dict() for t in self.inputs],
+                "outputs": [t.to_dict() for t in self.outputs],
+            }
+        return {
+            "spec_version": 1,
+            "input": _plain(self.input).to_dict(),
+            "output": _plain(self.output).to_dict(),
+            "layout": self.layout,
+            "value_range": [self.value_range[0], self.value_range[1]],
+            "output_kind": self.output_kind,
+            "num_classes": self.num_classes,
+            "class_names": None if self.class_names is None else list(self.class_names),
         }
-        if self.is_single:
-            data.update(
-                {
-                    "input": _plain(self.input).to_dict(),
-                    "output": _plain(self.output).to_dict(),
-                    "layout": self.layout,
-                    "value_range": [self.value_range[0], self.value_range[1]],
-                    "output_kind": self.output_kind,
-                    "num_classes": self.num_classes,
-                    "class_names": None if self.class_names is None else list(self.class_names),
-                }
-            )
-        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:

@@ -19,13 +19,6 @@ MNIST = ModelSpec(
 )
 
 
-def _v1(spec: ModelSpec) -> dict:
-    """The version-1 form of a single-input, single-output spec (what manifests held before several tensors)."""
-    data = json.loads(json.dumps(spec.to_dict()))
-    del data["inputs"], data["outputs"]
-    return {**data, "spec_version": 1}
-
-
 # -- the spec on its own ------------------------------------------------------------------------------
 def test_round_trip_through_json() -> None:
     spec = ModelSpec(
@@ -71,7 +64,7 @@ def test_describe_and_shapes() -> None:
     ],
 )
 def test_malformed_dicts_raise_one_line(change, message: str) -> None:
-    data = _v1(MNIST)  # version-1 dicts (one input, one output) are still read
+    data = json.loads(json.dumps(MNIST.to_dict()))
     change(data)
     with pytest.raises(SpecError, match=message) as info:
         ModelSpec.from_dict(data)

@@ -28,7 +28,7 @@ TWO_BY_TWO = ModelSpec(
 # -- the spec on its own ------------------------------------------------------------------------------
 def test_several_tensors_round_trip_through_a_version_2_dict() -> None:
     data = json.loads(json.dumps(TWO_BY_TWO.to_dict()))
-    assert data["spec_version"] == 2 and "input" not in data  # the single-tensor keys are for one-of-each only
+    assert data["spec_version"] == 2 and "input" not in data  # version 1 (one input, one output) cannot hold it
     assert [t["name"] for t in data["inputs"]] == ["image", "features"]
     assert data["inputs"][1] == {
         "name": "features",
@@ -56,10 +56,10 @@ def test_several_tensors_round_trip_through_a_version_2_dict() -> None:
     assert 1.0 < feeds["features"].max() <= 2.0
 
 
-def test_a_single_spec_keeps_its_version_1_keys_and_reads_back() -> None:
+def test_a_single_spec_keeps_its_version_1_form_and_reads_back() -> None:
     single = ModelSpec(TensorSpec("x", (None, 8), "float32"), TensorSpec("y", (None, 3), "float32"), layout="NC")
     data = json.loads(json.dumps(single.to_dict()))
-    assert data["spec_version"] == 2 and data["layout"] == "NC" and data["output_kind"] == "probabilities"
+    assert data["spec_version"] == 1 and data["layout"] == "NC" and data["output_kind"] == "probabilities"
     assert data["input"] == {"name": "x", "shape": [None, 8], "dtype": "float32", "scale": None, "zero_point": None}
     assert ModelSpec.from_dict(data) == single and single.is_single
 

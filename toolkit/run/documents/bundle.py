@@ -6,9 +6,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from runtimes.spec import TensorSpec
 from toolkit.run.documents.base import Document, Part
-from toolkit.run.documents.common import Environment, StoredModelSpec, TrainingSummary
+from toolkit.run.documents.common import Environment, StoredModelSpec, StoredTensorSpec, TrainingSummary
 
 
 class MachineTolerance(Part):
@@ -104,8 +103,8 @@ class BundleArtifact(Part):
     backend: str
     sha256: str
     size_bytes: int
-    input: TensorSpec | None = None
-    output: TensorSpec | None = None
+    input: StoredTensorSpec | None = None
+    output: StoredTensorSpec | None = None
     tolerance: MachineTolerance | None = Field(description="The output's tolerance; None with `outputs`.")
     expected: str | None = Field(
         description="Path of the desktop's outputs (.npy) inside the bundle; None with `outputs`."

@@ -9,7 +9,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema
 
-from runtimes.spec import ModelSpec, SpecError
+from runtimes.spec import ModelSpec, SpecError, TensorSpec
 from toolkit.run.documents.base import Part
 
 
@@ -148,4 +148,44 @@ StoredModelSpec = Annotated[
     PlainValidator(_model_spec),
     PlainSerializer(lambda spec: spec.to_dict(), return_type=dict[str, Any]),
     WithJsonSchema({"type": "object", "additionalProperties": True}),
+]
+
+
+def _tensor_spec(value: Any) -> TensorSpec:
+    if isinstance(value, TensorSpec):
+        return value
+    try:
+        return TensorSpec.from_dict(value)
+    except SpecError as exc:
+        raise ValueError(str(exc)) from None
+
+
+_NULLABLE_NUMBER_PAIR = {
+    "anyOf": [{"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}, {"type": "null"}]
+}
+# A tensor as documents store it: `runtimes.spec.TensorSpec`, written with `to_dict` (name, shape, dtype, scale,
+# zero_point, and layout/value_range/kind/class_names only when set), so the files of single-input,
+# single-output runs keep the keys they always had.
+StoredTensorSpec = Annotated[
+    TensorSpec,
+    PlainValidator(_tensor_spec),
+    PlainSerializer(lambda tensor: tensor.to_dict(), return_type=dict[str, Any]),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "shape": {"type": "array", "items": {"anyOf": [{"type": "integer"}, {"type": "null"}]}},
+                "dtype": {"type": "string"},
+                "scale": {"anyOf": [{"type": "number"}, {"type": "null"}]},
+                "zero_point": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+                "layout": {"type": "string"},
+                "value_range": _NULLABLE_NUMBER_PAIR,
+                "kind": {"type": "string"},
+                "class_names": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["name", "shape", "dtype"],
+            "additionalProperties": False,
+        }
+    ),
 ]

@@ -6,9 +6,8 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from runtimes.spec import TensorSpec
 from toolkit.run.documents.base import Document, Part
-from toolkit.run.documents.common import StoredModelSpec, TrainingSummary
+from toolkit.run.documents.common import StoredModelSpec, StoredTensorSpec, TrainingSummary
 
 
 class QuantizationRecipe(Part):
@@ -32,8 +31,8 @@ class ArtifactEntry(Part):
     size_bytes: int
     sha256: str
     # Exports only: the reference entry has none of these.
-    input: TensorSpec | None = None
-    output: TensorSpec | None = None
+    input: StoredTensorSpec | None = None
+    output: StoredTensorSpec | None = None
     export_seconds: float | None = None
     notes: list[str] | None = None
     float_layers: list[str] | None = Field(
