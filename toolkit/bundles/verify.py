@@ -31,10 +31,11 @@ from toolkit.tolerances import (
     CLASS_INDICES,
     MACHINE_TOLERANCE_DOC,
     PROBABILITIES,
-    RAW_KINDS,
     allowed_diff,
     machine_tolerance,
 )
+
+REGRESSED_KINDS = ("values", "boxes")
 
 if TYPE_CHECKING:
     from runtimes.spec import ModelSpec
@@ -219,8 +220,10 @@ def _verify_named(
             continue
         truth = truths.get(out["name"])
         kind = str(out["kind"])
-        labels = truth if truth is not None and kind not in RAW_KINDS and truth.ndim == 1 else None
-        targets = truth if truth is not None and kind in RAW_KINDS else None
+        # Class labels score probabilities, logits and class indices; values and boxes have float targets.
+        regressed = kind in REGRESSED_KINDS
+        labels = truth if truth is not None and not regressed and truth.ndim == 1 else None
+        targets = truth if truth is not None and regressed else None
         compared = compare_references(got, expected, out, root, label, labels, targets, delegated=delegated, kind=kind)
         results.append({**out_row, **compared})
 
@@ -414,7 +417,7 @@ def compare(
         "max_diff_steps": None if not step_size else round(max_abs / float(step_size), 3),
         "values_over_tolerance": int((diff > limit).sum()),
     }
-    if output_kind in ("values", "boxes"):
+    if output_kind in REGRESSED_KINDS:
         scale = float(np.abs(expected).max()) or 1.0
         row.update(accuracy=None, desktop_accuracy=None, agreement=None, max_rel_error=max_abs / scale)
         if targets is not None and targets.size == outputs.size:
