@@ -21,6 +21,7 @@ import pytest
 from runtimes.files import sha256_file
 from tests import user_models as U
 from tests.test_cli import assert_one_line_error
+from tests.test_remote import remote_cli, remote_dir, ssh_config, wheel_cache  # noqa: F401 (fixtures)
 
 GOLDEN = 48
 BUILT = {
@@ -169,6 +170,24 @@ def test_board_install_verifies_an_archive_of_several_outputs(runs: dict[str, Pa
     assert proc.returncode == 0, proc.stderr
     report = _json(tmp_path / "v.json")
     assert report["passed"] and len(report["results"]) == 8 and set(report["artifacts"]) == set(ARTIFACTS[:4])
+
+
+@pytest.mark.slow
+def test_verify_remote_checks_every_output(remote_cli, runs: dict[str, Path], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """`verify --remote` on a real sshd (this machine, edgekit from its wheel): one row per output, fetched."""
+    from toolkit.bundles.build import build_bundle
+
+    names = ["tflite-fp32", "tflite-int8", "onnx-fp32"]
+    bundle, _ = build_bundle(runs["detector"], tmp_path / "det", golden=GOLDEN, artifact_names=names)
+    proc = remote_cli("verify", bundle, "--remote", "board")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "board: verify passed" in proc.stdout
+    remote = _json(tmp_path / "det.remote" / "board" / "verify.json")
+    assert remote["remote"]["host"] == "board" and remote["passed"]
+    assert sorted((r["artifact"], r["output"]) for r in remote["results"]) == sorted(
+        (a, o) for a in names for o in ("boxes", "scores")
+    )
+    assert remote["artifacts"] == {a: True for a in names}
 
 
 def test_tensor_files_are_plain_and_unique() -> None:
