@@ -14,11 +14,14 @@ own signal, comparable across kinds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from toolkit.diagnosis.layers import KerasLayer
+
+if TYPE_CHECKING:
+    from toolkit.run.documents import OutputKindError
 
 
 @dataclass(frozen=True)
@@ -60,32 +63,35 @@ def mean_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.where(union > 0, inter / np.where(union > 0, union, 1.0), 1.0).mean())
 
 
-def kind_error(kind: str, ref: np.ndarray, got: np.ndarray, labels: np.ndarray | None) -> dict[str, Any]:
+def kind_error(kind: str, ref: np.ndarray, got: np.ndarray, labels: np.ndarray | None) -> OutputKindError:
     """One output's error against Keras, measured as its kind is judged (logits as their softmax, as parity)."""
+    from toolkit.run.documents import OutputKindError
+
     if kind == "logits":
         ref, got = _softmax(ref), _softmax(got)
     r, g = ref.astype(np.float64), got.astype(np.float64)
     err = np.abs(g - r.reshape(g.shape))
     scale = float(np.max(np.abs(r))) if r.size else 0.0
     max_abs = float(err.max()) if err.size else 0.0
-    out: dict[str, Any] = {
-        "max_abs_err": max_abs,
-        "mean_abs_err": float(err.mean()) if err.size else 0.0,
-        "max_rel_err": max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf")),
-        "relative_to": "the box scale (largest |Keras coordinate|)" if kind == "boxes" else "the largest |Keras value|",
-    }
+    max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
+    out = OutputKindError(
+        measure="max relative error",
+        value=max_rel,
+        max_abs_err=max_abs,
+        mean_abs_err=float(err.mean()) if err.size else 0.0,
+        max_rel_err=max_rel,
+        relative_to="the box scale (largest |Keras coordinate|)" if kind == "boxes" else "the largest |Keras value|",
+    )
     if kind in ("probabilities", "logits", "class_indices"):
         top_g, top_r = (g.reshape(len(g)), r.reshape(len(r))) if kind == "class_indices" else (g.argmax(1), r.argmax(1))
         agree = top_g == top_r
-        out.update(measure="top-1 agreement", value=float(agree.mean()), disagreements=int((~agree).sum()))
+        out.measure, out.value, out.disagreements = "top-1 agreement", float(agree.mean()), int((~agree).sum())
         if labels is not None:
-            out["accuracy"] = float((top_g == labels).mean())
-            out["reference_accuracy"] = float((top_r == labels).mean())
+            out.accuracy = float((top_g == labels).mean())
+            out.reference_accuracy = float((top_r == labels).mean())
     elif kind == "boxes":
-        out.update(measure="max coordinate |Δ| / box scale", value=out["max_rel_err"])
-        out["iou_with_reference"] = mean_iou(g.reshape(r.shape), r)
-    else:
-        out.update(measure="max relative error", value=out["max_rel_err"])
+        out.measure = "max coordinate |Δ| / box scale"
+        out.iou_with_reference = mean_iou(g.reshape(r.shape), r)
     return out
 
 
@@ -118,7 +124,7 @@ def diagnose_outputs(
                 "kind": out.kind,
                 "layer": out.layer,
                 "snr_db": None if end is None else end.get("snr_db"),
-                "error": kind_error(out.kind, reference[out.layer], got, out.labels),
+                "error": kind_error(out.kind, reference[out.layer], got, out.labels).model_dump(),
                 "layers": [r["layer"] for r in path_rows],
                 "first_departure": departure,
                 "cause": explain(path_rows, departure),

@@ -59,6 +59,7 @@ from toolkit.run.documents.diagnose import (
     DiagnoseDocument,
     Gallery,
     LayerRow,
+    OutputKindError,
     SpeedRecord,
 )
 from toolkit.run.documents.gate import GateCpu, GateDocument, GateLimits, GateRegression
@@ -135,6 +136,7 @@ __all__ = [
     "MixedLayer",
     "MixedPoint",
     "ModelDocument",
+    "OutputKindError",
     "ParityData",
     "ParityDocument",
     "ParityOutput",
