@@ -344,15 +344,114 @@ def test_int8_mixed_refuses_several_tensors_in_one_line(run_dir: Path) -> None:
     assert "\n" not in message and "2 inputs (features, image) and 2 outputs (digit, side)" in message
 
 
-def test_predict_refuses_several_inputs_in_one_line(run_dir: Path, models: dict[str, dict[str, Any]]) -> None:
-    from toolkit.inputs.model_input import PredictInputError
-    from toolkit.inputs.predict import predict_images
+def _predict_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """`edgekit predict ARGS` on the fast path and through Typer; both must give the same exit code and stdout."""
+    from typer.testing import CliRunner
 
-    image = run_dir / "digit.npy"
-    np.save(image, models["two"]["feeds"]["image"][0, ..., 0])
-    with pytest.raises(PredictInputError, match="predict feeds one image, so it runs single-input models") as info:
-        predict_images(run_dir / "exports" / "model_fp32.tflite", [image])
-    assert "\n" not in str(info.value) and "2 inputs (features, image)" in str(info.value)
+    from toolkit.cli import app
+    from toolkit.cli.fast import try_predict
+
+    typer_result = CliRunner().invoke(app, ["predict", *args])
+    capsys.readouterr()
+    code = try_predict(list(args))
+    assert code is not None
+    captured = capsys.readouterr()
+    assert typer_result.exit_code == code and typer_result.stdout == captured.out, typer_result.output
+    assert "Traceback" not in typer_result.output + captured.err
+    return code, captured.out, captured.err
+
+
+def _outputs(doc: dict[str, Any], output: str) -> np.ndarray:
+    """One output of every result of `predict --json`: the top-1 class or the values."""
+    rows = []
+    for result in doc["results"]:
+        found = next(o for o in result["outputs"] if o["name"] == output)
+        rows.append([found["top_k"][0]["class"]] if "top_k" in found else found["values"])
+    return np.asarray(rows)
+
+
+@pytest.mark.parametrize(("source", "precision"), [("run", "fp32"), ("onnx-fp32", "fp32"), ("tflite-int8", "int8")])
+def test_predict_feeds_an_npz_of_samples_to_every_input(
+    run_dir: Path,
+    models: dict[str, dict[str, Any]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    source: str,
+    precision: str,
+) -> None:
+    """Real MNIST test rows, one array per input name: each output of each sample, as Keras gives it."""
+    two = models["two"]
+    n = 64
+    samples = tmp_path / "samples.npz"
+    np.savez(samples, **{k: v[:n] for k, v in two["feeds"].items()})
+    model = str(run_dir) if source == "run" else str(two["artifacts"][source].path)  # a run, or bare files
+    code, out, err = _predict_cli(capsys, model, str(samples), "--json", "-k", "2")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["output_kind"] == "several" and len(doc["results"]) == n
+    assert doc["results"][3]["sample"] == "samples.npz[3]" and "image" not in doc["results"][3]
+    ranges = {r["name"]: r for r in doc["inputs"]}
+    assert set(ranges) == {"features", "image"} and ranges["image"]["samples_span"] == [0.0, 1.0]
+    if source == "run":
+        assert ranges["image"]["value_range_from"] == "model spec"
+    elif source == "tflite-int8":  # a bare int8 file: each input's range from its quantization, `side` read as a value
+        assert ranges["image"]["value_range_from"] == "input quantization" and ranges["image"]["value_range"] == [0, 1]
+        assert any(note.startswith("side: one wide") for note in doc["notes"])
+    else:  # a bare float file knows no range, and says so
+        assert any("no value range known for features, image" in note for note in doc["notes"])
+    digits = _outputs(doc, "digit")[:, 0]
+    top2 = [[c["class"] for c in r["outputs"][0]["top_k"]] for r in doc["results"]]
+    assert all(len(t) == 2 for t in top2)
+    expected = two["expected"]
+    labels = two["labels"][:n]
+    agreement = float(np.mean(digits == expected["digit"][:n].argmax(1)))
+    _judge("side", _outputs(doc, "side").astype(np.float32), expected["side"][:n], precision, "values", labels)
+    from toolkit.tolerances import parity_tolerance
+
+    tol = parity_tolerance(precision, "probabilities")
+    accuracy = float(np.mean(expected["digit"][:n].argmax(1) == labels))
+    floor = tol.for_model(accuracy).min_agreement if tol.min_agreement is not None else 1.0
+    assert floor is not None and agreement >= floor, (agreement, accuracy)
+    code, table, _ = _predict_cli(capsys, model, str(samples), "-k", "2")
+    assert code == 0 and "┃ sample" in table and "samples.npz[63]" in table and "digit: " in table and "side: " in table
+    one = tmp_path / "one.npz"  # a single sample, without the batch axis
+    np.savez(one, **{k: v[7] for k, v in two["feeds"].items()})
+    single = json.loads(_predict_cli(capsys, model, str(one), "--json")[1])
+    assert len(single["results"]) == 1 and _outputs(single, "digit")[0, 0] == digits[7]
+
+
+def test_predict_refuses_bad_samples_in_one_line(
+    run_dir: Path, models: dict[str, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feeds = {k: v[:3] for k, v in models["two"]["feeds"].items()}
+    image = tmp_path / "digit.npy"
+    np.save(image, (feeds["image"][0, ..., 0] * 255).astype(np.uint8))
+    cases: list[tuple[dict[str, np.ndarray] | None, tuple[str, ...], tuple[str, ...]]] = [
+        ({"image": feeds["image"]}, (), ("lacks features", "takes features, image")),
+        ({**feeds, "labels": feeds["features"]}, (), ("has labels", "takes features, image")),
+        ({**feeds, "image": feeds["image"][..., 0]}, (), ("image has shape (3, 28, 28)", "(28, 28, 1) for one")),
+        ({**feeds, "features": feeds["features"][:2]}, (), ("different numbers of samples (features 2, image 3)",)),
+        ({**feeds, "features": feeds["features"][:, :3]}, (), ("features has shape (3, 3)", "(4,) for one sample")),
+        (None, (), ("digit.npy is not an .npz", "2 inputs (features, image)", "features=..., image=...")),
+        (feeds, ("--save-inputs", str(tmp_path / "seen")), ("--save-inputs applies to images",)),
+        (feeds, ("--mnist-preprocess",), ("drop --mnist-preprocess",)),
+    ]
+    for arrays, extra, fragments in cases:
+        path = image
+        if arrays is not None:
+            path = tmp_path / "bad.npz"
+            np.savez(path, **arrays)
+        code, out, err = _predict_cli(capsys, str(run_dir), str(path), *extra)
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert code == 1 and out == "" and len(lines) == 1 and lines[0].startswith("error:"), err
+        for fragment in fragments:
+            assert fragment in lines[0], lines[0]
+    code, _, err = _predict_cli(capsys, str(run_dir), str(tmp_path / "bad.npz"))
+    assert code == 0, err  # the samples of the last two cases are good: only the option was refused
+    scaled = tmp_path / "bytes.npz"  # pixels 0..255 where the run's spec says 0..1: fed as they are, with a note
+    np.savez(scaled, image=feeds["image"] * 255, features=feeds["features"])
+    code, _, err = _predict_cli(capsys, str(run_dir), str(scaled))
+    assert code == 0 and "image: the samples span 0..255, outside its value range 0..1 (model spec)" in err
 
 
 @pytest.mark.parametrize("artifact", ["tflite-fp32", "tflite-int8", "onnx-int8"])

@@ -36,7 +36,9 @@ def predict(
     first (grey, inverted when dark on light, cropped, scaled to 20×20, centred by mass in 28×28). Any
     other image model gets its input's size and colour (bilinear resize) with pixels 0..255 mapped onto
     `value_range` ("LO,HI" or a pair; default: the model's spec, else 0..255); `mnist_preprocess` asks
-    for the digit preprocessing on any 28×28 grey model. `Predictions.to_dict()` is `predict --json`.
+    for the digit preprocessing on any 28×28 grey model. A model with several inputs takes `.npz` files instead
+    of images, one array per input name (`toolkit.inputs.samples`), and each result lists every output.
+    `Predictions.to_dict()` is `predict --json`.
     """
     from toolkit.inputs.model_input import parse_value_range
     from toolkit.inputs.predict import predict_images

@@ -62,7 +62,8 @@ def predict(
     images: Annotated[
         list[Path],
         typer.Argument(
-            help="Images: PNG, JPEG, BMP (any size; grey, RGB, RGBA, palette or 16-bit) or .npy arrays.",
+            help="Images: PNG, JPEG, BMP (any size; grey, RGB, RGBA, palette or 16-bit) or .npy arrays; for a "
+            "model with several inputs, .npz files with one array per input name (one sample or a batch).",
             show_default=False,
         ),
     ],
@@ -81,7 +82,8 @@ def predict(
     cropped, scaled and centred the way MNIST's digits were. Other models get each image converted to
     grey or RGB and resized (bilinear) to their input; class names come from the run's manifest or the
     bundle; logits are reported as their softmax, regression outputs as values. A run directory or
-    bundle is checked against its sha256 first.
+    bundle is checked against its sha256 first. A model with several inputs takes samples instead: an
+    .npz with one array per input name, values as the model takes them; each output of each sample is printed.
     Example: [b]edgekit predict runs/latest/exports/model_int8.tflite digit.jpg -k 3[/]
     """
     from toolkit.cli.fast import run_predict

@@ -113,9 +113,12 @@ def predictions_table(predictions: Predictions, top_k: int) -> str:
     plan = predictions.plan
     preprocessing = plan.describe() if plan is not None else "on" if predictions.preprocess else "off (--no-preprocess)"
     caption = f"{predictions.backend}; preprocessing {preprocessing}"
+    if predictions.samples is not None:
+        caption = f"{predictions.backend}; {predictions.samples.describe()}"
     if predictions.output_kind == "several":
         rows = [[r.image.name, "; ".join(o.text() for o in r.outputs or ())] for r in predictions.results]
-        return box_table(title, ["image", "outputs"], rows, caption=caption + "; boxes are xyxy")
+        first = "sample" if predictions.samples is not None else "image"
+        return box_table(title, [first, "outputs"], rows, caption=caption + "; boxes are xyxy")
     if predictions.output_kind == "values":
         rows = [[r.image.name, "  ".join(f"{v:.6g}" for v in r.values or ())] for r in predictions.results]
         return box_table(title, ["image", "values"], rows, caption=caption)

@@ -25,7 +25,7 @@ from toolkit.inputs.images import F32, read_pixels
 from toolkit.inputs.photo import SIDE, Prepared, prepare
 
 if TYPE_CHECKING:
-    from runtimes.spec import ModelSpec
+    from runtimes.spec import ModelSpec, TensorSpec
 
 # Keras `image_dataset_from_directory` yields pixels 0..255; models trained on it hold their own Rescaling.
 DEFAULT_RANGE: Final = (0.0, 255.0)
@@ -190,7 +190,11 @@ def plan_input(
 def _quantized_range(spec: ModelSpec) -> tuple[float, float] | None:
     """The float range an int8/uint8 input with a scale can hold: without a manifest, the best guess of
     what the model was calibrated on (the converters take the input's range from the calibration data)."""
-    inp = spec.input
+    return quantized_range(spec.input)
+
+
+def quantized_range(inp: TensorSpec) -> tuple[float, float] | None:
+    """The float range an int8/uint8 input tensor with a scale can hold (None for a float input)."""
     if inp.dtype not in ("int8", "uint8") or not inp.scale:
         return None
     info = np.iinfo(np.dtype(inp.dtype))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -20,8 +20,10 @@ from toolkit.bundles.errors import BundleError
 from toolkit.inputs.photo import Prepared
 
 if TYPE_CHECKING:
+    from runtimes.base import Runner
     from runtimes.spec import ModelSpec
     from toolkit.inputs.model_input import InputPlan
+    from toolkit.inputs.samples import SampleFeeds
 
 # Artifacts `edgekit predict` uses from a run or bundle when --artifact is not given, in order.
 PREDICT_PREFERENCE: Final = ("tflite-fp32", "onnx-fp32", "tflite-fp16", "tflite-int8-dynamic", "tflite-int8")
@@ -131,11 +133,12 @@ class Predictions:
     plan: InputPlan | None = None
     output_kind: str = "probabilities"
     notes: tuple[str, ...] = ()
+    samples: SampleFeeds | None = None  # a model with several inputs: what the .npz fed each of them
 
     @property
     def reference(self) -> bool:
         """The model is the reference digit CNN (results speak of digits)."""
-        return self.plan is None or self.plan.reference
+        return self.samples is None and (self.plan is None or self.plan.reference)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document `edgekit predict --json` prints."""
@@ -154,6 +157,8 @@ class Predictions:
                 "value_range_from": plan.range_source,
                 "description": plan.describe(),
             }
+        if self.samples is not None:
+            doc["inputs"] = [r.to_dict() for r in self.samples.ranges]
         doc["output_kind"] = self.output_kind
         if self.output_kind == "logits":
             doc["probabilities_from"] = "softmax of logits"
@@ -203,10 +208,14 @@ def predict_images(
     ):
         spec = runner.model_spec()
         if len(spec.inputs) > 1:
-            raise PredictInputError(
-                f"predict feeds one image, so it runs single-input models for now; {model_path.name} has "
-                f"{spec.tensors_text()}."
-            )
+            if save_inputs is not None or mnist_preprocess:
+                flag = "--save-inputs" if save_inputs is not None else "--mnist-preprocess"
+                raise PredictInputError(
+                    f"{flag} applies to images, but {model_path.name} has {spec.tensors_text()} fed from an .npz; "
+                    f"drop {flag}."
+                )
+            found = predict_samples(runner, spec, model_path, images, declared, value_range, top_k)
+            return replace(found, artifact=name, note=note)
         plan = plan_input(
             spec,
             model_path,
@@ -245,6 +254,29 @@ def predict_images(
     return Predictions(model_path, name, backend, plan.mode == "mnist", tuple(results), note, plan, kind, notes)
 
 
+def predict_samples(
+    runner: Runner,
+    spec: ModelSpec,
+    model_path: Path,
+    files: Sequence[Path],
+    declared: ModelSpec | None,
+    value_range: tuple[float, float] | None,
+    top_k: int,
+) -> Predictions:
+    """Each output of each sample of `files` (`.npz`, one array per input name; see `samples.read_samples`)."""
+    from toolkit.inputs.samples import read_samples
+
+    samples = read_samples(list(files), spec, model_path, declared=declared is not None, value_range=value_range)
+    named = runner.infer_named(samples.feeds)
+    spec, inferred = _bare_kinds(spec, named) if declared is None else (spec, ())
+    each = tuple(
+        Prediction(row, (), (), None, None, False, several_outputs(spec, named, i, top_k))
+        for i, row in enumerate(samples.rows)
+    )
+    notes = (*inferred, *samples.notes())
+    return Predictions(model_path, None, runner.backend(), False, each, None, None, "several", notes, samples)
+
+
 def several_outputs(spec: ModelSpec, named: dict[str, Any], row: int, top_k: int) -> tuple[OutputResult, ...]:
     """Every output of image `row`: top classes, values, or the top `top_k` boxes by the score an (N, K) output
     of the same K gives each box (in the model's order when none does)."""
@@ -274,6 +306,22 @@ def several_outputs(spec: ModelSpec, named: dict[str, Any], row: int, top_k: int
                 OutputResult(tensor.name, tensor.kind or "values", values=tuple(float(v) for v in out.ravel()))
             )
     return tuple(results)
+
+
+def _bare_kinds(spec: ModelSpec, named: dict[str, Any]) -> tuple[ModelSpec, tuple[str, ...]]:
+    """A bare file's (N, K) outputs read by their values as `output_kind` reads one output: one wide is a value,
+    rows that are not probabilities are logits. Kinds the file's names gave (boxes, class indices) stay."""
+    from toolkit.inputs.model_input import output_kind
+
+    outputs, notes = [], []
+    for tensor in spec.outputs:
+        if tensor.kind in (None, "probabilities") and len(tensor.shape) == 2:
+            kind, note = output_kind(spec, False, named[tensor.name])
+            tensor = replace(tensor, kind=kind)
+            if note:
+                notes.append(f"{tensor.name}: {note.replace('one output', 'one wide')}")
+        outputs.append(tensor)
+    return spec.with_tensors(outputs=outputs), tuple(notes)
 
 
 def _xyxy(box: Any) -> tuple[float, float, float, float]:
