@@ -283,6 +283,24 @@ def mnist_pixels(path: Path, *, images: bool = False) -> Path:
     return path
 
 
+def named_images(path: Path, outputs: tuple[str, ...] = ("label", "probabilities")) -> Path:
+    """The digits of `mnist_pixels` as named data for the NCHW two-output MLP: `image` [N, 1, 28, 28] float32
+    /255 (channels-first, as the model takes them), and the same digit labels as the target of each output (the
+    `label` class indices and the `probabilities` classes), each split as `<name>_train` / `<name>_test`."""
+    from toolkit.data.mnist import load_mnist
+
+    m = load_mnist()
+    arrays: dict[str, np.ndarray] = {}
+    for split, x, y in (
+        ("train", m.x_train[:SKL_TRAIN], m.y_train[:SKL_TRAIN]),
+        ("test", m.x_test[:SKL_TEST], m.y_test[:SKL_TEST]),
+    ):
+        arrays[f"image_{split}"] = (x.astype(np.float32) / 255)[:, None]
+        arrays.update({f"{name}_{split}": y.astype(np.int64) for name in outputs})
+    np.savez(path, **arrays)  # type: ignore[arg-type]
+    return path
+
+
 def sklearn_mlp(path: Path, data: Path, *, zipmap: bool = True) -> Path:
     """An MLPClassifier (784 → 64 relu → 10) fit on `data` (mnist_pixels, flattened) and converted by skl2onnx as
     a user would: by default with its ZipMap (a sequence of maps, refused), or `zipmap=False` (two outputs: the

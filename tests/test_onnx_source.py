@@ -134,8 +134,9 @@ def test_export_with_an_onnx_model_imports_it(edgekit, files: dict[str, Path], t
 
 
 REFUSALS = {
-    "two-outputs": (O.two_outputs, "has 2 outputs (digit, side); several inputs/outputs are not supported yet"),
-    "two-inputs": (O.two_inputs, "has 2 inputs (image, meta); several inputs/outputs are not supported yet"),
+    # several inputs/outputs are taken from named data only: x/y arrays are refused, naming the tensors
+    "two-outputs": (O.two_outputs, "the model has 1 input (features) and 2 outputs (digit, side): give one array per"),
+    "two-inputs": (O.two_inputs, "the model has 2 inputs (image, meta) and 1 output (sum): give one array per input"),
     "sequence": (O.sequence_output, "is a sequence, not a tensor (scikit-learn's ZipMap: convert with zipmap=False"),
     "int64": (O.int64_input, "input 'ids' has dtype int64; edgekit takes float32 inputs."),
     "uint8": (lambda p: O.typed_input(p, "uint8"), "has dtype uint8; edgekit takes float32 inputs: export it with"),
