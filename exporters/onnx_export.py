@@ -304,8 +304,8 @@ def export_onnx_file(
         raise UnsupportedPrecisionError("ONNX int8 needs calibration images; pass calibration data.")
     several = spec is not None and not spec.is_single
     cal: np.ndarray | CalibrationFeeds | None = None
-    if precision is Precision.INT8 and spec is not None and several:
-        cal = check_feeds(calibration_data, spec)
+    if spec is not None and several and (precision is Precision.INT8 or calibration_data is not None):
+        cal = check_feeds(calibration_data, spec)  # fp16: the samples the post-export check runs
     elif isinstance(calibration_data, Mapping):
         cal = single_feed(calibration_data)
     elif calibration_data is not None:

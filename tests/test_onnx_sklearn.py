@@ -139,6 +139,7 @@ def test_predict_prints_each_output_of_the_nchw_mlp(
         assert proc.returncode == 0, proc.stdout + proc.stderr
         found = re.search(r"label: (\d); probabilities: (\d) \(", proc.stdout)
         assert found and found.group(1) == found.group(2), proc.stdout  # both outputs name the same digit
+        assert "boxes are xyxy" not in proc.stdout  # the caption names box coordinates only for a boxes output
 
 
 def test_steps_that_cannot_take_the_two_output_mlp_refuse_in_one_line(

@@ -210,3 +210,30 @@ def test_a_budget_on_a_regressor_is_refused_before_anything_is_written(  # type:
     assert_one_line_error(edgekit("pipeline", *args, "--runs-dir", str(runs)), message)
     assert_one_line_error(edgekit("export", str(runs / "run"), *args), message)
     assert not runs.exists()
+
+
+def test_two_inputs_and_two_outputs_from_named_data(edgekit, files: dict[str, Path], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    model = O.two_input_regressor(tmp_path / "two_in.onnx", files["ink"])
+    data = O.two_input_data(tmp_path / "two_in.npz", files["ink"])
+    runs = tmp_path / "runs"
+    args = ("--model", str(model), "--data", str(data), "--runs-dir", str(runs))
+    proc = edgekit("pipeline", *args, "--output-kind", "values")
+    assert_one_line_error(proc, "--output-kind names the kind of one output; two_in.onnx has 2 inputs (pooled, thumb)")
+    assert not runs.exists()
+    proc = edgekit("pipeline", *args, *QUICK)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = (runs / "latest").resolve()
+    spec = _json(run / "model.json")["model_spec"]
+    assert [(t["name"], t["layout"]) for t in spec["inputs"]] == [("pooled", "NC"), ("thumb", "NHWC")]
+    # no Softmax and float targets: both outputs are a regression's values (as for one output)
+    assert [(t["name"], t["shape"], t["kind"]) for t in spec["outputs"]] == [
+        ("values", [None, 2], "values"),
+        ("mean_ink", [None, 1], "values"),
+    ]
+    int8 = next(a for a in _json(run / "manifest.json")["artifacts"] if a["name"] == "onnx-int8")
+    assert [t["name"] for t in int8["model_spec"]["inputs"]] == ["pooled", "thumb"]  # calibrated by input name
+    parity = _json(run / "parity.json")
+    assert parity["passed"], proc.stdout
+    assert {(r["artifact"], r["output"]) for r in parity["results"]} == {
+        (a, o) for a in ("onnx-fp32", "onnx-fp16", "onnx-int8") for o in ("values", "mean_ink")
+    }

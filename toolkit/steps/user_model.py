@@ -223,9 +223,16 @@ def _several_file_model(
 
     from toolkit.steps.parity import named_dataset
 
+    named = named_dataset(dataset, spec)
+    # As for one output: float targets for an output no Softmax makes are a regression's (values, not logits).
+    outputs = [
+        replace(t, kind="values") if t.kind == "logits" and _non_integer(named.train_arrays[t.name]) else t
+        for t in spec.outputs
+    ]
+    ranges = named.value_ranges(spec)
+    inputs = [replace(t, value_range=ranges[t.name]) for t in spec.inputs]
+    spec = spec.with_tensors(inputs=inputs, outputs=outputs)
     dataset.check(spec)
-    ranges = named_dataset(dataset, spec).value_ranges(spec)
-    spec = spec.with_tensors(inputs=[replace(t, value_range=ranges[t.name]) for t in spec.inputs])
     return UserModel(model=checked, source=source, spec=spec, dataset=dataset, seed=seed, layout_from=layout_from)
 
 
