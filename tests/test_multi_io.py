@@ -334,25 +334,14 @@ def test_bench_feeds_every_input(run_dir: Path) -> None:
     assert all(r.p50_ms > 0 and r.runs >= 8 for r in doc.results)
 
 
-@pytest.mark.parametrize("step", ["bundle", "mixed"])
-def test_steps_not_yet_taught_several_tensors_refuse_in_one_line(run_dir: Path, tmp_path: Path, step: str) -> None:
+def test_int8_mixed_refuses_several_tensors_in_one_line(run_dir: Path) -> None:
     from toolkit.errors import ToolkitError
-
-    def call() -> None:
-        if step == "bundle":
-            from toolkit.bundles.build import build_bundle
-
-            build_bundle(run_dir, tmp_path / "bundle")
-        else:
-            from toolkit.steps.mixed import mixed_step
-
-            mixed_step(run_dir, max_drop=0.3, min_agreement=None)
+    from toolkit.steps.mixed import mixed_step
 
     with pytest.raises(ToolkitError, match="runs single-input, single-output models for now") as info:
-        call()
+        mixed_step(run_dir, max_drop=0.3, min_agreement=None)
     message = str(info.value)
     assert "\n" not in message and "2 inputs (features, image) and 2 outputs (digit, side)" in message
-    assert not (tmp_path / "bundle").exists()
 
 
 def test_predict_refuses_several_inputs_in_one_line(run_dir: Path, models: dict[str, dict[str, Any]]) -> None:

@@ -149,9 +149,18 @@ MACHINE_TOLERANCE_DOC: Final = {
     "the ONNX QDQ output's DequantizeLinear), else 1/256 (one step of an 8-bit probability, e.g. "
     "int8-dynamic, whose activations are quantized at run time)",
 }
+# Outputs compared raw on another machine, their limits scaled by the outputs' size (`LOGITS_AND_VALUES`).
+RAW_KINDS: Final = ("logits", "values", "boxes")
+CLASS_INDICES: Final = "class_indices"
+# Added to bundle.json's tolerances when a bundled model outputs class indices.
+CLASS_INDICES_DOC: Final = (
+    "class indices (an argmax inside the model) are compared index by index: fp32 must give every golden row "
+    "the desktop's index (the same float graph flips one only on an exact tie); other precisions may differ on "
+    "as many rows as the class-indices parity criterion of the precision allows"
+)
 # Added to bundle.json's tolerances when a bundled model outputs logits or regression values.
 LOGITS_AND_VALUES: Final = (
-    "logits and regression values are compared raw (not through a softmax); float rounding is relative, so "
+    "logits, regression values and boxes are compared raw (not through a softmax); float rounding is relative, so "
     "the fp32, fp16 and 1/256 limits above are multiplied by max(1, max |output|) over the desktop's outputs "
     "on the golden inputs; an int8 output scale is already in the output's units and is used as it is"
 )
@@ -169,7 +178,8 @@ def machine_tolerance(
 
     Args:
         precision: the artifact's precision (fp32, fp16; anything else is quantized).
-        output_kind: probabilities, logits or values.
+        output_kind: probabilities, logits, values or boxes (compared raw), or class_indices (compared index
+            by index: `kind` "index_agreement" with a `min_agreement`).
         magnitude: max |output| of the desktop's outputs; for logits and values the float limits are
             multiplied by max(1, magnitude) (`LOGITS_AND_VALUES`). Ignored for probabilities.
         output_scale: the quantized output's scale, when the model carries one.
@@ -177,9 +187,11 @@ def machine_tolerance(
 
     Returns:
         `{"kind": "max_abs" | "quantization_step", "max_abs": float, "step": float | None, "basis": str}`
-        (bundle.json's and verify.json's `tolerance`).
+        (bundle.json's and verify.json's `tolerance`; class indices: "index_agreement", plus `min_agreement`).
     """
-    kind = output_kind if output_kind in ("logits", "values") else PROBABILITIES
+    if output_kind == CLASS_INDICES:
+        return _index_tolerance(precision)
+    kind = output_kind if output_kind in RAW_KINDS else PROBABILITIES
     factor = 1.0 if kind == PROBABILITIES or magnitude is None else max(1.0, float(magnitude))
     scaled = "" if factor == 1.0 else f" × {factor:.4g} (max |{kind}| on the golden inputs)"
     if precision in ("fp32", "fp16"):
@@ -196,6 +208,14 @@ def machine_tolerance(
         scale = DEFAULT_STEP * factor
         basis = f"1/256{scaled}: one 8-bit step of the raw {kind} (the output carries no scale)"
     return {"kind": "quantization_step", "max_abs": scale, "step": scale, "basis": basis}
+
+
+def _index_tolerance(precision: str) -> dict[str, Any]:
+    """Class indices on another machine: the share of golden rows that must keep the desktop's index."""
+    floor = 1.0 if precision == "fp32" else parity_tolerance(precision, CLASS_INDICES).min_agreement
+    floor = 1.0 if floor is None else float(floor)
+    basis = f"index agreement ≥ {floor:.4g} with the desktop's class indices"
+    return {"kind": "index_agreement", "max_abs": 0.0, "step": None, "min_agreement": floor, "basis": basis}
 
 
 def allowed_diff(max_abs: float) -> float:
@@ -290,8 +310,10 @@ def tolerance_markdown() -> str:
     lines += [f"| {name} | {_cell(text)} |" for name, text in MACHINE_TOLERANCE_DOC.items()]
     lines += [
         "",
-        f"Logits and regression values: {LOGITS_AND_VALUES}. A difference is compared with its limit plus a "
-        f"relative slack of {RELATIVE_SLACK:g} for float rounding.",
+        f"Logits, regression values and boxes: {LOGITS_AND_VALUES}. A difference is compared with its limit plus a "
+        f"relative slack of {RELATIVE_SLACK:g} for float rounding. A model with several outputs is checked output "
+        f"by output, each by its kind; an artifact passes when every output does. Class indices: "
+        f"{CLASS_INDICES_DOC}.",
         "",
         "## Microcontrollers",
         "",

@@ -28,17 +28,20 @@ from toolkit.bundles.errors import BundleError
 from toolkit.bundles.format import (
     BUNDLE_JSON,
     EXPECTED_DIR,
+    FEEDS_DIR,
     INPUTS,
     KIND,
     LABELS,
     SCHEMA_VERSION,
     TARGETS,
+    TRUTHS_DIR,
     rel_files,
+    tensor_files,
 )
-from toolkit.bundles.verify import output_kind, tolerance_for
+from toolkit.bundles.verify import output_kind, tolerance_for, tolerance_of_output
 
 if TYPE_CHECKING:
-    from runtimes.spec import ModelSpec
+    from runtimes.spec import ModelSpec, TensorSpec
     from toolkit.data.dataset import Dataset
     from toolkit.run.documents import ArtifactEntry, BundleDocument, ManifestDocument
 
@@ -75,12 +78,11 @@ def build_bundle(
         BundleError / RunDirError / DataError: bad arguments, a missing or modified artifact, an
             existing `out` without `force`. Nothing is left under `out` on failure.
     """
-    from toolkit.model.run_source import refuse_several, run_dataset, run_spec
+    from toolkit.model.run_source import run_dataset, run_spec
     from toolkit.run import layout as A
 
     step = on_step or (lambda _msg: None)
     run = A.resolve_run_dir(run_dir)
-    refuse_several(run, "bundle (and verify on the board)")
     archive = is_archive(out)
     _check_out(out, archive, force)
     manifest = A.load_manifest(run)
@@ -89,7 +91,9 @@ def build_bundle(
     spec = run_spec(run)
     dataset = run_dataset(run, data, spec=spec)
     dataset.check(spec)  # data that does not fit the model: one line naming both, before anything else
-    rows = _golden_rows(dataset, spec, golden)
+    rows: _Golden | _NamedGolden = (
+        _golden_rows(dataset, spec, golden) if spec.is_single else _golden_named(dataset, spec, golden)
+    )
 
     ensure_dir(out.parent)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
@@ -172,12 +176,73 @@ def _golden_rows(dataset: Dataset, spec: ModelSpec, golden: int | None) -> _Gold
     return _Golden(inputs=inputs, truth=truth, regression=regression, doc=doc)
 
 
+@dataclass(frozen=True)
+class _NamedGolden:
+    """The golden rows of a model with several inputs or outputs: a feed per input, a truth per output."""
+
+    feeds: dict[str, np.ndarray]  # float32, each input's shape and value convention
+    truths: dict[str, np.ndarray]  # int64 labels / class indices, float32 values / boxes
+    kinds: dict[str, str]  # output name -> kind
+    doc: dict[str, Any]  # bundle.json's "golden" (with the paths `save` writes to)
+
+    def save(self, work: Path) -> None:
+        (work / FEEDS_DIR).mkdir(parents=True)
+        (work / TRUTHS_DIR).mkdir(parents=True)
+        for part, arrays in (("feeds", self.feeds), ("truths", self.truths)):
+            for name, array in arrays.items():
+                np.save(work / self.doc[part][name]["path"], array, allow_pickle=False)
+
+
+def _golden_named(dataset: Dataset, spec: ModelSpec, golden: int | None) -> _NamedGolden:
+    """The last `golden` rows of the data's test split, one array per input and per output (by name)."""
+    from toolkit.data.named import NamedDataset, names_text
+
+    if not isinstance(dataset, NamedDataset):
+        raise BundleError(
+            f"{dataset.name} holds one input and one target, but the model has inputs {names_text(spec.input_names)} "
+            f"and outputs {names_text(spec.output_names)}; pass --data with an .npz holding one array per name."
+        )
+    split = dataset.test_named(spec)
+    n_test = len(split)
+    golden = min(DEFAULT_GOLDEN, n_test) if golden is None else golden
+    if not 1 <= golden <= n_test:
+        raise BundleError(f"--golden must be between 1 and {n_test} (the test set size), got {golden}.")
+    rows = slice(n_test - golden, n_test)
+    feeds = {n: np.ascontiguousarray(a[rows], dtype=np.float32) for n, a in split.inputs.items()}
+    kinds = {t.name: t.kind or "probabilities" for t in spec.outputs}
+    truths = {}
+    for name, array in split.targets.items():
+        floats = kinds[name] in ("values", "boxes")
+        truths[name] = np.ascontiguousarray(array[rows], dtype=np.float32 if floats else np.int64)
+    in_files, out_files = tensor_files(spec.input_names), tensor_files(spec.output_names)
+
+    def described(path: str, array: np.ndarray, kind: str | None = None) -> dict[str, Any]:
+        return {"path": path, "shape": list(array.shape), "dtype": str(array.dtype), "kind": kind}
+
+    indices = f"(indices {n_test - golden}-{n_test - 1})"
+    doc = {
+        "inputs": None,
+        "labels": None,
+        "images": golden,
+        "shape": None,
+        "dtype": "float32",
+        "selection": f"the last {golden} rows of {dataset.name}'s test split {indices}",
+        "data_source": dataset.source,
+        "data_verified": dataset.verified,
+        "task": "several outputs" if len(spec.outputs) > 1 else _task(spec.output_kind),
+        "data_name": dataset.name,
+        "feeds": {n: described(f"{FEEDS_DIR}/{in_files[n]}.npy", a) for n, a in feeds.items()},
+        "truths": {n: described(f"{TRUTHS_DIR}/{out_files[n]}.npy", a, kinds[n]) for n, a in truths.items()},
+    }
+    return _NamedGolden(feeds=feeds, truths=truths, kinds=kinds, doc=doc)
+
+
 def _write_contents(
     work: Path,
     run: Path,
     manifest: ManifestDocument,
     sources: list[tuple[ArtifactEntry, Path]],
-    rows: _Golden,
+    rows: _Golden | _NamedGolden,
     step: Callable[[str], None],
 ) -> BundleDocument:
     """Write the bundle's files into `work`: golden data, artifacts with their outputs, manifest, bundle.json."""
@@ -186,12 +251,18 @@ def _write_contents(
 
     (work / "golden").mkdir()
     (work / EXPECTED_DIR).mkdir()
-    np.save(work / INPUTS, rows.inputs, allow_pickle=False)
-    np.save(work / (TARGETS if rows.regression else LABELS), rows.truth, allow_pickle=False)
     records = []
-    for entry, src in sources:
-        step(f"bundle: {entry.name}")
-        records.append(_add_artifact(work, entry, src, rows.inputs, rows.labels))
+    if isinstance(rows, _NamedGolden):
+        rows.save(work)
+        for entry, src in sources:
+            step(f"bundle: {entry.name}")
+            records.append(_add_artifact_named(work, entry, src, rows))
+    else:
+        np.save(work / INPUTS, rows.inputs, allow_pickle=False)
+        np.save(work / (TARGETS if rows.regression else LABELS), rows.truth, allow_pickle=False)
+        for entry, src in sources:
+            step(f"bundle: {entry.name}")
+            records.append(_add_artifact(work, entry, src, rows.inputs, rows.labels))
     step("bundle: bundle.json")
     names = {e.name for e, _ in sources}
     small_manifest = manifest.model_copy(update={"artifacts": [e for e in manifest.artifacts if e.name in names]})
@@ -253,6 +324,95 @@ def _add_artifact(
     }
 
 
+def _task(kind: str) -> str:
+    return "regression" if kind in ("values", "boxes") else "classification"
+
+
+def _add_artifact_named(work: Path, entry: ArtifactEntry, src: Path, rows: _NamedGolden) -> dict[str, Any]:
+    """`_add_artifact` for a model with several inputs or outputs: every output's values and tolerance."""
+    from runtimes.registry import make_runner
+    from toolkit.run.layout import entry_spec
+
+    dst = work / entry.path
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    if sha256_file(dst) != entry.sha256:
+        raise BundleError(f"{src} changed while it was copied; run `edgekit bundle` again.")
+    spec = entry_spec(entry)
+    with make_runner(dst, spec=spec) as runner:
+        outputs = runner.infer_named(rows.feeds)
+        backend = runner.backend()
+        file_spec = runner.model_spec()
+    model_spec = entry.model_spec or file_spec
+    builtin: dict[str, np.ndarray] = {}
+    if entry.format == "tflite" and entry.precision not in ("fp32", "fp16"):  # see `_builtin_outputs`
+        with make_runner(dst, spec=spec, use_xnnpack=False) as runner:
+            builtin = runner.infer_named(rows.feeds)
+    (work / EXPECTED_DIR / entry.name).mkdir()
+    files = tensor_files(model_spec.output_names)
+    records = []
+    for tensor in model_spec.outputs:
+        records.append(_output_record(work, entry, dst, tensor, files[tensor.name], outputs, builtin, rows))
+    return {
+        "name": entry.name,
+        "path": entry.path,
+        "format": entry.format,
+        "precision": entry.precision,
+        "runtime": entry.runtime,
+        "backend": backend,
+        "sha256": entry.sha256,
+        "size_bytes": entry.size_bytes,
+        "input": None,
+        "output": None,
+        "model_spec": model_spec.to_dict(),
+        "tolerance": None,
+        "expected": None,
+        "expected_builtin": None,
+        "desktop_accuracy": None,
+        "outputs": records,
+    }
+
+
+def _output_record(
+    work: Path,
+    entry: ArtifactEntry,
+    path: Path,
+    tensor: TensorSpec,
+    stem: str,
+    outputs: dict[str, np.ndarray],
+    builtin: dict[str, np.ndarray],
+    rows: _NamedGolden,
+) -> dict[str, Any]:
+    """Save one output's desktop values (and built-in-kernel values when they differ); its bundle.json entry."""
+    kind = tensor.kind or "probabilities"
+    values = outputs[tensor.name]
+    values = values.astype(np.int64 if kind == "class_indices" else np.float32, copy=False)
+    expected = f"{EXPECTED_DIR}/{entry.name}/{stem}.npy"
+    np.save(work / expected, values, allow_pickle=False)
+    expected_builtin = None
+    other = builtin.get(tensor.name)
+    if other is not None and not np.array_equal(other, values):
+        expected_builtin = f"{EXPECTED_DIR}/{entry.name}/{stem}.builtin.npy"
+        np.save(work / expected_builtin, other.astype(values.dtype, copy=False), allow_pickle=False)
+    magnitude = float(np.abs(values).max()) if values.size else 0.0
+    truth = rows.truths[tensor.name]
+    accuracy = None
+    if truth.ndim != 1:  # one-hot or value targets: no labels to score against
+        pass
+    elif kind in ("probabilities", "logits"):
+        accuracy = float(np.mean(values.argmax(1) == truth))
+    elif kind == "class_indices":
+        accuracy = float(np.mean(values.reshape(len(values)) == truth))
+    return {
+        "name": tensor.name,
+        "kind": kind,
+        "expected": expected,
+        "expected_builtin": expected_builtin,
+        "tolerance": tolerance_of_output(entry, tensor.name, path, magnitude=magnitude),
+        "desktop_accuracy": accuracy,
+    }
+
+
 def _builtin_outputs(
     path: Path, entry: ArtifactEntry, spec: ModelSpec | None, inputs: np.ndarray, outputs: np.ndarray
 ) -> np.ndarray | None:
@@ -273,7 +433,11 @@ def _builtin_outputs(
 
 
 def _bundle_doc(
-    work: Path, run: Path, manifest: ManifestDocument, golden: dict[str, Any], records: list[dict[str, Any]]
+    work: Path,
+    run: Path,
+    manifest: ManifestDocument,
+    golden: dict[str, Any],
+    records: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """bundle.json's content for the files now in `work` (each one's sha256 and size)."""
     from benchmarks.environment import capture_environment
@@ -305,11 +469,15 @@ def _bundle_doc(
 
 
 def _tolerances(records: list[dict[str, Any]]) -> dict[str, str]:
-    """MACHINE_TOLERANCE_DOC, plus how logits and values are compared when a bundled model outputs them."""
-    from toolkit.tolerances import LOGITS_AND_VALUES, MACHINE_TOLERANCE_DOC, PROBABILITIES
+    """MACHINE_TOLERANCE_DOC, plus how logits, values, boxes and class indices are compared when a bundled
+    model outputs them."""
+    from toolkit.tolerances import CLASS_INDICES, CLASS_INDICES_DOC, LOGITS_AND_VALUES, MACHINE_TOLERANCE_DOC
 
-    kinds = {output_kind(r) for r in records}
-    return {**MACHINE_TOLERANCE_DOC, **({"logits and values": LOGITS_AND_VALUES} if kinds - {PROBABILITIES} else {})}
+    kinds = {o["kind"] for r in records for o in r["outputs"]} if records and records[0].get("outputs") else set()
+    kinds |= {output_kind(r) for r in records if not r.get("outputs")}
+    raw = {"logits and values": LOGITS_AND_VALUES} if kinds & {"logits", "values", "boxes"} else {}
+    indices = {"class indices": CLASS_INDICES_DOC} if CLASS_INDICES in kinds else {}
+    return {**MACHINE_TOLERANCE_DOC, **raw, **indices}
 
 
 def _check_out(out: Path, archive: bool, force: bool) -> None:

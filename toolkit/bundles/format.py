@@ -13,6 +13,19 @@
     expected/<artifact>.npy  float32 [N, *model output]: each artifact's outputs, computed on the
                              desktop with the artifact's own runtime
 
+A model with several inputs or outputs (`golden.feeds` set; the same schema_version, as run documents add
+fields without bumping it; an edgekit from before this refuses such a bundle in one line, finding no
+`golden/inputs.npy`) has files by tensor name, which bundle.json maps:
+
+    golden/inputs/<input>.npy          float32: one per input (golden.feeds: name → path, shape, dtype)
+    golden/truths/<output>.npy         one per output (golden.truths): int64 labels (probabilities, logits) or
+                                       class indices, float32 values or boxes
+    expected/<artifact>/<output>.npy   each artifact's output, by name (artifacts[].outputs: name, kind,
+                                       expected, tolerance); float32, int64 for class indices
+
+A tensor whose name is not a plain file name (or clashes with another when case is ignored) is stored as
+`<index>_<cleaned name>.npy`; bundle.json says which file holds which name.
+
 `open_bundle` yields the folder (extracting an archive safely), `load_bundle` checks bundle.json's
 structure and `check_files` every sha256. Building is `build.py`'s concern, running `verify.py`'s.
 """
@@ -20,6 +33,7 @@ structure and `check_files` every sha256. Building is `build.py`'s concern, runn
 from __future__ import annotations
 
 import contextlib
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -40,6 +54,9 @@ INPUTS: Final = "golden/inputs.npy"
 LABELS: Final = "golden/labels.npy"
 TARGETS: Final = "golden/targets.npy"
 EXPECTED_DIR: Final = "expected"
+FEEDS_DIR: Final = "golden/inputs"
+TRUTHS_DIR: Final = "golden/truths"
+_PLAIN_NAME: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
 MADE_BY: Final = "pass a folder or .tar.gz made by `edgekit bundle`"
 
 
@@ -102,15 +119,59 @@ def load_bundle(root: Path, label: Path | None = None) -> dict[str, Any]:
         reason = unsafe_reason(str(rel))
         if reason:
             raise BundleError(f"{BUNDLE_JSON} in {where} lists {rel!r}, which {reason}; refused.")
-    needed = [golden.get("inputs")] + [golden[k] for k in ("labels", "targets") if golden.get(k)]
+    several = is_several(doc)
+    needed = _golden_files(golden, several, where)
     for a in artifacts:
-        if not isinstance(a, dict) or not {"name", "path", "expected", "tolerance"} <= a.keys():
-            raise BundleError(f"{BUNDLE_JSON} in {where} has a malformed artifact entry; re-create the bundle.")
-        needed += [a["path"], a["expected"]]
+        needed += _artifact_files(a, several, where)
     missing = [str(n) for n in needed if n not in files]
     if missing:
         raise BundleError(f"{BUNDLE_JSON} in {where} has no sha256 for {', '.join(missing)}; re-create the bundle.")
     return doc
+
+
+def is_several(doc: dict[str, Any]) -> bool:
+    """True for a bundle of a model with several inputs or outputs (golden rows by tensor name)."""
+    golden = doc.get("golden")
+    return isinstance(golden, dict) and golden.get("feeds") is not None
+
+
+def _golden_files(golden: dict[str, Any], several: bool, where: Path) -> list[Any]:
+    """The golden files bundle.json names (checked for being listed with a sha256 by the caller)."""
+    if not several:
+        return [golden.get("inputs")] + [golden[k] for k in ("labels", "targets") if golden.get(k)]
+    parts = [golden.get("feeds"), golden.get("truths")]
+    if not all(isinstance(p, dict) and p and all(isinstance(t, dict) for t in p.values()) for p in parts):
+        raise BundleError(f"{BUNDLE_JSON} in {where} has no golden feeds or truths by name; re-create the bundle.")
+    return [t.get("path") for p in parts if isinstance(p, dict) for t in p.values()]
+
+
+def _artifact_files(art: Any, several: bool, where: Path) -> list[Any]:
+    """An artifact entry's files (the model, the desktop's outputs), after checking the entry's keys."""
+    malformed = BundleError(f"{BUNDLE_JSON} in {where} has a malformed artifact entry; re-create the bundle.")
+    if not several:
+        if not isinstance(art, dict) or not {"name", "path", "expected", "tolerance"} <= art.keys():
+            raise malformed
+        return [art["path"], art["expected"]]
+    outputs = art.get("outputs") if isinstance(art, dict) else None
+    if not isinstance(art, dict) or not {"name", "path"} <= art.keys() or not isinstance(outputs, list) or not outputs:
+        raise malformed
+    files = [art["path"]]
+    for out in outputs:
+        if not isinstance(out, dict) or not {"name", "kind", "expected", "tolerance"} <= out.keys():
+            raise malformed
+        files += [out["expected"]] + ([out["expected_builtin"]] if out.get("expected_builtin") else [])
+    return files
+
+
+def tensor_files(names: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """Tensor name → the file stem its golden or expected array is saved under: the name itself when it is a
+    plain file name unique without case (case-insensitive file systems), else `<index>_<cleaned name>`."""
+    folded = [n.casefold() for n in names]
+    stems = {}
+    for i, name in enumerate(names):
+        plain = _PLAIN_NAME.fullmatch(name) is not None and folded.count(name.casefold()) == 1
+        stems[name] = name if plain else f"{i}_{re.sub(r'[^A-Za-z0-9_.-]', '_', name)[:48]}"
+    return stems
 
 
 def check_file(root: Path, rel: str, meta: dict[str, Any], label: Path | None = None) -> Path:

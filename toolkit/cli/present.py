@@ -24,6 +24,8 @@ X86_MACHINES = ("x86_64", "AMD64", "i386", "i686")
 
 def tolerance_text(tolerance: dict[str, Any]) -> str:
     """A tolerance as a table cell: `1e-05`, or `1 step 0.0039` for a quantization step."""
+    if tolerance.get("kind") == "index_agreement":
+        return f"agree ≥ {float(tolerance.get('min_agreement') or 1.0):.4g}"
     if tolerance.get("kind") == "quantization_step":
         return f"1 step {float(tolerance['max_abs']):.2g}"
     return f"{float(tolerance['max_abs']):.3g}"
@@ -63,14 +65,16 @@ def print_verify(report: dict[str, Any], bundle: Path, target: Path) -> bool:
         bundle: the bundle as the user named it (for the title).
         target: where verify.json was written.
     """
+    several = any(r.get("output") for r in report["results"])
     rows = []
     for r in report["results"]:
+        name = [r["artifact"], r.get("output") or ""] if several else [r["artifact"]]
         if r["status"] == "error":
-            rows.append([r["artifact"], r.get("backend") or r.get("runtime") or "", *["-"] * 5, "error"])
+            rows.append([*name, r.get("backend") or r.get("runtime") or "", *["-"] * 5, "error"])
             continue
         rows.append(
             [
-                r["artifact"],
+                *name,
                 r.get("backend") or "",
                 f"{r['max_abs_diff']:.2e}",
                 tolerance_text(r["tolerance"]),
@@ -81,11 +85,13 @@ def print_verify(report: dict[str, Any], bundle: Path, target: Path) -> bool:
             ]
         )
     header = [_diff_header(report) if h == "max |Δp|" else h for h in VERIFY_HEADER]
+    if several:
+        header.insert(1, "output")
     out.print(rich_table(_verify_title(report, bundle), header, rows))
     for r in report["results"]:
         if r.get("reference") == "builtin":
             out.print(
-                f"{escape(r['artifact'])}: compared with the desktop's built-in-kernel outputs (this runtime "
+                f"{escape(_row_name(r))}: compared with the desktop's built-in-kernel outputs (this runtime "
                 "did not run it on XNNPACK, which rounds int8 differently)",
                 highlight=False,
             )
@@ -93,7 +99,7 @@ def print_verify(report: dict[str, Any], bundle: Path, target: Path) -> bool:
         err.print(f"[yellow]skipped[/] {escape(s['artifact'])}: {escape(s['reason'])}", highlight=False)
     for r in report["results"]:
         if r["status"] == "error":
-            err.print(f"[bold red]{escape(r['artifact'])}[/]: {escape(r['error'])}", highlight=False)
+            err.print(f"[bold red]{escape(_row_name(r))}[/]: {escape(r['error'])}", highlight=False)
     if emu := report.get("emulation"):
         rootfs = emu["rootfs"]
         built = f"built in {rootfs['build_seconds']:.0f} s" if rootfs["state"] == "built" else rootfs["state"]
@@ -105,16 +111,28 @@ def print_verify(report: dict[str, Any], bundle: Path, target: Path) -> bool:
         )
     out.print(f"Wrote {escape(str(target))}", highlight=False)
     if not report["passed"]:
-        failed = [r["artifact"] for r in report["results"] if not r["passed"]]
+        failed = list(dict.fromkeys(r["artifact"] for r in report["results"] if not r["passed"]))
         err.print(f"[bold red]mismatch[/] for {escape(', '.join(failed))} (see {escape(str(target))})", highlight=False)
         return False
     return True
 
 
+def _row_name(row: dict[str, Any]) -> str:
+    """`artifact`, or `artifact/output` for a row of one output of a model with several."""
+    return f"{row['artifact']}/{row['output']}" if row.get("output") else str(row["artifact"])
+
+
+def _bundle_tolerance(art: dict[str, Any]) -> str:
+    """An artifact's tolerance cell; with several outputs, each output's: `digit 1e-05, side 1e-05`."""
+    if art.get("outputs"):
+        return ", ".join(f"{o['name']} {tolerance_text(o['tolerance'])}" for o in art["outputs"])
+    return tolerance_text(art["tolerance"])
+
+
 def print_bundle(path: Path, doc: dict[str, Any]) -> None:
     """The bundled artifacts (precision, size, tolerance, sha256) and how to check them on the device."""
     rows = [
-        [a["name"], a["precision"], f"{a['size_bytes']:,}", tolerance_text(a["tolerance"]), a["sha256"][:12]]
+        [a["name"], a["precision"], f"{a['size_bytes']:,}", _bundle_tolerance(a), a["sha256"][:12]]
         for a in doc["artifacts"]
     ]
     out.print(rich_table(f"Bundle {path}", ["artifact", "precision", "bytes", "tolerance", "sha256"], rows))

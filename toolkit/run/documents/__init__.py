@@ -39,7 +39,9 @@ from toolkit.run.documents.bundle import (
     BundleDocument,
     BundleFile,
     BundleGolden,
+    BundleOutput,
     BundleSource,
+    GoldenTensor,
     MachineTolerance,
 )
 from toolkit.run.documents.common import (
@@ -98,6 +100,7 @@ __all__ = [
     "BundleDocument",
     "BundleFile",
     "BundleGolden",
+    "BundleOutput",
     "BundleSource",
     "Calibration",
     "Cause",
@@ -118,6 +121,7 @@ __all__ = [
     "GateDocument",
     "GateLimits",
     "GateRegression",
+    "GoldenTensor",
     "LayerRow",
     "MachineTolerance",
     "ManifestDocument",

@@ -17,10 +17,13 @@ class MachineTolerance(Part):
     per artifact in bundle.json and verify.json.
     """
 
-    kind: str = Field(description="max_abs or quantization_step.")
+    kind: str = Field(description="max_abs, quantization_step, or index_agreement (class indices).")
     max_abs: float
     step: float | None = Field(description="The output's quantization step; None for float outputs.")
     basis: str
+    min_agreement: float | None = Field(
+        default=None, description="index_agreement: the share of golden rows that must keep the desktop's index."
+    )
 
 
 class BundleSource(Part):
@@ -34,10 +37,23 @@ class BundleSource(Part):
     libraries: dict[str, str] | None = None
 
 
-class BundleGolden(Part):
-    """The golden test rows in the bundle: inputs, and class labels or regression targets."""
+class GoldenTensor(Part):
+    """One golden array of a model with several inputs or outputs: an input's feed or an output's truth."""
 
-    inputs: str = Field(description="Path of the .npy inputs inside the bundle.")
+    path: str = Field(description="Path of the .npy inside the bundle.")
+    shape: list[int]
+    dtype: str
+    kind: str | None = Field(default=None, description="Outputs: the output's kind (what the truth is).")
+
+
+class BundleGolden(Part):
+    """The golden test rows in the bundle: inputs, and class labels or regression targets.
+
+    A model with several inputs or outputs has `feeds` and `truths` (by tensor name)
+    instead of `inputs`, `labels` and `targets`.
+    """
+
+    inputs: str | None = Field(description="Path of the .npy inputs inside the bundle; None with `feeds`.")
     labels: str | None = Field(description="Path of the int64 class labels; None for a regression model.")
     targets: str | None = Field(
         default=None, description="Path of the float32 regression targets (output kind values)."
@@ -47,11 +63,33 @@ class BundleGolden(Part):
         default=None, description="The dataset the rows come from, e.g. MNIST or flowers.npz."
     )
     images: int
-    shape: list[int]
+    shape: list[int] | None = Field(description="The inputs' shape; None with `feeds`.")
     dtype: str
     selection: str
     data_source: str | None = None
     data_verified: bool | None = None
+    feeds: dict[str, GoldenTensor] | None = Field(
+        default=None, description="Several inputs: input name → its float32 golden rows (the model's input shape)."
+    )
+    truths: dict[str, GoldenTensor] | None = Field(
+        default=None,
+        description="Several outputs: output name → its truth (int64 labels or class indices; float32 values, boxes).",
+    )
+
+
+class BundleOutput(Part):
+    """One output of a bundled artifact of a model with several outputs: the desktop's values and tolerance."""
+
+    name: str
+    kind: str = Field(description="The output's kind: probabilities, logits, values, boxes or class_indices.")
+    expected: str = Field(description="Path of the desktop's outputs (.npy) inside the bundle.")
+    expected_builtin: str | None = Field(
+        default=None, description="As the artifact's `expected_builtin`, for this output."
+    )
+    tolerance: MachineTolerance
+    desktop_accuracy: float | None = Field(
+        default=None, description="On the golden labels (probabilities, logits, class_indices); else None."
+    )
 
 
 class BundleArtifact(Part):
@@ -67,8 +105,10 @@ class BundleArtifact(Part):
     size_bytes: int
     input: StoredTensorSpec | None = None
     output: StoredTensorSpec | None = None
-    tolerance: MachineTolerance
-    expected: str = Field(description="Path of the desktop's outputs (.npy) inside the bundle.")
+    tolerance: MachineTolerance | None = Field(description="The output's tolerance; None with `outputs`.")
+    expected: str | None = Field(
+        description="Path of the desktop's outputs (.npy) inside the bundle; None with `outputs`."
+    )
     expected_builtin: str | None = Field(
         default=None,
         description="Quantized TFLite: the desktop's outputs with LiteRT's built-in kernels (no XNNPACK), which round "
@@ -76,6 +116,9 @@ class BundleArtifact(Part):
     )
     desktop_accuracy: float | None = Field(description="On the golden labels; None for a regression model.")
     model_spec: StoredModelSpec | None = None
+    outputs: list[BundleOutput] | None = Field(
+        default=None, description="Several inputs or outputs: every output, in the model's order."
+    )
 
 
 class BundleFile(Part):

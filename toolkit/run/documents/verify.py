@@ -45,14 +45,17 @@ class VerifyGolden(Part):
 
 
 class VerifyRow(Part):
-    """One artifact: pass, fail, or error (the metrics are absent on an error)."""
+    """One artifact (one output of it, for a model with several): pass, fail, or error (no metrics then)."""
 
     artifact: str
+    output: str | None = Field(
+        default=None, description="Several outputs: the output this row checks; None for a single-output model."
+    )
     format: str | None = None
     precision: str | None = None
     runtime: str | None = None
     output_kind: str | None = Field(
-        default=None, description="probabilities, logits or values: what was compared (raw)."
+        default=None, description="probabilities, logits, values, boxes or class_indices: what was compared (raw)."
     )
     tolerance: MachineTolerance
     backend: str | None = None
@@ -139,5 +142,9 @@ class VerifyDocument(Document):
     results: list[VerifyRow]
     skipped: list[SkippedArtifact]
     passed: bool
+    artifacts: dict[str, bool] | None = Field(
+        default=None,
+        description="Several outputs: artifact → passed (every one of its outputs within its tolerance).",
+    )
     remote: RemoteInfo | None = Field(default=None, description="Set on results fetched from a board by `--remote`.")
     emulation: Emulation | None = None
