@@ -4,7 +4,8 @@ converted by skl2onnx (tests/onnx_models.py), and int8-mixed for an ONNX source 
 - with its ZipMap (skl2onnx's default) it is refused in one line that says how to convert it (`zipmap=False`);
 - with `zipmap=False` it has two outputs (the int64 `label`: class_indices, and `probabilities`); wrapped to take
   NCHW images [N, 1, 28, 28], it goes through the pipeline on named data (the same digit labels as the target of
-  each output), `predict` prints each output, and bundle, diagnose, mcu and int8-mixed refuse it in one line;
+  each output), `predict` prints each output, bundle + verify check each output, and diagnose, mcu and
+  int8-mixed refuse it in one line;
 - its probabilities alone (the label output dropped) go through the pipeline: fp32 (the file), fp16, int8;
 - with an outlier hidden unit (float outputs unchanged), full int8 misses a 0.5-point budget and
   `pipeline`/`export --max-accuracy-drop 0.5` keep the hidden Gemm in float: onnx-int8-mixed, recorded as for
@@ -142,6 +143,26 @@ def test_predict_prints_each_output_of_the_nchw_mlp(
         assert "boxes are xyxy" not in proc.stdout  # the caption names box coordinates only for a boxes output
 
 
+def test_bundle_and_verify_check_each_output_of_the_nchw_mlp(
+    edgekit,  # type: ignore[no-untyped-def]
+    nchw_run: tuple[Path, Any],
+    tmp_path: Path,
+) -> None:
+    run, _ = nchw_run
+    bundle = tmp_path / "bundle"
+    proc = edgekit("bundle", str(run), "-o", str(bundle))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = edgekit("verify", str(bundle))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    verify = _json(bundle / "verify.json")
+    assert verify["passed"]
+    rows = {(r["artifact"], r["output"]): r for r in verify["results"]}
+    assert set(rows) == {(a, o) for a in ("onnx-fp32", "onnx-fp16", "onnx-int8") for o in ("label", "probabilities")}
+    assert rows[("onnx-int8", "label")]["output_kind"] == "class_indices"
+    for row in rows.values():  # the same machine: every output as the desktop computed it
+        assert row["passed"] and row["accuracy"] == row["desktop_accuracy"]
+
+
 def test_steps_that_cannot_take_the_two_output_mlp_refuse_in_one_line(
     edgekit,  # type: ignore[no-untyped-def]
     nchw_run: tuple[Path, Any],
@@ -150,9 +171,6 @@ def test_steps_that_cannot_take_the_two_output_mlp_refuse_in_one_line(
 ) -> None:
     run, _ = nchw_run
     tensors = "this model has 1 input (image) and 2 outputs (label, probabilities)"
-    proc = edgekit("bundle", str(run), "-o", str(tmp_path / "bundle"))
-    assert_one_line_error(proc, "bundle (and verify on the board) runs single-input, single-output models", tensors)
-    assert not (tmp_path / "bundle").exists()
     assert_one_line_error(edgekit("diagnose", str(run)), "diagnose maps each Keras layer", "made from an ONNX file")
     assert_one_line_error(edgekit("mcu", str(run)), "mcu builds TFLite Micro firmware", "made from an ONNX file")
     runs = tmp_path / "runs"

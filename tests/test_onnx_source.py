@@ -237,3 +237,9 @@ def test_two_inputs_and_two_outputs_from_named_data(edgekit, files: dict[str, Pa
     assert {(r["artifact"], r["output"]) for r in parity["results"]} == {
         (a, o) for a in ("onnx-fp32", "onnx-fp16", "onnx-int8") for o in ("values", "mean_ink")
     }
+    bundle = tmp_path / "bundle"
+    assert edgekit("bundle", str(run), "-o", str(bundle)).returncode == 0
+    proc = edgekit("verify", str(bundle))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    verify = _json(bundle / "verify.json")
+    assert verify["passed"] and len(verify["results"]) == 6  # 3 artifacts × 2 outputs, both inputs fed by name
