@@ -36,6 +36,7 @@ from exporters.several import (
 )
 from runtimes.errors import one_line
 from runtimes.files import atomic_path
+from runtimes.spec import ModelSpec
 from runtimes.tf_import import import_tensorflow
 
 DEFAULT_OPSET = 17
@@ -273,11 +274,16 @@ def export_onnx_file(
     *,
     precision: Precision,
     input_name: str,
-    calibration_data: np.ndarray | None = None,
+    calibration_data: np.ndarray | CalibrationFeeds | None = None,
     target: Int8Target | str = Int8Target.PORTABLE,
+    spec: ModelSpec | None = None,
 ) -> ExportResult:
     """An artifact made from an fp32 ONNX file (the run's reference, model.onnx): fp16 or int8 (static QDQ,
     per-channel, the recipe of `target`, calibrated on `calibration_data`).
+
+    A file with several inputs or outputs passes its `spec` (the run's, named as the file names its tensors):
+    int8 is calibrated on one array per input name, and the artifact is checked and described tensor by tensor
+    (`ExportResult.model_spec`).
 
     The fp32 artifact of an ONNX source is the reference file itself (`toolkit.run.layout.ONNX_REFERENCE`), so
     it is not written again here.
@@ -296,6 +302,14 @@ def export_onnx_file(
         raise UnsupportedPrecisionError(f"an ONNX source offers {offered}, not {precision.value!r}.")
     if precision is Precision.INT8 and (calibration_data is None or len(calibration_data) == 0):
         raise UnsupportedPrecisionError("ONNX int8 needs calibration images; pass calibration data.")
+    several = spec is not None and not spec.is_single
+    cal: np.ndarray | CalibrationFeeds | None = None
+    if spec is not None and several and (precision is Precision.INT8 or calibration_data is not None):
+        cal = check_feeds(calibration_data, spec)  # fp16: the samples the post-export check runs
+    elif isinstance(calibration_data, Mapping):
+        cal = single_feed(calibration_data)
+    elif calibration_data is not None:
+        cal = np.asarray(calibration_data, dtype=np.float32)
     path = Path(out_dir) / artifact_filename(ExportFormat.ONNX, precision)
     path.parent.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
@@ -306,13 +320,19 @@ def export_onnx_file(
                 if precision is Precision.FP16:
                     _convert_fp16(Path(source), tmp)
                 else:
-                    cal = np.asarray(calibration_data, dtype=np.float32)
+                    assert cal is not None
                     _quantize_int8(Path(source), tmp, cal, ONNX_RECIPES[target], input_name)
             except ExportError:
                 raise
             except Exception as exc:
                 first = (str(exc).strip().splitlines() or [""])[0]
                 raise ExportError(f"ONNX {precision.value} export failed: {one_line(first or exc)}") from exc
-        specs = check_artifact(tmp, calibration_data)
+        file_spec = None
+        if spec is not None and several:
+            file_spec, specs = check_named_artifact(tmp, spec, cal if isinstance(cal, Mapping) else None)
+        else:
+            specs = check_artifact(tmp, cal if isinstance(cal, np.ndarray) else None)
     recipe = quantization_record(ExportFormat.ONNX, precision, target)
-    return ExportResult.written(path, ExportFormat.ONNX, precision, specs, start, notes, quantization=recipe)
+    return ExportResult.written(
+        path, ExportFormat.ONNX, precision, specs, start, notes, quantization=recipe, model_spec=file_spec
+    )

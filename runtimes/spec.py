@@ -620,6 +620,11 @@ def _dtype_name(tensor: Any, default: str = "float32") -> str:
     return dtype.removeprefix("<dtype: '").removesuffix("'>")  # tf.DType's repr, if given one
 
 
+def guess_kind(name: str, shape: Shape, dtype: str, activation: str | None) -> str:
+    """An output's kind from its name, shape, dtype and last activation (a Keras model's or an ONNX file's)."""
+    return _guess_kind(name, shape, dtype, activation)
+
+
 def _guess_kind(name: str, shape: Shape, dtype: str, activation: str | None) -> str:
     """An output's kind from its shape, dtype and last activation (override with `output_kinds`)."""
     if dtype in INDEX_DTYPES and len(shape) in (1, 2):

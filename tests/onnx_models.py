@@ -105,6 +105,68 @@ def vector_regressor(path: Path, data: Path) -> Path:
     return path
 
 
+def two_input_regressor(path: Path, data: Path) -> Path:
+    """Two inputs, two outputs, fit on `data` (the ink .npz): `pooled` [N, 49] features and `thumb` [N, 7, 7, 1]
+    (the same features as a channels-last thumbnail) → `values` [N, 2] (mean ink and height of mass) and
+    `mean_ink` [N, 1] (a second head on the same hidden layer)."""
+    from onnx import TensorProto, helper
+
+    d = np.load(data)
+    rng = np.random.default_rng(4)
+    inits = {
+        "h_w": rng.normal(0, 0.7, (98, 64)).astype(np.float32),
+        "h_b": rng.normal(0, 0.2, 64).astype(np.float32),
+    }
+    inputs = [
+        helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["N", 49]),
+        helper.make_tensor_value_info("thumb", TensorProto.FLOAT, ["N", 7, 7, 1]),
+    ]
+    feats = [
+        helper.make_node("Flatten", ["thumb"], ["thumb_flat"], name="flatten_thumb", axis=1),
+        helper.make_node("Concat", ["pooled", "thumb_flat"], ["both"], name="concat", axis=1),
+        helper.make_node("Gemm", ["both", "h_w", "h_b"], ["hidden"], name="hidden"),
+        helper.make_node("Relu", ["hidden"], ["relu"], name="relu"),
+    ]
+    relu = helper.make_tensor_value_info("relu", TensorProto.FLOAT, ["N", 64])
+    x = d["x_train"].astype(np.float32)
+    import onnxruntime as ort
+
+    features = _graph(feats, inputs, [relu], inits).SerializeToString()
+    session = ort.InferenceSession(features, providers=["CPUExecutionProvider"])
+    f = session.run(None, {"pooled": x, "thumb": x.reshape(-1, 7, 7, 1)})[0]
+    w, b = _ridge(f, d["y_train"], lam=3.0)
+    inits.update(out_w=w, out_b=b, ink_w=w[:, :1].copy(), ink_b=b[:1].copy())
+    nodes = [
+        *feats,
+        helper.make_node("Gemm", ["relu", "out_w", "out_b"], ["values"], name="head"),
+        helper.make_node("Gemm", ["relu", "ink_w", "ink_b"], ["mean_ink"], name="ink_head"),
+    ]
+    outs = [
+        helper.make_tensor_value_info("values", TensorProto.FLOAT, ["N", 2]),
+        helper.make_tensor_value_info("mean_ink", TensorProto.FLOAT, ["N", 1]),
+    ]
+    _save(_graph(nodes, inputs, outs, inits), path)
+    return path
+
+
+def two_input_data(path: Path, data: Path) -> Path:
+    """`data` (the ink .npz) as named data for `two_input_regressor`: each input and target by tensor name."""
+    d = np.load(data)
+    arrays = {}
+    for split in ("train", "test"):
+        x, y = d[f"x_{split}"], d[f"y_{split}"]
+        arrays.update(
+            {
+                f"pooled_{split}": x,
+                f"thumb_{split}": x.reshape(-1, 7, 7, 1),
+                f"values_{split}": y,
+                f"mean_ink_{split}": y[:, :1],
+            }
+        )
+    np.savez(path, **arrays)  # type: ignore[arg-type]
+    return path
+
+
 def _save(model: Any, path: Path) -> None:
     import onnx
 
@@ -280,6 +342,24 @@ def mnist_pixels(path: Path, *, images: bool = False) -> Path:
         x_test=pixels(m.x_test[:SKL_TEST]),
         y_test=m.y_test[:SKL_TEST],
     )
+    return path
+
+
+def named_images(path: Path, outputs: tuple[str, ...] = ("label", "probabilities")) -> Path:
+    """The digits of `mnist_pixels` as named data for the NCHW two-output MLP: `image` [N, 1, 28, 28] float32
+    /255 (channels-first, as the model takes them), and the same digit labels as the target of each output (the
+    `label` class indices and the `probabilities` classes), each split as `<name>_train` / `<name>_test`."""
+    from toolkit.data.mnist import load_mnist
+
+    m = load_mnist()
+    arrays: dict[str, np.ndarray] = {}
+    for split, x, y in (
+        ("train", m.x_train[:SKL_TRAIN], m.y_train[:SKL_TRAIN]),
+        ("test", m.x_test[:SKL_TEST], m.y_test[:SKL_TEST]),
+    ):
+        arrays[f"image_{split}"] = (x.astype(np.float32) / 255)[:, None]
+        arrays.update({f"{name}_{split}": y.astype(np.int64) for name in outputs})
+    np.savez(path, **arrays)  # type: ignore[arg-type]
     return path
 
 

@@ -1,8 +1,11 @@
 """An ONNX file from a framework other than Keras: scikit-learn's MLPClassifier fit on 2,000 real MNIST digits and
 converted by skl2onnx (tests/onnx_models.py), and int8-mixed for an ONNX source (issue 21 points 2 and 5).
 
-- with its ZipMap (skl2onnx's default) and with `zipmap=False` (label + probabilities: two outputs), it is refused
-  in one line that says how to convert it; so is its NCHW-wrapped two-output variant;
+- with its ZipMap (skl2onnx's default) it is refused in one line that says how to convert it (`zipmap=False`);
+- with `zipmap=False` it has two outputs (the int64 `label`: class_indices, and `probabilities`); wrapped to take
+  NCHW images [N, 1, 28, 28], it goes through the pipeline on named data (the same digit labels as the target of
+  each output), `predict` prints each output, bundle + verify check each output, and diagnose, mcu and
+  int8-mixed refuse it in one line;
 - its probabilities alone (the label output dropped) go through the pipeline: fp32 (the file), fp16, int8;
 - with an outlier hidden unit (float outputs unchanged), full int8 misses a 0.5-point budget and
   `pipeline`/`export --max-accuracy-drop 0.5` keep the hidden Gemm in float: onnx-int8-mixed, recorded as for
@@ -45,6 +48,7 @@ def skl(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "zipmap": O.sklearn_mlp(root / "mlp_zipmap.onnx", pixels),
         "two": two,
         "nchw_two": O.nchw_wrapped(root / "mlp_nchw_two_outputs.onnx", two),
+        "named": O.named_images(root / "named.npz"),
         "one": one,
         "outlier": O.outlier_unit(root / "mlp_outlier.onnx", one),
     }
@@ -57,9 +61,9 @@ def test_sklearn_files_as_converted_are_refused_with_the_fix(edgekit, skl: dict[
         return edgekit("pipeline", "--model", str(skl[model]), "--data", str(skl[data]), "--runs-dir", str(runs))
 
     assert_one_line_error(pipeline("zipmap", "pixels"), "'output_probability' is a sequence", "zipmap=False")
-    several = "has 2 outputs (label, probabilities); several inputs/outputs are not supported yet"
-    assert_one_line_error(pipeline("two", "pixels"), several)
-    assert_one_line_error(pipeline("nchw_two", "images"), several)
+    # two outputs are taken, from named data: x/y arrays cannot say which output a target is for
+    names = "the model has 1 input (X) and 2 outputs (label, probabilities): give one array per input and target"
+    assert_one_line_error(pipeline("two", "pixels"), names, "missing X, label, probabilities")
     assert not runs.exists()
 
 
@@ -75,6 +79,105 @@ def test_nchw_variant_computes_what_the_mlp_does(skl: dict[str, Path]) -> None:
     want_label, want_probs = flat.run(None, {"X": x.reshape(len(x), -1)})
     assert np.array_equal(label, want_label) and np.allclose(probs, want_probs, atol=1e-6)
     assert (label == d["y_test"][:200]).mean() > 0.8  # a real classifier, not a constant
+
+
+@pytest.fixture(scope="module")
+def nchw_run(edgekit, skl: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:  # type: ignore[no-untyped-def]
+    runs = tmp_path_factory.mktemp("nchw-runs")
+    args = ("--model", str(skl["nchw_two"]), "--data", str(skl["named"]), "--runs-dir", str(runs))
+    return (runs / "latest").resolve(), edgekit("pipeline", *args, *QUICK)
+
+
+def test_pipeline_on_the_nchw_two_output_mlp(nchw_run: tuple[Path, Any]) -> None:
+    run, proc = nchw_run
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    model = _json(run / "model.json")
+    assert model["producer"].startswith("skl2onnx") and model["layout"] == "NCHW"
+    spec = model["model_spec"]
+    assert spec["spec_version"] == 2
+    assert [(t["name"], t["shape"], t["layout"], t["value_range"]) for t in spec["inputs"]] == [
+        ("image", [None, 1, 28, 28], "NCHW", [0.0, 1.0])
+    ]
+    assert [(t["name"], t["shape"], t["dtype"], t["kind"]) for t in spec["outputs"]] == [
+        ("label", [None], "int64", "class_indices"),
+        ("probabilities", [None, 10], "float32", "probabilities"),  # Softmax → Identity: still probabilities
+    ]
+    artifacts = {a["name"]: a for a in _json(run / "manifest.json")["artifacts"]}
+    assert set(artifacts) == {"onnx-fp32", "onnx-fp16", "onnx-int8"}
+    for entry in artifacts.values():  # every artifact described tensor by tensor, under the file's names
+        assert [t["name"] for t in entry["model_spec"]["outputs"]] == ["label", "probabilities"]
+        assert entry["model_spec"]["outputs"][0]["kind"] == "class_indices"
+    parity = _json(run / "parity.json")
+    assert parity["passed"]
+    rows = {(r["artifact"], r["output"]): r for r in parity["results"]}
+    assert set(rows) == {(a, o) for a in artifacts for o in ("label", "probabilities")}
+    n = parity["data"]["images"]
+    accuracy = {o["name"]: o["value"] for o in parity["reference"]["outputs"]}
+    assert accuracy["label"] > 0.8 and accuracy["label"] == accuracy["probabilities"]  # the label is the argmax
+    assert rows[("onnx-fp16", "probabilities")]["max_abs_diff"] <= 1e-2
+    for output in ("label", "probabilities"):
+        assert rows[("onnx-fp32", output)]["top1_agreement"] == 1.0
+        assert meets_floor(rows[("onnx-int8", output)]["top1_agreement"], n, accuracy[output])
+    assert set(_json(run / "bench.json")["artifacts"]) == set(artifacts)
+
+
+def test_predict_prints_each_output_of_the_nchw_mlp(
+    edgekit,  # type: ignore[no-untyped-def]
+    nchw_run: tuple[Path, Any],
+    skl: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    import re
+
+    from PIL import Image
+
+    run, _ = nchw_run
+    image = tmp_path / "digit.png"
+    x = np.load(skl["named"])["image_test"][0, 0]
+    Image.fromarray(np.round(x * 255).astype(np.uint8)).save(image)
+    for artifact in ("onnx-fp32", "onnx-int8"):
+        proc = edgekit("predict", str(run), "-a", artifact, str(image))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        found = re.search(r"label: (\d); probabilities: (\d) \(", proc.stdout)
+        assert found and found.group(1) == found.group(2), proc.stdout  # both outputs name the same digit
+        assert "boxes are xyxy" not in proc.stdout  # the caption names box coordinates only for a boxes output
+
+
+def test_bundle_and_verify_check_each_output_of_the_nchw_mlp(
+    edgekit,  # type: ignore[no-untyped-def]
+    nchw_run: tuple[Path, Any],
+    tmp_path: Path,
+) -> None:
+    run, _ = nchw_run
+    bundle = tmp_path / "bundle"
+    proc = edgekit("bundle", str(run), "-o", str(bundle))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = edgekit("verify", str(bundle))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    verify = _json(bundle / "verify.json")
+    assert verify["passed"]
+    rows = {(r["artifact"], r["output"]): r for r in verify["results"]}
+    assert set(rows) == {(a, o) for a in ("onnx-fp32", "onnx-fp16", "onnx-int8") for o in ("label", "probabilities")}
+    assert rows[("onnx-int8", "label")]["output_kind"] == "class_indices"
+    for row in rows.values():  # the same machine: every output as the desktop computed it
+        assert row["passed"] and row["accuracy"] == row["desktop_accuracy"]
+
+
+def test_steps_that_cannot_take_the_two_output_mlp_refuse_in_one_line(
+    edgekit,  # type: ignore[no-untyped-def]
+    nchw_run: tuple[Path, Any],
+    skl: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    run, _ = nchw_run
+    tensors = "this model has 1 input (image) and 2 outputs (label, probabilities)"
+    assert_one_line_error(edgekit("diagnose", str(run)), "diagnose maps each Keras layer", "made from an ONNX file")
+    assert_one_line_error(edgekit("mcu", str(run)), "mcu builds TFLite Micro firmware", "made from an ONNX file")
+    runs = tmp_path / "runs"
+    args = ("--model", str(skl["nchw_two"]), "--data", str(skl["named"]), "--runs-dir", str(runs))
+    proc = edgekit("pipeline", *args, "--max-accuracy-drop", "0.5")
+    assert_one_line_error(proc, "int8-mixed (--max-accuracy-drop, --min-agreement) runs single-input", tensors)
+    assert not runs.exists()
 
 
 @pytest.fixture(scope="module")

@@ -134,8 +134,9 @@ def test_export_with_an_onnx_model_imports_it(edgekit, files: dict[str, Path], t
 
 
 REFUSALS = {
-    "two-outputs": (O.two_outputs, "has 2 outputs (digit, side); several inputs/outputs are not supported yet"),
-    "two-inputs": (O.two_inputs, "has 2 inputs (image, meta); several inputs/outputs are not supported yet"),
+    # several inputs/outputs are taken from named data only: x/y arrays are refused, naming the tensors
+    "two-outputs": (O.two_outputs, "the model has 1 input (features) and 2 outputs (digit, side): give one array per"),
+    "two-inputs": (O.two_inputs, "the model has 2 inputs (image, meta) and 1 output (sum): give one array per input"),
     "sequence": (O.sequence_output, "is a sequence, not a tensor (scikit-learn's ZipMap: convert with zipmap=False"),
     "int64": (O.int64_input, "input 'ids' has dtype int64; edgekit takes float32 inputs."),
     "uint8": (lambda p: O.typed_input(p, "uint8"), "has dtype uint8; edgekit takes float32 inputs: export it with"),
@@ -209,3 +210,36 @@ def test_a_budget_on_a_regressor_is_refused_before_anything_is_written(  # type:
     assert_one_line_error(edgekit("pipeline", *args, "--runs-dir", str(runs)), message)
     assert_one_line_error(edgekit("export", str(runs / "run"), *args), message)
     assert not runs.exists()
+
+
+def test_two_inputs_and_two_outputs_from_named_data(edgekit, files: dict[str, Path], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    model = O.two_input_regressor(tmp_path / "two_in.onnx", files["ink"])
+    data = O.two_input_data(tmp_path / "two_in.npz", files["ink"])
+    runs = tmp_path / "runs"
+    args = ("--model", str(model), "--data", str(data), "--runs-dir", str(runs))
+    proc = edgekit("pipeline", *args, "--output-kind", "values")
+    assert_one_line_error(proc, "--output-kind names the kind of one output; two_in.onnx has 2 inputs (pooled, thumb)")
+    assert not runs.exists()
+    proc = edgekit("pipeline", *args, *QUICK)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = (runs / "latest").resolve()
+    spec = _json(run / "model.json")["model_spec"]
+    assert [(t["name"], t["layout"]) for t in spec["inputs"]] == [("pooled", "NC"), ("thumb", "NHWC")]
+    # no Softmax and float targets: both outputs are a regression's values (as for one output)
+    assert [(t["name"], t["shape"], t["kind"]) for t in spec["outputs"]] == [
+        ("values", [None, 2], "values"),
+        ("mean_ink", [None, 1], "values"),
+    ]
+    int8 = next(a for a in _json(run / "manifest.json")["artifacts"] if a["name"] == "onnx-int8")
+    assert [t["name"] for t in int8["model_spec"]["inputs"]] == ["pooled", "thumb"]  # calibrated by input name
+    parity = _json(run / "parity.json")
+    assert parity["passed"], proc.stdout
+    assert {(r["artifact"], r["output"]) for r in parity["results"]} == {
+        (a, o) for a in ("onnx-fp32", "onnx-fp16", "onnx-int8") for o in ("values", "mean_ink")
+    }
+    bundle = tmp_path / "bundle"
+    assert edgekit("bundle", str(run), "-o", str(bundle)).returncode == 0
+    proc = edgekit("verify", str(bundle))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    verify = _json(bundle / "verify.json")
+    assert verify["passed"] and len(verify["results"]) == 6  # 3 artifacts × 2 outputs, both inputs fed by name

@@ -118,7 +118,8 @@ def predictions_table(predictions: Predictions, top_k: int) -> str:
     if predictions.output_kind == "several":
         rows = [[r.image.name, "; ".join(o.text() for o in r.outputs or ())] for r in predictions.results]
         first = "sample" if predictions.samples is not None else "image"
-        return box_table(title, [first, "outputs"], rows, caption=caption + "; boxes are xyxy")
+        boxes = any(o.kind == "boxes" for r in predictions.results for o in r.outputs or ())
+        return box_table(title, [first, "outputs"], rows, caption=caption + ("; boxes are xyxy" if boxes else ""))
     if predictions.output_kind == "values":
         rows = [[r.image.name, "  ".join(f"{v:.6g}" for v in r.values or ())] for r in predictions.results]
         return box_table(title, ["image", "values"], rows, caption=caption)

@@ -1,14 +1,14 @@
 """An ONNX file as the source (`--model model.onnx`): check it, and import it into a run as `model.onnx`.
 
 The reference is the file itself on ONNX Runtime in fp32: no Keras, no training. What edgekit takes from an
-ONNX file (for now): one float32 input, an image `[N, C, H, W]` or `[N, H, W, C]` (the layout is read from the
-shape, and from the data when the shape cannot tell) or a vector `[N, F]`, with a dynamic batch axis; one
-float32 output `[N, K]` (probabilities, logits or values). Everything else is refused in one line before
-anything is written: several inputs or outputs (not supported yet), other dtypes (strings, sequences and maps
-such as scikit-learn's ZipMap), external data that is missing, a file that is already quantized.
-
-`OnnxSource` keeps the checked facts per tensor (`inputs`, `outputs`), so several inputs and outputs can be
-taken later without changing how a file is read.
+ONNX file: float32 inputs, each an image `[N, C, H, W]` or `[N, H, W, C]` (the layout is read from the shape,
+and from the data when the shape cannot tell) or a vector `[N, F]`, with a dynamic batch axis; float32 outputs
+`[N, K]` (probabilities, logits or values). With several inputs or outputs (fed and judged by name from an
+`.npz`, `toolkit.data.named`) an output may also be boxes `[N, K, 4]` or integer class indices `[N]` (as
+skl2onnx's `label` beside its `probabilities` with `zipmap=False`); each output's kind is read from the file
+as a Keras model's is (`runtimes.spec.guess_kind`). Everything else is refused in one line before anything is
+written: other dtypes (strings, sequences and maps such as scikit-learn's ZipMap), external data that is
+missing, a file that is already quantized, a batch fixed at 1 with several tensors.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class OnnxTensor:
 
 @dataclass(frozen=True)
 class OnnxSource:
-    """A checked ONNX file: its tensors, opsets and node count (several inputs and outputs are refused for now)."""
+    """A checked ONNX file: its tensors (one or several inputs and outputs), opsets and node count."""
 
     path: Path
     inputs: tuple[OnnxTensor, ...]
@@ -101,6 +101,12 @@ class OnnxSource:
     softmax_output: bool  # the output is made by a Softmax node
     external_data: bool  # weights in files beside the .onnx (the run keeps one self-contained copy)
     batch_one: bool = False  # the file fixes the batch at 1: the run's copy gets a dynamic batch axis instead
+    softmax_outputs: tuple[bool, ...] = ()  # per output: made by a Softmax node (the kind is probabilities)
+
+    @property
+    def is_single(self) -> bool:
+        """One input and one output (the only shape edgekit took before several tensors)."""
+        return len(self.inputs) == 1 and len(self.outputs) == 1
 
 
 def load_onnx_source(path: Path | str) -> OnnxSource:
@@ -108,7 +114,7 @@ def load_onnx_source(path: Path | str) -> OnnxSource:
 
     Raises:
         OnnxSourceError: a missing or unreadable file, a model onnx.checker refuses, missing external data, a
-            quantized file, several inputs or outputs, or tensors of a type edgekit cannot feed (one line).
+            quantized file, or tensors of a type edgekit cannot feed (one line).
     """
     import onnx
     from onnx import external_data_helper
@@ -151,25 +157,24 @@ def load_onnx_source(path: Path | str) -> OnnxSource:
     # A value that is not a tensor (ZipMap's maps) is named first: its fix also changes the outputs' count.
     for value, what in [*((v, "input") for v in graph_inputs), *((v, "output") for v in graph.output)]:
         _check_tensor(value, path, what)
-    if len(graph_inputs) != 1 or len(graph.output) != 1:
-        what = "inputs" if len(graph_inputs) != 1 else "outputs"
-        values = graph_inputs if what == "inputs" else list(graph.output)
-        names = ", ".join(v.name for v in values) or "none"
-        raise OnnxSourceError(
-            f"{path} has {len(values)} {what} ({names}); several inputs/outputs are not supported yet: edgekit "
-            "takes one input and one output."
-        )
+    if not graph_inputs:
+        raise OnnxSourceError(f"{path} has no inputs (every graph input is a weight); give a model that takes data.")
     inputs = tuple(_tensor(v, path, "input") for v in graph_inputs)
-    outputs = tuple(_tensor(v, path, "output") for v in graph.output)
+    # With several outputs an integer one is class indices (skl2onnx's `label` beside its probabilities).
+    outputs = tuple(_tensor(v, path, "output", indices=len(graph.output) > 1) for v in graph.output)
     # PyTorch's default export fixes the batch at 1: taken as dynamic, if the graph runs so (prepare_onnx checks).
     batch_one = bool(inputs[0].shape) and inputs[0].shape[0] == 1
+    if batch_one and (len(inputs) > 1 or len(outputs) > 1):
+        raise OnnxSourceError(
+            f"{path}: input {inputs[0].name!r} has a fixed batch of 1 {_text(inputs[0].shape)}; a model with several "
+            "inputs/outputs needs a dynamic batch axis: export it with one (torch.onnx.export(..., "
+            "dynamic_axes={'<input>': {0: 'N'}}) or dynamic_shapes)."
+        )
     if batch_one:
         inputs = tuple(OnnxTensor(t.name, (None, *t.shape[1:]), t.dtype) for t in inputs)
         outputs = tuple(OnnxTensor(t.name, (None, *t.shape[1:]) if t.shape else t.shape, t.dtype) for t in outputs)
     producers = {o: n for n in graph.node for o in n.output}
-    last = producers.get(outputs[0].name)
-    while last is not None and last.op_type in _PASS_THROUGH and last.input:
-        last = producers.get(last.input[0])  # skl2onnx ends its probabilities with an Identity after the Softmax
+    softmax = tuple(_made_by_softmax(producers, t.name) for t in outputs)
     # Weights only: exporters also store integer constants (e.g. a Reshape's target shape) as initializers.
     params = sum(_size(t) for t in graph.initializer if t.data_type in _FLOAT_TYPES)
     return OnnxSource(
@@ -180,21 +185,58 @@ def load_onnx_source(path: Path | str) -> OnnxSource:
         producer=" ".join(p for p in (proto.producer_name, proto.producer_version) if p) or "unknown",
         nodes=tuple((n.name or f"{n.op_type}_{i}", n.op_type) for i, n in enumerate(graph.node)),
         params=params,
-        softmax_output=last is not None and last.op_type == "Softmax",
+        softmax_output=softmax[0],
+        softmax_outputs=softmax,
         external_data=bool(external),
         batch_one=batch_one,
     )
 
 
+def _made_by_softmax(producers: dict[str, Any], name: str) -> bool:
+    last = producers.get(name)
+    while last is not None and last.op_type in _PASS_THROUGH and last.input:
+        last = producers.get(last.input[0])  # skl2onnx ends its probabilities with an Identity after the Softmax
+    return last is not None and last.op_type == "Softmax"
+
+
 def check_onnx_source(
-    source: OnnxSource, sample_shape: tuple[int, ...] | None, *, output_kind: str | None
+    source: OnnxSource,
+    sample_shape: tuple[int, ...] | None,
+    *,
+    output_kind: str | None,
+    sample_shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> ModelSpec:
-    """The ModelSpec of the checked file's single input and output; `sample_shape` (one data row's shape) decides
-    an image layout the input shape leaves open. Raises OnnxSourceError for shapes edgekit cannot run."""
+    """The ModelSpec of the checked file; `sample_shape` (one data row's shape) decides an image layout the input
+    shape leaves open (`sample_shapes`, by input name, for several inputs). Raises OnnxSourceError for shapes
+    edgekit cannot run."""
     from runtimes.spec import OUTPUT_KINDS, SpecError, TensorSpec, spec_from_tensors
 
+    if not source.is_single:
+        return _several_spec(source, sample_shapes, output_kind)
     inp, out = source.inputs[0], source.outputs[0]
     path = source.path
+    layout = _input_layout(path, inp, sample_shape)
+    if len(out.shape) != 2:
+        raise OnnxSourceError(
+            f"{path}: output {out.name!r} has shape {_text(out.shape)}; edgekit takes [N, K] outputs."
+        )
+    if output_kind is not None and output_kind not in OUTPUT_KINDS:
+        raise OnnxSourceError(f"--output-kind {output_kind!r} is unknown; choose one of {', '.join(OUTPUT_KINDS)}.")
+    if output_kind is None:
+        output_kind = "probabilities" if source.softmax_output else ("values" if out.shape[1] == 1 else "logits")
+    try:
+        return spec_from_tensors(
+            TensorSpec(inp.name, inp.shape, "float32"),
+            TensorSpec(out.name, (None, out.shape[1]), "float32"),
+            output_kind=output_kind,
+            layout=layout,
+        )
+    except SpecError as exc:
+        raise OnnxSourceError(f"{path}: {exc}") from None
+
+
+def _input_layout(path: Path, inp: OnnxTensor, sample_shape: tuple[int, ...] | None) -> str:
+    """One input's layout (NC, NCHW or NHWC), after refusing shapes edgekit cannot feed."""
     if len(inp.shape) not in (2, 4):
         raise OnnxSourceError(
             f"{path}: input {inp.name!r} has shape {_text(inp.shape)}; edgekit takes an image [N, C, H, W] or "
@@ -210,24 +252,49 @@ def check_onnx_source(
             f"{path}: input {inp.name!r} has dynamic sizes {_text(inp.shape)}; exports and benchmarks need fixed "
             "sizes: export it with a fixed height, width and channel count (only the batch axis dynamic)."
         )
-    if len(out.shape) != 2:
+    return "NC" if len(inp.shape) == 2 else _layout(inp.shape, sample_shape)
+
+
+def _several_spec(
+    source: OnnxSource, sample_shapes: dict[str, tuple[int, ...]] | None, output_kind: str | None
+) -> ModelSpec:
+    """The spec of a file with several inputs or outputs: each input as a single one is checked (its layout from
+    its shape, else its data), each output's kind read from the file as a Keras model's is (a Softmax ->
+    probabilities, an integer output -> class_indices, (N, K, 4) or a "box" name -> boxes, width 1 -> values,
+    else logits). Output sizes the file leaves dynamic stay None until `prepare_onnx` runs it."""
+    from runtimes.spec import ModelSpec, SpecError, TensorSpec, guess_kind
+
+    path = source.path
+    if output_kind is not None:
         raise OnnxSourceError(
-            f"{path}: output {out.name!r} has shape {_text(out.shape)}; edgekit takes [N, K] outputs."
+            f"--output-kind names the kind of one output; {path.name} has {_count(source)}, whose kinds edgekit "
+            "reads from the file: leave it out."
         )
-    layout = "NC" if len(inp.shape) == 2 else _layout(inp.shape, sample_shape)
-    if output_kind is not None and output_kind not in OUTPUT_KINDS:
-        raise OnnxSourceError(f"--output-kind {output_kind!r} is unknown; choose one of {', '.join(OUTPUT_KINDS)}.")
-    if output_kind is None:
-        output_kind = "probabilities" if source.softmax_output else ("values" if out.shape[1] == 1 else "logits")
+    inputs = [
+        TensorSpec(t.name, t.shape, "float32", layout=_input_layout(path, t, (sample_shapes or {}).get(t.name)))
+        for t in source.inputs
+    ]
+    outputs = []
+    softmax = source.softmax_outputs or (False,) * len(source.outputs)
+    for tensor, by_softmax in zip(source.outputs, softmax, strict=True):
+        if not tensor.shape or tensor.shape[0] is not None:
+            raise OnnxSourceError(
+                f"{path}: output {tensor.name!r} has shape {_text(tensor.shape)}; edgekit takes outputs with a "
+                "dynamic batch axis first ([N], [N, K] or [N, K, 4])."
+            )
+        kind = guess_kind(tensor.name, tensor.shape, tensor.dtype, "softmax" if by_softmax else None)
+        outputs.append(TensorSpec(tensor.name, tensor.shape, tensor.dtype, kind=kind))
     try:
-        return spec_from_tensors(
-            TensorSpec(inp.name, inp.shape, "float32"),
-            TensorSpec(out.name, (None, out.shape[1]), "float32"),
-            output_kind=output_kind,
-            layout=layout,
-        )
+        return ModelSpec(inputs=inputs, outputs=outputs)
     except SpecError as exc:
-        raise OnnxSourceError(f"{path}: {exc}") from None
+        raise OnnxSourceError(f"{path}: {str(exc).removeprefix('model spec: ')}") from None
+
+
+def _count(source: OnnxSource) -> str:
+    def part(tensors: tuple[OnnxTensor, ...], word: str) -> str:
+        return f"{len(tensors)} {word}{'' if len(tensors) == 1 else 's'} ({', '.join(t.name for t in tensors)})"
+
+    return f"{part(source.inputs, 'input')} and {part(source.outputs, 'output')}"
 
 
 def output_width(path: Path, spec: ModelSpec | None, rows: np.ndarray) -> int:
@@ -271,6 +338,8 @@ def prepare_onnx(
     source = load_onnx_source(path)
     provisional = check_onnx_source(source, None, output_kind=output_kind)
     dataset = dataset_for(provisional)
+    if not source.is_single:
+        return _prepare_several(source, dataset)
     spec = check_onnx_source(source, tuple(np.asarray(dataset.x_test).shape[1:]), output_kind=output_kind)
     rows = dataset.inputs(dataset.x_test[:2], spec)
     width = _check_dynamic_batch(source, rows) if source.batch_one else output_width(source.path, spec, rows)
@@ -279,6 +348,68 @@ def prepare_onnx(
     elif width != spec.output.shape[1]:
         raise OnnxSourceError(f"{path} declares {spec.output.shape[1]} outputs but gives {width}.")
     return source, spec, dataset
+
+
+def _prepare_several(source: OnnxSource, dataset: Dataset) -> tuple[OnnxSource, ModelSpec, Dataset]:
+    """`prepare_onnx` for several inputs or outputs: each input's layout from its data rows where its shape cannot
+    tell, then the file run on two rows of every input: its outputs must be finite, one row per input row, of
+    the declared ranks; sizes the file leaves dynamic are taken from them (and the kinds read again)."""
+    from dataclasses import replace
+
+    from toolkit.data.named import NamedDataset, input_feed
+
+    if not isinstance(dataset, NamedDataset):  # _prepare_file loads named data for several tensors
+        raise OnnxSourceError(f"{source.path} has {_count(source)}; give --data an .npz keyed by those names.")
+    shapes = {t.name: tuple(dataset.train_arrays[t.name].shape[1:]) for t in source.inputs}
+    spec = check_onnx_source(source, None, output_kind=None, sample_shapes=shapes)
+    feeds = {
+        t.name: input_feed(dataset.test_arrays[t.name][:2], t, dataset.scale, f"{dataset.name}'s {t.name!r}")
+        for t in spec.inputs
+    }
+    outs = _run_named(source.path, feeds)
+    rows = len(next(iter(feeds.values())))
+    filled = []
+    for tensor in source.outputs:
+        out = outs[tensor.name]
+        if out.ndim != len(tensor.shape) or out.shape[0] != rows or not _finite(out):
+            raise OnnxSourceError(
+                f"{source.path} gives {tensor.name!r} of shape {tuple(out.shape)} (finite: {_finite(out)}) for "
+                f"{rows} rows of its data; expected finite outputs of shape {_text(tensor.shape)}."
+            )
+        declared = [d for d in tensor.shape[1:] if d is not None]
+        if declared != [d for d, s in zip(out.shape[1:], tensor.shape[1:], strict=True) if s is not None]:
+            raise OnnxSourceError(
+                f"{source.path} declares {tensor.name!r} as {_text(tensor.shape)} but gives {out.shape}."
+            )
+        filled.append(replace(tensor, shape=(None, *(int(d) for d in out.shape[1:]))))
+    source = replace(source, outputs=tuple(filled))
+    return source, check_onnx_source(source, None, output_kind=None, sample_shapes=shapes), dataset
+
+
+def _finite(out: np.ndarray) -> bool:
+    import numpy as np
+
+    return not np.issubdtype(out.dtype, np.floating) or bool(np.all(np.isfinite(out)))
+
+
+def _run_named(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every output of the file on `feeds` with ONNX Runtime (fp32), or its error as a one-line refusal."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from runtimes.errors import one_line
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # a failing node logs to stderr besides raising: the refusal is one line
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        return {n: np.asarray(v) for n, v in zip(names, session.run(names, feeds), strict=True)}
+    except Exception as exc:  # ORT's own Fail/InvalidArgument/NotImplemented classes
+        newest = re.search(r"domain ai\.onnx is till opset (\d+)", str(exc))
+        if newest is not None:
+            raise OnnxSourceError(_too_new(path, _opset_of(path), int(newest.group(1)))) from None
+        raise OnnxSourceError(f"{path} could not be run with ONNX Runtime: {one_line(exc)}") from None
 
 
 def with_dynamic_batch(proto: Any) -> Any:
@@ -444,10 +575,10 @@ def _check_tensor(value: Any, path: Path, what: str) -> None:
     )
 
 
-def _tensor(value: Any, path: Path, what: str) -> OnnxTensor:
+def _tensor(value: Any, path: Path, what: str, *, indices: bool = False) -> OnnxTensor:
     _check_tensor(value, path, what)
     elem = _ELEM_NAMES.get(value.type.tensor_type.elem_type, f"type {value.type.tensor_type.elem_type}")
-    if elem != "float32":
+    if elem != "float32" and not (indices and elem in ("int32", "int64")):  # integers: class indices
         raise OnnxSourceError(
             f"{path}: {what} {value.name!r} has dtype {elem}; edgekit takes float32 {what}s{_dtype_fix(elem, what)}."
         )

@@ -216,8 +216,9 @@ def export_step(
                 out_dir,
                 precision=precision,
                 input_name=spec.input.name,
-                calibration_data=None if isinstance(calibration, dict) else calibration,  # one input: refused otherwise
+                calibration_data=calibration,  # several inputs: one array per input name
                 target=target,
+                spec=spec,
             )
         elif fmt is ExportFormat.TFLITE:
             result = export_tflite(model, out_dir, precision=precision, calibration_data=calibration)

@@ -47,6 +47,12 @@ _NEEDS_CLASSIFIER = (
 def check_budget(max_drop: float | None, min_agreement: float | None, spec: ModelSpec | None = None) -> None:
     """A one-line ToolkitError for a budget out of range, or (given the model's `spec`) for a model the search
     cannot judge: checked before anything is written."""
+    budget = max_drop is not None or min_agreement is not None
+    if spec is not None and budget and not spec.is_single:  # the search ranks one output's accuracy
+        raise ToolkitError(
+            f"int8-mixed (--max-accuracy-drop, --min-agreement) runs single-input, single-output models for now; "
+            f"this model has {spec.tensors_text()}: leave the budget out (full int8 is checked per output)."
+        )
     if spec is not None and spec.output_kind == "values" and (max_drop is not None or min_agreement is not None):
         raise ToolkitError(_NEEDS_CLASSIFIER)
     if max_drop is not None and max_drop < 0:

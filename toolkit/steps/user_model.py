@@ -123,10 +123,11 @@ def _dataset(data: Any, spec: ModelSpec, *, seed: int, allow_unverified: bool, i
 
 
 def _several_dataset(
-    data: Any, spec: ModelSpec, *, seed: int, allow_unverified: bool, input_scale: float | None
+    data: Any, spec: ModelSpec, *, seed: int, allow_unverified: bool, input_scale: float | None, check: bool = True
 ) -> Dataset:
     """The data of a model with several inputs or outputs: an .npz with one array per input and per target,
-    keyed by the model's tensor names (MNIST's one image and one label cannot feed it)."""
+    keyed by the model's tensor names (MNIST's one image and one label cannot feed it). `check`: against
+    `spec` (an ONNX file's output sizes are known, and checked, once it has run on the data)."""
     from toolkit.data.mnist import Mnist
     from toolkit.data.sources import MNIST_NAMES
     from toolkit.errors import DataError
@@ -139,7 +140,8 @@ def _several_dataset(
     if not isinstance(data, Dataset):
         _check_named_npz(Path(str(data)).expanduser(), spec)
     dataset = _dataset(data, spec, seed=seed, allow_unverified=allow_unverified, input_scale=input_scale)
-    dataset.check(spec)
+    if check:
+        dataset.check(spec)
     return dataset
 
 
@@ -189,6 +191,10 @@ def _prepare_file(
         raise ToolkitError(f"--custom-objects registers Keras layers; {what} model needs none: leave it out.")
 
     def dataset_for(spec: ModelSpec) -> Dataset:
+        if not spec.is_single:
+            return _several_dataset(
+                data, spec, seed=seed, allow_unverified=allow_unverified, input_scale=input_scale, check=False
+            )
         return _dataset(data, spec, seed=seed, allow_unverified=allow_unverified, input_scale=input_scale)
 
     checked: Any
@@ -198,11 +204,35 @@ def _prepare_file(
     else:
         checked, spec, dataset = onnx_source.prepare_onnx(source, dataset_for, output_kind=output_kind)
         layout_from = onnx_source.layout_reason(checked, tuple(dataset.x_test.shape[1:]))
+    if not spec.is_single:
+        return _several_file_model(checked, source, spec, dataset, seed, layout_from)
     if spec.output_kind != "values" and _non_integer(dataset.y_train) and output_kind is None:
         spec = spec.with_options(output_kind="values")  # float targets and no softmax: a regression
     dataset.check(spec)
     names = dataset.class_names if dataset.class_names and len(dataset.class_names) == spec.num_classes else None
     spec = spec.with_options(value_range=dataset.value_range(spec), class_names=names)
+    return UserModel(model=checked, source=source, spec=spec, dataset=dataset, seed=seed, layout_from=layout_from)
+
+
+def _several_file_model(
+    checked: Any, source: Path, spec: ModelSpec, dataset: Dataset, seed: int, layout_from: str
+) -> UserModel:
+    """A file with several inputs or outputs, with its named data: checked against every tensor, each input's
+    value range from its training rows."""
+    from dataclasses import replace
+
+    from toolkit.steps.parity import named_dataset
+
+    named = named_dataset(dataset, spec)
+    # As for one output: float targets for an output no Softmax makes are a regression's (values, not logits).
+    outputs = [
+        replace(t, kind="values") if t.kind == "logits" and _non_integer(named.train_arrays[t.name]) else t
+        for t in spec.outputs
+    ]
+    ranges = named.value_ranges(spec)
+    inputs = [replace(t, value_range=ranges[t.name]) for t in spec.inputs]
+    spec = spec.with_tensors(inputs=inputs, outputs=outputs)
+    dataset.check(spec)
     return UserModel(model=checked, source=source, spec=spec, dataset=dataset, seed=seed, layout_from=layout_from)
 
 
