@@ -231,7 +231,8 @@ class TFLiteGraph:
 class OnnxGraph:
     """An `.onnx` file whose intermediate tensors are added as graph outputs."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, half: bool = False) -> None:
+        """`half`: also probe float16 tensors (an fp16 export of an ONNX source keeps its names, in float16)."""
         import onnx
         from onnx import numpy_helper
 
@@ -273,12 +274,13 @@ class OnnxGraph:
                     self.constants.append(_constant(node.input[0], q.shape, {"scales": scales}))
         for name in dict.fromkeys(names):
             arr = shapes.get(name)
-            if arr is None or arr.ndim < 1 or arr.shape[0] != probe_batch or arr.dtype != np.float32:
+            floats = (np.float32, np.float16) if half else (np.float32,)
+            if arr is None or arr.ndim < 1 or arr.shape[0] != probe_batch or arr.dtype not in floats:
                 continue
             op = producer.get(name, (-1, ""))
             if op[1] in ("QuantizeLinear", "DequantizeLinear"):
                 continue
-            t = Tensor(name, name, tuple(int(s) for s in arr.shape[1:]), op[0], "float32", name)
+            t = Tensor(name, name, tuple(int(s) for s in arr.shape[1:]), op[0], arr.dtype.name, name)
             t.layout = layouts.get(name)
             t.op = op[1]
             if op[0] >= 0:
