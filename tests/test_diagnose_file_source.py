@@ -1,11 +1,15 @@
-"""diagnose on a run made from an ONNX file (issue 21): the rows are the file's weighted nodes, named by their
-tensors, found by name in each export (ORT's QDQ int8, fp16). Small real ONNX models (tests/onnx_models.py) on
-real data; the reference is the file on ONNX Runtime fp32, no Keras anywhere.
+"""diagnose on a run made from an ONNX or TFLite file (issue 21): the rows are the file's weighted ops, named by
+their tensors, found by name in each export (ORT's QDQ int8, fp16; the AI Edge Quantizer's int8, int8-dynamic).
+Small real models (tests/onnx_models.py, tests/tflite_models.py) on real data; the reference is the file itself
+(ONNX Runtime / LiteRT fp32), no Keras model in the runs.
 
 - the NCHW CNN: every row of int8 and fp16 is matched (int8 drops the Relu after the Conv; its output is the
   Conv's tensor, clamped by its range), the document and report name onnx-fp32 as the reference;
 - scikit-learn's MLP with an outlier hidden unit: int8 departs at the hidden node, whose cause names the
   outlier channel;
+- a TFLite CNN: every row of int8, int8-dynamic and fp16 is matched (also for its NCHW batch-1 variant, fed one
+  image at a time); with an outlier conv2 channel, int8 departs
+  at conv2 and the cause names the channel;
 - an export whose tensors were all renamed says so instead of failing; --sensitivity is refused in one line.
 """
 
@@ -20,10 +24,12 @@ import numpy as np
 import pytest
 
 from tests import onnx_models as O
+from tests import tflite_models as T
 from tests import user_models as U
 from tests.test_cli import assert_one_line_error
 
 QUICK = ("--quick", "-b", "1", "-t", "1", "--no-peak")
+TFLITE = ("-f", "tflite")
 FP16_SNR_DB = 40.0  # fp16 keeps 11 significant bits (~66 dB per value); a tensor well above 40 dB on any CPU
 
 
@@ -31,8 +37,8 @@ def _json(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
-def _pipeline(edgekit, model: Path, data: Path, runs: Path) -> Path:  # type: ignore[no-untyped-def]
-    proc = edgekit("pipeline", "--model", str(model), "--data", str(data), "--runs-dir", str(runs), *QUICK)
+def _pipeline(edgekit, model: Path, data: Path, runs: Path, *args: str) -> Path:  # type: ignore[no-untyped-def]
+    proc = edgekit("pipeline", "--model", str(model), "--data", str(data), "--runs-dir", str(runs), *args, *QUICK)
     assert proc.returncode == 0 or "parity failed" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     return (runs / "latest").resolve()
 
@@ -52,6 +58,19 @@ def outlier_run(edgekit, tmp_path_factory: pytest.TempPathFactory) -> Path:  # t
     two = O.sklearn_mlp(root / "two.onnx", pixels, zipmap=False)
     outlier = O.outlier_unit(root / "outlier.onnx", O.probabilities_only(root / "one.onnx", two))
     return _pipeline(edgekit, outlier, pixels, root / "runs")
+
+
+@pytest.fixture(scope="module")
+def tflite_runs(edgekit, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("diag-tflite")
+    rgb = U.rgb_digits(root / "rgb.npz")
+    cnn, nchw = T.cnn_files(root, rgb)
+    outlier = T.outlier_cnn(root / "outlier.tflite", rgb)
+    return {
+        "cnn": _pipeline(edgekit, cnn, rgb, root / "cnn", *TFLITE),
+        "nchw": _pipeline(edgekit, nchw, rgb, root / "nchw", *TFLITE, "-p", "int8"),
+        "outlier": _pipeline(edgekit, outlier, rgb, root / "outlier", *TFLITE, "-p", "int8"),
+    }
 
 
 def test_every_node_of_an_onnx_cnn_is_matched_in_int8_and_fp16(edgekit, cnn_run: Path) -> None:  # type: ignore[no-untyped-def]
@@ -129,3 +148,53 @@ def test_sensitivity_is_refused_for_an_onnx_source(edgekit, cnn_run: Path, tmp_p
     run = tmp_path / "run"
     shutil.copytree(cnn_run, run)
     assert_one_line_error(edgekit("diagnose", str(run), "--sensitivity"), "run diagnose without --sensitivity")
+
+
+def test_every_op_of_a_tflite_cnn_is_matched_in_its_exports(edgekit, tflite_runs: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
+    run = tflite_runs["cnn"]
+    args = ("-a", "tflite-int8", "-a", "tflite-int8-dynamic", "-a", "tflite-fp16", "--limit", "300")
+    proc = edgekit("diagnose", str(run), *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "per-layer error vs tflite-fp32" in proc.stdout
+    doc = _json(run / "diagnose" / "diagnose.json")
+    assert doc["reference"]["artifact"] == "tflite-fp32"
+    ref = doc["reference"]["layers"]
+    # the fused ops' first name part (the op that ends them); the Dense's SOFTMAX is its own op, the row ends there
+    assert [r["name"].split("/")[-2:] for r in ref[:2]] == [["conv1_1", "Relu"], ["conv2_1", "Relu"]]
+    assert [r["type"] for r in ref] == ["CONV_2D", "CONV_2D", "FULLY_CONNECTED+SOFTMAX"]
+    assert ref[1]["inputs"] == [ref[0]["name"]] and ref[2]["inputs"] == [ref[1]["name"]]  # through pool, reshape
+    assert ref[0]["shape"] == [14, 14, 12]
+    by = {a["artifact"]: a for a in doc["artifacts"]}
+    assert set(by) == {"tflite-int8", "tflite-int8-dynamic", "tflite-fp16"}
+    for res in by.values():
+        assert all(r["tensor"] is not None for r in res["layers"]), res["layers"]
+    assert all(r["dtype"].startswith("int8") for r in by["tflite-int8"]["layers"])
+    assert all(r["snr_db"] > FP16_SNR_DB for r in by["tflite-fp16"]["layers"])
+    int8 = [r["snr_db"] for r in by["tflite-int8"]["layers"][1:]]
+    dynamic = [r["snr_db"] for r in by["tflite-int8-dynamic"]["layers"][1:]]
+    assert all(d > i for d, i in zip(dynamic, int8, strict=True))  # float activations lose less than int8 ones
+
+
+def test_int8_of_a_tflite_outlier_cnn_departs_at_conv2(edgekit, tflite_runs: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
+    run = tflite_runs["outlier"]
+    proc = edgekit("diagnose", str(run), "--limit", "300")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = _json(run / "diagnose" / "diagnose.json")
+    conv2 = doc["reference"]["layers"][1]["name"]
+    assert conv2.endswith("conv2_1/Relu")
+    (res,) = doc["artifacts"]
+    assert res["first_departure"]["layer"] == conv2
+    assert res["cause"]["layer"] == conv2 and res["cause"]["kind"] == "outlier_channel", res["cause"]
+    assert 16 in res["cause"]["channels"]  # the channel outlier_cnn appended
+    assert res["top1_agreement"] < 0.9
+
+
+def test_a_fixed_batch_tflite_file_is_diagnosed_one_image_at_a_time(edgekit, tflite_runs: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
+    run = tflite_runs["nchw"]
+    proc = edgekit("diagnose", str(run), "--limit", "40")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = _json(run / "diagnose" / "diagnose.json")
+    (res,) = doc["artifacts"]
+    assert res["artifact"] == "tflite-int8" and doc["images"] == 40
+    assert all(r["tensor"] is not None for r in res["layers"]), res["layers"]
+    assert [r["layout"] for r in res["layers"][1:]] == ["NHWC", "NHWC", "flat"]  # the Permute is the file's first op

@@ -1,4 +1,5 @@
-"""diagnose for a run made from an ONNX file (`--model m.onnx`): the reference's "layers" are the file's own ops.
+"""diagnose for a run made from an ONNX or TFLite file (`--model m.onnx|m.tflite`): the reference's "layers" are
+the file's own ops.
 
 There is no Keras model: the reference is the file on ONNX Runtime fp32. Each weighted node (Conv, Gemm, MatMul,
 ConvTranspose) is a row, named by the tensor that ends it: the node's output, or the output of a bias Add and of
@@ -7,6 +8,10 @@ QuantizeLinear/DequantizeLinear around them (the dequantized value is read) and 
 (its output is then the node's own tensor, which the row falls back to); fp16 adds Casts at the graph's ends and
 keeps the names in float16. A row with no tensor of its names in an export says so; nothing is matched by shape.
 Rank-4 tensors are NCHW (ONNX Conv) and are compared channels-last, so channel statistics are per channel.
+
+For a TFLite file (reference tflite-fp32 on LiteRT, every tensor preserved) a row is a weighted op with its fused
+activation, and a separate activation op after it; the AI Edge Quantizer's int8 and int8-dynamic keep the op
+output names (int8 values are dequantized with their scale and zero point), as fp16 does.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class FileReference:
     values: dict[str, np.ndarray]  # row → the reference's value over the images (rank 4: channels-last)
     output: str  # the graph output's name (its value is in `values` too)
     input_name: str
+    channels_first: bool = True  # ONNX: rank-4 tensors are NCHW; TFLite: NHWC throughout
 
 
 def _rows_of(graph: Any) -> tuple[list[tuple[str, str, tuple[str, ...]]], dict[str, str]]:
@@ -112,6 +118,73 @@ def onnx_reference(path: Path, images: np.ndarray) -> FileReference:
     return FileReference(layers, {row: names for row, _, names in rows}, values, output, graph.input_name)
 
 
+TFLITE_WEIGHTED = frozenset(
+    {"CONV_2D", "CONV_3D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED", "BATCH_MATMUL"}
+)
+
+
+def tflite_reference(path: Path, images: np.ndarray) -> FileReference:
+    """The rows of a TFLite file and their fp32 values on `images` (LiteRT, every tensor preserved).
+
+    A row is a weighted op (its fused activation is in the op, its name lists it) and a separate activation op
+    after it (FULLY_CONNECTED + SOFTMAX), named by the tensor that ends it; the exports keep the names."""
+    from toolkit.diagnosis.capture import TFLiteGraph
+
+    graph = TFLiteGraph(path)
+    by_key = {t.key: t for t in graph.tensors}
+    chains: list[list[Tensor]] = []
+    owner: dict[str, str] = {}
+    for t in graph.tensors:
+        if t.op not in TFLITE_WEIGHTED:
+            continue
+        chain = [t, by_key[t.next_key]] if t.next_op and t.next_key in by_key else [t]
+        chains.append(chain)
+    rows = _short_names([c[-1].name for c in chains])
+    for chain, row in zip(chains, rows, strict=True):
+        owner.update({c.key: row for c in chain})
+    cap = graph.capture([c[-1].key for c in chains], images)
+    layers, values = [], {}
+    for chain, row in zip(chains, rows, strict=True):
+        values[row] = cap.values[chain[-1].key]
+        kind = "+".join(c.op for c in chain)
+        layers.append(KerasLayer(row, kind, chain[-1].shape, None, _tflite_inbound(chain[0], by_key, owner)))
+    output = by_key[str(graph.output_index)].name
+    assert cap.plain_probs is not None
+    values[output] = cap.plain_probs
+    names: dict[str, tuple[str, ...]] = {row: (chain[-1].name,) for chain, row in zip(chains, rows, strict=True)}
+    return FileReference(layers, names, values, output, by_key[str(graph.input_index)].name, channels_first=False)
+
+
+def _short_names(names: list[str]) -> list[str]:
+    """A row's name: the first part of a fused tensor name (`conv1/Relu;conv1/BiasAdd;...` → `conv1/Relu`, the
+    op that ends it), or the whole name where two rows would share it."""
+    short = [n.split(";")[0] for n in names]
+    return [s if short.count(s) == 1 else n for s, n in zip(short, names, strict=True)]
+
+
+def _tflite_inbound(t: Tensor, by_key: dict[str, Tensor], owner: dict[str, str]) -> tuple[str, ...]:
+    """The rows (or the input row) whose values reach the op making `t` through ops that are no row."""
+    found: list[str] = []
+    stack, seen = list(t.inputs), set()
+    while stack:
+        key = stack.pop()
+        if key in seen or key not in by_key:
+            continue
+        seen.add(key)
+        if key in owner:
+            found.append(owner[key])
+        elif by_key[key].order < 0:
+            found.append(INPUT_ROW)
+        else:
+            stack.extend(by_key[key].inputs)
+    return tuple(dict.fromkeys(found))
+
+
+def file_reference(path: Path, images: np.ndarray) -> FileReference:
+    """The rows of the run's reference file (.onnx or .tflite) and their values on `images`."""
+    return tflite_reference(path, images) if path.suffix == ".tflite" else onnx_reference(path, images)
+
+
 def probes_by_name(reference: FileReference, graph: Any) -> list[Probe]:
     """Each reference row's tensor in an export, by name (the dequantized value in QDQ); none: says so."""
     by_name: dict[str, Tensor] = {t.name: t for t in graph.tensors}
@@ -126,7 +199,8 @@ def probes_by_name(reference: FileReference, graph: Any) -> list[Probe]:
             continue
         t = by_name[hit]
         note = "" if hit == lay.name else f"read from {hit}: the export dropped the ops after it"
-        probes.append(Probe(lay.name, lay.type, t, "NCHW" if len(t.shape) == 3 else "flat", note, lay.inbound))
+        layout = ("NCHW" if reference.channels_first else "NHWC") if len(t.shape) == 3 else "flat"
+        probes.append(Probe(lay.name, lay.type, t, layout, note, lay.inbound))
     return probes
 
 

@@ -153,16 +153,16 @@ def diagnose_file_arrays(
     bench: dict[str, Any] | None = None,
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
-    """`diagnose_arrays` for a run made from an ONNX file: the rows are the file's weighted nodes, named by
-    their tensors (`file_source`), and each export's tensors are found by those names."""
-    from toolkit.diagnosis.file_source import onnx_reference, probes_by_name
+    """`diagnose_arrays` for a run made from an ONNX or TFLite file: the rows are the file's weighted ops, named
+    by their tensors (`file_source`), and each export's tensors are found by those names."""
+    from toolkit.diagnosis.file_source import file_reference, probes_by_name
     from toolkit.diagnosis.layers import is_input_row
     from toolkit.diagnosis.speed import explain
 
     out_dir.mkdir(parents=True, exist_ok=True)
     p = as_progress(progress)
-    task = p.add_task("diagnose: ONNX reference", total=len(paths) + 2)
-    ref = onnx_reference(reference, images)
+    task = p.add_task("diagnose: file reference", total=len(paths) + 2)
+    ref = file_reference(reference, images)
     p.advance(task)
     results = []
     for entry, path in paths:
@@ -192,7 +192,8 @@ def diagnose_file_arrays(
     speed = explain(paths, siblings, bench, images[:1]) if siblings is not None else []
     p.advance(task)
     p.update(task, description="diagnose: done")
-    return _body(len(images), ref.layers, results, speed, A.ONNX_REFERENCE_NAME)
+    name = A.TFLITE_REFERENCE_NAME if reference.suffix == ".tflite" else A.ONNX_REFERENCE_NAME
+    return _body(len(images), ref.layers, results, speed, name)
 
 
 def model_outputs(model: Any, spec: ModelSpec, targets: dict[str, np.ndarray]) -> list[ModelOutput]:
@@ -260,11 +261,8 @@ class _Plan:
 
 def _plan(run_dir: Path, artifact_names: list[str] | None) -> _Plan:
     """Check the run and the chosen artifacts (one-line errors) before any long work."""
-    from toolkit.model.run_source import is_tflite_source, refuse_file_source
     from toolkit.run.documents import dump_document
 
-    if is_tflite_source(run_dir):  # an ONNX source's rows are its own nodes (file_source); a TFLite one's: not yet
-        refuse_file_source(run_dir, "diagnose", "maps each Keras layer to the export's tensors")
     run = A.Run(run_dir)
     manifest = run.manifest()
     reference = run.reference(manifest)
@@ -309,10 +307,10 @@ def _run_planned(
     out_dir = run_dir / DIAGNOSE_DIR
     found = run.find(BenchDocument)
     bench = None if found is None else dump_document(found)  # the speed explainer reuses its timings
-    if plan.reference.suffix == ".onnx":
+    if plan.reference.suffix in (".onnx", ".tflite"):
         if isinstance(images, dict):
             raise ToolkitError(
-                "diagnose of a run made from an ONNX file takes single-input, single-output models for now; this "
+                "diagnose of a run made from a model file takes single-input, single-output models for now; this "
                 f"model has {run_spec(run_dir).tensors_text()}."
             )
         body = diagnose_file_arrays(
@@ -379,10 +377,10 @@ def diagnose_step(
     if limit < 1:
         raise ToolkitError(f"--limit must be 1 or more, got {limit}.")
     plan = _plan(run_dir, artifact_names)
-    if sensitivity and plan.reference.suffix == ".onnx":
+    if sensitivity and plan.reference.suffix in (".onnx", ".tflite"):
         raise ToolkitError(
-            "diagnose --sensitivity quantizes a Keras model one layer at a time; this run was made from an ONNX "
-            "file: run diagnose without --sensitivity."
+            "diagnose --sensitivity quantizes a Keras model one layer at a time; this run was made from a "
+            f"{plan.reference.suffix[1:].upper()} file: run diagnose without --sensitivity."
         )
     spec = run_spec(run_dir)
     dataset = run_dataset(run_dir, data, spec=spec)
