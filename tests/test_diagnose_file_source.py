@@ -99,7 +99,7 @@ def test_every_node_of_an_onnx_cnn_is_matched_in_int8_and_fp16(edgekit, cnn_run:
     assert all(r["snr_db"] > FP16_SNR_DB for r in fp16.values()) and by["onnx-fp16"]["first_departure"] is None
     assert int8["relu"]["snr_db"] < fp16["relu"]["snr_db"]  # 8 bits lose more than 11
     md = (cnn_run / "diagnose" / "diagnose.md").read_text()
-    assert "Top-1 agreement with onnx-fp32" in md
+    assert "Top-1 agreement with onnx-fp32" in md and "Each export against the reference (onnx-fp32)" in md
 
 
 def test_int8_of_an_outlier_mlp_departs_at_the_hidden_node(edgekit, outlier_run: Path) -> None:  # type: ignore[no-untyped-def]

@@ -318,7 +318,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Diagnose: {report['run']}",
         "",
-        f"Each export against the Keras reference, layer by layer, on {report['images']:,} test images "
+        f"Each export against the reference ({report['reference']['artifact']}), layer by layer, on "
+        f"{report['images']:,} test images "
         f"({report['data']['subset']}; data: {report['data']['source']}).",
         "",
         f"A layer **departs** when its SNR is below {th['departs_below_snr_db']:g} dB (error power above 1 % of the "
