@@ -186,6 +186,7 @@ def test_int8_of_a_tflite_outlier_cnn_departs_at_conv2(edgekit, tflite_runs: dic
     assert res["first_departure"]["layer"] == conv2
     assert res["cause"]["layer"] == conv2 and res["cause"]["kind"] == "outlier_channel", res["cause"]
     assert 16 in res["cause"]["channels"]  # the channel outlier_cnn appended
+    assert "not offered for a TFLite source" in res["cause"]["advice"]  # int8-mixed is refused for one
     assert res["top1_agreement"] < 0.9
 
 

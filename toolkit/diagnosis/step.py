@@ -181,6 +181,13 @@ def diagnose_file_arrays(
             None,
             partial(probes_by_name, ref),
         )
+        cause = result["cause"]
+        if reference.suffix == ".tflite" and cause and cause.get("advice"):
+            # int8-mixed keeps Keras layers or ONNX nodes in float; a TFLite file has neither to keep
+            cause["advice"] = (
+                f"keep {cause['layer']} in float: int8-mixed (`--max-accuracy-drop`) is not offered for a TFLite "
+                "source yet, so quantize the original model with that op left in float"
+            )
         if all(r["tensor"] is None for r in result["layers"] if not is_input_row(r["layer"])):
             result["instrumentation"]["how"] += (
                 f"; {entry['name']} keeps none of the reference's tensor names, so its nodes cannot be matched to "
