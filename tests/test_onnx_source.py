@@ -105,9 +105,8 @@ def test_bundle_and_verify_an_onnx_source_run(edgekit, cnn_run: tuple[Path, Any]
     assert verify["passed"] and len(verify["results"]) == 3
 
 
-def test_diagnose_and_mcu_refuse_an_onnx_source(edgekit, cnn_run: tuple[Path, Any]) -> None:  # type: ignore[no-untyped-def]
-    run, _ = cnn_run
-    assert_one_line_error(edgekit("diagnose", str(run)), "diagnose maps each Keras layer", "made from an ONNX file")
+def test_mcu_refuses_an_onnx_source(edgekit, cnn_run: tuple[Path, Any]) -> None:  # type: ignore[no-untyped-def]
+    run, _ = cnn_run  # diagnose takes it: tests/test_diagnose_file_source.py
     assert_one_line_error(edgekit("mcu", str(run)), "mcu builds TFLite Micro firmware", "made from an ONNX file")
     assert_one_line_error(edgekit("export", str(run), "-f", "tflite"), "TFLite from an ONNX source is out of reach")
 

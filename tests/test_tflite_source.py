@@ -151,8 +151,7 @@ def test_mcu_runs_the_quantizers_int8_in_tflm(edgekit, nchw_run: tuple[Path, Any
 
 
 def test_steps_needing_keras_refuse_a_tflite_source(edgekit, nchw_run: tuple[Path, Any]) -> None:  # type: ignore[no-untyped-def]
-    run, _ = nchw_run
-    assert_one_line_error(edgekit("diagnose", str(run)), "diagnose maps each Keras layer", "made from a TFLite file")
+    run, _ = nchw_run  # diagnose takes it: tests/test_diagnose_file_source.py
     proc = edgekit("export", str(run), "--max-accuracy-drop", "1")
     assert_one_line_error(proc, "int8-mixed", "made from a TFLite file")
     proc = edgekit("export", str(run), "-f", "onnx")

@@ -106,3 +106,37 @@ def dynamic_size(path: Path) -> Path:
         ]
     )
     return _write(path, tf.lite.TFLiteConverter.from_keras_model(model))
+
+
+def outlier_cnn(path: Path, data: Path, *, value: float = 2000.0) -> Path:
+    """The trained CNN with one more conv2 channel, constant at `value` (zero filter, bias `value`) and read with
+    weight 0 by the Dense: the same probabilities in float, but per-tensor int8 of conv2's output spends its
+    256 levels on the outlier (as tests/sensitive_models.py does for Keras)."""
+    import keras
+    import tensorflow as tf
+
+    base = _cnn(data)
+    layers = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input((16, 16, 3), name="image"),
+            layers.Rescaling(1 / 255, name="rescale"),
+            layers.Conv2D(12, 3, activation="relu", name="conv1"),
+            layers.MaxPooling2D(2, name="pool"),
+            layers.Conv2D(17, 3, activation="relu", name="conv2"),
+            layers.Flatten(name="flat"),
+            layers.Dense(10, activation="softmax", name="probs"),
+        ],
+        name="tflite_outlier_cnn",
+    )
+    old = {layer.name: layer.get_weights() for layer in base.layers}
+    model.get_layer("conv1").set_weights(old["conv1"])
+    kernel, bias = old["conv2"]
+    model.get_layer("conv2").set_weights(
+        [np.concatenate([kernel, np.zeros((*kernel.shape[:3], 1), kernel.dtype)], axis=3), np.append(bias, value)]
+    )
+    dense, dense_bias = old["probs"]  # rows in NHWC flatten order: (h, w, channel)
+    grid = dense.reshape(5, 5, 16, 10)
+    dense = np.concatenate([grid, np.zeros((5, 5, 1, 10), dense.dtype)], axis=2).reshape(-1, 10)
+    model.get_layer("probs").set_weights([dense, dense_bias])
+    return _write(path, tf.lite.TFLiteConverter.from_keras_model(model))

@@ -45,7 +45,7 @@ def _print(report: DiagnoseDocument) -> None:
             _print_outputs(report, res)
             continue
         header, rows = layer_table(res, compact=True)
-        out.print(rich_table(f"{res.artifact}: per-layer error vs keras-fp32", header, rows))
+        out.print(rich_table(f"{res.artifact}: per-layer error vs {report.reference.artifact}", header, rows))
         out.print(f"  first departure: {escape(departure_text(res).replace('**', ''))}", highlight=False)
         for label, text in cause_lines(res):
             out.print(f"  {label}: {escape(text.replace('**', ''))}", highlight=False)
@@ -77,7 +77,9 @@ def _print_outputs(report: DiagnoseDocument, res: DiagnosedArtifact) -> None:
 
     for view in output_views(res, report.images):
         header, rows = view.table
-        out.print(rich_table(f"{res.artifact}, {view.title}: per-layer error vs keras-fp32", header, rows))
+        out.print(
+            rich_table(f"{res.artifact}, {view.title}: per-layer error vs {report.reference.artifact}", header, rows)
+        )
         out.print(f"  error: {escape(view.error)}", highlight=False)
         out.print(f"  first departure: {escape(view.departure.replace('**', ''))}", highlight=False)
         for label, text in view.causes:

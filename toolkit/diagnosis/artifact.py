@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ import numpy as np
 from toolkit.errors import ToolkitError
 
 if TYPE_CHECKING:
+    from toolkit.diagnosis.layers import Probe
     from toolkit.diagnosis.outputs import ModelOutput
 
 
@@ -20,13 +22,13 @@ def gallery_name(artifact: str) -> str:
     return f"gallery_{artifact}.png"
 
 
-def _graph(path: Path) -> Any:
+def _graph(path: Path, *, half: bool = False) -> Any:
     from toolkit.diagnosis.capture import OnnxGraph, TFLiteGraph
 
     if path.suffix == ".tflite":
         return TFLiteGraph(path)
     if path.suffix == ".onnx":
-        return OnnxGraph(path)
+        return OnnxGraph(path, half=half)
     raise ToolkitError(f"{path.name}: diagnose handles .tflite and .onnx artifacts.")
 
 
@@ -60,6 +62,7 @@ def diagnose_artifact(
     output_layer: str | None = None,
     params: dict[str, dict[str, Any]] | None = None,
     sensitivity: list[dict[str, Any]] | None = None,
+    mapper: Callable[[Any], list[Probe]] | None = None,
 ) -> dict[str, Any]:
     """Per-layer metrics, first departure, its cause, added-error ranking, output error and gallery for one artifact.
 
@@ -67,13 +70,18 @@ def diagnose_artifact(
     (rows of layer, only_float, only_quantized for this artifact) adds the sensitivity figures to it.
     With `labels` None or a single output value per example (regression), the summary reports the output's
     absolute and relative error instead of accuracy and top-1 agreement, and no gallery is drawn.
+    `mapper` (a run made from a file: `file_source.probes_by_name`) finds each reference row's tensor in the
+    export's graph instead of the Keras-name mapping.
     """
     from toolkit.diagnosis.cause import constants_by_layer, explain_cause
     from toolkit.diagnosis.layers import map_layers
     from toolkit.diagnosis.metrics import first_departure, layer_rows, ranked_by_added_error
 
-    graph = _graph(path)
-    probes = map_layers(layers, tuple(int(d) for d in images.shape[1:]), graph.tensors, model_names)
+    graph = _graph(path, half=mapper is not None)
+    if mapper is not None:
+        probes = mapper(graph)
+    else:
+        probes = map_layers(layers, tuple(int(d) for d in images.shape[1:]), graph.tensors, model_names)
     keys = [p.tensor.read for p in probes if p.tensor is not None]
     cap = graph.capture(keys, images)
     rows, flatten_order = layer_rows(probes, cap.values, reference, images)

@@ -86,6 +86,9 @@ class TFLiteGraph:
         ops = [op for op in interp._get_ops_details() if op["op_name"] != "DELEGATE"]
         ins, outs = interp.get_input_details(), interp.get_output_details()
         self.input_index = int(ins[0]["index"])
+        # A file with a fixed batch (litert-torch writes batch 1) cannot be resized: it is fed that many at a time.
+        signature = ins[0].get("shape_signature")
+        self.fixed_batch = int(signature[0]) if signature is not None and len(signature) and signature[0] > 0 else None
         self.output_index = int(outs[0]["index"])
         several = len(ins) > 1 or len(outs) > 1
         # Input/output name → tensor key: the signature's (Keras) names for a model of several tensors.
@@ -200,18 +203,26 @@ class TFLiteGraph:
         outs: dict[str, list[np.ndarray]] = {name: [] for name in self.output_keys}
         plain: dict[str, list[np.ndarray]] = {name: [] for name in self.output_keys}
         n = len(next(iter(feeds.values())))
+        step = self.fixed_batch or CHUNK
+        made: dict[tuple[bool, int], Any] = {}  # interpreters by (preserve, batch), reused across the chunks
+
+        def interpreter(preserve: bool, size: int) -> Any:
+            if (preserve, size) not in made:
+                made[(preserve, size)] = self._interpreter(preserve=preserve, batch=None if self.fixed_batch else size)
+            return made[(preserve, size)]
+
         with native_output():
-            for i in range(0, n, CHUNK):
-                batch = {k: np.ascontiguousarray(v[i : i + CHUNK]) for k, v in feeds.items()}
+            for i in range(0, n, step):
+                batch = {k: np.ascontiguousarray(v[i : i + step]) for k, v in feeds.items()}
                 size = len(next(iter(batch.values())))
-                interp = self._interpreter(preserve=True, batch=size)
+                interp = interpreter(True, size)
                 self._feed(interp, batch)
                 interp.invoke()
                 for k in keys:
                     parts[k].append(self._read(interp, int(k)))
                 for name, key in self.output_keys.items():
                     outs[name].append(self._read(interp, int(key)))
-                interp = self._interpreter(preserve=False, batch=size)
+                interp = interpreter(False, size)
                 self._feed(interp, batch)
                 interp.invoke()
                 for name, key in self.output_keys.items():
@@ -231,7 +242,8 @@ class TFLiteGraph:
 class OnnxGraph:
     """An `.onnx` file whose intermediate tensors are added as graph outputs."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, half: bool = False) -> None:
+        """`half`: also probe float16 tensors (an fp16 export of an ONNX source keeps its names, in float16)."""
         import onnx
         from onnx import numpy_helper
 
@@ -273,12 +285,13 @@ class OnnxGraph:
                     self.constants.append(_constant(node.input[0], q.shape, {"scales": scales}))
         for name in dict.fromkeys(names):
             arr = shapes.get(name)
-            if arr is None or arr.ndim < 1 or arr.shape[0] != probe_batch or arr.dtype != np.float32:
+            floats = (np.float32, np.float16) if half else (np.float32,)
+            if arr is None or arr.ndim < 1 or arr.shape[0] != probe_batch or arr.dtype not in floats:
                 continue
             op = producer.get(name, (-1, ""))
             if op[1] in ("QuantizeLinear", "DequantizeLinear"):
                 continue
-            t = Tensor(name, name, tuple(int(s) for s in arr.shape[1:]), op[0], "float32", name)
+            t = Tensor(name, name, tuple(int(s) for s in arr.shape[1:]), op[0], arr.dtype.name, name)
             t.layout = layouts.get(name)
             t.op = op[1]
             if op[0] >= 0:

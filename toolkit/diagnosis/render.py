@@ -318,7 +318,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Diagnose: {report['run']}",
         "",
-        f"Each export against the Keras reference, layer by layer, on {report['images']:,} test images "
+        f"Each export against the reference ({report['reference']['artifact']}), layer by layer, on "
+        f"{report['images']:,} test images "
         f"({report['data']['subset']}; data: {report['data']['source']}).",
         "",
         f"A layer **departs** when its SNR is below {th['departs_below_snr_db']:g} dB (error power above 1 % of the "
@@ -356,19 +357,20 @@ def _artifact_section(res: dict[str, Any], report: dict[str, Any]) -> list[str]:
         link = f"none: {gal['skipped']}"
     else:
         link = "none: every image agrees with the reference"
+    reference = report["reference"]["artifact"]
     lines = [f"### {res['artifact']}", "", f"- First departure: {_departure_text(res)}."]
     lines += [f"- {label.capitalize()}: {text}" for label, text in _cause_lines(res)]
     lines.append(f"- Most error added by: {_ranking_text(res)}.")
     if res.get("top1_agreement") is not None:
         lines.append(
-            f"- Top-1 agreement with keras-fp32: {res['top1_agreement']:.4f} ({res['disagreements']} of "
+            f"- Top-1 agreement with {reference}: {res['top1_agreement']:.4f} ({res['disagreements']} of "
             f"{report['images']} differ); accuracy {100 * res['accuracy']:.2f} % vs "
             f"{100 * res['reference_accuracy']:.2f} % for the reference."
         )
     err = res.get("output_error")
     if err:
         lines.append(
-            f"- Output against keras-fp32: max |error| {err['max_abs_err']:.3g} (mean {err['mean_abs_err']:.3g}), "
+            f"- Output against {reference}: max |error| {err['max_abs_err']:.3g} (mean {err['mean_abs_err']:.3g}), "
             f"{100 * err['max_rel_err']:.3g} % of the largest |Keras output| value."
         )
     lines += [

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,6 +142,67 @@ def diagnose_named(
     return _body(len(next(iter(feeds.values()))), layers, results, [])
 
 
+def diagnose_file_arrays(
+    reference: Path,
+    paths: list[tuple[dict[str, Any], Path]],
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    out_dir: Path,
+    *,
+    siblings: dict[str, tuple[dict[str, Any], Path]] | None = None,
+    bench: dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """`diagnose_arrays` for a run made from an ONNX or TFLite file: the rows are the file's weighted ops, named
+    by their tensors (`file_source`), and each export's tensors are found by those names."""
+    from toolkit.diagnosis.file_source import file_reference, probes_by_name
+    from toolkit.diagnosis.layers import is_input_row
+    from toolkit.diagnosis.speed import explain
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    p = as_progress(progress)
+    task = p.add_task("diagnose: file reference", total=len(paths) + 2)
+    ref = file_reference(reference, images)
+    p.advance(task)
+    results = []
+    for entry, path in paths:
+        p.update(task, description=f"diagnose: {entry['name']} nodes")
+        result = diagnose_artifact(
+            entry,
+            path,
+            ref.layers,
+            ref.values,
+            images,
+            labels,
+            out_dir,
+            (),
+            ref.output,
+            None,
+            None,
+            partial(probes_by_name, ref),
+        )
+        cause = result["cause"]
+        if reference.suffix == ".tflite" and cause and cause.get("advice"):
+            # int8-mixed keeps Keras layers or ONNX nodes in float; a TFLite file has neither to keep
+            cause["advice"] = (
+                f"keep {cause['layer']} in float: int8-mixed (`--max-accuracy-drop`) is not offered for a TFLite "
+                "source yet, so quantize the original model with that op left in float"
+            )
+        if all(r["tensor"] is None for r in result["layers"] if not is_input_row(r["layer"])):
+            result["instrumentation"]["how"] += (
+                f"; {entry['name']} keeps none of the reference's tensor names, so its nodes cannot be matched to "
+                "the reference's: only its output is compared"
+            )
+        results.append(result)
+        p.advance(task)
+    p.update(task, description="diagnose: speed")
+    speed = explain(paths, siblings, bench, images[:1]) if siblings is not None else []
+    p.advance(task)
+    p.update(task, description="diagnose: done")
+    name = A.TFLITE_REFERENCE_NAME if reference.suffix == ".tflite" else A.ONNX_REFERENCE_NAME
+    return _body(len(images), ref.layers, results, speed, name)
+
+
 def model_outputs(model: Any, spec: ModelSpec, targets: dict[str, np.ndarray]) -> list[ModelOutput]:
     """Each output of `spec` with the Keras layer that makes it and, for a classifying kind, its labels."""
     from toolkit.diagnosis.outputs import ModelOutput
@@ -161,7 +223,13 @@ def model_outputs(model: Any, spec: ModelSpec, targets: dict[str, np.ndarray]) -
     return out
 
 
-def _body(images: int, layers: list[Any], results: list[dict[str, Any]], speed: list[dict[str, Any]]) -> dict[str, Any]:
+def _body(
+    images: int,
+    layers: list[Any],
+    results: list[dict[str, Any]],
+    speed: list[dict[str, Any]],
+    reference: str = A.REFERENCE_NAME,
+) -> dict[str, Any]:
     """diagnose.json's body: the thresholds and metrics used, the reference's layers, each artifact, speed."""
     from toolkit.diagnosis.layers import DEPART_COSINE, DEPART_SNR_DB, SNR_CAP_DB
 
@@ -178,7 +246,7 @@ def _body(images: int, layers: list[Any], results: list[dict[str, Any]], speed: 
             ),
         },
         "reference": {
-            "artifact": A.REFERENCE_NAME,
+            "artifact": reference,
             "layers": [
                 {"name": lay.name, "type": lay.type, "shape": list(lay.shape), "inputs": list(lay.inbound)}
                 for lay in layers
@@ -200,19 +268,18 @@ class _Plan:
 
 def _plan(run_dir: Path, artifact_names: list[str] | None) -> _Plan:
     """Check the run and the chosen artifacts (one-line errors) before any long work."""
-    from toolkit.model.run_source import refuse_file_source
     from toolkit.run.documents import dump_document
 
-    refuse_file_source(run_dir, "diagnose", "maps each Keras layer to the export's tensors")
     run = A.Run(run_dir)
     manifest = run.manifest()
-    names = artifact_names or default_artifacts(manifest)
-    if A.REFERENCE_NAME in names:
-        raise ToolkitError(f"{A.REFERENCE_NAME} is the reference every artifact is compared with; choose exports.")
+    reference = run.reference(manifest)
+    names = artifact_names or [n for n in default_artifacts(manifest) if n != reference.name]
+    if reference.name in names:
+        raise ToolkitError(f"{reference.name} is the reference every artifact is compared with; choose exports.")
     entries = A.select_artifacts(manifest, names)
     if not entries:
         raise RunDirError(f"{run_dir / A.MANIFEST_JSON} lists no exported artifacts; run `edgekit export` first.")
-    ref_path = run.verified_path(run.reference(manifest))
+    ref_path = run.verified_path(reference)
     for e in entries:
         with make_runner(run.verified_path(e), spec=A.entry_spec(e)):
             pass  # a file that no longer matches its manifest ModelSpec: one line, before the long work
@@ -247,12 +314,23 @@ def _run_planned(
     out_dir = run_dir / DIAGNOSE_DIR
     found = run.find(BenchDocument)
     bench = None if found is None else dump_document(found)  # the speed explainer reuses its timings
-    model = load_keras_model(plan.reference)
-    if isinstance(images, dict):
+    if plan.reference.suffix in (".onnx", ".tflite"):
+        if isinstance(images, dict):
+            raise ToolkitError(
+                "diagnose of a run made from a model file takes single-input, single-output models for now; this "
+                f"model has {run_spec(run_dir).tensors_text()}."
+            )
+        body = diagnose_file_arrays(
+            plan.reference, plan.paths, images, labels, out_dir, siblings=plan.siblings, bench=bench, progress=progress
+        )
+        source = None
+    elif isinstance(images, dict):
+        model = load_keras_model(plan.reference)
         outputs = model_outputs(model, run_spec(run_dir), targets or {})
         body = diagnose_named(model, plan.paths, images, outputs, progress=progress)
         source = None
     else:
+        model = load_keras_model(plan.reference)
         ranking, source = S.for_run(run_dir, [e for e, _ in plan.paths], model, measure, len(images))
         body = diagnose_arrays(
             model,
@@ -306,6 +384,11 @@ def diagnose_step(
     if limit < 1:
         raise ToolkitError(f"--limit must be 1 or more, got {limit}.")
     plan = _plan(run_dir, artifact_names)
+    if sensitivity and plan.reference.suffix in (".onnx", ".tflite"):
+        raise ToolkitError(
+            "diagnose --sensitivity quantizes a Keras model one layer at a time; this run was made from a "
+            f"{plan.reference.suffix[1:].upper()} file: run diagnose without --sensitivity."
+        )
     spec = run_spec(run_dir)
     dataset = run_dataset(run_dir, data, spec=spec)
     if not spec.is_single:

@@ -311,8 +311,8 @@ def _diagnosis(d: Diagnosis) -> list[str]:
     out = [
         "## Diagnosis",
         "",
-        "From `edgekit diagnose` (details in [diagnose/diagnose.md](diagnose/diagnose.md)): each Keras layer against "
-        "the same tensor in each export.",
+        "From `edgekit diagnose` (details in [diagnose/diagnose.md](diagnose/diagnose.md)): each layer of the "
+        "reference (a Keras layer, or a weighted op of a model file) against the same tensor in each export.",
         "",
         table(header, rows, "lllrl"),
         "",
