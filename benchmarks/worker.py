@@ -22,12 +22,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import numpy as np
 
 from benchmarks.errors import BenchmarkError
-from benchmarks.latency import measure_latency, measure_named_latency
+from benchmarks.latency import LatencyStats, measure_latency, measure_named_latency
 from runtimes.base import Runner
 from runtimes.errors import EdgekitError
 from runtimes.ort_runner import GRAPH_OPT_LEVELS
@@ -38,6 +38,8 @@ _NS_PER_MS = 1_000_000
 # Runner names (`Runner.name`) each sweep option applies to.
 XNNPACK_RUNTIME = "tflite"
 GRAPH_OPTIMIZATION_RUNTIME = "onnxruntime"
+# What one benchmark times the runner on: an array of samples, or feeds by input name.
+_Batch = TypeVar("_Batch")
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -295,20 +297,44 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
     if args.inputs.suffix.lower() == ".npz":
         return _run_named_benchmark(args, batch_sizes, options)
     inputs = load_inputs(args.inputs)
+    return _timed_benchmark(
+        args,
+        batch_sizes,
+        options,
+        check=lambda spec: check_inputs(args.inputs, inputs, spec, args.model),
+        batch=lambda size: make_batch(inputs, size),
+        infer=Runner.infer,
+        measure=measure_latency,
+    )
+
+
+def _timed_benchmark(
+    args: argparse.Namespace,
+    batch_sizes: list[int],
+    options: dict[str, Any],
+    *,
+    check: Callable[[ModelSpec], None],
+    batch: Callable[[int], _Batch],
+    infer: Callable[[Runner, _Batch], object],
+    measure: Callable[..., LatencyStats],
+) -> dict[str, object]:
+    """Make and activate the runner, check the inputs against its spec, time the first inference, then measure each
+    batch size: the one flow for an array of samples and for feeds by input name, which differ only in how a
+    batch is `check`ed, made (`batch(size)`), run once (`infer`) and timed (`measure`, given the timing options)."""
     runner = make_runner(args.model, num_threads=args.threads, **options)
     t0 = time.perf_counter_ns()
     runner.activate()
     try:
         t1 = time.perf_counter_ns()
-        check_inputs(args.inputs, inputs, runner.model_spec(), args.model)
+        check(runner.model_spec())
         t1b = time.perf_counter_ns()  # the shape check is neither load nor inference
-        runner.infer(make_batch(inputs, 1))
+        infer(runner, batch(1))
         t2 = time.perf_counter_ns()
         results = []
         for batch_size in batch_sizes:
-            stats = measure_latency(
+            stats = measure(
                 runner,
-                make_batch(inputs, batch_size),
+                batch(batch_size),
                 warmup_runs=args.warmup_runs,
                 warmup_seconds=args.warmup_seconds,
                 min_runs=args.min_runs,
@@ -360,33 +386,15 @@ def _run_named_benchmark(
 ) -> dict[str, object]:
     """`run_benchmark` for feeds by input name (an .npz): a model with several inputs or outputs."""
     feeds = load_named_inputs(args.inputs)
-    runner = make_runner(args.model, num_threads=args.threads, **options)
-    t0 = time.perf_counter_ns()
-    runner.activate()
-    try:
-        t1 = time.perf_counter_ns()
-        check_named_inputs(args.inputs, feeds, runner.model_spec(), args.model)
-        t1b = time.perf_counter_ns()
-        runner.infer_named({n: make_batch(x, 1) for n, x in feeds.items()})
-        t2 = time.perf_counter_ns()
-        results = []
-        for batch_size in batch_sizes:
-            stats = measure_named_latency(
-                runner,
-                {n: make_batch(x, batch_size) for n, x in feeds.items()},
-                warmup_runs=args.warmup_runs,
-                warmup_seconds=args.warmup_seconds,
-                min_runs=args.min_runs,
-                min_seconds=args.min_seconds,
-                max_seconds=args.max_seconds,
-            )
-            results.append(stats.to_dict())
-        backend = runner.backend()
-        is_delegated = getattr(runner, "is_delegated", None)
-        delegated = bool(is_delegated()) if callable(is_delegated) else None
-    finally:
-        runner.deactivate()
-    return _result(args, runner, (t0, t1, t1b, t2), results, backend, delegated)
+    return _timed_benchmark(
+        args,
+        batch_sizes,
+        options,
+        check=lambda spec: check_named_inputs(args.inputs, feeds, spec, args.model),
+        batch=lambda size: {n: make_batch(x, size) for n, x in feeds.items()},
+        infer=Runner.infer_named,
+        measure=measure_named_latency,
+    )
 
 
 def claim_stdout() -> TextIO:

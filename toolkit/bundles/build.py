@@ -283,11 +283,7 @@ def _add_artifact(
     from runtimes.registry import make_runner
     from toolkit.run.layout import entry_spec
 
-    dst = work / entry.path
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dst)
-    if sha256_file(dst) != entry.sha256:
-        raise BundleError(f"{src} changed while it was copied; run `edgekit bundle` again.")
+    dst = _copy_artifact(work, entry, src)
     spec = entry_spec(entry)
     with make_runner(dst, spec=spec) as runner:
         outputs = runner.infer(inputs)
@@ -306,6 +302,30 @@ def _add_artifact(
     kind = output_kind({"model_spec": model_spec.to_dict()})
     magnitude = float(np.abs(outputs).max()) if outputs.size else 0.0
     return {
+        **_entry_fields(entry, backend),
+        "input": entry.input.to_dict() if entry.input else in_spec,
+        "output": entry.output.to_dict() if entry.output else out_spec,
+        "model_spec": model_spec.to_dict(),
+        "tolerance": tolerance_for(entry.model_copy(update={"model_spec": model_spec}), dst, magnitude=magnitude),
+        "expected": expected,
+        "expected_builtin": expected_builtin,
+        "desktop_accuracy": None if labels is None or kind == "values" else float(np.mean(outputs.argmax(1) == labels)),
+    }
+
+
+def _copy_artifact(work: Path, entry: ArtifactEntry, src: Path) -> Path:
+    """Copy one artifact into the bundle at its manifest path, refusing a file that changed since the manifest."""
+    dst = work / entry.path
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    if sha256_file(dst) != entry.sha256:
+        raise BundleError(f"{src} changed while it was copied; run `edgekit bundle` again.")
+    return dst
+
+
+def _entry_fields(entry: ArtifactEntry, backend: str) -> dict[str, Any]:
+    """The first fields of an artifact's bundle.json entry: what the manifest says of it and the backend it ran on."""
+    return {
         "name": entry.name,
         "path": entry.path,
         "format": entry.format,
@@ -314,13 +334,6 @@ def _add_artifact(
         "backend": backend,
         "sha256": entry.sha256,
         "size_bytes": entry.size_bytes,
-        "input": entry.input.to_dict() if entry.input else in_spec,
-        "output": entry.output.to_dict() if entry.output else out_spec,
-        "model_spec": model_spec.to_dict(),
-        "tolerance": tolerance_for(entry.model_copy(update={"model_spec": model_spec}), dst, magnitude=magnitude),
-        "expected": expected,
-        "expected_builtin": expected_builtin,
-        "desktop_accuracy": None if labels is None or kind == "values" else float(np.mean(outputs.argmax(1) == labels)),
     }
 
 
@@ -333,11 +346,7 @@ def _add_artifact_named(work: Path, entry: ArtifactEntry, src: Path, rows: _Name
     from runtimes.registry import make_runner
     from toolkit.run.layout import entry_spec
 
-    dst = work / entry.path
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dst)
-    if sha256_file(dst) != entry.sha256:
-        raise BundleError(f"{src} changed while it was copied; run `edgekit bundle` again.")
+    dst = _copy_artifact(work, entry, src)
     spec = entry_spec(entry)
     with make_runner(dst, spec=spec) as runner:
         outputs = runner.infer_named(rows.feeds)
@@ -354,14 +363,7 @@ def _add_artifact_named(work: Path, entry: ArtifactEntry, src: Path, rows: _Name
     for tensor in model_spec.outputs:
         records.append(_output_record(work, entry, dst, tensor, files[tensor.name], outputs, builtin, rows))
     return {
-        "name": entry.name,
-        "path": entry.path,
-        "format": entry.format,
-        "precision": entry.precision,
-        "runtime": entry.runtime,
-        "backend": backend,
-        "sha256": entry.sha256,
-        "size_bytes": entry.size_bytes,
+        **_entry_fields(entry, backend),
         "input": None,
         "output": None,
         "model_spec": model_spec.to_dict(),

@@ -29,6 +29,8 @@ from toolkit.steps.parity import check_row, compared, predict_all
 from toolkit.tolerances import MIN_ROUNDING_STEPS
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from runtimes.spec import ModelSpec
     from toolkit.run.documents import ArtifactEntry, ManifestDocument, McuDocument, McuResult, ParityRow
 
@@ -233,8 +235,6 @@ def mcu_step(
     with several inputs or outputs runs with every tensor on the run's named data, each output judged by its
     kind (`toolkit.mcu.several`).
     """
-    from toolkit.run.documents import McuDocument
-
     load_tflm()  # the missing extra is the first thing a user hears about
     if limit is not None and limit < 1:
         raise ToolkitError(f"--limit must be 1 or more, got {limit}.")
@@ -258,14 +258,33 @@ def mcu_step(
     dataset = run_dataset(run_dir, data, spec=spec)
     images, labels = dataset.test_split(spec, limit)
     n = len(images)
+    doc = _checked_document(
+        entries, lambda e: check_artifact(run_dir, e, ref, images, labels, spec.output_kind), dataset, n, progress
+    )
+    results = doc.results
+    doc.parity_json = _add_parity_rows(run_dir, [r.parity_row for r in results], [r.sha256 for r in results], n)
+    return A.Run(run_dir).save(doc)
+
+
+def _checked_document(
+    entries: list[ArtifactEntry],
+    check: Callable[[ArtifactEntry], McuResult],
+    dataset: Any,
+    n: int,
+    progress: ProgressCallback | None,
+) -> McuDocument:
+    """Each artifact checked in TFLM by `check` (one progress step each), and mcu.json's document over them on
+    `n` samples of `dataset` (its parity.json line is the caller's)."""
+    from toolkit.run.documents import McuDocument
+
     p = as_progress(progress)
     task = p.add_task("mcu", total=len(entries))
     results = []
     for entry in entries:
         p.update(task, description=f"mcu: {entry.name} in TFLM")
-        results.append(check_artifact(run_dir, entry, ref, images, labels, spec.output_kind))
+        results.append(check(entry))
         p.advance(task)
-    doc = McuDocument(
+    return McuDocument(
         schema_version=A.SCHEMA_VERSION,
         created_utc=A.utc_now(),
         cpu=A.this_cpu(),
@@ -274,8 +293,6 @@ def mcu_step(
         results=results,
         passed=all(r.parity.passed for r in results),
     )
-    doc.parity_json = _add_parity_rows(run_dir, [r.parity_row for r in results], [r.sha256 for r in results], n)
-    return A.Run(run_dir).save(doc)
 
 
 def _add_parity_rows(run_dir: Path, rows: list[ParityRow], shas: list[str], n: int) -> str:
@@ -310,7 +327,6 @@ def _mcu_several(
     from toolkit.data.named import NamedDataset, names_text
     from toolkit.errors import DataError
     from toolkit.mcu.several import result_several
-    from toolkit.run.documents import McuDocument
 
     if not isinstance(dataset, NamedDataset):
         raise DataError(
@@ -318,22 +334,10 @@ def _mcu_several(
             f"and outputs {names_text(spec.output_names)}; give an .npz with one array per name."
         )
     split = dataset.test_named(spec, limit)
-    p = as_progress(progress)
-    task = p.add_task("mcu", total=len(entries))
-    results = []
-    for entry in entries:
-        p.update(task, description=f"mcu: {entry.name} in TFLM")
-        results.append(result_several(run_dir, entry, ref, spec, split))
-        p.advance(task)
-    doc = McuDocument(
-        schema_version=A.SCHEMA_VERSION,
-        created_utc=A.utc_now(),
-        cpu=A.this_cpu(),
-        tflite_micro=_tflm_version(),
-        data=data_summary(dataset, len(split)),
-        results=results,
-        passed=all(r.parity.passed for r in results),
+    doc = _checked_document(
+        entries, lambda e: result_several(run_dir, e, ref, spec, split), dataset, len(split), progress
     )
+    results = doc.results
     rows = [row for r in results for row in (r.parity_rows or [r.parity_row])]
     shas = [r.sha256 for r in results for _ in (r.parity_rows or [r.parity_row])]
     doc.parity_json = _add_parity_rows(run_dir, rows, shas, len(split))

@@ -19,7 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from toolkit.errors import ToolkitError
+from toolkit.model.file_source import (
+    FileSourceError,
+    SourceTensor,
+    checked_output_width,
+    has_suffix,
+    layout_from_shapes,
+    layout_reason_for,
+    single_output_kind,
+    source_document,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -62,29 +71,19 @@ _ELEM_NAMES: Final = {
     13: "uint64",
     16: "bfloat16",
 }
-_CHANNELS: Final = (1, 3)
 # float32, float16, float64, bfloat16: the element types of weights.
 _FLOAT_TYPES: Final = frozenset({1, 10, 11, 16})
 # Nodes that hand their input on unchanged: a Softmax before them still makes the output probabilities.
 _PASS_THROUGH: Final = frozenset({"Identity", "Cast"})
 
 
-class OnnxSourceError(ToolkitError):
+class OnnxSourceError(FileSourceError):
     """The ONNX file cannot be taken as a run's source (one line: what and how to fix it)."""
 
 
 def is_onnx_source(path: Path | str | None) -> bool:
     """True when `--model` names an ONNX file (by suffix: the file is checked later)."""
-    return path is not None and Path(str(path)).suffix.lower() in ONNX_SUFFIXES
-
-
-@dataclass(frozen=True)
-class OnnxTensor:
-    """One graph input or output as the file declares it (None for a dynamic or symbolic dimension)."""
-
-    name: str
-    shape: tuple[int | None, ...]
-    dtype: str
+    return has_suffix(path, ONNX_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -92,8 +91,8 @@ class OnnxSource:
     """A checked ONNX file: its tensors (one or several inputs and outputs), opsets and node count."""
 
     path: Path
-    inputs: tuple[OnnxTensor, ...]
-    outputs: tuple[OnnxTensor, ...]
+    inputs: tuple[SourceTensor, ...]
+    outputs: tuple[SourceTensor, ...]
     opset: int
     producer: str
     nodes: tuple[tuple[str, str], ...]  # (name, op_type)
@@ -171,8 +170,8 @@ def load_onnx_source(path: Path | str) -> OnnxSource:
             "dynamic_axes={'<input>': {0: 'N'}}) or dynamic_shapes)."
         )
     if batch_one:
-        inputs = tuple(OnnxTensor(t.name, (None, *t.shape[1:]), t.dtype) for t in inputs)
-        outputs = tuple(OnnxTensor(t.name, (None, *t.shape[1:]) if t.shape else t.shape, t.dtype) for t in outputs)
+        inputs = tuple(SourceTensor(t.name, (None, *t.shape[1:]), t.dtype) for t in inputs)
+        outputs = tuple(SourceTensor(t.name, (None, *t.shape[1:]) if t.shape else t.shape, t.dtype) for t in outputs)
     producers = {o: n for n in graph.node for o in n.output}
     softmax = tuple(_made_by_softmax(producers, t.name) for t in outputs)
     # Weights only: exporters also store integer constants (e.g. a Reshape's target shape) as initializers.
@@ -209,7 +208,7 @@ def check_onnx_source(
     """The ModelSpec of the checked file; `sample_shape` (one data row's shape) decides an image layout the input
     shape leaves open (`sample_shapes`, by input name, for several inputs). Raises OnnxSourceError for shapes
     edgekit cannot run."""
-    from runtimes.spec import OUTPUT_KINDS, SpecError, TensorSpec, spec_from_tensors
+    from runtimes.spec import SpecError, TensorSpec, spec_from_tensors
 
     if not source.is_single:
         return _several_spec(source, sample_shapes, output_kind)
@@ -220,10 +219,7 @@ def check_onnx_source(
         raise OnnxSourceError(
             f"{path}: output {out.name!r} has shape {_text(out.shape)}; edgekit takes [N, K] outputs."
         )
-    if output_kind is not None and output_kind not in OUTPUT_KINDS:
-        raise OnnxSourceError(f"--output-kind {output_kind!r} is unknown; choose one of {', '.join(OUTPUT_KINDS)}.")
-    if output_kind is None:
-        output_kind = "probabilities" if source.softmax_output else ("values" if out.shape[1] == 1 else "logits")
+    output_kind = single_output_kind(output_kind, source.softmax_output, out.shape[1], OnnxSourceError)
     try:
         return spec_from_tensors(
             TensorSpec(inp.name, inp.shape, "float32"),
@@ -235,7 +231,7 @@ def check_onnx_source(
         raise OnnxSourceError(f"{path}: {exc}") from None
 
 
-def _input_layout(path: Path, inp: OnnxTensor, sample_shape: tuple[int, ...] | None) -> str:
+def _input_layout(path: Path, inp: SourceTensor, sample_shape: tuple[int, ...] | None) -> str:
     """One input's layout (NC, NCHW or NHWC), after refusing shapes edgekit cannot feed."""
     if len(inp.shape) not in (2, 4):
         raise OnnxSourceError(
@@ -252,7 +248,7 @@ def _input_layout(path: Path, inp: OnnxTensor, sample_shape: tuple[int, ...] | N
             f"{path}: input {inp.name!r} has dynamic sizes {_text(inp.shape)}; exports and benchmarks need fixed "
             "sizes: export it with a fixed height, width and channel count (only the batch axis dynamic)."
         )
-    return "NC" if len(inp.shape) == 2 else _layout(inp.shape, sample_shape)
+    return "NC" if len(inp.shape) == 2 else layout_from_shapes(inp.shape, sample_shape, default="NCHW")
 
 
 def _several_spec(
@@ -291,7 +287,7 @@ def _several_spec(
 
 
 def _count(source: OnnxSource) -> str:
-    def part(tensors: tuple[OnnxTensor, ...], word: str) -> str:
+    def part(tensors: tuple[SourceTensor, ...], word: str) -> str:
         return f"{len(tensors)} {word}{'' if len(tensors) == 1 else 's'} ({', '.join(t.name for t in tensors)})"
 
     return f"{part(source.inputs, 'input')} and {part(source.outputs, 'output')}"
@@ -313,12 +309,7 @@ def output_width(path: Path, spec: ModelSpec | None, rows: np.ndarray) -> int:
         if newest is not None:  # the installed onnx knows the opset, onnxruntime does not yet
             raise OnnxSourceError(_too_new(path, _opset_of(path), int(newest.group(1)))) from None
         raise OnnxSourceError(str(exc)) from None
-    if out.ndim != 2 or out.shape[0] != len(rows) or not np.all(np.isfinite(out)):
-        raise OnnxSourceError(
-            f"{path} gives outputs of shape {tuple(out.shape)} (finite: {bool(np.all(np.isfinite(out)))}) for "
-            f"{len(rows)} rows of its data; expected finite [N, K] outputs."
-        )
-    return int(out.shape[1])
+    return checked_output_width(path, out, len(rows), OnnxSourceError)
 
 
 def prepare_onnx(
@@ -476,9 +467,8 @@ def save_onnx_into_run(source: OnnxSource, run_dir: Path, spec: ModelSpec, layou
     return what model.json records (not written here)."""
     import onnx
 
-    from runtimes.files import atomic_path, sha256_file
+    from runtimes.files import atomic_path
     from toolkit.run import layout as A
-    from toolkit.run.documents import ModelDocument
 
     run_dir.mkdir(parents=True, exist_ok=True)
     dest = run_dir / A.ONNX_MODEL_FILE
@@ -489,20 +479,13 @@ def save_onnx_into_run(source: OnnxSource, run_dir: Path, spec: ModelSpec, layou
             onnx.save_model(onnx.load(str(source.path)), str(tmp), save_as_external_data=False)
         else:
             shutil.copyfile(source.path, tmp)
-    return ModelDocument(
-        schema_version=A.SCHEMA_VERSION,
-        name=source.path.name,
-        source=str(source.path.resolve()),
-        format="onnx",
-        model_sha256=sha256_file(dest),
+    return source_document(
+        source.path,
+        dest,
+        "onnx",
         params=source.params,
-        layers=[{"name": name, "class": op} for name, op in source.nodes],
-        unknown_layers=[],
-        output_kind=spec.output_kind,
-        model_spec=spec,
-        created_utc=A.utc_now(),
-        source_sha256=sha256_file(source.path),
-        layout=spec.layout,
+        layers=source.nodes,
+        spec=spec,
         layout_from=layout_from,
         opset=source.opset,
         producer=source.producer,
@@ -512,44 +495,6 @@ def save_onnx_into_run(source: OnnxSource, run_dir: Path, spec: ModelSpec, layou
 def layout_reason(source: OnnxSource, sample_shape: tuple[int, ...]) -> str:
     """How the run's image layout was decided, for model.json: `input shape`, `data` or `assumed`."""
     return layout_reason_for(source.inputs[0].shape, sample_shape)
-
-
-def layout_from_shapes(shape: tuple[int | None, ...], sample: tuple[int, ...] | None, default: str = "NCHW") -> str:
-    """An image input's layout (NCHW or NHWC) from its shape, then from one data row's shape, else `default` (a
-    TFLite source decides it the same way, with NHWC as its default)."""
-    return _from_shape(shape) or (None if sample is None else _from_data(shape, sample)) or default
-
-
-def layout_reason_for(shape: tuple[int | None, ...], sample_shape: tuple[int, ...]) -> str:
-    """`layout_reason` for an input shape: `input shape`, `data` or `assumed`."""
-    if len(shape) != 4:
-        return "input shape"
-    if _from_shape(shape) is not None:
-        return "input shape"
-    return "data" if _from_data(shape, sample_shape) is not None else "assumed"
-
-
-def _layout(shape: tuple[int | None, ...], sample: tuple[int, ...] | None) -> str:
-    return _from_shape(shape) or (None if sample is None else _from_data(shape, sample)) or "NCHW"
-
-
-def _from_shape(shape: tuple[int | None, ...]) -> str | None:
-    first, last = shape[1] in _CHANNELS, shape[3] in _CHANNELS
-    if first and not last:
-        return "NCHW"
-    if last and not first:
-        return "NHWC"
-    return None
-
-
-def _from_data(shape: tuple[int | None, ...], sample: tuple[int, ...]) -> str | None:
-    """The layout the data rows say (channels-last rows for a channels-first file, or the other way round)."""
-    tail = tuple(shape[1:])
-    if len(sample) != 3 or tuple(sample) == tail:
-        return None
-    if tuple(sample) == (tail[1], tail[2], tail[0]):
-        return "NCHW"  # channels-last data, channels-first model
-    return None
 
 
 def _too_new(path: Path, opset: int, limit: int) -> str:
@@ -575,7 +520,7 @@ def _check_tensor(value: Any, path: Path, what: str) -> None:
     )
 
 
-def _tensor(value: Any, path: Path, what: str, *, indices: bool = False) -> OnnxTensor:
+def _tensor(value: Any, path: Path, what: str, *, indices: bool = False) -> SourceTensor:
     _check_tensor(value, path, what)
     elem = _ELEM_NAMES.get(value.type.tensor_type.elem_type, f"type {value.type.tensor_type.elem_type}")
     if elem != "float32" and not (indices and elem in ("int32", "int64")):  # integers: class indices
@@ -584,7 +529,7 @@ def _tensor(value: Any, path: Path, what: str, *, indices: bool = False) -> Onnx
         )
     dims = value.type.tensor_type.shape.dim if value.type.tensor_type.HasField("shape") else []
     shape = tuple(int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims)
-    return OnnxTensor(value.name, shape, elem)
+    return SourceTensor(value.name, shape, elem)
 
 
 def _opset_of(path: Path) -> int:

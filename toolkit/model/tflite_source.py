@@ -18,8 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from toolkit.errors import ToolkitError
-from toolkit.model.onnx_source import layout_from_shapes
+from toolkit.model.file_source import (
+    FileSourceError,
+    SourceTensor,
+    checked_output_width,
+    has_suffix,
+    layout_from_shapes,
+    layout_reason_for,
+    single_output_kind,
+    source_document,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,22 +41,13 @@ TFLITE_SUFFIXES: Final = (".tflite",)
 QUANTIZED_DTYPES: Final = frozenset({"int8", "uint8", "int16", "float16", "int4"})
 
 
-class TfliteSourceError(ToolkitError):
+class TfliteSourceError(FileSourceError):
     """The TFLite file cannot be taken as a run's source (one line: what and how to fix it)."""
 
 
 def is_tflite_source(path: Path | str | None) -> bool:
     """True when `--model` names a TFLite file (by suffix: the file is checked later)."""
-    return path is not None and Path(str(path)).suffix.lower() in TFLITE_SUFFIXES
-
-
-@dataclass(frozen=True)
-class TfliteTensor:
-    """One model input or output as the file declares it (None for a dynamic dimension, -1 in the file)."""
-
-    name: str
-    shape: tuple[int | None, ...]
-    dtype: str
+    return has_suffix(path, TFLITE_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -56,8 +55,8 @@ class TfliteSource:
     """A checked TFLite file: its tensors, signature and ops (several inputs and outputs are refused for now)."""
 
     path: Path
-    inputs: tuple[TfliteTensor, ...]
-    outputs: tuple[TfliteTensor, ...]
+    inputs: tuple[SourceTensor, ...]
+    outputs: tuple[SourceTensor, ...]
     signature: str | None  # the one signature key (litert-torch and TFLiteConverter write serving_default)
     signature_input: str | None  # the input's name within that signature (what calibration feeds)
     ops: tuple[tuple[str, str], ...]  # (output tensor name, op name)
@@ -111,7 +110,7 @@ def check_tflite_source(
 ) -> ModelSpec:
     """The ModelSpec of the checked file's input and output (batch axis dynamic: edgekit feeds any batch);
     `sample_shape` (one data row's shape) decides an image layout the input shape leaves open."""
-    from runtimes.spec import OUTPUT_KINDS, SpecError, TensorSpec, spec_from_tensors
+    from runtimes.spec import SpecError, TensorSpec, spec_from_tensors
 
     inp, out = source.inputs[0], source.outputs[0]
     path = source.path
@@ -135,10 +134,7 @@ def check_tflite_source(
             f"{path}: output {out.name!r} has shape {_text(out.shape)}; edgekit takes [N, K] outputs."
         )
     layout = "NC" if len(inp.shape) == 2 else layout_from_shapes(inp.shape, sample_shape, default="NHWC")
-    if output_kind is not None and output_kind not in OUTPUT_KINDS:
-        raise TfliteSourceError(f"--output-kind {output_kind!r} is unknown; choose one of {', '.join(OUTPUT_KINDS)}.")
-    if output_kind is None:
-        output_kind = "probabilities" if source.softmax_output else ("values" if out.shape[1] == 1 else "logits")
+    output_kind = single_output_kind(output_kind, source.softmax_output, out.shape[1], TfliteSourceError)
     try:
         return spec_from_tensors(
             TensorSpec(inp.name, (None, *inp.shape[1:]), "float32"),
@@ -163,12 +159,7 @@ def output_width(path: Path, rows: np.ndarray) -> int:
             out = runner.infer(np.ascontiguousarray(rows, dtype=np.float32))
     except EdgekitError as exc:
         raise TfliteSourceError(str(exc)) from None
-    if out.ndim != 2 or out.shape[0] != len(rows) or not np.all(np.isfinite(out)):
-        raise TfliteSourceError(
-            f"{path} gives outputs of shape {tuple(out.shape)} (finite: {bool(np.all(np.isfinite(out)))}) for "
-            f"{len(rows)} rows of its data; expected finite [N, K] outputs."
-        )
-    return int(out.shape[1])
+    return checked_output_width(path, out, len(rows), TfliteSourceError)
 
 
 def prepare_tflite(path: Path, dataset_for: Any, *, output_kind: str | None) -> tuple[TfliteSource, ModelSpec, Dataset]:
@@ -188,36 +179,26 @@ def prepare_tflite(path: Path, dataset_for: Any, *, output_kind: str | None) -> 
 
 def layout_reason(source: TfliteSource, sample_shape: tuple[int, ...]) -> str:
     """How the run's image layout was decided, for model.json: `input shape`, `data` or `assumed`."""
-    from toolkit.model.onnx_source import layout_reason_for
-
     return layout_reason_for(source.inputs[0].shape, sample_shape)
 
 
 def save_tflite_into_run(source: TfliteSource, run_dir: Path, spec: ModelSpec, layout_from: str) -> ModelDocument:
     """Copy the checked file into `run_dir` as model.tflite (byte for byte); return what model.json records (not
     written here)."""
-    from runtimes.files import atomic_path, sha256_file
+    from runtimes.files import atomic_path
     from toolkit.run import layout as A
-    from toolkit.run.documents import ModelDocument
 
     run_dir.mkdir(parents=True, exist_ok=True)
     dest = run_dir / A.TFLITE_MODEL_FILE
     with atomic_path(dest) as tmp:
         shutil.copyfile(source.path, tmp)
-    return ModelDocument(
-        schema_version=A.SCHEMA_VERSION,
-        name=source.path.name,
-        source=str(source.path.resolve()),
-        format="tflite",
-        model_sha256=sha256_file(dest),
+    return source_document(
+        source.path,
+        dest,
+        "tflite",
         params=source.params,
-        layers=[{"name": name, "class": op} for name, op in source.ops],
-        unknown_layers=[],
-        output_kind=spec.output_kind,
-        model_spec=spec,
-        created_utc=A.utc_now(),
-        source_sha256=sha256_file(source.path),
-        layout=spec.layout,
+        layers=source.ops,
+        spec=spec,
         layout_from=layout_from,
         fixed_batch=source.fixed_batch,
     )
@@ -241,7 +222,7 @@ def _open(path: Path) -> Any:
 
 def _check_io(
     path: Path, interp: Any, signatures: dict[str, Any]
-) -> tuple[tuple[TfliteTensor, ...], tuple[TfliteTensor, ...]]:
+) -> tuple[tuple[SourceTensor, ...], tuple[SourceTensor, ...]]:
     """The file's inputs and outputs, after refusing several graphs, several tensors, dtypes and dynamic sizes."""
     subgraphs = _subgraphs(interp)
     if subgraphs > 1 or len(signatures) > 1:
@@ -309,13 +290,13 @@ def _dtype(detail: dict[str, Any]) -> str:
     return str(np.dtype(detail["dtype"]).name)
 
 
-def _tensor(detail: dict[str, Any]) -> TfliteTensor:
+def _tensor(detail: dict[str, Any]) -> SourceTensor:
     sig = detail.get("shape_signature")
     dims = list(sig) if sig is not None and len(sig) else list(detail["shape"])
-    return TfliteTensor(str(detail["name"]), tuple(None if int(d) < 0 else int(d) for d in dims), _dtype(detail))
+    return SourceTensor(str(detail["name"]), tuple(None if int(d) < 0 else int(d) for d in dims), _dtype(detail))
 
 
-def _check_dtype(path: Path, what: str, tensor: TfliteTensor) -> None:
+def _check_dtype(path: Path, what: str, tensor: SourceTensor) -> None:
     if tensor.dtype == "float32":
         return
     if tensor.dtype in QUANTIZED_DTYPES:
