@@ -103,18 +103,6 @@ def is_tflite_source(run_dir: Path) -> bool:
     return (run_dir / A.TFLITE_MODEL_FILE).is_file() and not any((run_dir / f).is_file() for f in other)
 
 
-def refuse_file_source(run_dir: Path, step: str, why: str) -> None:
-    """A one-line ToolkitError when `step` needs a Keras model and the run was made from an ONNX or TFLite file."""
-    from toolkit.errors import ToolkitError
-
-    if is_onnx_source(run_dir):
-        refuse_onnx_source(run_dir, step, why)
-    if is_tflite_source(run_dir):
-        raise ToolkitError(
-            f"{step} {why}; {run_dir} was made from a TFLite file (no Keras model): not offered for it yet."
-        )
-
-
 def refuse_onnx_source(run_dir: Path, step: str, why: str) -> None:
     """A one-line ToolkitError when `step` cannot run on a run made from an ONNX file (`why`: what it needs)."""
     from toolkit.errors import ToolkitError
