@@ -4,8 +4,8 @@ converted by skl2onnx (tests/onnx_models.py), and int8-mixed for an ONNX source 
 - with its ZipMap (skl2onnx's default) it is refused in one line that says how to convert it (`zipmap=False`);
 - with `zipmap=False` it has two outputs (the int64 `label`: class_indices, and `probabilities`); wrapped to take
   NCHW images [N, 1, 28, 28], it goes through the pipeline on named data (the same digit labels as the target of
-  each output), `predict` prints each output, bundle + verify check each output, and diagnose, mcu and
-  int8-mixed refuse it in one line;
+  each output), `predict` prints each output, bundle + verify check each output, diagnose gives each output its
+  map (the ArgMax label takes the probabilities' rows), and mcu and int8-mixed refuse it in one line;
 - its probabilities alone (the label output dropped) go through the pipeline: fp32 (the file), fp16, int8;
 - with an outlier hidden unit (float outputs unchanged), full int8 misses a 0.5-point budget and
   `pipeline`/`export --max-accuracy-drop 0.5` keep the hidden Gemm in float: onnx-int8-mixed, recorded as for
@@ -163,6 +163,37 @@ def test_bundle_and_verify_check_each_output_of_the_nchw_mlp(
         assert row["passed"] and row["accuracy"] == row["desktop_accuracy"]
 
 
+def test_diagnose_gives_each_output_of_the_nchw_mlp_its_map(
+    edgekit,  # type: ignore[no-untyped-def]
+    nchw_run: tuple[Path, Any],
+) -> None:
+    run, _ = nchw_run
+    proc = edgekit("diagnose", str(run), "-a", "onnx-fp16", "-a", "onnx-int8")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = _json(run / "diagnose" / "diagnose.json")
+    assert report["reference"]["artifact"] == "onnx-fp32"
+    rows = [r["name"] for r in report["reference"]["layers"]]
+    assert len(rows) == 2 and rows[-1] == "probabilities"  # the hidden MatMul+Add+Relu, then the output's
+    n = report["images"]
+    accuracy = {o["name"]: o["value"] for o in _json(run / "parity.json")["reference"]["outputs"]}
+    for res in report["artifacts"]:
+        sections = {s["output"]: s for s in res["outputs"]}
+        assert set(sections) == {"label", "probabilities"}, res["artifact"]
+        label, probs = sections["label"], sections["probabilities"]
+        assert label["kind"] == "class_indices" and label["snr_db"] is None and "ArgMax" in label["note"]
+        assert probs["snr_db"] is not None and probs["hurt"] and not label["hurt"]
+        # the label is the probabilities' argmax: its map is theirs, and both agree with the reference alike
+        assert label["layers"] == probs["layers"] == ["(input)", *rows]
+        for s in (label, probs):
+            assert s["error"]["measure"] == "top-1 agreement"
+            assert s["error"]["reference_accuracy"] == label["error"]["reference_accuracy"] > 0.8
+        assert label["error"]["value"] == probs["error"]["value"]
+        assert meets_floor(label["error"]["value"], n, accuracy["label"])  # fp16 rounds less: int8's floor bounds it
+        assert all(r["tensor"] is not None for r in res["layers"]), res["artifact"]  # every row found by name
+    md = (run / "diagnose" / "diagnose.md").read_text()
+    assert "Error against onnx-fp32" in md and "made by ArgMax" in md
+
+
 def test_steps_that_cannot_take_the_two_output_mlp_refuse_in_one_line(
     edgekit,  # type: ignore[no-untyped-def]
     nchw_run: tuple[Path, Any],
@@ -171,7 +202,6 @@ def test_steps_that_cannot_take_the_two_output_mlp_refuse_in_one_line(
 ) -> None:
     run, _ = nchw_run
     tensors = "this model has 1 input (image) and 2 outputs (label, probabilities)"
-    assert_one_line_error(edgekit("diagnose", str(run)), "diagnose maps each Keras layer", "made from an ONNX file")
     assert_one_line_error(edgekit("mcu", str(run)), "mcu builds TFLite Micro firmware", "made from an ONNX file")
     runs = tmp_path / "runs"
     args = ("--model", str(skl["nchw_two"]), "--data", str(skl["named"]), "--runs-dir", str(runs))

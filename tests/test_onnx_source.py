@@ -242,3 +242,13 @@ def test_two_inputs_and_two_outputs_from_named_data(edgekit, files: dict[str, Pa
     assert proc.returncode == 0, proc.stdout + proc.stderr
     verify = _json(bundle / "verify.json")
     assert verify["passed"] and len(verify["results"]) == 6  # 3 artifacts × 2 outputs, both inputs fed by name
+    proc = edgekit("diagnose", str(run))  # every input fed by name, one map per output of the file's nodes
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (res,) = _json(run / "diagnose" / "diagnose.json")["artifacts"]
+    assert res["artifact"] == "onnx-int8" and all(r["tensor"] is not None for r in res["layers"])
+    assert {"(input pooled)", "(input thumb)"} <= {r["layer"] for r in res["layers"]}
+    sections = {s["output"]: s for s in res["outputs"]}
+    assert set(sections) == {"values", "mean_ink"}
+    for s in sections.values():  # each ends on its own node, measured as a regression's values
+        assert s["layer"] == s["output"] and s["snr_db"] is not None and not s["note"]
+        assert s["error"]["measure"] == "max relative error" and s["error"]["max_abs_err"] > 0

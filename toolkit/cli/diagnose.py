@@ -81,6 +81,8 @@ def _print_outputs(report: DiagnoseDocument, res: DiagnosedArtifact) -> None:
             rich_table(f"{res.artifact}, {view.title}: per-layer error vs {report.reference.artifact}", header, rows)
         )
         out.print(f"  error: {escape(view.error)}", highlight=False)
+        if view.note:
+            out.print(f"  note: {escape(view.note)}", highlight=False)
         out.print(f"  first departure: {escape(view.departure.replace('**', ''))}", highlight=False)
         for label, text in view.causes:
             out.print(f"  {label}: {escape(text.replace('**', ''))}", highlight=False)

@@ -180,8 +180,9 @@ def diagnose_several(
     outputs: list[ModelOutput],
     model_names: tuple[str, ...] = (),
     params: dict[str, dict[str, Any]] | None = None,
+    mapper: Callable[[Any], list[Probe]] | None = None,
 ) -> dict[str, Any]:
-    """`diagnose_artifact` for a model with several inputs or outputs.
+    """`diagnose_artifact` for a model with several inputs or outputs (`mapper`: a run made from a file).
 
     `feeds`: each input's row (`layers.input_row`) → (its name, its float32 batch). The per-layer rows are
     measured once; each output gets its own map, departure, cause and error by kind (`outputs`). The
@@ -192,7 +193,7 @@ def diagnose_several(
     from toolkit.diagnosis.metrics import layer_rows
     from toolkit.diagnosis.outputs import diagnose_outputs
 
-    graph = _graph(path)
+    graph = _graph(path, half=mapper is not None)
     by_name = {name: batch for name, batch in feeds.values()}
     missing = [name for name in by_name if name not in graph.input_keys]
     missing += [o.name for o in outputs if o.name not in graph.output_keys]
@@ -202,7 +203,7 @@ def diagnose_several(
             f"its outputs {', '.join(graph.output_keys)}: re-export it with `edgekit export`."
         )
     shapes = {row: (graph.input_keys[name], tuple(int(d) for d in x.shape[1:])) for row, (name, x) in feeds.items()}
-    probes = map_layers(layers, (), graph.tensors, model_names, inputs=shapes)
+    probes = mapper(graph) if mapper is not None else map_layers(layers, (), graph.tensors, model_names, inputs=shapes)
     cap = graph.capture([p.tensor.read for p in probes if p.tensor is not None], by_name)
     with_inputs = {**reference, **{row: x for row, (_, x) in feeds.items()}}
     first = next(iter(by_name.values()))

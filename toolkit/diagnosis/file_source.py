@@ -8,6 +8,9 @@ QuantizeLinear/DequantizeLinear around them (the dequantized value is read) and 
 (its output is then the node's own tensor, which the row falls back to); fp16 adds Casts at the graph's ends and
 keeps the names in float16. A row with no tensor of its names in an export says so; nothing is matched by shape.
 Rank-4 tensors are NCHW (ONNX Conv) and are compared channels-last, so channel statistics are per channel.
+With several inputs or outputs (ONNX), every input gets its row and each output the rows it is computed from,
+walked back from its tensor; an output no row ends on (skl2onnx's ArgMax `label`) takes the map of the rows it
+comes from and a note saying so (`file_outputs`).
 
 For a TFLite file (reference tflite-fp32 on LiteRT, every tensor preserved) a row is a weighted op with its fused
 activation, and a separate activation op after it; the AI Edge Quantizer's int8 and int8-dynamic keep the op
@@ -16,13 +19,18 @@ output names (int8 values are dequantized with their scale and zero point), as f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from toolkit.diagnosis.layers import INPUT_ROW, KerasLayer, Probe, Tensor
+from toolkit.diagnosis.layers import INPUT_ROW, KerasLayer, Probe, Tensor, input_row
+
+if TYPE_CHECKING:
+    from runtimes.spec import ModelSpec
+    from toolkit.diagnosis.capture import Feeds
+    from toolkit.diagnosis.outputs import ModelOutput
 
 WEIGHTED = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 FUSED_AFTER = frozenset({"Add", "Identity", "Relu", "Sigmoid", "Tanh", "LeakyRelu", "Clip", "HardSigmoid", "Softmax"})
@@ -40,6 +48,9 @@ class FileReference:
     output: str  # the graph output's name (its value is in `values` too)
     input_name: str
     channels_first: bool = True  # ONNX: rank-4 tensors are NCHW; TFLite: NHWC throughout
+    inputs: dict[str, str] = field(default_factory=dict)  # input name → its row (empty: `input_name` → INPUT_ROW)
+    # An output no row ends on (an ONNX label made by ArgMax): the rows it is computed from and the ops between.
+    made_from: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
 
 
 def _rows_of(graph: Any) -> tuple[list[tuple[str, str, tuple[str, ...]]], dict[str, str]]:
@@ -73,11 +84,19 @@ def _rows_of(graph: Any) -> tuple[list[tuple[str, str, tuple[str, ...]]], dict[s
     return rows, owner
 
 
-def _inbound(graph: Any, start: str, owner: dict[str, str]) -> tuple[str, ...]:
-    """The rows (or the input row) whose values reach the tensor `start` through ops that are no row."""
+def _inbound(graph: Any, start: str, owner: dict[str, str], inputs: dict[str, str] | None = None) -> tuple[str, ...]:
+    """The rows (or input rows) whose values reach the tensor `start` through ops that are no row."""
+    return _walk(graph, start, owner, inputs or {})[0]
+
+
+def _walk(
+    graph: Any, start: str, owner: dict[str, str], inputs: dict[str, str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """`_inbound`, and the types of the ops passed through on the way (from `start` back)."""
     producer = {o: node for node in graph.model.graph.node for o in node.output}
     inits = {i.name for i in graph.model.graph.initializer}
     found: list[str] = []
+    ops: list[str] = []
     stack, seen = [start], set()
     while stack:
         name = stack.pop()
@@ -87,21 +106,25 @@ def _inbound(graph: Any, start: str, owner: dict[str, str]) -> tuple[str, ...]:
         if name in owner:
             found.append(owner[name])
         elif name in graph.input_keys:
-            found.append(INPUT_ROW)
+            found.append(inputs.get(name, INPUT_ROW))
         elif name in producer:
+            ops.append(producer[name].op_type)
             stack.extend(i for i in producer[name].input if i)
-    return tuple(dict.fromkeys(found))
+    return tuple(dict.fromkeys(found)), tuple(ops)
 
 
 def _channels_last(x: np.ndarray) -> np.ndarray:
     return x.transpose(0, 2, 3, 1) if x.ndim == 4 else x
 
 
-def onnx_reference(path: Path, images: np.ndarray) -> FileReference:
-    """The rows of an ONNX file and their fp32 values on `images` (ONNX Runtime, the rows as extra outputs)."""
+def onnx_reference(path: Path, images: Feeds) -> FileReference:
+    """The rows of an ONNX file and their fp32 values on `images` (one batch, or one per input name; ONNX Runtime,
+    the rows as extra outputs)."""
     from toolkit.diagnosis.capture import OnnxGraph
 
     graph = OnnxGraph(path)
+    several = len(graph.input_names) > 1
+    inputs = {name: input_row(name, several) for name in graph.input_names}
     rows, owner = _rows_of(graph)
     producer = {o: node for node in graph.model.graph.node for o in node.output}
     cap = graph.capture([row for row, _, _ in rows], images)
@@ -111,11 +134,17 @@ def onnx_reference(path: Path, images: np.ndarray) -> FileReference:
         value = cap.values[row]
         values[row] = _channels_last(value)
         shape = tuple(int(d) for d in values[row].shape[1:])
-        layers.append(KerasLayer(row, kind, shape, None, _inbound(graph, first.input[0], owner)))
+        layers.append(KerasLayer(row, kind, shape, None, _inbound(graph, first.input[0], owner, inputs)))
     output = graph.output_name
     assert cap.plain_probs is not None
     values[output] = cap.plain_probs
-    return FileReference(layers, {row: names for row, _, names in rows}, values, output, graph.input_name)
+    made_from = {}
+    for name in graph.output_keys:
+        values.setdefault(name, cap.plain_outputs[name])
+        if name not in owner:
+            made_from[name] = _walk(graph, name, owner, inputs)
+    names = {row: alts for row, _, alts in rows}
+    return FileReference(layers, names, values, output, graph.input_name, True, inputs, made_from)
 
 
 TFLITE_WEIGHTED = frozenset(
@@ -188,8 +217,10 @@ def file_reference(path: Path, images: np.ndarray) -> FileReference:
 def probes_by_name(reference: FileReference, graph: Any) -> list[Probe]:
     """Each reference row's tensor in an export, by name (the dequantized value in QDQ); none: says so."""
     by_name: dict[str, Tensor] = {t.name: t for t in graph.tensors}
-    src = by_name.get(reference.input_name)
-    probes = [Probe(INPUT_ROW, "Input", src, "flat" if src else "", "" if src else "no tensor named the input")]
+    probes = []
+    for name, row in (reference.inputs or {reference.input_name: INPUT_ROW}).items():
+        src = by_name.get(name)
+        probes.append(Probe(row, "Input", src, "flat" if src else "", "" if src else f"no tensor named {name}"))
     for lay in reference.layers:
         names = reference.names[lay.name]
         hit = next((n for n in names if n in by_name), None)
@@ -207,3 +238,31 @@ def probes_by_name(reference: FileReference, graph: Any) -> list[Probe]:
 def unmatched(probes: list[Probe]) -> bool:
     """True when no row of the reference has a tensor in the export (its names were all changed)."""
     return all(p.tensor is None for p in probes if p.layer != INPUT_ROW)
+
+
+def file_outputs(reference: FileReference, spec: ModelSpec, targets: dict[str, np.ndarray]) -> list[ModelOutput]:
+    """Each output of `spec` with the row that ends on it, its labels when it classifies, and, for an output no
+    row ends on (skl2onnx's `label`: ArgMax of the probabilities), the rows it is computed from and a note."""
+    from toolkit.diagnosis.outputs import ModelOutput
+
+    rows = {lay.name for lay in reference.layers}
+    out = []
+    for t in spec.outputs:
+        kind = t.kind or "probabilities"
+        labels = targets.get(t.name) if kind in ("probabilities", "logits", "class_indices") else None
+        labels = None if labels is None else labels.reshape(len(labels))
+        if t.name in rows or t.name not in reference.made_from:
+            out.append(ModelOutput(t.name, kind, t.name, labels))
+            continue
+        sources, ops = reference.made_from[t.name]
+        made = " → ".join(reversed(ops)) or "no op"
+        note = f"{t.name} is made by {made} from {', '.join(sources)}: no row of its own"
+        if "ArgMax" in ops:
+            note += (
+                " (integer class indices from an ArgMax have no SNR rows); it is measured by its agreement with the "
+                f"reference's indices{' and its accuracy' if labels is not None else ''}"
+            )
+        out.append(
+            ModelOutput(t.name, kind, t.name, labels, sources, note + f"; its map is that of {', '.join(sources)}")
+        )
+    return out

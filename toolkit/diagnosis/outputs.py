@@ -32,6 +32,9 @@ class ModelOutput:
     kind: str  # one of runtimes.spec.OUTPUT_KINDS
     layer: str  # the Keras layer that produces it
     labels: np.ndarray | None  # integer class labels for a classifying output, else None
+    # An output no row ends on (a file source's ArgMax label): the rows it is computed from, and why it has none.
+    depends: tuple[str, ...] = ()
+    note: str = ""
 
 
 def upstream(layers: list[KerasLayer], layer: str) -> set[str]:
@@ -113,7 +116,7 @@ def diagnose_outputs(
 
     sections = []
     for out in outputs:
-        on_path = upstream(layers, out.layer)
+        on_path = upstream(layers, out.layer).union(*(upstream(layers, d) for d in out.depends))
         path_rows = [r for r in rows if r["layer"] in on_path]
         departure = first_departure(path_rows)
         end = next((r for r in path_rows if r["layer"] == out.layer), None)
@@ -130,6 +133,7 @@ def diagnose_outputs(
                 "cause": explain(path_rows, departure),
                 "added_error_ranking": ranked_by_added_error(path_rows)[:5],
                 "hurt": False,
+                "note": out.note,
             }
         )
     scored = [s for s in sections if s["snr_db"] is not None]

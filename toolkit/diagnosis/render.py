@@ -219,12 +219,12 @@ def _output_title(section: dict[str, Any]) -> str:
 
 
 def _output_error_text(section: dict[str, Any], images: int) -> str:
-    """One line: the output's error against Keras as its kind is measured."""
+    """One line: the output's error against the reference as its kind is measured."""
     e = section["error"]
     if e["measure"] == "top-1 agreement":
         text = f"top-1 agreement {e['value']:.4f} ({e['disagreements']} of {images} differ)"
         if e.get("accuracy") is not None:
-            text += f"; accuracy {100 * e['accuracy']:.2f} % vs {100 * e['reference_accuracy']:.2f} % for Keras"
+            text += f"; accuracy {100 * e['accuracy']:.2f} % vs {100 * e['reference_accuracy']:.2f} % for the reference"
         return text + f"; max |Δ| {e['max_abs_err']:.3g}"
     text = f"{e['measure']} {100 * e['value']:.3g} % (max |Δ| {e['max_abs_err']:.3g}, mean {e['mean_abs_err']:.3g}"
     text += f", relative to {e['relative_to']})"
@@ -233,7 +233,7 @@ def _output_error_text(section: dict[str, Any], images: int) -> str:
     return text
 
 
-def _output_lines(res: dict[str, Any], images: int) -> list[str]:
+def _output_lines(res: dict[str, Any], images: int, reference: str) -> list[str]:
     """diagnose.md: one subsection per output of a model with several outputs."""
     lines: list[str] = []
     for section in res.get("outputs") or []:
@@ -242,7 +242,8 @@ def _output_lines(res: dict[str, Any], images: int) -> list[str]:
         lines += [
             f"#### {res['artifact']}: {_output_title(section)}",
             "",
-            f"- Error against keras-fp32: {_output_error_text(section, images)}; SNR at its layer {snr}.",
+            f"- Error against {reference}: {_output_error_text(section, images)}; SNR at its layer {snr}.",
+            *([f"- Note: {section['note']}."] if section.get("note") else []),
             f"- First departure on its path: {_departure_text(view)}.",
             *(f"- {label.capitalize()}: {text}" for label, text in _cause_lines(view)),
             f"- Most error added by: {_ranking_text(view)}.",
@@ -389,7 +390,7 @@ def _artifact_section(res: dict[str, Any], report: dict[str, Any]) -> list[str]:
             "whose layer ends with the lowest SNR); each output's own map follows the artifact's table."
         )
     lines += ["", *_md_table(*_layer_table(res), left=3), ""]
-    lines += _output_lines(res, report["images"])
+    lines += _output_lines(res, report["images"], reference)
     lines += [
         "Per channel (the last axis of each layer's output), against the same tensor's scale: how many int8 "
         "levels the channels' ranges span, the share of the levels that is (range use), the channels whose "
@@ -467,6 +468,7 @@ class OutputView:
     departure: str
     causes: list[tuple[str, str]]
     ranking: str
+    note: str = ""  # an output with no row of its own (a file source's ArgMax label): whose map it takes
 
 
 def output_views(result: DiagnosedArtifact, images: int) -> list[OutputView]:
@@ -485,6 +487,7 @@ def output_views(result: DiagnosedArtifact, images: int) -> list[OutputView]:
                 departure=_departure_text(view),
                 causes=_cause_lines(view),
                 ranking=_ranking_text(view),
+                note=str(section.get("note") or ""),
             )
         )
     return views

@@ -203,6 +203,36 @@ def diagnose_file_arrays(
     return _body(len(images), ref.layers, results, speed, name)
 
 
+def diagnose_file_named(
+    reference: Path,
+    paths: list[tuple[dict[str, Any], Path]],
+    feeds: dict[str, np.ndarray],
+    spec: ModelSpec,
+    targets: dict[str, np.ndarray],
+    *,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """`diagnose_named` for a run made from an ONNX file: the rows are the file's weighted nodes (`file_source`),
+    every input is fed by name, and each output gets the map of the rows it is computed from."""
+    from toolkit.diagnosis.artifact import diagnose_several
+    from toolkit.diagnosis.file_source import file_outputs, onnx_reference, probes_by_name
+
+    p = as_progress(progress)
+    task = p.add_task("diagnose: file reference", total=len(paths) + 1)
+    ref = onnx_reference(reference, feeds)
+    outputs = file_outputs(ref, spec, targets)
+    by_row = {ref.inputs[name]: (name, x) for name, x in feeds.items()}
+    p.advance(task)
+    results = []
+    for entry, path in paths:
+        p.update(task, description=f"diagnose: {entry['name']} nodes")
+        mapper = partial(probes_by_name, ref)
+        results.append(diagnose_several(entry, path, ref.layers, ref.values, by_row, outputs, mapper=mapper))
+        p.advance(task)
+    p.update(task, description="diagnose: done")
+    return _body(len(next(iter(feeds.values()))), ref.layers, results, [], A.ONNX_REFERENCE_NAME)
+
+
 def model_outputs(model: Any, spec: ModelSpec, targets: dict[str, np.ndarray]) -> list[ModelOutput]:
     """Each output of `spec` with the Keras layer that makes it and, for a classifying kind, its labels."""
     from toolkit.diagnosis.outputs import ModelOutput
@@ -314,10 +344,15 @@ def _run_planned(
     out_dir = run_dir / DIAGNOSE_DIR
     found = run.find(BenchDocument)
     bench = None if found is None else dump_document(found)  # the speed explainer reuses its timings
-    if plan.reference.suffix in (".onnx", ".tflite"):
+    if plan.reference.suffix == ".onnx" and isinstance(images, dict):
+        body = diagnose_file_named(
+            plan.reference, plan.paths, images, run_spec(run_dir), targets or {}, progress=progress
+        )
+        source = None
+    elif plan.reference.suffix in (".onnx", ".tflite"):
         if isinstance(images, dict):
             raise ToolkitError(
-                "diagnose of a run made from a model file takes single-input, single-output models for now; this "
+                "diagnose of a run made from a TFLite file takes single-input, single-output models for now; this "
                 f"model has {run_spec(run_dir).tensors_text()}."
             )
         body = diagnose_file_arrays(

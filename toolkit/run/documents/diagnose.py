@@ -165,6 +165,10 @@ class DiagnosedOutput(Part):
     cause: Cause | None
     added_error_ranking: list[AddedError] = Field(description="Its layers by the error they add (top 5).")
     hurt: bool = Field(description="The output whose layer ends with the lowest SNR: the one the export hurts most.")
+    note: str = Field(
+        default="",
+        description="Why an output has no row of its own (a file source's ArgMax label), and whose map it takes.",
+    )
 
 
 class DiagnosedArtifact(Part):
