@@ -102,7 +102,7 @@ def test_the_detector_s_boxes_are_judged_by_the_box_scale(diagnosed: dict[str, t
         if res.artifact in QUANTIZED:
             for s in res.outputs:
                 _judge(s, res.precision)
-    assert "mean IoU with the Keras boxes" in stdout
+    assert "mean IoU with the reference's boxes" in stdout
 
 
 def test_diagnose_md_has_a_section_per_output(runs: dict[str, Path], diagnosed: dict[str, tuple[Any, str]]) -> None:

@@ -5,8 +5,8 @@ The per-layer rows are measured once per export (`metrics.layer_rows`); an outpu
 layers it depends on (its Keras layer and everything upstream, down to the inputs it reads), so its first
 departure and its added-error ranking leave out the branches that feed only the other outputs. Its error
 is measured as parity judges that kind (`toolkit.steps.parity`): probabilities and logits (as their softmax)
-by top-1 agreement, values by max |Δ| over the largest |Keras value|, boxes by coordinate |Δ| over the box
-scale (the largest |Keras coordinate|) and their IoU with the Keras boxes, class indices by agreement.
+by top-1 agreement, values by max |Δ| over the largest |reference value|, boxes by coordinate |Δ| over the box
+scale (the largest |reference coordinate|) and their IoU with the reference's boxes, class indices by agreement.
 The output hurt most is the one whose Keras layer ends with the lowest SNR: error power relative to its
 own signal, comparable across kinds.
 """
@@ -83,7 +83,9 @@ def kind_error(kind: str, ref: np.ndarray, got: np.ndarray, labels: np.ndarray |
         max_abs_err=max_abs,
         mean_abs_err=float(err.mean()) if err.size else 0.0,
         max_rel_err=max_rel,
-        relative_to="the box scale (largest |Keras coordinate|)" if kind == "boxes" else "the largest |Keras value|",
+        relative_to="the box scale (largest |reference coordinate|)"
+        if kind == "boxes"
+        else "the largest |reference value|",
     )
     if kind in ("probabilities", "logits", "class_indices"):
         top_g, top_r = (g.reshape(len(g)), r.reshape(len(r))) if kind == "class_indices" else (g.argmax(1), r.argmax(1))

@@ -229,7 +229,7 @@ def _output_error_text(section: dict[str, Any], images: int) -> str:
     text = f"{e['measure']} {100 * e['value']:.3g} % (max |Δ| {e['max_abs_err']:.3g}, mean {e['mean_abs_err']:.3g}"
     text += f", relative to {e['relative_to']})"
     if e.get("iou_with_reference") is not None:
-        text += f"; mean IoU with the Keras boxes {e['iou_with_reference']:.4f}"
+        text += f"; mean IoU with the reference's boxes {e['iou_with_reference']:.4f}"
     return text
 
 

@@ -149,7 +149,7 @@ class OutputKindError(Part):
     disagreements: int | None = None
     accuracy: float | None = Field(default=None, description="Against the targets, when the output classifies.")
     reference_accuracy: float | None = None
-    iou_with_reference: float | None = Field(default=None, description="Boxes: mean IoU with the Keras boxes.")
+    iou_with_reference: float | None = Field(default=None, description="Boxes: mean IoU with the reference's boxes.")
 
 
 class DiagnosedOutput(Part):
