@@ -208,7 +208,9 @@ def test_explainer_blames_int16x8_slowness_on_missing_delegation(run_copy: Path,
     assert rec["timing"]["source"] != "bench.json"  # the small run has no bench.json: timed here
     assert rec["slower"] is True and rec["timing"]["median_ratio"] > 2
     tm = rec["evidence"]["timings"]
-    assert 0.5 < tm["xnnpack_off_ms"] / tm["xnnpack_on_ms"] < 2  # XNNPACK on or off: no difference
+    # Both timed; that XNNPACK takes no op is asserted above from the op profile (delegate_nodes == 0), not from
+    # their ratio: two sub-10-ms timings on a shared machine can differ 3x (seen with three jobs on 2 cores).
+    assert tm["xnnpack_off_ms"] > 0 and tm["xnnpack_on_ms"] > 0
     assert "not delegated" in rec["reason"] and "int16" in rec["reason"]
 
     onnx_rec = speed["onnx-int8"]
