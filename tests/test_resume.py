@@ -135,7 +135,7 @@ def test_an_error_a_library_raises_after_ctrl_c_is_reported_as_the_interruption(
     """TensorFlow can turn Ctrl-C mid-trace into a TypeError: the boundary still says "interrupted", exit 130."""
     script = tmp_path / "cmd.py"
     script.write_text(
-        "import os, signal\n"
+        "import signal\n"
         "import typer\n"
         "from toolkit.cli.console import user_errors\n"
         "from toolkit.cli.interrupts import install_interrupt_handling\n"
@@ -144,7 +144,7 @@ def test_an_error_a_library_raises_after_ctrl_c_is_reported_as_the_interruption(
         "@user_errors\n"
         "def run(convert: bool = True) -> None:\n"
         "    try:\n"
-        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        signal.raise_signal(signal.SIGINT)\n"
         "    except KeyboardInterrupt:\n"
         "        if convert:\n"
         "            raise TypeError('Failed to convert elements of (None, 4608) to Tensor') from None\n"
@@ -159,7 +159,7 @@ def test_an_error_a_library_raises_after_ctrl_c_is_reported_as_the_interruption(
         assert "Traceback" not in proc.stderr and "interrupted" in proc.stderr, proc.stderr
     # Without Ctrl-C the same error is a bug and keeps its traceback.
     bug = tmp_path / "bug.py"
-    bug.write_text(script.read_text().replace("os.kill(os.getpid(), signal.SIGINT)", "raise KeyboardInterrupt"))
+    bug.write_text(script.read_text().replace("signal.raise_signal(signal.SIGINT)", "raise KeyboardInterrupt"))
     bug.write_text(bug.read_text().replace("install_interrupt_handling()\n", ""))
     proc = subprocess.run([sys.executable, str(bug)], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode != 130 and "TypeError" in proc.stderr
