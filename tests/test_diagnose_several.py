@@ -61,6 +61,7 @@ def _judge(section: Any, precision: str) -> None:
         assert e.iou_with_reference is not None and e.iou_with_reference > 0.9, e
 
 
+@pytest.mark.slow  # builds conftest's several_runs: two models trained and piped (~100 s)
 def test_each_output_of_the_two_input_model_gets_its_map(diagnosed: dict[str, tuple[Any, str]]) -> None:
     doc, stdout = diagnosed["two"]
     assert doc.images == 300
@@ -89,6 +90,7 @@ def test_each_output_of_the_two_input_model_gets_its_map(diagnosed: dict[str, tu
     assert "output digit (probabilities, layer digit" in stdout and "output side (values, layer side" in stdout
 
 
+@pytest.mark.slow  # builds conftest's several_runs: two models trained and piped (~100 s)
 def test_the_detector_s_boxes_are_judged_by_the_box_scale(diagnosed: dict[str, tuple[Any, str]]) -> None:
     doc, stdout = diagnosed["detector"]
     names = {a.artifact for a in doc.artifacts}
@@ -105,6 +107,7 @@ def test_the_detector_s_boxes_are_judged_by_the_box_scale(diagnosed: dict[str, t
     assert "mean IoU with the reference's boxes" in stdout
 
 
+@pytest.mark.slow  # builds conftest's several_runs: two models trained and piped (~100 s)
 def test_diagnose_md_has_a_section_per_output(runs: dict[str, Path], diagnosed: dict[str, tuple[Any, str]]) -> None:
     md = (runs["two"] / "diagnose" / "diagnose.md").read_text()
     for artifact in QUANTIZED:
@@ -113,6 +116,7 @@ def test_diagnose_md_has_a_section_per_output(runs: dict[str, Path], diagnosed: 
     assert "the output hurt most" in md
 
 
+@pytest.mark.slow  # builds conftest's several_runs: two models trained and piped (~100 s)
 def test_sensitivity_is_refused_in_one_line_for_several_tensors(runs: dict[str, Path], edgekit: Any) -> None:
     result = edgekit("diagnose", str(runs["two"]), "--sensitivity")
     assert result.returncode == 1

@@ -19,6 +19,10 @@ import pytest
 EXPECTED = {"two": (["features", "image"], ["digit", "side"]), "detector": (["image"], ["boxes", "scores"])}
 
 
+# Every test reads conftest's several_runs (two models trained and piped, ~100 s): end to end, so CI runs them.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def mcu_runs(several_runs: dict[str, Path], edgekit: Any) -> dict[str, tuple[Any, str]]:
     pytest.importorskip("tflite_micro")
