@@ -86,6 +86,9 @@ def worker_command(
     max_seconds: float | None,
     xnnpack: bool | None = None,
     graph_optimization: str | None = None,
+    method: str = "fixed",
+    precision: float = 0.02,
+    wait: bool = False,
 ) -> list[str]:
     """The command line that runs one worker with this interpreter (cwd-independent; see `module_command`).
 
@@ -101,6 +104,9 @@ def worker_command(
         max_seconds: cap per phase and batch size, or None for no cap.
         xnnpack: TFLite only: False adds `--no-xnnpack`; None or True use the default (on).
         graph_optimization: ONNX Runtime only: a level for `--graph-optimization`, or None.
+        method: `fixed` or `adaptive` (`benchmarks.latency.StopRule`).
+        precision: adaptive: the median's target half-width, as a fraction of it.
+        wait: load and run the model once, then wait for a line on stdin before timing (`start_worker`).
 
     Returns:
         The argv list for `subprocess`.
@@ -113,6 +119,9 @@ def worker_command(
     cmd += ["--warmup-runs", str(warmup_runs), "--warmup-seconds", repr(float(warmup_seconds))]
     cmd += ["--min-runs", str(min_runs), "--min-seconds", repr(float(min_seconds))]
     cmd += ["--max-seconds", "none" if max_seconds is None else repr(float(max_seconds))]
+    cmd += ["--method", method, "--precision", repr(float(precision))]
+    if wait:
+        cmd.append("--wait")
     if xnnpack is False:
         cmd.append("--no-xnnpack")
     if graph_optimization is not None:
@@ -188,6 +197,8 @@ def run_worker(
     timeout_s: float = 600,
     xnnpack: bool | None = None,
     graph_optimization: str | None = None,
+    method: str = "fixed",
+    precision: float = 0.02,
 ) -> dict[str, Any]:
     """Benchmark one model at one thread count in a fresh Python process.
 
@@ -207,6 +218,8 @@ def run_worker(
             default (on).
         graph_optimization: ONNX Runtime only: "disable", "basic", "extended" or "all"; None for
             the default ("all").
+        method: `fixed` (stop at the floor) or `adaptive` (stop once the median is known to `precision`).
+        precision: adaptive: the median's target 95 % CI half-width, as a fraction of it.
 
     Returns:
         The worker's JSON object: `model`, `runtime`, `backend`, `runtime_version`, `threads`,
@@ -235,9 +248,114 @@ def run_worker(
         max_seconds=max_seconds,
         xnnpack=xnnpack,
         graph_optimization=graph_optimization,
+        method=method,
+        precision=precision,
     )
-    what = f"benchmark of {model_path} with {threads if threads is not None else 'default'} thread(s)"
-    return _run_process(cmd, what, timeout_s)
+    return _run_process(cmd, _what(model_path, threads), timeout_s)
+
+
+def _what(model_path: Path | str, threads: int | None) -> str:
+    return f"benchmark of {model_path} with {threads if threads is not None else 'default'} thread(s)"
+
+
+class StartedWorker:
+    """A worker started early (`start_worker`): it imports its runtime and loads the model while other work
+    runs, then times nothing until `go()`. For runtimes whose start-up is long (TensorFlow: seconds), so the
+    start-up overlaps the steps before the benchmark instead of adding to it."""
+
+    def __init__(self, cmd: list[str], what: str) -> None:
+        import tempfile
+
+        self.what = what
+        # Files, not pipes: TensorFlow logs to stderr while the worker waits, and a full pipe would block it.
+        self._out = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")  # noqa: SIM115 (closed by go/cancel)
+        self._err = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")  # noqa: SIM115
+        try:
+            self._proc = subprocess.Popen(
+                cmd, env=worker_env(), stdin=subprocess.PIPE, stdout=self._out, stderr=self._err, text=True
+            )
+        except OSError as exc:
+            self._close_files()
+            raise BenchmarkError(f"{what} could not start {sys.executable}: {exc.strerror or exc}.") from None
+
+    def go(self, timeout_s: float = 600) -> dict[str, Any]:
+        """Let the worker time its batches; its JSON object (as `run_worker` returns).
+
+        Raises:
+            BenchmarkError: the worker failed, timed out or printed no JSON (one line).
+        """
+        try:
+            assert self._proc.stdin is not None
+            try:
+                self._proc.stdin.write("go\n")
+                self._proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass  # it already ended: its own error is in its output
+            try:
+                self._proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+                raise BenchmarkError(f"{self.what} timed out after {timeout_s:g} s; lower --max-seconds.") from None
+            self._out.seek(0)
+            self._err.seek(0)
+            return _payload_or_error(self._proc.returncode, self._out.read(), self._err.read(), self.what)
+        finally:
+            self._close_files()
+
+    def cancel(self) -> None:
+        """Stop the worker without timing anything (closing its stdin ends it; kill if it does not go)."""
+        if self._proc.poll() is None:
+            try:
+                assert self._proc.stdin is not None
+                self._proc.stdin.close()
+                self._proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self._proc.kill()
+                self._proc.wait()
+        self._close_files()
+
+    def _close_files(self) -> None:
+        self._out.close()
+        self._err.close()
+
+
+def start_worker(
+    model_path: Path | str,
+    inputs_path: Path | str,
+    *,
+    threads: int | None,
+    batch_sizes: Sequence[int],
+    warmup_runs: int,
+    warmup_seconds: float,
+    min_runs: int,
+    min_seconds: float,
+    max_seconds: float | None,
+    method: str = "fixed",
+    precision: float = 0.02,
+) -> StartedWorker:
+    """Start a worker that loads the model now and times it when `go()` is called (see `run_worker`).
+
+    Raises:
+        ValueError: an argument out of range.
+        BenchmarkError: the process could not start.
+    """
+    _check_arguments(batch_sizes, threads, 600, None)
+    cmd = worker_command(
+        model_path,
+        inputs_path,
+        threads=threads,
+        batch_sizes=batch_sizes,
+        warmup_runs=warmup_runs,
+        warmup_seconds=warmup_seconds,
+        min_runs=min_runs,
+        min_seconds=min_seconds,
+        max_seconds=max_seconds,
+        method=method,
+        precision=precision,
+        wait=True,
+    )
+    return StartedWorker(cmd, _what(model_path, threads))
 
 
 def _check_arguments(
@@ -272,10 +390,15 @@ def _run_process(cmd: list[str], what: str, timeout_s: float) -> dict[str, Any]:
         raise BenchmarkError(f"{what} timed out after {timeout_s:g} s; lower --min-runs or --max-seconds.") from None
     except OSError as exc:
         raise BenchmarkError(f"{what} could not start {sys.executable}: {exc.strerror or exc}.") from None
-    payload = _parse_payload(proc.stdout)
-    if proc.returncode != 0 or payload is None or "error" in payload:
-        reason = _failure_reason(proc.returncode, payload, proc.stderr)
-        if payload is None and proc.returncode == 0:
+    return _payload_or_error(proc.returncode, proc.stdout, proc.stderr, what)
+
+
+def _payload_or_error(returncode: int, stdout: str, stderr: str, what: str) -> dict[str, Any]:
+    """The worker's JSON object, or a one-line BenchmarkError carrying its error."""
+    payload = _parse_payload(stdout)
+    if returncode != 0 or payload is None or "error" in payload:
+        reason = _failure_reason(returncode, payload, stderr)
+        if payload is None and returncode == 0:
             reason = "worker printed no JSON result"
         raise BenchmarkError(f"{what} failed: {reason}")
     return payload

@@ -27,7 +27,7 @@ from typing import Any, TextIO, TypeVar
 import numpy as np
 
 from benchmarks.errors import BenchmarkError
-from benchmarks.latency import LatencyStats, measure_latency, measure_named_latency
+from benchmarks.latency import METHODS, LatencyStats, measure_latency, measure_named_latency
 from runtimes.base import Runner
 from runtimes.errors import EdgekitError
 from runtimes.ort_runner import GRAPH_OPT_LEVELS
@@ -66,6 +66,16 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
     if not value >= 0 or value == float("inf"):  # also rejects NaN
         raise argparse.ArgumentTypeError(f"expected a finite number of seconds >= 0, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.02, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction strictly between 0 and 1, got {text}")
     return value
 
 
@@ -109,6 +119,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min-seconds", type=_seconds, default=2.0)
     parser.add_argument(
         "--max-seconds", type=_optional_seconds, default=60.0, help="cap per batch size; 'none' for no cap"
+    )
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        default="fixed",
+        help="fixed: stop at the floor of runs and seconds; adaptive: go on until the median is known to --precision",
+    )
+    parser.add_argument(
+        "--precision",
+        type=_fraction,
+        default=0.02,
+        help="adaptive: largest half-width of the median's 95 %% CI, as a fraction of it (default 0.02)",
+    )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="load the model and run it once, then wait for a line on stdin before timing (a worker started "
+        "early, while other work runs, times nothing until told)",
     )
     parser.add_argument(
         "--no-xnnpack",
@@ -330,6 +358,8 @@ def _timed_benchmark(
         t1b = time.perf_counter_ns()  # the shape check is neither load nor inference
         infer(runner, batch(1))
         t2 = time.perf_counter_ns()
+        if args.wait:
+            wait_for_go()
         results = []
         for batch_size in batch_sizes:
             stats = measure(
@@ -340,6 +370,8 @@ def _timed_benchmark(
                 min_runs=args.min_runs,
                 min_seconds=args.min_seconds,
                 max_seconds=args.max_seconds,
+                method=args.method,
+                precision=args.precision,
             )
             results.append(stats.to_dict())
         backend = runner.backend()
@@ -350,6 +382,16 @@ def _timed_benchmark(
     finally:
         runner.deactivate()
     return _result(args, runner, (t0, t1, t1b, t2), results, backend, delegated)
+
+
+def wait_for_go() -> None:
+    """Block until the parent writes a line on stdin; refuse to time anything if it closed stdin instead.
+
+    Raises:
+        BenchmarkError: stdin reached its end first (the parent gave up on this worker).
+    """
+    if not sys.stdin.readline():
+        raise BenchmarkError("the benchmark was cancelled before timing began (stdin closed).")
 
 
 def _result(

@@ -21,9 +21,12 @@ from toolkit.cli.options import (
     GateMaxAccuracyDropOpt,
     GateMetric,
     GateMetricOpt,
+    KerasFullOpt,
     MaxRegressionOpt,
     MaxRssOpt,
     MaxSizeOpt,
+    MedianPrecisionOpt,
+    MethodOpt,
     MinRunsOpt,
     MinSecondsOpt,
     OfflineOpt,
@@ -63,6 +66,9 @@ def bench(
     warmup_runs: WarmupOpt = None,
     quick: QuickOpt = False,
     peak: PeakOpt = True,
+    method: MethodOpt = None,
+    median_precision: MedianPrecisionOpt = None,
+    keras_full: KerasFullOpt = False,
     remote: RemoteOpt = None,
     ssh_config: SshConfigOpt = None,
     remote_dir: RemoteDirOpt = REMOTE_DIR,
@@ -91,7 +97,20 @@ def bench(
     )
     if gate is not None and not remote:
         _check_cpu_here(gate)  # this machine's class against the baseline's, before minutes of measuring
-    settings = bench_settings(batch, threads, xnnpack, ort_opt, min_runs, min_seconds, warmup_runs, quick, peak)
+    settings = bench_settings(
+        batch,
+        threads,
+        xnnpack,
+        ort_opt,
+        min_runs,
+        min_seconds,
+        warmup_runs,
+        quick,
+        peak,
+        method=method,
+        precision=median_precision,
+        keras_full=keras_full,
+    )
     if remote:
         _bench_remote(run, remote, settings, artifact, ssh_config, remote_dir, gate, offline)
         return

@@ -286,11 +286,21 @@ ThreadsOpt = Annotated[
 ]
 MinRunsOpt = Annotated[
     int | None,
-    typer.Option("--min-runs", min=1, help="Timed runs at least (default 1024).", rich_help_panel="Benchmark"),
+    typer.Option(
+        "--min-runs",
+        min=1,
+        help="Timed runs at least (default: 100 adaptive, 1024 fixed).",
+        rich_help_panel="Benchmark",
+    ),
 ]
 MinSecondsOpt = Annotated[
     float | None,
-    typer.Option("--min-seconds", min=0.0, help="Timed seconds at least (default 2).", rich_help_panel="Benchmark"),
+    typer.Option(
+        "--min-seconds",
+        min=0.0,
+        help="Timed seconds at least (default: 0.05 adaptive, 2 fixed).",
+        rich_help_panel="Benchmark",
+    ),
 ]
 WarmupOpt = Annotated[
     int | None,
@@ -301,6 +311,41 @@ QuickOpt = Annotated[
     typer.Option(
         "--quick",
         help="Short benchmark (128 runs, 0.2 s): a fast look, not a measurement.",
+        rich_help_panel="Benchmark",
+    ),
+]
+
+
+class Method(str, Enum):
+    ADAPTIVE = "adaptive"
+    FIXED = "fixed"
+
+
+BenchMethodChoice = Method | None
+MethodOpt = Annotated[
+    Method | None,
+    typer.Option(
+        "--method",
+        help="adaptive: measure each configuration until its median is known to --precision, and measure on only "
+        "where the decision is; fixed: every configuration ≥ 1024 runs and ≥ 2 s. [default: adaptive]",
+        rich_help_panel="Benchmark",
+    ),
+]
+MedianPrecisionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--median-precision",
+        metavar="<percent>",
+        help="adaptive: stop when the 95 % interval of the median is within ± this (e.g. 2% or 1). [default: 2%]",
+        rich_help_panel="Benchmark",
+    ),
+]
+KerasFullOpt = Annotated[
+    bool,
+    typer.Option(
+        "--keras-full",
+        help="adaptive: measure Keras rows at full length too (they are never the recommendation, and each "
+        "thread count pays a TensorFlow start-up).",
         rich_help_panel="Benchmark",
     ),
 ]
@@ -350,12 +395,22 @@ def bench_settings(
     warmup_runs: int | None = None,
     quick: bool = False,
     peak: bool = True,
+    *,
+    method: BenchMethodChoice = None,
+    precision: str | None = None,
+    keras_full: bool = False,
 ) -> BenchOptions:
     """The benchmark options shared by `bench` and `pipeline`, as the settings `toolkit.bench` takes (checked)."""
+    from benchmarks.gate import parse_limit
     from toolkit.steps.bench_settings import QUICK_BENCH, BenchSettings
 
-    base = QUICK_BENCH if quick else BenchSettings()
+    base = QUICK_BENCH if quick else BenchSettings(method=method.value if method is not None else "adaptive")
+    target = base.precision if precision is None else parse_limit(precision, option="--median-precision") / 100
     settings = BenchSettings(
+        method=base.method,
+        precision=target,
+        quick_seconds=base.quick_seconds,
+        keras_full=keras_full,
         batch_sizes=list(dict.fromkeys(batch)) if batch else base.batch_sizes,
         threads=list(dict.fromkeys(threads)) if threads else base.threads,
         xnnpack=[x is OnOff.ON for x in dict.fromkeys(xnnpack)] if xnnpack else base.xnnpack,

@@ -30,7 +30,10 @@ from toolkit.cli.options import (
     FormatOpt,
     InputScaleOpt,
     Int8TargetOpt,
+    KerasFullOpt,
     LimitOpt,
+    MedianPrecisionOpt,
+    MethodOpt,
     MinAgreementOpt,
     MinRunsOpt,
     MinSecondsOpt,
@@ -286,6 +289,9 @@ def pipeline(
     warmup_runs: WarmupOpt = None,
     quick: QuickOpt = False,
     peak: PeakOpt = True,
+    method: MethodOpt = None,
+    median_precision: MedianPrecisionOpt = None,
+    keras_full: KerasFullOpt = False,
     diagnose: AlsoDiagnoseOpt = False,
     bundle: AlsoBundleOpt = None,
     max_accuracy_drop: ExportMaxAccuracyDropOpt = None,
@@ -306,7 +312,20 @@ def pipeline(
     options = None
     dataset = None  # with --resume, the interrupted run's own --data is loaded by the API
     if resume is None:
-        settings = bench_settings(batch, threads, xnnpack, ort_opt, min_runs, min_seconds, warmup_runs, quick, peak)
+        settings = bench_settings(
+            batch,
+            threads,
+            xnnpack,
+            ort_opt,
+            min_runs,
+            min_seconds,
+            warmup_runs,
+            quick,
+            peak,
+            method=method,
+            precision=median_precision,
+            keras_full=keras_full,
+        )
         options = toolkit.pipeline_options(
             epochs=epochs,
             batch_size=batch_size,

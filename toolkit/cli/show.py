@@ -96,5 +96,7 @@ def print_recommendation(parity: ParityDocument | None, bench: BenchDocument | N
             f"{rec.threads} thread(s), {recommendation_quality(rec.accuracy, rec.max_rel_error)})",
             highlight=False,
         )
+        if rec.tie_text():
+            out.print(escape(rec.tie_text()), highlight=False)
         if rec.scope():
             out.print(f"[dim]{escape(rec.scope())}[/]", highlight=False)

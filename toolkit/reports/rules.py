@@ -21,20 +21,8 @@ if TYPE_CHECKING:
 
 
 def config_label(row: BenchRow) -> str:
-    """The artifact name plus any non-default runner option, e.g. `tflite-fp32 (no XNNPACK)`.
-
-    ORT's `all` is the default optimisation level and is not shown.
-    """
-    options = row.options
-    extras = []
-    if options is not None and options.xnnpack is False:
-        extras.append("no XNNPACK")
-    # Older bench.json rows kept the level beside the row's fields instead of in `options`.
-    level = options.graph_optimization if options is not None else None
-    level = level or (row.model_extra or {}).get("graph_optimization")
-    if level not in (None, "", "all"):
-        extras.append(f"ORT opt {level}")
-    return f"{row.artifact} ({', '.join(extras)})" if extras else row.artifact
+    """The artifact name plus any non-default runner option, e.g. `tflite-fp32 (no XNNPACK)`."""
+    return row.config_label()
 
 
 def machine_label(doc: BenchDocument | VerifyDocument | Environment | None) -> str:
@@ -67,9 +55,14 @@ def bench_rows(bench: BenchDocument | None) -> list[BenchRow]:
     return [r for r in bench.results if r.batch_size >= 1 and num(r.p50_ms) is not None]
 
 
+# How a tie between the fastest configurations is broken, in words for the report and the CLI.
+TIE_RULE = "higher accuracy, then the smaller file, then fewer threads, then the lower p50"
+
+
 @dataclass(frozen=True)
 class Recommendation:
-    """The configuration to deploy: the fastest (lowest batch-1 p50) among artifacts that passed parity."""
+    """The configuration to deploy: the fastest (lowest batch-1 p50) among artifacts that passed parity; when
+    others are not certainly slower (a tie, `tied_with`), the pick among them by `TIE_RULE`."""
 
     artifact: str
     configuration: str
@@ -81,6 +74,17 @@ class Recommendation:
     size_bytes: int | None = None
     max_rel_error: float | None = None  # regression runs: no accuracy, the largest relative error instead
     cpu_class: str | None = None  # the instruction-set class it was measured on (bench.json's environment.cpu)
+    p50_ci_ms: tuple[float, float] | None = None  # the 95 % interval of its p50
+    tied_with: tuple[str, ...] = ()  # other artifacts (configuration labels) the fastest could not be told from
+
+    def tie_text(self) -> str:
+        """One sentence on the tie and how it was broken ("" without a tie)."""
+        if not self.tied_with:
+            return ""
+        return (
+            f"A tie with {', '.join(self.tied_with)} (p50 intervals overlap or are within the stated precision): "
+            f"picked by {TIE_RULE}."
+        )
 
     def scope(self) -> str:
         """Which CPUs the pick holds for, in one sentence ("" when the bench does not say)."""
@@ -122,9 +126,18 @@ def recommend(
     candidates = [r for r in rows if r.batch_size == 1] or rows
     if not candidates:
         return None
-    best = min(candidates, key=lambda r: r.p50_ms)
-    size = artifact_sizes(manifest, bench).get(best.artifact)
+    sizes = artifact_sizes(manifest, bench)
+    fastest = min(candidates, key=lambda r: r.p50_ms)
+    tied = [r for r in candidates if _ties(r, fastest, _precision(bench))]
+
+    def tie_order(r: BenchRow) -> tuple[float, float, int, float]:
+        accuracy = num(passed[(r.artifact, r.runtime)].accuracy)
+        return (-(accuracy or 0.0), sizes.get(r.artifact, 0.0), r.threads or 0, r.p50_ms)
+
+    best = min(tied, key=tie_order)
+    size = sizes.get(best.artifact)
     verdict = passed[(best.artifact, best.runtime)]
+    others = dict.fromkeys(config_label(r) for r in tied if r.artifact != best.artifact)
     return Recommendation(
         artifact=best.artifact,
         configuration=config_label(best),
@@ -136,7 +149,30 @@ def recommend(
         size_bytes=None if size is None else int(size),
         max_rel_error=num(verdict.max_rel_error),
         cpu_class=cpu_class_of(bench),
+        p50_ci_ms=_interval(best) if best.p50_ci_low_ms is not None else None,
+        tied_with=tuple(others),
     )
+
+
+# The precision a tie is judged at when bench.json does not state one (fixed method): the adaptive default.
+DEFAULT_TIE_PRECISION = 0.02
+
+
+def _precision(bench: BenchDocument) -> float:
+    return bench.method.precision or DEFAULT_TIE_PRECISION
+
+
+def _interval(row: BenchRow) -> tuple[float, float]:
+    low = row.p50_ci_low_ms if row.p50_ci_low_ms is not None else row.p50_ms
+    high = row.p50_ci_high_ms if row.p50_ci_high_ms is not None else row.p50_ms
+    return low, high
+
+
+def _ties(row: BenchRow, fastest: BenchRow, precision: float) -> bool:
+    """Whether `row` cannot be told from the fastest: their p50 intervals overlap, or the p50s differ by less
+    than the precision the benchmark was asked for (a difference neither method claims to resolve; the same
+    rule for both methods, so they agree on the pick)."""
+    return _interval(row)[0] <= _interval(fastest)[1] or row.p50_ms <= fastest.p50_ms * (1 + precision)
 
 
 def cpu_class_of(doc: BenchDocument | VerifyDocument | None) -> str | None:

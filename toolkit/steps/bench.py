@@ -1,4 +1,10 @@
-"""The bench step: every artifact × configuration in a fresh process, plus FLOPs, peak rate and context."""
+"""The bench step: every artifact × configuration in a fresh process, plus FLOPs, peak rate and context.
+
+Adaptive method (default): a first pass measures every configuration briefly (stopping early once its median
+is known), then only the configurations that could still change a decision (`toolkit.steps.bench_focus`) are
+measured on, in a fresh process, up to the cap; a Keras worker can be started early (`EarlyStart`) so its
+TensorFlow import overlaps the export and parity steps. Fixed method: every configuration to its floor.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from toolkit.run import layout as A
 from toolkit.steps.bench_settings import DEFAULT_SETTINGS, BenchSettings
 
 if TYPE_CHECKING:
+    from benchmarks.harness import StartedWorker
     from runtimes.spec import ModelSpec
     from toolkit.data.dataset import Dataset
     from toolkit.run.documents import ArtifactEntry, BenchDocument, BenchMethod, BenchRow
@@ -179,30 +186,141 @@ def _rows(job: _Job, out: dict[str, Any], context: _Context) -> list[BenchRow]:
     return rows
 
 
+@dataclass(frozen=True)
+class _Pass:
+    """One round of worker processes: how long each may measure, and how it stops."""
+
+    name: str  # shown in the progress line
+    method: str
+    max_seconds: float
+
+    @staticmethod
+    def first(settings: BenchSettings) -> _Pass:
+        if settings.method == "fixed":
+            return _Pass("", "fixed", settings.max_seconds)
+        return _Pass("first pass", "adaptive", max(settings.quick_seconds, settings.min_seconds))
+
+    def worker_options(self, settings: BenchSettings) -> dict[str, Any]:
+        return {
+            "warmup_runs": settings.warmup_runs,
+            "warmup_seconds": settings.warmup_seconds,
+            "min_runs": settings.min_runs,
+            "min_seconds": settings.min_seconds,
+            "max_seconds": self.max_seconds,
+            "method": self.method,
+            "precision": settings.precision,
+        }
+
+
 def _measure(
-    jobs: list[_Job], inputs: Path, settings: BenchSettings, context: _Context, p: Progress, task: int
-) -> list[BenchRow]:
-    """Run every job in its own worker process; their rows, in job order."""
+    jobs: list[tuple[_Job, list[int]]],
+    inputs: Path,
+    settings: BenchSettings,
+    how: _Pass,
+    context: _Context,
+    p: Progress,
+    task: int,
+    early: EarlyStart | None = None,
+) -> list[list[BenchRow]]:
+    """Run every job in its own worker process (at its batch sizes); its rows, per job in job order."""
     from benchmarks.harness import run_worker
 
-    rows: list[BenchRow] = []
-    for done, job in enumerate(jobs, start=1):
-        p.update(task, description=job.label(done, len(jobs)))
-        out = run_worker(
-            job.path,
-            inputs,
-            threads=job.threads,
-            batch_sizes=list(settings.batch_sizes),
-            warmup_runs=settings.warmup_runs,
-            warmup_seconds=settings.warmup_seconds,
-            min_runs=settings.min_runs,
-            min_seconds=settings.min_seconds,
-            max_seconds=settings.max_seconds,
-            **job.options,
-        )
-        rows += _rows(job, out, context)
+    done_rows: list[list[BenchRow]] = []
+    for done, (job, batch_sizes) in enumerate(jobs, start=1):
+        label = job.label(done, len(jobs))
+        p.update(task, description=f"{label}, {how.name}" if how.name else label)
+        started = early.take(job.path, job.threads, batch_sizes) if early is not None and not job.options else None
+        if started is not None:
+            out = started.go()
+        else:
+            out = run_worker(
+                job.path,
+                inputs,
+                threads=job.threads,
+                batch_sizes=batch_sizes,
+                **how.worker_options(settings),
+                **job.options,
+            )
+        done_rows.append(_rows(job, out, context))
         p.advance(task)
-    return rows
+    return done_rows
+
+
+def _passed(run: A.Run) -> set[tuple[str, str]] | None:
+    """(artifact, runtime) pairs whose every parity row passed; None without parity.json."""
+    from toolkit.run.documents import ParityDocument
+
+    parity = run.find(ParityDocument)
+    if parity is None:
+        return None
+    failed = {(r.artifact, r.runtime) for r in parity.results if not r.passed}
+    return {(r.artifact, r.runtime) for r in parity.results} - failed
+
+
+def _adaptive(
+    jobs: list[_Job],
+    inputs: Path,
+    settings: BenchSettings,
+    context: _Context,
+    passed: set[tuple[str, str]] | None,
+    p: Progress,
+    task: int,
+    early: EarlyStart | None,
+) -> list[BenchRow]:
+    """First pass over every job, then up to three rounds measuring on the rows that could change a decision."""
+    total = len(jobs) + (1 if settings.measure_peak else 0)
+    from toolkit.steps.bench_focus import decide
+
+    first = _measure(
+        [(j, list(settings.batch_sizes)) for j in jobs],
+        inputs,
+        settings,
+        _Pass.first(settings),
+        context,
+        p,
+        task,
+        early,
+    )
+    # One entry per row: (job index, row), in job order; `full` marks rows measured on after the first pass.
+    rows = [(k, row) for k, job_rows in enumerate(first) for row in job_rows]
+    full: dict[int, str] = {}
+    for _ in range(3):  # a second or third look only if measuring on moved the leaders
+        decisions = decide([r for _, r in rows], passed)
+        todo: dict[int, list[int]] = {}
+        for i, ((k, row), d) in enumerate(zip(rows, decisions, strict=True)):
+            keras = jobs[k].entry.runtime == "keras"
+            if d.reason and row.stop == "cap" and i not in full and (settings.keras_full or not keras):
+                todo.setdefault(k, []).append(i)
+                full[i] = d.reason
+        if not todo:
+            break
+        total += len(todo)
+        p.update(task, total=total)
+        again = _measure(
+            [(jobs[k], [rows[i][1].batch_size for i in idx]) for k, idx in todo.items()],
+            inputs,
+            settings,
+            _Pass("measuring on", "adaptive", settings.max_seconds),
+            context,
+            p,
+            task,
+        )
+        for (k, idx), new_rows in zip(todo.items(), again, strict=True):
+            by_batch = {r.batch_size: r for r in new_rows}
+            for i in idx:
+                rows[i] = (k, by_batch[rows[i][1].batch_size].model_copy(update={"full_pass": full[i]}))
+    decisions = decide([r for _, r in rows], passed)
+    return [_settle(jobs[k], row, d.beaten_by, settings) for (k, row), d in zip(rows, decisions, strict=True)]
+
+
+def _settle(job: _Job, row: BenchRow, beaten_by: str | None, settings: BenchSettings) -> BenchRow:
+    """A row the first pass capped and nothing measured on: dominated (naming what beats it), or a Keras row
+    left at the first pass."""
+    if row.stop != "cap" or row.full_pass is not None:
+        return row
+    if beaten_by is None:
+        return row if settings.keras_full or job.entry.runtime != "keras" else row.model_copy(update={"stop": "quick"})
+    return row.model_copy(update={"stop": "dominated", "dominated_by": beaten_by})
 
 
 def _method(settings: BenchSettings, threads: list[int]) -> BenchMethod:
@@ -218,6 +336,10 @@ def _method(settings: BenchSettings, threads: list[int]) -> BenchMethod:
         min_runs=settings.min_runs,
         min_seconds=settings.min_seconds,
         max_seconds=settings.max_seconds,
+        method=settings.method,
+        precision=settings.precision if settings.method == "adaptive" else None,
+        quick_seconds=settings.quick_seconds if settings.method == "adaptive" else None,
+        keras_full=settings.keras_full if settings.method == "adaptive" else None,
         timer=TIMER,
         load_ms=LOAD_MS,
         gflops=GFLOPS,
@@ -235,6 +357,61 @@ def _noisy(rows: list[BenchRow]) -> list[str]:
     ]
 
 
+class EarlyStart:
+    """Keras workers started before the benchmark, while export and parity run: TensorFlow's import and the
+    model load (seconds) then overlap that work instead of adding to the benchmark. They time nothing until the
+    bench step lets them go, one at a time, so no measurement overlaps anything. Use as a context manager:
+    leaving it stops the workers it did not hand out and removes their inputs file."""
+
+    def __init__(self, run_dir: Path, settings: BenchSettings, data: Any = None) -> None:
+        self.settings = settings
+        self._tmp = tempfile.TemporaryDirectory(prefix="edgekit-bench-")
+        self._workers: dict[tuple[Path, int], tuple[list[int], StartedWorker]] = {}
+        self.inputs: Path | None = None
+        self._start(run_dir, data)
+
+    def _start(self, run_dir: Path, data: Any) -> None:
+        from benchmarks.harness import start_worker, thread_counts
+
+        model = A.model_file(run_dir)
+        if model.suffix != ".keras" or not model.is_file():
+            return
+        spec = run_spec(run_dir)
+        dataset = run_dataset(run_dir, data, spec=spec) if spec.is_single else None
+        self.inputs = _inputs(Path(self._tmp.name), dataset, spec, max(self.settings.batch_sizes))
+        threads = list(dict.fromkeys(self.settings.threads)) if self.settings.threads else thread_counts()
+        batches = list(self.settings.batch_sizes)
+        how = _Pass.first(self.settings)
+        for t in threads:
+            options = how.worker_options(self.settings)
+            self._workers[(model.resolve(), t)] = (
+                batches,
+                start_worker(model, self.inputs, threads=t, batch_sizes=batches, **options),
+            )
+
+    def take(self, path: Path, threads: int, batch_sizes: list[int]) -> StartedWorker | None:
+        """The started worker for this model file and thread count, if it times these batch sizes."""
+        found = self._workers.pop((path.resolve(), threads), None)
+        if found is None:
+            return None
+        if found[0] != batch_sizes:
+            found[1].cancel()
+            return None
+        return found[1]
+
+    def __enter__(self) -> EarlyStart:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for _, worker in self._workers.values():
+            worker.cancel()
+        self._workers.clear()
+        self._tmp.cleanup()
+
+
 def bench_step(
     run_dir: Path,
     settings: BenchSettings = DEFAULT_SETTINGS,
@@ -242,8 +419,12 @@ def bench_step(
     artifact_names: list[str] | None = None,
     data: Any = None,
     progress: ProgressCallback | None = None,
+    early: EarlyStart | None = None,
 ) -> BenchDocument:
-    """Measure every artifact in a fresh process per (artifact, threads, variant); write and return bench.json."""
+    """Measure every artifact in a fresh process per (artifact, threads, variant); write and return bench.json.
+
+    `early`: Keras workers started while the steps before ran (`EarlyStart`), taken where they fit.
+    """
     from benchmarks.environment import capture_environment
     from benchmarks.harness import thread_counts
     from benchmarks.peak import measure_peak
@@ -258,8 +439,6 @@ def bench_step(
     paths = [(e, run.verified_path(e)) for e in entries]
     threads = list(dict.fromkeys(settings.threads)) if settings.threads else thread_counts()
     spec = run_spec(run_dir)
-    # Several inputs: timed on random feeds over each input's value range (latency does not hang on the values).
-    dataset = run_dataset(run_dir, data, spec=spec) if spec.is_single else None
     jobs = [
         _Job(entry, path, t, options)
         for (entry, path), t in itertools.product(paths, threads)
@@ -270,12 +449,32 @@ def bench_step(
     peak: dict[int, float] = {}
     if settings.measure_peak:
         p.update(task, description="bench: peak float32 rate (matrix multiply)")
-        peak = measure_peak(threads)
+        # The adaptive method's rate is a reference for "% of peak", not a decision: a quarter second per count.
+        peak = measure_peak(threads, seconds=1.0 if settings.method == "fixed" else 0.25)
         p.advance(task)
     context = _Context(_flops(paths), peak, _accuracy_by_artifact(run))
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
-        inputs = _inputs(Path(tmp), dataset, spec, max(settings.batch_sizes))
-        rows = _measure(jobs, inputs, settings, context, p, task)
+        if early is not None and early.inputs is not None and early.settings == settings:
+            inputs = early.inputs
+        else:
+            # Several inputs: timed on random feeds over each input's value range (latency does not hang on them).
+            dataset = run_dataset(run_dir, data, spec=spec) if spec.is_single else None
+            inputs = _inputs(Path(tmp), dataset, spec, max(settings.batch_sizes))
+            early = None
+        if settings.method == "fixed":
+            measured = _measure(
+                [(j, list(settings.batch_sizes)) for j in jobs],
+                inputs,
+                settings,
+                _Pass.first(settings),
+                context,
+                p,
+                task,
+                early,
+            )
+            rows = [row for job_rows in measured for row in job_rows]
+        else:
+            rows = _adaptive(jobs, inputs, settings, context, _passed(run), p, task, early)
     p.update(task, description="bench: done")
     environment = capture_environment()
     environment["peak_gflops"] = {str(t): v for t, v in peak.items()}

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from toolkit.run.documents.options import BenchOptions as BenchSettings
 
-QUICK_BENCH = BenchSettings(min_runs=128, min_seconds=0.2, warmup_runs=5, warmup_seconds=0.05)
+# A fast look, not a measurement: every configuration briefly, with the fixed method (nothing is decided on it).
+QUICK_BENCH = BenchSettings(
+    method="fixed", min_runs=128, min_seconds=0.2, warmup_runs=5, warmup_seconds=0.05, max_seconds=60.0
+)
+FIXED_BENCH = BenchSettings(method="fixed")
 DEFAULT_SETTINGS = BenchSettings()
 
-__all__ = ["DEFAULT_SETTINGS", "QUICK_BENCH", "BenchSettings"]
+__all__ = ["DEFAULT_SETTINGS", "FIXED_BENCH", "QUICK_BENCH", "BenchSettings"]

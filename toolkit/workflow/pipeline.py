@@ -8,6 +8,7 @@ every later step gets it, instead of each step resolving `data` again.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from toolkit.steps.user_model import UserModel, import_into_run, prepare_user_mo
 
 if TYPE_CHECKING:
     from toolkit.data.dataset import Dataset
+    from toolkit.steps.bench import EarlyStart
 
 if TYPE_CHECKING:
     from toolkit.run.documents import (
@@ -196,7 +198,10 @@ def run_pipeline(
     train, model, data = _model_step(run, options, config, data, done["train"], user, progress, timings)
     run_data = _RunData(run_dir, data)
     notes: list[str] = []
-    manifest, parity, bench, diagnose = _artifact_steps(run, options, targets, done, run_data, progress, timings, notes)
+    with _early_start(run_dir, options, done, run_data) as early:
+        manifest, parity, bench, diagnose = _artifact_steps(
+            run, options, targets, done, run_data, progress, timings, notes, early
+        )
     report = report_step(run_dir)
     bundle = None
     if options.bundle:
@@ -254,6 +259,7 @@ def _artifact_steps(
     progress: ProgressCallback | None,
     timings: _Timings,
     notes: list[str],
+    early: EarlyStart | None = None,
 ) -> tuple[ManifestDocument, ParityDocument, BenchDocument, DiagnoseDocument | None]:
     """export → parity → bench (each unless done), then the diagnosis when asked, all on the run's data."""
     from toolkit.run.documents import BenchDocument, ParityDocument
@@ -287,13 +293,27 @@ def _artifact_steps(
     if done["bench"]:
         bench = run.load(BenchDocument)
     else:
-        bench = timings.run("bench", bench_step, run_dir, options.bench, data=run_data.get(), progress=progress)
+        bench = timings.run(
+            "bench", bench_step, run_dir, options.bench, data=run_data.get(), progress=progress, early=early
+        )
     diagnose = None
     if options.diagnose:
         from toolkit.diagnosis.step import diagnose_step
 
         diagnose = timings.run("diagnose", diagnose_step, run_dir, data=run_data.get(), progress=progress)
     return manifest, parity, bench, diagnose
+
+
+def _early_start(
+    run_dir: Path, options: RunOptions, done: dict[str, bool], run_data: _RunData
+) -> contextlib.AbstractContextManager[EarlyStart | None]:
+    """Keras bench workers started now, so TensorFlow's start-up in them overlaps export and parity (a Keras
+    model whose bench is still to run); else nothing."""
+    from toolkit.steps.bench import EarlyStart
+
+    if done["bench"] or A.model_file(run_dir).suffix != ".keras":
+        return contextlib.nullcontext()
+    return EarlyStart(run_dir, options.bench, data=run_data.get())
 
 
 def _budget(options: RunOptions) -> bool:

@@ -67,6 +67,40 @@ class BenchRow(Part):
     pct_of_peak: float | None = None
     accuracy: float | None = Field(default=None, description="From parity.json, when it existed.")
     size_bytes: int | None = None
+    p50_ci_low_ms: float | None = Field(default=None, description="Lower end of a distribution-free 95 % CI for p50.")
+    p50_ci_high_ms: float | None = Field(default=None, description="Upper end of that interval.")
+    method: str | None = Field(default=None, description="adaptive or fixed (None: a row from before the choice).")
+    p50_precision: float | None = Field(
+        default=None, description="adaptive: the target half-width of p50's CI, as a fraction of p50."
+    )
+    stop: str | None = Field(
+        default=None,
+        description="Why timing stopped: precision (median known), cap (time cap first), floor (fixed method), "
+        "dominated (first pass only: it could not change the decision) or quick (Keras, first pass only).",
+    )
+    full_pass: str | None = Field(
+        default=None,
+        description="adaptive: why the configuration was measured on after the first pass: recommendation, "
+        "pareto or throughput (None: the first pass sufficed or decided it).",
+    )
+    dominated_by: str | None = Field(
+        default=None, description="The configuration that is certainly better, for a row stopped as dominated."
+    )
+
+    def config_label(self) -> str:
+        """The artifact name plus any non-default runner option, e.g. `tflite-fp32 (no XNNPACK)`.
+
+        ORT's `all` is the default optimisation level and is not shown.
+        """
+        extras = []
+        if self.options is not None and self.options.xnnpack is False:
+            extras.append("no XNNPACK")
+        # Older bench.json rows kept the level beside the row's fields instead of in `options`.
+        level = self.options.graph_optimization if self.options is not None else None
+        level = level or (self.model_extra or {}).get("graph_optimization")
+        if level not in (None, "", "all"):
+            extras.append(f"ORT opt {level}")
+        return f"{self.artifact} ({', '.join(extras)})" if extras else self.artifact
 
 
 class BenchMethod(Part):
@@ -81,6 +115,10 @@ class BenchMethod(Part):
     min_runs: int | None = None
     min_seconds: float | None = None
     max_seconds: float | None = None
+    method: str | None = Field(default=None, description="adaptive or fixed (None: fixed, before the choice).")
+    precision: float | None = None
+    quick_seconds: float | None = None
+    keras_full: bool | None = None
     timer: str | None = None
     load_ms: str | None = None
     gflops: str | None = None

@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from toolkit.run.documents.base import Document, Part, require_every_field
 from toolkit.run.documents.common import TrainOptions
+
+# The floors and caps of each stopping method (`benchmarks.latency.StopRule`), filled in where a field is not
+# given: adaptive stops once the median is known, so its floor is small; fixed is the MLPerf-like method.
+METHOD_DEFAULTS: dict[str, dict[str, float | int]] = {
+    "adaptive": {"warmup_seconds": 0.05, "min_runs": 100, "min_seconds": 0.05, "max_seconds": 5.0},
+    "fixed": {"warmup_seconds": 0.2, "min_runs": 1024, "min_seconds": 2.0, "max_seconds": 60.0},
+}
 
 
 class BenchOptions(Part):
     """What a benchmark measures and how long: run.json's `bench`, and what `toolkit.bench` takes.
 
-    `toolkit.BenchSettings` is this class. Method (close to MLPerf single-stream): warm-up by count and time,
-    then timed runs until both `min_runs` queries and `min_seconds` are reached (`max_seconds` caps a slow
-    configuration). Sweeps: batch sizes × thread counts, TFLite with XNNPACK on and/or off, ONNX Runtime
-    graph optimisation levels. Every field is written, defaults included, so run.json says exactly what ran.
+    `toolkit.BenchSettings` is this class. Two methods (`benchmarks.latency`): `adaptive` (default) measures
+    every configuration briefly (`quick_seconds` per batch size, stopping early once its median is known to
+    ±`precision`), then measures on, up to `max_seconds`, only the configurations that could still be the
+    recommendation, be on the accuracy/latency Pareto front or give the best throughput; the others are
+    reported as dominated, with their quick figures. Keras rows are measured briefly unless `keras_full`.
+    `fixed` (close to MLPerf single-stream) times every configuration until both `min_runs` queries and
+    `min_seconds` are reached. Sweeps: batch sizes × thread counts, TFLite with XNNPACK on and/or off, ONNX
+    Runtime graph optimisation levels. Every field is written, defaults included, so run.json says exactly
+    what ran; a record without `method` (written before adaptive stopping existed) is read as `fixed`.
     """
 
     # Frozen: the presets (`QUICK_BENCH`) are shared.
@@ -28,12 +40,37 @@ class BenchOptions(Part):
     ort_optimization: list[str] = Field(
         default_factory=lambda: ["all"], description="ONNX Runtime graph optimisation levels to sweep."
     )
+    method: Literal["adaptive", "fixed"] = Field(
+        default="adaptive",
+        description="adaptive: stop once the median is known to `precision`, full length only where the decision "
+        "is; fixed: every configuration to `min_runs` and `min_seconds`.",
+    )
+    precision: float = Field(
+        default=0.02, description="adaptive: the largest half-width of p50's 95 % CI, as a fraction of p50."
+    )
+    quick_seconds: float = Field(default=0.3, description="adaptive: the cap per batch size of the first pass.")
+    keras_full: bool = Field(default=False, description="adaptive: measure Keras rows at full length too.")
     warmup_runs: int = 10
-    warmup_seconds: float = 0.2
-    min_runs: int = 1024
-    min_seconds: float = 2.0
-    max_seconds: float = 60.0
+    warmup_seconds: float = Field(default=0.05, description="Default: 0.05 s adaptive, 0.2 s fixed.")
+    min_runs: int = Field(default=100, description="The floor of timed runs. Default: 100 adaptive, 1024 fixed.")
+    min_seconds: float = Field(default=0.05, description="The floor of timed seconds. Default: 0.05 adaptive, 2 fixed.")
+    max_seconds: float = Field(default=5.0, description="The cap per batch size. Default: 5 s adaptive, 60 s fixed.")
     measure_peak: bool = Field(default=True, description="Measure the machine's peak float32 rate (for % of peak).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _method_defaults(cls, data: Any) -> Any:
+        """Fill the floors and cap the chosen method implies, where not given (see `METHOD_DEFAULTS`)."""
+        if not isinstance(data, dict):
+            return data
+        values = dict(data)
+        if "method" not in values and "precision" not in values and "max_seconds" in values:
+            values["method"] = "fixed"  # a record from before adaptive stopping
+        method = values.get("method", "adaptive")
+        for name, value in METHOD_DEFAULTS.get(method, {}).items():
+            if values.get(name) is None:
+                values[name] = value
+        return values
 
     def model_post_init(self, context: Any, /) -> None:
         # Settings are recorded whole: a default is as much a part of the method as a given value.
@@ -44,7 +81,7 @@ class BenchOptions(Part):
 
         Raises:
             ToolkitError: an empty or non-positive batch list, threads below 1, negative times, no XNNPACK
-                choice, or an unknown ONNX Runtime level.
+                choice, an unknown ONNX Runtime level, or a precision outside (0, 1).
         """
         from runtimes.ort_runner import GRAPH_OPT_LEVELS as levels
         from toolkit.errors import ToolkitError
@@ -55,6 +92,13 @@ class BenchOptions(Part):
             raise ToolkitError(f"--threads values must be 1 or more, got {list(self.threads)}.")
         if self.min_runs < 1 or self.warmup_runs < 0 or self.min_seconds < 0 or self.warmup_seconds < 0:
             raise ToolkitError("--min-runs must be ≥ 1; --warmup-runs, --warmup-seconds and --min-seconds ≥ 0.")
+        if not 0 < self.precision < 1:
+            raise ToolkitError(f"--precision must be above 0 % and below 100 %, got {100 * self.precision:g} %.")
+        if self.quick_seconds <= 0 or self.max_seconds < self.min_seconds:
+            raise ToolkitError(
+                f"the cap ({self.max_seconds:g} s) must be at least --min-seconds ({self.min_seconds:g} s), "
+                "and the first pass above 0 s."
+            )
         if not self.xnnpack:
             raise ToolkitError("--xnnpack needs at least one of on, off.")
         bad = [level for level in self.ort_optimization if level not in levels]

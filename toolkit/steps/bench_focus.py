@@ -1,0 +1,95 @@
+"""Where the adaptive benchmark spends its time: the configurations that could still change a decision.
+
+After a short first pass over every configuration, only these are measured on (`toolkit.steps.bench`):
+
+- **recommendation**: at batch 1 (else the smallest batch), every configuration of an artifact that passed
+  parity whose p50 interval is not certainly slower than the fastest one's;
+- **pareto**: at that batch size, every configuration no other one beats on both accuracy (as high or
+  higher) and latency (certainly faster): the accuracy/latency front the report draws;
+- **throughput**: at each larger batch size, every configuration not certainly slower than that batch size's
+  fastest (the best images per second).
+
+"Certainly faster" means the two p50 intervals (distribution-free 95 % CIs) do not overlap. Everything else
+could not change what the report decides, so its first-pass figures and interval are kept and it is
+marked dominated, naming what beats it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from toolkit.run.documents import BenchRow
+
+RECOMMENDATION, PARETO, THROUGHPUT = "recommendation", "pareto", "throughput"
+FAILED_PARITY = "failed parity"
+
+
+def interval(row: BenchRow) -> tuple[float, float]:
+    """The row's p50 interval in ms: its 95 % CI, or the point p50 where the row has no interval."""
+    low = row.p50_ci_low_ms if row.p50_ci_low_ms is not None else row.p50_ms
+    high = row.p50_ci_high_ms if row.p50_ci_high_ms is not None else row.p50_ms
+    return low, high
+
+
+def certainly_faster(a: BenchRow, b: BenchRow) -> bool:
+    """Whether `a`'s p50 is below `b`'s beyond doubt: their intervals do not overlap."""
+    return interval(a)[1] < interval(b)[0]
+
+
+def row_label(row: BenchRow) -> str:
+    """`tflite-int8 b1×2t`, plus any non-default runner option."""
+    return f"{row.config_label()} b{row.batch_size}×{row.threads}t"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the first pass decided for one row: measure on (`reason`) or stop (`beaten_by`)."""
+
+    reason: str | None  # recommendation, pareto or throughput: measure on
+    beaten_by: str | None  # otherwise: what beats it (a configuration, or "failed parity")
+
+
+def decide(rows: Sequence[BenchRow], passed: set[tuple[str, str]] | None) -> list[Decision]:
+    """For each row, in order: whether it could still change a decision, and if not, what beats it.
+
+    Args:
+        rows: one row per configuration and batch size, each with its p50 interval.
+        passed: (artifact, runtime) pairs that passed parity; None when parity is unknown (every row counts).
+
+    Returns:
+        One `Decision` per row.
+    """
+    eligible = [passed is None or (r.artifact, r.runtime) in passed for r in rows]
+    decisions: list[Decision | None] = [None if ok else Decision(None, FAILED_PARITY) for ok in eligible]
+    batches = sorted({r.batch_size for r, ok in zip(rows, eligible, strict=True) if ok})
+    for batch in batches:
+        group = [i for i, r in enumerate(rows) if eligible[i] and r.batch_size == batch]
+        fastest = min(group, key=lambda i: rows[i].p50_ms)
+        first = batch == batches[0]
+        for i in group:
+            if not certainly_faster(rows[fastest], rows[i]):
+                decisions[i] = Decision(RECOMMENDATION if first else THROUGHPUT, None)
+            elif not first:
+                decisions[i] = Decision(None, row_label(rows[fastest]))
+            else:
+                beater = _pareto_beater(rows, group, i)
+                decisions[i] = Decision(PARETO, None) if beater is None else Decision(None, row_label(rows[beater]))
+    return [d if d is not None else Decision(None, None) for d in decisions]
+
+
+def _pareto_beater(rows: Sequence[BenchRow], group: list[int], i: int) -> int | None:
+    """A row of `group` as accurate as row `i` or more and certainly faster (None: `i` is on the front).
+
+    Without accuracy (a regression model, or no parity yet) the front is the fastest row alone.
+    """
+    accuracy = rows[i].accuracy
+    for j in group:
+        other = rows[j].accuracy
+        if j == i or not certainly_faster(rows[j], rows[i]):
+            continue
+        if accuracy is None or (other is not None and other >= accuracy):
+            return j
+    return None
