@@ -81,15 +81,15 @@ def decide(rows: Sequence[BenchRow], passed: set[tuple[str, str]] | None) -> lis
 
 
 def _pareto_beater(rows: Sequence[BenchRow], group: list[int], i: int) -> int | None:
-    """A row of `group` as accurate as row `i` or more and certainly faster (None: `i` is on the front).
+    """The fastest row of `group` as accurate as row `i` or more and certainly faster (None: `i` is on the front).
 
     Without accuracy (a regression model, or no parity yet) the front is the fastest row alone.
     """
     accuracy = rows[i].accuracy
-    for j in group:
+
+    def as_accurate(j: int) -> bool:
         other = rows[j].accuracy
-        if j == i or not certainly_faster(rows[j], rows[i]):
-            continue
-        if accuracy is None or (other is not None and other >= accuracy):
-            return j
-    return None
+        return accuracy is None or (other is not None and other >= accuracy)
+
+    beaters = [j for j in group if j != i and certainly_faster(rows[j], rows[i]) and as_accurate(j)]
+    return min(beaters, key=lambda j: rows[j].p50_ms) if beaters else None

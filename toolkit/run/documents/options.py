@@ -17,6 +17,23 @@ METHOD_DEFAULTS: dict[str, dict[str, float | int]] = {
 }
 
 
+# Every field a run.json recorded before the method could be chosen (it was always fixed then).
+_LEGACY_FIELDS = frozenset(
+    (
+        "batch_sizes",
+        "threads",
+        "xnnpack",
+        "ort_optimization",
+        "warmup_runs",
+        "warmup_seconds",
+        "min_runs",
+        "min_seconds",
+        "max_seconds",
+        "measure_peak",
+    )
+)
+
+
 class BenchOptions(Part):
     """What a benchmark measures and how long: run.json's `bench`, and what `toolkit.bench` takes.
 
@@ -64,8 +81,8 @@ class BenchOptions(Part):
         if not isinstance(data, dict):
             return data
         values = dict(data)
-        if "method" not in values and "precision" not in values and "max_seconds" in values:
-            values["method"] = "fixed"  # a record from before adaptive stopping
+        if "method" not in values and _LEGACY_FIELDS <= set(values):
+            values["method"] = "fixed"  # a whole record written before adaptive stopping existed
         method = values.get("method", "adaptive")
         for name, value in METHOD_DEFAULTS.get(method, {}).items():
             if values.get(name) is None:

@@ -1,0 +1,191 @@
+"""The adaptive benchmark: its stopping rule on real runtimes, the early-started worker, where the second pass
+is spent, and ties in the recommendation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.harness import start_worker
+from benchmarks.latency import measure_latency, median_known
+from runtimes.registry import make_runner
+from toolkit.run.documents import BenchDocument, ManifestDocument, ParityDocument, load_document
+
+RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "2026-12-05-x86_64-xeon-2cpu"
+STOPS = {"precision", "cap", "floor", "dominated", "quick"}
+
+
+def _images(n: int) -> np.ndarray:
+    return np.random.default_rng(3).random((n, 28, 28, 1), dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def tflite_fp32(small_run: Path) -> Path:
+    return small_run / "exports" / "model_fp32.tflite"
+
+
+# -- the stopping rule ------------------------------------------------------------------------------
+def test_median_known_needs_a_narrow_interval_and_no_drift() -> None:
+    rng = np.random.default_rng(0)
+    steady = (50_000 * (1 + 0.01 * rng.standard_normal(2000))).astype(int).tolist()
+    assert median_known(steady, 0.02)
+    # Few, widely spread timings: the order-statistic interval of the median is far wider than ±2 %.
+    spread = (50_000 * rng.lognormal(0, 0.5, 40)).astype(int).tolist()
+    assert not median_known(spread, 0.02)
+    # The same steady timings, but the machine halves its speed for the second half: a drift, not an answer.
+    stepped = steady[:1000] + [2 * v for v in steady[1000:]]
+    assert not median_known(sorted(stepped[:1000]) + stepped[1000:], 0.5)
+
+
+def test_adaptive_stops_once_the_median_is_known_or_at_the_cap(tflite_fp32: Path) -> None:
+    with make_runner(tflite_fp32, num_threads=1) as runner:
+        stats = measure_latency(runner, _images(1), method="adaptive", min_runs=100, min_seconds=0.01, max_seconds=3.0)
+    assert stats.method == "adaptive" and stats.p50_precision == 0.02 and stats.runs >= 100
+    low, high = stats.p50_ci_low_ms, stats.p50_ci_high_ms
+    assert low is not None and high is not None and low <= stats.p50_ms <= high
+    if stats.stop == "precision":
+        assert max(stats.p50_ms - low, high - stats.p50_ms) <= 0.02 * stats.p50_ms + 1e-9
+    else:  # a machine too noisy for ±2 % measures up to the cap, and says so
+        assert stats.stop == "cap" and stats.total_s >= 3.0
+
+
+def test_an_unreachable_precision_ends_at_the_cap(tflite_fp32: Path) -> None:
+    with make_runner(tflite_fp32, num_threads=1) as runner:
+        stats = measure_latency(
+            runner, _images(1), method="adaptive", precision=1e-7, min_runs=10, min_seconds=0.0, max_seconds=0.1
+        )
+    assert stats.stop == "cap" and stats.total_s >= 0.1
+
+
+def test_fixed_stops_at_its_floor(tflite_fp32: Path) -> None:
+    with make_runner(tflite_fp32, num_threads=1) as runner:
+        stats = measure_latency(runner, _images(1), method="fixed", min_runs=300, min_seconds=0.02, max_seconds=10.0)
+    assert stats.stop == "floor" and stats.runs >= 300 and stats.total_s >= 0.02 and stats.p50_precision is None
+
+
+def test_an_unknown_method_is_refused(tflite_fp32: Path) -> None:
+    with make_runner(tflite_fp32, num_threads=1) as runner, pytest.raises(ValueError, match="method"):
+        measure_latency(runner, _images(1), method="guess")  # type: ignore[arg-type]
+
+
+# -- a worker started early --------------------------------------------------------------------------
+def _inputs(tmp_path: Path) -> Path:
+    path = tmp_path / "inputs.npy"
+    np.save(path, _images(4))
+    return path
+
+
+def test_a_started_worker_times_nothing_until_go(tflite_fp32: Path, tmp_path: Path) -> None:
+    options = {"warmup_runs": 2, "warmup_seconds": 0.0, "min_runs": 50, "min_seconds": 0.0, "max_seconds": 1.0}
+    worker = start_worker(tflite_fp32, _inputs(tmp_path), threads=1, batch_sizes=[1, 4], method="adaptive", **options)
+    try:
+        # It loads the model and waits: still running, nothing printed.
+        assert worker._proc.poll() is None
+    finally:
+        out = worker.go(timeout_s=120)
+    assert [r["batch_size"] for r in out["results"]] == [1, 4]
+    assert all(r["method"] == "adaptive" and r["stop"] in {"precision", "cap"} for r in out["results"])
+
+
+def test_a_cancelled_worker_ends_without_timing(tflite_fp32: Path, tmp_path: Path) -> None:
+    options = {"warmup_runs": 2, "warmup_seconds": 0.0, "min_runs": 50, "min_seconds": 0.0, "max_seconds": 1.0}
+    worker = start_worker(tflite_fp32, _inputs(tmp_path), threads=1, batch_sizes=[1], **options)
+    worker.cancel()
+    assert worker._proc.returncode is not None
+
+
+# -- where the second pass goes ---------------------------------------------------------------------
+def _reference() -> tuple[BenchDocument, ParityDocument, ManifestDocument]:
+    return (
+        load_document(RESULTS / "bench.json", BenchDocument),
+        load_document(RESULTS / "parity.json", ParityDocument),
+        load_document(RESULTS / "manifest.json", ManifestDocument),
+    )
+
+
+def _with_intervals(bench: BenchDocument, half: float, **p50: float) -> BenchDocument:
+    """The saved reference bench.json (a real measurement) with chosen b1×1t p50s and ±`half` intervals."""
+    rows = []
+    for r in bench.results:
+        value = p50.get(r.artifact.replace("-", "_"), r.p50_ms) if (r.batch_size, r.threads) == (1, 1) else r.p50_ms
+        rows.append(
+            r.model_copy(
+                update={"p50_ms": value, "p50_ci_low_ms": value * (1 - half), "p50_ci_high_ms": value * (1 + half)}
+            )
+        )
+    return bench.model_copy(update={"results": rows})
+
+
+def test_decide_measures_on_what_could_be_recommended_or_on_the_front() -> None:
+    from toolkit.steps.bench_focus import PARETO, RECOMMENDATION, decide
+
+    bench, parity, _ = _reference()
+    bench = _with_intervals(bench, 0.02, tflite_int8_dynamic=0.020, tflite_fp32=0.0205, onnx_int8=0.03)
+    passed = {(r.artifact, r.runtime) for r in parity.results}
+    decisions = decide(bench.results, passed)
+    by_row = {(r.artifact, r.batch_size, r.threads): d for r, d in zip(bench.results, decisions, strict=True)}
+    # Overlapping the fastest: could still be the recommendation.
+    assert by_row[("tflite-fp32", 1, 1)].reason == RECOMMENDATION
+    # Slower beyond doubt but the most accurate (98.83 %): on the accuracy/latency front.
+    assert by_row[("onnx-int8", 1, 1)].reason == PARETO
+    # Slower beyond doubt and less accurate than the fastest: dominated, and it says by what.
+    keras = by_row[("keras-fp32", 1, 1)]
+    assert keras.reason is None and keras.beaten_by == "tflite-int8-dynamic b1×1t"
+    # A failed artifact never gets a second pass.
+    failed = decide(bench.results, passed - {("tflite-fp32", "tflite")})
+    assert failed[[r.artifact for r in bench.results].index("tflite-fp32")].beaten_by == "failed parity"
+
+
+# -- ties --------------------------------------------------------------------------------------------
+def test_overlapping_leaders_are_a_tie_broken_by_accuracy_then_size() -> None:
+    from toolkit.reports.rules import TIE_RULE, recommend
+
+    bench, parity, manifest = _reference()
+    # Apart beyond doubt: the fastest wins, no tie.
+    clear = recommend(parity, _with_intervals(bench, 0.005, tflite_fp32=0.010, tflite_fp16=0.0120), manifest)
+    assert clear is not None and clear.artifact == "tflite-fp32" and clear.tied_with == ()
+    # fp32 and fp16 overlap and lead: same accuracy (98.81 %), so the smaller file (fp16) is picked.
+    tie = recommend(parity, _with_intervals(bench, 0.03, tflite_fp32=0.0100, tflite_fp16=0.0102), manifest)
+    assert tie is not None and tie.artifact == "tflite-fp16" and "tflite-fp32" in tie.tied_with
+    assert TIE_RULE in tie.tie_text()
+    # int8-dynamic joins the tie with the higher accuracy (98.82 %): accuracy comes before size.
+    three = recommend(
+        parity,
+        _with_intervals(bench, 0.03, tflite_fp32=0.0100, tflite_fp16=0.0102, tflite_int8_dynamic=0.0101),
+        manifest,
+    )
+    assert three is not None and three.artifact == "tflite-int8-dynamic"
+
+
+# -- the bench step ----------------------------------------------------------------------------------
+def test_adaptive_bench_step_says_how_every_row_ended(run_copy: Path) -> None:
+    import toolkit
+    from toolkit.steps.bench_settings import BenchSettings
+
+    settings = BenchSettings(batch_sizes=[1, 4], threads=[1], measure_peak=False, quick_seconds=0.1, max_seconds=1.0)
+    doc = toolkit.bench(run_copy, settings=settings, artifacts=["tflite-fp32", "tflite-int8", "onnx-fp32"])
+    assert doc.method.method == "adaptive" and doc.method.precision == 0.02
+    assert len(doc.results) == 6
+    for r in doc.results:
+        assert r.stop in STOPS - {"floor", "quick"} and r.method == "adaptive"
+        assert r.p50_ci_low_ms is not None and r.p50_ci_high_ms is not None
+        assert r.p50_ci_low_ms <= r.p50_ms <= r.p50_ci_high_ms
+        assert (r.stop == "dominated") == (r.dominated_by is not None)
+        if r.full_pass is not None:  # measured on: the cap of the second pass, not the first
+            assert r.stop in {"precision", "cap"}
+    fastest = min((r for r in doc.results if r.batch_size == 1), key=lambda r: r.p50_ms)
+    assert fastest.stop in {"precision", "cap"}  # the leader is never left as dominated
+
+
+def test_a_run_json_from_before_the_choice_reads_as_fixed() -> None:
+    from toolkit.run.documents import RunOptions
+
+    options = load_document(RESULTS / "run.json", RunOptions)
+    assert options.bench.method == "fixed" and options.bench.min_runs == 1024 and options.bench.min_seconds == 2.0
+    # A new run.json states its method; the defaults are the adaptive floors.
+    from toolkit.steps.bench_settings import DEFAULT_SETTINGS, FIXED_BENCH
+
+    assert DEFAULT_SETTINGS.method == "adaptive" and DEFAULT_SETTINGS.min_runs == 100
+    assert FIXED_BENCH.min_runs == 1024 and FIXED_BENCH.max_seconds == 60.0
