@@ -1,0 +1,212 @@
+"""Guard the adaptive benchmark: run it and the fixed method side by side and save what they decide.
+
+    python examples/compare_bench_methods.py OUT_DIR --reference RUN_DIR [--user-models] [--control]
+
+For the reference run (a finished `edgekit pipeline` run directory) and, with `--user-models`, for each test
+model of the own-model work (tests/user_models.py: RGB CNN, MLP, logits CNN, regression MLP, folder CNN):
+
+- the user models first go through `edgekit pipeline --model … --data …` at default settings (the adaptive
+  method), timed as a whole process: the wait for a recommendation;
+- then `edgekit bench RUN` (adaptive) and `edgekit bench RUN --method fixed` run on two copies of the run,
+  one after the other, each timed as a whole process;
+- with `--control`, the fixed method runs a second time on the reference, to show how far two fixed runs
+  of the same configuration differ (process-to-process variation the within-run intervals do not cover).
+
+Writes OUT_DIR/summary.json and OUT_DIR/summary.md: per case, the wall time of each method, the
+recommendation of each (and whether they agree), and per row whether the adaptive p50 lies inside the fixed
+method's 95 % interval of p50, with the relative difference; the rows outside are listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from toolkit.reports.rules import recommend
+from toolkit.run.documents import BenchDocument, ManifestDocument, ParityDocument, load_document
+
+
+@dataclass
+class RowCheck:
+    config: str
+    adaptive_p50_ms: float
+    adaptive_stop: str | None
+    fixed_p50_ms: float
+    fixed_ci_ms: tuple[float, float] | None
+    inside: bool
+    rel_diff: float
+
+
+@dataclass
+class Case:
+    name: str
+    pipeline_s: float | None = None
+    adaptive_s: float = 0.0
+    fixed_s: float = 0.0
+    adaptive_pick: str | None = None
+    fixed_pick: str | None = None
+    adaptive_ties: list[str] = field(default_factory=list)
+    fixed_ties: list[str] = field(default_factory=list)
+    rows: list[RowCheck] = field(default_factory=list)
+    control_rows: list[RowCheck] = field(default_factory=list)
+
+    @property
+    def same_pick(self) -> bool:
+        return self.adaptive_pick == self.fixed_pick
+
+
+def edgekit(*args: str) -> float:
+    """Run `edgekit ARGS` as a whole process; its wall time in seconds (a failure stops the script)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "toolkit.cli", *args], capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - t0
+    if proc.returncode not in (0, 3):  # 3: parity failed somewhere, the run is still complete
+        raise SystemExit(f"edgekit {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+    return seconds
+
+
+def key(row: object) -> tuple[str, int, int | None]:
+    return (row.config_label(), row.batch_size, row.threads)  # type: ignore[attr-defined]
+
+
+def pick(run: Path) -> tuple[str | None, list[str]]:
+    parity = load_document(run / "parity.json", ParityDocument)
+    bench = load_document(run / "bench.json", BenchDocument)
+    manifest = load_document(run / "manifest.json", ManifestDocument)
+    rec = recommend(parity, bench, manifest)
+    if rec is None:
+        return None, []
+    return f"{rec.configuration} b{rec.batch_size}×{rec.threads}t", list(rec.tied_with)
+
+
+def compare_rows(candidate: Path, fixed: Path) -> list[RowCheck]:
+    """Each row of `candidate`'s bench.json against the same configuration in `fixed`'s."""
+    cand = {key(r): r for r in load_document(candidate / "bench.json", BenchDocument).results}
+    base = {key(r): r for r in load_document(fixed / "bench.json", BenchDocument).results}
+    checks = []
+    for k, r in cand.items():
+        f = base.get(k)
+        if f is None:
+            continue
+        ci = (f.p50_ci_low_ms, f.p50_ci_high_ms) if f.p50_ci_low_ms is not None and f.p50_ci_high_ms else None
+        inside = ci is not None and ci[0] <= r.p50_ms <= ci[1]
+        label = f"{k[0]} b{k[1]}×{k[2]}t"
+        checks.append(RowCheck(label, r.p50_ms, r.stop, f.p50_ms, ci, inside, r.p50_ms / f.p50_ms - 1))
+    return checks
+
+
+def measure(case: Case, run: Path, out: Path, control: bool) -> None:
+    copies = {m: out / case.name / m for m in ("adaptive", "fixed", "fixed2")}
+    for method in ("adaptive", "fixed") + (("fixed2",) if control else ()):
+        shutil.rmtree(copies[method], ignore_errors=True)
+        shutil.copytree(run, copies[method], symlinks=True)
+    case.adaptive_s = edgekit("bench", str(copies["adaptive"]))
+    case.fixed_s = edgekit("bench", str(copies["fixed"]), "--method", "fixed")
+    case.adaptive_pick, case.adaptive_ties = pick(copies["adaptive"])
+    case.fixed_pick, case.fixed_ties = pick(copies["fixed"])
+    case.rows = compare_rows(copies["adaptive"], copies["fixed"])
+    if control:
+        edgekit("bench", str(copies["fixed2"]), "--method", "fixed")
+        case.control_rows = compare_rows(copies["fixed2"], copies["fixed"])
+
+
+def user_model_runs(out: Path) -> dict[str, tuple[Path, float]]:
+    """Build the test user models, run each through the pipeline at default settings; (run, wall s) by name."""
+    from tests import user_models as U
+
+    inputs = out / "inputs"
+    inputs.mkdir(parents=True, exist_ok=True)
+    data = U.rgb_digits(inputs / "tinted.npz")
+    files = {"rgb": (U.rgb_cnn(inputs / "rgb_cnn.keras", data), data)}
+    data = U.digit_vectors(inputs / "pooled.npz")
+    files["mlp"] = (U.mlp(inputs / "mlp.keras", data), data)
+    data = U.grey_digits(inputs / "grey.npz")
+    files["logits"] = (U.logits_cnn(inputs / "grey_logits.keras", data), data)
+    data = U.ink_targets(inputs / "ink.npz")
+    files["regression"] = (U.regressor(inputs / "ink_reg.keras", data), data)
+    folder = U.digit_folder(inputs / "shapes")
+    files["folder"] = (U.folder_cnn(inputs / "folder_cnn.keras", folder), folder)
+    runs = {}
+    for name, (model, data_path) in files.items():
+        runs_dir = out / "pipelines" / name
+        seconds = edgekit("pipeline", "--model", str(model), "--data", str(data_path), "--runs-dir", str(runs_dir))
+        runs[name] = ((runs_dir / "latest").resolve(), seconds)
+    return runs
+
+
+def markdown(cases: list[Case]) -> str:
+    lines = [
+        "# Adaptive and fixed benchmark methods, side by side",
+        "",
+        "| case | pipeline s (adaptive) | bench s adaptive | bench s fixed | adaptive pick | fixed pick | same | "
+        "adaptive p50 inside fixed CI |",
+        "| --- | ---: | ---: | ---: | --- | --- | --- | ---: |",
+    ]
+    for c in cases:
+        inside = sum(r.inside for r in c.rows)
+        pipeline = f"{c.pipeline_s:.1f}" if c.pipeline_s is not None else "–"
+        lines.append(
+            f"| {c.name} | {pipeline} | {c.adaptive_s:.1f} | {c.fixed_s:.1f} | {c.adaptive_pick} | {c.fixed_pick} | "
+            f"{'yes' if c.same_pick else 'NO'} | {inside}/{len(c.rows)} |"
+        )
+    for c in cases:
+        lines += ["", f"## {c.name}", ""]
+        if c.adaptive_ties or c.fixed_ties:
+            lines.append(f"Ties: adaptive {c.adaptive_ties or '–'}; fixed {c.fixed_ties or '–'}.")
+            lines.append("")
+        lines += [
+            "| configuration | adaptive p50 ms | stop | fixed p50 ms | fixed 95 % CI | inside | Δ |",
+            "| --- | ---: | --- | ---: | --- | --- | ---: |",
+        ]
+        for r in c.rows:
+            ci = f"{r.fixed_ci_ms[0]:.4f}–{r.fixed_ci_ms[1]:.4f}" if r.fixed_ci_ms else "–"
+            lines.append(
+                f"| {r.config} | {r.adaptive_p50_ms:.4f} | {r.adaptive_stop} | {r.fixed_p50_ms:.4f} | {ci} | "
+                f"{'yes' if r.inside else 'no'} | {100 * r.rel_diff:+.1f} % |"
+            )
+        if c.control_rows:
+            inside = sum(r.inside for r in c.control_rows)
+            spread = sorted(abs(r.rel_diff) for r in c.control_rows)
+            lines += [
+                "",
+                f"Control (a second fixed run against the first): {inside}/{len(c.control_rows)} p50s inside the "
+                f"first run's interval; |Δ| median {100 * spread[len(spread) // 2]:.1f} %, "
+                f"max {100 * spread[-1]:.1f} %.",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--reference", type=Path, help="a finished reference pipeline run directory")
+    parser.add_argument("--user-models", action="store_true", help="also the five test user models")
+    parser.add_argument("--control", action="store_true", help="run the fixed method twice on the reference")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    cases = []
+    if args.reference:
+        case = Case("reference")
+        measure(case, args.reference.resolve(), args.out, args.control)
+        cases.append(case)
+    if args.user_models:
+        for name, (run, seconds) in user_model_runs(args.out).items():
+            case = Case(name, pipeline_s=seconds)
+            measure(case, run, args.out, control=False)
+            cases.append(case)
+    (args.out / "summary.json").write_text(json.dumps([asdict(c) for c in cases], indent=2) + "\n")
+    (args.out / "summary.md").write_text(markdown(cases))
+    print(markdown(cases))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
