@@ -81,7 +81,7 @@ class BenchOptions(Part):
         if not isinstance(data, dict):
             return data
         values = dict(data)
-        if "method" not in values and _LEGACY_FIELDS <= set(values):
+        if "method" not in values and set(values) >= _LEGACY_FIELDS:
             values["method"] = "fixed"  # a whole record written before adaptive stopping existed
         method = values.get("method", "adaptive")
         for name, value in METHOD_DEFAULTS.get(method, {}).items():
