@@ -32,6 +32,12 @@ def test_default_pipeline_on_full_mnist(edgekit, tmp_path: Path) -> None:
     configs = {(r["artifact"], r["batch_size"], r["threads"]) for r in bench["results"]}
     threads = bench["method"]["threads"]
     assert configs == {(a, b, t) for a in rows for b in (1, 32) for t in threads}
-    assert all(r["runs"] >= 1000 for r in bench["results"])
+    # The default adaptive method: every row says why it stopped, with the interval of its median; none stops
+    # below its floor of 100 runs (this model's slowest call is a few ms, far under the first pass's cap).
+    assert bench["method"]["method"] == "adaptive"
+    for r in bench["results"]:
+        assert r["stop"] in {"precision", "cap", "dominated", "quick"} and r["runs"] >= 100
+        assert r["p50_ci_low_ms"] <= r["p50_ms"] <= r["p50_ci_high_ms"]
+        assert (r["stop"] == "dominated") == (r["dominated_by"] is not None)
     report = (run / "report.md").read_text()
     assert "## Recommendation" in report and "## Parity" in report
