@@ -12,7 +12,7 @@ from toolkit.run.documents.common import TrainOptions
 # The floors and caps of each stopping method (`benchmarks.latency.StopRule`), filled in where a field is not
 # given: adaptive stops once the median is known, so its floor is small; fixed is the MLPerf-like method.
 METHOD_DEFAULTS: dict[str, dict[str, float | int]] = {
-    "adaptive": {"warmup_seconds": 0.05, "min_runs": 100, "min_seconds": 0.05, "max_seconds": 5.0},
+    "adaptive": {"warmup_seconds": 0.05, "min_runs": 100, "min_seconds": 0.05, "max_seconds": 2.0},
     "fixed": {"warmup_seconds": 0.2, "min_runs": 1024, "min_seconds": 2.0, "max_seconds": 60.0},
 }
 
@@ -71,7 +71,7 @@ class BenchOptions(Part):
     warmup_seconds: float = Field(default=0.05, description="Default: 0.05 s adaptive, 0.2 s fixed.")
     min_runs: int = Field(default=100, description="The floor of timed runs. Default: 100 adaptive, 1024 fixed.")
     min_seconds: float = Field(default=0.05, description="The floor of timed seconds. Default: 0.05 adaptive, 2 fixed.")
-    max_seconds: float = Field(default=5.0, description="The cap per batch size. Default: 5 s adaptive, 60 s fixed.")
+    max_seconds: float = Field(default=2.0, description="The cap per batch size. Default: 2 s adaptive, 60 s fixed.")
     measure_peak: bool = Field(default=True, description="Measure the machine's peak float32 rate (for % of peak).")
 
     @model_validator(mode="before")
