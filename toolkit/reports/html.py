@@ -28,6 +28,8 @@ def _environment() -> Any:
     env.filters.update(
         ms=fmt.ms,
         ms_fine=fmt.ms_fine,
+        ms_sig=fmt.ms_sig,
+        interval=fmt.interval,
         dur=fmt.dur,
         size=fmt.size,
         pct=fmt.pct,
@@ -61,6 +63,7 @@ def _subtitle(report: Report) -> str:
 def render(report: Report) -> str:
     """The HTML document of a report (see `toolkit.reports.render_html`)."""
     from toolkit.reports.charts import render_charts
+    from toolkit.reports.rules import TIE_RULE
 
     runs = report.runs
     charts = render_charts(report) if runs else {}
@@ -96,6 +99,7 @@ def render(report: Report) -> str:
             charts=charts,
             subtitle=_subtitle(report),
             nav=nav,
+            tie_rule=TIE_RULE,
             same_pick=next(iter(picks))
             if len(benched) > 1 and len(picks) == 1 and all(r.recommendation for r in benched)
             else "",
