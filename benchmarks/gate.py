@@ -4,7 +4,7 @@ A latency regression fails only when it is certain: the current row's 95 % inter
 the baseline's interval end × (1 + limit). A point value past the limit that the intervals do not confirm is
 reported as inconclusive (listed, not failing). Rows without intervals (bench.json files from before them) are
 compared by their point values, as before; where only one side has an interval, the other side's point value
-stands in for it.
+stands in for it. An interval that does not hold its own point value (an edited file) is not used.
 """
 
 from __future__ import annotations
@@ -108,9 +108,13 @@ def ci_fields(metric: str) -> tuple[str, str]:
 
 
 def _interval(row: Row, metric: str) -> tuple[float, float] | None:
+    """The row's 95 % interval of `metric`; None when it has none, or one that does not hold its own point value
+    (an edited file: the interval is not that value's, so the point value is compared instead)."""
     low_key, high_key = ci_fields(metric)
-    low, high = row.get(low_key), row.get(high_key)
-    return None if low is None or high is None else (float(low), float(high))
+    low, high, point = row.get(low_key), row.get(high_key), row.get(metric)
+    if low is None or high is None or point is None or not float(low) <= float(point) <= float(high):
+        return None
+    return float(low), float(high)
 
 
 def _latency(key: tuple[str, int, int | None, str], cur: Row, base: Row, limits: Limits) -> Regression | None:

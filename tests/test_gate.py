@@ -107,6 +107,17 @@ def test_p90_gate_reads_the_p90_intervals_and_old_rows_compare_points(adaptive: 
     assert all(r.current_ci is None and "intervals" not in r.describe() for r in old.regressions)
 
 
+def test_an_interval_that_does_not_hold_its_point_value_is_not_used(adaptive: dict) -> None:
+    """A baseline edited to half its p50s, its intervals left as measured: the intervals are not those values',
+    so the gate compares the points and every row is a regression."""
+    base = copy.deepcopy(adaptive)
+    for r in base["results"]:
+        r["p50_ms"] /= 2
+    found = check(adaptive, base, Limits(max_latency_regression=0.10))
+    assert len(found.regressions) == len(adaptive["results"]) and found.inconclusive == []
+    assert all(r.baseline_ci is None and r.current_ci is None for r in found.regressions)
+
+
 def test_size_accuracy_and_rss_checks(bench: dict) -> None:
     base = copy.deepcopy(bench)
     for r in base["results"]:
