@@ -213,13 +213,13 @@ def _run_gate(current: Path, baseline: Path, limits: Limits, allow_other_cpu: bo
     # Past the limit by the point values, not by the intervals: listed so a reader can re-measure, not failing.
     for r in doc.inconclusive:
         err.print(f"[yellow]inconclusive[/] {escape(r.message)}", highlight=False)
+    unsure = f" ({len(doc.inconclusive)} inconclusive, listed above)" if doc.inconclusive else ""
     if doc.passed:
-        unsure = f" ({len(doc.inconclusive)} inconclusive, listed above)" if doc.inconclusive else ""
         out.print(f"[bold green]gate passed[/]: no regression against {escape(str(baseline))}{unsure}", highlight=False)
         return
     for r in doc.regressions:
         err.print(f"[bold red]regression[/] {escape(r.message)}", highlight=False)
-    err.print(f"[bold red]gate failed[/]: {len(doc.regressions)} regression(s) against {escape(str(baseline))}")
+    err.print(f"[bold red]gate failed[/]: {len(doc.regressions)} regression(s) against {escape(str(baseline))}{unsure}")
     raise typer.Exit(EXIT_THRESHOLD)
 
 
