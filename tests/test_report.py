@@ -5,6 +5,7 @@ is not installed; CI installs it)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import json
 import re
@@ -524,7 +525,7 @@ def test_adaptive_run_shows_every_rows_interval_and_why_it_stopped() -> None:
     assert run.bench is not None and run.bench.method.method == "adaptive"
     report = build_report([run])
     md, html = render_markdown(report), _render_html(report)
-    assert "Method: adaptive." in md and "known to ±2 %" in md and "`--keras-full`" in md
+    assert "Method: adaptive." in md and "known to ±2 %" in md and "(--keras-full measures them fully)" in md
     assert "Each configuration: 10 warm-up runs" not in md  # the fixed method's wording is for older files
     rows = _measured(md)
     assert len(rows) == len(run.bench.results) == 28
@@ -560,6 +561,9 @@ def test_recommendation_shows_its_interval_and_the_tie() -> None:
     merged = render_markdown(build_report([run, _saved()], kind="merged"))
     assert "Recommended: **tflite-fp16** (b1 p50 0.015 ms). 95 % interval of its p50" in merged
     assert "Recommended: **tflite-int8-dynamic** (b1 p50 0.016 ms).\n" in merged  # older file: no interval, no tie
+    # A regression model has no accuracy: its tie sentence does not name it.
+    values = dataclasses.replace(rec, accuracy=None, max_rel_error=1e-3)
+    assert "accuracy" not in values.tie_text() and "picked by the smaller file, then fewer threads" in values.tie_text()
 
 
 def _restopped(run: RunDocs, changes: dict[tuple[str, int, int], dict[str, object]]) -> RunDocs:

@@ -63,7 +63,6 @@ def _subtitle(report: Report) -> str:
 def render(report: Report) -> str:
     """The HTML document of a report (see `toolkit.reports.render_html`)."""
     from toolkit.reports.charts import render_charts
-    from toolkit.reports.rules import TIE_RULE
 
     runs = report.runs
     charts = render_charts(report) if runs else {}
@@ -99,7 +98,6 @@ def render(report: Report) -> str:
             charts=charts,
             subtitle=_subtitle(report),
             nav=nav,
-            tie_rule=TIE_RULE,
             same_pick=next(iter(picks))
             if len(benched) > 1 and len(picks) == 1 and all(r.recommendation for r in benched)
             else "",

@@ -116,7 +116,7 @@ def method_text(bench: BenchDocument, warmup_seconds: object) -> str:
         f"{_sec(m.max_seconds)} s per batch size; the others keep their first-pass figures and are marked dominated."
     )
     if not m.keras_full:
-        text += " Keras rows get the first pass only (`--keras-full` measures them fully)."
+        text += " Keras rows get the first pass only (--keras-full measures them fully)."
     return text
 
 
