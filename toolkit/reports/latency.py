@@ -37,8 +37,8 @@ def _runs(runs: object) -> str:
 
 def stop_text(r: BenchRow, method: BenchMethod) -> str:
     """Why the row's timing stopped, in words: "median known to ±2 % after 1,193 runs", "time cap 5 s before
-    ±2 % (noisy)", "fixed floor: 1,024 runs and 2 s", "dominated after 791 runs by onnx-int8 b1×1t", … plus why
-    it was measured on after the first pass. "–" when bench.json does not say (an older file)."""
+    ±2 % (1,940 runs, noisy)", "fixed floor: 1,024 runs and 2 s", "dominated after 791 runs by onnx-int8
+    b1×1t", … plus why it was measured on after the first pass. "–" when bench.json does not say (an older file)."""
     precision = _pct(num(r.p50_precision) or num(method.precision) or DEFAULT_PRECISION)
     runs = _runs(r.runs)
     fixed = (r.method or method.method) == "fixed"
@@ -51,13 +51,10 @@ def stop_text(r: BenchRow, method: BenchMethod) -> str:
         text = f"time cap {cap or 0:g} s before {before} ({runs} runs" + (", noisy)" if r.noisy else ")")
     elif r.stop == "floor":
         text = f"fixed floor: {_runs(method.min_runs)} runs and {num(method.min_seconds) or 0:g} s"
+    elif r.stop == "dominated" and r.dominated_by == "failed parity":
+        text = f"first pass only ({runs} runs): failed parity"
     elif r.stop == "dominated":
-        by = r.dominated_by or "?"
-        text = (
-            f"first pass only ({runs} runs): failed parity"
-            if by == "failed parity"
-            else (f"dominated after {runs} runs by {by}")
-        )
+        text = f"dominated after {runs} runs by {r.dominated_by or '?'}"
     elif r.stop == "quick":
         text = f"Keras: first pass only, {runs} runs (--keras-full measures it fully)"
     else:
