@@ -1,4 +1,11 @@
-"""Regression gate: compare a bench.json with a baseline and name every regression (exit 3 in the CLI)."""
+"""Regression gate: compare a bench.json with a baseline and name every regression (exit 3 in the CLI).
+
+A latency regression fails only when it is certain: the current row's 95 % interval of the metric starts above
+the baseline's interval end × (1 + limit). A point value past the limit that the intervals do not confirm is
+reported as inconclusive (listed, not failing). Rows without intervals (bench.json files from before them) are
+compared by their point values, as before; where only one side has an interval, the other side's point value
+stands in for it. An interval that does not hold its own point value (an edited file) is not used.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +38,11 @@ class Regression:
     baseline: float
     current: float
     limit: str
+    # The 95 % intervals of a latency metric (low, high), when both rows recorded them.
+    baseline_ci: tuple[float, float] | None = None
+    current_ci: tuple[float, float] | None = None
+    # True: the point value passed the limit but the intervals do not confirm it (listed, not failing).
+    inconclusive: bool = False
 
     def describe(self) -> str:
         if self.metric == "accuracy":
@@ -39,7 +51,21 @@ class Regression:
         else:
             change = f"{100 * (self.current / self.baseline - 1):+.1f} %" if self.baseline else "new"
             values = f"{self.baseline:,.4g} → {self.current:,.4g}"
-        return f"{self.config}: {self.metric} {values} ({change}; limit {self.limit})"
+        text = f"{self.config}: {self.metric} {values} ({change}; limit {self.limit})"
+        if self.baseline_ci is not None and self.current_ci is not None:
+            (b_low, b_high), (c_low, c_high) = self.baseline_ci, self.current_ci
+            text += f"; 95 % intervals {b_low:,.4g}–{b_high:,.4g} → {c_low:,.4g}–{c_high:,.4g}"
+            if self.inconclusive:
+                text += ": the intervals do not confirm it, inconclusive"
+        return text
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What the gate found: `regressions` fail it; `inconclusive` latency changes are listed, not failing."""
+
+    regressions: list[Regression]
+    inconclusive: list[Regression]
 
 
 def parse_limit(text: str, *, option: str) -> float:
@@ -75,8 +101,59 @@ def _worse(current: float | None, baseline: float | None, limit: float | None) -
     return current > baseline * (1 + limit)
 
 
+def ci_fields(metric: str) -> tuple[str, str]:
+    """The bench.json fields of a latency metric's 95 % interval: `p50_ms` → `p50_ci_low_ms`, `p50_ci_high_ms`."""
+    stem = metric.removesuffix("_ms")
+    return f"{stem}_ci_low_ms", f"{stem}_ci_high_ms"
+
+
+def _interval(row: Row, metric: str) -> tuple[float, float] | None:
+    """The row's 95 % interval of `metric`; None when it has none, or one that does not hold its own point value
+    (an edited file: the interval is not that value's, so the point value is compared instead)."""
+    low_key, high_key = ci_fields(metric)
+    low, high, point = row.get(low_key), row.get(high_key), row.get(metric)
+    if low is None or high is None or point is None or not float(low) <= float(point) <= float(high):
+        return None
+    return float(low), float(high)
+
+
+def _latency(key: tuple[str, int, int | None, str], cur: Row, base: Row, limits: Limits) -> Regression | None:
+    """The latency check of one configuration: a certain regression, an inconclusive one, or None.
+
+    Certain: the current interval's low end above the baseline interval's high end × (1 + limit); a side without
+    an interval is its point value.
+    """
+    metric, limit = limits.metric, limits.max_latency_regression
+    if limit is None or not _worse(cur.get(metric), base.get(metric), limit):
+        return None
+    cur_ci, base_ci = _interval(cur, metric), _interval(base, metric)
+    cur_low = cur_ci[0] if cur_ci is not None else float(cur[metric])
+    base_high = base_ci[1] if base_ci is not None else float(base[metric])
+    certain = cur_low > base_high * (1 + limit)
+    return Regression(
+        describe_key(key),
+        metric,
+        base[metric],
+        cur[metric],
+        f"+{100 * limit:g} %",
+        baseline_ci=base_ci if cur_ci is not None else None,
+        current_ci=cur_ci if base_ci is not None else None,
+        inconclusive=not certain,
+    )
+
+
 def compare(current: dict[str, Any], baseline: dict[str, Any], limits: Limits) -> list[Regression]:
-    """Every regression of `current` against `baseline`, over the configurations both measured.
+    """Every certain regression of `current` against `baseline` (`check`'s `regressions`).
+
+    Raises:
+        BenchmarkError: the files share no configuration (nothing would be checked).
+    """
+    return check(current, baseline, limits).regressions
+
+
+def check(current: dict[str, Any], baseline: dict[str, Any], limits: Limits) -> Findings:
+    """Every regression of `current` against `baseline`, over the configurations both measured, and the latency
+    changes past the limit that the intervals do not confirm.
 
     Raises:
         BenchmarkError: the files share no configuration (nothing would be checked).
@@ -90,14 +167,14 @@ def compare(current: dict[str, Any], baseline: dict[str, Any], limits: Limits) -
             "compare runs made with the same options."
         )
     found: list[Regression] = []
-    metric = limits.metric
+    unsure: list[Regression] = []
     per_artifact_done: set[tuple[str, str]] = set()  # size and accuracy repeat on every row of an artifact
     for key in common:
         cur, base = cur_rows[key], base_rows[key]
         name = describe_key(key)
-        lat = limits.max_latency_regression
-        if _worse(cur.get(metric), base.get(metric), lat):
-            found.append(Regression(name, metric, base[metric], cur[metric], f"+{100 * (lat or 0):g} %"))
+        latency = _latency(key, cur, base, limits)
+        if latency is not None:
+            (unsure if latency.inconclusive else found).append(latency)
         size = limits.max_size_increase
         if (key[0], "size") not in per_artifact_done and _worse(cur.get("size_bytes"), base.get("size_bytes"), size):
             per_artifact_done.add((key[0], "size"))
@@ -120,4 +197,4 @@ def compare(current: dict[str, Any], baseline: dict[str, Any], limits: Limits) -
         ):
             per_artifact_done.add((key[0], "accuracy"))
             found.append(Regression(key[0], "accuracy", base_acc, cur_acc, f"-{drop:g} pt"))
-    return found
+    return Findings(found, unsure)

@@ -5,6 +5,7 @@ is not installed; CI installs it)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import json
 import re
@@ -502,3 +503,136 @@ def test_chromium_renders_every_chart_without_errors(tmp_path: Path) -> None:
     # No single colour covers (almost) everything: the page has content, not just a background.
     assert max(count for count, _ in colours) < 0.9 * 1280 * 2400
     assert time.monotonic() - started < 30
+
+
+# -- the benchmark method: adaptive stopping, intervals and ties -------------------------------------------
+ADAPTIVE = REPO / "benchmarks" / "results" / "2026-12-05-x86_64-xeon-2cpu-adaptive"
+
+
+def _adaptive() -> RunDocs:
+    return load_run(ADAPTIVE)
+
+
+def _measured(md: str) -> list[list[str]]:
+    """The rows of report.md's "How each configuration was measured" table, as cells."""
+    section = md.split("### How each configuration was measured\n", 1)[1].split("\n### ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("| ")][2:]
+    return [[c.strip() for c in line.strip("|").split(" | ")] for line in lines]
+
+
+def test_adaptive_run_shows_every_rows_interval_and_why_it_stopped() -> None:
+    run = _adaptive()
+    assert run.bench is not None and run.bench.method.method == "adaptive"
+    report = build_report([run])
+    md, html = render_markdown(report), _render_html(report)
+    assert "Method: adaptive." in md and "known to ±2 %" in md and "(--keras-full measures them fully)" in md
+    assert "Each configuration: 10 warm-up runs" not in md  # the fixed method's wording is for older files
+    rows = _measured(md)
+    assert len(rows) == len(run.bench.results) == 28
+    for cells, r in zip(rows, run.bench.results, strict=True):
+        assert cells[:3] == [r.config_label(), str(r.batch_size), str(r.threads)]
+        assert cells[3] == f"{r.runs:,.0f}" and cells[5].startswith(f"{r.p50_ci_low_ms:.4g}–{r.p50_ci_high_ms:.4g} (±")
+        if r.stop == "precision":
+            assert cells[6] == f"median known to ±2 % after {r.runs:,.0f} runs"
+        else:
+            assert r.stop == "dominated" and cells[6] == f"dominated after {r.runs:,.0f} runs by {r.dominated_by}"
+    assert "dominated after 11,732 runs by tflite-fp32 b1×1t" in md
+    assert "(adaptive: 26 rows known to ±2 %, 2 dominated after the first pass.)" in md
+    # report.html: the same table, the method paragraph and the machine card's method.
+    table_html = html.split("How each configuration was measured</summary>")[1].split("</table>")[0]
+    assert table_html.count("<tr>") == 29  # header and 28 rows
+    assert "dominated after 11,732 runs by tflite-fp32 b1×1t" in table_html and "0.01524–0.01531 (±0.2 %)" in table_html
+    assert '<p class="small method">Method: adaptive.' in html
+    assert "adaptive: until the median is known to ±2 % (≥ 100 runs and ≥ 0.05 s; first pass ≤ 0.3 s" in html
+
+
+def test_recommendation_shows_its_interval_and_the_tie() -> None:
+    run = _adaptive()
+    report = build_report([run])
+    rec = report.runs[0].recommendation
+    assert rec is not None and rec.artifact == "tflite-fp16" and rec.tied_with == ("tflite-fp32",)
+    assert rec.p50_ci_ms == (0.01506, 0.015081)
+    md, html = render_markdown(report), _render_html(report)
+    head = md.split("## Recommendation\n", 1)[1].split("\n## ", 1)[0]
+    assert "95 % interval of its p50: 0.01506–0.01508 ms (±0.1 %)." in head and rec.tie_text() in head
+    card = html.split('<div class="rec-name">tflite-fp16</div>')[1].split('<section id="machines">')[0]
+    assert "95 % interval of p50: 0.01506–0.01508 ms (±0.1 %)" in card
+    assert "A tie with tflite-fp32" in card and "then the smaller file" in card
+    merged = render_markdown(build_report([run, _saved()], kind="merged"))
+    assert "Recommended: **tflite-fp16** (b1 p50 0.015 ms). 95 % interval of its p50" in merged
+    assert "Recommended: **tflite-int8-dynamic** (b1 p50 0.016 ms).\n" in merged  # older file: no interval, no tie
+    # A regression model has no accuracy: its tie sentence does not name it.
+    values = dataclasses.replace(rec, accuracy=None, max_rel_error=1e-3)
+    assert "accuracy" not in values.tie_text() and "picked by the smaller file, then fewer threads" in values.tie_text()
+
+
+def _restopped(run: RunDocs, changes: dict[tuple[str, int, int], dict[str, object]]) -> RunDocs:
+    """The adaptive run with some rows' stopping fields replaced (other stopping reasons than it met)."""
+    assert run.bench is not None
+    for i, r in enumerate(run.bench.results):
+        update = changes.get((r.artifact, r.batch_size, r.threads or 0))
+        if update:
+            run.bench.results[i] = BenchRow.model_validate({**dump_document(r), **update})
+    return run
+
+
+def test_every_stopping_reason_in_words_and_rows_without_an_interval() -> None:
+    from toolkit.reports.latency import stop_summary
+
+    run = _restopped(
+        _adaptive(),
+        {
+            ("tflite-fp32", 1, 1): {"stop": "precision", "full_pass": "recommendation"},
+            ("tflite-fp16", 1, 2): {"stop": "cap", "full_pass": "pareto", "noisy": True},
+            ("onnx-fp32", 32, 2): {"stop": "cap"},
+            ("keras-fp32", 1, 1): {"stop": "quick"},
+            ("onnx-int8", 1, 1): {"stop": "dominated", "dominated_by": "failed parity"},
+            ("tflite-int8", 32, 2): {"p50_ci_low_ms": None, "p50_ci_high_ms": None},
+        },
+    )
+    md = render_markdown(build_report([run]))
+    stops = {(c[0], c[1], c[2]): c[6] for c in _measured(md)}
+    intervals = {(c[0], c[1], c[2]): c[5] for c in _measured(md)}
+    assert stops["tflite-fp32", "1", "1"] == (
+        "median known to ±2 % after 2,986 runs; measured on: could be the recommendation"
+    )
+    assert stops["tflite-fp16", "1", "2"] == (
+        "time cap 5 s before ±2 % (1,940 runs, noisy); measured on: on the accuracy/latency Pareto front"
+    )
+    assert stops["onnx-fp32", "32", "2"] == "time cap 0.3 s before ±2 % (104 runs)"  # the first pass's cap
+    assert stops["keras-fp32", "1", "1"] == "Keras: first pass only, 100 runs (--keras-full measures it fully)"
+    assert stops["onnx-int8", "1", "1"] == "first pass only (666 runs): failed parity"
+    assert intervals["tflite-int8", "32", "2"] == "–"
+    assert run.bench is not None
+    assert stop_summary(run.bench) == (
+        "adaptive: 22 rows known to ±2 %, 2 stopped by the time cap, 2 measured on, "
+        "3 dominated after the first pass, 1 Keras first pass only"
+    )
+
+
+def test_fixed_method_rows_say_the_floor_and_older_files_render_as_before() -> None:
+    from toolkit.reports.latency import stop_summary
+
+    run = _adaptive()
+    assert run.bench is not None
+    bench = dump_document(run.bench)
+    bench["method"].update(method="fixed", precision=None, quick_seconds=None, min_runs=1024, min_seconds=2.0)
+    bench["method"]["max_seconds"] = 60.0
+    for r in bench["results"]:
+        r.update(method="fixed", p50_precision=None, full_pass=None, dominated_by=None, stop="floor")
+    bench["results"][0]["stop"] = "cap"
+    run.bench = BenchDocument.model_validate(bench)
+    md = render_markdown(build_report([run]))
+    assert "Method: fixed. Each configuration, in a fresh process: 10 warm-up runs and 0.05 s, then at least 1024" in md
+    stops = [c[6] for c in _measured(md)]
+    assert stops[0] == "time cap 60 s before the floor of 1,024 runs (100 runs)"
+    assert set(stops[1:]) == {"fixed floor: 1,024 runs and 2 s"}
+    assert stop_summary(run.bench) == "fixed: 27 rows at the floor (1,024 runs and 2 s), 1 stopped by the time cap"
+    # An older bench.json (no method, no interval, no stop): no table, the paragraph it always had, no summary.
+    old = _saved()
+    assert old.bench is not None and stop_summary(old.bench) == ""
+    old_md = render_markdown(build_report([old]))
+    assert "How each configuration was measured" not in old_md and "Each configuration: 10 warm-up runs" in old_md
+    both = _render_html(build_report([_saved(), _adaptive()], kind="merged"))
+    assert both.count("How each configuration was measured</summary>") == 1
+    assert both.count('<p class="small method">') == 1

@@ -133,3 +133,22 @@ def test_rerender_is_identical_and_merged_report_handles_user_runs(runs, tmp_pat
     assert "Model: **grey_logits.keras** on grey.npz (logits" in md
     assert md.count("| artifact | runtime | max \\|Δ\\| | mean \\|Δ\\| | max rel. error |") == 1
     assert html.count('<section id="model">') == 1 and html.count("<h3>") >= 3
+
+
+def test_quick_bench_says_its_fixed_floor_in_the_cli_and_the_report(runs) -> None:
+    """`--quick` times with the fixed method: the CLI counts the rows at its floor, and the report says why each
+    row stopped, with its p50 interval."""
+    run, stdout = runs["probabilities"]
+    docs = load_run(run)
+    assert docs.bench is not None and docs.bench.method.method == "fixed"
+    rows = docs.bench.results
+    assert all(r.stop in ("floor", "cap") and r.p50_ci_low_ms is not None for r in rows)
+    floor = sum(r.stop == "floor" for r in rows)
+    said = " ".join(stdout.split())
+    assert f"fixed: {floor} rows at the floor (128 runs and 0.2 s)" in said and "intervals in the report" in said
+    md = _md(run)
+    assert "Method: fixed. Each configuration, in a fresh process: 5 warm-up runs and 0.05 s" in md
+    measured = _section(md, "Latency").split("### How each configuration was measured\n", 1)[1]
+    assert measured.count("fixed floor: 128 runs and 0.2 s") == floor
+    first = rows[0]
+    assert f"{first.p50_ci_low_ms:.4g}–{first.p50_ci_high_ms:.4g} (±" in measured

@@ -261,7 +261,9 @@ def gate(
 ) -> GateDocument:
     """Compare a bench.json (or a run directory's) with a baseline; writes gate.json beside `current`.
 
-    `doc.passed` is False on a regression (the CLI exits 3); `doc.regressions` names each one. Benches measured
+    `doc.passed` is False on a regression (the CLI exits 3); `doc.regressions` names each one. A latency
+    regression counts only when the 95 % intervals confirm it; one past the limit by its point value alone is
+    in `doc.inconclusive` (not failing). Benches measured
     on different instruction-set classes (e.g. x86-64-avx2 and x86-64-avx512-vnni) are refused with a one-line
     ToolkitError unless `allow_other_cpu`.
     """

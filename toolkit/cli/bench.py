@@ -205,16 +205,21 @@ def _check_cpu_here(gate: Gate) -> None:
 
 
 def _run_gate(current: Path, baseline: Path, limits: Limits, allow_other_cpu: bool = False) -> None:
-    """Gate `current` (a bench.json) against the baseline through the API; print each regression, exit 3 on any."""
+    """Gate `current` (a bench.json) against the baseline through the API; print each regression and each
+    inconclusive latency change, exit 3 on any regression."""
     import toolkit
 
     doc = toolkit.gate(current, baseline, limits=limits, allow_other_cpu=allow_other_cpu)
+    # Past the limit by the point values, not by the intervals: listed so a reader can re-measure, not failing.
+    for r in doc.inconclusive:
+        err.print(f"[yellow]inconclusive[/] {escape(r.message)}", highlight=False)
+    unsure = f" ({len(doc.inconclusive)} inconclusive, listed above)" if doc.inconclusive else ""
     if doc.passed:
-        out.print(f"[bold green]gate passed[/]: no regression against {escape(str(baseline))}", highlight=False)
+        out.print(f"[bold green]gate passed[/]: no regression against {escape(str(baseline))}{unsure}", highlight=False)
         return
     for r in doc.regressions:
         err.print(f"[bold red]regression[/] {escape(r.message)}", highlight=False)
-    err.print(f"[bold red]gate failed[/]: {len(doc.regressions)} regression(s) against {escape(str(baseline))}")
+    err.print(f"[bold red]gate failed[/]: {len(doc.regressions)} regression(s) against {escape(str(baseline))}{unsure}")
     raise typer.Exit(EXIT_THRESHOLD)
 
 

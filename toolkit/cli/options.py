@@ -326,8 +326,8 @@ MethodOpt = Annotated[
     Method | None,
     typer.Option(
         "--method",
-        help="adaptive: measure each configuration until its median is known to --precision, and measure on only "
-        "where the decision is; fixed: every configuration ≥ 1024 runs and ≥ 2 s. [default: adaptive]",
+        help="adaptive: measure each configuration until its median is known to --median-precision, and measure on "
+        "only where the decision is; fixed: every configuration ≥ 1024 runs and ≥ 2 s. [default: adaptive]",
         rich_help_panel="Benchmark",
     ),
 ]

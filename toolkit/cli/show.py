@@ -70,9 +70,13 @@ def print_cpu_classes(parity: ParityDocument) -> None:
 
 def print_bench(bench: BenchDocument) -> None:
     from toolkit.reports import latency_pivot
+    from toolkit.reports.latency import stop_summary
 
     header, rows = latency_pivot(bench)
     out.print(rich_table("Latency (p50 ms)", header, rows))
+    summary = stop_summary(bench)  # "" for an older bench.json, which records no stopping reason
+    if summary:
+        out.print(f"[dim]{escape(summary)}; intervals in the report[/]", highlight=False)
     for s in bench.skipped:
         err.print(f"[yellow]skipped[/] {escape(s.artifact)}: {escape(s.reason)}", highlight=False)
     if bench.noisy:

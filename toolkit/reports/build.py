@@ -259,17 +259,27 @@ def _machine(docs: RunDocs) -> tuple[tuple[str, str], ...]:
         items.append(("peak fp32", text))
     if env.thread_env:
         items.append(("thread env", plain(env.thread_env)))
-    method = docs.bench.method
-    items.append(
-        (
-            "method",
-            f"{plain(method.warmup_runs)} warm-up runs, then ≥ {plain(method.min_runs)} timed "
-            f"runs and ≥ {plain(method.min_seconds)} s per configuration, fresh process each",
-        )
-    )
+    items.append(("method", method_card(docs.bench)))
     if env.hostname or env.timestamp_utc:
         items.append(("host, time", " · ".join(str(v) for v in (env.hostname, env.timestamp_utc) if v)))
     return tuple(items)
+
+
+def method_card(bench: BenchDocument) -> str:
+    """The machine card's one line on how the rows were timed: which method and its floors and caps."""
+    m = bench.method
+    if m.method == "adaptive":
+        precision = f"{100 * (num(m.precision) or 0.02):g} %"
+        return (
+            f"adaptive: until the median is known to ±{precision} (≥ {plain(m.min_runs)} runs and "
+            f"≥ {plain(m.min_seconds)} s; first pass ≤ {plain(m.quick_seconds)} s, measuring on ≤ "
+            f"{plain(m.max_seconds)} s per batch size), fresh process each"
+        )
+    fixed = "fixed: " if m.method == "fixed" else ""  # an older bench.json does not name it
+    return (
+        f"{fixed}{plain(m.warmup_runs)} warm-up runs, then ≥ {plain(m.min_runs)} timed "
+        f"runs and ≥ {plain(m.min_seconds)} s per configuration, fresh process each"
+    )
 
 
 def cpu_class_text(cpu: CpuInfo | None) -> str:

@@ -32,6 +32,25 @@ def ms_fine(x: float | None) -> str:
     return f"{x:.3f}" if x < 10 else f"{x:,.1f}"
 
 
+def ms_sig(x: float | None) -> str:
+    """Milliseconds to 4 significant digits: the ends of a p50 interval, which differ in the 4th digit."""
+    return DASH if x is None else f"{x:.4g}"
+
+
+def interval(center: float | None, ci: tuple[float, float] | None, unit: str = "") -> str:
+    """A 95 % interval as `low–high (±h %)`, h the larger distance from `center` as a percentage of it; `unit`
+    follows `high` (" ms")."""
+    if ci is None or center is None or center <= 0:
+        return DASH
+    low, high = ci
+    half = 100 * max(center - low, high - center) / center
+    return (
+        f"{ms_sig(low)}–{ms_sig(high)}{unit} (±{half:.1f} %)"
+        if half >= 0.05
+        else (f"{ms_sig(low)}–{ms_sig(high)}{unit} (±<0.1 %)")
+    )
+
+
 def dur(x: float) -> str:
     """A duration in words' units: µs below 1 ms, s above 1,000 ms."""
     if x < 1:

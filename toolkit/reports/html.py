@@ -28,6 +28,8 @@ def _environment() -> Any:
     env.filters.update(
         ms=fmt.ms,
         ms_fine=fmt.ms_fine,
+        ms_sig=fmt.ms_sig,
+        interval=fmt.interval,
         dur=fmt.dur,
         size=fmt.size,
         pct=fmt.pct,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from toolkit.reports.fmt import DASH, integer, ms, size
+from toolkit.reports.fmt import DASH, integer, interval, ms, ms_sig, size
 from toolkit.reports.mcu import mcu_markdown
 from toolkit.reports.model import (
     Diagnosis,
@@ -19,6 +19,7 @@ from toolkit.reports.model import (
 )
 
 if TYPE_CHECKING:
+    from toolkit.reports.rules import Recommendation
     from toolkit.run.documents import BenchDocument, ParityDocument
 
 Table = tuple[list[str], list[list[str]]]
@@ -141,6 +142,40 @@ def rows_table(latency: Latency) -> Table:
     return header, rows
 
 
+MEASURED_INTRO = (
+    "Each row's p50 with its distribution-free 95 % interval (± the larger side, as a percentage of p50), and why "
+    "its timing stopped."
+)
+
+
+def measured_table(latency: Latency) -> Table:
+    """How each row was measured: runs, p50, the 95 % interval of p50 and why timing stopped ("–": not recorded)."""
+    header = ["configuration", "batch", "threads", "runs", "p50 ms", "95 % CI of p50 ms", "stopped"]
+    rows = [
+        [
+            r.configuration,
+            str(r.batch_size),
+            str(r.threads),
+            integer(r.runs),
+            ms_sig(r.p50_ms),
+            interval(r.p50_ms, r.p50_ci_ms),
+            r.stop_text,
+        ]
+        for r in latency.rows
+    ]
+    return header, rows
+
+
+def recommendation_interval(rec: Recommendation) -> str:
+    """The recommended row's p50 interval and any tie, as sentences ("" when neither is recorded)."""
+    parts = []
+    if rec.p50_ci_ms is not None:
+        parts.append(f"95 % interval of its p50: {interval(rec.p50_ms, rec.p50_ci_ms, ' ms')}.")
+    if rec.tie_text():
+        parts.append(rec.tie_text())
+    return " ".join(parts)
+
+
 def cold_start_table(latency: Latency) -> Table:
     header = ["configuration", "backend", "cold start ms", "of which first inference ms", "peak RSS MiB"]
     rows = [
@@ -182,9 +217,7 @@ def _latency(lat: Latency, level: str = "##") -> list[str]:
     out = [
         f"{level} Latency",
         "",
-        f"{lat.machine}, {lat.os}, Python {lat.python}. "
-        f"Each configuration: {lat.warmup_runs} warm-up runs and {lat.warmup_seconds} s, "
-        f"then at least {lat.min_runs} timed runs and {lat.min_seconds} s, in a fresh process. "
+        f"{lat.machine}, {lat.os}, Python {lat.python}. {lat.method_text} "
         "`load ms` = cold start: runtime import + model load + first inference. `~` marks a noisy row.",
         "",
     ]
@@ -203,6 +236,10 @@ def _latency(lat: Latency, level: str = "##") -> list[str]:
     if lat.noisy:
         out += ["Noisy configurations (timings moved during the run; treat small differences with care):", ""]
         out += [f"- {n}" for n in lat.noisy] + [""]
+    if lat.measured:
+        out += [f"{level}# How each configuration was measured", ""]
+        out += [MEASURED_INTRO + (f" ({lat.stop_summary}.)" if lat.stop_summary else ""), ""]
+        out += [table(*measured_table(lat), "lrrrrrl"), ""]
     out += [f"{level}# Cold start and memory", "", table(*cold_start_table(lat)), ""]
     out += ["<details><summary>All latency rows</summary>", "", table(*rows_table(lat)), "", "</details>", ""]
     out += [f"- skipped {a}: {why}" for a, why in lat.skipped]
@@ -346,6 +383,7 @@ def _run(run: RunView) -> list[str]:
             + recommendation_quality(rec.accuracy, rec.max_rel_error)
             + (f", {size(rec.size_bytes)}" if rec.size_bytes else "")
             + ")."
+            + (f" {recommendation_interval(rec)}" if recommendation_interval(rec) else "")
             + (f" {rec.scope()}" if rec.scope() else ""),
             "",
         ]
@@ -424,7 +462,9 @@ def _merged(report: Report) -> list[str]:
     for r in report.runs:
         out += [f"## {r.ref.name}: {r.ref.label}", ""]
         if r.recommendation:
-            out += [f"Recommended: **{r.recommendation.configuration}** (b1 p50 {ms(r.recommendation.p50_ms)} ms).", ""]
+            rec = r.recommendation
+            extra = f" {recommendation_interval(rec)}" if recommendation_interval(rec) else ""
+            out += [f"Recommended: **{rec.configuration}** (b1 p50 {ms(rec.p50_ms)} ms).{extra}", ""]
         if r.model:
             data = f" on {r.model.data_name}" if r.model.data_name else ""
             out += [f"Model: **{r.model.name}**{data} ({r.model.output_text}).", ""]

@@ -206,6 +206,10 @@ class LatencyRow:
     noisy: bool
     noise: str
     quantiles_ms: tuple[float, ...] | None  # percentiles 0..100 when recorded
+    p50_ci_ms: tuple[float, float] | None = None  # the 95 % interval of p50 (None: an older bench.json)
+    stop: str | None = None  # why timing stopped (bench.json's `stop`; None: not recorded)
+    full_pass: str | None = None  # adaptive: why it was measured on after the first pass
+    stop_text: str = DASH  # `stop` (and `full_pass`) in words, e.g. "median known to ±2 % after 1,193 runs"
 
 
 @dataclass(frozen=True)
@@ -257,6 +261,15 @@ class Latency:
     warmup_seconds: object
     min_runs: object
     min_seconds: object
+    method: str | None = None  # adaptive or fixed; None: not recorded (an older bench.json, the fixed method)
+    method_text: str = ""  # how each configuration was timed, in words (report.md's and report.html's paragraph)
+    stop_summary: str = ""  # rows counted by why they stopped ("" when not recorded), as the CLI prints it
+
+    @property
+    def measured(self) -> bool:
+        """Whether any row records its p50 interval or why it stopped (the "How each configuration was
+        measured" table); older bench.json files record neither."""
+        return any(r.p50_ci_ms is not None or r.stop is not None for r in self.rows)
 
 
 @dataclass(frozen=True)

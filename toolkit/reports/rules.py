@@ -81,9 +81,11 @@ class Recommendation:
         """One sentence on the tie and how it was broken ("" without a tie)."""
         if not self.tied_with:
             return ""
+        # A regression model has no accuracy: the rule's first criterion did not apply, so it is not named.
+        rule = TIE_RULE if self.accuracy is not None else TIE_RULE.removeprefix("higher accuracy, then ")
         return (
             f"A tie with {', '.join(self.tied_with)} (p50 intervals overlap or are within the stated precision): "
-            f"picked by {TIE_RULE}."
+            f"picked by {rule}."
         )
 
     def scope(self) -> str:

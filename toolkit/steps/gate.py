@@ -6,12 +6,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchmarks.gate import Limits, Regression, compare
+from benchmarks.gate import Limits, Regression, check
 from toolkit.errors import ToolkitError
 from toolkit.run import layout as A
 
 if TYPE_CHECKING:
-    from toolkit.run.documents import BenchDocument, GateDocument
+    from toolkit.run.documents import BenchDocument, GateDocument, GateRegression
 
 GATE_JSON = "gate.json"
 
@@ -63,7 +63,8 @@ def run_gate(
 ) -> GateDocument:
     """Compare `current` with `baseline` under `limits`; write `out_dir/gate.json` and return it.
 
-    The caller decides what a failure means (the CLI exits 3); `doc.passed` and `doc.regressions` say it.
+    The caller decides what a failure means (the CLI exits 3); `doc.passed` and `doc.regressions` say it. A
+    latency change past the limit that the 95 % intervals do not confirm is in `doc.inconclusive` and does not fail.
 
     Raises:
         ToolkitError: the two were measured on different instruction-set classes and `allow_other_cpu` is False.
@@ -73,14 +74,20 @@ def run_gate(
     classes = isa_class(current), isa_class(baseline)
     check_same_cpu(*classes, allow_other_cpu=allow_other_cpu)
     # benchmarks.gate runs on boards too (no pydantic): it compares the documents as JSON.
-    regressions: list[Regression] = compare(dump_document(current), dump_document(baseline), limits)
+    findings = check(dump_document(current), dump_document(baseline), limits)
+    regressions: list[Regression] = findings.regressions
     doc = GateDocument(
         schema_version=A.SCHEMA_VERSION,
         cpu=GateCpu(current=classes[0], baseline=classes[1], other_cpu_allowed=allow_other_cpu),
         baseline=str(baseline_path),
         limits=GateLimits.model_validate(asdict(limits)),
         passed=not regressions,
-        regressions=[GateRegression.model_validate(asdict(r) | {"message": r.describe()}) for r in regressions],
+        regressions=[_document(GateRegression, r) for r in regressions],
+        inconclusive=[_document(GateRegression, r) for r in findings.inconclusive],
     )
     write_document(out_dir / GATE_JSON, doc)
     return doc
+
+
+def _document(cls: type[GateRegression], found: Regression) -> GateRegression:
+    return cls.model_validate(asdict(found) | {"message": found.describe()})

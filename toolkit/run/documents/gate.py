@@ -20,7 +20,7 @@ class GateLimits(Part):
 
 
 class GateRegression(Part):
-    """One regression (`benchmarks.gate.Regression` and its `describe()`)."""
+    """One regression, or one inconclusive latency change (`benchmarks.gate.Regression` and its `describe()`)."""
 
     config: str = Field(description="Artifact, or artifact b<batch>×<threads>t [variant].")
     metric: str
@@ -28,6 +28,16 @@ class GateRegression(Part):
     current: float
     limit: str
     message: str
+    baseline_ci: list[float] | None = Field(
+        default=None,
+        description="Latency: the baseline's 95 % interval of the metric [low, high], when both rows have one.",
+    )
+    current_ci: list[float] | None = Field(default=None, description="Latency: the current row's interval [low, high].")
+    inconclusive: bool = Field(
+        default=False,
+        description="True: the point value passed the limit but the intervals do not confirm it (current low end "
+        "not above the baseline's high end × (1 + limit)); listed, not failing.",
+    )
 
 
 class GateCpu(Part):
@@ -47,5 +57,10 @@ class GateDocument(Document):
     cpu: GateCpu | None = Field(default=None, description="The CPU classes of the two benches (absent in older files).")
     baseline: str = Field(description="Path of the baseline bench.json.")
     limits: GateLimits
-    passed: bool
+    passed: bool = Field(description="No regression (inconclusive changes do not fail the gate).")
     regressions: list[GateRegression]
+    inconclusive: list[GateRegression] = Field(
+        default_factory=list,
+        description="Latency changes past the limit by their point values that the 95 % intervals do not confirm "
+        "(absent in older files).",
+    )

@@ -110,7 +110,7 @@ class BenchOptions(Part):
         if self.min_runs < 1 or self.warmup_runs < 0 or self.min_seconds < 0 or self.warmup_seconds < 0:
             raise ToolkitError("--min-runs must be ≥ 1; --warmup-runs, --warmup-seconds and --min-seconds ≥ 0.")
         if not 0 < self.precision < 1:
-            raise ToolkitError(f"--precision must be above 0 % and below 100 %, got {100 * self.precision:g} %.")
+            raise ToolkitError(f"--median-precision must be above 0 % and below 100 %, got {100 * self.precision:g} %.")
         if self.quick_seconds <= 0 or self.max_seconds < self.min_seconds:
             raise ToolkitError(
                 f"the cap ({self.max_seconds:g} s) must be at least --min-seconds ({self.min_seconds:g} s), "
