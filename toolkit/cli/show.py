@@ -87,6 +87,10 @@ def print_bench(bench: BenchDocument) -> None:
         err.print(f"[bold yellow]warning:[/] the CPU was throttled during this run ({escape(flags)}).")
 
 
+def _interval_text(interval: tuple[float, float] | None) -> str:
+    return "" if interval is None else f", 95 % CI {interval[0]:.4f}–{interval[1]:.4f}"
+
+
 def print_recommendation(parity: ParityDocument | None, bench: BenchDocument | None) -> None:
     from toolkit.reports import recommend
     from toolkit.reports.fmt import runtime_name
@@ -96,7 +100,8 @@ def print_recommendation(parity: ParityDocument | None, bench: BenchDocument | N
     if rec:
         out.print(
             f"[bold green]Recommended:[/] {rec.artifact} on {runtime_name(rec.runtime)} "
-            f"(fastest that passed parity: b{rec.batch_size} p50 {rec.p50_ms:.3f} ms, "
+            f"({'tied for fastest' if rec.tied_with else 'fastest'} that passed parity: b{rec.batch_size} "
+            f"p50 {rec.p50_ms:.3f} ms{_interval_text(rec.p50_ci_ms)}, "
             f"{rec.threads} thread(s), {recommendation_quality(rec.accuracy, rec.max_rel_error)})",
             highlight=False,
         )
