@@ -183,7 +183,7 @@ def test_a_run_json_from_before_the_choice_reads_as_fixed() -> None:
     from toolkit.run.documents import RunOptions
 
     options = load_document(RESULTS / "run.json", RunOptions)
-    assert options.bench.method == "fixed" and options.bench.min_runs == 1024 and options.bench.min_seconds == 2.0
+    assert options.bench.stopping == "fixed" and options.bench.min_runs == 1024 and options.bench.min_seconds == 2.0
     # A new run.json states its method; the defaults are the adaptive floors.
     from toolkit.steps.bench_settings import DEFAULT_SETTINGS, FIXED_BENCH
 

@@ -407,7 +407,7 @@ def bench_settings(
     base = QUICK_BENCH if quick else BenchSettings(method=method.value if method is not None else "adaptive")
     target = base.precision if precision is None else parse_limit(precision, option="--median-precision") / 100
     settings = BenchSettings(
-        method=base.method,
+        method=base.stopping,
         precision=target,
         quick_seconds=base.quick_seconds,
         keras_full=keras_full,

@@ -196,7 +196,7 @@ class _Pass:
 
     @staticmethod
     def first(settings: BenchSettings) -> _Pass:
-        if settings.method == "fixed":
+        if settings.stopping == "fixed":
             return _Pass("", "fixed", settings.max_seconds)
         return _Pass("first pass", "adaptive", max(settings.quick_seconds, settings.min_seconds))
 
@@ -336,10 +336,10 @@ def _method(settings: BenchSettings, threads: list[int]) -> BenchMethod:
         min_runs=settings.min_runs,
         min_seconds=settings.min_seconds,
         max_seconds=settings.max_seconds,
-        method=settings.method,
-        precision=settings.precision if settings.method == "adaptive" else None,
-        quick_seconds=settings.quick_seconds if settings.method == "adaptive" else None,
-        keras_full=settings.keras_full if settings.method == "adaptive" else None,
+        method=settings.stopping,
+        precision=settings.precision if settings.stopping == "adaptive" else None,
+        quick_seconds=settings.quick_seconds if settings.stopping == "adaptive" else None,
+        keras_full=settings.keras_full if settings.stopping == "adaptive" else None,
         timer=TIMER,
         load_ms=LOAD_MS,
         gflops=GFLOPS,
@@ -450,7 +450,7 @@ def bench_step(
     if settings.measure_peak:
         p.update(task, description="bench: peak float32 rate (matrix multiply)")
         # The adaptive method's rate is a reference for "% of peak", not a decision: a quarter second per count.
-        peak = measure_peak(threads, seconds=1.0 if settings.method == "fixed" else 0.25)
+        peak = measure_peak(threads, seconds=1.0 if settings.stopping == "fixed" else 0.25)
         p.advance(task)
     context = _Context(_flops(paths), peak, _accuracy_by_artifact(run))
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
@@ -461,7 +461,7 @@ def bench_step(
             dataset = run_dataset(run_dir, data, spec=spec) if spec.is_single else None
             inputs = _inputs(Path(tmp), dataset, spec, max(settings.batch_sizes))
             early = None
-        if settings.method == "fixed":
+        if settings.stopping == "fixed":
             measured = _measure(
                 [(j, list(settings.batch_sizes)) for j in jobs],
                 inputs,

@@ -34,6 +34,15 @@ _LEGACY_FIELDS = frozenset(
 )
 
 
+def _require_all_but_the_method(schema: dict[str, Any]) -> None:
+    """Every field is required but the method's own: a record from before the choice lacks them."""
+    require_every_field(schema)
+    schema["required"] = [name for name in schema["required"] if name not in _METHOD_FIELDS]
+
+
+_METHOD_FIELDS = ("method", "precision", "quick_seconds", "keras_full")
+
+
 class BenchOptions(Part):
     """What a benchmark measures and how long: run.json's `bench`, and what `toolkit.bench` takes.
 
@@ -49,7 +58,7 @@ class BenchOptions(Part):
     """
 
     # Frozen: the presets (`QUICK_BENCH`) are shared.
-    model_config = ConfigDict(frozen=True, json_schema_extra=require_every_field)
+    model_config = ConfigDict(frozen=True, json_schema_extra=_require_all_but_the_method)
 
     batch_sizes: list[int] = Field(default_factory=lambda: [1, 32])
     threads: list[int] | None = Field(default=None, description="None: 1 and every available core.")
@@ -57,10 +66,11 @@ class BenchOptions(Part):
     ort_optimization: list[str] = Field(
         default_factory=lambda: ["all"], description="ONNX Runtime graph optimisation levels to sweep."
     )
-    method: Literal["adaptive", "fixed"] = Field(
-        default="adaptive",
-        description="adaptive: stop once the median is known to `precision`, full length only where the decision "
-        "is; fixed: every configuration to `min_runs` and `min_seconds`.",
+    method: Literal["adaptive", "fixed"] | None = Field(
+        default=None,
+        description="adaptive (the default): stop once the median is known to `precision`, full length only where "
+        "the decision is; fixed: every configuration to `min_runs` and `min_seconds`. Absent (null) in a record "
+        "written before the choice existed, which was measured with the fixed method.",
     )
     precision: float = Field(
         default=0.02, description="adaptive: the largest half-width of p50's 95 % CI, as a fraction of p50."
@@ -81,17 +91,26 @@ class BenchOptions(Part):
         if not isinstance(data, dict):
             return data
         values = dict(data)
-        if "method" not in values and set(values) >= _LEGACY_FIELDS:
-            values["method"] = "fixed"  # a whole record written before adaptive stopping existed
-        method = values.get("method", "adaptive")
-        for name, value in METHOD_DEFAULTS.get(method, {}).items():
+        legacy = values.get("method") is None and set(values) >= _LEGACY_FIELDS
+        if values.get("method") is None and not legacy:
+            values["method"] = "adaptive"
+        # A whole record written before the choice existed keeps its fields as written (it round-trips), and
+        # was measured with the fixed method.
+        for name, value in METHOD_DEFAULTS["fixed" if legacy else values["method"]].items():
             if values.get(name) is None:
                 values[name] = value
         return values
 
     def model_post_init(self, context: Any, /) -> None:
-        # Settings are recorded whole: a default is as much a part of the method as a given value.
-        self.__pydantic_fields_set__.update(type(self).model_fields)
+        # Settings are recorded whole: a default is as much a part of the method as a given value. A record from
+        # before the method could be chosen is kept as it was written.
+        if self.method is not None:
+            self.__pydantic_fields_set__.update(type(self).model_fields)
+
+    @property
+    def stopping(self) -> Literal["adaptive", "fixed"]:
+        """The method that measures (an older record without one was fixed)."""
+        return self.method or "fixed"
 
     def check(self) -> None:
         """Refuse settings no benchmark can run with, in one line naming the option.
