@@ -161,6 +161,7 @@ def export_onnx(
     calibration_data: np.ndarray | CalibrationFeeds | None = None,
     opset: int = DEFAULT_OPSET,
     target: Int8Target | str = Int8Target.PORTABLE,
+    fp32_file: Path | None = None,
 ) -> ExportResult:
     """Convert a Keras model to `.onnx` in `out_dir`, checked with `onnx.checker` and ONNX Runtime.
 
@@ -174,6 +175,9 @@ def export_onnx(
         opset: ONNX opset for the float graph.
         target: the CPU class the int8 file is for: `portable` (default: the same answers on every CPU),
             `x86-vnni` or `arm64` (full 8-bit weights for that class; see `exporters.int8_recipe`).
+        fp32_file: for `int8`, the fp32 `.onnx` this function just wrote for the same `model` and `opset`:
+            quantized as it is instead of converting the model a second time (an export step writes onnx-fp32
+            before onnx-int8; tf2onnx is the costlier half of an int8 export).
 
     Returns:
         The artifact's `ExportResult`.
@@ -211,6 +215,9 @@ def export_onnx(
             try:
                 if precision is Precision.FP32:
                     _convert_fp32(model, tmp, opset)
+                elif fp32_file is not None:
+                    assert cal is not None
+                    _quantize_int8(Path(fp32_file), tmp, cal, ONNX_RECIPES[target])
                 else:
                     assert cal is not None
                     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".onnx-fp32-") as work:

@@ -110,6 +110,29 @@ def test_int8_export_with_calibration(model, mnist, tmp_path: Path) -> None:
     assert result.input_spec.dtype == "int8" and result.size_bytes < 700_000
 
 
+def test_onnx_int8_from_the_fp32_file_is_the_int8_of_a_fresh_conversion(model, mnist, tmp_path: Path) -> None:
+    """The export step quantizes its onnx-fp32 artifact instead of converting the model again: same answers."""
+    from exporters.onnx_export import export_onnx
+    from runtimes.registry import make_runner
+    from toolkit.data.dataset import Dataset
+    from toolkit.model.spec import reference_spec
+
+    dataset = Dataset.from_mnist(mnist)
+    calibration = dataset.calibration(reference_spec(), n=50)
+    images = dataset.test_split(reference_spec(), 300)[0]
+    fp32 = export_onnx(model, tmp_path / "reused", precision=Precision.FP32)
+    reused = export_onnx(model, tmp_path / "reused", precision=Precision.INT8, calibration_data=calibration,
+                         fp32_file=fp32.path)  # fmt: skip
+    fresh = export_onnx(model, tmp_path / "fresh", precision=Precision.INT8, calibration_data=calibration)
+    assert sorted(p.name for p in (tmp_path / "reused").iterdir()) == ["model_fp32.onnx", "model_int8.onnx"]
+    assert sha256_file(fp32.path) == fp32.sha256  # quantizing read the fp32 file, never rewrote it
+    outputs = []
+    for path in (reused.path, fresh.path):
+        with make_runner(path) as runner:
+            outputs.append(runner.infer(images))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
 def test_atomic_path_never_leaves_a_partial_file(tmp_path: Path) -> None:
     final = tmp_path / "model.tflite"
     with pytest.raises(KeyboardInterrupt), atomic_path(final) as tmp:

@@ -199,6 +199,7 @@ def export_step(
     if previous.exists() and A.reference_sha(run.manifest()) != reference.sha256:
         previous.unlink()  # exports of an earlier model: none of them may be kept
     manifest = record(reference)
+    onnx_fp32: Path | None = None  # written by this loop: onnx-int8 quantizes it instead of converting again
     for fmt, precision in targets:
         p.update(task, description=f"export: {artifact_name(fmt, precision)}")
         if tflite_plan is not None:
@@ -223,7 +224,16 @@ def export_step(
         elif fmt is ExportFormat.TFLITE:
             result = export_tflite(model, out_dir, precision=precision, calibration_data=calibration)
         else:
-            result = export_onnx(model, out_dir, precision=precision, calibration_data=calibration, target=target)
+            result = export_onnx(
+                model,
+                out_dir,
+                precision=precision,
+                calibration_data=calibration,
+                target=target,
+                fp32_file=onnx_fp32 if precision is Precision.INT8 else None,
+            )
+            if precision is Precision.FP32:
+                onnx_fp32 = result.path
         # The manifest grows artifact by artifact, so an interrupted export keeps what it finished.
         manifest = record(artifact_entry(run_dir, result, spec))
         p.advance(task)
