@@ -5,8 +5,12 @@ int4 weights go through the AI Edge Quantizer instead (`exporters.int4_export`);
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +38,7 @@ from exporters.several import (
     tflite_flatbuffer,
 )
 from runtimes.files import atomic_path
-from runtimes.tf_import import import_tensorflow
+from runtimes.tf_import import import_keras, import_tensorflow
 
 
 def _configure(
@@ -68,12 +72,70 @@ def _configure(
             ]
 
 
+@dataclass(frozen=True)
+class KerasSavedModel:
+    """A Keras model written once as the SavedModel TFLite's Keras converter writes for every conversion.
+
+    `TFLiteConverter.from_keras_model` exports the model to a fresh SavedModel each time (`ExportArchive`, the call
+    with training=False), which is most of a conversion's time for a small model; each precision converts from
+    this one copy instead, into the same bytes (`_converter`). `notes`: what writing it warned.
+    """
+
+    path: Path
+    notes: tuple[str, ...] = field(default=())
+
+
+@contextlib.contextmanager
+def keras_saved_model(model: Any) -> Iterator[KerasSavedModel | None]:
+    """The SavedModel of `model` for the TFLite conversions made inside the block (None: each converts from the
+    model, as for a model with several tensors, a subclassed model, or when writing it fails)."""
+    keras, tf = import_keras(), import_tensorflow()
+    from keras.src.models import Functional  # what the converter writes this way (others: their save spec)
+
+    if has_several_tensors(model) or not isinstance(model, (keras.Sequential, Functional)):
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="edgekit-tflite-") as work:
+        notes: list[str] = []
+        try:
+            with captured(notes):
+                # As TFLiteKerasModelConverterV2._convert_keras_to_saved_model writes it for a Functional model.
+                archive = keras.export.ExportArchive()
+                archive.track(model)
+                signature = [tf.TensorSpec(x.shape, dtype=x.dtype, name=x.name) for x in model.inputs]
+                archive.add_endpoint("serve", functools.partial(model.__call__, training=False), signature)
+                archive.write_out(work)
+        except Exception:  # the converter's own path reports the problem, per precision
+            saved = None
+        else:
+            saved = KerasSavedModel(Path(work), tuple(notes))
+        yield saved
+
+
+def _converter(tf: Any, model: Any, saved: KerasSavedModel | None) -> Any:
+    """A TFLite converter for `model`, from `saved` when given.
+
+    The flatbuffer records where a model came from; from a SavedModel it would say "SavedModel" where the
+    Keras converter says "Keras model" (one byte), so the record is set back and the artifact stays byte-identical.
+    """
+    if saved is None:
+        return tf.lite.TFLiteConverter.from_keras_model(model)
+    from tensorflow.lite.python.conversion_metadata_schema_py_generated import ModelType
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved.path))
+    environment = getattr(getattr(converter, "_metadata", None), "environment", None)
+    if environment is not None:
+        environment.modelType = ModelType.KERAS_MODEL
+    return converter
+
+
 def export_tflite(
     model: Any,
     out_dir: Path,
     *,
     precision: Precision = Precision.FP32,
     calibration_data: np.ndarray | CalibrationFeeds | None = None,
+    saved: KerasSavedModel | None = None,
 ) -> ExportResult:
     """Convert a Keras model to `.tflite` in `out_dir` and check that the file loads and runs.
 
@@ -84,6 +146,7 @@ def export_tflite(
         precision: one of `SUPPORTED[ExportFormat.TFLITE]`.
         calibration_data: float32 samples for full-int8 calibration (required for `int8`): an array, or for
             several inputs one array per input name; unused by `int4-weights`, which needs none.
+        saved: `model` as a SavedModel (`keras_saved_model`), so several precisions do not each write one.
 
     Returns:
         The artifact's `ExportResult`.
@@ -111,12 +174,12 @@ def export_tflite(
 
         return export_tflite_int4(model, out_dir)
     tf = import_tensorflow()
-    notes: list[str] = []
+    notes: list[str] = [] if saved is None else list(saved.notes)
     path = Path(out_dir) / artifact_filename(ExportFormat.TFLITE, precision)
     start = time.perf_counter()
     with captured(notes):
         try:
-            converter = tf.lite.TFLiteConverter.from_keras_model(model)
+            converter = _converter(tf, model, saved)
             _configure(converter, tf, precision, calibration_data)
             flatbuffer = converter.convert()
         except Exception as exc:

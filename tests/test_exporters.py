@@ -133,6 +133,24 @@ def test_onnx_int8_from_the_fp32_file_is_the_int8_of_a_fresh_conversion(model, m
     np.testing.assert_array_equal(outputs[0], outputs[1])
 
 
+@pytest.mark.parametrize("precision", [Precision.FP16, Precision.INT8])
+def test_tflite_from_one_saved_model_is_byte_identical(model, mnist, tmp_path: Path, precision: Precision) -> None:
+    """The export step converts every TFLite precision from one SavedModel of the model (`keras_saved_model`)
+    instead of the converter writing one per precision: the files must not change."""
+    from exporters.tflite_export import export_tflite, keras_saved_model
+    from toolkit.data.dataset import Dataset
+    from toolkit.model.spec import reference_spec
+
+    calibration = Dataset.from_mnist(mnist).calibration(reference_spec(), n=20)
+    fresh = export_tflite(model, tmp_path / "fresh", precision=precision, calibration_data=calibration)
+    with keras_saved_model(model) as saved:
+        assert saved is not None and saved.path.is_dir()
+        shared = export_tflite(model, tmp_path / "shared", precision=precision, calibration_data=calibration,
+                               saved=saved)  # fmt: skip
+    assert not saved.path.exists()  # the SavedModel goes with the block
+    assert shared.sha256 == fresh.sha256 and shared.path.read_bytes() == fresh.path.read_bytes()
+
+
 def test_atomic_path_never_leaves_a_partial_file(tmp_path: Path) -> None:
     final = tmp_path / "model.tflite"
     with pytest.raises(KeyboardInterrupt), atomic_path(final) as tmp:

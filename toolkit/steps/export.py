@@ -3,6 +3,7 @@ for an ONNX source), listed in manifest.json."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -137,7 +138,7 @@ def export_step(
     rest is made from that file (`toolkit.steps.tflite_source`).
     """
     from exporters.onnx_export import export_onnx, export_onnx_file
-    from exporters.tflite_export import export_tflite
+    from exporters.tflite_export import export_tflite, keras_saved_model
     from runtimes.keras_runner import load_keras_model
     from toolkit.run.documents import Calibration, ManifestDocument, TrainDocument, TrainingSummary
 
@@ -200,43 +201,46 @@ def export_step(
         previous.unlink()  # exports of an earlier model: none of them may be kept
     manifest = record(reference)
     onnx_fp32: Path | None = None  # written by this loop: onnx-int8 quantizes it instead of converting again
-    for fmt, precision in targets:
-        p.update(task, description=f"export: {artifact_name(fmt, precision)}")
-        if tflite_plan is not None:
-            result = tflite_source.export_target(
-                model_path,
-                out_dir,
-                (fmt, precision),
-                calibration=None if isinstance(calibration, dict) else calibration,  # one input: refused otherwise
-                signature=tflite_plan.signature,
-                int8_target=target,
-            )
-        elif onnx_source:
-            result = export_onnx_file(
-                model_path,
-                out_dir,
-                precision=precision,
-                input_name=spec.input.name,
-                calibration_data=calibration,  # several inputs: one array per input name
-                target=target,
-                spec=spec,
-            )
-        elif fmt is ExportFormat.TFLITE:
-            result = export_tflite(model, out_dir, precision=precision, calibration_data=calibration)
-        else:
-            result = export_onnx(
-                model,
-                out_dir,
-                precision=precision,
-                calibration_data=calibration,
-                target=target,
-                fp32_file=onnx_fp32 if precision is Precision.INT8 else None,
-            )
-            if precision is Precision.FP32:
-                onnx_fp32 = result.path
-        # The manifest grows artifact by artifact, so an interrupted export keeps what it finished.
-        manifest = record(artifact_entry(run_dir, result, spec))
-        p.advance(task)
+    # Several TFLite precisions convert from one SavedModel of the model instead of writing one each.
+    several_tflite = model is not None and sum(f is ExportFormat.TFLITE for f, _ in targets) > 1
+    with keras_saved_model(model) if several_tflite else contextlib.nullcontext() as saved:
+        for fmt, precision in targets:
+            p.update(task, description=f"export: {artifact_name(fmt, precision)}")
+            if tflite_plan is not None:
+                result = tflite_source.export_target(
+                    model_path,
+                    out_dir,
+                    (fmt, precision),
+                    calibration=None if isinstance(calibration, dict) else calibration,  # one input: refused otherwise
+                    signature=tflite_plan.signature,
+                    int8_target=target,
+                )
+            elif onnx_source:
+                result = export_onnx_file(
+                    model_path,
+                    out_dir,
+                    precision=precision,
+                    input_name=spec.input.name,
+                    calibration_data=calibration,  # several inputs: one array per input name
+                    target=target,
+                    spec=spec,
+                )
+            elif fmt is ExportFormat.TFLITE:
+                result = export_tflite(model, out_dir, precision=precision, calibration_data=calibration, saved=saved)
+            else:
+                result = export_onnx(
+                    model,
+                    out_dir,
+                    precision=precision,
+                    calibration_data=calibration,
+                    target=target,
+                    fp32_file=onnx_fp32 if precision is Precision.INT8 else None,
+                )
+                if precision is Precision.FP32:
+                    onnx_fp32 = result.path
+            # The manifest grows artifact by artifact, so an interrupted export keeps what it finished.
+            manifest = record(artifact_entry(run_dir, result, spec))
+            p.advance(task)
     p.update(task, description="export: done")
     return manifest
 
