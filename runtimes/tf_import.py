@@ -6,11 +6,18 @@ Every TensorFlow import in edgekit goes through here, inside the function that n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from runtimes.capture import native_output
+
+# Keras imports scikit-learn (and with it much of scipy) whenever it is installed, for its scikit-learn wrappers
+# alone: about 1 s of TensorFlow's import. The CLI never uses those wrappers and sets this; the Python API leaves
+# it off, since a notebook may use them in the same process.
+WITHOUT_SKLEARN_WRAPPERS = False
 
 TRAIN_EXTRA_HINT = "install the training extra: `pip install 'edgekit[train]'` (adds tensorflow-cpu, tf2onnx, onnx)"
 
@@ -24,13 +31,27 @@ def import_tensorflow() -> Any:
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     try:
-        with native_output():
+        with native_output(), _sklearn_hidden() if WITHOUT_SKLEARN_WRAPPERS else contextlib.nullcontext():
             import tensorflow as tf
     except ImportError as exc:
         from runtimes.errors import RuntimeUnavailableError
 
         raise RuntimeUnavailableError(f"TensorFlow is not installed; {TRAIN_EXTRA_HINT}.") from exc
     return tf
+
+
+@contextlib.contextmanager
+def _sklearn_hidden() -> Iterator[None]:
+    """scikit-learn reads as not installed inside the block (Keras then skips it); a later `import sklearn` works."""
+    if "sklearn" in sys.modules:
+        yield
+        return
+    sys.modules["sklearn"] = None  # type: ignore[assignment]  # None: import raises ImportError
+    try:
+        yield
+    finally:
+        if sys.modules.get("sklearn", "") is None:
+            del sys.modules["sklearn"]
 
 
 def import_keras() -> Any:

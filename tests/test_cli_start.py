@@ -136,3 +136,34 @@ def test_predicts_plain_table_looks_like_richs() -> None:
     ours = box_table("Predictions by tflite-int8", header, rows, caption="ai_edge_litert; preprocessing on")
     rich_lines = [line.rstrip() for line in console.export_text().splitlines()]
     assert [line.rstrip() for line in ours.splitlines()] == rich_lines
+
+
+def test_the_cli_imports_tensorflow_without_scikit_learn(tmp_path: Path) -> None:
+    """Keras imports scikit-learn for its wrappers alone (~1 s); the CLI hides it while TensorFlow loads, and a
+    later `import sklearn` (a user's --custom-objects file may do one) still works."""
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("sklearn")
+    code = (
+        "import sys\n"
+        "from runtimes import tf_import\n"
+        "tf_import.WITHOUT_SKLEARN_WRAPPERS = True  # as toolkit.cli.main sets it\n"
+        "keras = tf_import.import_keras()\n"
+        "assert 'sklearn' not in sys.modules, 'sklearn was imported'\n"
+        "layer = keras.layers.Dense(2)\n"
+        "assert tuple(layer(keras.ops.ones((1, 3))).shape) == (1, 2)\n"
+        "import sklearn.base\n"
+        "print('OK', sklearn.__version__)\n"
+    )
+    proc = _run([sys.executable, "-c", code], cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert "OK" in proc.stdout
+    cli = (
+        "import sys\n"
+        "sys.argv = ['edgekit', '--help']\n"
+        "from toolkit.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "from runtimes import tf_import\n"
+        "print('FLAG', tf_import.WITHOUT_SKLEARN_WRAPPERS, file=sys.stderr)\n"
+    )
+    proc = _run([sys.executable, "-c", cli], cwd=REPO)
+    assert "FLAG True" in proc.stderr, proc.stderr  # the CLI turns it on

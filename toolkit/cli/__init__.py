@@ -32,8 +32,10 @@ def main() -> None:
         code = try_predict(argv[1:])
         if code is not None:
             sys.exit(code)
+    from runtimes import tf_import
     from toolkit.cli.typer_app import main as typer_main
 
+    tf_import.WITHOUT_SKLEARN_WRAPPERS = True  # ~1 s of TensorFlow's import, for wrappers the CLI never uses
     typer_main()
 
 
