@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from exporters.base import ExportResult
     from exporters.int8_recipe import Int8Target
+    from exporters.tflite_export import KerasSavedModel
     from runtimes.spec import ModelSpec
     from toolkit.run.documents import ArtifactEntry, ManifestDocument
 
@@ -137,8 +138,8 @@ def export_step(
     targets are refused (`NO_TFLITE_FROM_ONNX`). A TFLite source's reference is its tflite-fp32 artifact; the
     rest is made from that file (`toolkit.steps.tflite_source`).
     """
-    from exporters.onnx_export import export_onnx, export_onnx_file
-    from exporters.tflite_export import export_tflite, keras_saved_model
+    from exporters.onnx_export import export_onnx_file
+    from exporters.tflite_export import keras_saved_model
     from runtimes.keras_runner import load_keras_model
     from toolkit.run.documents import Calibration, ManifestDocument, TrainDocument, TrainingSummary
 
@@ -225,24 +226,38 @@ def export_step(
                     target=target,
                     spec=spec,
                 )
-            elif fmt is ExportFormat.TFLITE:
-                result = export_tflite(model, out_dir, precision=precision, calibration_data=calibration, saved=saved)
             else:
-                result = export_onnx(
-                    model,
-                    out_dir,
-                    precision=precision,
-                    calibration_data=calibration,
-                    target=target,
-                    fp32_file=onnx_fp32 if precision is Precision.INT8 else None,
-                )
-                if precision is Precision.FP32:
+                result = _export_keras(model, out_dir, (fmt, precision), calibration, target, saved, onnx_fp32)
+                if (fmt, precision) == (ExportFormat.ONNX, Precision.FP32):
                     onnx_fp32 = result.path
             # The manifest grows artifact by artifact, so an interrupted export keeps what it finished.
             manifest = record(artifact_entry(run_dir, result, spec))
             p.advance(task)
     p.update(task, description="export: done")
     return manifest
+
+
+def _export_keras(
+    model: Any,
+    out_dir: Path,
+    target: tuple[ExportFormat, Precision],
+    calibration: np.ndarray | dict[str, np.ndarray] | None,
+    int8_target: Int8Target,
+    saved: KerasSavedModel | None,
+    onnx_fp32: Path | None,
+) -> ExportResult:
+    """One target of a Keras model: TFLite from the step's one SavedModel of it (`saved`), onnx-int8 by quantizing
+    the onnx-fp32 file the step wrote (`onnx_fp32`) instead of converting the model again."""
+    from exporters.onnx_export import export_onnx
+    from exporters.tflite_export import export_tflite
+
+    fmt, precision = target
+    if fmt is ExportFormat.TFLITE:
+        return export_tflite(model, out_dir, precision=precision, calibration_data=calibration, saved=saved)
+    fp32 = onnx_fp32 if precision is Precision.INT8 else None
+    return export_onnx(
+        model, out_dir, precision=precision, calibration_data=calibration, target=int8_target, fp32_file=fp32
+    )
 
 
 def artifact_entry(run_dir: Path, result: ExportResult, spec: ModelSpec) -> ArtifactEntry:
