@@ -15,9 +15,10 @@ from typing import Any
 from runtimes.capture import native_output
 
 # Keras imports scikit-learn (and with it much of scipy) whenever it is installed, for its scikit-learn wrappers
-# alone: about 1 s of TensorFlow's import. The CLI never uses those wrappers and sets this; the Python API leaves
-# it off, since a notebook may use them in the same process.
-WITHOUT_SKLEARN_WRAPPERS = False
+# alone: about 1 s of TensorFlow's import. The CLI never uses those wrappers and sets this variable to "1", which
+# its worker processes (bench's Keras workers) inherit; the Python API leaves it unset, since a notebook may use
+# them in the same process.
+WITHOUT_SKLEARN_WRAPPERS = "EDGEKIT_KERAS_WITHOUT_SKLEARN"
 
 TRAIN_EXTRA_HINT = "install the training extra: `pip install 'edgekit[train]'` (adds tensorflow-cpu, tf2onnx, onnx)"
 
@@ -31,7 +32,10 @@ def import_tensorflow() -> Any:
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     try:
-        with native_output(), _sklearn_hidden() if WITHOUT_SKLEARN_WRAPPERS else contextlib.nullcontext():
+        with (
+            native_output(),
+            _sklearn_hidden() if os.environ.get(WITHOUT_SKLEARN_WRAPPERS) == "1" else contextlib.nullcontext(),
+        ):
             import tensorflow as tf
     except ImportError as exc:
         from runtimes.errors import RuntimeUnavailableError

@@ -15,6 +15,7 @@ imports stay light (no TensorFlow, no matplotlib) so `--help` and `predict` star
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from typing import Any
 
@@ -35,7 +36,8 @@ def main() -> None:
     from runtimes import tf_import
     from toolkit.cli.typer_app import main as typer_main
 
-    tf_import.WITHOUT_SKLEARN_WRAPPERS = True  # ~1 s of TensorFlow's import, for wrappers the CLI never uses
+    # ~1 s of TensorFlow's import, for wrappers the CLI never uses; its bench workers inherit the variable.
+    os.environ.setdefault(tf_import.WITHOUT_SKLEARN_WRAPPERS, "1")
     typer_main()
 
 
