@@ -36,7 +36,7 @@ def _runs(runs: object) -> str:
 
 
 def stop_text(r: BenchRow, method: BenchMethod) -> str:
-    """Why the row's timing stopped, in words: "median known to ±2 % after 1,193 runs", "time cap 5 s before
+    """Why the row's timing stopped, in words: "median known to ±2 % after 1,193 runs", "time cap 2 s before
     ±2 % (1,940 runs, noisy)", "fixed floor: 1,024 runs and 2 s", "dominated after 791 runs by onnx-int8
     b1×1t", … plus why it was measured on after the first pass. "–" when bench.json does not say (an older file)."""
     precision = _pct(num(r.p50_precision) or num(method.precision) or DEFAULT_PRECISION)
