@@ -27,6 +27,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -61,6 +62,15 @@ class Case:
     @property
     def same_pick(self) -> bool:
         return self.adaptive_pick == self.fixed_pick
+
+    @property
+    def same_artifact(self) -> bool:
+        """The same artifact and runtime, whatever the thread count (the pick's part a deployment ships)."""
+        return _artifact(self.adaptive_pick) == _artifact(self.fixed_pick)
+
+
+def _artifact(pick: str | None) -> str | None:
+    return None if pick is None else pick.rsplit(" b", 1)[0]
 
 
 def edgekit(*args: str) -> float:
@@ -142,20 +152,28 @@ def user_model_runs(out: Path) -> dict[str, tuple[Path, float]]:
     return runs
 
 
+def _case(data: dict[str, Any]) -> Case:
+    rows = {
+        k: [RowCheck(**{**r, "fixed_ci_ms": tuple(r["fixed_ci_ms"]) if r["fixed_ci_ms"] else None}) for r in data[k]]
+        for k in ("rows", "control_rows")
+    }
+    return Case(**{**data, **rows})
+
+
 def markdown(cases: list[Case]) -> str:
     lines = [
         "# Adaptive and fixed benchmark methods, side by side",
         "",
-        "| case | pipeline s (adaptive) | bench s adaptive | bench s fixed | adaptive pick | fixed pick | same | "
-        "adaptive p50 inside fixed CI |",
-        "| --- | ---: | ---: | ---: | --- | --- | --- | ---: |",
+        "| case | pipeline s (adaptive) | bench s adaptive | bench s fixed | adaptive pick | fixed pick | "
+        "same artifact | same threads | adaptive p50 inside fixed CI |",
+        "| --- | ---: | ---: | ---: | --- | --- | --- | --- | ---: |",
     ]
     for c in cases:
         inside = sum(r.inside for r in c.rows)
         pipeline = f"{c.pipeline_s:.1f}" if c.pipeline_s is not None else "–"
         lines.append(
             f"| {c.name} | {pipeline} | {c.adaptive_s:.1f} | {c.fixed_s:.1f} | {c.adaptive_pick} | {c.fixed_pick} | "
-            f"{'yes' if c.same_pick else 'NO'} | {inside}/{len(c.rows)} |"
+            f"{'yes' if c.same_artifact else 'NO'} | {'yes' if c.same_pick else 'no'} | {inside}/{len(c.rows)} |"
         )
     for c in cases:
         lines += ["", f"## {c.name}", ""]
@@ -190,8 +208,14 @@ def main() -> int:
     parser.add_argument("--reference", type=Path, help="a finished reference pipeline run directory")
     parser.add_argument("--user-models", action="store_true", help="also the five test user models")
     parser.add_argument("--control", action="store_true", help="run the fixed method twice on the reference")
+    parser.add_argument("--render", action="store_true", help="only write summary.md again from summary.json")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.render:
+        cases = [_case(c) for c in json.loads((args.out / "summary.json").read_text())]
+        (args.out / "summary.md").write_text(markdown(cases))
+        print(markdown(cases))
+        return 0
     cases = []
     if args.reference:
         case = Case("reference")
