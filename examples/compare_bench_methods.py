@@ -130,20 +130,10 @@ def measure(case: Case, run: Path, out: Path, control: bool) -> None:
 
 def user_model_runs(out: Path) -> dict[str, tuple[Path, float]]:
     """Build the test user models, run each through the pipeline at default settings; (run, wall s) by name."""
-    from tests import user_models as U
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from measure_user_models import build  # the same five models and data as the own-model measurements
 
-    inputs = out / "inputs"
-    inputs.mkdir(parents=True, exist_ok=True)
-    data = U.rgb_digits(inputs / "tinted.npz")
-    files = {"rgb": (U.rgb_cnn(inputs / "rgb_cnn.keras", data), data)}
-    data = U.digit_vectors(inputs / "pooled.npz")
-    files["mlp"] = (U.mlp(inputs / "mlp.keras", data), data)
-    data = U.grey_digits(inputs / "grey.npz")
-    files["logits"] = (U.logits_cnn(inputs / "grey_logits.keras", data), data)
-    data = U.ink_targets(inputs / "ink.npz")
-    files["regression"] = (U.regressor(inputs / "ink_reg.keras", data), data)
-    folder = U.digit_folder(inputs / "shapes")
-    files["folder"] = (U.folder_cnn(inputs / "folder_cnn.keras", folder), folder)
+    files = build(out / "inputs")
     runs = {}
     for name, (model, data_path) in files.items():
         runs_dir = out / "pipelines" / name

@@ -259,28 +259,19 @@ def _passed(run: A.Run) -> set[tuple[str, str]] | None:
 
 def _adaptive(
     jobs: list[_Job],
+    first: list[list[BenchRow]],
     inputs: Path,
     settings: BenchSettings,
     context: _Context,
     passed: set[tuple[str, str]] | None,
     p: Progress,
     task: int,
-    early: EarlyStart | None,
 ) -> list[BenchRow]:
-    """First pass over every job, then up to three rounds measuring on the rows that could change a decision."""
+    """After the first pass over every job (`first`, its rows per job), up to three rounds measuring on the rows
+    that could change a decision."""
     total = len(jobs) + (1 if settings.measure_peak else 0)
     from toolkit.steps.bench_focus import decide
 
-    first = _measure(
-        [(j, list(settings.batch_sizes)) for j in jobs],
-        inputs,
-        settings,
-        _Pass.first(settings),
-        context,
-        p,
-        task,
-        early,
-    )
     # One entry per row: (job index, row), in job order; `full` marks rows measured on after the first pass.
     rows = [(k, row) for k, job_rows in enumerate(first) for row in job_rows]
     full: dict[int, str] = {}
@@ -461,20 +452,12 @@ def bench_step(
             dataset = run_dataset(run_dir, data, spec=spec) if spec.is_single else None
             inputs = _inputs(Path(tmp), dataset, spec, max(settings.batch_sizes))
             early = None
+        batches = list(settings.batch_sizes)
+        first = _measure([(j, batches) for j in jobs], inputs, settings, _Pass.first(settings), context, p, task, early)
         if settings.stopping == "fixed":
-            measured = _measure(
-                [(j, list(settings.batch_sizes)) for j in jobs],
-                inputs,
-                settings,
-                _Pass.first(settings),
-                context,
-                p,
-                task,
-                early,
-            )
-            rows = [row for job_rows in measured for row in job_rows]
+            rows = [row for job_rows in first for row in job_rows]
         else:
-            rows = _adaptive(jobs, inputs, settings, context, _passed(run), p, task, early)
+            rows = _adaptive(jobs, first, inputs, settings, context, _passed(run), p, task)
     p.update(task, description="bench: done")
     environment = capture_environment()
     environment["peak_gflops"] = {str(t): v for t, v in peak.items()}
