@@ -321,40 +321,23 @@ class StartedWorker:
 
 
 def start_worker(
-    model_path: Path | str,
-    inputs_path: Path | str,
-    *,
-    threads: int | None,
-    batch_sizes: Sequence[int],
-    warmup_runs: int,
-    warmup_seconds: float,
-    min_runs: int,
-    min_seconds: float,
-    max_seconds: float | None,
-    method: str = "fixed",
-    precision: float = 0.02,
+    model_path: Path | str, inputs_path: Path | str, *, threads: int | None, batch_sizes: Sequence[int], **timing: Any
 ) -> StartedWorker:
     """Start a worker that loads the model now and times it when `go()` is called (see `run_worker`).
+
+    Args:
+        model_path: model file.
+        inputs_path: the inputs file the worker times on.
+        threads: runtime threads, or None for the runtime's default.
+        batch_sizes: batch sizes to time, in order.
+        **timing: the rest of `worker_command`'s keyword arguments (warm-up, floors, cap, method, precision).
 
     Raises:
         ValueError: an argument out of range.
         BenchmarkError: the process could not start.
     """
-    _check_arguments(batch_sizes, threads, 600, None)
-    cmd = worker_command(
-        model_path,
-        inputs_path,
-        threads=threads,
-        batch_sizes=batch_sizes,
-        warmup_runs=warmup_runs,
-        warmup_seconds=warmup_seconds,
-        min_runs=min_runs,
-        min_seconds=min_seconds,
-        max_seconds=max_seconds,
-        method=method,
-        precision=precision,
-        wait=True,
-    )
+    _check_arguments(batch_sizes, threads, 1, None)
+    cmd = worker_command(model_path, inputs_path, threads=threads, batch_sizes=batch_sizes, wait=True, **timing)
     return StartedWorker(cmd, _what(model_path, threads))
 
 

@@ -30,7 +30,7 @@ from typing import Literal
 
 import numpy as np
 
-from benchmarks.stats import DRIFT_LIMIT, block_medians, noise_check, percentiles, quantile_ci, quantile_ci_ranks
+from benchmarks.stats import DRIFT_LIMIT, block_medians, noise_check, percentiles, quantile_ci
 from runtimes.base import Runner
 
 _NS_PER_S = 1_000_000_000
@@ -109,16 +109,13 @@ def median_known(durations: list[int], precision: float) -> bool:
     Returns:
         True when the adaptive rule may stop.
     """
-    n = len(durations)
-    lower, upper = quantile_ci_ranks(n, 0.5, 0.95)
-    if lower is None or upper is None:
-        return False
     data = np.asarray(durations, dtype=np.float64)
     ordered = np.sort(data)
+    low, high = quantile_ci(ordered, 0.5, 0.95)
     median = float(np.median(ordered))
-    if median <= 0:
+    if low is None or high is None or median <= 0:
         return False
-    if max(median - ordered[lower - 1], ordered[upper - 1] - median) > precision * median:
+    if max(median - low, high - median) > precision * median:
         return False
     medians = block_medians(data)
     return not (medians.size and float(medians.max() - medians.min()) > DRIFT_LIMIT * median)

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
         Environment,
         ManifestDocument,
         ParityDocument,
-        ParityRow,
         VerifyDocument,
     )
 
@@ -116,14 +115,7 @@ def recommend(
     """
     if parity is None or bench is None:
         return None
-    # Keyed by artifact and runtime: a row from another runtime (TFLM's run of tflite-int8, from `edgekit mcu`)
-    # says nothing about the runtime the benchmark measured.
-    # A model with several outputs has one row per output: the artifact passed when every one of them did.
-    failed = {(r.artifact, r.runtime) for r in parity.results if not r.passed}
-    passed: dict[tuple[str, str], ParityRow] = {}
-    for r in parity.results:
-        if (r.artifact, r.runtime) not in failed:
-            passed.setdefault((r.artifact, r.runtime), r)
+    passed = parity.passing()
     rows = [r for r in bench_rows(bench) if (r.artifact, r.runtime) in passed]
     candidates = [r for r in rows if r.batch_size == 1] or rows
     if not candidates:

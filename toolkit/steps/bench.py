@@ -251,10 +251,7 @@ def _passed(run: A.Run) -> set[tuple[str, str]] | None:
     from toolkit.run.documents import ParityDocument
 
     parity = run.find(ParityDocument)
-    if parity is None:
-        return None
-    failed = {(r.artifact, r.runtime) for r in parity.results if not r.passed}
-    return {(r.artifact, r.runtime) for r in parity.results} - failed
+    return None if parity is None else set(parity.passing())
 
 
 def _adaptive(

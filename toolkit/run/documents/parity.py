@@ -149,3 +149,17 @@ class ParityDocument(Document):
         default=None, description="--cpu: the same exports under emulated CPU classes."
     )
     passed: bool
+
+    def passing(self) -> dict[tuple[str, str], ParityRow]:
+        """The first row of each (artifact, runtime) whose every row passed.
+
+        Keyed by runtime too: a row from another runtime (TFLM's run of tflite-int8, from `edgekit mcu`) says
+        nothing about the runtime a benchmark measured. A model with several outputs has one row per output: the
+        artifact passed when every one of them did.
+        """
+        failed = {(r.artifact, r.runtime) for r in self.results if not r.passed}
+        passing: dict[tuple[str, str], ParityRow] = {}
+        for r in self.results:
+            if (r.artifact, r.runtime) not in failed:
+                passing.setdefault((r.artifact, r.runtime), r)
+        return passing
