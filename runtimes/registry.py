@@ -15,6 +15,7 @@ RUNNERS: dict[str, str] = {
     ".tflite": "runtimes.tflite_runner:TFLiteRunner",
     ".onnx": "runtimes.ort_runner:OnnxRuntimeRunner",
     ".keras": "runtimes.keras_runner:KerasRunner",
+    ".xml": "runtimes.openvino_runner:OpenVINORunner",
 }
 
 

@@ -1,0 +1,199 @@
+"""OpenVINO runner (CPU plugin) for OpenVINO IR: a `.xml` graph with its `.bin` weights beside it."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from runtimes.base import Runner
+from runtimes.capture import native_output
+from runtimes.errors import ModelLoadError, RuntimeUnavailableError, one_line
+from runtimes.spec import ModelSpec, TensorSpec
+
+PERFORMANCE_HINTS: tuple[str, ...] = ("LATENCY", "THROUGHPUT")
+# The CPU plugin's own default is the fastest precision the CPU has: bf16 on AVX512-BF16/AMX Xeons, f16 on some
+# Arm cores, f32 elsewhere. An fp32 file would then compute in bf16 on one machine and in f32 on another (measured:
+# |Δp| 3e-4 against ONNX Runtime on an AMX Xeon, 30x the fp32 parity limit), so f32 is edgekit's default and the
+# lower precisions are opt-in; "default" leaves the choice to the plugin.
+INFERENCE_PRECISIONS: tuple[str, ...] = ("f32", "bf16", "f16", "default")
+# OpenVINO element type names (`Type.get_type_name()`) -> numpy dtype names edgekit's specs use.
+_OV_TYPES = {
+    "f32": "float32",
+    "f16": "float16",
+    "i64": "int64",
+    "i32": "int32",
+    "i8": "int8",
+    "u8": "uint8",
+}
+INSTALL_HINT = "install it with `pip install openvino`"
+
+
+def _tensor(port: Any) -> TensorSpec:
+    """An OpenVINO model port as a TensorSpec (its first name, shape with None for dynamic axes, dtype)."""
+    names = sorted(port.get_names())
+    dims = tuple(int(d.get_length()) if d.is_static else None for d in port.get_partial_shape())
+    kind = port.get_element_type().get_type_name()
+    return TensorSpec(names[0] if names else f"port{port.get_index()}", dims, _OV_TYPES.get(kind, kind))
+
+
+class OpenVINORunner(Runner):
+    """Runs an OpenVINO IR model (`.xml` + `.bin`) with OpenVINO's CPU plugin.
+
+    Args:
+        model_path: the `.xml` file; its weights are the `.bin` of the same name beside it.
+        num_threads: INFERENCE_NUM_THREADS (None: OpenVINO's default, every core).
+        performance_hint: `LATENCY` (default: one request as fast as it goes) or `THROUGHPUT`.
+        num_streams: parallel inference streams (default 1: one request at a time, as the harness runs it).
+        inference_precision: INFERENCE_PRECISION_HINT, one of `INFERENCE_PRECISIONS` (default `f32`: an fp32 or
+            fp16-compressed file computes in float32 on every CPU; see there).
+        spec: the expected model spec (see `Runner`).
+    """
+
+    name: ClassVar[str] = "openvino"
+    suffixes: ClassVar[tuple[str, ...]] = (".xml",)
+
+    def __init__(
+        self,
+        model_path: Any,
+        *,
+        num_threads: int | None = None,
+        performance_hint: str = "LATENCY",
+        num_streams: int = 1,
+        inference_precision: str = "f32",
+        spec: ModelSpec | None = None,
+    ) -> None:
+        super().__init__(model_path, num_threads=num_threads, spec=spec)
+        hint = str(performance_hint).upper()
+        if hint not in PERFORMANCE_HINTS:
+            raise ModelLoadError(
+                f"performance hint {performance_hint!r} is unknown; choose one of {', '.join(PERFORMANCE_HINTS)}."
+            )
+        if num_streams < 1:
+            raise ModelLoadError(f"num_streams must be 1 or more, got {num_streams}.")
+        if inference_precision not in INFERENCE_PRECISIONS:
+            raise ModelLoadError(
+                f"inference precision {inference_precision!r} is unknown; "
+                f"choose one of {', '.join(INFERENCE_PRECISIONS)}."
+            )
+        self.performance_hint = hint
+        self.inference_precision = inference_precision
+        self.num_streams = num_streams
+        self._compiled: Any = None
+        self._request: Any = None
+        self._inputs: tuple[TensorSpec, ...] = ()
+        self._outputs: tuple[TensorSpec, ...] = ()
+        # Cached for _run: the request's bound methods, and the array whose memory the input tensor shares.
+        self._infer: Any = None
+        self._output_tensor: Any = None
+        self._set_input: Any = None
+        self._make_tensor: Any = None
+        self._fed: np.ndarray | None = None
+
+    @classmethod
+    def runtime_version(cls) -> str | None:
+        from importlib import metadata
+
+        try:
+            return f"openvino {metadata.version('openvino')}"
+        except metadata.PackageNotFoundError:
+            return None
+
+    def _activate(self) -> None:
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise RuntimeUnavailableError(f"OpenVINO is not installed; {INSTALL_HINT}.") from exc
+        weights = self.model_path.with_suffix(".bin")
+        if not weights.is_file():
+            raise ModelLoadError(
+                f"{self.model_path} has no weights file {weights.name} beside it; copy the .bin with the .xml "
+                "(or re-export it)."
+            )
+        with open(self.model_path, "rb") as fh:
+            head = fh.read(64).lstrip()
+        if not head.startswith(b"<"):
+            raise ModelLoadError(f"{self.model_path} is not an OpenVINO IR file (not XML); re-export it.")
+        config: dict[str, Any] = {
+            "PERFORMANCE_HINT": self.performance_hint,
+            "NUM_STREAMS": str(self.num_streams),
+        }
+        if self.num_threads is not None:
+            config["INFERENCE_NUM_THREADS"] = self.num_threads
+        if self.inference_precision != "default":
+            config["INFERENCE_PRECISION_HINT"] = self.inference_precision
+        try:
+            # The CPU plugin writes its warnings to fd 2 from C++; keep them for the error message only.
+            with native_output() as native:
+                core = ov.Core()
+                model = core.read_model(str(self.model_path), str(weights))
+                self._compiled = core.compile_model(model, "CPU", config)
+                self._request = self._compiled.create_infer_request()
+        except Exception as exc:  # OpenVINO raises RuntimeError and its own GeneralFailure classes
+            detail = native.last_line()
+            raise ModelLoadError(
+                f"{self.model_path} could not be loaded as an OpenVINO IR model: {_first_error(exc)}"
+                + (f" ({detail})" if detail else "")
+                + "; re-export it."
+            ) from exc
+        self._inputs = tuple(_tensor(p) for p in self._compiled.inputs)
+        self._outputs = tuple(_tensor(p) for p in self._compiled.outputs)
+        self._infer = self._request.infer
+        self._set_input = self._request.set_input_tensor
+        self._output_tensor = self._request.get_output_tensor
+        self._make_tensor = ov.Tensor
+        self._fed = None
+
+    def _deactivate(self) -> None:
+        self._compiled = self._request = self._infer = self._set_input = self._output_tensor = None
+        self._fed = None
+
+    def _input_spec(self) -> TensorSpec:
+        return self._inputs[0]
+
+    def _output_spec(self) -> TensorSpec:
+        return self._outputs[0]
+
+    def _input_specs(self) -> tuple[TensorSpec, ...]:
+        return self._inputs
+
+    def _output_specs(self) -> tuple[TensorSpec, ...]:
+        return self._outputs
+
+    def _run_all(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            self._fed = None  # the single-input fast path must set its tensor again
+            result = self._request.infer({name: feeds[name] for name in feeds}, share_inputs=False)
+        except Exception as exc:  # OpenVINO's own exception classes: a model that loads but does not run
+            raise ModelLoadError(
+                f"{self.model_path} could not be run as an OpenVINO model: {_first_error(exc)}; re-export it."
+            ) from exc
+        out: dict[str, np.ndarray] = {}
+        for port, spec in zip(self._compiled.outputs, self._outputs):
+            out[spec.name] = np.array(result[port])
+        return out
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        # Hot path: the input tensor shares `x`'s memory and is set only when a new array comes in, so a timed
+        # call is the request's infer() and one copy of the small output. The copy matters: the output tensor's
+        # memory is the request's own and the next infer() overwrites it.
+        try:
+            if x is not self._fed:
+                self._set_input(self._make_tensor(x, shared_memory=True))
+                self._fed = x  # also keeps the shared memory alive
+            self._infer()
+            out: np.ndarray = self._output_tensor(0).data.copy()
+        except Exception as exc:  # OpenVINO's own exception classes: a model that loads but does not run
+            self._fed = None
+            raise ModelLoadError(
+                f"{self.model_path} could not be run as an OpenVINO model: {_first_error(exc)}; re-export it."
+            ) from exc
+        return out
+
+
+def _first_error(exc: BaseException) -> str:
+    """OpenVINO's messages are several lines of C++ context ("Exception from src/...cpp:123:"); the line that
+    names the problem is the last non-empty one that is not a source location."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith(("Exception from", "Check '", "[ GENERAL_ERROR ]"))]
+    return one_line((useful or lines or [type(exc).__name__])[-1])
