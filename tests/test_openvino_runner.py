@@ -1,0 +1,156 @@
+"""OpenVINO IR from the small run's ONNX fp32 file: the export, the runner against ONNX Runtime, and the refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install 'edgekit[openvino]')")
+
+from exporters.base import Precision
+from exporters.errors import ExportError, UnsupportedPrecisionError
+from exporters.openvino_export import OpenVINOExport, export_openvino
+from runtimes import InputSpecError, ModelLoadError, make_runner
+from runtimes.openvino_runner import OpenVINORunner
+from toolkit.data.mnist import to_model_input
+from toolkit.tolerances import PARITY_TOLERANCES
+
+IMAGES = 200
+
+
+def onnx_fp32(run: Path) -> Path:
+    manifest = json.loads((run / "manifest.json").read_text())
+    return run / next(a["path"] for a in manifest["artifacts"] if a["name"] == "onnx-fp32")
+
+
+@pytest.fixture(scope="module")
+def images(mnist) -> np.ndarray:
+    return to_model_input(mnist.x_test[:IMAGES])
+
+
+@pytest.fixture(scope="module")
+def irs(small_run: Path, images: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> dict[str, OpenVINOExport]:
+    out = tmp_path_factory.mktemp("openvino")
+    return {p: export_openvino(onnx_fp32(small_run), out, precision=p, sample=images[:4]) for p in ("fp32", "fp16")}
+
+
+@pytest.fixture(scope="module")
+def ort_probs(small_run: Path, images: np.ndarray) -> np.ndarray:
+    with make_runner(onnx_fp32(small_run), num_threads=1) as runner:
+        return runner.infer(images)
+
+
+def margins(probs: np.ndarray) -> np.ndarray:
+    """Each image's gap between its two highest scores: a change smaller than half of it cannot flip the answer."""
+    top2 = np.sort(probs, axis=1)[:, -2:]
+    return top2[:, 1] - top2[:, 0]
+
+
+def test_export_writes_the_pair_and_fp16_halves_the_weights(irs: dict[str, OpenVINOExport]) -> None:
+    fp32, fp16 = irs["fp32"], irs["fp16"]
+    for result in (fp32, fp16):
+        assert result.path.suffix == ".xml" and result.weights == result.path.with_suffix(".bin")
+        assert result.size_bytes == result.path.stat().st_size + result.weights.stat().st_size
+        assert result.input_spec.shape == (None, 28, 28, 1) and result.output_spec.shape == (None, 10)
+    assert {p.name for p in fp32.path.parent.iterdir()} == {
+        "model_fp32.xml",
+        "model_fp32.bin",
+        "model_fp16.xml",
+        "model_fp16.bin",
+    }
+    # fp16 stores 2 bytes per weight instead of 4; the .bin is nearly all weights.
+    assert fp16.weights.stat().st_size <= 0.51 * fp32.weights.stat().st_size
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_ir_agrees_with_onnx_runtime(
+    irs: dict[str, OpenVINOExport], images: np.ndarray, ort_probs: np.ndarray, precision: str
+) -> None:
+    # The limits are edgekit's parity limits for the precision (fp16: the error of fp16 weights through this CNN);
+    # an answer may differ only on an image whose top-2 gap is within twice that limit.
+    limit = PARITY_TOLERANCES[precision].max_abs_diff
+    assert limit is not None
+    with OpenVINORunner(irs[precision].path, num_threads=1) as runner:
+        assert runner.backend() == "openvino"
+        probs = np.concatenate([runner.infer(images[i : i + 50]) for i in range(0, len(images), 50)])
+    assert probs.shape == ort_probs.shape and probs.dtype == np.float32
+    assert float(np.abs(probs - ort_probs).max()) <= limit
+    flipped = probs.argmax(1) != ort_probs.argmax(1)
+    assert np.all(margins(ort_probs)[flipped] <= 2 * limit)
+
+
+def test_run_native_reads_each_new_array_and_copies_the_output(irs: dict[str, OpenVINOExport], images) -> None:
+    # The input tensor shares the array's memory and the output tensor is the request's own: a second array
+    # must be fed, and an earlier result must survive the next call.
+    with OpenVINORunner(irs["fp32"].path, num_threads=1) as runner:
+        first = runner.run_native(runner.to_native(images[:1]))
+        kept = first.copy()
+        second = runner.run_native(runner.to_native(images[1:2]))
+        again = runner.run_native(runner.to_native(images[:1]))
+    np.testing.assert_array_equal(first, kept)
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(again, kept)
+
+
+def test_throughput_hint_and_streams_give_the_same_answers(irs: dict[str, OpenVINOExport], images) -> None:
+    with OpenVINORunner(irs["fp32"].path, num_threads=1) as latency:
+        expected = latency.infer(images[:32])
+    with OpenVINORunner(irs["fp32"].path, performance_hint="throughput", num_streams=2) as throughput:
+        got = throughput.infer(images[:32])
+    np.testing.assert_allclose(got, expected, atol=PARITY_TOLERANCES["fp32"].max_abs_diff)
+
+
+def test_missing_weights_are_one_line(irs: dict[str, OpenVINOExport], tmp_path: Path) -> None:
+    lone = tmp_path / "model_fp32.xml"
+    shutil.copy(irs["fp32"].path, lone)
+    with pytest.raises(ModelLoadError, match=r"has no weights file model_fp32\.bin beside it") as err:
+        make_runner(lone).activate()
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (b"not xml at all", r"is not an OpenVINO IR file \(not XML\)"),
+        (b'<?xml version="1.0"?>\n<net name="x" version="11"><layers><layer id="0"', r"could not be loaded as an"),
+    ],
+)
+def test_corrupt_xml_is_one_line(irs: dict[str, OpenVINOExport], tmp_path: Path, text: bytes, expected: str) -> None:
+    bad = tmp_path / "model.xml"
+    bad.write_bytes(text)
+    shutil.copy(irs["fp32"].weights, bad.with_suffix(".bin"))
+    with pytest.raises(ModelLoadError, match=expected) as err:
+        make_runner(bad).activate()
+    assert "\n" not in str(err.value)
+
+
+def test_wrong_image_size_is_one_line(irs: dict[str, OpenVINOExport]) -> None:
+    with OpenVINORunner(irs["fp32"].path) as runner, pytest.raises(InputSpecError) as err:
+        runner.infer(np.zeros((2, 32, 32, 1), np.float32))
+    assert str(err.value).startswith("input shape (2, 32, 32, 1) received; expected (N, 28, 28, 1)")
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_options_are_refused(irs: dict[str, OpenVINOExport]) -> None:
+    with pytest.raises(ModelLoadError, match="performance hint 'fastest' is unknown; choose one of LATENCY"):
+        OpenVINORunner(irs["fp32"].path, performance_hint="fastest")
+    with pytest.raises(ModelLoadError, match="inference precision 'f8' is unknown"):
+        OpenVINORunner(irs["fp32"].path, inference_precision="f8")
+
+
+def test_export_refusals_leave_nothing_behind(small_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedPrecisionError, match="OpenVINO IR export offers fp32, fp16, not 'int8'"):
+        export_openvino(onnx_fp32(small_run), tmp_path, precision=Precision.INT8)
+    with pytest.raises(ExportError, match="does not exist; export onnx-fp32 first"):
+        export_openvino(tmp_path / "missing.onnx", tmp_path)
+    damaged = tmp_path / "damaged.onnx"
+    damaged.write_bytes(onnx_fp32(small_run).read_bytes()[:5000])
+    out = tmp_path / "out"
+    with pytest.raises(ExportError, match=r"OpenVINO fp32 export of damaged\.onnx failed: ") as err:
+        export_openvino(damaged, out)
+    assert "\n" not in str(err.value)
+    assert list(out.iterdir()) == []
