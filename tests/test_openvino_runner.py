@@ -15,7 +15,7 @@ from exporters.base import Precision
 from exporters.errors import ExportError, UnsupportedPrecisionError
 from exporters.openvino_export import OpenVINOExport, export_openvino
 from runtimes import InputSpecError, ModelLoadError, make_runner
-from runtimes.openvino_runner import OpenVINORunner
+from runtimes.openvino_runner import STATIC_SHAPES, OpenVINORunner
 from toolkit.data.mnist import to_model_input
 from toolkit.tolerances import PARITY_TOLERANCES
 
@@ -94,6 +94,20 @@ def test_run_native_reads_each_new_array_and_copies_the_output(irs: dict[str, Op
     np.testing.assert_array_equal(first, kept)
     assert not np.array_equal(first, second)
     np.testing.assert_array_equal(again, kept)
+
+
+def test_static_and_dynamic_shapes_give_the_same_answers(irs: dict[str, OpenVINOExport], images) -> None:
+    # More batch sizes than STATIC_SHAPES, alternating: the later ones run on the dynamic compilation.
+    sizes = [1, 7, 1, 32, 3, 5, 2, 7, 1]
+    assert len(set(sizes)) > STATIC_SHAPES
+    limit = PARITY_TOLERANCES["fp32"].max_abs_diff
+    with OpenVINORunner(irs["fp32"].path, num_threads=1, static_shapes=False) as dynamic:
+        expected = [dynamic.infer(images[:n]) for n in sizes]
+    with OpenVINORunner(irs["fp32"].path, num_threads=1) as static:
+        got = [static.infer(images[:n]) for n in sizes]
+    for n, want, have in zip(sizes, expected, got, strict=True):
+        assert have.shape == (n, 10)
+        np.testing.assert_allclose(have, want, atol=limit)
 
 
 def test_throughput_hint_and_streams_give_the_same_answers(irs: dict[str, OpenVINOExport], images) -> None:
