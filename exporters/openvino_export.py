@@ -14,6 +14,13 @@ at compile time) and computes the same outputs.
 
 fp16 stores the weights in fp16 (`compress_to_fp16`); the CPU plugin decompresses them and computes in the
 runner's inference precision (f32 by default), so it costs size, not compute.
+
+int8 is NNCF's post-training quantization (`nncf.quantize`, the `openvino-int8` extra) of the fp32 IR, calibrated
+on the images the other int8 artifacts use, with its overflow fix on every layer (7-bit weights): as for edgekit's
+portable ONNX int8 recipe (`exporters.int8_recipe`), no int16 pair sum can saturate on x86-64 without VNNI, so the
+file gives the same answers on every CPU class. NNCF's default fixes the first layer only. Measured on the small
+test run's CNN (1,000 MNIST test images against Keras, 84.9 % accurate): agreement 0.995 (every layer) and 0.997
+(first layer only), 0.62 MB against 2.39 MB for fp32.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +44,13 @@ from runtimes.errors import one_line
 from runtimes.files import ensure_dir, sha256_file
 from runtimes.spec import TensorSpec
 
-IR_PRECISIONS = (Precision.FP32, Precision.FP16)
+IR_PRECISIONS = (Precision.FP32, Precision.FP16, Precision.INT8)
+INT8_INSTALL = "pip install 'edgekit[openvino-int8]'"
+INT8_RECIPE: dict[str, Any] = {
+    "recipe": "nncf-ptq-overflow-fix",
+    "description": "NNCF post-training quantization: int8 weights and activations, 7-bit weights (overflow fix)",
+    "portable": True,
+}
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,7 @@ class OpenVINOExport:
     output_spec: TensorSpec
     seconds: float
     notes: tuple[str, ...] = field(default=())
+    quantization: dict[str, Any] | None = None  # int8: the recipe, for the manifest (as `exporters.int8_recipe`)
 
 
 def ir_filename(precision: Precision) -> str:
@@ -67,6 +82,7 @@ def export_openvino(
     *,
     precision: Precision | str = Precision.FP32,
     sample: np.ndarray | None = None,
+    calibration_data: np.ndarray | None = None,
 ) -> OpenVINOExport:
     """Convert an fp32 `.onnx` file to OpenVINO IR in `out_dir`, checked with the OpenVINO runner.
 
@@ -76,20 +92,25 @@ def export_openvino(
     Args:
         onnx_fp32: the run's fp32 ONNX file (`exports/model_fp32.onnx`, or the source `model.onnx`).
         out_dir: directory for the artifact (created if missing).
-        precision: `fp32`, or `fp16` (fp16 weights in the `.bin`, float32 inputs and outputs).
-        sample: float32 inputs the post-export check runs (the first 4); None: one random sample.
+        precision: `fp32`, `fp16` (fp16 weights in the `.bin`, float32 inputs and outputs) or `int8` (NNCF,
+            calibrated on `calibration_data`; float32 inputs and outputs).
+        sample: float32 inputs the post-export check runs (the first 4); None: the calibration data's, else one
+            random sample.
+        calibration_data: float32 images for int8 calibration (required for `int8`), in the model's input shape.
 
     Raises:
-        UnsupportedPrecisionError: a precision IR export does not offer.
-        ExportError: OpenVINO is missing, the ONNX file does not convert, or the IR does not load and run.
+        UnsupportedPrecisionError: a precision IR export does not offer, or int8 without calibration data.
+        ExportError: OpenVINO (or NNCF for int8) is missing, the ONNX file does not convert or quantize, or the IR
+            does not load and run.
     """
     offered = ", ".join(p.value for p in IR_PRECISIONS)
     asked = precision.value if isinstance(precision, Precision) else str(precision)
     if asked not in offered.split(", "):
-        raise UnsupportedPrecisionError(
-            f"OpenVINO IR export offers {offered}, not {asked!r}; int8 for OpenVINO is not built yet."
-        )
+        raise UnsupportedPrecisionError(f"OpenVINO IR export offers {offered}, not {asked!r}.")
     precision = Precision(asked)
+    cal = None if calibration_data is None else np.ascontiguousarray(calibration_data, dtype=np.float32)
+    if precision is Precision.INT8 and (cal is None or len(cal) == 0):
+        raise UnsupportedPrecisionError("OpenVINO int8 needs calibration images; pass calibration data.")
     source = Path(onnx_fp32)
     if not source.is_file():
         raise ExportError(f"ONNX file {source} does not exist; export onnx-fp32 first.")
@@ -108,10 +129,15 @@ def export_openvino(
         with captured(notes):
             try:
                 model = ov.Core().read_model(str(source))
+                if precision is Precision.INT8:
+                    assert cal is not None
+                    model = _quantize(model, cal)
                 ov.save_model(model, str(tmp), compress_to_fp16=precision is Precision.FP16)
+            except ExportError:
+                raise
             except Exception as exc:  # OpenVINO raises RuntimeError and its own frontend exception classes
                 raise ExportError(f"OpenVINO {precision.value} export of {source.name} failed: {_first(exc)}") from exc
-        specs = check_artifact(tmp, sample)
+        specs = check_artifact(tmp, sample if sample is not None else cal)
         _move_pair(tmp, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -128,6 +154,27 @@ def export_openvino(
         output_spec=specs[1],
         seconds=time.perf_counter() - start,
         notes=tuple(dict.fromkeys(notes)),
+        quantization=dict(INT8_RECIPE, calibration_images=len(cal))
+        if precision is Precision.INT8 and cal is not None
+        else None,
+    )
+
+
+def _quantize(model: object, calibration: np.ndarray) -> object:
+    """NNCF's int8 of an fp32 OpenVINO model, calibrated on every one of `calibration`'s samples, one at a time."""
+    try:
+        import nncf
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+    except ImportError:
+        raise ExportError(
+            f"OpenVINO int8 needs NNCF, which is not installed; install it with `{INT8_INSTALL}`."
+        ) from None
+    dataset = nncf.Dataset([calibration[i : i + 1] for i in range(len(calibration))])
+    return nncf.quantize(
+        model,
+        dataset,
+        subset_size=len(calibration),
+        advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE),
     )
 
 

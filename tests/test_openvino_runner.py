@@ -17,6 +17,7 @@ from exporters.openvino_export import OpenVINOExport, export_openvino
 from runtimes import InputSpecError, ModelLoadError, make_runner
 from runtimes.openvino_runner import STATIC_SHAPES, OpenVINORunner
 from toolkit.data.mnist import to_model_input
+from toolkit.steps.parity import within_noise
 from toolkit.tolerances import PARITY_TOLERANCES
 
 IMAGES = 200
@@ -42,6 +43,14 @@ def irs(small_run: Path, images: np.ndarray, tmp_path_factory: pytest.TempPathFa
 def ort_probs(small_run: Path, images: np.ndarray) -> np.ndarray:
     with make_runner(onnx_fp32(small_run), num_threads=1) as runner:
         return runner.infer(images)
+
+
+@pytest.fixture(scope="module")
+def int8_ir(small_run: Path, mnist, tmp_path_factory: pytest.TempPathFactory) -> OpenVINOExport:
+    pytest.importorskip("nncf", reason="NNCF is not installed (pip install 'edgekit[openvino-int8]')")
+    out = tmp_path_factory.mktemp("openvino-int8")
+    calibration = to_model_input(mnist.x_train[:200])  # training images, as the run's other int8 artifacts
+    return export_openvino(onnx_fp32(small_run), out, precision="int8", calibration_data=calibration)
 
 
 def margins(probs: np.ndarray) -> np.ndarray:
@@ -157,8 +166,8 @@ def test_unknown_options_are_refused(irs: dict[str, OpenVINOExport]) -> None:
 
 
 def test_export_refusals_leave_nothing_behind(small_run: Path, tmp_path: Path) -> None:
-    with pytest.raises(UnsupportedPrecisionError, match="OpenVINO IR export offers fp32, fp16, not 'int8'"):
-        export_openvino(onnx_fp32(small_run), tmp_path, precision=Precision.INT8)
+    with pytest.raises(UnsupportedPrecisionError, match="OpenVINO IR export offers fp32, fp16, int8, not 'int16x8'"):
+        export_openvino(onnx_fp32(small_run), tmp_path, precision=Precision.INT16X8)
     with pytest.raises(ExportError, match="does not exist; export onnx-fp32 first"):
         export_openvino(tmp_path / "missing.onnx", tmp_path)
     damaged = tmp_path / "damaged.onnx"
@@ -168,3 +177,35 @@ def test_export_refusals_leave_nothing_behind(small_run: Path, tmp_path: Path) -
         export_openvino(damaged, out)
     assert "\n" not in str(err.value)
     assert list(out.iterdir()) == []
+
+
+def test_int8_keeps_the_int8_floor_and_quarters_the_weights(
+    int8_ir: OpenVINOExport, irs: dict[str, OpenVINOExport], images: np.ndarray, ort_probs: np.ndarray, mnist
+) -> None:
+    # The floor edgekit's parity step applies to int8 artifacts, relative to the reference's own error rate.
+    labels = mnist.y_test[:IMAGES]
+    accuracy = float((ort_probs.argmax(1) == labels).mean())
+    floor = PARITY_TOLERANCES["int8"].for_model(accuracy)
+    assert floor.min_agreement is not None and floor.max_accuracy_drop is not None
+    with OpenVINORunner(int8_ir.path, num_threads=1) as runner:
+        probs = runner.infer(images)
+    disagreements = int((probs.argmax(1) != ort_probs.argmax(1)).sum())
+    assert within_noise(disagreements, IMAGES, floor.min_agreement), f"{disagreements} of {IMAGES} answers differ"
+    drop = accuracy - float((probs.argmax(1) == labels).mean())
+    # As the parity step judges it: within the floor, or within 2σ of the paired difference on a small set.
+    assert drop <= max(floor.max_accuracy_drop, 2 * np.sqrt(disagreements) / IMAGES)
+    # 1 byte per weight instead of 4, plus per-channel scales.
+    assert int8_ir.weights.stat().st_size <= 0.3 * irs["fp32"].weights.stat().st_size
+    assert int8_ir.quantization is not None and int8_ir.quantization["calibration_images"] == 200
+
+
+def test_int8_export_is_silent_and_needs_calibration(small_run: Path, mnist, tmp_path: Path, capfd) -> None:
+    pytest.importorskip("nncf", reason="NNCF is not installed (pip install 'edgekit[openvino-int8]')")
+    with pytest.raises(UnsupportedPrecisionError, match="OpenVINO int8 needs calibration images"):
+        export_openvino(onnx_fp32(small_run), tmp_path, precision="int8")
+    capfd.readouterr()
+    export_openvino(
+        onnx_fp32(small_run), tmp_path, precision="int8", calibration_data=to_model_input(mnist.x_train[:8])
+    )
+    printed = capfd.readouterr()
+    assert printed.out == "" and printed.err == ""
