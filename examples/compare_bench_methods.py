@@ -14,7 +14,8 @@ model of the own-model work (tests/user_models.py: RGB CNN, MLP, logits CNN, reg
 
 Writes OUT_DIR/summary.json and OUT_DIR/summary.md: per case, the wall time of each method, the
 recommendation of each (and whether they agree), and per row whether the adaptive p50 lies inside the fixed
-method's 95 % interval of p50, with the relative difference; the rows outside are listed.
+method's 95 % interval of p50 (for the leaders of the recommendation, the span of their fresh processes), with
+the relative difference and how many processes each row had; the rows outside are listed.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class RowCheck:
     fixed_ci_ms: tuple[float, float] | None
     inside: bool
     rel_diff: float
+    processes: tuple[int, int] = (1, 1)  # fresh processes behind each row (adaptive, fixed): leaders have several
 
 
 @dataclass
@@ -109,7 +111,8 @@ def compare_rows(candidate: Path, fixed: Path) -> list[RowCheck]:
         ci = (f.p50_ci_low_ms, f.p50_ci_high_ms) if f.p50_ci_low_ms is not None and f.p50_ci_high_ms else None
         inside = ci is not None and ci[0] <= r.p50_ms <= ci[1]
         label = f"{k[0]} b{k[1]}×{k[2]}t"
-        checks.append(RowCheck(label, r.p50_ms, r.stop, f.p50_ms, ci, inside, r.p50_ms / f.p50_ms - 1))
+        processes = (len(r.process_p50_ms or [0]), len(f.process_p50_ms or [0]))
+        checks.append(RowCheck(label, r.p50_ms, r.stop, f.p50_ms, ci, inside, r.p50_ms / f.p50_ms - 1, processes))
     return checks
 
 
@@ -144,7 +147,16 @@ def user_model_runs(out: Path) -> dict[str, tuple[Path, float]]:
 
 def _case(data: dict[str, Any]) -> Case:
     rows = {
-        k: [RowCheck(**{**r, "fixed_ci_ms": tuple(r["fixed_ci_ms"]) if r["fixed_ci_ms"] else None}) for r in data[k]]
+        k: [
+            RowCheck(
+                **{
+                    **r,
+                    "fixed_ci_ms": tuple(r["fixed_ci_ms"]) if r["fixed_ci_ms"] else None,
+                    "processes": tuple(r.get("processes", (1, 1))),
+                }
+            )
+            for r in data[k]
+        ]
         for k in ("rows", "control_rows")
     }
     return Case(**{**data, **rows})
@@ -171,14 +183,14 @@ def markdown(cases: list[Case]) -> str:
             lines.append(f"Ties: adaptive {c.adaptive_ties or '–'}; fixed {c.fixed_ties or '–'}.")
             lines.append("")
         lines += [
-            "| configuration | adaptive p50 ms | stop | fixed p50 ms | fixed 95 % CI | inside | Δ |",
-            "| --- | ---: | --- | ---: | --- | --- | ---: |",
+            "| configuration | adaptive p50 ms | stop | fixed p50 ms | fixed 95 % CI | processes | inside | Δ |",
+            "| --- | ---: | --- | ---: | --- | ---: | --- | ---: |",
         ]
         for r in c.rows:
             ci = f"{r.fixed_ci_ms[0]:.4f}–{r.fixed_ci_ms[1]:.4f}" if r.fixed_ci_ms else "–"
             lines.append(
                 f"| {r.config} | {r.adaptive_p50_ms:.4f} | {r.adaptive_stop} | {r.fixed_p50_ms:.4f} | {ci} | "
-                f"{'yes' if r.inside else 'no'} | {100 * r.rel_diff:+.1f} % |"
+                f"{r.processes[0]} / {r.processes[1]} | {'yes' if r.inside else 'no'} | {100 * r.rel_diff:+.1f} % |"
             )
         if c.control_rows:
             inside = sum(r.inside for r in c.control_rows)

@@ -138,6 +138,66 @@ def test_decide_measures_on_what_could_be_recommended_or_on_the_front() -> None:
     assert failed[[r.artifact for r in bench.results].index("tflite-fp32")].beaten_by == "failed parity"
 
 
+def test_leaders_are_the_rows_within_the_process_spread_of_the_fastest() -> None:
+    from toolkit.steps.bench_focus import leaders, process_spread
+
+    bench, parity, _ = _reference()
+    bench = _with_intervals(bench, 0.01, tflite_int8_dynamic=0.0200, tflite_fp32=0.0215, tflite_fp16=0.0235)
+    passed = {(r.artifact, r.runtime) for r in parity.results}
+    names = [r.artifact for r in bench.results]
+    # Top of the fastest's interval 0.0202; × 1.10 = 0.02222: fp32 (from 0.02129) is in, fp16 (0.02327) is not.
+    at_10 = [names[i] for i in leaders(bench.results, passed, 0.10)]
+    assert at_10[:2] == ["tflite-int8-dynamic", "tflite-fp32"] and "tflite-fp16" not in at_10
+    # A measured spread of 20 % reaches fp16 too.
+    assert "tflite-fp16" in [names[i] for i in leaders(bench.results, passed, 0.20)]
+    # Only batch-1 rows of artifacts that passed parity lead.
+    assert {bench.results[i].batch_size for i in leaders(bench.results, passed, 1.0)} == {1}
+    assert "keras-fp32" not in [names[i] for i in leaders(bench.results, passed, 1.0)]
+    assert process_spread([0.02, 0.022, 0.021]) == pytest.approx(0.1)
+
+
+def test_a_leader_measured_in_several_processes_spans_them_all() -> None:
+    from toolkit.steps.bench import _combined
+
+    bench, _, _ = _reference()
+    base = next(r for r in bench.results if r.artifact == "tflite-fp32" and r.batch_size == 1)
+    processes = [
+        base.model_copy(update={"p50_ms": p50, "p50_ci_low_ms": p50 * 0.99, "p50_ci_high_ms": p50 * 1.01, "runs": n})
+        for p50, n in ((0.030, 100), (0.025, 200), (0.028, 300))
+    ]
+    row = _combined(processes)
+    assert row.p50_ms == 0.028 and row.runs == 300  # the median process's row, whole
+    assert row.p50_ci_low_ms == pytest.approx(0.025 * 0.99) and row.p50_ci_high_ms == pytest.approx(0.030 * 1.01)
+    assert row.process_p50_ms == [0.030, 0.025, 0.028]
+
+
+def test_a_tie_is_judged_on_the_span_across_processes() -> None:
+    from toolkit.reports.rules import recommend
+
+    bench, parity, manifest = _reference()
+    bench = _with_intervals(bench, 0.005, tflite_fp32=0.0100, tflite_fp16=0.0110)
+    one = recommend(parity, bench, manifest)
+    assert one is not None and one.artifact == "tflite-fp32" and one.tied_with == () and one.processes == 1
+    # The same medians, but each measured in three processes that landed up to 12 % apart: a tie, and the
+    # smaller file of the same accuracy is picked.
+    spans = {"tflite-fp32": [0.0100, 0.0093, 0.0104], "tflite-fp16": [0.0110, 0.0099, 0.0112]}
+    rows = [
+        r.model_copy(
+            update={
+                "process_p50_ms": spans[r.artifact],
+                "p50_ci_low_ms": min(spans[r.artifact]) * 0.995,
+                "p50_ci_high_ms": max(spans[r.artifact]) * 1.005,
+            }
+        )
+        if r.artifact in spans and (r.batch_size, r.threads) == (1, 1)
+        else r
+        for r in bench.results
+    ]
+    many = recommend(parity, bench.model_copy(update={"results": rows}), manifest)
+    assert many is not None and many.artifact == "tflite-fp16" and many.tied_with == ("tflite-fp32",)
+    assert many.processes == 3 and "over 3 fresh processes" in many.interval_name()
+
+
 # -- ties --------------------------------------------------------------------------------------------
 def test_overlapping_leaders_are_a_tie_broken_by_accuracy_then_size() -> None:
     from toolkit.reports.rules import TIE_RULE, recommend
@@ -160,13 +220,30 @@ def test_overlapping_leaders_are_a_tie_broken_by_accuracy_then_size() -> None:
 
 
 # -- the bench step ----------------------------------------------------------------------------------
-def test_adaptive_bench_step_says_how_every_row_ended(run_copy: Path) -> None:
+def test_adaptive_bench_step_says_how_every_row_ended(run_copy: Path, mnist) -> None:
     import toolkit
     from toolkit.steps.bench_settings import BenchSettings
+    from toolkit.steps.parity import parity_step
 
-    settings = BenchSettings(batch_sizes=[1, 4], threads=[1], measure_peak=False, quick_seconds=0.1, max_seconds=1.0)
+    parity_step(run_copy, artifact_names=["tflite-fp32", "tflite-int8", "onnx-fp32"], limit=500, data=mnist)
+
+    settings = BenchSettings(
+        batch_sizes=[1, 4], threads=[1], measure_peak=False, quick_seconds=0.1, max_seconds=1.0, processes=2
+    )
     doc = toolkit.bench(run_copy, settings=settings, artifacts=["tflite-fp32", "tflite-int8", "onnx-fp32"])
-    assert doc.method.method == "adaptive" and doc.method.precision == 0.02
+    assert doc.method.method == "adaptive" and doc.method.precision == 0.02 and doc.method.processes == 2
+    # The fastest at batch 1 that passed parity leads the recommendation: measured in two fresh processes, its
+    # interval spans both.
+    passed = load_document(run_copy / "parity.json", ParityDocument).passing()
+    assert passed, "the small run's parity passes some artifact"
+    leader = min(
+        (r for r in doc.results if r.batch_size == 1 and (r.artifact, r.runtime) in passed), key=lambda r: r.p50_ms
+    )
+    assert leader.process_p50_ms is not None and len(leader.process_p50_ms) == 2
+    assert leader.p50_ms in leader.process_p50_ms
+    assert leader.p50_ci_low_ms is not None and leader.p50_ci_low_ms <= min(leader.process_p50_ms)
+    assert leader.p50_ci_high_ms is not None and leader.p50_ci_high_ms >= max(leader.process_p50_ms)
+    assert all(r.process_p50_ms is None for r in doc.results if r.batch_size == 4)
     assert len(doc.results) == 6
     for r in doc.results:
         assert r.stop in STOPS - {"floor", "quick"} and r.method == "adaptive"

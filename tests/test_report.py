@@ -554,12 +554,12 @@ def test_recommendation_shows_its_interval_and_the_tie() -> None:
     assert rec.p50_ci_ms == (0.01506, 0.015081)
     md, html = render_markdown(report), _render_html(report)
     head = md.split("## Recommendation\n", 1)[1].split("\n## ", 1)[0]
-    assert "95 % interval of its p50: 0.01506–0.01508 ms (±0.1 %)." in head and rec.tie_text() in head
+    assert "95 % interval of p50: 0.01506–0.01508 ms (±0.1 %)." in head and rec.tie_text() in head
     card = html.split('<div class="rec-name">tflite-fp16</div>')[1].split('<section id="machines">')[0]
     assert "95 % interval of p50: 0.01506–0.01508 ms (±0.1 %)" in card
     assert "A tie with tflite-fp32" in card and "then the smaller file" in card
     merged = render_markdown(build_report([run, _saved()], kind="merged"))
-    assert "Recommended: **tflite-fp16** (b1 p50 0.015 ms). 95 % interval of its p50" in merged
+    assert "Recommended: **tflite-fp16** (b1 p50 0.015 ms). 95 % interval of p50" in merged
     assert "Recommended: **tflite-int8-dynamic** (b1 p50 0.016 ms).\n" in merged  # older file: no interval, no tie
     # A regression model has no accuracy: its tie sentence does not name it.
     values = dataclasses.replace(rec, accuracy=None, max_rel_error=1e-3)

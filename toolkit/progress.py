@@ -61,6 +61,10 @@ class Progress:
     def advance(self, task: int, amount: float = 1) -> None:
         self.update(task, completed=self._tasks[task].completed + amount)
 
+    def add_total(self, task: int, more: float) -> None:
+        """Grow the task's total by `more` units (work found along the way)."""
+        self.update(task, total=(self._tasks[task].total or 0) + more)
+
     def remove_task(self, task: int) -> None:
         old = self._tasks[task]
         self._emit(ProgressEvent(task, old.description, old.completed, old.total, removed=True))

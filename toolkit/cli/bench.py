@@ -32,6 +32,7 @@ from toolkit.cli.options import (
     OfflineOpt,
     OrtOptOpt,
     PeakOpt,
+    ProcessesOpt,
     QuickOpt,
     RemoteDirOpt,
     RemoteOpt,
@@ -69,6 +70,7 @@ def bench(
     method: MethodOpt = None,
     median_precision: MedianPrecisionOpt = None,
     keras_full: KerasFullOpt = False,
+    processes: ProcessesOpt = None,
     remote: RemoteOpt = None,
     ssh_config: SshConfigOpt = None,
     remote_dir: RemoteDirOpt = REMOTE_DIR,
@@ -110,6 +112,7 @@ def bench(
         method=method,
         precision=median_precision,
         keras_full=keras_full,
+        processes=processes,
     )
     if remote:
         _bench_remote(run, remote, settings, artifact, ssh_config, remote_dir, gate, offline)

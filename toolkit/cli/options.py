@@ -351,6 +351,19 @@ KerasFullOpt = Annotated[
 ]
 
 
+ProcessesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--processes",
+        min=1,
+        max=20,
+        help="Fresh processes each leader of the recommendation is measured in; a tie is judged on how far apart "
+        "they land (1: one process per configuration). [default: 3]",
+        rich_help_panel="Benchmark",
+    ),
+]
+
+
 class OnOff(str, Enum):
     ON = "on"
     OFF = "off"
@@ -399,6 +412,7 @@ def bench_settings(
     method: BenchMethodChoice = None,
     precision: str | None = None,
     keras_full: bool = False,
+    processes: int | None = None,
 ) -> BenchOptions:
     """The benchmark options shared by `bench` and `pipeline`, as the settings `toolkit.bench` takes (checked)."""
     from benchmarks.gate import parse_limit
@@ -411,6 +425,7 @@ def bench_settings(
         precision=target,
         quick_seconds=base.quick_seconds,
         keras_full=keras_full,
+        processes=base.processes if processes is None else processes,
         batch_sizes=list(dict.fromkeys(batch)) if batch else base.batch_sizes,
         threads=list(dict.fromkeys(threads)) if threads else base.threads,
         xnnpack=[x is OnOff.ON for x in dict.fromkeys(xnnpack)] if xnnpack else base.xnnpack,

@@ -42,6 +42,7 @@ from toolkit.cli.options import (
     OutputKindOpt,
     PeakOpt,
     PrecisionOpt,
+    ProcessesOpt,
     QuickOpt,
     ReportOutOpt,
     ResumeOpt,
@@ -292,6 +293,7 @@ def pipeline(
     method: MethodOpt = None,
     median_precision: MedianPrecisionOpt = None,
     keras_full: KerasFullOpt = False,
+    processes: ProcessesOpt = None,
     diagnose: AlsoDiagnoseOpt = False,
     bundle: AlsoBundleOpt = None,
     max_accuracy_drop: ExportMaxAccuracyDropOpt = None,
@@ -325,6 +327,7 @@ def pipeline(
             method=method,
             precision=median_precision,
             keras_full=keras_full,
+            processes=processes,
         )
         options = toolkit.pipeline_options(
             epochs=epochs,

@@ -87,8 +87,11 @@ def print_bench(bench: BenchDocument) -> None:
         err.print(f"[bold yellow]warning:[/] the CPU was throttled during this run ({escape(flags)}).")
 
 
-def _interval_text(interval: tuple[float, float] | None) -> str:
-    return "" if interval is None else f", 95 % CI {interval[0]:.4f}–{interval[1]:.4f}"
+def _interval_text(interval: tuple[float, float] | None, processes: int = 1) -> str:
+    if interval is None:
+        return ""
+    over = f" over {processes} processes" if processes > 1 else ""
+    return f", 95 % CI{over} {interval[0]:.4f}–{interval[1]:.4f}"
 
 
 def print_recommendation(parity: ParityDocument | None, bench: BenchDocument | None) -> None:
@@ -101,7 +104,7 @@ def print_recommendation(parity: ParityDocument | None, bench: BenchDocument | N
         out.print(
             f"[bold green]Recommended:[/] {rec.artifact} on {runtime_name(rec.runtime)} "
             f"({'tied for fastest' if rec.tied_with else 'fastest'} that passed parity: b{rec.batch_size} "
-            f"p50 {rec.p50_ms:.3f} ms{_interval_text(rec.p50_ci_ms)}, "
+            f"p50 {rec.p50_ms:.3f} ms{_interval_text(rec.p50_ci_ms, rec.processes)}, "
             f"{rec.threads} thread(s), {recommendation_quality(rec.accuracy, rec.max_rel_error)})",
             highlight=False,
         )

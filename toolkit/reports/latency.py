@@ -61,6 +61,12 @@ def stop_text(r: BenchRow, method: BenchMethod) -> str:
         text = r.stop or DASH
     if r.full_pass:
         text += "; measured on: " + FULL_PASS_TEXT.get(r.full_pass, r.full_pass)
+    if r.process_p50_ms:
+        p50s = r.process_p50_ms
+        text += (
+            f"; a leader, in {len(p50s)} fresh processes: p50 {min(p50s):.4g}–{max(p50s):.4g} ms "
+            "(the median one's row; the interval spans them all)"
+        )
     return text
 
 
@@ -80,6 +86,7 @@ def stop_summary(bench: BenchDocument) -> str:
         (sum(r.full_pass is not None for r in rows), "measured on"),
         (count["dominated"], "dominated after the first pass"),
         (count["quick"], "Keras first pass only"),
+        (sum(bool(r.process_p50_ms) for r in rows), f"in {method.processes or 1} fresh processes"),
     ]
     said = [(n, what) for n, what in parts if n]
     # Only the first count says "rows": "19 rows known to ±2 %, 2 measured on, 7 dominated …".
@@ -102,7 +109,7 @@ def method_text(bench: BenchDocument, warmup_seconds: object) -> str:
         return (
             f"Method: fixed. Each configuration, in a fresh process: {warm}, then at least "
             f"{m.min_runs} timed runs and {_sec(m.min_seconds)} s (capped at {_sec(m.max_seconds)} s)."
-        )
+        ) + _processes_text(m)
     precision = _pct(num(m.precision) or DEFAULT_PRECISION)
     text = (
         f"Method: adaptive. Each configuration, in a fresh process: {warm}, then timed runs until the median is "
@@ -114,7 +121,18 @@ def method_text(bench: BenchDocument, warmup_seconds: object) -> str:
     )
     if not m.keras_full:
         text += " Keras rows get the first pass only (--keras-full measures them fully)."
-    return text
+    return text + _processes_text(m)
+
+
+def _processes_text(m: BenchMethod) -> str:
+    if (m.processes or 1) < 2:
+        return ""
+    return (
+        f" The leaders of the recommendation (every configuration that passed parity within the process-to-process "
+        f"spread of the fastest) are measured in {m.processes} fresh processes each, interleaved; a tie is judged on "
+        "the span of their intervals, since fresh processes of one file can land further apart than one "
+        "process's interval."
+    )
 
 
 def _row(r: BenchRow, method: BenchMethod) -> LatencyRow:

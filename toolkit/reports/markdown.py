@@ -170,7 +170,7 @@ def recommendation_interval(rec: Recommendation) -> str:
     """The recommended row's p50 interval and any tie, as sentences ("" when neither is recorded)."""
     parts = []
     if rec.p50_ci_ms is not None:
-        parts.append(f"95 % interval of its p50: {interval(rec.p50_ms, rec.p50_ci_ms, ' ms')}.")
+        parts.append(f"{rec.interval_name()}: {interval(rec.p50_ms, rec.p50_ci_ms, ' ms')}.")
     if rec.tie_text():
         parts.append(rec.tie_text())
     return " ".join(parts)

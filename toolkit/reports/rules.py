@@ -75,6 +75,13 @@ class Recommendation:
     cpu_class: str | None = None  # the instruction-set class it was measured on (bench.json's environment.cpu)
     p50_ci_ms: tuple[float, float] | None = None  # the 95 % interval of its p50
     tied_with: tuple[str, ...] = ()  # other artifacts (configuration labels) the fastest could not be told from
+    processes: int = 1  # fresh processes its p50 was measured in (the interval spans them all)
+
+    def interval_name(self) -> str:
+        """What `p50_ci_ms` is, in words."""
+        if self.processes > 1:
+            return f"95 % interval of p50 over {self.processes} fresh processes"
+        return "95 % interval of p50"
 
     def tie_text(self) -> str:
         """One sentence on the tie and how it was broken ("" without a tie)."""
@@ -83,8 +90,8 @@ class Recommendation:
         # A regression model has no accuracy: the rule's first criterion did not apply, so it is not named.
         rule = TIE_RULE if self.accuracy is not None else TIE_RULE.removeprefix("higher accuracy, then ")
         return (
-            f"A tie with {', '.join(self.tied_with)} (p50 intervals overlap or are within the stated precision): "
-            f"picked by {rule}."
+            f"A tie with {', '.join(self.tied_with)} (their p50 intervals, across fresh processes, overlap or are "
+            f"within the stated precision): picked by {rule}."
         )
 
     def scope(self) -> str:
@@ -145,6 +152,7 @@ def recommend(
         cpu_class=cpu_class_of(bench),
         p50_ci_ms=_interval(best) if best.p50_ci_low_ms is not None else None,
         tied_with=tuple(others),
+        processes=len(best.process_p50_ms or ()) or 1,
     )
 
 

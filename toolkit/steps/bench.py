@@ -8,6 +8,7 @@ TensorFlow import overlaps the export and parity steps. Fixed method: every conf
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import tempfile
 from collections.abc import Iterator
@@ -263,9 +264,9 @@ def _adaptive(
     passed: set[tuple[str, str]] | None,
     p: Progress,
     task: int,
-) -> list[BenchRow]:
+) -> list[tuple[int, BenchRow]]:
     """After the first pass over every job (`first`, its rows per job), up to three rounds measuring on the rows
-    that could change a decision."""
+    that could change a decision; each row with the index of its job."""
     total = len(jobs) + (1 if settings.measure_peak else 0)
     from toolkit.steps.bench_focus import decide
 
@@ -297,6 +298,77 @@ def _adaptive(
             by_batch = {r.batch_size: r for r in new_rows}
             for i in idx:
                 rows[i] = (k, by_batch[rows[i][1].batch_size].model_copy(update={"full_pass": full[i]}))
+    return rows
+
+
+def _across_processes(
+    jobs: list[_Job],
+    rows: list[tuple[int, BenchRow]],
+    inputs: Path,
+    settings: BenchSettings,
+    context: _Context,
+    passed: set[tuple[str, str]],
+    p: Progress,
+    task: int,
+) -> list[tuple[int, BenchRow]]:
+    """Measure the leaders of the recommendation (`bench_focus.leaders`) in `settings.process_count` fresh processes
+    each, interleaved so a machine that changes speed touches them all alike, and give each leader the median
+    process's row with an interval spanning every process's: the tie is then judged on the spread between
+    processes, which on a shared machine is far wider than any one process's interval.
+
+    The leaders are chosen with `PROCESS_SPREAD_PRIOR`, then again with the spread the processes showed where it
+    is wider, up to three times."""
+    from toolkit.steps.bench_focus import PROCESS_SPREAD_PRIOR, leaders, process_spread
+
+    # Each process is one sample of where a fresh process lands: the first pass's length (the fixed floor, or the
+    # adaptive first pass) is enough for that, as the interval of each is kept.
+    how = dataclasses.replace(_Pass.first(settings), name="across processes")
+    samples: dict[int, list[BenchRow]] = {}
+    spread = PROCESS_SPREAD_PRIOR
+    for _ in range(3):
+        todo = [i for i in leaders([r for _, r in rows], passed, spread) if i not in samples]
+        if not todo:
+            break
+        p.add_total(task, len(todo) * (settings.process_count - 1))
+        for i in todo:
+            samples[i] = [rows[i][1]]
+        for _ in range(settings.process_count - 1):
+            again = _measure(
+                [(jobs[rows[i][0]], [rows[i][1].batch_size]) for i in todo], inputs, settings, how, context, p, task
+            )
+            for i, new_rows in zip(todo, again, strict=True):
+                samples[i].append(new_rows[0])
+        for i in todo:
+            rows[i] = (rows[i][0], _combined(samples[i]))
+        spread = max([spread] + [process_spread([r.p50_ms for r in s]) for s in samples.values()])
+    return rows
+
+
+def _combined(processes: list[BenchRow]) -> BenchRow:
+    """One row for a configuration measured in several processes: the median process's row (the lower of the two
+    middle ones for an even count), its interval widened to span every process's, each process's p50 listed."""
+    from toolkit.steps.bench_focus import interval
+
+    middle = sorted(processes, key=lambda r: r.p50_ms)[(len(processes) - 1) // 2]
+    spans = [interval(r) for r in processes]
+    return middle.model_copy(
+        update={
+            "p50_ci_low_ms": min(low for low, _ in spans),
+            "p50_ci_high_ms": max(high for _, high in spans),
+            "process_p50_ms": [r.p50_ms for r in processes],
+            "full_pass": next((r.full_pass for r in processes if r.full_pass), None),
+        }
+    )
+
+
+def _settled(
+    jobs: list[_Job], rows: list[tuple[int, BenchRow]], settings: BenchSettings, passed: set[tuple[str, str]] | None
+) -> list[BenchRow]:
+    """The final rows: in the adaptive method, each row the first pass capped and nothing measured on settled."""
+    if settings.stopping == "fixed":
+        return [row for _, row in rows]
+    from toolkit.steps.bench_focus import decide
+
     decisions = decide([r for _, r in rows], passed)
     return [_settle(jobs[k], row, d.beaten_by, settings) for (k, row), d in zip(rows, decisions, strict=True)]
 
@@ -328,6 +400,7 @@ def _method(settings: BenchSettings, threads: list[int]) -> BenchMethod:
         precision=settings.precision if settings.stopping == "adaptive" else None,
         quick_seconds=settings.quick_seconds if settings.stopping == "adaptive" else None,
         keras_full=settings.keras_full if settings.stopping == "adaptive" else None,
+        processes=settings.process_count,
         timer=TIMER,
         load_ms=LOAD_MS,
         gflops=GFLOPS,
@@ -451,10 +524,14 @@ def bench_step(
             early = None
         batches = list(settings.batch_sizes)
         first = _measure([(j, batches) for j in jobs], inputs, settings, _Pass.first(settings), context, p, task, early)
+        passed = _passed(run)
         if settings.stopping == "fixed":
-            rows = [row for job_rows in first for row in job_rows]
+            indexed = [(k, row) for k, job_rows in enumerate(first) for row in job_rows]
         else:
-            rows = _adaptive(jobs, first, inputs, settings, context, _passed(run), p, task)
+            indexed = _adaptive(jobs, first, inputs, settings, context, passed, p, task)
+        if passed is not None and settings.process_count > 1:
+            indexed = _across_processes(jobs, indexed, inputs, settings, context, passed, p, task)
+        rows = _settled(jobs, indexed, settings, passed)
     p.update(task, description="bench: done")
     environment = capture_environment()
     environment["peak_gflops"] = {str(t): v for t, v in peak.items()}

@@ -12,6 +12,11 @@ After a short first pass over every configuration, only these are measured on (`
 "Certainly faster" means the two p50 intervals (distribution-free 95 % CIs) do not overlap. Everything else
 could not change what the report decides, so its first-pass figures and interval are kept and it is
 marked dominated, naming what beats it.
+
+One process's interval is narrow (±0.1–2 %), but the same file measured in another fresh process minutes later
+can land 10–20 % away on a shared machine (ASLR, cache placement, neighbours). So the **leaders** of the
+recommendation (`leaders`) are measured in several fresh processes, and the tie is judged on the span of those
+processes; which leaders those are is decided with the spread the processes show (`process_spread`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,11 @@ if TYPE_CHECKING:
 
 RECOMMENDATION, PARETO, THROUGHPUT = "recommendation", "pareto", "throughput"
 FAILED_PARITY = "failed parity"
+
+# Until the leaders' own processes have been measured, how far apart two fresh processes of one configuration
+# are assumed to land: the median gap between two fixed-method runs of the reference minutes apart on a 2-core
+# VM (benchmarks/results/2026-12-05-x86_64-xeon-2cpu-methods). The measured spread replaces it when larger.
+PROCESS_SPREAD_PRIOR = 0.10
 
 
 def interval(row: BenchRow) -> tuple[float, float]:
@@ -93,3 +103,29 @@ def _pareto_beater(rows: Sequence[BenchRow], group: list[int], i: int) -> int | 
 
     beaters = [j for j in group if j != i and certainly_faster(rows[j], rows[i]) and as_accurate(j)]
     return min(beaters, key=lambda j: rows[j].p50_ms) if beaters else None
+
+
+def leaders(rows: Sequence[BenchRow], passed: set[tuple[str, str]], spread: float) -> list[int]:
+    """The rows the recommendation could be: at batch 1 (else the smallest batch), every configuration of an
+    artifact that passed parity whose p50 interval starts within `spread` of the top of the fastest one's.
+
+    Args:
+        rows: one row per configuration and batch size, each with its p50 interval.
+        passed: (artifact, runtime) pairs that passed parity.
+        spread: how far apart two processes of one configuration can land, as a fraction of p50.
+
+    Returns:
+        Row indices, fastest first.
+    """
+    eligible = [i for i, r in enumerate(rows) if (r.artifact, r.runtime) in passed]
+    if not eligible:
+        return []
+    batch = min(rows[i].batch_size for i in eligible)
+    group = [i for i in eligible if rows[i].batch_size == batch]
+    top = interval(rows[min(group, key=lambda i: rows[i].p50_ms)])[1] * (1 + spread)
+    return sorted((i for i in group if interval(rows[i])[0] <= top), key=lambda i: rows[i].p50_ms)
+
+
+def process_spread(p50s: Sequence[float]) -> float:
+    """How far apart the processes of one configuration landed: the largest p50 over the smallest, minus one."""
+    return max(p50s) / min(p50s) - 1 if p50s and min(p50s) > 0 else 0.0

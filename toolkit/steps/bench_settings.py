@@ -11,7 +11,7 @@ from toolkit.run.documents.options import BenchOptions as BenchSettings
 
 # A fast look, not a measurement: every configuration briefly, with the fixed method (nothing is decided on it).
 QUICK_BENCH = BenchSettings(
-    method="fixed", min_runs=128, min_seconds=0.2, warmup_runs=5, warmup_seconds=0.05, max_seconds=60.0
+    method="fixed", min_runs=128, min_seconds=0.2, warmup_runs=5, warmup_seconds=0.05, max_seconds=60.0, processes=1
 )
 FIXED_BENCH = BenchSettings(method="fixed")
 DEFAULT_SETTINGS = BenchSettings()

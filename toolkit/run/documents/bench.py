@@ -86,6 +86,11 @@ class BenchRow(Part):
     dominated_by: str | None = Field(
         default=None, description="The configuration that is certainly better, for a row stopped as dominated."
     )
+    process_p50_ms: list[float] | None = Field(
+        default=None,
+        description="A leader of the recommendation: the p50 of each fresh process it was measured in, in order. "
+        "The row is the median process's, and its p50 interval spans every process's interval.",
+    )
 
     def config_label(self) -> str:
         """The artifact name plus any non-default runner option, e.g. `tflite-fp32 (no XNNPACK)`.
@@ -119,6 +124,9 @@ class BenchMethod(Part):
     precision: float | None = None
     quick_seconds: float | None = None
     keras_full: bool | None = None
+    processes: int | None = Field(
+        default=None, description="Fresh processes each leader of the recommendation was measured in (None: one)."
+    )
     timer: str | None = None
     load_ms: str | None = None
     gflops: str | None = None

@@ -17,6 +17,10 @@ METHOD_DEFAULTS: dict[str, dict[str, float | int]] = {
 }
 
 
+# Fresh processes each leader of the recommendation is measured in, unless told (`BenchOptions.processes`).
+DEFAULT_PROCESSES = 3
+
+
 # Every field a run.json recorded before the method could be chosen (it was always fixed then).
 _LEGACY_FIELDS = frozenset(
     (
@@ -40,7 +44,7 @@ def _require_all_but_the_method(schema: dict[str, Any]) -> None:
     schema["required"] = [name for name in schema["required"] if name not in _METHOD_FIELDS]
 
 
-_METHOD_FIELDS = ("method", "precision", "quick_seconds", "keras_full")
+_METHOD_FIELDS = ("method", "precision", "quick_seconds", "keras_full", "processes")
 
 
 class BenchOptions(Part):
@@ -77,6 +81,12 @@ class BenchOptions(Part):
     )
     quick_seconds: float = Field(default=0.3, description="adaptive: the cap per batch size of the first pass.")
     keras_full: bool = Field(default=False, description="adaptive: measure Keras rows at full length too.")
+    processes: int | None = Field(
+        default=None,
+        description="Fresh processes each leader of the recommendation is measured in: the tie between leaders is "
+        f"judged on how far apart those processes land. New settings default to {DEFAULT_PROCESSES}; absent (null) in "
+        "a record written before the choice existed, which measured every configuration in one process.",
+    )
     warmup_runs: int = 10
     warmup_seconds: float = Field(default=0.05, description="Default: 0.05 s adaptive, 0.2 s fixed.")
     min_runs: int = Field(default=100, description="The floor of timed runs. Default: 100 adaptive, 1024 fixed.")
@@ -99,13 +109,24 @@ class BenchOptions(Part):
         for name, value in METHOD_DEFAULTS["fixed" if legacy else values["method"]].items():
             if values.get(name) is None:
                 values[name] = value
+        # New settings lead with several processes; a whole record from before that choice ran one.
+        whole_record = set(values) >= _LEGACY_FIELDS | {"precision", "quick_seconds", "keras_full"}
+        if values.get("processes") is None and not whole_record and not legacy:
+            values["processes"] = DEFAULT_PROCESSES
         return values
 
     def model_post_init(self, context: Any, /) -> None:
         # Settings are recorded whole: a default is as much a part of the method as a given value. A record from
         # before the method could be chosen is kept as it was written.
         if self.method is not None:
-            self.__pydantic_fields_set__.update(type(self).model_fields)
+            self.__pydantic_fields_set__.update(
+                name for name in type(self).model_fields if name != "processes" or self.processes is not None
+            )
+
+    @property
+    def process_count(self) -> int:
+        """Fresh processes per leader of the recommendation (a record from before the choice: one)."""
+        return self.processes or 1
 
     @property
     def stopping(self) -> Literal["adaptive", "fixed"]:
@@ -135,6 +156,8 @@ class BenchOptions(Part):
                 f"the cap ({self.max_seconds:g} s) must be at least --min-seconds ({self.min_seconds:g} s), "
                 "and the first pass above 0 s."
             )
+        if not 1 <= self.process_count <= 20:
+            raise ToolkitError(f"--processes must be 1 to 20, got {self.processes}.")
         if not self.xnnpack:
             raise ToolkitError("--xnnpack needs at least one of on, off.")
         bad = [level for level in self.ort_optimization if level not in levels]
