@@ -18,6 +18,7 @@ from typing import Any
 from benchmarks.environment import available_cores
 from benchmarks.errors import BenchmarkError
 from runtimes.errors import one_line
+from runtimes.openvino_runner import PERFORMANCE_HINTS
 from runtimes.ort_runner import GRAPH_OPT_LEVELS
 
 # The directory holding the `benchmarks` and `runtimes` packages, so the worker can import them
@@ -86,6 +87,7 @@ def worker_command(
     max_seconds: float | None,
     xnnpack: bool | None = None,
     graph_optimization: str | None = None,
+    performance_hint: str | None = None,
     method: str = "fixed",
     precision: float = 0.02,
     wait: bool = False,
@@ -104,6 +106,7 @@ def worker_command(
         max_seconds: cap per phase and batch size, or None for no cap.
         xnnpack: TFLite only: False adds `--no-xnnpack`; None or True use the default (on).
         graph_optimization: ONNX Runtime only: a level for `--graph-optimization`, or None.
+        performance_hint: OpenVINO only: `LATENCY` or `THROUGHPUT` for `--performance-hint`, or None (LATENCY).
         method: `fixed` or `adaptive` (`benchmarks.latency.StopRule`).
         precision: adaptive: the median's target half-width, as a fraction of it.
         wait: load and run the model once, then wait for a line on stdin before timing (`start_worker`).
@@ -126,6 +129,8 @@ def worker_command(
         cmd.append("--no-xnnpack")
     if graph_optimization is not None:
         cmd += ["--graph-optimization", graph_optimization]
+    if performance_hint is not None:
+        cmd += ["--performance-hint", performance_hint]
     return cmd
 
 
@@ -141,7 +146,9 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-def _check_options_apply(model_path: Path, xnnpack: bool | None, graph_optimization: str | None) -> None:
+def _check_options_apply(
+    model_path: Path, xnnpack: bool | None, graph_optimization: str | None, performance_hint: str | None = None
+) -> None:
     """Refuse a sweep option for another runtime here, before paying for a worker process.
 
     The suffix decides the runtime (as in `runtimes.registry`); an unknown suffix is left for the
@@ -152,6 +159,8 @@ def _check_options_apply(model_path: Path, xnnpack: bool | None, graph_optimizat
         raise BenchmarkError(f"the XNNPACK option applies to TFLite models only, not {model_path.name}.")
     if graph_optimization is not None and suffix != ".onnx":
         raise BenchmarkError(f"the graph optimization option applies to ONNX models only, not {model_path.name}.")
+    if performance_hint is not None and suffix != ".xml":
+        raise BenchmarkError(f"the performance hint applies to OpenVINO models only, not {model_path.name}.")
 
 
 def _parse_payload(stdout: str) -> dict[str, Any] | None:
@@ -197,6 +206,7 @@ def run_worker(
     timeout_s: float = 600,
     xnnpack: bool | None = None,
     graph_optimization: str | None = None,
+    performance_hint: str | None = None,
     method: str = "fixed",
     precision: float = 0.02,
 ) -> dict[str, Any]:
@@ -218,6 +228,7 @@ def run_worker(
             default (on).
         graph_optimization: ONNX Runtime only: "disable", "basic", "extended" or "all"; None for
             the default ("all").
+        performance_hint: OpenVINO only: "LATENCY" or "THROUGHPUT"; None for the default (LATENCY).
         method: `fixed` (stop at the floor) or `adaptive` (stop once the median is known to `precision`).
         precision: adaptive: the median's target 95 % CI half-width, as a fraction of it.
 
@@ -234,8 +245,8 @@ def run_worker(
             or the worker failed, timed out or printed no JSON; the message is one line and
             carries the worker's own error (or its last stderr line).
     """
-    _check_arguments(batch_sizes, threads, timeout_s, graph_optimization)
-    _check_options_apply(Path(model_path), xnnpack, graph_optimization)
+    _check_arguments(batch_sizes, threads, timeout_s, graph_optimization, performance_hint)
+    _check_options_apply(Path(model_path), xnnpack, graph_optimization, performance_hint)
     cmd = worker_command(
         model_path,
         inputs_path,
@@ -248,6 +259,7 @@ def run_worker(
         max_seconds=max_seconds,
         xnnpack=xnnpack,
         graph_optimization=graph_optimization,
+        performance_hint=performance_hint,
         method=method,
         precision=precision,
     )
@@ -342,7 +354,11 @@ def start_worker(
 
 
 def _check_arguments(
-    batch_sizes: Sequence[int], threads: int | None, timeout_s: float, graph_optimization: str | None
+    batch_sizes: Sequence[int],
+    threads: int | None,
+    timeout_s: float,
+    graph_optimization: str | None,
+    performance_hint: str | None = None,
 ) -> None:
     if not batch_sizes or any(b < 1 for b in batch_sizes):
         raise ValueError(f"batch_sizes must be one or more sizes >= 1, got {list(batch_sizes)}.")
@@ -353,6 +369,10 @@ def _check_arguments(
     if graph_optimization is not None and graph_optimization not in GRAPH_OPT_LEVELS:
         raise ValueError(
             f"graph_optimization must be one of {', '.join(GRAPH_OPT_LEVELS)} or None, got {graph_optimization!r}."
+        )
+    if performance_hint is not None and performance_hint not in PERFORMANCE_HINTS:
+        raise ValueError(
+            f"performance_hint must be one of {', '.join(PERFORMANCE_HINTS)} or None, got {performance_hint!r}."
         )
 
 

@@ -4,9 +4,9 @@ A fresh process per (model, threads) is needed because TensorFlow's thread count
 process-global and fixed at its first op, and because cold start (runtime import + model load +
 first inference) and peak RSS are only meaningful in a process that has loaded nothing else.
 
-Sweeps: `--no-xnnpack` (TFLite only: reference kernels instead of the XNNPACK delegate) and
-`--graph-optimization LEVEL` (ONNX Runtime only); a flag that does not apply to the model's runtime
-is an error.
+Sweeps: `--no-xnnpack` (TFLite only: reference kernels instead of the XNNPACK delegate),
+`--graph-optimization LEVEL` (ONNX Runtime only) and `--performance-hint HINT` (OpenVINO only); a flag that
+does not apply to the model's runtime is an error.
 
 Prints exactly one JSON object on stdout: the results, or `{"error": "..."}` with exit status 1 on
 an `EdgekitError`. Anything a runtime writes to stdout (native libraries included) is redirected
@@ -30,6 +30,7 @@ from benchmarks.errors import BenchmarkError
 from benchmarks.latency import METHODS, LatencyStats, measure_latency, measure_named_latency
 from runtimes.base import Runner
 from runtimes.errors import EdgekitError
+from runtimes.openvino_runner import PERFORMANCE_HINTS
 from runtimes.ort_runner import GRAPH_OPT_LEVELS
 from runtimes.registry import make_runner, runner_class
 from runtimes.spec import ModelSpec
@@ -38,6 +39,7 @@ _NS_PER_MS = 1_000_000
 # Runner names (`Runner.name`) each sweep option applies to.
 XNNPACK_RUNTIME = "tflite"
 GRAPH_OPTIMIZATION_RUNTIME = "onnxruntime"
+PERFORMANCE_HINT_RUNTIME = "openvino"
 # What one benchmark times the runner on: an array of samples, or feeds by input name.
 _Batch = TypeVar("_Batch")
 
@@ -151,19 +153,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="ONNX Runtime only: graph optimisation level (default: all)",
     )
+    parser.add_argument(
+        "--performance-hint",
+        choices=PERFORMANCE_HINTS,
+        default=None,
+        help="OpenVINO only: the performance hint (default: LATENCY, one stream)",
+    )
     return parser
 
 
-def runner_options(model: Path, xnnpack: bool | None, graph_optimization: str | None) -> dict[str, Any]:
+def runner_options(
+    model: Path, xnnpack: bool | None, graph_optimization: str | None, performance_hint: str | None = None
+) -> dict[str, Any]:
     """Keyword arguments for the model's runner from the sweep options, refusing ones that do not apply.
 
     Args:
         model: the model file (its suffix picks the runtime).
         xnnpack: None for the runtime's default, else whether TFLite may use XNNPACK.
         graph_optimization: None for the default, else an ONNX Runtime level.
+        performance_hint: None for the default, else an OpenVINO performance hint.
 
     Returns:
-        `use_xnnpack` and/or `graph_optimization` for `make_runner`.
+        `use_xnnpack`, `graph_optimization` and/or `performance_hint` for `make_runner`.
 
     Raises:
         BenchmarkError: if an option does not apply to the model's runtime.
@@ -179,6 +190,10 @@ def runner_options(model: Path, xnnpack: bool | None, graph_optimization: str | 
         if runtime != GRAPH_OPTIMIZATION_RUNTIME:
             raise BenchmarkError(f"--graph-optimization applies to ONNX models only, not {model.name} ({runtime}).")
         options["graph_optimization"] = graph_optimization
+    if performance_hint is not None:
+        if runtime != PERFORMANCE_HINT_RUNTIME:
+            raise BenchmarkError(f"--performance-hint applies to OpenVINO models only, not {model.name} ({runtime}).")
+        options["performance_hint"] = performance_hint
     return options
 
 
@@ -321,7 +336,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
         EdgekitError: on a bad model, inputs or runtime.
     """
     batch_sizes: list[int] = args.batch_sizes or [1]
-    options = runner_options(args.model, args.xnnpack, args.graph_optimization)
+    options = runner_options(args.model, args.xnnpack, args.graph_optimization, args.performance_hint)
     if args.inputs.suffix.lower() == ".npz":
         return _run_named_benchmark(args, batch_sizes, options)
     inputs = load_inputs(args.inputs)
@@ -407,13 +422,14 @@ def _result(
     # The settings the runner actually used (its defaults included); None where they do not apply.
     xnnpack = getattr(runner, "use_xnnpack", None) if runner.name == XNNPACK_RUNTIME else None
     level = getattr(runner, "graph_optimization", None) if runner.name == GRAPH_OPTIMIZATION_RUNTIME else None
+    hint = getattr(runner, "performance_hint", None) if runner.name == PERFORMANCE_HINT_RUNTIME else None
     return {
         "model": str(args.model),
         "runtime": runner.name,
         "backend": backend,
         "runtime_version": type(runner).runtime_version(),
         "threads": args.threads,
-        "options": {"xnnpack": xnnpack, "graph_optimization": level},
+        "options": {"xnnpack": xnnpack, "graph_optimization": level, "performance_hint": hint},
         "delegated": delegated,
         "load_ms": (t1 - t0 + t2 - t1b) / _NS_PER_MS,
         "activate_ms": (t1 - t0) / _NS_PER_MS,

@@ -15,6 +15,7 @@ from runtimes.spec import ModelSpec
 class ExportFormat(str, Enum):
     TFLITE = "tflite"
     ONNX = "onnx"
+    OPENVINO = "openvino"  # OpenVINO IR (.xml + .bin), converted from the onnx-fp32 file
 
 
 class Precision(str, Enum):
@@ -39,13 +40,18 @@ SUPPORTED: dict[ExportFormat, tuple[Precision, ...]] = {
         Precision.INT4_WEIGHTS,
     ),
     ExportFormat.ONNX: (Precision.FP32, Precision.INT8),
+    ExportFormat.OPENVINO: (Precision.FP32, Precision.FP16, Precision.INT8),
 }
 NEEDS_CALIBRATION = frozenset({Precision.INT8, Precision.INT16X8, Precision.INT8_MIXED})
 # Exported only when asked for: 16x8 is not delegated to XNNPACK and is ~50x slower here; int4 weights need
 # the optional ai-edge-quantizer package and only save size.
 OPT_IN = frozenset({Precision.INT16X8, Precision.INT4_WEIGHTS})
-SUFFIX = {ExportFormat.TFLITE: ".tflite", ExportFormat.ONNX: ".onnx"}
-RUNTIME = {ExportFormat.TFLITE: "tflite", ExportFormat.ONNX: "onnxruntime"}
+# Formats exported only when asked for (`--format openvino`, `--runtime openvino`): the default run stays the same
+# without the optional `openvino` package.
+OPT_IN_FORMATS = frozenset({ExportFormat.OPENVINO})
+DEFAULT_FORMATS = tuple(f for f in ExportFormat if f not in OPT_IN_FORMATS)
+SUFFIX = {ExportFormat.TFLITE: ".tflite", ExportFormat.ONNX: ".onnx", ExportFormat.OPENVINO: ".xml"}
+RUNTIME = {ExportFormat.TFLITE: "tflite", ExportFormat.ONNX: "onnxruntime", ExportFormat.OPENVINO: "openvino"}
 
 
 def artifact_name(fmt: ExportFormat, precision: Precision) -> str:
@@ -76,6 +82,9 @@ class ExportResult:
     # Several inputs/outputs: every tensor of the file (its dtypes and quantization) under the model's names;
     # `input_spec`/`output_spec` are then the file's first input and output.
     model_spec: ModelSpec | None = None
+    # A format of two files (OpenVINO IR: the `.xml` is `path`, its `.bin` is this); `size_bytes` counts both.
+    weights: Path | None = None
+    weights_sha256: str | None = None
 
     @property
     def input_specs(self) -> tuple[TensorSpec, ...]:
@@ -137,4 +146,7 @@ class ExportResult:
             entry["float_layers"] = list(self.float_layers)
         if self.quantization is not None:
             entry["quantization"] = dict(self.quantization)
+        if self.weights is not None:
+            entry["weights"] = self.weights.relative_to(root).as_posix()
+            entry["weights_sha256"] = self.weights_sha256
         return entry

@@ -8,9 +8,9 @@ OpenVINO 2026.4.1 on a 2-vCPU Xeon, f32 inference): both routes give byte-identi
 takes (Keras, ONNX, TFLite), and the IR keeps its tensor names (`input`), so parity and bench pair them as for ONNX.
 
 The ONNX file is read with `Core.read_model` (OpenVINO's ONNX frontend) rather than `convert_model`: the latter
-runs the `ovc` tool's telemetry, which sends usage data to Intel unless the user has opted out, and writes
-`~/intel/`; an exporter must do neither. The IR is larger as XML (the plugin runs the same graph transformations
-at compile time) and computes the same outputs.
+sends the `ovc` tool's conversion events, and OpenVINO is imported through `runtimes.openvino_import` so its
+telemetry is declined (an exporter sends nothing anywhere). The IR is larger as XML (the plugin runs the same
+graph transformations at compile time) and computes the same outputs.
 
 fp16 stores the weights in fp16 (`compress_to_fp16`); the CPU plugin decompresses them and computes in the
 runner's inference precision (f32 by default), so it costs size, not compute.
@@ -26,23 +26,23 @@ test run's CNN (1,000 MNIST test images against Keras, 84.9 % accurate): agreeme
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from exporters.base import Precision
+from exporters.base import ExportFormat, ExportResult, Precision
 from exporters.check import check_artifact
 from exporters.errors import ExportError, UnsupportedPrecisionError
 from exporters.quiet import captured
-from runtimes.errors import one_line
+from runtimes.errors import RuntimeUnavailableError, one_line
 from runtimes.files import ensure_dir, sha256_file
-from runtimes.spec import TensorSpec
+from runtimes.openvino_import import import_openvino, telemetry_declined
 
 IR_PRECISIONS = (Precision.FP32, Precision.FP16, Precision.INT8)
 INT8_INSTALL = "pip install 'edgekit[openvino-int8]'"
@@ -51,24 +51,6 @@ INT8_RECIPE: dict[str, Any] = {
     "description": "NNCF post-training quantization: int8 weights and activations, 7-bit weights (overflow fix)",
     "portable": True,
 }
-
-
-@dataclass(frozen=True)
-class OpenVINOExport:
-    """What `export_openvino` wrote: the `.xml` (the artifact's path) and its `.bin` beside it."""
-
-    name: str
-    path: Path
-    weights: Path
-    precision: Precision
-    size_bytes: int  # .xml + .bin
-    sha256: str  # of the .xml (the .bin's is `weights_sha256`)
-    weights_sha256: str
-    input_spec: TensorSpec
-    output_spec: TensorSpec
-    seconds: float
-    notes: tuple[str, ...] = field(default=())
-    quantization: dict[str, Any] | None = None  # int8: the recipe, for the manifest (as `exporters.int8_recipe`)
 
 
 def ir_filename(precision: Precision) -> str:
@@ -83,7 +65,7 @@ def export_openvino(
     precision: Precision | str = Precision.FP32,
     sample: np.ndarray | None = None,
     calibration_data: np.ndarray | None = None,
-) -> OpenVINOExport:
+) -> ExportResult:
     """Convert an fp32 `.onnx` file to OpenVINO IR in `out_dir`, checked with the OpenVINO runner.
 
     Both files are written in a temporary directory inside `out_dir`, checked there, and moved into place weights
@@ -115,9 +97,9 @@ def export_openvino(
     if not source.is_file():
         raise ExportError(f"ONNX file {source} does not exist; export onnx-fp32 first.")
     try:
-        import openvino as ov
-    except ImportError:
-        raise ExportError("OpenVINO is not installed; install it with `pip install 'edgekit[openvino]'`.") from None
+        ov = import_openvino()  # without its usage telemetry (see there)
+    except RuntimeUnavailableError as exc:
+        raise ExportError(str(exc)) from None
     out = Path(out_dir)
     ensure_dir(out)
     final = out / ir_filename(precision)
@@ -142,29 +124,32 @@ def export_openvino(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     weights = final.with_suffix(".bin")
-    return OpenVINOExport(
-        name=f"openvino-{precision.value}",
-        path=final,
-        weights=weights,
-        precision=precision,
-        size_bytes=final.stat().st_size + weights.stat().st_size,
-        sha256=sha256_file(final),
-        weights_sha256=sha256_file(weights),
-        input_spec=specs[0],
-        output_spec=specs[1],
-        seconds=time.perf_counter() - start,
-        notes=tuple(dict.fromkeys(notes)),
+    result = ExportResult.written(
+        final,
+        ExportFormat.OPENVINO,
+        precision,
+        specs,
+        start,
+        notes,
         quantization=dict(INT8_RECIPE, calibration_images=len(cal))
         if precision is Precision.INT8 and cal is not None
         else None,
+    )
+    # Both files are the artifact: its size counts the weights, and the manifest checks them by their own sha256.
+    return dataclasses.replace(
+        result,
+        size_bytes=result.size_bytes + weights.stat().st_size,
+        weights=weights,
+        weights_sha256=sha256_file(weights),
     )
 
 
 def _quantize(model: object, calibration: np.ndarray) -> object:
     """NNCF's int8 of an fp32 OpenVINO model, calibrated on every one of `calibration`'s samples, one at a time."""
     try:
-        import nncf
-        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+        with telemetry_declined():  # NNCF starts OpenVINO's telemetry again at import
+            import nncf
+            from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
     except ImportError:
         raise ExportError(
             f"OpenVINO int8 needs NNCF, which is not installed; install it with `{INT8_INSTALL}`."

@@ -8,7 +8,8 @@ import numpy as np
 
 from runtimes.base import Runner
 from runtimes.capture import native_output
-from runtimes.errors import ModelLoadError, RuntimeUnavailableError, one_line
+from runtimes.errors import ModelLoadError, one_line
+from runtimes.openvino_import import import_openvino
 from runtimes.spec import ModelSpec, TensorSpec
 
 PERFORMANCE_HINTS: tuple[str, ...] = ("LATENCY", "THROUGHPUT")
@@ -26,7 +27,6 @@ _OV_TYPES = {
     "i8": "int8",
     "u8": "uint8",
 }
-INSTALL_HINT = "install it with `pip install openvino`"
 # Batch shapes compiled statically per activation; further shapes run on the dynamic-batch compilation.
 STATIC_SHAPES = 4
 
@@ -113,10 +113,7 @@ class OpenVINORunner(Runner):
             return None
 
     def _activate(self) -> None:
-        try:
-            import openvino as ov
-        except ImportError as exc:
-            raise RuntimeUnavailableError(f"OpenVINO is not installed; {INSTALL_HINT}.") from exc
+        ov = import_openvino()
         weights = self.model_path.with_suffix(".bin")
         if not weights.is_file():
             raise ModelLoadError(

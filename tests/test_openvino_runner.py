@@ -11,9 +11,9 @@ import pytest
 
 pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install 'edgekit[openvino]')")
 
-from exporters.base import Precision
+from exporters.base import ExportResult, Precision
 from exporters.errors import ExportError, UnsupportedPrecisionError
-from exporters.openvino_export import OpenVINOExport, export_openvino
+from exporters.openvino_export import export_openvino
 from runtimes import InputSpecError, ModelLoadError, make_runner
 from runtimes.openvino_runner import STATIC_SHAPES, OpenVINORunner
 from toolkit.data.mnist import to_model_input
@@ -34,7 +34,7 @@ def images(mnist) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def irs(small_run: Path, images: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> dict[str, OpenVINOExport]:
+def irs(small_run: Path, images: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> dict[str, ExportResult]:
     out = tmp_path_factory.mktemp("openvino")
     return {p: export_openvino(onnx_fp32(small_run), out, precision=p, sample=images[:4]) for p in ("fp32", "fp16")}
 
@@ -46,7 +46,7 @@ def ort_probs(small_run: Path, images: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def int8_ir(small_run: Path, mnist, tmp_path_factory: pytest.TempPathFactory) -> OpenVINOExport:
+def int8_ir(small_run: Path, mnist, tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
     pytest.importorskip("nncf", reason="NNCF is not installed (pip install 'edgekit[openvino-int8]')")
     out = tmp_path_factory.mktemp("openvino-int8")
     calibration = to_model_input(mnist.x_train[:200])  # training images, as the run's other int8 artifacts
@@ -59,7 +59,7 @@ def margins(probs: np.ndarray) -> np.ndarray:
     return top2[:, 1] - top2[:, 0]
 
 
-def test_export_writes_the_pair_and_fp16_halves_the_weights(irs: dict[str, OpenVINOExport]) -> None:
+def test_export_writes_the_pair_and_fp16_halves_the_weights(irs: dict[str, ExportResult]) -> None:
     fp32, fp16 = irs["fp32"], irs["fp16"]
     for result in (fp32, fp16):
         assert result.path.suffix == ".xml" and result.weights == result.path.with_suffix(".bin")
@@ -77,7 +77,7 @@ def test_export_writes_the_pair_and_fp16_halves_the_weights(irs: dict[str, OpenV
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_ir_agrees_with_onnx_runtime(
-    irs: dict[str, OpenVINOExport], images: np.ndarray, ort_probs: np.ndarray, precision: str
+    irs: dict[str, ExportResult], images: np.ndarray, ort_probs: np.ndarray, precision: str
 ) -> None:
     # The limits are edgekit's parity limits for the precision (fp16: the error of fp16 weights through this CNN);
     # an answer may differ only on an image whose top-2 gap is within twice that limit.
@@ -92,7 +92,7 @@ def test_ir_agrees_with_onnx_runtime(
     assert np.all(margins(ort_probs)[flipped] <= 2 * limit)
 
 
-def test_run_native_reads_each_new_array_and_copies_the_output(irs: dict[str, OpenVINOExport], images) -> None:
+def test_run_native_reads_each_new_array_and_copies_the_output(irs: dict[str, ExportResult], images) -> None:
     # The input tensor shares the array's memory and the output tensor is the request's own: a second array
     # must be fed, and an earlier result must survive the next call.
     with OpenVINORunner(irs["fp32"].path, num_threads=1) as runner:
@@ -105,7 +105,7 @@ def test_run_native_reads_each_new_array_and_copies_the_output(irs: dict[str, Op
     np.testing.assert_array_equal(again, kept)
 
 
-def test_static_and_dynamic_shapes_give_the_same_answers(irs: dict[str, OpenVINOExport], images) -> None:
+def test_static_and_dynamic_shapes_give_the_same_answers(irs: dict[str, ExportResult], images) -> None:
     # More batch sizes than STATIC_SHAPES, alternating: the later ones run on the dynamic compilation.
     sizes = [1, 7, 1, 32, 3, 5, 2, 7, 1]
     assert len(set(sizes)) > STATIC_SHAPES
@@ -119,7 +119,7 @@ def test_static_and_dynamic_shapes_give_the_same_answers(irs: dict[str, OpenVINO
         np.testing.assert_allclose(have, want, atol=limit)
 
 
-def test_throughput_hint_and_streams_give_the_same_answers(irs: dict[str, OpenVINOExport], images) -> None:
+def test_throughput_hint_and_streams_give_the_same_answers(irs: dict[str, ExportResult], images) -> None:
     with OpenVINORunner(irs["fp32"].path, num_threads=1) as latency:
         expected = latency.infer(images[:32])
     with OpenVINORunner(irs["fp32"].path, performance_hint="throughput", num_streams=2) as throughput:
@@ -127,7 +127,7 @@ def test_throughput_hint_and_streams_give_the_same_answers(irs: dict[str, OpenVI
     np.testing.assert_allclose(got, expected, atol=PARITY_TOLERANCES["fp32"].max_abs_diff)
 
 
-def test_missing_weights_are_one_line(irs: dict[str, OpenVINOExport], tmp_path: Path) -> None:
+def test_missing_weights_are_one_line(irs: dict[str, ExportResult], tmp_path: Path) -> None:
     lone = tmp_path / "model_fp32.xml"
     shutil.copy(irs["fp32"].path, lone)
     with pytest.raises(ModelLoadError, match=r"has no weights file model_fp32\.bin beside it") as err:
@@ -142,7 +142,7 @@ def test_missing_weights_are_one_line(irs: dict[str, OpenVINOExport], tmp_path: 
         (b'<?xml version="1.0"?>\n<net name="x" version="11"><layers><layer id="0"', r"could not be loaded as an"),
     ],
 )
-def test_corrupt_xml_is_one_line(irs: dict[str, OpenVINOExport], tmp_path: Path, text: bytes, expected: str) -> None:
+def test_corrupt_xml_is_one_line(irs: dict[str, ExportResult], tmp_path: Path, text: bytes, expected: str) -> None:
     bad = tmp_path / "model.xml"
     bad.write_bytes(text)
     shutil.copy(irs["fp32"].weights, bad.with_suffix(".bin"))
@@ -151,14 +151,14 @@ def test_corrupt_xml_is_one_line(irs: dict[str, OpenVINOExport], tmp_path: Path,
     assert "\n" not in str(err.value)
 
 
-def test_wrong_image_size_is_one_line(irs: dict[str, OpenVINOExport]) -> None:
+def test_wrong_image_size_is_one_line(irs: dict[str, ExportResult]) -> None:
     with OpenVINORunner(irs["fp32"].path) as runner, pytest.raises(InputSpecError) as err:
         runner.infer(np.zeros((2, 32, 32, 1), np.float32))
     assert str(err.value).startswith("input shape (2, 32, 32, 1) received; expected (N, 28, 28, 1)")
     assert "\n" not in str(err.value)
 
 
-def test_unknown_options_are_refused(irs: dict[str, OpenVINOExport]) -> None:
+def test_unknown_options_are_refused(irs: dict[str, ExportResult]) -> None:
     with pytest.raises(ModelLoadError, match="performance hint 'fastest' is unknown; choose one of LATENCY"):
         OpenVINORunner(irs["fp32"].path, performance_hint="fastest")
     with pytest.raises(ModelLoadError, match="inference precision 'f8' is unknown"):
@@ -180,7 +180,7 @@ def test_export_refusals_leave_nothing_behind(small_run: Path, tmp_path: Path) -
 
 
 def test_int8_keeps_the_int8_floor_and_quarters_the_weights(
-    int8_ir: OpenVINOExport, irs: dict[str, OpenVINOExport], images: np.ndarray, ort_probs: np.ndarray, mnist
+    int8_ir: ExportResult, irs: dict[str, ExportResult], images: np.ndarray, ort_probs: np.ndarray, mnist
 ) -> None:
     # The floor edgekit's parity step applies to int8 artifacts, relative to the reference's own error rate.
     labels = mnist.y_test[:IMAGES]

@@ -111,7 +111,7 @@ def export(
     is refused.
 
     Args:
-        formats: "tflite" and/or "onnx" (None: both).
+        formats: "tflite", "onnx" and/or "openvino" (None: tflite and onnx; openvino is opt-in).
         precisions: e.g. "fp32", "fp16", "int8-dynamic", "int8", "int16x8" (None: the defaults of each format).
         data: calibration data for int8 (the training split, `calibration_size` images drawn with `seed`).
         max_drop: accuracy budget in points vs the reference (Keras, or an ONNX source's onnx-fp32); when full

@@ -122,9 +122,10 @@ def _entries(run: Path, manifest: ManifestDocument, artifact_names: list[str] | 
         if not entries:
             raise BundleError(f"{run} has no exported artifacts to bundle; run `edgekit export {run}` first.")
     for e in entries:
-        reason = unsafe_reason(e.path)
-        if reason:
-            raise BundleError(f"{run / A.MANIFEST_JSON} lists artifact {e.name} with a path that {reason}.")
+        for name, _ in e.files():
+            reason = unsafe_reason(name)
+            if reason:
+                raise BundleError(f"{run / A.MANIFEST_JSON} lists artifact {e.name} with a path that {reason}.")
     return entries
 
 
@@ -315,12 +316,14 @@ def _add_artifact(
 
 def _copy_artifact(work: Path, entry: ArtifactEntry, src: Path) -> Path:
     """Copy one artifact into the bundle at its manifest path, refusing a file that changed since the manifest."""
-    dst = work / entry.path
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dst)
-    if sha256_file(dst) != entry.sha256:
-        raise BundleError(f"{src} changed while it was copied; run `edgekit bundle` again.")
-    return dst
+    for name, sha in entry.files():  # an OpenVINO IR's .bin travels with its .xml
+        file = work / name
+        file.parent.mkdir(parents=True, exist_ok=True)
+        origin = src if name == entry.path else src.parent / Path(name).name
+        shutil.copyfile(origin, file)
+        if sha256_file(file) != sha:
+            raise BundleError(f"{origin} changed while it was copied; run `edgekit bundle` again.")
+    return work / entry.path
 
 
 def _entry_fields(entry: ArtifactEntry, backend: str) -> dict[str, Any]:
@@ -334,6 +337,7 @@ def _entry_fields(entry: ArtifactEntry, backend: str) -> dict[str, Any]:
         "backend": backend,
         "sha256": entry.sha256,
         "size_bytes": entry.size_bytes,
+        **({"weights": entry.weights, "weights_sha256": entry.weights_sha256} if entry.weights else {}),
     }
 
 

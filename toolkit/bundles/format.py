@@ -151,11 +151,11 @@ def _artifact_files(art: Any, several: bool, where: Path) -> list[Any]:
     if not several:
         if not isinstance(art, dict) or not {"name", "path", "expected", "tolerance"} <= art.keys():
             raise malformed
-        return [art["path"], art["expected"]]
+        return [art["path"], art["expected"], *([art["weights"]] if art.get("weights") else [])]
     outputs = art.get("outputs") if isinstance(art, dict) else None
     if not isinstance(art, dict) or not {"name", "path"} <= art.keys() or not isinstance(outputs, list) or not outputs:
         raise malformed
-    files = [art["path"]]
+    files = [art["path"], *([art["weights"]] if art.get("weights") else [])]
     for out in outputs:
         if not isinstance(out, dict) or not {"name", "kind", "expected", "tolerance"} <= out.keys():
             raise malformed

@@ -31,6 +31,7 @@ from toolkit.cli.options import (
     MinSecondsOpt,
     OfflineOpt,
     OrtOptOpt,
+    OvHintOpt,
     PeakOpt,
     ProcessesOpt,
     QuickOpt,
@@ -62,6 +63,7 @@ def bench(
     threads: ThreadsOpt = None,
     xnnpack: XnnpackOpt = None,
     ort_opt: OrtOptOpt = None,
+    ov_hint: OvHintOpt = None,
     min_runs: MinRunsOpt = None,
     min_seconds: MinSecondsOpt = None,
     warmup_runs: WarmupOpt = None,
@@ -113,6 +115,7 @@ def bench(
         precision=median_precision,
         keras_full=keras_full,
         processes=processes,
+        ov_hint=ov_hint,
     )
     if remote:
         _bench_remote(run, remote, settings, artifact, ssh_config, remote_dir, gate, offline)

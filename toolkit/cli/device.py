@@ -55,7 +55,8 @@ def predict(
     model: Annotated[
         Path,
         typer.Argument(
-            help="A .tflite or .onnx file, or a run directory / bundle (folder or .tar.gz) with --artifact.",
+            help="A .tflite, .onnx or OpenVINO .xml file, or a run directory / bundle (folder or .tar.gz) with "
+            "--artifact.",
             show_default=False,
         ),
     ],

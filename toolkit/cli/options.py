@@ -388,6 +388,49 @@ OrtOptOpt = Annotated[
         rich_help_panel="Benchmark",
     ),
 ]
+
+
+class OvHint(str, Enum):
+    LATENCY = "LATENCY"
+    THROUGHPUT = "THROUGHPUT"
+
+
+OvHintOpt = Annotated[
+    list[OvHint] | None,
+    typer.Option(
+        "--ov-hint",
+        help="OpenVINO performance hint; repeat to sweep (default: LATENCY, one stream).",
+        rich_help_panel="Benchmark",
+    ),
+]
+
+
+class ExtraRuntime(str, Enum):
+    OPENVINO = "openvino"
+
+
+ExtraRuntimeOpt = Annotated[
+    list[ExtraRuntime] | None,
+    typer.Option(
+        "--runtime",
+        "-r",
+        help="Also export and measure for this runtime; repeat for several. openvino: IR fp32, fp16 and int8 (NNCF), "
+        "converted from the onnx-fp32 export (pip install 'edgekit[openvino-int8]').",
+        rich_help_panel="Export",
+    ),
+]
+
+
+def with_runtimes(formats: list[ExportFormat] | None, runtimes: list[ExtraRuntime] | None) -> list[ExportFormat] | None:
+    """The --format choice with each --runtime's format added (to the default formats when none was named)."""
+    from exporters.base import DEFAULT_FORMATS
+
+    if not runtimes:
+        return formats
+    chosen = list(formats or DEFAULT_FORMATS)
+    return list(dict.fromkeys([*chosen, *(ExportFormat(r.value) for r in runtimes)]))
+
+
 PeakOpt = Annotated[
     bool,
     typer.Option(
@@ -413,6 +456,7 @@ def bench_settings(
     precision: str | None = None,
     keras_full: bool = False,
     processes: int | None = None,
+    ov_hint: list[OvHint] | None = None,
 ) -> BenchOptions:
     """The benchmark options shared by `bench` and `pipeline`, as the settings `toolkit.bench` takes (checked)."""
     from benchmarks.gate import parse_limit
@@ -430,6 +474,7 @@ def bench_settings(
         threads=list(dict.fromkeys(threads)) if threads else base.threads,
         xnnpack=[x is OnOff.ON for x in dict.fromkeys(xnnpack)] if xnnpack else base.xnnpack,
         ort_optimization=[o.value for o in dict.fromkeys(ort_opt)] if ort_opt else base.ort_optimization,
+        openvino_hint=[h.value for h in dict.fromkeys(ov_hint)] if ov_hint else base.openvino_hint,
         warmup_runs=base.warmup_runs if warmup_runs is None else warmup_runs,
         warmup_seconds=base.warmup_seconds,
         min_runs=min_runs or base.min_runs,

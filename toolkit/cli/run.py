@@ -27,6 +27,7 @@ from toolkit.cli.options import (
     DataOpt,
     EpochsOpt,
     ExportMaxAccuracyDropOpt,
+    ExtraRuntimeOpt,
     FormatOpt,
     InputScaleOpt,
     Int8TargetOpt,
@@ -40,6 +41,7 @@ from toolkit.cli.options import (
     ModelOpt,
     OrtOptOpt,
     OutputKindOpt,
+    OvHintOpt,
     PeakOpt,
     PrecisionOpt,
     ProcessesOpt,
@@ -58,6 +60,7 @@ from toolkit.cli.options import (
     parse_scale,
     resolve_run,
     run_to_write,
+    with_runtimes,
 )
 from toolkit.cli.show import _load_data, print_bench, print_cpu_classes, print_parity, print_recommendation
 from toolkit.cpus.models import cpu_help
@@ -110,6 +113,7 @@ def export(
     run_dir: RunDirArg = None,
     runs_dir: RunsDirOpt = RUNS_DIR,
     formats: FormatOpt = None,
+    runtime: ExtraRuntimeOpt = None,
     precisions: PrecisionOpt = None,
     calibration_size: CalibOpt = 500,
     seed: SeedOpt = 7,
@@ -127,6 +131,7 @@ def export(
     """Export model.keras to TFLite and ONNX (float and quantized); writes exports/ and manifest.json.
 
     Default: TFLite fp32, fp16, int8-dynamic and int8 (int8 I/O); ONNX fp32 and int8 (static QDQ).
+    [b]-r openvino[/] adds OpenVINO IR fp32, fp16 and int8.
     With [b]--model[/], your own Keras model is checked with [b]--data[/] and imported into RUN_DIR first
     (default: a new <runs-dir>/<UTC time>, which <runs-dir>/latest then points at).
     Examples: [b]edgekit export runs/latest -f tflite -p int8[/]
@@ -137,6 +142,7 @@ def export(
     from toolkit.steps.export import parse_targets, skipped_message, source_format
 
     max_drop = max_accuracy_drop
+    formats = with_runtimes(formats, runtime)
     existing = None if model is not None else resolve_run(run_dir, runs_dir)
     source = source_format(model, existing)
     targets = parse_targets(formats, precisions, source=source, model=model)  # fails before the data loads
@@ -278,6 +284,7 @@ def pipeline(
     custom_objects: CustomObjectsOpt = None,
     input_scale: InputScaleOpt = None,
     formats: FormatOpt = None,
+    runtime: ExtraRuntimeOpt = None,
     precisions: PrecisionOpt = None,
     calibration_size: CalibOpt = 500,
     int8_target: Int8TargetOpt = Int8Target.PORTABLE,
@@ -285,6 +292,7 @@ def pipeline(
     threads: ThreadsOpt = None,
     xnnpack: XnnpackOpt = None,
     ort_opt: OrtOptOpt = None,
+    ov_hint: OvHintOpt = None,
     min_runs: MinRunsOpt = None,
     min_seconds: MinSecondsOpt = None,
     warmup_runs: WarmupOpt = None,
@@ -304,6 +312,7 @@ def pipeline(
 
     Exits 3 if any artifact fails parity (the run is still completed and reported).
     Example: [b]edgekit pipeline[/]   or, for a quick look: [b]edgekit pipeline --epochs 1 --quick[/]
+    With OpenVINO beside LiteRT and ONNX Runtime: [b]edgekit pipeline -r openvino[/]
     Your own model (no training): [b]edgekit pipeline --model my.keras --data my.npz[/]
     int8-mixed within 0.5 points: [b]edgekit pipeline --model m.onnx --data d.npz --max-accuracy-drop 0.5[/]
     After an interruption: [b]edgekit pipeline --resume runs/latest[/]
@@ -328,7 +337,9 @@ def pipeline(
             precision=median_precision,
             keras_full=keras_full,
             processes=processes,
+            ov_hint=ov_hint,
         )
+        formats = with_runtimes(formats, runtime)
         options = toolkit.pipeline_options(
             epochs=epochs,
             batch_size=batch_size,

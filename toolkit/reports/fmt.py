@@ -5,7 +5,13 @@ from __future__ import annotations
 import math
 
 DASH = "–"
-RUNTIME_NAMES = {"tflite": "LiteRT", "onnxruntime": "ONNX Runtime", "keras": "Keras", "tflm": "TFLite Micro"}
+RUNTIME_NAMES = {
+    "tflite": "LiteRT",
+    "onnxruntime": "ONNX Runtime",
+    "openvino": "OpenVINO",
+    "keras": "Keras",
+    "tflm": "TFLite Micro",
+}
 
 
 def num(value: object) -> float | None:

@@ -88,6 +88,8 @@ _LIBRARIES = (
     "onnxruntime",
     "ai-edge-litert",
     "tflite-runtime",
+    "openvino",
+    "nncf",
     "typer",
 )
 
@@ -283,13 +285,16 @@ class Run:
 
     def verified_path(self, entry: ArtifactEntry) -> Path:
         """The artifact's file, after checking it exists and matches the manifest's sha256."""
+        for name, sha in entry.files():  # an OpenVINO IR's .bin too: the .xml alone does not run
+            file = self.dir / name
+            if not file.is_file():
+                raise RunDirError(f"{file} is listed in the manifest but missing; re-run `edgekit export`.")
+            if sha256_file(file) != sha:
+                raise RunDirError(
+                    f"{file} does not match the sha256 in {MANIFEST_JSON} (modified or corrupt); "
+                    "re-run `edgekit export`."
+                )
         path: Path = self.dir / entry.path
-        if not path.is_file():
-            raise RunDirError(f"{path} is listed in the manifest but missing; re-run `edgekit export`.")
-        if sha256_file(path) != entry.sha256:
-            raise RunDirError(
-                f"{path} does not match the sha256 in {MANIFEST_JSON} (modified or corrupt); re-run `edgekit export`."
-            )
         return path
 
 
@@ -353,7 +358,7 @@ def reference_name(manifest: ManifestDocument) -> str:
     return manifest.reference or REFERENCE_NAME
 
 
-_FORMATS = ("keras", "tflite", "onnx")
+_FORMATS = ("keras", "tflite", "onnx", "openvino")
 _PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8", "int16x8", "int4-weights", "int8-mixed")
 
 

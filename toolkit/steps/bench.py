@@ -89,6 +89,9 @@ def _variants(runtime: str, settings: BenchSettings) -> Iterator[dict[str, Any]]
     elif runtime == "onnxruntime":
         for level in dict.fromkeys(settings.ort_optimization):
             yield {"graph_optimization": level}
+    elif runtime == "openvino":
+        for hint in dict.fromkeys(settings.openvino_hint):
+            yield {"performance_hint": hint}
     else:
         yield {}
 
@@ -98,6 +101,8 @@ def _variant_label(options: dict[str, Any]) -> str:
         return " (no XNNPACK)"
     if options.get("graph_optimization") not in (None, "all"):
         return f" (ORT opt {options['graph_optimization']})"
+    if options.get("performance_hint") not in (None, "LATENCY"):
+        return f" ({options['performance_hint']})"
     return ""
 
 
@@ -128,7 +133,7 @@ def _available(entries: list[ArtifactEntry]) -> tuple[list[ArtifactEntry], list[
     if not kept:
         raise ToolkitError(
             f"none of this run's artifacts has its runtime installed ({', '.join(skipped)}); "
-            "install ai-edge-litert or onnxruntime."
+            "install ai-edge-litert, onnxruntime or openvino."
         )
     return kept, skipped
 
@@ -383,7 +388,7 @@ def _settle(job: _Job, row: BenchRow, beaten_by: str | None, settings: BenchSett
     return row.model_copy(update={"stop": "dominated", "dominated_by": beaten_by})
 
 
-def _method(settings: BenchSettings, threads: list[int]) -> BenchMethod:
+def _method(settings: BenchSettings, threads: list[int], entries: list[ArtifactEntry]) -> BenchMethod:
     from toolkit.run.documents import BenchMethod
 
     return BenchMethod(
@@ -391,6 +396,7 @@ def _method(settings: BenchSettings, threads: list[int]) -> BenchMethod:
         threads=threads,
         xnnpack=list(settings.xnnpack),
         ort_optimization=list(settings.ort_optimization),
+        openvino_hint=list(settings.openvino_hint) if any(e.runtime == "openvino" for e in entries) else None,
         warmup_runs=settings.warmup_runs,
         warmup_seconds=settings.warmup_seconds,
         min_runs=settings.min_runs,
@@ -541,7 +547,7 @@ def bench_step(
             created_utc=A.utc_now(),
             run=run.name,
             environment=Environment.model_validate(environment),
-            method=_method(settings, threads),
+            method=_method(settings, threads, [e for e, _ in paths]),
             skipped=[SkippedArtifact(artifact=name, reason="runtime not installed") for name in skipped],
             artifacts={e.name: e.sha256 for e, _ in paths},
             noisy=_noisy(rows),

@@ -7,7 +7,15 @@ import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from exporters.base import NEEDS_CALIBRATION, OPT_IN, SUPPORTED, ExportFormat, Precision, artifact_name
+from exporters.base import (
+    DEFAULT_FORMATS,
+    NEEDS_CALIBRATION,
+    OPT_IN,
+    SUPPORTED,
+    ExportFormat,
+    Precision,
+    artifact_name,
+)
 from toolkit.errors import ToolkitError
 from toolkit.model.run_source import is_user_run, run_dataset, run_spec
 from toolkit.progress import ProgressCallback, as_progress
@@ -26,7 +34,12 @@ if TYPE_CHECKING:
 # What an ONNX file as the source can become: the fp32 artifact is the reference file itself.
 ONNX_SOURCE_SUPPORTED: dict[ExportFormat, tuple[Precision, ...]] = {
     ExportFormat.ONNX: (Precision.FP32, Precision.FP16, Precision.INT8),
+    ExportFormat.OPENVINO: SUPPORTED[ExportFormat.OPENVINO],
 }
+NO_OPENVINO_FROM_TFLITE = (
+    "OpenVINO IR is converted from the run's ONNX fp32 file, which a TFLite source does not make by default; "
+    "export OpenVINO from the original model (Keras or ONNX) instead."
+)
 NO_TFLITE_FROM_ONNX = (
     "TFLite from an ONNX source is out of reach of this stack: onnx2tf pins numpy 1.26 / TensorFlow 2.19 in its "
     "1.x line and needs Python >= 3.12 in its 2.x line; export TFLite from the original framework (e.g. "
@@ -77,7 +90,9 @@ def parse_targets(
     supported = {"onnx": ONNX_SOURCE_SUPPORTED, "tflite": TFLITE_SOURCE_SUPPORTED}.get(source, SUPPORTED)
     if source == "onnx" and formats and ExportFormat.TFLITE in formats:
         raise ToolkitError(NO_TFLITE_FROM_ONNX)
-    default = [ExportFormat.TFLITE] if source == "tflite" else list(SUPPORTED)  # ONNX from TFLite: opt-in
+    if source == "tflite" and formats and ExportFormat.OPENVINO in formats:
+        raise ToolkitError(NO_OPENVINO_FROM_TFLITE)
+    default = [ExportFormat.TFLITE] if source == "tflite" else list(DEFAULT_FORMATS)  # ONNX from TFLite: opt-in
     fmts = [f for f in (formats or default) if f in supported]
     if precisions and Precision.INT8_MIXED in precisions:
         raise ToolkitError(
@@ -87,6 +102,8 @@ def parse_targets(
     for fmt in fmts:
         wanted = precisions or [p for p in supported[fmt] if p not in OPT_IN]
         targets.extend((fmt, p) for p in wanted if p in supported[fmt])
+    if source == "keras" and any(f is ExportFormat.OPENVINO for f, _ in targets):
+        targets = _with_onnx_fp32(targets)
     if not targets:
         offered = "; ".join(f"{f.value}: {', '.join(p.value for p in supported[f])}" for f in fmts)
         if source in ("onnx", "tflite"):
@@ -97,6 +114,14 @@ def parse_targets(
 
         plan(Path(model).expanduser(), targets)  # ONNX from a fixed-batch file: refused before the run exists
     return targets
+
+
+def _with_onnx_fp32(targets: list[tuple[ExportFormat, Precision]]) -> list[tuple[ExportFormat, Precision]]:
+    """OpenVINO IR converts from the onnx-fp32 file: it is exported first when OpenVINO is asked for."""
+    onnx_fp32 = (ExportFormat.ONNX, Precision.FP32)
+    rest = [t for t in targets if t != onnx_fp32]
+    first = next(i for i, (f, _) in enumerate(rest) if f in (ExportFormat.ONNX, ExportFormat.OPENVINO))
+    return [*rest[:first], onnx_fp32, *rest[first:]]
 
 
 def _samples(calibration: Any) -> int:
@@ -160,10 +185,11 @@ def export_step(
         if any(f is ExportFormat.TFLITE for f, _ in targets):
             raise ToolkitError(NO_TFLITE_FROM_ONNX)
         offered = ONNX_SOURCE_SUPPORTED[ExportFormat.ONNX]
-        other = [artifact_name(f, p) for f, p in targets if p not in offered]
+        other = [artifact_name(f, p) for f, p in targets if f is ExportFormat.ONNX and p not in offered]
         if other:
             raise ToolkitError(f"an ONNX source offers {', '.join(p.value for p in offered)}, not {', '.join(other)}.")
-        targets = [(f, p) for f, p in targets if p is not Precision.FP32]  # onnx-fp32 is the reference itself
+        # onnx-fp32 is the reference itself
+        targets = [(f, p) for f, p in targets if (f, p) != (ExportFormat.ONNX, Precision.FP32)]
         model = None
         spec = run_spec(run_dir)
     else:
@@ -207,7 +233,9 @@ def export_step(
     with keras_saved_model(model) if several_tflite else contextlib.nullcontext() as saved:
         for fmt, precision in targets:
             p.update(task, description=f"export: {artifact_name(fmt, precision)}")
-            if tflite_plan is not None:
+            if fmt is ExportFormat.OPENVINO:
+                result = _export_openvino(model_path if onnx_source else onnx_fp32, out_dir, precision, calibration)
+            elif tflite_plan is not None:
                 result = tflite_source.export_target(
                     model_path,
                     out_dir,
@@ -258,6 +286,22 @@ def _export_keras(
     return export_onnx(
         model, out_dir, precision=precision, calibration_data=calibration, target=int8_target, fp32_file=fp32
     )
+
+
+def _export_openvino(
+    onnx_fp32: Path | None,
+    out_dir: Path,
+    precision: Precision,
+    calibration: np.ndarray | dict[str, np.ndarray] | None,
+) -> ExportResult:
+    """One OpenVINO IR target, converted from the onnx-fp32 file (`parse_targets` puts it first)."""
+    from exporters.openvino_export import export_openvino
+
+    if onnx_fp32 is None:
+        raise ToolkitError("OpenVINO IR converts from onnx-fp32; export it too (--format onnx --precision fp32).")
+    if isinstance(calibration, dict):
+        raise ToolkitError("OpenVINO int8 of a model with several inputs is not offered yet; use onnx-int8.")
+    return export_openvino(onnx_fp32, out_dir, precision=precision, calibration_data=calibration)
 
 
 def artifact_entry(run_dir: Path, result: ExportResult, spec: ModelSpec) -> ArtifactEntry:

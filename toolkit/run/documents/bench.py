@@ -19,6 +19,7 @@ class RunnerOptions(Part):
     graph_optimization: str | None = Field(
         default=None, description="ONNX Runtime only: disable, basic, extended or all."
     )
+    performance_hint: str | None = Field(default=None, description="OpenVINO only: LATENCY or THROUGHPUT.")
 
 
 class BenchRow(Part):
@@ -105,6 +106,8 @@ class BenchRow(Part):
         level = level or (self.model_extra or {}).get("graph_optimization")
         if level not in (None, "", "all"):
             extras.append(f"ORT opt {level}")
+        if self.options is not None and self.options.performance_hint not in (None, "LATENCY"):
+            extras.append(str(self.options.performance_hint))
         return f"{self.artifact} ({', '.join(extras)})" if extras else self.artifact
 
 
@@ -115,6 +118,7 @@ class BenchMethod(Part):
     threads: list[int]
     xnnpack: list[bool] | None = None
     ort_optimization: list[str] | None = None
+    openvino_hint: list[str] | None = None
     warmup_runs: int | None = None
     warmup_seconds: float | None = None
     min_runs: int | None = None

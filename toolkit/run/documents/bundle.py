@@ -103,6 +103,8 @@ class BundleArtifact(Part):
     backend: str
     sha256: str
     size_bytes: int
+    weights: str | None = Field(default=None, description="OpenVINO IR: the .bin beside the .xml `path`.")
+    weights_sha256: str | None = None
     input: StoredTensorSpec | None = None
     output: StoredTensorSpec | None = None
     tolerance: MachineTolerance | None = Field(description="The output's tolerance; None with `outputs`.")

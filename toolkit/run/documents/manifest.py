@@ -26,9 +26,9 @@ class ArtifactEntry(Part):
 
     name: str = Field(description="e.g. tflite-int8; unique within the run.")
     path: str = Field(description="Relative to the run directory, with / separators.")
-    format: str = Field(description="keras, tflite or onnx.")
+    format: str = Field(description="keras, tflite, onnx or openvino.")
     precision: str = Field(description="fp32, fp16, int8-dynamic, int8, int16x8, int4-weights or int8-mixed.")
-    runtime: str = Field(description="The runner that loads it: keras, tflite or onnxruntime.")
+    runtime: str = Field(description="The runner that loads it: keras, tflite, onnxruntime or openvino.")
     size_bytes: int
     sha256: str
     # Exports only: the reference entry has none of these.
@@ -45,6 +45,17 @@ class ArtifactEntry(Part):
     model_spec: StoredModelSpec | None = Field(
         default=None, description="The model's ModelSpec (runtimes.spec.ModelSpec.to_dict): inputs, outputs, classes."
     )
+    weights: str | None = Field(
+        default=None, description="OpenVINO IR: the .bin weights beside the .xml `path` (relative, / separators)."
+    )
+    weights_sha256: str | None = Field(default=None, description="The sha256 of `weights`.")
+
+    def files(self) -> list[tuple[str, str]]:
+        """Every file of the artifact with its sha256: the model file, and an IR's weights."""
+        pairs = [(self.path, self.sha256)]
+        if self.weights is not None and self.weights_sha256 is not None:
+            pairs.append((self.weights, self.weights_sha256))
+        return pairs
 
 
 class Calibration(Part):

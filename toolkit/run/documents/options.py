@@ -44,7 +44,8 @@ def _require_all_but_the_method(schema: dict[str, Any]) -> None:
     schema["required"] = [name for name in schema["required"] if name not in _METHOD_FIELDS]
 
 
-_METHOD_FIELDS = ("method", "precision", "quick_seconds", "keras_full", "processes")
+_METHOD_FIELDS = ("method", "precision", "quick_seconds", "keras_full", "processes", "openvino_hint")
+_LATER_FIELDS = ("processes", "openvino_hint")
 
 
 class BenchOptions(Part):
@@ -69,6 +70,10 @@ class BenchOptions(Part):
     xnnpack: list[bool] = Field(default_factory=lambda: [True], description="TFLite: XNNPACK on and/or off.")
     ort_optimization: list[str] = Field(
         default_factory=lambda: ["all"], description="ONNX Runtime graph optimisation levels to sweep."
+    )
+    openvino_hint: list[str] = Field(
+        default_factory=lambda: ["LATENCY"],
+        description="OpenVINO performance hints to sweep (LATENCY: one stream, one request as fast as it goes).",
     )
     method: Literal["adaptive", "fixed"] | None = Field(
         default=None,
@@ -111,16 +116,21 @@ class BenchOptions(Part):
                 values[name] = value
         # New settings lead with several processes; a whole record from before that choice ran one.
         whole_record = set(values) >= _LEGACY_FIELDS | {"precision", "quick_seconds", "keras_full"}
-        if values.get("processes") is None and not whole_record and not legacy:
-            values["processes"] = DEFAULT_PROCESSES
+        if not whole_record and not legacy:
+            if values.get("processes") is None:
+                values["processes"] = DEFAULT_PROCESSES
+            values.setdefault("openvino_hint", ["LATENCY"])
         return values
 
     def model_post_init(self, context: Any, /) -> None:
         # Settings are recorded whole: a default is as much a part of the method as a given value. A record from
         # before the method could be chosen is kept as it was written.
         if self.method is not None:
+            # Fields added after such records were written are kept only where given (their absence is their old
+            # meaning: one process; no OpenVINO).
+            given = set(self.__pydantic_fields_set__)
             self.__pydantic_fields_set__.update(
-                name for name in type(self).model_fields if name != "processes" or self.processes is not None
+                name for name in type(self).model_fields if name not in _LATER_FIELDS or name in given
             )
 
     @property
@@ -160,6 +170,10 @@ class BenchOptions(Part):
             raise ToolkitError(f"--processes must be 1 to 20, got {self.processes}.")
         if not self.xnnpack:
             raise ToolkitError("--xnnpack needs at least one of on, off.")
+        from runtimes.openvino_runner import PERFORMANCE_HINTS as hints
+
+        if not self.openvino_hint or any(h not in hints for h in self.openvino_hint):
+            raise ToolkitError(f"--ov-hint takes {', '.join(hints)}; got {', '.join(self.openvino_hint) or 'nothing'}.")
         bad = [level for level in self.ort_optimization if level not in levels]
         if bad or not self.ort_optimization:
             raise ToolkitError(f"--ort-opt takes {', '.join(levels)}; got {', '.join(bad) or 'nothing'}.")
