@@ -211,10 +211,20 @@ def main() -> int:
     parser.add_argument("--user-models", action="store_true", help="also the five test user models")
     parser.add_argument("--control", action="store_true", help="run the fixed method twice on the reference")
     parser.add_argument("--render", action="store_true", help="only write summary.md again from summary.json")
+    parser.add_argument(
+        "--repick",
+        action="store_true",
+        help="with --render: decide the picks again from the saved runs (after a change of the tie rule)",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.render:
         cases = [_case(c) for c in json.loads((args.out / "summary.json").read_text())]
+        if args.repick:
+            for c in cases:
+                c.adaptive_pick, c.adaptive_ties = pick(args.out / c.name / "adaptive")
+                c.fixed_pick, c.fixed_ties = pick(args.out / c.name / "fixed")
+            (args.out / "summary.json").write_text(json.dumps([asdict(c) for c in cases], indent=2) + "\n")
         (args.out / "summary.md").write_text(markdown(cases))
         print(markdown(cases))
         return 0

@@ -90,7 +90,7 @@ def print_bench(bench: BenchDocument) -> None:
 def _interval_text(interval: tuple[float, float] | None, processes: int = 1) -> str:
     if interval is None:
         return ""
-    over = f" over {processes} processes" if processes > 1 else ""
+    over = f" (best of {processes} processes)" if processes > 1 else ""
     return f", 95 % CI{over} {interval[0]:.4f}–{interval[1]:.4f}"
 
 

@@ -72,6 +72,7 @@ def build_reference_model(seed: int = 7) -> Any:
     return model
 
 
+VALIDATION_BATCH = 1000  # images per call of the per-epoch validation pass (see `train_reference_model`)
 EpochCallback = Callable[[int, int, dict[str, float]], None]  # (epoch, epochs, logs)
 BatchCallback = Callable[[int, int], None]  # (batch, batches per epoch)
 
@@ -124,11 +125,15 @@ def train_reference_model(
         validation_data=(x_test_f, y_test_1h),
         epochs=config.epochs,
         batch_size=config.batch_size,
+        # The per-epoch look at the test set runs in inference mode and changes no weight or random state, so its
+        # batch size only sets its speed: 1,000 images per call take about half the time of 200 on 2 cores
+        # (0.37 s against 0.66 s for the 10,000 test images), about 3 s of the 10 epochs.
+        validation_batch_size=VALIDATION_BATCH,
         verbose=0,
         callbacks=[Progress()],
     )
     wall = time.perf_counter() - start
-    test_loss, test_acc = model.evaluate(x_test_f, y_test_1h, verbose=0, batch_size=1000)
+    test_loss, test_acc = model.evaluate(x_test_f, y_test_1h, verbose=0, batch_size=VALIDATION_BATCH)
     history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
     return TrainResult(
         model=model,

@@ -64,8 +64,7 @@ def stop_text(r: BenchRow, method: BenchMethod) -> str:
     if r.process_p50_ms:
         p50s = r.process_p50_ms
         text += (
-            f"; a leader, in {len(p50s)} fresh processes: p50 {min(p50s):.4g}–{max(p50s):.4g} ms "
-            "(the median one's row; the interval spans them all)"
+            f"; a leader, best of {len(p50s)} fresh processes (their p50s {min(p50s):.4g}–{max(p50s):.4g} ms)"
         )
     return text
 
@@ -129,9 +128,9 @@ def _processes_text(m: BenchMethod) -> str:
         return ""
     return (
         f" The leaders of the recommendation (every configuration that passed parity within the process-to-process "
-        f"spread of the fastest) are measured in {m.processes} fresh processes each, interleaved; a tie is judged on "
-        "the span of their intervals, since fresh processes of one file can land further apart than one "
-        "process's interval."
+        f"spread of the fastest) are measured in {m.processes} fresh processes each, interleaved, and keep the "
+        "fastest process's figures, since fresh processes of one file can land further apart than one process's "
+        "interval; the others' p50s are listed."
     )
 
 

@@ -14,9 +14,10 @@ could not change what the report decides, so its first-pass figures and interval
 marked dominated, naming what beats it.
 
 One process's interval is narrow (±0.1–2 %), but the same file measured in another fresh process minutes later
-can land 10–20 % away on a shared machine (ASLR, cache placement, neighbours). So the **leaders** of the
-recommendation (`leaders`) are measured in several fresh processes, and the tie is judged on the span of those
-processes; which leaders those are is decided with the spread the processes show (`process_spread`).
+can land 10–20 % away on a shared machine (ASLR, cache placement, neighbours), sometimes 2x in a slow mode. So
+the **leaders** of the recommendation (`leaders`) are measured in several fresh processes and keep the fastest;
+which rows are leaders is decided with the spread the processes show (`process_spread`): a row whose one process
+may have landed in a slow mode is measured again too.
 """
 
 from __future__ import annotations
