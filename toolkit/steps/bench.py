@@ -311,34 +311,41 @@ def _across_processes(
     p: Progress,
     task: int,
 ) -> list[tuple[int, BenchRow]]:
-    """Measure the leaders of the recommendation (`bench_focus.leaders`) in `settings.process_count` fresh processes
-    each, interleaved so a machine that changes speed touches them all alike, and give each leader the fastest
-    process's row (`_combined`), the others' p50s listed: one process's interval is far narrower than the spread
-    between fresh processes on a shared machine, so one process per configuration lets that spread pick.
+    """Measure the leaders of the recommendation (`bench_focus.leaders`) in more fresh processes, interleaved so a
+    machine that changes speed touches them all alike, and give each the fastest process's row (`_combined`),
+    the others' p50s listed: one process's interval is far narrower than the spread between fresh processes on a
+    shared machine, so one process per configuration lets that spread pick.
 
-    The leaders are chosen with `PROCESS_SPREAD_PRIOR`, then again with the spread the processes showed where it
-    is wider, up to three times."""
-    from toolkit.steps.bench_focus import PROCESS_SPREAD_PRIOR, leaders, process_spread
+    Every leader gets a second process; those whose best is then within the tie margin of the fastest (they could
+    be the pick) get up to `settings.process_count` in all. Leaders are chosen with `PROCESS_SPREAD_PRIOR`, then
+    with the spread the processes showed where it is wider."""
+    from toolkit.steps.bench_focus import PROCESS_SPREAD_PRIOR, TIE_MARGIN, leaders, process_spread
 
     # Each process is one sample of where a fresh process lands: the first pass's length (the fixed floor, or the
     # adaptive first pass) is enough for that, as the interval of each is kept.
     how = dataclasses.replace(_Pass.first(settings), name="across processes")
     samples: dict[int, list[BenchRow]] = {}
     spread = PROCESS_SPREAD_PRIOR
-    for _ in range(3):
-        todo = [i for i in leaders([r for _, r in rows], passed, spread) if i not in samples]
+    for _ in range(2 * settings.process_count):
+        current = [r for _, r in rows]
+        lead = leaders(current, passed, spread)
+        if not lead:
+            break
+        fastest = min(current[i].p50_ms for i in lead)
+        todo = [
+            i
+            for i in lead
+            if len(samples.get(i, [0]))
+            < (settings.process_count if current[i].p50_ms <= fastest * (1 + TIE_MARGIN) else 2)
+        ]
         if not todo:
             break
-        p.add_total(task, len(todo) * (settings.process_count - 1))
-        for i in todo:
-            samples[i] = [rows[i][1]]
-        for _ in range(settings.process_count - 1):
-            again = _measure(
-                [(jobs[rows[i][0]], [rows[i][1].batch_size]) for i in todo], inputs, settings, how, context, p, task
-            )
-            for i, new_rows in zip(todo, again, strict=True):
-                samples[i].append(new_rows[0])
-        for i in todo:
+        p.add_total(task, len(todo))
+        again = _measure(
+            [(jobs[rows[i][0]], [rows[i][1].batch_size]) for i in todo], inputs, settings, how, context, p, task
+        )
+        for i, new_rows in zip(todo, again, strict=True):
+            samples.setdefault(i, [rows[i][1]]).append(new_rows[0])
             rows[i] = (rows[i][0], _combined(samples[i]))
         spread = max([spread] + [process_spread([r.p50_ms for r in s]) for s in samples.values()])
     return rows

@@ -39,6 +39,12 @@ FAILED_PARITY = "failed parity"
 # of the fastest may be the fastest measured in its slow mode, so it is measured again. The measured spread
 # replaces it when larger.
 PROCESS_SPREAD_PRIOR = 1.25
+# Leaders whose batch-1 p50s are within this fraction of the fastest's are a tie (`toolkit.reports.rules`), whatever
+# their intervals say. The best of three fresh processes of one configuration differed between two runs minutes
+# apart by 5.4 % at the median of 39 leaders (benchmarks/results/2026-12-05-x86_64-xeon-2cpu-leaders), so a gap
+# between two configurations is uncertain by about twice that; and a latency difference that small is not worth
+# a less accurate or larger file.
+TIE_MARGIN = 0.10
 
 
 def interval(row: BenchRow) -> tuple[float, float]:
