@@ -175,12 +175,12 @@ def test_a_leader_in_a_slow_process_is_judged_by_its_best() -> None:
     from toolkit.reports.rules import recommend
 
     bench, parity, manifest = _reference()
-    bench = _with_intervals(bench, 0.005, tflite_fp32=0.0100, tflite_fp16=0.0110)
+    bench = _with_intervals(bench, 0.005, tflite_fp32=0.0100, tflite_fp16=0.0115)
     one = recommend(parity, bench, manifest)
     assert one is not None and one.artifact == "tflite-fp32" and one.tied_with == () and one.processes == 1
-    # fp16's first process landed in a slow mode (0.0110); its best of three is 0.0099, against fp32's 0.0098:
-    # within 5 %, a tie, and the smaller file of the same accuracy is picked.
-    best = {"tflite-fp32": [0.0100, 0.0098, 0.0104], "tflite-fp16": [0.0110, 0.0099, 0.0112]}
+    # fp16's first process landed in a slow mode (0.0115); its best of three is 0.0099, against fp32's 0.0098:
+    # within 10 %, a tie, and the smaller file of the same accuracy is picked.
+    best = {"tflite-fp32": [0.0100, 0.0098, 0.0104], "tflite-fp16": [0.0115, 0.0099, 0.0112]}
     rows = [
         r.model_copy(
             update={
@@ -211,8 +211,8 @@ def test_overlapping_leaders_are_a_tie_broken_by_accuracy_then_size() -> None:
     tie = recommend(parity, _with_intervals(bench, 0.03, tflite_fp32=0.0100, tflite_fp16=0.0102), manifest)
     assert tie is not None and tie.artifact == "tflite-fp16" and "tflite-fp32" in tie.tied_with
     assert TIE_RULE in tie.tie_text()
-    # Apart beyond their narrow intervals but within the 5 % margin: still a tie (fp16 4 % slower, smaller).
-    near = recommend(parity, _with_intervals(bench, 0.001, tflite_fp32=0.0100, tflite_fp16=0.0104), manifest)
+    # Apart beyond their narrow intervals but within the 10 % margin: still a tie (fp16 8 % slower, smaller).
+    near = recommend(parity, _with_intervals(bench, 0.001, tflite_fp32=0.0100, tflite_fp16=0.0108), manifest)
     assert near is not None and near.artifact == "tflite-fp16" and "tflite-fp32" in near.tied_with
     # int8-dynamic joins the tie with the higher accuracy (98.82 %): accuracy comes before size.
     three = recommend(

@@ -63,9 +63,7 @@ def stop_text(r: BenchRow, method: BenchMethod) -> str:
         text += "; measured on: " + FULL_PASS_TEXT.get(r.full_pass, r.full_pass)
     if r.process_p50_ms:
         p50s = r.process_p50_ms
-        text += (
-            f"; a leader, best of {len(p50s)} fresh processes (their p50s {min(p50s):.4g}–{max(p50s):.4g} ms)"
-        )
+        text += f"; a leader, best of {len(p50s)} fresh processes (their p50s {min(p50s):.4g}–{max(p50s):.4g} ms)"
     return text
 
 
@@ -85,7 +83,7 @@ def stop_summary(bench: BenchDocument) -> str:
         (sum(r.full_pass is not None for r in rows), "measured on"),
         (count["dominated"], "dominated after the first pass"),
         (count["quick"], "Keras first pass only"),
-        (sum(bool(r.process_p50_ms) for r in rows), f"in {method.processes or 1} fresh processes"),
+        (sum(bool(r.process_p50_ms) for r in rows), "leaders measured again in fresh processes"),
     ]
     said = [(n, what) for n, what in parts if n]
     # Only the first count says "rows": "19 rows known to ±2 %, 2 measured on, 7 dominated …".
@@ -128,9 +126,9 @@ def _processes_text(m: BenchMethod) -> str:
         return ""
     return (
         f" The leaders of the recommendation (every configuration that passed parity within the process-to-process "
-        f"spread of the fastest) are measured in {m.processes} fresh processes each, interleaved, and keep the "
-        "fastest process's figures, since fresh processes of one file can land further apart than one process's "
-        "interval; the others' p50s are listed."
+        f"spread of the fastest) are measured again in fresh processes, interleaved (up to {m.processes} in all for "
+        "those within the tie margin of the fastest), and keep the fastest process's figures, since fresh "
+        "processes of one file can land further apart than one process's interval; the others' p50s are listed."
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from toolkit.reports.fmt import num
+from toolkit.steps import bench_focus
 
 if TYPE_CHECKING:
     from toolkit.run.documents import (
@@ -156,12 +157,8 @@ def recommend(
     )
 
 
-# Leaders whose batch-1 p50s are within this fraction of the fastest's are a tie, whatever their intervals say:
-# fresh processes of one file land further apart than that on a shared machine (two fixed-method runs of the
-# reference minutes apart: 11 % at the median row; the leaders' own processes: 1-3 % apart when quiet, up to 2x
-# when a process lands in a slow mode; benchmarks/results/2026-12-05-x86_64-xeon-2cpu-methods), and a latency
-# difference that small is not worth a less accurate or larger file. A larger --median-precision widens it.
-TIE_MARGIN = 0.05
+# The tie margin lives with the bench step's focus, which measures in more processes what it could tie.
+TIE_MARGIN = bench_focus.TIE_MARGIN
 
 
 def _precision(bench: BenchDocument) -> float:

@@ -316,13 +316,14 @@ def _across_processes(
     p: Progress,
     task: int,
 ) -> list[tuple[int, BenchRow]]:
-    """Measure the leaders of the recommendation (`bench_focus.leaders`) in `settings.process_count` fresh processes
-    each, interleaved so a machine that changes speed touches them all alike, and give each leader the fastest
-    process's row (`_combined`), the others' p50s listed: one process's interval is far narrower than the spread
-    between fresh processes on a shared machine, so one process per configuration lets that spread pick.
+    """Measure the leaders of the recommendation (`bench_focus.leaders`) in more fresh processes, interleaved so a
+    machine that changes speed touches them all alike, and give each the fastest process's row (`_combined`),
+    the others' p50s listed: one process's interval is far narrower than the spread between fresh processes on a
+    shared machine, so one process per configuration lets that spread pick.
 
-    The leaders are chosen with `PROCESS_SPREAD_PRIOR`, then again with the spread the processes showed where it
-    is wider, up to three times."""
+    Every leader gets a second process; those that could then be the pick (`_close`) get up to
+    `settings.process_count` in all. Leaders are chosen with `PROCESS_SPREAD_PRIOR`, then
+    with the spread the processes showed where it is wider."""
     from toolkit.steps.bench_focus import PROCESS_SPREAD_PRIOR, leaders, process_spread
 
     # Each process is one sample of where a fresh process lands: the first pass's length (the fixed floor, or the
@@ -330,23 +331,35 @@ def _across_processes(
     how = dataclasses.replace(_Pass.first(settings), name="across processes")
     samples: dict[int, list[BenchRow]] = {}
     spread = PROCESS_SPREAD_PRIOR
-    for _ in range(3):
-        todo = [i for i in leaders([r for _, r in rows], passed, spread) if i not in samples]
+    for _ in range(2 * settings.process_count):
+        current = [r for _, r in rows]
+        lead = leaders(current, passed, spread)
+        if not lead:
+            break
+        best = min(lead, key=lambda i: current[i].p50_ms)
+        todo = [
+            i for i in lead if len(samples.get(i, [0])) < (settings.process_count if _close(current, i, best) else 2)
+        ]
         if not todo:
             break
-        p.add_total(task, len(todo) * (settings.process_count - 1))
-        for i in todo:
-            samples[i] = [rows[i][1]]
-        for _ in range(settings.process_count - 1):
-            again = _measure(
-                [(jobs[rows[i][0]], [rows[i][1].batch_size]) for i in todo], inputs, settings, how, context, p, task
-            )
-            for i, new_rows in zip(todo, again, strict=True):
-                samples[i].append(new_rows[0])
-        for i in todo:
+        p.add_total(task, len(todo))
+        again = _measure(
+            [(jobs[rows[i][0]], [rows[i][1].batch_size]) for i in todo], inputs, settings, how, context, p, task
+        )
+        for i, new_rows in zip(todo, again, strict=True):
+            samples.setdefault(i, [rows[i][1]]).append(new_rows[0])
             rows[i] = (rows[i][0], _combined(samples[i]))
         spread = max([spread] + [process_spread([r.p50_ms for r in s]) for s in samples.values()])
     return rows
+
+
+def _close(rows: list[BenchRow], i: int, best: int) -> bool:
+    """Whether row `i` could be the pick: within the tie margin of the fastest leader `best`, or the same artifact
+    at another thread count (which one the tie rule picks hangs on it)."""
+    from toolkit.steps.bench_focus import TIE_MARGIN
+
+    same = (rows[i].artifact, rows[i].runtime) == (rows[best].artifact, rows[best].runtime)
+    return same or rows[i].p50_ms <= rows[best].p50_ms * (1 + TIE_MARGIN)
 
 
 def _combined(processes: list[BenchRow]) -> BenchRow:
