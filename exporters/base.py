@@ -129,7 +129,7 @@ class ExportResult:
         )
 
     def manifest_entry(self, root: Path) -> dict[str, Any]:
-        entry = {
+        entry: dict[str, Any] = {
             "name": self.name,
             "path": self.path.relative_to(root).as_posix(),
             "format": self.format.value,
