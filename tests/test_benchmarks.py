@@ -604,16 +604,16 @@ def test_run_worker_bad_arguments(onnx_model: Path, inputs_path: Path) -> None:
 def test_worker_options_default(model_path: Path, inputs_path: Path) -> None:
     out = run_worker(model_path, inputs_path, threads=1, timeout_s=120, **QUICK)
     if model_path.suffix == ".tflite":
-        assert out["options"] == {"xnnpack": True, "graph_optimization": None}
+        assert out["options"] == {"xnnpack": True, "graph_optimization": None, "performance_hint": None}
         assert out["delegated"] is True
     else:
-        assert out["options"] == {"xnnpack": None, "graph_optimization": "all"}
+        assert out["options"] == {"xnnpack": None, "graph_optimization": "all", "performance_hint": None}
         assert out["delegated"] is None
 
 
 def test_worker_without_xnnpack(tflite_model: Path, inputs_path: Path) -> None:
     out = run_worker(tflite_model, inputs_path, threads=1, xnnpack=False, timeout_s=120, **QUICK)
-    assert out["options"] == {"xnnpack": False, "graph_optimization": None}
+    assert out["options"] == {"xnnpack": False, "graph_optimization": None, "performance_hint": None}
     assert out["delegated"] is False
     assert_consistent(out["results"][0], batch_size=1, min_runs=50)
 
@@ -621,7 +621,7 @@ def test_worker_without_xnnpack(tflite_model: Path, inputs_path: Path) -> None:
 @pytest.mark.parametrize("level", ["disable", "basic", "extended", "all"])
 def test_worker_graph_optimization_levels(onnx_model: Path, inputs_path: Path, level: str) -> None:
     out = run_worker(onnx_model, inputs_path, threads=1, graph_optimization=level, timeout_s=120, **QUICK)
-    assert out["options"] == {"xnnpack": None, "graph_optimization": level}
+    assert out["options"] == {"xnnpack": None, "graph_optimization": level, "performance_hint": None}
     assert_consistent(out["results"][0], batch_size=1, min_runs=50)
 
 
