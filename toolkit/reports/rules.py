@@ -151,7 +151,7 @@ def recommend(
         size_bytes=None if size is None else int(size),
         max_rel_error=num(verdict.max_rel_error),
         cpu_class=cpu_class_of(bench),
-        p50_ci_ms=_interval(best) if best.p50_ci_low_ms is not None else None,
+        p50_ci_ms=bench_focus.interval(best) if best.p50_ci_low_ms is not None else None,
         tied_with=tuple(others),
         processes=len(best.process_p50_ms or ()) or 1,
     )
@@ -165,17 +165,12 @@ def _precision(bench: BenchDocument) -> float:
     return max(bench.method.precision or 0.0, TIE_MARGIN)
 
 
-def _interval(row: BenchRow) -> tuple[float, float]:
-    low = row.p50_ci_low_ms if row.p50_ci_low_ms is not None else row.p50_ms
-    high = row.p50_ci_high_ms if row.p50_ci_high_ms is not None else row.p50_ms
-    return low, high
-
-
 def _ties(row: BenchRow, fastest: BenchRow, precision: float) -> bool:
     """Whether `row` cannot be told from the fastest: their p50 intervals overlap, or the p50s differ by less
     than `precision` (`TIE_MARGIN`, or the benchmark's own precision if larger; the same rule for both methods,
     so they agree on the pick)."""
-    return _interval(row)[0] <= _interval(fastest)[1] or row.p50_ms <= fastest.p50_ms * (1 + precision)
+    overlap = bench_focus.interval(row)[0] <= bench_focus.interval(fastest)[1]
+    return overlap or row.p50_ms <= fastest.p50_ms * (1 + precision)
 
 
 def cpu_class_of(doc: BenchDocument | VerifyDocument | None) -> str | None:
