@@ -32,11 +32,17 @@ def test_default_pipeline_on_full_mnist(edgekit, tmp_path: Path) -> None:
     configs = {(r["artifact"], r["batch_size"], r["threads"]) for r in bench["results"]}
     threads = bench["method"]["threads"]
     assert configs == {(a, b, t) for a in rows for b in (1, 32) for t in threads}
-    # The default adaptive method: every row says why it stopped, with the interval of its median; none stops
-    # below its floor of 100 runs (this model's slowest call is a few ms, far under the first pass's cap).
-    assert bench["method"]["method"] == "adaptive"
+    # The default adaptive method: every row says why it stopped, with the interval of its median. A row stops
+    # below its floor of runs only when its time cap came first (a batch-32 Keras call under load takes ~3.5 ms:
+    # 86 runs in the first pass's 0.3 s on a loaded CI machine).
+    method = bench["method"]
+    assert method["method"] == "adaptive"
     for r in bench["results"]:
-        assert r["stop"] in {"precision", "cap", "dominated", "quick"} and r["runs"] >= 100
+        assert r["stop"] in {"precision", "cap", "dominated", "quick"}
+        if r["stop"] == "precision":
+            assert r["runs"] >= method["min_runs"]
+        elif r["runs"] < method["min_runs"]:  # the first pass's cap is the shortest a row can be timed for
+            assert r["total_s"] >= max(method["quick_seconds"], method["min_seconds"]), r
         assert r["p50_ci_low_ms"] <= r["p50_ms"] <= r["p50_ci_high_ms"]
         assert (r["stop"] == "dominated") == (r.get("dominated_by") is not None)
     # The leaders of the recommendation were measured again in fresh processes (up to three); each keeps its best.
