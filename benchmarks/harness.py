@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,7 @@ def worker_command(
     method: str = "fixed",
     precision: float = 0.02,
     wait: bool = False,
+    ready_fd: int | None = None,
 ) -> list[str]:
     """The command line that runs one worker with this interpreter (cwd-independent; see `module_command`).
 
@@ -110,6 +111,7 @@ def worker_command(
         method: `fixed` or `adaptive` (`benchmarks.latency.StopRule`).
         precision: adaptive: the median's target half-width, as a fraction of it.
         wait: load and run the model once, then wait for a line on stdin before timing (`start_worker`).
+        ready_fd: with `wait`, a descriptor the worker inherits and writes a line to once loaded.
 
     Returns:
         The argv list for `subprocess`.
@@ -125,6 +127,8 @@ def worker_command(
     cmd += ["--method", method, "--precision", repr(float(precision))]
     if wait:
         cmd.append("--wait")
+        if ready_fd is not None:
+            cmd += ["--ready-fd", str(ready_fd)]
     if xnnpack is False:
         cmd.append("--no-xnnpack")
     if graph_optimization is not None:
@@ -273,22 +277,44 @@ def _what(model_path: Path | str, threads: int | None) -> str:
 class StartedWorker:
     """A worker started early (`start_worker`): it imports its runtime and loads the model while other work
     runs, then times nothing until `go()`. For runtimes whose start-up is long (TensorFlow: seconds), so the
-    start-up overlaps the steps before the benchmark instead of adding to it."""
+    start-up overlaps the steps before the benchmark instead of adding to it; and for workers started together
+    (`run_workers`), whose start-ups then share the cores while none is timing."""
 
-    def __init__(self, cmd: list[str], what: str) -> None:
+    def __init__(self, cmd: list[str], what: str, ready: tuple[int, int] | None = None) -> None:
+        """Start `cmd` (a `worker_command(..., wait=True)`); `ready` is a pipe (read, write) whose write end
+        the command names with `ready_fd`, for `wait_ready`."""
         import tempfile
 
         self.what = what
+        self._ready = None if ready is None else ready[0]
         # Files, not pipes: TensorFlow logs to stderr while the worker waits, and a full pipe would block it.
         self._out = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")  # noqa: SIM115 (closed by go/cancel)
         self._err = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")  # noqa: SIM115
         try:
             self._proc = subprocess.Popen(
-                cmd, env=worker_env(), stdin=subprocess.PIPE, stdout=self._out, stderr=self._err, text=True
+                cmd,
+                env=worker_env(),
+                stdin=subprocess.PIPE,
+                stdout=self._out,
+                stderr=self._err,
+                text=True,
+                pass_fds=() if ready is None else (ready[1],),
             )
         except OSError as exc:
             self._close_files()
             raise BenchmarkError(f"{what} could not start {sys.executable}: {exc.strerror or exc}.") from None
+        finally:
+            if ready is not None:
+                os.close(ready[1])  # the worker holds its own copy, so the pipe ends when the worker does
+
+    def wait_ready(self, timeout_s: float = 600) -> None:
+        """Block until the worker has loaded its model and is idle, or has ended (`go()` then says why), for at
+        most `timeout_s` (then `go()` applies its own timeout). Immediate for a worker started without a pipe."""
+        if self._ready is None:
+            return
+        import select
+
+        select.select([self._ready], [], [], timeout_s)
 
     def go(self, timeout_s: float = 600) -> dict[str, Any]:
         """Let the worker time its batches; its JSON object (as `run_worker` returns).
@@ -330,6 +356,9 @@ class StartedWorker:
     def _close_files(self) -> None:
         self._out.close()
         self._err.close()
+        if self._ready is not None:
+            os.close(self._ready)
+            self._ready = None
 
 
 def start_worker(
@@ -348,9 +377,52 @@ def start_worker(
         ValueError: an argument out of range.
         BenchmarkError: the process could not start.
     """
-    _check_arguments(batch_sizes, threads, 1, None)
-    cmd = worker_command(model_path, inputs_path, threads=threads, batch_sizes=batch_sizes, wait=True, **timing)
-    return StartedWorker(cmd, _what(model_path, threads))
+    _check_arguments(batch_sizes, threads, 1, timing.get("graph_optimization"), timing.get("performance_hint"))
+    _check_options_apply(
+        Path(model_path), timing.get("xnnpack"), timing.get("graph_optimization"), timing.get("performance_hint")
+    )
+    ready = os.pipe()
+    try:
+        cmd = worker_command(
+            model_path, inputs_path, threads=threads, batch_sizes=batch_sizes, wait=True, ready_fd=ready[1], **timing
+        )
+    except BaseException:
+        os.close(ready[0])
+        os.close(ready[1])
+        raise
+    return StartedWorker(cmd, _what(model_path, threads), ready)
+
+
+def run_workers(
+    starts: Sequence[Callable[[], StartedWorker]], timeout_s: float = 600
+) -> Generator[dict[str, Any], None, None]:
+    """Run several benchmark workers, each in its own fresh process, starting them all at once and timing them one
+    after another: their start-ups (interpreter, imports, model load: most of a short worker's wall time) share
+    the cores, while each times alone, its siblings idle (blocked on stdin) or done.
+
+    Args:
+        starts: one callable per worker that starts it (`start_worker` with its arguments), in timing order; as
+            many as the machine has cores is what overlaps well.
+        timeout_s: the longest wait for each worker's load, and then for its timing.
+
+    Yields:
+        Each worker's JSON object (as `run_worker` returns), in order, as it finishes timing; the next worker
+        times only when the next one is asked for. Close the generator (or exhaust it) to stop those left.
+
+    Raises:
+        BenchmarkError: a worker failed, timed out or printed no JSON (one line); the others are stopped.
+    """
+    workers: list[StartedWorker] = []
+    try:
+        for start in starts:
+            workers.append(start())
+        for worker in workers:
+            worker.wait_ready(timeout_s)
+        for worker in workers:
+            yield worker.go(timeout_s)
+    finally:
+        for worker in workers:
+            worker.cancel()
 
 
 def _check_arguments(

@@ -3,12 +3,15 @@ is spent, and ties in the recommendation."""
 
 from __future__ import annotations
 
+import functools
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from benchmarks.harness import start_worker
+from benchmarks.errors import BenchmarkError
+from benchmarks.harness import StartedWorker, run_workers, start_worker
 from benchmarks.latency import measure_latency, median_known
 from runtimes.registry import make_runner
 from toolkit.run.documents import BenchDocument, ManifestDocument, ParityDocument, load_document
@@ -94,6 +97,54 @@ def test_a_cancelled_worker_ends_without_timing(tflite_fp32: Path, tmp_path: Pat
     worker = start_worker(tflite_fp32, _inputs(tmp_path), threads=1, batch_sizes=[1], **options)
     worker.cancel()
     assert worker._proc.returncode is not None
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def test_workers_started_together_load_at_once_and_time_one_at_a_time(
+    tflite_fp32: Path, small_run: Path, tmp_path: Path
+) -> None:
+    options = {"warmup_runs": 2, "warmup_seconds": 0.0, "min_runs": 50, "min_seconds": 0.0, "max_seconds": 1.0}
+    inputs = _inputs(tmp_path)
+    models = [tflite_fp32, small_run / "exports" / "model_fp32.onnx"]
+    workers = [start_worker(m, inputs, threads=1, batch_sizes=[1], **options) for m in models]
+    try:
+        for w in workers:
+            w.wait_ready(timeout_s=120)
+        # Loaded and idle: blocked on stdin, using no CPU, while a sibling would time.
+        before = [_cpu_ticks(w._proc.pid) for w in workers]
+        time.sleep(0.3)
+        assert [_cpu_ticks(w._proc.pid) for w in workers] == before
+        assert all(w._proc.poll() is None for w in workers)
+    finally:
+        for w in workers:
+            w.cancel()
+
+    outs = list(
+        run_workers([functools.partial(start_worker, m, inputs, threads=1, batch_sizes=[1], **options) for m in models])
+    )
+    assert [o["model"] for o in outs] == [str(m) for m in models]
+    assert all(o["results"][0]["runs"] >= 1 for o in outs)
+
+
+def test_a_failing_worker_among_several_stops_the_others(tflite_fp32: Path, tmp_path: Path) -> None:
+    options = {"warmup_runs": 2, "warmup_seconds": 0.0, "min_runs": 50, "min_seconds": 0.0, "max_seconds": 1.0}
+    bad = tmp_path / "corrupt.tflite"
+    bad.write_bytes(b"not a model")
+    inputs = _inputs(tmp_path)
+    started: list[StartedWorker] = []
+
+    def start(model: Path) -> StartedWorker:
+        started.append(start_worker(model, inputs, threads=1, batch_sizes=[1], **options))
+        return started[-1]
+
+    with pytest.raises(BenchmarkError) as info:
+        list(run_workers([functools.partial(start, bad), functools.partial(start, tflite_fp32)]))
+    assert "corrupt.tflite" in str(info.value) and "\n" not in str(info.value)
+    assert len(started) == 2 and all(w._proc.returncode is not None for w in started)
 
 
 # -- where the second pass goes ---------------------------------------------------------------------

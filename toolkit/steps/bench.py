@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -228,28 +228,43 @@ def _measure(
     task: int,
     early: EarlyStart | None = None,
 ) -> list[list[BenchRow]]:
-    """Run every job in its own worker process (at its batch sizes); its rows, per job in job order."""
-    from benchmarks.harness import run_worker
+    """Run every job in its own worker process (at its batch sizes); its rows, per job in job order.
 
-    done_rows: list[list[BenchRow]] = []
-    for done, (job, batch_sizes) in enumerate(jobs, start=1):
-        label = job.label(done, len(jobs))
-        p.update(task, description=f"{label}, {how.name}" if how.name else label)
+    Workers start in groups of as many as the machine has cores (`run_workers`): a short job's wall time is mostly
+    its process's start-up, which then overlaps its siblings', while each still times alone."""
+    import contextlib
+    import functools
+
+    from benchmarks.harness import run_workers, start_worker
+
+    def starter(job: _Job, batch_sizes: list[int]) -> Callable[[], StartedWorker]:
         started = early.take(job.path, job.threads, batch_sizes) if early is not None and not job.options else None
         if started is not None:
-            out = started.go()
-        else:
-            out = run_worker(
-                job.path,
-                inputs,
-                threads=job.threads,
-                batch_sizes=batch_sizes,
-                **how.worker_options(settings),
-                **job.options,
-            )
-        done_rows.append(_rows(job, out, context))
-        p.advance(task)
+            return lambda: started
+        options = {**how.worker_options(settings), **job.options}
+        return functools.partial(
+            start_worker, job.path, inputs, threads=job.threads, batch_sizes=batch_sizes, **options
+        )
+
+    done_rows: list[list[BenchRow]] = []
+    group = _start_group()
+    for first in range(0, len(jobs), group):
+        chunk = jobs[first : first + group]
+        with contextlib.closing(run_workers([starter(job, b) for job, b in chunk])) as outs:
+            for done, (job, _) in enumerate(chunk, start=first + 1):
+                label = job.label(done, len(jobs))
+                p.update(task, description=f"{label}, {how.name}" if how.name else label)
+                done_rows.append(_rows(job, next(outs), context))
+                p.advance(task)
     return done_rows
+
+
+def _start_group() -> int:
+    """How many workers start together: one per core (start-ups are single-threaded), at most 4 (more would only
+    hold memory while waiting)."""
+    from benchmarks.environment import available_cores
+
+    return max(1, min(4, available_cores() or 1))
 
 
 def _passed(run: A.Run) -> set[tuple[str, str]] | None:
