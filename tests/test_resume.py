@@ -106,6 +106,12 @@ def check_no_partial_files(run: Path) -> None:
 
 
 @pytest.mark.slow
+# As from a terminal: a job started in the background (CI's runner may be one) inherits SIGINT ignored, and
+# Python then installs no Ctrl-C handler at all.
+def _ctrl_c_as_from_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_random_kills_then_resume(tmp_path: Path) -> None:
     """SIGINT and SIGKILL at random moments, 10 times; --resume then completes the run."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -114,7 +120,14 @@ def test_random_kills_then_resume(tmp_path: Path) -> None:
     run: Path | None = None
     for i in range(10):
         cmd = base + (["--resume", str(run)] if run else ["--runs-dir", str(tmp_path / "runs"), *QUICK_PIPELINE])
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=_ctrl_c_as_from_a_terminal,
+        )
         time.sleep(rng.uniform(2.0, 12.0))
         proc.send_signal(signal.SIGINT if i % 2 == 0 else signal.SIGKILL)
         _, stderr = proc.communicate(timeout=120)
@@ -154,7 +167,14 @@ def test_an_error_a_library_raises_after_ctrl_c_is_reported_as_the_interruption(
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for args in ([], ["--no-convert"]):
-        proc = subprocess.run([sys.executable, str(script), *args], env=env, capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, str(script), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            preexec_fn=_ctrl_c_as_from_a_terminal,
+        )
         assert proc.returncode == 130, proc.stderr
         assert "Traceback" not in proc.stderr and "interrupted" in proc.stderr, proc.stderr
     # Without Ctrl-C the same error is a bug and keeps its traceback.
