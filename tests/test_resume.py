@@ -105,13 +105,13 @@ def check_no_partial_files(run: Path) -> None:
             assert sha256_file(run / a["path"]) == a["sha256"], a["path"]
 
 
-@pytest.mark.slow
 # As from a terminal: a job started in the background (CI's runner may be one) inherits SIGINT ignored, and
 # Python then installs no Ctrl-C handler at all.
 def _ctrl_c_as_from_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.slow
 def test_random_kills_then_resume(tmp_path: Path) -> None:
     """SIGINT and SIGKILL at random moments, 10 times; --resume then completes the run."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
