@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +49,12 @@ from runtimes.openvino_import import import_openvino, telemetry_declined
 IR_PRECISIONS = (Precision.FP32, Precision.FP16, Precision.INT8)
 INT8_INSTALL = "pip install 'edgekit[openvino-int8]'"
 INT8_RECIPE: dict[str, Any] = {
+    "target": "portable",
     "recipe": "nncf-ptq-overflow-fix",
     "description": "NNCF post-training quantization: int8 weights and activations, 7-bit weights (overflow fix)",
     "portable": True,
+    "note": "7-bit weights on every layer: no int16 pair sum saturates on x86-64 without VNNI, so every CPU class "
+    "gives the same answers (NNCF's default fixes the first layer only).",
 }
 
 
@@ -93,14 +98,118 @@ def export_openvino(
     cal = None if calibration_data is None else np.ascontiguousarray(calibration_data, dtype=np.float32)
     if precision is Precision.INT8 and (cal is None or len(cal) == 0):
         raise UnsupportedPrecisionError("OpenVINO int8 needs calibration images; pass calibration data.")
-    source = Path(onnx_fp32)
+    build = None if cal is None or precision is not Precision.INT8 else functools.partial(_quantize, calibration=cal)
+    quantization = (
+        None if cal is None or precision is not Precision.INT8 else dict(INT8_RECIPE, calibration_images=len(cal))
+    )
+    return _write_ir(
+        Path(onnx_fp32), Path(out_dir), precision, build, sample if sample is not None else cal, quantization
+    )
+
+
+class _Operations:
+    """An OpenVINO model's weighted operations (convolutions, matrix products) as the units a mixed search keeps in
+    float, by node name: the interface `exporters.sensitivity.Variants` ranks (`layers`, `float_ops`, `all_but`)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.layers = names
+
+    def check(self, names: Sequence[str], what: str) -> None:
+        missing = [n for n in names if n not in self.layers]
+        if missing:
+            raise ExportError(
+                f"{what}: no weighted operation named {', '.join(missing)}; its weighted operations: "
+                f"{', '.join(self.layers) or 'none'}."
+            )
+
+    def float_ops(self, names: Sequence[str]) -> list[str]:
+        return list(names)  # NNCF's ignored scope keeps an operation's inputs unquantized too
+
+    def all_but(self, name: str) -> list[str]:
+        return [n for n in self.layers if n != name]
+
+
+class OpenVinoMixed:
+    """int8 variants of the fp32 IR of an ONNX file with chosen weighted operations kept in float (NNCF's ignored
+    scope), quantized as `openvino-int8` is: the same calibration images and overflow fix."""
+
+    def __init__(self, onnx_fp32: Path, calibration: np.ndarray) -> None:
+        if not Path(onnx_fp32).is_file():
+            raise ExportError(f"ONNX file {onnx_fp32} does not exist; export onnx-fp32 first.")
+        try:
+            self._ov = import_openvino()
+        except RuntimeUnavailableError as exc:
+            raise ExportError(str(exc)) from None
+        self.source = Path(onnx_fp32)
+        self._model = self._ov.Core().read_model(str(onnx_fp32))
+        self._calibration = np.ascontiguousarray(calibration, dtype=np.float32)
+        self.graph = _Operations(_weighted_operations(self._model))
+
+    def quantize(self, exclude: Sequence[str]) -> Any:
+        """The int8 model with the operations named in `exclude` in float."""
+        return _quantize(self._model.clone(), self._calibration, ignored=list(exclude))
+
+    def write(self, exclude: Sequence[str], path: Path) -> None:
+        """Save the variant as `path` (`.xml`) and its `.bin` beside it."""
+        self._ov.save_model(self.quantize(exclude), str(path), compress_to_fp16=False)
+
+
+def export_openvino_mixed(
+    onnx_fp32: Path,
+    out_dir: Path,
+    *,
+    calibration_data: np.ndarray,
+    float_operations: Sequence[str],
+    quantizer: OpenVinoMixed | None = None,
+) -> ExportResult:
+    """`model_int8_mixed.xml`: int8 as `openvino-int8`, with `float_operations` (node names of weighted
+    operations, `OpenVinoMixed.graph.layers`) kept in float; written and checked as every IR export is.
+
+    Args:
+        onnx_fp32: the run's fp32 ONNX file.
+        out_dir: directory for the artifact.
+        calibration_data: float32 images for int8 calibration, as for `openvino-int8`.
+        float_operations: the operations to keep in float.
+        quantizer: the search's `OpenVinoMixed` for this file (saves reading it again).
+
+    Raises:
+        ExportError: OpenVINO or NNCF missing, an unknown operation name, quantization failed, or the IR does not
+            load and run.
+    """
+    cal = np.ascontiguousarray(calibration_data, dtype=np.float32)
+    if len(cal) == 0:
+        raise UnsupportedPrecisionError("OpenVINO int8-mixed needs calibration images; pass calibration data.")
+    mixed = quantizer or OpenVinoMixed(Path(onnx_fp32), cal)
+    mixed.graph.check(float_operations, "OpenVINO int8-mixed")
+    quantization = dict(INT8_RECIPE, recipe="nncf-ptq-overflow-fix-mixed", calibration_images=len(cal))
+    quantization["description"] = "NNCF post-training quantization with chosen operations kept in float"
+    result = _write_ir(
+        Path(onnx_fp32),
+        Path(out_dir),
+        Precision.INT8_MIXED,
+        lambda _: mixed.quantize(float_operations),
+        cal,
+        quantization,
+    )
+    return dataclasses.replace(result, float_layers=tuple(float_operations))
+
+
+def _write_ir(
+    source: Path,
+    out: Path,
+    precision: Precision,
+    build: Callable[[Any], Any] | None,
+    sample: np.ndarray | None,
+    quantization: dict[str, Any] | None,
+) -> ExportResult:
+    """Read `source`, transform it with `build` (None: as read), save the IR pair in a temporary directory, check
+    it, move it into place (weights first); the record with both files' sizes and the weights' sha256."""
     if not source.is_file():
         raise ExportError(f"ONNX file {source} does not exist; export onnx-fp32 first.")
     try:
         ov = import_openvino()  # without its usage telemetry (see there)
     except RuntimeUnavailableError as exc:
         raise ExportError(str(exc)) from None
-    out = Path(out_dir)
     ensure_dir(out)
     final = out / ir_filename(precision)
     notes: list[str] = []
@@ -111,29 +220,20 @@ def export_openvino(
         with captured(notes):
             try:
                 model = ov.Core().read_model(str(source))
-                if precision is Precision.INT8:
-                    assert cal is not None
-                    model = _quantize(model, cal)
+                if build is not None:
+                    model = build(model)
                 ov.save_model(model, str(tmp), compress_to_fp16=precision is Precision.FP16)
             except ExportError:
                 raise
             except Exception as exc:  # OpenVINO raises RuntimeError and its own frontend exception classes
                 raise ExportError(f"OpenVINO {precision.value} export of {source.name} failed: {_first(exc)}") from exc
-        specs = check_artifact(tmp, sample if sample is not None else cal)
+        specs = check_artifact(tmp, sample)
         _move_pair(tmp, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     weights = final.with_suffix(".bin")
     result = ExportResult.written(
-        final,
-        ExportFormat.OPENVINO,
-        precision,
-        specs,
-        start,
-        notes,
-        quantization=dict(INT8_RECIPE, calibration_images=len(cal))
-        if precision is Precision.INT8 and cal is not None
-        else None,
+        final, ExportFormat.OPENVINO, precision, specs, start, notes, quantization=quantization
     )
     # Both files are the artifact: its size counts the weights, and the manifest checks them by their own sha256.
     return dataclasses.replace(
@@ -144,8 +244,9 @@ def export_openvino(
     )
 
 
-def _quantize(model: object, calibration: np.ndarray) -> object:
-    """NNCF's int8 of an fp32 OpenVINO model, calibrated on every one of `calibration`'s samples, one at a time."""
+def _quantize(model: object, calibration: np.ndarray, ignored: list[str] | None = None) -> object:
+    """NNCF's int8 of an fp32 OpenVINO model, calibrated on every one of `calibration`'s samples, one at a time;
+    the operations named in `ignored` stay in float."""
     try:
         with telemetry_declined():  # NNCF starts OpenVINO's telemetry again at import
             import nncf
@@ -159,8 +260,15 @@ def _quantize(model: object, calibration: np.ndarray) -> object:
         model,
         dataset,
         subset_size=len(calibration),
+        ignored_scope=nncf.IgnoredScope(names=ignored) if ignored else None,
         advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE),
     )
+
+
+def _weighted_operations(model: Any) -> list[str]:
+    """The node names of the model's convolutions and matrix products, in graph order."""
+    kinds = ("Convolution", "GroupConvolution", "MatMul")
+    return [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() in kinds]
 
 
 def _move_pair(tmp_xml: Path, final_xml: Path) -> None:

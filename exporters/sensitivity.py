@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -42,6 +42,9 @@ from exporters.int8_recipe import Int8Target
 from exporters.mixed import OnnxMixed, TFLiteMixed
 from runtimes.errors import one_line
 from runtimes.registry import make_runner
+
+if TYPE_CHECKING:
+    from exporters.openvino_export import OpenVinoMixed
 
 FORMATS = ("tflite", "onnx")
 
@@ -105,8 +108,23 @@ def p50_batch1_ms(path: Path, image: np.ndarray, runs: int = 50) -> float:
     return float(np.median(times) * 1000)
 
 
+class Units(Protocol):
+    """What a search keeps in float, one unit at a time: Keras layers (TFLite, ONNX), an ONNX source's weighted
+    nodes, or an OpenVINO model's weighted operations."""
+
+    layers: list[str]
+
+    def float_ops(self, layers: list[str]) -> list[str]: ...
+
+    def all_but(self, layer: str) -> list[str]: ...
+
+    def check(self, layers: list[str], what: str) -> None: ...
+
+
 class Variants:
     """Writes int8 variants of one model with chosen ops in float, for one format; calibrated once."""
+
+    graph: Units
 
     def __init__(
         self, model: Any, fmt: str, calibration: np.ndarray, work: Path, target: Int8Target = Int8Target.PORTABLE
@@ -124,12 +142,22 @@ class Variants:
         v = cls.__new__(cls)
         v.format, v.work, v._n = "onnx", work, 0
         v.tflite, v.onnx, v.graph = None, quantizer, quantizer.graph
+        v.openvino = None
+        return v
+
+    @classmethod
+    def of_openvino(cls, quantizer: OpenVinoMixed, work: Path) -> Variants:
+        """OpenVINO IR variants (`exporters.openvino_export.OpenVinoMixed`): its units are weighted operations."""
+        v = cls.__new__(cls)
+        v.format, v.work, v._n = "openvino", work, 0
+        v.tflite, v.onnx, v.openvino, v.graph = None, None, quantizer, quantizer.graph
         return v
 
     def _setup(self, model: Any, fmt: str, calibration: np.ndarray, work: Path, target: Int8Target) -> None:
         self.format = fmt
         self.work = work
         self._n = 0
+        self.openvino: OpenVinoMixed | None = None
         if fmt == "tflite":
             self.tflite: TFLiteMixed | None = TFLiteMixed(model, calibration)
             self.onnx: OnnxMixed | None = None
@@ -142,10 +170,12 @@ class Variants:
 
     def write(self, exclude: list[str]) -> Path:
         self._n += 1
-        path = self.work / f"variant_{self._n}.{self.format}"
+        path = self.work / f"variant_{self._n}.{'xml' if self.openvino is not None else self.format}"
         try:
             if self.tflite is not None:
                 path.write_bytes(self.tflite.quantize(exclude))
+            elif self.openvino is not None:
+                self.openvino.write(exclude, path)
             else:
                 assert self.onnx is not None
                 self.onnx.quantize(exclude, path)
@@ -159,6 +189,7 @@ class Variants:
             return score(run_file(path, images), ref, labels)
         finally:
             path.unlink(missing_ok=True)
+            path.with_suffix(".bin").unlink(missing_ok=True)  # an IR's weights
 
 
 def keras_outputs(model: Any, images: np.ndarray) -> np.ndarray:

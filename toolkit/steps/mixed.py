@@ -1,10 +1,17 @@
 """`export --max-accuracy-drop/--min-agreement`: the fewest Keras layers kept in float that meet an accuracy budget.
 
-Per format (TFLite, ONNX Runtime), separately: measure full int8; if it misses the budget, rank the layers
-(`exporters.sensitivity.rank_layers`), then keep the 1, 2, ... most sensitive in float until the budget is
-met. Writes `tflite-int8-mixed`/`onnx-int8-mixed` (manifest.json, with `float_layers`) and mixed.json (the
-ranking and the curve k → accuracy, agreement, size, batch-1 p50). When full int8 meets the budget in
-both formats nothing is written.
+Per format (TFLite, ONNX Runtime, and OpenVINO when the run has `openvino-int8`), separately: measure full int8;
+if it misses the budget, rank the layers (`exporters.sensitivity.rank_layers`), then keep the 1, 2, ... most
+sensitive in float until the budget is met. Writes `tflite-int8-mixed`/`onnx-int8-mixed`/`openvino-int8-mixed`
+(manifest.json, with `float_layers`) and mixed.json (the ranking and the curve k → accuracy, agreement, size,
+batch-1 p50). When full int8 meets the budget in every format nothing is written.
+
+OpenVINO's units are the IR's weighted operations (convolutions, matrix products, by node name), kept in float
+through NNCF's ignored scope. NNCF's own accuracy control (`quantize_with_accuracy_control`) was tried first: on
+the small test run (agreement budget 0.996, full int8 0.992) it reverted all three weighted operations where this
+ranking needs one (the last dense layer, as for TFLite and ONNX), and on the reference (budget 0.9995) all three
+too, leaving a file the size of fp32 whose batch-1 p50 was 0.45 ms against int8's 0.036 ms (its activations
+still fake-quantized; 50 calls each on a busy 2-vCPU Xeon).
 
 A run made from an ONNX file (`--model model.onnx`) has no Keras layers and no TFLite: the search is ONNX
 only, its reference is the file on ONNX Runtime fp32 (onnx-fp32), and its units are the file's weighted nodes
@@ -32,7 +39,7 @@ if TYPE_CHECKING:
     from exporters.int8_recipe import Int8Target
     from exporters.sensitivity import Score, Variants
     from runtimes.spec import ModelSpec
-    from toolkit.run.documents import ArtifactEntry, MixedDocument, MixedFormat, MixedPoint
+    from toolkit.run.documents import ArtifactEntry, ManifestDocument, MixedDocument, MixedFormat, MixedPoint
 
 MIXED_JSON = "mixed.json"
 TIMING = "batch 1, 1 thread, runner.infer on one test image: 5 warm-up calls, median of 50 (exporters.sensitivity)"
@@ -78,6 +85,7 @@ class _Search:
     keras_acc: float  # the reference's accuracy on x
     max_drop: float | None
     min_agreement: float | None
+    openvino: tuple[Path, Path] | None = None  # the run's (openvino-int8 IR, the ONNX file it was converted from)
 
     def meets(self, accuracy: float | None, agreement: float) -> bool:
         drop = None if accuracy is None else (self.keras_acc - accuracy) * 100
@@ -100,7 +108,8 @@ class _Search:
 
     @property
     def formats(self) -> tuple[str, ...]:
-        return ("tflite", "onnx") if self.source is None else ("onnx",)
+        keras_or_onnx = ("tflite", "onnx") if self.source is None else ("onnx",)
+        return keras_or_onnx + (("openvino",) if self.openvino is not None else ())
 
 
 def _prepare(
@@ -148,6 +157,7 @@ def _prepare(
     labels = np.asarray(y).astype(np.int64).reshape(-1)
     ref = keras_outputs(model, x) if source is None else run_file(source, x)
     return _Search(
+        openvino=_openvino_int8(run_dir, manifest),
         run_dir=run_dir,
         model=model,
         source=source,
@@ -162,6 +172,16 @@ def _prepare(
         max_drop=max_drop,
         min_agreement=min_agreement,
     )
+
+
+def _openvino_int8(run_dir: Path, manifest: ManifestDocument | None) -> tuple[Path, Path] | None:
+    """The run's openvino-int8 IR and the fp32 ONNX file it came from, when the run has both (`-r openvino`)."""
+    if manifest is None:
+        return None
+    paths = {a.name: run_dir / a.path for a in manifest.artifacts}
+    source = paths.get("onnx-fp32", run_dir / A.ONNX_MODEL_FILE)
+    ir = paths.get("openvino-int8")
+    return (ir, source) if ir is not None and ir.is_file() and source.is_file() else None
 
 
 def _curve(
@@ -188,7 +208,8 @@ def _curve(
                 accuracy=measured.accuracy,
                 agreement=measured.agreement,
                 drop_pt=drop,
-                size_bytes=path.stat().st_size,
+                size_bytes=path.stat().st_size
+                + (path.with_suffix(".bin").stat().st_size if path.suffix == ".xml" else 0),
                 p50_ms=round(p50_batch1_ms(path, s.x[0]), 4),
                 meets_budget=ok,
             )
@@ -203,6 +224,11 @@ def _variants(s: _Search, fmt: str, work: Path) -> Variants:
     from exporters.mixed import OnnxFileMixed
     from exporters.sensitivity import Variants
 
+    if fmt == "openvino":
+        from exporters.openvino_export import OpenVinoMixed
+
+        assert s.openvino is not None
+        return Variants.of_openvino(OpenVinoMixed(s.openvino[1], s.calibration), work)
     if s.source is None:
         return Variants(s.model, fmt, s.calibration, work, s.target)
     try:
@@ -220,6 +246,17 @@ def _write_mixed(s: _Search, v: Variants, float_layers: list[str]) -> ArtifactEn
     from exporters.mixed import OnnxFileMixed, export_onnx_file_mixed, export_onnx_mixed, export_tflite_mixed
     from toolkit.steps.export import artifact_entry
 
+    if v.openvino is not None:
+        from exporters.openvino_export import export_openvino_mixed
+
+        made = export_openvino_mixed(
+            v.openvino.source,
+            s.run_dir / A.EXPORTS_DIR,
+            calibration_data=s.calibration,
+            float_operations=float_layers,
+            quantizer=v.openvino,
+        )
+        return artifact_entry(s.run_dir, made, s.spec)
     if s.source is not None:
         assert isinstance(v.onnx, OnnxFileMixed)
         made = export_onnx_file_mixed(

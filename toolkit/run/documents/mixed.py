@@ -36,7 +36,7 @@ class MixedPoint(Part):
 class MixedFormat(Part):
     """One format's search: the ranking, the curve and the artifact written (if any)."""
 
-    format: str = Field(description="tflite or onnx.")
+    format: str = Field(description="tflite, onnx or openvino.")
     artifact: str | None = Field(description="e.g. tflite-int8-mixed; None when nothing was written.")
     float_layers: list[str] | None = Field(description="The chosen point's float layers; None: budget not met.")
     met: bool = Field(description="Whether some point of the curve meets the budget.")
