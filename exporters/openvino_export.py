@@ -50,6 +50,9 @@ INT8_RECIPE: dict[str, Any] = {
     "recipe": "nncf-ptq-overflow-fix",
     "description": "NNCF post-training quantization: int8 weights and activations, 7-bit weights (overflow fix)",
     "portable": True,
+    # manifest.json's QuantizationRecipe requires both: without them the pipeline stopped at the int8 entry.
+    "target": "portable",
+    "note": "the overflow fix on every layer keeps int16 pair sums unsaturated without VNNI: same answers on every CPU",
 }
 
 
