@@ -40,6 +40,7 @@ def test_check_alternates_with_benchmark_app_and_splits_the_call(
     for r in result["results"]:
         assert [row["order"] for row in r["rounds"]] == ["harness-first", "app-first"]
         assert all(row["app_runs"] >= 50 and row["harness_runs"] >= 50 for row in r["rounds"])
+        assert all(row["app_wall_mean_ms"] > 0 for row in r["rounds"])
         assert r["input_shape"] == [1, 28, 28, 1]
         assert r["pass"] == (abs(r["diff"]) <= openvino_check.TOLERANCE)
         # OpenVINO's C++ timing is taken inside the Python call around it: it cannot be the longer of the two.
