@@ -55,7 +55,7 @@ EXIT_OK, EXIT_ERROR, EXIT_FAILED = 0, 1, 3
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 # Words that say nothing about which CPU it is, dropped from the machine label.
-_CPU_NOISE = {"amd", "intel", "intel(r)", "core(tm)", "cpu", "processor", "(r)", "(tm)", "with", "radeon", "graphics"}
+_CPU_NOISE = {"amd", "intel", "core", "cpu", "processor", "with", "radeon", "graphics"}
 
 
 def machine_label(env: dict[str, object]) -> str:
@@ -72,7 +72,9 @@ def machine_label(env: dict[str, object]) -> str:
     if core:
         cpu_words = [core.group(1)]
     else:
-        words = [w for w in model.split("@")[0].split() if w.lower() not in _CPU_NOISE and not w.endswith("-Core")]
+        # "Xeon(R)" is "Xeon": the trademark marks stuck to a word would otherwise end up in the label.
+        marked = (re.sub(r"\((r|tm)\)", "", w, flags=re.IGNORECASE) for w in model.split("@")[0].split())
+        words = [w for w in marked if w and w.lower() not in _CPU_NOISE and not w.endswith("-Core")]
         cpu_words = words[:2]
     parts = [str(env.get("machine") or ""), *cpu_words]
     cores = env.get("cores_available") or env.get("cores_logical")

@@ -179,6 +179,12 @@ class OpenVINORunner(Runner):
         except Exception:  # OpenVINO's own exception classes; the dynamic compilation still serves
             return None
 
+    def last_call_ms(self) -> float:
+        """OpenVINO's own timing of the last `run_native` call, in ms: `InferRequest.latency`, taken in C++ around
+        the inference (what `benchmark_app` reports), so it leaves out the Python binding and the output copy."""
+        self._require_active()
+        return float(self._request.latency)
+
     def _deactivate(self) -> None:
         self._compiled = self._request = self._infer = self._set_input = None
         self._core = self._model = self._dynamic = None

@@ -701,6 +701,7 @@ def test_harness_check_takes_a_runs_exports_int8_included(
             {"machine": "aarch64", "cpu_model": "Raspberry Pi 4 Model B Rev 1.4 (Cortex-A72)", "cores_available": 4},
             "aarch64-cortex-a72-4cpu",
         ),
+        ({"machine": "x86_64", "cpu_model": "Intel(R) Xeon(R) Processor", "cores_available": 2}, "x86_64-xeon-2cpu"),
         ({}, "unknown"),
     ],
 )

@@ -29,7 +29,14 @@ def _graph(path: Path, *, half: bool = False) -> Any:
         return TFLiteGraph(path)
     if path.suffix == ".onnx":
         return OnnxGraph(path, half=half)
-    raise ToolkitError(f"{path.name}: diagnose handles .tflite and .onnx artifacts.")
+    if path.suffix == ".xml":
+        from toolkit.diagnosis.ov_capture import OpenVINOGraph
+
+        # The IR is converted from the run's onnx-fp32 file (its tensor names): exports/model_fp32.onnx beside it,
+        # or the run's own model.onnx for an ONNX source.
+        sources = (path.parent / "model_fp32.onnx", path.parent.parent / "model.onnx")
+        return OpenVINOGraph(path, next((s for s in sources if s.is_file()), None))
+    raise ToolkitError(f"{path.name}: diagnose handles .tflite, .onnx and OpenVINO .xml artifacts.")
 
 
 def classifies(reference_output: np.ndarray, labels: np.ndarray | None) -> bool:

@@ -295,6 +295,8 @@ def _speed_evidence(rec: dict[str, Any]) -> list[str]:
         ]
         return lines
     prof, base = ev["profile"], ev["sibling_profile"]
+    if "nodes" in prof:
+        return _openvino_evidence(rec, ev)
     ops = list(dict.fromkeys([*prof["kernel_us_per_inference"], *base["kernel_us_per_inference"]]))
     rows = [
         [
@@ -311,6 +313,34 @@ def _speed_evidence(rec: dict[str, Any]) -> list[str]:
         f"({ev['cpu']['model']}):",
         "",
         *_md_table(["op type", rec["artifact"], rec["sibling"]], rows),
+    ]
+
+
+def _openvino_evidence(rec: dict[str, Any], ev: dict[str, Any]) -> list[str]:
+    """OpenVINO's performance counters per layer scope, both artifacts side by side, with the kernels they ran."""
+    from toolkit.diagnosis.ov_evidence import by_layer
+
+    prof, base = ev["profile"], ev["sibling_profile"]
+    mine, theirs = by_layer(prof["nodes"]), by_layer(base["nodes"])
+    none = (0.0, "")
+    rows = [
+        [
+            layer,
+            mine.get(layer, none)[1] or "-",
+            theirs.get(layer, none)[1] or "-",
+            f"{mine.get(layer, none)[0]:.1f}",
+            f"{theirs.get(layer, none)[0]:.1f}",
+        ]
+        for layer in dict.fromkeys([*mine, *theirs])
+    ]
+    rows.append(["**total**", "", "", f"{prof['total_us']:.1f}", f"{base['total_us']:.1f}"])
+    art, sib = rec["artifact"], rec["sibling"]
+    return [
+        f"OpenVINO performance counters, µs per inference by layer ({prof['runs']} batch-1 runs, 1 thread, f32 "
+        f"inference precision, medians); CPU: {ev['cpu'].get('isa_class', '?')}, "
+        f"{' '.join(ev['cpu'].get('features') or []) or 'no checked features'} ({ev['cpu']['model']}):",
+        "",
+        *_md_table(["layer", f"{art} kernels", f"{sib} kernels", f"{art} µs", f"{sib} µs"], rows, left=3),
     ]
 
 

@@ -2,7 +2,7 @@
 
 Timing comes from the run's bench.json when it measured both artifacts (then re-checked here with a
 quick in-process timing), else from that quick timing alone. The evidence and the paragraph per
-runtime are built in `evidence.py`.
+runtime are built in `evidence.py` (OpenVINO's in `ov_evidence.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from toolkit.diagnosis.evidence import (
 
 QUANTIZED = ("int8", "int8-dynamic", "int16x8")
 SLOWER_RATIO = 1.10  # "slower" means at least 10 % slower (p50) than the fp32 sibling
+_RUNTIME_NAMES = {"tflite": "LiteRT", "onnx": "ONNX Runtime", "openvino": "OpenVINO"}
 
 
 def bench_ratios(bench: dict[str, Any] | None, name: str, sibling: str) -> list[dict[str, Any]]:
@@ -55,6 +56,10 @@ QUICK_TIMING = "quick in-process timing, median of ≥ 200 runs"
 def _quick_config(entry: dict[str, Any], path: Path, sib_path: Path, image: np.ndarray) -> dict[str, Any]:
     if entry["format"] == "tflite":
         mine, theirs = tflite_time(path, image, xnnpack=True), tflite_time(sib_path, image, xnnpack=True)
+    elif entry["format"] == "openvino":
+        from toolkit.diagnosis.ov_evidence import ov_time
+
+        mine, theirs = ov_time(path, image), ov_time(sib_path, image)
     else:
         mine, theirs = ort_time(path, image), ort_time(sib_path, image)
     return {"batch_size": 1, "threads": 1, "p50_ms": mine, "sibling_p50_ms": theirs, "ratio": mine / theirs}
@@ -101,7 +106,7 @@ def _explain_one(
     ratio = timing["median_ratio"]
     record["timing"] = timing
     record["slower"] = ratio >= SLOWER_RATIO
-    where = "LiteRT" if entry["format"] == "tflite" else "ONNX Runtime"
+    where = _RUNTIME_NAMES.get(entry["format"], "ONNX Runtime")
     detail = _timing_detail(timing)
     if record["slower"]:
         headline = f"{name} is {ratio:.2f}x slower than {sib_entry['name']} on {where} ({detail})."
@@ -119,6 +124,12 @@ def _explain_one(
                 "it is a 16x8 model. Check the exporter (int8-dynamic should keep float activations)."
             )
         reason = tflite_reason(sib_entry["name"], ev, headline)
+    elif entry["format"] == "openvino":
+        from toolkit.diagnosis.ov_evidence import explain_openvino, openvino_reason
+
+        ev = explain_openvino(path, sib_path, image)
+        record["evidence"] = ev
+        reason = openvino_reason(sib_entry["name"], ev, headline)
     else:
         ev = explain_onnx(entry, path, sib_path, image)
         record["evidence"] = ev
