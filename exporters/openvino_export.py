@@ -144,10 +144,13 @@ class OpenVinoMixed:
         self._model = self._ov.Core().read_model(str(onnx_fp32))
         self._calibration = np.ascontiguousarray(calibration, dtype=np.float32)
         self.graph = _Operations(_weighted_operations(self._model))
+        self.notes: list[str] = []
 
     def quantize(self, exclude: Sequence[str]) -> Any:
-        """The int8 model with the operations named in `exclude` in float."""
-        return _quantize(self._model.clone(), self._calibration, ignored=list(exclude))
+        """The int8 model with the operations named in `exclude` in float (NNCF's progress bars and logs kept
+        in `notes`, as the exporters keep converter chatter)."""
+        with captured(self.notes):
+            return _quantize(self._model.clone(), self._calibration, ignored=list(exclude))
 
     def write(self, exclude: Sequence[str], path: Path) -> None:
         """Save the variant as `path` (`.xml`) and its `.bin` beside it."""

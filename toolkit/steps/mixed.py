@@ -101,10 +101,10 @@ class _Search:
     def reference(self) -> str:
         return "Keras" if self.source is None else A.ONNX_REFERENCE_NAME
 
-    @property
-    def unit(self) -> str:
-        """What is kept in float: Keras layers, or an ONNX source's weighted nodes."""
-        return "layer" if self.source is None else "node"
+    def unit(self, fmt: str) -> str:
+        """What `fmt`'s search keeps in float: Keras layers, an ONNX source's weighted nodes, or OpenVINO's
+        weighted operations."""
+        return "operation" if fmt == "openvino" else ("layer" if self.source is None else "node")
 
     @property
     def formats(self) -> tuple[str, ...]:
@@ -196,7 +196,7 @@ def _curve(
     for k in range(len(order) + 1):
         if chosen is not None and k > chosen + EXTRA_POINTS:
             break
-        say(f"{v.format} with {k} float {s.unit}(s)")
+        say(f"{v.format} with {k} float {s.unit(v.format)}(s)")
         path = v.write(v.graph.float_ops(order[:k]))
         measured = score(run_file(path, s.x), s.ref, s.labels)
         ok = s.meets(measured.accuracy, measured.agreement)
@@ -309,7 +309,7 @@ def _search_format(
         for r in ranking.layers
     ]
     if chosen is None:
-        note = f"no mix meets the budget, even with all {len(order)} {s.unit}s in float; nothing written."
+        note = f"no mix meets the budget, even with all {len(order)} {s.unit(fmt)}s in float; nothing written."
         say(f"{fmt}: {note}")
         return MixedFormat(
             format=fmt, ranking=layers, curve=curve, met=False, artifact=None, float_layers=None, note=note
@@ -317,7 +317,7 @@ def _search_format(
     entry = _write_mixed(s, v, order[:chosen])
     point = curve[chosen]
     note = (
-        f"full int8 {s.figures(full)}; {chosen} {s.unit}(s) in float ({', '.join(order[:chosen])}): accuracy "
+        f"full int8 {s.figures(full)}; {chosen} {s.unit(fmt)}(s) in float ({', '.join(order[:chosen])}): accuracy "
         f"{point.accuracy:.2%}, agreement {point.agreement:.2%}, {point.size_bytes:,} bytes."
     )
     say(f"{entry.name}: {note}")
