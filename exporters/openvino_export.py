@@ -47,9 +47,11 @@ from runtimes.openvino_import import import_openvino, telemetry_declined
 IR_PRECISIONS = (Precision.FP32, Precision.FP16, Precision.INT8)
 INT8_INSTALL = "pip install 'edgekit[openvino-int8]'"
 INT8_RECIPE: dict[str, Any] = {
+    "target": "portable",
     "recipe": "nncf-ptq-overflow-fix",
     "description": "NNCF post-training quantization: int8 weights and activations, 7-bit weights (overflow fix)",
     "portable": True,
+    "note": "7-bit weights on every layer, as the portable ONNX recipe: no saturation without VNNI, any CPU agrees",
 }
 
 
