@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,5 +64,19 @@ def import_openvino() -> Any:
         with telemetry_declined():
             import openvino
     except ImportError as exc:
-        raise RuntimeUnavailableError(f"OpenVINO is not installed; {INSTALL_HINT}.") from exc
+        raise RuntimeUnavailableError(not_installed(platform.machine())) from exc
     return openvino
+
+
+# `uname -m` of the machines OpenVINO publishes wheels for (Linux, macOS, Windows).
+WHEEL_MACHINES = ("x86_64", "AMD64", "aarch64", "arm64")
+
+
+def not_installed(machine: str) -> str:
+    """Why an IR cannot run here, in one line: the install hint, or (32-bit ARM) that no wheel exists."""
+    if machine in WHEEL_MACHINES:
+        return f"OpenVINO is not installed; {INSTALL_HINT}."
+    return (
+        f"OpenVINO has no wheels for {machine}; verify OpenVINO IR artifacts on a 64-bit OS (aarch64 or x86_64), "
+        "or with `edgekit verify --emulate pi5` on the desktop"
+    )
