@@ -31,6 +31,7 @@ from runtimes.errors import last_line
 from toolkit.bundles.archive import archive_stem, is_archive, write_tar
 from toolkit.errors import ToolkitError
 from toolkit.remote.errors import RemoteError
+from toolkit.remote.extras import bundle_extras
 from toolkit.remote.provision import run_call, run_edgekit
 from toolkit.remote.ssh import Events, SshHost, SshSettings
 
@@ -238,11 +239,13 @@ def _run_hosts(
     max_parallel: int = 16,
     offline: bool = False,
     need_full: bool = False,
+    extras: Sequence[str] = (),
 ) -> list[HostResult]:
     """Build the wheel once, then set up each host and run `job` there, in parallel; results in host order.
 
     `offline`: install the hosts' dependencies from wheelhouses built here (`provision.setup`).
-    `need_full`: refuse hosts that take only the TFLite-only install (32-bit ARM; `bench`)."""
+    `need_full`: refuse hosts that take only the TFLite-only install (32-bit ARM; `bench`).
+    `extras`: edgekit extras the job needs (("openvino",): a bundle with an OpenVINO IR)."""
     from runtimes.files import sha256_file
     from toolkit.remote.provision import host_wheel, setup
 
@@ -262,7 +265,9 @@ def _run_hosts(
             result = HostResult(host=host, status="error")
             h = SshHost(host, settings, say)
             try:
-                result.setup, result.setup_seconds = setup(h, wheel, sha, offline=offline, need_full=need_full)
+                result.setup, result.setup_seconds = setup(
+                    h, wheel, sha, offline=offline, need_full=need_full, extras=extras
+                )
                 run_started = time.perf_counter()
                 job(h, result)
                 result.run_seconds = time.perf_counter() - run_started
@@ -324,7 +329,7 @@ def run_remote_verify(
             args = ["verify", remote_archive, "--out", remote_json]
             _run_and_fetch(h, result, lambda: run_edgekit(h, args, "edgekit verify"), "verify", remote_json, local, {})
 
-        return _run_hosts(hosts, settings, job, events, offline=offline)
+        return _run_hosts(hosts, settings, job, events, offline=offline, extras=bundle_extras(bundle))
 
 
 # -- bench -------------------------------------------------------------------------------------------
