@@ -35,12 +35,17 @@ def test_openvino_is_added_only_where_it_has_wheels() -> None:
     assert extras.supported(["openvino"], "x86_64") == ("openvino",)
     assert extras.supported(["openvino"], "armv7l") == ()
     assert extras.supported((), "aarch64") == ()
+    # Its aarch64 wheels are manylinux_2_35: Debian 12 has them, Debian 11 (glibc 2.31) none.
+    assert extras.supported(["openvino"], "aarch64", "glibc-2.36") == ("openvino",)
+    assert extras.supported(["openvino"], "aarch64", "glibc-2.31") == ()
 
 
-def test_32_bit_arm_says_in_one_line_that_openvino_has_no_wheel() -> None:
+def test_a_board_without_an_openvino_wheel_says_why_in_one_line() -> None:
     reason = not_installed("armv7l")
     assert reason.startswith("OpenVINO has no wheels for armv7l;") and "64-bit OS" in reason and "\n" not in reason
     assert "pip install 'edgekit[openvino]'" in not_installed("aarch64")
+    old = not_installed("aarch64", "glibc-2.31")
+    assert old.startswith("OpenVINO's aarch64 wheels need glibc 2.35 or newer and this OS has glibc 2.31;"), old
 
 
 def test_the_host_installs_the_wheel_with_its_extras() -> None:

@@ -3,8 +3,9 @@
 A bundle holding an OpenVINO IR (an artifact whose runtime is "openvino") makes a 64-bit board's install
 `edgekit[openvino]`: openvino, its openvino-telemetry and numpy, for the board's architecture (the aarch64
 wheels need glibc 2.35+: Debian bookworm, Raspberry Pi OS 12). Any other bundle installs exactly the core
-set, as before. OpenVINO publishes no 32-bit ARM wheels: an armv7l board keeps its TFLite-only install and
-its `edgekit verify` skips the IR in one line (`runtimes.openvino_import`).
+set, as before. OpenVINO publishes no 32-bit ARM wheels, nor aarch64 ones for an older glibc: such a board
+gets no OpenVINO (an armv7l one keeps its TFLite-only install) and its `edgekit verify` skips the IR in one
+line saying why (`runtimes.openvino_import.not_installed`).
 
 The installed extras are part of a host's install marker (`marker_value`): a venv with OpenVINO serves a
 bundle without it, the other way round means an install.
@@ -21,8 +22,6 @@ from typing import Final
 
 # An artifact's runtime -> the edgekit extra that installs it on a board (the core install has the others).
 EXTRA_OF_RUNTIME: Final = {"openvino": "openvino"}
-# `uname -m` of the boards OpenVINO publishes Linux wheels for.
-OPENVINO_MACHINES: Final = ("x86_64", "aarch64")
 
 
 def bundle_extras(bundle: Path) -> tuple[str, ...]:
@@ -52,9 +51,15 @@ def _bundle_json(bundle: Path) -> str:
     raise OSError(f"{bundle} holds no bundle.json")
 
 
-def supported(extras: Sequence[str], machine: str) -> tuple[str, ...]:
-    """The extras that have wheels for a board with this `uname -m` (OpenVINO: x86_64 and aarch64)."""
-    return tuple(e for e in extras if e != "openvino" or machine in OPENVINO_MACHINES)
+def supported(extras: Sequence[str], machine: str, libc: str = "") -> tuple[str, ...]:
+    """The extras that have wheels for a board with this `uname -m` and libc ("glibc-2.36"; "" when unknown).
+
+    OpenVINO: x86_64, and aarch64 with glibc 2.35+. Where it has none, the install leaves it out and verify
+    skips each IR in one line saying why (`runtimes.openvino_import.not_installed`), instead of a failed set-up.
+    """
+    from runtimes.openvino_import import has_wheel
+
+    return tuple(e for e in extras if e != "openvino" or has_wheel(machine, libc))
 
 
 def marker_value(sha: str, extras: Sequence[str]) -> str:

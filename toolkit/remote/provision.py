@@ -171,7 +171,7 @@ def setup(
 
     started = time.perf_counter()
     installed, facts = probe(h)
-    wanted = () if lite.fits(facts.machine, facts.python) else supported(extras, facts.machine)
+    wanted = () if lite.fits(facts.machine, facts.python) else supported(extras, facts.machine, facts.libc)
     if need_full or not covers(installed, sha, wanted):
         check_host(h, facts, need_full=need_full)
     if covers(installed, sha, wanted):
