@@ -391,3 +391,12 @@ def test_a_bundle_with_an_openvino_ir_adds_openvino_to_the_host(
     again = remote_cli("verify", remote_bundle, "--remote", "board", "--out", tmp_path / "core")
     assert again.returncode == 0, again.stderr
     assert "environment up to date (reused)" in again.stderr and "installing edgekit" not in again.stderr
+
+
+@pytest.mark.slow
+def test_remote_bench_runs_an_openvino_ir(settings: SshSettings, openvino_bundle: Path, tmp_path: Path) -> None:
+    """bench --remote sends the IR's .bin with its .xml and gives the host OpenVINO for it."""
+    bundle = Path(shutil.copytree(openvino_bundle, tmp_path / "bundle"))
+    toolkit.bench_remote(bundle, ["board"], settings=BENCH_SETTINGS, artifacts=["openvino-fp32"], ssh=settings)
+    doc = json.loads(toolkit.remote_bench_path(bundle, "board").read_text())
+    assert {r["artifact"] for r in doc["results"]} == {"openvino-fp32"} and doc["remote"]["host"] == "board"

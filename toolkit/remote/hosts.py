@@ -334,10 +334,12 @@ def run_remote_verify(
 
 # -- bench -------------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _bench_archive(target: Path) -> Iterator[tuple[Path, str]]:
+def _bench_archive(target: Path, chosen: Sequence[str] = ()) -> Iterator[tuple[Path, str, tuple[str, ...]]]:
     """A .tar.gz of what `edgekit bench` needs from a run or bundle: manifest.json (non-Keras artifacts),
-    the artifact files, and parity.json/train.json when present. Yields (archive, folder name inside)."""
+    the artifact files (an IR's .bin too), and parity.json/train.json when present. Yields (archive, folder name
+    inside, the edgekit extras the `chosen` artifacts (default: all) need on the host: ("openvino",) for an IR)."""
     from toolkit.bundles.format import open_bundle
+    from toolkit.remote.extras import EXTRA_OF_RUNTIME
     from toolkit.run import layout as A
     from toolkit.run.documents import write_document
 
@@ -354,17 +356,20 @@ def _bench_archive(target: Path) -> Iterator[tuple[Path, str]]:
             raise RemoteError(f"{target} has no non-Keras artifacts to benchmark on a board; run `edgekit export`.")
         folder = Path(tmp) / name
         for entry in entries:
-            path = A.verified_path(src, entry)
-            dest = folder / entry.path
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, dest)
+            A.verified_path(src, entry)  # every file of it, checked against its sha256
+            for rel, _sha in entry.files():
+                dest = folder / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src / rel, dest)
+        runtimes = {e.runtime for e in entries if not chosen or e.name in chosen}
+        extras = tuple(sorted({EXTRA_OF_RUNTIME[r] for r in runtimes if r in EXTRA_OF_RUNTIME}))
         write_document(folder / A.MANIFEST_JSON, manifest.model_copy(update={"artifacts": entries}))
         for extra in (A.PARITY_JSON, A.TRAIN_JSON):
             if (src / extra).is_file():
                 shutil.copyfile(src / extra, folder / extra)
         archive = Path(tmp) / f"{name}.tar.gz"
         write_tar(folder, archive, name)
-        yield archive, name
+        yield archive, name, extras
 
 
 EXTRACT_SCRIPT: Final = (
@@ -393,7 +398,7 @@ def run_remote_bench(
     """
     settings = settings or SshSettings.from_env()
     root = out_root or remote_output_root(target)
-    with _bench_archive(target) as (archive, name):
+    with _bench_archive(target, artifacts) as (archive, name, extras):
 
         def job(h: SshHost, result: HostResult) -> None:
             remote_archive = _send(h, archive, "the artifacts")
@@ -418,4 +423,4 @@ def run_remote_bench(
                 {"settings": call["settings"], "artifacts": call["artifacts"]},
             )
 
-        return _run_hosts(hosts, settings, job, events, offline=offline, need_full=True)
+        return _run_hosts(hosts, settings, job, events, offline=offline, need_full=True, extras=extras)
