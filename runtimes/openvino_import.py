@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,5 +64,43 @@ def import_openvino() -> Any:
         with telemetry_declined():
             import openvino
     except ImportError as exc:
-        raise RuntimeUnavailableError(f"OpenVINO is not installed; {INSTALL_HINT}.") from exc
+        libc = "-".join(platform.libc_ver()).strip("-")
+        raise RuntimeUnavailableError(not_installed(platform.machine(), libc)) from exc
     return openvino
+
+
+# `uname -m` of the machines OpenVINO publishes wheels for (Linux, macOS, Windows).
+WHEEL_MACHINES = ("x86_64", "AMD64", "aarch64", "arm64")
+# OpenVINO 2026.4's Linux aarch64 wheels are tagged manylinux_2_35: an older glibc (Debian 11: 2.31) has none.
+AARCH64_GLIBC = (2, 35)
+
+
+def has_wheel(machine: str, libc: str = "") -> bool:
+    """Whether OpenVINO publishes a wheel for this `uname -m` and libc ("glibc-2.36"; "" when unknown)."""
+    if machine not in WHEEL_MACHINES:
+        return False
+    glibc = _glibc(libc)
+    return not (machine == "aarch64" and glibc is not None and glibc < AARCH64_GLIBC)
+
+
+def _glibc(libc: str) -> tuple[int, int] | None:
+    name, _, version = libc.partition("-")
+    parts = version.split(".")
+    if name != "glibc" or len(parts) < 2 or not all(p.isdigit() for p in parts[:2]):
+        return None
+    return int(parts[0]), int(parts[1])
+
+
+def not_installed(machine: str, libc: str = "") -> str:
+    """Why an IR cannot run here, in one line: the install hint, or that no wheel exists for this machine."""
+    if has_wheel(machine, libc):
+        return f"OpenVINO is not installed; {INSTALL_HINT}."
+    if machine in WHEEL_MACHINES:
+        return (
+            f"OpenVINO's {machine} wheels need glibc {'.'.join(map(str, AARCH64_GLIBC))} or newer and this OS has "
+            f"{libc.replace('-', ' ')}; verify OpenVINO IR artifacts on a newer OS (Debian 12, Raspberry Pi OS 12)"
+        )
+    return (
+        f"OpenVINO has no wheels for {machine}; verify OpenVINO IR artifacts on a 64-bit OS (aarch64 or x86_64), "
+        "or with `edgekit verify --emulate pi5` on the desktop"
+    )

@@ -262,3 +262,70 @@ def test_verify_emulated_32_bit_pi3_runs_tflite_and_skips_onnx(edgekit, default_
         print(f"pi3 {r['artifact']}: max |Δp| {r['max_abs_diff']:.3g} in {r['seconds']:.2f} s")
     state = emu["rootfs"]["state"]
     print(f"pi3: prepare {emu['prepare_seconds']:.1f} s (root {state}), verify {emu['verify_seconds']:.1f} s")
+
+
+@pytest.fixture(scope="module")
+def openvino_bundle(small_run: Path, mnist, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small run's OpenVINO IRs (fp32, fp16, int8 through NNCF) and tflite-int8 (so the 32-bit board has an
+    artifact it can run), in a bundle."""
+    pytest.importorskip("nncf", reason="NNCF is not installed (pip install 'edgekit[openvino-int8]')")
+    from exporters.base import ExportFormat, Precision
+    from toolkit.bundles.build import build_bundle
+    from toolkit.steps.export import export_step
+
+    run = tmp_path_factory.mktemp("openvino") / "run"
+    shutil.copytree(small_run, run)
+    irs = [(ExportFormat.OPENVINO, p) for p in (Precision.FP32, Precision.FP16, Precision.INT8)]
+    export_step(run, [(ExportFormat.ONNX, Precision.FP32), *irs], data=mnist, calibration_size=200)
+    path, _ = build_bundle(run, run.parent / "bundle", artifact_names=["tflite-int8", *OPENVINO_IRS])
+    return path
+
+
+OPENVINO_IRS = ["openvino-fp32", "openvino-fp16", "openvino-int8"]
+
+
+@pytest.mark.slow
+@needs_emulation
+def test_openvino_irs_pass_on_the_arm64_boards_and_are_skipped_on_the_32_bit_one(
+    edgekit, openvino_bundle: Path
+) -> None:
+    """A bundle with OpenVINO IRs adds openvino (aarch64 wheel) to the arm64 root once; every IR passes as a Pi 4
+    (no dot product) and a Pi 5; the Pi 3 (armv7l: no OpenVINO wheel) skips each IR in one line, exit 0.
+    Measured: 34 s warm for the three boards (60 s when edgekit's wheel is re-installed in both roots), plus
+    13 s the first time (openvino into the arm64 root)."""
+    from importlib.metadata import version
+
+    for board in ("pi5", "pi4"):
+        proc = edgekit("verify", str(openvino_bundle), "--emulate", board, timeout=COLD_BUILD_TIMEOUT)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        report = json.loads((openvino_bundle.parent / f"bundle.emulate-{board}.verify.json").read_text())
+        rows = {r["artifact"]: r for r in report["results"]}
+        assert list(rows) == ["tflite-int8", *OPENVINO_IRS] and report["passed"] and not report["skipped"]
+        assert {rows[n]["runtime_version"] for n in OPENVINO_IRS} == {f"openvino {version('openvino')}"}
+        assert report["emulation"]["rootfs"]["packages"]["openvino"] == version("openvino")
+        for name in OPENVINO_IRS:
+            print(f"{board} {name}: max |Δp| {rows[name]['max_abs_diff']:.3g} in {rows[name]['seconds']:.2f} s")
+    proc = edgekit("verify", str(openvino_bundle), "--emulate", "pi3", timeout=COLD_BUILD_TIMEOUT * 2)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads((openvino_bundle.parent / "bundle.emulate-pi3.verify.json").read_text())
+    assert [r["artifact"] for r in report["results"]] == ["tflite-int8"] and report["passed"]
+    assert [s["artifact"] for s in report["skipped"]] == OPENVINO_IRS
+    assert all(s["reason"].startswith("OpenVINO has no wheels for armv7l;") for s in report["skipped"])
+    assert "openvino" not in report["emulation"]["rootfs"]["packages"]
+    for board in BOARDS.values():
+        assert chroot.mounts_under(rootfs.root_dir(rootfs.ROOTS[board.arch])) == []
+
+
+@pytest.mark.slow
+@needs_emulation
+def test_parity_on_an_emulated_arm64_cpu_runs_the_openvino_irs(edgekit, openvino_bundle: Path) -> None:
+    """`parity --cpu` copies each IR's .bin beside its .xml into the arm64 root and adds OpenVINO there."""
+    run = openvino_bundle.parent / "run"
+    chosen = [arg for name in OPENVINO_IRS for arg in ("-a", name)]
+    proc = edgekit(
+        "parity", str(run), "--cpu", "cortex-a76", *chosen, "--cpu-images", "300", timeout=COLD_BUILD_TIMEOUT
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    classes = {c["name"]: c for c in json.loads((run / "parity.json").read_text())["cpu_classes"]["classes"]}
+    rows = classes["cortex-a76"]["rows"]
+    assert [r["artifact"] for r in rows] == OPENVINO_IRS and all(r["passed"] for r in rows), rows

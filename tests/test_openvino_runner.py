@@ -197,10 +197,11 @@ def test_int8_keeps_the_int8_floor_and_quarters_the_weights(
     # 1 byte per weight instead of 4, plus per-channel scales.
     assert int8_ir.weights.stat().st_size <= 0.3 * irs["fp32"].weights.stat().st_size
     assert int8_ir.quantization is not None and int8_ir.quantization["calibration_images"] == 200
-    # What the export step records in manifest.json: the recipe must validate as the run document's own part.
     from toolkit.run.documents.manifest import QuantizationRecipe
 
-    assert QuantizationRecipe.model_validate(int8_ir.quantization).target == "portable"
+    # What manifest.json records for it (a run with -r openvino stopped here once: the recipe lacked its target).
+    recipe = QuantizationRecipe.model_validate(int8_ir.quantization)
+    assert recipe.target == "portable" and recipe.portable and recipe.note
 
 
 def test_int8_export_is_silent_and_needs_calibration(small_run: Path, mnist, tmp_path: Path, capfd) -> None:

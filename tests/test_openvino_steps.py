@@ -103,6 +103,12 @@ def test_bundle_carries_the_weights_and_verifies_here(ov_run: Path, tmp_path: Pa
     assert (path / art.path).is_file() and (path / art.path).with_suffix(".bin").is_file()
     _, verified = toolkit.verify(path)
     assert verified.passed
+    from toolkit.remote.extras import bundle_extras
+
+    # A board's install adds OpenVINO for this bundle, and for a bundle without an IR installs the core set only.
+    assert bundle_extras(path) == ("openvino",)
+    core, _ = toolkit.bundle(ov_run, tmp_path / "core", artifacts=["onnx-fp32"], golden=16, data=mnist)
+    assert bundle_extras(core) == ()
     (path / art.path).with_suffix(".bin").unlink()
     with pytest.raises(Exception, match=r"model_fp16\.bin .*missing"):
         toolkit.verify(path)

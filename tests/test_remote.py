@@ -355,3 +355,48 @@ def test_bench_remote_and_verify_remote_join_the_run_report(remote_cli, edgekit,
     md = (run_copy / "report.md").read_text()
     assert "## Remote boards" in md and "### Verify on the boards" in md and "### board" in md
     assert "board" in (run_copy / "report.html").read_text()
+
+
+@pytest.fixture(scope="module")
+def openvino_bundle(small_run: Path, mnist, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tflite-fp32 and the small run's OpenVINO IR fp32 in a bundle."""
+    pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install 'edgekit[openvino]')")
+    from exporters.base import ExportFormat, Precision
+    from toolkit.bundles.build import build_bundle
+    from toolkit.steps.export import export_step
+
+    run = tmp_path_factory.mktemp("openvino") / "run"
+    shutil.copytree(small_run, run)
+    export_step(run, [(ExportFormat.ONNX, Precision.FP32), (ExportFormat.OPENVINO, Precision.FP32)], data=mnist)
+    folder, _ = build_bundle(run, run.parent / "bundle", artifact_names=["tflite-fp32", "openvino-fp32"], golden=64)
+    return folder
+
+
+@pytest.mark.slow
+def test_a_bundle_with_an_openvino_ir_adds_openvino_to_the_host(
+    remote_cli, remote_bundle: Path, openvino_bundle: Path, tmp_path: Path
+) -> None:
+    """The host's venv gets `edgekit[openvino]` for a bundle holding an IR (once), and then serves a bundle
+    without one as it is; a core venv is never given OpenVINO for a TFLite/ONNX bundle."""
+    from importlib.metadata import version
+
+    proc = remote_cli("verify", openvino_bundle, "--remote", "board", "--out", tmp_path / "ov")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((tmp_path / "ov" / "board" / "verify.json").read_text())
+    rows = {r["artifact"]: r for r in doc["results"]}
+    assert doc["passed"] and list(rows) == ["tflite-fp32", "openvino-fp32"] and not doc["skipped"]
+    assert rows["openvino-fp32"]["runtime_version"] == f"openvino {version('openvino')}"
+    if doc["remote"]["setup"] == "installed":
+        assert "with openvino" in proc.stderr.replace("\n", " ")
+    again = remote_cli("verify", remote_bundle, "--remote", "board", "--out", tmp_path / "core")
+    assert again.returncode == 0, again.stderr
+    assert "environment up to date (reused)" in again.stderr and "installing edgekit" not in again.stderr
+
+
+@pytest.mark.slow
+def test_remote_bench_runs_an_openvino_ir(settings: SshSettings, openvino_bundle: Path, tmp_path: Path) -> None:
+    """bench --remote sends the IR's .bin with its .xml and gives the host OpenVINO for it."""
+    bundle = Path(shutil.copytree(openvino_bundle, tmp_path / "bundle"))
+    toolkit.bench_remote(bundle, ["board"], settings=BENCH_SETTINGS, artifacts=["openvino-fp32"], ssh=settings)
+    doc = json.loads(toolkit.remote_bench_path(bundle, "board").read_text())
+    assert {r["artifact"] for r in doc["results"]} == {"openvino-fp32"} and doc["remote"]["host"] == "board"

@@ -43,6 +43,7 @@ ALLOWED: dict[str, str] = {
     "toolkit.inputs.predict:Predictions.to_dict": "`predict --json`'s output; predict starts without pydantic",
     # The QEMU root's marker file, as read from disk.
     "toolkit.emulate.rootfs:ensure_root": "the root's marker.json (qemu, python, packages), read from the root",
+    "toolkit.emulate.rootfs:ensure_extras": "the same marker.json as ensure_root's, with the extras added (OpenVINO)",
 }
 
 

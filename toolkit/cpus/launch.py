@@ -141,7 +141,7 @@ def _run_in_root(model: CpuModel, job: Path, on_line: Line, say: Callable[[str],
     """Copy the job's files into the arm64 root, run the root's worker as `model`, copy the outputs back."""
     from toolkit.emulate.chroot import VENV, board_mounts, chroot_env, ensure_binfmt, unmount_all
     from toolkit.emulate.chroot import qemu_version as root_qemu
-    from toolkit.emulate.rootfs import ROOTS, cache_lock, ensure_root, root_dir
+    from toolkit.emulate.rootfs import ROOTS, cache_lock, ensure_extras, ensure_root, root_dir
 
     assert model.board is not None, f"{model.name}: an arm64 model needs a /proc/cpuinfo (board)"
     kind = ROOTS["arm64"]
@@ -150,6 +150,9 @@ def _run_in_root(model: CpuModel, job: Path, on_line: Line, say: Callable[[str],
     cache = root_dir(kind)
     with cache_lock(cache, say):
         root, marker, _state = ensure_root(cache, say, kind)
+        # An OpenVINO IR (.xml) needs OpenVINO in the root, added once (as `verify --emulate` does).
+        irs = any(Path(str(a["path"])).suffix == ".xml" for a in spec["artifacts"])
+        marker = ensure_extras(root, marker, ("openvino",) if irs else (), say, kind)
         unmount_all(root)  # left by a killed run
         with _root_scratch(root) as scratch:
             inside = Path("/tmp") / scratch.name
@@ -158,6 +161,9 @@ def _run_in_root(model: CpuModel, job: Path, on_line: Line, say: Callable[[str],
             for i, entry in enumerate(spec["artifacts"]):
                 copy = scratch / f"{i}-{Path(entry['path']).name}"
                 shutil.copy2(entry["path"], copy)
+                weights = Path(entry["path"]).with_suffix(".bin")  # an IR's weights, found by its .xml's name
+                if copy.suffix == ".xml" and weights.is_file():
+                    shutil.copy2(weights, copy.with_suffix(".bin"))
                 artifacts.append({**entry, "path": str(inside / copy.name)})
             inner = {**spec, "inputs": str(inside / "inputs.npy"), "out": str(inside / "out"), "artifacts": artifacts}
             (scratch / "job.json").write_text(json.dumps(inner), encoding="utf-8")

@@ -33,6 +33,14 @@ class Board:
     arch: str = "arm64"
 
     @property
+    def midr(self) -> int:
+        """The core's MIDR_EL1 (implementer Arm, variant, architecture 0xf, part, revision), as Linux shows it in
+        /sys/devices/system/cpu/cpuN/regs/identification/midr_el1."""
+        return (
+            0x41 << 24 | int(self.cpu_variant, 16) << 20 | 0xF << 16 | int(self.cpu_part, 16) << 4 | self.cpu_revision
+        )
+
+    @property
     def machine(self) -> str:
         """What `uname -m` prints on the board."""
         return "armv7l" if self.arch == "armhf" else "aarch64"

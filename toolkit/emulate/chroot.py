@@ -3,7 +3,8 @@
 `check_host` and `ensure_binfmt` say in one line what is missing (root, QEMU, binfmt_misc with the
 F flag). `board_mounts` gives a root the board's view of the CPU: /proc with the board's cpuinfo
 bound over /proc/cpuinfo (onnxruntime's cpuinfo parsing segfaults under QEMU without one) and a
-minimal /sys/devices/system/cpu; `chroot_env` sets `QEMU_CPU` to the board's core. Everything
+minimal /sys/devices/system/cpu with each CPU's topology and MIDR_EL1 (OpenVINO's CPU plugin segfaults
+without the topology); `chroot_env` sets `QEMU_CPU` to the board's core. Everything
 mounted is unmounted on exit, and `unmount_all` cleans up after a killed run.
 """
 
@@ -147,13 +148,60 @@ def host_cpus() -> list[int]:
         return list(range(os.cpu_count() or 1))
 
 
+def _cpu_entries(cpu_dir: Path, board: Board, cpus: list[int]) -> None:
+    """`cpuN/topology/*` and `cpuN/regs/identification/midr_el1` as on the board (one package, one core a CPU).
+
+    OpenVINO's CPU plugin needs them: without the topology its TBB/hwloc discovery gives up and compile_model
+    segfaults under QEMU; its ARM JIT (xbyak_aarch64) reads the core's MIDR there.
+    """
+    listed = f"{min(cpus)}-{max(cpus)}" if cpus == list(range(min(cpus), max(cpus) + 1)) else ",".join(map(str, cpus))
+    for index, cpu in enumerate(cpus):
+        topology = cpu_dir / f"cpu{cpu}" / "topology"
+        topology.mkdir(parents=True, exist_ok=True)
+        values = {
+            "core_id": str(index),
+            "physical_package_id": "0",
+            "cluster_id": "0",
+            "core_cpus_list": str(cpu),
+            "thread_siblings_list": str(cpu),
+            "cluster_cpus_list": listed,
+            "core_siblings_list": listed,
+            "package_cpus_list": listed,
+        }
+        # hwloc looks for the mask files (thread_siblings, core_siblings), the cpuinfo library for the lists.
+        values.update(
+            {
+                "core_cpus": _cpu_mask([cpu]),
+                "thread_siblings": _cpu_mask([cpu]),
+                "cluster_cpus": _cpu_mask(cpus),
+                "core_siblings": _cpu_mask(cpus),
+                "package_cpus": _cpu_mask(cpus),
+            }
+        )
+        for name, value in values.items():
+            (topology / name).write_text(value + "\n", encoding="utf-8")
+        regs = cpu_dir / f"cpu{cpu}" / "regs" / "identification"
+        regs.mkdir(parents=True, exist_ok=True)
+        (regs / "midr_el1").write_text(f"0x{board.midr:016x}\n", encoding="utf-8")
+        (regs / "revidr_el1").write_text(f"0x{0:016x}\n", encoding="utf-8")
+
+
+def _cpu_mask(cpus: list[int]) -> str:
+    """A CPU set as Linux prints a cpumask in sysfs: hex, in comma-separated groups of 32 bits."""
+    mask = sum(1 << c for c in cpus)
+    text = f"{mask:x}"
+    groups = [text[max(0, end - 8) : end] for end in range(len(text), 0, -8)]
+    return ",".join(reversed(groups))
+
+
 @contextlib.contextmanager
 def board_mounts(root: Path, board: Board, scratch: Path) -> Iterator[None]:
     """The board's view of the CPU inside the root; everything mounted is unmounted on exit.
 
     /proc (mounted) with the board's cpuinfo bound over /proc/cpuinfo, and a /sys holding only
-    devices/system/cpu/{possible,present,online,kernel_max} (bound from `scratch`): the cpuinfo library
-    in onnxruntime and XNNPACK reads both, and without them it cannot detect the CPU's features.
+    devices/system/cpu/{possible,present,online,kernel_max} and each CPU's topology and MIDR (bound from
+    `scratch`): the cpuinfo library in onnxruntime and XNNPACK reads both, and without them it cannot detect
+    the CPU's features; OpenVINO's CPU plugin reads the topology (hwloc) and the MIDR.
     """
     cpus = host_cpus()
     cpuinfo = scratch / f"cpuinfo-{board.name}"
@@ -164,6 +212,7 @@ def board_mounts(root: Path, board: Board, scratch: Path) -> Iterator[None]:
     for name in ("possible", "present", "online"):
         (cpu_dir / name).write_text(",".join(map(str, cpus)) + "\n", encoding="utf-8")
     (cpu_dir / "kernel_max").write_text(f"{max(cpus)}\n", encoding="utf-8")
+    _cpu_entries(cpu_dir, board, cpus)
     proc_dir, root_sys = root / "proc", root / "sys"
     proc_dir.mkdir(exist_ok=True)
     root_sys.mkdir(exist_ok=True)

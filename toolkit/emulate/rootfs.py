@@ -23,7 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -197,11 +197,12 @@ def read_marker(root: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _download_wheels(wheel: Path, dest: Path, src: Path, log: Path) -> None:
-    """aarch64 cp311 wheels of edgekit's dependencies, fetched by this machine's pip (native speed).
+def _download_wheels(wheel: Path | None, dest: Path, src: Path, log: Path, requirements: Sequence[str] = ()) -> None:
+    """aarch64 cp311 wheels of edgekit's dependencies (or of `requirements`), fetched by this machine's pip.
 
     ai-edge-litert 2.x is tagged manylinux_2_27_aarch64 only: without that platform pip silently falls
-    back to 1.4.0, so every manylinux_2_17 … 2_36 tag (bookworm's glibc is 2.36) is offered.
+    back to 1.4.0, so every manylinux_2_17 … 2_36 tag (bookworm's glibc is 2.36) is offered (openvino's
+    aarch64 wheels are manylinux_2_35).
     """
     platforms = [f"manylinux_2_{minor}_aarch64" for minor in range(36, 16, -1)] + ["manylinux2014_aarch64"]
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "-d", str(dest)]
@@ -211,7 +212,8 @@ def _download_wheels(wheel: Path, dest: Path, src: Path, log: Path) -> None:
         cmd += ["--platform", plat]
     if (src / "constraints.txt").is_file():
         cmd += ["-c", str(src / "constraints.txt")]
-    run([*cmd, str(wheel)], what="downloading the aarch64 wheels (pip download)", log=log)
+    targets = [str(wheel)] if wheel is not None else list(requirements)
+    run([*cmd, *targets], what="downloading the aarch64 wheels (pip download)", log=log)
 
 
 def _installed_versions(root: Path, board: Board, kind: RootKind = ARM64) -> dict[str, Any]:
@@ -412,6 +414,75 @@ def update_wheel(cache: Path, src: Path, marker: dict[str, Any], say: Say, kind:
     tmp_marker.write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp_marker, cache / MARKER)
     return marker
+
+
+def ensure_extras(
+    cache: Path, marker: dict[str, Any], extras: Sequence[str], say: Say, kind: RootKind = ARM64
+) -> dict[str, Any]:
+    """Add edgekit's optional runtimes `extras` (e.g. ("openvino",), `toolkit.remote.extras.bundle_extras`) to a
+    ready root, once: their aarch64 wheels fetched here, installed under emulation, imported as a board would.
+
+    The root's recipe is unchanged (a bundle without them runs in the same root); the marker's `extras` records
+    what was added, and a rebuilt root starts without. The armhf root takes none (no armv7l wheels): verify
+    there skips such artifacts in one line. Call under `cache_lock`; returns the marker.
+    """
+    from toolkit.remote.extras import extra_requirements, supported
+    from toolkit.remote.wheel import build_wheel, source_root
+
+    have = dict(marker.get("extras") or {})
+    missing = [e for e in supported(extras, kind.machine) if e not in have]
+    if not missing:
+        return marker
+    log = cache.parent / f"{cache.name}.build.log"
+    src = source_root()
+    with tempfile.TemporaryDirectory(prefix="edgekit-wheel-") as tmp:
+        requirements = extra_requirements(build_wheel(Path(tmp), src, log=log), missing)
+    say(f"adding {', '.join(requirements)} to the {kind.arch} root (once) …")
+    inbox = cache / "tmp" / "edgekit-extras"
+    shutil.rmtree(inbox, ignore_errors=True)
+    try:
+        _download_wheels(None, inbox, src, log, requirements)
+        cmd = ["chroot", str(cache), f"{VENV}/bin/python", "-m", "pip", "install", "-q", "--no-index"]
+        cmd += ["--find-links", "/tmp/edgekit-extras", *requirements]
+        run(cmd, what=f"pip install {' '.join(requirements)} in the {kind.arch} root", env=chroot_env(None), log=log)
+    finally:
+        shutil.rmtree(inbox, ignore_errors=True)
+    board = next(b for b in BOARDS.values() if b.arch == kind.arch)
+    for extra in missing:
+        have[extra] = _extra_versions(cache, board, extra)
+    marker = {**marker, "extras": have}
+    tmp_marker = cache / f".{MARKER}.tmp"
+    tmp_marker.write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp_marker, cache / MARKER)
+    return marker
+
+
+# What each extra's check imports under emulation (as edgekit does: OpenVINO with its telemetry declined), and
+# the distributions whose versions the marker records.
+_EXTRA_CHECKS: Final = {
+    "openvino": (
+        "from runtimes.openvino_import import import_openvino\n"
+        "ov = import_openvino()\n"
+        "devices = ov.Core().available_devices\n",
+        ("openvino", "openvino-telemetry"),
+    )
+}
+
+
+def _extra_versions(root: Path, board: Board, extra: str) -> dict[str, str]:
+    """Import the extra's runtime in the root as `board` (fails loudly if it crashes); its packages' versions."""
+    check, dists = _EXTRA_CHECKS[extra]
+    code = check + (
+        f"import json, importlib.metadata as m\nprint(json.dumps({{d: m.version(d) for d in {list(dists)!r}}}))\n"
+    )
+    with tempfile.TemporaryDirectory(prefix="edgekit-emulate-") as scratch, board_mounts(root, board, Path(scratch)):
+        stdout = run(
+            ["chroot", str(root), f"{VENV}/bin/python", "-c", code],
+            what=f"importing {extra} in the {board.arch} root as {board.name}",
+            env=chroot_env(board),
+        )
+    versions: dict[str, str] = json.loads(stdout.strip().splitlines()[-1])
+    return versions
 
 
 def ensure_root(cache: Path, say: Say, kind: RootKind = ARM64) -> tuple[Path, dict[str, Any], str]:

@@ -3,7 +3,8 @@
 Runs `edgekit verify` on a Raspberry Pi-like Linux without the board: in the cached Debian root of the
 board's architecture (`rootfs.py`, built once: arm64 with the core install for pi4/pi5, armhf with the
 TFLite-only install for pi3), chrooted under QEMU user-mode with the board's core as `QEMU_CPU` and
-its /proc/cpuinfo (`chroot.py`, `boards.py`). verify.json is copied
+its /proc/cpuinfo (`chroot.py`, `boards.py`). A bundle with OpenVINO IR adds OpenVINO to the arm64 root
+once (`rootfs.ensure_extras`; the armhf root has no wheel for it). verify.json is copied
 out with an `emulation` section added; everything mounted is unmounted, also on errors.
 
 Needs root (debootstrap, mount, chroot) and `apt-get install qemu-user-static binfmt-support
@@ -31,7 +32,8 @@ from toolkit.bundles.errors import BundleError
 from toolkit.emulate.boards import BOARDS, Board
 from toolkit.emulate.chroot import VENV, board_mounts, check_host, chroot_env, ensure_binfmt, qemu_version, unmount_all
 from toolkit.emulate.errors import EmulateError
-from toolkit.emulate.rootfs import ROOTS, cache_lock, ensure_root, root_dir
+from toolkit.emulate.rootfs import ROOTS, cache_lock, ensure_extras, ensure_root, root_dir
+from toolkit.remote.extras import bundle_extras
 
 if TYPE_CHECKING:
     from toolkit.run.documents import VerifyDocument
@@ -79,6 +81,7 @@ def emulated_verify(
     cache = root_dir(kind)
     with cache_lock(cache, say):
         root, marker, state = ensure_root(cache, say, kind)
+        marker = ensure_extras(root, marker, bundle_extras(bundle), say, kind)
         prepared = time.perf_counter() - started
         unmount_all(root)  # left by a killed run
         say(f"running edgekit verify as {board.name} (QEMU_CPU={board.qemu_cpu}, {kind.arch} root {state}) …")
@@ -98,7 +101,7 @@ def emulated_verify(
             "suite": kind.suite,
             "arch": kind.arch,
             "python": marker.get("python"),
-            "packages": marker.get("packages"),
+            "packages": _packages(marker),
             "edgekit_wheel_sha256": marker.get("edgekit_wheel", {}).get("sha256"),
             "build_seconds": marker.get("build_seconds"),
         },
@@ -140,6 +143,16 @@ def _verify_in_root(root: Path, board: Board, bundle: Path) -> tuple[dict[str, A
         return report, seconds
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _packages(marker: dict[str, Any]) -> dict[str, str] | None:
+    """The root's packages with those of the extras added for bundles that needed them (OpenVINO)."""
+    packages = marker.get("packages")
+    if packages is None:
+        return None
+    for versions in (marker.get("extras") or {}).values():
+        packages = {**packages, **versions}
+    return dict(packages)
 
 
 def _host_cpu() -> str | None:

@@ -7,6 +7,7 @@
     wheel.py          the one edgekit wheel builder and the local cache (EDGEKIT_CACHE_DIR)
     wheelhouse.py     wheels downloaded here for an offline host's platform
     lite.py           the TFLite-only install for 32-bit ARM (tflite-runtime 2.13, numpy<2)
+    extras.py         what a bundle adds to a board's install (OpenVINO for an IR), and only then
     errors.py         `RemoteError`, `WheelError`
 
 `toolkit.emulate` installs the same wheel and TFLite-only set into its ARM roots (`wheel.py`, `lite.py`).

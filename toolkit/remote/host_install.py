@@ -7,8 +7,10 @@ and runs it there with the host's own python3, before edgekit is installed on th
 standard library only and stays Python 3.9-clean: a 32-bit ARM host runs it with Python 3.9 for the
 TFLite-only install (tests/test_board_python.py checks it with vermin).
 
-MODE is "full", or "lite " + the TFLite-only requirements as JSON (`toolkit.remote.lite.REQUIREMENTS`):
-edgekit without its dependencies, then those requirements as wheels only. With WHEELHOUSE (a .tar of
+MODE is "full", "full " + edgekit's extras to add as JSON (`["openvino"]`: a bundle with an OpenVINO IR,
+`toolkit.remote.extras`), or "lite " + the TFLite-only requirements as JSON (`toolkit.remote.lite.REQUIREMENTS`):
+edgekit without its dependencies, then those requirements as wheels only. SHA256 is what the marker records:
+the wheel's sha256 with `+extra` for each extra. With WHEELHOUSE (a .tar of
 wheels built on the desktop), it is unpacked beside itself and pip installs with --no-index.
 
 The answer is one stdout line, `EDGEKIT-SETUP {"status": ..., "message": ...}`: "installed" or "reused"
@@ -95,8 +97,10 @@ def make_venv() -> bool:
     return False
 
 
-def pip_steps(wheel: str, wheelhouse: str, lite: list[str] | None, existed: bool) -> list[list[str]]:
-    """The pip commands that install the wheel (and its dependencies, or the TFLite-only set)."""
+def pip_steps(
+    wheel: str, wheelhouse: str, lite: list[str] | None, existed: bool, extras: list[str] | None = None
+) -> list[list[str]]:
+    """The pip commands that install the wheel (and its dependencies with `extras`', or the TFLite-only set)."""
     pip = [PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-q"]
     if wheelhouse:
         folder = os.path.join(os.path.dirname(wheelhouse), "wheelhouse")
@@ -108,7 +112,7 @@ def pip_steps(wheel: str, wheelhouse: str, lite: list[str] | None, existed: bool
             [*pip, "--ignore-requires-python", "--no-deps", "--force-reinstall", wheel],
             [*pip, "--only-binary=:all:", *lite],
         ]
-    steps = [[*pip, wheel]]
+    steps = [[*pip, wheel + ("[" + ",".join(extras) + "]" if extras else "")]]
     if existed:  # same version number, new content: replace edgekit itself
         steps.append([*pip, "--no-deps", "--force-reinstall", wheel])
     return steps
@@ -126,6 +130,7 @@ def pip_failed(output: str, wheelhouse: str, lite: list[str] | None) -> NoReturn
 
 def install(root: str, wheel: str, sha: str, mode: str, wheelhouse: str) -> NoReturn:
     lite = json.loads(mode[5:]) if mode.startswith("lite ") else None
+    extras = json.loads(mode[5:]) if mode.startswith("full ") else None
     if sys.version_info < (3, 10) and lite is None:
         found = "{}.{}".format(*sys.version_info[:2])
         done("error", f"python3 on the host is {found}; edgekit needs Python 3.10 or newer", 2)
@@ -137,7 +142,7 @@ def install(root: str, wheel: str, sha: str, mode: str, wheelhouse: str) -> NoRe
         existed = make_venv()
         if os.path.exists(MARKER):
             os.remove(MARKER)
-        for cmd in pip_steps(wheel, wheelhouse, lite, existed):
+        for cmd in pip_steps(wheel, wheelhouse, lite, existed, extras):
             r = run(cmd)
             if r.returncode != 0:
                 pip_failed(r.stdout, wheelhouse, lite)

@@ -31,6 +31,7 @@ from runtimes.errors import last_line
 from toolkit.bundles.archive import archive_stem, is_archive, write_tar
 from toolkit.errors import ToolkitError
 from toolkit.remote.errors import RemoteError
+from toolkit.remote.extras import bundle_extras
 from toolkit.remote.provision import run_call, run_edgekit
 from toolkit.remote.ssh import Events, SshHost, SshSettings
 
@@ -238,11 +239,13 @@ def _run_hosts(
     max_parallel: int = 16,
     offline: bool = False,
     need_full: bool = False,
+    extras: Sequence[str] = (),
 ) -> list[HostResult]:
     """Build the wheel once, then set up each host and run `job` there, in parallel; results in host order.
 
     `offline`: install the hosts' dependencies from wheelhouses built here (`provision.setup`).
-    `need_full`: refuse hosts that take only the TFLite-only install (32-bit ARM; `bench`)."""
+    `need_full`: refuse hosts that take only the TFLite-only install (32-bit ARM; `bench`).
+    `extras`: edgekit extras the job needs (("openvino",): a bundle with an OpenVINO IR)."""
     from runtimes.files import sha256_file
     from toolkit.remote.provision import host_wheel, setup
 
@@ -262,7 +265,9 @@ def _run_hosts(
             result = HostResult(host=host, status="error")
             h = SshHost(host, settings, say)
             try:
-                result.setup, result.setup_seconds = setup(h, wheel, sha, offline=offline, need_full=need_full)
+                result.setup, result.setup_seconds = setup(
+                    h, wheel, sha, offline=offline, need_full=need_full, extras=extras
+                )
                 run_started = time.perf_counter()
                 job(h, result)
                 result.run_seconds = time.perf_counter() - run_started
@@ -324,15 +329,17 @@ def run_remote_verify(
             args = ["verify", remote_archive, "--out", remote_json]
             _run_and_fetch(h, result, lambda: run_edgekit(h, args, "edgekit verify"), "verify", remote_json, local, {})
 
-        return _run_hosts(hosts, settings, job, events, offline=offline)
+        return _run_hosts(hosts, settings, job, events, offline=offline, extras=bundle_extras(bundle))
 
 
 # -- bench -------------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _bench_archive(target: Path) -> Iterator[tuple[Path, str]]:
+def _bench_archive(target: Path, chosen: Sequence[str] = ()) -> Iterator[tuple[Path, str, tuple[str, ...]]]:
     """A .tar.gz of what `edgekit bench` needs from a run or bundle: manifest.json (non-Keras artifacts),
-    the artifact files, and parity.json/train.json when present. Yields (archive, folder name inside)."""
+    the artifact files (an IR's .bin too), and parity.json/train.json when present. Yields (archive, folder name
+    inside, the edgekit extras the `chosen` artifacts (default: all) need on the host: ("openvino",) for an IR)."""
     from toolkit.bundles.format import open_bundle
+    from toolkit.remote.extras import EXTRA_OF_RUNTIME
     from toolkit.run import layout as A
     from toolkit.run.documents import write_document
 
@@ -349,17 +356,20 @@ def _bench_archive(target: Path) -> Iterator[tuple[Path, str]]:
             raise RemoteError(f"{target} has no non-Keras artifacts to benchmark on a board; run `edgekit export`.")
         folder = Path(tmp) / name
         for entry in entries:
-            path = A.verified_path(src, entry)
-            dest = folder / entry.path
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, dest)
+            A.verified_path(src, entry)  # every file of it, checked against its sha256
+            for rel, _sha in entry.files():
+                dest = folder / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src / rel, dest)
+        runtimes = {e.runtime for e in entries if not chosen or e.name in chosen}
+        extras = tuple(sorted({EXTRA_OF_RUNTIME[r] for r in runtimes if r in EXTRA_OF_RUNTIME}))
         write_document(folder / A.MANIFEST_JSON, manifest.model_copy(update={"artifacts": entries}))
         for extra in (A.PARITY_JSON, A.TRAIN_JSON):
             if (src / extra).is_file():
                 shutil.copyfile(src / extra, folder / extra)
         archive = Path(tmp) / f"{name}.tar.gz"
         write_tar(folder, archive, name)
-        yield archive, name
+        yield archive, name, extras
 
 
 EXTRACT_SCRIPT: Final = (
@@ -388,7 +398,7 @@ def run_remote_bench(
     """
     settings = settings or SshSettings.from_env()
     root = out_root or remote_output_root(target)
-    with _bench_archive(target) as (archive, name):
+    with _bench_archive(target, artifacts) as (archive, name, extras):
 
         def job(h: SshHost, result: HostResult) -> None:
             remote_archive = _send(h, archive, "the artifacts")
@@ -413,4 +423,4 @@ def run_remote_bench(
                 {"settings": call["settings"], "artifacts": call["artifacts"]},
             )
 
-        return _run_hosts(hosts, settings, job, events, offline=offline, need_full=True)
+        return _run_hosts(hosts, settings, job, events, offline=offline, need_full=True, extras=extras)

@@ -12,6 +12,8 @@ Before installing, `probe` reads the host's machine, Python, libc, venv module a
 3.9 or 3.10 gets the TFLite-only install (`lite.py`): `verify --remote` works there, `bench --remote`
 is refused in one line. Dependencies come from the host's index; when its pip cannot
 reach one (or with `offline`), from a wheelhouse built here for the host's platform (`wheelhouse.py`).
+A bundle holding an OpenVINO IR makes the install `edgekit[openvino]` on a 64-bit host (`extras.py`);
+the marker then records `<sha256>+openvino`, and such a venv serves any later job.
 """
 
 from __future__ import annotations
@@ -146,38 +148,55 @@ def check_host(h: SshHost, facts: HostFacts, *, need_full: bool = False) -> None
         )
 
 
-def setup(h: SshHost, wheel: Path, sha: str, *, offline: bool = False, need_full: bool = False) -> tuple[str, float]:
+def setup(
+    h: SshHost,
+    wheel: Path,
+    sha: str,
+    *,
+    offline: bool = False,
+    need_full: bool = False,
+    extras: Sequence[str] = (),
+) -> tuple[str, float]:
     """Install the wheel into the host's venv unless the marker records it; ("installed"|"reused", seconds).
 
     `offline`: install the dependencies from a wheelhouse built here (never the host's index).
     `need_full`: refuse a host that only takes the TFLite-only install (32-bit ARM).
+    `extras`: edgekit extras the job needs (("openvino",) for a bundle with an IR, `extras.bundle_extras`), added
+    where they have wheels (not on 32-bit ARM: verify skips those artifacts there); a venv that has them serves
+    a job without them.
     `h.install_from` tells which was used ("index" or "wheelhouse"; None when reused).
     """
     from toolkit.remote import lite
+    from toolkit.remote.extras import covers, marker_value, supported
 
     started = time.perf_counter()
     installed, facts = probe(h)
-    if need_full or installed != sha:
+    wanted = () if lite.fits(facts.machine, facts.python) else supported(extras, facts.machine, facts.libc)
+    if need_full or not covers(installed, sha, wanted):
         check_host(h, facts, need_full=need_full)
-    if installed == sha:
+    if covers(installed, sha, wanted):
         h.note("edgekit environment up to date (reused)")
         return "reused", time.perf_counter() - started
     first = "" if installed else " (first time: a minute or more)"
     profile = ""
     if lite.fits(facts.machine, facts.python):
         profile = f", TFLite-only: {facts.machine} with Python {facts.python}"
+    profile += f", with {', '.join(wanted)}" if wanted else ""
     h.note(f"installing edgekit {sha[:12]} into {h.root}/venv{first}{profile}")
     remote_wheel = f"{h.job}/{wheel.name}"
     h.put(wheel, remote_wheel, "the edgekit wheel")
     # Default: the host's own index first. A board with internet then needs no ~100 MB download here and
     # no copy over a slow link, and uses the index or proxy its admin configured; an offline board costs
     # pip's retries (seconds) once, then the wheelhouse. --offline skips straight to the wheelhouse.
-    mode = f"lite {json.dumps(list(lite.REQUIREMENTS))}" if lite.fits(facts.machine, facts.python) else "full"
-    doc = None if offline else _run_setup(h, remote_wheel, sha, mode, "")
+    mode = f"full {json.dumps(list(wanted))}" if wanted else "full"
+    if lite.fits(facts.machine, facts.python):
+        mode = f"lite {json.dumps(list(lite.REQUIREMENTS))}"
+    marker = marker_value(sha, wanted)
+    doc = None if offline else _run_setup(h, remote_wheel, marker, mode, "")
     if doc is None or doc["status"] == "no-index":
         if doc is not None:
             h.note(f"{doc.get('message')}; installing from a wheelhouse built here")
-        doc = _run_setup(h, remote_wheel, sha, mode, _send_wheelhouse(h, wheel, facts))
+        doc = _run_setup(h, remote_wheel, marker, mode, _send_wheelhouse(h, wheel, facts, wanted))
         h.install_from = "wheelhouse"
     else:
         h.install_from = "index"
@@ -188,7 +207,7 @@ def setup(h: SshHost, wheel: Path, sha: str, *, offline: bool = False, need_full
     return status, time.perf_counter() - started
 
 
-def _send_wheelhouse(h: SshHost, wheel: Path, facts: HostFacts) -> str:
+def _send_wheelhouse(h: SshHost, wheel: Path, facts: HostFacts, extras: Sequence[str] = ()) -> str:
     """Build (or reuse) the wheelhouse for the host's platform, copy it as one .tar; its remote path."""
     import tarfile
     import tempfile
@@ -198,7 +217,7 @@ def _send_wheelhouse(h: SshHost, wheel: Path, facts: HostFacts) -> str:
     if not facts.machine or not facts.python:
         raise RemoteError("cannot tell the host's machine and Python version for an offline install.")
     started = time.perf_counter()
-    folder, reused = build_wheelhouse(wheel, facts)
+    folder, reused = build_wheelhouse(wheel, facts, extras)
     wheels = sorted(folder.glob("*.whl"))
     size = sum(p.stat().st_size for p in wheels) / 1e6
     how = "cached" if reused else f"downloaded in {time.perf_counter() - started:.1f} s"
@@ -213,14 +232,14 @@ def _send_wheelhouse(h: SshHost, wheel: Path, facts: HostFacts) -> str:
     return remote
 
 
-def _run_setup(h: SshHost, remote_wheel: str, sha: str, mode: str, wheelhouse: str) -> dict[str, Any]:
+def _run_setup(h: SshHost, remote_wheel: str, marker: str, mode: str, wheelhouse: str) -> dict[str, Any]:
     """`host_install.py` on the host: sent over ssh into the job folder and run there with the host's python3
     (`python3 -m edgekit_host_install ...`: edgekit is not installed yet); its reply ({"status", "message"})."""
     from importlib.resources import files
 
     program = files("toolkit.remote").joinpath("host_install.py").read_text(encoding="utf-8")
     python = shlex.quote(h.settings.python)
-    args = " ".join(shlex.quote(a) for a in (h.root, remote_wheel, sha, mode, wheelhouse) if a)
+    args = " ".join(shlex.quote(a) for a in (h.root, remote_wheel, marker, mode, wheelhouse) if a)
     proc = h.ssh(
         f"command -v {python} >/dev/null 2>&1 || exit {EXIT_MISSING_COMMAND}; cd {shlex.quote(h.job)} && "
         f"cat > {HOST_PROGRAM}.py && exec {python} -m {HOST_PROGRAM} {args}",

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -77,8 +78,11 @@ def _constraints() -> Path | None:
     return None
 
 
-def build_wheelhouse(wheel: Path, facts: HostFacts) -> tuple[Path, bool]:
+def build_wheelhouse(wheel: Path, facts: HostFacts, extras: Sequence[str] = ()) -> tuple[Path, bool]:
     """A folder of wheels that installs `wheel` with `pip --no-index` on the host; (folder, reused from cache).
+
+    `extras`: edgekit extras to include (("openvino",): openvino and openvino-telemetry for the host's platform);
+    a wheelhouse with them is cached apart from the core one.
 
     Raises:
         RemoteError: pip here could not download wheels for that platform (its last line).
@@ -86,7 +90,9 @@ def build_wheelhouse(wheel: Path, facts: HostFacts) -> tuple[Path, bool]:
     from toolkit.remote import lite
 
     constraints = _constraints()
-    digest = hashlib.sha256("\n".join(_requirements(wheel)).encode())
+    from toolkit.remote.extras import extra_requirements
+
+    digest = hashlib.sha256("\n".join(_requirements(wheel) + extra_requirements(wheel, extras)).encode())
     if constraints is not None:
         digest.update(constraints.read_bytes())
     numpy: Path | None = None
@@ -135,10 +141,11 @@ def build_wheelhouse(wheel: Path, facts: HostFacts) -> tuple[Path, bool]:
             # right for the 64-bit hosts we install on). The pins first; when they do not exist for the
             # host's Python (numpy 2.4 needs 3.11), the newest versions that fit.
             attempts = [["-c", str(constraints)], []] if constraints is not None else [[]]
+            target = str(wheel) + (f"[{','.join(sorted(extras))}]" if extras else "")
             env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
             for extra in attempts:
                 proc = subprocess.run(
-                    [*cmd, *extra, str(wheel)], capture_output=True, text=True, timeout=1800, check=False, env=env
+                    [*cmd, *extra, target], capture_output=True, text=True, timeout=1800, check=False, env=env
                 )
                 if proc.returncode == 0:
                     break
