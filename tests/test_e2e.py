@@ -45,12 +45,11 @@ def test_default_pipeline_on_full_mnist(edgekit, tmp_path: Path) -> None:
             assert r["total_s"] >= max(method["quick_seconds"], method["min_seconds"]), r
         assert r["p50_ci_low_ms"] <= r["p50_ms"] <= r["p50_ci_high_ms"]
         assert (r["stop"] == "dominated") == (r.get("dominated_by") is not None)
-    # The leaders of the recommendation were measured again in fresh processes (three; two for a row that stopped being
-    # a leader as the others were measured); each keeps its best.
+    # The leaders of the recommendation were measured again in fresh processes (up to three); each keeps its best.
     leaders = [r for r in bench["results"] if r.get("process_p50_ms")]
     assert bench["method"]["processes"] == 3 and leaders
     assert all(len(r["process_p50_ms"]) in (2, 3) and r["batch_size"] == 1 for r in leaders)
     assert all(r["p50_ms"] == min(r["process_p50_ms"]) for r in leaders)
-    assert any(len(r["process_p50_ms"]) == 3 for r in leaders)  # the fastest is always a leader
+    assert any(len(r["process_p50_ms"]) == 3 for r in leaders)  # the fastest is always within the margin
     report = (run / "report.md").read_text()
     assert "## Recommendation" in report and "## Parity" in report

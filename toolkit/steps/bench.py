@@ -336,11 +336,9 @@ def _across_processes(
     the others' p50s listed: one process's interval is far narrower than the spread between fresh processes on a
     shared machine, so one process per configuration lets that spread pick.
 
-    Every leader gets `settings.process_count` processes in all: with fewer for the leaders further from the
-    fastest (two, on an earlier version), a leader whose two processes both landed in the slow mode lost a tie it
-    would have won, in 1 case of 6 (benchmarks/results/2026-12-05-x86_64-xeon-2cpu-leaders); workers starting
-    together (`_measure`) made three affordable. Leaders are chosen with `PROCESS_SPREAD_PRIOR`, then with the
-    spread the processes showed where it is wider."""
+    Every leader gets a second process; those that could then be the pick (`_close`) get up to
+    `settings.process_count` in all. Leaders are chosen with `PROCESS_SPREAD_PRIOR`, then
+    with the spread the processes showed where it is wider."""
     from toolkit.steps.bench_focus import PROCESS_SPREAD_PRIOR, leaders, process_spread
 
     # Each process is one sample of where a fresh process lands: the first pass's length (the fixed floor, or the
@@ -353,7 +351,10 @@ def _across_processes(
         lead = leaders(current, passed, spread)
         if not lead:
             break
-        todo = [i for i in lead if len(samples.get(i, [0])) < settings.process_count]
+        best = min(lead, key=lambda i: current[i].p50_ms)
+        todo = [
+            i for i in lead if len(samples.get(i, [0])) < (settings.process_count if _close(current, i, best) else 2)
+        ]
         if not todo:
             break
         p.add_total(task, len(todo))
@@ -365,6 +366,15 @@ def _across_processes(
             rows[i] = (rows[i][0], _combined(samples[i]))
         spread = max([spread] + [process_spread([r.p50_ms for r in s]) for s in samples.values()])
     return rows
+
+
+def _close(rows: list[BenchRow], i: int, best: int) -> bool:
+    """Whether row `i` could be the pick: within the tie margin of the fastest leader `best`, or the same artifact
+    at another thread count (which one the tie rule picks hangs on it)."""
+    from toolkit.steps.bench_focus import TIE_MARGIN
+
+    same = (rows[i].artifact, rows[i].runtime) == (rows[best].artifact, rows[best].runtime)
+    return same or rows[i].p50_ms <= rows[best].p50_ms * (1 + TIE_MARGIN)
 
 
 def _combined(processes: list[BenchRow]) -> BenchRow:
