@@ -131,6 +131,35 @@ def measure(case: Case, run: Path, out: Path, control: bool) -> None:
         case.control_rows = compare_rows(copies["fixed2"], copies["fixed"])
 
 
+def repeat(out: Path, name: str, times: int) -> str:
+    """Bench case `name`'s pipeline run again `times` times with each method, alternated: how often each method's
+    pick agrees with its own other runs and with the other method's (a markdown section)."""
+    source = (out / "pipelines" / name / "latest").resolve() if name != "reference" else None
+    if source is None or not source.is_dir():
+        source = (out / name / "fixed").resolve()  # the reference: a copy of its run, re-benched in place
+    picks: dict[str, list[str]] = {"adaptive": [], "fixed": []}
+    seconds: dict[str, list[float]] = {"adaptive": [], "fixed": []}
+    for i in range(1, times + 1):
+        for method in ("fixed", "adaptive"):
+            copy = out / name / f"{method}-repeat{i}"
+            shutil.rmtree(copy, ignore_errors=True)
+            shutil.copytree(source, copy, symlinks=True)
+            seconds[method].append(edgekit("bench", str(copy), *(("--method", "fixed") if method == "fixed" else ())))
+            chosen, ties = pick(copy)
+            picks[method].append(f"{chosen} (tied with {', '.join(ties) or 'none'})")
+    lines = [
+        f"## {name}: {times} more runs of each method",
+        "",
+        "| run | fixed pick | adaptive pick |",
+        "| --- | --- | --- |",
+    ]
+    lines += [
+        f"| {i + 1} | {f} | {a} |" for i, (f, a) in enumerate(zip(picks["fixed"], picks["adaptive"], strict=True))
+    ]
+    lines += ["", f"bench wall s: fixed {seconds['fixed']}, adaptive {seconds['adaptive']}", ""]
+    return "\n".join(lines)
+
+
 def user_model_runs(out: Path) -> dict[str, tuple[Path, float]]:
     """Build the test user models, run each through the pipeline at default settings; (run, wall s) by name."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -216,8 +245,21 @@ def main() -> int:
         action="store_true",
         help="with --render: decide the picks again from the saved runs (after a change of the tie rule)",
     )
+    parser.add_argument(
+        "--repeat",
+        metavar="CASE",
+        help="after a guard run in OUT: bench CASE's run again with each method (--times), alternated, and append "
+        "the picks to OUT/repeat.md",
+    )
+    parser.add_argument("--times", type=int, default=2, help="with --repeat: runs of each method (default 2)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.repeat:
+        section = repeat(args.out, args.repeat, args.times)
+        with (args.out / "repeat.md").open("a") as fh:
+            fh.write(section + "\n")
+        print(section)
+        return 0
     if args.render:
         cases = [_case(c) for c in json.loads((args.out / "summary.json").read_text())]
         if args.repick:
