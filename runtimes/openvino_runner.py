@@ -1,4 +1,5 @@
-"""OpenVINO runner (CPU plugin) for OpenVINO IR: a `.xml` graph with its `.bin` weights beside it."""
+"""OpenVINO runner (CPU plugin) for OpenVINO IR: a `.xml` graph with its `.bin` weights beside it; made directly, also
+for the `.onnx` and `.tflite` files OpenVINO reads."""
 
 from __future__ import annotations
 
@@ -57,7 +58,9 @@ class OpenVINORunner(Runner):
     """
 
     name: ClassVar[str] = "openvino"
-    suffixes: ClassVar[tuple[str, ...]] = (".xml",)
+    # IR is what the registry gives this runner; made directly (`OpenVinoRunner(path)`), it also runs the ONNX and
+    # TFLite files OpenVINO's frontends read, to compare OpenVINO with ONNX Runtime and LiteRT on the same file.
+    suffixes: ClassVar[tuple[str, ...]] = (".xml", ".onnx", ".tflite")
 
     def __init__(
         self,
@@ -114,15 +117,16 @@ class OpenVINORunner(Runner):
 
     def _activate(self) -> None:
         ov = import_openvino()
+        ir = self.model_path.suffix.lower() == ".xml"
         weights = self.model_path.with_suffix(".bin")
-        if not weights.is_file():
+        if ir and not weights.is_file():
             raise ModelLoadError(
                 f"{self.model_path} has no weights file {weights.name} beside it; copy the .bin with the .xml "
                 "(or re-export it)."
             )
         with open(self.model_path, "rb") as fh:
             head = fh.read(64).lstrip()
-        if not head.startswith(b"<"):
+        if ir and not head.startswith(b"<"):
             raise ModelLoadError(f"{self.model_path} is not an OpenVINO IR file (not XML); re-export it.")
         config: dict[str, Any] = {
             "PERFORMANCE_HINT": self.performance_hint,
@@ -136,13 +140,15 @@ class OpenVINORunner(Runner):
             # The CPU plugin writes its warnings to fd 2 from C++; keep them for the error message only.
             with native_output() as native:
                 core = ov.Core()
-                model = core.read_model(str(self.model_path), str(weights))
+                model = (
+                    core.read_model(str(self.model_path), str(weights)) if ir else core.read_model(str(self.model_path))
+                )
                 compiled = core.compile_model(model, "CPU", config)
                 request = compiled.create_infer_request()
         except Exception as exc:  # OpenVINO raises RuntimeError and its own GeneralFailure classes
             detail = native.last_line()
             raise ModelLoadError(
-                f"{self.model_path} could not be loaded as an OpenVINO IR model: {_first_error(exc)}"
+                f"{self.model_path} could not be loaded as an OpenVINO {'IR ' if ir else ''}model: {_first_error(exc)}"
                 + (f" ({detail})" if detail else "")
                 + "; re-export it."
             ) from exc

@@ -92,6 +92,30 @@ def test_ir_agrees_with_onnx_runtime(
     assert np.all(margins(ort_probs)[flipped] <= 2 * limit)
 
 
+@pytest.mark.parametrize("name", ["onnx-fp32", "tflite-fp32"])
+def test_made_directly_it_runs_the_onnx_and_tflite_files(
+    small_run: Path, name: str, images: np.ndarray, ort_probs: np.ndarray
+) -> None:
+    """OpenVINO reads the run's own fp32 ONNX and TFLite files: the same answers as ONNX Runtime, within fp32's
+    parity limit; the registry still gives those suffixes to ONNX Runtime and LiteRT."""
+    manifest = json.loads((small_run / "manifest.json").read_text())
+    path = small_run / next(a["path"] for a in manifest["artifacts"] if a["name"] == name)
+    limit = PARITY_TOLERANCES["fp32"].max_abs_diff
+    assert limit is not None
+    with OpenVINORunner(path, num_threads=1) as runner:
+        probs = np.concatenate([runner.infer(images[i : i + 50]) for i in range(0, len(images), 50)])
+    assert float(np.abs(probs - ort_probs).max()) <= limit
+    assert type(make_runner(path)).__name__ != "OpenVINORunner"
+
+
+def test_a_corrupt_onnx_file_is_one_line_in_openvino(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage" * 10)
+    with pytest.raises(ModelLoadError, match=r"could not be loaded as an OpenVINO model") as info:
+        OpenVINORunner(bad).activate()
+    assert "\n" not in str(info.value)
+
+
 def test_run_native_reads_each_new_array_and_copies_the_output(irs: dict[str, ExportResult], images) -> None:
     # The input tensor shares the array's memory and the output tensor is the request's own: a second array
     # must be fed, and an earlier result must survive the next call.
