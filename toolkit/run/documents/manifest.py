@@ -18,6 +18,9 @@ class QuantizationRecipe(Part):
     description: str
     portable: bool = Field(description="True when the file gives the same answers on every CPU class.")
     note: str = Field(description="Why this recipe for this target.")
+    calibration_images: int | None = Field(
+        default=None, description="Images the quantizer calibrated on, where it records them (OpenVINO's NNCF)."
+    )
 
 
 class ArtifactEntry(Part):
