@@ -77,7 +77,7 @@ def predict(
     save_inputs: SaveInputsOpt = _DEFAULT["save_inputs"],
     threads: PredictThreadsOpt = _DEFAULT["threads"],
 ) -> None:
-    """Classify images with a TFLite or ONNX model: the reference digit CNN or your own image model.
+    """Classify images with a TFLite, ONNX or OpenVINO IR model: the reference digit CNN or your own image model.
 
     For the reference model, photos (dark ink on light paper, any size, digit anywhere) are inverted,
     cropped, scaled and centred the way MNIST's digits were. Other models get each image converted to
