@@ -304,33 +304,73 @@ def run_check(
         EdgekitError: on a bad model or an unwritable output directory.
     """
     env = capture_environment()
-    now = datetime.now(timezone.utc)
-    label = machine or machine_label(env)
     pairs = list(models.items()) if isinstance(models, dict) else list(models)
     results = [check_runtime(rt, path, rounds=rounds, min_runs=min_runs, seconds=seconds) for rt, path in pairs]
-    result: dict[str, Any] = {
+    result = check_document(results, env, machine, rounds=rounds, min_runs=min_runs, seconds=seconds)
+    return result, write_check(result, out_dir, "harness-check", render_table(result))
+
+
+def check_document(
+    results: list[dict[str, Any]],
+    env: dict[str, Any],
+    machine: str | None,
+    *,
+    rounds: int,
+    min_runs: int,
+    seconds: float,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The saved object of a check (this one, or a sibling such as `benchmarks.openvino_check`): when, where,
+    the settings (batch 1, 1 thread), any `extra` fields, the verdict and every result."""
+    now = datetime.now(timezone.utc)
+    return {
         "schema_version": 1,
         "date": now.strftime("%Y-%m-%d"),
         "timestamp_utc": now.isoformat(timespec="seconds"),
-        "machine": label,
+        "machine": machine or machine_label(env),
         "tolerance": TOLERANCE,
         "settings": {"rounds": rounds, "min_runs": min_runs, "seconds": seconds, "batch_size": 1, "threads": 1},
+        **extra,
         "pass": all(r["pass"] for r in results),
         "results": results,
         "environment": env,
     }
+
+
+def write_check(result: dict[str, Any], out_dir: Path | None, prefix: str, table: str) -> list[Path]:
+    """Write `<prefix>-<date>-<machine>.json` and `.txt` (the rendered `table`) in `out_dir`; the paths written
+    (none when `out_dir` is None).
+
+    Raises:
+        BenchmarkError: the directory or a file cannot be written (one line).
+    """
     written: list[Path] = []
-    if out_dir is not None:
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            stem = out_dir / f"harness-check-{result['date']}-{label}"
-            for suffix, text in ((".json", json.dumps(result, indent=2) + "\n"), (".txt", render_table(result))):
-                path = stem.with_name(stem.name + suffix)
-                _write_atomic(path, text)
-                written.append(path)
-        except OSError as exc:
-            raise BenchmarkError(f"could not write the harness check to {out_dir}: {exc.strerror or exc}.") from None
-    return result, written
+    if out_dir is None:
+        return written
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stem = f"{prefix}-{result['date']}-{result['machine']}"
+        for suffix, text in ((".json", json.dumps(result, indent=2) + "\n"), (".txt", table)):
+            path = out_dir / (stem + suffix)
+            _write_atomic(path, text)
+            written.append(path)
+    except OSError as exc:
+        raise BenchmarkError(f"could not write the {prefix} files to {out_dir}: {exc.strerror or exc}.") from None
+    return written
+
+
+def finish(check: Callable[[], tuple[dict[str, Any], list[Path]]], render: Callable[[dict[str, Any]], str]) -> int:
+    """A check's command-line ending: run it, print its table and the files written; the exit code (0 pass,
+    3 fail, 1 with a one-line error on stderr)."""
+    try:
+        result, written = check()
+    except EdgekitError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_ERROR
+    sys.stdout.write(render(result))
+    for path in written:
+        print(f"wrote {path}")
+    return EXIT_OK if result["pass"] else EXIT_FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -382,22 +422,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give --exports and/or --tflite/--onnx")
     if args.rounds < 1 or args.min_runs < 1 or not args.seconds >= 0:
         parser.error("--rounds and --min-runs must be 1 or more, --seconds 0 or more")
-    try:
-        result, written = run_check(
+    return finish(
+        lambda: run_check(
             models,
             out_dir=args.out,
             rounds=args.rounds,
             min_runs=args.min_runs,
             seconds=args.seconds,
             machine=args.machine,
-        )
-    except EdgekitError as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return EXIT_ERROR
-    sys.stdout.write(render_table(result))
-    for path in written:
-        print(f"wrote {path}")
-    return EXIT_OK if result["pass"] else EXIT_FAILED
+        ),
+        render_table,
+    )
 
 
 if __name__ == "__main__":

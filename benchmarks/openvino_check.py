@@ -48,7 +48,6 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +55,9 @@ import numpy as np
 
 from benchmarks.environment import capture_environment
 from benchmarks.errors import BenchmarkError
-from benchmarks.harness_check import DEFAULT_OUT, _write_atomic, machine_label
+from benchmarks.harness_check import DEFAULT_OUT, check_document, finish, write_check
 from benchmarks.latency import measure_latency
 from benchmarks.minimal import minimal_openvino
-from runtimes.errors import EdgekitError
 from runtimes.openvino_runner import OpenVINORunner
 
 TOLERANCE = 0.05
@@ -380,35 +378,19 @@ def run_check(
     """
     tool = find_benchmark_app(app)
     env = capture_environment()
-    now = datetime.now(timezone.utc)
-    label = machine or machine_label(env)
     timing = _Timing(min_runs, seconds)
     results = [check_model(tool, path, rounds=rounds, timing=timing) for path in models]
-    result: dict[str, Any] = {
-        "schema_version": 1,
-        "date": now.strftime("%Y-%m-%d"),
-        "timestamp_utc": now.isoformat(timespec="seconds"),
-        "machine": label,
-        "tolerance": TOLERANCE,
-        "settings": {"rounds": rounds, "min_runs": min_runs, "seconds": seconds, "batch_size": 1, "threads": 1},
-        "cpu_config": CPU_CONFIG,
-        "benchmark_app": str(tool),
-        "pass": all(r["pass"] for r in results),
-        "results": results,
-        "environment": env,
-    }
-    written: list[Path] = []
-    if out_dir is not None:
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            stem = f"openvino-check-{result['date']}-{label}"
-            for suffix, text in ((".json", json.dumps(result, indent=2) + "\n"), (".txt", render_table(result))):
-                path = out_dir / (stem + suffix)
-                _write_atomic(path, text)
-                written.append(path)
-        except OSError as exc:
-            raise BenchmarkError(f"could not write the OpenVINO check to {out_dir}: {exc.strerror or exc}.") from None
-    return result, written
+    result = check_document(
+        results,
+        env,
+        machine,
+        rounds=rounds,
+        min_runs=min_runs,
+        seconds=seconds,
+        cpu_config=CPU_CONFIG,
+        benchmark_app=str(tool),
+    )
+    return result, write_check(result, out_dir, "openvino-check", render_table(result))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -449,8 +431,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give --exports and/or --xml")
     if args.rounds < 1 or args.min_runs < 1 or not args.seconds >= 0:
         parser.error("--rounds and --min-runs must be 1 or more, --seconds 0 or more")
-    try:
-        result, written = run_check(
+    return finish(
+        lambda: run_check(
             models,
             out_dir=None if args.no_save else args.out,
             app=args.benchmark_app,
@@ -458,14 +440,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             min_runs=args.min_runs,
             seconds=args.seconds,
             machine=args.machine,
-        )
-    except EdgekitError as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return EXIT_ERROR
-    sys.stdout.write(render_table(result))
-    for path in written:
-        print(f"wrote {path}")
-    return EXIT_OK if result["pass"] else EXIT_FAILED
+        ),
+        render_table,
+    )
 
 
 if __name__ == "__main__":
