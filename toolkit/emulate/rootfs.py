@@ -224,13 +224,7 @@ def _installed_versions(root: Path, board: Board, kind: RootKind = ARM64) -> dic
         f"v = {{d: m.version(d) for d in {list(kind.recorded)!r}}}\n"
         "print(json.dumps({'python': platform.python_version(), 'machine': platform.machine(), 'packages': v}))\n"
     )
-    with tempfile.TemporaryDirectory(prefix="edgekit-emulate-") as scratch, board_mounts(root, board, Path(scratch)):
-        stdout = run(
-            ["chroot", str(root), f"{VENV}/bin/python", "-c", code],
-            what=f"importing {kind.imports} in the {kind.arch} root",
-            env=chroot_env(board),
-        )
-    doc: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
+    doc: dict[str, Any] = _json_from_root(root, board, code, f"importing {kind.imports} in the {kind.arch} root")
     litert = str(doc["packages"].get("ai-edge-litert", "0"))
     if not kind.lite and int(litert.split(".")[0]) < 2:
         raise EmulateError(
@@ -475,14 +469,18 @@ def _extra_versions(root: Path, board: Board, extra: str) -> dict[str, str]:
     code = check + (
         f"import json, importlib.metadata as m\nprint(json.dumps({{d: m.version(d) for d in {list(dists)!r}}}))\n"
     )
-    with tempfile.TemporaryDirectory(prefix="edgekit-emulate-") as scratch, board_mounts(root, board, Path(scratch)):
-        stdout = run(
-            ["chroot", str(root), f"{VENV}/bin/python", "-c", code],
-            what=f"importing {extra} in the {board.arch} root as {board.name}",
-            env=chroot_env(board),
-        )
-    versions: dict[str, str] = json.loads(stdout.strip().splitlines()[-1])
+    versions: dict[str, str] = _json_from_root(
+        root, board, code, f"importing {extra} in the {board.arch} root as {board.name}"
+    )
     return versions
+
+
+def _json_from_root(root: Path, board: Board, code: str, what: str) -> Any:
+    """Run `code` with the root's Python under emulation as `board` (its mounts and environment); the JSON it
+    prints last."""
+    with tempfile.TemporaryDirectory(prefix="edgekit-emulate-") as scratch, board_mounts(root, board, Path(scratch)):
+        stdout = run(["chroot", str(root), f"{VENV}/bin/python", "-c", code], what=what, env=chroot_env(board))
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def ensure_root(cache: Path, say: Say, kind: RootKind = ARM64) -> tuple[Path, dict[str, Any], str]:

@@ -85,7 +85,7 @@ class _Search:
     keras_acc: float  # the reference's accuracy on x
     max_drop: float | None
     min_agreement: float | None
-    openvino: tuple[Path, Path] | None = None  # the run's (openvino-int8 IR, the ONNX file it was converted from)
+    openvino: Path | None = None  # with openvino-int8 in the run: the fp32 ONNX file it was converted from
 
     def meets(self, accuracy: float | None, agreement: float) -> bool:
         drop = None if accuracy is None else (self.keras_acc - accuracy) * 100
@@ -174,14 +174,14 @@ def _prepare(
     )
 
 
-def _openvino_int8(run_dir: Path, manifest: ManifestDocument | None) -> tuple[Path, Path] | None:
-    """The run's openvino-int8 IR and the fp32 ONNX file it came from, when the run has both (`-r openvino`)."""
+def _openvino_int8(run_dir: Path, manifest: ManifestDocument | None) -> Path | None:
+    """The fp32 ONNX file the run's openvino-int8 IR came from, when the run has both (`-r openvino`)."""
     if manifest is None:
         return None
     paths = {a.name: run_dir / a.path for a in manifest.artifacts}
     source = paths.get("onnx-fp32", run_dir / A.ONNX_MODEL_FILE)
     ir = paths.get("openvino-int8")
-    return (ir, source) if ir is not None and ir.is_file() and source.is_file() else None
+    return source if ir is not None and ir.is_file() and source.is_file() else None
 
 
 def _curve(
@@ -228,7 +228,7 @@ def _variants(s: _Search, fmt: str, work: Path) -> Variants:
         from exporters.openvino_export import OpenVinoMixed
 
         assert s.openvino is not None
-        return Variants.of_openvino(OpenVinoMixed(s.openvino[1], s.calibration), work)
+        return Variants.of_openvino(OpenVinoMixed(s.openvino, s.calibration), work)
     if s.source is None:
         return Variants(s.model, fmt, s.calibration, work, s.target)
     try:
