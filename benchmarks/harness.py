@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -316,8 +316,11 @@ class StartedWorker:
 
         select.select([self._ready], [], [], timeout_s)
 
-    def go(self, timeout_s: float = 600) -> dict[str, Any]:
+    def go(self, timeout_s: float = 600, beaten_above_ms: Mapping[int, float] | None = None) -> dict[str, Any]:
         """Let the worker time its batches; its JSON object (as `run_worker` returns).
+
+        `beaten_above_ms`: per batch size, the p50 (ms) above which the adaptive method may stop this configuration
+        early (`benchmarks.latency.StopRule.beaten_above_ms`), known only now that the workers before it have run.
 
         Raises:
             BenchmarkError: the worker failed, timed out or printed no JSON (one line).
@@ -325,7 +328,8 @@ class StartedWorker:
         try:
             assert self._proc.stdin is not None
             try:
-                self._proc.stdin.write("go\n")
+                note = json.dumps({str(b): ms for b, ms in beaten_above_ms.items()}) if beaten_above_ms else ""
+                self._proc.stdin.write(f"go {note}".strip() + "\n")
                 self._proc.stdin.close()
             except (BrokenPipeError, OSError):
                 pass  # it already ended: its own error is in its output
@@ -394,7 +398,9 @@ def start_worker(
 
 
 def run_workers(
-    starts: Sequence[Callable[[], StartedWorker]], timeout_s: float = 600
+    starts: Sequence[Callable[[], StartedWorker]],
+    timeout_s: float = 600,
+    beaten_above: Callable[[int], Mapping[int, float] | None] | None = None,
 ) -> Generator[dict[str, Any], None, None]:
     """Run several benchmark workers, each in its own fresh process, starting them all at once and timing them one
     after another: their start-ups (interpreter, imports, model load: most of a short worker's wall time) share
@@ -404,6 +410,8 @@ def run_workers(
         starts: one callable per worker that starts it (`start_worker` with its arguments), in timing order; as
             many as the machine has cores is what overlaps well.
         timeout_s: the longest wait for each worker's load, and then for its timing.
+        beaten_above: called with a worker's index just before it times: its `StartedWorker.go` thresholds, from
+            what the workers before it measured.
 
     Yields:
         Each worker's JSON object (as `run_worker` returns), in order, as it finishes timing; the next worker
@@ -418,8 +426,8 @@ def run_workers(
             workers.append(start())
         for worker in workers:
             worker.wait_ready(timeout_s)
-        for worker in workers:
-            yield worker.go(timeout_s)
+        for i, worker in enumerate(workers):
+            yield worker.go(timeout_s, beaten_above(i) if beaten_above is not None else None)
     finally:
         for worker in workers:
             worker.cancel()

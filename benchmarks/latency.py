@@ -41,6 +41,9 @@ METHODS: tuple[Method, ...] = ("adaptive", "fixed")
 # Why a timed phase ended: the median reached its precision (adaptive), the time cap came first, or the
 # fixed method's floor of runs and seconds was reached.
 STOP_PRECISION, STOP_CAP, STOP_FLOOR = "precision", "cap", "floor"
+# Adaptive, with `StopRule.beaten_above_ms`: the p50's interval lies wholly above a configuration measured before
+# this one, so this one cannot change a decision and its median is not needed to the stated precision.
+STOP_BEATEN = "beaten"
 # The adaptive rule looks again each time the run count has grown by a quarter (at least this many runs):
 # sorting n samples at each look costs O(n log n) in all, outside the timed calls.
 _LOOK_GROWTH, _LOOK_MIN_STEP = 0.25, 16
@@ -58,6 +61,8 @@ class StopRule:
         min_seconds: the floor of timed seconds (both methods).
         max_seconds: the cap on each phase, in seconds; None for none.
         precision: adaptive only: the largest half-width of the median's 95 % CI, as a fraction of p50.
+        beaten_above_ms: adaptive only: also stop once the whole 95 % CI of p50 lies above this (ms), the top of
+            the interval of a configuration measured before that is certainly faster; None: never.
     """
 
     method: Method = "fixed"
@@ -67,6 +72,7 @@ class StopRule:
     min_seconds: float = 2.0
     max_seconds: float | None = 60.0
     precision: float = 0.02
+    beaten_above_ms: float | None = None
 
     def check(self) -> None:
         """Refuse values no measurement can use.
@@ -93,6 +99,8 @@ class StopRule:
                     f"max_seconds ({self.max_seconds}) is below min_seconds ({self.min_seconds}); "
                     "raise it or pass None."
                 )
+        if self.beaten_above_ms is not None and not (math.isfinite(self.beaten_above_ms) and self.beaten_above_ms >= 0):
+            raise ValueError(f"beaten_above_ms must be a finite number of ms >= 0 or None, got {self.beaten_above_ms}.")
 
 
 def median_known(durations: list[int], precision: float) -> bool:
@@ -109,16 +117,21 @@ def median_known(durations: list[int], precision: float) -> bool:
     Returns:
         True when the adaptive rule may stop.
     """
+    return _look(durations, precision)[0]
+
+
+def _look(durations: list[int], precision: float) -> tuple[bool, float | None]:
+    """`median_known`, and the low end of the p50's 95 % CI (ns; None while too few runs give one)."""
     data = np.asarray(durations, dtype=np.float64)
     ordered = np.sort(data)
     low, high = quantile_ci(ordered, 0.5, 0.95)
     median = float(np.median(ordered))
     if low is None or high is None or median <= 0:
-        return False
+        return False, low
     if max(median - low, high - median) > precision * median:
-        return False
+        return False, low
     medians = block_medians(data)
-    return not (medians.size and float(medians.max() - medians.min()) > DRIFT_LIMIT * median)
+    return not (medians.size and float(medians.max() - medians.min()) > DRIFT_LIMIT * median), low
 
 
 @dataclass(frozen=True)
@@ -265,6 +278,7 @@ class _Stopper:
         self.max_ns = None if rule.max_seconds is None else int(rule.max_seconds * _NS_PER_S)
         self.next_look = rule.min_runs
         self.reason = STOP_CAP
+        self.beaten_ns = None if rule.beaten_above_ms is None else rule.beaten_above_ms * _NS_PER_MS
 
     def done(self, durations: list[int], elapsed: int) -> bool:
         n = len(durations)
@@ -273,8 +287,12 @@ class _Stopper:
                 self.reason = STOP_FLOOR
                 return True
             if n >= self.next_look:
-                if median_known(durations, self.rule.precision):
+                known, low = _look(durations, self.rule.precision)
+                if known:
                     self.reason = STOP_PRECISION
+                    return True
+                if self.beaten_ns is not None and low is not None and low > self.beaten_ns:
+                    self.reason = STOP_BEATEN
                     return True
                 self.next_look = n + max(_LOOK_MIN_STEP, int(n * _LOOK_GROWTH))
         if self.max_ns is not None and elapsed >= self.max_ns:
@@ -326,8 +344,9 @@ def _rule(
     min_runs: int,
     min_seconds: float,
     max_seconds: float | None,
+    beaten_above_ms: float | None = None,
 ) -> StopRule:
-    return StopRule(method, warmup_runs, warmup_seconds, min_runs, min_seconds, max_seconds, precision)
+    return StopRule(method, warmup_runs, warmup_seconds, min_runs, min_seconds, max_seconds, precision, beaten_above_ms)
 
 
 def measure_latency(
@@ -342,6 +361,7 @@ def measure_latency(
     measure_io: bool = True,
     method: Method = "fixed",
     precision: float = 0.02,
+    beaten_above_ms: float | None = None,
 ) -> LatencyStats:
     """Time `runner.run_native` on `batch` converted once to the model's input type, after a warm-up.
 
@@ -366,6 +386,7 @@ def measure_latency(
         measure_io: False skips the I/O conversion timing (`io_p50_ms` is None).
         method: `fixed` (stop at the floor) or `adaptive` (stop when the median is known).
         precision: adaptive: the largest half-width of p50's 95 % CI, as a fraction of p50.
+        beaten_above_ms: adaptive: also stop once p50's whole 95 % CI is above this (ms; `StopRule`).
 
     Returns:
         Statistics over the timed calls, with the method and why the phase stopped.
@@ -374,7 +395,7 @@ def measure_latency(
         ValueError: if the runner is not active or an argument is out of range.
         EdgekitError: whatever the runner raises for a bad batch (e.g. `InputSpecError`).
     """
-    rule = _rule(method, precision, warmup_runs, warmup_seconds, min_runs, min_seconds, max_seconds)
+    rule = _rule(method, precision, warmup_runs, warmup_seconds, min_runs, min_seconds, max_seconds, beaten_above_ms)
     _check_args(runner, batch, rule)
     native = runner.to_native(batch)  # checks the batch; outside the timed region
     out = runner.run_native(native)  # checks the output once, so the timed calls take the fast path
@@ -402,6 +423,7 @@ def measure_named_latency(
     max_seconds: float | None = 60.0,
     method: Method = "fixed",
     precision: float = 0.02,
+    beaten_above_ms: float | None = None,
 ) -> LatencyStats:
     """`measure_latency` for a model with several inputs or outputs: times `runner.infer_named(feeds)`, which
     includes each tensor's (de)quantization, so `io_p50_ms` is None (not measured apart).
@@ -410,7 +432,7 @@ def measure_named_latency(
         ValueError: an argument out of range or the runner not active.
         EdgekitError: whatever the runner raises for bad feeds.
     """
-    rule = _rule(method, precision, warmup_runs, warmup_seconds, min_runs, min_seconds, max_seconds)
+    rule = _rule(method, precision, warmup_runs, warmup_seconds, min_runs, min_seconds, max_seconds, beaten_above_ms)
     first = next(iter(feeds.values()))
     _check_args(runner, first, rule)
     runner.infer_named(feeds)  # checks the feeds once, outside the timed region

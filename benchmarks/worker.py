@@ -380,10 +380,11 @@ def _timed_benchmark(
         t1b = time.perf_counter_ns()  # the shape check is neither load nor inference
         infer(runner, batch(1))
         t2 = time.perf_counter_ns()
+        beaten_above: dict[int, float] = {}
         if args.wait:
             if args.ready_fd is not None:
                 say_ready(args.ready_fd)
-            wait_for_go()
+            beaten_above = wait_for_go()
         results = []
         for batch_size in batch_sizes:
             stats = measure(
@@ -396,6 +397,7 @@ def _timed_benchmark(
                 max_seconds=args.max_seconds,
                 method=args.method,
                 precision=args.precision,
+                beaten_above_ms=beaten_above.get(batch_size) if args.method == "adaptive" else None,
             )
             results.append(stats.to_dict())
         backend = runner.backend()
@@ -418,14 +420,28 @@ def say_ready(fd: int) -> None:
         pass
 
 
-def wait_for_go() -> None:
-    """Block until the parent writes a line on stdin; refuse to time anything if it closed stdin instead.
+def wait_for_go() -> dict[int, float]:
+    """Block until the parent writes its line on stdin; refuse to time anything if it closed stdin instead.
+
+    The line is `go`, or `go` and a JSON object {batch size: ms} (`StartedWorker.go`): per batch size, the p50
+    above which this configuration is certainly beaten by one the parent measured before (`StopRule.beaten_above_ms`).
 
     Raises:
-        BenchmarkError: stdin reached its end first (the parent gave up on this worker).
+        BenchmarkError: stdin reached its end first (the parent gave up on this worker), or the line is not that.
     """
-    if not sys.stdin.readline():
+    line = sys.stdin.readline()
+    if not line:
         raise BenchmarkError("the benchmark was cancelled before timing began (stdin closed).")
+    word, _, rest = line.strip().partition(" ")
+    if word != "go":
+        raise BenchmarkError(f"expected `go` on stdin before timing, got {line.strip()[:40]!r}.")
+    if not rest:
+        return {}
+    try:
+        above = json.loads(rest)
+        return {int(batch): float(ms) for batch, ms in above.items()}
+    except (ValueError, TypeError, AttributeError):
+        raise BenchmarkError(f"`go` takes a JSON object {{batch size: ms}}, got {rest[:40]!r}.") from None
 
 
 def _result(

@@ -17,7 +17,7 @@ from runtimes.registry import make_runner
 from toolkit.run.documents import BenchDocument, ManifestDocument, ParityDocument, load_document
 
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "2026-12-05-x86_64-xeon-2cpu"
-STOPS = {"precision", "cap", "floor", "dominated", "quick"}
+STOPS = {"precision", "cap", "floor", "dominated", "quick", "beaten"}
 
 
 def _images(n: int) -> np.ndarray:
@@ -62,6 +62,18 @@ def test_an_unreachable_precision_ends_at_the_cap(tflite_fp32: Path) -> None:
     assert stats.stop == "cap" and stats.total_s >= 0.1
 
 
+def test_a_configuration_certainly_slower_than_one_before_stops_at_the_floor(tflite_fp32: Path) -> None:
+    rule = {"method": "adaptive", "precision": 1e-7, "min_runs": 100, "min_seconds": 0.02, "max_seconds": 2.0}
+    with make_runner(tflite_fp32, num_threads=1) as runner:
+        # Any interval lies above 0 ms: stopped at the first look after the floor, long before the 2 s cap.
+        beaten = measure_latency(runner, _images(1), beaten_above_ms=0.0, **rule)  # type: ignore[arg-type]
+        # A threshold no call reaches (an hour): never beaten, so the unreachable precision runs to the cap.
+        free = measure_latency(runner, _images(1), beaten_above_ms=3.6e6, **{**rule, "max_seconds": 0.2})  # type: ignore[arg-type]
+    assert beaten.stop == "beaten" and beaten.runs >= 100 and 0.02 <= beaten.total_s < 2.0
+    assert beaten.p50_ci_low_ms is not None and beaten.p50_ci_low_ms > 0.0
+    assert free.stop == "cap" and free.total_s >= 0.2
+
+
 def test_fixed_stops_at_its_floor(tflite_fp32: Path) -> None:
     with make_runner(tflite_fp32, num_threads=1) as runner:
         stats = measure_latency(runner, _images(1), method="fixed", min_runs=300, min_seconds=0.02, max_seconds=10.0)
@@ -90,6 +102,16 @@ def test_a_started_worker_times_nothing_until_go(tflite_fp32: Path, tmp_path: Pa
         out = worker.go(timeout_s=120)
     assert [r["batch_size"] for r in out["results"]] == [1, 4]
     assert all(r["method"] == "adaptive" and r["stop"] in {"precision", "cap"} for r in out["results"])
+
+
+def test_go_tells_a_worker_where_each_batch_size_is_beaten(tflite_fp32: Path, tmp_path: Path) -> None:
+    options = {"warmup_runs": 2, "warmup_seconds": 0.0, "min_runs": 50, "min_seconds": 0.0, "max_seconds": 1.0}
+    worker = start_worker(
+        tflite_fp32, _inputs(tmp_path), threads=1, batch_sizes=[1, 4], method="adaptive", precision=1e-7, **options
+    )
+    out = worker.go(timeout_s=120, beaten_above_ms={4: 0.0})
+    stops = {r["batch_size"]: r["stop"] for r in out["results"]}
+    assert stops == {1: "cap", 4: "beaten"}  # batch 1 had no threshold: the unreachable precision ran to the cap
 
 
 def test_a_cancelled_worker_ends_without_timing(tflite_fp32: Path, tmp_path: Path) -> None:
@@ -319,3 +341,35 @@ def test_a_run_json_from_before_the_choice_reads_as_fixed() -> None:
 
     assert DEFAULT_SETTINGS.method == "adaptive" and DEFAULT_SETTINGS.min_runs == 100
     assert FIXED_BENCH.min_runs == 1024 and FIXED_BENCH.max_seconds == 60.0
+
+
+def test_the_first_pass_threshold_follows_decide() -> None:
+    from toolkit.steps.bench_focus import beaten_above, interval
+
+    bench, parity, _ = _reference()
+    bench = _with_intervals(bench, 0.02, tflite_int8_dynamic=0.020, tflite_fp32=0.0205, onnx_int8=0.03)
+    passed = {(r.artifact, r.runtime) for r in parity.results}
+    row = {(r.artifact, r.batch_size, r.threads): r for r in bench.results}
+    fast, onnx = row[("tflite-int8-dynamic", 1, 1)], row[("onnx-int8", 1, 1)]
+    measured = [fast, onnx]
+    # keras-fp32 (98.81 %) at batch 1: beaten above the top of the fastest row as accurate or more.
+    keras = row[("keras-fp32", 1, 1)]
+    top = beaten_above(measured, ("keras-fp32", "keras"), keras.accuracy, 1, 1, passed)
+    assert top == pytest.approx(interval(fast)[1])
+    # onnx-int8 is the most accurate (98.83 %): nothing measured is as accurate, so nothing beats it at batch 1
+    # (it is on the front), while at a larger batch any eligible row does.
+    assert beaten_above([fast], ("onnx-int8", "onnxruntime"), onnx.accuracy, 1, 1, passed) is None
+    assert beaten_above(
+        [fast.model_copy(update={"batch_size": 32})], ("onnx-int8", "onnxruntime"), onnx.accuracy, 32, 1, passed
+    ) == pytest.approx(interval(fast)[1])
+    # An artifact that failed parity is beaten at once; a row of a failed artifact beats nothing.
+    assert (
+        beaten_above(measured, ("keras-fp32", "keras"), keras.accuracy, 1, 1, passed - {("keras-fp32", "keras")}) == 0.0
+    )
+    without_fast = passed - {("tflite-int8-dynamic", "tflite")}
+    assert beaten_above([fast], ("keras-fp32", "keras"), keras.accuracy, 1, 1, without_fast) is None
+    # What decide() then says of a row stopped there: dominated by that same row.
+    from toolkit.steps.bench_focus import decide
+
+    slow = keras.model_copy(update={"p50_ms": 2 * top, "p50_ci_low_ms": 1.5 * top, "p50_ci_high_ms": 3 * top})
+    assert decide([fast, slow], passed)[1].beaten_by == "tflite-int8-dynamic b1×1t"

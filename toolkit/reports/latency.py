@@ -57,6 +57,8 @@ def stop_text(r: BenchRow, method: BenchMethod) -> str:
         text = f"dominated after {runs} runs by {r.dominated_by or '?'}"
     elif r.stop == "quick":
         text = f"Keras: first pass only, {runs} runs (--keras-full measures it fully)"
+    elif r.stop == "beaten":
+        text = f"stopped after {runs} runs: certainly slower than a configuration timed before it"
     else:
         text = r.stop or DASH
     if r.full_pass:
@@ -74,7 +76,8 @@ def stop_summary(bench: BenchDocument) -> str:
     method = bench.method
     if not any(r.stop for r in rows):
         return ""
-    count = {stop: sum(r.stop == stop for r in rows) for stop in ("precision", "cap", "floor", "dominated", "quick")}
+    stops = ("precision", "cap", "floor", "dominated", "quick", "beaten")
+    count = {stop: sum(r.stop == stop for r in rows) for stop in stops}
     precision = _pct(num(method.precision) or DEFAULT_PRECISION)
     parts = [
         (count["precision"], f"known to ±{precision}"),
@@ -82,6 +85,7 @@ def stop_summary(bench: BenchDocument) -> str:
         (count["cap"], "stopped by the time cap"),
         (sum(r.full_pass is not None for r in rows), "measured on"),
         (count["dominated"], "dominated after the first pass"),
+        (count["beaten"], "stopped early as certainly slower"),
         (count["quick"], "Keras first pass only"),
         (sum(bool(r.process_p50_ms) for r in rows), "leaders measured again in fresh processes"),
     ]

@@ -227,11 +227,15 @@ def _measure(
     p: Progress,
     task: int,
     early: EarlyStart | None = None,
+    passed: set[tuple[str, str]] | None = None,
+    stop_beaten: bool = False,
 ) -> list[list[BenchRow]]:
     """Run every job in its own worker process (at its batch sizes); its rows, per job in job order.
 
     Workers start in groups of as many as the machine has cores (`run_workers`): a short job's wall time is mostly
-    its process's start-up, which then overlaps its siblings', while each still times alone."""
+    its process's start-up, which then overlaps its siblings', while each still times alone. With `stop_beaten`
+    (the adaptive first pass), each worker may stop a batch size early once it is certainly slower than a row
+    timed before it (`bench_focus.beaten_above`)."""
     import contextlib
     import functools
 
@@ -246,17 +250,63 @@ def _measure(
             start_worker, job.path, inputs, threads=job.threads, batch_sizes=batch_sizes, **options
         )
 
+    from toolkit.steps.bench_focus import beaten_above
+
     done_rows: list[list[BenchRow]] = []
+    first_batch = min((b for _, batches in jobs for b in batches), default=1)
+
+    def thresholds(job: _Job, batches: list[int]) -> dict[int, float] | None:
+        if not stop_beaten:
+            return None
+        measured = [r for rows in done_rows for r in rows]
+        key, accuracy = (job.entry.name, job.entry.runtime), context.accuracy.get(job.entry.name)
+        above = {b: beaten_above(measured, key, accuracy, b, first_batch, passed) for b in batches}
+        return {b: ms for b, ms in above.items() if ms is not None}
+
     group = _start_group()
     for first in range(0, len(jobs), group):
         chunk = jobs[first : first + group]
-        with contextlib.closing(run_workers([starter(job, b) for job, b in chunk])) as outs:
+        starts = [starter(job, b) for job, b in chunk]
+        above = functools.partial(lambda chunk, i: thresholds(*chunk[i]), chunk)
+        with contextlib.closing(run_workers(starts, beaten_above=above)) as outs:
             for done, (job, _) in enumerate(chunk, start=first + 1):
                 label = job.label(done, len(jobs))
                 p.update(task, description=f"{label}, {how.name}" if how.name else label)
                 done_rows.append(_rows(job, next(outs), context))
                 p.advance(task)
     return done_rows
+
+
+def _first_pass(
+    jobs: list[_Job],
+    batches: list[int],
+    inputs: Path,
+    settings: BenchSettings,
+    context: _Context,
+    p: Progress,
+    task: int,
+    early: EarlyStart | None,
+    passed: set[tuple[str, str]] | None,
+) -> list[list[BenchRow]]:
+    """Every job once, rows per job in job order. The adaptive method times the Keras jobs last (they are never the
+    fastest here, and their workers were started early anyway), so that the rows timed before a job can stop it
+    early when they certainly beat it (`_measure`'s `stop_beaten`)."""
+    adaptive = settings.stopping != "fixed"
+    order = sorted(range(len(jobs)), key=lambda k: adaptive and jobs[k].entry.runtime == "keras")
+    rows = _measure(
+        [(jobs[k], batches) for k in order],
+        inputs,
+        settings,
+        _Pass.first(settings),
+        context,
+        p,
+        task,
+        early,
+        passed=passed,
+        stop_beaten=adaptive,
+    )
+    by_job: dict[int, list[BenchRow]] = dict(zip(order, rows, strict=True))
+    return [by_job[k] for k in range(len(jobs))]
 
 
 def _start_group() -> int:
@@ -298,7 +348,7 @@ def _adaptive(
         todo: dict[int, list[int]] = {}
         for i, ((k, row), d) in enumerate(zip(rows, decisions, strict=True)):
             keras = jobs[k].entry.runtime == "keras"
-            if d.reason and row.stop == "cap" and i not in full and (settings.keras_full or not keras):
+            if d.reason and row.stop in _UNSETTLED and i not in full and (settings.keras_full or not keras):
                 todo.setdefault(k, []).append(i)
                 full[i] = d.reason
         if not todo:
@@ -396,6 +446,10 @@ def _combined(processes: list[BenchRow]) -> BenchRow:
     )
 
 
+# First-pass rows whose median is not known to the precision: stopped by the cap, or early as certainly beaten.
+_UNSETTLED = ("cap", "beaten")
+
+
 def _settled(
     jobs: list[_Job], rows: list[tuple[int, BenchRow]], settings: BenchSettings, passed: set[tuple[str, str]] | None
 ) -> list[BenchRow]:
@@ -411,7 +465,7 @@ def _settled(
 def _settle(job: _Job, row: BenchRow, beaten_by: str | None, settings: BenchSettings) -> BenchRow:
     """A row the first pass capped and nothing measured on: dominated (naming what beats it), or a Keras row
     left at the first pass."""
-    if row.stop != "cap" or row.full_pass is not None:
+    if row.stop not in _UNSETTLED or row.full_pass is not None:
         return row
     if beaten_by is None:
         return row if settings.keras_full or job.entry.runtime != "keras" else row.model_copy(update={"stop": "quick"})
@@ -559,8 +613,8 @@ def bench_step(
             inputs = _inputs(Path(tmp), dataset, spec, max(settings.batch_sizes))
             early = None
         batches = list(settings.batch_sizes)
-        first = _measure([(j, batches) for j in jobs], inputs, settings, _Pass.first(settings), context, p, task, early)
         passed = _passed(run)
+        first = _first_pass(jobs, batches, inputs, settings, context, p, task, early, passed)
         if settings.stopping == "fixed":
             indexed = [(k, row) for k, job_rows in enumerate(first) for row in job_rows]
         else:

@@ -139,3 +139,39 @@ def leaders(rows: Sequence[BenchRow], passed: set[tuple[str, str]], spread: floa
 def process_spread(p50s: Sequence[float]) -> float:
     """How far apart the processes of one configuration landed: the largest p50 over the smallest, minus one."""
     return max(p50s) / min(p50s) - 1 if p50s and min(p50s) > 0 else 0.0
+
+
+def beaten_above(
+    measured: Sequence[BenchRow],
+    row: tuple[str, str],
+    accuracy: float | None,
+    batch: int,
+    first_batch: int,
+    passed: set[tuple[str, str]] | None,
+) -> float | None:
+    """The p50 (ms) above which a configuration still to be timed is certainly beaten by one already `measured`, so
+    the first pass may stop it early (`benchmarks.latency.StopRule.beaten_above_ms`); None: nothing beats it yet.
+
+    The same rule as `decide`, on the rows measured so far: an artifact that failed parity is beaten at once (0);
+    at `first_batch` only a row as accurate or more beats it (the Pareto front), at larger batches any eligible row
+    does. A row stopped this way is decided again with every row (`decide`), and measured on if it could still
+    change a decision.
+
+    Args:
+        measured: rows timed before this one.
+        row: (artifact, runtime) of the configuration to be timed.
+        accuracy: its artifact's accuracy (None: a regression model, or no parity yet).
+        batch: the batch size it is about to be timed at.
+        first_batch: the batch size the recommendation is decided at (the smallest).
+        passed: (artifact, runtime) pairs that passed parity; None when parity is unknown.
+    """
+    if passed is not None and row not in passed:
+        return 0.0
+    tops = [
+        interval(r)[1]
+        for r in measured
+        if r.batch_size == batch
+        and (passed is None or (r.artifact, r.runtime) in passed)
+        and (batch != first_batch or accuracy is None or (r.accuracy is not None and r.accuracy >= accuracy))
+    ]
+    return min(tops) if tops else None
