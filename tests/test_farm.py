@@ -19,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -303,16 +302,33 @@ def test_a_place_someone_else_holds_is_never_touched(
 
 
 @pytest.mark.slow
-def test_a_busy_place_is_waited_for(farm_cli: Cli, farm: LabgridFarm, farm_bundle: Path, tmp_path: Path) -> None:
+def test_a_busy_place_is_waited_for(
+    boards, farm: LabgridFarm, remote_dir: Path, wheel_cache: Path, farm_bundle: Path, tmp_path: Path
+) -> None:
+    config, _ = boards
     farm.client("-p", "pi-b", "acquire", env=ALICE)
-    timer = threading.Timer(4.0, lambda: farm.client("-p", "pi-b", "release", env=ALICE))
-    timer.start()
+    argv = _argv(
+        config, remote_dir, "verify", farm_bundle, "--place", "pi-b", "--wait-timeout", "120", "--out", tmp_path / "r"
+    )
+    proc = subprocess.Popen(
+        argv, cwd=REPO, env=_env(farm, wheel_cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
-        proc = farm_cli("verify", farm_bundle, "--place", "pi-b", "--wait-timeout", "120", "--out", tmp_path / "r")
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:  # alice lets go once edgekit says it waits for her
+            seen.append(line)
+            if "waiting for place pi-b: held by alices-laptop/alice" in line:
+                time.sleep(2.0)
+                farm.client("-p", "pi-b", "release", env=ALICE)
+                break
+        out, rest = proc.communicate(timeout=600)
     finally:
-        timer.join()
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "waiting for place pi-b: held by alices-laptop/alice" in proc.stderr
+        if proc.poll() is None:
+            proc.kill()
+    stderr = "".join(seen) + rest
+    assert proc.returncode == 0, out + stderr
+    assert "waiting for place pi-b: held by alices-laptop/alice (up to 120 s)" in stderr
     doc = json.loads((tmp_path / "r" / "pi-b" / "verify.json").read_text())
     assert doc["passed"] and doc["remote"]["acquire_seconds"] >= 2.0
     assert farm.holder("pi-b") is None
@@ -384,3 +400,30 @@ def test_inventory_fans_out_without_labgrid(farm_cli: Cli, boards, farm_bundle: 
     assert docs["left"]["remote"]["board"] == "left" and docs["left"]["remote"]["host"] == "root@127.0.0.1"
     assert docs["right"]["remote"]["tags"] == {"board": "pi"} and all(d["passed"] for d in docs.values())
     assert not (tmp_path / "r" / "other").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_releases_the_place(
+    boards, farm: LabgridFarm, remote_dir: Path, wheel_cache: Path, farm_bundle: Path, tmp_path: Path
+) -> None:
+    config, _ = boards
+    argv = _argv(config, remote_dir, "verify", farm_bundle, "--place", "pi-a", "--out", tmp_path)
+    # Its own process group, as a terminal's foreground job: Ctrl-C reaches edgekit and its ssh children.
+    proc = subprocess.Popen(
+        argv,
+        cwd=REPO,
+        env=_env(farm, wheel_cache),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _wait_for(lambda: farm.holder("pi-a") == f"{os.uname().nodename}:edgekit-{proc.pid}/root", 120, "acquire")
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0 and "Traceback" not in stderr, stderr
+    assert farm.holder("pi-a") is None

@@ -36,7 +36,12 @@ def _verify_title(report: dict[str, Any], bundle: Path) -> str:
     emu = report.get("emulation")
     if emu:
         return f"Verify {bundle} as {emu['board']} under QEMU ({emu['qemu_cpu']}; {images} golden images)"
-    host = (report.get("remote") or {}).get("host")
+    remote = report.get("remote") or {}
+    host = remote.get("host")
+    if remote.get("place"):
+        host = f"place {remote['place']} ({host})"
+    elif remote.get("board"):
+        host = f"{remote['board']} ({host})"
     where = f" on {host}" if host else ""
     return f"Verify {bundle}{where} ({images} golden images)"
 

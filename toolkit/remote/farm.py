@@ -260,6 +260,7 @@ class Farm:
         refused for another reason: the place's resources are not exported, the coordinator is gone)."""
         started = time.perf_counter()
         said = ""
+        refused_free = False
         while True:
             proc = self.call(place, "acquire")
             if proc.returncode == 0:
@@ -267,9 +268,13 @@ class Farm:
                 return self._held_state(place), True, time.perf_counter() - started
             now = self.places().get(place)
             holder = now.acquired if now is not None else None
-            if holder is None:  # not held, yet refused: labgrid's own reason
-                reason = last_line(proc.stderr, prefer="error:")
-                raise RemoteError(f"labgrid refused to acquire place {place}: {reason}")
+            if holder is None:  # not held now: released meanwhile (try again), or refused for labgrid's own reason
+                if refused_free:
+                    reason = last_line(proc.stderr, prefer="error:")
+                    raise RemoteError(f"labgrid refused to acquire place {place}: {reason}")
+                refused_free = True
+                continue
+            refused_free = False
             if holder == self.owner:  # acquired, but labgrid-client was interrupted before it said so
                 self._tell_watchdog(f"+{place}")
                 assert now is not None
