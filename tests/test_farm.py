@@ -245,7 +245,8 @@ def test_places_run_in_parallel_and_merge_into_one_report(
 
 
 def _screenshot(report: Path, tmp_path: Path) -> None:
-    """Render report.html in headless Chromium (as tests/test_report.py does); keep the image when asked."""
+    """Render the report's Boards section in headless Chromium (as tests/test_report.py does): the page's own head
+    (inline CSS) with that section alone; `EDGEKIT_FARM_SCREENSHOT=PATH` keeps the image (docs/images/)."""
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     if binary is None:
         if os.environ.get("CI") == "true":
@@ -253,6 +254,12 @@ def _screenshot(report: Path, tmp_path: Path) -> None:
         return
     from tests.test_report import CHROMIUM_FLAGS
 
+    html = report.read_text()
+    head = html[: html.index("<body")]
+    section = re.search(r'<section id="boards">.*?</section>', html, re.S)
+    assert section, "no Boards section in report.html"
+    page = tmp_path / "boards.html"
+    page.write_text(f'{head}<body><main style="max-width:1200px;margin:auto">{section.group(0)}</main></body></html>')
     shot = tmp_path / "farm-report.png"
     proc = subprocess.run(
         [
@@ -260,8 +267,8 @@ def _screenshot(report: Path, tmp_path: Path) -> None:
             *CHROMIUM_FLAGS,
             f"--user-data-dir={tmp_path / 'profile'}",
             f"--screenshot={shot}",
-            "--window-size=1280,1800",
-            f"{report.as_uri()}#boards",
+            "--window-size=1280,700",
+            page.as_uri(),
         ],
         capture_output=True,
         text=True,
