@@ -38,15 +38,27 @@ class BoardSkipped(RemoteError):
 
 
 @dataclass(frozen=True)
-class Lease:
-    """How to reach a board while it is leased: the ssh destination, its settings, and what to record.
+class BoardFacts:
+    """What a board's lease adds to the `remote` section of the JSON fetched back (`RemoteInfo`'s fields)."""
 
-    `facts` go into the `remote` section of the JSON fetched back (`board`, `place`, `coordinator` …).
-    """
+    board: str | None = None  # the name results are filed under, when it is not the ssh host
+    place: str | None = None
+    coordinator: str | None = None
+    lock_owner: str | None = None
+    tags: dict[str, str] | None = None
+    acquire_seconds: float | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Lease:
+    """How to reach a board while it is leased: the ssh destination, its settings, and what to record."""
 
     host: str
     settings: SshSettings
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: BoardFacts = field(default_factory=BoardFacts)
     acquire_seconds: float | None = None
 
 
@@ -81,7 +93,7 @@ class SshBoard:
 
     @contextlib.contextmanager
     def lease(self, settings: SshSettings, say: Events) -> Iterator[Lease]:
-        facts: dict[str, Any] = {"board": self.label, "tags": self.tags} if self.label else {}
+        facts = BoardFacts(board=self.label, tags=self.tags) if self.label else BoardFacts()
         yield Lease(self.host, with_port(settings, self.port), facts)
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, Literal
 
 from runtimes.errors import last_line
-from toolkit.remote.boards import BoardSkipped, Lease, matches, parse_tags, with_port
+from toolkit.remote.boards import BoardFacts, BoardSkipped, Lease, matches, parse_tags, with_port
 from toolkit.remote.errors import RemoteError
 
 if TYPE_CHECKING:
@@ -347,14 +347,14 @@ class PlaceBoard:
                 )
             if not state.ssh_available():
                 raise RemoteError(f"place {self.place}: its exporter is offline ({SSH_RESOURCE} not available).")
-            facts = {
-                "board": self.place,
-                "place": self.place,
-                "coordinator": self.farm.coordinator,
-                "lock_owner": self.farm.owner if ours else state.acquired,
-                "tags": self.tags,
-                "acquire_seconds": round(seconds, 3),
-            }
+            facts = BoardFacts(
+                board=self.place,
+                place=self.place,
+                coordinator=self.farm.coordinator,
+                lock_owner=self.farm.owner if ours else state.acquired,
+                tags=self.tags,
+                acquire_seconds=round(seconds, 3),
+            )
             yield Lease(ssh.host, with_port(settings, ssh.port), facts, acquire_seconds=seconds)
         finally:
             if ours:

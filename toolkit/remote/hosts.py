@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from runtimes.errors import last_line
 from toolkit.bundles.archive import archive_stem, is_archive, write_tar
 from toolkit.errors import ToolkitError
-from toolkit.remote.boards import Board, BoardSkipped, SshBoard
+from toolkit.remote.boards import Board, BoardFacts, BoardSkipped, SshBoard
 from toolkit.remote.errors import RemoteError
 from toolkit.remote.extras import bundle_extras
 from toolkit.remote.provision import run_call, run_edgekit
@@ -79,7 +79,7 @@ class HostResult:
     run_seconds: float | None = None
     seconds: float = 0.0
     acquire_seconds: float | None = None  # a farm place: from the first acquire attempt to holding it
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: BoardFacts = field(default_factory=BoardFacts)
 
     @property
     def exit_code(self) -> int:
@@ -234,7 +234,7 @@ def _run_and_fetch(
         "finished_unix": round(time.time(), 3),
         "install_from": h.install_from,
         "copy_mode": h.copy_mode,
-        **result.facts,
+        **result.facts.to_json(),
     }
     result.path = _fetch_json(h, remote_json, local_json, facts, local_json.name)
     result.status = "ok" if proc.returncode == 0 else "threshold"
@@ -281,7 +281,7 @@ def _run_hosts(
             try:
                 with board.lease(settings, say) as lease:
                     result.acquire_seconds = lease.acquire_seconds
-                    result.facts = dict(lease.facts)
+                    result.facts = lease.facts
                     # Progress is labelled with the board's name (a place), not the address behind it.
                     h = SshHost(lease.host, lease.settings, lambda _host, message: say(board.name, message))
                     try:
