@@ -283,8 +283,9 @@ def _screenshot(report: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_place_someone_else_holds_is_never_touched(
-    farm_cli: Cli, farm: LabgridFarm, farm_bundle: Path, tmp_path: Path
+    boards, farm_cli: Cli, farm: LabgridFarm, remote_dir: Path, wheel_cache: Path, farm_bundle: Path, tmp_path: Path
 ) -> None:
+    config, _ = boards
     farm.client("-p", "pi-a", "acquire", env=ALICE)
     try:
         skip = farm_cli(
@@ -300,6 +301,30 @@ def test_a_place_someone_else_holds_is_never_touched(
         (line,) = _error_lines(refuse.stderr)
         assert "place pi-a is still held by alices-laptop/alice after" in line, line
         assert farm.holder("pi-a") == "alices-laptop/alice"  # neither released nor kicked
+        # Ctrl-C while waiting stops at once (not after --wait-timeout) and leaves alice's lock alone.
+        argv = _argv(config, remote_dir, "verify", farm_bundle, "--place", "pi-a", "--wait-timeout", "300")
+        waiting = subprocess.Popen(
+            argv,
+            cwd=REPO,
+            env=_env(farm, wheel_cache),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            assert waiting.stderr is not None
+            for line in waiting.stderr:
+                if "waiting for place pi-a" in line:
+                    break
+            started = time.monotonic()
+            os.killpg(waiting.pid, signal.SIGINT)
+            _, rest = waiting.communicate(timeout=60)
+        finally:
+            if waiting.poll() is None:
+                waiting.kill()
+        assert waiting.returncode == 130 and time.monotonic() - started < 15 and "Traceback" not in rest, rest
+        assert farm.holder("pi-a") == "alices-laptop/alice"
         # The same user on another host is someone else too: edgekit acquires as HOST:edgekit-PID/USER.
         mine = farm_cli("verify", farm_bundle, "--place", "pi-a", "--busy", "skip", env={"LG_USERNAME": "alice"})
         assert mine.returncode == 0 and "skipped" in mine.stderr, mine.stderr

@@ -63,12 +63,15 @@ class Lease:
 
 
 class Board(Protocol):
-    """A board to run on: `name` files its results; `lease` yields a `Lease` while it is used."""
+    """A board to run on: `name` files its results; `lease` yields a `Lease` while it is used; `interrupt`
+    (Ctrl-C, from the main thread) makes a lease that is still waiting for its board give up at once."""
 
     @property
     def name(self) -> str: ...
 
     def lease(self, settings: SshSettings, say: Events) -> AbstractContextManager[Lease]: ...
+
+    def interrupt(self) -> None: ...
 
 
 def with_port(settings: SshSettings, port: int | None) -> SshSettings:
@@ -90,6 +93,9 @@ class SshBoard:
     @property
     def name(self) -> str:
         return self.label or self.host
+
+    def interrupt(self) -> None:
+        """Nothing to give up: an SSH host's lease does not wait."""
 
     @contextlib.contextmanager
     def lease(self, settings: SshSettings, say: Events) -> Iterator[Lease]:

@@ -126,6 +126,7 @@ class Farm:
     client: str = field(default_factory=labgrid_client)
     _watchdog: subprocess.Popen[str] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _interrupted: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
 
     @classmethod
     def from_env(cls, coordinator: str | None = None, *, busy: Busy = "wait", wait_timeout: float = 600.0) -> Farm:
@@ -298,7 +299,12 @@ class Farm:
             if holder != said:
                 say(place, f"waiting for place {place}: held by {holder} (up to {self.wait_timeout:.0f} s)")
                 said = holder
-            time.sleep(POLL_SECONDS)
+            if self._interrupted.wait(POLL_SECONDS):
+                raise RemoteError(f"interrupted while waiting for place {place} (held by {holder}).")
+
+    def interrupt(self) -> None:
+        """Ctrl-C: every `acquire` still waiting gives up at its next poll (within `POLL_SECONDS`)."""
+        self._interrupted.set()
 
     def _held_state(self, place: str) -> PlaceState:
         state = self.places().get(place)
@@ -332,6 +338,9 @@ class PlaceBoard:
     @property
     def name(self) -> str:
         return self.place
+
+    def interrupt(self) -> None:
+        self.farm.interrupt()
 
     @contextlib.contextmanager
     def lease(self, settings: SshSettings, say: Events) -> Iterator[Lease]:

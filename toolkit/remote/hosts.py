@@ -303,7 +303,12 @@ def _run_hosts(
             return result
 
         with ThreadPoolExecutor(max_workers=max(1, min(len(boards), max_parallel))) as pool:
-            return list(pool.map(one, boards))
+            try:
+                return list(pool.map(one, boards))
+            except BaseException:  # Ctrl-C: the pool waits for its threads, so a board still waiting must stop
+                for board in boards:
+                    board.interrupt()
+                raise
 
 
 # -- verify ------------------------------------------------------------------------------------------
