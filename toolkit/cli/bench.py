@@ -53,6 +53,7 @@ from toolkit.cli.options import (
     bench_settings,
     resolve_run,
     wants_boards,
+    wants_farm,
 )
 from toolkit.cli.show import _load_data, print_bench
 
@@ -118,7 +119,7 @@ def bench(
     gate = _gate_setup(
         baseline, max_regression, max_accuracy_drop, max_size_increase, max_rss_increase, gate_metric, allow_other_cpu
     )
-    on_boards = wants_boards(remote, place, farm, inventory)
+    on_boards = wants_boards(remote, place, farm, inventory) or wants_farm(coordinator)
     if gate is not None and not on_boards:
         _check_cpu_here(gate)  # this machine's class against the baseline's, before minutes of measuring
     settings = bench_settings(

@@ -39,6 +39,7 @@ from toolkit.cli.options import (
     resolve_run,
     typer_option,
     wants_boards,
+    wants_farm,
 )
 from toolkit.cli.specs import PREDICT_OPTIONS
 from toolkit.emulate.boards import BOARDS, board_help
@@ -208,7 +209,7 @@ def verify(
     <place>/); --inventory fans out over a TOML file of SSH boards instead.
     Example: [b]edgekit verify edgekit-bundle.tar.gz[/] or [b]edgekit verify b.tar.gz --remote pi@board[/]
     """
-    if wants_boards(remote, place, farm, inventory):
+    if wants_boards(remote, place, farm, inventory) or wants_farm(coordinator):
         from toolkit.remote.boards import chosen_boards
 
         if emulate is not None:

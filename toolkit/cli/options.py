@@ -669,3 +669,8 @@ def wants_boards(
 ) -> bool:
     """True when the command runs on boards (`--remote`, `--place`, `--farm` or `--inventory`), not here."""
     return bool(remote or place or farm or inventory is not None)
+
+
+def wants_farm(coordinator: str | None) -> bool:
+    """`--coordinator` alone also means boards: `chosen_boards` then says it needs --place or --farm."""
+    return coordinator is not None

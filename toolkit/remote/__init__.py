@@ -4,7 +4,7 @@
     hosts.py          hosts in parallel: the bundle or run copied, edgekit run there, results fetched back
     boards.py         what a command runs on: SSH hosts, a TOML inventory of them (`--inventory`), leases
     farm.py           labgrid places (`--place`, `--farm KEY=VALUE`): acquired, reached by NetworkService, released
-    farm_helper.py    the labgrid side, run as subprocesses: the places as JSON, the watchdog that releases after a crash
+    farm_helper.py    the labgrid side, run as subprocesses: the places as JSON, the watchdog releasing after a crash
     provision.py      the runtime-only edgekit venv on a host: probe, refuse in one line, install or reuse
     host_install.py   the set-up program `provision.py` runs on the host with its python3 (stdlib only, 3.9)
     wheel.py          the one edgekit wheel builder and the local cache (EDGEKIT_CACHE_DIR)

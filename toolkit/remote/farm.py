@@ -200,6 +200,7 @@ class Farm:
 
     def select(self, names: Sequence[str] = (), filters: Sequence[str] = ()) -> list[PlaceBoard]:
         """The places named in `names` and/or matching every tag in `filters`, as boards to lease."""
+        wanted = parse_tags(filters)  # a bad filter is refused before the coordinator is asked
         known = self.places()
         missing = [n for n in names if n not in known]
         if missing:
@@ -208,7 +209,6 @@ class Farm:
                 f"--place {', '.join(missing)}: no such place at {self.coordinator} (places: {have}); "
                 "create it with labgrid-client -p NAME create."
             )
-        wanted = parse_tags(filters)
         chosen = [n for n in (names or sorted(known)) if matches(known[n].tags, wanted)]
         if not chosen:
             tags = " ".join(f"{k}={v}" for k, v in wanted.items())
