@@ -196,6 +196,15 @@ def test_no_coordinator_is_one_line(edgekit, tmp_path: Path) -> None:
     (line,) = _error_lines(proc.stderr)
     assert "cannot read the labgrid coordinator at 127.0.0.1:" in line and "--coordinator" in line, line
     assert "Traceback" not in proc.stderr
+    refused = {
+        ("--coordinator", "127.0.0.1:1"): "--coordinator needs --place NAME or --farm KEY=VALUE",
+        ("--farm", "pi5"): "--farm 'pi5' is not KEY=VALUE",  # before any coordinator is asked
+        ("--inventory", str(tmp_path / "none.toml")): "does not exist; pass a TOML file",
+    }
+    for args, message in refused.items():
+        proc = edgekit("verify", str(bundle), *args)
+        (line,) = _error_lines(proc.stderr)
+        assert proc.returncode == 1 and message in line and "Traceback" not in proc.stderr, proc.stderr
 
 
 # -- a real farm -------------------------------------------------------------------------------------------
