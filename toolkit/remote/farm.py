@@ -262,6 +262,7 @@ class Farm:
         started = time.perf_counter()
         said = ""
         refused_free = False
+        reclaimed: set[str] = set()
         while True:
             proc = self.call(place, "acquire")
             if proc.returncode == 0:
@@ -284,9 +285,10 @@ class Farm:
                 say(place, f"already acquired by you ({holder}): used as it is and left acquired")
                 assert now is not None
                 return now, False, time.perf_counter() - started
-            if self.stale(holder):
+            if self.stale(holder) and holder not in reclaimed:  # once: a lock that will not go is waited on
                 say(place, f"releasing a stale lock of an edgekit that is no longer running ({holder})")
                 self.call(place, "release-from", holder)
+                reclaimed.add(holder)
                 continue
             waited = time.perf_counter() - started
             if self.busy == "skip":
