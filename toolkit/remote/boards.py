@@ -123,8 +123,11 @@ def matches(tags: dict[str, str], wanted: dict[str, str]) -> bool:
 def _load_toml(path: Path) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
-    else:  # pragma: no cover - Python 3.10 desktops get tomli (a core dependency there)
-        import tomli as tomllib
+    else:  # pragma: no cover - Python 3.10: the same parser as the `tomli` package
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise RemoteError("--inventory on Python 3.10 needs tomli: pip install tomli (3.11 has tomllib).") from None
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
