@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 	  echo "Creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); \
 	fi
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[train,dev,mcu,int4,openvino-int8,docs]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[train,dev,mcu,int4,openvino-int8,docs,farm]'
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -270,7 +270,7 @@ def test_ssh_argv_batch_mode_first_and_config(tmp_path: Path, monkeypatch: pytes
 def test_host_names_and_result_places(tmp_path: Path) -> None:
     assert host_dirname("pi@board.local:22") == "pi@board.local_22"
     assert host_dirname("../../etc") == "_.._etc"
-    assert check_hosts(["a", "pi@b"]) == ["a", "pi@b"]
+    assert [b.name for b in check_hosts(["a", "pi@b"])] == ["a", "pi@b"]  # plain hosts become SshBoards
     for bad in (["-oProxyCommand=x"], ["a", "a"], ["a b"], []):
         with pytest.raises(RemoteError):
             check_hosts(bad)

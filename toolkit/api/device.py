@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from toolkit.data.mnist import Mnist
     from toolkit.inputs.predict import Predictions
+    from toolkit.remote.boards import Board
     from toolkit.remote.hosts import HostResult
     from toolkit.remote.ssh import Events, SshSettings
     from toolkit.run.documents import BenchDocument, BundleDocument, VerifyDocument
@@ -121,7 +122,7 @@ def verify(
 
 def verify_remote(
     bundle: Path | str,
-    hosts: Sequence[str],
+    hosts: Sequence[str | Board],
     *,
     ssh: SshSettings | None = None,
     out_root: Path | str | None = None,
@@ -130,7 +131,9 @@ def verify_remote(
 ) -> list[HostResult]:
     """`verify` on every host in parallel over the user's OpenSSH; each host's verify.json is fetched back.
 
-    One failing host never stops the others: each `HostResult` says "ok", "threshold" or "error".
+    One failing host never stops the others: each `HostResult` says "ok", "threshold", "error" or "skipped".
+    A host is an ssh destination, or a `toolkit.remote.boards.Board`: an inventory entry, or a labgrid place
+    (`toolkit.remote.farm.Farm.select`) acquired around its job and released afterwards.
     Hosts without SFTP are reached with legacy scp or a stream over ssh. `offline=True` installs the
     hosts' dependencies from a wheelhouse downloaded here for their platform (by default only when a
     host's pip cannot reach its index).
@@ -143,7 +146,7 @@ def verify_remote(
 
 def bench_remote(
     target: Path | str,
-    hosts: Sequence[str],
+    hosts: Sequence[str | Board],
     *,
     settings: BenchSettings | None = None,
     artifacts: Sequence[str] | None = None,

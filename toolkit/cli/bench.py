@@ -17,10 +17,15 @@ from toolkit.cli.options import (
     ArtifactsOpt,
     BaselineOpt,
     BatchOpt,
+    Busy,
+    BusyOpt,
+    CoordinatorOpt,
     DataOpt,
+    FarmOpt,
     GateMaxAccuracyDropOpt,
     GateMetric,
     GateMetricOpt,
+    InventoryOpt,
     KerasFullOpt,
     MaxRegressionOpt,
     MaxRssOpt,
@@ -33,6 +38,7 @@ from toolkit.cli.options import (
     OrtOptOpt,
     OvHintOpt,
     PeakOpt,
+    PlaceOpt,
     ProcessesOpt,
     QuickOpt,
     RemoteDirOpt,
@@ -41,15 +47,21 @@ from toolkit.cli.options import (
     RunsDirOpt,
     SshConfigOpt,
     ThreadsOpt,
+    WaitTimeoutOpt,
     WarmupOpt,
     XnnpackOpt,
     bench_settings,
     resolve_run,
+    wants_boards,
+    wants_farm,
 )
 from toolkit.cli.show import _load_data, print_bench
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from benchmarks.gate import Limits
+    from toolkit.remote.boards import Board
     from toolkit.steps.bench_settings import BenchSettings
 
 
@@ -74,6 +86,12 @@ def bench(
     keras_full: KerasFullOpt = False,
     processes: ProcessesOpt = None,
     remote: RemoteOpt = None,
+    place: PlaceOpt = None,
+    farm: FarmOpt = None,
+    inventory: InventoryOpt = None,
+    coordinator: CoordinatorOpt = None,
+    busy: BusyOpt = Busy.wait,
+    wait_timeout: WaitTimeoutOpt = 600.0,
     ssh_config: SshConfigOpt = None,
     remote_dir: RemoteDirOpt = REMOTE_DIR,
     offline: OfflineOpt = False,
@@ -89,6 +107,8 @@ def bench(
 
     With [b]--remote[/], each board measures the same configurations; its results land in
     RUN_DIR/remote/<host>/bench.json ([b]--data[/] is not used there: a board times the run's own inputs).
+    [b]--place[/]/[b]--farm[/] take labgrid places instead (each acquired for its measurement, never two on one
+    board; results in RUN_DIR/remote/<place>/), [b]--inventory[/] a TOML file of SSH boards.
     Examples: [b]edgekit bench runs/latest -a tflite-int8 -b 1 -t 1[/]
     or, as a CI gate: [b]edgekit bench --baseline baseline/bench.json --max-regression 10%[/] (exit 3 on a regression)
     """
@@ -99,7 +119,8 @@ def bench(
     gate = _gate_setup(
         baseline, max_regression, max_accuracy_drop, max_size_increase, max_rss_increase, gate_metric, allow_other_cpu
     )
-    if gate is not None and not remote:
+    on_boards = wants_boards(remote, place, farm, inventory) or wants_farm(coordinator)
+    if gate is not None and not on_boards:
         _check_cpu_here(gate)  # this machine's class against the baseline's, before minutes of measuring
     settings = bench_settings(
         batch,
@@ -117,8 +138,13 @@ def bench(
         processes=processes,
         ov_hint=ov_hint,
     )
-    if remote:
-        _bench_remote(run, remote, settings, artifact, ssh_config, remote_dir, gate, offline)
+    if on_boards:
+        from toolkit.remote.boards import chosen_boards
+
+        with chosen_boards(
+            remote or (), place or (), farm or (), inventory, coordinator, busy.value, wait_timeout
+        ) as boards:
+            _bench_remote(run, boards, settings, artifact, ssh_config, remote_dir, gate, offline)
         return
     dataset = _load_data(data, allow_unverified, run)
     with progress_bar() as progress:
@@ -131,7 +157,7 @@ def bench(
 
 def _bench_remote(
     run: Path,
-    hosts: list[str],
+    hosts: Sequence[str | Board],
     settings: BenchSettings,
     artifacts: list[str] | None,
     ssh_config: Path | None,

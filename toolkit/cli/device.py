@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,19 +21,33 @@ from toolkit.cli.options import (
     AllowUnverifiedOpt,
     BundleArtifactsOpt,
     BundleOutOpt,
+    Busy,
+    BusyOpt,
+    CoordinatorOpt,
     DataOpt,
+    FarmOpt,
+    InventoryOpt,
     OfflineOpt,
+    PlaceOpt,
     RemoteDirOpt,
     RemoteOpt,
     RunDirArg,
     RunsDirOpt,
     SshConfigOpt,
     VerifyOutOpt,
+    WaitTimeoutOpt,
     resolve_run,
     typer_option,
+    wants_boards,
+    wants_farm,
 )
 from toolkit.cli.specs import PREDICT_OPTIONS
 from toolkit.emulate.boards import BOARDS, board_help
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from toolkit.remote.boards import Board
 
 # The boards `verify --emulate` imitates, named once in toolkit/emulate/boards.py.
 EmulatedBoard = Enum("EmulatedBoard", {name: name for name in BOARDS}, type=str)  # type: ignore[misc]
@@ -171,6 +185,12 @@ def verify(
         ),
     ] = None,
     remote: RemoteOpt = None,
+    place: PlaceOpt = None,
+    farm: FarmOpt = None,
+    inventory: InventoryOpt = None,
+    coordinator: CoordinatorOpt = None,
+    busy: BusyOpt = Busy.wait,
+    wait_timeout: WaitTimeoutOpt = 600.0,
     ssh_config: SshConfigOpt = None,
     remote_dir: RemoteDirOpt = REMOTE_DIR,
     offline: OfflineOpt = False,
@@ -185,14 +205,21 @@ def verify(
     edgekit is installed there once and reused) and its verify.json comes back as
     <bundle name>.remote/<host>/verify.json (or --out/<host>/verify.json); exit 1 if any host failed, else 3
     if any mismatched.
+    With --place/--farm, labgrid places are acquired, used over their NetworkService and released (results under
+    <place>/); --inventory fans out over a TOML file of SSH boards instead.
     Example: [b]edgekit verify edgekit-bundle.tar.gz[/] or [b]edgekit verify b.tar.gz --remote pi@board[/]
     """
-    if remote:
+    if wants_boards(remote, place, farm, inventory) or wants_farm(coordinator):
+        from toolkit.remote.boards import chosen_boards
+
         if emulate is not None:
             from toolkit.errors import ToolkitError
 
             raise ToolkitError("--remote and --emulate cannot be combined; pass one of them.")
-        _verify_remote(bundle_path, remote, out_path, ssh_config, remote_dir, offline)
+        with chosen_boards(
+            remote or (), place or (), farm or (), inventory, coordinator, busy.value, wait_timeout
+        ) as boards:
+            _verify_remote(bundle_path, boards, out_path, ssh_config, remote_dir, offline)
     else:
         _verify_here(bundle_path, out_path, None if emulate is None else emulate.value)
 
@@ -212,7 +239,7 @@ def _verify_here(bundle_path: Path, out_path: Path | None, emulate: str | None) 
 
 def _verify_remote(
     bundle_path: Path,
-    hosts: list[str],
+    hosts: Sequence[str | Board],
     out_root: Path | None,
     ssh_config: Path | None,
     remote_dir: str,

@@ -567,6 +567,76 @@ OfflineOpt = Annotated[
 ]
 
 
+PlaceOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--place",
+        help="Run on this labgrid place (acquired exclusively, reached through its NetworkService, released "
+        "afterwards), or this board of --inventory; repeat for several, run in parallel. Needs edgekit[farm].",
+        metavar="PLACE",
+        rich_help_panel=RemotePanel,
+        show_default=False,
+    ),
+]
+FarmOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--farm",
+        help="Run on every labgrid place (or --inventory board) with this tag; repeat to require several tags.",
+        metavar="KEY=VALUE",
+        rich_help_panel=RemotePanel,
+        show_default=False,
+    ),
+]
+CoordinatorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--coordinator",
+        help="labgrid coordinator for --place/--farm (default: environment variable LG_COORDINATOR, else "
+        "127.0.0.1:20408).",
+        metavar="HOST:PORT",
+        rich_help_panel=RemotePanel,
+        show_default=False,
+    ),
+]
+InventoryOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--inventory",
+        help="TOML file of SSH boards ([boards.NAME] host, port, tags) for a fan-out without labgrid: all of them, "
+        "or those picked by --place/--farm.",
+        metavar="FILE",
+        rich_help_panel=RemotePanel,
+        show_default=False,
+    ),
+]
+
+
+class Busy(str, Enum):
+    wait = "wait"
+    skip = "skip"
+
+
+BusyOpt = Annotated[
+    Busy,
+    typer.Option(
+        "--busy",
+        help="A place someone else holds: wait for it (up to --wait-timeout) or skip it.",
+        rich_help_panel=RemotePanel,
+    ),
+]
+WaitTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--wait-timeout",
+        min=0,
+        help="Seconds to wait for a busy place before giving up on it (that place fails; the others run).",
+        metavar="SECONDS",
+        rich_help_panel=RemotePanel,
+    ),
+]
+
+
 # -- pipeline only: what else the run does -------------------------------------------------------
 ResumeOpt = Annotated[
     Path | None,
@@ -592,3 +662,15 @@ AlsoBundleOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+def wants_boards(
+    remote: list[str] | None, place: list[str] | None, farm: list[str] | None, inventory: Path | None
+) -> bool:
+    """True when the command runs on boards (`--remote`, `--place`, `--farm` or `--inventory`), not here."""
+    return bool(remote or place or farm or inventory is not None)
+
+
+def wants_farm(coordinator: str | None) -> bool:
+    """`--coordinator` alone also means boards: `chosen_boards` then says it needs --place or --farm."""
+    return coordinator is not None

@@ -36,7 +36,12 @@ def _verify_title(report: dict[str, Any], bundle: Path) -> str:
     emu = report.get("emulation")
     if emu:
         return f"Verify {bundle} as {emu['board']} under QEMU ({emu['qemu_cpu']}; {images} golden images)"
-    host = (report.get("remote") or {}).get("host")
+    remote = report.get("remote") or {}
+    host = remote.get("host")
+    if remote.get("place"):
+        host = f"place {remote['place']} ({host})"
+    elif remote.get("board"):
+        host = f"{remote['board']} ({host})"
     where = f" on {host}" if host else ""
     return f"Verify {bundle}{where} ({images} golden images)"
 
@@ -156,26 +161,32 @@ def print_emulate_note(message: str) -> None:
 
 def summary_line(result: HostResult, what: str) -> str:
     """One plain-text line for a host: the outcome, timings and where the JSON is, or why it failed."""
-    if result.status == "error":
+    if result.status in ("error", "skipped"):
         return f"{result.host}: {result.error}"
     if result.status == "ok":
         outcome = "passed" if what == "verify" else "done"
     else:
         outcome = "MISMATCH" if what == "verify" else "threshold exceeded (exit 3)"
     setup = f"environment {result.setup} in {result.setup_seconds or 0:.1f} s"
+    if result.acquire_seconds is not None:  # a farm place: the wait for its lock too
+        setup = f"place acquired in {result.acquire_seconds:.1f} s, {setup}"
     return f"{result.host}: {what} {outcome} in {result.run_seconds or 0:.1f} s ({setup}) → {result.path}"
 
 
 def print_summary(results: Sequence[HostResult], what: str) -> None:
     """One line per host: successes on stdout, failures as `error: <host>: <reason>` on stderr."""
     failed = sum(r.status == "error" for r in results)
+    skipped = sum(r.status == "skipped" for r in results)
     out.print(
-        f"[bold]Remote {what}[/]: {len(results) - failed} of {len(results)} host(s) ran"
-        + (f", {failed} failed" if failed else ""),
+        f"[bold]Remote {what}[/]: {len(results) - failed - skipped} of {len(results)} host(s) ran"
+        + (f", {failed} failed" if failed else "")
+        + (f", {skipped} skipped (busy)" if skipped else ""),
         highlight=False,
     )
     for r in results:
-        if r.status == "error":
+        if r.status == "skipped":
+            err.print(f"[yellow]skipped:[/] {escape(summary_line(r, what))}", highlight=False, soft_wrap=True)
+        elif r.status == "error":
             err.print(f"[bold red]error:[/] {escape(summary_line(r, what))}", highlight=False, soft_wrap=True)
         elif r.status == "threshold":
             err.print(f"[bold red]{escape(summary_line(r, what))}[/]", highlight=False, soft_wrap=True)

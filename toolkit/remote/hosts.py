@@ -23,13 +23,14 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from runtimes.errors import last_line
 from toolkit.bundles.archive import archive_stem, is_archive, write_tar
 from toolkit.errors import ToolkitError
+from toolkit.remote.boards import Board, BoardFacts, BoardSkipped, SshBoard
 from toolkit.remote.errors import RemoteError
 from toolkit.remote.extras import bundle_extras
 from toolkit.remote.provision import run_call, run_edgekit
@@ -63,7 +64,11 @@ class RemoteFailed(ToolkitError):
 
 @dataclass
 class HostResult:
-    """What happened on one host. `status`: "ok", "threshold" (the command exited 3) or "error"."""
+    """What happened on one host (or farm place: `host` is then the place's name).
+
+    `status`: "ok", "threshold" (the command exited 3), "error", or "skipped" (a busy place with `--busy skip`).
+    `facts`: what the board's lease adds to the fetched JSON's `remote` section (place, coordinator, acquire time).
+    """
 
     host: str
     status: str
@@ -73,10 +78,12 @@ class HostResult:
     setup_seconds: float | None = None
     run_seconds: float | None = None
     seconds: float = 0.0
+    acquire_seconds: float | None = None  # a farm place: from the first acquire attempt to holding it
+    facts: BoardFacts = field(default_factory=BoardFacts)
 
     @property
     def exit_code(self) -> int:
-        return {"ok": 0, "threshold": EXIT_THRESHOLD}.get(self.status, 1)
+        return {"ok": 0, "threshold": EXIT_THRESHOLD, "skipped": 0}.get(self.status, 1)
 
 
 def exit_code(results: Sequence[HostResult]) -> int:
@@ -92,19 +99,22 @@ def host_dirname(host: str) -> str:
     return name or "host"
 
 
-def check_hosts(hosts: Sequence[str]) -> list[str]:
-    """The hosts, refusing empty, option-like or duplicate names (their result folders would collide)."""
+def check_hosts(hosts: Sequence[str | Board]) -> list[Board]:
+    """The boards (a plain string is an ssh host), refusing empty, option-like or duplicate names (their result
+    folders would collide)."""
     seen: dict[str, str] = {}
-    for host in hosts:
+    boards = [SshBoard(h) if isinstance(h, str) else h for h in hosts]
+    for board in boards:
+        host = board.name
         if not host or host.startswith("-") or any(c.isspace() for c in host):
             raise RemoteError(f"--remote {host!r} is not a host; pass user@host or a Host alias from ~/.ssh/config.")
         other = seen.get(host_dirname(host))
         if other is not None:
-            raise RemoteError(f"--remote {host} is given twice (or names the same folder as {other}); pass it once.")
+            raise RemoteError(f"{host} is given twice (or names the same folder as {other}); pass it once.")
         seen[host_dirname(host)] = host
-    if not hosts:
+    if not boards:
         raise RemoteError("no --remote host given.")
-    return list(hosts)
+    return boards
 
 
 def _named(path: Path) -> Path:
@@ -146,7 +156,9 @@ def remote_results(target: Path) -> dict[str, HostDocuments]:
             return None
 
     def host(remote: RemoteInfo | None, folder: Path) -> str:
-        return remote.host if remote is not None else folder.name
+        if remote is None:
+            return folder.name
+        return remote.board or remote.host  # a farm place or inventory entry is named by itself, not its address
 
     target = _named(target)
     name = archive_stem(target) if is_archive(target) else target.name
@@ -222,6 +234,7 @@ def _run_and_fetch(
         "finished_unix": round(time.time(), 3),
         "install_from": h.install_from,
         "copy_mode": h.copy_mode,
+        **result.facts.to_json(),
     }
     result.path = _fetch_json(h, remote_json, local_json, facts, local_json.name)
     result.status = "ok" if proc.returncode == 0 else "threshold"
@@ -231,7 +244,7 @@ JobFn = Callable[[SshHost, HostResult], None]
 
 
 def _run_hosts(
-    hosts: Sequence[str],
+    hosts: Sequence[str | Board],
     settings: SshSettings,
     job: JobFn,
     events: Events | None,
@@ -245,11 +258,13 @@ def _run_hosts(
 
     `offline`: install the hosts' dependencies from wheelhouses built here (`provision.setup`).
     `need_full`: refuse hosts that take only the TFLite-only install (32-bit ARM; `bench`).
-    `extras`: edgekit extras the job needs (("openvino",): a bundle with an OpenVINO IR)."""
+    `extras`: edgekit extras the job needs (("openvino",): a bundle with an OpenVINO IR).
+    Each board is leased around its set-up and job (`boards.Board.lease`): a farm place is acquired first
+    (waiting or skipped when busy) and released afterwards, whatever happened."""
     from runtimes.files import sha256_file
     from toolkit.remote.provision import host_wheel, setup
 
-    hosts = check_hosts(hosts)
+    boards = check_hosts(hosts)
     for tool in ("ssh", "scp"):
         if shutil.which(tool) is None:
             raise RemoteError(f"{tool} is not on PATH; install the OpenSSH client to use --remote.")
@@ -260,28 +275,40 @@ def _run_hosts(
         sha = sha256_file(wheel)
         say("local", f"{wheel.name} ready (sha256 {sha[:12]}, {time.perf_counter() - started:.1f} s)")
 
-        def one(host: str) -> HostResult:
+        def one(board: Board) -> HostResult:
             t0 = time.perf_counter()
-            result = HostResult(host=host, status="error")
-            h = SshHost(host, settings, say)
+            result = HostResult(host=board.name, status="error")
             try:
-                result.setup, result.setup_seconds = setup(
-                    h, wheel, sha, offline=offline, need_full=need_full, extras=extras
-                )
-                run_started = time.perf_counter()
-                job(h, result)
-                result.run_seconds = time.perf_counter() - run_started
+                with board.lease(settings, say) as lease:
+                    result.acquire_seconds = lease.acquire_seconds
+                    result.facts = lease.facts
+                    # Progress is labelled with the board's name (a place), not the address behind it.
+                    h = SshHost(lease.host, lease.settings, lambda _host, message: say(board.name, message))
+                    try:
+                        result.setup, result.setup_seconds = setup(
+                            h, wheel, sha, offline=offline, need_full=need_full, extras=extras
+                        )
+                        run_started = time.perf_counter()
+                        job(h, result)
+                        result.run_seconds = time.perf_counter() - run_started
+                    finally:
+                        h.cleanup()
+            except BoardSkipped as exc:
+                result.status, result.error = "skipped", str(exc)
             except RemoteError as exc:
                 result.status, result.error = "error", str(exc)
             except Exception as exc:  # one host's surprise must not stop the others
                 result.status, result.error = "error", f"{type(exc).__name__}: {exc}"
-            finally:
-                h.cleanup()
             result.seconds = time.perf_counter() - t0
             return result
 
-        with ThreadPoolExecutor(max_workers=max(1, min(len(hosts), max_parallel))) as pool:
-            return list(pool.map(one, hosts))
+        with ThreadPoolExecutor(max_workers=max(1, min(len(boards), max_parallel))) as pool:
+            try:
+                return list(pool.map(one, boards))
+            except BaseException:  # Ctrl-C: the pool waits for its threads, so a board still waiting must stop
+                for board in boards:
+                    board.interrupt()
+                raise
 
 
 # -- verify ------------------------------------------------------------------------------------------
@@ -302,7 +329,7 @@ def _as_archive(bundle: Path) -> Iterator[Path]:
 
 def run_remote_verify(
     bundle: Path,
-    hosts: Sequence[str],
+    hosts: Sequence[str | Board],
     settings: SshSettings | None = None,
     *,
     out_root: Path | None = None,
@@ -325,7 +352,7 @@ def run_remote_verify(
         def job(h: SshHost, result: HostResult) -> None:
             remote_archive = _send(h, archive, "the bundle")
             remote_json = f"{h.job}/verify.json"
-            local = root / host_dirname(h.host) / "verify.json"
+            local = root / host_dirname(result.host) / "verify.json"
             args = ["verify", remote_archive, "--out", remote_json]
             _run_and_fetch(h, result, lambda: run_edgekit(h, args, "edgekit verify"), "verify", remote_json, local, {})
 
@@ -381,7 +408,7 @@ EXTRACT_SCRIPT: Final = (
 
 def run_remote_bench(
     target: Path,
-    hosts: Sequence[str],
+    hosts: Sequence[str | Board],
     bench: BenchSettings,
     artifacts: Sequence[str] = (),
     settings: SshSettings | None = None,
@@ -410,7 +437,7 @@ def run_remote_bench(
             if proc.returncode != 0:
                 raise RemoteError(f"unpacking the artifacts on the host failed: {last_line(proc.stderr)}")
             remote_dir = f"{h.job}/{name}"
-            local = root / host_dirname(h.host) / "bench.json"
+            local = root / host_dirname(result.host) / "bench.json"
             sent = bench.model_dump(mode="json")
             call = {"run_dir": remote_dir, "settings": sent, "artifacts": list(artifacts) or None}
             _run_and_fetch(

@@ -15,6 +15,8 @@ from toolkit.reports.mixed import build_mixed
 from toolkit.reports.model import (
     Alert,
     ArtifactRow,
+    BoardArtifact,
+    BoardGroup,
     Diagnosis,
     DiagnosisRow,
     Group,
@@ -348,4 +350,49 @@ def _remote(remotes: dict[str, HostDocuments]) -> Remote:
         verify=tuple(verify),
         latency=side_by_side([(h, machine_label(b), b) for h, b in benches]) if benches else None,
         benches=tuple((h, build_latency(b, None)) for h, b in benches),
+        boards=tuple(_board(name, docs) for name, docs in remotes.items()),
+    )
+
+
+def _board(name: str, docs: HostDocuments) -> BoardGroup:
+    """One board's group: its verify rows and its bench's batch-1 best p50, artifact by artifact."""
+    both = [d for d in (docs.verify, docs.bench) if d is not None]
+    info = next((d.remote for d in both if d.remote is not None), None)
+    cpu = next((d.environment.cpu for d in both if d.environment.cpu is not None), None)
+    seconds: list[tuple[str, float]] = []
+    for kind, doc in (("verify", docs.verify), ("bench", docs.bench)):
+        r = doc.remote if doc is not None else None
+        if r is None:
+            continue
+        if r.acquire_seconds is not None:
+            seconds.append((f"acquire ({kind})", r.acquire_seconds))
+        if r.setup_seconds is not None:
+            seconds.append((f"set-up ({kind}, {r.setup or 'environment'})", r.setup_seconds))
+        if r.seconds is not None:
+            seconds.append((kind, r.seconds))
+    best: dict[str, tuple[float, int | None]] = {}
+    for row in bench_rows(docs.bench):
+        if row.batch_size == 1 and (row.artifact not in best or row.p50_ms < best[row.artifact][0]):
+            best[row.artifact] = (row.p50_ms, row.threads)
+    verified = {row.artifact: row for row in docs.verify.results} if docs.verify is not None else {}
+    names = list(dict.fromkeys([*verified, *best]))
+    if info is None:
+        source = "SSH host"
+    else:
+        source = "labgrid place" if info.place else "inventory board" if info.board else "SSH host"
+    return BoardGroup(
+        name=name,
+        source=source,
+        ssh=info.host if info is not None else name,
+        coordinator=info.coordinator if info is not None else None,
+        tags=tuple(sorted((info.tags or {}).items())) if info is not None else (),
+        lock_owner=info.lock_owner if info is not None else None,
+        machine=machine_label(both[0]) if both else "unknown machine",
+        isa_class=cpu.isa_class if cpu is not None else "unknown",
+        features=tuple(cpu.features) if cpu is not None else (),
+        seconds=tuple(seconds),
+        artifacts=tuple(
+            BoardArtifact(a, verified.get(a), best[a][0] if a in best else None, best[a][1] if a in best else None)
+            for a in names
+        ),
     )

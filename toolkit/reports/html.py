@@ -88,6 +88,8 @@ def render(report: Report) -> str:
     if any(r.mcu for r in runs):
         nav.append(("mcu", "Microcontrollers"))
     nav.append(("latency", "Latency"))
+    if report.remote and report.remote.boards:
+        nav.append(("boards", "Boards"))
     if report.remote:
         nav.append(("remote", "Remote boards"))
     return str(

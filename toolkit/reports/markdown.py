@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Final
 from toolkit.reports.fmt import DASH, integer, interval, ms, ms_sig, size
 from toolkit.reports.mcu import mcu_markdown
 from toolkit.reports.model import (
+    BoardGroup,
     Diagnosis,
     Latency,
     ModelView,
@@ -427,8 +428,48 @@ def _side_by_side(s: SideBySide) -> str:
     return table(header, [[name, *(ms(v) for v in cells)] for name, cells in s.rows])
 
 
+def board_where(b: BoardGroup) -> str:
+    """`labgrid place `pi-a` at 127.0.0.1:20408 (board=pi), reached as root@10.0.0.5, held by host:edgekit-1/me`."""
+    tags = f" ({', '.join(f'{k}={v}' for k, v in b.tags)})" if b.tags else ""
+    at = f" at {b.coordinator}" if b.coordinator else ""
+    held = f", held by {b.lock_owner}" if b.lock_owner else ""
+    return f"{b.source} `{b.name}`{at}{tags}, reached as {b.ssh}{held}"
+
+
+def _boards(boards: tuple[BoardGroup, ...]) -> list[str]:
+    out = ["## Boards", "", "Each board's verify results beside its bench rows, and where they came from.", ""]
+    for b in boards:
+        features = " ".join(b.features) or "none checked"
+        times = ", ".join(f"{what} {s:.1f} s" for what, s in b.seconds)
+        out += [
+            f"### {b.name}",
+            "",
+            f"{board_where(b)}.",
+            "",
+            f"Machine: {b.machine}; ISA class **{b.isa_class}**, ISA features: {features}.",
+            "",
+        ]
+        if times:
+            out += [f"Times: {times}.", ""]
+        rows = [
+            [
+                a.artifact,
+                DASH if a.verify is None else _num(a.verify.max_abs_diff, ".2e"),
+                DASH if a.verify is None or a.verify.accuracy is None else f"{100 * a.verify.accuracy:.2f} %",
+                DASH if a.verify is None else ("pass" if a.verify.passed else "**FAIL**"),
+                ms(a.p50_ms) if a.p50_ms is not None else DASH,
+                DASH if a.threads is None else str(a.threads),
+            ]
+            for a in b.artifacts
+        ]
+        header = ["artifact", "max |Δp| vs desktop", "golden accuracy", "verify", "b1 p50 (ms)", "threads"]
+        out += [table(header, rows, "lrrlrr"), ""]
+    return out
+
+
 def _remote(remote: Remote) -> list[str]:
-    out = ["", "## Remote boards", ""]
+    out = ["", *_boards(remote.boards)] if remote.boards else [""]
+    out += ["## Remote boards", ""]
     if remote.verify:
         rows = [
             [

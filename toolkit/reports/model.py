@@ -367,12 +367,43 @@ class HostVerify:
 
 
 @dataclass(frozen=True)
+class BoardArtifact:
+    """One artifact on one board: its verify row (None: not verified there) beside its batch-1 p50 at the
+    best thread count (None: not benchmarked there)."""
+
+    artifact: str
+    verify: VerifyRow | None
+    p50_ms: float | None
+    threads: int | None
+
+
+@dataclass(frozen=True)
+class BoardGroup:
+    """One board's results together: where they came from (a labgrid place, an inventory entry or an SSH host),
+    its CPU (ISA class and features), how long each step took, and verify and bench side by side per artifact."""
+
+    name: str
+    source: str  # "labgrid place", "inventory board" or "SSH host"
+    ssh: str  # the ssh destination
+    coordinator: str | None
+    tags: tuple[tuple[str, str], ...]
+    lock_owner: str | None
+    machine: str
+    isa_class: str
+    features: tuple[str, ...]
+    seconds: tuple[tuple[str, float], ...]  # ("acquire", s), ("set-up verify", s) … in the order they ran
+    artifacts: tuple[BoardArtifact, ...]
+
+
+@dataclass(frozen=True)
 class Remote:
-    """Boards reached over SSH (`bench --remote`, `verify --remote`), beside the run they belong to."""
+    """Boards reached over SSH (`bench --remote`, `verify --remote`, `--place`/`--farm`/`--inventory`), beside the
+    run they belong to; `boards` groups each board's verify and bench results."""
 
     verify: tuple[HostVerify, ...]
     latency: SideBySide | None
     benches: tuple[tuple[str, Latency], ...]  # (host, its latency)
+    boards: tuple[BoardGroup, ...] = ()
 
 
 @dataclass(frozen=True)

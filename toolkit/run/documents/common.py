@@ -130,6 +130,16 @@ class RemoteInfo(Part):
         default=None, description='Where the dependencies came from: "index" or "wheelhouse".'
     )
     copy_mode: str | None = Field(default=None, description='How files were copied: "scp", "scp-legacy" or "stream".')
+    board: str | None = Field(
+        default=None, description="The board's name when it is not `host`: a labgrid place or an inventory entry."
+    )
+    place: str | None = Field(default=None, description="The labgrid place that produced this file (--place/--farm).")
+    coordinator: str | None = Field(default=None, description="The labgrid coordinator (HOST:PORT) of `place`.")
+    lock_owner: str | None = Field(default=None, description='Who held `place` meanwhile, labgrid\'s "HOST/USER".')
+    tags: dict[str, str] | None = Field(default=None, description="The place's (or inventory board's) tags.")
+    acquire_seconds: float | None = Field(
+        default=None, description="From the first acquire attempt to holding the place (waits for a busy place)."
+    )
 
 
 def _model_spec(value: Any) -> ModelSpec:
