@@ -122,7 +122,7 @@ def mcu(
 
     Measures the smallest tensor arena (TFLM reference kernels, on this host), checks every test image
     against LiteRT and Keras, and writes mcu/<artifact>/model_data.h, model_data.cc, main_example.cc and
-    mcu.json. Needs the `mcu` extra: pip install 'edgekit[mcu]'.
+    mcu.json. Needs the `mcu` extra: pip install 'edgekit\\[mcu]'.
     Example: [b]edgekit mcu runs/latest[/]
     """
     import toolkit

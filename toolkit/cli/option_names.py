@@ -104,8 +104,8 @@ def conflicts(names: dict[str, Name]) -> list[str]:
 
 
 def _cell(text: str) -> str:
-    text = re.sub(r"\[/?[a-z ]*\]", "", text)  # Rich markup: [b]…[/]
-    return text.replace("|", "\\|").replace("\n", " ")
+    text = re.sub(r"(?<!\\)\[/?[a-z ]*\]", "", text)  # Rich markup: [b]…[/]; \[ is a literal bracket
+    return text.replace("\\[", "[").replace("|", "\\|").replace("\n", " ")
 
 
 def _commands(uses: list[tuple[str, bool]], every: set[str]) -> str:

@@ -415,7 +415,7 @@ ExtraRuntimeOpt = Annotated[
         "--runtime",
         "-r",
         help="Also export and measure for this runtime; repeat for several. openvino: IR fp32, fp16 and int8 (NNCF), "
-        "converted from the onnx-fp32 export (pip install 'edgekit[openvino-int8]').",
+        "converted from the onnx-fp32 export (pip install 'edgekit\\[openvino-int8]').",
         rich_help_panel="Export",
     ),
 ]
@@ -572,7 +572,7 @@ PlaceOpt = Annotated[
     typer.Option(
         "--place",
         help="Run on this labgrid place (acquired exclusively, reached through its NetworkService, released "
-        "afterwards), or this board of --inventory; repeat for several, run in parallel. Needs edgekit[farm].",
+        "afterwards), or this board of --inventory; repeat for several, run in parallel. Needs edgekit\\[farm].",
         metavar="PLACE",
         rich_help_panel=RemotePanel,
         show_default=False,
@@ -603,7 +603,7 @@ InventoryOpt = Annotated[
     Path | None,
     typer.Option(
         "--inventory",
-        help="TOML file of SSH boards ([boards.NAME] host, port, tags) for a fan-out without labgrid: all of them, "
+        help="TOML file of SSH boards (\\[boards.NAME] host, port, tags) for a fan-out without labgrid: all of them, "
         "or those picked by --place/--farm.",
         metavar="FILE",
         rich_help_panel=RemotePanel,
