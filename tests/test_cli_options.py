@@ -88,3 +88,21 @@ def test_help_texts_quote_the_tolerance_module() -> None:
     verify = flat(CliRunner().invoke(app, ["verify", "--help"], env={"COLUMNS": "200"}).output)
     assert flat(PARITY_HELP) in parity and flat(MACHINE_HELP) in parity
     assert flat(MACHINE_HELP) in verify and "_HELP}" not in parity + verify
+
+
+def test_no_help_text_loses_a_bracketed_word_to_rich_markup() -> None:
+    """Rich reads `[farm]` in `edgekit[farm]` as a style tag and drops it: brackets meant as text are escaped
+    (`\\[`), so what is printed keeps every bracketed word that is not one of the styles the texts use."""
+    import re
+
+    from rich.text import Text
+
+    styles = re.compile(r"(?<!\\)\[/?(?:b|i|bold|dim|italic|code)?\]")
+    texts: list[str] = []
+    group = typer.main.get_command(app)
+    assert hasattr(group, "commands")
+    for name, command in group.commands.items():
+        texts.append(f"{name}: {command.help or ''}")
+        texts.extend(f"{name} {p.name}: {getattr(p, 'help', None) or ''}" for p in command.params)
+    lost = [t for t in texts if Text.from_markup(t).plain != styles.sub("", t).replace("\\[", "[")]
+    assert lost == []

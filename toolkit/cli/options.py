@@ -327,7 +327,7 @@ MethodOpt = Annotated[
     typer.Option(
         "--method",
         help="adaptive: measure each configuration until its median is known to --median-precision, and measure on "
-        "only where the decision is; fixed: every configuration ≥ 1024 runs and ≥ 2 s. [default: adaptive]",
+        "only where the decision is; fixed: every configuration ≥ 1024 runs and ≥ 2 s. \\[default: adaptive]",
         rich_help_panel="Benchmark",
     ),
 ]
@@ -336,7 +336,7 @@ MedianPrecisionOpt = Annotated[
     typer.Option(
         "--median-precision",
         metavar="<percent>",
-        help="adaptive: stop when the 95 % interval of the median is within ± this (e.g. 2% or 1). [default: 2%]",
+        help="adaptive: stop when the 95 % interval of the median is within ± this (e.g. 2% or 1). \\[default: 2%]",
         rich_help_panel="Benchmark",
     ),
 ]
@@ -358,7 +358,7 @@ ProcessesOpt = Annotated[
         min=1,
         max=20,
         help="Fresh processes each leader of the recommendation is measured in; a tie is judged on how far apart "
-        "they land (1: one process per configuration). [default: 3]",
+        "they land (1: one process per configuration). \\[default: 3]",
         rich_help_panel="Benchmark",
     ),
 ]
