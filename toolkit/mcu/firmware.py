@@ -148,7 +148,7 @@ constexpr int kSampleClass = {expected};
 
 int main() {{
   const int got = Classify(kSampleImage, sizeof(kSampleImage));
-  printf("class %d (expected %d)\n", got, kSampleClass);
+  printf("class %d (expected %d)\\n", got, kSampleClass);
   return got == kSampleClass ? 0 : 1;
 }}
 #endif  // EDGEKIT_NO_MAIN
