@@ -339,8 +339,8 @@ class Sizes:
     flash_tflm: int  # TFLM, its kernels and CMSIS-NN
     flash_rest: int  # start-up, newlib (stdio through semihosting), the runner
     ram_tflm: int  # TFLM's data and bss (not the arena)
-    ram_rest: int  # the rest's data and bss, without the tensor arena and the runner's image buffer
-    arena_buffer: int  # the runner's static arena (its size is chosen, not needed)
+    ram_rest: int  # the rest's data and bss, without the static tensor arena
+    arena_buffer: int  # the static arena (the runner's size is chosen, not needed)
 
     @property
     def flash(self) -> int:
@@ -358,7 +358,7 @@ _IN_REST = re.compile(r"^\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S.*)$")
 
 
 def map_sizes(map_text: str, cache_dir: Path) -> dict[tuple[str, str], int]:
-    """{(output section, owner): bytes} from a GNU ld map; owner is model, tflm, arena, image or rest."""
+    """{(output section, owner): bytes} from a GNU ld map; owner is model, tflm, arena or rest."""
     sizes: dict[tuple[str, str], int] = {}
     out = ""
     pending = ""
@@ -392,8 +392,6 @@ def map_sizes(map_text: str, cache_dir: Path) -> dict[tuple[str, str], int]:
             owner = "model"
         elif "tensor_arena" in name:
             owner = "arena"
-        elif name.endswith("._ZL5image") or name.endswith(".image"):
-            owner = "image"
         else:
             owner = "rest"
         sizes[(out, owner)] = sizes.get((out, owner), 0) + size
@@ -413,7 +411,6 @@ def size_of(elf: Path, map_path: Path, cache_dir: Path) -> Sizes:
     model = total("model", ram=False)
     tflm = total("tflm", ram=False)
     arena = sum(v for (s, o), v in parts.items() if o == "arena")
-    image = sum(v for (s, o), v in parts.items() if o == "image")
     ram_tflm = total("tflm", ram=True)
     return Sizes(
         text=text,
@@ -423,7 +420,7 @@ def size_of(elf: Path, map_path: Path, cache_dir: Path) -> Sizes:
         flash_tflm=tflm,
         flash_rest=text + data - model - tflm,
         ram_tflm=ram_tflm,
-        ram_rest=data + bss - ram_tflm - arena - image,
+        ram_rest=data + bss - ram_tflm - arena,
         arena_buffer=arena,
     )
 

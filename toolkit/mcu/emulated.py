@@ -82,7 +82,8 @@ def boot(core: Core, elf: Path, workdir: Path, timeout: float) -> str:
     if done.returncode != 0 or "edgekit done" not in text:
         errors = [m.group(2) for m in _LINE.finditer(text) if m.group(1) == "error"]
         why = f"firmware error {errors[0]}" if errors else f"exit code {done.returncode}"
-        raise McuError(f"the firmware failed on QEMU {core.machine} ({why}); {text.strip()[-200:] or 'no output'}")
+        last = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "no output")
+        raise McuError(f"the firmware failed on QEMU {core.machine} ({why}): {last[:200]}")
     return text
 
 

@@ -182,7 +182,7 @@ def emulate_artifact(
     results = []
     for core_name in dict.fromkeys(b.emulated_core for b in boards if b.emulated_core):
         core = CORES[core_name]
-        limit = core.ram_length - 256 * 1024  # the runner's image buffer, newlib and the stack need the rest
+        limit = core.ram_length - 256 * 1024  # newlib's heap (stdio buffers) and the stack need the rest
         arena_max = min(max(4 * arena.min_bytes, 64 * 1024), limit) // 16 * 16
         if arena.min_bytes > limit:
             raise McuError(

@@ -130,7 +130,7 @@ class McuFirmwareSize(Part):
     flash_tflm: int = Field(description="TFLM's runtime, the model's kernels and CMSIS-NN.")
     flash_rest: int = Field(description="Start-up, newlib (stdio through semihosting) and the runner.")
     ram_tflm: int = Field(description="TFLM's own data and bss (the arena aside).")
-    ram_rest: int = Field(description="The rest's data and bss, without the arena and the runner's image buffer.")
+    ram_rest: int = Field(description="The rest's data and bss, without the static tensor arena.")
 
 
 class McuEmulated(Part):
