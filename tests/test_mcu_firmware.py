@@ -202,3 +202,18 @@ def test_kernel_sources_follow_the_ops() -> None:
     with pytest.raises(McuError) as err:
         B.kernel_sources(src, "reference", ("NO_SUCH_OP",))
     assert "NO_SUCH_OP" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.slow
+@needs_tools
+def test_report_shows_the_emulated_firmware(emulated: tuple[Path, dict]) -> None:
+    from toolkit.reports import write_report
+
+    run, doc = emulated
+    (res,) = doc["results"]
+    md_path, html_path = write_report(run)
+    for text in (md_path.read_text(), html_path.read_text()):
+        assert "Firmware on emulated Cortex-M cores" in text and "cortex-m4 cmsis_nn" in text
+        for e in res["emulated"]:
+            assert f"{e['arena_used_bytes']:,} B" in text and f"{e['size']['flash_tflm']:,} B" in text
+        assert "not a latency" in text and "Cortex-M0+" in text
