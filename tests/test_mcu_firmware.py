@@ -109,7 +109,8 @@ def test_firmware_on_emulated_m4(emulated: tuple[Path, dict]) -> None:
         assert size["flash_model"] - res["flash"]["model_bytes"] < 16
         assert size["flash_model"] + size["flash_tflm"] + size["flash_rest"] == size["flash_bytes"]
         assert 0 < size["flash_tflm"] < size["flash_bytes"] and size["flash_rest"] > 0
-        assert e["ram_needed_bytes"] == e["min_arena_bytes"] + size["ram_tflm"] + size["ram_rest"]
+        assert 512 <= e["stack_bytes"] < 64 * 1024  # below the painted region's top gap would be a failed paint
+        assert e["ram_needed_bytes"] == e["min_arena_bytes"] + size["ram_tflm"] + size["ram_rest"] + e["stack_bytes"]
         assert (run / e["elf"]).is_file()
         assert e["instructions_per_inference"] > 0
     # CMSIS-NN's kernels were the ones linked: more kernel code (its own library) and far fewer instructions.

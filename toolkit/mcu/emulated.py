@@ -42,6 +42,7 @@ class Emulated:
     sizes: Sizes
     outputs: np.ndarray  # raw int8 [N, ...] as the firmware wrote them
     instructions_per_inference: float | None
+    stack_bytes: int  # the deepest stack below main (painted region)
     seconds: float  # QEMU's wall time for the whole run (bisection included)
     library: Library
     qemu: str
@@ -122,6 +123,9 @@ def run_emulated(
     images, ticks = got["images"]
     if images != len(native):
         raise McuError(f"the firmware ran {images} of {len(native)} images on QEMU {core.machine}")
+    stack, painted = got["stack_bytes"]
+    if stack >= painted:
+        raise McuError(f"the firmware used more than the {painted:,} bytes of stack edgekit measures on {core.machine}")
     loop, loop_ticks = got["calibration"]
     per_tick = (2 * loop + CALIBRATION_EXTRA) / loop_ticks if loop_ticks else None
     return Emulated(
@@ -132,6 +136,7 @@ def run_emulated(
         sizes=sizes,
         outputs=raw.reshape(len(native), -1),
         instructions_per_inference=None if per_tick is None or not images else ticks * per_tick / images,
+        stack_bytes=stack,
         seconds=seconds,
         library=lib,
         qemu=qemu_version(),

@@ -226,7 +226,8 @@ def emulate_artifact(
                         "arena_used_bytes": e.arena_used_bytes,
                         "min_arena_bytes": e.min_arena_bytes,
                         "size": size,
-                        "ram_needed_bytes": e.min_arena_bytes + s.ram_without_arena,
+                        "stack_bytes": e.stack_bytes,
+                        "ram_needed_bytes": e.min_arena_bytes + s.ram_without_arena + e.stack_bytes,
                         "images": len(seen.native),
                         "accuracy": row.accuracy,
                         "keras_accuracy": keras_acc,
@@ -263,7 +264,7 @@ def board_fits(arena: Arena, model_bytes: int, emulated: list[McuEmulated] | Non
         if e is not None:
             how = (
                 f"measured on QEMU {e.machine} with CMSIS-NN kernels: RAM = smallest arena + TFLM's and the "
-                "firmware's data and bss (stack not counted); flash = the image's text + data"
+                "firmware's data and bss + the deepest stack; flash = the image's text + data"
             )
             fits_list.append(fits(e.ram_needed_bytes, e.size.flash_bytes, b, how))
         else:

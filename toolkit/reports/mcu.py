@@ -67,7 +67,8 @@ def emulated_facts(runs: tuple[McuEmulated, ...]) -> tuple[list[str], list[list[
         row("flash: TFLM + kernels", [b(e.size.flash_tflm) for e in runs]),
         row("flash: the rest (start-up, newlib, runner)", [b(e.size.flash_rest) for e in runs]),
         row("flash in all (text + data)", [b(e.size.flash_bytes) for e in runs]),
-        row("RAM needed (arena + data + bss, no stack)", [b(e.ram_needed_bytes) for e in runs]),
+        row("stack (deepest, painted)", [b(e.stack_bytes) for e in runs]),
+        row("RAM needed (arena + data + bss + stack)", [b(e.ram_needed_bytes) for e in runs]),
         row("images", [integer(e.images) for e in runs]),
         row("accuracy (Keras)", [f"{pct(e.accuracy)} ({pct(e.keras_accuracy)})" for e in runs]),
         row(

@@ -3,7 +3,8 @@
 //   arena_used_bytes  MicroInterpreter::arena_used_bytes() after AllocateTensors in the full arena;
 //   min_arena_bytes   the smallest arena (a multiple of 16) in which AllocateTensors succeeds (bisection);
 //   images N ticks    every image of edgekit_in.bin run in that smallest arena, outputs to edgekit_out.bin;
-//   calibration       SysTick ticks over a loop of known instruction count (ticks to instructions).
+//   calibration       SysTick ticks over a loop of known instruction count (ticks to instructions);
+//   stack_bytes       the deepest stack below main's frame over all of the above (a painted region).
 #include <cstdint>
 #include <cstdio>
 
@@ -19,6 +20,23 @@ extern "C" void edgekit_ticks_start(void);
 extern "C" uint64_t edgekit_ticks(void);
 
 alignas(16) static uint8_t tensor_arena[EDGEKIT_ARENA_MAX];
+
+// The stack below main is painted with a pattern first; the lowest overwritten word is the deepest use.
+constexpr uint32_t kPaintBytes = 64 * 1024;
+constexpr uint32_t kPattern = 0xA5A5A5A5u;
+constexpr uint32_t kPaintGap = 512;  // left unpainted under main's frame: PaintStack's own frame lives there
+
+__attribute__((noinline)) static uint32_t* PaintStack(uintptr_t main_sp) {
+  volatile uint32_t* low = reinterpret_cast<volatile uint32_t*>(main_sp - kPaintGap - kPaintBytes);
+  for (uint32_t i = 0; i < kPaintBytes / 4; ++i) low[i] = kPattern;
+  return const_cast<uint32_t*>(low);
+}
+
+static uint32_t StackUsed(const uint32_t* low, uintptr_t main_sp) {
+  const volatile uint32_t* p = low;
+  while (reinterpret_cast<uintptr_t>(p) < main_sp - kPaintGap && *p == kPattern) ++p;
+  return static_cast<uint32_t>(main_sp - reinterpret_cast<uintptr_t>(p));
+}
 
 static bool Allocates(const tflite::Model* model, ModelOpResolver& resolver, size_t size) {
   tflite::MicroInterpreter interpreter(model, resolver, tensor_arena, size);
@@ -39,6 +57,9 @@ static uint64_t LoopTicks(uint32_t count) {
 }
 
 int main() {
+  uintptr_t main_sp;
+  __asm__ volatile("mov %0, sp" : "=r"(main_sp));
+  uint32_t* painted = PaintStack(main_sp);
   edgekit_ticks_start();
   static ModelOpResolver resolver;
   if (RegisterModelOps(resolver) != kTfLiteOk) {
@@ -95,6 +116,7 @@ int main() {
   fclose(in);
   fclose(out);
   printf("edgekit images %u %llu\n", images, (unsigned long long)ticks);
+  printf("edgekit stack_bytes %u %u\n", (unsigned)StackUsed(painted, main_sp), (unsigned)kPaintBytes);
   printf("edgekit done\n");
   return 0;
 }

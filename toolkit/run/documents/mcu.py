@@ -143,7 +143,11 @@ class McuEmulated(Part):
     arena_used_bytes: int = Field(description="MicroInterpreter::arena_used_bytes() on the emulated core.")
     min_arena_bytes: int = Field(description="The smallest arena (multiple of 16) in which AllocateTensors succeeds.")
     size: McuFirmwareSize
-    ram_needed_bytes: int = Field(description="min_arena_bytes + TFLM's and the rest's data and bss (no stack).")
+    stack_bytes: int = Field(
+        description="The deepest stack below main over the whole run (TFLM, newlib's stdio over semihosting), "
+        "measured by painting 64 KiB under main's frame: an upper bound for TFLM's own."
+    )
+    ram_needed_bytes: int = Field(description="min_arena_bytes + the image's data and bss + stack_bytes.")
     images: int
     accuracy: float
     keras_accuracy: float
