@@ -190,12 +190,14 @@ def mcu(
 ) -> None:
     """Run the int8 model in TensorFlow Lite Micro: op check, arena, flash, parity and which boards it fits.
 
+    With --board (e.g. [b]edgekit mcu runs/latest --board nano33ble[/]): also builds the firmware with TFLM
+    (CMSIS-NN and reference kernels) for the board's Cortex-M core, runs it on QEMU's MPS2 machine and
+    reports the arena, flash, stack and parity measured there.
+
     Measures the smallest tensor arena (TFLM reference kernels, on this host), checks every test image
     against LiteRT and Keras, and writes mcu/<artifact>/model_data.h, model_data.cc, main_example.cc and
     mcu.json. Needs the `mcu` extra: pip install 'edgekit[mcu]'.
-    With --board: builds the firmware with TFLM (CMSIS-NN and reference kernels) for the board's Cortex-M core,
-    runs it on QEMU's MPS2 machine and reports the arena, flash and parity measured there.
-    Example: [b]edgekit mcu runs/latest --board nano33ble[/]
+    Example: [b]edgekit mcu runs/latest[/]
     """
     import toolkit
     from toolkit.cli.show import _load_data
