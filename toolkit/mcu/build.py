@@ -287,7 +287,9 @@ def _run(cmd: list[str], what: str, cwd: Path | None = None) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=cwd)
     if done.returncode != 0:
         text = done.stderr or done.stdout
-        lines = [ln for ln in text.splitlines() if "error" in ln] or text.splitlines()
+        # the compiler's "error:" line, or the linker's first undefined symbol (before collect2's summary)
+        lines = [ln for ln in text.splitlines() if "error:" in ln or "undefined reference" in ln]
+        lines = [ln for ln in lines if "collect2" not in ln] or lines or text.splitlines()
         raise McuError(f"{what} failed: {(lines[:1] or ['no message'])[0][:300]}")
 
 
