@@ -22,70 +22,6 @@ from toolkit.mcu.tflm import McuError, TflmModel, read_model, require_int8, try_
 
 LIMIT = 300
 
-# The TFLM types the generated files use, declared as TFLM declares them (names and signatures only), so
-# that g++ checks syntax and types without a TFLM build. The resolver lists only the Add* methods TFLM has.
-_STUB_OPS = [
-    "AddConv2D",
-    "AddDepthwiseConv2D",
-    "AddMaxPool2D",
-    "AddAveragePool2D",
-    "AddShape",
-    "AddStridedSlice",
-    "AddPack",
-    "AddReshape",
-    "AddFullyConnected",
-    "AddSoftmax",
-    "AddMean",
-    "AddQuantize",
-    "AddDequantize",
-    "AddAdd",
-    "AddMul",
-    "AddRelu",
-    "AddLogistic",
-    "AddConcatenation",  # the two-input model of tests/test_mcu_several.py joins its branches
-]
-_STUBS = {
-    "tensorflow/lite/c/common.h": """#pragma once
-#include <cstddef>
-#include <cstdint>
-typedef enum { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;
-typedef struct { int size; int data[8]; } TfLiteIntArray;
-typedef union { int8_t* int8; float* f; } TfLitePtrUnion;
-typedef struct { TfLitePtrUnion data; TfLiteIntArray* dims; size_t bytes; } TfLiteTensor;
-""",
-    "tensorflow/lite/micro/micro_mutable_op_resolver.h": """#pragma once
-#include "tensorflow/lite/c/common.h"
-namespace tflite {
-class MicroOpResolver { public: virtual ~MicroOpResolver() = default; };
-template <unsigned int tOpCount>
-class MicroMutableOpResolver : public MicroOpResolver {
- public:
-"""
-    + "".join(f"  TfLiteStatus {m}();\n" for m in _STUB_OPS)
-    + "};\n}  // namespace tflite\n",
-    "tensorflow/lite/micro/micro_interpreter.h": """#pragma once
-#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
-#include "tensorflow/lite/schema/schema_generated.h"
-namespace tflite {
-class MicroInterpreter {
- public:
-  MicroInterpreter(const Model* model, const MicroOpResolver& op_resolver, uint8_t* tensor_arena,
-                   size_t tensor_arena_size);
-  TfLiteStatus AllocateTensors();
-  TfLiteStatus Invoke();
-  TfLiteTensor* input(size_t index);
-  TfLiteTensor* output(size_t index);
-};
-}  // namespace tflite
-""",
-    "tensorflow/lite/schema/schema_generated.h": """#pragma once
-namespace tflite {
-struct Model;
-const Model* GetModel(const void* buf);
-}  // namespace tflite
-""",
-}
-
 
 @pytest.fixture(scope="module")
 def mcu_run(small_run: Path, tmp_path_factory: pytest.TempPathFactory, mnist) -> tuple[Path, dict]:
@@ -145,6 +81,7 @@ def test_reported_arena_runs_and_less_fails(mcu_run: tuple[Path, dict]) -> None:
 DATASHEETS = {
     "Arduino Nano 33 BLE Sense": (256, 1024),
     "STM32F746G-DISCO": (320, 1024),
+    "nRF5340 DK": (512, 1024),
     "Raspberry Pi Pico": (264, 2048),
     "ESP32-S3 (DevKitC-1)": (512, None),
 }
@@ -259,9 +196,8 @@ def test_resolver_method_names() -> None:
     assert resolver_method("STRIDED_SLICE") == "AddStridedSlice"
 
 
-@pytest.mark.skipif(shutil.which("g++") is None, reason="no host C++ compiler")
-def test_firmware_files_compile(mcu_run: tuple[Path, dict], tmp_path: Path) -> None:
-    """Syntax and types only, against stub TFLM headers (above): no TFLM library is built or linked."""
+def test_firmware_files(mcu_run: tuple[Path, dict]) -> None:
+    """What the generated files declare; tests/test_mcu_firmware.py builds and runs them with TFLM on a Cortex-M4."""
     run, doc = mcu_run
     (res,) = doc["results"]
     out = run / "mcu" / "tflite-int8"
@@ -269,17 +205,8 @@ def test_firmware_files_compile(mcu_run: tuple[Path, dict], tmp_path: Path) -> N
     assert f"constexpr size_t kModelDataLen = {res['flash']['model_bytes']};" in header
     assert f"constexpr size_t kTensorArenaSize = {res['arena']['recommended_bytes']};" in header
     assert "alignas(16) const unsigned char g_model_data[]" in (out / "model_data.cc").read_text()
-    for rel, text in _STUBS.items():
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text(text)
-    for src in ("model_data.cc", "main_example.cc"):
-        proc = subprocess.run(
-            ["g++", "-std=c++17", "-fsyntax-only", "-Wall", "-I", str(tmp_path), "-I", str(out), str(out / src)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert proc.returncode == 0, proc.stderr
+    example = (out / "main_example.cc").read_text()
+    assert "int Classify(" in example and "int main()" in example and "kSampleImage[784]" in example
 
 
 def test_cli_mcu_prints_tables(mcu_run: tuple[Path, dict], edgekit) -> None:  # type: ignore[no-untyped-def]

@@ -19,6 +19,8 @@ def mcu(
     limit: int | None = None,
     data: str | Path | Mnist | None = None,
     progress: ProgressCallback | None = None,
+    boards: Sequence[str] | None = None,
+    emulated_images: int = 500,
 ) -> McuDocument:
     """Run each full-int8 TFLite artifact in TFLM: op check, measured arena, flash, parity, boards, firmware.
 
@@ -31,6 +33,10 @@ def mcu(
         limit: the first N test images (default: the whole test split).
         data: the test data: the run's own when None (dataset.json, or shipped MNIST for a reference run);
             else an .npz, a folder of images per class, an MNIST source (see `toolkit.load_data`) or data loaded.
+        boards: board keys of `toolkit.mcu.boards.BOARDS` (or "all"): build the firmware with TFLM for each one's
+            Cortex-M core (CMSIS-NN and reference kernels), run it on QEMU's MPS2 machine over the first
+            `emulated_images` test images, and size those boards with what it measured. Needs the Debian
+            packages gcc-arm-none-eabi, libnewlib-arm-none-eabi, libstdc++-arm-none-eabi-newlib, qemu-system-arm.
     """
     from toolkit.mcu.step import mcu_step
     from toolkit.mcu.tflm import load_tflm
@@ -41,5 +47,11 @@ def mcu(
     run = layout.resolve_run_dir(Path(run_dir))
     with run_lock(run):
         return mcu_step(
-            run, artifact_names=list(artifacts) if artifacts else None, limit=limit, data=data, progress=progress
+            run,
+            artifact_names=list(artifacts) if artifacts else None,
+            limit=limit,
+            data=data,
+            progress=progress,
+            boards=list(boards) if boards else None,
+            emulated_images=emulated_images,
         )

@@ -12,15 +12,19 @@ from toolkit.cli.options import (
     RUNS_DIR,
     AllowUnverifiedOpt,
     DataOpt,
+    EmulatedImagesOpt,
     Int8ArtifactsOpt,
     LimitOpt,
+    McuBoardsOpt,
     RunDirArg,
     RunsDirOpt,
     resolve_run,
 )
 
 if TYPE_CHECKING:
-    from toolkit.run.documents import McuBoardFit, McuDocument, McuParity
+    from collections.abc import Callable
+
+    from toolkit.run.documents import McuBoardFit, McuDocument, McuEmulated, McuParity
 
 
 def _kb(n: int | None) -> str:
@@ -42,23 +46,39 @@ def _print(doc: McuDocument) -> None:
             ["  head: activations + per-op scratch", _kb(arena.head_bytes)],
             ["  tail: persistent", _kb(arena.tail_bytes)],
             ["flash: model", _kb(flash.model_bytes)],
-            ["flash: TFLM code", f"≥ {_kb(flash.runtime_code_min_bytes)} (cited, not measured)"],
+            *(
+                [["flash: TFLM code", f"≥ {_kb(flash.runtime_code_min_bytes)} (cited, not measured)"]]
+                if not r.emulated
+                else []
+            ),
             ["ops", ", ".join(r.ops)],
             *(_single_rows(par) if par.outputs is None else _output_rows(par)),
             ["parity", "pass" if par.passed else "FAIL: " + "; ".join(par.failures)],
         ]
         title = f"{r.artifact} in TensorFlow Lite Micro (host, reference kernels)"
         out.print(rich_table(title, ["", "value"], rows))
+        if r.emulated:
+            _print_emulated(r.emulated)
         board_rows = [_board_row(b) for b in r.boards]
+        title = (
+            "fits on (emulated cores: measured firmware; others: host estimate)"
+            if r.emulated
+            else "fits on (RAM: recommended arena; flash: model + 16 KiB TFLM core runtime)"
+        )
         out.print(
             rich_table(
-                "fits on (RAM: recommended arena; flash: model + 16 KiB TFLM core runtime)",
-                ["board", "core", "RAM", "RAM left", "flash", "flash left", "fits"],
+                title,
+                ["board", "core", "RAM needed", "RAM left", "flash needed", "flash left", "fits", "sized"],
                 board_rows,
             )
         )
         out.print(f"  {escape(arena.measured_with)}; margin: {escape(arena.margin_reason)}.", highlight=False)
-        out.print(f"  flash: {escape(flash.note)}. No microcontroller latency: none was run.", highlight=False)
+        if r.emulated:
+            out.print(f"  Instructions: {escape(r.emulated[0].instructions_note)}.", highlight=False)
+            for b in r.boards:
+                out.print(f"  {escape(b.board)}: {escape(b.sized_with or '')}.", highlight=False)
+        else:
+            out.print(f"  flash: {escape(flash.note)}. No microcontroller latency: none was run.", highlight=False)
         out.print(f"  Wrote {escape(', '.join(r.files))}", highlight=False)
     out.print(f"parity.json: {escape(doc.parity_json or '')}", highlight=False)
 
@@ -97,16 +117,64 @@ def _output_rows(par: McuParity) -> list[list[str]]:
     return rows
 
 
+def _print_emulated(runs: list[McuEmulated]) -> None:
+    """One column per firmware run on QEMU (core x kernel set)."""
+    head = ["", *(f"{e.core} {e.kernels}" for e in runs)]
+
+    def row(label: str, cell: Callable[[McuEmulated], str]) -> list[str]:
+        return [label, *(cell(e) for e in runs)]
+
+    rows = [
+        row("QEMU machine", lambda e: e.machine),
+        row("arena used (arena_used_bytes)", lambda e: _kb(e.arena_used_bytes)),
+        row("smallest arena that allocates", lambda e: _kb(e.min_arena_bytes)),
+        row("flash: model", lambda e: _kb(e.size.flash_model)),
+        row("flash: TFLM + kernels", lambda e: _kb(e.size.flash_tflm)),
+        row("flash: the rest (start-up, newlib, runner)", lambda e: _kb(e.size.flash_rest)),
+        row("flash in all (text + data)", lambda e: _kb(e.size.flash_bytes)),
+        row("RAM besides the arena (data + bss)", lambda e: _kb(e.size.ram_tflm + e.size.ram_rest)),
+        row("stack (deepest, painted)", lambda e: _kb(e.stack_bytes)),
+        row("RAM needed (arena + data + bss + stack)", lambda e: _kb(e.ram_needed_bytes)),
+        row("images", lambda e: f"{e.images:,}"),
+        row("accuracy (Keras)", lambda e: f"{e.accuracy:.4f} ({e.keras_accuracy:.4f})"),
+        row("top-1 agreement with LiteRT", lambda e: f"{e.agreement_litert:.4f} ({e.disagreements_litert} differ)"),
+        row("top-1 agreement with Keras", lambda e: f"{e.agreement_keras:.4f} ({e.disagreements_keras} differ)"),
+        row(
+            "max int8 steps vs LiteRT built-in",
+            lambda e: f"{e.max_int8_steps_vs_builtin} (≤ {e.litert_rounding_steps})",
+        ),
+        row("max int8 steps vs LiteRT XNNPACK", lambda e: str(e.max_int8_steps_vs_litert)),
+        row("max int8 steps vs TFLM on the host", lambda e: str(e.max_int8_steps_vs_host_tflm)),
+        row(
+            "instructions per inference (not latency)",
+            lambda e: "-" if e.instructions_per_inference is None else f"{e.instructions_per_inference:,.0f}",
+        ),
+        row("QEMU wall time", lambda e: f"{e.wall_seconds:.1f} s"),
+        row(
+            "TFLM build",
+            lambda e: (
+                "cached"
+                if not e.library_compiled_files
+                else f"{e.library_compiled_files} files, {e.library_seconds:.0f} s"
+            ),
+        ),
+        row("parity", lambda e: "pass" if e.passed else "FAIL: " + "; ".join(e.failures)),
+    ]
+    out.print(rich_table("firmware on emulated Cortex-M (TFLM built with the Arm GNU toolchain)", head, rows))
+
+
 def _board_row(board: McuBoardFit) -> list[str]:
     flash = "by module" if board.flash_bytes is None else _kib(board.flash_bytes)
+    measured = (board.sized_with or "").startswith("measured")
     return [
         board.board,
         board.core,
-        _kib(board.ram_bytes),
+        f"{_kib(board.ram_needed_bytes)} of {_kib(board.ram_bytes)}",
         _kib(board.ram_left_bytes),
-        flash,
+        f"{_kib(board.flash_needed_bytes)} of {flash}",
         _kib(board.flash_left_bytes),
         "yes" if board.fits else "no",
+        "measured" if measured else "host estimate",
     ]
 
 
@@ -117,8 +185,14 @@ def mcu(
     limit: LimitOpt = None,
     data: DataOpt = None,
     allow_unverified: AllowUnverifiedOpt = False,
+    board: McuBoardsOpt = None,
+    emulated_images: EmulatedImagesOpt = 500,
 ) -> None:
     """Run the int8 model in TensorFlow Lite Micro: op check, arena, flash, parity and which boards it fits.
+
+    With --board (e.g. [b]edgekit mcu runs/latest --board nano33ble[/]): also builds the firmware with TFLM
+    (CMSIS-NN and reference kernels) for the board's Cortex-M core, runs it on QEMU's MPS2 machine and
+    reports the arena, flash, stack and parity measured there.
 
     Measures the smallest tensor arena (TFLM reference kernels, on this host), checks every test image
     against LiteRT and Keras, and writes mcu/<artifact>/model_data.h, model_data.cc, main_example.cc and
@@ -131,5 +205,13 @@ def mcu(
     run = resolve_run(run_dir, runs_dir)
     dataset = _load_data(data, allow_unverified, run)
     with progress_bar() as progress:
-        doc = toolkit.mcu(run, artifacts=artifact, limit=limit, data=dataset, progress=progress)
+        doc = toolkit.mcu(
+            run,
+            artifacts=artifact,
+            limit=limit,
+            data=dataset,
+            progress=progress,
+            boards=board,
+            emulated_images=emulated_images,
+        )
     _print(doc)

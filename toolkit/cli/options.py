@@ -275,6 +275,20 @@ BundleArtifactsOpt = Annotated[list[str] | None, typer_option(ARTIFACT, show_def
 LIMIT = OptionSpec("limit", ("--limit", "-n"), "Use only the first N test images.", kind=int, min=1)
 LimitOpt = Annotated[int | None, typer_option(LIMIT, show_default="all")]
 DiagnoseLimitOpt = Annotated[int, typer_option(LIMIT)]
+McuBoardsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--board",
+        help="Build the firmware for this board's core and run it on QEMU (nano33ble, stm32f746g-disco, nrf5340dk, "
+        "or all); repeat. Needs gcc-arm-none-eabi, libnewlib-arm-none-eabi, libstdc++-arm-none-eabi-newlib, "
+        "qemu-system-arm.",
+        show_default="host only",
+    ),
+]
+EmulatedImagesOpt = Annotated[
+    int,
+    typer.Option("--emulated-images", min=1, help="With --board: the first N test images run on the emulated core."),
+]
 
 # -- benchmark ------------------------------------------------------------------------------------
 BatchOpt = Annotated[

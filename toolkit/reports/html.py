@@ -40,8 +40,15 @@ def _environment() -> Any:
         runtime=fmt.runtime_name,
         sci=lambda x: fmt.DASH if x is None else f"{x:.2e}",
         signed=lambda x: fmt.DASH if x is None else f"{x:+.2f}",
+        mcu_emulated=_mcu_emulated,
     )
     return env
+
+
+def _mcu_emulated(runs: Any) -> tuple[list[str], list[list[str]]]:
+    from toolkit.reports.mcu import emulated_facts
+
+    return emulated_facts(tuple(runs))
 
 
 def _side(s: SideBySide | None) -> tuple[list[tuple[str, str]], list[list[str]]]:

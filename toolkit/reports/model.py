@@ -19,7 +19,7 @@ T = TypeVar("T")
 if TYPE_CHECKING:
     from toolkit.reports.cpus import CpuClassesView
     from toolkit.reports.mixed import MixedView
-    from toolkit.run.documents import McuBoardFit, ParityOutput, ParityRow, VerifyRow
+    from toolkit.run.documents import McuBoardFit, McuEmulated, ParityOutput, ParityRow, VerifyRow
 
 
 @dataclass(frozen=True)
@@ -313,6 +313,8 @@ class McuRow:
     files: tuple[str, ...]
     margin_reason: str
     flash_note: str
+    emulated: tuple[McuEmulated, ...] = ()  # `edgekit mcu --board`: the firmware run on emulated Cortex-M cores
+    sized_with: str = ""  # how the fits-on table sized the boards
 
 
 @dataclass(frozen=True)

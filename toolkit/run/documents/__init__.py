@@ -64,7 +64,15 @@ from toolkit.run.documents.diagnose import (
 )
 from toolkit.run.documents.gate import GateCpu, GateDocument, GateLimits, GateRegression
 from toolkit.run.documents.manifest import ArtifactEntry, Calibration, ManifestDocument, QuantizationRecipe
-from toolkit.run.documents.mcu import McuBoardFit, McuDocument, McuOutputParity, McuParity, McuResult
+from toolkit.run.documents.mcu import (
+    McuBoardFit,
+    McuDocument,
+    McuEmulated,
+    McuFirmwareSize,
+    McuOutputParity,
+    McuParity,
+    McuResult,
+)
 from toolkit.run.documents.mixed import MixedDocument, MixedFormat, MixedLayer, MixedPoint
 from toolkit.run.documents.options import BenchOptions, RunOptions
 from toolkit.run.documents.parity import (
@@ -128,6 +136,8 @@ __all__ = [
     "ManifestDocument",
     "McuBoardFit",
     "McuDocument",
+    "McuEmulated",
+    "McuFirmwareSize",
     "McuOutputParity",
     "McuParity",
     "McuResult",

@@ -110,6 +110,63 @@ class McuBoardFit(Part):
     fits: bool
     source: str
     note: str = ""
+    ram_needed_bytes: int | None = Field(default=None, description="The RAM the fit was judged with.")
+    flash_needed_bytes: int | None = Field(default=None, description="The flash the fit was judged with.")
+    sized_with: str | None = Field(
+        default=None,
+        description="Where the needed RAM and flash come from: the firmware measured on the emulated core, or "
+        "the host estimate (when the board's core was not emulated, and why).",
+    )
+
+
+class McuFirmwareSize(Part):
+    """The linked firmware image (arm-none-eabi-size), split by owner with the linker's map (bytes)."""
+
+    text: int
+    data: int
+    bss: int
+    flash_bytes: int = Field(description="text + data: what the image puts in flash.")
+    flash_model: int = Field(description="The model array (g_model_data).")
+    flash_tflm: int = Field(description="TFLM's runtime, the model's kernels and CMSIS-NN.")
+    flash_rest: int = Field(description="Start-up, newlib (stdio through semihosting) and the runner.")
+    ram_tflm: int = Field(description="TFLM's own data and bss (the arena aside).")
+    ram_rest: int = Field(description="The rest's data and bss, without the static tensor arena.")
+
+
+class McuEmulated(Part):
+    """The firmware built for one core with one kernel set and run on QEMU's MPS2 machine for that core."""
+
+    core: str
+    kernels: str = Field(description="cmsis_nn (TFLM's CMSIS-NN kernels) or reference (TFLM's portable kernels).")
+    machine: str = Field(description="The QEMU machine and CPU, e.g. mps2-an386 / cortex-m4.")
+    qemu: str
+    arena_used_bytes: int = Field(description="MicroInterpreter::arena_used_bytes() on the emulated core.")
+    min_arena_bytes: int = Field(description="The smallest arena (multiple of 16) in which AllocateTensors succeeds.")
+    size: McuFirmwareSize
+    stack_bytes: int = Field(
+        description="The deepest stack below main over the whole run (TFLM, newlib's stdio over semihosting), "
+        "measured by painting 64 KiB under main's frame: an upper bound for TFLM's own."
+    )
+    ram_needed_bytes: int = Field(description="min_arena_bytes + the image's data and bss + stack_bytes.")
+    images: int
+    accuracy: float
+    keras_accuracy: float
+    agreement_litert: float
+    disagreements_litert: int
+    agreement_keras: float
+    disagreements_keras: int
+    max_int8_steps_vs_litert: int = Field(description="Largest |emulated - LiteRT (XNNPACK)| in int8 steps.")
+    max_int8_steps_vs_builtin: int = Field(description="Largest |emulated - LiteRT built-in kernels| in int8 steps.")
+    litert_rounding_steps: int = Field(description="The allowance: LiteRT's own XNNPACK vs built-in (at least 1).")
+    max_int8_steps_vs_host_tflm: int = Field(description="Largest |emulated - TFLM on the host (reference kernels)|.")
+    passed: bool
+    failures: list[str]
+    instructions_per_inference: float | None = Field(description="Instructions per image on QEMU: not a latency.")
+    instructions_note: str
+    wall_seconds: float = Field(description="QEMU's wall time for the run (bisection and all images).")
+    library_compiled_files: int = Field(description="TFLM files compiled for this run (0: all from the cache).")
+    library_seconds: float = Field(description="Time spent compiling them.")
+    elf: str = Field(description="The firmware image, relative to the run directory.")
 
 
 class McuResult(Part):
@@ -131,6 +188,9 @@ class McuResult(Part):
     )
     inputs: list[McuTensor] | None = Field(default=None, description="Every input (several tensors), by TFLM index.")
     outputs: list[McuTensor] | None = Field(default=None, description="Every output (several tensors), by TFLM index.")
+    emulated: list[McuEmulated] | None = Field(
+        default=None, description="`edgekit mcu --board`: the firmware run on emulated Cortex-M cores."
+    )
     boards: list[McuBoardFit]
     boards_sized_with: str
     files: list[str]
