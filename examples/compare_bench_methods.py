@@ -70,7 +70,6 @@ class Case:
         """The same artifact and runtime, whatever the thread count (the pick's part a deployment ships)."""
         return _artifact(self.adaptive_pick) == _artifact(self.fixed_pick)
 
-
     @property
     def fixed_agrees(self) -> bool:
         """The fixed method's own figures back the adaptive pick: the same artifact, or one the fixed run's
