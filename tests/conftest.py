@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -156,3 +157,9 @@ def several_runs(tmp_path_factory: pytest.TempPathFactory, edgekit) -> dict[str,
         assert result.returncode in (0, 3), result.stderr[-3000:]
         runs[name] = (runs_dir / "latest").resolve()
     return runs
+
+
+def ctrl_c_as_from_a_terminal() -> None:
+    """`preexec_fn` for a child a test sends Ctrl-C to: as from a terminal. A job started in the background (CI's
+    runner may be one) inherits SIGINT ignored, and Python then installs no Ctrl-C handler at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, ctrl_c_as_from_a_terminal
 from tests.labgrid_helper import LabgridFarm, Place, running_farm
 from tests.sshd_helper import running_sshd
 from toolkit.remote.boards import inventory_boards, load_inventory
@@ -320,6 +320,7 @@ def test_a_place_someone_else_holds_is_never_touched(
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
+            preexec_fn=ctrl_c_as_from_a_terminal,
         )
         try:
             assert waiting.stderr is not None
@@ -458,6 +459,7 @@ def test_ctrl_c_releases_the_place(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=ctrl_c_as_from_a_terminal,
     )
     try:
         _wait_for(lambda: farm.holder("pi-a") == f"{os.uname().nodename}:edgekit-{proc.pid}/root", 120, "acquire")

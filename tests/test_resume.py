@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from runtimes.files import sha256_file
-from tests.conftest import REPO
+from tests.conftest import REPO, ctrl_c_as_from_a_terminal
 from toolkit.run.lock import run_lock
 
 QUICK_PIPELINE = [
@@ -105,12 +105,6 @@ def check_no_partial_files(run: Path) -> None:
             assert sha256_file(run / a["path"]) == a["sha256"], a["path"]
 
 
-# As from a terminal: a job started in the background (CI's runner may be one) inherits SIGINT ignored, and
-# Python then installs no Ctrl-C handler at all.
-def _ctrl_c_as_from_a_terminal() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 @pytest.mark.slow
 def test_random_kills_then_resume(tmp_path: Path) -> None:
     """SIGINT and SIGKILL at random moments, 10 times; --resume then completes the run."""
@@ -126,7 +120,7 @@ def test_random_kills_then_resume(tmp_path: Path) -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-            preexec_fn=_ctrl_c_as_from_a_terminal,
+            preexec_fn=ctrl_c_as_from_a_terminal,
         )
         time.sleep(rng.uniform(2.0, 12.0))
         proc.send_signal(signal.SIGINT if i % 2 == 0 else signal.SIGKILL)
@@ -173,7 +167,7 @@ def test_an_error_a_library_raises_after_ctrl_c_is_reported_as_the_interruption(
             capture_output=True,
             text=True,
             timeout=60,
-            preexec_fn=_ctrl_c_as_from_a_terminal,
+            preexec_fn=ctrl_c_as_from_a_terminal,
         )
         assert proc.returncode == 130, proc.stderr
         assert "Traceback" not in proc.stderr and "interrupted" in proc.stderr, proc.stderr
