@@ -1,6 +1,7 @@
 """Guard the adaptive benchmark: run it and the fixed method side by side and save what they decide.
 
     python examples/compare_bench_methods.py OUT_DIR --reference RUN_DIR [--user-models] [--control]
+    python examples/compare_bench_methods.py OUT_DIR --add-control all   # after a run without --control
 
 For the reference run (a finished `edgekit pipeline` run directory) and, with `--user-models`, for each test
 model of the own-model work (tests/user_models.py: RGB CNN, MLP, logits CNN, regression MLP, folder CNN):
@@ -9,13 +10,16 @@ model of the own-model work (tests/user_models.py: RGB CNN, MLP, logits CNN, reg
   method), timed as a whole process: the wait for a recommendation;
 - then `edgekit bench RUN` (adaptive) and `edgekit bench RUN --method fixed` run on two copies of the run,
   one after the other, each timed as a whole process;
-- with `--control`, the fixed method runs a second time on the reference, to show how far two fixed runs
-  of the same configuration differ (process-to-process variation the within-run intervals do not cover).
+- with `--control` (or afterwards, `--add-control CASE|all`), the fixed method runs a second time on each case,
+  to show how far two fixed runs of the same configuration differ (process-to-process variation the within-run
+  intervals do not cover).
 
 Writes OUT_DIR/summary.json and OUT_DIR/summary.md: per case, the wall time of each method, the
 recommendation of each (and whether they agree), and per row whether the adaptive p50 lies inside the fixed
 method's 95 % interval of p50 (for the leaders of the recommendation, the span of their fresh processes), with
-the relative difference and how many processes each row had; the rows outside are listed.
+the relative difference and how many processes each row had; the rows outside are listed, each with why as far
+as the control tells: the second fixed run lands as far from the first (or farther), or the row is beyond that
+spread (to look into).
 """
 
 from __future__ import annotations
@@ -125,8 +129,8 @@ def compare_rows(candidate: Path, fixed: Path) -> list[RowCheck]:
 
 
 def measure(case: Case, run: Path, out: Path, control: bool) -> None:
-    copies = {m: out / case.name / m for m in ("adaptive", "fixed", "fixed2")}
-    for method in ("adaptive", "fixed") + (("fixed2",) if control else ()):
+    copies = {m: out / case.name / m for m in ("adaptive", "fixed")}
+    for method in ("adaptive", "fixed"):
         shutil.rmtree(copies[method], ignore_errors=True)
         shutil.copytree(run, copies[method], symlinks=True)
     case.adaptive_s = edgekit("bench", str(copies["adaptive"]))
@@ -135,8 +139,34 @@ def measure(case: Case, run: Path, out: Path, control: bool) -> None:
     case.fixed_pick, case.fixed_ties = pick(copies["fixed"])
     case.rows = compare_rows(copies["adaptive"], copies["fixed"])
     if control:
-        edgekit("bench", str(copies["fixed2"]), "--method", "fixed")
-        case.control_rows = compare_rows(copies["fixed2"], copies["fixed"])
+        add_control(case, run, out)
+
+
+def add_control(case: Case, run: Path, out: Path) -> None:
+    """The fixed method a second time on a fresh copy of `run`, compared with the first fixed run: how far the
+    fixed method lands from its own interval, the yardstick for the adaptive rows that land outside it."""
+    copy = out / case.name / "fixed2"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(run, copy, symlinks=True)
+    edgekit("bench", str(copy), "--method", "fixed")
+    case.control_rows = compare_rows(copy, out / case.name / "fixed")
+
+
+def why_outside(case: Case, row: RowCheck) -> str:
+    """Why an adaptive p50 lies outside the fixed run's interval, as far as the control can say: a second fixed
+    run of the same case landing as far or farther from the first (the spread between fresh processes, which one
+    process's interval does not cover), or not."""
+    if row.inside:
+        return ""
+    if not case.control_rows:
+        return "no control run"
+    worst = max(abs(r.rel_diff) for r in case.control_rows)
+    same = next((r for r in case.control_rows if r.config == row.config), None)
+    if same is not None and not same.inside and abs(row.rel_diff) <= abs(same.rel_diff):
+        return f"fixed run 2 is farther ({100 * same.rel_diff:+.1f} %)"
+    if abs(row.rel_diff) <= worst:
+        return f"within the fixed runs' spread (≤ {100 * worst:.1f} %)"
+    return f"BEYOND the fixed runs' spread ({100 * worst:.1f} %)"
 
 
 def repeat(out: Path, name: str, times: int) -> str:
@@ -166,6 +196,13 @@ def repeat(out: Path, name: str, times: int) -> str:
     ]
     lines += ["", f"bench wall s: fixed {seconds['fixed']}, adaptive {seconds['adaptive']}", ""]
     return "\n".join(lines)
+
+
+def _source(out: Path, name: str) -> Path:
+    """The run a case was benched from: a user model's pipeline run, or for the reference the state of its run
+    before benching (its adaptive copy with bench.json gone, as `edgekit bench` rewrites it)."""
+    source = out / "pipelines" / name / "latest"
+    return source.resolve() if source.is_dir() else out / name / "adaptive"
 
 
 def user_model_runs(out: Path) -> dict[str, tuple[Path, float]]:
@@ -204,16 +241,20 @@ def markdown(cases: list[Case]) -> str:
         "# Adaptive and fixed benchmark methods, side by side",
         "",
         "| case | pipeline s (adaptive) | bench s adaptive | bench s fixed | adaptive pick | fixed pick | "
-        "same artifact | or a tie by the fixed run | same threads | adaptive p50 inside fixed CI |",
-        "| --- | ---: | ---: | ---: | --- | --- | --- | --- | --- | ---: |",
+        "same artifact | or a tie by the fixed run | same threads | adaptive p50 inside fixed CI | "
+        "outside, but no farther than a 2nd fixed run |",
+        "| --- | ---: | ---: | ---: | --- | --- | --- | --- | --- | ---: | ---: |",
     ]
     for c in cases:
         inside = sum(r.inside for r in c.rows)
+        explained = sum(1 for r in c.rows if not r.inside and not why_outside(c, r).startswith(("BEYOND", "no ")))
+        outside = len(c.rows) - inside
         pipeline = f"{c.pipeline_s:.1f}" if c.pipeline_s is not None else "–"
         lines.append(
             f"| {c.name} | {pipeline} | {c.adaptive_s:.1f} | {c.fixed_s:.1f} | {c.adaptive_pick} | {c.fixed_pick} | "
             f"{'yes' if c.same_artifact else 'no'} | {'yes' if c.fixed_agrees else 'NO'} | "
-            f"{'yes' if c.same_pick else 'no'} | {inside}/{len(c.rows)} |"
+            f"{'yes' if c.same_pick else 'no'} | {inside}/{len(c.rows)} | "
+            f"{f'{explained}/{outside}' if c.control_rows else 'no control'} |"
         )
     for c in cases:
         lines += ["", f"## {c.name}", ""]
@@ -221,14 +262,18 @@ def markdown(cases: list[Case]) -> str:
             lines.append(f"Ties: adaptive {c.adaptive_ties or '–'}; fixed {c.fixed_ties or '–'}.")
             lines.append("")
         lines += [
-            "| configuration | adaptive p50 ms | stop | fixed p50 ms | fixed 95 % CI | processes | inside | Δ |",
-            "| --- | ---: | --- | ---: | --- | ---: | --- | ---: |",
+            "| configuration | adaptive p50 ms | stop | fixed p50 ms | fixed 95 % CI | processes | inside | Δ | "
+            "fixed run 2 Δ | why outside |",
+            "| --- | ---: | --- | ---: | --- | ---: | --- | ---: | ---: | --- |",
         ]
+        control = {r.config: r for r in c.control_rows}
         for r in c.rows:
             ci = f"{r.fixed_ci_ms[0]:.4f}–{r.fixed_ci_ms[1]:.4f}" if r.fixed_ci_ms else "–"
+            second = control.get(r.config)
             lines.append(
                 f"| {r.config} | {r.adaptive_p50_ms:.4f} | {r.adaptive_stop} | {r.fixed_p50_ms:.4f} | {ci} | "
-                f"{r.processes[0]} / {r.processes[1]} | {'yes' if r.inside else 'no'} | {100 * r.rel_diff:+.1f} % |"
+                f"{r.processes[0]} / {r.processes[1]} | {'yes' if r.inside else 'no'} | {100 * r.rel_diff:+.1f} % | "
+                f"{'–' if second is None else f'{100 * second.rel_diff:+.1f} %'} | {why_outside(c, r)} |"
             )
         if c.control_rows:
             inside = sum(r.inside for r in c.control_rows)
@@ -247,7 +292,14 @@ def main() -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--reference", type=Path, help="a finished reference pipeline run directory")
     parser.add_argument("--user-models", action="store_true", help="also the five test user models")
-    parser.add_argument("--control", action="store_true", help="run the fixed method twice on the reference")
+    parser.add_argument("--control", action="store_true", help="run the fixed method twice on every case")
+    parser.add_argument(
+        "--add-control",
+        metavar="CASE",
+        action="append",
+        help="after a guard run in OUT: run CASE's fixed method a second time and add it as its control "
+        "(repeatable; 'all' for every case without one)",
+    )
     parser.add_argument("--render", action="store_true", help="only write summary.md again from summary.json")
     parser.add_argument(
         "--repick",
@@ -269,6 +321,13 @@ def main() -> int:
             fh.write(section + "\n")
         print(section)
         return 0
+    if args.add_control:
+        cases = [_case(c) for c in json.loads((args.out / "summary.json").read_text())]
+        for c in cases:
+            if c.name in args.add_control or ("all" in args.add_control and not c.control_rows):
+                add_control(c, _source(args.out, c.name), args.out)
+        (args.out / "summary.json").write_text(json.dumps([asdict(c) for c in cases], indent=2) + "\n")
+        args.render = True
     if args.render:
         cases = [_case(c) for c in json.loads((args.out / "summary.json").read_text())]
         if args.repick:
@@ -287,7 +346,7 @@ def main() -> int:
     if args.user_models:
         for name, (run, seconds) in user_model_runs(args.out).items():
             case = Case(name, pipeline_s=seconds)
-            measure(case, run, args.out, control=False)
+            measure(case, run, args.out, control=args.control)
             cases.append(case)
     (args.out / "summary.json").write_text(json.dumps([asdict(c) for c in cases], indent=2) + "\n")
     (args.out / "summary.md").write_text(markdown(cases))
