@@ -64,6 +64,7 @@ class Case:
     fixed_ties: list[str] = field(default_factory=list)
     rows: list[RowCheck] = field(default_factory=list)
     control_rows: list[RowCheck] = field(default_factory=list)
+    control_pick: str | None = None  # the second fixed run's pick: does the fixed method agree with itself?
 
     @property
     def same_pick(self) -> bool:
@@ -150,6 +151,18 @@ def add_control(case: Case, run: Path, out: Path) -> None:
     shutil.copytree(run, copy, symlinks=True)
     edgekit("bench", str(copy), "--method", "fixed")
     case.control_rows = compare_rows(copy, out / case.name / "fixed")
+    case.control_pick = pick(copy)[0]
+
+
+def rerun_adaptive(case: Case, run: Path, out: Path) -> None:
+    """The adaptive method again on a fresh copy of `run`, against the fixed run kept from before (after a change
+    to the adaptive method: the fixed method's runs do not change with it)."""
+    copy = out / case.name / "adaptive"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(run, copy, symlinks=True)
+    case.adaptive_s = edgekit("bench", str(copy))
+    case.adaptive_pick, case.adaptive_ties = pick(copy)
+    case.rows = compare_rows(copy, out / case.name / "fixed")
 
 
 def why_outside(case: Case, row: RowCheck) -> str:
@@ -199,10 +212,10 @@ def repeat(out: Path, name: str, times: int) -> str:
 
 
 def _source(out: Path, name: str) -> Path:
-    """The run a case was benched from: a user model's pipeline run, or for the reference the state of its run
-    before benching (its adaptive copy with bench.json gone, as `edgekit bench` rewrites it)."""
+    """The run a case was benched from: a user model's pipeline run, or for the reference a copy of it (its first
+    fixed run's folder: `edgekit bench` rewrites bench.json, and nothing else the next bench reads)."""
     source = out / "pipelines" / name / "latest"
-    return source.resolve() if source.is_dir() else out / name / "adaptive"
+    return source.resolve() if source.is_dir() else out / name / "fixed"
 
 
 def user_model_runs(out: Path) -> dict[str, tuple[Path, float]]:
@@ -242,8 +255,8 @@ def markdown(cases: list[Case]) -> str:
         "",
         "| case | pipeline s (adaptive) | bench s adaptive | bench s fixed | adaptive pick | fixed pick | "
         "same artifact | or a tie by the fixed run | same threads | adaptive p50 inside fixed CI | "
-        "outside, but no farther than a 2nd fixed run |",
-        "| --- | ---: | ---: | ---: | --- | --- | --- | --- | --- | ---: | ---: |",
+        "outside, but no farther than a 2nd fixed run | 2nd fixed run's pick |",
+        "| --- | ---: | ---: | ---: | --- | --- | --- | --- | --- | ---: | ---: | --- |",
     ]
     for c in cases:
         inside = sum(r.inside for r in c.rows)
@@ -254,7 +267,7 @@ def markdown(cases: list[Case]) -> str:
             f"| {c.name} | {pipeline} | {c.adaptive_s:.1f} | {c.fixed_s:.1f} | {c.adaptive_pick} | {c.fixed_pick} | "
             f"{'yes' if c.same_artifact else 'no'} | {'yes' if c.fixed_agrees else 'NO'} | "
             f"{'yes' if c.same_pick else 'no'} | {inside}/{len(c.rows)} | "
-            f"{f'{explained}/{outside}' if c.control_rows else 'no control'} |"
+            f"{f'{explained}/{outside}' if c.control_rows else 'no control'} | {c.control_pick or '–'} |"
         )
     for c in cases:
         lines += ["", f"## {c.name}", ""]
@@ -312,6 +325,11 @@ def main() -> int:
         help="after a guard run in OUT: bench CASE's run again with each method (--times), alternated, and append "
         "the picks to OUT/repeat.md",
     )
+    parser.add_argument(
+        "--rerun-adaptive",
+        action="store_true",
+        help="after a guard run in OUT: bench every case again with the adaptive method, against the kept fixed runs",
+    )
     parser.add_argument("--times", type=int, default=2, help="with --repeat: runs of each method (default 2)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -321,10 +339,12 @@ def main() -> int:
             fh.write(section + "\n")
         print(section)
         return 0
-    if args.add_control:
+    if args.add_control or args.rerun_adaptive:
         cases = [_case(c) for c in json.loads((args.out / "summary.json").read_text())]
         for c in cases:
-            if c.name in args.add_control or ("all" in args.add_control and not c.control_rows):
+            if args.rerun_adaptive:
+                rerun_adaptive(c, _source(args.out, c.name), args.out)
+            if c.name in (args.add_control or []) or ("all" in (args.add_control or []) and not c.control_rows):
                 add_control(c, _source(args.out, c.name), args.out)
         (args.out / "summary.json").write_text(json.dumps([asdict(c) for c in cases], indent=2) + "\n")
         args.render = True
@@ -334,6 +354,8 @@ def main() -> int:
             for c in cases:
                 c.adaptive_pick, c.adaptive_ties = pick(args.out / c.name / "adaptive")
                 c.fixed_pick, c.fixed_ties = pick(args.out / c.name / "fixed")
+                if (args.out / c.name / "fixed2" / "bench.json").is_file():
+                    c.control_pick = pick(args.out / c.name / "fixed2")[0]
             (args.out / "summary.json").write_text(json.dumps([asdict(c) for c in cases], indent=2) + "\n")
         (args.out / "summary.md").write_text(markdown(cases))
         print(markdown(cases))

@@ -131,8 +131,9 @@ def _processes_text(m: BenchMethod) -> str:
     return (
         f" The leaders of the recommendation (every configuration that passed parity within the process-to-process "
         f"spread of the fastest) are measured again in fresh processes, interleaved (up to {m.processes} in all for "
-        "those within the tie margin of the fastest), and keep the fastest process's figures, since fresh "
-        "processes of one file can land further apart than one process's interval; the others' p50s are listed."
+        "those within the tie margin of the fastest, or within the spread the leaders' processes showed), and keep "
+        "the fastest process's figures, since fresh processes of one file can land further apart than one process's "
+        "interval; the others' p50s are listed."
     )
 
 

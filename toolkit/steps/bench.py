@@ -388,23 +388,24 @@ def _across_processes(
 
     Every leader gets a second process; those that could then be the pick (`_close`) get up to
     `settings.process_count` in all. Leaders are chosen with `PROCESS_SPREAD_PRIOR`, then
-    with the spread the processes showed where it is wider."""
+    with the spread the processes showed where it is wider; that shown spread also widens who could be the pick, so
+    that on a machine whose processes land in two modes each close rival gets as many chances at the fast mode as
+    the fastest had."""
     from toolkit.steps.bench_focus import PROCESS_SPREAD_PRIOR, leaders, process_spread
 
     # Each process is one sample of where a fresh process lands: the first pass's length (the fixed floor, or the
     # adaptive first pass) is enough for that, as the interval of each is kept.
     how = dataclasses.replace(_Pass.first(settings), name="across processes")
     samples: dict[int, list[BenchRow]] = {}
-    spread = PROCESS_SPREAD_PRIOR
+    spread, shown = PROCESS_SPREAD_PRIOR, 0.0
     for _ in range(2 * settings.process_count):
         current = [r for _, r in rows]
         lead = leaders(current, passed, spread)
         if not lead:
             break
         best = min(lead, key=lambda i: current[i].p50_ms)
-        todo = [
-            i for i in lead if len(samples.get(i, [0])) < (settings.process_count if _close(current, i, best) else 2)
-        ]
+        wanted = {i: settings.process_count if _close(current, i, best, shown) else 2 for i in lead}
+        todo = [i for i in lead if len(samples.get(i, [0])) < wanted[i]]
         if not todo:
             break
         p.add_total(task, len(todo))
@@ -414,17 +415,19 @@ def _across_processes(
         for i, new_rows in zip(todo, again, strict=True):
             samples.setdefault(i, [rows[i][1]]).append(new_rows[0])
             rows[i] = (rows[i][0], _combined(samples[i]))
-        spread = max([spread] + [process_spread([r.p50_ms for r in s]) for s in samples.values()])
+        shown = max([shown] + [process_spread([r.p50_ms for r in s]) for s in samples.values()])
+        spread = max(spread, shown)
     return rows
 
 
-def _close(rows: list[BenchRow], i: int, best: int) -> bool:
-    """Whether row `i` could be the pick: within the tie margin of the fastest leader `best`, or the same artifact
-    at another thread count (which one the tie rule picks hangs on it)."""
+def _close(rows: list[BenchRow], i: int, best: int, shown: float = 0.0) -> bool:
+    """Whether row `i` could be the pick: within the tie margin of the fastest leader `best`, or within the spread
+    the leaders' processes have shown (`shown`, a fraction of p50: one more process of `i` could land that much
+    lower), or the same artifact at another thread count (which one the tie rule picks hangs on it)."""
     from toolkit.steps.bench_focus import TIE_MARGIN
 
     same = (rows[i].artifact, rows[i].runtime) == (rows[best].artifact, rows[best].runtime)
-    return same or rows[i].p50_ms <= rows[best].p50_ms * (1 + TIE_MARGIN)
+    return same or rows[i].p50_ms <= rows[best].p50_ms * (1 + max(TIE_MARGIN, shown))
 
 
 def _combined(processes: list[BenchRow]) -> BenchRow:
