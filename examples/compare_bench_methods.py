@@ -130,27 +130,33 @@ def compare_rows(candidate: Path, fixed: Path) -> list[RowCheck]:
     return checks
 
 
+def bench_copy(run: Path, copy: Path, *args: str) -> float:
+    """`edgekit bench` on a fresh copy of `run` at `copy` (with `args`, e.g. the method); its wall time in seconds."""
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(run, copy, symlinks=True)
+    return edgekit("bench", str(copy), *args)
+
+
 def measure(case: Case, run: Path, out: Path, control: bool) -> None:
-    copies = {m: out / case.name / m for m in ("adaptive", "fixed")}
-    for method in ("adaptive", "fixed"):
-        shutil.rmtree(copies[method], ignore_errors=True)
-        shutil.copytree(run, copies[method], symlinks=True)
-    case.adaptive_s = edgekit("bench", str(copies["adaptive"]))
-    case.fixed_s = edgekit("bench", str(copies["fixed"]), "--method", "fixed")
-    case.adaptive_pick, case.adaptive_ties = pick(copies["adaptive"])
-    case.fixed_pick, case.fixed_ties = pick(copies["fixed"])
-    case.rows = compare_rows(copies["adaptive"], copies["fixed"])
+    case.adaptive_s = bench_copy(run, out / case.name / "adaptive")
+    case.fixed_s = bench_copy(run, out / case.name / "fixed", "--method", "fixed")
+    case.fixed_pick, case.fixed_ties = pick(out / case.name / "fixed")
+    judge_adaptive(case, out)
     if control:
         add_control(case, run, out)
+
+
+def judge_adaptive(case: Case, out: Path) -> None:
+    """The adaptive run's pick, and each of its rows against the first fixed run."""
+    case.adaptive_pick, case.adaptive_ties = pick(out / case.name / "adaptive")
+    case.rows = compare_rows(out / case.name / "adaptive", out / case.name / "fixed")
 
 
 def add_control(case: Case, run: Path, out: Path) -> None:
     """The fixed method a second time on a fresh copy of `run`, compared with the first fixed run: how far the
     fixed method lands from its own interval, the yardstick for the adaptive rows that land outside it."""
     copy = out / case.name / "fixed2"
-    shutil.rmtree(copy, ignore_errors=True)
-    shutil.copytree(run, copy, symlinks=True)
-    edgekit("bench", str(copy), "--method", "fixed")
+    bench_copy(run, copy, "--method", "fixed")
     case.control_rows = compare_rows(copy, out / case.name / "fixed")
     case.control_pick = pick(copy)[0]
 
@@ -158,33 +164,30 @@ def add_control(case: Case, run: Path, out: Path) -> None:
 def rerun_adaptive(case: Case, run: Path, out: Path) -> None:
     """The adaptive method again on a fresh copy of `run`, against the fixed run kept from before (after a change
     to the adaptive method: the fixed method's runs do not change with it)."""
-    copy = out / case.name / "adaptive"
-    shutil.rmtree(copy, ignore_errors=True)
-    shutil.copytree(run, copy, symlinks=True)
-    case.adaptive_s = edgekit("bench", str(copy))
-    case.adaptive_pick, case.adaptive_ties = pick(copy)
-    case.rows = compare_rows(copy, out / case.name / "fixed")
+    case.adaptive_s = bench_copy(run, out / case.name / "adaptive")
+    judge_adaptive(case, out)
 
 
-def why_outside(case: Case, row: RowCheck) -> str:
-    """Why an adaptive p50 lies outside the fixed run's interval, as far as the control can say: a second fixed
-    run of the same case landing as far or farther from the first (the spread between fresh processes, which one
-    process's interval does not cover), or not."""
+def why_outside(case: Case, row: RowCheck) -> tuple[str, bool]:
+    """Why an adaptive p50 lies outside the fixed run's interval, as far as the control can say, and whether that
+    explains it: a second fixed run of the same case landing as far or farther from the first (the spread between
+    fresh processes, which one process's interval does not cover), or the whole run having moved; ("", True) for a
+    row inside."""
     if row.inside:
-        return ""
+        return "", True
     if not case.control_rows:
-        return "no control run"
+        return "no control run", False
     worst = max(abs(r.rel_diff) for r in case.control_rows)
     same = next((r for r in case.control_rows if r.config == row.config), None)
     if same is not None and not same.inside and abs(row.rel_diff) <= abs(same.rel_diff):
-        return f"fixed run 2 is farther ({100 * same.rel_diff:+.1f} %)"
+        return f"fixed run 2 is farther ({100 * same.rel_diff:+.1f} %)", True
     if abs(row.rel_diff) <= worst:
-        return f"within the fixed runs' spread (≤ {100 * worst:.1f} %)"
+        return f"within the fixed runs' spread (≤ {100 * worst:.1f} %)", True
     # The machine's speed between the two runs: every configuration moved alike (the median row's Δ).
     shift = run_shift(case)
     if abs((1 + row.rel_diff) / (1 + shift) - 1) <= worst:
-        return f"the whole run moved {100 * shift:+.1f} % (median Δ); beside that, within the fixed runs' spread"
-    return f"BEYOND the fixed runs' spread ({100 * worst:.1f} %)"
+        return f"the whole run moved {100 * shift:+.1f} % (median Δ); beside that, within the fixed runs' spread", True
+    return f"BEYOND the fixed runs' spread ({100 * worst:.1f} %)", False
 
 
 def run_shift(case: Case) -> float:
@@ -204,9 +207,7 @@ def repeat(out: Path, name: str, times: int) -> str:
     for i in range(1, times + 1):
         for method in ("fixed", "adaptive"):
             copy = out / name / f"{method}-repeat{i}"
-            shutil.rmtree(copy, ignore_errors=True)
-            shutil.copytree(source, copy, symlinks=True)
-            seconds[method].append(edgekit("bench", str(copy), *(("--method", "fixed") if method == "fixed" else ())))
+            seconds[method].append(bench_copy(source, copy, *(("--method", "fixed") if method == "fixed" else ())))
             chosen, ties = pick(copy)
             picks[method].append(f"{chosen} (tied with {', '.join(ties) or 'none'})")
     lines = [
@@ -271,8 +272,7 @@ def markdown(cases: list[Case]) -> str:
     ]
     for c in cases:
         inside = sum(r.inside for r in c.rows)
-        explained = sum(1 for r in c.rows if not r.inside and not why_outside(c, r).startswith(("BEYOND", "no ")))
-        # (a row outside only because the whole run moved counts as explained: see why_outside)
+        explained = sum(1 for r in c.rows if not r.inside and why_outside(c, r)[1])
         outside = len(c.rows) - inside
         pipeline = f"{c.pipeline_s:.1f}" if c.pipeline_s is not None else "–"
         lines.append(
@@ -299,7 +299,7 @@ def markdown(cases: list[Case]) -> str:
             lines.append(
                 f"| {r.config} | {r.adaptive_p50_ms:.4f} | {r.adaptive_stop} | {r.fixed_p50_ms:.4f} | {ci} | "
                 f"{r.processes[0]} / {r.processes[1]} | {'yes' if r.inside else 'no'} | {100 * r.rel_diff:+.1f} % | "
-                f"{'–' if second is None else f'{100 * second.rel_diff:+.1f} %'} | {why_outside(c, r)} |"
+                f"{'–' if second is None else f'{100 * second.rel_diff:+.1f} %'} | {why_outside(c, r)[0]} |"
             )
         if c.control_rows:
             inside = sum(r.inside for r in c.control_rows)
@@ -352,27 +352,20 @@ def main() -> int:
             fh.write(section + "\n")
         print(section)
         return 0
-    if args.add_control or args.rerun_adaptive:
+    added = args.add_control or []
+    if args.render or added or args.rerun_adaptive:  # work on the cases of an earlier guard run in OUT
         cases = [_case(c) for c in json.loads((args.out / "summary.json").read_text())]
         for c in cases:
             if args.rerun_adaptive:
                 rerun_adaptive(c, _source(args.out, c.name), args.out)
-            if c.name in (args.add_control or []) or ("all" in (args.add_control or []) and not c.control_rows):
+            if c.name in added or ("all" in added and not c.control_rows):
                 add_control(c, _source(args.out, c.name), args.out)
-        (args.out / "summary.json").write_text(json.dumps([asdict(c) for c in cases], indent=2) + "\n")
-        args.render = True
-    if args.render:
-        cases = [_case(c) for c in json.loads((args.out / "summary.json").read_text())]
-        if args.repick:
-            for c in cases:
+            if args.render and args.repick:
                 c.adaptive_pick, c.adaptive_ties = pick(args.out / c.name / "adaptive")
                 c.fixed_pick, c.fixed_ties = pick(args.out / c.name / "fixed")
                 if (args.out / c.name / "fixed2" / "bench.json").is_file():
                     c.control_pick = pick(args.out / c.name / "fixed2")[0]
-            (args.out / "summary.json").write_text(json.dumps([asdict(c) for c in cases], indent=2) + "\n")
-        (args.out / "summary.md").write_text(markdown(cases))
-        print(markdown(cases))
-        return 0
+        return save(args.out, cases, summary=not args.render or args.repick)
     cases = []
     if args.reference:
         case = Case("reference")
@@ -383,9 +376,16 @@ def main() -> int:
             case = Case(name, pipeline_s=seconds)
             measure(case, run, args.out, control=args.control)
             cases.append(case)
-    (args.out / "summary.json").write_text(json.dumps([asdict(c) for c in cases], indent=2) + "\n")
-    (args.out / "summary.md").write_text(markdown(cases))
-    print(markdown(cases))
+    return save(args.out, cases)
+
+
+def save(out: Path, cases: list[Case], *, summary: bool = True) -> int:
+    """Write OUT/summary.json (unless only re-rendering) and OUT/summary.md, and print the markdown."""
+    if summary:
+        (out / "summary.json").write_text(json.dumps([asdict(c) for c in cases], indent=2) + "\n")
+    text = markdown(cases)
+    (out / "summary.md").write_text(text)
+    print(text)
     return 0
 
 
